@@ -1,0 +1,84 @@
+"""Parameter documentation shared by the network estimators."""
+
+TRAINING_PARAMS = """\
+max_epochs : int, default={max_epochs}
+        Maximum number of passes over the training data.
+    batch_size : int, default={batch_size}
+        Samples per training batch (prediction uses at least 256).
+    lr : float, default={lr}
+        Learning rate of the optimizer.
+    optimizer : {{"adam", "adamw", "sgd", "rmsprop"}} or torch.optim class, \
+default="adam"
+        The optimizer.
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``).
+    lr_scheduler : {{"cosine", "step", "plateau", "onecycle"}}, torch scheduler \
+class or None, default=None
+        Learning-rate schedule; ``"plateau"`` follows the validation loss.
+    lr_scheduler_params : dict or None, default=None
+        Keyword arguments of the scheduler, overriding the defaults.
+    early_stopping : bool, default=True
+        Stop when the validation loss has not improved by ``tol`` (relative)
+        for ``patience`` epochs, and restore the weights of the best epoch.
+        Needs a validation split (``validation_fraction`` or ``validation_cv``).
+    validation_fraction : float or None, default=0.1
+        Fraction of the training data held out for validation. With ``groups``
+        passed to ``fit``, whole groups are held out; single-label classifiers
+        stratify. None disables the internal validation split.
+    validation_cv : cross-validation splitter or None, default=None
+        A splitter whose first split gives the validation set (for instance
+        ``GroupKFold(5)`` or a spatial splitter); it receives ``groups`` from
+        ``fit``. Takes precedence over ``validation_fraction``.
+    patience : int, default=10
+        Epochs without improvement before early stopping.
+    tol : float, default=1e-4
+        Minimum relative improvement of the validation loss.
+    gradient_clip : float or None, default=None
+        Clip the global gradient norm to this value.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available, else the CPU; ``"cpu"``,
+        ``"cuda"``, ``"cuda:1"`` ... are used as given.
+    amp : {{"bf16", "fp16"}} or None, default=None
+        Mixed precision: autocast to bfloat16 or float16 (with gradient
+        scaling) on the GPU; ``"bf16"`` also works on recent CPUs.
+    warm_start : bool, default=False
+        Continue training the fitted network on the next ``fit`` instead of
+        starting again.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, the validation split and the
+        batch order. The global torch and NumPy generators are left untouched.
+    verbose : int, default=0
+        Show a progress bar over epochs when positive."""
+
+FITTED_ATTRS = """\
+net_ : skorch.NeuralNet
+        The trained network and its training state (``net_.module_`` is the
+        ``torch.nn.Module``).
+    history_ : pandas.DataFrame
+        One row per epoch: ``train_loss``, ``valid_loss``, ``dur`` and, per
+        target, validation metrics (``valid_<target>_<metric>``).
+    n_iter_ : int
+        Number of epochs trained.
+    best_epoch_ : int
+        Epoch with the lowest validation loss (only with a validation split).
+    device_ : torch.device
+        Device the network lives on.
+    input_shape_ : tuple or dict
+        Shape of one sample, or of each named input.
+    n_features_in_ : int
+        Number of features (``X.shape[1]``) for array input.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X``."""
+
+
+def fill_doc(**extra):
+    """Class decorator filling ``{training_params}`` and ``{fitted_attrs}``."""
+
+    def decorate(cls):
+        cls.__doc__ = cls.__doc__.format(
+            training_params=TRAINING_PARAMS.format(**extra),
+            fitted_attrs=FITTED_ATTRS,
+        )
+        return cls
+
+    return decorate

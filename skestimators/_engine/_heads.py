@@ -1,0 +1,190 @@
+"""Output heads: which part of the network output meets which targets, how.
+
+A head group maps one network output (the whole output tensor, a slice of its
+columns, or one entry of a ``dict`` returned by ``forward``) to columns of the
+target matrix, with an element-wise loss, per-column loss weights and the
+metrics recorded in ``history_`` for each target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import r2_score, roc_auc_score
+from torch import nn
+from torch.nn import functional as F
+
+
+
+def _bce(pred, target):
+    return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+
+
+@dataclass
+class HeadGroup:
+    """One output of the network and the target columns it predicts.
+
+    Parameters
+    ----------
+    names : list of str
+        Target names, one per column (used in ``history_`` keys).
+    kind : {"binary", "multiclass", "regression"}
+        How outputs are read and scored.
+    out_key : str or None
+        Key of the output in the ``dict`` returned by ``forward``; None when
+        ``forward`` returns one tensor.
+    out_cols : slice or None
+        Columns of the output tensor belonging to this group (None: all).
+    y_cols : slice or None
+        Columns of the target matrix (None: the target is 1-D, multiclass).
+    loss : callable
+        Element-wise loss ``(pred, target) -> tensor`` of the target's shape.
+    weights : torch.Tensor
+        One loss weight per target column.
+    class_weight : torch.Tensor or None
+        Multiclass only: per-class weights for the cross-entropy.
+    """
+
+    names: list
+    kind: str
+    out_key: str | None
+    out_cols: slice | None
+    y_cols: slice | None
+    loss: object
+    weights: torch.Tensor
+    class_weight: torch.Tensor | None = None
+    pos_weight: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+    def output(self, y_pred):
+        out = y_pred[self.out_key] if self.out_key is not None else y_pred
+        if self.kind == "multiclass":
+            return out
+        if out.ndim == 1:
+            out = out.unsqueeze(1)
+        return out if self.out_cols is None else out[:, self.out_cols]
+
+    def target(self, y):
+        return y if self.y_cols is None else y[:, self.y_cols]
+
+    def elementwise(self, pred, target):
+        """Loss per sample and column, shape ``(n, n_columns)``."""
+        if self.kind == "multiclass":
+            cw = self.class_weight
+            if cw is not None and cw.device != pred.device:
+                cw = self.class_weight = cw.to(pred.device)
+            return F.cross_entropy(pred, target, weight=cw, reduction="none")[:, None]
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"The network output for {self.names} has shape {tuple(pred.shape)} "
+                f"but the targets have shape {tuple(target.shape)}; check the "
+                "module's n_outputs."
+            )
+        if self.kind == "binary" and self.pos_weight is not None:
+            pw = self.pos_weight.to(pred.device)
+            return F.binary_cross_entropy_with_logits(
+                pred, target, pos_weight=pw, reduction="none"
+            )
+        return self.loss(pred, target)
+
+
+class HeadsLoss(nn.Module):
+    """The training criterion: weighted mean of every head's loss.
+
+    Called as ``criterion(y_pred, (y, sample_weight))``; sample weights are
+    normalised to mean one over the training set by the caller, so a batch
+    loss is ``mean_i(w_i * l_i)`` and its expectation is the weighted loss.
+    """
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+        self._total_weight = float(sum(float(g.weights.sum()) for g in groups))
+
+    def forward(self, y_pred, y_true):
+        y, sample_weight = y_true
+        total = 0.0
+        for group in self.groups:
+            pred = group.output(y_pred).float()
+            per = group.elementwise(pred, group.target(y))
+            weights = group.weights
+            if weights.device != per.device:
+                weights = group.weights = weights.to(per.device)
+            per = per * weights
+            if sample_weight is not None:
+                per = per * sample_weight[:, None]
+            total = total + per.sum(1).mean()
+        return total / self._total_weight
+
+
+def resolve_loss(name, *, loss_alpha=0.5, sigma=1.0):
+    """Element-wise loss for a regression loss name or callable."""
+    if callable(name):
+        return name
+    from ..nn import elementwise_loss
+
+    return elementwise_loss(name, loss_alpha=loss_alpha, sigma=sigma)
+
+
+def regression_groups(names, *, loss, weights, dict_output):
+    """Head groups of a regressor: one per target when ``forward`` returns a dict."""
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    if dict_output:
+        return [
+            HeadGroup([name], "regression", name, None, slice(j, j + 1), loss, w[j : j + 1])
+            for j, name in enumerate(names)
+        ]
+    return [HeadGroup(list(names), "regression", None, None, None, loss, w)]
+
+
+def multilabel_groups(names, *, weights, dict_output, pos_weight=None):
+    """One binary head per label (per output key when ``forward`` returns a dict)."""
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    groups = []
+    for j, name in enumerate(names):
+        pw = None if pos_weight is None else pos_weight[j : j + 1]
+        groups.append(
+            HeadGroup(
+                [name], "binary", name if dict_output else None,
+                None if dict_output else slice(j, j + 1), slice(j, j + 1), _bce,
+                w[j : j + 1], pos_weight=pw,
+            )
+        )
+    return groups
+
+
+# -- metrics recorded per epoch on the validation split ------------------------------
+def _safe_auc(y_true, score):
+    if np.unique(y_true).size < 2:
+        return float("nan")
+    return float(roc_auc_score(y_true, score))
+
+
+def head_metrics(groups, y_pred, y_true, prefix="valid"):
+    """Metrics per target as ``{f"{prefix}_{name}_{metric}": value}``.
+
+    ``y_pred`` is the concatenated raw network output (tensor or dict of
+    tensors), ``y_true`` the target tensor.
+    """
+    scores = {}
+    single = sum(len(g.names) for g in groups) == 1
+    for group in groups:
+        pred = group.output(y_pred).float().cpu().numpy()
+        target = group.target(y_true).cpu().numpy()
+        for j, name in enumerate(group.names):
+            key = prefix if single else f"{prefix}_{name}"
+            if group.kind == "multiclass":
+                scores[f"{key}_accuracy"] = float(np.mean(pred.argmax(1) == target))
+            elif group.kind == "binary":
+                t = target[:, j]
+                scores[f"{key}_accuracy"] = float(np.mean((pred[:, j] > 0) == (t > 0.5)))
+                scores[f"{key}_roc_auc"] = _safe_auc(t, pred[:, j])
+            else:
+                t, p = target[:, j], pred[:, j]
+                scores[f"{key}_rmse"] = float(np.sqrt(np.mean((t - p) ** 2)))
+                scores[f"{key}_r2"] = (
+                    float(r2_score(t, p)) if t.size > 1 else float("nan")
+                )
+    return scores

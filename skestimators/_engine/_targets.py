@@ -1,0 +1,165 @@
+"""Target encoding for network classifiers and regressors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, column_or_1d
+
+from ._heads import HeadGroup, _bce, multilabel_groups, regression_groups, resolve_loss
+
+
+def target_names(y, n_columns, default="y"):
+    if isinstance(y, pd.DataFrame):
+        return [str(c) for c in y.columns]
+    if isinstance(y, pd.Series) and y.name is not None and n_columns == 1:
+        return [str(y.name)]
+    if n_columns == 1:
+        return [default]
+    return [f"{default}{j}" for j in range(n_columns)]
+
+
+def _column_weights(weights, names):
+    if weights is None:
+        return np.ones(len(names))
+    if isinstance(weights, dict):
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ValueError(f"target_weights names unknown targets {unknown}; targets are {names}.")
+        return np.array([float(weights.get(n, 1.0)) for n in names])
+    weights = np.asarray(weights, dtype=float).ravel()
+    if weights.shape != (len(names),):
+        raise ValueError(
+            f"target_weights has {weights.size} values for {len(names)} targets."
+        )
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError("target_weights must be non-negative and not all zero.")
+    return weights
+
+
+def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
+    """Return ``(y_tensor, head_groups, n_outputs, y_strat)`` for a classifier."""
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+    y_in = y
+    if not hasattr(y, "shape"):
+        y = np.asarray(y)
+    check_classification_targets(y)
+    if fitting:
+        y_type = type_of_target(y, input_name="y")
+        estimator.target_type_ = y_type
+    else:
+        y_type = estimator.target_type_
+    if y_type == "multilabel-indicator":
+        Y = check_array(y, dtype=np.float32, input_name="y")
+        if Y.shape[0] != n_samples:
+            raise ValueError(f"X has {n_samples} samples but y has {Y.shape[0]}.")
+        if fitting:
+            estimator.classes_ = np.arange(Y.shape[1])
+            estimator.target_names_ = target_names(y_in, Y.shape[1])
+        names = estimator.target_names_
+        if Y.shape[1] != len(names):
+            raise ValueError(f"y has {Y.shape[1]} labels; the estimator was fitted on {len(names)}.")
+        pos_weight = None
+        if getattr(estimator, "class_weight", None) == "balanced":
+            pos = Y.sum(0)
+            pos_weight = torch.as_tensor((Y.shape[0] - pos) / np.maximum(pos, 1.0))
+        groups = multilabel_groups(
+            names, weights=_column_weights(getattr(estimator, "target_weights", None), names),
+            dict_output=False, pos_weight=pos_weight,
+        )
+        return torch.from_numpy(Y), groups, Y.shape[1], None
+
+    y1 = column_or_1d(y, warn=True)
+    if y1.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {y1.shape[0]}.")
+    if fitting:
+        encoder = LabelEncoder().fit(y1 if classes is None else np.asarray(classes))
+        if encoder.classes_.size < 2:
+            raise ValueError(
+                f"{type(estimator).__name__} needs samples of at least 2 classes in "
+                f"the data, but the data contain only one class: {encoder.classes_[0]!r}."
+            )
+        estimator.classes_ = encoder.classes_
+        estimator.target_names_ = target_names(y_in, 1)
+    unseen = np.setdiff1d(np.unique(y1), estimator.classes_)
+    if unseen.size:
+        raise ValueError(f"y contains labels {unseen.tolist()} not seen in the first fit.")
+    codes = np.searchsorted(estimator.classes_, y1)
+    names = estimator.target_names_
+    if estimator.classes_.size == 2:
+        group = HeadGroup(names, "binary", None, None, slice(0, 1), _bce, torch.ones(1))
+        return torch.from_numpy(codes.astype(np.float32)[:, None]), [group], 1, codes
+    group = HeadGroup(names, "multiclass", None, None, None, None, torch.ones(1))
+    return torch.from_numpy(codes.astype(np.int64)), [group], estimator.classes_.size, codes
+
+
+def class_weight_samples(estimator, codes, weights):
+    """Fold ``class_weight`` into per-sample weights (binary and multiclass)."""
+    class_weight = getattr(estimator, "class_weight", None)
+    if class_weight is None or codes is None:
+        return weights
+    classes = estimator.classes_
+    if isinstance(class_weight, dict):
+        unknown = [c for c in class_weight if c not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(f"class_weight names unknown classes {unknown}.")
+    cw = compute_class_weight(class_weight, classes=classes, y=classes[codes])
+    per_sample = torch.from_numpy(cw[codes].astype(np.float32))
+    per_sample = per_sample * (len(per_sample) / per_sample.sum())
+    return per_sample if weights is None else per_sample * weights
+
+
+def encode_regression(estimator, y, *, fitting, n_samples, classes=None):
+    """Return ``(y_tensor, head_groups, n_outputs, None)`` for a regressor."""
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+    Y = check_array(
+        y, ensure_2d=False, dtype=[np.float32, np.float64], input_name="y",
+        ensure_all_finite=True,
+    )
+    if Y.ndim > 2:
+        raise ValueError(f"y must be 1-D or 2-D, got shape {Y.shape}.")
+    if Y.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {Y.shape[0]}.")
+    Y2 = Y.reshape(n_samples, -1).astype(np.float32)
+    if fitting:
+        estimator.n_targets_ = Y2.shape[1]
+        estimator._y_ndim = Y.ndim
+        estimator.target_names_ = target_names(y, Y2.shape[1])
+    elif Y2.shape[1] != estimator.n_targets_:
+        raise ValueError(f"y has {Y2.shape[1]} targets; the estimator was fitted on {estimator.n_targets_}.")
+    names = estimator.target_names_
+    loss = resolve_loss(
+        estimator.loss, loss_alpha=getattr(estimator, "loss_alpha", 0.5),
+        sigma=getattr(estimator, "sigma", 1.0),
+    )
+    groups = regression_groups(
+        names, loss=loss,
+        weights=_column_weights(getattr(estimator, "target_weights", None), names),
+        dict_output=False,
+    )
+    return torch.from_numpy(Y2), groups, Y2.shape[1], None
+
+
+def to_dict_groups(groups):
+    """Re-key head groups for a module whose ``forward`` returns one output per target."""
+    out = []
+    for g in groups:
+        if g.kind == "multiclass":
+            out.append(g)
+            continue
+        for j, name in enumerate(g.names):
+            out.append(
+                HeadGroup(
+                    [name], g.kind, name, None,
+                    slice(j, j + 1) if g.y_cols is None else slice(g.y_cols.start + j, g.y_cols.start + j + 1),
+                    g.loss, g.weights[j : j + 1],
+                    pos_weight=None if g.pos_weight is None else g.pos_weight[j : j + 1],
+                )
+            )
+    return out

@@ -1,0 +1,138 @@
+"""Validation of ``X`` (arrays, DataFrames, MultiInput) for the network estimators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_array, validate_data
+
+from .._multiinput import MultiInput, as_mapping
+
+_FLOATS = [np.float32, np.float64]
+
+
+def _check_named(name, value):
+    if hasattr(value, "toarray") or type(value).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"Input {name!r} is a sparse matrix; the network estimators need dense "
+            "data (call .toarray() first if it fits in memory)."
+        )
+    array = check_array(
+        value, dtype=_FLOATS, allow_nd=True, ensure_2d=False, input_name=name,
+        ensure_all_finite=True,
+    )
+    if array.ndim == 1:
+        array = array[:, None]
+    return array
+
+
+def check_inputs(estimator, X, *, reset: bool):
+    """Validate ``X`` and return a float array or a dict of float arrays.
+
+    On ``reset`` the expected layout is stored on the estimator
+    (``input_shape_``, ``input_columns_`` and, for array input, the standard
+    ``n_features_in_``/``feature_names_in_``); otherwise ``X`` must match it.
+    """
+    mapping = as_mapping(X)
+    if mapping is None:
+        array = validate_data(
+            estimator, X, reset=reset, allow_nd=True, dtype=_FLOATS,
+            ensure_all_finite=True, accept_sparse=False,
+        )
+        shape = tuple(array.shape[1:])
+        if reset:
+            estimator.input_shape_ = shape
+        elif isinstance(estimator.input_shape_, dict):
+            raise ValueError(
+                "This estimator was fitted on named inputs "
+                f"{sorted(estimator.input_shape_)} (a MultiInput); got a single array."
+            )
+        elif shape != estimator.input_shape_:
+            raise ValueError(
+                f"X has sample shape {shape}, but {type(estimator).__name__} was "
+                f"fitted on sample shape {estimator.input_shape_}."
+            )
+        return array
+
+    if not mapping:
+        raise ValueError("X holds no named inputs.")
+    if not reset:
+        expected = getattr(estimator, "input_shape_", None)
+        if not isinstance(expected, dict):
+            raise ValueError(
+                "This estimator was fitted on a single array; got named inputs "
+                f"{list(mapping)}."
+            )
+        missing = [k for k in expected if k not in mapping]
+        if missing:
+            raise ValueError(
+                f"X is missing the named input(s) {missing}; the estimator was "
+                f"fitted on {list(expected)}."
+            )
+        mapping = {k: _align_columns(k, mapping[k], estimator) for k in expected}
+    arrays = {str(k): _check_named(k, v) for k, v in mapping.items()}
+    lengths = {k: v.shape[0] for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"Named inputs have different numbers of samples: {lengths}.")
+    shapes = {k: tuple(v.shape[1:]) for k, v in arrays.items()}
+    if reset:
+        estimator.input_shape_ = shapes
+        estimator.input_columns_ = {
+            k: list(map(str, v.columns))
+            for k, v in mapping.items()
+            if isinstance(v, pd.DataFrame)
+        }
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(estimator, attr):
+                delattr(estimator, attr)
+    else:
+        for k, shape in shapes.items():
+            if shape != estimator.input_shape_[k]:
+                raise ValueError(
+                    f"Input {k!r} has sample shape {shape}, but "
+                    f"{type(estimator).__name__} was fitted on "
+                    f"{estimator.input_shape_[k]}."
+                )
+    return arrays
+
+
+def _align_columns(name, value, estimator):
+    columns = getattr(estimator, "input_columns_", {}).get(name)
+    if columns is None or not isinstance(value, pd.DataFrame):
+        return value
+    got = list(map(str, value.columns))
+    missing = [c for c in columns if c not in got]
+    if missing:
+        raise ValueError(
+            f"Input {name!r} is missing column(s) {missing} seen during fit."
+        )
+    return value[columns]
+
+
+def n_samples_of(X) -> int:
+    if isinstance(X, dict):
+        return next(iter(X.values())).shape[0]
+    return X.shape[0]
+
+
+def input_shape_for_module(X):
+    """``input_shape`` injected into module constructors."""
+    if isinstance(X, dict):
+        return {k: tuple(v.shape[1:]) for k, v in X.items()}
+    return tuple(X.shape[1:])
+
+
+def check_sample_weight_array(sample_weight, n_samples):
+    from sklearn.utils.validation import _check_sample_weight
+
+    weights = _check_sample_weight(
+        sample_weight, np.empty((n_samples, 1)), dtype=np.float64,
+        ensure_non_negative=True,
+    )
+    total = weights.sum()
+    if total <= 0:
+        raise ValueError("sample_weight sums to zero; at least one must be positive.")
+    return (weights * (n_samples / total)).astype(np.float32)
+
+
+__all__ = ["MultiInput", "check_inputs"]

@@ -1,0 +1,68 @@
+"""A plain multilayer perceptron, the default module of the generic estimators."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Fully connected network on flattened inputs.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one sample; it is flattened. Injected by the estimators.
+    n_outputs : int
+        Number of outputs (logits or regression targets). Injected by the
+        estimators.
+    hidden_units : tuple of int, default=(64,)
+        Width of each hidden layer.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer.
+    activation : {"relu", "gelu", "tanh"}, default="relu"
+        Hidden activation.
+    batch_norm : bool, default=False
+        Add batch normalisation after each hidden linear layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skestimators.nn import MLP
+    >>> MLP(input_shape=(3, 4), n_outputs=2, hidden_units=(8,))(torch.zeros(5, 3, 4)).shape
+    torch.Size([5, 2])
+    """
+
+    _activations = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+    def __init__(
+        self,
+        input_shape=(1,),
+        n_outputs=1,
+        hidden_units=(64,),
+        dropout=0.0,
+        activation="relu",
+        batch_norm=False,
+    ):
+        super().__init__()
+        if activation not in self._activations:
+            raise ValueError(
+                f"activation must be one of {sorted(self._activations)}, got "
+                f"{activation!r}."
+            )
+        n_in = int(math.prod(input_shape))
+        layers = [nn.Flatten()]
+        for width in hidden_units:
+            layers.append(nn.Linear(n_in, int(width)))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(int(width)))
+            layers.append(self._activations[activation]())
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            n_in = int(width)
+        layers.append(nn.Linear(n_in, int(n_outputs)))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, X):
+        return self.layers(X)
