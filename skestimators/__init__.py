@@ -1,8 +1,25 @@
 """scikit-learn estimators for scientific deep learning, built on skorch and PyTorch."""
 
+from ._io import load, save
 from ._multiinput import MultiInput
-from .estimators import NetClassifier, NetRegressor
+from .estimators import (
+    GalaxyZooRegressor,
+    ImageClassifier,
+    NetClassifier,
+    NetRegressor,
+    SpectraAuxClassifier,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["MultiInput", "NetClassifier", "NetRegressor", "__version__"]
+__all__ = [
+    "GalaxyZooRegressor",
+    "ImageClassifier",
+    "MultiInput",
+    "NetClassifier",
+    "NetRegressor",
+    "SpectraAuxClassifier",
+    "__version__",
+    "load",
+    "save",
+]

@@ -178,6 +178,7 @@ class BaseNet(BaseEstimator):
             gradient_clip=self.gradient_clip,
             head_groups=groups_spec,
             epoch_hooks=getattr(self, "_epoch_hooks", ()),
+            batch_transform=self._batch_transform(),
             **kwargs,
         )
 
@@ -218,6 +219,11 @@ class BaseNet(BaseEstimator):
         self.output_names_ = sorted(out) if isinstance(out, dict) else None
         return groups_spec
 
+    def _batch_transform(self):
+        """A picklable ``(X, (y, w), generator) -> (X, (y, w))`` applied to each
+        training batch (augmentation), or None. Subclasses override."""
+        return None
+
     def _class_sample_weights(self, y_strat, weights):
         return weights
 
@@ -233,8 +239,12 @@ class BaseNet(BaseEstimator):
             self.best_epoch_ = int(self.history_["valid_loss"].idxmin())
 
     # -- prediction ------------------------------------------------------------------------
-    def _forward(self, X):
-        """Raw network output for ``X`` on the CPU (tensor or dict of tensors)."""
+    def _forward(self, X, transform=None):
+        """Raw network output for ``X`` on the CPU (tensor or dict of tensors).
+
+        ``transform`` maps each input batch (on the device) before the module,
+        e.g. one view of test-time augmentation.
+        """
         check_is_fitted(self, "net_")
         Xv = check_inputs(self, X, reset=False)
         data = TensorData(_tensors(Xv))
@@ -250,6 +260,8 @@ class BaseNet(BaseEstimator):
                 Xb, _ = data.slice(start, start + batch)
                 if device.type != "cpu":
                     Xb = _to(Xb, device)
+                if transform is not None:
+                    Xb = transform(Xb)
                 out = module(**Xb) if isinstance(Xb, dict) else module(Xb)
                 outputs.append(_to(out, "cpu", float_=True))
         if isinstance(outputs[0], dict):

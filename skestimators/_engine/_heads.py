@@ -83,7 +83,7 @@ class HeadGroup:
                 "module's n_outputs."
             )
         if self.kind == "binary" and self.pos_weight is not None:
-            pw = self.pos_weight.to(pred.device)
+            pw = self.pos_weight = self.pos_weight.to(pred.device)
             return F.binary_cross_entropy_with_logits(
                 pred, target, pos_weight=pw, reduction="none"
             )
@@ -102,9 +102,14 @@ class HeadsLoss(nn.Module):
         super().__init__()
         self.groups = groups
         self._total_weight = float(sum(float(g.weights.sum()) for g in groups))
+        # One group with equal weights: the loss is a plain mean (the fast path).
+        self._plain = len(groups) == 1 and bool((groups[0].weights == 1).all())
 
     def forward(self, y_pred, y_true):
         y, sample_weight = y_true
+        if self._plain and sample_weight is None:
+            group = self.groups[0]
+            return group.elementwise(group.output(y_pred).float(), group.target(y)).mean()
         total = 0.0
         for group in self.groups:
             pred = group.output(y_pred).float()
@@ -128,31 +133,21 @@ def resolve_loss(name, *, loss_alpha=0.5, sigma=1.0):
     return elementwise_loss(name, loss_alpha=loss_alpha, sigma=sigma)
 
 
-def regression_groups(names, *, loss, weights, dict_output):
-    """Head groups of a regressor: one per target when ``forward`` returns a dict."""
+def regression_groups(names, *, loss, weights):
+    """One regression head group over every target (split per target for dicts)."""
     w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
-    if dict_output:
-        return [
-            HeadGroup([name], "regression", name, None, slice(j, j + 1), loss, w[j : j + 1])
-            for j, name in enumerate(names)
-        ]
     return [HeadGroup(list(names), "regression", None, None, None, loss, w)]
 
 
-def multilabel_groups(names, *, weights, dict_output, pos_weight=None):
-    """One binary head per label (per output key when ``forward`` returns a dict)."""
+def multilabel_groups(names, *, weights, pos_weight=None):
+    """One binary head group over every label (split per label for dict outputs)."""
     w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
-    groups = []
-    for j, name in enumerate(names):
-        pw = None if pos_weight is None else pos_weight[j : j + 1]
-        groups.append(
-            HeadGroup(
-                [name], "binary", name if dict_output else None,
-                None if dict_output else slice(j, j + 1), slice(j, j + 1), _bce,
-                w[j : j + 1], pos_weight=pw,
-            )
+    return [
+        HeadGroup(
+            list(names), "binary", None, None, slice(0, len(names)), _bce, w,
+            pos_weight=pos_weight,
         )
-    return groups
+    ]
 
 
 # -- metrics recorded per epoch on the validation split ------------------------------

@@ -34,9 +34,10 @@ class EngineNet(NeuralNet):
 
     def __init__(
         self, *args, batch_generator=None, amp_dtype=None, gradient_clip=None,
-        head_groups=None, epoch_hooks=(), **kwargs,
+        head_groups=None, epoch_hooks=(), batch_transform=None, **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.batch_transform = batch_transform
         self.batch_generator = batch_generator
         self.amp_dtype = amp_dtype
         self.gradient_clip = gradient_clip
@@ -74,6 +75,9 @@ class EngineNet(NeuralNet):
     def train_step(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = batch
+        if self.batch_transform is not None:
+            # Training-time augmentation: (X, (y, w)) -> (X, (y, w)), on the device.
+            Xi, yi = self.batch_transform(Xi, yi, self.batch_generator)
         optimizer = self.optimizer_
         optimizer.zero_grad(set_to_none=True)
         with autocast(torch.device(self.device), self.amp_dtype):
@@ -106,22 +110,31 @@ class EngineNet(NeuralNet):
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         return {"loss": loss, "y_pred": y_pred}
 
+    def _set_training(self, training=True):
+        # Switching modes walks every submodule; do it once per epoch, not per batch.
+        if getattr(self, "_training_mode", None) is not training:
+            super()._set_training(training)
+            self._training_mode = training
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
-        total = torch.zeros((), device=torch.device(self.device))
-        n_seen = 0
+        self._training_mode = None
+        losses, sizes = [], []
         outputs = [] if not training and self.head_groups else None
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            n = _batch_len(batch[0])
-            total += step["loss"].detach().float() * n
-            n_seen += n
+            losses.append(step["loss"])
+            sizes.append(_batch_len(batch[0]))
             if outputs is not None:
                 outputs.append(step["y_pred"])
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        self.history.record(prefix + "_loss", (total / max(n_seen, 1)).item())
+        if not losses:
+            return
+        weights = torch.tensor(sizes, dtype=torch.float32)
+        epoch_loss = (torch.stack(losses).float().cpu() * weights).sum() / weights.sum()
+        self.history.record(prefix + "_loss", epoch_loss.item())
         if outputs:
             y_pred = _concat(outputs)
             for key, value in head_metrics(

@@ -70,7 +70,7 @@ def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
             pos_weight = torch.as_tensor((Y.shape[0] - pos) / np.maximum(pos, 1.0))
         groups = multilabel_groups(
             names, weights=_column_weights(getattr(estimator, "target_weights", None), names),
-            dict_output=False, pos_weight=pos_weight,
+            pos_weight=pos_weight,
         )
         return torch.from_numpy(Y), groups, Y.shape[1], None
 
@@ -141,7 +141,6 @@ def encode_regression(estimator, y, *, fitting, n_samples, classes=None):
     groups = regression_groups(
         names, loss=loss,
         weights=_column_weights(getattr(estimator, "target_weights", None), names),
-        dict_output=False,
     )
     return torch.from_numpy(Y2), groups, Y2.shape[1], None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 
@@ -12,8 +13,10 @@ class MLP(nn.Module):
 
     Parameters
     ----------
-    input_shape : tuple of int
-        Shape of one sample; it is flattened. Injected by the estimators.
+    input_shape : tuple of int or dict of str to tuple
+        Shape of one sample; it is flattened. A dict of shapes means named
+        inputs (``forward(**inputs)``), flattened and concatenated in the
+        order of the dict. Injected by the estimators.
     n_outputs : int
         Number of outputs (logits or regression targets). Injected by the
         estimators.
@@ -51,7 +54,12 @@ class MLP(nn.Module):
                 f"activation must be one of {sorted(self._activations)}, got "
                 f"{activation!r}."
             )
-        n_in = int(math.prod(input_shape))
+        if isinstance(input_shape, dict):
+            self.input_names = list(input_shape)
+            n_in = sum(int(math.prod(s)) for s in input_shape.values())
+        else:
+            self.input_names = None
+            n_in = int(math.prod(input_shape))
         layers = [nn.Flatten()]
         for width in hidden_units:
             layers.append(nn.Linear(n_in, int(width)))
@@ -64,5 +72,7 @@ class MLP(nn.Module):
         layers.append(nn.Linear(n_in, int(n_outputs)))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, X):
+    def forward(self, X=None, **inputs):
+        if self.input_names is not None:
+            X = torch.cat([inputs[k].flatten(1) for k in self.input_names], dim=1)
         return self.layers(X)

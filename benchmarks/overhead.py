@@ -1,0 +1,184 @@
+"""Training and prediction overhead of skestimators against a bare PyTorch loop.
+
+For each case the same module, data, optimizer and number of epochs run under
+(a) a bare loop slicing pre-shuffled tensors, (b) skorch's default NeuralNet
+(DataLoader over a Dataset) and (c) skestimators, in one process, and the
+script prints seconds per epoch and ratios to (a). Prediction throughput on
+200k rows is compared with a bare ``torch.inference_mode`` loop.
+
+Run: ``python benchmarks/overhead.py`` (``--quick`` for a smaller smoke run).
+Targets: training <= 1.05x the bare loop; prediction >= 0.95x its throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from skorch import NeuralNet
+from torch import nn
+
+from skestimators import NetClassifier, NetRegressor
+
+
+def mlp(n_in, n_out):
+    return nn.Sequential(nn.Linear(n_in, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, n_out))
+
+
+class Conv1D(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv1d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+            nn.Conv1d(32, 64, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(), nn.Linear(64, 2),
+        )
+
+    def forward(self, X):
+        return self.body(X)
+
+
+def small_cnn():
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(64, 37),
+    )
+
+
+def bare_epochs(module, X, y, loss_fn, batch_size, epochs, lr, seed):
+    module = copy.deepcopy(module)
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    times = []
+    module.train()
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(X), generator=gen)
+        Xs, ys = X[perm], y[perm]
+        for i in range(0, len(X), batch_size):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(module(Xs[i : i + batch_size]), ys[i : i + batch_size])
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def skorch_epochs(module, X, y, loss_cls, batch_size, epochs, lr):
+    net = NeuralNet(
+        copy.deepcopy(module), criterion=loss_cls, optimizer=torch.optim.Adam, lr=lr,
+        max_epochs=epochs, batch_size=batch_size, train_split=None, verbose=0,
+        device="cpu",
+    )
+    net.fit(X.numpy(), y.numpy())
+    return [row["dur"] for row in net.history]
+
+
+def ours_epochs(estimator_cls, module, X, y, batch_size, epochs, lr, seed):
+    est = estimator_cls(
+        copy.deepcopy(module), max_epochs=epochs, batch_size=batch_size, lr=lr,
+        validation_fraction=None, early_stopping=False, device="cpu", random_state=seed,
+    )
+    est.fit(X.numpy(), y.numpy())
+    return est, list(est.history_["dur"])
+
+
+def per_epoch(times):
+    # Skip the first epoch (allocator and kernel warm-up) when there are several.
+    return statistics.median(times[1:] if len(times) > 2 else times)
+
+
+def bench_case(name, module, X, y, *, kind, batch_size, epochs, lr=1e-3, seed=0):
+    if kind == "multilabel":
+        loss_fn, loss_cls, est_cls = nn.functional.binary_cross_entropy_with_logits, nn.BCEWithLogitsLoss, NetClassifier
+    elif kind == "binary":
+        loss_fn, loss_cls, est_cls = (
+            lambda p, t: nn.functional.binary_cross_entropy_with_logits(p, t),
+            nn.BCEWithLogitsLoss, NetClassifier,
+        )
+    else:
+        loss_fn, loss_cls, est_cls = nn.functional.mse_loss, nn.MSELoss, NetRegressor
+    rows = []
+    # Interleave the three runners twice so that machine noise hits them alike.
+    results = {"bare": [], "skorch": [], "skestimators": []}
+    for _ in range(2):
+        results["bare"] += bare_epochs(module, X, y, loss_fn, batch_size, epochs, lr, seed)
+        results["skorch"] += skorch_epochs(module, X, y, loss_cls, batch_size, epochs, lr)
+        results["skestimators"] += ours_epochs(est_cls, module, X, y, batch_size, epochs, lr, seed)[1]
+    base = per_epoch(results["bare"])
+    for runner, times in results.items():
+        rows.append({"case": name, "runner": runner, "s/epoch": per_epoch(times), "ratio": per_epoch(times) / base})
+    return rows
+
+
+def bench_predict(module, n_rows, n_features, batch_size):
+    X = torch.randn(n_rows, n_features)
+    y = (torch.rand(2000, 2) > 0.5).float()
+    est, _ = ours_epochs(NetClassifier, module, X[:2000], y, 256, 1, 1e-3, 0)
+    net = est.net_.module_
+    Xn = X.numpy()
+
+    def bare():
+        out = []
+        net.eval()
+        with torch.inference_mode():
+            for i in range(0, n_rows, batch_size):
+                out.append(net(X[i : i + batch_size]))
+        return torch.cat(out)
+
+    timings = {"bare": [], "skestimators": []}
+    for _ in range(3):
+        t0 = time.perf_counter(); bare(); timings["bare"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); est.predict_proba(Xn); timings["skestimators"].append(time.perf_counter() - t0)
+    base = n_rows / min(timings["bare"])
+    return [
+        {"case": f"predict {n_rows} rows", "runner": r, "rows/s": n_rows / min(t), "ratio": (n_rows / min(t)) / base}
+        for r, t in timings.items()
+    ]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, fewer epochs")
+    args = parser.parse_args(argv)
+    scale = 0.2 if args.quick else 1.0
+    epochs = 2 if args.quick else 4
+    g = torch.Generator().manual_seed(0)
+    n = int(20000 * scale)
+    X_mlp = torch.randn(n, 361, generator=g)
+    y_mlp = (torch.rand(n, 2, generator=g) > 0.5).float()
+    X_c1 = torch.randn(n, 3, 52, generator=g)
+    y_c1 = (torch.rand(n, 2, generator=g) > 0.5).float()
+    n_img = int(4000 * scale)
+    X_img = torch.randn(n_img, 3, 64, 64, generator=g)
+    y_img = torch.rand(n_img, 37, generator=g)
+
+    rows = []
+    torch.manual_seed(0)
+    rows += bench_case("MLP 361->2, batch 32", mlp(361, 2), X_mlp, y_mlp, kind="multilabel", batch_size=32, epochs=epochs)
+    rows += bench_case("MLP 361->2, batch 256", mlp(361, 2), X_mlp, y_mlp, kind="multilabel", batch_size=256, epochs=epochs)
+    rows += bench_case("Conv1D (3, 52)->2, batch 64", Conv1D(), X_c1, y_c1, kind="multilabel", batch_size=64, epochs=epochs)
+    rows += bench_case("CNN (3, 64, 64)->37, batch 64", small_cnn(), X_img, y_img, kind="regression", batch_size=64, epochs=max(2, epochs // 2))
+    train = pd.DataFrame(rows).pivot(index="case", columns="runner", values="ratio")
+    secs = pd.DataFrame(rows).pivot(index="case", columns="runner", values="s/epoch")
+    pred = pd.DataFrame(bench_predict(mlp(361, 2), int(200_000 * scale), 361, 1024))
+
+    pd.set_option("display.width", 160)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("Training, seconds per epoch:")
+    print(secs[["bare", "skorch", "skestimators"]].round(3).to_string())
+    print("\nTraining, ratio to the bare loop (target: skestimators <= 1.05):")
+    print(train[["bare", "skorch", "skestimators"]].round(3).to_string())
+    print("\nPrediction throughput (target: ratio >= 0.95):")
+    print(pred.round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

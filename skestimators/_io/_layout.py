@@ -1,0 +1,233 @@
+"""What a fitted model expects as input, and fingerprints of training data.
+
+The layout is a JSON-ready dict stored in a model's sidecar and checked by the
+batch scorer::
+
+    {"kind": "array" | "named",
+     "inputs": {name: {"shape": [..] | None, "dtype": str | None,
+                       "columns": [..] | None}},
+     "source": "training_data" | "<step path>",
+     "exact": bool}
+
+``kind="array"`` models take one array (its entry is named ``"X"``);
+``kind="named"`` models take a :class:`~skestimators.MultiInput`. ``exact`` is
+True when the layout describes the raw input (it comes from the training data
+or from the first step of the model); a layout read from a later step (after
+preprocessing that may reshape) only fixes the input names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from .._multiinput import as_mapping
+
+__all__ = ["data_fingerprint", "final_estimator", "input_layout", "walk_estimators"]
+
+
+def _steps(estimator):
+    """Sub-estimators of a meta-estimator, in data order, as ``(name, est)``."""
+    steps = getattr(estimator, "steps", None)
+    if isinstance(steps, list):
+        return [(n, s) for n, s in steps if s not in (None, "passthrough")]
+    for attr in ("regressor_", "estimator_", "best_estimator_", "classifier_"):
+        inner = getattr(estimator, attr, None)
+        if inner is not None and hasattr(inner, "fit"):
+            return [(attr, inner)]
+    return []
+
+
+def walk_estimators(estimator, path=""):
+    """Yield ``(path, estimator)`` for an estimator and everything nested in it.
+
+    Pipelines are walked step by step (in order), and meta-estimators into
+    their fitted ``regressor_``/``estimator_``/``best_estimator_``.
+    """
+    yield path or type(estimator).__name__, estimator
+    for name, sub in _steps(estimator):
+        yield from walk_estimators(sub, f"{path}/{name}" if path else name)
+
+
+def final_estimator(estimator):
+    """The estimator that makes the predictions (last step, inner regressor)."""
+    steps = _steps(estimator)
+    return final_estimator(steps[-1][1]) if steps else estimator
+
+
+def _entry(shape=None, columns=None):
+    return {
+        "shape": None if shape is None else [int(v) for v in shape],
+        "dtype": None,
+        "columns": None if columns is None else [str(c) for c in columns],
+    }
+
+
+def _input_transformer_layout(estimator) -> dict:
+    """Per-input layout of a fitted InputTransformer, from its single-input parts."""
+    fitted = getattr(estimator, "transformers_", {}) or {}
+    sources = getattr(estimator, "_sources", {}) or {}
+    inputs = {}
+    for name in estimator.input_names_:
+        entry = _entry()
+        for out_name, inner in fitted.items():
+            if list(sources.get(out_name, [])) == [name] and not isinstance(inner, str):
+                sub = _layout_of(inner)
+                if sub is not None and sub["kind"] == "array":
+                    entry = sub["inputs"]["X"]
+                break
+        inputs[str(name)] = entry
+    if getattr(estimator, "_single_input", False):
+        return {"kind": "array", "inputs": {"X": inputs.get("X", _entry())}}
+    return {"kind": "named", "inputs": inputs}
+
+
+def _layout_of(estimator) -> dict | None:
+    """The input layout one fitted estimator records, or None."""
+    if isinstance(getattr(estimator, "steps", None), list):  # a Pipeline
+        steps = _steps(estimator)
+        return _layout_of(steps[0][1]) if steps else None
+    if hasattr(estimator, "input_names_") and hasattr(estimator, "transformers_"):
+        return _input_transformer_layout(estimator)
+    shape = getattr(estimator, "input_shape_", None)
+    if isinstance(shape, dict):
+        columns = getattr(estimator, "input_columns_", None) or {}
+        return {
+            "kind": "named",
+            "inputs": {
+                str(k): _entry(v, columns.get(k) or None) for k, v in shape.items()
+            },
+        }
+    names = getattr(estimator, "feature_names_in_", None)
+    n_features = getattr(estimator, "n_features_in_", None)
+    if shape is None and n_features is not None:
+        shape = (int(n_features),)
+    if shape is None:
+        return None
+    return {"kind": "array", "inputs": {"X": _entry(shape, names)}}
+
+
+def _layout_of_data(X) -> dict:
+    mapping = as_mapping(X)
+    kind = "array" if mapping is None else "named"
+    mapping = {"X": X} if mapping is None else mapping
+    inputs = {}
+    for name, value in mapping.items():
+        columns = None
+        if isinstance(value, pd.DataFrame):
+            columns = [str(c) for c in value.columns]
+            dtypes = {str(t) for t in value.dtypes}
+            dtype = dtypes.pop() if len(dtypes) == 1 else "mixed"
+        else:
+            value = np.asarray(value) if not hasattr(value, "dtype") else value
+            dtype = str(value.dtype)
+        inputs[str(name)] = {
+            "shape": [int(s) for s in value.shape[1:]],
+            "dtype": dtype,
+            "columns": columns,
+        }
+    return {"kind": kind, "inputs": inputs}
+
+
+def input_layout(estimator, X=None) -> dict | None:
+    """The input layout of a fitted model, from ``X`` when given.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted estimator or Pipeline.
+    X : array-like, DataFrame or MultiInput, default=None
+        Training inputs; when given they define the layout exactly.
+
+    Returns
+    -------
+    layout : dict or None
+        See the module docstring; None when nothing records a layout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from skestimators._io._layout import input_layout
+    >>> model = LinearRegression().fit(np.ones((3, 2)), [1, 2, 3])
+    >>> input_layout(model)["inputs"]
+    {'X': {'shape': [2], 'dtype': None, 'columns': None}}
+    """
+    if X is not None:
+        return {**_layout_of_data(X), "source": "training_data", "exact": True}
+    for position, (path, est) in enumerate(walk_estimators(estimator)):
+        layout = _layout_of(est)
+        if layout is not None:
+            # The outer estimator (position 0) and the first step of a
+            # Pipeline both see the raw input.
+            first = position == 0 or _is_first(estimator, est)
+            return {**layout, "source": path, "exact": first}
+    return None
+
+
+def _is_first(estimator, target) -> bool:
+    while True:
+        steps = _steps(estimator)
+        if not steps:
+            return False
+        estimator = steps[0][1]
+        if estimator is target:
+            return True
+
+
+def _hash_array(digest, value) -> None:
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        digest.update(repr([str(c) for c in frame.columns]).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+        return
+    array = np.asarray(value)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    if array.dtype.kind == "O":
+        digest.update(repr(array.tolist()).encode())
+        return
+    step = max(1, (1 << 24) // max(array[:1].nbytes, 1))  # ~16 MB at a time
+    for start in range(0, len(array), step):
+        digest.update(np.ascontiguousarray(array[start : start + step]).data)
+
+
+def data_fingerprint(X, y=None) -> dict:
+    """SHA-256 fingerprints of training inputs and targets.
+
+    Parameters
+    ----------
+    X : array-like, DataFrame or MultiInput
+        Inputs.
+    y : array-like, DataFrame or None, default=None
+        Targets.
+
+    Returns
+    -------
+    fingerprint : dict
+        ``n_samples``, ``X_sha256`` (over every named input, its name, dtype,
+        shape and values) and ``y_sha256`` (None without ``y``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skestimators._io._layout import data_fingerprint
+    >>> fp = data_fingerprint(np.zeros((4, 3)), np.arange(4))
+    >>> fp["n_samples"], len(fp["X_sha256"])
+    (4, 64)
+    """
+    mapping = as_mapping(X)
+    mapping = {"X": X} if mapping is None else mapping
+    digest = hashlib.sha256()
+    n_samples = None
+    for name, value in mapping.items():
+        digest.update(str(name).encode())
+        _hash_array(digest, value)
+        n_samples = len(value)
+    y_sha = None
+    if y is not None:
+        y_digest = hashlib.sha256()
+        _hash_array(y_digest, y)
+        y_sha = y_digest.hexdigest()
+    return {"n_samples": n_samples, "X_sha256": digest.hexdigest(), "y_sha256": y_sha}

@@ -1,0 +1,452 @@
+"""Save and load fitted models: a joblib pickle plus a JSON sidecar.
+
+``save(model, "model.joblib")`` writes ``model.joblib`` and
+``model.joblib.json``. The sidecar records what is needed to trust and use the
+pickle later: its SHA-256, the versions it was made with, the input the model
+expects, where it was trained, and optionally a fingerprint of the training
+data and cross-validation scores. ``load`` checks the hash before unpickling.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import pickle
+import platform
+import uuid
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from ._layout import data_fingerprint, final_estimator, input_layout, walk_estimators
+
+__all__ = [
+    "ModelFileError",
+    "ModelVersionWarning",
+    "load",
+    "read_metadata",
+    "save",
+    "sidecar_path",
+]
+
+FORMAT = "skestimators-model/1"
+_CHECKED_VERSIONS = ("skestimators", "torch", "sklearn")
+
+
+class ModelFileError(ValueError):
+    """A model file or its sidecar is missing, altered or unreadable."""
+
+
+class ModelVersionWarning(UserWarning):
+    """A model was saved with other versions of the libraries than installed."""
+
+
+def sidecar_path(path) -> Path:
+    """The sidecar of a model file: ``<path>.json``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    sidecar : pathlib.Path
+        ``<path>.json``.
+
+    Examples
+    --------
+    >>> from skestimators._io import sidecar_path
+    >>> sidecar_path("models/clf.joblib").as_posix()
+    'models/clf.joblib.json'
+    """
+    path = Path(os.fspath(path))
+    return path.with_name(path.name + ".json")
+
+
+def versions() -> dict:
+    """Versions of Python and of the libraries a pickle depends on."""
+    import sklearn
+    import torch
+
+    from .. import __version__
+
+    return {
+        "skestimators": __version__,
+        "torch": torch.__version__,
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _devices(estimator) -> list[str]:
+    found = []
+    for _, est in walk_estimators(estimator):
+        net = est.__dict__.get("net_")
+        device = getattr(net, "device", None)
+        if device is not None and str(device) not in found:
+            found.append(str(device))
+    return found
+
+
+def _targets(estimator) -> dict:
+    final = final_estimator(estimator)
+    out = {}
+    for attr in ("classes_", "target_names_"):
+        value = getattr(final, attr, None)
+        if value is not None:
+            out[attr.rstrip("_")] = _jsonable(value)
+    return out
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _cv_summary(cv_scores) -> dict:
+    if isinstance(cv_scores, dict):
+        scores = {str(k): np.asarray(v, dtype=float) for k, v in cv_scores.items()}
+    else:
+        scores = {"score": np.asarray(cv_scores, dtype=float)}
+    return {
+        name: {
+            "values": [float(v) for v in np.ravel(s)],
+            "mean": float(np.mean(s)),
+            "std": float(np.std(s)),
+        }
+        for name, s in scores.items()
+    }
+
+
+class _MainScanner(pickle.Pickler):
+    """Pickles into nothing, collecting classes and functions from ``__main__``."""
+
+    def __init__(self):
+        super().__init__(_Sink(), protocol=5)
+        self.found: set[str] = set()
+
+    def persistent_id(self, obj):
+        kind = obj if isinstance(obj, type) or callable(obj) else type(obj)
+        if getattr(kind, "__module__", None) == "__main__":
+            self.found.add(getattr(kind, "__qualname__", repr(kind)))
+        return None
+
+
+class _Sink:
+    def write(self, data):
+        return len(data)
+
+
+def _main_references(estimator) -> list[str]:
+    scanner = _MainScanner()
+    try:
+        scanner.dump(estimator)
+    except Exception:  # the real dump reports unpicklable objects
+        return []
+    return sorted(scanner.found)
+
+
+def temporary_name(path: Path, suffix: str = "") -> Path:
+    """A unique hidden name next to ``path`` (same file system: atomic rename)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = temporary_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(estimator, path, *, cv_scores=None, training_data=None) -> Path:
+    """Save a fitted model as a joblib pickle with a JSON sidecar.
+
+    Writes ``path`` (the pickle) and ``<path>.json``, each to a temporary
+    file renamed into place. The sidecar holds the format, the SHA-256 and
+    size of the pickle, the versions of skestimators, torch, scikit-learn,
+    NumPy and Python, the creation time (UTC), the device(s) the networks
+    were on, the input the model expects (names, per-sample shapes, dtypes
+    and DataFrame columns, from ``training_data`` or read from the fitted
+    model: its ``input_shape_``/``input_columns_``/``feature_names_in_``, or
+    those of the first Pipeline step that has them, else the final
+    network), its classes or target names, and, when given, a fingerprint
+    of the training data and the cross-validation scores.
+
+    A model trained on a GPU loads and predicts on a CPU-only machine.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted estimator or Pipeline.
+    path : str or path-like
+        The pickle to write (``.joblib`` by convention); its folder must exist.
+    cv_scores : array-like or dict, default=None
+        Cross-validation scores: an array, or the dict returned by
+        :func:`sklearn.model_selection.cross_validate`; stored with their
+        mean and standard deviation.
+    training_data : tuple (X, y) or (X,), default=None
+        The training data. Its SHA-256 fingerprint and number of samples are
+        stored (not the data), and ``X`` defines the expected input exactly.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The pickle written.
+
+    Warns
+    -----
+    UserWarning
+        If the model references classes or functions defined in ``__main__``
+        (a script or notebook): another process cannot unpickle them. Define
+        them in an importable module.
+
+    See Also
+    --------
+    load : Verify and load a saved model.
+
+    Notes
+    -----
+    A pickle can execute arbitrary code when loaded: load only files from
+    sources you trust. The sidecar's hash detects corruption and accidental
+    changes; it is no signature, since whoever can replace the pickle can
+    replace the sidecar too.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> import skestimators
+    >>> X, y = np.arange(8.0).reshape(4, 2), np.arange(4.0)
+    >>> model = LinearRegression().fit(X, y)
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> path = skestimators.save(model, folder / "lr.joblib", training_data=(X, y))
+    >>> sorted(p.name for p in folder.iterdir())
+    ['lr.joblib', 'lr.joblib.json']
+    >>> skestimators.load(path).predict(X[:2]).round(6).tolist()
+    [0.0, 1.0]
+    """
+    path = Path(os.fspath(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Folder {path.parent} does not exist.")
+    main_refs = _main_references(estimator)
+    if main_refs:
+        warnings.warn(
+            f"The model references {main_refs} defined in __main__ (a script or "
+            "notebook); it will only load in a process that defines them too. "
+            "Move them to an importable module.",
+            UserWarning,
+            stacklevel=2,
+        )
+    X = None
+    fingerprint = None
+    if training_data is not None:
+        if (
+            not isinstance(training_data, (tuple, list))
+            or not 1 <= len(training_data) <= 2
+        ):
+            raise ValueError("training_data must be a tuple (X, y) or (X,).")
+        X = training_data[0]
+        y = training_data[1] if len(training_data) == 2 else None
+        fingerprint = data_fingerprint(X, y)
+    _atomic_write(path, lambda tmp: joblib.dump(estimator, tmp))
+    devices = _devices(estimator)
+    metadata = {
+        "format": FORMAT,
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "size_bytes": path.stat().st_size,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "estimator": _qualname(estimator),
+        "final_estimator": _qualname(final_estimator(estimator)),
+        "versions": versions(),
+        "device": devices[0] if len(devices) == 1 else (devices or None),
+        "input": input_layout(estimator, X),
+        "targets": _targets(estimator),
+        "training_data": fingerprint,
+        "cv_scores": None if cv_scores is None else _cv_summary(cv_scores),
+    }
+    text = json.dumps(metadata, indent=2, default=str) + "\n"
+    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def _qualname(obj) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def read_metadata(path) -> dict:
+    """Read the sidecar of a saved model.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file (not the sidecar).
+
+    Returns
+    -------
+    metadata : dict
+        The sidecar's content, see :func:`save`.
+
+    Raises
+    ------
+    ModelFileError
+        If the sidecar is missing or is not valid JSON.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sklearn.dummy import DummyClassifier
+    >>> import skestimators
+    >>> from skestimators._io import read_metadata
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dummy.joblib"
+    >>> _ = skestimators.save(DummyClassifier().fit([[0], [1]], [0, 1]), path)
+    >>> meta = read_metadata(path)
+    >>> meta["format"], meta["targets"]["classes"]
+    ('skestimators-model/1', [0, 1])
+    """
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise ModelFileError(
+            f"The model {path} has no sidecar {side.name}: it was not written by "
+            "skestimators.save, or the sidecar was not copied along with it."
+        )
+    try:
+        metadata = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"The sidecar {side} is not valid JSON: {exc}") from exc
+    if not isinstance(metadata, dict) or "sha256" not in metadata:
+        raise ModelFileError(f"The sidecar {side} has no 'sha256' entry.")
+    return metadata
+
+
+def load(path, *, trust: bool = False):
+    """Load a model saved by :func:`save`, after checking its SHA-256.
+
+    The pickle's hash must match the one in its sidecar ``<path>.json``, or
+    nothing is unpickled. A warning is given when the versions of
+    skestimators, torch or scikit-learn differ from the ones the model was
+    saved with (the model may still work; retrain or pin them to be sure).
+    A model whose networks were on a GPU loads onto the CPU quietly when no
+    GPU is available.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The pickle written by :func:`save`.
+    trust : bool, default=False
+        Load a pickle that has no sidecar (one written by ``joblib.dump``, or
+        whose sidecar was lost). Its integrity and versions cannot be checked
+        then. A sidecar that is present is always checked.
+
+    Returns
+    -------
+    estimator : estimator
+        The fitted model.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ModelFileError
+        If the sidecar is missing (and ``trust`` is False), unreadable, or
+        its hash does not match the pickle.
+
+    Warns
+    -----
+    ModelVersionWarning
+        If the package, torch or scikit-learn version differs.
+
+    See Also
+    --------
+    save : Write a model and its sidecar.
+
+    Notes
+    -----
+    Unpickling runs code chosen by whoever wrote the file. Load only models
+    from sources you trust; the hash check guards against corruption and
+    mix-ups, not against someone who can rewrite both files.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sklearn.dummy import DummyRegressor
+    >>> import skestimators
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dummy.joblib"
+    >>> _ = skestimators.save(DummyRegressor().fit([[0], [1]], [1.0, 3.0]), path)
+    >>> skestimators.load(path).predict([[5]]).tolist()
+    [2.0]
+    >>> _ = path.write_bytes(path.read_bytes() + b"x")
+    >>> skestimators.load(path)
+    Traceback (most recent call last):
+    ...
+    skestimators._io._model_file.ModelFileError: ... does not match ...
+    """
+    path = Path(os.fspath(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file {path} does not exist.")
+    if not sidecar_path(path).exists() and trust:
+        return joblib.load(path)
+    metadata = read_metadata(path)
+    check_integrity(path, metadata)
+    check_versions(metadata, path)
+    return joblib.load(path)
+
+
+def check_integrity(path, metadata) -> None:
+    """Raise ModelFileError if the file's SHA-256 differs from the sidecar's."""
+    actual = file_sha256(path)
+    if actual != metadata["sha256"]:
+        raise ModelFileError(
+            f"The SHA-256 of {path} ({actual[:16]}...) does not match its sidecar "
+            f"({str(metadata['sha256'])[:16]}...): the file was changed or "
+            "corrupted after it was saved. Refusing to unpickle it."
+        )
+
+
+def check_versions(metadata, path="the model") -> None:
+    """Warn about package, torch and scikit-learn versions differing from now."""
+    saved = metadata.get("versions") or {}
+    current = versions()
+    differ = [
+        f"{name} {saved[name]} (installed {current[name]})"
+        for name in _CHECKED_VERSIONS
+        if name in saved and saved[name] != current[name]
+    ]
+    if differ:
+        warnings.warn(
+            f"{path} was saved with {', '.join(differ)}; it may not load or "
+            "predict identically.",
+            ModelVersionWarning,
+            stacklevel=3,
+        )

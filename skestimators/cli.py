@@ -1,0 +1,341 @@
+"""The ``skestimators`` command line: score, train, info, demo.
+
+A thin layer over the public API (:func:`skestimators.scoring.score`,
+:func:`skestimators.save`, :func:`skestimators.recipes.exoplanet_pipeline`,
+:func:`skestimators.model_selection.compare_variants`); nothing imports it.
+
+Exit codes: 0 success; 1 error (a message says what; the output file is left
+as it was); 2 wrong usage; 3 ``score`` wrote the output but some rows could
+not be scored (NaN values, unreadable images): they have null predictions and
+are listed in ``<OUT>.invalid.csv``, the first ones on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from . import __version__
+
+EXIT_INVALID_ROWS = 3
+
+_ERRORS = (ValueError, FileNotFoundError, RuntimeError, ImportError, OSError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="skestimators")
+@click.option("-v", "--verbose", count=True, help="More log messages (-vv: debug).")
+def main(verbose: int) -> None:
+    """scikit-learn estimators for scientific deep learning."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "inputs", nargs=-1, required=True, type=click.Path(exists=True), metavar="INPUT..."
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output file (.parquet, .csv, .npy; .tif for rasters).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["parquet", "csv", "npy", "tif"]),
+    help="Output format (default: from the output's suffix).",
+)
+@click.option("--device", help="cpu, cuda, cuda:1, auto (default: as loaded).")
+@click.option("--batch-size", type=click.IntRange(1), help="Samples per forward pass.")
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1),
+    help="Rows per chunk (default: ~32 MB of input).",
+)
+@click.option("--id-column", help="Column of a Parquet/CSV input holding row ids.")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "predict", "predict_proba"]),
+    default="auto",
+    show_default=True,
+    help="auto: predict_proba when the model has it.",
+)
+@click.option("--dask", "use_dask", is_flag=True, help="Score on a local Dask cluster.")
+@click.option("--scheduler", metavar="ADDRESS", help="Score on this Dask scheduler.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="Workers of the local Dask cluster.",
+)
+@click.option("--window", type=click.IntRange(1), help="Patch side for rasters.")
+@click.option(
+    "--crop",
+    type=click.IntRange(1),
+    default=207,
+    show_default=True,
+    help="Centre crop of images before resizing.",
+)
+@click.option(
+    "--restart", is_flag=True, help="Discard an unfinished run with other settings."
+)
+@click.option(
+    "--trust", is_flag=True, help="Load a model without sidecar (no integrity check)."
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def score(
+    model,
+    inputs,
+    output,
+    output_format,
+    device,
+    batch_size,
+    chunk_rows,
+    id_column,
+    method,
+    use_dask,
+    scheduler,
+    workers,
+    window,
+    crop,
+    restart,
+    trust,
+    progress,
+):
+    """Score INPUT files with MODEL into OUTPUT, in chunks.
+
+    INPUT: .npy arrays, .parquet or .csv tables, an exoplanet folder
+    (spectra.npy + auxiliary.csv), a folder of <GalaxyID>.jpg images, or
+    GeoTIFF rasters (one per time step; mapped into a GeoTIFF).
+
+    Interrupted runs resume when started again with the same arguments; the
+    output appears only when complete. Rows with NaN values get null
+    predictions and are listed in OUTPUT.invalid.csv (exit code 3).
+    """
+    from .scoring import score as run
+
+    if use_dask and scheduler:
+        raise click.UsageError("Give either --dask or --scheduler, not both.")
+    try:
+        result = run(
+            model,
+            inputs,
+            output,
+            output_format=output_format,
+            chunk_rows=chunk_rows,
+            batch_size=batch_size,
+            device=device,
+            id_column=id_column,
+            method=method,
+            scheduler=scheduler or ("local" if use_dask else None),
+            n_workers=workers,
+            crop=crop,
+            window=window,
+            restart=restart,
+            trust=trust,
+            progress=progress,
+        )
+    except _ERRORS as exc:
+        raise click.ClickException(str(exc)) from exc
+    resumed = (
+        f", {result.resumed_chunks} chunk(s) resumed" if result.resumed_chunks else ""
+    )
+    click.echo(
+        f"Wrote {result.output}: {result.n_rows} rows in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s{resumed}).",
+        err=True,
+    )
+    if result.n_invalid:
+        shown = ", ".join(str(next(iter(r.values()))) for r in result.invalid_preview)
+        more = " ..." if result.n_invalid > len(result.invalid_preview) else ""
+        click.echo(
+            f"Warning: {result.n_invalid} row(s) not scored (NaN or unreadable); "
+            f"ids: {shown}{more}. All are listed in {result.invalid_path}.",
+            err=True,
+        )
+        sys.exit(EXIT_INVALID_ROWS)
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Also verify the SHA-256 and versions; exit 1 on mismatch.",
+)
+def info(model, check):
+    """Print the sidecar of MODEL (versions, hash, expected input, scores)."""
+    import warnings
+
+    from ._io import read_metadata
+    from ._io._model_file import check_integrity, check_versions
+
+    try:
+        metadata = read_metadata(model)
+        if check:
+            check_integrity(model, metadata)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                check_versions(metadata, model)
+            for warning in caught:
+                click.echo(f"Warning: {warning.message}", err=True)
+    except _ERRORS as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(metadata, indent=2))
+
+
+def _exoplanet_data(data):
+    from .datasets import load_exoplanet
+
+    X, y = load_exoplanet(None if data == "builtin" else data)
+    if y is None:
+        raise click.ClickException(f"{data} has no targets.csv: nothing to train on.")
+    return X, y
+
+
+def _column_auc(estimator, X, y, *, column):
+    """ROC AUC of one target of a multilabel model (a scorer)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    return roc_auc_score(y[:, column], estimator.predict_proba(X)[:, column])
+
+
+def _exoplanet_scoring(y) -> dict:
+    """Per-target ROC AUC and subset accuracy.
+
+    Scorers are given per target: sklearn's ``"roc_auc"`` takes a model with
+    two labels (``classes_ == [0, 1]``) for a binary classifier and scores
+    one column only.
+    """
+    from functools import partial
+
+    scoring = {
+        f"{name}_auc": partial(_column_auc, column=j)
+        for j, name in enumerate(y.columns)
+    }
+    scoring["accuracy"] = "accuracy"
+    return scoring
+
+
+def _recipe(name):
+    try:
+        from .recipes import exoplanet_pipeline
+    except ImportError as exc:
+        raise click.ClickException(
+            "The recipes (skestimators.recipes) are not available in this version."
+        ) from exc
+    recipes = {"exoplanet": exoplanet_pipeline}
+    if name not in recipes:
+        raise click.ClickException(
+            f"Unknown recipe {name!r}; known: {sorted(recipes)}."
+        )
+    return recipes[name]
+
+
+@main.command()
+@click.argument("recipe", type=click.Choice(["exoplanet"]))
+@click.argument("data")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Model file to write (.joblib); the sidecar goes next to it.",
+)
+@click.option("--variant", default="best", show_default=True, help="Recipe variant.")
+@click.option("--random-state", type=int, default=0, show_default=True)
+@click.option(
+    "--cv",
+    "folds",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Cross-validate first with this many folds (scores go to the sidecar).",
+)
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(1),
+    help="Override the recipe's maximum number of epochs.",
+)
+@click.option("--device", default="auto", show_default=True)
+def train(recipe, data, output, variant, random_state, folds, max_epochs, device):
+    """Train RECIPE on DATA (a load_exoplanet folder, or "builtin") and save it."""
+    from sklearn.model_selection import cross_validate
+
+    from . import save
+
+    make = _recipe(recipe)
+    try:
+        X, y = _exoplanet_data(data)
+        model = make(variant, random_state=random_state, device=device)
+        if max_epochs is not None:
+            model.set_params(**{f"{model.steps[-1][0]}__max_epochs": max_epochs})
+        scores = None
+        if folds > 1:
+            cv = cross_validate(model, X, y, cv=folds, scoring=_exoplanet_scoring(y))
+            scores = {k: v for k, v in cv.items() if k.startswith("test_")}
+            for name, values in scores.items():
+                click.echo(
+                    f"{name}: {values.mean():.3f} ± {values.std():.3f}", err=True
+                )
+        model.fit(X, y)
+        path = save(model, output, cv_scores=scores, training_data=(X, y))
+    except _ERRORS as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Saved {path} (and {path.name}.json).", err=True)
+
+
+@main.command()
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=30,
+    show_default=True,
+    help="Maximum epochs per fit.",
+)
+@click.option("--folds", type=click.IntRange(2), default=3, show_default=True)
+@click.option("--n-jobs", type=int, default=2, show_default=True)
+@click.option("--random-state", type=int, default=0, show_default=True)
+def demo(epochs, folds, n_jobs, random_state):
+    """Compare exoplanet variants on the bundled data (about 2 minutes)."""
+    from .datasets import load_exoplanet
+    from .model_selection import compare_variants, summarize_comparison
+
+    make = _recipe("exoplanet")
+    X, y = load_exoplanet()
+    names = ("best", "conv1d", "attention", "seed_dense")
+    variants = {
+        name: make(name, random_state=random_state, device="cpu").set_params(
+            spectraauxclassifier__max_epochs=epochs
+        )
+        for name in names
+    }
+    click.echo(
+        f"Exoplanet water/cloud: {len(X)} planets, {len(variants)} variants, "
+        f"{folds}-fold CV, at most {epochs} epochs...",
+        err=True,
+    )
+    results = compare_variants(
+        variants,
+        X,
+        y,
+        cv=folds,
+        scoring=_exoplanet_scoring(y),
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+    click.echo(summarize_comparison(results).to_string())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

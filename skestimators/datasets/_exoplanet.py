@@ -1,0 +1,330 @@
+"""Exoplanet transmission spectra: the CNES challenge files and a simulator."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
+
+from .._multiinput import MultiInput
+from ..preprocessing._physics import (
+    AUX_COLUMNS,
+    WATER_BANDS_UM,
+    equilibrium_temperature,
+    scale_height,
+    surface_gravity,
+)
+
+__all__ = ["load_exoplanet", "make_exoplanet"]
+
+_BUNDLED = Path(__file__).parent / "data" / "exoplanet"
+TARGET_COLUMNS = ("water", "cloud")
+
+_M_SUN, _R_SUN, _T_SUN = 1.989e30, 6.957e8, 5772.0
+_M_EARTH, _R_EARTH = 5.972e24, 6.371e6
+_H_PLANCK, _C_LIGHT = 6.62607015e-34, 2.99792458e8
+_K_B = 1.380649e-23
+#: Depth uncertainty of one of 52 bins at 2 um, for a Sun-like star.
+_SIGMA_REF = 2e-6
+
+
+# -- loading -----------------------------------------------------------------------
+def _read_spectra(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"Missing spectra file: {path} does not exist.")
+    try:
+        spectra = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a valid .npy file: {err}") from err
+    if not isinstance(spectra, np.ndarray):
+        spectra.close()
+        raise ValueError(f"{path} is not a valid .npy file: it is an .npz archive.")
+    if spectra.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{path.name} must hold real numbers; got dtype {spectra.dtype}."
+        )
+    if spectra.ndim != 3 or spectra.shape[2] != 3:
+        raise ValueError(
+            f"{path.name} must have shape (n_planets, n_wavelengths, 3) with the "
+            "channels wavelength, depth, uncertainty; got shape "
+            f"{spectra.shape}."
+        )
+    if spectra.shape[0] == 0 or spectra.shape[1] == 0:
+        raise ValueError(f"{path.name} is empty (shape {spectra.shape}).")
+    spectra = spectra.astype(np.float64)
+    bad = ~np.isfinite(spectra)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{path.name} contains {int(bad.sum())} NaN or infinite values "
+            f"(first at index {first})."
+        )
+    return spectra
+
+
+def _read_table(path: Path, required, optional=()) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(f"Missing table: {path} does not exist.")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise ValueError(f"{path.name} is not a readable CSV table: {err}") from err
+    columns = [str(c) for c in table.columns]
+    missing = [c for c in required if c not in columns]
+    extra = [c for c in columns if c not in required and c not in optional]
+    if missing or extra:
+        raise ValueError(
+            f"{path.name} must have the columns {list(required)}"
+            + (f" (optionally {list(optional)})" if optional else "")
+            + f"; missing {missing}, unexpected {extra}."
+        )
+    non_numeric = [
+        c
+        for c in table.columns
+        if not pd.api.types.is_numeric_dtype(table[c])
+        or pd.api.types.is_bool_dtype(table[c])
+    ]
+    if non_numeric:
+        raise ValueError(f"{path.name} has non-numeric columns {non_numeric}.")
+    bad = [c for c in table.columns if not np.isfinite(table[c].to_numpy()).all()]
+    if bad:
+        raise ValueError(f"{path.name} has NaN or infinite values in columns {bad}.")
+    return table
+
+
+def _read_targets(path: Path) -> pd.DataFrame:
+    table = _read_table(path, TARGET_COLUMNS, optional=("id",))
+    for column in TARGET_COLUMNS:
+        if not table[column].isin([0, 1]).all():
+            raise ValueError(f"{path.name}: column {column!r} must hold only 0 and 1.")
+    y = table[list(TARGET_COLUMNS)].astype(np.int64)
+    if "id" in table:
+        ids = table["id"]
+        if not (ids == np.round(ids)).all() or ids.duplicated().any():
+            raise ValueError(f"{path.name}: column 'id' must hold unique integers.")
+        y.index = pd.Index(ids.astype(np.int64), name="id")
+    else:
+        y.index.name = "id"
+    return y
+
+
+def load_exoplanet(
+    path: str | Path | None = None,
+) -> tuple[MultiInput, pd.DataFrame | None]:
+    """Load exoplanet transmission spectra in the CNES challenge format.
+
+    A folder holds ``spectra.npy`` (``n_planets x n_wavelengths x 3``: the
+    wavelength in micrometres, the transit depth ``(Rp/Rs)**2`` and its
+    uncertainty), ``auxiliary.csv`` (stellar and orbital parameters) and,
+    optionally, ``targets.csv`` (``id``, ``water``, ``cloud``). The rows of the
+    three files describe the same planets. Every file is checked; a problem
+    raises an error that names the file and what is wrong.
+
+    Parameters
+    ----------
+    path : str or path-like, default=None
+        The folder. ``None`` loads the copy bundled with the package: 2,400 of
+        the 3,000 labelled planets of the challenge.
+
+    Returns
+    -------
+    X : MultiInput
+        ``spectra``: float64 array ``(n_planets, n_wavelengths, 3)``;
+        ``aux``: DataFrame with the columns ``star_mass_kg, star_radius_m,
+        star_temperature, planet_mass_kg, semi_major_axis_m``.
+    y : DataFrame or None
+        Integer columns ``water`` and ``cloud`` (0/1), indexed by ``id`` when
+        ``targets.csv`` has that column; ``None`` when the folder has no
+        ``targets.csv``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder, ``spectra.npy`` or ``auxiliary.csv`` is missing.
+    ValueError
+        If a file is unreadable, has the wrong shape or columns, non-numeric
+        or non-finite values, or if the files disagree on the number of rows.
+
+    See Also
+    --------
+    make_exoplanet : Simulated spectra with the same structure.
+
+    Examples
+    --------
+    >>> from skestimators.datasets import load_exoplanet
+    >>> X, y = load_exoplanet()
+    >>> X.shapes
+    {'spectra': (2400, 52, 3), 'aux': (2400, 5)}
+    >>> y.columns.tolist()
+    ['water', 'cloud']
+    """
+    folder = _BUNDLED if path is None else Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"Exoplanet data folder {folder} does not exist.")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Exoplanet data path {folder} is not a folder.")
+    spectra = _read_spectra(folder / "spectra.npy")
+    aux = _read_table(folder / "auxiliary.csv", AUX_COLUMNS)
+    aux = aux[list(AUX_COLUMNS)].astype(np.float64)
+    targets_path = folder / "targets.csv"
+    y = _read_targets(targets_path) if targets_path.exists() else None
+    counts = {"spectra.npy": spectra.shape[0], "auxiliary.csv": len(aux)}
+    if y is not None:
+        counts["targets.csv"] = len(y)
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"The files disagree on the number of planets: {counts}.")
+    if y is not None:
+        aux.index = y.index
+    return MultiInput(spectra=spectra, aux=aux), y
+
+
+# -- simulation --------------------------------------------------------------------
+def _planet_radius(mass, rng):
+    """Chen & Kipping (2017) mass-radius relation with 0.08 dex scatter."""
+    m = mass / _M_EARTH
+    radius = np.where(
+        m < 2.04,
+        1.008 * m**0.279,
+        np.where(m < 131.6, 0.808 * m**0.589, 14.3 * (m / 131.6) ** -0.044),
+    )
+    return radius * _R_EARTH * 10 ** rng.normal(0.0, 0.08, size=m.shape)
+
+
+def _bands(log_wl, centres, widths, strengths):
+    """Sum of Gaussian bands in log-wavelength, one row per sample."""
+    offset = log_wl[None, :] - np.log(np.asarray(centres))[:, None]
+    profile = np.exp(-0.5 * (offset / np.asarray(widths)[:, None]) ** 2)
+    return np.asarray(strengths) @ profile
+
+
+def _photon_rate(wavelength_um, temperature):
+    """Stellar photons per log-wavelength interval, up to a constant (Planck)."""
+    lam = wavelength_um[None, :] * 1e-6
+    x = _H_PLANCK * _C_LIGHT / (lam * _K_B * temperature[:, None])
+    return lam**-3 / np.expm1(x)
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_wavelengths": [Interval(Integral, 8, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_exoplanet(
+    n_samples: int = 1000,
+    *,
+    n_wavelengths: int = 52,
+    noise: float = 1.0,
+    random_state=None,
+) -> tuple[MultiInput, pd.DataFrame]:
+    """Simulate exoplanet transmission spectra with water and cloud labels.
+
+    Stars, planets and orbits are drawn in the ranges of the CNES challenge
+    data (star mass 2.8e29-2.5e30 kg, radius 1.25e8-1e9 m, temperature
+    2960-6169 K, planet mass 5e24-1e28 kg, semi-major axis 3e9-4.4e10 m). The
+    planet radius follows the Chen & Kipping (2017) mass-radius relation with
+    scatter; the scale height ``H = k T_eq / (mu m_H g)`` follows from the
+    equilibrium temperature and the surface gravity. The apparent altitude of
+    the atmosphere at each wavelength, in scale heights, is the log-sum-exp of
+    its opacity sources: water bands at 1.4, 1.9, 2.7 and 6.3 um (2 to 6
+    scale heights, when ``water=1``), methane and carbon dioxide bands
+    (present at random, independent of the labels), a Rayleigh slope, and
+    a grey cloud deck 2.5 to 6 scale heights high (when ``cloud=1``), which
+    flattens the features below it and lifts the whole spectrum. The depth is
+    ``((Rp + H * altitude) / Rs)**2``; its uncertainty follows the photon
+    noise of a black-body star of the drawn size and temperature.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of planets.
+    n_wavelengths : int, default=52
+        Number of wavelengths (at least 8), log-spaced from 7.28 down to
+        0.55 um (the order of the real data).
+    noise : float, default=1.0
+        Scale of the Gaussian noise added to the depth, relative to the
+        uncertainty channel; 0 gives noiseless spectra.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the draws; the same seed gives the same data.
+
+    Returns
+    -------
+    X : MultiInput
+        ``spectra``: float64 array ``(n_samples, n_wavelengths, 3)`` with the
+        channels wavelength (um), depth and uncertainty; ``aux``: DataFrame
+        with the columns of :func:`load_exoplanet`.
+    y : DataFrame
+        Integer columns ``water`` and ``cloud``, independent Bernoulli(0.5).
+
+    See Also
+    --------
+    load_exoplanet : The real data, in the same structure.
+
+    Examples
+    --------
+    >>> from skestimators.datasets import make_exoplanet
+    >>> X, y = make_exoplanet(10, random_state=0)
+    >>> X.shapes
+    {'spectra': (10, 52, 3), 'aux': (10, 5)}
+    >>> y.columns.tolist()
+    ['water', 'cloud']
+    """
+    rng = check_random_state(random_state)
+    n = n_samples
+    star_mass = np.exp(rng.uniform(np.log(2.8e29), np.log(2.5e30), n))
+    star_radius = _R_SUN * (star_mass / _M_SUN) ** 0.8 * 10 ** rng.normal(0, 0.03, n)
+    star_radius = np.clip(star_radius, 1.25e8, 1.0e9)
+    star_temp = _T_SUN * (star_mass / _M_SUN) ** 0.35 * 10 ** rng.normal(0, 0.02, n)
+    star_temp = np.clip(star_temp, 2960.0, 6169.0)
+    planet_mass = np.clip(10 ** rng.normal(25.6, 0.3, n), 5e24, 1e28)
+    axis = np.exp(rng.uniform(np.log(3e9), np.log(4.4e10), n))
+    planet_radius = _planet_radius(planet_mass, rng)
+    temperature = equilibrium_temperature(star_temp, star_radius, axis)
+    height = scale_height(temperature, surface_gravity(planet_mass, planet_radius))
+
+    water = rng.randint(0, 2, n)
+    cloud = rng.randint(0, 2, n)
+    wavelength = np.geomspace(7.28, 0.55, n_wavelengths)
+    log_wl = np.log(wavelength)
+    water_shape = _bands(
+        log_wl, WATER_BANDS_UM, (0.05, 0.05, 0.06, 0.07), (0.7, 0.8, 1.0, 1.0)
+    )
+    methane = _bands(log_wl, (2.3, 3.3, 7.7), (0.04, 0.05, 0.06), (0.6, 1.0, 1.0))
+    carbon = _bands(log_wl, (2.0, 4.3), (0.03, 0.05), (0.3, 1.0))
+    opacity = [
+        np.zeros((n, n_wavelengths)),
+        (water * rng.uniform(2, 6, n))[:, None] * water_shape,
+        (rng.randint(0, 2, n) * rng.uniform(0, 5, n))[:, None] * methane,
+        (rng.randint(0, 2, n) * rng.uniform(0, 5, n))[:, None] * carbon,
+        rng.uniform(-2, 4, n)[:, None] - 4.0 * (log_wl - np.log(0.55)),
+        np.where(cloud == 1, rng.uniform(2.5, 6, n), -np.inf)[:, None],
+    ]
+    altitude = np.logaddexp.reduce(np.stack(np.broadcast_arrays(*opacity)), axis=0)
+    radius = planet_radius[:, None] + height[:, None] * altitude
+    depth = (radius / star_radius[:, None]) ** 2
+
+    # Photon noise: relative to a Sun-sized, Sun-hot star at 2 um on 52 bins.
+    bin_width = np.log(7.28 / 0.55) / (n_wavelengths - 1)
+    reference = _photon_rate(np.array([2.0]), np.array([_T_SUN]))[0, 0]
+    photons = (star_radius[:, None] / _R_SUN) ** 2 * _photon_rate(wavelength, star_temp)
+    photons = photons / reference * bin_width / (np.log(7.28 / 0.55) / 51)
+    uncertainty = _SIGMA_REF / np.sqrt(photons)
+    observed = depth + noise * uncertainty * rng.standard_normal(depth.shape)
+
+    spectra = np.stack(
+        [np.broadcast_to(wavelength, depth.shape), observed, uncertainty], axis=-1
+    )
+    aux = pd.DataFrame(
+        np.column_stack([star_mass, star_radius, star_temp, planet_mass, axis]),
+        columns=list(AUX_COLUMNS),
+    )
+    y = pd.DataFrame({"water": water, "cloud": cloud})
+    y.index.name = aux.index.name = "id"
+    return MultiInput(spectra=spectra, aux=aux), y

@@ -1,0 +1,202 @@
+"""Map a fitted model over a raster stack, chunk by chunk.
+
+Uses the patch code of :func:`extract_patches`: every output pixel is
+predicted from the patch :func:`extract_patches` would cut at that pixel's
+centre, so a map equals predicting the extracted patches directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._rasters import _check_window, _cut_patches, _RasterStack
+
+__all__ = ["predict_raster"]
+
+logger = logging.getLogger(__name__)
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def predict_raster(
+    estimator,
+    rasters,
+    output_path,
+    *,
+    window: int,
+    chunk_rows: int = 16,
+    stride: int = 1,
+    batch_size: int = 1024,
+    nodata: float = -9999.0,
+) -> Path:
+    """Predict every pixel of a raster stack and write the map as a GeoTIFF.
+
+    The grid is walked in chunks of ``chunk_rows`` output rows. For each
+    chunk the rasters are read once (with a margin of ``window // 2`` pixels,
+    NaN outside the raster), the patches around the chunk's pixels are cut
+    ``batch_size`` at a time and passed to ``estimator.predict``. Pixels whose
+    patch holds nodata, or reaches outside the raster, get ``nodata``. Memory
+    stays near ``bands * T * (chunk_rows * stride + window) * width`` values
+    for the chunk plus ``batch_size`` patches, whatever the raster size.
+
+    Parameters
+    ----------
+    estimator : object
+        Fitted estimator whose ``predict`` takes patches of shape
+        ``(n, bands, window, window, T)`` (use a Pipeline to flatten or
+        summarise them for a tabular model). A 2-D prediction of shape
+        ``(n, k)`` writes ``k`` bands.
+    rasters : str, path-like or sequence of them
+        One GeoTIFF per time step, as for :func:`extract_patches`.
+    output_path : str or path-like
+        GeoTIFF to write (overwritten).
+    window : int
+        Patch side in pixels (odd), the one the estimator was trained with.
+    chunk_rows : int, default=16
+        Output rows predicted per chunk.
+    stride : int, default=1
+        Predict every ``stride``-th pixel along each axis. The output then has
+        ``ceil(height / stride)`` rows of pixels ``stride`` times larger (the
+        transform is scaled accordingly), each predicted from the patch
+        centred on the source pixel at its centre. ``stride=1`` keeps the
+        source grid.
+    batch_size : int, default=1024
+        Patches passed to ``predict`` at once.
+    nodata : float, default=-9999.0
+        Output value where no prediction was made.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The written file: float32, the source CRS, the source transform (scaled
+        by ``stride``) and ``nodata`` as its nodata value.
+
+    See Also
+    --------
+    extract_patches : Patches around points, with the same patch code.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import rasterio
+    >>> from sklearn.dummy import DummyRegressor
+    >>> from skestimators.datasets import make_soc, make_soc_rasters, predict_raster
+    >>> X, y, coords = make_soc(50, n_years=2, random_state=0)
+    >>> model = DummyRegressor().fit(X.reshape(len(X), -1), y)
+    >>> folder = tempfile.mkdtemp()
+    >>> paths = make_soc_rasters(folder, n_years=2, random_state=0)
+    >>> out = predict_raster(model, paths, os.path.join(folder, "oc.tif"), window=5)
+    >>> with rasterio.open(out) as src:
+    ...     src.shape, src.crs.to_epsg(), float(src.read(1)[0, 0])
+    ((200, 200), 25832, -9999.0)
+    """
+    import rasterio
+    from rasterio.transform import Affine
+    from rasterio.windows import Window
+
+    window = _check_window(window)
+    chunk_rows = _check_positive_int(chunk_rows, "chunk_rows")
+    stride = _check_positive_int(stride, "stride")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    half = window // 2
+    output_path = Path(os.fspath(output_path))
+
+    with _RasterStack(rasters) as stack:
+        out_h = math.ceil(stack.height / stride)
+        out_w = math.ceil(stack.width / stride)
+        src_cols = np.minimum(np.arange(out_w) * stride + stride // 2, stack.width - 1)
+        profile = {
+            "driver": "GTiff",
+            "height": out_h,
+            "width": out_w,
+            "dtype": "float32",
+            "crs": stack.crs,
+            "transform": stack.transform @ Affine.scale(stride),
+            "nodata": nodata,
+            "compress": "deflate",
+        }
+        dst, pending = None, []
+        try:
+            for i0 in range(0, out_h, chunk_rows):
+                i1 = min(i0 + chunk_rows, out_h)
+                src_rows = np.minimum(
+                    np.arange(i0, i1) * stride + stride // 2, stack.height - 1
+                )
+                r0, c0 = int(src_rows[0]) - half, -half
+                block = stack.read_block(
+                    r0, c0, int(src_rows[-1]) + half + 1 - r0, stack.width + 2 * half
+                )
+                rows = np.repeat(src_rows - half - r0, out_w)
+                cols = np.tile(src_cols - half - c0, i1 - i0)
+                values = _predict_chunk(
+                    estimator, block, rows, cols, window, batch_size
+                )
+                if values is None:
+                    values = np.empty((0, i1 - i0, out_w), dtype=np.float32)
+                else:
+                    values = np.where(np.isnan(values), np.float32(nodata), values)
+                    values = values.reshape(-1, i1 - i0, out_w)
+                if dst is None and values.shape[0]:
+                    dst = rasterio.open(
+                        output_path, "w", count=values.shape[0], **profile
+                    )
+                    for j0, j1 in pending:
+                        _write_empty(dst, j0, j1, out_w, nodata)
+                if dst is None:
+                    pending.append((i0, i1))
+                elif values.shape[0]:
+                    _check_bands(values, dst.count)
+                    dst.write(values, window=Window(0, i0, out_w, i1 - i0))
+                else:
+                    _write_empty(dst, i0, i1, out_w, nodata)
+                logger.debug("predict_raster: rows %d-%d of %d done", i0, i1, out_h)
+            if dst is None:  # no pixel could be predicted
+                dst = rasterio.open(output_path, "w", count=1, **profile)
+                for j0, j1 in pending:
+                    _write_empty(dst, j0, j1, out_w, nodata)
+        finally:
+            if dst is not None:
+                dst.close()
+    return output_path
+
+
+def _predict_chunk(estimator, block, rows, cols, window, batch_size):
+    """Predictions ``(k, n_pixels)`` (NaN where the patch has nodata), or None."""
+    out = None
+    for start in range(0, len(rows), batch_size):
+        stop = min(start + batch_size, len(rows))
+        patches = _cut_patches(block, rows[start:stop], cols[start:stop], window)
+        valid = ~np.isnan(patches).reshape(len(patches), -1).any(axis=1)
+        if not valid.any():
+            continue
+        pred = np.asarray(estimator.predict(patches[valid]), dtype=np.float32)
+        pred = pred.reshape(len(pred), -1)
+        if out is None:
+            out = np.full((pred.shape[1], len(rows)), np.nan, dtype=np.float32)
+        _check_bands(pred.T, out.shape[0])
+        out[:, np.arange(start, stop)[valid]] = pred.T
+    return out
+
+
+def _check_bands(values, expected):
+    if values.shape[0] != expected:
+        raise ValueError(
+            f"estimator.predict returned {values.shape[0]} output(s) per pixel in one "
+            f"chunk and {expected} in another."
+        )
+
+
+def _write_empty(dst, i0, i1, width, nodata):
+    from rasterio.windows import Window
+
+    empty = np.full((dst.count, i1 - i0, width), nodata, dtype=np.float32)
+    dst.write(empty, window=Window(0, i0, width, i1 - i0))

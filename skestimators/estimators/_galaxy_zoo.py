@@ -1,0 +1,271 @@
+"""GalaxyZooRegressor: galaxy images -> the 37 vote fractions of the Galaxy Zoo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import StrOptions
+
+from .._engine import fill_doc
+from .._engine._targets import encode_regression
+from ..metrics._galaxy import _as_targets
+from ..nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from ._image import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
+from ._net import NetRegressor
+
+
+@fill_doc(max_epochs=30, batch_size=64, lr=0.001)
+@_image_doc
+class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
+    """Convolutional network predicting the 37 Galaxy Zoo vote fractions.
+
+    ``X`` holds galaxy images as ``(n, channels, height, width)``,
+    ``(n, height, width, channels)`` or ``(n, height, width)`` (one
+    channel); ``uint8`` pixels are scaled to [0, 1], other dtypes are used
+    as they are. ``y`` holds the answers of the Kaggle Galaxy Challenge
+    (2014): a DataFrame with the columns ``Class1.1`` ... ``Class11.6`` (in
+    any order) or an array of shape ``(n, 37)`` in that order.
+
+    The network is :class:`~skestimators.nn.GalaxyCNN` or
+    :class:`~skestimators.nn.GalaxyResNet` with the Galaxy Zoo output layer
+    (:class:`~skestimators.nn.GalaxyZooConstraint`), so that every
+    question's predicted answers sum to the answer leading to it, and it is
+    trained with the squared error of these constrained outputs (the
+    challenge metric is its root). The vote fractions do not change when a
+    galaxy is rotated or mirrored, so training batches are augmented with
+    all eight dihedral transforms plus small shifts and zooms, and ``tta``
+    averages predictions over dihedral views.
+
+    Parameters
+    ----------
+    backbone : {{"galaxycnn", "resnet"}}, default="galaxycnn"
+        ``"galaxycnn"``: convolution, batch normalisation, ReLU and max
+        pooling blocks, then a dense layer (the network of the original
+        report); ``"resnet"``: residual stages and global average pooling.
+    constraint : {{"divisive", "softmax", "none"}}, default="divisive"
+        Output layer. ``"divisive"`` rectifies the outputs and normalises
+        each question (the winning solution's layer), ``"softmax"`` applies
+        a softmax per question, both followed by the multiplication down the
+        tree; ``"none"`` keeps raw linear outputs, which need not obey the
+        tree (:func:`~skestimators.metrics.project_galaxy_zoo` can project
+        them afterwards).
+    {image_params}
+    {shift_tta_params}
+    loss : {{"mse", "huber", "l1"}}, default="mse"
+        Element-wise loss of the constrained outputs.
+    {training_params}
+
+    Attributes
+    ----------
+    target_names_ : list of str
+        The 37 answer columns, ``Class1.1`` ... ``Class11.6``: the columns of
+        ``predict``'s output.
+    n_targets_ : int
+        37.
+    {image_attrs}
+    {fitted_attrs}
+
+    See Also
+    --------
+    ImageClassifier : The same networks for class labels.
+    skestimators.metrics.galaxy_zoo_rmse : The challenge metric.
+    skestimators.metrics.galaxy_zoo_scorer : Scorer for searches.
+    skestimators.datasets.load_galaxy_zoo : Loads the Kaggle images.
+
+    Notes
+    -----
+    ``history_`` summarises the validation metrics as ``valid_rmse`` (the
+    challenge metric) and one ``valid_Q<k>_rmse`` per question (over its
+    answers); the RMSE and R² of every answer are kept in ``net_.history``.
+
+    Examples
+    --------
+    >>> from skestimators import GalaxyZooRegressor
+    >>> from skestimators.datasets import make_galaxy_zoo
+    >>> from skestimators.metrics import galaxy_zoo_rmse
+    >>> X, y = make_galaxy_zoo(80, size=16, random_state=0)
+    >>> reg = GalaxyZooRegressor(width=4, depth=2, hidden=16, max_epochs=2,
+    ...                          device="cpu", random_state=0).fit(X, y)
+    >>> y_pred = reg.set_params(tta=4).predict(X)
+    >>> y_pred.shape
+    (80, 37)
+    >>> bool(abs(y_pred[:, :3].sum(1) - 1).max() < 1e-5)  # Q1 sums to 1
+    True
+    >>> galaxy_zoo_rmse(y, y_pred) < 0.3
+    True
+    >>> list(reg.history_.columns[:3])
+    ['train_loss', 'valid_loss', 'dur']
+    """
+
+    _parameter_constraints = {
+        **{
+            k: v
+            for k, v in NetRegressor._parameter_constraints.items()
+            if k
+            not in ("module", "module_params", "loss_alpha", "sigma", "target_weights")
+        },
+        **IMAGE_CONSTRAINTS,
+        "constraint": [StrOptions({"divisive", "softmax", "none"})],
+        "loss": [StrOptions({"mse", "huber", "l1"})],
+    }
+
+    def __init__(
+        self,
+        backbone="galaxycnn",
+        *,
+        constraint="divisive",
+        width=32,
+        depth=4,
+        hidden=512,
+        blocks=2,
+        dropout=0.5,
+        augment=True,
+        max_shift=0.05,
+        zoom=(0.9, 1.1),
+        tta=1,
+        layout="auto",
+        loss="mse",
+        max_epochs=30,
+        batch_size=64,
+        lr=0.001,
+        optimizer="adam",
+        weight_decay=0.0,
+        lr_scheduler=None,
+        lr_scheduler_params=None,
+        early_stopping=True,
+        validation_fraction=0.1,
+        validation_cv=None,
+        patience=10,
+        tol=1e-4,
+        gradient_clip=None,
+        device="auto",
+        amp=None,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.constraint = constraint
+        self.width = width
+        self.depth = depth
+        self.hidden = hidden
+        self.blocks = blocks
+        self.dropout = dropout
+        self.augment = augment
+        self.max_shift = max_shift
+        self.zoom = zoom
+        self.tta = tta
+        self.layout = layout
+        self.loss = loss
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_params = lr_scheduler_params
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.validation_cv = validation_cv
+        self.patience = patience
+        self.tol = tol
+        self.gradient_clip = gradient_clip
+        self.device = device
+        self.amp = amp
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- engine hooks ------------------------------------------------------------------
+    @property
+    def _head_constraint(self):
+        return self.constraint
+
+    def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
+        Y = _as_targets(y, "y")  # (n, 37) in the canonical column order
+        return encode_regression(
+            self,
+            pd.DataFrame(Y, columns=list(GALAXY_ZOO_COLUMNS)),
+            fitting=fitting,
+            n_samples=n_samples,
+        )
+
+    def _batch_transform(self):
+        # Vote fractions are invariant under rotations and mirror flips.
+        return self._augmentation(mirror=True)
+
+    def _after_fit(self, net):
+        super()._after_fit(net)
+        history = self.history_
+        columns = [f"valid_{c}_rmse" for c in GALAXY_ZOO_COLUMNS]
+        if not all(c in history for c in columns):
+            return
+        squares = history[columns].to_numpy() ** 2
+        summary = {"valid_rmse": np.sqrt(squares.mean(1))}
+        for q in GALAXY_ZOO_QUESTIONS:
+            summary[f"valid_{q.name}_rmse"] = np.sqrt(
+                squares[:, q.start : q.stop].mean(1)
+            )
+        per_answer = columns + [f"valid_{c}_r2" for c in GALAXY_ZOO_COLUMNS]
+        self.history_ = pd.concat(
+            [
+                history.drop(columns=[c for c in per_answer if c in history]),
+                pd.DataFrame(summary, index=history.index),
+            ],
+            axis=1,
+        )
+
+    # -- public API --------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C, H, W), (n_samples, H, W, C) or \
+(n_samples, H, W)
+            Training images.
+        y : DataFrame or array-like of shape (n_samples, 37)
+            Vote fractions: the columns ``Class1.1`` ... ``Class11.6`` (any
+            order), or an array in that order.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample loss weights.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for the internal validation split.
+
+        Returns
+        -------
+        self : GalaxyZooRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, groups)
+
+    def predict(self, X):
+        """Vote fractions, averaged over the ``tta`` dihedral views of each image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C, H, W), (n_samples, H, W, C) or \
+(n_samples, H, W)
+            Images, in the layout and shape seen in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, 37)
+            Predictions in the order of ``target_names_``. With
+            ``constraint="divisive"`` or ``"softmax"`` they obey the tree:
+            non-negative, Q1 and Q6 sum to 1 and every other question to
+            its parent answer (averaging views keeps this).
+        """
+        views = list(range(self.tta))
+        total = None
+        for raw, _ in self._view_outputs(X, views):
+            out = raw.reshape(raw.shape[0], -1).numpy().astype(np.float64)
+            total = out if total is None else total + out
+        return total / len(views)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = False
+        return tags

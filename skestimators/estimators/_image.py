@@ -1,0 +1,532 @@
+"""ImageClassifier, and the image handling it shares with GalaxyZooRegressor."""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._engine import fill_doc
+from .._multiinput import as_mapping
+from ..nn import GalaxyCNN, GalaxyResNet, dihedral_transform
+from ..nn._image_augment import ImageBatchAugment
+from ..preprocessing._image import _infer_layout
+from ._net import NetClassifier
+
+# Parameters of the image networks shared by the image estimators.
+IMAGE_CONSTRAINTS = {
+    "backbone": [StrOptions({"galaxycnn", "resnet"})],
+    "width": [Interval(numbers.Integral, 1, None, closed="left")],
+    "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+    "hidden": [Interval(numbers.Integral, 1, None, closed="left")],
+    "blocks": [Interval(numbers.Integral, 1, None, closed="left")],
+    "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    "augment": ["boolean"],
+    "max_shift": [Interval(numbers.Real, 0, 0.5, closed="both")],
+    "zoom": [tuple, list],
+    "tta": [Interval(numbers.Integral, 1, 8, closed="both")],
+    "layout": [StrOptions({"auto", "channels_first", "channels_last"})],
+}
+
+IMAGE_PARAMS_DOC = """\
+width : int, default=32
+        Channels of the first convolution block; each further block doubles
+        them (``width=32, depth=4``: 32, 64, 128, 256 as in the original
+        GalaxyCNN).
+    depth : int, default=4
+        Convolution blocks (``"galaxycnn"``) or residual stages
+        (``"resnet"``); each halves the image, which must be at least
+        ``2 ** depth`` pixels on a side.
+    hidden : int, default=512
+        Units of the dense layer of ``"galaxycnn"`` (ignored by ``"resnet"``).
+    blocks : int, default=2
+        Residual blocks per stage of ``"resnet"`` (ignored by ``"galaxycnn"``).
+    dropout : float, default=0.5
+        Dropout after the dense layer (``"galaxycnn"``) or before the output
+        layer (``"resnet"``).
+    augment : bool, default=True
+        Augment every training batch: a random rotation by a multiple of 90
+        degrees and a random mirror flip per image, then a random shift and
+        zoom (``max_shift``, ``zoom``)."""
+
+SHIFT_TTA_DOC = """\
+max_shift : float, default=0.05
+        Largest random shift of the training augmentation, as a fraction of
+        the image size (0 disables shifts).
+    zoom : tuple of float, default=(0.9, 1.1)
+        Range of the random magnification of the training augmentation
+        (``(1, 1)`` disables zooming; with ``max_shift=0`` the images are
+        then never resampled).
+    tta : int, default=1
+        Test-time augmentation: ``predict`` averages the outputs over this
+        many dihedral views of each image (1, the identity, means none; 2
+        adds the mirror image, 4 the 180 degree rotations, 8 the 90 degree
+        rotations, which need square images).
+    layout : {{"auto", "channels_first", "channels_last"}}, default="auto"
+        Where the channels of 4-D ``X`` are. ``"auto"`` takes the two equal
+        dimensions of square images as height and width; for other images
+        the smaller of the second and last dimensions is the channels. The
+        layout seen in ``fit`` is used again at prediction."""
+
+IMAGE_ATTRS_DOC = """\
+layout_ : {{"channels_first", "channels_last"}}
+        Layout of the images seen in ``fit`` (3-D input, one channel, counts
+        as channels first). ``n_features_in_`` is the number of channels."""
+
+
+def _image_doc(cls):
+    """Fill ``{image_params}``, ``{shift_tta_params}``, ``{image_attrs}`` (before
+    :func:`fill_doc`, which then turns the doubled braces into single ones)."""
+    cls.__doc__ = cls.__doc__.replace("{image_params}", IMAGE_PARAMS_DOC)
+    cls.__doc__ = cls.__doc__.replace("{shift_tta_params}", SHIFT_TTA_DOC)
+    cls.__doc__ = cls.__doc__.replace("{image_attrs}", IMAGE_ATTRS_DOC)
+    return cls
+
+
+def _view(x, k):
+    return dihedral_transform(x, k)[0]
+
+
+class ImageNetMixin:
+    """Image input, backbones, augmentation and test-time augmentation (private).
+
+    Mixed into a :class:`NetClassifier` or :class:`NetRegressor` subclass that
+    has the parameters of :data:`IMAGE_CONSTRAINTS`; the subclass sets
+    ``_head_constraint`` (the Galaxy Zoo output layer, or None).
+    """
+
+    # -- input -------------------------------------------------------------------------
+    def _validate_images(self, X, *, reset):
+        """``X`` as float32 images ``(n, channels, height, width)``; uint8 scaled."""
+        name = type(self).__name__
+        if as_mapping(X) is not None:
+            raise ValueError(
+                f"{name} takes one array of images, not named inputs (a "
+                "MultiInput or dict)."
+            )
+        X = check_array(
+            X,
+            dtype=None,
+            accept_sparse=False,
+            allow_nd=True,
+            ensure_2d=False,
+            ensure_all_finite=True,
+            input_name="X",
+            estimator=self,
+        )
+        if X.ndim not in (3, 4):
+            raise ValueError(
+                f"{name} expects images: an array of shape (n_samples, channels, "
+                "height, width), (n_samples, height, width, channels) or "
+                f"(n_samples, height, width); got an array of shape {X.shape}. "
+                "Reshape a table of flattened pixels to images first, e.g. "
+                "X.reshape(n_samples, channels, height, width)."
+            )
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"{name} expects numeric pixels, got dtype {X.dtype}.")
+        if X.ndim == 3:
+            X, layout = X[:, None], "channels_first"
+        else:
+            if not reset:
+                layout = self.layout_
+            elif self.layout == "auto":
+                layout = _infer_layout(X.shape)
+            else:
+                layout = self.layout
+            if layout == "channels_last":
+                X = X.transpose(0, 3, 1, 2)
+        scale = X.dtype == np.uint8
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if scale:
+            X /= 255.0  # a new array: the conversion from uint8 copied
+        if reset:
+            self.layout_ = layout
+        else:
+            self._check_image_shape(X.shape[1:])
+        return X
+
+    def _check_image_shape(self, shape):
+        expected = getattr(self, "input_shape_", None)
+        if not isinstance(expected, tuple) or tuple(shape) == expected:
+            return
+        name, layout = type(self).__name__, self.layout_
+        if shape[0] != expected[0]:
+            raise ValueError(
+                f"X has images with {shape[0]} channel(s), but {name} was fitted on "
+                f"images with {expected[0]} channel(s) (in {layout} layout: "
+                f"(channels, height, width) = {expected})."
+            )
+        raise ValueError(
+            f"X has images of {shape[1]}x{shape[2]} pixels, but {name} was fitted "
+            f"on images of {expected[1]}x{expected[2]} pixels; resize them (e.g. "
+            "with skestimators.preprocessing.ImagePreprocessor)."
+        )
+
+    def _fit(
+        self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None
+    ):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        continuing = (partial or self.warm_start) and hasattr(self, "net_")
+        images = self._validate_images(X, reset=not continuing)
+        return super()._fit(
+            images, y, sample_weight, groups, partial=partial, classes=classes
+        )
+
+    def _forward(self, X, transform=None):
+        check_is_fitted(self, "net_")
+        return super()._forward(self._validate_images(X, reset=False), transform)
+
+    # -- network and augmentation ------------------------------------------------------
+    _head_constraint = None
+
+    def _make_module(self, input_shape, n_outputs):
+        _, height, width = input_shape
+        if min(height, width) < 2**self.depth:
+            raise ValueError(
+                f"Images of {height}x{width} pixels are too small for depth="
+                f"{self.depth}: each of the {self.depth} blocks halves them, so "
+                f"they need at least {2**self.depth} pixels on a side. Use a "
+                "smaller depth or larger images."
+            )
+        channels = tuple(self.width * 2**i for i in range(self.depth))
+        if self.backbone == "galaxycnn":
+            return GalaxyCNN(
+                input_shape,
+                n_outputs,
+                channels=channels,
+                hidden=self.hidden,
+                dropout=self.dropout,
+                constraint=self._head_constraint,
+            )
+        return GalaxyResNet(
+            input_shape,
+            n_outputs,
+            widths=channels,
+            blocks=self.blocks,
+            dropout=self.dropout,
+            constraint=self._head_constraint,
+        )
+
+    def _augmentation(self, *, mirror=True, swap=None, target="class"):
+        if not self.augment:
+            return None
+        zoom = tuple(self.zoom)
+        if len(zoom) != 2 or not 0 < float(zoom[0]) <= float(zoom[1]):
+            raise ValueError(
+                f"zoom must be a range (low, high) with 0 < low <= high, got "
+                f"{self.zoom!r}."
+            )
+        return ImageBatchAugment(
+            mirror=mirror,
+            max_shift=self.max_shift,
+            zoom=zoom,
+            swap=swap,
+            target=target,
+        )
+
+    # -- test-time augmentation ----------------------------------------------------
+    def _view_outputs(self, X, views):
+        """Raw network outputs for each dihedral view ``k`` of ``X``.
+
+        Returns a list of ``(output, mirrored)``; ``X`` is validated once.
+        """
+        check_is_fitted(self, "net_")
+        images = self._validate_images(X, reset=False)
+        if max(views) >= 4 and images.shape[2] != images.shape[3]:
+            raise ValueError(
+                f"tta={self.tta} uses 90 degree rotations, which need square "
+                f"images; these are {images.shape[2]}x{images.shape[3]}. Use "
+                "tta <= 4 (or <= 2 with mirror='off')."
+            )
+        outputs = []
+        for k in views:
+            transform = None if k == 0 else functools.partial(_view, k=k)
+            outputs.append((super()._forward(images, transform), k % 2 == 1))
+        return outputs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+@fill_doc(max_epochs=30, batch_size=64, lr=0.001)
+@_image_doc
+class ImageClassifier(ImageNetMixin, NetClassifier):
+    """Convolutional network classifying images, aware of mirror-image classes.
+
+    ``X`` holds images as ``(n, channels, height, width)``,
+    ``(n, height, width, channels)`` or ``(n, height, width)`` (one channel);
+    ``uint8`` pixels are scaled to [0, 1], other dtypes are used as they are.
+    The network is :class:`~skestimators.nn.GalaxyCNN` or
+    :class:`~skestimators.nn.GalaxyResNet` with one logit per class.
+
+    Training batches are augmented by random rotations by multiples of 90
+    degrees, mirror flips, and small shifts and zooms. A mirror flip turns a
+    clockwise spiral into an anticlockwise one, so classes that are mirror
+    images of each other are declared in ``chirality_pairs`` and ``mirror``
+    chooses how flips treat them: ``"swap"`` gives a mirrored sample the
+    label of its partner class, ``"off"`` never flips (rotations keep the
+    chirality), and ``"on"`` flips without touching labels (for labels that
+    do not depend on handedness). Test-time augmentation (``tta``) follows
+    the same rule: the class probabilities of a mirrored view are swapped
+    back before the views are averaged.
+
+    Parameters
+    ----------
+    backbone : {{"galaxycnn", "resnet"}}, default="galaxycnn"
+        ``"galaxycnn"``: convolution, batch normalisation, ReLU and max
+        pooling blocks, then a dense layer; ``"resnet"``: residual stages and
+        global average pooling (any image size).
+    {image_params}
+    mirror : {{"swap", "off", "on"}}, default="swap"
+        How mirror flips (in training and in test-time augmentation) treat
+        the classes of ``chirality_pairs``: ``"swap"`` flips and relabels a
+        mirrored sample with the partner class, ``"off"`` uses rotations
+        only, ``"on"`` flips and keeps every label.
+    chirality_pairs : sequence of (label, label) pairs or None, \
+default=(("clockwise_spiral", "anticlockwise_spiral"),)
+        Classes (or, for multilabel ``y``, label columns) that are mirror
+        images of each other. Pairs whose classes are absent from ``y`` are
+        ignored; a pair with only one of its classes present is an error
+        with ``mirror="swap"``.
+    {shift_tta_params}
+    {training_params}
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, for imbalanced classes.
+        ``"balanced"`` weighs each class inversely to its frequency. A
+        relabelled mirrored sample keeps the weight of its original class,
+        which balances both classes of a pair evenly.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels (``arange(n_labels)`` for multilabel targets).
+    target_names_ : list of str
+        Names of the targets (columns of a DataFrame ``y``).
+    {image_attrs}
+    {fitted_attrs}
+
+    See Also
+    --------
+    GalaxyZooRegressor : The same networks predicting the 37 Galaxy Zoo
+        vote fractions.
+    skestimators.datasets.make_galaxy_classes : Simulated galaxies with
+        chiral classes.
+
+    Examples
+    --------
+    >>> from skestimators import ImageClassifier
+    >>> from skestimators.datasets import make_galaxy_classes
+    >>> X, y = make_galaxy_classes(60, size=16, random_state=0)
+    >>> clf = ImageClassifier(width=4, depth=2, hidden=16, max_epochs=2,
+    ...                       device="cpu", random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:3]).shape == (3, len(clf.classes_))
+    True
+    >>> clf.set_params(tta=8).predict(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints = {
+        **{
+            k: v
+            for k, v in NetClassifier._parameter_constraints.items()
+            if k not in ("module", "module_params", "target_weights")
+        },
+        **IMAGE_CONSTRAINTS,
+        "mirror": [StrOptions({"swap", "off", "on"})],
+        "chirality_pairs": [None, tuple, list],
+    }
+
+    def __init__(
+        self,
+        backbone="galaxycnn",
+        *,
+        width=32,
+        depth=4,
+        hidden=512,
+        blocks=2,
+        dropout=0.5,
+        augment=True,
+        mirror="swap",
+        chirality_pairs=(("clockwise_spiral", "anticlockwise_spiral"),),
+        max_shift=0.05,
+        zoom=(0.9, 1.1),
+        tta=1,
+        layout="auto",
+        max_epochs=30,
+        batch_size=64,
+        lr=0.001,
+        optimizer="adam",
+        weight_decay=0.0,
+        lr_scheduler=None,
+        lr_scheduler_params=None,
+        early_stopping=True,
+        validation_fraction=0.1,
+        validation_cv=None,
+        patience=10,
+        tol=1e-4,
+        gradient_clip=None,
+        device="auto",
+        amp=None,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        class_weight=None,
+    ):
+        self.backbone = backbone
+        self.width = width
+        self.depth = depth
+        self.hidden = hidden
+        self.blocks = blocks
+        self.dropout = dropout
+        self.augment = augment
+        self.mirror = mirror
+        self.chirality_pairs = chirality_pairs
+        self.max_shift = max_shift
+        self.zoom = zoom
+        self.tta = tta
+        self.layout = layout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_params = lr_scheduler_params
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.validation_cv = validation_cv
+        self.patience = patience
+        self.tol = tol
+        self.gradient_clip = gradient_clip
+        self.device = device
+        self.amp = amp
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.class_weight = class_weight
+
+    # -- chirality ---------------------------------------------------------------------
+    def _multilabel(self):
+        return self.target_type_ == "multilabel-indicator"
+
+    def _chirality_swap(self):
+        """Permutation of the probability columns for mirrored images, or None."""
+        if self.mirror != "swap" or not self.chirality_pairs:
+            return None
+        names = (
+            list(self.target_names_) if self._multilabel() else self.classes_.tolist()
+        )
+        what = "label columns" if self._multilabel() else "classes"
+        index = {name: i for i, name in enumerate(names)}
+        perm = list(range(len(names)))
+        paired = set()
+        for pair in self.chirality_pairs:
+            if isinstance(pair, str) or len(pair) != 2 or pair[0] == pair[1]:
+                raise ValueError(
+                    "chirality_pairs must be a sequence of pairs of distinct "
+                    "labels, e.g. (('clockwise_spiral', 'anticlockwise_spiral'),); "
+                    f"got the entry {pair!r}."
+                )
+            present = [label in index for label in pair]
+            if not any(present):
+                continue
+            if not all(present):
+                have, lack = pair if present[0] else pair[::-1]
+                raise ValueError(
+                    f"{have!r} is among the {what} but its mirror image {lack!r} "
+                    f"(chirality_pairs) is not, so mirrored samples of {have!r} "
+                    "cannot be relabelled. Pass every class to partial_fit's "
+                    "classes, use mirror='off' (rotations only), or drop the pair."
+                )
+            if paired & set(pair):
+                raise ValueError(f"A label appears in two chirality pairs: {pair!r}.")
+            paired |= set(pair)
+            a, b = index[pair[0]], index[pair[1]]
+            perm[a], perm[b] = b, a
+        return tuple(perm) if perm != sorted(perm) else None
+
+    def _batch_transform(self):
+        swap = self._chirality_swap()  # validates the pairs even without augmentation
+        return self._augmentation(
+            mirror=self.mirror != "off",
+            swap=swap,
+            target="columns" if self._multilabel() else "class",
+        )
+
+    def _tta_views(self):
+        if self.mirror != "off":
+            return list(range(self.tta))
+        if self.tta > 4:
+            raise ValueError(
+                f"tta={self.tta} with mirror='off': there are only 4 rotations "
+                "(mirrored views are not used); use tta <= 4."
+            )
+        return [0, 2, 4, 6][: self.tta]
+
+    # -- public API --------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C, H, W), (n_samples, H, W, C) or \
+(n_samples, H, W)
+            Training images.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 matrix for multilabel targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample loss weights.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for the internal validation split.
+
+        Returns
+        -------
+        self : ImageClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, groups)
+
+    def predict_proba(self, X):
+        """Class probabilities, averaged over the ``tta`` views of each image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C, H, W), (n_samples, H, W, C) or \
+(n_samples, H, W)
+            Images, in the layout and shape seen in ``fit``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
+            Probabilities of each class, or of the positive class of each label.
+        """
+        check_is_fitted(self, "net_")
+        swap = self._chirality_swap()
+        total = None
+        views = self._tta_views()
+        for raw, mirrored in self._view_outputs(X, views):
+            proba = self._to_proba(raw)
+            if mirrored and swap is not None:
+                proba = proba[:, swap]  # the mirror image's classes, swapped back
+            total = proba if total is None else total + proba
+        return total / len(views)
+
+    def _to_proba(self, raw):
+        if self._multilabel():
+            return torch.sigmoid(raw).numpy().astype(np.float64)
+        if self.classes_.size == 2:
+            p = torch.sigmoid(raw.reshape(-1)).numpy().astype(np.float64)
+            return np.column_stack([1 - p, p])
+        return torch.softmax(raw, 1).numpy().astype(np.float64)

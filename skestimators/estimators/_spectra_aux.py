@@ -1,0 +1,221 @@
+"""SpectraAuxClassifier: spectrum + auxiliary parameters -> several binary targets."""
+
+from __future__ import annotations
+
+import numbers
+
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._engine import fill_doc
+from ..nn._spectra import BRANCHES, SpectraAuxNet
+from ._net import NetClassifier
+
+
+@fill_doc(max_epochs=60, batch_size=64, lr=0.002)
+class SpectraAuxClassifier(NetClassifier):
+    """Two-input network (spectrum, auxiliary table) with one sigmoid head per target.
+
+    Built for exoplanet transmission spectra: ``X`` is a
+    :class:`~skestimators.MultiInput` with a ``spectra`` input of shape
+    ``(n, n_wavelengths, n_channels)`` (or engineered features
+    ``(n, n_features)`` for the dense branch) and an ``aux`` input of shape
+    ``(n, n_aux)``; ``y`` holds any number of binary targets as columns
+    (``water``, ``cloud``). Each input has its own branch; the branches are
+    merged and every target gets its own logit, loss weight and validation
+    metrics (``history_["valid_water_accuracy"]``, ...).
+
+    Parameters
+    ----------
+    branch : {{"conv1d", "attention", "lstm", "dense"}} or tuple, default="conv1d"
+        Spectrum branch: ``"conv1d"`` the seed's baseline (Conv1d blocks),
+        ``"attention"`` convolution gated by the auxiliary features (the
+        seed's Variant 1), ``"lstm"`` a bidirectional LSTM along wavelength
+        (Variant 2), ``"dense"`` dense layers on flattened, typically
+        engineered, features (Variant 3). A tuple such as
+        ``("attention", "dense")`` runs branches side by side.
+    width : int, default=64
+        Channels, hidden units or first-layer units of the branch.
+    depth : int, default=2
+        Conv blocks, LSTM layers or dense layers.
+    dropout : float, default=0.2
+        Dropout in the branch and after the merge.
+    aux_units : tuple of int, default=(32, 16)
+        Layers of the auxiliary branch.
+    merge : {{"concat", "gated"}}, default="concat"
+        How the branches are merged.
+    head_units : int, default=64
+        Width of the shared layer before the heads.
+    spectra_key : str, default="spectra"
+        Name of the spectrum input.
+    aux_key : str, default="aux"
+        Name of the auxiliary input.
+    target_weights : dict, array-like or None, default=None
+        Loss weight of each target (by name or position).
+    {training_params}
+    class_weight : "balanced" or None, default=None
+        ``"balanced"`` weighs the positive class of each target by its rarity.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        ``arange(n_targets)``, sklearn's multilabel convention (for a single
+        1-D binary target: the two labels).
+    target_names_ : list of str
+        Target names (columns of ``y``).
+    {fitted_attrs}
+
+    See Also
+    --------
+    skestimators.recipes.exoplanet_pipeline : Preprocessing plus this classifier.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from skestimators import MultiInput, SpectraAuxClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = MultiInput(spectra=rng.rand(64, 52, 3), aux=rng.rand(64, 5))
+    >>> y = pd.DataFrame({{"water": rng.randint(0, 2, 64), "cloud": rng.randint(0, 2, 64)}})
+    >>> clf = SpectraAuxClassifier(max_epochs=2, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape, clf.target_names_
+    ((64, 2), ['water', 'cloud'])
+    """
+
+    _parameter_constraints = {
+        **{
+            k: v
+            for k, v in NetClassifier._parameter_constraints.items()
+            if k not in ("module", "module_params")
+        },
+        "branch": [StrOptions(set(BRANCHES)), tuple, list],
+        "width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "aux_units": [tuple, list],
+        "merge": [StrOptions({"concat", "gated"})],
+        "head_units": [Interval(numbers.Integral, 1, None, closed="left")],
+        "spectra_key": [str],
+        "aux_key": [str],
+        "class_weight": [None, StrOptions({"balanced"})],
+    }
+
+    def __init__(
+        self,
+        branch="conv1d",
+        *,
+        width=64,
+        depth=2,
+        dropout=0.2,
+        aux_units=(32, 16),
+        merge="concat",
+        head_units=64,
+        spectra_key="spectra",
+        aux_key="aux",
+        target_weights=None,
+        max_epochs=60,
+        batch_size=64,
+        lr=0.002,
+        optimizer="adam",
+        weight_decay=0.0,
+        lr_scheduler=None,
+        lr_scheduler_params=None,
+        early_stopping=True,
+        validation_fraction=0.1,
+        validation_cv=None,
+        patience=10,
+        tol=1e-4,
+        gradient_clip=None,
+        device="auto",
+        amp=None,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        class_weight=None,
+    ):
+        self.branch = branch
+        self.width = width
+        self.depth = depth
+        self.dropout = dropout
+        self.aux_units = aux_units
+        self.merge = merge
+        self.head_units = head_units
+        self.spectra_key = spectra_key
+        self.aux_key = aux_key
+        self.target_weights = target_weights
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_params = lr_scheduler_params
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.validation_cv = validation_cv
+        self.patience = patience
+        self.tol = tol
+        self.gradient_clip = gradient_clip
+        self.device = device
+        self.amp = amp
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.class_weight = class_weight
+
+    def _make_module(self, input_shape, n_outputs):
+        if not isinstance(input_shape, dict):
+            raise ValueError(
+                "SpectraAuxClassifier needs named inputs: X must be a MultiInput "
+                f"with {self.spectra_key!r} and {self.aux_key!r}."
+            )
+        return SpectraAuxNet(
+            input_shape,
+            self.target_names_,
+            branch=self.branch,
+            width=self.width,
+            depth=self.depth,
+            dropout=self.dropout,
+            aux_units=tuple(self.aux_units),
+            merge=self.merge,
+            head_units=self.head_units,
+            spectra_key=self.spectra_key,
+            aux_key=self.aux_key,
+        )
+
+    def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
+        out = super()._prepare_targets(y, fitting=fitting, n_samples=n_samples, classes=classes)
+        if out[0].dtype.is_floating_point is False:
+            raise ValueError(
+                "SpectraAuxClassifier predicts binary targets (one column of 0/1 "
+                f"per target); y has {len(self.classes_)} classes. Encode each "
+                "class as its own 0/1 column."
+            )
+        return out
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : MultiInput
+            Inputs ``spectra`` and ``aux`` (names set by ``spectra_key`` and
+            ``aux_key``).
+        y : DataFrame or array-like of shape (n_samples, n_targets)
+            Binary targets, one per column (a 1-D binary target also works).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample loss weights.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for the internal validation split.
+
+        Returns
+        -------
+        self : SpectraAuxClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, groups)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags

@@ -1,0 +1,370 @@
+"""Compare model variants on exactly the same cross-validation folds."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import numbers
+import time
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.parallel import Parallel, delayed
+
+from ._dask import check_active_backend
+
+__all__ = ["compare_variants", "plot_comparison", "summarize_comparison"]
+
+COLUMNS = ["variant", "repeat", "fold", "metric", "value", "fit_time"]
+
+
+def compare_variants(
+    variants: Mapping,
+    X,
+    y=None,
+    *,
+    cv=5,
+    scoring=None,
+    groups=None,
+    n_repeats: int = 1,
+    n_jobs: int | None = None,
+    random_state=None,
+) -> pd.DataFrame:
+    """Cross-validate several variants of a model on the very same folds.
+
+    The folds are drawn once per repeat with ``cv.split(X, y, groups)`` and
+    every variant is fitted and scored on those folds, so that differences
+    between variants are not differences between splits. With several
+    repeats (or a ``random_state``), each repeat reshuffles the folds with its
+    own seed when the splitter has a ``random_state`` (an integer ``cv``
+    becomes a shuffled (Stratified)KFold), and sets the same per-repeat seed
+    as the ``random_state`` of every variant (and of every pipeline step that
+    has one), so that variants differ only by design within a repeat.
+
+    Parameters
+    ----------
+    variants : dict of str to estimator
+        The variants by name: estimators or pipelines (cloned, never fitted
+        in place).
+    X : array-like, DataFrame or MultiInput of shape (n_samples, ...)
+        Inputs.
+    y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
+        Targets.
+    cv : int, cross-validation generator or iterable, default=5
+        As in :func:`~sklearn.model_selection.cross_validate`: an integer is
+        a (Stratified)KFold, stratified when every variant is a classifier.
+    scoring : str, callable, list, tuple or dict, default=None
+        One or several metrics, as in
+        :func:`~sklearn.model_selection.cross_validate`; None uses each
+        variant's ``score`` method (metric ``"score"``).
+    groups : array-like of shape (n_samples,), default=None
+        Group labels for group splitters.
+    n_repeats : int, default=1
+        Number of repetitions of the whole cross-validation.
+    n_jobs : int, default=None
+        Fits run in parallel through joblib (any backend, Dask included:
+        every worker is checked first with :func:`check_dask_workers`).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the per-repeat seeds of the splitter and of the variants.
+        With ``n_repeats=1`` and ``random_state=None`` splitter and variants
+        are used as given.
+
+    Returns
+    -------
+    results : DataFrame
+        One row per variant, repeat, fold and metric, with columns
+        ``variant, repeat, fold, metric, value, fit_time`` (seconds; the
+        same for every metric of a fit). Higher values are better, as
+        everywhere in scikit-learn (``neg_*`` metrics are negated errors).
+
+    See Also
+    --------
+    summarize_comparison : Mean ± std per variant and metric.
+    plot_comparison : Box and strip plots of the fold scores.
+    OptunaSearchCV : Tune one model rather than compare a few.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skestimators.model_selection import compare_variants
+    >>> X, y = make_classification(120, 6, random_state=0)
+    >>> df = compare_variants(
+    ...     {"linear": LogisticRegression(), "tree": DecisionTreeClassifier()},
+    ...     X, y, cv=3, scoring=["accuracy", "roc_auc"], n_repeats=2,
+    ...     random_state=0,
+    ... )
+    >>> df.shape
+    (24, 6)
+    >>> sorted(df["metric"].unique())
+    ['accuracy', 'roc_auc']
+    """
+    if not isinstance(variants, Mapping) or not variants:
+        raise ValueError("variants must be a non-empty dict of name -> estimator.")
+    if not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
+        raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
+    check_active_backend()
+    classifier = all(is_classifier(v) for v in variants.values())
+    rng = check_random_state(random_state)
+    reseed = n_repeats > 1 or random_state is not None
+    tasks = []
+    for repeat in range(n_repeats):
+        seed = int(rng.randint(np.iinfo(np.int32).max)) if reseed else None
+        splitter = reseeded_cv(cv, y, classifier, seed, warn=n_repeats > 1)
+        splits = list(splitter.split(X, y, groups))
+        for name, estimator in variants.items():
+            for fold, (train, test) in enumerate(splits):
+                tasks.append((name, repeat, fold, estimator, seed, train, test))
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_and_score)(est, X, y, train, test, scoring, seed)
+        for _, _, _, est, seed, train, test in tasks
+    )
+    rows = [
+        (name, repeat, fold, metric, float(value), fit_time)
+        for (name, repeat, fold, *_), (scores, fit_time) in zip(tasks, results)
+        for metric, value in scores.items()
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def reseeded_cv(cv, y, classifier, seed, *, warn=False):
+    """``check_cv(cv)`` reshuffled with ``seed`` when the splitter allows it."""
+    splitter = check_cv(cv, y, classifier=classifier)
+    if seed is None:
+        return splitter
+    if isinstance(cv, numbers.Integral):
+        splitter.shuffle = True
+    shuffles = getattr(splitter, "shuffle", True) is not False
+    if not (hasattr(splitter, "random_state") and shuffles):
+        if warn:
+            warnings.warn(
+                f"{type(splitter).__name__} cannot be reshuffled (no random_state "
+                "or shuffle=False): every repeat uses the same folds; only the "
+                "estimators are reseeded.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return splitter
+    splitter = copy.copy(splitter)
+    splitter.random_state = seed
+    return splitter
+
+
+def reseed(estimator, seed):
+    """Set every ``random_state`` parameter of ``estimator`` (nested ones too)."""
+    names = [
+        k for k in estimator.get_params(deep=True)
+        if k == "random_state" or k.endswith("__random_state")
+    ]
+    return estimator.set_params(**dict.fromkeys(names, seed)) if names else estimator
+
+
+def scoring_spec(estimator, scoring) -> dict:
+    """``scoring`` as ``{metric_name: str or callable}``."""
+    if scoring is None:
+        return {"score": check_scoring(estimator)}
+    if isinstance(scoring, str):
+        return {scoring: scoring}
+    if callable(scoring):
+        return {"score": scoring}
+    if isinstance(scoring, Mapping):
+        return dict(scoring)
+    if isinstance(scoring, (list, tuple, set)):
+        return {s: s for s in scoring}
+    raise ValueError(
+        "scoring must be None, a string, a callable, a list/tuple of strings or "
+        f"a dict of name -> scorer, got {scoring!r}."
+    )
+
+
+def multimetric_scorer(estimator, scoring):
+    """A scorer returning ``{metric: value}`` (predictions computed once)."""
+    return check_scoring(estimator, scoring_spec(estimator, scoring))
+
+
+def split_fit_params(fit_params, n_samples, indices):
+    """Index the sample-aligned fit parameters (``sample_weight``...) by fold."""
+    out = {}
+    for key, value in (fit_params or {}).items():
+        if hasattr(value, "__len__") and not isinstance(value, (str, dict)) and (
+            len(value) == n_samples
+        ):
+            value = _safe_indexing(value, indices)
+        out[key] = value
+    return out
+
+
+def free_device_memory():
+    """Give cached GPU memory back after a fit (a no-op without CUDA)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        gc.collect()  # tensors in reference cycles (optimizer state) first
+        torch.cuda.empty_cache()
+
+
+def _fit_and_score(template, X, y, train, test, scoring, seed):
+    # The clone is made here, in the worker, so that the fitted model is
+    # local and its (GPU) memory can be freed before returning.
+    estimator = clone(template)
+    if seed is not None:
+        reseed(estimator, seed)
+    scorer = multimetric_scorer(estimator, scoring)
+    X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
+    y_train = None if y is None else _safe_indexing(y, train)
+    y_test = None if y is None else _safe_indexing(y, test)
+    start = time.perf_counter()
+    estimator.fit(X_train, y_train)
+    fit_time = time.perf_counter() - start
+    scores = scorer(estimator, X_test, y_test)
+    del estimator
+    free_device_memory()
+    return scores, fit_time
+
+
+def summarize_comparison(
+    df: pd.DataFrame, *, precision: int | None = 3
+) -> pd.DataFrame:
+    """Mean ± standard deviation of each metric per variant, as a wide table.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The output of :func:`compare_variants`.
+    precision : int or None, default=3
+        Decimals of the ``"mean ± std"`` strings; None returns the numbers,
+        with ``(metric, "mean")`` and ``(metric, "std")`` columns.
+
+    Returns
+    -------
+    summary : DataFrame
+        One row per variant (in the order of ``df``), one column per metric
+        plus ``fit_time`` (mean seconds per fit). Standard deviations are over
+        all folds and repeats (``ddof=0``, as ``std_test_score`` in
+        scikit-learn searches); fold scores are not independent, so read
+        them as spreads, not standard errors.
+
+    See Also
+    --------
+    compare_variants : Produces ``df``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skestimators.model_selection import summarize_comparison
+    >>> df = pd.DataFrame({
+    ...     "variant": ["a", "a", "b", "b"], "repeat": 0, "fold": [0, 1, 0, 1],
+    ...     "metric": "accuracy", "value": [0.8, 0.9, 0.6, 0.7],
+    ...     "fit_time": 1.0,
+    ... })
+    >>> summarize_comparison(df)  # doctest: +NORMALIZE_WHITESPACE
+                  accuracy  fit_time
+    variant
+    a        0.850 ± 0.050     1.000
+    b        0.650 ± 0.050     1.000
+    """
+    _check_results(df)
+    grouped = df.groupby(["variant", "metric"], sort=False)["value"]
+    stats = grouped.agg(mean="mean", std=lambda v: float(np.std(v)))
+    wide = stats.unstack("metric")
+    wide.columns = wide.columns.swaplevel(0, 1)
+    metrics = list(dict.fromkeys(df["metric"]))
+    variants = list(dict.fromkeys(df["variant"]))
+    wide = wide.reindex(index=variants, columns=pd.MultiIndex.from_product(
+        [metrics, ["mean", "std"]]
+    ))
+    fits = df.drop_duplicates(["variant", "repeat", "fold"])
+    fit_time = fits.groupby("variant", sort=False)["fit_time"].mean().reindex(variants)
+    if precision is None:
+        wide[("fit_time", "mean")] = fit_time
+        wide.index.name = "variant"
+        return wide
+    text = pd.DataFrame(
+        {
+            m: [
+                f"{mu:.{precision}f} ± {sd:.{precision}f}"
+                for mu, sd in zip(wide[(m, "mean")], wide[(m, "std")])
+            ]
+            for m in metrics
+        },
+        index=pd.Index(variants, name="variant"),
+    )
+    text["fit_time"] = [f"{t:.{precision}f}" for t in fit_time]
+    return text
+
+
+def plot_comparison(df: pd.DataFrame, ax=None, *, metrics=None):
+    """Box plots of the fold scores of each variant, with every fold as a dot.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The output of :func:`compare_variants`.
+    ax : matplotlib Axes or array-like of Axes, default=None
+        One Axes per metric; None makes a new figure with a row of Axes.
+    metrics : list of str, default=None
+        Metrics to draw (default: all, in the order of ``df``).
+
+    Returns
+    -------
+    axes : ndarray of matplotlib Axes
+        One Axes per metric, variants along the x axis.
+
+    See Also
+    --------
+    compare_variants : Produces ``df``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skestimators.model_selection import plot_comparison
+    >>> df = pd.DataFrame({
+    ...     "variant": ["a", "a", "b", "b"], "repeat": 0, "fold": [0, 1, 0, 1],
+    ...     "metric": "r2", "value": [0.8, 0.9, 0.6, 0.7], "fit_time": 1.0,
+    ... })
+    >>> axes = plot_comparison(df)
+    >>> [t.get_text() for t in axes[0].get_xticklabels()]
+    ['a', 'b']
+    """
+    import matplotlib.pyplot as plt
+
+    _check_results(df)
+    metrics = list(dict.fromkeys(df["metric"])) if metrics is None else list(metrics)
+    variants = list(dict.fromkeys(df["variant"]))
+    if ax is None:
+        _, ax = plt.subplots(
+            1, len(metrics), figsize=(1.2 + 1.1 * len(variants) * len(metrics), 3.5),
+            squeeze=False, layout="constrained",
+        )
+    axes = np.ravel(ax)
+    if axes.size < len(metrics):
+        raise ValueError(f"Need one Axes per metric ({len(metrics)}), got {axes.size}.")
+    jitter = np.random.default_rng(0)
+    positions = np.arange(len(variants))
+    for axis, metric in zip(axes, metrics):
+        sub = df[df["metric"] == metric]
+        values = [sub.loc[sub["variant"] == v, "value"].to_numpy() for v in variants]
+        axis.boxplot(values, positions=positions, widths=0.5, showfliers=False)
+        for pos, vals in zip(positions, values):
+            axis.scatter(
+                pos + jitter.uniform(-0.12, 0.12, vals.size), vals,
+                s=12, alpha=0.6, color="tab:blue", zorder=3,
+            )
+        axis.set_xticks(positions, variants)
+        axis.set_title(metric)
+    return axes[: len(metrics)]
+
+
+def _check_results(df):
+    missing = set(COLUMNS) - set(df.columns)
+    if missing:
+        raise ValueError(
+            "Expected the output of compare_variants; missing columns "
+            f"{sorted(missing)}."
+        )

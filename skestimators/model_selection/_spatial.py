@@ -1,0 +1,304 @@
+"""Spatial cross-validation splitters: blocks of space and buffered folds.
+
+Coordinates reach the splitters through scikit-learn's ``groups`` route: pass
+the ``(n_samples, 2)`` coordinate array as ``groups`` to ``split``,
+``cross_val_score``, ``cross_validate`` or ``GridSearchCV.fit``. With metadata
+routing enabled, pass ``params={"groups": coords}`` instead; both splitters
+request ``groups`` by default.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy.spatial import cKDTree
+from sklearn.model_selection import BaseCrossValidator, KFold, check_cv
+from sklearn.utils import check_random_state
+
+__all__ = ["BufferedKFold", "SpatialBlockKFold"]
+
+
+def _num_samples(X) -> int:
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(X)
+
+
+def _check_coords(groups, n_samples: int) -> np.ndarray:
+    """Validate the coordinates passed as ``groups``."""
+    if groups is None:
+        raise ValueError(
+            "Spatial splitters need the sample coordinates: pass an array of shape "
+            "(n_samples, 2) as groups, e.g. cross_val_score(..., groups=coords)."
+        )
+    coords = np.asarray(groups, dtype=float)
+    if coords.ndim != 2 or coords.shape[1] != 2:
+        raise ValueError(
+            "groups must hold the coordinates as an array of shape (n_samples, 2); "
+            f"got shape {coords.shape}."
+        )
+    if coords.shape[0] != n_samples:
+        raise ValueError(
+            f"groups has {coords.shape[0]} coordinates but X has {n_samples} samples."
+        )
+    if not np.isfinite(coords).all():
+        raise ValueError("groups (coordinates) contains NaN or infinite values.")
+    return coords
+
+
+def _requests_groups(cv) -> bool:
+    """Whether a splitter takes ``groups`` (KFold & co. warn when given them)."""
+    try:
+        request = cv.get_metadata_routing().split.requests.get("groups")
+    except AttributeError:  # a splitter outside sklearn's metadata API
+        return True
+    return request is True
+
+
+def _pair(value, name):
+    pair = np.broadcast_to(np.asarray(value), (2,))
+    if not (pair > 0).all():
+        raise ValueError(f"{name} must be positive, got {value!r}.")
+    return pair
+
+
+class SpatialBlockKFold(BaseCrossValidator):
+    """K-fold over square blocks of space, with balanced fold sizes.
+
+    The bounding box of the coordinates is cut into blocks (of side
+    ``block_size``, or ``n_blocks`` per axis); every point belongs to the block
+    it falls in, and whole blocks go to the test folds. Blocks are assigned
+    largest first to the fold with the fewest points so far, which balances
+    fold sizes; ``shuffle`` with ``random_state`` breaks ties between blocks of
+    equal size at random.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Number of folds (at least 2).
+    block_size : float or tuple of float, default=None
+        Side of the blocks (one value, or one per axis), in coordinate units.
+        Exactly one of ``block_size`` and ``n_blocks`` must be set.
+    n_blocks : int or tuple of int, default=None
+        Number of blocks along each axis of the bounding box.
+    shuffle : bool, default=True
+        Break ties between blocks of equal size at random.
+    random_state : int, RandomState instance or None, default=None
+        Seed for ``shuffle``.
+
+    See Also
+    --------
+    BufferedKFold : Drop training points near the test points.
+    sklearn.model_selection.GroupKFold : K-fold over given group labels.
+
+    Notes
+    -----
+    The coordinates are passed as ``groups`` (shape ``(n_samples, 2)``), which
+    is how ``cross_val_score``, ``cross_validate`` and ``GridSearchCV.fit``
+    hand them to the splitter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skestimators.model_selection import SpatialBlockKFold
+    >>> coords = np.random.default_rng(0).uniform(0, 100, size=(200, 2))
+    >>> cv = SpatialBlockKFold(n_splits=4, block_size=25.0, random_state=0)
+    >>> [len(test) for _, test in cv.split(coords, groups=coords)]
+    [51, 49, 49, 51]
+    """
+
+    __metadata_request__split = {"groups": True}
+
+    def __init__(
+        self,
+        n_splits=5,
+        *,
+        block_size=None,
+        n_blocks=None,
+        shuffle=True,
+        random_state=None,
+    ):
+        self.n_splits = n_splits
+        self.block_size = block_size
+        self.n_blocks = n_blocks
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Return the number of folds, ``n_splits``."""
+        return self.n_splits
+
+    def block_labels(self, coords) -> np.ndarray:
+        """Label of the block each point falls in.
+
+        Parameters
+        ----------
+        coords : array-like of shape (n_samples, 2)
+            Point coordinates.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Integer block label, consecutive from 0 over the non-empty blocks.
+        """
+        coords = _check_coords(coords, _num_samples(coords))
+        if (self.block_size is None) == (self.n_blocks is None):
+            raise ValueError("Set exactly one of block_size and n_blocks.")
+        low, high = coords.min(axis=0), coords.max(axis=0)
+        if self.block_size is not None:
+            size = _pair(self.block_size, "block_size").astype(float)
+            shape = np.maximum(np.ceil((high - low) / size), 1).astype(int)
+        else:
+            shape = _pair(self.n_blocks, "n_blocks")
+            if not all(float(s).is_integer() for s in shape):
+                raise ValueError(f"n_blocks must be integers, got {self.n_blocks!r}.")
+            shape = shape.astype(int)
+            size = np.where(high > low, (high - low) / shape, 1.0)
+        index = np.minimum(((coords - low) // size).astype(int), shape - 1)
+        flat = np.ravel_multi_index(tuple(index.T), tuple(shape))
+        return np.unique(flat, return_inverse=True)[1]
+
+    def split(self, X, y=None, groups=None):
+        """Generate train and test indices, one pair per fold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Data; only its length is used.
+        y : array-like of shape (n_samples,), default=None
+            Ignored.
+        groups : array-like of shape (n_samples, 2)
+            Coordinates of the samples.
+
+        Yields
+        ------
+        train : ndarray
+            Training set indices of the fold.
+        test : ndarray
+            Test set indices of the fold.
+        """
+        if not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
+            raise ValueError(f"n_splits must be an integer >= 2, got {self.n_splits}.")
+        n_samples = _num_samples(X)
+        labels = self.block_labels(_check_coords(groups, n_samples))
+        sizes = np.bincount(labels)
+        if len(sizes) < self.n_splits:
+            raise ValueError(
+                f"Cannot split {len(sizes)} non-empty blocks into "
+                f"n_splits={self.n_splits} folds; use smaller blocks or fewer splits."
+            )
+        order = np.arange(len(sizes))
+        if self.shuffle:
+            order = check_random_state(self.random_state).permutation(order)
+        order = order[np.argsort(-sizes[order], kind="stable")]
+        fold_of_block = np.empty(len(sizes), dtype=int)
+        fold_sizes = np.zeros(self.n_splits, dtype=int)
+        for block in order:
+            fold = int(np.argmin(fold_sizes))
+            fold_of_block[block] = fold
+            fold_sizes[fold] += sizes[block]
+        fold_of_sample = fold_of_block[labels]
+        indices = np.arange(n_samples)
+        for fold in range(self.n_splits):
+            test = fold_of_sample == fold
+            yield indices[~test], indices[test]
+
+
+class BufferedKFold(BaseCrossValidator):
+    """Any K-fold whose training sets keep away from the test points.
+
+    Runs a base splitter, then removes from each training set every point
+    closer than ``buffer`` to a point of the test set, so that no training
+    point is a near neighbour of a test point (the seed's distance-based
+    validation). Removed points are in neither set of that fold.
+
+    Parameters
+    ----------
+    buffer : float
+        Minimum distance between any training point and any test point, in
+        coordinate units. Training points strictly closer are dropped.
+    n_splits : int, default=5
+        Number of folds of the default base splitter; ignored when ``cv`` is
+        given.
+    cv : int, cross-validation generator or None, default=None
+        Base splitter: ``None`` for ``KFold(n_splits, shuffle=True,
+        random_state=random_state)``, an int for ``KFold(cv)``, or any
+        splitter (e.g. :class:`SpatialBlockKFold`). Splitters that request
+        ``groups`` (the spatial ones, but also ``GroupKFold``) receive the
+        coordinates as ``groups``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the default base splitter.
+
+    See Also
+    --------
+    SpatialBlockKFold : K-fold over blocks of space.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skestimators.model_selection import BufferedKFold
+    >>> coords = np.random.default_rng(0).uniform(0, 100, size=(200, 2))
+    >>> cv = BufferedKFold(10.0, n_splits=4, random_state=0)
+    >>> train, test = next(cv.split(coords, groups=coords))
+    >>> len(train) + len(test) < 200
+    True
+    """
+
+    __metadata_request__split = {"groups": True}
+
+    def __init__(self, buffer, *, n_splits=5, cv=None, random_state=None):
+        self.buffer = buffer
+        self.n_splits = n_splits
+        self.cv = cv
+        self.random_state = random_state
+
+    def _base_cv(self):
+        if self.cv is None:
+            return KFold(self.n_splits, shuffle=True, random_state=self.random_state)
+        return check_cv(self.cv)
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Return the number of folds of the base splitter."""
+        return self._base_cv().get_n_splits(X, y, groups)
+
+    def split(self, X, y=None, groups=None):
+        """Generate buffered train and test indices, one pair per fold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Data; passed on to the base splitter.
+        y : array-like of shape (n_samples,), default=None
+            Passed on to the base splitter.
+        groups : array-like of shape (n_samples, 2)
+            Coordinates of the samples; also passed on to the base splitter.
+
+        Yields
+        ------
+        train : ndarray
+            Training set indices, without the points within ``buffer`` of the
+            test set.
+        test : ndarray
+            Test set indices of the base fold.
+        """
+        if not isinstance(self.buffer, numbers.Real) or not self.buffer >= 0:
+            raise ValueError(
+                f"buffer must be a non-negative number, got {self.buffer!r}."
+            )
+        coords = _check_coords(groups, _num_samples(X))
+        base = self._base_cv()
+        base_groups = coords if _requests_groups(base) else None
+        for fold, (train, test) in enumerate(base.split(X, y, base_groups)):
+            train, test = np.asarray(train), np.asarray(test)
+            if len(test) and len(train) and self.buffer > 0:
+                # No distance_upper_bound: it is squared internally and
+                # underflows for tiny buffers.
+                distance, _ = cKDTree(coords[test]).query(coords[train], k=1)
+                train = train[distance >= self.buffer]
+            if len(train) == 0:
+                raise ValueError(
+                    f"Fold {fold}: every training point lies within buffer="
+                    f"{self.buffer} of the test set; use a smaller buffer or a "
+                    "spatial base splitter with more folds."
+                )
+            yield train, test

@@ -1,0 +1,247 @@
+"""Optuna studies for :class:`OptunaSearchCV`: storages, the trial loop, results."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from scipy.stats import rankdata
+from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
+
+from ._epochwise import Lockstep
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def resolve_storage(storage):
+    """An Optuna storage (or None, in memory) from a URL, a file path or a storage.
+
+    ``"sqlite:///x.db"``, ``"postgresql://..."`` and other SQLAlchemy URLs give
+    an ``RDBStorage``; a path ending in ``.db``/``.sqlite`` a SQLite one; a
+    path ending in ``.log``/``.journal`` a ``JournalStorage`` on a file.
+    """
+    if storage is None or isinstance(storage, BaseStorage):
+        return storage
+    spec = os.fspath(storage)
+    if "://" in spec:
+        if spec.startswith("sqlite"):
+            # Several processes writing one SQLite file wait for its lock.
+            return RDBStorage(spec, engine_kwargs={"connect_args": {"timeout": 60}})
+        return RDBStorage(spec, engine_kwargs={"pool_pre_ping": True})
+    suffix = Path(spec).suffix.lower()
+    if suffix in JOURNAL_SUFFIXES:
+        return JournalStorage(JournalFileBackend(spec))
+    if suffix in SQLITE_SUFFIXES:
+        return resolve_storage(f"sqlite:///{Path(spec).resolve()}")
+    raise ValueError(
+        f"storage={storage!r}: expected a database URL (sqlite:///..., "
+        f"postgresql://...), a SQLite file ({', '.join(SQLITE_SUFFIXES)}), a "
+        f"journal file ({', '.join(JOURNAL_SUFFIXES)}) or an Optuna storage."
+    )
+
+
+def open_study(storage, study_name, sampler, pruner):
+    """Create the study, or load it when it exists (several processes, resumes)."""
+    for attempt in range(5):
+        try:
+            return optuna.create_study(
+                storage=resolve_storage(storage), sampler=sampler, pruner=pruner,
+                study_name=study_name, direction="maximize", load_if_exists=True,
+            )
+        except Exception as exc:
+            # Processes starting together on a new database race to create
+            # its tables; the loser retries.
+            if attempt == 4 or type(exc).__module__.split(".")[0] != "sqlalchemy":
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def set_params(estimator, params):
+    """``estimator.set_params(**params)``, where ``name__key`` may also set one
+    key of a dict-valued parameter (``module_params__dropout``)."""
+    current = estimator.get_params(deep=True)
+    plain, merged = {}, {}
+    for name, value in params.items():
+        owner, _, key = name.rpartition("__")
+        if name not in current and owner and (
+            isinstance(current.get(owner), dict) or (
+                owner in current and current[owner] is None
+            )
+        ):
+            base = merged.get(owner, dict(current[owner] or {}))
+            merged[owner] = {**base, key: value}
+        else:
+            plain[name] = value
+    return estimator.set_params(**plain, **merged)
+
+
+def n_finished(study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def run_trials(study, objective, distributions, n_trials, timeout):
+    """Ask and evaluate trials until the study holds ``n_trials`` finished ones."""
+    start = time.monotonic()
+    while n_trials is None or n_finished(study) < n_trials:
+        if timeout is not None and time.monotonic() - start >= timeout:
+            break
+        trial = study.ask(distributions)
+        objective(study, trial)
+
+
+def worker(storage, study_name, sampler, pruner, objective, distributions,
+           n_trials, timeout, journal_dir=None):
+    """One process of a parallel search: load the shared study, run trials."""
+    if journal_dir is not None and not os.path.isdir(journal_dir):
+        raise RuntimeError(
+            "OptunaSearchCV(storage=None, n_jobs>1) shares trials through a file "
+            f"in {journal_dir}, which this worker ({socket.gethostname()}) cannot "
+            "see; pass a storage all workers reach (a PostgreSQL URL)."
+        )
+    study = optuna.load_study(
+        study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
+        pruner=pruner,
+    )
+    run_trials(study, objective, distributions, n_trials, timeout)
+
+
+class Objective:
+    """Cross-validate one trial's parameters (picklable, for parallel workers)."""
+
+    def __init__(self, estimator, X, y, splits, scorer, metric, epoch_scoring,
+                 fit_params, error_score):
+        self.estimator = estimator
+        self.X = X
+        self.y = y
+        self.splits = splits
+        self.scorer = scorer
+        self.metric = metric
+        self.epoch_scoring = epoch_scoring
+        self.fit_params = fit_params
+        self.error_score = error_score
+
+    def __call__(self, study, trial):
+        estimator = set_params(clone(self.estimator), trial.params)
+
+        def on_round(epoch, value):
+            trial.report(value, epoch)
+            return trial.should_prune()
+
+        runner = Lockstep(
+            estimator, self.scorer, self.metric,
+            self.epoch_scoring, on_round if self.epoch_scoring is not None else None,
+        )
+        try:
+            results, pruned = runner.run(self.X, self.y, self.splits, self.fit_params)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        epochs = [int(r.n_epochs) for r in results]
+        trial.set_user_attr("epochs", epochs)
+        trial.set_user_attr("n_epochs", int(sum(epochs)))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if pruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            return
+        errors = [r.error for r in results if r.error is not None]
+        if errors and isinstance(self.error_score, str):  # "raise"
+            study.tell(trial, state=TrialState.FAIL)
+            raise errors[0]
+        if errors:
+            warnings.warn(
+                f"{len(errors)} of {len(results)} fits failed in trial "
+                f"{trial.number} (score set to {self.error_score}): "
+                f"{type(errors[0]).__name__}: {errors[0]}",
+                FitFailedWarning,
+                stacklevel=2,
+            )
+            trial.set_user_attr("error", repr(errors[0]))
+        metrics = sorted({m for r in results for m in r.scores}) or [self.metric]
+        scores = {
+            m: [
+                float(self.error_score) if r.error is not None else float(r.scores[m])
+                for r in results
+            ]
+            for m in metrics
+        }
+        trial.set_user_attr("split_scores", scores)
+        trial.set_user_attr("fit_times", [float(r.fit_time) for r in results])
+        trial.set_user_attr("score_times", [float(r.score_time) for r in results])
+        value = float(np.mean(scores[self.metric]))
+        if np.isnan(value):
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+
+
+def cv_results(trials, metric_keys, n_splits):
+    """``cv_results_`` as in scikit-learn searches, one entry per finished trial.
+
+    ``metric_keys`` maps metric names (as stored in the trials) to the key
+    used in the results (``"score"`` for a single metric).
+    """
+    trials = sorted(
+        (t for t in trials if t.state in FINISHED), key=lambda t: t.number
+    )
+    n = len(trials)
+    results = {
+        "number": np.array([t.number for t in trials], dtype=int),
+        "state": np.array([t.state.name for t in trials], dtype=object),
+        "n_epochs": np.array(
+            [t.user_attrs.get("n_epochs", 0) for t in trials], dtype=int
+        ),
+    }
+    for stat, key in (("fit_time", "fit_times"), ("score_time", "score_times")):
+        times = _matrix([t.user_attrs.get(key) for t in trials], n_splits)
+        results[f"mean_{stat}"] = _nanstat(np.nanmean, times)
+        results[f"std_{stat}"] = _nanstat(np.nanstd, times)
+    names = sorted({p for t in trials for p in t.params})
+    for name in names:
+        column = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
+        for i, t in enumerate(trials):
+            if name in t.params:
+                column[i] = t.params[name]
+        results[f"param_{name}"] = column
+    results["params"] = [dict(t.params) for t in trials]
+    for metric, key in metric_keys.items():
+        split = _matrix(
+            [t.user_attrs.get("split_scores", {}).get(metric) for t in trials], n_splits
+        )
+        for k in range(n_splits):
+            results[f"split{k}_test_{key}"] = split[:, k]
+        mean = _nanstat(np.mean, split)
+        results[f"mean_test_{key}"] = mean
+        results[f"std_test_{key}"] = _nanstat(np.std, split)
+        # Missing scores (pruned, failed trials) rank last, as in scikit-learn.
+        filled = np.where(np.isnan(mean), -np.inf, mean)
+        results[f"rank_test_{key}"] = (
+            rankdata(-filled, method="min").astype(np.int32) if n else np.array([], int)
+        )
+    return results
+
+
+def _matrix(rows, n_splits):
+    out = np.full((len(rows), n_splits), np.nan)
+    for i, row in enumerate(rows):
+        if row is not None and len(row) == n_splits:
+            out[i] = np.asarray(row, dtype=float)
+    return out
+
+
+def _nanstat(func, values):
+    if values.size == 0:
+        return np.zeros(values.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return func(values, axis=1)

@@ -1,0 +1,226 @@
+"""CNN-LSTM for multi-year raster patches (the SOC seed's RefittedCovLSTM).
+
+Inputs are patches of shape ``(batch, bands, height, width, years)``. A small
+2-D CNN, with weights shared across years, encodes each year's patch; the
+CNN-LSTM runs an LSTM over the yearly codes, the pooled variant averages (or
+concatenates) them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["CNNLSTM", "PooledCNN"]
+
+
+def _check_shape(input_shape):
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(
+            "input_shape must be (bands, height, width, years) with positive sizes, "
+            f"got {input_shape!r}."
+        )
+    return shape
+
+
+class _YearEncoder(nn.Module):
+    """Conv(3x3) -> ReLU -> MaxPool(2) blocks applied to every year, flattened.
+
+    A block pools only while the patch is at least 2 pixels wide, so small
+    windows (5x5 patches) still work.
+    """
+
+    def __init__(self, input_shape, conv_channels):
+        super().__init__()
+        bands, height, width, _ = input_shape
+        layers, channels = [], bands
+        for out in conv_channels:
+            layers += [nn.Conv2d(channels, int(out), 3, padding=1), nn.ReLU()]
+            if min(height, width) >= 2:
+                layers.append(nn.MaxPool2d(2))
+                height, width = height // 2, width // 2
+            channels = int(out)
+        layers.append(nn.Flatten())
+        self.net = nn.Sequential(*layers)
+        self.input_shape = tuple(input_shape)
+        self.n_features = channels * height * width
+
+    def forward(self, x):
+        """``(N, bands, H, W, T)`` -> ``(N, T, n_features)``."""
+        if x.ndim != 5 or tuple(x.shape[1:4]) != self.input_shape[:3]:
+            raise ValueError(
+                "Expected patches of shape (batch, bands, height, width, years) with "
+                f"(bands, height, width) = {self.input_shape[:3]}, got "
+                f"{tuple(x.shape)}."
+            )
+        n, bands, height, width, years = x.shape
+        frames = x.permute(0, 4, 1, 2, 3).reshape(n * years, bands, height, width)
+        return self.net(frames).reshape(n, years, -1)
+
+
+def _head(n_in, hidden, n_outputs, dropout):
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(n_in, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, n_outputs),
+    )
+
+
+class CNNLSTM(nn.Module):
+    """Per-year CNN encoder, LSTM over the years, dense head.
+
+    The seed's RefittedCovLSTM: the CNN (shared across years) turns each
+    year's patch into a feature vector, the LSTM reads the sequence of years,
+    and its final state is fused (concatenated) with the CNN features of the
+    last year before a two-layer dense head.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(6, 5, 5, 5)
+        ``(bands, height, width, years)`` of one sample. Injected by the
+        estimators.
+    n_outputs : int, default=1
+        Number of outputs. Injected by the estimators.
+    conv_channels : tuple of int, default=(32, 64)
+        Output channels of each conv block (3x3 conv, ReLU, 2x2 max-pool while
+        the patch is at least 2 pixels wide).
+    lstm_hidden : int, default=64
+        LSTM hidden size (also the width of the dense head).
+    lstm_layers : int, default=1
+        Number of stacked LSTM layers.
+    bidirectional : bool, default=False
+        Run the LSTM in both directions over the years.
+    dropout : float, default=0.2
+        Dropout in the head and between stacked LSTM layers.
+
+    Attributes
+    ----------
+    encoder : torch.nn.Module
+        The per-year CNN; ``encoder.n_features`` is its output width.
+    lstm : torch.nn.LSTM
+        The recurrent layer over years.
+    head : torch.nn.Sequential
+        The dense head.
+
+    See Also
+    --------
+    PooledCNN : Same encoder, years pooled instead of read in sequence.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skestimators.nn import CNNLSTM
+    >>> net = CNNLSTM(input_shape=(6, 5, 5, 4), conv_channels=(8, 16), lstm_hidden=8)
+    >>> net(torch.zeros(3, 6, 5, 5, 4)).shape
+    torch.Size([3, 1])
+    """
+
+    def __init__(
+        self,
+        input_shape=(6, 5, 5, 5),
+        n_outputs=1,
+        conv_channels=(32, 64),
+        lstm_hidden=64,
+        lstm_layers=1,
+        bidirectional=False,
+        dropout=0.2,
+    ):
+        super().__init__()
+        shape = _check_shape(input_shape)
+        self.encoder = _YearEncoder(shape, conv_channels)
+        self.lstm = nn.LSTM(
+            self.encoder.n_features,
+            int(lstm_hidden),
+            num_layers=int(lstm_layers),
+            batch_first=True,
+            dropout=float(dropout) if lstm_layers > 1 else 0.0,
+            bidirectional=bool(bidirectional),
+        )
+        self._directions = 2 if bidirectional else 1
+        fused = int(lstm_hidden) * self._directions + self.encoder.n_features
+        self.head = _head(fused, int(lstm_hidden), int(n_outputs), float(dropout))
+
+    def forward(self, x):
+        features = self.encoder(x)
+        _, (h_n, _) = self.lstm(features)
+        # Final hidden state of the last layer, both directions if bidirectional.
+        last = h_n[-self._directions :].transpose(0, 1).reshape(x.shape[0], -1)
+        return self.head(torch.cat([last, features[:, -1]], dim=1))
+
+
+class PooledCNN(nn.Module):
+    """Per-year CNN encoder, years pooled, dense head (no recurrence).
+
+    The comparison model for :class:`CNNLSTM`: the same shared per-year
+    encoder, with the yearly features averaged (``pooling="mean"``, blind to
+    the order of years) or concatenated (``pooling="concat"``, order-aware but
+    without recurrence).
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(6, 5, 5, 5)
+        ``(bands, height, width, years)`` of one sample. Injected by the
+        estimators.
+    n_outputs : int, default=1
+        Number of outputs. Injected by the estimators.
+    conv_channels : tuple of int, default=(32, 64)
+        Output channels of each conv block.
+    pooling : {"mean", "concat"}, default="mean"
+        How the yearly features are combined.
+    hidden : int, default=64
+        Width of the dense head.
+    dropout : float, default=0.2
+        Dropout in the head.
+
+    Attributes
+    ----------
+    encoder : torch.nn.Module
+        The per-year CNN.
+    head : torch.nn.Sequential
+        The dense head.
+
+    See Also
+    --------
+    CNNLSTM : The recurrent model.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skestimators.nn import PooledCNN
+    >>> net = PooledCNN(input_shape=(6, 5, 5, 4), n_outputs=2, pooling="concat")
+    >>> net(torch.zeros(3, 6, 5, 5, 4)).shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(
+        self,
+        input_shape=(6, 5, 5, 5),
+        n_outputs=1,
+        conv_channels=(32, 64),
+        pooling="mean",
+        hidden=64,
+        dropout=0.2,
+    ):
+        super().__init__()
+        if pooling not in ("mean", "concat"):
+            raise ValueError(f"pooling must be 'mean' or 'concat', got {pooling!r}.")
+        shape = _check_shape(input_shape)
+        self.encoder = _YearEncoder(shape, conv_channels)
+        self.pooling = pooling
+        self._years = shape[3]
+        n_in = self.encoder.n_features * (self._years if pooling == "concat" else 1)
+        self.head = _head(n_in, int(hidden), int(n_outputs), float(dropout))
+
+    def forward(self, x):
+        features = self.encoder(x)
+        if self.pooling == "mean":
+            return self.head(features.mean(dim=1))
+        if features.shape[1] != self._years:
+            raise ValueError(
+                f"pooling='concat' was built for {self._years} years, got "
+                f"{features.shape[1]}."
+            )
+        return self.head(features.flatten(1))

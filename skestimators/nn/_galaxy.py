@@ -1,0 +1,324 @@
+"""Galaxy image networks and the Galaxy Zoo decision-tree output layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._galaxy_tree import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+
+__all__ = ["GalaxyCNN", "GalaxyResNet", "GalaxyZooConstraint"]
+
+_N_TARGETS = len(GALAXY_ZOO_COLUMNS)
+_MODES = ("divisive", "softmax", "none")
+
+
+class GalaxyZooConstraint(nn.Module):
+    """Map 37 raw outputs to vote fractions that obey the Galaxy Zoo tree.
+
+    Questions are processed in tree order. Each question's raw outputs are
+    turned into a distribution over its answers, which is then multiplied by
+    the value of the (already constrained) answer that leads to the question,
+    so every question's answers sum to its parent answer, and Q1 and Q6 sum
+    to 1 -- the output layer of the winning Galaxy Challenge solution.
+
+    Parameters
+    ----------
+    mode : {"divisive", "softmax", "none"}, default="divisive"
+        ``"divisive"`` rectifies the outputs (ReLU) and divides each group by
+        its sum, as the winning solution did: ``(relu(z) + eps) / sum(relu(z)
+        + eps)``, so a group whose outputs are all negative becomes uniform
+        instead of undefined. ``"softmax"`` applies a softmax per group.
+        ``"none"`` returns the raw outputs unchanged (a linear head trained
+        with MSE, as in the original GalaxyCNN report).
+    eps : float, default=1e-6
+        Added to each rectified output in ``"divisive"`` mode.
+
+    See Also
+    --------
+    skestimators.metrics.project_galaxy_zoo : The same projection in NumPy,
+        for post-processing predictions of any model.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skestimators.nn import GalaxyZooConstraint
+    >>> out = GalaxyZooConstraint("softmax")(torch.randn(4, 37))
+    >>> out.shape
+    torch.Size([4, 37])
+    >>> bool(torch.allclose(out[:, 0:3].sum(1), torch.ones(4)))  # Q1 sums to 1
+    True
+    >>> bool(torch.allclose(out[:, 3:5].sum(1), out[:, 1]))  # Q2 sums to A1.2
+    True
+    """
+
+    def __init__(self, mode: str = "divisive", eps: float = 1e-6):
+        super().__init__()
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}.")
+        self.mode = mode
+        self.eps = float(eps)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != _N_TARGETS:
+            raise ValueError(
+                f"GalaxyZooConstraint expects {_N_TARGETS} outputs in the last "
+                f"dimension, got shape {tuple(x.shape)}."
+            )
+        if self.mode == "none":
+            return x
+        groups: list[torch.Tensor] = []
+        for question in GALAXY_ZOO_QUESTIONS:
+            z = x[..., question.start : question.stop]
+            if self.mode == "divisive":
+                z = torch.relu(z) + self.eps
+                z = z / z.sum(dim=-1, keepdim=True)
+            else:
+                z = torch.softmax(z, dim=-1)
+            if question.parent is not None:
+                z = z * _column(groups, question.parent)
+            groups.append(z)
+        return torch.cat(groups, dim=-1)
+
+
+def _column(groups: list[torch.Tensor], index: int) -> torch.Tensor:
+    """Column ``index`` of the 37 from the questions already processed."""
+    for question, group in zip(GALAXY_ZOO_QUESTIONS, groups):
+        if question.start <= index < question.stop:
+            j = index - question.start
+            return group[..., j : j + 1]
+    raise AssertionError("parent processed after child")  # pragma: no cover
+
+
+def _head(n_outputs: int, constraint: str | None) -> nn.Module:
+    """The output layer for ``n_outputs`` and a ``constraint`` choice."""
+    if constraint == "auto":
+        constraint = "divisive" if n_outputs == _N_TARGETS else None
+    if constraint is None:
+        return nn.Identity()
+    if constraint not in _MODES:
+        raise ValueError(
+            f"constraint must be 'auto', None or one of {_MODES}, got {constraint!r}."
+        )
+    if n_outputs != _N_TARGETS:
+        raise ValueError(
+            f"constraint={constraint!r} needs n_outputs={_N_TARGETS} (the Galaxy "
+            f"Zoo answers), got n_outputs={n_outputs}; use constraint=None for "
+            "a plain classifier or regressor head."
+        )
+    return GalaxyZooConstraint(constraint)
+
+
+def _check_input_shape(input_shape: Sequence[int], min_size: int) -> tuple:
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"input_shape must be (channels, height, width), got {input_shape!r}."
+        )
+    if shape[0] < 1 or min(shape[1:]) < min_size:
+        raise ValueError(
+            f"input_shape {shape} is too small: images must be at least "
+            f"{min_size}x{min_size} pixels with at least one channel."
+        )
+    return shape
+
+
+def _init_output(linear: nn.Linear, constraint: nn.Module) -> None:
+    # A small positive bias keeps the rectified outputs alive at the start.
+    if isinstance(constraint, GalaxyZooConstraint) and constraint.mode == "divisive":
+        nn.init.constant_(linear.bias, 0.1)
+
+
+class GalaxyCNN(nn.Module):
+    """The GalaxyCNN of the original report, with batch normalisation.
+
+    Four blocks of 3x3 convolution, batch normalisation, ReLU and 2x2 max
+    pooling (32, 64, 128 and 256 channels by default), then a dense layer of
+    ``hidden`` units with ReLU and dropout, and a linear output layer followed
+    by the Galaxy Zoo constraint.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(3, 69, 69)
+        ``(channels, height, width)`` of the images; at least 16x16.
+    n_outputs : int, default=37
+        Number of outputs: 37 for the Galaxy Zoo answers, or the number of
+        classes (logits) when used as a classifier.
+    channels : tuple of int, default=(32, 64, 128, 256)
+        Channels of the convolution blocks; each block halves the image.
+    hidden : int, default=512
+        Units of the dense layer.
+    dropout : float, default=0.5
+        Dropout after the dense layer.
+    constraint : {"auto", "divisive", "softmax", "none"} or None, default="auto"
+        Output layer: see :class:`GalaxyZooConstraint`. ``"auto"`` means
+        ``"divisive"`` when ``n_outputs == 37`` and ``None`` otherwise;
+        ``None`` returns raw outputs (logits for a classifier).
+
+    See Also
+    --------
+    GalaxyResNet : A deeper residual network with the same interface.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skestimators.nn import GalaxyCNN
+    >>> net = GalaxyCNN(input_shape=(3, 32, 32)).eval()
+    >>> net(torch.rand(2, 3, 32, 32)).shape
+    torch.Size([2, 37])
+    >>> GalaxyCNN(input_shape=(3, 32, 32), n_outputs=6)(torch.rand(2, 3, 32, 32)).shape
+    torch.Size([2, 6])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (3, 69, 69),
+        n_outputs: int = 37,
+        *,
+        channels: Sequence[int] = (32, 64, 128, 256),
+        hidden: int = 512,
+        dropout: float = 0.5,
+        constraint: str | None = "auto",
+    ):
+        super().__init__()
+        self.input_shape = _check_input_shape(input_shape, 2 ** len(channels))
+        blocks: list[nn.Module] = []
+        c_in, (h, w) = self.input_shape[0], self.input_shape[1:]
+        for c in channels:
+            blocks += [
+                nn.Conv2d(c_in, c, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            c_in, h, w = c, h // 2, w // 2
+        self.features = nn.Sequential(*blocks)
+        output = nn.Linear(hidden, n_outputs)
+        self.constraint = _head(n_outputs, constraint)
+        _init_output(output, self.constraint)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c_in * h * w, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            output,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"GalaxyCNN expects images of shape (n, *{self.input_shape}), "
+                f"got {tuple(x.shape)}."
+            )
+        return self.constraint(self.head(self.features(x)))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+        nn.init.zeros_(self.body[-1].weight)  # each block starts as identity
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(c_out),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class GalaxyResNet(nn.Module):
+    """A small residual network for galaxy images.
+
+    A 3x3 stem convolution and 2x2 max pooling, then one stage of basic
+    residual blocks per entry of ``widths`` (each stage after the first
+    halves the image), global average pooling, dropout and a linear output
+    layer followed by the Galaxy Zoo constraint. The last batch
+    normalisation of every block starts at zero, so each block starts as the
+    identity.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(3, 69, 69)
+        ``(channels, height, width)`` of the images; at least 16x16.
+    n_outputs : int, default=37
+        Number of outputs: 37 for the Galaxy Zoo answers, or the number of
+        classes (logits) when used as a classifier.
+    widths : tuple of int, default=(32, 64, 128, 256)
+        Channels of each stage.
+    blocks : int, default=2
+        Residual blocks per stage.
+    dropout : float, default=0.3
+        Dropout before the output layer.
+    constraint : {"auto", "divisive", "softmax", "none"} or None, default="auto"
+        Output layer: see :class:`GalaxyZooConstraint`. ``"auto"`` means
+        ``"divisive"`` when ``n_outputs == 37`` and ``None`` otherwise.
+
+    See Also
+    --------
+    GalaxyCNN : The plain four-block network of the original report.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skestimators.nn import GalaxyResNet
+    >>> net = GalaxyResNet(input_shape=(3, 24, 24), widths=(8, 16), blocks=1).eval()
+    >>> net(torch.rand(2, 3, 24, 24)).shape
+    torch.Size([2, 37])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (3, 69, 69),
+        n_outputs: int = 37,
+        *,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        blocks: int = 2,
+        dropout: float = 0.3,
+        constraint: str | None = "auto",
+    ):
+        super().__init__()
+        if blocks < 1 or not widths:
+            raise ValueError("GalaxyResNet needs at least one stage of one block.")
+        self.input_shape = _check_input_shape(input_shape, 2 ** len(widths))
+        layers: list[nn.Module] = [
+            nn.Conv2d(self.input_shape[0], widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
+        c_in = widths[0]
+        for i, c in enumerate(widths):
+            for b in range(blocks):
+                stride = 2 if (i > 0 and b == 0) else 1
+                layers.append(_BasicBlock(c_in, c, stride))
+                c_in = c
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        output = nn.Linear(c_in, n_outputs)
+        self.constraint = _head(n_outputs, constraint)
+        _init_output(output, self.constraint)
+        self.head = nn.Sequential(nn.Dropout(dropout), output)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.input_shape[0]:
+            raise ValueError(
+                f"GalaxyResNet expects images of shape (n, {self.input_shape[0]}, "
+                f"height, width), got {tuple(x.shape)}."
+            )
+        return self.constraint(self.head(self.features(x)))

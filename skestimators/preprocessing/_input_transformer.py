@@ -1,0 +1,321 @@
+"""InputTransformer: the ColumnTransformer of named inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _num_features, check_is_fitted
+
+from .._multiinput import MultiInput, as_mapping
+
+_SPECIAL = ("drop", "passthrough")
+
+
+def _spec(name, value):
+    """``(transformer, sources)`` from a dict value."""
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ValueError(
+                f"InputTransformer entry {name!r} must be a transformer, 'drop', "
+                "'passthrough' or a (transformer, input_name(s)) pair."
+            )
+        transformer, source = value
+        sources = [source] if isinstance(source, str) else list(source)
+    else:
+        transformer, sources = value, [name]
+    if not (
+        transformer in _SPECIAL
+        or (hasattr(transformer, "fit") and hasattr(transformer, "transform"))
+    ):
+        raise TypeError(
+            f"InputTransformer entry {name!r} must be a transformer with fit and "
+            f"transform, 'drop' or 'passthrough'; got {transformer!r}."
+        )
+    return transformer, sources
+
+
+class InputTransformer(TransformerMixin, BaseEstimator):
+    """Transform each named input of a :class:`~skestimators.MultiInput` on its own.
+
+    The counterpart of :class:`~sklearn.compose.ColumnTransformer` for named
+    inputs of any dimensionality: each entry fits its own transformer on one
+    input (or on several inputs given together as a ``MultiInput``) and the
+    result is stored under the entry's name. Inputs no entry mentions are
+    passed through (or dropped with ``remainder="drop"``). The output is a
+    ``MultiInput``, ready for a network estimator, so preprocessing lives in a
+    :class:`~sklearn.pipeline.Pipeline` and is refitted inside every CV fold.
+
+    A plain array is treated as one input named ``"X"``; when the output then
+    holds a single array, that array is returned.
+
+    Parameters
+    ----------
+    transformers : dict
+        ``{output_name: spec}`` where ``spec`` is a transformer (applied to the
+        input of the same name), ``"drop"``, ``"passthrough"``, or a pair
+        ``(transformer, input_name)`` / ``(transformer, [input_names])`` to
+        read other inputs (several names give the transformer a MultiInput).
+        Nested parameters are addressed as ``<output_name>__<param>``.
+    remainder : {"passthrough", "drop"}, default="passthrough"
+        What happens to inputs no entry reads.
+
+    Attributes
+    ----------
+    transformers_ : dict
+        Fitted transformers by output name.
+    input_names_ : list of str
+        Names of the inputs seen in ``fit``.
+    output_names_ : list of str
+        Names of the inputs of the output.
+    n_features_in_ : int
+        Number of features, for plain-array input only.
+
+    See Also
+    --------
+    skestimators.MultiInput : Named inputs of equal length.
+    sklearn.compose.ColumnTransformer : The same idea for columns of one table.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skestimators import MultiInput
+    >>> from skestimators.preprocessing import InputTransformer
+    >>> X = MultiInput(spectra=np.random.rand(6, 52, 3), aux=np.random.rand(6, 5))
+    >>> Xt = InputTransformer({"aux": StandardScaler()}).fit_transform(X)
+    >>> Xt.keys(), Xt["aux"].mean(axis=0).round(6).tolist() == [0.0] * 5
+    (['aux', 'spectra'], True)
+    """
+
+    _parameter_constraints = {
+        "transformers": [dict],
+        "remainder": [StrOptions({"passthrough", "drop"})],
+    }
+
+    def __init__(self, transformers, *, remainder="passthrough"):
+        self.transformers = transformers
+        self.remainder = remainder
+
+    # -- nested parameters ---------------------------------------------------------------
+    def get_params(self, deep=True):
+        params = super().get_params(deep=False)
+        if not deep or not isinstance(self.transformers, dict):
+            return params
+        for name, value in self.transformers.items():
+            transformer, _ = _spec(name, value)
+            params[name] = transformer
+            if hasattr(transformer, "get_params"):
+                for key, sub in transformer.get_params(deep=True).items():
+                    params[f"{name}__{key}"] = sub
+        return params
+
+    def set_params(self, **params):
+        if "transformers" in params or not isinstance(self.transformers, dict):
+            super().set_params(transformers=params.pop("transformers", self.transformers))
+            if not isinstance(self.transformers, dict):
+                return super().set_params(**params) if params else self
+        transformers = dict(self.transformers)
+        nested = {}
+        for key, value in list(params.items()):
+            head, sep, rest = key.partition("__")
+            if head in transformers:
+                params.pop(key)
+                old, sources = _spec(head, transformers[head])
+                if sep:
+                    nested.setdefault(head, {})[rest] = value
+                else:
+                    is_pair = isinstance(transformers[head], tuple)
+                    transformers[head] = (value, sources if len(sources) > 1 else sources[0]) if is_pair else value
+        for head, sub in nested.items():
+            transformer, _ = _spec(head, transformers[head])
+            transformer.set_params(**sub)
+        if transformers != self.transformers:
+            self.transformers = transformers
+        return super().set_params(**params)
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _inputs(self, X, reset):
+        mapping = as_mapping(X)
+        single = mapping is None
+        if single:
+            mapping = {"X": X}
+            if reset:
+                try:
+                    self.n_features_in_ = _num_features(X)
+                except TypeError as exc:
+                    raise ValueError(
+                        f"Expected 2D array, got {exc}. Reshape your data."
+                    ) from None
+        elif reset and hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        if reset:
+            self.input_names_ = list(mapping)
+            self._single_input = single
+        else:
+            missing = [k for k in self.input_names_ if k not in mapping]
+            if missing:
+                raise ValueError(
+                    f"X is missing the named input(s) {missing} seen during fit."
+                )
+        return mapping, single
+
+    def _plan(self, names):
+        if self.remainder not in _SPECIAL:
+            raise ValueError(
+                f"remainder must be 'passthrough' or 'drop', got {self.remainder!r}."
+            )
+        plan, used = {}, set()
+        for out_name, value in self.transformers.items():
+            transformer, sources = _spec(out_name, value)
+            unknown = [s for s in sources if s not in names]
+            if unknown:
+                raise ValueError(
+                    f"InputTransformer entry {out_name!r} reads unknown input(s) "
+                    f"{unknown}; X has {list(names)}."
+                )
+            plan[out_name] = (transformer, sources)
+            used.update(sources)
+        if self.remainder == "passthrough":
+            for name in names:
+                if name not in used and name not in plan:
+                    plan[name] = ("passthrough", [name])
+        return plan
+
+    @staticmethod
+    def _select(mapping, sources):
+        if len(sources) == 1:
+            return mapping[sources[0]]
+        return MultiInput(**{s: mapping[s] for s in sources})
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, **fit_params):
+        """Fit every transformer on its input(s).
+
+        Parameters
+        ----------
+        X : MultiInput, dict of arrays, or array-like
+            The named inputs (an array is one input named ``"X"``).
+        y : array-like, default=None
+            Targets, passed to each transformer's ``fit``.
+        **fit_params : dict
+            Passed to each transformer's ``fit``.
+
+        Returns
+        -------
+        self : InputTransformer
+            The fitted transformer.
+        """
+        self._fit(X, y, fit_params, transform=False)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit every transformer and return the transformed inputs.
+
+        Parameters
+        ----------
+        X : MultiInput, dict of arrays, or array-like
+            The named inputs.
+        y : array-like, default=None
+            Targets.
+        **fit_params : dict
+            Passed to each transformer's ``fit_transform``.
+
+        Returns
+        -------
+        Xt : MultiInput or ndarray
+            The transformed inputs.
+        """
+        return self._fit(X, y, fit_params, transform=True)
+
+    def _fit(self, X, y, fit_params, transform):
+        mapping, single = self._inputs(X, reset=True)
+        plan = self._plan(mapping)
+        self.transformers_, out = {}, {}
+        for name, (transformer, sources) in plan.items():
+            data = self._select(mapping, sources)
+            if transformer == "drop":
+                continue
+            if transformer == "passthrough":
+                self.transformers_[name] = "passthrough"
+                out[name] = data
+                continue
+            fitted = clone(transformer)
+            if transform:
+                out[name] = fitted.fit_transform(data, y, **fit_params)
+            else:
+                fitted.fit(data, y, **fit_params)
+            self.transformers_[name] = fitted
+        self._sources = {n: s for n, (_, s) in plan.items()}
+        self.output_names_ = list(self.transformers_)
+        return self._pack(out, single) if transform else None
+
+    def transform(self, X):
+        """Transform each named input with its fitted transformer.
+
+        Parameters
+        ----------
+        X : MultiInput, dict of arrays, or array-like
+            The named inputs, with the names seen in ``fit``.
+
+        Returns
+        -------
+        Xt : MultiInput or ndarray
+            The transformed inputs.
+        """
+        check_is_fitted(self, "transformers_")
+        mapping, single = self._inputs(X, reset=False)
+        out = {}
+        for name, fitted in self.transformers_.items():
+            data = self._select(mapping, self._sources[name])
+            out[name] = data if fitted == "passthrough" else fitted.transform(data)
+        return self._pack(out, single)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = []
+        if isinstance(self.transformers, dict):
+            for name, value in self.transformers.items():
+                try:
+                    transformer, _ = _spec(name, value)
+                except (TypeError, ValueError):
+                    continue
+                if transformer not in _SPECIAL:
+                    inner.append(transformer.__sklearn_tags__())
+        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in inner)
+        tags.input_tags.sparse = bool(inner) and all(t.input_tags.sparse for t in inner)
+        return tags
+
+    def _pack(self, out, single):
+        if not out:
+            raise ValueError("InputTransformer dropped every input; nothing is left.")
+        if single and len(out) == 1:
+            return next(iter(out.values()))
+        return MultiInput(**out)
+
+    def get_feature_names_out(self, input_features=None):
+        """Feature names of a single-array output (delegated to its transformer).
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Input feature names.
+
+        Returns
+        -------
+        names : ndarray of str
+            Output feature names.
+        """
+        check_is_fitted(self, "transformers_")
+        if len(self.transformers_) != 1 or not self._single_input:
+            raise AttributeError(
+                "get_feature_names_out is only defined when the output is one array; "
+                "the output is a MultiInput with inputs " f"{self.output_names_}."
+            )
+        fitted = next(iter(self.transformers_.values()))
+        if fitted == "passthrough":
+            if input_features is not None:
+                return np.asarray(input_features, dtype=object)
+            return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        return fitted.get_feature_names_out(input_features)

@@ -1,0 +1,329 @@
+"""Physical features of transiting exoplanets, from a spectrum and its star."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._multiinput import as_mapping
+
+__all__ = ["PhysicsFeatures"]
+
+GRAVITATIONAL_CONSTANT = 6.674e-11  # m3 kg-1 s-2
+BOLTZMANN_CONSTANT = 1.380649e-23  # J K-1
+HYDROGEN_MASS = 1.6735575e-27  # kg
+#: Mean molecular weight of a hydrogen-dominated atmosphere.
+MEAN_MOLECULAR_WEIGHT = 2.3
+#: Centres (micrometres) of the main water absorption bands in the infrared.
+WATER_BANDS_UM = (1.4, 1.9, 2.7, 6.3)
+#: Columns of the auxiliary table, in the order of the CNES challenge files.
+AUX_COLUMNS = (
+    "star_mass_kg",
+    "star_radius_m",
+    "star_temperature",
+    "planet_mass_kg",
+    "semi_major_axis_m",
+)
+
+
+def equilibrium_temperature(star_temperature, star_radius, semi_major_axis):
+    """Equilibrium temperature (K) of a planet with zero albedo, full redistribution."""
+    return star_temperature * np.sqrt(star_radius / (2.0 * semi_major_axis))
+
+
+def surface_gravity(planet_mass, planet_radius):
+    """Surface gravity (m s-2), ``G M / R**2``."""
+    return GRAVITATIONAL_CONSTANT * planet_mass / planet_radius**2
+
+
+def scale_height(temperature, gravity, mu=MEAN_MOLECULAR_WEIGHT):
+    """Atmospheric scale height (m), ``k T / (mu m_H g)``."""
+    return BOLTZMANN_CONSTANT * temperature / (mu * HYDROGEN_MASS * gravity)
+
+
+def detrend_log_wavelength(depth, wavelength):
+    """Residual of each spectrum after a least-squares line in log-wavelength."""
+    x = np.log(wavelength)
+    x = x - x.mean(axis=1, keepdims=True)
+    y = depth - depth.mean(axis=1, keepdims=True)
+    sxx = np.einsum("ij,ij->i", x, x)[:, None]
+    slope = np.einsum("ij,ij->i", x, y)[:, None] / np.where(sxx > 0, sxx, 1.0)
+    return y - slope * x
+
+
+class PhysicsFeatures(TransformerMixin, BaseEstimator):
+    """Physical features of transiting planets from their spectra and stars.
+
+    From the mean transit depth and the stellar radius it recovers the planet
+    radius ``Rp = Rs * sqrt(mean depth)``; with the auxiliary table it derives
+    the equilibrium temperature, the surface gravity, the atmospheric scale
+    height ``H = k T / (mu m_H g)`` and the amplitude that one scale height of
+    atmosphere adds to the depth, ``2 Rp H / Rs**2``. It compares the latter to
+    the amplitude actually observed (the spread of the depth once a straight
+    line in log-wavelength is removed): clouds mute the absorption features,
+    so their ratio tells cloudy from clear atmospheres. Finally it measures the
+    contrast of each water band, in scale heights.
+
+    The transformer consumes two inputs at once, so it is applied to the whole
+    :class:`~skestimators.MultiInput` (first step of a pipeline), not inside an
+    ``InputTransformer`` for one name. It needs the raw transit depths: place
+    it before any :class:`SpectrumNormalizer`.
+
+    Parameters
+    ----------
+    spectra_key : str, default="spectra"
+        Name of the spectra in ``X``: an array ``(n_samples, n_wavelengths,
+        n_channels)``.
+    aux_key : str, default="aux"
+        Name of the auxiliary table in ``X``: a DataFrame with the columns
+        ``star_mass_kg, star_radius_m, star_temperature, planet_mass_kg,
+        semi_major_axis_m`` (other columns are ignored), or an array with
+        these five columns in this order.
+    wavelength_channel : int, default=0
+        Channel of the spectra holding the wavelength in micrometres.
+    depth_channel : int, default=1
+        Channel of the spectra holding the transit depth ``(Rp/Rs)**2``.
+    bands : tuple of float, default=(1.4, 1.9, 2.7, 6.3)
+        Centres (micrometres) of the absorption bands whose contrast is
+        measured; the default are water bands.
+    band_width : float, default=0.06
+        Standard deviation, in natural-log wavelength, of the Gaussian weights
+        that define a band.
+    mu : float, default=2.3
+        Mean molecular weight of the atmosphere (hydrogen-dominated).
+    log : bool, default=True
+        Whether to return the base-10 logarithm of the quantities that span
+        orders of magnitude (radius, gravity, scale height, amplitudes).
+
+    Attributes
+    ----------
+    n_wavelengths_ : int
+        Number of wavelengths of the spectra seen in :meth:`fit`.
+    n_channels_ : int
+        Number of channels of the spectra seen in :meth:`fit`.
+
+    See Also
+    --------
+    SpectralFeatures : Features computed along the wavelength axis alone.
+
+    Notes
+    -----
+    ``n_features_in_`` is not set: the input is a set of named arrays, not
+    one table of features.
+
+    Examples
+    --------
+    >>> from skestimators.datasets import make_exoplanet
+    >>> from skestimators.preprocessing import PhysicsFeatures
+    >>> X, y = make_exoplanet(5, random_state=0)
+    >>> features = PhysicsFeatures().fit(X)
+    >>> features.transform(X).shape
+    (5, 11)
+    >>> features.get_feature_names_out()[:3].tolist()
+    ['log10_planet_radius', 'equilibrium_temperature', 'log10_surface_gravity']
+    """
+
+    _parameter_constraints: dict = {
+        "spectra_key": [str],
+        "aux_key": [str],
+        "wavelength_channel": [Interval(Integral, 0, None, closed="left")],
+        "depth_channel": [Interval(Integral, 0, None, closed="left")],
+        "bands": [tuple, list],
+        "band_width": [Interval(Real, 0, None, closed="neither")],
+        "mu": [Interval(Real, 0, None, closed="neither")],
+        "log": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        spectra_key="spectra",
+        *,
+        aux_key="aux",
+        wavelength_channel=0,
+        depth_channel=1,
+        bands=WATER_BANDS_UM,
+        band_width=0.06,
+        mu=MEAN_MOLECULAR_WEIGHT,
+        log=True,
+    ):
+        self.spectra_key = spectra_key
+        self.aux_key = aux_key
+        self.wavelength_channel = wavelength_channel
+        self.depth_channel = depth_channel
+        self.bands = bands
+        self.band_width = band_width
+        self.mu = mu
+        self.log = log
+
+    def _validate_inputs(self, X, reset):
+        arrays = as_mapping(X)
+        if arrays is None:
+            raise TypeError(
+                "PhysicsFeatures expects a MultiInput (or dict) with the spectra "
+                f"and the auxiliary table, got {type(X).__name__}."
+            )
+        for key in (self.spectra_key, self.aux_key):
+            if key not in arrays:
+                raise ValueError(
+                    f"PhysicsFeatures needs an input named {key!r}; X has "
+                    f"{list(arrays)}."
+                )
+        spectra = check_array(
+            arrays[self.spectra_key],
+            allow_nd=True,
+            dtype=np.float64,
+            input_name=f"X[{self.spectra_key!r}]",
+            estimator=self,
+        )
+        if spectra.ndim != 3:
+            raise ValueError(
+                f"X[{self.spectra_key!r}] must be 3-D (n_samples, n_wavelengths, "
+                f"n_channels); got shape {spectra.shape}."
+            )
+        needed = max(self.wavelength_channel, self.depth_channel) + 1
+        if spectra.shape[2] < needed:
+            raise ValueError(
+                f"X[{self.spectra_key!r}] has {spectra.shape[2]} channels; "
+                f"wavelength_channel={self.wavelength_channel} and "
+                f"depth_channel={self.depth_channel} need at least {needed}."
+            )
+        if reset:
+            self.n_wavelengths_, self.n_channels_ = spectra.shape[1:]
+        elif spectra.shape[1:] != (self.n_wavelengths_, self.n_channels_):
+            raise ValueError(
+                f"X[{self.spectra_key!r}] has samples of shape {spectra.shape[1:]}, "
+                f"but PhysicsFeatures was fitted on samples of shape "
+                f"{(self.n_wavelengths_, self.n_channels_)}."
+            )
+        aux = arrays[self.aux_key]
+        if isinstance(aux, pd.DataFrame):
+            missing = [c for c in AUX_COLUMNS if c not in aux.columns]
+            if missing:
+                raise ValueError(
+                    f"X[{self.aux_key!r}] lacks the columns {missing}; "
+                    f"PhysicsFeatures needs {list(AUX_COLUMNS)}."
+                )
+            aux = aux[list(AUX_COLUMNS)]
+        aux = check_array(
+            aux, dtype=np.float64, input_name=f"X[{self.aux_key!r}]", estimator=self
+        )
+        if aux.shape[1] != len(AUX_COLUMNS):
+            raise ValueError(
+                f"X[{self.aux_key!r}] must have {len(AUX_COLUMNS)} columns "
+                f"{list(AUX_COLUMNS)}; got {aux.shape[1]}."
+            )
+        if np.any(aux <= 0):
+            raise ValueError(f"X[{self.aux_key!r}] must be strictly positive.")
+        wavelength = spectra[:, :, self.wavelength_channel]
+        depth = spectra[:, :, self.depth_channel]
+        if np.any(wavelength <= 0) or np.any(depth.mean(axis=1) <= 0):
+            raise ValueError(
+                "PhysicsFeatures needs positive wavelengths and raw transit depths; "
+                "apply it before any normalisation of the spectra."
+            )
+        return wavelength, depth, aux
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the inputs and record the shape of the spectra.
+
+        Parameters
+        ----------
+        X : MultiInput or dict
+            With the spectra under ``spectra_key`` and the auxiliary table
+            under ``aux_key``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PhysicsFeatures
+            The fitted transformer.
+        """
+        self._validate_inputs(X, reset=True)
+        return self
+
+    def transform(self, X):
+        """Compute the physical features.
+
+        Parameters
+        ----------
+        X : MultiInput or dict
+            With the spectra under ``spectra_key`` and the auxiliary table
+            under ``aux_key``.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, 7 + len(bands))
+            The features named by :meth:`get_feature_names_out`.
+        """
+        check_is_fitted(self)
+        wavelength, depth, aux = self._validate_inputs(X, reset=False)
+        star_radius, star_temp, planet_mass, axis = aux[:, 1:].T
+        mean_depth = depth.mean(axis=1)
+        radius = star_radius * np.sqrt(mean_depth)
+        temperature = equilibrium_temperature(star_temp, star_radius, axis)
+        gravity = surface_gravity(planet_mass, radius)
+        height = scale_height(temperature, gravity, self.mu)
+        expected = 2.0 * radius * height / star_radius**2
+        residual = detrend_log_wavelength(depth, wavelength)
+        observed = residual.std(axis=1)
+        contrasts = []
+        log_wl = np.log(wavelength)
+        for centre in self.bands:
+            weight = np.exp(-0.5 * ((log_wl - np.log(centre)) / self.band_width) ** 2)
+            if np.any(weight.max(axis=1) < np.exp(-2.0)):
+                raise ValueError(
+                    f"Band {centre:g} um has no wavelength within two widths "
+                    f"({self.band_width} in log-wavelength) for some spectra."
+                )
+            total = weight.sum(axis=1)
+            contrasts.append((weight * residual).sum(axis=1) / total / expected)
+        magnitudes = [radius, gravity, height, expected, observed, observed / expected]
+        if self.log:
+            tiny = np.finfo(np.float64).tiny
+            magnitudes = [np.log10(np.maximum(m, tiny)) for m in magnitudes]
+        columns = [magnitudes[0], temperature, *magnitudes[1:], *contrasts]
+        return np.column_stack(columns)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored; the names do not depend on the input.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            The names.
+        """
+        check_is_fitted(self)
+        prefix = "log10_" if self.log else ""
+        names = [f"{prefix}planet_radius", "equilibrium_temperature"]
+        names += [
+            f"{prefix}{name}"
+            for name in (
+                "surface_gravity",
+                "scale_height",
+                "expected_amplitude",
+                "observed_amplitude",
+                "amplitude_ratio",
+            )
+        ]
+        names += [f"band_{centre:g}um_contrast" for centre in self.bands]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.dict = True
+        tags.requires_fit = True
+        return tags

@@ -1,0 +1,5 @@
+"""Ready-made, unfitted pipelines for the package's scientific tasks."""
+
+from ._exoplanet import exoplanet_pipeline
+
+__all__ = ["exoplanet_pipeline"]

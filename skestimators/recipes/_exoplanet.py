@@ -1,0 +1,131 @@
+"""Ready-made pipelines for exoplanet transmission spectra."""
+
+from __future__ import annotations
+
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from ..estimators import SpectraAuxClassifier
+from ..preprocessing import (
+    InputTransformer,
+    NDStandardScaler,
+    PhysicsFeatures,
+    SpectralFeatures,
+    SpectrumNormalizer,
+)
+
+SEED_VARIANTS = ("conv1d", "attention", "lstm", "dense")
+VARIANTS = ("best",) + SEED_VARIANTS + tuple(f"seed_{v}" for v in SEED_VARIANTS)
+
+# The seed notebook's networks, trained as it trained them (Adam, 50-100 epochs).
+_SEED_NETWORKS = {
+    "conv1d": dict(branch="conv1d", width=64, depth=1, dropout=0.0, aux_units=()),
+    "attention": dict(branch="attention", width=64, depth=2, dropout=0.0),
+    "lstm": dict(branch="lstm", width=64, depth=1, dropout=0.0),
+    "dense": dict(branch="dense", width=256, depth=2, dropout=0.3, aux_units=(16,)),
+}
+
+
+def _flatten(X):
+    return X.reshape(len(X), -1)
+
+
+def _package_preprocessing(branch):
+    """Per-spectrum normalisation and physics features (what this data needs)."""
+    if branch == "dense":
+        spectra = make_pipeline(
+            SpectrumNormalizer(channel=1, uncertainty_channel=2),
+            SpectralFeatures(ratios=False),
+            StandardScaler(),
+        )
+    else:
+        spectra = make_pipeline(
+            SpectrumNormalizer(channel=1, uncertainty_channel=2),
+            SpectralFeatures(ratios=False, flatten=False),
+            NDStandardScaler(per="channel"),
+        )
+    physics = make_pipeline(PhysicsFeatures(), StandardScaler())
+    return InputTransformer(
+        {"spectra": spectra, "aux": (physics, ["spectra", "aux"])}
+    )
+
+
+def _seed_preprocessing(branch):
+    """The seed notebook's preprocessing: per-feature scaling of raw spectra."""
+    spectra = [NDStandardScaler(per="feature")]
+    if branch == "dense":
+        # Variant 3: flattened spectra, their gradients and channel ratios, rescaled.
+        spectra = [
+            NDStandardScaler(per="feature"),
+            SpectralFeatures(snr=False, depth_channel=1),
+            StandardScaler(),
+        ]
+    return InputTransformer(
+        {
+            "spectra": make_pipeline(*spectra),
+            "aux": make_pipeline(FunctionTransformer(_to_float), StandardScaler()),
+        }
+    )
+
+
+def _to_float(X):
+    return X.astype(float) if hasattr(X, "astype") else X
+
+
+def exoplanet_pipeline(variant="best", *, random_state=None, device="auto", verbose=0):
+    """An unfitted pipeline for the exoplanet water/cloud task.
+
+    It takes ``X, y`` exactly as :func:`~skestimators.datasets.load_exoplanet`
+    returns them. Preprocessing lives inside the pipeline, so it is refitted
+    within every cross-validation fold.
+
+    Parameters
+    ----------
+    variant : str, default="best"
+        ``"best"``: the package's recommended model. ``"conv1d"``,
+        ``"attention"``, ``"lstm"``, ``"dense"``: the seed notebook's four
+        networks with the package's preprocessing (per-spectrum normalisation,
+        spectral features, physics features). ``"seed_conv1d"``, ...: the same
+        networks with the seed's own preprocessing (per-feature standardisation
+        of the raw spectra), as published.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the network.
+    device : str, default="auto"
+        Device of the network.
+    verbose : int, default=0
+        Progress bar when positive.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        ``InputTransformer`` preprocessing followed by a
+        :class:`~skestimators.SpectraAuxClassifier`.
+
+    Examples
+    --------
+    >>> from skestimators.datasets import make_exoplanet
+    >>> from skestimators.recipes import exoplanet_pipeline
+    >>> X, y = make_exoplanet(200, random_state=0)
+    >>> pipe = exoplanet_pipeline("conv1d", random_state=0)
+    >>> pipe.set_params(spectraauxclassifier__max_epochs=2).fit(X, y).predict(X).shape
+    (200, 2)
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
+    common = dict(random_state=random_state, device=device, verbose=verbose)
+    if variant.startswith("seed_"):
+        branch = variant[len("seed_"):]
+        net = SpectraAuxClassifier(
+            **_SEED_NETWORKS[branch], max_epochs=50, batch_size=32,
+            lr=5e-4 if branch == "dense" else 1e-3, early_stopping=False,
+            validation_fraction=None, **common,
+        )
+        return Pipeline([("preprocess", _seed_preprocessing(branch)), ("spectraauxclassifier", net)])
+    branch = "dense" if variant == "best" else variant
+    params = dict(_SEED_NETWORKS[branch])
+    params.update(dropout=0.3 if branch == "dense" else 0.2)
+    net = SpectraAuxClassifier(
+        **params, max_epochs=80, batch_size=64, lr=2e-3, weight_decay=1e-4,
+        lr_scheduler="plateau", patience=12, **common,
+    )
+    return Pipeline([("preprocess", _package_preprocessing(branch)), ("spectraauxclassifier", net)])

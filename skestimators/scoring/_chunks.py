@@ -1,0 +1,251 @@
+"""Scoring one chunk: skip invalid rows, predict, name the output columns.
+
+Used both in the driver process and on Dask workers (where the model is
+loaded once per worker and cached).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.utils import get_tags
+
+from .._io._layout import final_estimator, walk_estimators
+from .._multiinput import MultiInput, as_mapping
+from ._writer import UNSCORED, write_part
+
+__all__ = ["prediction_columns", "prepare_model", "run_chunk", "score_chunk"]
+
+_NONFINITE = "NaN or infinite value"
+
+
+def prepare_model(estimator, device=None, batch_size=None):
+    """Move every network of ``estimator`` to ``device`` and set its batch size.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted model (networks may be nested in Pipelines).
+    device : str or None, default=None
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``; None keeps the
+        device the model was loaded on.
+    batch_size : int or None, default=None
+        Samples per forward pass of the networks (at least 256 are used).
+
+    Returns
+    -------
+    estimator : estimator
+        The same object, changed in place.
+    """
+    from .._engine._device import resolve_device
+
+    target = None if device is None else resolve_device(device)
+    for _, est in walk_estimators(estimator):
+        net = est.__dict__.get("net_")
+        if net is None:
+            continue
+        if target is not None:
+            net.module_.to(target)
+            net.device = str(target)
+            est.device_ = target
+        if batch_size is not None:
+            est.batch_size = int(batch_size)
+    return estimator
+
+
+def resolve_method(estimator, method: str) -> str:
+    """``"auto"``: ``predict_proba`` when the model has it, else ``predict``."""
+    if method == "auto":
+        return "predict_proba" if hasattr(estimator, "predict_proba") else "predict"
+    if not hasattr(estimator, method):
+        raise ValueError(f"The model has no {method} method.")
+    return method
+
+
+def prediction_columns(estimator, method: str, width: int, ndim: int) -> list[str]:
+    """Names of the prediction columns, from the model's classes or targets.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skestimators.scoring._chunks import prediction_columns
+    >>> clf = LogisticRegression().fit([[0], [1], [2]], ["a", "b", "c"])
+    >>> prediction_columns(clf, "predict_proba", 3, 2)
+    ['proba_a', 'proba_b', 'proba_c']
+    """
+    final = final_estimator(estimator)
+    targets = getattr(final, "target_names_", None)
+    classes = getattr(final, "classes_", None)
+    if method == "predict_proba":
+        multilabel = getattr(final, "target_type_", None) == "multilabel-indicator"
+        names = targets if multilabel else classes
+        if names is not None and len(names) == width:
+            return [f"proba_{n}" for n in names]
+        return [f"proba_{j}" for j in range(width)]
+    if ndim == 1:
+        return ["prediction"]
+    if targets is not None and len(targets) == width:
+        return [str(t) for t in targets]
+    return [f"prediction_{j}" for j in range(width)]
+
+
+def _nonfinite(value) -> np.ndarray:
+    if isinstance(value, pd.DataFrame):
+        bad = value.isna().to_numpy().any(axis=1)
+        numeric = value.select_dtypes(include="number")
+        if numeric.shape[1]:
+            bad |= ~np.isfinite(numeric.to_numpy(np.float64)).all(axis=1)
+        return bad
+    array = np.asarray(value)
+    if array.dtype.kind not in "fc":
+        return np.zeros(len(array), dtype=bool)
+    return ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+
+
+def invalid_rows(X) -> np.ndarray:
+    """Rows of ``X`` with a NaN or infinite value in any input."""
+    mapping = as_mapping(X)
+    arrays = [X] if mapping is None else list(mapping.values())
+    bad = np.zeros(len(X), dtype=bool)
+    for value in arrays:
+        bad |= _nonfinite(value)
+    return bad
+
+
+def _take(X, mask):
+    if isinstance(X, MultiInput):
+        return X[mask]
+    if isinstance(X, (pd.DataFrame, pd.Series)):
+        return X.iloc[np.flatnonzero(mask)]
+    return X[mask]
+
+
+def _allows_nan(estimator) -> bool:
+    """Whether the model says it takes NaN (a Pipeline: if its first step does).
+
+    A Pipeline whose first step passes NaN on (a scaler) to a model that
+    refuses it is caught when predicting: see ``score_chunk``.
+    """
+    steps = getattr(estimator, "steps", None)
+    if isinstance(steps, list):
+        steps = [s for _, s in steps if s not in (None, "passthrough")]
+        return bool(steps) and _allows_nan(steps[0])
+    try:
+        return bool(get_tags(estimator).input_tags.allow_nan)
+    except Exception:  # third-party estimators without tags
+        return False
+
+
+def score_chunk(estimator, chunk, *, method: str, id_name: str):
+    """Predict one chunk; return ``(predictions table, invalid-rows table)``.
+
+    Rows with NaN or infinite values and rows the reader flagged are not
+    passed to the model; their predictions are null and they are listed in
+    the invalid-rows table with the reason. Models that take NaN (a Pipeline
+    starting with an imputer, HistGradientBoosting...) get every row.
+    """
+    n = len(chunk.ids)
+    bad = np.zeros(n, dtype=bool)
+    reasons = np.full(n, _NONFINITE, dtype=object)
+    for position, reason in chunk.bad.items():
+        bad[position] = True
+        reasons[position] = reason
+    nonfinite = invalid_rows(chunk.X)
+    if not _allows_nan(estimator):
+        bad |= nonfinite
+    pred = _predict(estimator, method, chunk.X, ~bad)
+    if pred is _NAN_REFUSED:  # claimed to accept NaN (e.g. a scaler first) but not
+        bad |= nonfinite
+        pred = _predict(estimator, method, chunk.X, ~bad)
+    good = ~bad
+    columns = {id_name: pa.array(chunk.ids)}
+    if pred is not None:
+        values = pred.reshape(len(pred), -1)
+        names = prediction_columns(estimator, method, values.shape[1], pred.ndim)
+        for j, name in enumerate(names):
+            columns[name] = _scatter(values[:, j], good)
+    else:
+        columns[UNSCORED] = pa.nulls(n)  # prediction columns unknown here
+    table = pa.table(columns)
+    invalid = None
+    if bad.any():
+        invalid = pa.table(
+            {
+                id_name: pa.array(chunk.ids[bad]),
+                "reason": pa.array(reasons[bad].astype(str)),
+            }
+        )
+    return table, invalid
+
+
+_NAN_REFUSED = object()
+
+
+def _predict(estimator, method, X, good):
+    """Predictions for the rows ``good`` of ``X`` (None if there are none)."""
+    if not good.any():
+        return None
+    X = X if good.all() else _take(X, good)
+    try:
+        pred = getattr(estimator, method)(X)
+    except ValueError as exc:
+        refused = "NaN" in str(exc) or "infinity" in str(exc)
+        if refused and invalid_rows(X).any():
+            return _NAN_REFUSED
+        raise
+    if isinstance(pred, list):  # multi-output predict_proba of some estimators
+        raise ValueError(
+            f"{method} returned a list of arrays; score with method='predict'."
+        )
+    return np.asarray(pred)
+
+
+def _scatter(values, good):
+    if good.all():
+        return pa.array(values)
+    full = np.empty(len(good), dtype=values.dtype)
+    full[good] = values
+    return pa.array(full, mask=~good)
+
+
+def run_chunk(estimator, spec, parts_dir, *, method, id_name):
+    """Load, score and write one chunk; return ``(index, n_rows, n_invalid)``."""
+    chunk = spec.load()
+    try:
+        table, invalid = score_chunk(estimator, chunk, method=method, id_name=id_name)
+    except Exception as exc:
+        first, last = chunk.ids[0], chunk.ids[-1]
+        raise RuntimeError(
+            f"Scoring chunk {spec.index} (rows with ids {first} to {last}) failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    write_part(parts_dir, spec.index, table, invalid)
+    return spec.index, len(chunk.ids), 0 if invalid is None else invalid.num_rows
+
+
+# -- Dask workers ---------------------------------------------------------------------
+_WORKER_MODELS: dict = {}
+
+
+def worker_model(path, sha256, trust, device, batch_size):
+    """The model, loaded once per worker process (checked against ``sha256``)."""
+    key = (path, sha256, device, batch_size)
+    if key not in _WORKER_MODELS:
+        from .._io import load
+        from .._io._model_file import file_sha256
+
+        if sha256 is not None and file_sha256(path) != sha256:
+            raise RuntimeError(
+                f"The model file {path} seen by this worker differs from the one "
+                "the job was started with."
+            )
+        _WORKER_MODELS.clear()
+        _WORKER_MODELS[key] = prepare_model(load(path, trust=trust), device, batch_size)
+    return _WORKER_MODELS[key]
+
+
+def run_remote(model, spec, parts_dir, method, id_name):
+    """Dask task: score one chunk with the worker's cached model."""
+    estimator = worker_model(*model)
+    return run_chunk(estimator, spec, parts_dir, method=method, id_name=id_name)

@@ -1,0 +1,634 @@
+"""Readers that cut scoring inputs into chunks of rows, one format each.
+
+A reader knows its number of rows and the layout it provides (input names,
+per-row shapes, columns) without reading the data, and yields *chunk specs*:
+small picklable objects whose ``load()`` returns one chunk. Specs of
+random-access formats (``.npy``, exoplanet folders, image folders) hold only
+a file and a row range, so a Dask worker reads the rows itself; specs of
+streamed formats (Parquet, CSV) carry their rows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._multiinput import MultiInput
+from ..preprocessing._physics import AUX_COLUMNS
+
+__all__ = ["Chunk", "ScoringInputError", "open_input"]
+
+#: Target size of one chunk when ``chunk_rows`` is not given.
+CHUNK_BYTES = 32 << 20
+RASTER_SUFFIXES = (".tif", ".tiff")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg")
+
+
+class ScoringInputError(ValueError):
+    """An input file is missing, unreadable, or does not fit the model."""
+
+
+@dataclass
+class Chunk:
+    """Rows of one chunk: their ids, the model input, rows known to be bad."""
+
+    ids: np.ndarray
+    X: object
+    bad: dict = field(default_factory=dict)  # position -> reason
+
+
+def auto_chunk_rows(row_bytes: int) -> int:
+    """Rows per chunk so that a chunk holds about ``CHUNK_BYTES``."""
+    return int(min(1 << 16, max(1, CHUNK_BYTES // max(int(row_bytes), 1))))
+
+
+# -- .npy -----------------------------------------------------------------------------
+def _npy_header(path: Path):
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ScoringInputError(f"{path} is not a readable .npy file: {exc}") from exc
+    if not isinstance(array, np.memmap):
+        raise ScoringInputError(f"{path} is not a .npy array (an .npz archive?).")
+    if array.ndim < 1 or array.dtype.hasobject:
+        raise ScoringInputError(
+            f"{path} must hold a numeric array with a row axis; got shape "
+            f"{array.shape} and dtype {array.dtype}."
+        )
+    info = (array.offset, array.dtype.str, array.shape, bool(array.flags.f_contiguous))
+    del array
+    return info
+
+
+@dataclass
+class NpyRows:
+    """Rows ``[start, stop)`` of a ``.npy`` file, read through a window mapping.
+
+    Each read maps only the rows it needs and unmaps them afterwards, so the
+    resident memory of a long scan stays at one chunk.
+    """
+
+    path: str
+    offset: int
+    dtype: str
+    shape: tuple
+    fortran: bool
+    start: int
+    stop: int
+
+    def read(self) -> np.ndarray:
+        dtype = np.dtype(self.dtype)
+        n = self.stop - self.start
+        row_shape = tuple(self.shape[1:])
+        if n == 0:
+            return np.empty((0, *row_shape), dtype)
+        if self.fortran and len(self.shape) > 1:
+            whole = np.load(self.path, mmap_mode="r")
+            out = np.array(whole[self.start : self.stop])
+            del whole
+            return out
+        row_items = math.prod(row_shape)
+        window = np.memmap(
+            self.path,
+            dtype=dtype,
+            mode="r",
+            offset=self.offset + self.start * row_items * dtype.itemsize,
+            shape=(n, *row_shape),
+        )
+        out = np.array(window)
+        del window
+        return out
+
+
+@dataclass
+class NpySpec:
+    index: int
+    rows: NpyRows
+    first_id: int
+
+    @property
+    def n_rows(self):
+        return self.rows.stop - self.rows.start
+
+    def load(self) -> Chunk:
+        return Chunk(
+            np.arange(self.first_id, self.first_id + self.n_rows), self.rows.read()
+        )
+
+
+class NpyReader:
+    """One or more ``.npy`` files of equal row shape, rows numbered in order."""
+
+    id_name = "id"
+
+    def __init__(self, paths):
+        self.paths = [Path(p) for p in paths]
+        self.headers = [_npy_header(p) for p in self.paths]
+        shapes = {tuple(h[2][1:]) for h in self.headers}
+        if len(shapes) > 1:
+            raise ScoringInputError(
+                f"The .npy inputs have different row shapes: {sorted(shapes)}."
+            )
+        self.row_shape = shapes.pop()
+        self.n_rows = sum(h[2][0] for h in self.headers)
+        itemsize = np.dtype(self.headers[0][1]).itemsize
+        self.row_bytes = math.prod(self.row_shape) * itemsize
+        self.layout = {
+            "kind": "array",
+            "inputs": {"X": {"shape": list(self.row_shape), "columns": None}},
+        }
+
+    def specs(self, chunk_rows):
+        index, first = 0, 0
+        for path, (offset, dtype, shape, fortran) in zip(self.paths, self.headers):
+            for start in range(0, shape[0], chunk_rows):
+                stop = min(start + chunk_rows, shape[0])
+                rows = NpyRows(str(path), offset, dtype, shape, fortran, start, stop)
+                yield NpySpec(index, rows, first + start)
+                index += 1
+            first += shape[0]
+
+
+# -- tables: Parquet and CSV ----------------------------------------------------------
+@dataclass
+class DataSpec:
+    """A chunk whose rows were read by the driver."""
+
+    index: int
+    ids: np.ndarray
+    X: object
+
+    @property
+    def n_rows(self):
+        return len(self.ids)
+
+    def load(self) -> Chunk:
+        return Chunk(self.ids, self.X)
+
+
+class _TableReader:
+    id_name = "id"
+
+    def _setup(self, columns, id_column, expected):
+        columns = [str(c) for c in columns]
+        if id_column is not None:
+            if id_column not in columns:
+                raise ScoringInputError(
+                    f"--id-column {id_column!r} is not a column of {self.source}; "
+                    f"its columns start {columns[:8]}."
+                )
+            self.id_name = id_column
+        self.id_column = id_column
+        features = [c for c in columns if c != id_column]
+        wanted = _expected_columns(expected)
+        if wanted is not None:
+            missing = [c for c in wanted if c not in features]
+            if missing:
+                raise ScoringInputError(
+                    f"{self.source} lacks {len(missing)} column(s) the model was "
+                    f"trained on: {missing[:10]}{' ...' if len(missing) > 10 else ''}."
+                )
+            features = list(wanted)
+        self.features = features
+        self.dtype_hint = _expected_dtype(expected)
+        self.layout = {
+            "kind": "array",
+            "inputs": {"X": {"shape": [len(features)], "columns": features}},
+        }
+
+    def _frame(self, frame: pd.DataFrame, first: int):
+        if self.id_column is None:
+            ids = np.arange(first, first + len(frame))
+        else:
+            ids = frame[self.id_column].to_numpy()
+        X = frame[self.features]
+        if self.dtype_hint in (None, "numeric"):
+            objects = [c for c in X.columns if X[c].dtype == object]
+            if objects:
+                X = X.copy()
+                for c in objects:
+                    X[c] = pd.to_numeric(X[c], errors="coerce")
+        return ids, X.reset_index(drop=True)
+
+
+class ParquetReader(_TableReader):
+    """Parquet files, read in record batches regrouped into chunks."""
+
+    def __init__(self, paths, *, id_column=None, expected=None):
+        import pyarrow.parquet as pq
+
+        self.paths = [Path(p) for p in paths]
+        self.source = ", ".join(p.name for p in self.paths)
+        self.files = []
+        for path in self.paths:
+            try:
+                self.files.append(pq.ParquetFile(path))
+            except Exception as exc:  # pyarrow raises several error types
+                raise ScoringInputError(
+                    f"{path} is not a readable Parquet file: {exc}"
+                ) from exc
+        names = [tuple(f.schema_arrow.names) for f in self.files]
+        if len(set(names)) > 1:
+            raise ScoringInputError("The Parquet inputs have different columns.")
+        self.n_rows = sum(f.metadata.num_rows for f in self.files)
+        self._setup(names[0], id_column, expected)
+        self.row_bytes = 8 * (len(self.features) + 1)
+
+    def specs(self, chunk_rows):
+        import pyarrow as pa
+
+        columns = self.features + ([self.id_column] if self.id_column else [])
+        index, first, pending, n_pending = 0, 0, [], 0
+
+        def flush(n):
+            table = pa.Table.from_batches(pending).combine_chunks()
+            head, rest = table.slice(0, n), table.slice(n)
+            return head, rest
+
+        for file in self.files:
+            for batch in file.iter_batches(batch_size=chunk_rows, columns=columns):
+                pending.append(batch)
+                n_pending += batch.num_rows
+                while n_pending >= chunk_rows:
+                    head, rest = flush(chunk_rows)
+                    ids, X = self._frame(head.to_pandas(), first)
+                    yield DataSpec(index, ids, X)
+                    index, first = index + 1, first + chunk_rows
+                    pending, n_pending = rest.to_batches(), rest.num_rows
+        if n_pending:
+            head, _ = flush(n_pending)
+            ids, X = self._frame(head.to_pandas(), first)
+            yield DataSpec(index, ids, X)
+
+
+def _count_lines(path: Path) -> int:
+    count, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+class CsvReader(_TableReader):
+    """CSV files, read with pandas in chunks."""
+
+    def __init__(self, paths, *, id_column=None, expected=None):
+        self.paths = [Path(p) for p in paths]
+        self.source = ", ".join(p.name for p in self.paths)
+        headers = []
+        for path in self.paths:
+            try:
+                headers.append(tuple(pd.read_csv(path, nrows=0).columns))
+            except (
+                pd.errors.EmptyDataError,
+                pd.errors.ParserError,
+                OSError,
+                UnicodeDecodeError,
+            ) as exc:
+                raise ScoringInputError(
+                    f"{path} is not a readable CSV file: {exc}"
+                ) from exc
+        if len(set(headers)) > 1:
+            raise ScoringInputError("The CSV inputs have different columns.")
+        self.n_rows = sum(max(_count_lines(p) - 1, 0) for p in self.paths)
+        self._setup(headers[0], id_column, expected)
+        self.row_bytes = 8 * (len(self.features) + 1)
+
+    def specs(self, chunk_rows):
+        columns = self.features + ([self.id_column] if self.id_column else [])
+        index, first = 0, 0
+        for path in self.paths:
+            try:
+                for frame in pd.read_csv(path, usecols=columns, chunksize=chunk_rows):
+                    ids, X = self._frame(frame, first)
+                    yield DataSpec(index, ids, X)
+                    index, first = index + 1, first + len(frame)
+            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+                raise ScoringInputError(
+                    f"{path} could not be parsed near row {first}: {exc}"
+                ) from exc
+
+
+# -- exoplanet folders ----------------------------------------------------------------
+@dataclass
+class ExoplanetSpec:
+    index: int
+    spectra: NpyRows
+    aux: pd.DataFrame
+
+    @property
+    def n_rows(self):
+        return len(self.aux)
+
+    def load(self) -> Chunk:
+        ids = np.arange(self.spectra.start, self.spectra.stop)
+        X = MultiInput(spectra=self.spectra.read(), aux=self.aux)
+        return Chunk(ids, X)
+
+
+class ExoplanetReader:
+    """A :func:`~skestimators.datasets.load_exoplanet` folder, streamed.
+
+    ``spectra.npy`` is read through window mappings and ``auxiliary.csv`` in
+    pandas chunks; each chunk is a MultiInput ``(spectra, aux)``.
+    """
+
+    id_name = "id"
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.paths = [self.folder / "spectra.npy", self.folder / "auxiliary.csv"]
+        for path in self.paths:
+            if not path.is_file():
+                raise ScoringInputError(f"Exoplanet folder lacks {path.name}: {path}")
+        self.header = _npy_header(self.paths[0])
+        shape = self.header[2]
+        if len(shape) != 3:
+            raise ScoringInputError(
+                f"{self.paths[0]} must have shape (n_planets, n_wavelengths, 3); "
+                f"got {shape}."
+            )
+        columns = [str(c) for c in pd.read_csv(self.paths[1], nrows=0).columns]
+        missing = [c for c in AUX_COLUMNS if c not in columns]
+        if missing:
+            raise ScoringInputError(
+                f"{self.paths[1]} lacks the columns {missing}; it needs "
+                f"{list(AUX_COLUMNS)}."
+            )
+        n_aux = max(_count_lines(self.paths[1]) - 1, 0)
+        if n_aux != shape[0]:
+            raise ScoringInputError(
+                f"The files disagree on the number of planets: spectra.npy has "
+                f"{shape[0]}, auxiliary.csv {n_aux}."
+            )
+        self.n_rows = shape[0]
+        self.row_bytes = math.prod(shape[1:]) * np.dtype(self.header[1]).itemsize
+        self.layout = {
+            "kind": "named",
+            "inputs": {
+                "spectra": {"shape": list(shape[1:]), "columns": None},
+                "aux": {"shape": [len(AUX_COLUMNS)], "columns": list(AUX_COLUMNS)},
+            },
+        }
+
+    def specs(self, chunk_rows):
+        offset, dtype, shape, fortran = self.header
+        start = 0
+        aux_chunks = pd.read_csv(
+            self.paths[1], usecols=list(AUX_COLUMNS), chunksize=chunk_rows
+        )
+        for index, aux in enumerate(aux_chunks):
+            stop = start + len(aux)
+            aux = aux[list(AUX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+            aux.index = pd.RangeIndex(start, stop, name="id")
+            rows = NpyRows(
+                str(self.paths[0]), offset, dtype, shape, fortran, start, stop
+            )
+            yield ExoplanetSpec(index, rows, aux.astype(np.float64))
+            start = stop
+
+
+# -- image folders --------------------------------------------------------------------
+@dataclass
+class ImageSpec:
+    index: int
+    folder: str
+    ids: np.ndarray
+    size: int | None
+    crop: int | None
+
+    @property
+    def n_rows(self):
+        return len(self.ids)
+
+    def load(self) -> Chunk:
+        from ..datasets import load_galaxy_zoo
+
+        try:
+            X, _, _ = load_galaxy_zoo(
+                self.folder, size=self.size, crop=self.crop, ids=self.ids
+            )
+            return Chunk(self.ids, X)
+        except ValueError:
+            pass  # some image is bad: read them one by one to find which
+        images, bad = [], {}
+        for position, galaxy_id in enumerate(self.ids):
+            try:
+                image, _, _ = load_galaxy_zoo(
+                    self.folder, size=self.size, crop=self.crop, ids=[galaxy_id]
+                )
+                images.append(image[0])
+            except ValueError as exc:
+                bad[position] = f"unreadable image: {exc}"
+                images.append(None)
+        shape = next((i.shape for i in images if i is not None), (3, 1, 1))
+        X = np.stack([np.zeros(shape, np.float32) if i is None else i for i in images])
+        return Chunk(self.ids, X, bad)
+
+
+class ImageFolderReader:
+    """A folder of ``<GalaxyID>.jpg`` images, loaded by ``load_galaxy_zoo``."""
+
+    id_name = "GalaxyID"
+
+    def __init__(self, folder, *, expected=None, crop=207):
+        self.folder = Path(folder)
+        self.ids = np.array(
+            sorted(
+                int(p.stem)
+                for p in self.folder.iterdir()
+                if p.suffix.lower() in _IMAGE_SUFFIXES and p.stem.isdigit()
+            ),
+            dtype=np.int64,
+        )
+        self.paths = [self.folder]
+        shape = _expected_shape(expected)
+        self.size = 69
+        if shape is not None and len(shape) == 3 and shape[1] == shape[2]:
+            self.size = int(shape[1])
+        self.crop = crop
+        self.n_rows = len(self.ids)
+        self.row_bytes = 3 * self.size * self.size * 4
+        self.layout = {
+            "kind": "array",
+            "inputs": {"X": {"shape": [3, self.size, self.size], "columns": None}},
+        }
+
+    def specs(self, chunk_rows):
+        for index, start in enumerate(range(0, self.n_rows, chunk_rows)):
+            ids = self.ids[start : start + chunk_rows]
+            yield ImageSpec(index, str(self.folder), ids, self.size, self.crop)
+
+
+# -- dispatch -------------------------------------------------------------------------
+def _expected_input(expected):
+    if not expected or expected.get("kind") != "array":
+        return None
+    return expected["inputs"].get("X")
+
+
+def _expected_columns(expected):
+    entry = _expected_input(expected)
+    return None if entry is None else entry.get("columns")
+
+
+def _expected_shape(expected):
+    entry = _expected_input(expected)
+    return None if entry is None else entry.get("shape")
+
+
+def _expected_dtype(expected):
+    entry = _expected_input(expected)
+    dtype = None if entry is None else entry.get("dtype")
+    if dtype is None:
+        return None
+    try:
+        return "numeric" if np.dtype(dtype).kind in "iufb" else "other"
+    except TypeError:
+        return "other"
+
+
+def input_kind(paths) -> str:
+    """The format of ``paths``: npy, parquet, csv, raster, exoplanet or images."""
+    kinds = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ScoringInputError(f"Input {path} does not exist.")
+        if path.is_dir():
+            if (path / "spectra.npy").exists():
+                kinds.add("exoplanet")
+            elif any(p.suffix.lower() in _IMAGE_SUFFIXES for p in path.iterdir()):
+                kinds.add("images")
+            else:
+                raise ScoringInputError(
+                    f"Folder {path} is neither an exoplanet folder (spectra.npy, "
+                    "auxiliary.csv) nor a folder of <id>.jpg images."
+                )
+            continue
+        suffix = path.suffix.lower()
+        kind = {".npy": "npy", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+        if suffix in RASTER_SUFFIXES:
+            kinds.add("raster")
+        elif suffix in kind:
+            kinds.add(kind[suffix])
+        else:
+            raise ScoringInputError(
+                f"Cannot tell the format of {path}: use .npy, .parquet, .csv, "
+                ".tif, an exoplanet folder or a folder of .jpg images."
+            )
+    if len(kinds) != 1:
+        raise ScoringInputError(f"The inputs mix formats: {sorted(kinds)}.")
+    kind = kinds.pop()
+    if kind in ("exoplanet", "images") and len(paths) > 1:
+        raise ScoringInputError(f"Give one {kind} folder at a time.")
+    return kind
+
+
+def open_input(paths, *, expected=None, id_column=None, crop=207):
+    """A reader for ``paths`` (all of one format), checked against ``expected``.
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like
+        ``.npy``, ``.parquet`` or ``.csv`` files (several are read one after
+        the other), or one exoplanet folder or image folder.
+    expected : dict, default=None
+        The model's input layout (see :func:`skestimators.save`).
+    id_column : str, default=None
+        Column of a table holding the row ids (not passed to the model).
+    crop : int or None, default=207
+        Centre crop of images before resizing (image folders).
+
+    Returns
+    -------
+    reader : object
+        With ``n_rows``, ``layout``, ``paths``, ``id_name``, ``row_bytes``
+        and ``specs(chunk_rows)``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from skestimators.scoring._readers import open_input
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.zeros((5, 4)))
+    >>> reader = open_input([path])
+    >>> reader.n_rows, [s.n_rows for s in reader.specs(2)]
+    (5, [2, 2, 1])
+    """
+    paths = [Path(os.fspath(p)) for p in paths]
+    if not paths:
+        raise ScoringInputError("No input given.")
+    kind = input_kind(paths)
+    if id_column is not None and kind not in ("parquet", "csv"):
+        raise ScoringInputError("--id-column applies to Parquet and CSV inputs only.")
+    if kind == "npy":
+        reader = NpyReader(paths)
+    elif kind == "parquet":
+        reader = ParquetReader(paths, id_column=id_column, expected=expected)
+    elif kind == "csv":
+        reader = CsvReader(paths, id_column=id_column, expected=expected)
+    elif kind == "exoplanet":
+        reader = ExoplanetReader(paths[0])
+    elif kind == "images":
+        reader = ImageFolderReader(paths[0], expected=expected, crop=crop)
+    else:
+        raise ScoringInputError(
+            "Raster inputs are scored by predict_raster, not read in rows."
+        )
+    check_layout(expected, reader.layout, ", ".join(map(str, paths)))
+    return reader
+
+
+def check_layout(expected, provided, source="the input") -> None:
+    """Raise ScoringInputError if ``provided`` cannot feed a model expecting it.
+
+    ``expected`` is a model's input layout. Input names and DataFrame columns
+    must be present; per-row shapes must be equal when the expected layout is
+    exact (describes the raw input).
+    """
+    if not expected:
+        return
+    if expected["kind"] != provided["kind"]:
+        if expected["kind"] == "named":
+            raise ScoringInputError(
+                f"The model expects named inputs {list(expected['inputs'])} (a "
+                f"MultiInput, e.g. an exoplanet folder); {source} holds one array."
+            )
+        raise ScoringInputError(
+            f"The model expects one array; {source} holds named inputs "
+            f"{list(provided['inputs'])}."
+        )
+    missing = [k for k in expected["inputs"] if k not in provided["inputs"]]
+    if missing:
+        raise ScoringInputError(
+            f"{source} lacks the input(s) {missing} the model expects "
+            f"(it has {list(provided['inputs'])})."
+        )
+    for name, want in expected["inputs"].items():
+        have = provided["inputs"][name]
+        columns = want.get("columns")
+        if columns and have.get("columns") is not None:
+            absent = [c for c in columns if c not in have["columns"]]
+            if absent:
+                raise ScoringInputError(
+                    f"Input {name!r} of {source} lacks the column(s) {absent[:10]}."
+                )
+            continue
+        shape = want.get("shape")
+        if (
+            expected.get("exact")
+            and shape is not None
+            and list(have["shape"]) != list(shape)
+        ):
+            what = "rows" if name == "X" else f"input {name!r} rows"
+            raise ScoringInputError(
+                f"{source} has {what} of shape {tuple(have['shape'])}, but the "
+                f"model expects {tuple(shape)}."
+            )

@@ -1,0 +1,406 @@
+"""``score``: stream input files through a saved model into one output file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._io import load, read_metadata, sidecar_path
+from .._io._model_file import file_sha256, temporary_name
+from ._chunks import prepare_model, resolve_method, run_chunk, run_remote
+from ._readers import (
+    RASTER_SUFFIXES,
+    ScoringInputError,
+    auto_chunk_rows,
+    input_kind,
+    open_input,
+)
+from ._writer import FORMATS, PartsWriter
+
+__all__ = ["ScoreResult", "score"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoreResult:
+    """What a scoring job wrote.
+
+    Attributes
+    ----------
+    output : pathlib.Path
+        The output file.
+    n_rows : int
+        Rows in the output (every input row, scored or not).
+    n_invalid : int
+        Rows that could not be scored (null predictions); listed with the
+        reason in :attr:`invalid_path`.
+    invalid_path : pathlib.Path or None
+        ``<output>.invalid.csv`` when there are invalid rows.
+    invalid_preview : list of dict
+        The first invalid rows (id and reason).
+    n_chunks : int
+        Chunks of the job.
+    resumed_chunks : int
+        Chunks found already scored by an earlier, interrupted run.
+    seconds : float
+        Wall time of this run.
+    """
+
+    output: Path
+    n_rows: int
+    n_invalid: int = 0
+    invalid_path: Path | None = None
+    invalid_preview: list = field(default_factory=list)
+    n_chunks: int = 0
+    resumed_chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.n_rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _output_format(output: Path, output_format):
+    if output_format is not None:
+        return output_format
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix in FORMATS:
+        return suffix
+    if suffix in ("tif", "tiff"):
+        return "tif"
+    raise ScoringInputError(
+        f"Cannot tell the output format from {output.name}; name it .parquet, "
+        ".csv, .npy (or .tif for rasters), or give the format."
+    )
+
+
+def _stat(path: Path):
+    stat = path.stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def score(
+    model,
+    inputs,
+    output,
+    *,
+    output_format: str | None = None,
+    chunk_rows: int | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    id_column: str | None = None,
+    method: str = "auto",
+    scheduler=None,
+    n_workers: int = 2,
+    crop: int | None = 207,
+    window: int | None = None,
+    restart: bool = False,
+    trust: bool = False,
+    progress: bool = True,
+) -> ScoreResult:
+    """Score input files with a saved model, in chunks, into one output file.
+
+    Rows are read, predicted and written one chunk at a time, so memory does
+    not grow with the input. Each finished chunk is kept in
+    ``<output>.parts/`` with a manifest: a run that was killed and is started
+    again with the same arguments skips the chunks already done. The output
+    is assembled in a temporary file and renamed to ``output`` only when
+    every chunk is scored. Rows holding NaN or infinite values (for models
+    that do not accept NaN) and unreadable images are not scored: their
+    predictions are null and they are listed, with the reason, in
+    ``<output>.invalid.csv``.
+
+    Parameters
+    ----------
+    model : str or path-like
+        A model written by :func:`skestimators.save`.
+    inputs : sequence of str or path-like
+        ``.npy`` arrays (read through memory maps), ``.parquet`` or ``.csv``
+        tables (several files are one stream of rows), one exoplanet folder
+        (``spectra.npy`` + ``auxiliary.csv``, see
+        :func:`~skestimators.datasets.load_exoplanet`), one folder of
+        ``<GalaxyID>.jpg`` images (see
+        :func:`~skestimators.datasets.load_galaxy_zoo`), or GeoTIFF rasters
+        (one per time step; mapped by
+        :func:`~skestimators.datasets.predict_raster` into a GeoTIFF).
+    output : str or path-like
+        The output file.
+    output_format : {"parquet", "csv", "npy"}, default=None
+        Default: from the suffix of ``output``. Parquet and CSV hold an id
+        column (row number, ``id_column`` or GalaxyID) and one column per
+        prediction (``proba_<class or target>`` for classifiers, the target
+        names or ``prediction`` for regressors). ``.npy`` holds the
+        predictions as float64 in input order, and the ids in
+        ``<stem>.ids.npy`` when they are not the row numbers.
+    chunk_rows : int, default=None
+        Rows per chunk. Default: about 32 MB of input per chunk (at most
+        65,536 rows). For rasters: output rows per chunk (default 16).
+    batch_size : int, default=None
+        Samples per forward pass of the networks; default: the model's.
+    device : str, default=None
+        Device of the networks (``"cpu"``, ``"cuda"``, ...); default: the
+        one the model loads on (the CPU when no GPU is available).
+    id_column : str, default=None
+        Column of a Parquet or CSV input holding row ids; it is copied to
+        the output and not passed to the model.
+    method : {"auto", "predict", "predict_proba"}, default="auto"
+        ``"auto"`` uses ``predict_proba`` when the model has it.
+    scheduler : str, distributed.Client or "local", default=None
+        Score on a Dask cluster: a scheduler address, a Client, or
+        ``"local"`` for a LocalCluster of ``n_workers`` processes. Workers
+        load the model once each and write their chunks to the parts folder,
+        which they must see (a shared file system).
+    n_workers : int, default=2
+        Workers of the ``"local"`` cluster.
+    crop : int or None, default=207
+        Centre crop of images before resizing (image folders); the size is
+        the one the model was trained on.
+    window : int, default=None
+        Patch side for rasters; default: from the model's expected input.
+    restart : bool, default=False
+        Discard an unfinished run with other settings found in the parts
+        folder instead of refusing to start.
+    trust : bool, default=False
+        Load a model without sidecar, see :func:`skestimators.load`.
+    progress : bool, default=True
+        Show a progress bar (rows and rows/s) on a terminal.
+
+    Returns
+    -------
+    result : ScoreResult
+        Rows written, invalid rows, timings.
+
+    Raises
+    ------
+    ScoringInputError
+        If an input is missing, unreadable, or does not match the input the
+        model expects (shape, named inputs, columns).
+    ResumeConflictError
+        If ``<output>.parts`` holds an unfinished run with other settings.
+
+    See Also
+    --------
+    skestimators.save : Write a model with the sidecar this function checks.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.linear_model import LinearRegression
+    >>> import skestimators
+    >>> from skestimators.scoring import score
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> X = np.arange(10.0).reshape(5, 2)
+    >>> _ = skestimators.save(LinearRegression().fit(X, X.sum(1)), folder / "m.joblib")
+    >>> np.save(folder / "X.npy", X)
+    >>> result = score(folder / "m.joblib", [folder / "X.npy"], folder / "out.parquet",
+    ...                chunk_rows=2, progress=False)
+    >>> pd.read_parquet(result.output).round(6).to_dict("list")
+    {'id': [0, 1, 2, 3, 4], 'prediction': [1.0, 5.0, 9.0, 13.0, 17.0]}
+    """
+    start = time.perf_counter()
+    model, output = Path(os.fspath(model)), Path(os.fspath(output))
+    inputs = [Path(os.fspath(p)) for p in inputs]
+    metadata = None
+    if not trust or sidecar_path(model).exists():
+        metadata = read_metadata(model)
+    estimator = prepare_model(load(model, trust=trust), device, batch_size)
+    expected = None if metadata is None else metadata.get("input")
+    fmt = _output_format(output, output_format)
+    if input_kind(inputs) == "raster":
+        return _score_raster(
+            estimator,
+            inputs,
+            output,
+            fmt,
+            expected,
+            window=window,
+            chunk_rows=chunk_rows,
+            batch_size=batch_size,
+            start=start,
+        )
+    if fmt == "tif":
+        raise ScoringInputError("GeoTIFF output is for raster inputs only.")
+    reader = open_input(inputs, expected=expected, id_column=id_column, crop=crop)
+    method = resolve_method(estimator, method)
+    chunk_rows = chunk_rows or auto_chunk_rows(reader.row_bytes)
+    sha = metadata["sha256"] if metadata else file_sha256(model)
+    job = {
+        "model_sha256": sha,
+        "inputs": [_stat(p) for p in reader.paths],
+        "chunk_rows": int(chunk_rows),
+        "id_column": id_column,
+        "method": method,
+        "crop": crop,
+    }
+    writer = PartsWriter(output, fmt, job, restart=restart)
+    resumed = len(writer.done)
+    specs = reader.specs(chunk_rows)
+    options = {"method": method, "id_name": reader.id_name}
+    from tqdm.auto import tqdm
+
+    with tqdm(
+        total=reader.n_rows,
+        initial=writer.rows_done,
+        unit="rows",
+        unit_scale=True,
+        desc=f"scoring {output.name}",
+        disable=None if progress else True,
+        smoothing=0.1,
+        dynamic_ncols=True,
+    ) as bar:
+        if scheduler is None:
+            n_chunks = _run_local(estimator, specs, writer, bar, options)
+        else:
+            model_key = (str(model.resolve()), sha, trust, device, batch_size)
+            n_chunks = _run_dask(
+                scheduler, n_workers, model_key, specs, writer, bar, options
+            )
+    summary = writer.assemble(n_chunks)
+    n_invalid = summary["invalid"]
+    if n_invalid:
+        logger.warning(
+            "%d row(s) could not be scored, see %s", n_invalid, writer.invalid_path
+        )
+    return ScoreResult(
+        output=output,
+        n_rows=summary["rows"],
+        n_invalid=n_invalid,
+        invalid_path=writer.invalid_path if n_invalid else None,
+        invalid_preview=summary["invalid_preview"],
+        n_chunks=n_chunks,
+        resumed_chunks=resumed,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _run_local(estimator, specs, writer, bar, options) -> int:
+    n_chunks = 0
+    for spec in specs:
+        n_chunks = spec.index + 1
+        if spec.index in writer.done:
+            continue
+        index, n_rows, n_invalid = run_chunk(estimator, spec, writer.dir, **options)
+        writer.commit(index, n_rows, n_invalid)
+        bar.update(n_rows)
+    return n_chunks
+
+
+def _client(scheduler, n_workers):
+    """``(client, cleanup)`` for an address, a Client or ``"local"``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise ImportError(
+            "Scoring on Dask needs dask.distributed: pip install 'dask[distributed]'."
+        ) from exc
+    if isinstance(scheduler, Client):
+        return scheduler, lambda: None
+    if scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+
+        def cleanup():
+            client.close()
+            cluster.close()
+
+        return client, cleanup
+    client = Client(scheduler)
+    return client, client.close
+
+
+def _run_dask(scheduler, n_workers, model_key, specs, writer, bar, options) -> int:
+    from distributed import as_completed
+
+    client, cleanup = _client(scheduler, n_workers)
+    try:
+        workers = max(len(client.nthreads()), 1)
+        limit = 2 * workers  # chunks in flight: bounds the driver's memory
+        running = as_completed()
+        n_chunks = 0
+
+        def collect(future):
+            index, n_rows, n_invalid = future.result()
+            writer.commit(index, n_rows, n_invalid)
+            bar.update(n_rows)
+
+        for spec in specs:
+            n_chunks = spec.index + 1
+            if spec.index in writer.done:
+                continue
+            running.add(
+                client.submit(
+                    run_remote,
+                    model_key,
+                    spec,
+                    str(writer.dir),
+                    options["method"],
+                    options["id_name"],
+                    pure=False,
+                )
+            )
+            while running.count() >= limit:
+                collect(next(running))
+        for future in running:
+            collect(future)
+        return n_chunks
+    finally:
+        cleanup()
+
+
+def _score_raster(
+    estimator, rasters, output, fmt, expected, *, window, chunk_rows, batch_size, start
+) -> ScoreResult:
+    """Map a model over GeoTIFFs with ``predict_raster``; atomic, not resumable."""
+    import rasterio
+
+    from ..datasets import predict_raster
+
+    if fmt != "tif":
+        raise ScoringInputError(
+            "Raster inputs are written as GeoTIFF: name the output .tif."
+        )
+    shape = None
+    if expected and expected.get("kind") == "array":
+        shape = expected["inputs"]["X"].get("shape")
+    if shape is not None and len(shape) == 4:
+        with rasterio.open(rasters[0]) as src:
+            bands = src.count
+        if expected.get("exact") and (bands != shape[0] or len(rasters) != shape[3]):
+            raise ScoringInputError(
+                f"The model expects patches of {shape[0]} band(s) over {shape[3]} "
+                f"time step(s); got {bands} band(s) in {len(rasters)} raster(s)."
+            )
+        window = window or int(shape[1])
+    if window is None:
+        raise ScoringInputError(
+            "The patch window of this model is unknown; give it (--window)."
+        )
+    tmp = temporary_name(output, RASTER_SUFFIXES[0])
+    try:
+        predict_raster(
+            estimator,
+            rasters,
+            tmp,
+            window=window,
+            chunk_rows=chunk_rows or 16,
+            batch_size=batch_size or 1024,
+        )
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with rasterio.open(output) as dst:
+        n_pixels = dst.width * dst.height
+    return ScoreResult(
+        output=output, n_rows=n_pixels, n_chunks=1, seconds=time.perf_counter() - start
+    )

@@ -1,0 +1,206 @@
+"""The ``skestimators`` command line (click), in process and as a real process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import skestimators
+from skestimators import NetRegressor
+from skestimators.cli import EXIT_INVALID_ROWS, main
+
+from .conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 8)).astype(np.float32)
+    model = NetRegressor(**FAST).fit(X, X[:, :2].sum(1))
+    path = skestimators.save(model, folder / "reg.joblib", training_data=(X,))
+    np.save(folder / "X.npy", X)
+    return path, folder / "X.npy", X, model
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_score_writes_output(tmp_path, saved):
+    path, npy, X, model = saved
+    out = tmp_path / "pred.parquet"
+    result = invoke(
+        "score",
+        path,
+        npy,
+        "--output",
+        out,
+        "--chunk-rows",
+        50,
+        "--batch-size",
+        300,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Wrote" in result.output and "rows/s" in result.output
+    frame = pd.read_parquet(out)
+    np.testing.assert_allclose(
+        frame["prediction"], model.predict(X), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_invalid_rows_exit_code_and_listing(tmp_path, saved):
+    path, _, X, _ = saved
+    bad = X.copy()
+    bad[[7, 8, 9]] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    out = tmp_path / "pred.csv"
+    result = invoke("score", path, tmp_path / "bad.npy", "-o", out, "--no-progress")
+    assert result.exit_code == EXIT_INVALID_ROWS
+    assert "3 row(s) not scored" in result.output and "ids: 7, 8, 9." in result.output
+    assert out.exists() and (tmp_path / "pred.csv.invalid.csv").exists()
+
+
+def test_bad_input_gives_clear_error(tmp_path, saved):
+    path = saved[0]
+    np.save(tmp_path / "narrow.npy", np.zeros((4, 5), np.float32))
+    result = invoke(
+        "score", path, tmp_path / "narrow.npy", "-o", tmp_path / "o.parquet"
+    )
+    assert result.exit_code == 1
+    assert "Error:" in result.output and "expects (8,)" in result.output
+    assert not (tmp_path / "o.parquet").exists()
+    result = invoke("score", path, saved[1], "-o", tmp_path / "o.xlsx")
+    assert result.exit_code == 1 and "Cannot tell the output format" in result.output
+    result = invoke(
+        "score",
+        path,
+        saved[1],
+        "-o",
+        tmp_path / "o.csv",
+        "--dask",
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+    )
+    assert result.exit_code == 2
+
+
+def test_info_prints_the_sidecar_and_checks(tmp_path, saved):
+    path = saved[0]
+    result = invoke("info", path, "--check")
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.output)
+    assert meta["input"]["inputs"]["X"]["shape"] == [8]
+    copy = tmp_path / "copy.joblib"
+    copy.write_bytes(path.read_bytes() + b"!")
+    (tmp_path / "copy.joblib.json").write_text(
+        path.with_name(path.name + ".json").read_text()
+    )
+    result = invoke("info", copy, "--check")
+    assert result.exit_code == 1 and "does not match" in result.output
+
+
+def test_train_exoplanet_recipe(tmp_path):
+    from skestimators.datasets import make_exoplanet
+
+    X, y = make_exoplanet(120, random_state=0)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    np.save(folder / "spectra.npy", X["spectra"])
+    X["aux"].to_csv(folder / "auxiliary.csv", index=False)
+    y.to_csv(folder / "targets.csv", index=False)
+    out = tmp_path / "exo.joblib"
+    result = invoke(
+        "train",
+        "exoplanet",
+        folder,
+        "-o",
+        out,
+        "--variant",
+        "conv1d",
+        "--max-epochs",
+        2,
+        "--device",
+        "cpu",
+        "--cv",
+        2,
+    )
+    assert result.exit_code == 0, result.output
+    assert "water_auc" in result.output
+    meta = json.loads((tmp_path / "exo.joblib.json").read_text())
+    assert meta["training_data"]["n_samples"] == 120
+    assert set(meta["cv_scores"]) == {
+        "test_water_auc",
+        "test_cloud_auc",
+        "test_accuracy",
+    }
+    scored = invoke("score", out, folder, "-o", tmp_path / "p.csv", "--no-progress")
+    assert scored.exit_code == 0, scored.output
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == [
+        "id",
+        "proba_water",
+        "proba_cloud",
+    ]
+
+
+def test_train_without_recipes(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "skestimators.recipes", None)
+    result = invoke("train", "exoplanet", "builtin", "-o", tmp_path / "m.joblib")
+    assert result.exit_code == 1 and "recipes" in result.output
+
+
+def test_killed_process_resumes(tmp_path, saved):
+    """A real ``kill -9`` mid-run: no output, and a rerun finishes the job."""
+    path, _, X, model = saved
+    big = np.tile(X, (10, 1))  # 1,200 rows in 300 chunks of 4
+    np.save(tmp_path / "big.npy", big)
+    out = tmp_path / "big.parquet"
+    command = [
+        sys.executable,
+        "-m",
+        "skestimators.cli",
+        "score",
+        str(path),
+        str(tmp_path / "big.npy"),
+        "-o",
+        str(out),
+        "--chunk-rows",
+        "4",
+        "--no-progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    manifest = tmp_path / "big.parquet.parts" / "manifest.jsonl"
+    child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:
+        if manifest.exists() and len(manifest.read_text().splitlines()) > 5:
+            break
+        time.sleep(0.02)
+    if child.poll() is not None:
+        pytest.skip("the job finished before it could be killed")
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not out.exists()
+    done = len(manifest.read_text().splitlines()) - 1
+    finished = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "chunk(s) resumed" in finished.stderr
+    resumed = int(finished.stderr.split(", ")[-1].split(" chunk")[0])
+    assert resumed >= done - 1  # the chunk being written at the kill may be redone
+    frame = pd.read_parquet(out)
+    np.testing.assert_array_equal(frame["id"], np.arange(len(big)))
+    np.testing.assert_allclose(
+        frame["prediction"], model.predict(big), rtol=1e-5, atol=1e-6
+    )

@@ -1,0 +1,185 @@
+"""compare_variants: same folds for every variant, repeats, metrics, summaries."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    LeaveOneGroupOut,
+    StratifiedKFold,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from skestimators import MultiInput, NetClassifier
+from skestimators.model_selection import (
+    compare_variants,
+    plot_comparison,
+    summarize_comparison,
+)
+
+from .conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def indexed():
+    """Data whose first column is the sample index, to recover the folds."""
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.arange(60), rng.normal(size=(60, 3))])
+    y = np.tile([0, 1, 2], 20)
+    return X, y
+
+
+def fold_fingerprint(est, X, y):
+    return float(np.sum(X[:, 0] ** 2))  # identifies the test fold
+
+
+def seed_of(est, X, y):
+    return float(est.get_params()[next(
+        k for k in est.get_params() if k.endswith("random_state")
+    )])
+
+
+VARIANTS = {
+    "prior": DummyClassifier(),
+    "tree": DecisionTreeClassifier(),
+    "scaled_tree": make_pipeline(StandardScaler(), DecisionTreeClassifier()),
+}
+
+
+def test_every_variant_sees_the_same_folds(indexed):
+    X, y = indexed
+    df = compare_variants(
+        VARIANTS, X, y, cv=KFold(4, shuffle=True), n_repeats=3, random_state=0,
+        scoring={"fold": fold_fingerprint, "seed": seed_of},
+    )
+    columns = ["variant", "repeat", "fold", "metric", "value", "fit_time"]
+    assert list(df.columns) == columns
+    assert len(df) == 3 * 3 * 4 * 2
+    folds = df[df.metric == "fold"].pivot_table(
+        index=["repeat", "fold"], columns="variant", values="value"
+    )
+    assert (folds.nunique(axis=1) == 1).all()  # identical folds per repeat
+    by_repeat = folds.iloc[:, 0].unstack("fold")
+    assert len({tuple(row) for row in by_repeat.to_numpy()}) == 3  # reshuffled
+    seeds = df[df.metric == "seed"].groupby("repeat")["value"].unique()
+    assert all(len(s) == 1 for s in seeds)  # same seed for all variants
+    assert seeds.map(lambda s: s[0]).nunique() == 3  # a new seed per repeat
+    # Reproducible.
+    again = compare_variants(
+        VARIANTS, X, y, cv=KFold(4, shuffle=True), n_repeats=3, random_state=0,
+        scoring={"fold": fold_fingerprint, "seed": seed_of},
+    )
+    pd.testing.assert_series_equal(df["value"], again["value"])
+
+
+def test_single_run_uses_estimators_and_cv_as_given(indexed):
+    X, y = indexed
+    df = compare_variants(
+        {"tree": DecisionTreeClassifier(random_state=7)}, X, y, cv=3,
+        scoring={"fold": fold_fingerprint, "seed": seed_of},
+    )
+    assert set(df.loc[df.metric == "seed", "value"]) == {7.0}
+    # cv=3 is an unshuffled StratifiedKFold, as in cross_validate.
+    first = df[(df.metric == "fold") & (df.fold == 0)]["value"].item()
+    _, test0 = next(StratifiedKFold(3).split(X, y))
+    assert first == float(np.sum(test0**2))
+
+
+@pytest.mark.parametrize(
+    "scoring, metrics",
+    [
+        (None, ["score"]),
+        ("accuracy", ["accuracy"]),
+        (["accuracy", "f1_macro"], ["accuracy", "f1_macro"]),
+        (
+            {"acc": "accuracy", "custom": make_scorer(lambda a, b: 1.0)},
+            ["acc", "custom"],
+        ),
+        (fold_fingerprint, ["score"]),
+    ],
+)
+def test_scoring_forms(indexed, scoring, metrics):
+    X, y = indexed
+    df = compare_variants(
+        {"lr": LogisticRegression(max_iter=300)}, X, y, cv=2, scoring=scoring
+    )
+    assert list(dict.fromkeys(df["metric"])) == metrics
+    assert len(df) == 2 * len(metrics)
+
+
+def test_parallel_equals_sequential(indexed):
+    X, y = indexed
+    kwargs = {"cv": 3, "n_repeats": 2, "random_state": 1, "scoring": ["accuracy"]}
+    seq = compare_variants(VARIANTS, X, y, **kwargs)
+    par = compare_variants(VARIANTS, X, y, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(
+        seq.drop(columns="fit_time"), par.drop(columns="fit_time")
+    )
+
+
+def test_groups_and_unshufflable_splitter(indexed):
+    X, y = indexed
+    groups = np.repeat(np.arange(6), 10)
+    df = compare_variants(
+        {"prior": DummyClassifier()}, X, y, cv=GroupKFold(3), groups=groups,
+        scoring={"fold": fold_fingerprint},
+    )
+    assert len(df) == 3
+    with pytest.warns(UserWarning, match="same folds"):
+        df = compare_variants(
+            {"prior": DummyClassifier()}, X, y, cv=LeaveOneGroupOut(), groups=groups,
+            n_repeats=2, scoring={"fold": fold_fingerprint},
+        )
+    assert len(df) == 2 * 6
+
+
+def test_networks_on_multiinput(two_inputs):
+    spectra, aux, targets = two_inputs
+    X = MultiInput(spectra=spectra, aux=aux)
+    y = targets[:, 1]
+    df = compare_variants(
+        {
+            "small": NetClassifier(**{**FAST, "max_epochs": 3},
+                                   module_params={"hidden_units": (8,)}),
+            "large": NetClassifier(**{**FAST, "max_epochs": 3},
+                                   module_params={"hidden_units": (32,)}),
+        },
+        X, y, cv=2, scoring=["accuracy", "roc_auc"],
+    )
+    assert len(df) == 2 * 2 * 2
+    assert df["value"].between(0, 1).all()
+    assert (df["fit_time"] > 0).all()
+
+
+def test_summary_and_plot(indexed):
+    X, y = indexed
+    df = compare_variants(VARIANTS, X, y, cv=3, scoring=["accuracy", "f1_macro"])
+    text = summarize_comparison(df)
+    assert list(text.index) == list(VARIANTS)
+    assert list(text.columns) == ["accuracy", "f1_macro", "fit_time"]
+    assert " ± " in text.loc["tree", "accuracy"]
+    numbers = summarize_comparison(df, precision=None)
+    acc = df[(df.metric == "accuracy") & (df.variant == "tree")]["value"]
+    assert numbers.loc["tree", ("accuracy", "mean")] == pytest.approx(acc.mean())
+    assert numbers.loc["tree", ("accuracy", "std")] == pytest.approx(np.std(acc))
+    axes = plot_comparison(df)
+    assert len(axes) == 2
+    assert [a.get_title() for a in axes] == ["accuracy", "f1_macro"]
+    # One strip of dots per variant, one dot per fold.
+    assert [len(c.get_offsets()) for c in axes[0].collections] == [3, 3, 3]
+    with pytest.raises(ValueError, match="missing columns"):
+        summarize_comparison(df.drop(columns="fold"))
+
+
+def test_invalid_arguments(indexed):
+    X, y = indexed
+    with pytest.raises(ValueError, match="non-empty dict"):
+        compare_variants({}, X, y)
+    with pytest.raises(ValueError, match="n_repeats"):
+        compare_variants(VARIANTS, X, y, n_repeats=0)

@@ -1,0 +1,267 @@
+"""Behaviour of the training engine behind NetClassifier / NetRegressor."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from joblib import Parallel, delayed
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.model_selection import GroupKFold, PredefinedSplit
+from torch import nn
+
+from skestimators import MultiInput, NetClassifier, NetRegressor
+from skestimators._engine._config import validation_indices
+from skestimators._engine._device import resolve_device
+
+from .conftest import FAST
+
+
+class TwoHeads(nn.Module):
+    """Two named inputs, one named output per target."""
+
+    def __init__(self, input_shape, n_outputs, width=16):
+        super().__init__()
+        n_spec = int(np.prod(input_shape["spectra"]))
+        self.spec = nn.Sequential(nn.Flatten(), nn.Linear(n_spec, width), nn.ReLU())
+        self.aux = nn.Sequential(nn.Linear(input_shape["aux"][0], width), nn.ReLU())
+        self.water = nn.Linear(2 * width, 1)
+        self.cloud = nn.Linear(2 * width, 1)
+
+    def forward(self, spectra, aux):
+        h = torch.cat([self.spec(spectra), self.aux(aux)], 1)
+        return {"water": self.water(h), "cloud": self.cloud(h)}
+
+
+class ThreadProbe(nn.Module):
+    seen = []
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.lin = nn.Linear(input_shape[0], n_outputs)
+
+    def forward(self, X):
+        ThreadProbe.seen.append(torch.get_num_threads())
+        return self.lin(X)
+
+
+def test_binary_multiclass_multilabel_shapes(blobs):
+    X, y = blobs
+    labels = np.array(["a", "b", "c"])[y]
+    clf = NetClassifier(**FAST).fit(X, labels)
+    assert clf.classes_.tolist() == ["a", "b", "c"]
+    assert clf.predict_proba(X).shape == (300, 3)
+    assert clf.score(X, labels) > 0.8
+    binary = NetClassifier(**FAST).fit(X, y == 1)
+    assert binary.predict(X).dtype == bool and binary.predict_proba(X).shape == (300, 2)
+    Y = np.column_stack([y == 0, y == 2]).astype(int)
+    multi = NetClassifier(**FAST).fit(X, Y)
+    assert multi.predict(X).shape == (300, 2) and multi.classes_.tolist() == [0, 1]
+    assert set(np.unique(multi.predict(X))) <= {0, 1}
+
+
+def test_named_inputs_and_named_heads(two_inputs):
+    spectra, aux, Y = two_inputs
+    X = MultiInput(spectra=spectra, aux=aux)
+    y = pd.DataFrame(Y, columns=["water", "cloud"])
+    clf = NetClassifier(TwoHeads, max_epochs=8, lr=0.01, device="cpu", random_state=0,
+                        target_weights={"water": 2.0})
+    clf.fit(X, y)
+    assert clf.input_shape_ == {"spectra": (12, 3), "aux": (4,)}
+    assert clf.predict_proba(X).shape == (240, 2)
+    for col in ("valid_water_accuracy", "valid_cloud_roc_auc", "valid_loss"):
+        assert col in clf.history_
+    assert (clf.predict(X) == Y).mean() > 0.75
+
+
+def test_default_mlp_on_named_inputs(two_inputs):
+    spectra, aux, Y = two_inputs
+    clf = NetClassifier(**FAST).fit(MultiInput(spectra=spectra, aux=aux), Y[:, 1])
+    assert clf.score(MultiInput(aux=aux, spectra=spectra), Y[:, 1]) > 0.8
+
+
+def test_module_output_mismatch_is_clear(two_inputs):
+    spectra, aux, Y = two_inputs
+    with pytest.raises(ValueError, match="forward returned outputs"):
+        NetClassifier(TwoHeads, **FAST).fit(MultiInput(spectra=spectra, aux=aux), Y[:, 0])
+    with pytest.raises(ValueError, match="failed on a batch"):
+        NetRegressor(nn.Linear(3, 1), **FAST).fit(np.zeros((20, 5)), np.zeros(20))
+
+
+def test_groups_reach_internal_split_not_forward(blobs):
+    X, y = blobs
+    groups = np.repeat(np.arange(30), 10)
+    clf = NetClassifier(ThreadProbe, **FAST).fit(X, y, groups=groups)
+    assert clf.n_iter_ == FAST["max_epochs"]
+    est = NetClassifier(validation_fraction=0.2)
+    train, valid = validation_indices(est, 300, y, groups, seed=0)
+    assert not set(groups[train]) & set(groups[valid])
+    est = NetClassifier(validation_cv=GroupKFold(5))
+    train, valid = validation_indices(est, 300, y, groups, seed=0)
+    assert len(valid) == 60 and not set(groups[train]) & set(groups[valid])
+
+
+def test_early_stopping_restores_best_weights(blobs):
+    X, y = blobs
+    fold = np.where(np.arange(300) < 60, 0, -1)
+    clf = NetClassifier(
+        max_epochs=60, lr=0.05, patience=3, device="cpu", random_state=0,
+        validation_cv=PredefinedSplit(fold),
+    ).fit(X, y)
+    assert clf.n_iter_ < 60
+    proba = clf.predict_proba(X[:60])
+    loss = -np.log(proba[np.arange(60), y[:60]]).mean()
+    assert loss == pytest.approx(clf.history_["valid_loss"].min(), rel=1e-4)
+    assert clf.best_epoch_ == clf.history_["valid_loss"].idxmin()
+
+
+def test_scheduler_clipping_and_weights(blobs):
+    X, y = blobs
+    clf = NetClassifier(**{**FAST, "max_epochs": 4}, lr_scheduler="cosine",
+                        gradient_clip=0.5).fit(X, y)
+    lrs = clf.history_["event_lr"].to_numpy()
+    assert lrs[0] > lrs[-1]
+    w = np.where(y == 2, 20.0, 1.0)
+    plain = NetClassifier(**FAST).fit(X, y)
+    weighted = NetClassifier(**FAST).fit(X, y, sample_weight=w)
+    assert (weighted.predict(X) == 2).sum() > (plain.predict(X) == 2).sum()
+    balanced = NetClassifier(**FAST, class_weight="balanced").fit(X[:200], (y[:200] == 0))
+    assert balanced.predict(X).mean() > 0.1
+
+
+def test_partial_fit_and_warm_start(blobs):
+    X, y = blobs
+    clf = NetClassifier(**FAST)
+    clf.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    clf.partial_fit(X[100:], y[100:])
+    assert clf.n_iter_ == 2 and clf.classes_.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="not seen"):
+        clf.partial_fit(X, y + 5)
+    warm = NetClassifier(**FAST, warm_start=True).fit(X, y)
+    before = warm.predict_proba(X)
+    warm.fit(X, y)
+    assert not np.allclose(before, warm.predict_proba(X))
+
+
+def test_reproducible_and_global_rng_untouched(blobs):
+    X, y = blobs
+    state = torch.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    a = NetClassifier(**FAST, module_params={"dropout": 0.2}).fit(X, y).predict_proba(X)
+    b = NetClassifier(**FAST, module_params={"dropout": 0.2}).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(state, torch.get_rng_state())
+    np.testing.assert_array_equal(np_state, np.random.get_state()[1])
+
+
+def test_device_resolution():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="Unknown device"):
+        resolve_device("warp-drive")
+
+
+def test_pickle_of_gpu_model_loads_quietly_on_cpu(blobs):
+    X, y = blobs
+    clf = NetClassifier(**FAST).fit(X, y)
+    expected = clf.predict_proba(X)
+    # What a model trained on a GPU carries: its net remembers device="cuda".
+    clf.net_.device = "cuda"
+    blob = pickle.dumps(clf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = pickle.loads(blob)
+    if not torch.cuda.is_available():
+        assert loaded.device_.type == "cpu"
+        np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-6)
+
+
+def test_bf16_autocast_on_cpu(blobs):
+    X, y = blobs
+    clf = NetClassifier(**FAST, amp="bf16").fit(X, y)
+    assert np.isfinite(clf.predict_proba(X)).all()
+    with pytest.warns(UserWarning, match="fp16"):
+        NetClassifier(**{**FAST, "max_epochs": 1}, amp="fp16").fit(X, y)
+
+
+def _fit_and_report(X, y):
+    ThreadProbe.seen.clear()
+    NetClassifier(ThreadProbe, **FAST, validation_fraction=None).fit(X, y)
+    return max(ThreadProbe.seen)
+
+
+def test_threads_follow_worker_budget(blobs, monkeypatch):
+    X, y = blobs
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    assert _fit_and_report(X, y) == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    seen = Parallel(n_jobs=2, backend="loky")(delayed(_fit_and_report)(X, y) for _ in range(2))
+    import os
+
+    assert max(seen) <= max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_progress_bar(blobs, capsys):
+    X, y = blobs
+    NetClassifier(**{**FAST, "max_epochs": 2}, verbose=1).fit(X, y)
+    assert "epoch" in capsys.readouterr().err
+
+
+def test_transformed_target_regressor():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.exp(X[:, 0] + 0.1 * rng.normal(size=300))
+    model = TransformedTargetRegressor(
+        NetRegressor(**{**FAST, "max_epochs": 30}), func=np.log, inverse_func=np.exp
+    ).fit(X, y)
+    assert model.predict(X).shape == (300,) and model.score(X, y) > 0.5
+    two = NetRegressor(**FAST, loss="l1").fit(X, np.column_stack([y, -y]))
+    assert two.predict(X).shape == (300, 2)
+
+
+@pytest.mark.parametrize(
+    "X, y, error, match",
+    [
+        (np.full((20, 3), np.nan), np.zeros(20), ValueError, "NaN"),
+        (np.full((20, 3), np.inf), np.zeros(20), ValueError, "infinity"),
+        (np.array([["a", "b"]] * 20, dtype=object), np.zeros(20), ValueError, "could not convert"),
+        (np.ones((20, 3)) * 1j, np.zeros(20), ValueError, "Complex"),
+        (np.zeros((0, 3)), np.zeros(0), ValueError, "0 sample"),
+        (np.zeros((20, 3)), np.zeros(19), ValueError, "samples"),
+        (sp.random(20, 3, format="csr"), np.zeros(20), TypeError, "[Ss]parse"),
+        (np.zeros((20, 3)), np.full(20, np.nan), ValueError, "NaN"),
+    ],
+)
+def test_bad_input_fit(X, y, error, match):
+    with pytest.raises(error, match=match):
+        NetRegressor(**FAST).fit(X, y)
+
+
+def test_bad_input_predict(two_inputs):
+    spectra, aux, Y = two_inputs
+    reg = NetRegressor(**FAST).fit(spectra, Y[:, 0])
+    with pytest.raises(ValueError, match="features"):
+        reg.predict(spectra[:, :10])
+    with pytest.raises(ValueError, match="sample shape"):
+        reg.predict(spectra[:, :, :2])
+    with pytest.raises(ValueError, match="single array"):
+        reg.predict(MultiInput(spectra=spectra))
+    aux_df = pd.DataFrame(aux, columns=list("abcd"))
+    multi = NetRegressor(**FAST).fit(MultiInput(spectra=spectra, aux=aux_df), Y[:, 0])
+    with pytest.raises(ValueError, match="missing the named input"):
+        multi.predict(MultiInput(spectra=spectra))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['d'\]"):
+        multi.predict(MultiInput(spectra=spectra, aux=aux_df[["a", "b", "c"]]))
+    with pytest.raises(ValueError, match="NaN"):
+        multi.predict(MultiInput(spectra=np.full_like(spectra, np.nan), aux=aux_df))
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        NetRegressor().predict(spectra)

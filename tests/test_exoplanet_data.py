@@ -1,0 +1,252 @@
+"""Loading the CNES exoplanet files and simulating spectra like them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+
+from skestimators import MultiInput
+from skestimators.datasets import load_exoplanet, make_exoplanet
+from skestimators.preprocessing import ChannelSelector, SpectrumNormalizer
+
+AUX = [
+    "star_mass_kg",
+    "star_radius_m",
+    "star_temperature",
+    "planet_mass_kg",
+    "semi_major_axis_m",
+]
+
+
+@pytest.fixture(scope="module")
+def real():
+    return load_exoplanet()
+
+
+def test_bundled_data(real):
+    X, y = real
+    assert isinstance(X, MultiInput)
+    assert X.shapes == {"spectra": (2400, 52, 3), "aux": (2400, 5)}
+    spectra = X["spectra"]
+    assert spectra.dtype == np.float64
+    assert list(X["aux"].columns) == AUX
+    assert list(y.columns) == ["water", "cloud"]
+    assert y.index.name == "id" and y.index.is_unique
+    assert (y.dtypes == np.int64).all()
+    assert np.allclose(y.mean(), 0.5, atol=0.02)
+    wavelength = spectra[:, :, 0]
+    assert np.allclose(wavelength, wavelength[0])
+    assert wavelength[0, 0] == pytest.approx(7.28, abs=0.01)
+    assert wavelength[0, -1] == pytest.approx(0.55)
+    assert np.all(np.diff(wavelength[0]) < 0)
+    assert np.all(spectra[:, :, 1:] > 0)
+
+
+# -- error paths, on a small copy of the real files written to tmp_path ----------
+@pytest.fixture
+def folder(tmp_path, real):
+    X, y = real
+    np.save(tmp_path / "spectra.npy", X["spectra"][:6])
+    X["aux"][:6].to_csv(tmp_path / "auxiliary.csv", index=False)
+    y[:6].reset_index().to_csv(tmp_path / "targets.csv", index=False)
+    return tmp_path
+
+
+def _table(folder, name):
+    return pd.read_csv(folder / name)
+
+
+def test_small_copy_round_trips(folder, real):
+    X, y = load_exoplanet(folder)
+    np.testing.assert_array_equal(X["spectra"], real[0]["spectra"][:6])
+    pd.testing.assert_frame_equal(y, real[1][:6])
+    assert X["aux"].index.equals(y.index)
+
+
+def test_targets_are_optional(folder):
+    (folder / "targets.csv").unlink()
+    X, y = load_exoplanet(str(folder))
+    assert y is None and len(X) == 6
+
+
+def test_targets_without_id(folder):
+    _table(folder, "targets.csv").drop(columns="id").to_csv(
+        folder / "targets.csv", index=False
+    )
+    _, y = load_exoplanet(folder)
+    assert list(y.index) == list(range(6))
+
+
+def test_aux_columns_are_put_in_order(folder):
+    aux = _table(folder, "auxiliary.csv")
+    aux[AUX[::-1]].to_csv(folder / "auxiliary.csv", index=False)
+    X, _ = load_exoplanet(folder)
+    assert list(X["aux"].columns) == AUX
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_exoplanet(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_exoplanet(tmp_path / "file")
+
+
+@pytest.mark.parametrize("name", ["spectra.npy", "auxiliary.csv"])
+def test_missing_file(folder, name):
+    (folder / name).unlink()
+    with pytest.raises(FileNotFoundError, match=name):
+        load_exoplanet(folder)
+
+
+def _save(array):
+    return lambda folder: np.save(folder / "spectra.npy", array)
+
+
+def _npz(folder):
+    with open(folder / "spectra.npy", "wb") as f:
+        np.savez(f, a=np.zeros((6, 52, 3)))
+
+
+def _truncate(folder):
+    data = (folder / "spectra.npy").read_bytes()
+    (folder / "spectra.npy").write_bytes(data[:500])
+
+
+def _with_nan(folder):
+    spectra = np.load(folder / "spectra.npy")
+    spectra[2, 5, 1] = np.nan
+    np.save(folder / "spectra.npy", spectra)
+
+
+@pytest.mark.parametrize(
+    "corrupt, match",
+    [
+        (lambda f: (f / "spectra.npy").write_text("hello"), "not a valid .npy"),
+        (lambda f: (f / "spectra.npy").write_bytes(b""), "not a valid .npy"),
+        (_save(np.array([{"a": 1}] * 6, dtype=object)), "not a valid .npy"),
+        (_npz, r"\.npz archive"),
+        (_truncate, "not a valid .npy"),
+        (_save(np.zeros((6, 52))), r"shape \(n_planets, n_wavelengths, 3\)"),
+        (_save(np.zeros((6, 52, 2))), r"got shape \(6, 52, 2\)"),
+        (_save(np.zeros((6, 52, 3, 1))), r"got shape \(6, 52, 3, 1\)"),
+        (_save(np.zeros((6, 52, 3), dtype=complex)), "real numbers"),
+        (_save(np.array([["a"] * 3] * 52 * 6).reshape(6, 52, 3)), "real numbers"),
+        (_with_nan, r"1 NaN or infinite values \(first at index \(2, 5, 1\)\)"),
+        (_save(np.ones((5, 52, 3))), "disagree on the number of planets"),
+    ],
+)
+def test_bad_spectra(folder, corrupt, match):
+    corrupt(folder)
+    with pytest.raises(ValueError, match=match):
+        load_exoplanet(folder)
+
+
+def _edit(name, change):
+    def corrupt(folder):
+        change(_table(folder, name)).to_csv(folder / name, index=False)
+
+    return corrupt
+
+
+def _set(row, column, value):
+    def change(table):
+        table = table.astype({column: object if isinstance(value, str) else float})
+        table.loc[row, column] = value
+        return table
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "corrupt, match",
+    [
+        (_edit("auxiliary.csv", lambda t: t.drop(columns="planet_mass_kg")), "missing"),
+        (
+            _edit("auxiliary.csv", lambda t: t.assign(extra=1.0)),
+            r"unexpected \['extra'",
+        ),
+        (_edit("auxiliary.csv", lambda t: t.assign(id=1)), r"unexpected \['id'"),
+        (_edit("auxiliary.csv", lambda t: t.iloc[:-1]), "auxiliary.csv': 5"),
+        (
+            _edit("auxiliary.csv", _set(2, "star_temperature", "hot")),
+            r"non-numeric columns \['star_temperature'\]",
+        ),
+        (
+            _edit("auxiliary.csv", _set(1, "star_mass_kg", np.inf)),
+            r"NaN or infinite values in columns \['star_mass_kg'\]",
+        ),
+        (
+            _edit("targets.csv", lambda t: t.drop(columns="cloud")),
+            r"missing \['cloud'\]",
+        ),
+        (_edit("targets.csv", lambda t: t.assign(co2=0)), r"unexpected \['co2'\]"),
+        (_edit("targets.csv", lambda t: t.iloc[:-1]), "'targets.csv': 5"),
+        (
+            _edit("targets.csv", _set(0, "water", np.nan)),
+            r"NaN or infinite values in columns \['water'\]",
+        ),
+        (_edit("targets.csv", _set(0, "water", 2)), "only 0 and 1"),
+        (_edit("targets.csv", _set(1, "id", 1)), "unique integers"),
+        (_edit("targets.csv", _set(1, "id", 1.5)), "unique integers"),
+        (lambda f: (f / "auxiliary.csv").write_text(""), "not a readable CSV"),
+    ],
+)
+def test_bad_tables(folder, corrupt, match):
+    corrupt(folder)
+    with pytest.raises(ValueError, match=match):
+        load_exoplanet(folder)
+
+
+# -- simulator ------------------------------------------------------------------
+def test_make_exoplanet_structure():
+    X, y = make_exoplanet(200, n_wavelengths=30, random_state=0)
+    assert X.shapes == {"spectra": (200, 30, 3), "aux": (200, 5)}
+    assert list(X["aux"].columns) == AUX and list(y.columns) == ["water", "cloud"]
+    assert (y.dtypes == np.int64).all() and y.index.name == "id"
+    wavelength = X["spectra"][:, :, 0]
+    assert wavelength[0, 0] == pytest.approx(7.28) and wavelength[0, -1] == 0.55
+    assert np.all(np.diff(wavelength, axis=1) < 0)
+    assert np.all(X["spectra"][:, :, 1:] > 0)
+    low = [2.7e29, 1.25e8, 2960, 5e24, 3e9]
+    high = [2.51e30, 1.0e9, 6169, 1e28, 4.4e10]
+    assert np.all((X["aux"] >= low) & (X["aux"] <= high))
+    assert np.allclose(y.mean(), 0.5, atol=0.1)
+
+
+def test_make_exoplanet_is_deterministic():
+    X1, y1 = make_exoplanet(50, random_state=3)
+    X2, y2 = make_exoplanet(50, random_state=np.random.RandomState(3))
+    X3, _ = make_exoplanet(50, random_state=4)
+    assert X1 == X2 and y1.equals(y2)
+    assert not np.allclose(X1["spectra"], X3["spectra"])
+
+
+def test_noise_follows_the_uncertainty():
+    clean, _ = make_exoplanet(400, noise=0.0, random_state=0)
+    noisy, _ = make_exoplanet(400, noise=1.0, random_state=0)
+    residual = noisy["spectra"][:, :, 1] - clean["spectra"][:, :, 1]
+    z = residual / clean["spectra"][:, :, 2]
+    assert z.std() == pytest.approx(1.0, abs=0.05)
+    np.testing.assert_array_equal(clean["spectra"][:, :, 2], noisy["spectra"][:, :, 2])
+
+
+@pytest.mark.parametrize(
+    "params", [{"n_samples": 0}, {"n_wavelengths": 3}, {"noise": -1.0}]
+)
+def test_make_exoplanet_rejects_bad_parameters(params):
+    with pytest.raises(ValueError, match=next(iter(params))):
+        make_exoplanet(**params)
+
+
+def test_water_is_learnable_from_simulated_spectra():
+    X, y = make_exoplanet(600, random_state=0)
+    model = make_pipeline(
+        SpectrumNormalizer(channel=1),
+        ChannelSelector(channels=1),
+        LogisticRegression(max_iter=1000),
+    )
+    scores = cross_val_score(model, X["spectra"], y["water"], cv=3)
+    assert scores.mean() > 0.8

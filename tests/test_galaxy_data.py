@@ -1,0 +1,493 @@
+"""Galaxy Zoo data: simulator, Kaggle files, metric, projection, image preprocessing."""
+
+import pickle
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+from sklearn.base import clone
+from sklearn.dummy import DummyRegressor
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skestimators.datasets import (
+    GALAXY_CLASSES,
+    load_galaxy_zoo,
+    make_galaxy_classes,
+    make_galaxy_zoo,
+    write_galaxy_zoo_folder,
+    write_galaxy_zoo_submission,
+)
+from skestimators.datasets._galaxy_render import _render
+from skestimators.datasets._galaxy_sim import _classes, _simulate
+from skestimators.metrics import (
+    galaxy_zoo_rmse,
+    galaxy_zoo_rmse_per_column,
+    galaxy_zoo_scorer,
+    project_galaxy_zoo,
+)
+from skestimators.nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from skestimators.preprocessing import ImagePreprocessor
+
+COLUMNS = list(GALAXY_ZOO_COLUMNS)
+
+
+def tree_violation(y) -> float:
+    """Largest deviation of a question's sum from its parent answer (or 1)."""
+    y = np.asarray(y, dtype=np.float64)
+    worst = 0.0
+    for q in GALAXY_ZOO_QUESTIONS:
+        parent = 1.0 if q.parent is None else y[:, q.parent]
+        worst = max(worst, np.abs(y[:, q.start : q.stop].sum(1) - parent).max())
+    return worst
+
+
+def spiral_handedness(images):
+    """+1 for clockwise (Z-wise) spirals, -1 for anticlockwise, by template."""
+    g = images.mean(1)
+    n, size, _ = g.shape
+    c = np.arange(size) - (size - 1) / 2
+    y, x = -c[:, None], c[None, :]  # y up, as displayed
+    r, phi = np.hypot(x, y), np.arctan2(y, x)
+    mask = (r > 2) & (r < size / 2 - 1)
+    r, phi, g = r[mask], phi[mask], g[:, mask]
+    g = g - g.mean(1, keepdims=True)
+    scores = {}
+    for s in (1, -1):
+        scores[s] = np.zeros(n)
+        for m in (1, 2, 3):
+            for pitch in (8, 12, 16, 20, 25, 30, 38):
+                phase = m * (phi - s * np.log(r) / np.tan(np.deg2rad(pitch)))
+                response = np.abs(g @ np.exp(-1j * phase))
+                scores[s] = np.maximum(scores[s], response)
+    return np.where(scores[1] > scores[-1], 1, -1)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("galaxy_zoo")
+    return write_galaxy_zoo_folder(path, 12, n_test=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    return make_galaxy_zoo(500, return_classes=True, random_state=0)
+
+
+@pytest.fixture
+def copy(folder, tmp_path):
+    """A writable copy of the Kaggle folder."""
+    shutil.copytree(folder.images_dir.parent, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+# --- simulator -----------------------------------------------------------------
+
+
+def test_simulator_output(simulated):
+    X, y, classes = simulated
+    assert X.shape == (500, 3, 69, 69) and X.dtype == np.float32
+    assert 0 <= X.min() and X.max() <= 1
+    assert list(y.columns) == COLUMNS and len(y) == 500
+    assert tree_violation(y) < 1e-6
+    votes = y.to_numpy() * 40
+    np.testing.assert_allclose(votes, np.round(votes), atol=1e-9)
+    assert set(classes) == set(GALAXY_CLASSES)
+    # smooth galaxies mostly voted smooth, spirals mostly voted features
+    assert y["Class1.1"][classes == "elliptical"].mean() > 0.8
+    spirals = np.char.endswith(classes.astype(str), "_spiral")
+    assert y["Class1.2"][spirals].mean() > 0.6
+
+
+def test_simulator_is_reproducible_across_sizes():
+    X1, y1 = make_galaxy_zoo(20, size=24, random_state=3, n_volunteers=7)
+    X2, y2 = make_galaxy_zoo(20, size=24, random_state=3, n_volunteers=7)
+    X3, y3 = make_galaxy_zoo(20, size=40, random_state=3, n_volunteers=7)
+    np.testing.assert_array_equal(X1, X2)
+    pd.testing.assert_frame_equal(y1, y3)
+    assert X3.shape == (20, 3, 40, 40)
+    assert not make_galaxy_zoo(20, size=24, random_state=4)[1].equals(y1)
+    _, labels = make_galaxy_classes(20, size=24, random_state=3)
+    assert (labels == make_galaxy_zoo(20, return_classes=True, random_state=3)[2]).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"n_samples": 0}, ValueError, "n_samples must be >= 1"),
+        ({"size": 32.0}, TypeError, "size must be an int"),
+        ({"n_volunteers": 0}, ValueError, "n_volunteers"),
+        ({"random_state": "seed"}, ValueError, "random_state"),
+    ],
+)
+def test_simulator_rejects_bad_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_galaxy_zoo(**{"n_samples": 2, **kwargs})
+
+
+def test_handedness_convention_on_face_on_spirals():
+    morph, *_ = _simulate(16, 0, 40)
+    morph.update(
+        kind=np.ones(16, int), odd=np.zeros(16, int), qd=np.ones(16),
+        arm_amp=np.full(16, 0.9), arms=np.full(16, 2), bar=np.zeros(16),
+        bt=np.full(16, 0.05), h=np.full(16, 0.2), star_flux=np.zeros((16, 3)),
+        handedness=np.tile([1, -1], 8),
+    )  # fmt: skip
+    X = _render(morph, 69, 1.0, np.random.default_rng(0))
+    labels = _classes(morph)
+    assert (labels[::2] == "clockwise_spiral").all()
+    assert (labels[1::2] == "anticlockwise_spiral").all()
+    np.testing.assert_array_equal(spiral_handedness(X), morph["handedness"])
+    flipped = spiral_handedness(np.flip(X, axis=-1))
+    np.testing.assert_array_equal(flipped, -morph["handedness"])
+    rotated = spiral_handedness(np.rot90(X, 1, axes=(-2, -1)))
+    np.testing.assert_array_equal(rotated, morph["handedness"])
+
+
+def test_handedness_labels_match_the_images(simulated):
+    X, _, classes = simulated
+    spiral = np.isin(classes, ["clockwise_spiral", "anticlockwise_spiral"])
+    truth = np.where(classes[spiral] == "clockwise_spiral", 1, -1)
+    assert spiral.sum() > 60
+    # a reversed convention would score about 1 - these accuracies
+    assert (spiral_handedness(X[spiral]) == truth).mean() > 0.7
+    assert (spiral_handedness(np.flip(X[spiral], -1)) == -truth).mean() > 0.7
+
+
+# --- Kaggle folder, loader -----------------------------------------------------
+
+
+def test_load_folder(folder):
+    X, y, ids = load_galaxy_zoo(folder.images_dir, folder.solutions_csv)
+    assert X.shape == (12, 3, 69, 69) and X.dtype == np.float32
+    assert 0 <= X.min() and X.max() <= 1
+    np.testing.assert_array_equal(ids, folder.ids)
+    assert ids.dtype == np.int64 and (np.diff(ids) > 0).all()
+    assert list(y.columns) == COLUMNS
+    np.testing.assert_allclose(y.to_numpy(), folder.y.to_numpy())
+    # the default crop shows the galaxies of make_galaxy_zoo
+    X_sim, y_sim = make_galaxy_zoo(12, random_state=0)
+    pd.testing.assert_frame_equal(y_sim, folder.y)
+    assert np.corrcoef(X.ravel(), X_sim.ravel())[0, 1] > 0.8
+    test = pd.read_csv(folder.benchmark_csv)
+    assert list(test.columns) == ["GalaxyID", *COLUMNS] and len(test) == 3
+    X_test, y_test, test_ids = load_galaxy_zoo(folder.test_images_dir)
+    assert y_test is None and X_test.shape == (3, 3, 69, 69)
+    np.testing.assert_array_equal(test_ids, test["GalaxyID"])
+
+
+def test_load_options(folder):
+    X, _, ids = load_galaxy_zoo(folder.images_dir, size=None, crop=100)
+    assert X.shape == (12, 3, 100, 100)
+    np.testing.assert_array_equal(ids, folder.ids)
+    X, _, _ = load_galaxy_zoo(folder.images_dir, size=32, crop=None, n_jobs=2)
+    assert X.shape == (12, 3, 32, 32)
+    wanted = folder.ids[[5, 0, 7]]
+    X, y, ids = load_galaxy_zoo(folder.images_dir, folder.solutions_csv, ids=wanted)
+    np.testing.assert_array_equal(ids, wanted)
+    np.testing.assert_allclose(y.to_numpy(), folder.y.to_numpy()[[5, 0, 7]])
+    assert y.index.tolist() == [0, 1, 2]
+
+
+def test_load_converts_non_rgb_images(copy, folder):
+    gray, rgba = folder.ids[:2]
+    Image.open(copy / "images_training_rev1" / f"{gray}.jpg").convert("L").save(
+        copy / "images_training_rev1" / f"{gray}.jpg"
+    )
+    png = Image.open(copy / "images_training_rev1" / f"{rgba}.jpg").convert("RGBA")
+    png.save(copy / "images_training_rev1" / f"{rgba}.jpg", format="PNG")
+    X, _, _ = load_galaxy_zoo(copy / "images_training_rev1", ids=[gray, rgba])
+    assert X.shape == (2, 3, 69, 69)
+    np.testing.assert_array_equal(X[0, 0], X[0, 1])
+
+
+def _edit_csv(copy, edit):
+    path = copy / "training_solutions_rev1.csv"
+    edit(pd.read_csv(path)).to_csv(path, index=False)
+    return copy / "images_training_rev1", path
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda t: t.drop(columns="Class5.2"), r"missing \['Class5.2'\]"),
+        (lambda t: t.rename(columns={"Class1.1": "Class1_1"}), "unexpected.*Class1_1"),
+        (lambda t: t.drop(columns="GalaxyID"), "no GalaxyID column"),
+        (lambda t: t.assign(**{"Class3.1": np.nan}), "missing or non-numeric"),
+        (lambda t: pd.concat([t, t.iloc[:1]]), "duplicated GalaxyIDs"),
+        (lambda t: t.assign(GalaxyID=t["GalaxyID"] + 0.5), "must hold integers"),
+        (lambda t: t.assign(GalaxyID=t["GalaxyID"] + 1), "12 GalaxyIDs have no image"),
+    ],
+)
+def test_load_rejects_bad_solutions(copy, edit, match):
+    images, csv = _edit_csv(copy, edit)
+    with pytest.raises(ValueError, match=match):
+        load_galaxy_zoo(images, csv)
+
+
+def test_load_errors(copy, folder, tmp_path_factory):
+    images = copy / "images_training_rev1"
+    csv = copy / "training_solutions_rev1.csv"
+    with pytest.raises(FileNotFoundError, match="Image folder not found"):
+        load_galaxy_zoo(copy / "nowhere", csv)
+    with pytest.raises(FileNotFoundError, match="Solutions file not found"):
+        load_galaxy_zoo(images, copy / "nothing.csv")
+    with pytest.raises(ValueError, match="No <GalaxyID>.jpg images"):
+        load_galaxy_zoo(tmp_path_factory.mktemp("empty"))
+    with pytest.raises(ValueError, match="crop=500 is larger than image"):
+        load_galaxy_zoo(images, csv, crop=500)
+    with pytest.raises(ValueError, match=r"requested ids are not in .*\[1\]"):
+        load_galaxy_zoo(images, csv, ids=[folder.ids[0], 1])
+    with pytest.raises(ValueError, match="No galaxies to load"):
+        load_galaxy_zoo(images, ids=[])
+    Image.new("RGB", (50, 40)).save(images / "1.jpg")
+    with pytest.raises(ValueError, match="different sizes"):
+        load_galaxy_zoo(images, crop=None, size=None)
+    with pytest.raises(ValueError, match=r"crop=45 is larger than image .*1\.jpg"):
+        load_galaxy_zoo(images, crop=45)
+    (images / "1.jpg").unlink()
+    (images / "notes.txt").write_text("ignored")
+    missing = folder.ids[[2, 4]]
+    for galaxy_id in missing:
+        (images / f"{galaxy_id}.jpg").unlink()
+    with pytest.raises(ValueError, match=rf"2 GalaxyIDs have no image.*{missing[0]}"):
+        load_galaxy_zoo(images, csv)
+    broken = images / f"{folder.ids[0]}.jpg"
+    broken.write_bytes(broken.read_bytes()[:300])
+    with pytest.raises(ValueError, match=rf"Cannot read image .*{broken.name}"):
+        load_galaxy_zoo(images)
+    broken.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ValueError, match=rf"Cannot read image .*{broken.name}"):
+        load_galaxy_zoo(images)
+
+
+# --- submission ----------------------------------------------------------------
+
+
+def test_submission_follows_a_shuffled_template(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = np.array([100008, 100023, 100053, 100078])
+    y_pred = rng.random((4, 37))
+    order = rng.permutation(37)
+    template = pd.DataFrame(0.0, index=range(4), columns=[COLUMNS[i] for i in order])
+    template.insert(0, "GalaxyID", ids[[2, 0, 3, 1]])
+    template.to_csv(tmp_path / "all_zeros_benchmark.csv", index=False)
+    template_path = tmp_path / "all_zeros_benchmark.csv"
+    path = write_galaxy_zoo_submission(
+        y_pred, ids, tmp_path / "submission.csv", template=template_path
+    )
+    written = pd.read_csv(path)
+    assert list(written.columns) == list(template.columns)
+    np.testing.assert_array_equal(written["GalaxyID"], template["GalaxyID"])
+    expected = pd.DataFrame(y_pred, columns=COLUMNS, index=ids)
+    np.testing.assert_allclose(
+        written.set_index("GalaxyID")[COLUMNS].to_numpy(),
+        expected.loc[template["GalaxyID"], COLUMNS].to_numpy(),
+        atol=1e-6,
+    )
+    # a DataFrame is matched by column name; no template: canonical order
+    frame = pd.DataFrame(y_pred, columns=COLUMNS)[[COLUMNS[i] for i in order]]
+    path = write_galaxy_zoo_submission(frame, ids, tmp_path / "plain.csv")
+    plain = pd.read_csv(path)
+    assert list(plain.columns) == ["GalaxyID", *COLUMNS]
+    np.testing.assert_allclose(plain[COLUMNS].to_numpy(), y_pred, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "all_zeros_benchmark.csv", "plain.csv", "submission.csv"
+    ]  # fmt: skip
+
+
+def test_submission_errors(tmp_path):
+    y, ids, out = np.zeros((2, 37)), [100008, 100023], tmp_path / "sub.csv"
+    with pytest.raises(ValueError, match=r"shape \(n_galaxies, 37\)"):
+        write_galaxy_zoo_submission(np.zeros((2, 36)), ids, out)
+    with pytest.raises(ValueError, match="3 ids for 2 rows"):
+        write_galaxy_zoo_submission(y, [1, 2, 3], out)
+    with pytest.raises(ValueError, match="NaN"):
+        write_galaxy_zoo_submission(np.full((2, 37), np.nan), ids, out)
+    with pytest.raises(ValueError, match="duplicates"):
+        write_galaxy_zoo_submission(y, [5, 5], out)
+    with pytest.raises(ValueError, match=r"missing \['Class2.1'\]"):
+        frame = pd.DataFrame(y, columns=COLUMNS).drop(columns="Class2.1")
+        write_galaxy_zoo_submission(frame, ids, out)
+    template = pd.DataFrame(columns=["GalaxyID", *COLUMNS[:-1]])
+    template.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match=r"template .* missing \['Class11.6'\]"):
+        write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "bad.csv")
+    template = pd.DataFrame(0.0, index=[0], columns=["GalaxyID", *COLUMNS])
+    template["GalaxyID"] = 999999
+    template.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(ValueError, match="ids differ from the template"):
+        write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "other.csv")
+    with pytest.raises(FileNotFoundError, match="template not found"):
+        write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "none.csv")
+    assert not out.exists()
+
+
+def test_submission_write_is_atomic(tmp_path, monkeypatch):
+    out = tmp_path / "sub.csv"
+    write_galaxy_zoo_submission(np.zeros((1, 37)), [100008], out)
+    before = out.read_text()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_galaxy_zoo_submission(np.ones((1, 37)), [100008], out)
+    assert out.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["sub.csv"]
+
+
+# --- metric and projection ------------------------------------------------------
+
+
+def test_rmse_by_hand():
+    y_true = np.zeros((2, 37))
+    y_pred = np.zeros((2, 37))
+    y_pred[0, 0], y_pred[1, 36] = 0.6, 0.8
+    expected = np.sqrt((0.6**2 + 0.8**2) / 74)
+    assert galaxy_zoo_rmse(y_true, y_pred) == pytest.approx(expected)
+    per_column = galaxy_zoo_rmse_per_column(y_true, y_pred)
+    assert list(per_column.index) == COLUMNS
+    assert per_column["Class1.1"] == pytest.approx(0.6 / np.sqrt(2))
+    assert per_column["Class11.6"] == pytest.approx(0.8 / np.sqrt(2))
+    assert np.sqrt((per_column**2).mean()) == pytest.approx(expected)
+    weighted = galaxy_zoo_rmse(y_true, y_pred, sample_weight=[1, 0])
+    assert weighted == pytest.approx(0.6 / np.sqrt(37))
+    shuffled = pd.DataFrame(y_pred, columns=COLUMNS)[COLUMNS[::-1]]
+    assert galaxy_zoo_rmse(pd.DataFrame(y_true, columns=COLUMNS), shuffled) == (
+        pytest.approx(expected)
+    )
+
+
+@pytest.mark.parametrize(
+    "y_pred, match",
+    [
+        (np.zeros((2, 36)), r"shape \(n_samples, 37\)"),
+        (np.full((2, 37), np.nan), "NaN"),
+        (np.zeros((3, 37)), "inconsistent numbers of samples"),
+        (pd.DataFrame(np.zeros((2, 37))), "missing"),
+    ],
+)
+def test_metric_errors(y_pred, match):
+    with pytest.raises(ValueError, match=match):
+        galaxy_zoo_rmse(np.zeros((2, 37)), y_pred)
+
+
+def test_scorer_in_cross_validation(simulated):
+    X, y, _ = simulated
+    features = X[:200].mean(axis=(2, 3))
+    scores = cross_val_score(
+        DummyRegressor(), features, y[:200], cv=2, scoring=galaxy_zoo_scorer
+    )
+    assert (scores < 0).all()
+    mean_prediction = np.tile(y[100:200].mean().to_numpy(), (100, 1))
+    assert -scores[0] == pytest.approx(galaxy_zoo_rmse(y[:100], mean_prediction))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, (5, 37), elements=st.floats(-2, 2)))
+def test_projection_obeys_tree_and_is_idempotent(y):
+    projected = project_galaxy_zoo(y)
+    assert projected.min() >= 0 and tree_violation(projected) < 1e-9
+    np.testing.assert_allclose(project_galaxy_zoo(projected), projected, atol=1e-12)
+
+
+def test_projection_keeps_valid_votes_and_frames(simulated):
+    y = simulated[1]
+    np.testing.assert_allclose(
+        project_galaxy_zoo(y.to_numpy()), y.to_numpy(), atol=1e-12
+    )
+    frame = y.iloc[:5][COLUMNS[::-1]].set_axis(list("abcde"))
+    projected = project_galaxy_zoo(frame)
+    assert list(projected.columns) == COLUMNS[::-1] and list(projected.index) == list(
+        "abcde"
+    )
+    with pytest.raises(ValueError, match="NaN"):
+        project_galaxy_zoo(np.full((1, 37), np.nan))
+
+
+# --- ImagePreprocessor ---------------------------------------------------------
+
+
+def test_preprocessor_layouts_agree(simulated):
+    X = simulated[0][:20]
+    first = ImagePreprocessor(crop=45, size=32).fit(X)
+    last = ImagePreprocessor(crop=45, size=32).fit(X.transpose(0, 2, 3, 1))
+    assert first.layout_ == "channels_first" and last.layout_ == "channels_last"
+    out = first.transform(X)
+    assert out.shape == (20, 3, 32, 32) and out.dtype == np.float32
+    np.testing.assert_allclose(out, last.transform(X.transpose(0, 2, 3, 1)), atol=1e-6)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(0, 2, 3)), 1, atol=1e-3)
+    explicit = ImagePreprocessor(layout="channels_last", normalize=None)
+    tiny = np.random.default_rng(0).random((2, 3, 3, 3), dtype=np.float32)
+    np.testing.assert_array_equal(
+        explicit.fit_transform(tiny), tiny.transpose(0, 3, 1, 2)
+    )
+
+
+def test_preprocessor_uint8_crop_and_gray():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (3, 10, 12, 3), dtype=np.uint8)
+    out = ImagePreprocessor(crop=6, normalize=None).fit_transform(X)
+    expected = X.transpose(0, 3, 1, 2)[:, :, 2:8, 3:9] / 255
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    gray = ImagePreprocessor(size=4).fit(X[..., 0])
+    assert gray.image_shape_ == (1, 10, 12) and gray.transform(X[..., 0]).shape == (
+        3,
+        1,
+        4,
+        4,
+    )
+    constant = ImagePreprocessor().fit(np.ones((2, 1, 4, 4)))
+    np.testing.assert_array_equal(constant.std_, [1.0])
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.integers(1, 4),
+    st.sampled_from([1, 3, 4]),
+    st.integers(5, 20),
+    st.integers(5, 20),
+    st.booleans(),
+    st.integers(1, 12),
+)
+def test_preprocessor_shapes(n, channels, height, width, last, size):
+    shape = (n, height, width, channels) if last else (n, channels, height, width)
+    X = np.random.default_rng(0).random(shape)
+    layout = "channels_last" if last else "channels_first"
+    crop = min(height, width)
+    pre = ImagePreprocessor(crop, size=size, layout=layout, batch_size=2).fit(X)
+    assert pre.transform(X).shape == (n, channels, size, size)
+
+
+def test_preprocessor_validation():
+    X = np.zeros((2, 3, 8, 8))
+    with pytest.raises(NotFittedError):
+        ImagePreprocessor().transform(X)
+    with pytest.raises(ValueError, match="NaN"):
+        ImagePreprocessor().fit(np.full((2, 3, 8, 8), np.nan))
+    with pytest.raises(ValueError, match="expects images"):
+        ImagePreprocessor().fit(np.zeros((2, 64)))
+    with pytest.raises(ValueError, match="crop=9 is larger"):
+        ImagePreprocessor(crop=9).fit(X)
+    with pytest.raises(InvalidParameterError):
+        ImagePreprocessor(layout="nchw").fit(X)
+    pre = ImagePreprocessor().fit(X)
+    with pytest.raises(ValueError, match="fitted on images of shape"):
+        pre.transform(np.zeros((2, 3, 8, 9)))
+    with pytest.raises(ValueError, match="features"):
+        pre.transform(np.zeros((2, 8, 8, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        pre.transform(np.full((2, 3, 8, 8), np.nan))
+    copy = pickle.loads(pickle.dumps(pre))
+    np.testing.assert_array_equal(copy.transform(X), pre.transform(X))
+    assert clone(pre).get_params() == pre.get_params()
+    assert not hasattr(clone(pre), "mean_")

@@ -1,0 +1,317 @@
+"""GalaxyZooRegressor and ImageClassifier: image input, the tree, TTA, chirality."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from skestimators import GalaxyZooRegressor, ImageClassifier, MultiInput
+from skestimators.datasets import make_galaxy_classes, make_galaxy_zoo
+from skestimators.nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, dihedral_transform
+from skestimators.nn._image_augment import ImageBatchAugment
+
+TINY = {
+    "width": 4, "depth": 2, "hidden": 16, "max_epochs": 2, "batch_size": 32,
+    "lr": 0.01, "device": "cpu", "random_state": 0,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    X, y = make_galaxy_zoo(96, size=16, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def classes():
+    X, y = make_galaxy_classes(160, size=16, random_state=1)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted_zoo(zoo):
+    X, y = zoo
+    return GalaxyZooRegressor(**TINY).fit(X, y)
+
+
+def symmetric_images(n=3, size=16, channels=3):
+    """Images invariant under every rotation and flip (a function of the folded
+    distances to the edges, symmetric in its two arguments)."""
+    i = np.arange(size)
+    d = np.minimum(i, size - 1 - i).astype(np.float32)
+    base = (d[:, None] * d[None, :] + d[:, None] + d[None, :]) / (size**2 / 2)
+    scale = np.linspace(0.5, 1.0, n * channels, dtype=np.float32)
+    return (scale.reshape(n, channels, 1, 1) * base).astype(np.float32)
+
+
+def views(X, k):
+    return dihedral_transform(torch.from_numpy(X), k)[0].numpy()
+
+
+def tree_violation(y):
+    worst = 0.0
+    for q in GALAXY_ZOO_QUESTIONS:
+        parent = 1.0 if q.parent is None else y[:, q.parent]
+        worst = max(worst, np.abs(y[:, q.start : q.stop].sum(1) - parent).max())
+    return worst
+
+
+# -- GalaxyZooRegressor ----------------------------------------------------------------
+def test_regressor_layouts_and_uint8(zoo):
+    X, y = zoo
+    X8 = np.round(X * 255).astype(np.uint8)
+    first = GalaxyZooRegressor(**TINY).fit(X8.astype(np.float32) / 255, y)
+    last = GalaxyZooRegressor(**TINY).fit(X8.transpose(0, 2, 3, 1), y)
+    assert (first.layout_, last.layout_) == ("channels_first", "channels_last")
+    assert first.input_shape_ == last.input_shape_ == (3, 16, 16)
+    pred = last.predict(X8[:5].transpose(0, 2, 3, 1))
+    assert pred.shape == (5, 37) and pred.dtype == np.float64
+    # uint8 channels last is the same data as [0, 1] floats channels first
+    np.testing.assert_allclose(pred, first.predict(X8[:5] / np.float32(255)), atol=1e-6)
+    assert first.target_names_ == list(GALAXY_ZOO_COLUMNS) and first.n_targets_ == 37
+    # one-channel images as (n, height, width)
+    gray = GalaxyZooRegressor(**TINY).fit(X[:, 0], y.to_numpy())
+    assert gray.input_shape_ == (1, 16, 16) and gray.predict(X[:2, 0]).shape == (2, 37)
+
+
+def test_regressor_y_columns_by_name(zoo):
+    X, y = zoo
+    shuffled = y[list(GALAXY_ZOO_COLUMNS)[::-1]]
+    a = GalaxyZooRegressor(**TINY).fit(X, y).predict(X[:4])
+    b = GalaxyZooRegressor(**TINY).fit(X, shuffled).predict(X[:4])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="37 Galaxy Zoo columns"):
+        GalaxyZooRegressor(**TINY).fit(X, y.rename(columns={"Class1.1": "smooth"}))
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 37\)"):
+        GalaxyZooRegressor(**TINY).fit(X, y.to_numpy()[:, :36])
+
+
+@pytest.mark.parametrize("constraint", ["divisive", "softmax"])
+@pytest.mark.parametrize("backbone", ["galaxycnn", "resnet"])
+def test_predictions_obey_the_tree(zoo, constraint, backbone):
+    X, y = zoo
+    reg = GalaxyZooRegressor(backbone, constraint=constraint, tta=4, **TINY).fit(X, y)
+    pred = reg.predict(X)
+    assert (pred >= 0).all() and tree_violation(pred) < 1e-5
+
+
+def test_history_summarises_the_answers(fitted_zoo):
+    history = fitted_zoo.history_
+    questions = [f"valid_{q.name}_rmse" for q in GALAXY_ZOO_QUESTIONS]
+    assert {"train_loss", "valid_loss", "valid_rmse", *questions} <= set(history)
+    assert not any(c.startswith("valid_Class") for c in history)
+    # the challenge metric is the root of the validation MSE
+    np.testing.assert_allclose(
+        history["valid_rmse"], np.sqrt(history["valid_loss"]), rtol=1e-4
+    )
+    assert "valid_Class1.1_r2" in fitted_zoo.net_.history[-1]
+
+
+def test_tta_averages_dihedral_views(fitted_zoo, zoo):
+    X, _ = zoo
+    reg = pickle.loads(pickle.dumps(fitted_zoo))  # a copy: set_params below
+    single = [reg.set_params(tta=1).predict(views(X[:6], k)) for k in range(8)]
+    for n_views in (2, 8):
+        tta = reg.set_params(tta=n_views).predict(X[:6])
+        np.testing.assert_allclose(tta, np.mean(single[:n_views], axis=0), atol=1e-6)
+    assert not np.allclose(reg.set_params(tta=8).predict(X[:6]), single[0], atol=1e-4)
+    # a galaxy that every rotation and flip leaves unchanged: TTA changes nothing
+    sym = symmetric_images()
+    np.testing.assert_allclose(
+        reg.set_params(tta=8).predict(sym),
+        reg.set_params(tta=1).predict(sym),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+
+
+def test_tta_needs_square_images_for_quarter_turns(zoo):
+    X, y = zoo
+    rect = X[:, :, :, :12]
+    reg = GalaxyZooRegressor(**TINY).fit(rect, y)
+    assert reg.set_params(tta=4).predict(rect[:2]).shape == (2, 37)
+    with pytest.raises(ValueError, match="need square images"):
+        reg.set_params(tta=8).predict(rect[:2])
+
+
+def test_pickle_round_trip(fitted_zoo, zoo, classes):
+    X, _ = zoo
+    reg = clone(fitted_zoo).set_params(tta=2)
+    assert "net_" not in vars(reg)
+    reg = pickle.loads(pickle.dumps(fitted_zoo)).set_params(tta=2)
+    again = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(again.predict(X[:4]), reg.predict(X[:4]))
+    Xc, yc = classes
+    clf = ImageClassifier(tta=2, **TINY).fit(Xc, yc)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(
+        again.predict_proba(Xc[:4]), clf.predict_proba(Xc[:4])
+    )
+    assert isinstance(again.net_.batch_transform, ImageBatchAugment)
+
+
+def test_bad_input_errors(fitted_zoo, zoo):
+    X, y = zoo
+    reg = GalaxyZooRegressor(**TINY)
+    with pytest.raises(ValueError, match=r"expects images.*shape \(96, 768\)"):
+        reg.fit(X.reshape(len(X), -1), y)
+    bad = X.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        reg.fit(bad, y)
+    with pytest.raises(ValueError, match="NaN"):
+        fitted_zoo.predict(bad[:2])
+    with pytest.raises(ValueError, match=r"1 channel\(s\).*fitted on images with 3"):
+        fitted_zoo.predict(X[:2, :1])
+    with pytest.raises(ValueError, match="12x12 pixels.*16x16"):
+        fitted_zoo.predict(X[:2, :, :12, :12])
+    with pytest.raises(ValueError, match="not named inputs"):
+        reg.fit(MultiInput(images=X), y)
+    with pytest.raises(ValueError, match="too small for depth=5"):
+        GalaxyZooRegressor(**{**TINY, "depth": 5}).fit(X, y)
+    with pytest.raises(ValueError, match="zoom must be a range"):
+        GalaxyZooRegressor(zoom=(1.2, 0.8), **TINY).fit(X, y)
+    with pytest.raises(ValueError, match="constraint"):
+        GalaxyZooRegressor(constraint="tree", **TINY).fit(X, y)
+
+
+# -- ImageClassifier -------------------------------------------------------------------
+def test_classifier_fit_predict(classes):
+    X, y = classes
+    clf = ImageClassifier(tta=2, **TINY).fit(np.round(X * 255).astype(np.uint8), y)
+    proba = clf.predict_proba(np.round(X[:5] * 255).astype(np.uint8))
+    assert proba.shape == (5, len(clf.classes_))
+    np.testing.assert_allclose(proba.sum(1), 1)
+    assert set(clf.predict(np.round(X * 255).astype(np.uint8))) <= set(clf.classes_)
+    res = ImageClassifier("resnet", **TINY).fit(X.transpose(0, 2, 3, 1), y)
+    assert res.layout_ == "channels_last" and res.predict(
+        X[:3].transpose(0, 2, 3, 1)
+    ).shape == (3,)
+
+
+def _identify(out, x):
+    """Which dihedral view ``k`` of ``x`` the image ``out`` is."""
+    matches = [
+        k for k in range(8) if torch.equal(dihedral_transform(x[None], k)[0][0], out)
+    ]
+    return matches[0]
+
+
+@pytest.mark.parametrize("mirror", ["swap", "off", "on"])
+def test_chirality_of_the_batch_transform(classes, mirror):
+    X, y = classes
+    clf = ImageClassifier(mirror=mirror, max_shift=0, zoom=(1, 1), **TINY).fit(X, y)
+    transform = clf.net_.batch_transform
+    names = clf.classes_.tolist()
+    cw, acw = names.index("clockwise_spiral"), names.index("anticlockwise_spiral")
+    other = names.index("elliptical")
+    # an asymmetric image, so that each of the eight views is distinct
+    x = torch.arange(3 * 16 * 16, dtype=torch.float32).reshape(3, 16, 16) % 7.3
+    batch = x.expand(64, 3, 16, 16).clone()
+    codes = torch.tensor([cw, acw, other, cw] * 16)
+    out, (labels, w) = transform(batch, (codes, None), torch.Generator().manual_seed(0))
+    assert w is None and torch.equal(
+        batch, x.expand(64, 3, 16, 16)
+    )  # no in-place edits
+    ks = torch.tensor([_identify(o, x) for o in out])
+    mirrored = ks % 2 == 1
+    if mirror == "off":
+        assert not mirrored.any() and len(set(ks.tolist())) == 4
+        assert torch.equal(labels, codes)
+        return
+    assert 0 < int(mirrored.sum()) < 64
+    swapped = codes.clone()
+    if mirror == "swap":  # a mirrored clockwise spiral is trained as anticlockwise
+        swapped[mirrored & (codes == cw)] = acw
+        swapped[mirrored & (codes == acw)] = cw
+    assert torch.equal(labels, swapped)
+
+
+def test_batch_augment_binary_and_multilabel_targets():
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(40, 1, 8, 8)
+    augment = ImageBatchAugment(swap=(1, 0))
+    y = torch.randint(2, (40, 1), generator=g).float()
+    mirrored = torch.rand(40, generator=g) > 0.5
+    out = augment.swap_labels(y, mirrored)
+    assert out.dtype == y.dtype
+    torch.testing.assert_close(out[mirrored], 1 - y[mirrored])
+    torch.testing.assert_close(out[~mirrored], y[~mirrored])
+    Y = torch.rand(40, 3, generator=g)
+    columns = ImageBatchAugment(swap=(0, 2, 1), target="columns")
+    out = columns.swap_labels(Y, mirrored)
+    torch.testing.assert_close(out[mirrored], Y[mirrored][:, [0, 2, 1]])
+    torch.testing.assert_close(out[~mirrored], Y[~mirrored])
+    X_aug, (y_aug, _) = augment(X, (y, None), g)
+    assert X_aug.shape == X.shape and y_aug.shape == y.shape
+    assert pickle.loads(pickle.dumps(augment)).swap == (1, 0)
+    with pytest.raises(ValueError, match="permutation"):
+        ImageBatchAugment(swap=(0, 0))
+
+
+def test_classifier_tta_swaps_mirrored_views_back(classes):
+    X, y = classes
+    clf = ImageClassifier(**TINY).fit(X, y)
+    names = clf.classes_.tolist()
+    cw, acw = names.index("clockwise_spiral"), names.index("anticlockwise_spiral")
+    perm = np.arange(len(names))
+    perm[[cw, acw]] = acw, cw
+    p0 = clf.set_params(tta=1).predict_proba(X[:6])
+    p_mirror = clf.predict_proba(views(X[:6], 1))
+    np.testing.assert_allclose(
+        clf.set_params(tta=2).predict_proba(X[:6]),
+        (p0 + p_mirror[:, perm]) / 2,
+        atol=1e-6,
+    )
+    # a mirror-symmetric galaxy has no handedness: equal odds for both windings
+    sym = symmetric_images()
+    proba = clf.set_params(tta=8).predict_proba(sym)
+    np.testing.assert_allclose(proba[:, cw], proba[:, acw], rtol=1e-6)
+    # mirror="on" averages mirrored views as they are: symmetric input, no change
+    clf.set_params(mirror="on")
+    np.testing.assert_allclose(
+        clf.set_params(tta=8).predict_proba(sym),
+        clf.set_params(tta=1).predict_proba(sym),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    # mirror="off" uses rotations only
+    clf.set_params(mirror="off", tta=2)
+    rot = clf.set_params(tta=1).predict_proba(views(X[:6], 2))
+    np.testing.assert_allclose(
+        clf.set_params(tta=2).predict_proba(X[:6]), (p0 + rot) / 2, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="only 4 rotations"):
+        clf.set_params(tta=8).predict_proba(X[:2])
+
+
+def test_chirality_pair_errors(classes):
+    X, y = classes
+    no_acw = y != "anticlockwise_spiral"
+    with pytest.raises(ValueError, match="its mirror image 'anticlockwise_spiral'"):
+        ImageClassifier(**TINY).fit(X[no_acw], y[no_acw])
+    # without swapping, or without the pair, one-handed data is fine
+    ImageClassifier(mirror="off", **TINY).fit(X[no_acw], y[no_acw])
+    ImageClassifier(chirality_pairs=None, **TINY).fit(X[no_acw], y[no_acw])
+    with pytest.raises(ValueError, match="pairs of distinct labels"):
+        ImageClassifier(
+            chirality_pairs=("clockwise_spiral", "anticlockwise_spiral"), **TINY
+        ).fit(X, y)
+
+
+def test_class_weight(classes):
+    X, y = classes
+    y = np.where(y == "elliptical", "elliptical", "other")  # imbalanced binary
+    assert (y == "elliptical").mean() < 0.5
+    settings = {**TINY, "max_epochs": 4, "augment": False}
+    plain = ImageClassifier(**settings).fit(X, y)
+    heavy = ImageClassifier(class_weight={"elliptical": 50.0}, **settings).fit(X, y)
+    balanced = ImageClassifier(class_weight="balanced", **settings).fit(X, y)
+    share = {
+        name: (clf.predict(X) == "elliptical").mean()
+        for name, clf in [("plain", plain), ("heavy", heavy), ("balanced", balanced)]
+    }
+    assert share["heavy"] > 0.9 and share["heavy"] > share["plain"]
+    assert not np.allclose(plain.predict_proba(X), balanced.predict_proba(X))

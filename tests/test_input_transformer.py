@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from skestimators import MultiInput, NetClassifier
+from skestimators.preprocessing import InputTransformer
+
+
+@pytest.fixture
+def X():
+    rng = np.random.RandomState(0)
+    return MultiInput(
+        spectra=rng.normal(size=(20, 8, 3)),
+        aux=pd.DataFrame(rng.normal(size=(20, 3)) * 10 + 5, columns=["a", "b", "c"]),
+        extra=rng.normal(size=(20, 2)),
+    )
+
+
+def test_each_input_transformed_others_passed(X):
+    t = InputTransformer({"aux": StandardScaler()})
+    Xt = t.fit_transform(X)
+    assert Xt.keys() == ["aux", "spectra", "extra"]
+    np.testing.assert_allclose(Xt["aux"].mean(0), 0, atol=1e-12)
+    np.testing.assert_array_equal(Xt["spectra"], X["spectra"])
+    np.testing.assert_allclose(t.transform(X)["aux"], Xt["aux"])
+
+
+def test_drop_remainder_and_multi_source(X):
+    def flat_concat(M):
+        return np.hstack([M["spectra"].reshape(len(M), -1), np.asarray(M["aux"])])
+
+    t = InputTransformer(
+        {"both": (FunctionTransformer(flat_concat), ["spectra", "aux"]), "extra": "drop"},
+        remainder="drop",
+    )
+    Xt = t.fit_transform(X)
+    assert Xt.shapes == {"both": (20, 27)}
+    assert t.output_names_ == ["both"]
+
+
+def test_nested_params_and_grid_search(X):
+    y = (np.asarray(X["aux"])[:, 0] > 5).astype(int)
+    pipe = make_pipeline(
+        InputTransformer({"aux": StandardScaler(), "extra": PCA(n_components=1)}),
+        NetClassifier(max_epochs=2, device="cpu", random_state=0, validation_fraction=None),
+    )
+    params = pipe.get_params()
+    assert "inputtransformer__extra__n_components" in params
+    pipe.set_params(inputtransformer__aux__with_mean=False)
+    assert pipe.get_params()["inputtransformer__aux__with_mean"] is False
+    search = GridSearchCV(pipe, {"inputtransformer__extra__n_components": [1, 2]}, cv=2)
+    search.fit(X, y)
+    assert search.best_params_["inputtransformer__extra__n_components"] in (1, 2)
+
+
+def test_errors(X):
+    with pytest.raises(ValueError, match="unknown input"):
+        InputTransformer({"nope": StandardScaler()}).fit(X)
+    with pytest.raises(TypeError, match="must be a transformer"):
+        InputTransformer({"aux": 3}).fit(X)
+    t = InputTransformer({"aux": StandardScaler()}).fit(X)
+    with pytest.raises(ValueError, match="missing the named input"):
+        t.transform(MultiInput(aux=X["aux"]))
+    with pytest.raises(ValueError, match="dropped every input"):
+        InputTransformer({"aux": "drop"}, remainder="drop").fit_transform(X)

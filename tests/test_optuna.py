@@ -1,0 +1,275 @@
+"""OptunaSearchCV: epoch-level pruning in lockstep, storages, sklearn behaviour."""
+
+import pickle
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.pruners import NopPruner, ThresholdPruner
+from optuna.trial import TrialState
+from sklearn.base import is_classifier
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skestimators import MultiInput, NetClassifier, NetRegressor
+from skestimators.model_selection import OptunaSearchCV
+from skestimators.model_selection._compare import multimetric_scorer, scoring_spec
+from skestimators.model_selection._epochwise import Lockstep
+
+from .conftest import FAST
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def net(**params):
+    return NetClassifier(**{**FAST, "max_epochs": 6, **params})
+
+
+class _Never(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return False
+
+
+def test_lockstep_folds_match_independent_fits(blobs):
+    # Dropout draws from torch's global stream and early stopping makes folds
+    # end at different epochs: lockstep must still equal plain fits.
+    X, y = blobs
+    est = net(
+        max_epochs=12, patience=2, lr=0.05,
+        module_params={"hidden_units": (16,), "dropout": 0.3},
+    )
+    splits = list(KFold(3, shuffle=True, random_state=0).split(X))
+    rounds = []
+    runner = Lockstep(
+        est, multimetric_scorer(est, None), "score", scoring_spec(est, None)["score"],
+        lambda epoch, value: rounds.append((epoch, value)) and False,
+    )
+    results, stopped = runner.run(X, y, splits)
+    expected = cross_val_score(est, X, y, cv=splits)
+    assert not stopped
+    np.testing.assert_array_equal([r.scores["score"] for r in results], expected)
+    epochs = [r.n_epochs for r in results]
+    assert [e for e, _ in rounds] == list(range(1, max(epochs) + 1))
+    assert len(set(epochs)) > 1, "early stopping should end folds at different epochs"
+
+
+def test_unpruned_trial_scores_equal_cross_val_score(blobs):
+    X, y = blobs
+    est = net(module_params={"dropout": 0.2})
+    search = OptunaSearchCV(
+        est, {"lr": CategoricalDistribution([0.02])}, n_trials=1, cv=3,
+        pruner=_Never(), random_state=0,
+    ).fit(X, y)
+    expected = cross_val_score(est.set_params(lr=0.02), X, y, cv=3)
+    got = [search.cv_results_[f"split{k}_test_score"][0] for k in range(3)]
+    np.testing.assert_array_equal(got, expected)
+    trial = search.study_.trials[0]
+    # One report per epoch: the fold-averaged score on the test folds.
+    assert sorted(trial.intermediate_values) == list(range(1, 7))
+    assert trial.user_attrs["epochs"] == [6, 6, 6]
+    assert search.cv_results_["n_epochs"][0] == 18
+
+
+def test_pruned_trials_stop_after_a_few_epochs(blobs):
+    X, y = blobs
+    search = OptunaSearchCV(
+        net(max_epochs=12, early_stopping=False),
+        {"lr": CategoricalDistribution([0.05, 1e-7])},
+        n_trials=6, cv=3, random_state=0,
+        pruner=ThresholdPruner(lower=0.6, n_warmup_steps=2),
+    ).fit(X, y)
+    res = search.cv_results_
+    states = set(res["state"])
+    assert states == {"COMPLETE", "PRUNED"}
+    pruned = res["state"] == "PRUNED"
+    # Steps are epoch numbers (1, 2...): pruned at epoch 2, 3 folds each.
+    assert np.all(res["n_epochs"][pruned] == 2 * 3)
+    assert np.all(res["n_epochs"][~pruned] == 12 * 3)
+    assert np.all(np.isnan(res["mean_test_score"][pruned]))
+    ranks = res["rank_test_score"]
+    assert np.all(ranks[pruned] > ranks[~pruned].max())
+    assert all(p["lr"] == 1e-7 for p in np.asarray(res["params"])[pruned])
+    assert search.best_params_ == {"lr": 0.05}
+    for trial in search.study_.trials:
+        assert trial.user_attrs["n_epochs"] == sum(trial.user_attrs["epochs"])
+
+
+class CountingScaler(StandardScaler):
+    fits = 0
+
+    def fit(self, X, y=None, sample_weight=None):
+        type(self).fits += 1
+        return super().fit(X, y, sample_weight)
+
+
+def test_pipeline_preprocessing_fitted_once_per_fold(blobs):
+    X, y = blobs
+    CountingScaler.fits = 0
+    search = OptunaSearchCV(
+        make_pipeline(CountingScaler(), net(max_epochs=4)),
+        {"netclassifier__lr": FloatDistribution(1e-3, 1e-1, log=True)},
+        n_trials=2, cv=3, random_state=0, pruner=_Never(),
+    ).fit(X, y)
+    assert CountingScaler.fits == 2 * 3 + 1  # trials x folds + refit
+    assert all(len(t.intermediate_values) == 4 for t in search.study_.trials)
+    assert search.predict(X[:5]).shape == (5,)
+
+
+def test_keys_of_dict_parameters(blobs):
+    X, y = blobs
+    est = net(max_epochs=2, module_params={"hidden_units": (8,)})
+    pipe = make_pipeline(StandardScaler(), est)
+    space = {
+        "netclassifier__module_params__dropout": FloatDistribution(0.0, 0.5),
+        "netclassifier__module_params__activation": ["relu", "tanh"],
+    }
+    search = OptunaSearchCV(pipe, space, n_trials=2, cv=2, random_state=0).fit(X, y)
+    fitted = search.best_estimator_[-1].module_params
+    assert fitted == {
+        "hidden_units": (8,),
+        "dropout": search.best_params_["netclassifier__module_params__dropout"],
+        "activation": search.best_params_["netclassifier__module_params__activation"],
+    }
+    assert est.module_params == {"hidden_units": (8,)}  # the template is untouched
+
+
+def test_nop_pruner_trains_without_epoch_reports(blobs):
+    X, y = blobs
+    search = OptunaSearchCV(
+        net(), {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
+        n_trials=2, cv=2, pruner=NopPruner(), random_state=0,
+    ).fit(X, y)
+    assert all(not t.intermediate_values for t in search.study_.trials)
+    assert list(search.cv_results_["n_epochs"]) == [12, 12]
+
+
+def test_sklearn_estimator_and_search_api(blobs):
+    X, y = blobs
+    search = OptunaSearchCV(
+        LogisticRegression(max_iter=200),
+        {"C": FloatDistribution(1e-3, 10, log=True), "fit_intercept": [True, False]},
+        n_trials=4, cv=3, random_state=0,
+    )
+    assert is_classifier(search)
+    search.fit(X, y)
+    grid = GridSearchCV(LogisticRegression(max_iter=200), {"C": [1.0]}, cv=3).fit(X, y)
+    assert {k for k in grid.cv_results_ if not k.startswith("param_")} <= set(
+        search.cv_results_
+    )
+    assert search.n_trials_ == 4 == len(search.cv_results_["params"])
+    assert search.cv_results_["param_C"].shape == (4,)
+    assert set(search.best_params_) == {"C", "fit_intercept"}
+    best = search.best_index_
+    assert search.best_score_ == search.cv_results_["mean_test_score"][best]
+    assert search.cv_results_["rank_test_score"][search.best_index_] == 1
+    assert search.predict_proba(X[:3]).shape == (3, 3)
+    assert search.score(X, y) == search.best_estimator_.score(X, y)
+    np.testing.assert_array_equal(search.classes_, [0, 1, 2])
+    assert all(t.user_attrs["n_epochs"] == 0 for t in search.study_.trials)
+    pickle.loads(pickle.dumps(search)).predict(X[:3])
+
+
+def test_same_seed_same_trials(blobs):
+    X, y = blobs
+    space = {
+        "C": FloatDistribution(1e-3, 10, log=True),
+        "max_iter": IntDistribution(50, 300),
+    }
+
+    def params(seed):
+        search = OptunaSearchCV(LogisticRegression(), space, n_trials=3, cv=2,
+                                random_state=seed, refit=False).fit(X, y)
+        return search.cv_results_["params"]
+
+    assert params(1) == params(1)
+    assert params(1) != params(2)
+
+
+def test_multimetric_requires_refit_name(blobs):
+    X, y = blobs
+    space = {"C": FloatDistribution(1e-2, 10, log=True)}
+    scoring = ["accuracy", "f1_macro"]
+    search = OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2,
+                            scoring=scoring, refit="f1_macro").fit(X, y)
+    res = search.cv_results_
+    keys = {"mean_test_accuracy", "mean_test_f1_macro", "split1_test_accuracy"}
+    assert keys <= set(res)
+    assert search.best_score_ == res["mean_test_f1_macro"][search.best_index_]
+    with pytest.raises(ValueError, match="refit must name"):
+        OptunaSearchCV(LogisticRegression(), space, n_trials=1, cv=2,
+                       scoring=scoring).fit(X, y)
+
+
+def test_regressor_multiinput_and_fit_params(two_inputs):
+    spectra, aux, targets = two_inputs
+    X = MultiInput(spectra=spectra, aux=aux)
+    y = targets[:, 0] + 0.5 * aux[:, 1]
+    search = OptunaSearchCV(
+        NetRegressor(**{**FAST, "max_epochs": 3}),
+        {"lr": FloatDistribution(1e-3, 3e-2, log=True)},
+        n_trials=2, cv=2, scoring="neg_mean_squared_error", random_state=0,
+    ).fit(X, y, sample_weight=np.ones(len(y)))
+    assert search.predict(X[:4]).shape == (4,)
+    assert search.best_score_ < 0
+
+
+@pytest.mark.parametrize("kind", ["db", "sqlite_url", "journal", "log"])
+def test_storage_resume_counts_finished_trials(blobs, tmp_path, kind):
+    X, y = blobs
+    storage = {
+        "db": str(tmp_path / "study.db"),
+        "sqlite_url": f"sqlite:///{tmp_path / 'study.sqlite3'}",
+        "journal": tmp_path / "study.journal",
+        "log": str(tmp_path / "study.log"),
+    }[kind]
+    space = {"C": FloatDistribution(1e-2, 10, log=True)}
+
+    def search(n_trials, seed):
+        return OptunaSearchCV(
+            LogisticRegression(), space, n_trials=n_trials, cv=2, storage=storage,
+            study_name="resume", random_state=seed, refit=False,
+        ).fit(X, y)
+
+    first = search(2, 0)
+    # A trial left RUNNING by a killed process neither counts nor blocks.
+    first.study_.ask(space)
+    second = search(4, 1)
+    assert second.n_trials_ == 4
+    assert list(second.cv_results_["number"]) == [0, 1, 3, 4]
+    assert second.cv_results_["params"][:2] == first.cv_results_["params"]
+    assert search(3, 2).n_trials_ == 4  # nothing left to run
+    states = [t.state for t in second.study_.get_trials()]
+    assert states.count(TrialState.RUNNING) == 1
+
+
+def test_failed_fits(blobs):
+    X, y = blobs
+    space = {"C": CategoricalDistribution([-1.0])}  # invalid: every fit fails
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitFailedWarning)
+        with pytest.raises(ValueError, match="None of the 2 trials"):
+            OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2).fit(X, y)
+    with pytest.raises(ValueError, match="C"):
+        OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2,
+                       error_score="raise").fit(X, y)
+
+
+def test_invalid_arguments(blobs):
+    X, y = blobs
+    with pytest.raises(TypeError, match="optuna distribution"):
+        OptunaSearchCV(LogisticRegression(), {"C": 1.0}).fit(X, y)
+    with pytest.raises(ValueError, match="does not have"):
+        OptunaSearchCV(LogisticRegression(), {"D": [1.0]}).fit(X, y)
+    with pytest.raises(ValueError, match="would not end"):
+        OptunaSearchCV(LogisticRegression(), {"C": [1.0]}, n_trials=None).fit(X, y)
+    with pytest.raises(ValueError, match="storage"):
+        OptunaSearchCV(LogisticRegression(), {"C": [1.0]}, storage="x.csv").fit(X, y)

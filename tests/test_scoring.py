@@ -1,0 +1,393 @@
+"""Streaming batch scoring: readers, invalid rows, resume, atomic output, Dask."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skestimators
+from skestimators import MultiInput, NetClassifier, NetRegressor
+from skestimators.scoring import (
+    ResumeConflictError,
+    ScoringInputError,
+    score,
+)
+from skestimators.scoring import _score as score_module
+
+from .conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def spectra_model(tmp_path_factory):
+    """A regressor on (n, 6, 3) spectra, saved, with its data as .npy."""
+    folder = tmp_path_factory.mktemp("spectra")
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(203, 6, 3)).astype(np.float32)
+    y = np.column_stack([X[:, :, 0].mean(1), X[:, :, 1].std(1)])
+    y = pd.DataFrame(y, columns=["level", "spread"])
+    model = NetRegressor(**FAST).fit(X, y)
+    path = skestimators.save(model, folder / "reg.joblib", training_data=(X, y))
+    np.save(folder / "X.npy", X)
+    return path, folder / "X.npy", X, model
+
+
+@pytest.fixture(scope="module")
+def table_model(tmp_path_factory):
+    """A classifier pipeline on a named-column table."""
+    folder = tmp_path_factory.mktemp("table")
+    rng = np.random.RandomState(1)
+    X = pd.DataFrame(rng.normal(size=(150, 3)), columns=["a", "b", "c"])
+    y = np.where(X["a"] > 0, "yes", "no")
+    model = make_pipeline(StandardScaler(), NetClassifier(**FAST)).fit(X, y)
+    path = skestimators.save(model, folder / "clf.joblib")
+    return path, X, model
+
+
+def run(model, inputs, output, **kwargs):
+    return score(model, inputs, output, progress=False, **kwargs)
+
+
+def test_npy_to_parquet_matches_predict(tmp_path, spectra_model):
+    model_path, npy, X, model = spectra_model
+    result = run(model_path, [npy], tmp_path / "out.parquet", chunk_rows=50)
+    assert (result.n_rows, result.n_chunks, result.n_invalid) == (203, 5, 0)
+    out = pd.read_parquet(result.output)
+    assert list(out.columns) == ["id", "level", "spread"]
+    np.testing.assert_array_equal(out["id"], np.arange(203))
+    np.testing.assert_allclose(
+        out[["level", "spread"]], model.predict(X), rtol=1e-5, atol=1e-6
+    )
+    assert not (tmp_path / "out.parquet.parts").exists()
+    assert not (tmp_path / "out.parquet.invalid.csv").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npy"])
+def test_output_formats(tmp_path, spectra_model, fmt):
+    model_path, npy, X, model = spectra_model
+    out = run(model_path, [npy], tmp_path / f"out.{fmt}", chunk_rows=64).output
+    if fmt == "csv":
+        values = pd.read_csv(out)[["level", "spread"]].to_numpy()
+    else:
+        values = np.load(out)
+        assert not (tmp_path / "out.ids.npy").exists()  # ids are the row numbers
+    np.testing.assert_allclose(values, model.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_several_npy_files_are_one_stream(tmp_path, spectra_model):
+    model_path, _, X, model = spectra_model
+    np.save(tmp_path / "a.npy", X[:100])
+    np.save(tmp_path / "b.npy", X[100:])
+    out = run(
+        model_path,
+        [tmp_path / "a.npy", tmp_path / "b.npy"],
+        tmp_path / "o.parquet",
+        chunk_rows=64,
+    )
+    frame = pd.read_parquet(out.output)
+    np.testing.assert_array_equal(frame["id"], np.arange(203))
+    np.testing.assert_allclose(
+        frame[["level", "spread"]], model.predict(X), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_nan_rows_are_listed_and_others_scored(tmp_path, spectra_model):
+    model_path, _, X, model = spectra_model
+    bad = X.copy()
+    bad[[3, 150], 2, 1] = np.nan
+    bad[77, 0, 0] = np.inf
+    np.save(tmp_path / "bad.npy", bad)
+    result = run(
+        model_path, [tmp_path / "bad.npy"], tmp_path / "o.parquet", chunk_rows=64
+    )
+    assert result.n_invalid == 3 and result.n_rows == 203
+    assert [r["id"] for r in result.invalid_preview] == [3, 77, 150]
+    listed = pd.read_csv(result.invalid_path)
+    assert listed["id"].tolist() == [3, 77, 150]
+    assert set(listed["reason"]) == {"NaN or infinite value"}
+    frame = pd.read_parquet(result.output)
+    assert frame.loc[[3, 77, 150], "level"].isna().all()
+    keep = np.setdiff1d(np.arange(203), [3, 77, 150])
+    np.testing.assert_allclose(
+        frame.loc[keep, ["level", "spread"]], model.predict(X[keep]), rtol=1e-5
+    )
+
+
+def test_chunk_with_only_invalid_rows(tmp_path, spectra_model):
+    model_path, _, X, model = spectra_model
+    bad = X[:30].copy()
+    bad[:10] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    result = run(
+        model_path, [tmp_path / "bad.npy"], tmp_path / "o.parquet", chunk_rows=10
+    )
+    frame = pd.read_parquet(result.output)
+    assert list(frame.columns) == ["id", "level", "spread"]
+    assert frame["level"].isna().sum() == 10 and result.n_invalid == 10
+
+
+def test_wrong_shape_is_refused_before_scoring(tmp_path, spectra_model):
+    model_path, _, X, _ = spectra_model
+    np.save(tmp_path / "wide.npy", np.zeros((5, 7, 3), np.float32))
+    with pytest.raises(ScoringInputError, match=r"shape \(7, 3\).*expects \(6, 3\)"):
+        run(model_path, [tmp_path / "wide.npy"], tmp_path / "o.parquet")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_unreadable_and_unknown_inputs(tmp_path, spectra_model):
+    model_path = spectra_model[0]
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(ScoringInputError, match="not a readable .npy"):
+        run(model_path, [tmp_path / "junk.npy"], tmp_path / "o.parquet")
+    (tmp_path / "x.txt").write_text("1")
+    with pytest.raises(ScoringInputError, match="Cannot tell the format"):
+        run(model_path, [tmp_path / "x.txt"], tmp_path / "o.parquet")
+    with pytest.raises(ScoringInputError, match="does not exist"):
+        run(model_path, [tmp_path / "missing.npy"], tmp_path / "o.parquet")
+
+
+def test_csv_with_id_column_and_class_names(tmp_path, table_model):
+    model_path, X, model = table_model
+    frame = X[["c", "b", "a"]].assign(key=[f"r{i}" for i in range(len(X))])
+    frame.loc[5, "b"] = np.nan
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    result = run(
+        model_path,
+        [tmp_path / "in.csv"],
+        tmp_path / "o.csv",
+        chunk_rows=40,
+        id_column="key",
+    )
+    out = pd.read_csv(result.output)
+    assert list(out.columns) == ["key", "proba_no", "proba_yes"]
+    assert out["key"].tolist() == frame["key"].tolist()
+    keep = out.index != 5
+    np.testing.assert_allclose(
+        out.loc[keep, ["proba_no", "proba_yes"]],
+        model.predict_proba(X[keep]),
+        rtol=1e-6,
+    )
+    assert pd.read_csv(result.invalid_path)["key"].tolist() == ["r5"]
+
+
+def test_models_taking_nan_score_every_row(tmp_path, table_model):
+    from sklearn.impute import SimpleImputer
+
+    _, X, _ = table_model
+    model = make_pipeline(SimpleImputer(), NetRegressor(**FAST)).fit(X, X["a"])
+    path = skestimators.save(model, tmp_path / "imputed.joblib")
+    frame = X.copy()
+    frame.loc[3, "c"] = np.nan
+    frame.to_parquet(tmp_path / "in.parquet")
+    result = run(path, [tmp_path / "in.parquet"], tmp_path / "o.parquet")
+    assert result.n_invalid == 0
+    out = pd.read_parquet(result.output)
+    np.testing.assert_allclose(out["prediction"], model.predict(frame), rtol=1e-6)
+
+
+def test_missing_columns_are_named(tmp_path, table_model):
+    model_path, X, _ = table_model
+    X.drop(columns="b").to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(ScoringInputError, match=r"lacks 1 column.*\['b'\]"):
+        run(model_path, [tmp_path / "in.csv"], tmp_path / "o.csv")
+    X.to_csv(tmp_path / "ok.csv", index=False)
+    with pytest.raises(ScoringInputError, match="--id-column 'nope'"):
+        run(model_path, [tmp_path / "ok.csv"], tmp_path / "o.csv", id_column="nope")
+
+
+def test_parquet_row_groups_are_rechunked(tmp_path, table_model):
+    model_path, X, model = table_model
+    pq.write_table(
+        pa.Table.from_pandas(X, preserve_index=False),
+        tmp_path / "in.parquet",
+        row_group_size=33,
+    )
+    result = run(
+        model_path,
+        [tmp_path / "in.parquet"],
+        tmp_path / "o.parquet",
+        chunk_rows=50,
+        method="predict",
+    )
+    out = pd.read_parquet(result.output)
+    assert result.n_chunks == 3 and list(out.columns) == ["id", "prediction"]
+    assert out["prediction"].tolist() == model.predict(X).tolist()
+
+
+def test_exoplanet_folder(tmp_path):
+    from skestimators.datasets import make_exoplanet
+    from skestimators.preprocessing import InputTransformer, NDStandardScaler
+
+    X, y = make_exoplanet(90, random_state=0)
+    model = make_pipeline(
+        InputTransformer({"spectra": NDStandardScaler(), "aux": StandardScaler()}),
+        skestimators.SpectraAuxClassifier(
+            width=8, aux_units=(4,), head_units=8, **FAST
+        ),
+    ).fit(X, y)
+    path = skestimators.save(model, tmp_path / "exo.joblib", training_data=(X, y))
+    folder = tmp_path / "planets"
+    folder.mkdir()
+    spectra = X["spectra"].copy()
+    spectra[4, 0, 1] = np.nan
+    np.save(folder / "spectra.npy", spectra)
+    X["aux"].to_csv(folder / "auxiliary.csv", index=False)
+    result = run(path, [folder], tmp_path / "o.parquet", chunk_rows=32)
+    out = pd.read_parquet(result.output)
+    assert list(out.columns) == ["id", "proba_water", "proba_cloud"]
+    keep = np.arange(90) != 4
+    np.testing.assert_allclose(
+        out.loc[keep, ["proba_water", "proba_cloud"]],
+        model.predict_proba(X[np.flatnonzero(keep)]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert result.invalid_preview == [{"id": 4, "reason": "NaN or infinite value"}]
+    np.save(folder / "spectra.npy", spectra[:, :40])
+    with pytest.raises(
+        ScoringInputError, match=r"input 'spectra' rows of shape \(40, 3\)"
+    ):
+        run(path, [folder], tmp_path / "o2.parquet")
+    np.save(tmp_path / "flat.npy", spectra[:, :, 1])
+    with pytest.raises(ScoringInputError, match="expects named inputs"):
+        run(path, [tmp_path / "flat.npy"], tmp_path / "o3.parquet")
+
+
+def test_image_folder_with_an_unreadable_image(tmp_path):
+    from skestimators.datasets import load_galaxy_zoo, write_galaxy_zoo_folder
+
+    galaxies = write_galaxy_zoo_folder(
+        tmp_path / "gz", 6, image_size=220, random_state=0
+    )
+    X, y, ids = load_galaxy_zoo(galaxies.images_dir, galaxies.solutions_csv, size=16)
+    model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y.iloc[:, :3])
+    path = skestimators.save(model, tmp_path / "gz.joblib")
+    (galaxies.images_dir / f"{ids[2]}.jpg").write_bytes(b"broken")
+    result = run(path, [galaxies.images_dir], tmp_path / "o.parquet", chunk_rows=4)
+    out = pd.read_parquet(result.output)
+    assert out.columns[0] == "GalaxyID" and out["GalaxyID"].tolist() == sorted(ids)
+    assert (
+        result.n_invalid == 1
+        and "unreadable image" in result.invalid_preview[0]["reason"]
+    )
+    keep = np.arange(6) != 2
+    np.testing.assert_allclose(
+        out.iloc[keep, 1:], model.predict(X[keep]), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_rasters_are_mapped_to_geotiff(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from skestimators.datasets import make_soc, make_soc_rasters, predict_raster
+
+    X, y, _ = make_soc(60, n_years=2, window=3, grid_shape=(24, 24), random_state=0)
+    model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y)
+    path = skestimators.save(model, tmp_path / "soc.joblib")
+    rasters = make_soc_rasters(
+        tmp_path / "r", n_years=2, grid_shape=(24, 24), random_state=0
+    )
+    result = run(path, rasters, tmp_path / "map.tif")
+    predict_raster(model, rasters, tmp_path / "ref.tif", window=3)
+    with (
+        rasterio.open(result.output) as got,
+        rasterio.open(tmp_path / "ref.tif") as ref,
+    ):
+        np.testing.assert_allclose(got.read(), ref.read(), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ScoringInputError, match="1 raster"):
+        run(path, rasters[:1], tmp_path / "map2.tif")
+
+
+def _failing_after(n_ok, original):
+    calls = {"n": 0}
+
+    def run_chunk(*args, **kwargs):
+        if calls["n"] >= n_ok:
+            raise KeyboardInterrupt  # as if the job were killed here
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    return run_chunk
+
+
+def test_interrupted_run_resumes_and_output_is_atomic(
+    tmp_path, spectra_model, monkeypatch
+):
+    model_path, npy, X, model = spectra_model
+    out = tmp_path / "o.parquet"
+    out.write_text("previous complete output")
+    original = score_module.run_chunk
+    monkeypatch.setattr(score_module, "run_chunk", _failing_after(2, original))
+    with pytest.raises(KeyboardInterrupt):
+        run(model_path, [npy], out, chunk_rows=40)
+    assert out.read_text() == "previous complete output"  # untouched
+    parts = sorted(p.name for p in (tmp_path / "o.parquet.parts").iterdir())
+    assert parts == ["manifest.jsonl", "part-000000.parquet", "part-000001.parquet"]
+    lines = (tmp_path / "o.parquet.parts" / "manifest.jsonl").read_text().splitlines()
+    assert [json.loads(line).get("chunk") for line in lines[1:]] == [0, 1]
+    # A different chunking is another job: refused, or discarded with restart.
+    with pytest.raises(ResumeConflictError, match="chunk_rows"):
+        run(model_path, [npy], out, chunk_rows=30)
+    monkeypatch.setattr(score_module, "run_chunk", original)
+    result = run(model_path, [npy], out, chunk_rows=40)
+    assert result.resumed_chunks == 2 and result.n_chunks == 6
+    frame = pd.read_parquet(out)
+    np.testing.assert_allclose(
+        frame[["level", "spread"]], model.predict(X), rtol=1e-5, atol=1e-6
+    )
+    assert not (tmp_path / "o.parquet.parts").exists()
+
+
+def test_restart_discards_other_job(tmp_path, spectra_model, monkeypatch):
+    model_path, npy, X, _ = spectra_model
+    monkeypatch.setattr(
+        score_module, "run_chunk", _failing_after(1, score_module.run_chunk)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run(model_path, [npy], tmp_path / "o.parquet", chunk_rows=40)
+    monkeypatch.undo()
+    result = run(model_path, [npy], tmp_path / "o.parquet", chunk_rows=30, restart=True)
+    assert result.resumed_chunks == 0 and result.n_rows == len(X)
+
+
+def test_missing_sidecar_needs_trust(tmp_path, spectra_model):
+    model_path, npy, X, _ = spectra_model
+    copy = tmp_path / "copy.joblib"
+    copy.write_bytes(model_path.read_bytes())
+    with pytest.raises(ValueError, match="no sidecar"):
+        run(copy, [npy], tmp_path / "o.parquet")
+    assert run(copy, [npy], tmp_path / "o.parquet", trust=True).n_rows == len(X)
+
+
+def test_dask_local_cluster_matches_local(tmp_path, spectra_model):
+    pytest.importorskip("distributed")
+    model_path, npy, X, model = spectra_model
+    bad = X.copy()
+    bad[10, 0, 0] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    result = run(
+        model_path,
+        [tmp_path / "bad.npy"],
+        tmp_path / "o.parquet",
+        chunk_rows=40,
+        scheduler="local",
+        n_workers=1,
+    )
+    frame = pd.read_parquet(result.output)
+    assert result.n_chunks == 6 and result.n_invalid == 1
+    keep = np.arange(len(X)) != 10
+    np.testing.assert_allclose(
+        frame.loc[keep, ["level", "spread"]], model.predict(X[keep]), rtol=1e-5
+    )
+
+
+def test_score_named_input_model_from_multiinput_table_is_refused(tmp_path, two_inputs):
+    spectra, aux, y = two_inputs
+    model = NetClassifier(**FAST).fit(MultiInput(spectra=spectra, aux=aux), y[:, 0])
+    path = skestimators.save(model, tmp_path / "m.joblib")
+    pd.DataFrame(aux).to_csv(tmp_path / "aux.csv", index=False)
+    with pytest.raises(ScoringInputError, match="named inputs"):
+        run(path, [tmp_path / "aux.csv"], tmp_path / "o.csv")

@@ -1,0 +1,330 @@
+"""SOC simulator, patch extraction from GeoTIFFs, raster mapping, target weights."""
+
+import numpy as np
+import pytest
+from scipy.stats import skew
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skestimators.datasets import (
+    NodataWarning,
+    extract_patches,
+    make_soc,
+    make_soc_rasters,
+    predict_raster,
+)
+from skestimators.preprocessing import quantile_balanced_weights
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.transform import Affine  # noqa: E402
+
+CRS = "EPSG:25832"
+TRANSFORM = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 5_300_000.0)
+
+
+def _write(path, data, *, crs=CRS, transform=TRANSFORM, nodata=None):
+    """Write ``data`` (bands, height, width) as a float32 GeoTIFF."""
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=data.shape[1],
+        width=data.shape[2],
+        count=data.shape[0],
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
+        dst.write(data.astype(np.float32))
+    return path
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """Three years of a 3-band 23 x 31 raster, and the same data as an array."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(3, 3, 23, 31)).astype(np.float32)  # (T, bands, H, W)
+    paths = [_write(tmp_path / f"y{t}.tif", data[t]) for t in range(3)]
+    return paths, data
+
+
+def _centres(rows, cols):
+    """Map coordinates of pixel centres."""
+    xs = TRANSFORM.c + TRANSFORM.a * (np.asarray(cols) + 0.5)
+    ys = TRANSFORM.f + TRANSFORM.e * (np.asarray(rows) + 0.5)
+    return np.column_stack([xs, ys])
+
+
+def _flat(X):
+    return X.reshape(len(X), -1)
+
+
+# -- simulator ----------------------------------------------------------------------
+def test_make_soc_shapes_and_types():
+    X, y, coords = make_soc(300, bands=4, window=7, n_years=3, random_state=0)
+    assert X.shape == (300, 4, 7, 7, 3) and X.dtype == np.float32
+    assert y.shape == (300,) and coords.shape == (300, 2)
+    assert np.isfinite(X).all() and (y > 0).all()
+    assert skew(y) > 0.5  # log-normal: right-skewed ...
+    assert abs(skew(np.log(y))) < 0.5  # ... and roughly symmetric in log
+    assert coords[:, 0].min() > 500_000 and coords[:, 1].min() > 5_000_000  # metres
+
+
+def test_make_soc_deterministic_and_fast_enough_for_2000():
+    a = make_soc(2000, random_state=3)
+    b = make_soc(2000, random_state=3)
+    c = make_soc(2000, random_state=4)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_make_soc_is_clustered():
+    _, _, coords = make_soc(600, random_state=0)
+    from scipy.spatial import cKDTree
+
+    nearest, _ = cKDTree(coords).query(coords, k=2)
+    uniform = np.random.default_rng(0).uniform(coords.min(0), coords.max(0), (600, 2))
+    nearest_uniform, _ = cKDTree(uniform).query(uniform, k=2)
+    assert np.median(nearest[:, 1]) < 0.7 * np.median(nearest_uniform[:, 1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"window": 4}, "odd"),
+        ({"bands": 0}, "bands"),
+        ({"grid_shape": (10, 10)}, "too small"),
+        ({"scattered_fraction": 1.5}, "scattered_fraction"),
+        ({"n_clusters": 0}, "n_clusters"),
+    ],
+)
+def test_make_soc_invalid(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_soc(10, **kwargs)
+
+
+def test_make_soc_rasters_hold_the_same_world(tmp_path):
+    X, y, coords = make_soc(150, n_years=3, random_state=7)
+    paths, oc = make_soc_rasters(tmp_path, n_years=3, random_state=7, return_oc=True)
+    assert [p.name for p in paths] == [f"covariates_year{t}.tif" for t in range(3)]
+    with rasterio.open(paths[0]) as src:
+        assert src.crs.to_epsg() == 25832 and src.count == 6
+        assert src.shape == oc.shape == (200, 200)
+        assert src.transform.a == 250.0 and src.transform.e == -250.0
+        rows, cols = rasterio.transform.rowcol(src.transform, *coords.T)
+    np.testing.assert_array_equal(extract_patches(paths, coords, 5), X)
+    # y is the noise-free map plus 10% (log) noise.
+    ratio = np.log(y) - np.log(oc[rows, cols])
+    assert abs(ratio.mean()) < 0.05 and 0.05 < ratio.std() < 0.15
+
+
+# -- extract_patches ----------------------------------------------------------------
+def test_extract_patches_equals_array_slicing(stack):
+    paths, data = stack
+    rows = np.array([3, 10, 19, 2, 15])
+    cols = np.array([3, 27, 8, 15, 15])
+    patches = extract_patches(paths, _centres(rows, cols), 5)
+    assert patches.shape == (5, 3, 5, 5, 3) and patches.dtype == np.float32
+    for i, (r, c) in enumerate(zip(rows, cols)):
+        expected = np.moveaxis(data[:, :, r - 2 : r + 3, c - 2 : c + 3], 0, -1)
+        np.testing.assert_array_equal(patches[i], expected)
+    # Any point inside the pixel selects that pixel; a single file gives T=1.
+    inside = _centres(rows, cols) + [4.9, -4.9]
+    np.testing.assert_array_equal(extract_patches(paths, inside, 5), patches)
+    single = extract_patches(paths[0], _centres(rows, cols), 3)
+    assert single.shape == (5, 3, 3, 3, 1)
+
+
+def test_extract_patches_many_tiles_equal_one_tile(stack):
+    from skestimators.datasets._rasters import _RasterStack, _read_patches
+
+    paths, _ = stack
+    rows, cols = np.meshgrid(np.arange(2, 21), np.arange(2, 29), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    with _RasterStack(paths) as raster:
+        tiled = _read_patches(raster, rows, cols, 5, tile_size=4)
+        whole = _read_patches(raster, rows, cols, 5, tile_size=1000)
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_extract_patches_edges_and_nodata(tmp_path, stack):
+    paths, data = stack
+    coords = _centres([0, 10, 11], [0, 10, 30])  # two patches reach outside
+    with pytest.warns(NodataWarning, match=r"2 of 3 .*\[0, 2\]"):
+        masked = extract_patches(paths, coords, 3)
+    assert np.isnan(masked[0, :, 0, :]).all() and not np.isnan(masked[1]).any()
+    np.testing.assert_array_equal(
+        masked[0, :, 1:, 1:], np.moveaxis(data[:, :, :2, :2], 0, -1)
+    )
+    filled, has_nodata = extract_patches(
+        paths, coords, 3, nodata="fill", fill_value=-1.0, return_mask=True
+    )
+    np.testing.assert_array_equal(has_nodata, [True, False, True])
+    assert (filled[0, :, 0, :] == -1.0).all() and not np.isnan(filled).any()
+    with pytest.raises(ValueError, match=r"2 patch\(es\).*\[0, 2\]"):
+        extract_patches(paths, coords, 3, nodata="raise")
+    # A nodata value in one year's file masks that pixel in that year only.
+    year = data[1].copy()
+    year[:, 10, 10] = -9999.0
+    with_nodata = [
+        paths[0],
+        _write(tmp_path / "nd.tif", year, nodata=-9999.0),
+        paths[2],
+    ]
+    patches, has_nodata = extract_patches(
+        with_nodata, _centres([10, 5], [11, 5]), 3, return_mask=True
+    )
+    np.testing.assert_array_equal(has_nodata, [True, False])
+    assert np.isnan(patches[0, :, 1, 0, 1]).all()
+    assert np.isnan(patches).sum() == 3  # 3 bands x 1 pixel x 1 year
+
+
+def test_extract_patches_errors(tmp_path, stack):
+    paths, data = stack
+    coords = _centres([5], [5])
+    with pytest.raises(FileNotFoundError, match="missing.tif"):
+        extract_patches([paths[0], tmp_path / "missing.tif"], coords, 3)
+    other_crs = _write(tmp_path / "crs.tif", data[0], crs="EPSG:4326")
+    with pytest.raises(ValueError, match="CRS"):
+        extract_patches([paths[0], other_crs], coords, 3)
+    two_bands = _write(tmp_path / "bands.tif", data[0, :2])
+    with pytest.raises(ValueError, match="band count"):
+        extract_patches([paths[0], two_bands], coords, 3)
+    shifted = _write(
+        tmp_path / "shift.tif", data[0], transform=TRANSFORM @ Affine.translation(1, 0)
+    )
+    with pytest.raises(ValueError, match="transform"):
+        extract_patches([paths[0], shifted], coords, 3)
+    with pytest.raises(ValueError, match="outside the raster"):
+        extract_patches(paths, _centres([5, -1], [5, 5]), 3)
+    with pytest.raises(ValueError, match="odd"):
+        extract_patches(paths, coords, 4)
+    with pytest.raises(ValueError, match="nodata"):
+        extract_patches(paths, coords, 3, nodata="drop")
+    with pytest.raises(ValueError, match="shape"):
+        extract_patches(paths, coords[0], 3)
+    with pytest.raises(ValueError, match="empty"):
+        extract_patches([], coords, 3)
+
+
+# -- predict_raster -----------------------------------------------------------------
+def _model(paths, window=3):
+    rng = np.random.default_rng(1)
+    coords = _centres(rng.integers(2, 21, 60), rng.integers(2, 29, 60))
+    X, has_nodata = extract_patches(paths, coords, window, return_mask=True)
+    X = X[~has_nodata]
+    y = X[:, 0].mean(axis=(1, 2, 3)) + rng.normal(scale=0.1, size=len(X))
+    return make_pipeline(FunctionTransformer(_flat), Ridge()).fit(X, y)
+
+
+class _Recorder:
+    """Wraps an estimator and records the batch sizes ``predict`` receives."""
+
+    def __init__(self, estimator, n_outputs=1):
+        self.estimator, self.sizes, self.n_outputs = estimator, [], n_outputs
+
+    def predict(self, X):
+        self.sizes.append(len(X))
+        pred = self.estimator.predict(X)
+        return pred if self.n_outputs == 1 else np.column_stack([pred, -pred])
+
+
+def test_predict_raster_equals_predicting_patches(tmp_path, stack):
+    paths, _ = stack
+    model = _model(paths)
+    recorder = _Recorder(model)
+    out = predict_raster(
+        recorder, paths, tmp_path / "map.tif", window=3, chunk_rows=4, batch_size=50
+    )
+    assert max(recorder.sizes) <= 50
+    with rasterio.open(out) as src, rasterio.open(paths[0]) as ref:
+        assert src.crs == ref.crs and src.transform == ref.transform
+        assert src.shape == ref.shape and src.count == 1 and src.dtypes == ("float32",)
+        assert src.nodata == -9999.0
+        prediction = src.read(1)
+    rows, cols = np.indices(prediction.shape).reshape(2, -1)
+    patches, has_nodata = extract_patches(
+        paths, _centres(rows, cols), 3, return_mask=True
+    )
+    expected = np.full(len(rows), -9999.0, dtype=np.float32)
+    expected[~has_nodata] = model.predict(patches[~has_nodata])
+    np.testing.assert_allclose(prediction.ravel(), expected, rtol=1e-5, atol=1e-5)
+    # The 1-pixel border (window 3) has no prediction, the interior does.
+    assert (prediction[0] == -9999.0).all() and (
+        prediction[1:-1, 1:-1] != -9999.0
+    ).all()
+    # Chunking does not change the map.
+    again = predict_raster(model, paths, tmp_path / "b.tif", window=3, chunk_rows=100)
+    with rasterio.open(again) as src:
+        np.testing.assert_allclose(src.read(1), prediction, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_raster_stride_multioutput_and_nodata(tmp_path, stack):
+    paths, data = stack
+    year = data[0].copy()
+    year[:, 8, 9] = np.nan  # NaN counts as nodata
+    paths = [_write(tmp_path / "nan.tif", year), *paths[1:]]
+    model = _model(paths)
+    out = predict_raster(
+        _Recorder(model, n_outputs=2), paths, tmp_path / "m.tif", window=3, stride=2
+    )
+    with rasterio.open(out) as src:
+        assert src.shape == (12, 16) and src.count == 2
+        assert src.transform == TRANSFORM @ Affine.scale(2)
+        maps = src.read()
+    np.testing.assert_array_equal(
+        maps[0][maps[0] != -9999.0], -maps[1][maps[1] != -9999.0]
+    )
+    # Output pixel (4, 4) is predicted at source pixel (9, 9): next to the NaN.
+    assert maps[0, 4, 4] == -9999.0 and maps[0, 4, 3] != -9999.0
+    patch = extract_patches(paths, _centres([7], [7]), 3)
+    assert maps[0, 3, 3] == pytest.approx(float(model.predict(patch)[0]), rel=1e-5)
+
+
+def test_predict_raster_all_nodata_and_errors(tmp_path, stack):
+    paths, _ = stack
+    model = _model(paths)
+    out = predict_raster(model, paths, tmp_path / "e.tif", window=31, nodata=-1.0)
+    with rasterio.open(out) as src:  # the window is wider than the raster
+        assert (src.read(1) == -1.0).all()
+    with pytest.raises(ValueError, match="odd"):
+        predict_raster(model, paths, tmp_path / "x.tif", window=2)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        predict_raster(model, paths, tmp_path / "x.tif", window=3, chunk_rows=0)
+
+
+# -- target weights -----------------------------------------------------------------
+def test_quantile_balanced_weights():
+    _, y, _ = make_soc(500, random_state=0)
+    for strategy in ("quantile", "uniform"):
+        w = quantile_balanced_weights(y, n_bins=8, strategy=strategy)
+        assert w.shape == y.shape and (w > 0).all()
+        assert w.mean() == pytest.approx(1.0)
+    # Quantile bins are near-equal in size, so the weights are near one ...
+    w = quantile_balanced_weights(y, n_bins=8)
+    np.testing.assert_allclose(w, 1.0, atol=0.05)
+    # ... equal-width bins up-weight the rare high values of a skewed target,
+    w = quantile_balanced_weights(y, n_bins=8, strategy="uniform")
+    assert w[y > np.quantile(y, 0.95)].mean() > 3 * w[y < np.median(y)].mean()
+    edges = np.linspace(y.min(), y.max(), 9)
+    bins = np.clip(np.searchsorted(edges[1:-1], y, side="right"), 0, 7)
+    totals = np.bincount(bins, weights=w)
+    np.testing.assert_allclose(totals[totals > 0], totals[totals > 0][0])
+    # ... and ties make quantile bins unequal, which the weights correct.
+    tied = np.r_[np.zeros(60), np.arange(1.0, 41.0)]
+    w = quantile_balanced_weights(tied, n_bins=4)  # edges merge to [0, 15.25, 40]
+    low = tied < 15.25
+    assert w[low].sum() == pytest.approx(w[~low].sum())
+    assert w.max() == pytest.approx(2.0)
+
+
+def test_quantile_balanced_weights_invalid():
+    with pytest.raises(ValueError, match="n_bins"):
+        quantile_balanced_weights([1.0, 2.0], n_bins=0)
+    with pytest.raises(ValueError, match="strategy"):
+        quantile_balanced_weights([1.0, 2.0], strategy="kmeans")
+    with pytest.raises(ValueError, match="1-D"):
+        quantile_balanced_weights(np.ones((3, 2)))

@@ -1,0 +1,338 @@
+"""Behaviour of the spectral transformers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.signal import savgol_filter
+from sklearn.preprocessing import StandardScaler
+
+from skestimators import MultiInput
+from skestimators.datasets import make_exoplanet
+from skestimators.preprocessing import (
+    ChannelSelector,
+    NDStandardScaler,
+    PhysicsFeatures,
+    SpectralFeatures,
+    SpectrumNormalizer,
+)
+from skestimators.preprocessing._physics import AUX_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    return make_exoplanet(60, noise=0.0, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def spectra(simulated):
+    return simulated[0]["spectra"]
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+
+
+def spectra_sets():
+    """(n, L, 2) arrays of distinct integers: no spectrum has a zero scale."""
+    shape = st.tuples(st.integers(1, 5), st.integers(3, 12), st.just(2))
+    return arrays(np.float64, shape, elements=st.integers(-1000, 1000), unique=True)
+
+
+# -- SpectrumNormalizer ---------------------------------------------------------------
+@pytest.mark.parametrize("method", ["standard", "minmax", "median"])
+def test_normalizer_touches_only_its_channel(spectra, method):
+    out = SpectrumNormalizer(channel=1, method=method).fit_transform(spectra)
+    np.testing.assert_array_equal(out[:, :, [0, 2]], spectra[:, :, [0, 2]])
+    depth = out[:, :, 1]
+    if method == "standard":
+        np.testing.assert_allclose(depth.mean(axis=1), 0, atol=1e-8)
+        np.testing.assert_allclose(depth.std(axis=1), 1)
+    elif method == "minmax":
+        np.testing.assert_allclose(depth.min(axis=1), 0, atol=1e-8)
+        np.testing.assert_allclose(depth.max(axis=1), 1)
+    else:
+        np.testing.assert_allclose(np.median(depth, axis=1), 0, atol=1e-8)
+
+
+def test_normalizer_scales_the_uncertainty_with_the_depth(spectra):
+    out = SpectrumNormalizer(channel=1, uncertainty_channel=2).fit_transform(spectra)
+    scale = spectra[:, :, 1].std(axis=1, keepdims=True)
+    np.testing.assert_allclose(out[:, :, 2], spectra[:, :, 2] / scale)
+
+
+def test_normalizer_channels_none_and_2d(spectra):
+    every = SpectrumNormalizer(channel=None).fit_transform(spectra)
+    np.testing.assert_allclose(every.std(axis=1), 1)
+    flat = SpectrumNormalizer().fit_transform(spectra[:, :, 1])
+    np.testing.assert_allclose(flat, every[:, :, 1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    X=spectra_sets(),
+    a=st.floats(1e-3, 1e3),
+    b=st.floats(-1e3, 1e3),
+    method=st.sampled_from(["standard", "minmax", "median"]),
+)
+def test_normalizer_is_invariant_to_offset_and_scale(X, a, b, method):
+    normalizer = SpectrumNormalizer(channel=None, method=method).fit(X)
+    np.testing.assert_allclose(
+        normalizer.transform(a * X + b), normalizer.transform(X), atol=1e-6
+    )
+
+
+def test_normalizer_maps_constant_spectra_to_zero():
+    X = np.full((3, 5), 7.0)
+    np.testing.assert_array_equal(SpectrumNormalizer().fit_transform(X), 0.0)
+
+
+@pytest.mark.parametrize(
+    "params, X, match",
+    [
+        ({"channel": 3}, np.ones((2, 4, 3)), "out of range for spectra with 3"),
+        ({"channel": [1, 1]}, np.ones((2, 4, 3)), "repeats a channel"),
+        (
+            {"channel": [0, 1], "uncertainty_channel": 2},
+            np.ones((2, 4, 3)),
+            "single channel",
+        ),
+        ({"uncertainty_channel": 2}, np.ones((2, 4)), "needs 3-D spectra"),
+        ({}, np.ones((2, 4, 3, 1)), "got a 4-D array"),
+        ({}, np.ones(4), "Expected 2D array"),
+        ({}, np.array([[1.0, np.nan]]), "NaN"),
+        ({}, np.array([[1.0, np.inf]]), "infinity"),
+        ({}, np.ones((2, 3), dtype=complex), "Complex data not supported"),
+        ({}, np.array([["a", "b"]], dtype=object), "could not convert"),
+    ],
+)
+def test_normalizer_rejects_bad_input(params, X, match):
+    with pytest.raises(ValueError, match=match):
+        SpectrumNormalizer(**params).fit(X)
+
+
+def test_shapes_are_checked_at_transform(spectra):
+    normalizer = SpectrumNormalizer().fit(spectra)
+    with pytest.raises(ValueError, match=r"shape \(52, 2\), but .* \(52, 3\)"):
+        normalizer.transform(spectra[:, :, :2])
+    with pytest.raises(ValueError, match="52 features"):
+        normalizer.transform(spectra[:, :40])
+    with pytest.raises(ValueError, match=r"shape \(52,\), but"):
+        normalizer.transform(spectra[:, :, 1])
+    with pytest.raises(ValueError, match="no feature names"):
+        normalizer.get_feature_names_out()
+
+
+# -- ChannelSelector ------------------------------------------------------------------
+def test_channel_selector(spectra):
+    depth = ChannelSelector(channels=1).fit(spectra)
+    np.testing.assert_array_equal(depth.transform(spectra), spectra[:, :, 1])
+    assert depth.get_feature_names_out()[:2].tolist() == ["c1_x0", "c1_x1"]
+    pair = ChannelSelector(channels=[-1, 0]).fit_transform(spectra)
+    np.testing.assert_array_equal(pair, spectra[:, :, [2, 0]])
+    flat = ChannelSelector(channels=0).fit_transform(spectra[:, :, 1])
+    np.testing.assert_array_equal(flat, spectra[:, :, 1])
+    with pytest.raises(ValueError, match="out of range"):
+        ChannelSelector(channels=1).fit(spectra[:, :, 1])
+    with pytest.raises(ValueError, match="no feature names"):
+        ChannelSelector(channels=[0]).fit(spectra).get_feature_names_out()
+
+
+# -- SpectralFeatures -----------------------------------------------------------------
+def test_spectral_features_blocks(spectra):
+    features = SpectralFeatures().fit(spectra)
+    out = features.transform(spectra)
+    wl, depth, unc = np.moveaxis(spectra, -1, 0)
+    n, L = depth.shape
+    assert out.shape == (n, 4 * L)
+    blocks = out.reshape(n, 4, L)
+    np.testing.assert_array_equal(blocks[:, 0], depth)
+    np.testing.assert_allclose(blocks[:, 1], np.gradient(depth, axis=1))
+    np.testing.assert_allclose(blocks[:, 2], depth / wl)
+    np.testing.assert_allclose(blocks[:, 3], depth / unc)
+    names = features.get_feature_names_out()
+    assert len(names) == out.shape[1]
+    assert [names[0], names[L], names[2 * L], names[3 * L]] == [
+        "depth_x0",
+        "gradient_x0",
+        "ratio_x0",
+        "snr_x0",
+    ]
+    nd = SpectralFeatures(flatten=False).fit_transform(spectra)
+    np.testing.assert_array_equal(np.moveaxis(nd, -1, 1), blocks)
+
+
+def test_spectral_features_smoothing_and_derivatives(spectra):
+    depth = spectra[:, :, 1]
+    smooth = SpectralFeatures(
+        gradients=False, ratios=False, snr=False, smooth=7, derivative=1
+    ).fit_transform(spectra)
+    np.testing.assert_allclose(smooth, savgol_filter(depth, 7, 2, deriv=1, axis=1))
+    second = SpectralFeatures(
+        gradients=False, ratios=False, snr=False, derivative=2
+    ).fit_transform(depth)
+    np.testing.assert_allclose(second, np.gradient(np.gradient(depth, axis=1), axis=1))
+
+
+def test_spectral_features_keep_dataframe_names():
+    X = pd.DataFrame(np.arange(6.0).reshape(2, 3), columns=["a", "b", "c"])
+    features = SpectralFeatures(include_depth=False, ratios=False, snr=False).fit(X)
+    assert features.get_feature_names_out().tolist() == [
+        "gradient_a",
+        "gradient_b",
+        "gradient_c",
+    ]
+
+
+@pytest.mark.parametrize(
+    "params, X, match",
+    [
+        (
+            {"include_depth": False, "gradients": False, "ratios": False, "snr": False},
+            np.ones((2, 5, 3)),
+            "switched off",
+        ),
+        ({}, np.ones((2, 5)), "set ratios=False and snr=False"),
+        ({"uncertainty_channel": 3}, np.ones((2, 5, 3)), "uncertainty_channel=3"),
+        ({"smooth": 7}, np.ones((2, 5, 3)), "longer than the 5 wavelengths"),
+        ({"smooth": 3, "polyorder": 3}, np.ones((2, 5, 3)), "polyorder < smooth"),
+        ({"smooth": 5, "derivative": 2, "polyorder": 1}, np.ones((2, 5, 3)), "<="),
+    ],
+)
+def test_spectral_features_reject_bad_settings(params, X, match):
+    with pytest.raises(ValueError, match=match):
+        SpectralFeatures(**params).fit(X)
+
+
+def test_spectral_features_need_positive_uncertainty_and_wavelength(spectra):
+    bad = spectra.copy()
+    bad[0, 3, 2] = 0.0
+    with pytest.raises(ValueError, match="strictly positive uncertainties"):
+        SpectralFeatures().fit(spectra).transform(bad)
+    bad[0, 3, 0] = 0.0
+    with pytest.raises(ValueError, match="non-zero wavelengths"):
+        SpectralFeatures(snr=False).fit(bad).transform(bad)
+
+
+# -- NDStandardScaler -----------------------------------------------------------------
+def test_nd_scaler_per_channel(spectra):
+    scaler = NDStandardScaler().fit(spectra)
+    np.testing.assert_allclose(scaler.mean_, spectra.mean(axis=(0, 1)))
+    out = scaler.transform(spectra)
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), 0, atol=1e-9)
+    np.testing.assert_allclose(out.std(axis=(0, 1)), 1)
+
+
+def test_nd_scaler_on_images():
+    rng = np.random.default_rng(0)
+    images = rng.normal([1.0, 5.0, -3.0], [1.0, 2.0, 0.5], size=(20, 4, 4, 3))
+    images = np.moveaxis(images, -1, 1)  # (n, C, H, W)
+    scaler = NDStandardScaler(channel_axis=1).fit(images)
+    assert scaler.mean_.shape == (3,)
+    np.testing.assert_allclose(
+        scaler.transform(images).std(axis=(0, 2, 3)), 1, rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="channel_axis=0"):
+        NDStandardScaler(channel_axis=0).fit(images)
+
+
+def test_nd_scaler_per_feature_matches_standard_scaler(spectra):
+    flat = spectra.reshape(len(spectra), -1)[:, 1:]  # wavelength is constant
+    X = flat.reshape(len(spectra), 31, 5)
+    out = NDStandardScaler(per="feature").fit_transform(X)
+    np.testing.assert_allclose(
+        out.reshape(len(X), -1), StandardScaler().fit_transform(flat)
+    )
+
+
+def test_nd_scaler_2d_is_one_channel():
+    X = np.array([[0.0, 2.0], [4.0, 6.0]])
+    scaler = NDStandardScaler().fit(X)
+    assert scaler.mean_.tolist() == [3.0]
+    assert scaler.get_feature_names_out().tolist() == ["x0", "x1"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    X=arrays(
+        np.float64,
+        st.tuples(st.integers(2, 6), st.integers(1, 4), st.integers(1, 3)),
+        elements=finite,
+    ),
+    per=st.sampled_from(["channel", "feature"]),
+    with_mean=st.booleans(),
+)
+def test_nd_scaler_round_trips(X, per, with_mean):
+    scaler = NDStandardScaler(per=per, with_mean=with_mean).fit(X)
+    np.testing.assert_allclose(
+        scaler.inverse_transform(scaler.transform(X)), X, atol=1e-9
+    )
+
+
+def test_nd_scaler_keeps_float32(spectra):
+    X = spectra.astype(np.float32)
+    assert NDStandardScaler().fit_transform(X).dtype == np.float32
+
+
+# -- PhysicsFeatures ------------------------------------------------------------------
+def _planet(depth=1e-3, n_wavelengths=52):
+    wavelength = np.geomspace(7.28, 0.55, n_wavelengths)
+    spectra = np.stack(
+        [wavelength, np.full(n_wavelengths, depth), np.full(n_wavelengths, 1e-6)],
+        axis=-1,
+    )[None]
+    aux = pd.DataFrame([[2e30, 7e8, 5800.0, 6e25, 1.5e10]], columns=AUX_COLUMNS)
+    return MultiInput(spectra=spectra, aux=aux)
+
+
+def test_physics_features_formulas():
+    features = PhysicsFeatures(log=False).fit(_planet())
+    out = dict(zip(features.get_feature_names_out(), features.transform(_planet())[0]))
+    radius = 7e8 * np.sqrt(1e-3)
+    assert out["planet_radius"] == pytest.approx(radius)
+    temperature = 5800 * np.sqrt(7e8 / 3e10)
+    assert out["equilibrium_temperature"] == pytest.approx(temperature)
+    gravity = 6.674e-11 * 6e25 / radius**2
+    assert out["surface_gravity"] == pytest.approx(gravity)
+    height = 1.380649e-23 * temperature / (2.3 * 1.6735575e-27 * gravity)
+    assert out["scale_height"] == pytest.approx(height)
+    assert out["expected_amplitude"] == pytest.approx(2 * radius * height / 7e8**2)
+    assert out["observed_amplitude"] == pytest.approx(0, abs=1e-15)
+    assert out["band_2.7um_contrast"] == pytest.approx(0, abs=1e-9)
+
+
+def test_physics_features_see_water_and_clouds(simulated):
+    X, y = simulated
+    features = PhysicsFeatures().set_output(transform="pandas").fit(X)
+    table = features.transform(X)
+    assert table.shape == (60, 11) and np.isfinite(table.to_numpy()).all()
+    water = table.filter(like="band_").mean(axis=1)
+    assert water[y["water"].to_numpy() == 1].mean() > water[y["water"] == 0].mean()
+    ratio = table["log10_amplitude_ratio"].to_numpy()
+    assert ratio[y["cloud"] == 1].mean() < ratio[y["cloud"] == 0].mean()
+
+
+def test_physics_features_inputs():
+    X = _planet()
+    renamed = {"s": X["spectra"], "a": X["aux"].to_numpy()}
+    features = PhysicsFeatures("s", aux_key="a").fit(renamed)
+    np.testing.assert_allclose(
+        features.transform(renamed), PhysicsFeatures().fit(X).transform(X)
+    )
+    with pytest.raises(TypeError, match="expects a MultiInput"):
+        PhysicsFeatures().fit(X["spectra"])
+    with pytest.raises(ValueError, match="needs an input named 'spectrum'"):
+        PhysicsFeatures("spectrum").fit(X)
+    with pytest.raises(ValueError, match="lacks the columns"):
+        PhysicsFeatures().fit(
+            MultiInput(spectra=X["spectra"], aux=X["aux"].iloc[:, 1:])
+        )
+    with pytest.raises(ValueError, match="raw transit depths"):
+        PhysicsFeatures().fit(_planet(depth=-1e-3))
+    with pytest.raises(ValueError, match="must be 3-D"):
+        PhysicsFeatures().fit(MultiInput(spectra=X["spectra"][:, :, 1], aux=X["aux"]))
+    with pytest.raises(ValueError, match="fitted on samples of shape"):
+        PhysicsFeatures().fit(X).transform(_planet(n_wavelengths=40))
+    with pytest.raises(ValueError, match="Band 9 um"):
+        PhysicsFeatures(bands=(9.0,)).fit(X).transform(X)
