@@ -17,7 +17,6 @@ import copy
 import statistics
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 from skorch import NeuralNet
@@ -27,16 +26,27 @@ from skestimators import NetClassifier, NetRegressor
 
 
 def mlp(n_in, n_out):
-    return nn.Sequential(nn.Linear(n_in, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, 256),
+        nn.ReLU(),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Linear(128, n_out),
+    )
 
 
 class Conv1D(nn.Module):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv1d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
-            nn.Conv1d(32, 64, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
-            nn.Flatten(), nn.Linear(64, 2),
+            nn.Conv1d(3, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(32, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+            nn.Linear(64, 2),
         )
 
     def forward(self, X):
@@ -45,10 +55,17 @@ class Conv1D(nn.Module):
 
 def small_cnn():
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(64, 37),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 37),
     )
 
 
@@ -73,8 +90,14 @@ def bare_epochs(module, X, y, loss_fn, batch_size, epochs, lr, seed):
 
 def skorch_epochs(module, X, y, loss_cls, batch_size, epochs, lr):
     net = NeuralNet(
-        copy.deepcopy(module), criterion=loss_cls, optimizer=torch.optim.Adam, lr=lr,
-        max_epochs=epochs, batch_size=batch_size, train_split=None, verbose=0,
+        copy.deepcopy(module),
+        criterion=loss_cls,
+        optimizer=torch.optim.Adam,
+        lr=lr,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        train_split=None,
+        verbose=0,
         device="cpu",
     )
     net.fit(X.numpy(), y.numpy())
@@ -83,8 +106,14 @@ def skorch_epochs(module, X, y, loss_cls, batch_size, epochs, lr):
 
 def ours_epochs(estimator_cls, module, X, y, batch_size, epochs, lr, seed):
     est = estimator_cls(
-        copy.deepcopy(module), max_epochs=epochs, batch_size=batch_size, lr=lr,
-        validation_fraction=None, early_stopping=False, device="cpu", random_state=seed,
+        copy.deepcopy(module),
+        max_epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        validation_fraction=None,
+        early_stopping=False,
+        device="cpu",
+        random_state=seed,
     )
     est.fit(X.numpy(), y.numpy())
     return est, list(est.history_["dur"])
@@ -97,11 +126,16 @@ def per_epoch(times):
 
 def bench_case(name, module, X, y, *, kind, batch_size, epochs, lr=1e-3, seed=0):
     if kind == "multilabel":
-        loss_fn, loss_cls, est_cls = nn.functional.binary_cross_entropy_with_logits, nn.BCEWithLogitsLoss, NetClassifier
+        loss_fn, loss_cls, est_cls = (
+            nn.functional.binary_cross_entropy_with_logits,
+            nn.BCEWithLogitsLoss,
+            NetClassifier,
+        )
     elif kind == "binary":
         loss_fn, loss_cls, est_cls = (
             lambda p, t: nn.functional.binary_cross_entropy_with_logits(p, t),
-            nn.BCEWithLogitsLoss, NetClassifier,
+            nn.BCEWithLogitsLoss,
+            NetClassifier,
         )
     else:
         loss_fn, loss_cls, est_cls = nn.functional.mse_loss, nn.MSELoss, NetRegressor
@@ -109,12 +143,25 @@ def bench_case(name, module, X, y, *, kind, batch_size, epochs, lr=1e-3, seed=0)
     # Interleave the three runners twice so that machine noise hits them alike.
     results = {"bare": [], "skorch": [], "skestimators": []}
     for _ in range(2):
-        results["bare"] += bare_epochs(module, X, y, loss_fn, batch_size, epochs, lr, seed)
-        results["skorch"] += skorch_epochs(module, X, y, loss_cls, batch_size, epochs, lr)
-        results["skestimators"] += ours_epochs(est_cls, module, X, y, batch_size, epochs, lr, seed)[1]
+        results["bare"] += bare_epochs(
+            module, X, y, loss_fn, batch_size, epochs, lr, seed
+        )
+        results["skorch"] += skorch_epochs(
+            module, X, y, loss_cls, batch_size, epochs, lr
+        )
+        results["skestimators"] += ours_epochs(
+            est_cls, module, X, y, batch_size, epochs, lr, seed
+        )[1]
     base = per_epoch(results["bare"])
     for runner, times in results.items():
-        rows.append({"case": name, "runner": runner, "s/epoch": per_epoch(times), "ratio": per_epoch(times) / base})
+        rows.append(
+            {
+                "case": name,
+                "runner": runner,
+                "s/epoch": per_epoch(times),
+                "ratio": per_epoch(times) / base,
+            }
+        )
     return rows
 
 
@@ -135,18 +182,29 @@ def bench_predict(module, n_rows, n_features, batch_size):
 
     timings = {"bare": [], "skestimators": []}
     for _ in range(3):
-        t0 = time.perf_counter(); bare(); timings["bare"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); est.predict_proba(Xn); timings["skestimators"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        bare()
+        timings["bare"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        est.predict_proba(Xn)
+        timings["skestimators"].append(time.perf_counter() - t0)
     base = n_rows / min(timings["bare"])
     return [
-        {"case": f"predict {n_rows} rows", "runner": r, "rows/s": n_rows / min(t), "ratio": (n_rows / min(t)) / base}
+        {
+            "case": f"predict {n_rows} rows",
+            "runner": r,
+            "rows/s": n_rows / min(t),
+            "ratio": (n_rows / min(t)) / base,
+        }
         for r, t in timings.items()
     ]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller data, fewer epochs")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller data, fewer epochs"
+    )
     args = parser.parse_args(argv)
     scale = 0.2 if args.quick else 1.0
     epochs = 2 if args.quick else 4
@@ -162,10 +220,42 @@ def main(argv=None):
 
     rows = []
     torch.manual_seed(0)
-    rows += bench_case("MLP 361->2, batch 32", mlp(361, 2), X_mlp, y_mlp, kind="multilabel", batch_size=32, epochs=epochs)
-    rows += bench_case("MLP 361->2, batch 256", mlp(361, 2), X_mlp, y_mlp, kind="multilabel", batch_size=256, epochs=epochs)
-    rows += bench_case("Conv1D (3, 52)->2, batch 64", Conv1D(), X_c1, y_c1, kind="multilabel", batch_size=64, epochs=epochs)
-    rows += bench_case("CNN (3, 64, 64)->37, batch 64", small_cnn(), X_img, y_img, kind="regression", batch_size=64, epochs=max(2, epochs // 2))
+    rows += bench_case(
+        "MLP 361->2, batch 32",
+        mlp(361, 2),
+        X_mlp,
+        y_mlp,
+        kind="multilabel",
+        batch_size=32,
+        epochs=epochs,
+    )
+    rows += bench_case(
+        "MLP 361->2, batch 256",
+        mlp(361, 2),
+        X_mlp,
+        y_mlp,
+        kind="multilabel",
+        batch_size=256,
+        epochs=epochs,
+    )
+    rows += bench_case(
+        "Conv1D (3, 52)->2, batch 64",
+        Conv1D(),
+        X_c1,
+        y_c1,
+        kind="multilabel",
+        batch_size=64,
+        epochs=epochs,
+    )
+    rows += bench_case(
+        "CNN (3, 64, 64)->37, batch 64",
+        small_cnn(),
+        X_img,
+        y_img,
+        kind="regression",
+        batch_size=64,
+        epochs=max(2, epochs // 2),
+    )
     train = pd.DataFrame(rows).pivot(index="case", columns="runner", values="ratio")
     secs = pd.DataFrame(rows).pivot(index="case", columns="runner", values="s/epoch")
     pred = pd.DataFrame(bench_predict(mlp(361, 2), int(200_000 * scale), 361, 1024))

@@ -147,8 +147,9 @@ def main():
     n_samples, epochs, n_trials = (600, 4, 6) if args.quick else (3000, 20, 20)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = data(n_samples)
-    print(f"data {X.shape}, {epochs} epochs per fit, 3 folds, "
-          f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    omp = os.environ.get("OMP_NUM_THREADS")
+    print(f"data {X.shape}, {epochs} epochs per fit, 3 folds, {os.cpu_count()} "
+          f"cores, OMP_NUM_THREADS={omp}")
     rows = {}
     rows["(a) grid, sequential"] = grid(X, y, epochs)
 
@@ -161,7 +162,7 @@ def main():
 
     start = time.perf_counter()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         check_dask_workers(client)
         dask_start = time.perf_counter() - start
         with joblib.parallel_config(backend="dask"):
@@ -176,13 +177,23 @@ def main():
     )
 
     table = pd.DataFrame(rows).T
-    base = table.loc["(a) grid, sequential", "wall_s"]
-    table["speedup"] = base / table["wall_s"]
-    table.loc[table.index.str.startswith("(d)") | table.index.str.startswith("(e)"),
-              "speedup"] = table.loc["(d) optuna, pruning", "wall_s"] / table["wall_s"]
-    with pd.option_context("display.width", 120, "display.float_format", "{:.3f}".format):
-        print(table[["wall_s", "speedup", "trials", "pruned", "epochs", "best_score",
-                     "workers"]].fillna("").to_string())
+    grid_rows = table.index.str.contains("grid")
+    table["speedup"] = np.where(
+        grid_rows,
+        table.loc["(a) grid, sequential", "wall_s"] / table["wall_s"],
+        table.loc["(d) optuna, pruning", "wall_s"] / table["wall_s"],
+    )
+    formats = {"wall_s": "{:.1f}", "speedup": "{:.2f}x", "best_score": "{:.4f}"}
+    columns = ["wall_s", "speedup", "trials", "pruned", "epochs", "best_score",
+               "workers"]
+    shown = pd.DataFrame({
+        c: [
+            "" if pd.isna(v) else formats.get(c, "{:.0f}").format(v)
+            for v in table.get(c, pd.Series(np.nan, table.index))
+        ]
+        for c in columns
+    }, index=table.index)
+    print(shown.to_string())
     print(f"pool start-up (not in wall_s): loky {loky_start:.1f} s, "
           f"Dask {dask_start:.1f} s")
     plain, pruned = rows["(d) optuna, no pruning"], rows["(d) optuna, pruning"]

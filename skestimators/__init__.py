@@ -7,6 +7,7 @@ from .estimators import (
     ImageClassifier,
     NetClassifier,
     NetRegressor,
+    SpatioTemporalRegressor,
     SpectraAuxClassifier,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "MultiInput",
     "NetClassifier",
     "NetRegressor",
+    "SpatioTemporalRegressor",
     "SpectraAuxClassifier",
     "__version__",
     "load",

@@ -152,8 +152,7 @@ class MultiInput:
                 key = key[0]
             else:
                 raise IndexError(
-                    "MultiInput supports indexing along samples only, got "
-                    f"{key!r}."
+                    f"MultiInput supports indexing along samples only, got {key!r}."
                 )
         if isinstance(key, numbers.Integral):
             if not -self._n_samples <= key < self._n_samples:

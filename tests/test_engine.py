@@ -67,8 +67,14 @@ def test_named_inputs_and_named_heads(two_inputs):
     spectra, aux, Y = two_inputs
     X = MultiInput(spectra=spectra, aux=aux)
     y = pd.DataFrame(Y, columns=["water", "cloud"])
-    clf = NetClassifier(TwoHeads, max_epochs=8, lr=0.01, device="cpu", random_state=0,
-                        target_weights={"water": 2.0})
+    clf = NetClassifier(
+        TwoHeads,
+        max_epochs=8,
+        lr=0.01,
+        device="cpu",
+        random_state=0,
+        target_weights={"water": 2.0},
+    )
     clf.fit(X, y)
     assert clf.input_shape_ == {"spectra": (12, 3), "aux": (4,)}
     assert clf.predict_proba(X).shape == (240, 2)
@@ -86,7 +92,9 @@ def test_default_mlp_on_named_inputs(two_inputs):
 def test_module_output_mismatch_is_clear(two_inputs):
     spectra, aux, Y = two_inputs
     with pytest.raises(ValueError, match="forward returned outputs"):
-        NetClassifier(TwoHeads, **FAST).fit(MultiInput(spectra=spectra, aux=aux), Y[:, 0])
+        NetClassifier(TwoHeads, **FAST).fit(
+            MultiInput(spectra=spectra, aux=aux), Y[:, 0]
+        )
     with pytest.raises(ValueError, match="failed on a batch"):
         NetRegressor(nn.Linear(3, 1), **FAST).fit(np.zeros((20, 5)), np.zeros(20))
 
@@ -108,7 +116,11 @@ def test_early_stopping_restores_best_weights(blobs):
     X, y = blobs
     fold = np.where(np.arange(300) < 60, 0, -1)
     clf = NetClassifier(
-        max_epochs=60, lr=0.05, patience=3, device="cpu", random_state=0,
+        max_epochs=60,
+        lr=0.05,
+        patience=3,
+        device="cpu",
+        random_state=0,
         validation_cv=PredefinedSplit(fold),
     ).fit(X, y)
     assert clf.n_iter_ < 60
@@ -120,15 +132,18 @@ def test_early_stopping_restores_best_weights(blobs):
 
 def test_scheduler_clipping_and_weights(blobs):
     X, y = blobs
-    clf = NetClassifier(**{**FAST, "max_epochs": 4}, lr_scheduler="cosine",
-                        gradient_clip=0.5).fit(X, y)
+    clf = NetClassifier(
+        **{**FAST, "max_epochs": 4}, lr_scheduler="cosine", gradient_clip=0.5
+    ).fit(X, y)
     lrs = clf.history_["event_lr"].to_numpy()
     assert lrs[0] > lrs[-1]
     w = np.where(y == 2, 20.0, 1.0)
     plain = NetClassifier(**FAST).fit(X, y)
     weighted = NetClassifier(**FAST).fit(X, y, sample_weight=w)
     assert (weighted.predict(X) == 2).sum() > (plain.predict(X) == 2).sum()
-    balanced = NetClassifier(**FAST, class_weight="balanced").fit(X[:200], (y[:200] == 0))
+    balanced = NetClassifier(**FAST, class_weight="balanced").fit(
+        X[:200], (y[:200] == 0)
+    )
     assert balanced.predict(X).mean() > 0.1
 
 
@@ -158,7 +173,9 @@ def test_reproducible_and_global_rng_untouched(blobs):
 
 
 def test_device_resolution():
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("auto").type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
@@ -202,7 +219,9 @@ def test_threads_follow_worker_budget(blobs, monkeypatch):
     assert _fit_and_report(X, y) == 1
     assert torch.get_num_threads() == before
     monkeypatch.delenv("OMP_NUM_THREADS")
-    seen = Parallel(n_jobs=2, backend="loky")(delayed(_fit_and_report)(X, y) for _ in range(2))
+    seen = Parallel(n_jobs=2, backend="loky")(
+        delayed(_fit_and_report)(X, y) for _ in range(2)
+    )
     import os
 
     assert max(seen) <= max(1, (os.cpu_count() or 1) // 2)
@@ -231,7 +250,12 @@ def test_transformed_target_regressor():
     [
         (np.full((20, 3), np.nan), np.zeros(20), ValueError, "NaN"),
         (np.full((20, 3), np.inf), np.zeros(20), ValueError, "infinity"),
-        (np.array([["a", "b"]] * 20, dtype=object), np.zeros(20), ValueError, "could not convert"),
+        (
+            np.array([["a", "b"]] * 20, dtype=object),
+            np.zeros(20),
+            ValueError,
+            "could not convert",
+        ),
         (np.ones((20, 3)) * 1j, np.zeros(20), ValueError, "Complex"),
         (np.zeros((0, 3)), np.zeros(0), ValueError, "0 sample"),
         (np.zeros((20, 3)), np.zeros(19), ValueError, "samples"),

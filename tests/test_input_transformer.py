@@ -34,7 +34,10 @@ def test_drop_remainder_and_multi_source(X):
         return np.hstack([M["spectra"].reshape(len(M), -1), np.asarray(M["aux"])])
 
     t = InputTransformer(
-        {"both": (FunctionTransformer(flat_concat), ["spectra", "aux"]), "extra": "drop"},
+        {
+            "both": (FunctionTransformer(flat_concat), ["spectra", "aux"]),
+            "extra": "drop",
+        },
         remainder="drop",
     )
     Xt = t.fit_transform(X)
@@ -46,7 +49,9 @@ def test_nested_params_and_grid_search(X):
     y = (np.asarray(X["aux"])[:, 0] > 5).astype(int)
     pipe = make_pipeline(
         InputTransformer({"aux": StandardScaler(), "extra": PCA(n_components=1)}),
-        NetClassifier(max_epochs=2, device="cpu", random_state=0, validation_fraction=None),
+        NetClassifier(
+            max_epochs=2, device="cpu", random_state=0, validation_fraction=None
+        ),
     )
     params = pipe.get_params()
     assert "inputtransformer__extra__n_components" in params

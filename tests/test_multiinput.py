@@ -94,7 +94,9 @@ def test_cross_val_score_pipeline_and_clone(two_inputs):
     X = MultiInput(spectra=spectra, aux=aux)
     pipe = make_pipeline(
         InputTransformer({"aux": StandardScaler()}),
-        NetClassifier(max_epochs=3, device="cpu", random_state=0, validation_fraction=None),
+        NetClassifier(
+            max_epochs=3, device="cpu", random_state=0, validation_fraction=None
+        ),
     )
     scores = cross_val_score(clone(pipe), X, Y[:, 1], cv=3)
     assert scores.shape == (3,) and np.all(scores > 0.5)

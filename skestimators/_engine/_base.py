@@ -44,7 +44,9 @@ COMMON_CONSTRAINTS = {
     "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
     "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"}), type],
     "lr_scheduler": [
-        None, StrOptions({"cosine", "step", "plateau", "onecycle"}), type,
+        None,
+        StrOptions({"cosine", "step", "plateau", "onecycle"}),
+        type,
     ],
     "lr_scheduler_params": [None, dict],
     "early_stopping": ["boolean"],
@@ -75,8 +77,7 @@ def instantiate_module(module, module_params, input_shape, n_outputs, default):
         return copy.deepcopy(module)
     if not (isinstance(module, type) and issubclass(module, torch.nn.Module)):
         raise TypeError(
-            "module must be a torch.nn.Module subclass or instance, got "
-            f"{module!r}."
+            f"module must be a torch.nn.Module subclass or instance, got {module!r}."
         )
     accepted = inspect.signature(module.__init__).parameters
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
@@ -86,7 +87,9 @@ def instantiate_module(module, module_params, input_shape, n_outputs, default):
     try:
         return module(**params)
     except TypeError as exc:
-        raise TypeError(f"Could not build {module.__name__}(**{params}): {exc}") from None
+        raise TypeError(
+            f"Could not build {module.__name__}(**{params}): {exc}"
+        ) from None
 
 
 def _tensors(X):
@@ -104,12 +107,17 @@ class BaseNet(BaseEstimator):
     # -- hooks for subclasses ----------------------------------------------------------
     def _make_module(self, input_shape, n_outputs):
         return instantiate_module(
-            self.module, self.module_params, input_shape, n_outputs,
+            self.module,
+            self.module_params,
+            input_shape,
+            n_outputs,
             self._default_module,
         )
 
-    # -- fitting ---------------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None):
+    # -- fitting -----------------------------------------------------------------------
+    def _fit(
+        self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None
+    ):
         continuing = partial or self.warm_start
         continuing = continuing and hasattr(self, "net_")
         Xv = check_inputs(self, X, reset=not continuing)
@@ -119,19 +127,30 @@ class BaseNet(BaseEstimator):
         )
         weights = None
         if sample_weight is not None:
-            weights = torch.from_numpy(check_sample_weight_array(sample_weight, n_samples))
+            weights = torch.from_numpy(
+                check_sample_weight_array(sample_weight, n_samples)
+            )
         weights = self._class_sample_weights(y_strat, weights)
         data = TensorData(_tensors(Xv), y_t, weights)
 
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(0, 2**31 - 1))
-        split = None if partial else validation_indices(
-            self, n_samples, y_strat, None if groups is None else np.asarray(groups),
-            seed,
+        split = (
+            None
+            if partial
+            else validation_indices(
+                self,
+                n_samples,
+                y_strat,
+                None if groups is None else np.asarray(groups),
+                seed,
+            )
         )
-        train, valid = (data, None) if split is None else (
-            data.subset(split[0]), data.subset(split[1])
+        train, valid = (
+            (data, None)
+            if split is None
+            else (data.subset(split[0]), data.subset(split[1]))
         )
 
         cuda_devices = [device] if device.type == "cuda" else []
@@ -142,7 +161,11 @@ class BaseNet(BaseEstimator):
                 module = self._make_module(input_shape_for_module(Xv), n_outputs)
                 groups_spec = self._bind_outputs(module, train, groups_spec)
                 self.net_ = self._make_net(
-                    module, groups_spec, device, len(train), valid is not None,
+                    module,
+                    groups_spec,
+                    device,
+                    len(train),
+                    valid is not None,
                     epochs=1 if partial else self.max_epochs,
                 )
                 self.net_.initialize()
@@ -171,7 +194,9 @@ class BaseNet(BaseEstimator):
             max_epochs=epochs,
             batch_size=self.batch_size,
             train_split=None,
-            callbacks=training_callbacks(self, has_valid=has_valid, n_batches=n_batches),
+            callbacks=training_callbacks(
+                self, has_valid=has_valid, n_batches=n_batches
+            ),
             device=str(device),
             verbose=0,
             amp_dtype=amp_dtype(self.amp, device),
@@ -232,13 +257,15 @@ class BaseNet(BaseEstimator):
             if hasattr(callback, "best_model_weights_"):
                 callback.best_model_weights_ = None  # keep pickles device-free
         rows = [{k: v for k, v in row.items() if k != "batches"} for row in net.history]
-        self.history_ = pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
+        self.history_ = (
+            pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
+        )
         self.n_iter_ = len(rows)
         self.device_ = torch.device(net.device)
         if "valid_loss" in self.history_:
             self.best_epoch_ = int(self.history_["valid_loss"].idxmin())
 
-    # -- prediction ------------------------------------------------------------------------
+    # -- prediction --------------------------------------------------------------------
     def _forward(self, X, transform=None):
         """Raw network output for ``X`` on the CPU (tensor or dict of tensors).
 

@@ -47,8 +47,10 @@ class TensorData:
         return int(first.shape[0])
 
     def _map(self, fn):
-        X = {k: fn(v) for k, v in self.X.items()} if isinstance(self.X, dict) else fn(
-            self.X
+        X = (
+            {k: fn(v) for k, v in self.X.items()}
+            if isinstance(self.X, dict)
+            else fn(self.X)
         )
         y = None if self.y is None else fn(self.y)
         w = None if self.sample_weight is None else fn(self.sample_weight)
@@ -110,7 +112,13 @@ class BatchIterator:
     """
 
     def __init__(
-        self, data, batch_size, *, shuffle, generator=None, device=None,
+        self,
+        data,
+        batch_size,
+        *,
+        shuffle,
+        generator=None,
+        device=None,
         drop_single=False,
     ):
         self.data = data

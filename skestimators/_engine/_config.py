@@ -34,7 +34,9 @@ def resolve_optimizer(optimizer):
             ) from None
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
         return optimizer
-    raise TypeError(f"optimizer must be a name or a torch.optim class, got {optimizer!r}.")
+    raise TypeError(
+        f"optimizer must be a name or a torch.optim class, got {optimizer!r}."
+    )
 
 
 def scheduler_callback(estimator, n_batches, has_valid):

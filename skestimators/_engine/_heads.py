@@ -17,7 +17,6 @@ from torch import nn
 from torch.nn import functional as F
 
 
-
 def _bce(pred, target):
     return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
 
@@ -109,7 +108,9 @@ class HeadsLoss(nn.Module):
         y, sample_weight = y_true
         if self._plain and sample_weight is None:
             group = self.groups[0]
-            return group.elementwise(group.output(y_pred).float(), group.target(y)).mean()
+            return group.elementwise(
+                group.output(y_pred).float(), group.target(y)
+            ).mean()
         total = 0.0
         for group in self.groups:
             pred = group.output(y_pred).float()
@@ -124,7 +125,7 @@ class HeadsLoss(nn.Module):
         return total / self._total_weight
 
 
-def resolve_loss(name, *, loss_alpha=0.5, sigma=1.0):
+def resolve_loss(name, *, loss_alpha=0.5, sigma=3.0):
     """Element-wise loss for a regression loss name or callable."""
     if callable(name):
         return name
@@ -144,7 +145,13 @@ def multilabel_groups(names, *, weights, pos_weight=None):
     w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
     return [
         HeadGroup(
-            list(names), "binary", None, None, slice(0, len(names)), _bce, w,
+            list(names),
+            "binary",
+            None,
+            None,
+            slice(0, len(names)),
+            _bce,
+            w,
             pos_weight=pos_weight,
         )
     ]
@@ -174,7 +181,9 @@ def head_metrics(groups, y_pred, y_true, prefix="valid"):
                 scores[f"{key}_accuracy"] = float(np.mean(pred.argmax(1) == target))
             elif group.kind == "binary":
                 t = target[:, j]
-                scores[f"{key}_accuracy"] = float(np.mean((pred[:, j] > 0) == (t > 0.5)))
+                scores[f"{key}_accuracy"] = float(
+                    np.mean((pred[:, j] > 0) == (t > 0.5))
+                )
                 scores[f"{key}_roc_auc"] = _safe_auc(t, pred[:, j])
             else:
                 t, p = target[:, j], pred[:, j]

@@ -33,8 +33,15 @@ class EngineNet(NeuralNet):
     """skorch ``NeuralNet`` driven by pre-converted tensors (private)."""
 
     def __init__(
-        self, *args, batch_generator=None, amp_dtype=None, gradient_clip=None,
-        head_groups=None, epoch_hooks=(), batch_transform=None, **kwargs,
+        self,
+        *args,
+        batch_generator=None,
+        amp_dtype=None,
+        gradient_clip=None,
+        head_groups=None,
+        epoch_hooks=(),
+        batch_transform=None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.batch_transform = batch_transform
@@ -105,7 +112,10 @@ class EngineNet(NeuralNet):
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         Xi, yi = batch
-        with torch.inference_mode(), autocast(torch.device(self.device), self.amp_dtype):
+        with (
+            torch.inference_mode(),
+            autocast(torch.device(self.device), self.amp_dtype),
+        ):
             y_pred = self.infer(Xi)
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         return {"loss": loss, "y_pred": y_pred}
@@ -155,8 +165,10 @@ class EngineNet(NeuralNet):
 
     def __setstate__(self, state):
         device = state.get("device")
-        if device is not None and torch.device(device).type == "cuda" and (
-            not torch.cuda.is_available()
+        if (
+            device is not None
+            and torch.device(device).type == "cuda"
+            and (not torch.cuda.is_available())
         ):
             # A model trained on a GPU, scored on a CPU-only machine: map every
             # tensor to the CPU quietly (skorch would warn).

@@ -29,7 +29,9 @@ def _column_weights(weights, names):
     if isinstance(weights, dict):
         unknown = sorted(set(weights) - set(names))
         if unknown:
-            raise ValueError(f"target_weights names unknown targets {unknown}; targets are {names}.")
+            raise ValueError(
+                f"target_weights names unknown targets {unknown}; targets are {names}."
+            )
         return np.array([float(weights.get(n, 1.0)) for n in names])
     weights = np.asarray(weights, dtype=float).ravel()
     if weights.shape != (len(names),):
@@ -44,7 +46,10 @@ def _column_weights(weights, names):
 def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
     """Return ``(y_tensor, head_groups, n_outputs, y_strat)`` for a classifier."""
     if y is None:
-        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, "
+            "but the target y is None."
+        )
     y_in = y
     if not hasattr(y, "shape"):
         y = np.asarray(y)
@@ -63,13 +68,16 @@ def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
             estimator.target_names_ = target_names(y_in, Y.shape[1])
         names = estimator.target_names_
         if Y.shape[1] != len(names):
-            raise ValueError(f"y has {Y.shape[1]} labels; the estimator was fitted on {len(names)}.")
+            raise ValueError(
+                f"y has {Y.shape[1]} labels; the estimator was fitted on {len(names)}."
+            )
         pos_weight = None
         if getattr(estimator, "class_weight", None) == "balanced":
             pos = Y.sum(0)
             pos_weight = torch.as_tensor((Y.shape[0] - pos) / np.maximum(pos, 1.0))
         groups = multilabel_groups(
-            names, weights=_column_weights(getattr(estimator, "target_weights", None), names),
+            names,
+            weights=_column_weights(getattr(estimator, "target_weights", None), names),
             pos_weight=pos_weight,
         )
         return torch.from_numpy(Y), groups, Y.shape[1], None
@@ -82,20 +90,28 @@ def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
         if encoder.classes_.size < 2:
             raise ValueError(
                 f"{type(estimator).__name__} needs samples of at least 2 classes in "
-                f"the data, but the data contain only one class: {encoder.classes_[0]!r}."
+                "the data, but the data contain only one class: "
+                f"{encoder.classes_[0]!r}."
             )
         estimator.classes_ = encoder.classes_
         estimator.target_names_ = target_names(y_in, 1)
     unseen = np.setdiff1d(np.unique(y1), estimator.classes_)
     if unseen.size:
-        raise ValueError(f"y contains labels {unseen.tolist()} not seen in the first fit.")
+        raise ValueError(
+            f"y contains labels {unseen.tolist()} not seen in the first fit."
+        )
     codes = np.searchsorted(estimator.classes_, y1)
     names = estimator.target_names_
     if estimator.classes_.size == 2:
         group = HeadGroup(names, "binary", None, None, slice(0, 1), _bce, torch.ones(1))
         return torch.from_numpy(codes.astype(np.float32)[:, None]), [group], 1, codes
     group = HeadGroup(names, "multiclass", None, None, None, None, torch.ones(1))
-    return torch.from_numpy(codes.astype(np.int64)), [group], estimator.classes_.size, codes
+    return (
+        torch.from_numpy(codes.astype(np.int64)),
+        [group],
+        estimator.classes_.size,
+        codes,
+    )
 
 
 def class_weight_samples(estimator, codes, weights):
@@ -117,9 +133,15 @@ def class_weight_samples(estimator, codes, weights):
 def encode_regression(estimator, y, *, fitting, n_samples, classes=None):
     """Return ``(y_tensor, head_groups, n_outputs, None)`` for a regressor."""
     if y is None:
-        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, "
+            "but the target y is None."
+        )
     Y = check_array(
-        y, ensure_2d=False, dtype=[np.float32, np.float64], input_name="y",
+        y,
+        ensure_2d=False,
+        dtype=[np.float32, np.float64],
+        input_name="y",
         ensure_all_finite=True,
     )
     if Y.ndim > 2:
@@ -132,21 +154,26 @@ def encode_regression(estimator, y, *, fitting, n_samples, classes=None):
         estimator._y_ndim = Y.ndim
         estimator.target_names_ = target_names(y, Y2.shape[1])
     elif Y2.shape[1] != estimator.n_targets_:
-        raise ValueError(f"y has {Y2.shape[1]} targets; the estimator was fitted on {estimator.n_targets_}.")
+        raise ValueError(
+            f"y has {Y2.shape[1]} targets; the estimator was fitted on "
+            f"{estimator.n_targets_}."
+        )
     names = estimator.target_names_
     loss = resolve_loss(
-        estimator.loss, loss_alpha=getattr(estimator, "loss_alpha", 0.5),
-        sigma=getattr(estimator, "sigma", 1.0),
+        estimator.loss,
+        loss_alpha=getattr(estimator, "loss_alpha", 0.5),
+        sigma=getattr(estimator, "sigma", 3.0),
     )
     groups = regression_groups(
-        names, loss=loss,
+        names,
+        loss=loss,
         weights=_column_weights(getattr(estimator, "target_weights", None), names),
     )
     return torch.from_numpy(Y2), groups, Y2.shape[1], None
 
 
 def to_dict_groups(groups):
-    """Re-key head groups for a module whose ``forward`` returns one output per target."""
+    """Re-key head groups for a module returning one output per target (a dict)."""
     out = []
     for g in groups:
         if g.kind == "multiclass":
@@ -155,10 +182,18 @@ def to_dict_groups(groups):
         for j, name in enumerate(g.names):
             out.append(
                 HeadGroup(
-                    [name], g.kind, name, None,
-                    slice(j, j + 1) if g.y_cols is None else slice(g.y_cols.start + j, g.y_cols.start + j + 1),
-                    g.loss, g.weights[j : j + 1],
-                    pos_weight=None if g.pos_weight is None else g.pos_weight[j : j + 1],
+                    [name],
+                    g.kind,
+                    name,
+                    None,
+                    slice(j, j + 1)
+                    if g.y_cols is None
+                    else slice(g.y_cols.start + j, g.y_cols.start + j + 1),
+                    g.loss,
+                    g.weights[j : j + 1],
+                    pos_weight=None
+                    if g.pos_weight is None
+                    else g.pos_weight[j : j + 1],
                 )
             )
     return out

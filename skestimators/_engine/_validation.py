@@ -18,7 +18,11 @@ def _check_named(name, value):
             "data (call .toarray() first if it fits in memory)."
         )
     array = check_array(
-        value, dtype=_FLOATS, allow_nd=True, ensure_2d=False, input_name=name,
+        value,
+        dtype=_FLOATS,
+        allow_nd=True,
+        ensure_2d=False,
+        input_name=name,
         ensure_all_finite=True,
     )
     if array.ndim == 1:
@@ -36,8 +40,13 @@ def check_inputs(estimator, X, *, reset: bool):
     mapping = as_mapping(X)
     if mapping is None:
         array = validate_data(
-            estimator, X, reset=reset, allow_nd=True, dtype=_FLOATS,
-            ensure_all_finite=True, accept_sparse=False,
+            estimator,
+            X,
+            reset=reset,
+            allow_nd=True,
+            dtype=_FLOATS,
+            ensure_all_finite=True,
+            accept_sparse=False,
         )
         shape = tuple(array.shape[1:])
         if reset:
@@ -126,7 +135,9 @@ def check_sample_weight_array(sample_weight, n_samples):
     from sklearn.utils.validation import _check_sample_weight
 
     weights = _check_sample_weight(
-        sample_weight, np.empty((n_samples, 1)), dtype=np.float64,
+        sample_weight,
+        np.empty((n_samples, 1)),
+        dtype=np.float64,
         ensure_non_negative=True,
     )
     total = weights.sum()

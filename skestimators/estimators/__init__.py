@@ -3,6 +3,7 @@
 from ._galaxy_zoo import GalaxyZooRegressor
 from ._image import ImageClassifier
 from ._net import NetClassifier, NetRegressor
+from ._spatiotemporal import SpatioTemporalRegressor
 from ._spectra_aux import SpectraAuxClassifier
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "ImageClassifier",
     "NetClassifier",
     "NetRegressor",
+    "SpatioTemporalRegressor",
     "SpectraAuxClassifier",
 ]

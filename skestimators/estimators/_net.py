@@ -133,7 +133,7 @@ class NetClassifier(ClassifierMixin, BaseNet):
         self.class_weight = class_weight
         self.target_weights = target_weights
 
-    # -- engine hooks ----------------------------------------------------------------------
+    # -- engine hooks ------------------------------------------------------------------
     def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
         return encode_classification(
             self, y, fitting=fitting, n_samples=n_samples, classes=classes
@@ -142,7 +142,7 @@ class NetClassifier(ClassifierMixin, BaseNet):
     def _class_sample_weights(self, y_strat, weights):
         return class_weight_samples(self, y_strat, weights)
 
-    # -- public API --------------------------------------------------------------------------
+    # -- public API --------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, groups=None):
         """Train the network.
@@ -205,7 +205,9 @@ class NetClassifier(ClassifierMixin, BaseNet):
         """
         raw = self._forward(X)
         if isinstance(raw, dict):
-            raw = torch.cat([raw[n].reshape(len(raw[n]), -1) for n in self.target_names_], 1)
+            raw = torch.cat(
+                [raw[n].reshape(len(raw[n]), -1) for n in self.target_names_], 1
+            )
         if self.target_type_ == "multilabel-indicator":
             return torch.sigmoid(raw).numpy().astype(np.float64)
         if self.classes_.size == 2:
@@ -262,9 +264,10 @@ default="mse"
         Element-wise loss ``(pred, target) -> tensor``; the composite losses
         add a chi²-scaled term (see :func:`skestimators.nn.elementwise_loss`).
     loss_alpha : float, default=0.5
-        Weight of the chi² term of the composite losses.
-    sigma : float, default=1.0
-        Scale of the chi² term of the composite losses.
+        Composite losses: weight of the L1/L2 term (the chi² term gets
+        ``1 - loss_alpha``), as in the soil-carbon seed.
+    sigma : float, default=3.0
+        Composite losses: error scale of the chi² term ``(error / sigma)**2``.
     target_weights : dict, array-like or None, default=None
         Loss weight of each target (by name or position).
 
@@ -329,7 +332,7 @@ default="mse"
         verbose=0,
         loss="mse",
         loss_alpha=0.5,
-        sigma=1.0,
+        sigma=3.0,
         target_weights=None,
     ):
         self.module = module
@@ -419,7 +422,9 @@ default="mse"
         """
         raw = self._forward(X)
         if isinstance(raw, dict):
-            raw = torch.cat([raw[n].reshape(len(raw[n]), -1) for n in self.target_names_], 1)
+            raw = torch.cat(
+                [raw[n].reshape(len(raw[n]), -1) for n in self.target_names_], 1
+            )
         out = raw.reshape(raw.shape[0], -1).numpy().astype(np.float64)
         return out.ravel() if self._y_ndim == 1 else out
 

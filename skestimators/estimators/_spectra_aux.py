@@ -46,6 +46,10 @@ class SpectraAuxClassifier(NetClassifier):
         How the branches are merged.
     head_units : int, default=64
         Width of the shared layer before the heads.
+    positions : int, default=0
+        Attention branch only: besides the mean and maximum over wavelength
+        (the seed's global pooling), keep the gated channels averaged over
+        this many wavelength bins, so the position of absorption bands counts.
     spectra_key : str, default="spectra"
         Name of the spectrum input.
     aux_key : str, default="aux"
@@ -75,7 +79,8 @@ class SpectraAuxClassifier(NetClassifier):
     >>> from skestimators import MultiInput, SpectraAuxClassifier
     >>> rng = np.random.RandomState(0)
     >>> X = MultiInput(spectra=rng.rand(64, 52, 3), aux=rng.rand(64, 5))
-    >>> y = pd.DataFrame({{"water": rng.randint(0, 2, 64), "cloud": rng.randint(0, 2, 64)}})
+    >>> y = pd.DataFrame({{"water": rng.randint(0, 2, 64),
+    ...                    "cloud": rng.randint(0, 2, 64)}})
     >>> clf = SpectraAuxClassifier(max_epochs=2, random_state=0).fit(X, y)
     >>> clf.predict_proba(X).shape, clf.target_names_
     ((64, 2), ['water', 'cloud'])
@@ -94,6 +99,7 @@ class SpectraAuxClassifier(NetClassifier):
         "aux_units": [tuple, list],
         "merge": [StrOptions({"concat", "gated"})],
         "head_units": [Interval(numbers.Integral, 1, None, closed="left")],
+        "positions": [Interval(numbers.Integral, 0, None, closed="left")],
         "spectra_key": [str],
         "aux_key": [str],
         "class_weight": [None, StrOptions({"balanced"})],
@@ -109,6 +115,7 @@ class SpectraAuxClassifier(NetClassifier):
         aux_units=(32, 16),
         merge="concat",
         head_units=64,
+        positions=0,
         spectra_key="spectra",
         aux_key="aux",
         target_weights=None,
@@ -139,6 +146,7 @@ class SpectraAuxClassifier(NetClassifier):
         self.aux_units = aux_units
         self.merge = merge
         self.head_units = head_units
+        self.positions = positions
         self.spectra_key = spectra_key
         self.aux_key = aux_key
         self.target_weights = target_weights
@@ -178,12 +186,15 @@ class SpectraAuxClassifier(NetClassifier):
             aux_units=tuple(self.aux_units),
             merge=self.merge,
             head_units=self.head_units,
+            positions=self.positions,
             spectra_key=self.spectra_key,
             aux_key=self.aux_key,
         )
 
     def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
-        out = super()._prepare_targets(y, fitting=fitting, n_samples=n_samples, classes=classes)
+        out = super()._prepare_targets(
+            y, fitting=fitting, n_samples=n_samples, classes=classes
+        )
         if out[0].dtype.is_floating_point is False:
             raise ValueError(
                 "SpectraAuxClassifier predicts binary targets (one column of 0/1 "
@@ -218,4 +229,8 @@ class SpectraAuxClassifier(NetClassifier):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
+        # X is a MultiInput of two named inputs, never one 2-D array: sklearn's
+        # data checks do not apply; tests/test_spectra_aux.py runs their
+        # equivalents on MultiInput data.
+        tags.input_tags.two_d_array = False
         return tags

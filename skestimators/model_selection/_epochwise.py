@@ -108,8 +108,13 @@ class Lockstep:
         with torch.random.fork_rng(devices=_cuda_devices()):
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join()
+            try:
+                for thread in threads:
+                    thread.join()
+            except BaseException:  # Ctrl-C: end the folds at their next epoch
+                with self._cond:
+                    self._stopped = True
+                raise
         if self._round_error is not None:
             raise self._round_error
         return self.results, self._stopped

@@ -104,8 +104,8 @@ class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
     sampler : optuna sampler or None, default=None
         None uses ``TPESampler(seed=random_state)``.
     pruner : optuna pruner or None, default=None
-        None uses ``MedianPruner(n_startup_trials=5, n_warmup_steps=3)``:
-        from the sixth trial on, a trial whose fold-averaged score after
+        None uses ``MedianPruner(n_startup_trials=3, n_warmup_steps=3)``:
+        once three trials have completed, a trial whose fold-averaged score after
         epoch 3 or later is worse than the median of earlier trials at the
         same epoch stops (steps are epoch numbers, counted from 1 as in
         ``history_``). ``optuna.pruners.NopPruner()`` turns pruning off
@@ -122,6 +122,8 @@ class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
         stops the search.
     random_state : int, RandomState instance or None, default=None
         Seed of the default sampler (parallel workers use ``seed + i``).
+        Separate processes sharing one study need different seeds (or None),
+        or their samplers propose the same parameters.
 
     Attributes
     ----------
@@ -173,8 +175,12 @@ class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     Per-epoch scores are computed by the network step on the test fold (the
     pipeline's fitted preprocessing is applied to it once); this costs one
-    prediction of the test fold per epoch. The engine writes no checkpoint
-    files, so parallel trials never share files.
+    prediction of the test fold per epoch. Training in lockstep keeps the
+    ``k`` fold models (and their optimizer states) in memory together: on a
+    GPU that is ``k`` times the memory of one fit (the engine keeps training
+    data on the CPU when the device is short of memory). Cached GPU memory
+    is released after each fold. The engine writes no checkpoint files, so
+    parallel trials never share files.
 
     Examples
     --------
@@ -278,7 +284,7 @@ default=None
         scoring = self.scoring
         multimetric = isinstance(scoring, (list, tuple, set, dict))
         metric = self._objective_metric(spec, multimetric)
-        pruner = MedianPruner(5, 3) if self.pruner is None else self.pruner
+        pruner = MedianPruner(3, 3) if self.pruner is None else self.pruner
         epochwise = network_step(estimator) is not None and not isinstance(
             pruner, NopPruner
         )

@@ -20,7 +20,7 @@ def _huber(pred, target):
 _SIMPLE = {"mse": _mse, "l1": _l1, "huber": _huber}
 
 
-def elementwise_loss(name, *, loss_alpha=0.5, sigma=1.0):
+def elementwise_loss(name, *, loss_alpha=0.5, sigma=3.0):
     """Return the element-wise loss ``(pred, target) -> tensor`` called ``name``.
 
     Parameters
@@ -28,9 +28,10 @@ def elementwise_loss(name, *, loss_alpha=0.5, sigma=1.0):
     name : {"mse", "l1", "huber", "composite_l1", "composite_l2"}
         The loss.
     loss_alpha : float, default=0.5
-        Weight of the chi² term of the composite losses.
-    sigma : float, default=1.0
-        Scale of the chi² term of the composite losses.
+        Composite losses only: weight of the L1/L2 term; the chi² term
+        ``(error / sigma)**2`` gets ``1 - loss_alpha`` (the seed's definition).
+    sigma : float, default=3.0
+        Composite losses only: the error scale of the chi² term.
 
     Returns
     -------

@@ -33,7 +33,8 @@ class MLP(nn.Module):
     --------
     >>> import torch
     >>> from skestimators.nn import MLP
-    >>> MLP(input_shape=(3, 4), n_outputs=2, hidden_units=(8,))(torch.zeros(5, 3, 4)).shape
+    >>> net = MLP(input_shape=(3, 4), n_outputs=2, hidden_units=(8,))
+    >>> net(torch.zeros(5, 3, 4)).shape
     torch.Size([5, 2])
     """
 

@@ -76,8 +76,14 @@ class AttentionBranch(nn.Module):
     """Convolution whose channels are gated by the auxiliary features (Variant 1)."""
 
     def __init__(
-        self, spectra_shape, aux_features, width=64, depth=2, kernel_size=5,
-        dropout=0.0, positions=0,
+        self,
+        spectra_shape,
+        aux_features,
+        width=64,
+        depth=2,
+        kernel_size=5,
+        dropout=0.0,
+        positions=0,
     ):
         super().__init__()
         _, channels = _length_channels(spectra_shape)
@@ -110,12 +116,18 @@ class AttentionBranch(nn.Module):
 class LSTMBranch(nn.Module):
     """LSTM along wavelength; last hidden states of both directions (Variant 2)."""
 
-    def __init__(self, spectra_shape, width=64, depth=1, dropout=0.0, bidirectional=True):
+    def __init__(
+        self, spectra_shape, width=64, depth=1, dropout=0.0, bidirectional=True
+    ):
         super().__init__()
         _, channels = _length_channels(spectra_shape)
         self.lstm = nn.LSTM(
-            channels, width, num_layers=depth, batch_first=True,
-            bidirectional=bidirectional, dropout=dropout if depth > 1 else 0.0,
+            channels,
+            width,
+            num_layers=depth,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if depth > 1 else 0.0,
         )
         self.n_features = width * (2 if bidirectional else 1)
 
@@ -142,11 +154,13 @@ class DenseBranch(nn.Module):
         return self.body(self.flatten(spectra))
 
 
-def _make_branch(name, spectra_shape, n_aux, width, depth, dropout):
+def _make_branch(name, spectra_shape, n_aux, width, depth, dropout, positions=0):
     if name == "conv1d":
         return Conv1DBranch(spectra_shape, width, depth, dropout=dropout)
     if name == "attention":
-        return AttentionBranch(spectra_shape, n_aux, width, depth, dropout=dropout)
+        return AttentionBranch(
+            spectra_shape, n_aux, width, depth, dropout=dropout, positions=positions
+        )
     if name == "lstm":
         return LSTMBranch(spectra_shape, width, depth, dropout=dropout)
     return DenseBranch(spectra_shape, width, depth, dropout=dropout)
@@ -179,6 +193,10 @@ class SpectraAuxNet(nn.Module):
         Width of the shared layer after the merge.
     spectra_key, aux_key : str
         Names of the inputs.
+    positions : int, default=0
+        Attention branch: also keep the gated channels averaged over this many
+        wavelength bins (where absorption bands sit matters); 0 keeps only
+        their mean and maximum over wavelength, as the seed did.
 
     Examples
     --------
@@ -203,6 +221,7 @@ class SpectraAuxNet(nn.Module):
         head_units=64,
         spectra_key="spectra",
         aux_key="aux",
+        positions=0,
     ):
         super().__init__()
         names = (branch,) if isinstance(branch, str) else tuple(branch)
@@ -223,7 +242,7 @@ class SpectraAuxNet(nn.Module):
         n_aux = int(math.prod(input_shape[aux_key]))
         self.aux_branch, aux_out = _mlp(n_aux, list(aux_units), 0.0)
         self.branches = nn.ModuleList(
-            _make_branch(name, spectra_shape, aux_out, width, depth, dropout)
+            _make_branch(name, spectra_shape, aux_out, width, depth, dropout, positions)
             for name in names
         )
         n_spec = sum(b.n_features for b in self.branches)
@@ -233,7 +252,9 @@ class SpectraAuxNet(nn.Module):
             else None
         )
         self.shared, n_shared = _mlp(n_spec + aux_out, [head_units], dropout)
-        self.heads = nn.ModuleDict({name: nn.Linear(n_shared, 1) for name in target_names})
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(n_shared, 1) for name in target_names}
+        )
 
     def forward(self, **inputs):
         spectra = inputs[self.spectra_key]

@@ -97,7 +97,7 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         self.transformers = transformers
         self.remainder = remainder
 
-    # -- nested parameters ---------------------------------------------------------------
+    # -- nested parameters -------------------------------------------------------------
     def get_params(self, deep=True):
         params = super().get_params(deep=False)
         if not deep or not isinstance(self.transformers, dict):
@@ -112,7 +112,9 @@ class InputTransformer(TransformerMixin, BaseEstimator):
 
     def set_params(self, **params):
         if "transformers" in params or not isinstance(self.transformers, dict):
-            super().set_params(transformers=params.pop("transformers", self.transformers))
+            super().set_params(
+                transformers=params.pop("transformers", self.transformers)
+            )
             if not isinstance(self.transformers, dict):
                 return super().set_params(**params) if params else self
         transformers = dict(self.transformers)
@@ -126,7 +128,11 @@ class InputTransformer(TransformerMixin, BaseEstimator):
                     nested.setdefault(head, {})[rest] = value
                 else:
                     is_pair = isinstance(transformers[head], tuple)
-                    transformers[head] = (value, sources if len(sources) > 1 else sources[0]) if is_pair else value
+                    transformers[head] = (
+                        (value, sources if len(sources) > 1 else sources[0])
+                        if is_pair
+                        else value
+                    )
         for head, sub in nested.items():
             transformer, _ = _spec(head, transformers[head])
             transformer.set_params(**sub)
@@ -134,7 +140,7 @@ class InputTransformer(TransformerMixin, BaseEstimator):
             self.transformers = transformers
         return super().set_params(**params)
 
-    # -- fitting ---------------------------------------------------------------------------
+    # -- fitting -----------------------------------------------------------------------
     def _inputs(self, X, reset):
         mapping = as_mapping(X)
         single = mapping is None
@@ -311,11 +317,14 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         if len(self.transformers_) != 1 or not self._single_input:
             raise AttributeError(
                 "get_feature_names_out is only defined when the output is one array; "
-                "the output is a MultiInput with inputs " f"{self.output_names_}."
+                "the output is a MultiInput with inputs "
+                f"{self.output_names_}."
             )
         fitted = next(iter(self.transformers_.values()))
         if fitted == "passthrough":
             if input_features is not None:
                 return np.asarray(input_features, dtype=object)
-            return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+            return np.asarray(
+                [f"x{i}" for i in range(self.n_features_in_)], dtype=object
+            )
         return fitted.get_feature_names_out(input_features)

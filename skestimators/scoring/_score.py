@@ -11,13 +11,8 @@ from pathlib import Path
 from .._io import load, read_metadata, sidecar_path
 from .._io._model_file import file_sha256, temporary_name
 from ._chunks import prepare_model, resolve_method, run_chunk, run_remote
-from ._readers import (
-    RASTER_SUFFIXES,
-    ScoringInputError,
-    auto_chunk_rows,
-    input_kind,
-    open_input,
-)
+from ._inputs import input_kind, open_input
+from ._readers import RASTER_SUFFIXES, ScoringInputError, auto_chunk_rows
 from ._writer import FORMATS, PartsWriter
 
 __all__ = ["ScoreResult", "score"]

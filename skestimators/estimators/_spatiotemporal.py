@@ -1,0 +1,290 @@
+"""SpatioTemporalRegressor: multi-year raster patches -> a continuous target."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._engine import fill_doc
+from .._multiinput import as_mapping
+from ..nn import CNNLSTM, PooledCNN
+from ._net import NetRegressor
+
+_SHAPE = "(n_samples, bands, height, width, years)"
+
+
+@fill_doc(max_epochs=100, batch_size=32, lr=0.001)
+class SpatioTemporalRegressor(NetRegressor):
+    """CNN-LSTM regressor for patches of multi-year rasters (e.g. soil carbon).
+
+    ``X`` holds one patch per sample, of shape ``(n, bands, height, width,
+    years)``: the covariate rasters of each year cut around the sample's
+    location (see :func:`~skestimators.datasets.extract_patches`). A small
+    2-D CNN, shared across years, encodes each year's patch; with
+    ``architecture="cnn_lstm"`` an LSTM reads the sequence of yearly codes
+    and its final state, fused with the last year's code, goes through a
+    dense head (the soil-carbon seed's RefittedCovLSTM,
+    :class:`~skestimators.nn.CNNLSTM`). ``architecture="pooled"`` pools the
+    yearly codes instead (:class:`~skestimators.nn.PooledCNN`), the
+    recurrence-free model to compare with.
+
+    Scale the bands before the network (for instance with
+    :class:`~skestimators.preprocessing.NDStandardScaler` ``(per="channel",
+    channel_axis=1)``) and train on log or standardised targets with
+    :class:`~sklearn.compose.TransformedTargetRegressor`;
+    :func:`skestimators.recipes.soc_pipeline` does both.
+
+    Parameters
+    ----------
+    architecture : {{"cnn_lstm", "pooled"}}, default="cnn_lstm"
+        ``"cnn_lstm"``: LSTM over the years; ``"pooled"``: the yearly codes
+        are averaged (``pooling="mean"``) or concatenated
+        (``pooling="concat"``).
+    conv_channels : tuple of int, default=(32, 64)
+        Output channels of each conv block (3x3 convolution, ReLU, 2x2
+        max-pooling while the patch is at least 2 pixels wide).
+    hidden : int, default=64
+        LSTM hidden size and width of the dense head (``"pooled"``: the
+        width of the dense head).
+    lstm_layers : int, default=1
+        Stacked LSTM layers (``"cnn_lstm"`` only).
+    bidirectional : bool, default=False
+        Read the years in both directions (``"cnn_lstm"`` only).
+    pooling : {{"mean", "concat"}}, default="mean"
+        How ``"pooled"`` combines the yearly codes (ignored by ``"cnn_lstm"``).
+    dropout : float, default=0.2
+        Dropout in the head and between stacked LSTM layers.
+    {training_params}
+    loss : {{"mse", "l1", "huber", "composite_l1", "composite_l2"}} or callable, \
+default="mse"
+        Element-wise loss ``(pred, target) -> tensor``; the composite losses
+        add the seed's chi²-scaled term (see
+        :func:`skestimators.nn.elementwise_loss`).
+    loss_alpha : float, default=0.5
+        Composite losses: weight of the L1/L2 term (the chi² term gets
+        ``1 - loss_alpha``).
+    sigma : float, default=3.0
+        Composite losses: error scale of the chi² term ``(error / sigma)**2``.
+    target_weights : dict, array-like or None, default=None
+        Loss weight of each target (by name or position).
+
+    Attributes
+    ----------
+    n_targets_ : int
+        Number of targets.
+    target_names_ : list of str
+        Names of the targets (columns of a DataFrame ``y``).
+    {fitted_attrs}
+
+    See Also
+    --------
+    skestimators.recipes.soc_pipeline : Band scaling, log-standardised target
+        and this regressor.
+    skestimators.datasets.make_soc : Simulated patches and soil carbon.
+    skestimators.model_selection.SpatialBlockKFold : Spatial cross-validation
+        (also usable as ``validation_cv`` with coordinates as ``groups``).
+
+    Notes
+    -----
+    ``X`` must be 5-D. A table of per-location covariates ``(n, F)`` is
+    rejected rather than silently read as ``F`` bands of a 1x1 patch and a
+    single year; reshape it explicitly (``X.reshape(n, F, 1, 1, 1)``) if that
+    is what you mean. ``n_features_in_`` is the number of bands.
+
+    Examples
+    --------
+    >>> from skestimators import SpatioTemporalRegressor
+    >>> from skestimators.datasets import make_soc
+    >>> X, y, coords = make_soc(60, n_years=3, random_state=0)
+    >>> X.shape
+    (60, 6, 5, 5, 3)
+    >>> reg = SpatioTemporalRegressor(conv_channels=(4,), hidden=8, max_epochs=2,
+    ...                               device="cpu", random_state=0).fit(X, y)
+    >>> reg.predict(X[:4]).shape
+    (4,)
+    >>> reg.n_features_in_, reg.input_shape_
+    (6, (6, 5, 5, 3))
+    """
+
+    _parameter_constraints = {
+        **{
+            k: v
+            for k, v in NetRegressor._parameter_constraints.items()
+            if k not in ("module", "module_params")
+        },
+        "architecture": [StrOptions({"cnn_lstm", "pooled"})],
+        "conv_channels": [tuple, list],
+        "hidden": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lstm_layers": [Interval(numbers.Integral, 1, None, closed="left")],
+        "bidirectional": ["boolean"],
+        "pooling": [StrOptions({"mean", "concat"})],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    }
+
+    def __init__(
+        self,
+        architecture="cnn_lstm",
+        *,
+        conv_channels=(32, 64),
+        hidden=64,
+        lstm_layers=1,
+        bidirectional=False,
+        pooling="mean",
+        dropout=0.2,
+        max_epochs=100,
+        batch_size=32,
+        lr=0.001,
+        optimizer="adam",
+        weight_decay=0.0,
+        lr_scheduler=None,
+        lr_scheduler_params=None,
+        early_stopping=True,
+        validation_fraction=0.1,
+        validation_cv=None,
+        patience=10,
+        tol=1e-4,
+        gradient_clip=None,
+        device="auto",
+        amp=None,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        loss="mse",
+        loss_alpha=0.5,
+        sigma=3.0,
+        target_weights=None,
+    ):
+        self.architecture = architecture
+        self.conv_channels = conv_channels
+        self.hidden = hidden
+        self.lstm_layers = lstm_layers
+        self.bidirectional = bidirectional
+        self.pooling = pooling
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_params = lr_scheduler_params
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.validation_cv = validation_cv
+        self.patience = patience
+        self.tol = tol
+        self.gradient_clip = gradient_clip
+        self.device = device
+        self.amp = amp
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.loss = loss
+        self.loss_alpha = loss_alpha
+        self.sigma = sigma
+        self.target_weights = target_weights
+
+    # -- input -------------------------------------------------------------------------
+    def _validate_patches(self, X):
+        """``X`` as a float array of 5-D patches, with a clear error otherwise."""
+        name = type(self).__name__
+        if as_mapping(X) is not None:
+            raise ValueError(
+                f"{name} takes one array of patches {_SHAPE}, not named inputs "
+                "(a MultiInput or dict)."
+            )
+        X = check_array(
+            X, dtype=[np.float32, np.float64], allow_nd=True, ensure_2d=False,
+            ensure_all_finite=True, input_name="X", estimator=self,
+        )
+        if X.ndim != 5:
+            hint = (
+                f" For one pixel and one year per sample, reshape explicitly: "
+                f"X.reshape({X.shape[0]}, {X.shape[1]}, 1, 1, 1)."
+                if X.ndim == 2
+                else ""
+            )
+            raise ValueError(
+                f"{name} expects patches of shape {_SHAPE} (see "
+                f"skestimators.datasets.extract_patches); got an array of shape "
+                f"{X.shape}.{hint}"
+            )
+        return X
+
+    def _fit(self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        return super()._fit(
+            self._validate_patches(X), y, sample_weight, groups,
+            partial=partial, classes=classes,
+        )
+
+    def _forward(self, X, transform=None):
+        check_is_fitted(self, "net_")
+        return super()._forward(self._validate_patches(X), transform)
+
+    # -- network -----------------------------------------------------------------------
+    def _make_module(self, input_shape, n_outputs):
+        channels = tuple(int(c) for c in self.conv_channels)
+        if not channels or min(channels) < 1:
+            raise ValueError(
+                "conv_channels must be a non-empty sequence of positive integers, "
+                f"got {self.conv_channels!r}."
+            )
+        if self.architecture == "cnn_lstm":
+            return CNNLSTM(
+                input_shape, n_outputs, conv_channels=channels,
+                lstm_hidden=self.hidden, lstm_layers=self.lstm_layers,
+                bidirectional=self.bidirectional, dropout=self.dropout,
+            )
+        return PooledCNN(
+            input_shape, n_outputs, conv_channels=channels, pooling=self.pooling,
+            hidden=self.hidden, dropout=self.dropout,
+        )
+
+    # -- public API --------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, bands, height, width, years)
+            Training patches.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample loss weights (e.g.
+            :func:`~skestimators.preprocessing.quantile_balanced_weights`).
+        groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
+            Group labels, or coordinates for a spatial ``validation_cv``, for
+            the internal validation split; never passed to the network.
+
+        Returns
+        -------
+        self : SpatioTemporalRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, groups)
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, bands, height, width, years)
+            Patches of the shape seen in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predictions, with the dimensionality of ``y`` at fit.
+        """
+        return super().predict(X)

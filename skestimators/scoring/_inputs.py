@@ -1,0 +1,158 @@
+"""Choosing the reader for the input paths and checking them against the model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ._folders import ExoplanetReader, ImageFolderReader
+from ._readers import (
+    IMAGE_SUFFIXES,
+    RASTER_SUFFIXES,
+    CsvReader,
+    NpyReader,
+    ParquetReader,
+    ScoringInputError,
+)
+
+__all__ = ["check_layout", "input_kind", "open_input"]
+
+
+def input_kind(paths) -> str:
+    """The format of ``paths``: npy, parquet, csv, raster, exoplanet or images."""
+    kinds = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ScoringInputError(f"Input {path} does not exist.")
+        if path.is_dir():
+            if (path / "spectra.npy").exists():
+                kinds.add("exoplanet")
+            elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+                kinds.add("images")
+            else:
+                raise ScoringInputError(
+                    f"Folder {path} is neither an exoplanet folder (spectra.npy, "
+                    "auxiliary.csv) nor a folder of <id>.jpg images."
+                )
+            continue
+        suffix = path.suffix.lower()
+        kind = {".npy": "npy", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+        if suffix in RASTER_SUFFIXES:
+            kinds.add("raster")
+        elif suffix in kind:
+            kinds.add(kind[suffix])
+        else:
+            raise ScoringInputError(
+                f"Cannot tell the format of {path}: use .npy, .parquet, .csv, "
+                ".tif, an exoplanet folder or a folder of .jpg images."
+            )
+    if len(kinds) != 1:
+        raise ScoringInputError(f"The inputs mix formats: {sorted(kinds)}.")
+    kind = kinds.pop()
+    if kind in ("exoplanet", "images") and len(paths) > 1:
+        raise ScoringInputError(f"Give one {kind} folder at a time.")
+    return kind
+
+
+def open_input(paths, *, expected=None, id_column=None, crop=207):
+    """A reader for ``paths`` (all of one format), checked against ``expected``.
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like
+        ``.npy``, ``.parquet`` or ``.csv`` files (several are read one after
+        the other), or one exoplanet folder or image folder.
+    expected : dict, default=None
+        The model's input layout (see :func:`skestimators.save`).
+    id_column : str, default=None
+        Column of a table holding the row ids (not passed to the model).
+    crop : int or None, default=207
+        Centre crop of images before resizing (image folders).
+
+    Returns
+    -------
+    reader : object
+        With ``n_rows``, ``layout``, ``paths``, ``id_name``, ``row_bytes``
+        and ``specs(chunk_rows)``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from skestimators.scoring._inputs import open_input
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.zeros((5, 4)))
+    >>> reader = open_input([path])
+    >>> reader.n_rows, [s.n_rows for s in reader.specs(2)]
+    (5, [2, 2, 1])
+    """
+    paths = [Path(os.fspath(p)) for p in paths]
+    if not paths:
+        raise ScoringInputError("No input given.")
+    kind = input_kind(paths)
+    if id_column is not None and kind not in ("parquet", "csv"):
+        raise ScoringInputError("--id-column applies to Parquet and CSV inputs only.")
+    if kind == "npy":
+        reader = NpyReader(paths)
+    elif kind == "parquet":
+        reader = ParquetReader(paths, id_column=id_column, expected=expected)
+    elif kind == "csv":
+        reader = CsvReader(paths, id_column=id_column, expected=expected)
+    elif kind == "exoplanet":
+        reader = ExoplanetReader(paths[0])
+    elif kind == "images":
+        reader = ImageFolderReader(paths[0], expected=expected, crop=crop)
+    else:
+        raise ScoringInputError(
+            "Raster inputs are scored by predict_raster, not read in rows."
+        )
+    check_layout(expected, reader.layout, ", ".join(map(str, paths)))
+    return reader
+
+
+def check_layout(expected, provided, source="the input") -> None:
+    """Raise ScoringInputError if ``provided`` cannot feed a model expecting it.
+
+    ``expected`` is a model's input layout. Input names and DataFrame columns
+    must be present; per-row shapes must be equal when the expected layout is
+    exact (describes the raw input).
+    """
+    if not expected:
+        return
+    if expected["kind"] != provided["kind"]:
+        if expected["kind"] == "named":
+            raise ScoringInputError(
+                f"The model expects named inputs {list(expected['inputs'])} (a "
+                f"MultiInput, e.g. an exoplanet folder); {source} holds one array."
+            )
+        raise ScoringInputError(
+            f"The model expects one array; {source} holds named inputs "
+            f"{list(provided['inputs'])}."
+        )
+    missing = [k for k in expected["inputs"] if k not in provided["inputs"]]
+    if missing:
+        raise ScoringInputError(
+            f"{source} lacks the input(s) {missing} the model expects "
+            f"(it has {list(provided['inputs'])})."
+        )
+    for name, want in expected["inputs"].items():
+        have = provided["inputs"][name]
+        columns = want.get("columns")
+        if columns and have.get("columns") is not None:
+            absent = [c for c in columns if c not in have["columns"]]
+            if absent:
+                raise ScoringInputError(
+                    f"Input {name!r} of {source} lacks the column(s) {absent[:10]}."
+                )
+            continue
+        shape = want.get("shape")
+        if (
+            expected.get("exact")
+            and shape is not None
+            and list(have["shape"]) != list(shape)
+        ):
+            what = "rows" if name == "X" else f"input {name!r} rows"
+            raise ScoringInputError(
+                f"{source} has {what} of shape {tuple(have['shape'])}, but the "
+                f"model expects {tuple(shape)}."
+            )

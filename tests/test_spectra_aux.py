@@ -1,0 +1,99 @@
+"""SpectraAuxClassifier and the exoplanet recipe, on simulated spectra."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+
+from skestimators import MultiInput, SpectraAuxClassifier
+from skestimators.datasets import make_exoplanet
+from skestimators.recipes import exoplanet_features, exoplanet_pipeline
+from skestimators.recipes._exoplanet import VARIANTS
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_exoplanet(300, random_state=0)
+    pre = exoplanet_pipeline("attention")[0].fit(X, y)
+    return X, y, pre.transform(X)
+
+
+FAST = dict(max_epochs=3, batch_size=32, device="cpu", random_state=0)
+
+
+@pytest.mark.parametrize(
+    "branch", ["conv1d", "attention", "lstm", "dense", ("attention", "dense")]
+)
+def test_branches_shapes_and_history(data, branch):
+    _, y, Xt = data
+    clf = SpectraAuxClassifier(branch, width=8, positions=4, **FAST).fit(Xt, y)
+    assert clf.predict_proba(Xt).shape == (300, 2)
+    assert set(np.unique(clf.predict(Xt))) <= {0, 1}
+    assert clf.classes_.tolist() == [0, 1] and clf.target_names_ == ["water", "cloud"]
+    for col in ("valid_water_accuracy", "valid_water_roc_auc", "valid_cloud_accuracy"):
+        assert col in clf.history_
+
+
+def test_learns_simulated_water(data):
+    _, y, Xt = data
+    clf = SpectraAuxClassifier(
+        "dense", width=32, max_epochs=40, device="cpu", random_state=0
+    )
+    scores = cross_val_score(clf, Xt, y["water"], cv=3)
+    assert scores.mean() > 0.75
+
+
+def test_single_binary_target_and_target_weights(data):
+    _, y, Xt = data
+    clf = SpectraAuxClassifier("conv1d", width=8, **FAST).fit(Xt, y["water"])
+    assert clf.predict(Xt).shape == (300,) and clf.predict_proba(Xt).shape == (300, 2)
+    weighted = SpectraAuxClassifier(
+        "conv1d", width=8, target_weights={"cloud": 0.0}, **FAST
+    )
+    assert weighted.fit(Xt, y).predict_proba(Xt).shape == (300, 2)
+
+
+def test_errors(data):
+    X, y, Xt = data
+    with pytest.raises(ValueError, match="needs named inputs"):
+        SpectraAuxClassifier(**FAST).fit(Xt["spectra"], y)
+    with pytest.raises(ValueError, match="binary targets"):
+        SpectraAuxClassifier(**FAST).fit(Xt, y["water"] + y["cloud"])
+    with pytest.raises(ValueError, match="SpectraAuxNet needs inputs"):
+        SpectraAuxClassifier(**FAST).fit(
+            MultiInput(spectra=Xt["spectra"], other=Xt["aux"]), y
+        )
+    with pytest.raises(NotFittedError):
+        SpectraAuxClassifier().predict(Xt)
+    clf = SpectraAuxClassifier(width=8, **FAST).fit(Xt, y)
+    with pytest.raises(ValueError, match="sample shape"):
+        clf.predict(MultiInput(spectra=Xt["spectra"][:, :40], aux=Xt["aux"]))
+
+
+def test_idempotent_clone_pickle(data):
+    _, y, Xt = data
+    clf = SpectraAuxClassifier("attention", width=8, **FAST)
+    a = clone(clf).fit(Xt, y).predict_proba(Xt)
+    fitted = clf.fit(Xt, y)
+    np.testing.assert_array_equal(a, fitted.predict_proba(Xt))
+    np.testing.assert_array_equal(
+        a, pickle.loads(pickle.dumps(fitted)).predict_proba(Xt)
+    )
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_recipe_variants_fit_raw_data(variant):
+    X, y = make_exoplanet(80, random_state=1)
+    pipe = exoplanet_pipeline(variant, random_state=0, device="cpu")
+    pipe.set_params(spectraauxclassifier__max_epochs=1)
+    assert pipe.fit(X, y).predict(X).shape == (80, 2)
+
+
+def test_recipe_errors_and_features():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        exoplanet_pipeline("transformer")
+    X, y = make_exoplanet(30, random_state=0)
+    assert exoplanet_features().fit_transform(X).shape == (30, 167)
