@@ -26,8 +26,9 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check skestimators tests benchmarks docs
 
+# One torch/OpenMP thread per xdist worker: two workers on two cores, never 2x2.
 test: venv lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 docs: venv
 	$(MAKE) -C docs html SPHINXBUILD=$(abspath $(BIN))/sphinx-build

@@ -31,6 +31,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "api_pages",
+    "docstring_types",
 ]
 
 # The public modules documented in the API reference, with their titles. Each
@@ -52,7 +53,7 @@ root_doc = "index"
 default_role = "literal"
 nitpicky = False
 
-# -- autodoc / autosummary / numpydoc --------------------------------------------------
+# -- autodoc / autosummary / numpydoc ------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {"member-order": "groupwise"}
@@ -63,7 +64,7 @@ numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
 numpydoc_xref_param_type = False
 
-# -- sphinx-gallery ------------------------------------------------------------------------
+# -- sphinx-gallery ------------------------------------------------------------
 sphinx_gallery_conf = {
     "examples_dirs": ["examples"],
     "gallery_dirs": ["auto_examples"],
@@ -86,9 +87,11 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
     "show_memory": False,
     "reset_modules_order": "both",
+    # Show DataFrames and values a cell ends with, not matplotlib objects.
+    "ignore_repr_types": r"matplotlib[\w.]*",
 }
 
-# -- HTML ----------------------------------------------------------------------------------
+# -- HTML ----------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"skestimators {release}"
 html_static_path = ["_static"]
@@ -101,4 +104,3 @@ html_theme_options = {
 }
 html_sidebars = {"index": []}
 html_show_sourcelink = False
-

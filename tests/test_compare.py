@@ -113,16 +113,6 @@ def test_scoring_forms(indexed, scoring, metrics):
     assert len(df) == 2 * len(metrics)
 
 
-def test_parallel_equals_sequential(indexed):
-    X, y = indexed
-    kwargs = {"cv": 3, "n_repeats": 2, "random_state": 1, "scoring": ["accuracy"]}
-    seq = compare_variants(VARIANTS, X, y, **kwargs)
-    par = compare_variants(VARIANTS, X, y, n_jobs=2, **kwargs)
-    pd.testing.assert_frame_equal(
-        seq.drop(columns="fit_time"), par.drop(columns="fit_time")
-    )
-
-
 def test_groups_and_unshufflable_splitter(indexed):
     X, y = indexed
     groups = np.repeat(np.arange(6), 10)

@@ -167,6 +167,10 @@ def test_bad_input_errors(fitted_zoo, zoo):
         fitted_zoo.predict(X[:2, :1])
     with pytest.raises(ValueError, match="12x12 pixels.*16x16"):
         fitted_zoo.predict(X[:2, :, :12, :12])
+    with pytest.raises(ValueError, match="numeric"):
+        reg.fit(X.astype(str), y)
+    with pytest.raises(ValueError, match="empty dimension"):
+        reg.fit(X[:, :0], y)
     with pytest.raises(ValueError, match="not named inputs"):
         reg.fit(MultiInput(images=X), y)
     with pytest.raises(ValueError, match="too small for depth=5"):
@@ -315,3 +319,18 @@ def test_class_weight(classes):
     }
     assert share["heavy"] > 0.9 and share["heavy"] > share["plain"]
     assert not np.allclose(plain.predict_proba(X), balanced.predict_proba(X))
+
+
+def test_partial_fit_and_multilabel_chirality(classes):
+    X, y = classes
+    clf = ImageClassifier(**TINY)
+    clf.partial_fit(X[:80], y[:80], classes=sorted(set(y)))
+    clf.partial_fit(X[80:], y[80:])
+    assert clf.n_iter_ == 2 and clf.predict(X[:3]).shape == (3,)
+    # multilabel targets: the chirality pair names label columns, swapped together
+    Y = np.column_stack([y == "clockwise_spiral", y == "anticlockwise_spiral"])
+    Y = np.column_stack([Y, y == "edge_on"]).astype(int)
+    ml = ImageClassifier(chirality_pairs=[("y0", "y1")], tta=2, **TINY).fit(X, Y)
+    assert ml.net_.batch_transform.swap == (1, 0, 2)
+    assert ml.net_.batch_transform.target == "columns"
+    assert ml.predict_proba(X[:4]).shape == (4, 3) and ml.predict(X[:4]).shape == (4, 3)

@@ -25,6 +25,7 @@ pytest.importorskip("sqlalchemy")
 optuna = pytest.importorskip("optuna")
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("postgres")
 
 
 def server_binary(name):

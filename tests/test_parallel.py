@@ -7,6 +7,7 @@ import sys
 import joblib
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 import torch
 from optuna.distributions import FloatDistribution
@@ -25,6 +26,9 @@ from skestimators.model_selection import (
 from .conftest import FAST
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# One pytest-xdist worker runs them all: one loky pool, one Dask cluster.
+pytestmark = pytest.mark.xdist_group("parallel")
 
 
 class ThreadProbe(nn.Module):
@@ -71,6 +75,17 @@ def test_gridsearch_workers_use_their_share_of_cores(blobs, tmp_path):
     pids, threads = read_log(log)
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     assert threads == {expected_threads(2)}
+
+
+def test_compare_variants_in_parallel_equals_sequential(blobs):
+    X, y = blobs
+    variants = {"small": LogisticRegression(C=0.1), "large": LogisticRegression()}
+    kwargs = {"cv": 3, "n_repeats": 2, "random_state": 1, "scoring": ["accuracy"]}
+    sequential = compare_variants(variants, X, y, **kwargs)
+    parallel = compare_variants(variants, X, y, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(
+        sequential.drop(columns="fit_time"), parallel.drop(columns="fit_time")
+    )
 
 
 def test_optuna_trials_in_parallel_processes(blobs):

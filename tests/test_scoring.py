@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 import skestimators
 from skestimators import MultiInput, NetClassifier, NetRegressor
 from skestimators.scoring import (
+    InvalidRowsWarning,
     ResumeConflictError,
     ScoringInputError,
     score,
@@ -50,6 +51,12 @@ def table_model(tmp_path_factory):
 
 def run(model, inputs, output, **kwargs):
     return score(model, inputs, output, progress=False, **kwargs)
+
+
+def run_invalid(model, inputs, output, **kwargs):
+    """``run`` on an input with rows that cannot be scored."""
+    with pytest.warns(InvalidRowsWarning, match="could not be scored"):
+        return run(model, inputs, output, **kwargs)
 
 
 def test_npy_to_parquet_matches_predict(tmp_path, spectra_model):
@@ -101,7 +108,7 @@ def test_nan_rows_are_listed_and_others_scored(tmp_path, spectra_model):
     bad[[3, 150], 2, 1] = np.nan
     bad[77, 0, 0] = np.inf
     np.save(tmp_path / "bad.npy", bad)
-    result = run(
+    result = run_invalid(
         model_path, [tmp_path / "bad.npy"], tmp_path / "o.parquet", chunk_rows=64
     )
     assert result.n_invalid == 3 and result.n_rows == 203
@@ -122,7 +129,7 @@ def test_chunk_with_only_invalid_rows(tmp_path, spectra_model):
     bad = X[:30].copy()
     bad[:10] = np.nan
     np.save(tmp_path / "bad.npy", bad)
-    result = run(
+    result = run_invalid(
         model_path, [tmp_path / "bad.npy"], tmp_path / "o.parquet", chunk_rows=10
     )
     frame = pd.read_parquet(result.output)
@@ -155,7 +162,7 @@ def test_csv_with_id_column_and_class_names(tmp_path, table_model):
     frame = X[["c", "b", "a"]].assign(key=[f"r{i}" for i in range(len(X))])
     frame.loc[5, "b"] = np.nan
     frame.to_csv(tmp_path / "in.csv", index=False)
-    result = run(
+    result = run_invalid(
         model_path,
         [tmp_path / "in.csv"],
         tmp_path / "o.csv",
@@ -236,7 +243,7 @@ def test_exoplanet_folder(tmp_path):
     spectra[4, 0, 1] = np.nan
     np.save(folder / "spectra.npy", spectra)
     X["aux"].to_csv(folder / "auxiliary.csv", index=False)
-    result = run(path, [folder], tmp_path / "o.parquet", chunk_rows=32)
+    result = run_invalid(path, [folder], tmp_path / "o.parquet", chunk_rows=32)
     out = pd.read_parquet(result.output)
     assert list(out.columns) == ["id", "proba_water", "proba_cloud"]
     keep = np.arange(90) != 4
@@ -267,7 +274,9 @@ def test_image_folder_with_an_unreadable_image(tmp_path):
     model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y.iloc[:, :3])
     path = skestimators.save(model, tmp_path / "gz.joblib")
     (galaxies.images_dir / f"{ids[2]}.jpg").write_bytes(b"broken")
-    result = run(path, [galaxies.images_dir], tmp_path / "o.parquet", chunk_rows=4)
+    result = run_invalid(
+        path, [galaxies.images_dir], tmp_path / "o.parquet", chunk_rows=4
+    )
     out = pd.read_parquet(result.output)
     assert out.columns[0] == "GalaxyID" and out["GalaxyID"].tolist() == sorted(ids)
     assert (
@@ -368,7 +377,7 @@ def test_dask_local_cluster_matches_local(tmp_path, spectra_model):
     bad = X.copy()
     bad[10, 0, 0] = np.nan
     np.save(tmp_path / "bad.npy", bad)
-    result = run(
+    result = run_invalid(
         model_path,
         [tmp_path / "bad.npy"],
         tmp_path / "o.parquet",

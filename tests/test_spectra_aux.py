@@ -32,9 +32,19 @@ def test_branches_shapes_and_history(data, branch):
     clf = SpectraAuxClassifier(branch, width=8, positions=4, **FAST).fit(Xt, y)
     assert clf.predict_proba(Xt).shape == (300, 2)
     assert set(np.unique(clf.predict(Xt))) <= {0, 1}
-    assert clf.classes_.tolist() == [0, 1] and clf.target_names_ == ["water", "cloud"]
+    assert [c.tolist() for c in clf.classes_] == [[0, 1], [0, 1]]
+    assert clf.target_names_ == ["water", "cloud"]
     for col in ("valid_water_accuracy", "valid_water_roc_auc", "valid_cloud_accuracy"):
         assert col in clf.history_
+
+
+def test_sklearn_multilabel_scorers(data):
+    from sklearn.model_selection import cross_validate
+
+    _, y, Xt = data
+    clf = SpectraAuxClassifier("conv1d", width=8, **FAST)
+    scores = cross_validate(clf, Xt, y, cv=2, scoring=["roc_auc", "accuracy"])
+    assert np.all(scores["test_roc_auc"] > 0.4)
 
 
 def test_learns_simulated_water(data):

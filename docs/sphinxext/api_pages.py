@@ -74,7 +74,8 @@ def module_page(module_name: str, title: str) -> str:
             continue
         section, template = SECTIONS[key]
         lines += [section, "-" * len(section), "", ".. autosummary::"]
-        lines += ["   :toctree: .", f"   :template: {template}", "   :nosignatures:", ""]
+        lines += ["   :toctree: .", f"   :template: autosummary/{template}"]
+        lines += ["   :nosignatures:", ""]
         lines += [f"   {name}" for name in names]
         lines.append("")
     return "\n".join(lines)

@@ -64,7 +64,9 @@ def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
         if Y.shape[0] != n_samples:
             raise ValueError(f"X has {n_samples} samples but y has {Y.shape[0]}.")
         if fitting:
-            estimator.classes_ = np.arange(Y.shape[1])
+            # One array of labels per target, as RandomForestClassifier and
+            # MultiOutputClassifier do (sklearn's scorers read it as multilabel).
+            estimator.classes_ = [np.array([0, 1]) for _ in range(Y.shape[1])]
             estimator.target_names_ = target_names(y_in, Y.shape[1])
         names = estimator.target_names_
         if Y.shape[1] != len(names):

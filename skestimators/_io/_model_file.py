@@ -339,7 +339,8 @@ def read_metadata(path) -> dict:
     if not side.is_file():
         raise ModelFileError(
             f"The model {path} has no sidecar {side.name}: it was not written by "
-            "skestimators.save, or the sidecar was not copied along with it."
+            "skestimators.save, or the sidecar was not copied along with it. If "
+            "you trust its source, load it with trust=True (command line: --trust)."
         )
     try:
         metadata = json.loads(side.read_text())

@@ -111,7 +111,7 @@ class ImageNetMixin:
             )
         X = check_array(
             X,
-            dtype=None,
+            dtype="numeric",
             accept_sparse=False,
             allow_nd=True,
             ensure_2d=False,
@@ -129,6 +129,11 @@ class ImageNetMixin:
             )
         if X.dtype.kind not in "biuf":
             raise ValueError(f"{name} expects numeric pixels, got dtype {X.dtype}.")
+        if 0 in X.shape[1:]:
+            raise ValueError(
+                f"{name} got images of shape {X.shape[1:]} with an empty dimension "
+                "(no channels or no pixels)."
+            )
         if X.ndim == 3:
             X, layout = X[:, None], "channels_first"
         else:

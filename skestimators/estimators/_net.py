@@ -51,9 +51,9 @@ class NetClassifier(ClassifierMixin, BaseNet):
 
     Attributes
     ----------
-    classes_ : ndarray
-        Class labels (``arange(n_labels)`` for multilabel targets, as in
-        :class:`~sklearn.neural_network.MLPClassifier`).
+    classes_ : ndarray or list of ndarray
+        Class labels; for multilabel targets one ``array([0, 1])`` per label,
+        as in :class:`~sklearn.ensemble.RandomForestClassifier`.
     target_names_ : list of str
         Names of the targets (columns of a DataFrame ``y``).
     {fitted_attrs}

@@ -198,8 +198,13 @@ default="mse"
                 "(a MultiInput or dict)."
             )
         X = check_array(
-            X, dtype=[np.float32, np.float64], allow_nd=True, ensure_2d=False,
-            ensure_all_finite=True, input_name="X", estimator=self,
+            X,
+            dtype=[np.float32, np.float64],
+            allow_nd=True,
+            ensure_2d=False,
+            ensure_all_finite=True,
+            input_name="X",
+            estimator=self,
         )
         if X.ndim != 5:
             hint = (
@@ -215,15 +220,21 @@ default="mse"
             )
         return X
 
-    def _fit(self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None):
+    def _fit(
+        self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None
+    ):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
         return super()._fit(
-            self._validate_patches(X), y, sample_weight, groups,
-            partial=partial, classes=classes,
+            self._validate_patches(X),
+            y,
+            sample_weight,
+            groups,
+            partial=partial,
+            classes=classes,
         )
 
     def _forward(self, X, transform=None):
@@ -240,13 +251,21 @@ default="mse"
             )
         if self.architecture == "cnn_lstm":
             return CNNLSTM(
-                input_shape, n_outputs, conv_channels=channels,
-                lstm_hidden=self.hidden, lstm_layers=self.lstm_layers,
-                bidirectional=self.bidirectional, dropout=self.dropout,
+                input_shape,
+                n_outputs,
+                conv_channels=channels,
+                lstm_hidden=self.hidden,
+                lstm_layers=self.lstm_layers,
+                bidirectional=self.bidirectional,
+                dropout=self.dropout,
             )
         return PooledCNN(
-            input_shape, n_outputs, conv_channels=channels, pooling=self.pooling,
-            hidden=self.hidden, dropout=self.dropout,
+            input_shape,
+            n_outputs,
+            conv_channels=channels,
+            pooling=self.pooling,
+            hidden=self.hidden,
+            dropout=self.dropout,
         )
 
     # -- public API --------------------------------------------------------------------

@@ -62,9 +62,10 @@ class SpectraAuxClassifier(NetClassifier):
 
     Attributes
     ----------
-    classes_ : ndarray
-        ``arange(n_targets)``, sklearn's multilabel convention (for a single
-        1-D binary target: the two labels).
+    classes_ : list of ndarray
+        One ``array([0, 1])`` per target (sklearn's multilabel convention, as
+        in :class:`~sklearn.ensemble.RandomForestClassifier`); for a single
+        1-D binary target, the two labels.
     target_names_ : list of str
         Target names (columns of ``y``).
     {fitted_attrs}

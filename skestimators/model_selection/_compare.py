@@ -17,6 +17,7 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import indexable
 
 from ._dask import check_active_backend
 
@@ -112,6 +113,7 @@ def compare_variants(
     if not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
     check_active_backend()
+    X, y, groups = indexable(X, y, groups)
     classifier = all(is_classifier(v) for v in variants.values())
     rng = check_random_state(random_state)
     reseed = n_repeats > 1 or random_state is not None

@@ -24,8 +24,10 @@ from sklearn.base import clone
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import _num_samples
 
 from .._engine import BaseNet
+from .._engine._device import torch_threads
 from ._compare import free_device_memory, split_fit_params
 
 
@@ -93,7 +95,7 @@ class Lockstep:
         self._round_error = None
         self.results = [FoldResult() for _ in range(n)]
         config = get_config()
-        n_samples = len(X)
+        n_samples = _num_samples(X)
         threads = [
             threading.Thread(
                 target=self._fold,
@@ -105,7 +107,9 @@ class Lockstep:
             )
             for i, (train, test) in enumerate(splits)
         ]
-        with torch.random.fork_rng(devices=_cuda_devices()):
+        # torch's thread count is process-wide: set it once for every fold, so
+        # that a fold ending early cannot restore another value under the others.
+        with torch_threads(), torch.random.fork_rng(devices=_cuda_devices()):
             for thread in threads:
                 thread.start()
             try:

@@ -2,57 +2,43 @@
 
 from __future__ import annotations
 
-import copy
 import numbers
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
-import optuna
 from joblib import effective_n_jobs
-from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.pruners import BasePruner, MedianPruner, NopPruner
-from optuna.samplers import BaseSampler, TPESampler
-from optuna.storages import BaseStorage, InMemoryStorage
+from optuna.samplers import BaseSampler
+from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.base import is_classifier as _is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import indexable
 
 from ._compare import scoring_spec
 from ._dask import check_active_backend
+from ._delegation import BestEstimatorMixin
 from ._epochwise import network_step
 from ._study import (
     FINISHED,
     Objective,
+    check_distributions,
     cv_results,
+    make_sampler,
     open_study,
-    resolve_storage,
+    run_parallel,
     run_trials,
     set_params,
-    worker,
 )
 
 __all__ = ["OptunaSearchCV"]
 
 
-def _delegates(attr):
-    def check(self):
-        getattr(getattr(self, "best_estimator_", self.estimator), attr)
-        return True
-
-    return check
-
-
-class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
+class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     """Search hyper-parameters with Optuna, pruning poor network trials early.
 
     Every trial cross-validates one set of parameters drawn by the sampler
@@ -275,8 +261,9 @@ default=None
         if self.n_trials is None and self.timeout is None:
             raise ValueError("Set n_trials, timeout or both; the search would not end.")
         check_active_backend()
-        distributions = self._distributions()
+        distributions = check_distributions(self.param_distributions, self.estimator)
         estimator = self.estimator
+        X, y, groups = indexable(X, y, groups)
         splits = list(check_cv(self.cv, y, classifier=_is_classifier(estimator)).split(
             X, y, groups
         ))
@@ -297,7 +284,10 @@ default=None
             study = open_study(self.storage, self.study_name, self._sampler(0), pruner)
             run_trials(study, objective, distributions, self.n_trials, self.timeout)
         else:
-            study = self._run_parallel(n_jobs, pruner, objective, distributions)
+            study = run_parallel(
+                n_jobs, self.storage, self.study_name, self._sampler, pruner,
+                objective, distributions, self.n_trials, self.timeout,
+            )
         self.study_ = study
         self.n_splits_ = len(splits)
         self.multimetric_ = multimetric
@@ -310,11 +300,17 @@ default=None
         keys = {m: (m if multimetric else "score") for m in spec}
         self.cv_results_ = cv_results(trials, keys, len(splits))
         if not any(t.state == TrialState.COMPLETE for t in trials):
-            raise ValueError(
+            message = (
                 f"None of the {len(trials)} trials of study {study.study_name!r} "
-                "completed (all pruned or failed); see cv_results_['state'] and "
-                "the trials' user_attrs['error']."
+                "completed (all pruned or failed)."
             )
+            if objective.first_error is not None:
+                # Every fit failing is usually a data problem: show its error.
+                error = objective.first_error
+                if hasattr(error, "add_note"):
+                    error.add_note(message)
+                raise error
+            raise ValueError(message)
         best = study.best_trial
         numbers_ = self.cv_results_["number"]
         self.best_index_ = int(np.flatnonzero(numbers_ == best.number)[0])
@@ -328,26 +324,6 @@ default=None
         return self
 
     # -- helpers ---------------------------------------------------------------------
-    def _distributions(self):
-        out = {}
-        for name, dist in self.param_distributions.items():
-            if isinstance(dist, (list, tuple)):
-                dist = CategoricalDistribution(dist)
-            if not isinstance(dist, BaseDistribution):
-                raise TypeError(
-                    f"param_distributions[{name!r}] must be an optuna distribution "
-                    "(optuna.distributions.FloatDistribution, IntDistribution, "
-                    f"CategoricalDistribution) or a list, got {dist!r}."
-                )
-            out[name] = dist
-        unknown = {n.split("__")[0] for n in out} - set(self.estimator.get_params())
-        if unknown:
-            raise ValueError(
-                f"param_distributions has parameters {sorted(unknown)} that "
-                f"{type(self.estimator).__name__} does not have."
-            )
-        return out
-
     def _objective_metric(self, spec, multimetric):
         if not multimetric:
             return next(iter(spec))
@@ -359,128 +335,4 @@ default=None
         )
 
     def _sampler(self, index):
-        if self.sampler is not None:
-            sampler = copy.deepcopy(self.sampler)
-            if index:
-                sampler.reseed_rng()
-            return sampler
-        seed = self.random_state
-        if seed is not None and not isinstance(seed, numbers.Integral):
-            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
-        return TPESampler(seed=None if seed is None else int(seed) + index)
-
-    def _run_parallel(self, n_jobs, pruner, objective, distributions):
-        storage, journal_dir = self.storage, None
-        if isinstance(storage, InMemoryStorage):
-            raise ValueError(
-                "An InMemoryStorage cannot be shared by parallel workers; use "
-                "storage=None, a file or a database URL."
-            )
-        if storage is None:
-            journal_dir = tempfile.mkdtemp(prefix="skestimators-optuna-")
-            storage = os.path.join(journal_dir, "study.journal")
-        try:
-            study = open_study(storage, self.study_name, self._sampler(0), pruner)
-            Parallel(n_jobs=n_jobs)(
-                delayed(worker)(
-                    storage, study.study_name, self._sampler(i), pruner, objective,
-                    distributions, self.n_trials, self.timeout, journal_dir,
-                )
-                for i in range(n_jobs)
-            )
-            if journal_dir is None:
-                return study
-            memory = InMemoryStorage()
-            optuna.copy_study(
-                from_study_name=study.study_name, from_storage=resolve_storage(storage),
-                to_storage=memory,
-            )
-            return optuna.load_study(
-                study_name=study.study_name, storage=memory, sampler=self._sampler(0),
-                pruner=pruner,
-            )
-        finally:
-            if journal_dir is not None:
-                shutil.rmtree(journal_dir, ignore_errors=True)
-
-    # -- the refitted estimator --------------------------------------------------------
-    @available_if(_delegates("predict"))
-    def predict(self, X):
-        """Predict with ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.predict(X)
-
-    @available_if(_delegates("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities of ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.predict_proba(X)
-
-    @available_if(_delegates("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Log class probabilities of ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.predict_log_proba(X)
-
-    @available_if(_delegates("decision_function"))
-    def decision_function(self, X):
-        """Decision function of ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.decision_function(X)
-
-    @available_if(_delegates("transform"))
-    def transform(self, X):
-        """Transform with ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.transform(X)
-
-    @available_if(_delegates("inverse_transform"))
-    def inverse_transform(self, X):
-        """Inverse transform with ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.inverse_transform(X)
-
-    def score(self, X, y=None):
-        """Score ``best_estimator_`` with the ``refit`` metric.
-
-        Parameters
-        ----------
-        X : array-like, DataFrame or MultiInput
-            Inputs.
-        y : array-like, default=None
-            Targets.
-
-        Returns
-        -------
-        score : float
-            The metric that was optimised.
-        """
-        check_is_fitted(self, "best_estimator_")
-        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
-        return scorer(self.best_estimator_, X, y)
-
-    @property
-    def classes_(self):
-        """Class labels of ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.classes_
-
-    @property
-    def n_features_in_(self):
-        """Number of features seen by ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.n_features_in_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        sub = get_tags(self.estimator)
-        tags.estimator_type = sub.estimator_type
-        tags.classifier_tags = copy.deepcopy(sub.classifier_tags)
-        tags.regressor_tags = copy.deepcopy(sub.regressor_tags)
-        tags.transformer_tags = copy.deepcopy(sub.transformer_tags)
-        tags.input_tags.pairwise = sub.input_tags.pairwise
-        tags.input_tags.sparse = sub.input_tags.sparse
-        tags.input_tags.allow_nan = sub.input_tags.allow_nan
-        tags.target_tags = copy.deepcopy(sub.target_tags)
-        tags.non_deterministic = sub.non_deterministic
-        return tags
+        return make_sampler(self.sampler, self.random_state, index)

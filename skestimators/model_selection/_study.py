@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import copy
+import numbers
 import os
+import shutil
 import socket
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import TPESampler
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.parallel import Parallel, delayed
 
 from ._epochwise import Lockstep
 
@@ -86,6 +94,41 @@ def set_params(estimator, params):
     return estimator.set_params(**plain, **merged)
 
 
+def check_distributions(param_distributions, estimator):
+    """The search space as optuna distributions (lists become categorical)."""
+    out = {}
+    for name, dist in param_distributions.items():
+        if isinstance(dist, (list, tuple)):
+            dist = CategoricalDistribution(dist)
+        if not isinstance(dist, BaseDistribution):
+            raise TypeError(
+                f"param_distributions[{name!r}] must be an optuna distribution "
+                "(optuna.distributions.FloatDistribution, IntDistribution, "
+                f"CategoricalDistribution) or a list, got {dist!r}."
+            )
+        out[name] = dist
+    unknown = {n.split("__")[0] for n in out} - set(estimator.get_params())
+    if unknown:
+        raise ValueError(
+            f"param_distributions has parameters {sorted(unknown)} that "
+            f"{type(estimator).__name__} does not have."
+        )
+    return out
+
+
+def make_sampler(sampler, random_state, index=0):
+    """The sampler of worker ``index``: a reseeded copy, or ``TPESampler(seed)``."""
+    if sampler is not None:
+        sampler = copy.deepcopy(sampler)
+        if index:
+            sampler.reseed_rng()
+        return sampler
+    seed = random_state
+    if seed is not None and not isinstance(seed, numbers.Integral):
+        seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+    return TPESampler(seed=None if seed is None else int(seed) + index)
+
+
 def n_finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
@@ -116,6 +159,47 @@ def worker(storage, study_name, sampler, pruner, objective, distributions,
     run_trials(study, objective, distributions, n_trials, timeout)
 
 
+def run_parallel(n_jobs, storage, study_name, make_sampler, pruner, objective,
+                 distributions, n_trials, timeout):
+    """Run trials in ``n_jobs`` joblib workers sharing one study; return it.
+
+    An in-memory search shares a temporary journal file, copied back into
+    memory at the end.
+    """
+    journal_dir = None
+    if isinstance(storage, InMemoryStorage):
+        raise ValueError(
+            "An InMemoryStorage cannot be shared by parallel workers; use "
+            "storage=None, a file or a database URL."
+        )
+    if storage is None:
+        journal_dir = tempfile.mkdtemp(prefix="skestimators-optuna-")
+        storage = os.path.join(journal_dir, "study.journal")
+    try:
+        study = open_study(storage, study_name, make_sampler(0), pruner)
+        Parallel(n_jobs=n_jobs)(
+            delayed(worker)(
+                storage, study.study_name, make_sampler(i), pruner, objective,
+                distributions, n_trials, timeout, journal_dir,
+            )
+            for i in range(n_jobs)
+        )
+        if journal_dir is None:
+            return study
+        memory = InMemoryStorage()
+        optuna.copy_study(
+            from_study_name=study.study_name, from_storage=resolve_storage(storage),
+            to_storage=memory,
+        )
+        return optuna.load_study(
+            study_name=study.study_name, storage=memory, sampler=make_sampler(0),
+            pruner=pruner,
+        )
+    finally:
+        if journal_dir is not None:
+            shutil.rmtree(journal_dir, ignore_errors=True)
+
+
 class Objective:
     """Cross-validate one trial's parameters (picklable, for parallel workers)."""
 
@@ -130,6 +214,7 @@ class Objective:
         self.epoch_scoring = epoch_scoring
         self.fit_params = fit_params
         self.error_score = error_score
+        self.first_error = None  # of this process, to re-raise if all trials fail
 
     def __call__(self, study, trial):
         estimator = set_params(clone(self.estimator), trial.params)
@@ -159,6 +244,8 @@ class Objective:
             study.tell(trial, state=TrialState.FAIL)
             raise errors[0]
         if errors:
+            if self.first_error is None:
+                self.first_error = errors[0]
             warnings.warn(
                 f"{len(errors)} of {len(results)} fits failed in trial "
                 f"{trial.number} (score set to {self.error_score}): "
@@ -166,7 +253,7 @@ class Objective:
                 FitFailedWarning,
                 stacklevel=2,
             )
-            trial.set_user_attr("error", repr(errors[0]))
+            trial.set_user_attr("error", f"{type(errors[0]).__name__}: {errors[0]}")
         metrics = sorted({m for r in results for m in r.scores}) or [self.metric]
         scores = {
             m: [

@@ -8,7 +8,13 @@ command line is a thin layer over it.
 """
 
 from ._readers import ScoringInputError
-from ._score import ScoreResult, score
+from ._score import InvalidRowsWarning, ScoreResult, score
 from ._writer import ResumeConflictError
 
-__all__ = ["ResumeConflictError", "ScoreResult", "ScoringInputError", "score"]
+__all__ = [
+    "InvalidRowsWarning",
+    "ResumeConflictError",
+    "ScoreResult",
+    "ScoringInputError",
+    "score",
+]

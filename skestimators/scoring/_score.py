@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +15,11 @@ from ._inputs import input_kind, open_input
 from ._readers import RASTER_SUFFIXES, ScoringInputError, auto_chunk_rows
 from ._writer import FORMATS, PartsWriter
 
-__all__ = ["ScoreResult", "score"]
+__all__ = ["InvalidRowsWarning", "ScoreResult", "score"]
 
-logger = logging.getLogger(__name__)
+
+class InvalidRowsWarning(UserWarning):
+    """Some input rows could not be scored (NaN values, unreadable images)."""
 
 
 @dataclass
@@ -56,6 +58,7 @@ class ScoreResult:
 
     @property
     def rows_per_second(self) -> float:
+        """Rows of the output per second of this run."""
         return self.n_rows / self.seconds if self.seconds > 0 else float("nan")
 
 
@@ -169,6 +172,11 @@ def score(
     result : ScoreResult
         Rows written, invalid rows, timings.
 
+    Warns
+    -----
+    InvalidRowsWarning
+        If some rows could not be scored.
+
     Raises
     ------
     ScoringInputError
@@ -221,6 +229,8 @@ def score(
     if fmt == "tif":
         raise ScoringInputError("GeoTIFF output is for raster inputs only.")
     reader = open_input(inputs, expected=expected, id_column=id_column, crop=crop)
+    if reader.n_rows == 0:
+        raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
     method = resolve_method(estimator, method)
     chunk_rows = chunk_rows or auto_chunk_rows(reader.row_bytes)
     sha = metadata["sha256"] if metadata else file_sha256(model)
@@ -258,8 +268,12 @@ def score(
     summary = writer.assemble(n_chunks)
     n_invalid = summary["invalid"]
     if n_invalid:
-        logger.warning(
-            "%d row(s) could not be scored, see %s", n_invalid, writer.invalid_path
+        ids = [next(iter(r.values())) for r in summary["invalid_preview"]]
+        warnings.warn(
+            f"{n_invalid} row(s) could not be scored (null predictions), e.g. ids "
+            f"{ids[:5]}; all are listed in {writer.invalid_path}.",
+            InvalidRowsWarning,
+            stacklevel=2,
         )
     return ScoreResult(
         output=output,
