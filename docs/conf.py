@@ -31,7 +31,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "api_pages",
-    "docstring_types",
+    "docstring_fixes",
 ]
 
 # The public modules documented in the API reference, with their titles. Each

@@ -1,6 +1,6 @@
 """scikit-learn estimators for scientific deep learning, built on skorch and PyTorch."""
 
-from ._io import load, save
+from ._io import ModelFileError, ModelVersionWarning, load, read_metadata, save
 from ._multiinput import MultiInput
 from .estimators import (
     GalaxyZooRegressor,
@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 __all__ = [
     "GalaxyZooRegressor",
     "ImageClassifier",
+    "ModelFileError",
+    "ModelVersionWarning",
     "MultiInput",
     "NetClassifier",
     "NetRegressor",
@@ -23,5 +25,6 @@ __all__ = [
     "SpectraAuxClassifier",
     "__version__",
     "load",
+    "read_metadata",
     "save",
 ]

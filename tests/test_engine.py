@@ -290,3 +290,19 @@ def test_bad_input_predict(two_inputs):
 
     with pytest.raises(NotFittedError):
         NetRegressor().predict(spectra)
+
+
+def test_validation_cv_with_shuffling_and_spatial_splitters(blobs):
+    from sklearn.model_selection import KFold
+
+    from skestimators.model_selection import SpatialBlockKFold
+
+    X, y = blobs
+    coords = np.random.RandomState(0).uniform(0, 1000, size=(300, 2))
+    clf = NetClassifier(**FAST, validation_cv=KFold(5, shuffle=True)).fit(X, y)
+    assert "valid_loss" in clf.history_
+    spatial = NetClassifier(**FAST, validation_cv=SpatialBlockKFold(5, n_blocks=4))
+    spatial.fit(X, y, groups=coords)
+    assert "valid_loss" in spatial.history_
+    with pytest.raises(ValueError, match="spatial splitter as validation_cv"):
+        NetClassifier(**FAST).fit(X, y, groups=coords)

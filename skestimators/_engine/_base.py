@@ -115,11 +115,22 @@ class BaseNet(BaseEstimator):
         )
 
     # -- fitting -----------------------------------------------------------------------
+    def _prepare_X(self, X, *, reset):
+        """Domain-specific conversion and validation of ``X`` before the generic
+        checks (image layouts, patch cubes). Returns what ``check_inputs`` reads."""
+        return X
+
     def _fit(
         self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None
     ):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
         continuing = partial or self.warm_start
         continuing = continuing and hasattr(self, "net_")
+        X = self._prepare_X(X, reset=not continuing)
         Xv = check_inputs(self, X, reset=not continuing)
         n_samples = n_samples_of(Xv)
         y_t, groups_spec, n_outputs, y_strat = self._prepare_targets(
@@ -272,8 +283,15 @@ class BaseNet(BaseEstimator):
         ``transform`` maps each input batch (on the device) before the module,
         e.g. one view of test-time augmentation.
         """
+        return self._forward_validated(self._validated_inputs(X), transform)
+
+    def _validated_inputs(self, X):
+        """``X`` checked against the fitted layout (float arrays), for prediction."""
         check_is_fitted(self, "net_")
-        Xv = check_inputs(self, X, reset=False)
+        return check_inputs(self, self._prepare_X(X, reset=False), reset=False)
+
+    def _forward_validated(self, Xv, transform=None):
+        """Raw network output for inputs already returned by ``_validated_inputs``."""
         data = TensorData(_tensors(Xv))
         net = self.net_
         device = torch.device(net.device)

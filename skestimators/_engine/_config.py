@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -83,11 +84,10 @@ def validation_indices(estimator, n_samples, y_strat, groups, seed):
     fraction = estimator.validation_fraction
     placeholder = np.zeros((n_samples, 1))
     if cv is not None:
-        if hasattr(cv, "random_state") and getattr(cv, "shuffle", True):
-            try:
-                cv = type(cv)(**{**cv.get_params(), "random_state": seed})
-            except (TypeError, ValueError):
-                pass
+        if getattr(cv, "random_state", None) is None and getattr(cv, "shuffle", False):
+            # A shuffling splitter left unseeded follows the estimator's seed.
+            cv = copy.copy(cv)
+            cv.random_state = seed
         train, valid = next(iter(cv.split(placeholder, y_strat, groups)))
         return np.asarray(train), np.asarray(valid)
     if fraction is None:
@@ -102,6 +102,13 @@ def validation_indices(estimator, n_samples, y_strat, groups, seed):
         )
         return None
     if groups is not None:
+        if np.ndim(groups) != 1:
+            raise ValueError(
+                f"groups has shape {np.shape(groups)}; a group label per sample is "
+                "needed to hold out whole groups. For coordinates, pass a spatial "
+                "splitter as validation_cv (e.g. SpatialBlockKFold(n_blocks=4)), "
+                "which receives them as groups."
+            )
         splitter = GroupShuffleSplit(1, test_size=fraction, random_state=seed)
     elif y_strat is not None and _can_stratify(y_strat, n_valid):
         splitter = StratifiedShuffleSplit(1, test_size=n_valid, random_state=seed)

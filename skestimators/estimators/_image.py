@@ -6,7 +6,6 @@ import functools
 import numbers
 
 import numpy as np
-import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -172,23 +171,8 @@ class ImageNetMixin:
             "with skestimators.preprocessing.ImagePreprocessor)."
         )
 
-    def _fit(
-        self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None
-    ):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None."
-            )
-        continuing = (partial or self.warm_start) and hasattr(self, "net_")
-        images = self._validate_images(X, reset=not continuing)
-        return super()._fit(
-            images, y, sample_weight, groups, partial=partial, classes=classes
-        )
-
-    def _forward(self, X, transform=None):
-        check_is_fitted(self, "net_")
-        return super()._forward(self._validate_images(X, reset=False), transform)
+    def _prepare_X(self, X, *, reset):
+        return self._validate_images(X, reset=reset)
 
     # -- network and augmentation ------------------------------------------------------
     _head_constraint = None
@@ -244,8 +228,7 @@ class ImageNetMixin:
 
         Returns a list of ``(output, mirrored)``; ``X`` is validated once.
         """
-        check_is_fitted(self, "net_")
-        images = self._validate_images(X, reset=False)
+        images = self._validated_inputs(X)
         if max(views) >= 4 and images.shape[2] != images.shape[3]:
             raise ValueError(
                 f"tta={self.tta} uses 90 degree rotations, which need square "
@@ -255,7 +238,7 @@ class ImageNetMixin:
         outputs = []
         for k in views:
             transform = None if k == 0 else functools.partial(_view, k=k)
-            outputs.append((super()._forward(images, transform), k % 2 == 1))
+            outputs.append((self._forward_validated(images, transform), k % 2 == 1))
         return outputs
 
     def __sklearn_tags__(self):
@@ -522,16 +505,9 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         total = None
         views = self._tta_views()
         for raw, mirrored in self._view_outputs(X, views):
-            proba = self._to_proba(raw)
+            proba = self._proba(raw)
             if mirrored and swap is not None:
                 proba = proba[:, swap]  # the mirror image's classes, swapped back
             total = proba if total is None else total + proba
         return total / len(views)
 
-    def _to_proba(self, raw):
-        if self._multilabel():
-            return torch.sigmoid(raw).numpy().astype(np.float64)
-        if self.classes_.size == 2:
-            p = torch.sigmoid(raw.reshape(-1)).numpy().astype(np.float64)
-            return np.column_stack([1 - p, p])
-        return torch.softmax(raw, 1).numpy().astype(np.float64)

@@ -203,7 +203,10 @@ class NetClassifier(ClassifierMixin, BaseNet):
         proba : ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
             Probabilities of each class, or of the positive class of each label.
         """
-        raw = self._forward(X)
+        return self._proba(self._forward(X))
+
+    def _proba(self, raw):
+        """Probabilities from the raw network output (logits)."""
         if isinstance(raw, dict):
             raw = torch.cat(
                 [raw[n].reshape(len(raw[n]), -1) for n in self.target_names_], 1

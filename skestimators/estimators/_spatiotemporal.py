@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array
 
 from .._engine import fill_doc
 from .._multiinput import as_mapping
@@ -220,26 +220,8 @@ default="mse"
             )
         return X
 
-    def _fit(
-        self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None
-    ):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None."
-            )
-        return super()._fit(
-            self._validate_patches(X),
-            y,
-            sample_weight,
-            groups,
-            partial=partial,
-            classes=classes,
-        )
-
-    def _forward(self, X, transform=None):
-        check_is_fitted(self, "net_")
-        return super()._forward(self._validate_patches(X), transform)
+    def _prepare_X(self, X, *, reset):
+        return self._validate_patches(X)
 
     # -- network -----------------------------------------------------------------------
     def _make_module(self, input_shape, n_outputs):

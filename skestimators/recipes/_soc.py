@@ -299,8 +299,7 @@ default="log_zscore"
     >>> model = soc_pipeline(random_state=0, device="cpu")
     >>> [name for name, _ in model.regressor.steps]
     ['patchstatistics', 'ndstandardscaler', 'spatiotemporalregressor']
-    >>> model.set_params(regressor__spatiotemporalregressor__max_epochs=2)
-    TransformedTargetRegressor(...)
+    >>> model = model.set_params(regressor__spatiotemporalregressor__max_epochs=2)
     >>> bool((model.fit(X, y).predict(X[:5]) > 0).all())
     True
     """

@@ -139,6 +139,15 @@ for ax in axes:
 axes[0].legend()
 
 # %%
+# With the per-spectrum normalisation the network reaches a validation ROC
+# AUC near 0.99 for water within a few epochs. With the per-feature scaling
+# it learns nothing: its outputs collapse to the base rates and the AUC
+# stays at 0.5. Standardising each feature is an invertible map and loses no
+# information in principle, but it leaves the shape of each spectrum, the
+# signal, a few percent of the differences of level between planets, and
+# training never finds it. (Swapping the networks of the two pipelines gives
+# the same result: the preprocessing makes the difference.)
+#
 # On planets neither model has seen:
 from sklearn.metrics import roc_auc_score
 
