@@ -49,6 +49,19 @@ _PATCHES = {
 }  # fmt: skip
 
 
+class _Named:
+    """A function with a stable repr, so test ids match across xdist workers."""
+
+    def __init__(self, func):
+        self.func = func
+
+    def __call__(self, X):
+        return self.func(X)
+
+    def __repr__(self):
+        return self.func.__name__
+
+
 def _table_as_patches(X):
     """A table (n, F) as F bands of a 1x1 patch and one year (n, F, 1, 1, 1)."""
     X = check_array(X)
@@ -79,11 +92,12 @@ ESTIMATORS = [
     SpatioTemporalRegressor(**_PATCHES),
     # The data checks on 5-D patches, through an explicit reshape of the tables.
     make_pipeline(
-        FunctionTransformer(_table_as_patches), SpatioTemporalRegressor(**_PATCHES)
+        FunctionTransformer(_Named(_table_as_patches)),
+        SpatioTemporalRegressor(**_PATCHES),
     ),
     # ImageClassifier's data checks on images, through an explicit reshape.
     make_pipeline(
-        FunctionTransformer(_table_as_images, validate=True),
+        FunctionTransformer(_Named(_table_as_images), validate=True),
         ImageClassifier(**_IMAGE_TABLES),
     ),
 ]

@@ -213,7 +213,8 @@ def test_recipe_target_transforms(soc, transform):
 # -- spatial validation split ----------------------------------------------------------
 def test_spatial_validation_split_through_groups(soc):
     X, y, coords = soc
-    # shuffle=False: see the xfail below for shuffled spatial splitters.
+    # shuffle=False: a shuffling splitter is reseeded from random_state in fit,
+    # and the validation set checked below would not be the one recomputed here.
     reg = SpatioTemporalRegressor(
         **TINY, validation_cv=SpatialBlockKFold(4, n_blocks=4, shuffle=False)
     )
@@ -235,19 +236,22 @@ def test_spatial_validation_split_through_groups(soc):
     assert np.isfinite(scores["test_score"]).all()
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AttributeError,
-    reason="_engine/_config.validation_indices reseeds a shuffling validation_cv "
-    "with cv.get_params(), which BaseCrossValidator subclasses lack.",
-)  # fmt: skip
 @pytest.mark.parametrize(
-    "cv", [SpatialBlockKFold(4, n_blocks=4), BufferedKFold(1000.0, n_splits=4)]
+    "cv",
+    [
+        SpatialBlockKFold(4, n_blocks=4),
+        BufferedKFold(1000.0, n_splits=4, random_state=0),
+        BufferedKFold(1000.0, n_splits=4),
+    ],
 )
 def test_shuffled_spatial_validation_cv(soc, cv):
     X, y, coords = soc
     reg = SpatioTemporalRegressor(**TINY, validation_cv=cv)
-    reg.fit(X, np.log(y), groups=coords)
+    first = reg.fit(X, np.log(y), groups=coords).history_["valid_loss"]
     assert "valid_r2" in reg.history_
+    # The splitter is reseeded from random_state: the same split every time.
+    again = reg.fit(X, np.log(y), groups=coords).history_["valid_loss"]
+    np.testing.assert_array_equal(first, again)
 
 
 # -- repeated_cv -----------------------------------------------------------------------

@@ -84,7 +84,8 @@ def validation_indices(estimator, n_samples, y_strat, groups, seed):
     fraction = estimator.validation_fraction
     placeholder = np.zeros((n_samples, 1))
     if cv is not None:
-        if getattr(cv, "random_state", None) is None and getattr(cv, "shuffle", False):
+        unseeded = hasattr(cv, "random_state") and cv.random_state is None
+        if unseeded and getattr(cv, "shuffle", True):
             # A shuffling splitter left unseeded follows the estimator's seed.
             cv = copy.copy(cv)
             cv.random_state = seed

@@ -38,11 +38,38 @@ _CHECKED_VERSIONS = ("skestimators", "torch", "sklearn")
 
 
 class ModelFileError(ValueError):
-    """A model file or its sidecar is missing, altered or unreadable."""
+    """A model file or its sidecar is missing, altered or unreadable.
+
+    Raised by :func:`load` before anything is unpickled.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from skestimators import ModelFileError, load
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.joblib"
+    >>> _ = path.write_bytes(b"not a model, and no sidecar")
+    >>> try:
+    ...     load(path)
+    ... except ModelFileError as exc:
+    ...     print(type(exc).__name__)
+    ModelFileError
+    """
 
 
 class ModelVersionWarning(UserWarning):
-    """A model was saved with other versions of the libraries than installed."""
+    """A model was saved with other versions of the libraries than installed.
+
+    Emitted by :func:`load`; turn it into an error to refuse such models.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skestimators import ModelVersionWarning
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", ModelVersionWarning)
+    ...     issubclass(ModelVersionWarning, UserWarning)
+    True
+    """
 
 
 def sidecar_path(path) -> Path:

@@ -179,21 +179,22 @@ def exoplanet_pipeline(variant="best", *, random_state=None, device="auto", verb
         branch = "attention"
         params = dict(
             branch="attention",
-            width=32,
+            width=16,
             depth=2,
-            positions=8,
+            positions=26,
             dropout=0.3,
             weight_decay=1e-3,
-            patience=20,
+            patience=30,
+            batch_size=32,
         )
     else:
         branch = variant
         params = dict(_SEED_NETWORKS[branch], weight_decay=1e-4, patience=12)
         params.update(dropout=0.3 if branch == "dense" else 0.2)
+    params.setdefault("batch_size", 64)
     net = SpectraAuxClassifier(
         **params,
         max_epochs=80,
-        batch_size=64,
         lr=2e-3,
         lr_scheduler="plateau",
         **common,
