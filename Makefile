@@ -27,7 +27,9 @@ lint: venv
 	$(BIN)/ruff check skestimators tests benchmarks docs
 
 # One torch/OpenMP thread per xdist worker: two workers on two cores, never 2x2.
+# The docs build (warnings as errors, gallery examples executed) is part of the tests.
 test: venv lint
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MAKE) docs
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 docs: venv

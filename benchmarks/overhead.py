@@ -181,7 +181,7 @@ def bench_predict(module, n_rows, n_features, batch_size):
         return torch.cat(out)
 
     timings = {"bare": [], "skestimators": []}
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         bare()
         timings["bare"].append(time.perf_counter() - t0)

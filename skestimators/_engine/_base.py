@@ -297,7 +297,7 @@ class BaseNet(BaseEstimator):
         device = torch.device(net.device)
         module = net.module_
         module.eval()
-        batch = max(self.batch_size, 256)
+        batch = _predict_batch_size(self.batch_size, data)
         outputs = []
         dtype = net.amp_dtype
         with torch_threads(), torch.inference_mode(), autocast(device, dtype):
@@ -324,6 +324,17 @@ class BaseNet(BaseEstimator):
         net = self.__dict__.get("net_")
         if net is not None:
             self.device_ = torch.device(net.device)
+
+
+def _predict_batch_size(batch_size, data):
+    """Prediction batches of 256 to 1024 samples (at least ``batch_size``).
+
+    Inference needs no gradients, so large batches amortise the per-batch cost
+    on small samples (spectra, tables) without large activations on images.
+    """
+    tensors = data.X.values() if isinstance(data.X, dict) else [data.X]
+    per_sample = max(1, sum(t[0].numel() for t in tensors)) if len(data) else 1
+    return max(batch_size, min(1024, max(256, 2**20 // per_sample)))
 
 
 def _place(data, device):

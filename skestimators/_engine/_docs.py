@@ -4,7 +4,8 @@ TRAINING_PARAMS = """\
 max_epochs : int, default={max_epochs}
         Maximum number of passes over the training data.
     batch_size : int, default={batch_size}
-        Samples per training batch (prediction uses at least 256).
+        Samples per training batch. Prediction uses larger batches (256 to
+        1024 samples, fewer for large samples; at least ``batch_size``).
     lr : float, default={lr}
         Learning rate of the optimizer.
     optimizer : {{"adam", "adamw", "sgd", "rmsprop"}} or torch.optim class, \
