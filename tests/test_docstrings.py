@@ -21,13 +21,7 @@ import skestimators
 # Keep this list short: remove a name when its docstring gets examples (the
 # test then passes unexpectedly and fails, as a reminder).
 _NO_EXAMPLE_YET = "no Examples section yet (fix routed to the module's owner)"
-MISSING_EXAMPLES: dict[str, str] = {
-    "skestimators.datasets.NodataWarning": _NO_EXAMPLE_YET,
-    "skestimators.scoring.InvalidRowsWarning": _NO_EXAMPLE_YET,
-    "skestimators.scoring.ResumeConflictError": _NO_EXAMPLE_YET,
-    "skestimators.scoring.ScoreResult": _NO_EXAMPLE_YET,
-    "skestimators.scoring.ScoringInputError": _NO_EXAMPLE_YET,
-}
+MISSING_EXAMPLES: dict[str, str] = {}
 
 _EXAMPLES = re.compile(r"^[ \t]*Examples[ \t]*\n[ \t]*-{8,}[ \t]*$", re.MULTILINE)
 USER_GUIDE = Path(__file__).resolve().parents[1] / "docs" / "user_guide"

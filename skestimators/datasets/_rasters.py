@@ -22,7 +22,19 @@ _NODATA_POLICIES = ("mask", "raise", "fill")
 
 
 class NodataWarning(UserWarning):
-    """Some patches hold nodata pixels or reach outside the raster."""
+    """Some patches hold nodata pixels or reach outside the raster.
+
+    Emitted by :func:`extract_patches` (and mapping) with the affected points.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skestimators.datasets import NodataWarning
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", NodataWarning)  # refuse incomplete patches
+    ...     issubclass(NodataWarning, UserWarning)
+    True
+    """
 
 
 def _as_paths(rasters) -> list:

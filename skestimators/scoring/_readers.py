@@ -26,7 +26,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg")
 
 
 class ScoringInputError(ValueError):
-    """An input file is missing, unreadable, or does not fit the model."""
+    """An input file is missing, unreadable, or does not fit the model.
+
+    Examples
+    --------
+    >>> from skestimators.scoring import ScoringInputError
+    >>> issubclass(ScoringInputError, ValueError)  # caught by sklearn-style code
+    True
+    """
 
 
 @dataclass

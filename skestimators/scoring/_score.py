@@ -19,7 +19,20 @@ __all__ = ["InvalidRowsWarning", "ScoreResult", "score"]
 
 
 class InvalidRowsWarning(UserWarning):
-    """Some input rows could not be scored (NaN values, unreadable images)."""
+    """Some input rows could not be scored (NaN values, unreadable images).
+
+    The other rows are still scored; the invalid ones are listed, with the
+    reason, in ``<output>.invalid.csv``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skestimators.scoring import InvalidRowsWarning
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", InvalidRowsWarning)  # fail on any bad row
+    ...     issubclass(InvalidRowsWarning, UserWarning)
+    True
+    """
 
 
 @dataclass
@@ -45,6 +58,14 @@ class ScoreResult:
         Chunks found already scored by an earlier, interrupted run.
     seconds : float
         Wall time of this run.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from skestimators.scoring import ScoreResult
+    >>> result = ScoreResult(Path("scores.parquet"), n_rows=1000, seconds=2.0)
+    >>> result.n_invalid, result.rows_per_second
+    (0, 500.0)
     """
 
     output: Path

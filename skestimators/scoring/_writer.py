@@ -39,7 +39,17 @@ UNSCORED = "__unscored__"
 
 
 class ResumeConflictError(ValueError):
-    """An unfinished job of other settings occupies the parts folder."""
+    """An unfinished job of other settings occupies the parts folder.
+
+    Raised instead of mixing chunks of two jobs; rerun with the same settings,
+    or throw the parts away (``skestimators score --restart``).
+
+    Examples
+    --------
+    >>> from skestimators.scoring import ResumeConflictError
+    >>> issubclass(ResumeConflictError, ValueError)
+    True
+    """
 
 
 def _part_name(kind: str, index: int) -> str:
