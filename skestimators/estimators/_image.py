@@ -14,7 +14,7 @@ from .._engine import fill_doc
 from .._multiinput import as_mapping
 from ..nn import GalaxyCNN, GalaxyResNet, dihedral_transform
 from ..nn._image_augment import ImageBatchAugment
-from ..preprocessing._image import _infer_layout
+from ..preprocessing._image import to_channels_first
 from ._net import NetClassifier
 
 # Parameters of the image networks shared by the image estimators.
@@ -133,17 +133,9 @@ class ImageNetMixin:
                 f"{name} got images of shape {X.shape[1:]} with an empty dimension "
                 "(no channels or no pixels)."
             )
-        if X.ndim == 3:
-            X, layout = X[:, None], "channels_first"
-        else:
-            if not reset:
-                layout = self.layout_
-            elif self.layout == "auto":
-                layout = _infer_layout(X.shape)
-            else:
-                layout = self.layout
-            if layout == "channels_last":
-                X = X.transpose(0, 3, 1, 2)
+        X, layout = to_channels_first(
+            X, self.layout, fitted_layout=None if reset else self.layout_
+        )
         scale = X.dtype == np.uint8
         X = np.ascontiguousarray(X, dtype=np.float32)
         if scale:

@@ -24,6 +24,21 @@ def _infer_layout(shape: tuple[int, ...]) -> str:
     return "channels_first" if a <= c else "channels_last"
 
 
+def to_channels_first(X, layout, *, fitted_layout=None):
+    """Images ``X`` (3-D or 4-D) as ``(n, channels, height, width)``, and the layout.
+
+    A 3-D array is one channel. Otherwise ``fitted_layout`` (the layout seen in
+    ``fit``) wins, then ``layout`` ("auto" infers it from the shape).
+    """
+    if X.ndim == 3:
+        return X[:, None], "channels_first"
+    if fitted_layout is None:
+        fitted_layout = _infer_layout(X.shape) if layout == "auto" else layout
+    if fitted_layout == "channels_last":
+        X = X.transpose(0, 3, 1, 2)
+    return X, fitted_layout
+
+
 class ImagePreprocessor(TransformerMixin, BaseEstimator):
     """Centre-crop, resize and standardise images, returning channels first.
 
@@ -126,17 +141,9 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 f"width), (n, height, width, channels) or (n, height, width); got "
                 f"an array of shape {X.shape}."
             )
-        if X.ndim == 3:
-            return X[:, None], "channels_first"
-        if not reset:
-            layout = self.layout_
-        elif self.layout == "auto":
-            layout = _infer_layout(X.shape)
-        else:
-            layout = self.layout
-        if layout == "channels_last":
-            X = X.transpose(0, 3, 1, 2)
-        return X, layout
+        return to_channels_first(
+            X, self.layout, fitted_layout=None if reset else self.layout_
+        )
 
     def _process(self, X: np.ndarray):
         """Yield batches (float32 tensors) cropped and resized, channels first."""
