@@ -1,14 +1,18 @@
 """Fit and predict plumbing shared by every network estimator of the package.
 
 Public estimators subclass :class:`BaseNet`, declare their own explicit
-``__init__`` parameters, and implement three small methods:
+``__init__`` parameters and implement or override these hooks:
 
-``_prepare_targets(y, fitting)``
+``_prepare_targets(y, *, fitting, n_samples, classes)``
     validate ``y`` and return ``(y_tensor, head_groups, n_outputs, y_strat)``;
 ``_make_module(input_shape, n_outputs)``
-    build the ``torch.nn.Module``;
-``_postprocess(raw)``
-    nothing else: ``predict``/``predict_proba`` read ``_forward(X)``.
+    build the ``torch.nn.Module`` (default: ``module`` / ``module_params``);
+``_prepare_X(X, *, reset)``
+    domain conversion of ``X`` before the generic checks (images, patches);
+``_batch_transform()``
+    a picklable training-batch transform (augmentation), or None.
+
+``predict``/``predict_proba`` read the raw output of ``_forward(X)``.
 """
 
 from __future__ import annotations
@@ -252,7 +256,6 @@ class BaseNet(BaseEstimator):
             raise TypeError(
                 f"forward must return a tensor or a dict of tensors, got {type(out)}."
             )
-        self.output_names_ = sorted(out) if isinstance(out, dict) else None
         return groups_spec
 
     def _batch_transform(self):

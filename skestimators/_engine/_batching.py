@@ -13,12 +13,11 @@ import numpy as np
 import torch
 
 
-def to_tensor(array, dtype=torch.float32) -> torch.Tensor:
-    """Convert a validated NumPy array to a tensor, without copying when possible."""
+def to_tensor(array) -> torch.Tensor:
+    """A validated NumPy array as a float32 tensor, without copying when possible."""
     if isinstance(array, torch.Tensor):
-        return array.to(dtype)
-    np_dtype = {torch.float32: np.float32, torch.int64: np.int64}[dtype]
-    array = np.ascontiguousarray(array, dtype=np_dtype)
+        return array.float()
+    array = np.ascontiguousarray(array, dtype=np.float32)
     if not array.flags.writeable:
         array = array.copy()
     return torch.from_numpy(array)

@@ -8,7 +8,7 @@ metrics recorded in ``history_`` for each target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -55,7 +55,6 @@ class HeadGroup:
     weights: torch.Tensor
     class_weight: torch.Tensor | None = None
     pos_weight: torch.Tensor | None = None
-    extra: dict = field(default_factory=dict)
 
     def output(self, y_pred):
         out = y_pred[self.out_key] if self.out_key is not None else y_pred

@@ -44,12 +44,10 @@ def _column_weights(weights, names):
 
 
 def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
-    """Return ``(y_tensor, head_groups, n_outputs, y_strat)`` for a classifier."""
-    if y is None:
-        raise ValueError(
-            f"{type(estimator).__name__} requires y to be passed, "
-            "but the target y is None."
-        )
+    """Return ``(y_tensor, head_groups, n_outputs, y_strat)`` for a classifier.
+
+    ``y`` is not None: ``BaseNet._fit`` refuses that first.
+    """
     y_in = y
     if not hasattr(y, "shape"):
         y = np.asarray(y)
@@ -133,12 +131,10 @@ def class_weight_samples(estimator, codes, weights):
 
 
 def encode_regression(estimator, y, *, fitting, n_samples, classes=None):
-    """Return ``(y_tensor, head_groups, n_outputs, None)`` for a regressor."""
-    if y is None:
-        raise ValueError(
-            f"{type(estimator).__name__} requires y to be passed, "
-            "but the target y is None."
-        )
+    """Return ``(y_tensor, head_groups, n_outputs, None)`` for a regressor.
+
+    ``y`` is not None: ``BaseNet._fit`` refuses that first.
+    """
     Y = check_array(
         y,
         ensure_2d=False,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_array, validate_data
 
-from .._multiinput import MultiInput, as_mapping
+from .._multiinput import as_mapping
 
 _FLOATS = [np.float32, np.float64]
 
@@ -146,4 +146,4 @@ def check_sample_weight_array(sample_weight, n_samples):
     return (weights * (n_samples / total)).astype(np.float32)
 
 
-__all__ = ["MultiInput", "check_inputs"]
+__all__ = ["check_inputs", "check_sample_weight_array", "input_shape_for_module"]
