@@ -66,13 +66,9 @@ def _seed_preprocessing(branch):
     return InputTransformer(
         {
             "spectra": make_pipeline(*spectra),
-            "aux": make_pipeline(FunctionTransformer(_to_float), StandardScaler()),
+            "aux": StandardScaler(),
         }
     )
-
-
-def _to_float(X):
-    return X.astype(float) if hasattr(X, "astype") else X
 
 
 def _hstack_inputs(X):
