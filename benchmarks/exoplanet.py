@@ -68,7 +68,12 @@ def variants(quick):
         out[f"seed {branch} (package preprocessing)"] = exoplanet_pipeline(
             branch, device="cpu"
         )
-    out["recipe: exoplanet_pipeline('best')"] = exoplanet_pipeline("best", device="cpu")
+    out["recipe: exoplanet_pipeline('best') (network)"] = exoplanet_pipeline(
+        "best", device="cpu"
+    )
+    out["recipe: exoplanet_pipeline() = 'blend' (network + boosting)"] = (
+        exoplanet_pipeline("blend", device="cpu")
+    )
     out["logistic regression (engineered)"] = make_pipeline(
         exoplanet_features(),
         StandardScaler(),
@@ -82,8 +87,8 @@ def variants(quick):
     )
     if quick:
         for est in out.values():
-            if "spectraauxclassifier" in est.named_steps:
-                est.set_params(spectraauxclassifier__max_epochs=3)
+            keys = [k for k in est.get_params() if k.endswith("__max_epochs")]
+            est.set_params(**dict.fromkeys(keys, 3))
     return out
 
 

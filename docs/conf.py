@@ -40,6 +40,7 @@ api_modules = {
     "skestimators": "estimators and model files",
     "skestimators.preprocessing": "transformers",
     "skestimators.model_selection": "splitters, comparisons and searches",
+    "skestimators.ensemble": "ensembles",
     "skestimators.metrics": "metrics and scorers",
     "skestimators.datasets": "loaders and simulators",
     "skestimators.nn": "PyTorch modules",

@@ -256,6 +256,12 @@ def _recipe(name):
     return recipes[name]
 
 
+def _set_max_epochs(model, epochs):
+    """Cap the epochs of every network in ``model`` (a pipeline or an ensemble)."""
+    keys = [k for k in model.get_params() if k.endswith("__max_epochs")]
+    return model.set_params(**dict.fromkeys(keys, epochs))
+
+
 @main.command()
 @click.argument("recipe", type=click.Choice(["exoplanet"]))
 @click.argument("data")
@@ -266,7 +272,7 @@ def _recipe(name):
     type=click.Path(dir_okay=False),
     help="Model file to write (.joblib); the sidecar goes next to it.",
 )
-@click.option("--variant", default="best", show_default=True, help="Recipe variant.")
+@click.option("--variant", default="blend", show_default=True, help="Recipe variant.")
 @click.option("--random-state", type=int, default=0, show_default=True)
 @click.option(
     "--cv",
@@ -293,7 +299,7 @@ def train(recipe, data, output, variant, random_state, folds, max_epochs, device
         X, y = _exoplanet_data(data)
         model = make(variant, random_state=random_state, device=device)
         if max_epochs is not None:
-            model.set_params(**{f"{model.steps[-1][0]}__max_epochs": max_epochs})
+            _set_max_epochs(model, max_epochs)
         scores = None
         if folds > 1:
             cv = cross_validate(model, X, y, cv=folds, scoring=_exoplanet_scoring(y))
@@ -327,13 +333,11 @@ def demo(epochs, folds, n_jobs, random_state):
 
     make = _recipe("exoplanet")
     X, y = load_exoplanet()
-    names = ("best", "conv1d", "attention", "seed_dense")
+    names = ("blend", "best", "conv1d", "seed_dense")
     variants = {}
     for name in names:
         model = make(name, random_state=random_state, device="cpu")
-        variants[name] = model.set_params(
-            **{f"{model.steps[-1][0]}__max_epochs": epochs}
-        )
+        variants[name] = _set_max_epochs(model, epochs)
     click.echo(
         f"Exoplanet water/cloud: {len(X)} planets, {len(variants)} variants, "
         f"{folds}-fold CV, at most {epochs} epochs...",

@@ -2,8 +2,10 @@
 
 import pytest
 from optuna.distributions import FloatDistribution
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_array
 from sklearn.utils.estimator_checks import (
     check_do_not_raise_errors_in_init_or_set_params,
@@ -24,6 +26,7 @@ from skestimators import (
     SpatioTemporalRegressor,
     SpectraAuxClassifier,
 )
+from skestimators.ensemble import SoftVotingClassifier
 from skestimators.estimators import GalaxyZooRegressor, ImageClassifier
 from skestimators.model_selection import OptunaSearchCV
 from skestimators.preprocessing import InputTransformer, PhysicsFeatures
@@ -80,6 +83,16 @@ ESTIMATORS = [
     NetClassifier(**_FAST),
     NetRegressor(**_FAST),
     InputTransformer({"X": StandardScaler()}),
+    # Members that handle multilabel y and sample_weight, so those checks run.
+    SoftVotingClassifier(
+        [
+            ("tree", DecisionTreeClassifier(max_depth=5, random_state=0)),
+            (
+                "mlp",
+                MLPClassifier((8,), solver="lbfgs", max_iter=500, random_state=0),
+            ),
+        ]
+    ),
     OptunaSearchCV(
         NetClassifier(**{**_FAST, "max_epochs": 10}),
         {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
@@ -171,6 +184,8 @@ def _expected_failed_checks(estimator):
         return dict.fromkeys(_IMAGE_DATA_CHECKS, _PATCH_REASON)
     if isinstance(estimator, Pipeline):
         return _PIPELINE_FAILED
+    if isinstance(estimator, SoftVotingClassifier):
+        return {}  # its members here are deterministic, full-batch models
     return EXPECTED_FAILED
 
 

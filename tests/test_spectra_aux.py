@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_val_score
@@ -98,8 +99,24 @@ def test_idempotent_clone_pickle(data):
 def test_recipe_variants_fit_raw_data(variant):
     X, y = make_exoplanet(80, random_state=1)
     pipe = exoplanet_pipeline(variant, random_state=0, device="cpu")
-    pipe.set_params(spectraauxclassifier__max_epochs=1)
+    net = "spectraauxclassifier"
+    if variant == "blend":
+        net = f"softvoting__{net}"
+    pipe.set_params(**{f"{net}__max_epochs": 1})
     assert pipe.fit(X, y).predict(X).shape == (80, 2)
+
+
+def test_blend_averages_network_and_boosting():
+    X, y = make_exoplanet(120, random_state=2)
+    pipe = exoplanet_pipeline(random_state=0, device="cpu")
+    pipe.set_params(softvoting__spectraauxclassifier__max_epochs=2).fit(X, y)
+    vote = pipe.named_steps["softvoting"]
+    Z = pipe.named_steps["preprocess"].transform(X)
+    net = vote.named_estimators_["spectraauxclassifier"].predict_proba(Z)
+    boosting = vote.named_estimators_["boosting"].predict_proba(Z)
+    boosting = np.column_stack([p[:, 1] for p in boosting])
+    assert_allclose(pipe.predict_proba(X), (net + boosting) / 2)
+    assert [list(c) for c in vote.classes_] == [[0, 1], [0, 1]]
 
 
 def test_recipe_errors_and_features():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import numbers
 
 import numpy as np
@@ -34,6 +35,7 @@ from ._config import resolve_optimizer, training_callbacks, validation_indices
 from ._device import amp_dtype, autocast, resolve_device, torch_threads
 from ._skorch import EngineNet, SplitData
 from ._validation import (
+    check_finite_batch,
     check_inputs,
     check_sample_weight_array,
     input_shape_for_module,
@@ -291,7 +293,10 @@ class BaseNet(BaseEstimator):
     def _validated_inputs(self, X):
         """``X`` checked against the fitted layout (float arrays), for prediction."""
         check_is_fitted(self, "net_")
-        return check_inputs(self, self._prepare_X(X, reset=False), reset=False)
+        # NaN/inf are checked batch by batch in ``_forward_validated``.
+        return check_inputs(
+            self, self._prepare_X(X, reset=False), reset=False, finite=False
+        )
 
     def _forward_validated(self, Xv, transform=None):
         """Raw network output for inputs already returned by ``_validated_inputs``."""
@@ -306,6 +311,7 @@ class BaseNet(BaseEstimator):
         with torch_threads(), torch.inference_mode(), autocast(device, dtype):
             for start in range(0, len(data), batch):
                 Xb, _ = data.slice(start, start + batch)
+                check_finite_batch(Xb, start)
                 if device.type != "cpu":
                     Xb = _to(Xb, device)
                 if transform is not None:
@@ -336,7 +342,7 @@ def _predict_batch_size(batch_size, data):
     on small samples (spectra, tables) without large activations on images.
     """
     tensors = data.X.values() if isinstance(data.X, dict) else [data.X]
-    per_sample = max(1, sum(t[0].numel() for t in tensors)) if len(data) else 1
+    per_sample = max(1, sum(math.prod(t.shape[1:]) for t in tensors))
     return max(batch_size, min(1024, max(256, 2**20 // per_sample)))
 
 

@@ -4,7 +4,8 @@ Training batches are views into tensors that were converted once per fit (and
 shuffled once per epoch), never samples gathered one at a time through a
 ``Dataset`` and a collate function: that per-sample path is what makes plain
 ``DataLoader`` training several times slower than a bare PyTorch loop on small
-networks.
+networks. Data too large for memory come as memory-mapped arrays
+(:mod:`._lazy`): their batches are read from disk, one batch of rows at a time.
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._lazy import LazyRows
 
-def to_tensor(array) -> torch.Tensor:
-    """A validated NumPy array as a float32 tensor, without copying when possible."""
+
+def to_tensor(array):
+    """A validated NumPy array as a float32 tensor, without copying when possible.
+
+    A memory-mapped array is not loaded: it becomes :class:`LazyRows`, whose
+    batches are read from disk when sliced.
+    """
     if isinstance(array, torch.Tensor):
         return array.float()
+    if isinstance(array, LazyRows):
+        return array
+    if isinstance(array, np.memmap):
+        return LazyRows(array)
     array = np.ascontiguousarray(array, dtype=np.float32)
     if not array.flags.writeable:
         array = array.copy()
@@ -74,9 +85,10 @@ class TensorData:
 
 
 def data_nbytes(data: TensorData) -> int:
-    """Bytes held by the tensors of ``data``."""
+    """Bytes held in memory by the tensors of ``data`` (out-of-core inputs: 0)."""
     tensors = list(data.X.values()) if isinstance(data.X, dict) else [data.X]
     tensors += [t for t in (data.y, data.sample_weight) if t is not None]
+    tensors = [t for t in tensors if not isinstance(t, LazyRows)]
     return sum(t.element_size() * t.nelement() for t in tensors)
 
 

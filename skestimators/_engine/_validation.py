@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.utils.validation import check_array, validate_data
 
 from .._multiinput import as_mapping
+from ._lazy import LazyRows, check_memmap
 
 _FLOATS = [np.float32, np.float64]
 
 
-def _check_named(name, value):
+def _check_named(name, value, finite=True):
+    if isinstance(value, LazyRows):
+        return value
+    if isinstance(value, np.memmap):
+        return check_memmap(name, value, scan=finite)
     if hasattr(value, "toarray") or type(value).__module__.startswith("scipy.sparse"):
         raise TypeError(
             f"Input {name!r} is a sparse matrix; the network estimators need dense "
@@ -23,31 +29,38 @@ def _check_named(name, value):
         allow_nd=True,
         ensure_2d=False,
         input_name=name,
-        ensure_all_finite=True,
+        ensure_all_finite=finite,
     )
     if array.ndim == 1:
         array = array[:, None]
     return array
 
 
-def check_inputs(estimator, X, *, reset: bool):
+def check_inputs(estimator, X, *, reset: bool, finite: bool = True):
     """Validate ``X`` and return a float array or a dict of float arrays.
 
     On ``reset`` the expected layout is stored on the estimator
     (``input_shape_``, ``input_columns_`` and, for array input, the standard
     ``n_features_in_``/``feature_names_in_``); otherwise ``X`` must match it.
+    ``finite=False`` leaves the NaN/infinity check to the caller (prediction
+    checks each batch as it goes, see :func:`check_finite_batch`).
     """
     mapping = as_mapping(X)
-    if mapping is None:
+    if isinstance(X, (np.memmap, LazyRows)):
+        # Out of core: validated in chunks, never loaded whole.
+        array = X if isinstance(X, LazyRows) else check_memmap("X", X, scan=finite)
+        validate_data(estimator, array, reset=reset, skip_check_array=True)
+    elif mapping is None:
         array = validate_data(
             estimator,
             X,
             reset=reset,
             allow_nd=True,
             dtype=_FLOATS,
-            ensure_all_finite=True,
+            ensure_all_finite=finite,
             accept_sparse=False,
         )
+    if mapping is None:
         shape = tuple(array.shape[1:])
         if reset:
             estimator.input_shape_ = shape
@@ -79,7 +92,7 @@ def check_inputs(estimator, X, *, reset: bool):
                 f"fitted on {list(expected)}."
             )
         mapping = {k: _align_columns(k, mapping[k], estimator) for k in expected}
-    arrays = {str(k): _check_named(k, v) for k, v in mapping.items()}
+    arrays = {str(k): _check_named(k, v, finite) for k, v in mapping.items()}
     lengths = {k: v.shape[0] for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"Named inputs have different numbers of samples: {lengths}.")
@@ -118,6 +131,26 @@ def _align_columns(name, value, estimator):
     return value[columns]
 
 
+def check_finite_batch(batch, start):
+    """Raise if a prediction batch (tensor or dict of tensors) holds NaN or inf.
+
+    One sum per tensor, on data about to be read by the network anyway (so it
+    is nearly free); only a non-finite sum, which may also be an overflow of
+    large finite values, triggers the element-wise check.
+    """
+    items = batch.items() if isinstance(batch, dict) else [("X", batch)]
+    for name, tensor in items:
+        if torch.isfinite(tensor.sum()) or torch.isfinite(tensor).all():
+            continue
+        bad = ~torch.isfinite(tensor.reshape(len(tensor), -1)).all(1)
+        row = start + int(bad.nonzero()[0, 0])
+        kind = "NaN" if torch.isnan(tensor).any() else "infinity"
+        raise ValueError(
+            f"Input {name!r} contains {kind} (first at row {row}); the networks "
+            "need finite values."
+        )
+
+
 def n_samples_of(X) -> int:
     if isinstance(X, dict):
         return next(iter(X.values())).shape[0]
@@ -146,4 +179,9 @@ def check_sample_weight_array(sample_weight, n_samples):
     return (weights * (n_samples / total)).astype(np.float32)
 
 
-__all__ = ["check_inputs", "check_sample_weight_array", "input_shape_for_module"]
+__all__ = [
+    "check_finite_batch",
+    "check_inputs",
+    "check_sample_weight_array",
+    "input_shape_for_module",
+]

@@ -10,7 +10,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .._engine import fill_doc
+from .._engine import LazyRows, check_memmap, fill_doc, scale_uint8
 from .._multiinput import as_mapping
 from ..nn import GalaxyCNN, GalaxyResNet, dihedral_transform
 from ..nn._image_augment import ImageBatchAugment
@@ -108,16 +108,20 @@ class ImageNetMixin:
                 f"{name} takes one array of images, not named inputs (a "
                 "MultiInput or dict)."
             )
-        X = check_array(
-            X,
-            dtype="numeric",
-            accept_sparse=False,
-            allow_nd=True,
-            ensure_2d=False,
-            ensure_all_finite=True,
-            input_name="X",
-            estimator=self,
-        )
+        lazy = isinstance(X, np.memmap)
+        if lazy:  # out of core: checked in chunks, read batch by batch
+            X = check_memmap("X", X, reshape_1d=False)
+        else:
+            X = check_array(
+                X,
+                dtype="numeric",
+                accept_sparse=False,
+                allow_nd=True,
+                ensure_2d=False,
+                ensure_all_finite=True,
+                input_name="X",
+                estimator=self,
+            )
         if X.ndim not in (3, 4):
             raise ValueError(
                 f"{name} expects images: an array of shape (n_samples, channels, "
@@ -137,9 +141,12 @@ class ImageNetMixin:
             X, self.layout, fitted_layout=None if reset else self.layout_
         )
         scale = X.dtype == np.uint8
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if scale:
-            X /= 255.0  # a new array: the conversion from uint8 copied
+        if lazy:
+            X = LazyRows(X, convert=scale_uint8 if scale else None)
+        else:
+            X = np.ascontiguousarray(X, dtype=np.float32)
+            if scale:
+                X /= 255.0  # a new array: the conversion from uint8 copied
         if reset:
             self.layout_ = layout
         else:
@@ -502,4 +509,3 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
                 proba = proba[:, swap]  # the mirror image's classes, swapped back
             total = proba if total is None else total + proba
         return total / len(views)
-

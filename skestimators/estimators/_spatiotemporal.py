@@ -9,7 +9,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
-from .._engine import fill_doc
+from .._engine import LazyRows, check_memmap, fill_doc
 from .._multiinput import as_mapping
 from ..nn import CNNLSTM, PooledCNN
 from ._net import NetRegressor
@@ -197,15 +197,19 @@ default="mse"
                 f"{name} takes one array of patches {_SHAPE}, not named inputs "
                 "(a MultiInput or dict)."
             )
-        X = check_array(
-            X,
-            dtype=[np.float32, np.float64],
-            allow_nd=True,
-            ensure_2d=False,
-            ensure_all_finite=True,
-            input_name="X",
-            estimator=self,
-        )
+        lazy = isinstance(X, np.memmap)
+        if lazy:  # out of core: checked in chunks, read batch by batch
+            X = check_memmap("X", X, reshape_1d=False)
+        else:
+            X = check_array(
+                X,
+                dtype=[np.float32, np.float64],
+                allow_nd=True,
+                ensure_2d=False,
+                ensure_all_finite=True,
+                input_name="X",
+                estimator=self,
+            )
         if X.ndim != 5:
             hint = (
                 f" For one pixel and one year per sample, reshape explicitly: "
@@ -218,7 +222,7 @@ default="mse"
                 f"skestimators.datasets.extract_patches); got an array of shape "
                 f"{X.shape}.{hint}"
             )
-        return X
+        return LazyRows(X) if lazy else X
 
     def _prepare_X(self, X, *, reset):
         return self._validate_patches(X)

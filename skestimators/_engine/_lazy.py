@@ -1,0 +1,142 @@
+"""Out-of-core inputs: arrays memory-mapped from disk, read one batch at a time.
+
+An input given as a :class:`numpy.memmap` (``np.load(path, mmap_mode="r")``
+or ``np.memmap(...)``) is never loaded whole: it is validated in chunks
+(dtype, shape, NaN/inf), wrapped in :class:`LazyRows`, and every training or
+prediction batch reads only its own rows, converted to float32 tensors. The
+shuffled order, the validation split and therefore the fitted weights are
+exactly those of the same data held in memory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+# Rows per chunk of the NaN/inf scan: about 64 MiB of the mapped file at a time.
+_SCAN_BYTES = 64 * 2**20
+
+
+def is_out_of_core(value) -> bool:
+    """Whether ``value`` is read lazily (a memory-mapped array or LazyRows)."""
+    return isinstance(value, (np.memmap, LazyRows))
+
+
+class LazyRows:
+    """Rows ``index`` of a memory-mapped ``array``, read as float32 tensors on demand.
+
+    Parameters
+    ----------
+    array : numpy.memmap
+        The data on disk (any real numeric dtype).
+    index : numpy.ndarray of int or None
+        The rows in use, in order; None for all rows.
+    convert : callable or None
+        Picklable ``numpy batch -> numpy batch`` applied after reading (layout
+        changes, pixel scaling); must keep the first axis.
+    sample_shape : tuple of int or None
+        Shape of one sample after ``convert`` (default: that of ``array``).
+    """
+
+    def __init__(self, array, index=None, convert=None, sample_shape=None):
+        self.array = array
+        self.index = index
+        self.convert = convert
+        self.sample_shape = (
+            tuple(array.shape[1:]) if sample_shape is None else tuple(sample_shape)
+        )
+
+    @property
+    def shape(self):
+        return (len(self),) + self.sample_shape
+
+    @property
+    def ndim(self):
+        return 1 + len(self.sample_shape)
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0] if self.index is None else len(self.index))
+
+    def index_select(self, dim, index) -> LazyRows:
+        """The rows ``index`` (positions in this view), still on disk."""
+        if dim != 0:
+            raise ValueError("LazyRows selects rows (dim=0) only.")
+        index = np.asarray(index, dtype=np.int64)
+        rows = index if self.index is None else self.index[index]
+        return LazyRows(self.array, rows, self.convert, self.sample_shape)
+
+    def to(self, device, non_blocking=False) -> LazyRows:
+        """Stays on disk: batches are moved to ``device`` when read."""
+        return self
+
+    def __getitem__(self, key) -> torch.Tensor:
+        """Rows ``key`` (a slice) of this view, read from disk as float32."""
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("LazyRows reads contiguous slices of rows only.")
+        start, stop, _ = key.indices(len(self))
+        if self.index is None:
+            batch = self.array[start:stop]
+        else:
+            batch = self.array[self.index[start:stop]]
+        batch = np.asarray(batch)
+        if self.convert is not None:
+            batch = self.convert(batch)
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if not batch.flags.writeable:  # a view into a read-only map
+            batch = batch.copy()
+        return torch.from_numpy(batch)
+
+
+def check_memmap(name, array, *, reshape_1d=True, scan=True):
+    """Validate a memory-mapped input without loading it; returns the memmap.
+
+    Checks what ``check_array`` checks for in-memory data (real numeric
+    dtype, at least one sample and, with ``scan``, no NaN or infinity,
+    reading the file in chunks of about 64 MiB). A 1-D array becomes one
+    feature per sample.
+    """
+    kind = array.dtype.kind
+    if kind == "c":
+        raise ValueError(f"Complex data not supported: input {name!r} is complex.")
+    if kind not in "biuf":
+        raise TypeError(
+            f"Input {name!r} has dtype {array.dtype}; the networks need real "
+            "numbers (a float, integer or bool array)."
+        )
+    if array.ndim == 0:
+        raise ValueError(f"Input {name!r} is a scalar, not an array of samples.")
+    if array.ndim == 1 and reshape_1d:
+        array = array.reshape(-1, 1)
+    n = array.shape[0]
+    if n == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={array.shape}) in input {name!r} "
+            "while a minimum of 1 is required."
+        )
+    if scan and kind == "f":
+        row_bytes = max(1, array.itemsize * math.prod(array.shape[1:]))
+        step = max(1, _SCAN_BYTES // row_bytes)
+        for start in range(0, n, step):
+            chunk = np.asarray(array[start : start + step])
+            # A sum is finite only if every term is: one cheap pass per chunk.
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = chunk.sum(dtype=np.float64)
+            if not np.isfinite(total) and not np.isfinite(chunk).all():
+                bad = "NaN" if np.isnan(chunk).any() else "infinity"
+                raise ValueError(
+                    f"Input {name!r} contains {bad} (memory-mapped rows "
+                    f"{start}-{min(n, start + step) - 1}); the networks need "
+                    "finite values."
+                )
+    return array
+
+
+def scale_uint8(batch):
+    """8-bit pixels to [0, 1] (the in-memory image path does the same)."""
+    return batch.astype(np.float32) / np.float32(255.0)

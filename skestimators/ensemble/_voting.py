@@ -1,0 +1,261 @@
+"""Soft voting over classifiers, for single-label and multilabel targets."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
+from sklearn.utils.metaestimators import _BaseComposition
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
+
+__all__ = ["SoftVotingClassifier"]
+
+
+class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
+    """Average the predicted probabilities of several classifiers.
+
+    Like :class:`sklearn.ensemble.VotingClassifier` with ``voting="soft"``,
+    and also for multilabel targets (``y`` of shape ``(n_samples, n_labels)``
+    of 0/1, such as water and cloud of an exoplanet), which scikit-learn's
+    voting classifier rejects. ``X`` is handed to every member untouched, so
+    members may be pipelines taking a :class:`~skestimators.MultiInput`, and
+    networks may vote with gradient boosting.
+
+    Parameters
+    ----------
+    estimators : list of (str, estimator)
+        The members, each with ``fit`` and ``predict_proba``. Each is cloned
+        and fitted on the same ``X, y``.
+    weights : array-like of shape (n_estimators,) or None, default=None
+        Weight of each member's probabilities; None weighs them equally.
+
+    Attributes
+    ----------
+    estimators_ : list of estimator
+        The fitted members, in the order of ``estimators``.
+    named_estimators_ : dict of str to estimator
+        The fitted members by name.
+    classes_ : ndarray or list of ndarray
+        Class labels; for multilabel ``y``, one ``array([0, 1])`` per label.
+    n_features_in_ : int
+        Number of features seen by the first member during ``fit`` (only
+        when it defines it).
+
+    See Also
+    --------
+    sklearn.ensemble.VotingClassifier : Single-label voting.
+    skestimators.recipes.exoplanet_pipeline : ``variant="blend"`` uses this.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_multilabel_classification
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skestimators.ensemble import SoftVotingClassifier
+    >>> X, y = make_multilabel_classification(60, n_classes=2, random_state=0)
+    >>> vote = SoftVotingClassifier(
+    ...     [("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+    ...      ("knn", KNeighborsClassifier())]
+    ... ).fit(X, y)
+    >>> vote.predict_proba(X).shape, vote.predict(X).shape
+    ((60, 2), (60, 2))
+    """
+
+    _parameter_constraints: dict = {
+        "estimators": [list],
+        "weights": ["array-like", None],
+    }
+
+    def __init__(self, estimators, *, weights=None):
+        self.estimators = estimators
+        self.weights = weights
+
+    # -- parameters (nested like sklearn's own ensembles) -----------------------------
+    def get_params(self, deep=True):
+        """Parameters of this ensemble and, with ``deep``, of its members."""
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters of this ensemble or, as ``<name>__<param>``, of members."""
+        self._set_params("estimators", **params)
+        return self
+
+    # -- fitting -----------------------------------------------------------------------
+    def _check_members(self):
+        if not self.estimators:
+            raise ValueError(
+                "estimators must be a non-empty list of (name, estimator) pairs."
+            )
+        try:
+            names, members = zip(*self.estimators)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "estimators must be a list of (name, estimator) pairs."
+            ) from None
+        self._validate_names(names)
+        for name, member in self.estimators:
+            if not hasattr(member, "predict_proba"):
+                raise TypeError(
+                    f"Estimator {name!r} ({type(member).__name__}) has no "
+                    "predict_proba; soft voting needs probabilities."
+                )
+        if self.weights is None:
+            return names, None
+        weights = np.asarray(self.weights, dtype=float)
+        if weights.shape != (len(members),):
+            raise ValueError(
+                f"weights has shape {weights.shape}, but there are "
+                f"{len(members)} estimators."
+            )
+        valid = np.all(np.isfinite(weights)) and (weights >= 0).all()
+        if not valid or weights.sum() <= 0:
+            raise ValueError(
+                "weights must be finite, non-negative and not all zero, got "
+                f"{self.weights!r}."
+            )
+        return names, weights
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit a clone of every member on ``X, y``.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or MultiInput
+            Inputs, passed to every member as they are.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 matrix of labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Passed to every member's ``fit`` when given.
+
+        Returns
+        -------
+        self : SoftVotingClassifier
+            Fitted ensemble.
+        """
+        self._validate_params()
+        names, weights = self._check_members()
+        if y is None:
+            raise ValueError(
+                "SoftVotingClassifier requires y to be passed, but the target y is "
+                "None."
+            )
+        y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        check_classification_targets(y_arr)
+        target = type_of_target(y_arr, input_name="y")
+        if target not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(
+                f"Unknown label type: {target!r}. SoftVotingClassifier needs class "
+                "labels or a 0/1 label matrix."
+            )
+        if target != "multilabel-indicator" and np.unique(y_arr).size == 1:
+            raise ValueError(
+                "SoftVotingClassifier needs samples of at least two classes in y; "
+                f"got one class: {np.unique(y_arr)[0]!r}."
+            )
+        self.estimators_ = [
+            clone(m).fit(X, y, **_weight_kwargs(name, m, sample_weight))
+            for name, m in self.estimators
+        ]
+        self.named_estimators_ = dict(zip(names, self.estimators_))
+        self._weights = weights
+        self._multilabel = target == "multilabel-indicator"
+        if self._multilabel:
+            self.classes_ = [np.array([0, 1]) for _ in range(y_arr.shape[1])]
+        else:
+            self.classes_ = np.unique(y_arr)
+        return self
+
+    # -- prediction --------------------------------------------------------------------
+    def _member_proba(self, member, X):
+        proba = member.predict_proba(X)
+        if self._multilabel:
+            if isinstance(proba, list):  # MultiOutputClassifier, trees, kNN
+                return np.column_stack([_positive(p) for p in proba])
+            return np.asarray(proba, dtype=float)
+        # Align the member's columns with the ensemble's classes.
+        proba = np.asarray(proba, dtype=float)
+        out = np.zeros((proba.shape[0], len(self.classes_)))
+        index = np.searchsorted(self.classes_, member.classes_)
+        out[:, index] = proba
+        return out
+
+    def predict_proba(self, X):
+        """Weighted average of the members' probabilities.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or MultiInput
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
+            Class probabilities, or the probability of each label.
+        """
+        check_is_fitted(self, "estimators_")
+        probas = [self._member_proba(m, X) for m in self.estimators_]
+        return np.average(np.stack(probas), axis=0, weights=self._weights)
+
+    def predict(self, X):
+        """Most probable class, or each label with probability above one half.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or MultiInput
+            Inputs.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Predicted classes, or a 0/1 label matrix.
+        """
+        proba = self.predict_proba(X)
+        if self._multilabel:
+            return (proba > 0.5).astype(int)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    @property
+    def n_features_in_(self):
+        """Number of features seen by the first member during ``fit``."""
+        try:
+            check_is_fitted(self, "estimators_")
+        except NotFittedError as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no n_features_in_ attribute."
+            ) from exc
+        return self.estimators_[0].n_features_in_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        members = [get_tags(m) for _, m in self.estimators]
+        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in members)
+        tags.input_tags.sparse = all(t.input_tags.sparse for t in members)
+        tags.classifier_tags.multi_label = all(
+            t.classifier_tags is not None and t.classifier_tags.multi_label
+            for t in members
+        )
+        return tags
+
+
+def _weight_kwargs(name, member, sample_weight):
+    """``sample_weight`` as ``member.fit`` takes it (a Pipeline: its last step)."""
+    if sample_weight is None:
+        return {}
+    if isinstance(member, Pipeline):
+        step, last = member.steps[-1]
+        if has_fit_parameter(last, "sample_weight"):
+            return {f"{step}__sample_weight": sample_weight}
+    elif has_fit_parameter(member, "sample_weight"):
+        return {"sample_weight": sample_weight}
+    raise TypeError(
+        f"Estimator {name!r} ({type(member).__name__}) does not accept "
+        "sample_weight in fit; drop it from the ensemble or fit without weights."
+    )
+
+
+def _positive(proba):
+    proba = np.asarray(proba, dtype=float)
+    return proba[:, 1] if proba.ndim == 2 and proba.shape[1] > 1 else proba.ravel()

@@ -1,0 +1,103 @@
+"""SoftVotingClassifier: multilabel and single-label soft voting."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import make_classification, make_multilabel_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.multioutput import MultiOutputClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from skestimators import MultiInput
+from skestimators.ensemble import SoftVotingClassifier
+
+
+@pytest.fixture(scope="module")
+def multilabel():
+    return make_multilabel_classification(
+        150, n_features=6, n_classes=3, random_state=0
+    )
+
+
+def test_multilabel_average_of_list_and_array_outputs(multilabel):
+    X, y = multilabel
+    lr = MultiOutputClassifier(LogisticRegression(max_iter=500))
+    knn = KNeighborsClassifier(5)
+    vote = SoftVotingClassifier([("lr", lr), ("knn", knn)], weights=[3, 1]).fit(X, y)
+    p_lr = np.column_stack([p[:, 1] for p in clone(lr).fit(X, y).predict_proba(X)])
+    p_knn = np.column_stack([p[:, 1] for p in clone(knn).fit(X, y).predict_proba(X)])
+    expected = (3 * p_lr + p_knn) / 4
+    assert_allclose(vote.predict_proba(X), expected)
+    assert_array_equal(vote.predict(X), (expected > 0.5).astype(int))
+    assert len(vote.classes_) == 3
+    assert vote.n_features_in_ == 6
+    assert set(vote.named_estimators_) == {"lr", "knn"}
+
+
+def test_single_label_aligns_member_classes():
+    X, y = make_classification(120, 5, n_informative=3, n_classes=3, random_state=0)
+    labels = np.array(["a", "b", "c"])[y]
+    vote = SoftVotingClassifier(
+        [
+            ("lr", LogisticRegression(max_iter=500)),
+            ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ]
+    ).fit(X, labels)
+    proba = vote.predict_proba(X)
+    assert proba.shape == (120, 3)
+    assert_allclose(proba.sum(1), 1)
+    assert set(vote.predict(X)) <= {"a", "b", "c"}
+    assert vote.score(X, labels) > 0.8
+
+
+def test_named_inputs_reach_pipeline_members(multilabel):
+    X, y = multilabel
+    Xm = MultiInput(a=X[:, :3], b=X[:, 3:])
+
+    def stack(Z):
+        return np.hstack([Z["a"], Z["b"]])
+
+    member = make_pipeline(
+        FunctionTransformer(stack), StandardScaler(), KNeighborsClassifier()
+    )
+    vote = SoftVotingClassifier([("knn", member)]).fit(Xm, y)
+    assert vote.predict(Xm[:10]).shape == (10, 3)
+
+
+def test_sample_weight_routed_to_pipeline_last_step(multilabel):
+    X, y = multilabel
+    X, y = X[:, :4], y[:, 0]
+    weights = np.where(y == 1, 5.0, 1.0)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    vote = SoftVotingClassifier([("lr", pipe)]).fit(X, y, sample_weight=weights)
+    direct = clone(pipe).fit(X, y, logisticregression__sample_weight=weights)
+    assert_allclose(vote.predict_proba(X), direct.predict_proba(X))
+
+
+def test_errors(multilabel):
+    X, y = multilabel
+    with pytest.raises(ValueError, match="non-empty list"):
+        SoftVotingClassifier([]).fit(X, y)
+    with pytest.raises(TypeError, match="has no predict_proba"):
+        SoftVotingClassifier([("svm", _NoProba())]).fit(X, y)
+    knn = KNeighborsClassifier()
+    with pytest.raises(ValueError, match="weights has shape"):
+        SoftVotingClassifier([("knn", knn)], weights=[1, 2]).fit(X, y)
+    with pytest.raises(ValueError, match="non-negative"):
+        SoftVotingClassifier([("knn", knn)], weights=[-1]).fit(X, y)
+    with pytest.raises(TypeError, match="does not accept sample_weight"):
+        SoftVotingClassifier([("knn", knn)]).fit(X, y, sample_weight=np.ones(len(X)))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        SoftVotingClassifier([("knn", knn)]).fit(X, np.linspace(0, 1, len(X)))
+    with pytest.raises(ValueError, match="two classes"):
+        SoftVotingClassifier([("knn", knn)]).fit(X, np.zeros(len(X)))
+
+
+class _NoProba(DecisionTreeClassifier):
+    @property
+    def predict_proba(self):
+        raise AttributeError("no predict_proba")

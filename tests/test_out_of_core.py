@@ -1,0 +1,170 @@
+"""Out-of-core inputs: memory-mapped arrays are streamed, never loaded whole."""
+
+import pickle
+import tracemalloc
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skestimators import (
+    GalaxyZooRegressor,
+    MultiInput,
+    NetClassifier,
+    NetRegressor,
+    SpatioTemporalRegressor,
+)
+
+from .conftest import FAST
+
+
+def _memmap(tmp_path, name, array):
+    path = tmp_path / f"{name}.npy"
+    np.save(path, array)
+    return np.load(path, mmap_mode="r")
+
+
+@pytest.fixture
+def table(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    y = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.normal(size=400)
+    return X, _memmap(tmp_path, "X", X), y
+
+
+def test_regressor_on_memmap_matches_in_memory(table):
+    X, Xm, y = table
+    params = dict(FAST, validation_fraction=0.2, early_stopping=True, patience=2)
+    in_memory = NetRegressor(**params).fit(X, y)
+    streamed = NetRegressor(**params).fit(Xm, y)
+    # Same permutation, split and batches: identical training, bit for bit.
+    assert_array_equal(
+        in_memory.history_["valid_loss"], streamed.history_["valid_loss"]
+    )
+    assert_allclose(streamed.predict(Xm), in_memory.predict(X), rtol=0, atol=0)
+    assert streamed.n_features_in_ == 6
+    assert streamed.input_shape_ == (6,)
+
+
+def test_named_inputs_mix_memmap_and_memory(tmp_path, two_inputs):
+    spectra, aux, y = two_inputs
+    mapped = _memmap(tmp_path, "spectra", spectra)
+    clf_mem = NetClassifier(**FAST).fit(MultiInput(spectra=spectra, aux=aux), y)
+    clf_map = NetClassifier(**FAST).fit(MultiInput(spectra=mapped, aux=aux), y)
+    assert_array_equal(
+        clf_map.predict_proba(MultiInput(spectra=mapped, aux=aux)),
+        clf_mem.predict_proba(MultiInput(spectra=spectra, aux=aux)),
+    )
+
+
+def test_partial_fit_on_memmap(table):
+    X, Xm, y = table
+    reg = NetRegressor(**dict(FAST, validation_fraction=None))
+    for _ in range(2):
+        reg.partial_fit(Xm, y)
+    assert reg.n_iter_ == 2
+    assert reg.predict(Xm[:10]).shape == (10,)
+
+
+def test_memmap_is_not_loaded_whole(tmp_path):
+    # 24 MB on disk; batches of 64 rows are 0.06 MB. Loading the array (or a
+    # float32 copy of it) would show up in tracemalloc's peak.
+    rng = np.random.RandomState(0)
+    path = tmp_path / "big.npy"
+    big = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np.float32, shape=(6000, 1000)
+    )
+    big[:] = rng.normal(size=(6000, 1000)).astype(np.float32)
+    big.flush()
+    del big
+    y = rng.normal(size=6000)
+    Xm = np.load(path, mmap_mode="r")
+    reg = NetRegressor(
+        module_params={"hidden_units": (8,)},
+        **dict(FAST, max_epochs=1, batch_size=64, validation_fraction=0.1),
+    )
+    tracemalloc.start()
+    try:
+        reg.fit(Xm, y)
+        pred = reg.predict(Xm)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pred.shape == (6000,)
+    assert peak < 8 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
+    # The fitted estimator keeps no reference to the data.
+    assert len(pickle.dumps(reg)) < 2**20
+
+
+def test_uint8_channels_last_images_on_disk(tmp_path):
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 256, size=(64, 8, 8, 3), dtype=np.uint8)
+    y = rng.dirichlet(np.ones(3), size=64)
+    y = np.hstack([y, np.zeros((64, 34))])
+    mapped = _memmap(tmp_path, "images", images)
+    params = dict(
+        width=4, depth=1, hidden=8, max_epochs=2, batch_size=16, device="cpu",
+        random_state=0, validation_fraction=None, tta=2,
+    )  # fmt: skip
+    in_memory = GalaxyZooRegressor(**params).fit(images, y)
+    streamed = GalaxyZooRegressor(**params).fit(mapped, y)
+    assert streamed.layout_ == "channels_last"
+    assert_allclose(streamed.predict(mapped), in_memory.predict(images), atol=1e-6)
+
+
+def test_patches_on_disk(tmp_path):
+    rng = np.random.RandomState(0)
+    patches = rng.normal(size=(48, 3, 3, 3, 4)).astype(np.float32)
+    y = patches[:, 0].mean(axis=(1, 2, 3)) + 1.0
+    mapped = _memmap(tmp_path, "patches", patches)
+    params = dict(
+        conv_channels=(4,), hidden=8, max_epochs=2, batch_size=16, lr=0.01,
+        validation_fraction=None, device="cpu", random_state=0,
+    )  # fmt: skip
+    in_memory = SpatioTemporalRegressor(**params).fit(patches, y)
+    streamed = SpatioTemporalRegressor(**params).fit(mapped, y)
+    assert_allclose(streamed.predict(mapped), in_memory.predict(patches), atol=1e-6)
+
+
+def test_memmap_with_nan_names_the_rows(tmp_path):
+    X = np.ones((50, 4), dtype=np.float32)
+    X[37, 2] = np.nan
+    Xm = _memmap(tmp_path, "nan", X)
+    with pytest.raises(ValueError, match=r"Input 'X' contains NaN .*rows 0-49"):
+        NetRegressor(**FAST).fit(Xm, np.zeros(50))
+    X[37, 2] = np.inf
+    spectra = _memmap(tmp_path, "inf", X)
+    with pytest.raises(ValueError, match="'spectra' contains infinity"):
+        NetRegressor(**FAST).fit(MultiInput(spectra=spectra), np.zeros(50))
+
+
+def test_complex_memmap_is_rejected(tmp_path):
+    Xm = _memmap(tmp_path, "complex", np.ones((20, 3), dtype=np.complex64))
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        NetRegressor(**FAST).fit(Xm, np.zeros(20))
+
+
+def test_memmap_of_wrong_shape_at_predict(table, tmp_path):
+    X, Xm, y = table
+    reg = NetRegressor(**dict(FAST, max_epochs=1)).fit(Xm, y)
+    wrong = _memmap(tmp_path, "wrong", np.ones((5, 7), dtype=np.float32))
+    with pytest.raises(ValueError, match="7 features"):
+        reg.predict(wrong)
+
+
+def test_nan_at_predict_names_the_first_row(table, tmp_path):
+    # Prediction checks NaN/inf batch by batch (in memory and on disk).
+    X, _, y = table
+    reg = NetRegressor(**dict(FAST, max_epochs=1)).fit(X, y)
+    bad = X.copy()
+    bad[300, 1] = np.nan
+    with pytest.raises(ValueError, match=r"'X' contains NaN \(first at row 300\)"):
+        reg.predict(bad)
+    with pytest.raises(ValueError, match=r"contains NaN \(first at row 300\)"):
+        reg.predict(_memmap(tmp_path, "bad", bad))
+    bad[300, 1] = -np.inf
+    with pytest.raises(ValueError, match="contains infinity"):
+        reg.predict(bad)
+    # Large finite values whose sum overflows float32 are not mistaken for inf.
+    huge = np.full((4, 6), 3e38, dtype=np.float32)
+    assert reg.predict(huge).shape == (4,)
