@@ -101,3 +101,28 @@ class _NoProba(DecisionTreeClassifier):
     @property
     def predict_proba(self):
         raise AttributeError("no predict_proba")
+
+
+def test_blend_recipe_saves_and_scores_like_a_single_model(tmp_path):
+    from skestimators import load, read_metadata, save
+    from skestimators.datasets import make_exoplanet
+    from skestimators.recipes import exoplanet_pipeline
+    from skestimators.scoring._chunks import prediction_columns, prepare_model
+
+    X, y = make_exoplanet(80, random_state=0)
+    model = exoplanet_pipeline(random_state=0, device="cpu")
+    model.set_params(softvoting__spectraauxclassifier__max_epochs=1).fit(X, y)
+    vote = model.named_steps["softvoting"]
+    assert vote.target_names_ == ["water", "cloud"]
+    # Scored files name the targets; --batch-size reaches the ensemble's network.
+    assert prediction_columns(model, "predict_proba", 2, 2) == [
+        "proba_water",
+        "proba_cloud",
+    ]
+    prepare_model(model, batch_size=7)
+    assert vote.named_estimators_["spectraauxclassifier"].batch_size == 7
+    path = save(model, tmp_path / "blend.joblib")
+    meta = read_metadata(path)
+    assert meta["targets"]["target_names"] == ["water", "cloud"]
+    assert meta["device"] == "cpu"  # found inside the ensemble
+    assert_allclose(load(path).predict_proba(X), model.predict_proba(X))

@@ -40,19 +40,27 @@ def _steps(estimator):
     return []
 
 
+def _members(estimator):
+    """Fitted members of an ensemble (``named_estimators_``), as ``(name, est)``."""
+    members = getattr(estimator, "named_estimators_", None)
+    return list(members.items()) if isinstance(members, dict) else []
+
+
 def walk_estimators(estimator, path=""):
     """Yield ``(path, estimator)`` for an estimator and everything nested in it.
 
-    Pipelines are walked step by step (in order), and meta-estimators into
-    their fitted ``regressor_``/``estimator_``/``best_estimator_``.
+    Pipelines are walked step by step (in order), meta-estimators into
+    their fitted ``regressor_``/``estimator_``/``best_estimator_``, and
+    ensembles into their fitted members.
     """
     yield path or type(estimator).__name__, estimator
-    for name, sub in _steps(estimator):
+    for name, sub in _steps(estimator) + _members(estimator):
         yield from walk_estimators(sub, f"{path}/{name}" if path else name)
 
 
 def final_estimator(estimator):
-    """The estimator that makes the predictions (last step, inner regressor)."""
+    """The estimator that makes the predictions (last step, inner regressor;
+    an ensemble itself, not one of its members)."""
     steps = _steps(estimator)
     return final_estimator(steps[-1][1]) if steps else estimator
 

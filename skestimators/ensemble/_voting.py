@@ -11,6 +11,8 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from .._engine._targets import target_names
+
 __all__ = ["SoftVotingClassifier"]
 
 
@@ -40,6 +42,11 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         The fitted members by name.
     classes_ : ndarray or list of ndarray
         Class labels; for multilabel ``y``, one ``array([0, 1])`` per label.
+    target_names_ : list of str
+        Names of the targets: the columns of a DataFrame ``y`` (``water``,
+        ``cloud``), else ``y0``, ``y1``, ... (``y`` for one target).
+    target_type_ : str
+        ``"binary"``, ``"multiclass"`` or ``"multilabel-indicator"``.
     n_features_in_ : int
         Number of features seen by the first member during ``fit`` (only
         when it defines it).
@@ -162,6 +169,8 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         self.named_estimators_ = dict(zip(names, self.estimators_))
         self._weights = weights
         self._multilabel = target == "multilabel-indicator"
+        self.target_type_ = target
+        self.target_names_ = target_names(y, y_arr.shape[1] if y_arr.ndim == 2 else 1)
         if self._multilabel:
             self.classes_ = [np.array([0, 1]) for _ in range(y_arr.shape[1])]
         else:
