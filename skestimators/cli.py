@@ -259,6 +259,8 @@ def _recipe(name):
 def _set_max_epochs(model, epochs):
     """Cap the epochs of every network in ``model`` (a pipeline or an ensemble)."""
     keys = [k for k in model.get_params() if k.endswith("__max_epochs")]
+    if not keys:
+        raise ValueError(f"{type(model).__name__} has no network with max_epochs.")
     return model.set_params(**dict.fromkeys(keys, epochs))
 
 

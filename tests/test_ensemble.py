@@ -38,6 +38,42 @@ def test_multilabel_average_of_list_and_array_outputs(multilabel):
     assert set(vote.named_estimators_) == {"lr", "knn"}
 
 
+def test_label_constant_in_training_gets_probability_zero(multilabel):
+    # Trees and kNN return one column for a label that had a single class.
+    X, y = multilabel
+    y = y.copy()
+    y[:, 1] = 0
+    vote = SoftVotingClassifier(
+        [
+            ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+            ("knn", KNeighborsClassifier()),
+        ]
+    ).fit(X, y)
+    assert_array_equal(vote.predict_proba(X)[:, 1], 0.0)
+    assert_array_equal(vote.predict(X)[:, 1], 0)
+
+
+def test_drop_bunch_and_feature_names(multilabel):
+    import pandas as pd
+    from sklearn.base import is_classifier
+
+    X, y = multilabel
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    vote = SoftVotingClassifier(
+        [("knn", KNeighborsClassifier()), ("tree", "drop")], weights=[1, 5]
+    ).fit(df, y)
+    assert list(vote.named_estimators_) == ["knn"]
+    assert vote.named_estimators_.knn is vote.estimators_[0]
+    assert list(vote.feature_names_in_) == list(df.columns)
+    knn_only = KNeighborsClassifier().fit(df, y).predict_proba(df)
+    assert_allclose(
+        vote.predict_proba(df), np.column_stack([p[:, 1] for p in knn_only])
+    )
+    assert is_classifier(SoftVotingClassifier("not a list"))
+    with pytest.raises(ValueError, match="All estimators are 'drop'"):
+        SoftVotingClassifier([("a", "drop")]).fit(X, y)
+
+
 def test_single_label_aligns_member_classes():
     X, y = make_classification(120, 5, n_informative=3, n_classes=3, random_state=0)
     labels = np.array(["a", "b", "c"])[y]

@@ -1,6 +1,9 @@
 """Out-of-core inputs: memory-mapped arrays are streamed, never loaded whole."""
 
 import pickle
+import sys
+import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -66,34 +69,104 @@ def test_partial_fit_on_memmap(table):
     assert reg.predict(Xm[:10]).shape == (10,)
 
 
+def _anon_rss():
+    """Anonymous resident memory of this process (heap, torch tensors), bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no RssAnon")
+
+
+def _peak_anon_during(fn):
+    """Peak growth of anonymous memory while ``fn`` runs (sampled every 1 ms).
+
+    A file mapped and read counts as file-backed memory, not anonymous: only a
+    copy of the data (NumPy or torch) makes this grow.
+    """
+    base, peak, done = _anon_rss(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _anon_rss() - base)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        result = fn()
+    finally:
+        done.set()
+        thread.join()
+    return result, peak[0]
+
+
 def test_memmap_is_not_loaded_whole(tmp_path):
-    # 24 MB on disk; batches of 64 rows are 0.06 MB. Loading the array (or a
-    # float32 copy of it) would show up in tracemalloc's peak.
+    # 48 MB on disk; batches of 64 rows are 0.25 MB. Loading the array (or a
+    # float32 copy of it) shows in tracemalloc (NumPy copies) and in the
+    # anonymous memory of the process (torch copies too).
     rng = np.random.RandomState(0)
     path = tmp_path / "big.npy"
     big = np.lib.format.open_memmap(
-        path, mode="w+", dtype=np.float32, shape=(6000, 1000)
+        path, mode="w+", dtype=np.float32, shape=(12000, 1000)
     )
-    big[:] = rng.normal(size=(6000, 1000)).astype(np.float32)
+    for start in range(0, 12000, 2000):
+        big[start : start + 2000] = rng.normal(size=(2000, 1000))
     big.flush()
     del big
-    y = rng.normal(size=6000)
+    y = rng.normal(size=12000)
     Xm = np.load(path, mmap_mode="r")
     reg = NetRegressor(
         module_params={"hidden_units": (8,)},
         **dict(FAST, max_epochs=1, batch_size=64, validation_fraction=0.1),
     )
+
+    def fit_predict():
+        return reg.fit(Xm, y).predict(Xm)
+
+    reg.fit(Xm[:200], y[:200])  # warm up torch's allocator and threads
     tracemalloc.start()
     try:
-        reg.fit(Xm, y)
-        pred = reg.predict(Xm)
+        if sys.platform.startswith("linux"):
+            pred, anon = _peak_anon_during(fit_predict)
+            assert anon < 24 * 2**20, f"anonymous memory grew {anon / 2**20:.0f} MiB"
+        else:
+            pred = fit_predict()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert pred.shape == (6000,)
+    assert pred.shape == (12000,)
     assert peak < 8 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
     # The fitted estimator keeps no reference to the data.
     assert len(pickle.dumps(reg)) < 2**20
+
+
+def test_scan_reports_the_chunk_with_nan(tmp_path, monkeypatch):
+    from skestimators._engine import _lazy
+
+    monkeypatch.setattr(_lazy, "_SCAN_BYTES", 10 * 4 * 4)  # 10 rows of 4 floats
+    X = np.ones((95, 4), dtype=np.float32)
+    X[57, 1] = np.nan
+    with pytest.raises(ValueError, match=r"contains NaN \(memory-mapped rows 50-59\)"):
+        NetRegressor(**FAST).fit(_memmap(tmp_path, "nan", X), np.zeros(95))
+    X[57, 1] = 1.0
+    X[94, 0] = np.inf
+    with pytest.raises(ValueError, match=r"infinity \(memory-mapped rows 90-94\)"):
+        NetRegressor(**FAST).fit(_memmap(tmp_path, "inf", X), np.zeros(95))
+
+
+def test_memmap_layout_errors(tmp_path):
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        NetRegressor(**FAST).fit(_memmap(tmp_path, "a", np.ones(10)), np.zeros(10))
+    empty = _memmap(tmp_path, "b", np.ones((10, 0), dtype=np.float32))
+    with pytest.raises(ValueError, match="0 feature"):
+        NetRegressor(**FAST).fit(empty, np.zeros(10))
+    text = _memmap(tmp_path, "c", np.array([["a", "b"]] * 10))
+    with pytest.raises(ValueError, match="need real numbers"):
+        NetRegressor(**FAST).fit(MultiInput(x=text), np.zeros(10))
+    fortran = np.asfortranarray(np.ones((10, 3), dtype=np.float32))
+    with pytest.warns(UserWarning, match="not contiguous on disk"):
+        NetRegressor(**FAST).fit(_memmap(tmp_path, "d", fortran), np.zeros(10))
 
 
 def test_uint8_channels_last_images_on_disk(tmp_path):
@@ -109,7 +182,29 @@ def test_uint8_channels_last_images_on_disk(tmp_path):
     in_memory = GalaxyZooRegressor(**params).fit(images, y)
     streamed = GalaxyZooRegressor(**params).fit(mapped, y)
     assert streamed.layout_ == "channels_last"
-    assert_allclose(streamed.predict(mapped), in_memory.predict(images), atol=1e-6)
+    assert_array_equal(streamed.predict(mapped), in_memory.predict(images))
+
+
+def test_test_time_augmentation_reads_each_batch_once(tmp_path, monkeypatch):
+    from skestimators._engine._lazy import LazyRows
+
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 256, size=(40, 3, 8, 8), dtype=np.uint8)
+    y = rng.randint(0, 2, size=40)
+    from skestimators import ImageClassifier
+
+    clf = ImageClassifier(
+        width=4, depth=1, hidden=8, max_epochs=1, batch_size=16, device="cpu",
+        random_state=0, validation_fraction=None, tta=8,
+    ).fit(images, y)  # fmt: skip
+    reads = []
+    read = LazyRows.__getitem__
+    monkeypatch.setattr(
+        LazyRows, "__getitem__", lambda self, key: reads.append(key) or read(self, key)
+    )
+    proba = clf.predict_proba(_memmap(tmp_path, "images", images))
+    assert_allclose(proba, clf.predict_proba(images))
+    assert len(reads) == 1  # 40 images: one prediction batch, read once for 8 views
 
 
 def test_patches_on_disk(tmp_path):
@@ -123,7 +218,7 @@ def test_patches_on_disk(tmp_path):
     )  # fmt: skip
     in_memory = SpatioTemporalRegressor(**params).fit(patches, y)
     streamed = SpatioTemporalRegressor(**params).fit(mapped, y)
-    assert_allclose(streamed.predict(mapped), in_memory.predict(patches), atol=1e-6)
+    assert_array_equal(streamed.predict(mapped), in_memory.predict(patches))
 
 
 def test_memmap_with_nan_names_the_rows(tmp_path):

@@ -7,8 +7,9 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
     validate ``y`` and return ``(y_tensor, head_groups, n_outputs, y_strat)``;
 ``_make_module(input_shape, n_outputs)``
     build the ``torch.nn.Module`` (default: ``module`` / ``module_params``);
-``_prepare_X(X, *, reset)``
+``_prepare_X(X, *, reset, finite)``
     domain conversion of ``X`` before the generic checks (images, patches);
+    ``finite=False`` (prediction) leaves NaN/inf to the per-batch check;
 ``_batch_transform()``
     a picklable training-batch transform (augmentation), or None.
 
@@ -121,7 +122,7 @@ class BaseNet(BaseEstimator):
         )
 
     # -- fitting -----------------------------------------------------------------------
-    def _prepare_X(self, X, *, reset):
+    def _prepare_X(self, X, *, reset, finite=True):
         """Domain-specific conversion and validation of ``X`` before the generic
         checks (image layouts, patch cubes). Returns what ``check_inputs`` reads."""
         return X
@@ -136,7 +137,7 @@ class BaseNet(BaseEstimator):
             )
         continuing = partial or self.warm_start
         continuing = continuing and hasattr(self, "net_")
-        X = self._prepare_X(X, reset=not continuing)
+        X = self._prepare_X(X, reset=not continuing, finite=True)
         Xv = check_inputs(self, X, reset=not continuing)
         n_samples = n_samples_of(Xv)
         y_t, groups_spec, n_outputs, y_strat = self._prepare_targets(
@@ -295,18 +296,30 @@ class BaseNet(BaseEstimator):
         check_is_fitted(self, "net_")
         # NaN/inf are checked batch by batch in ``_forward_validated``.
         return check_inputs(
-            self, self._prepare_X(X, reset=False), reset=False, finite=False
+            self,
+            self._prepare_X(X, reset=False, finite=False),
+            reset=False,
+            finite=False,
         )
 
     def _forward_validated(self, Xv, transform=None):
         """Raw network output for inputs already returned by ``_validated_inputs``."""
+        return self._forward_views(Xv, [transform])[0]
+
+    def _forward_views(self, Xv, transforms):
+        """Raw outputs for each of ``transforms`` (None: the inputs as they are).
+
+        Every batch is read (and checked for NaN/inf) once and passed through
+        the network once per transform, so test-time augmentation reads an
+        on-disk input once, not once per view.
+        """
         data = TensorData(_tensors(Xv))
         net = self.net_
         device = torch.device(net.device)
         module = net.module_
         module.eval()
         batch = _predict_batch_size(self.batch_size, data)
-        outputs = []
+        outputs = [[] for _ in transforms]
         dtype = net.amp_dtype
         with torch_threads(), torch.inference_mode(), autocast(device, dtype):
             for start in range(0, len(data), batch):
@@ -314,13 +327,11 @@ class BaseNet(BaseEstimator):
                 check_finite_batch(Xb, start)
                 if device.type != "cpu":
                     Xb = _to(Xb, device)
-                if transform is not None:
-                    Xb = transform(Xb)
-                out = module(**Xb) if isinstance(Xb, dict) else module(Xb)
-                outputs.append(_to(out, "cpu", float_=True))
-        if isinstance(outputs[0], dict):
-            return {k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}
-        return torch.cat(outputs)
+                for transform, out in zip(transforms, outputs):
+                    Xt = Xb if transform is None else transform(Xb)
+                    y = module(**Xt) if isinstance(Xt, dict) else module(Xt)
+                    out.append(_to(y, "cpu", float_=True))
+        return [_cat(out) for out in outputs]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -344,6 +355,12 @@ def _predict_batch_size(batch_size, data):
     tensors = data.X.values() if isinstance(data.X, dict) else [data.X]
     per_sample = max(1, sum(math.prod(t.shape[1:]) for t in tensors))
     return max(batch_size, min(1024, max(256, 2**20 // per_sample)))
+
+
+def _cat(outputs):
+    if isinstance(outputs[0], dict):
+        return {k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}
+    return torch.cat(outputs)
 
 
 def _place(data, device):

@@ -16,17 +16,13 @@ with PyTorch's own threads.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 
 # Rows per chunk of the NaN/inf scan: about 64 MiB of the mapped file at a time.
 _SCAN_BYTES = 64 * 2**20
-
-
-def is_out_of_core(value) -> bool:
-    """Whether ``value`` is read lazily (a memory-mapped array or LazyRows)."""
-    return isinstance(value, (np.memmap, LazyRows))
 
 
 class LazyRows:
@@ -110,7 +106,7 @@ def check_memmap(name, array, *, reshape_1d=True, scan=True):
     if kind == "c":
         raise ValueError(f"Complex data not supported: input {name!r} is complex.")
     if kind not in "biuf":
-        raise TypeError(
+        raise ValueError(
             f"Input {name!r} has dtype {array.dtype}; the networks need real "
             "numbers (a float, integer or bool array)."
         )
@@ -124,6 +120,23 @@ def check_memmap(name, array, *, reshape_1d=True, scan=True):
             f"Found array with 0 sample(s) (shape={array.shape}) in input {name!r} "
             "while a minimum of 1 is required."
         )
+    if array.ndim > 1 and 0 in array.shape[1:]:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={array.shape}) in input "
+            f"{name!r} while a minimum of 1 is required."
+        )
+    if array.ndim > 1 and not array.flags.c_contiguous and n > 1:
+        row_stride = abs(array.strides[0])
+        if row_stride < max(abs(s) for s in array.strides[1:]):
+            warnings.warn(
+                f"Input {name!r} is memory-mapped with samples not contiguous on "
+                "disk (Fortran order or a transposed view): every batch reads "
+                "from all over the file. Rewrite it once in C order "
+                "(np.save(path, np.ascontiguousarray(x)) in chunks) for "
+                "sequential reads.",
+                UserWarning,
+                stacklevel=3,
+            )
     if scan and kind == "f":
         row_bytes = max(1, array.itemsize * math.prod(array.shape[1:]))
         step = max(1, _SCAN_BYTES // row_bytes)

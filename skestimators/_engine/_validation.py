@@ -48,6 +48,12 @@ def check_inputs(estimator, X, *, reset: bool, finite: bool = True):
     mapping = as_mapping(X)
     if isinstance(X, (np.memmap, LazyRows)):
         # Out of core: validated in chunks, never loaded whole.
+        if isinstance(X, np.memmap) and X.ndim == 1:
+            raise ValueError(
+                "Expected 2D array, got 1D array instead: reshape the memory-mapped "
+                "X with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) "
+                "for a single sample."
+            )
         array = X if isinstance(X, LazyRows) else check_memmap("X", X, scan=finite)
         validate_data(estimator, array, reset=reset, skip_check_array=True)
     elif mapping is None:
@@ -144,7 +150,11 @@ def check_finite_batch(batch, start):
             continue
         bad = ~torch.isfinite(tensor.reshape(len(tensor), -1)).all(1)
         row = start + int(bad.nonzero()[0, 0])
-        kind = "NaN" if torch.isnan(tensor).any() else "infinity"
+        kind = (
+            "NaN"
+            if torch.isnan(tensor).any()
+            else "infinity (or a value too large for float32, the networks' dtype)"
+        )
         raise ValueError(
             f"Input {name!r} contains {kind} (first at row {row}); the networks "
             "need finite values."

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
-from sklearn.utils import get_tags
+from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
@@ -30,7 +30,8 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
     ----------
     estimators : list of (str, estimator)
         The members, each with ``fit`` and ``predict_proba``. Each is cloned
-        and fitted on the same ``X, y``.
+        and fitted on the same ``X, y``; a member set to ``"drop"`` is left
+        out.
     weights : array-like of shape (n_estimators,) or None, default=None
         Weight of each member's probabilities; None weighs them equally.
 
@@ -38,7 +39,7 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
     ----------
     estimators_ : list of estimator
         The fitted members, in the order of ``estimators``.
-    named_estimators_ : dict of str to estimator
+    named_estimators_ : :class:`~sklearn.utils.Bunch`
         The fitted members by name.
     classes_ : ndarray or list of ndarray
         Class labels; for multilabel ``y``, one ``array([0, 1])`` per label.
@@ -50,6 +51,9 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
     n_features_in_ : int
         Number of features seen by the first member during ``fit`` (only
         when it defines it).
+    feature_names_in_ : ndarray of str
+        Feature names seen by the first member during ``fit`` (only when it
+        defines them).
 
     See Also
     --------
@@ -92,7 +96,8 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
 
     # -- fitting -----------------------------------------------------------------------
     def _check_members(self):
-        if not self.estimators:
+        """``(active (name, estimator) pairs, their weights or None)``."""
+        if not isinstance(self.estimators, list) or not self.estimators:
             raise ValueError(
                 "estimators must be a non-empty list of (name, estimator) pairs."
             )
@@ -103,14 +108,17 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
                 "estimators must be a list of (name, estimator) pairs."
             ) from None
         self._validate_names(names)
-        for name, member in self.estimators:
+        active = [(n, m) for n, m in self.estimators if not _dropped(m)]
+        if not active:
+            raise ValueError("All estimators are 'drop'; at least one must vote.")
+        for name, member in active:
             if not hasattr(member, "predict_proba"):
                 raise TypeError(
                     f"Estimator {name!r} ({type(member).__name__}) has no "
                     "predict_proba; soft voting needs probabilities."
                 )
         if self.weights is None:
-            return names, None
+            return active, None
         weights = np.asarray(self.weights, dtype=float)
         if weights.shape != (len(members),):
             raise ValueError(
@@ -118,12 +126,13 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
                 f"{len(members)} estimators."
             )
         valid = np.all(np.isfinite(weights)) and (weights >= 0).all()
+        weights = weights[[not _dropped(m) for m in members]]
         if not valid or weights.sum() <= 0:
             raise ValueError(
-                "weights must be finite, non-negative and not all zero, got "
-                f"{self.weights!r}."
+                "weights must be finite, non-negative and not all zero (over "
+                f"the estimators that are not 'drop'), got {self.weights!r}."
             )
-        return names, weights
+        return active, weights
 
     def fit(self, X, y, sample_weight=None):
         """Fit a clone of every member on ``X, y``.
@@ -143,7 +152,7 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
             Fitted ensemble.
         """
         self._validate_params()
-        names, weights = self._check_members()
+        active, weights = self._check_members()
         if y is None:
             raise ValueError(
                 "SoftVotingClassifier requires y to be passed, but the target y is "
@@ -164,9 +173,11 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
             )
         self.estimators_ = [
             clone(m).fit(X, y, **_weight_kwargs(name, m, sample_weight))
-            for name, m in self.estimators
+            for name, m in active
         ]
-        self.named_estimators_ = dict(zip(names, self.estimators_))
+        self.named_estimators_ = Bunch(
+            **{name: est for (name, _), est in zip(active, self.estimators_)}
+        )
         self._weights = weights
         self._multilabel = target == "multilabel-indicator"
         self.target_type_ = target
@@ -182,7 +193,13 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         proba = member.predict_proba(X)
         if self._multilabel:
             if isinstance(proba, list):  # MultiOutputClassifier, trees, kNN
-                return np.column_stack([_positive(p) for p in proba])
+                classes = getattr(member, "classes_", None)
+                return np.column_stack(
+                    [
+                        _positive(p, None if classes is None else classes[j])
+                        for j, p in enumerate(proba)
+                    ]
+                )
             return np.asarray(proba, dtype=float)
         # Align the member's columns with the ensemble's classes.
         proba = np.asarray(proba, dtype=float)
@@ -237,9 +254,23 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
             ) from exc
         return self.estimators_[0].n_features_in_
 
+    @property
+    def feature_names_in_(self):
+        """Names of the features seen by the first member during ``fit``."""
+        try:
+            check_is_fitted(self, "estimators_")
+            return self.estimators_[0].feature_names_in_
+        except (NotFittedError, AttributeError) as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no feature_names_in_ attribute."
+            ) from exc
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        members = [get_tags(m) for _, m in self.estimators]
+        try:
+            members = [get_tags(m) for _, m in self.estimators if not _dropped(m)]
+        except (TypeError, ValueError):  # invalid estimators: fit will say so
+            return tags
         tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in members)
         tags.input_tags.sparse = all(t.input_tags.sparse for t in members)
         tags.classifier_tags.multi_label = all(
@@ -265,6 +296,18 @@ def _weight_kwargs(name, member, sample_weight):
     )
 
 
-def _positive(proba):
-    proba = np.asarray(proba, dtype=float)
-    return proba[:, 1] if proba.ndim == 2 and proba.shape[1] > 1 else proba.ravel()
+def _dropped(member) -> bool:
+    return isinstance(member, str) and member == "drop"
+
+
+def _positive(proba, classes):
+    """P(label = 1) from one label's ``(n, n_classes)`` probabilities.
+
+    A member fitted on a label that was constant in its training data
+    returns one column, for that single class: P(1) is then 1 or 0.
+    """
+    proba = np.asarray(proba, dtype=float).reshape(len(proba), -1)
+    if classes is None:
+        classes = np.arange(proba.shape[1])
+    hit = np.flatnonzero(np.asarray(classes) == 1)
+    return proba[:, hit[0]] if hit.size else np.zeros(len(proba))

@@ -100,7 +100,7 @@ class ImageNetMixin:
     """
 
     # -- input -------------------------------------------------------------------------
-    def _validate_images(self, X, *, reset):
+    def _validate_images(self, X, *, reset, finite=True):
         """``X`` as float32 images ``(n, channels, height, width)``; uint8 scaled."""
         name = type(self).__name__
         if as_mapping(X) is not None:
@@ -109,8 +109,9 @@ class ImageNetMixin:
                 "MultiInput or dict)."
             )
         lazy = isinstance(X, np.memmap)
+        # NaN/inf: checked here in fit, batch by batch when predicting.
         if lazy:  # out of core: checked in chunks, read batch by batch
-            X = check_memmap("X", X, reshape_1d=False)
+            X = check_memmap("X", X, reshape_1d=False, scan=finite)
         else:
             X = check_array(
                 X,
@@ -118,7 +119,7 @@ class ImageNetMixin:
                 accept_sparse=False,
                 allow_nd=True,
                 ensure_2d=False,
-                ensure_all_finite=True,
+                ensure_all_finite=finite,
                 input_name="X",
                 estimator=self,
             )
@@ -170,8 +171,8 @@ class ImageNetMixin:
             "with skestimators.preprocessing.ImagePreprocessor)."
         )
 
-    def _prepare_X(self, X, *, reset):
-        return self._validate_images(X, reset=reset)
+    def _prepare_X(self, X, *, reset, finite=True):
+        return self._validate_images(X, reset=reset, finite=finite)
 
     # -- network and augmentation ------------------------------------------------------
     _head_constraint = None
@@ -234,11 +235,9 @@ class ImageNetMixin:
                 f"images; these are {images.shape[2]}x{images.shape[3]}. Use "
                 "tta <= 4 (or <= 2 with mirror='off')."
             )
-        outputs = []
-        for k in views:
-            transform = None if k == 0 else functools.partial(_view, k=k)
-            outputs.append((self._forward_validated(images, transform), k % 2 == 1))
-        return outputs
+        transforms = [None if k == 0 else functools.partial(_view, k=k) for k in views]
+        outputs = self._forward_views(images, transforms)
+        return [(out, k % 2 == 1) for out, k in zip(outputs, views)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -189,7 +189,7 @@ default="mse"
         self.target_weights = target_weights
 
     # -- input -------------------------------------------------------------------------
-    def _validate_patches(self, X):
+    def _validate_patches(self, X, finite=True):
         """``X`` as a float array of 5-D patches, with a clear error otherwise."""
         name = type(self).__name__
         if as_mapping(X) is not None:
@@ -198,15 +198,16 @@ default="mse"
                 "(a MultiInput or dict)."
             )
         lazy = isinstance(X, np.memmap)
+        # NaN/inf: checked here in fit, batch by batch when predicting.
         if lazy:  # out of core: checked in chunks, read batch by batch
-            X = check_memmap("X", X, reshape_1d=False)
+            X = check_memmap("X", X, reshape_1d=False, scan=finite)
         else:
             X = check_array(
                 X,
                 dtype=[np.float32, np.float64],
                 allow_nd=True,
                 ensure_2d=False,
-                ensure_all_finite=True,
+                ensure_all_finite=finite,
                 input_name="X",
                 estimator=self,
             )
@@ -224,8 +225,8 @@ default="mse"
             )
         return LazyRows(X) if lazy else X
 
-    def _prepare_X(self, X, *, reset):
-        return self._validate_patches(X)
+    def _prepare_X(self, X, *, reset, finite=True):
+        return self._validate_patches(X, finite=finite)
 
     # -- network -----------------------------------------------------------------------
     def _make_module(self, input_shape, n_outputs):
