@@ -62,7 +62,13 @@ def test_drop_bunch_and_feature_names(multilabel):
     vote = SoftVotingClassifier(
         [("knn", KNeighborsClassifier()), ("tree", "drop")], weights=[1, 5]
     ).fit(df, y)
-    assert list(vote.named_estimators_) == ["knn"]
+    assert vote.named_estimators_.tree == "drop"
+    from skestimators._io._layout import walk_estimators
+
+    assert [path for path, _ in walk_estimators(vote)] == [
+        "SoftVotingClassifier",
+        "knn",
+    ]
     assert vote.named_estimators_.knn is vote.estimators_[0]
     assert list(vote.feature_names_in_) == list(df.columns)
     knn_only = KNeighborsClassifier().fit(df, y).predict_proba(df)

@@ -43,7 +43,9 @@ def _steps(estimator):
 def _members(estimator):
     """Fitted members of an ensemble (``named_estimators_``), as ``(name, est)``."""
     members = getattr(estimator, "named_estimators_", None)
-    return list(members.items()) if isinstance(members, dict) else []
+    if not isinstance(members, dict):
+        return []
+    return [(n, m) for n, m in members.items() if not isinstance(m, str)]
 
 
 def walk_estimators(estimator, path=""):

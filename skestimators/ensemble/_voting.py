@@ -40,7 +40,7 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
     estimators_ : list of estimator
         The fitted members, in the order of ``estimators``.
     named_estimators_ : :class:`~sklearn.utils.Bunch`
-        The fitted members by name.
+        The fitted members by name (``"drop"`` for the members left out).
     classes_ : ndarray or list of ndarray
         Class labels; for multilabel ``y``, one ``array([0, 1])`` per label.
     target_names_ : list of str
@@ -175,8 +175,9 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
             clone(m).fit(X, y, **_weight_kwargs(name, m, sample_weight))
             for name, m in active
         ]
+        fitted = iter(self.estimators_)
         self.named_estimators_ = Bunch(
-            **{name: est for (name, _), est in zip(active, self.estimators_)}
+            **{n: "drop" if _dropped(m) else next(fitted) for n, m in self.estimators}
         )
         self._weights = weights
         self._multilabel = target == "multilabel-indicator"
