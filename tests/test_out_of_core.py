@@ -60,6 +60,16 @@ def test_named_inputs_mix_memmap_and_memory(tmp_path, two_inputs):
     )
 
 
+def test_batches_never_alias_a_writable_map(tmp_path):
+    from skestimators._engine._lazy import LazyRows
+
+    path = tmp_path / "rw.npy"
+    np.save(path, np.ones((10, 3), dtype=np.float32))
+    rows = LazyRows(np.load(path, mmap_mode="r+"))
+    rows[0:4].mul_(0)  # an in-place batch transform
+    assert np.load(path)[:4].min() == 1.0
+
+
 def test_partial_fit_on_memmap(table):
     X, Xm, y = table
     reg = NetRegressor(**dict(FAST, validation_fraction=None))

@@ -89,7 +89,7 @@ class LazyRows:
         if self.convert is not None:
             batch = self.convert(batch)
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if not batch.flags.writeable:  # a view into a read-only map
+        if not batch.flags.owndata:  # a view into the file: never alias it
             batch = batch.copy()
         return torch.from_numpy(batch)
 
