@@ -31,10 +31,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._batching import TensorData, to_tensor
+from ._batching import TensorData, data_nbytes, to_tensor
 from ._config import resolve_optimizer, training_callbacks, validation_indices
 from ._device import amp_dtype, autocast, resolve_device, torch_threads
-from ._skorch import EngineNet, SplitData
+from ._heads import HeadsLoss
+from ._skorch import EngineNet, SplitData, _concat
+from ._targets import to_dict_groups
 from ._validation import (
     check_finite_batch,
     check_inputs,
@@ -135,8 +137,7 @@ class BaseNet(BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
-        continuing = partial or self.warm_start
-        continuing = continuing and hasattr(self, "net_")
+        continuing = (partial or self.warm_start) and hasattr(self, "net_")
         X = self._prepare_X(X, reset=not continuing, finite=True)
         Xv = check_inputs(self, X, reset=not continuing)
         n_samples = n_samples_of(Xv)
@@ -199,15 +200,12 @@ class BaseNet(BaseEstimator):
         return self
 
     def _make_net(self, module, groups_spec, device, n_train, has_valid, epochs):
-        from ._heads import HeadsLoss
-
         n_batches = -(-n_train // self.batch_size)
-        optimizer = resolve_optimizer(self.optimizer)
-        kwargs = {"optimizer__weight_decay": self.weight_decay}
         return EngineNet(
             module=module,
             criterion=HeadsLoss(groups_spec),
-            optimizer=optimizer,
+            optimizer=resolve_optimizer(self.optimizer),
+            optimizer__weight_decay=self.weight_decay,
             lr=self.lr,
             max_epochs=epochs,
             batch_size=self.batch_size,
@@ -222,7 +220,6 @@ class BaseNet(BaseEstimator):
             head_groups=groups_spec,
             epoch_hooks=getattr(self, "_epoch_hooks", ()),
             batch_transform=self._batch_transform(),
-            **kwargs,
         )
 
     def _bind_outputs(self, module, train, groups_spec):
@@ -243,8 +240,6 @@ class BaseNet(BaseEstimator):
         return self._check_outputs(out, groups_spec)
 
     def _check_outputs(self, out, groups_spec):
-        from ._targets import to_dict_groups
-
         if isinstance(out, dict):
             groups_spec = to_dict_groups(groups_spec)
             names = [n for g in groups_spec for n in g.names]
@@ -283,28 +278,20 @@ class BaseNet(BaseEstimator):
             self.best_epoch_ = int(self.history_["valid_loss"].idxmin())
 
     # -- prediction --------------------------------------------------------------------
-    def _forward(self, X, transform=None):
-        """Raw network output for ``X`` on the CPU (tensor or dict of tensors).
-
-        ``transform`` maps each input batch (on the device) before the module,
-        e.g. one view of test-time augmentation.
-        """
-        return self._forward_validated(self._validated_inputs(X), transform)
+    def _forward(self, X):
+        """Raw network output for ``X`` on the CPU (tensor or dict of tensors)."""
+        return self._forward_views(self._validated_inputs(X), [None])[0]
 
     def _validated_inputs(self, X):
         """``X`` checked against the fitted layout (float arrays), for prediction."""
         check_is_fitted(self, "net_")
-        # NaN/inf are checked batch by batch in ``_forward_validated``.
+        # NaN/inf are checked batch by batch in ``_forward_views``.
         return check_inputs(
             self,
             self._prepare_X(X, reset=False, finite=False),
             reset=False,
             finite=False,
         )
-
-    def _forward_validated(self, Xv, transform=None):
-        """Raw network output for inputs already returned by ``_validated_inputs``."""
-        return self._forward_views(Xv, [transform])[0]
 
     def _forward_views(self, Xv, transforms):
         """Raw outputs for each of ``transforms`` (None: the inputs as they are).
@@ -331,7 +318,7 @@ class BaseNet(BaseEstimator):
                     Xt = Xb if transform is None else transform(Xb)
                     y = module(**Xt) if isinstance(Xt, dict) else module(Xt)
                     out.append(_to(y, "cpu", float_=True))
-        return [_cat(out) for out in outputs]
+        return [_concat(out) for out in outputs]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -357,17 +344,9 @@ def _predict_batch_size(batch_size, data):
     return max(batch_size, min(1024, max(256, 2**20 // per_sample)))
 
 
-def _cat(outputs):
-    if isinstance(outputs[0], dict):
-        return {k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}
-    return torch.cat(outputs)
-
-
 def _place(data, device):
     if data is None or device.type == "cpu":
         return data
-    from ._batching import data_nbytes
-
     free, _ = torch.cuda.mem_get_info(device)
     return data.to(device) if data_nbytes(data) < 0.25 * free else data
 

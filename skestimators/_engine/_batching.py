@@ -139,12 +139,14 @@ class BatchIterator:
         self.device = device
         self.drop_single = drop_single
 
-    def __len__(self) -> int:
-        n = len(self.data)
-        n_batches = -(-n // self.batch_size)
+    def _n_used(self, n) -> int:
+        """Samples batched per epoch: ``n``, less a last batch of one dropped."""
         if self.drop_single and n > 1 and n % self.batch_size == 1:
-            n_batches -= 1
-        return n_batches
+            return n - 1
+        return n
+
+    def __len__(self) -> int:
+        return -(-self._n_used(len(self.data)) // self.batch_size)
 
     def _epoch_data(self) -> TensorData:
         if not self.shuffle:
@@ -154,10 +156,7 @@ class BatchIterator:
 
     def __iter__(self):
         data = self._epoch_data()
-        n = len(data)
-        stop_at = n
-        if self.drop_single and n > 1 and n % self.batch_size == 1:
-            stop_at = n - 1
+        stop_at = self._n_used(len(data))
         first = next(iter(data.X.values())) if isinstance(data.X, dict) else data.X
         move = self.device is not None and first.device != self.device
         non_blocking = move and self.device.type == "cuda"

@@ -44,6 +44,8 @@ class HeadGroup:
         One loss weight per target column.
     class_weight : torch.Tensor or None
         Multiclass only: per-class weights for the cross-entropy.
+    pos_weight : torch.Tensor or None
+        Binary only: weight of the positive class of each column.
     """
 
     names: list

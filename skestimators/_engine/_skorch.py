@@ -76,9 +76,6 @@ class EngineNet(NeuralNet):
         # ``y_true`` is ``(targets, sample_weight)``, already tensors on the device.
         return self.criterion_(y_pred, y_true)
 
-    def _device_type(self):
-        return torch.device(self.device).type
-
     def train_step(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = batch

@@ -130,7 +130,7 @@ def class_weight_samples(estimator, codes, weights):
     return per_sample if weights is None else per_sample * weights
 
 
-def encode_regression(estimator, y, *, fitting, n_samples, classes=None):
+def encode_regression(estimator, y, *, fitting, n_samples):
     """Return ``(y_tensor, head_groups, n_outputs, None)`` for a regressor.
 
     ``y`` is not None: ``BaseNet._fit`` refuses that first.

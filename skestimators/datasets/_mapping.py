@@ -14,17 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ._rasters import _check_window, _cut_patches, _RasterStack
+from ._rasters import (
+    _check_positive_int,
+    _check_window,
+    _cut_patches,
+    _RasterStack,
+)
 
 __all__ = ["predict_raster"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def predict_raster(

@@ -50,9 +50,14 @@ def _as_paths(rasters) -> list:
     return paths
 
 
+def _check_positive_int(value, name) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
 def _check_window(window) -> int:
-    if isinstance(window, bool) or int(window) != window or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}.")
+    _check_positive_int(window, "window")
     if window % 2 == 0:
         raise ValueError(
             f"window must be odd so that the point is the patch centre, got {window}."
@@ -278,8 +283,7 @@ def _stack_bounds(stack):
     """``(left, bottom, right, top)`` of a stack's grid."""
     from rasterio.transform import array_bounds
 
-    west, south, east, north = array_bounds(stack.height, stack.width, stack.transform)
-    return west, south, east, north
+    return array_bounds(stack.height, stack.width, stack.transform)
 
 
 def _head(mask, limit=10):

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._rasters import _cut_patches
+
 __all__ = ["make_soc", "make_soc_rasters"]
 
 #: Projected CRS of the simulated grid (ETRS89 / UTM zone 32N, used in Bavaria).
@@ -231,10 +233,7 @@ def make_soc(
     coords = np.column_stack(
         [x0 + (cols + frac[:, 1]) * pixel_size, y0 - (rows + frac[:, 0]) * pixel_size]
     )
-    offsets = np.arange(-half, half + 1)
-    r = (rows[:, None] + offsets)[:, :, None]
-    c = (cols[:, None] + offsets)[:, None, :]
-    X = np.moveaxis(covariates[:, r, c, :], 1, 0)
+    X = _cut_patches(covariates, rows - half, cols - half, window)
     y = np.exp(log_oc[rows, cols] + noise * rng.standard_normal(n_samples))
     order = rng.permutation(n_samples)
     return np.ascontiguousarray(X[order]), y[order], coords[order]

@@ -180,7 +180,6 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
             **{n: "drop" if _dropped(m) else next(fitted) for n, m in self.estimators}
         )
         self._weights = weights
-        self._multilabel = target == "multilabel-indicator"
         self.target_type_ = target
         self.target_names_ = target_names(y, y_arr.shape[1] if y_arr.ndim == 2 else 1)
         if self._multilabel:
@@ -190,6 +189,10 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         return self
 
     # -- prediction --------------------------------------------------------------------
+    @property
+    def _multilabel(self):
+        return self.target_type_ == "multilabel-indicator"
+
     def _member_proba(self, member, X):
         proba = member.predict_proba(X)
         if self._multilabel:

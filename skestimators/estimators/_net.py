@@ -20,6 +20,13 @@ from ..nn import MLP
 _MODULE = [None, type, torch.nn.Module]
 
 
+def _stack_named(raw, names):
+    """A ``dict`` output (one entry per target) as one tensor, columns in ``names``."""
+    if not isinstance(raw, dict):
+        return raw
+    return torch.cat([raw[n].reshape(len(raw[n]), -1) for n in names], 1)
+
+
 @fill_doc(max_epochs=20, batch_size=32, lr=0.001)
 class NetClassifier(ClassifierMixin, BaseNet):
     """Classifier wrapping any ``torch.nn.Module``: binary, multiclass or multilabel.
@@ -207,10 +214,7 @@ class NetClassifier(ClassifierMixin, BaseNet):
 
     def _proba(self, raw):
         """Probabilities from the raw network output (logits)."""
-        if isinstance(raw, dict):
-            raw = torch.cat(
-                [raw[n].reshape(len(raw[n]), -1) for n in self.target_names_], 1
-            )
+        raw = _stack_named(raw, self.target_names_)
         if self.target_type_ == "multilabel-indicator":
             return torch.sigmoid(raw).numpy().astype(np.float64)
         if self.classes_.size == 2:
@@ -423,11 +427,7 @@ default="mse"
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Predictions, with the dimensionality of ``y`` at fit.
         """
-        raw = self._forward(X)
-        if isinstance(raw, dict):
-            raw = torch.cat(
-                [raw[n].reshape(len(raw[n]), -1) for n in self.target_names_], 1
-            )
+        raw = _stack_named(self._forward(X), self.target_names_)
         out = raw.reshape(raw.shape[0], -1).numpy().astype(np.float64)
         return out.ravel() if self._y_ndim == 1 else out
 

@@ -196,7 +196,7 @@ class SpectraAuxClassifier(NetClassifier):
         out = super()._prepare_targets(
             y, fitting=fitting, n_samples=n_samples, classes=classes
         )
-        if out[0].dtype.is_floating_point is False:
+        if not out[0].dtype.is_floating_point:
             raise ValueError(
                 "SpectraAuxClassifier predicts binary targets (one column of 0/1 "
                 f"per target); y has {len(self.classes_)} classes. Encode each "

@@ -115,11 +115,8 @@ def compare_variants(
     check_active_backend()
     X, y, groups = indexable(X, y, groups)
     classifier = all(is_classifier(v) for v in variants.values())
-    rng = check_random_state(random_state)
-    reseed = n_repeats > 1 or random_state is not None
     tasks = []
-    for repeat in range(n_repeats):
-        seed = int(rng.randint(np.iinfo(np.int32).max)) if reseed else None
+    for repeat, seed in enumerate(repeat_seeds(random_state, n_repeats)):
         splitter = reseeded_cv(cv, y, classifier, seed, warn=n_repeats > 1)
         splits = list(splitter.split(X, y, groups))
         for name, estimator in variants.items():
@@ -135,6 +132,15 @@ def compare_variants(
         for metric, value in scores.items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def repeat_seeds(random_state, n_repeats):
+    """Yield the seed of each repeat: None for all when ``n_repeats=1`` and
+    ``random_state=None`` (splitter and estimators are used as given)."""
+    rng = check_random_state(random_state)
+    reseed = n_repeats > 1 or random_state is not None
+    for _ in range(n_repeats):
+        yield int(rng.randint(np.iinfo(np.int32).max)) if reseed else None
 
 
 def reseeded_cv(cv, y, classifier, seed, *, warn=False):

@@ -212,6 +212,7 @@ class _Hook:
         self.X_test = X_test
         self.y_test = y_test
         self._Xt = None
+        self._scorer = None
 
     def __call__(self, engine_net):
         runner = self.runner
@@ -221,8 +222,9 @@ class _Hook:
                 if self.estimator is not self.net:
                     # Preprocessing is fitted by now; transform the test fold once.
                     self._Xt = _preprocess(self.estimator, self.X_test)
-            scorer = check_scoring(self.net, runner.epoch_scoring)
-            value = float(scorer(self.net, self._Xt, self.y_test))
+            if self._scorer is None:
+                self._scorer = check_scoring(self.net, runner.epoch_scoring)
+            value = float(self._scorer(self.net, self._Xt, self.y_test))
         except Exception:  # a score that fails mid-training does not stop the fit
             value = np.nan
         runner._report(self.i, len(engine_net.history), value)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import cross_validate
-from sklearn.utils import check_random_state
 
 from ._compare import (
     free_device_memory,
+    repeat_seeds,
     reseed,
     reseeded_cv,
     scoring_spec,
@@ -115,11 +115,8 @@ def repeated_cv(
     check_active_backend()
     metrics = scoring_spec(estimator, scoring)
     classifier = is_classifier(estimator)
-    rng = check_random_state(random_state)
-    reseeding = n_repeats > 1 or random_state is not None
     rows = []
-    for repeat in range(n_repeats):
-        seed = int(rng.randint(np.iinfo(np.int32).max)) if reseeding else None
+    for repeat, seed in enumerate(repeat_seeds(random_state, n_repeats)):
         model = clone(estimator)
         if seed is not None:
             reseed(model, seed)

@@ -15,13 +15,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.model_selection import BaseCrossValidator, KFold, check_cv
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples
 
 __all__ = ["BufferedKFold", "SpatialBlockKFold"]
-
-
-def _num_samples(X) -> int:
-    shape = getattr(X, "shape", None)
-    return int(shape[0]) if shape is not None and len(shape) else len(X)
 
 
 def _check_coords(groups, n_samples: int) -> np.ndarray:

@@ -13,6 +13,18 @@ __all__ = ["GalaxyCNN", "GalaxyResNet", "GalaxyZooConstraint"]
 
 _N_TARGETS = len(GALAXY_ZOO_COLUMNS)
 _MODES = ("divisive", "softmax", "none")
+# Where each question's parent answer sits among the groups built before it:
+# (index of its question, column within that question), or None for Q1 and Q6.
+_PARENT_SLOTS = tuple(
+    None
+    if q.parent is None
+    else next(
+        (i, q.parent - p.start)
+        for i, p in enumerate(GALAXY_ZOO_QUESTIONS)
+        if p.start <= q.parent < p.stop
+    )
+    for q in GALAXY_ZOO_QUESTIONS
+)
 
 
 class GalaxyZooConstraint(nn.Module):
@@ -75,26 +87,18 @@ class GalaxyZooConstraint(nn.Module):
         if self.mode == "none":
             return x
         groups: list[torch.Tensor] = []
-        for question in GALAXY_ZOO_QUESTIONS:
+        for question, slot in zip(GALAXY_ZOO_QUESTIONS, _PARENT_SLOTS):
             z = x[..., question.start : question.stop]
             if self.mode == "divisive":
                 z = torch.relu(z) + self.eps
                 z = z / z.sum(dim=-1, keepdim=True)
             else:
                 z = torch.softmax(z, dim=-1)
-            if question.parent is not None:
-                z = z * _column(groups, question.parent)
+            if slot is not None:
+                i, j = slot
+                z = z * groups[i][..., j : j + 1]
             groups.append(z)
         return torch.cat(groups, dim=-1)
-
-
-def _column(groups: list[torch.Tensor], index: int) -> torch.Tensor:
-    """Column ``index`` of the 37 from the questions already processed."""
-    for question, group in zip(GALAXY_ZOO_QUESTIONS, groups):
-        if question.start <= index < question.stop:
-            j = index - question.start
-            return group[..., j : j + 1]
-    raise AssertionError("parent processed after child")  # pragma: no cover
 
 
 def _head(n_outputs: int, constraint: str | None) -> nn.Module:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch.nn import functional as F
 
+from ._losses import get_loss
+
 
 def _mse(pred, target):
     return F.mse_loss(pred, target, reduction="none")
@@ -48,11 +50,7 @@ def elementwise_loss(name, *, loss_alpha=0.5, sigma=3.0):
     if name in _SIMPLE:
         return _SIMPLE[name]
     if name in ("composite_l1", "composite_l2"):
-        from ._losses import CompositeLoss
-
-        return CompositeLoss(
-            base=name.split("_")[1], alpha=loss_alpha, sigma=sigma, reduction="none"
-        )
+        return get_loss(name, loss_alpha, sigma, reduction="none")
     raise ValueError(
         "loss must be one of 'mse', 'l1', 'huber', 'composite_l1', 'composite_l2' "
         f"or a callable, got {name!r}."

@@ -101,7 +101,6 @@ class AttentionBranch(nn.Module):
         # Gated channels are summarised by their mean and max over wavelength
         # and, to keep where features sit (absorption bands have fixed
         # wavelengths), by their average over ``positions`` wavelength bins.
-        self.positions = positions
         self.pool = nn.AdaptiveAvgPool1d(positions) if positions else None
         self.n_features = 2 * width + width * positions
 

@@ -233,11 +233,12 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 f"{tuple(X.shape[1:])}."
             )
         out = np.empty((len(X), *self.output_shape_), dtype=np.float32)
+        if self.mean_ is not None:
+            mean = torch.as_tensor(self.mean_, dtype=torch.float32)[:, None, None]
+            std = torch.as_tensor(self.std_, dtype=torch.float32)[:, None, None]
         start = 0
         for x in self._process(X):
             if self.mean_ is not None:
-                mean = torch.as_tensor(self.mean_, dtype=torch.float32)[:, None, None]
-                std = torch.as_tensor(self.std_, dtype=torch.float32)[:, None, None]
                 x = (x - mean) / std
             out[start : start + len(x)] = x.numpy()
             start += len(x)

@@ -167,10 +167,6 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         return mapping, single
 
     def _plan(self, names):
-        if self.remainder not in _SPECIAL:
-            raise ValueError(
-                f"remainder must be 'passthrough' or 'drop', got {self.remainder!r}."
-            )
         plan, used = {}, set()
         for out_name, value in self.transformers.items():
             transformer, sources = _spec(out_name, value)

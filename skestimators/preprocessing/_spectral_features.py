@@ -229,10 +229,8 @@ class SpectralFeatures(TransformerMixin, BaseEstimator):
             if np.any(uncertainty <= 0):
                 raise ValueError("snr=True needs strictly positive uncertainties.")
             blocks.append(depth / uncertainty)
-        out = np.stack(blocks, axis=-1).astype(X.dtype, copy=False)
-        if self.flatten:
-            out = out.transpose(0, 2, 1).reshape(len(X), -1)
-        return out
+        out = np.concatenate(blocks, axis=1) if self.flatten else np.stack(blocks, -1)
+        return out.astype(X.dtype, copy=False)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, when ``flatten=True``.

@@ -44,10 +44,6 @@ _SEED_NETWORKS = {
 }
 
 
-def _flatten(X):
-    return X.reshape(len(X), -1)
-
-
 def _package_preprocessing(branch):
     """Per-spectrum normalisation and physics features (what this data needs)."""
     if branch == "dense":

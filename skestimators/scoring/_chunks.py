@@ -12,7 +12,7 @@ import pyarrow as pa
 from sklearn.utils import get_tags
 
 from .._io._layout import final_estimator, walk_estimators
-from .._multiinput import MultiInput, as_mapping
+from .._multiinput import _take, as_mapping
 from ._writer import UNSCORED, write_part
 
 __all__ = ["prediction_columns", "prepare_model", "run_chunk", "score_chunk"]
@@ -111,14 +111,6 @@ def invalid_rows(X) -> np.ndarray:
     for value in arrays:
         bad |= _nonfinite(value)
     return bad
-
-
-def _take(X, mask):
-    if isinstance(X, MultiInput):
-        return X[mask]
-    if isinstance(X, (pd.DataFrame, pd.Series)):
-        return X.iloc[np.flatnonzero(mask)]
-    return X[mask]
 
 
 def _allows_nan(estimator) -> bool:

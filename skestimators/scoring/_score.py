@@ -12,7 +12,12 @@ from .._io import load, read_metadata, sidecar_path
 from .._io._model_file import file_sha256, temporary_name
 from ._chunks import prepare_model, resolve_method, run_chunk, run_remote
 from ._inputs import input_kind, open_input
-from ._readers import RASTER_SUFFIXES, ScoringInputError, auto_chunk_rows
+from ._readers import (
+    RASTER_SUFFIXES,
+    ScoringInputError,
+    _expected_shape,
+    auto_chunk_rows,
+)
 from ._writer import FORMATS, PartsWriter
 
 __all__ = ["InvalidRowsWarning", "ScoreResult", "score"]
@@ -399,9 +404,7 @@ def _score_raster(
         raise ScoringInputError(
             "Raster inputs are written as GeoTIFF: name the output .tif."
         )
-    shape = None
-    if expected and expected.get("kind") == "array":
-        shape = expected["inputs"]["X"].get("shape")
+    shape = _expected_shape(expected)
     if shape is not None and len(shape) == 4:
         with rasterio.open(rasters[0]) as src:
             bands = src.count
