@@ -107,7 +107,7 @@ class ExoplanetReader:
 @dataclass
 class ImageSpec:
     index: int
-    folder: str
+    files: tuple  # the image file of each id, listed once by the reader
     ids: np.ndarray
     size: int | None
     crop: int | None
@@ -117,22 +117,12 @@ class ImageSpec:
         return len(self.ids)
 
     def load(self) -> Chunk:
-        from ..datasets import load_galaxy_zoo
+        from ..datasets._galaxy_zoo import _read_image
 
-        try:
-            X, _, _ = load_galaxy_zoo(
-                self.folder, size=self.size, crop=self.crop, ids=self.ids
-            )
-            return Chunk(self.ids, X)
-        except ValueError:
-            pass  # some image is bad: read them one by one to find which
         images, bad = [], {}
-        for position, galaxy_id in enumerate(self.ids):
+        for position, path in enumerate(self.files):
             try:
-                image, _, _ = load_galaxy_zoo(
-                    self.folder, size=self.size, crop=self.crop, ids=[galaxy_id]
-                )
-                images.append(image[0])
+                images.append(_read_image(Path(path), self.crop, self.size))
             except ValueError as exc:
                 bad[position] = f"unreadable image: {exc}"
                 images.append(None)
@@ -142,20 +132,20 @@ class ImageSpec:
 
 
 class ImageFolderReader:
-    """A folder of ``<GalaxyID>.jpg`` images, loaded by ``load_galaxy_zoo``."""
+    """A folder of ``<GalaxyID>.jpg`` images, read as ``load_galaxy_zoo`` reads them
+    (the folder is listed once; each chunk reads only its own files)."""
 
     id_name = "GalaxyID"
 
     def __init__(self, folder, *, expected=None, crop=207):
         self.folder = Path(folder)
-        self.ids = np.array(
-            sorted(
-                int(p.stem)
-                for p in self.folder.iterdir()
-                if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.isdigit()
-            ),
-            dtype=np.int64,
-        )
+        files = {
+            int(p.stem): str(p)
+            for p in self.folder.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.isdigit()
+        }
+        self.ids = np.array(sorted(files), dtype=np.int64)
+        self.files = [files[i] for i in self.ids.tolist()]
         self.paths = [self.folder]
         shape = _expected_shape(expected)
         self.size = 69
@@ -171,5 +161,6 @@ class ImageFolderReader:
 
     def specs(self, chunk_rows):
         for index, start in enumerate(range(0, self.n_rows, chunk_rows)):
-            ids = self.ids[start : start + chunk_rows]
-            yield ImageSpec(index, str(self.folder), ids, self.size, self.crop)
+            stop = start + chunk_rows
+            files = tuple(self.files[start:stop])
+            yield ImageSpec(index, files, self.ids[start:stop], self.size, self.crop)
