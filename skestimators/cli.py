@@ -171,7 +171,8 @@ def score(
         shown = ", ".join(str(next(iter(r.values()))) for r in result.invalid_preview)
         more = " ..." if result.n_invalid > len(result.invalid_preview) else ""
         click.echo(
-            f"Warning: {result.n_invalid} row(s) not scored (NaN or unreadable); "
+            f"Warning: {result.n_invalid} row(s) not scored (NaN or infinite "
+            "inputs or predictions, or unreadable rows); "
             f"ids: {shown}{more}. All are listed in {result.invalid_path}.",
             err=True,
         )

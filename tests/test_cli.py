@@ -71,6 +71,28 @@ def test_invalid_rows_exit_code_and_listing(tmp_path, saved):
     assert out.exists() and (tmp_path / "pred.csv.invalid.csv").exists()
 
 
+def test_nonfinite_predictions_are_invalid_rows(tmp_path, saved):
+    # Finite inputs so large that the network's output overflows: those rows
+    # are reported as invalid (null predictions), the others are scored, and
+    # the exit code says that rows were not scored.
+    path, _, X, model = saved
+    extreme = X.copy()
+    extreme[[3, 50]] = 3e38
+    np.save(tmp_path / "extreme.npy", extreme)
+    out = tmp_path / "pred.csv"
+    result = invoke("score", path, tmp_path / "extreme.npy", "-o", out, "--no-progress")
+    assert result.exit_code == EXIT_INVALID_ROWS
+    assert "2 row(s) not scored" in result.output and "ids: 3, 50." in result.output
+    table = pd.read_csv(out)
+    assert table.iloc[:, 1].isna().to_numpy().nonzero()[0].tolist() == [3, 50]
+    keep = np.setdiff1d(np.arange(len(X)), [3, 50])
+    np.testing.assert_allclose(
+        table.iloc[keep, 1].to_numpy(), model.predict(X[keep]), rtol=1e-5
+    )
+    invalid = pd.read_csv(tmp_path / "pred.csv.invalid.csv")
+    assert set(invalid["reason"]) == {"NaN or infinite prediction"}
+
+
 def test_bad_input_gives_clear_error(tmp_path, saved):
     path = saved[0]
     np.save(tmp_path / "narrow.npy", np.zeros((4, 5), np.float32))

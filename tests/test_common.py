@@ -115,6 +115,30 @@ ESTIMATORS = [
     ),
 ]
 
+# The same estimators at their default validation settings (an internal
+# validation split with early stopping), tiny networks and few epochs: sklearn's
+# checks then also cover fit -> partial_fit and the split on tiny data sets.
+_DEFAULT_VALIDATION = {
+    "max_epochs": 20, "lr": 0.01, "batch_size": 16, "device": "cpu",
+    "random_state": 0,
+}  # fmt: skip
+ESTIMATORS += [
+    NetClassifier(**_DEFAULT_VALIDATION, module_params={"hidden_units": (8,)}),
+    NetRegressor(**_DEFAULT_VALIDATION, module_params={"hidden_units": (8,)}),
+    make_pipeline(
+        FunctionTransformer(_Named(_table_as_patches)),
+        SpatioTemporalRegressor(
+            **_DEFAULT_VALIDATION, conv_channels=(4,), hidden=8
+        ),
+    ),
+    make_pipeline(
+        FunctionTransformer(_Named(_table_as_images), validate=True),
+        ImageClassifier(
+            **_DEFAULT_VALIDATION, width=4, depth=1, hidden=8, augment=False
+        ),
+    ),
+]
+
 # Each expected failure with its reason. Keep this list short.
 EXPECTED_FAILED = {
     "check_sample_weight_equivalence_on_dense_data": (

@@ -22,20 +22,37 @@ import copy
 import inspect
 import math
 import numbers
+import os
+import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..exceptions import NonFinitePredictionError, TrainingDivergedError
 from ._batching import TensorData, data_nbytes, to_tensor
-from ._config import resolve_optimizer, training_callbacks, validation_indices
+from ._checkpoint import (
+    CheckpointStore,
+    ResumeCheckpoint,
+    SaveCheckpoint,
+    config_fingerprint,
+    data_fingerprint,
+)
+from ._config import (
+    EngineConfig,
+    TargetOptions,
+    resolve_optimizer,
+    training_callbacks,
+    validation_indices,
+)
 from ._device import amp_dtype, autocast, resolve_device, torch_threads
 from ._heads import HeadsLoss
-from ._skorch import EngineNet, SplitData, _concat
+from ._skorch import EngineNet, NonFiniteLoss, SplitData, _concat
 from ._targets import to_dict_groups
 from ._validation import (
     check_finite_batch,
@@ -69,6 +86,8 @@ COMMON_CONSTRAINTS = {
     "warm_start": ["boolean"],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
+    "callbacks": [None, list],
+    "checkpoint": [None, str, os.PathLike],
 }
 
 
@@ -129,97 +148,239 @@ class BaseNet(BaseEstimator):
         checks (image layouts, patch cubes). Returns what ``check_inputs`` reads."""
         return X
 
+    def _engine_config(self) -> EngineConfig:
+        """The one configuration the engine reads: built here, in ``fit``."""
+        return EngineConfig(
+            name=type(self).__name__,
+            params=self.get_params(deep=False),
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            weight_decay=self.weight_decay,
+            lr_scheduler=self.lr_scheduler,
+            lr_scheduler_params=self.lr_scheduler_params,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            validation_cv=self.validation_cv,
+            patience=self.patience,
+            tol=self.tol,
+            gradient_clip=self.gradient_clip,
+            device=self.device,
+            amp=self.amp,
+            random_state=self.random_state,
+            verbose=self.verbose,
+            callbacks=list(self.callbacks or []),
+            checkpoint=self.checkpoint,
+            targets=self._target_options(),
+        )
+
+    def _target_options(self) -> TargetOptions:
+        """Target weights and loss of this estimator (subclasses override)."""
+        return TargetOptions()
+
     def _fit(
         self, X, y, sample_weight=None, groups=None, *, partial=False, classes=None
     ):
+        config = self._engine_config()
         if y is None:
             raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None."
+                f"{config.name} requires y to be passed, but the target y is None."
             )
         continuing = (partial or self.warm_start) and hasattr(self, "net_")
         X = self._prepare_X(X, reset=not continuing, finite=True)
         Xv = check_inputs(self, X, reset=not continuing)
         n_samples = n_samples_of(Xv)
         y_t, groups_spec, n_outputs, y_strat = self._prepare_targets(
-            y, fitting=not continuing, n_samples=n_samples, classes=classes
+            y,
+            fitting=not continuing,
+            n_samples=n_samples,
+            classes=classes,
+            targets=config.targets,
         )
         weights = None
         if sample_weight is not None:
             weights = torch.from_numpy(
                 check_sample_weight_array(sample_weight, n_samples)
             )
-        weights = self._class_sample_weights(y_strat, weights)
+        weights = self._class_sample_weights(y_strat, weights, config.targets)
         data = TensorData(_tensors(Xv), y_t, weights)
+        groups = None if groups is None else np.asarray(groups)
 
-        device = resolve_device(self.device)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(0, 2**31 - 1))
+        device = resolve_device(config.device)
+        seed = int(check_random_state(config.random_state).randint(0, 2**31 - 1))
+        store = None
+        if config.checkpoint is not None and not (continuing or partial):
+            store = CheckpointStore(
+                config.checkpoint, config.name, config_fingerprint(config.params)
+            ).acquire()
+        try:
+            net = self._train(
+                config, data, groups, groups_spec, n_outputs, y_strat, Xv,
+                device=device, seed=seed, store=store, partial=partial,
+                continuing=continuing,
+            )  # fmt: skip
+        finally:
+            if store is not None:
+                store.release()
+            net = self.__dict__.get("net_")
+            if net is not None and not continuing:
+                # The checkpoint belongs to this fit, not to later partial_fits.
+                net.callbacks_ = [
+                    (name, cb)
+                    for name, cb in net.callbacks_
+                    if name not in ("resume", "checkpoint")
+                ]
+        self._after_fit(net)
+        return self
+
+    def _train(
+        self, config, data, groups, groups_spec, n_outputs, y_strat, Xv, *,
+        device, seed, store, partial, continuing,
+    ):  # fmt: skip
+        """Split, build (or resume) the network and run skorch's training loop."""
+        resumed = fingerprint = None
+        if store is not None:
+            fingerprint = data_fingerprint(data, groups)
+            resumed = store.load(fingerprint)
+            if resumed is not None:
+                seed = int(resumed["seed"])  # the split and streams of that run
         split = (
             None
             if partial
-            else validation_indices(
-                self,
-                n_samples,
-                y_strat,
-                None if groups is None else np.asarray(groups),
-                seed,
-            )
+            else validation_indices(config, len(data), y_strat, groups, seed)
         )
         train, valid = (
             (data, None)
             if split is None
             else (data.subset(split[0]), data.subset(split[1]))
         )
-
         cuda_devices = [device] if device.type == "cuda" else []
         with torch_threads(), torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
-            if not continuing:
+            snapshot = None
+            epochs = 1 if partial else config.max_epochs
+            if continuing:
+                snapshot = _snapshot(self.net_)
+            else:
+                save = None
+                if store is not None:
+                    header = {
+                        "estimator": config.name,
+                        "config": store.config,
+                        "data": fingerprint,
+                        "seed": seed,
+                    }
+                    save = SaveCheckpoint(store, header, config.max_epochs)
+                if resumed is not None:
+                    done = resumed["done"]
+                    epochs = 0 if done else config.max_epochs - int(resumed["epoch"])
                 module = self._make_module(input_shape_for_module(Xv), n_outputs)
                 groups_spec = self._bind_outputs(module, train, groups_spec)
                 self.net_ = self._make_net(
+                    config,
                     module,
                     groups_spec,
                     device,
                     len(train),
                     valid is not None,
-                    epochs=1 if partial else self.max_epochs,
+                    epochs=1 if partial else config.max_epochs,
+                    resume=None if resumed is None else ResumeCheckpoint(resumed),
+                    save=save,
                 )
                 self.net_.initialize()
-                if device.type == "cuda" and self.net_.amp_dtype == torch.float16:
-                    self.net_.grad_scaler_ = torch.amp.GradScaler("cuda")
             net = self.net_
             net.batch_generator = generator
             train, valid = _place(train, device), _place(valid, device)
-            net.partial_fit(
-                SplitData(train, valid), epochs=1 if partial else self.max_epochs
-            )
-        self._after_fit(net)
-        return self
+            try:
+                net.partial_fit(SplitData(train, valid), epochs=max(0, epochs))
+            except NonFiniteLoss as exc:
+                self._diverged(net, exc, config, snapshot)
+        return net
 
-    def _make_net(self, module, groups_spec, device, n_train, has_valid, epochs):
-        n_batches = -(-n_train // self.batch_size)
+    def _diverged(self, net, exc, config, snapshot):
+        """The loss became non-finite: restore the best weights or raise."""
+        if net.history and "train_loss" not in net.history[-1]:
+            net.history.pop()  # the epoch that diverged is not complete
+        early = dict(net.callbacks_).get("early_stopping")
+        best = None if early is None else early.best_model_weights_
+        where = f"epoch {exc.epoch}, batch {exc.batch}"
+        if best is not None and _finite_state(best):
+            net.module_.load_state_dict(best)
+            early.stopped_ = True  # training is over: a checkpoint says so
+            net.notify("on_train_end")
+            warnings.warn(
+                f"{config.name}: the training loss became {exc.value} at {where}; "
+                f"training stopped there and the weights of epoch "
+                f"{early.best_epoch_} (lowest validation loss) were restored. "
+                + _advice(config),
+                ConvergenceWarning,
+                stacklevel=5,
+            )
+            return
+        net.notify("on_train_end")  # loggers close their runs
+        if snapshot is not None:
+            net.module_.load_state_dict(snapshot["module"])
+            net.optimizer_.load_state_dict(snapshot["optimizer"])
+            del net.history[snapshot["n_history"] :]
+            state = "The estimator keeps its state from before this call."
+        else:
+            for name in [k for k in vars(self) if k.endswith("_")]:
+                delattr(self, name)
+            state = "The estimator is left unfitted."
+        fallback = (
+            " No weights of an earlier epoch were kept: train with a validation "
+            "split and early_stopping=True to fall back on the best epoch."
+            if best is None
+            else ""
+        )
+        raise TrainingDivergedError(
+            f"{config.name} training diverged: the training loss became "
+            f"{exc.value} at {where}.{fallback} {_advice(config)} {state}",
+            epoch=exc.epoch,
+            batch=exc.batch,
+        ) from None
+
+    def _make_net(
+        self,
+        config,
+        module,
+        groups_spec,
+        device,
+        n_train,
+        has_valid,
+        epochs,
+        resume=None,
+        save=None,
+    ):
+        n_batches = -(-n_train // config.batch_size)
         return EngineNet(
             module=module,
             criterion=HeadsLoss(groups_spec),
-            optimizer=resolve_optimizer(self.optimizer),
-            optimizer__weight_decay=self.weight_decay,
-            lr=self.lr,
+            optimizer=resolve_optimizer(config.optimizer),
+            optimizer__weight_decay=config.weight_decay,
+            lr=config.lr,
             max_epochs=epochs,
-            batch_size=self.batch_size,
+            batch_size=config.batch_size,
             train_split=None,
             callbacks=training_callbacks(
-                self, has_valid=has_valid, n_batches=n_batches
+                config,
+                has_valid=has_valid,
+                n_batches=n_batches,
+                resume=resume,
+                save=save,
             ),
             device=str(device),
             verbose=0,
-            amp_dtype=amp_dtype(self.amp, device),
-            gradient_clip=self.gradient_clip,
+            amp_dtype=amp_dtype(config.amp, device),
+            gradient_clip=config.gradient_clip,
             head_groups=groups_spec,
-            epoch_hooks=getattr(self, "_epoch_hooks", ()),
             batch_transform=self._batch_transform(),
+            estimator_name=config.name,
+            estimator_params={
+                k: v for k, v in config.params.items() if k != "callbacks"
+            },
         )
 
     def _bind_outputs(self, module, train, groups_spec):
@@ -261,14 +422,17 @@ class BaseNet(BaseEstimator):
         training batch (augmentation), or None. Subclasses override."""
         return None
 
-    def _class_sample_weights(self, y_strat, weights):
+    def _class_sample_weights(self, y_strat, weights, targets):
         return weights
 
     def _after_fit(self, net):
         for _, callback in net.callbacks_:
             if hasattr(callback, "best_model_weights_"):
                 callback.best_model_weights_ = None  # keep pickles device-free
-        rows = [{k: v for k, v in row.items() if k != "batches"} for row in net.history]
+        rows = [
+            {k: v for k, v in row.items() if k not in _BOOKKEEPING}
+            for row in net.history
+        ]
         self.history_ = (
             pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
         )
@@ -307,6 +471,7 @@ class BaseNet(BaseEstimator):
         module.eval()
         batch = _predict_batch_size(self.batch_size, data)
         outputs = [[] for _ in transforms]
+        bad = []
         dtype = net.amp_dtype
         with torch_threads(), torch.inference_mode(), autocast(device, dtype):
             for start in range(0, len(data), batch):
@@ -316,8 +481,24 @@ class BaseNet(BaseEstimator):
                     Xb = _to(Xb, device)
                 for transform, out in zip(transforms, outputs):
                     Xt = Xb if transform is None else transform(Xb)
-                    y = module(**Xt) if isinstance(Xt, dict) else module(Xt)
-                    out.append(_to(y, "cpu", float_=True))
+                    y = _to(
+                        module(**Xt) if isinstance(Xt, dict) else module(Xt),
+                        "cpu",
+                        float_=True,
+                    )
+                    rows = _nonfinite_rows(y, start)
+                    if rows is not None:
+                        bad.append(rows)
+                    out.append(y)
+        if bad:
+            rows = np.unique(np.concatenate(bad))
+            raise NonFinitePredictionError(
+                f"{type(self).__name__} predicted NaN or infinite values for "
+                f"{rows.size} of {len(data)} rows (first rows: "
+                f"{rows[:5].tolist()}); its weights or these inputs are out of "
+                "the range it can handle.",
+                rows=rows,
+            )
         return [_concat(out) for out in outputs]
 
     def __sklearn_tags__(self):
@@ -331,6 +512,51 @@ class BaseNet(BaseEstimator):
         net = self.__dict__.get("net_")
         if net is not None:
             self.device_ = torch.device(net.device)
+
+
+_BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
+
+
+def _snapshot(net):
+    """What a continuing fit restores if its training diverges."""
+    return {
+        "module": copy.deepcopy(net.module_.state_dict()),
+        "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
+        "n_history": len(net.history),
+    }
+
+
+def _finite_state(state_dict):
+    return all(
+        bool(torch.isfinite(t).all())
+        for t in state_dict.values()
+        if torch.is_tensor(t) and t.is_floating_point()
+    )
+
+
+def _advice(config):
+    tips = [f"a lower learning rate (lr={config.lr:g} now)"]
+    if config.gradient_clip is None:
+        tips.append("gradient clipping (gradient_clip=1.0)")
+    if config.amp is not None:
+        tips.append("full precision (amp=None)")
+    if len(tips) == 1:
+        return f"Try {tips[0]}."
+    return f"Try {', '.join(tips[:-1])} or {tips[-1]}."
+
+
+def _nonfinite_rows(output, start):
+    """Positions (offset by ``start``) of the rows of ``output`` that are not finite."""
+    tensors = output.values() if isinstance(output, dict) else [output]
+    bad = None
+    for t in tensors:
+        if bool(torch.isfinite(t).all()):
+            continue
+        rows = ~torch.isfinite(t.reshape(len(t), -1)).all(1)
+        bad = rows if bad is None else bad | rows
+    if bad is None:
+        return None
+    return start + torch.nonzero(bad).reshape(-1).numpy()
 
 
 def _predict_batch_size(batch_size, data):

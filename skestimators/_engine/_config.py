@@ -1,9 +1,17 @@
-"""Optimizers, schedulers, validation splits and callbacks built from parameters."""
+"""The engine's configuration, and the optimizer, schedule, validation split and
+callbacks built from it.
+
+:class:`EngineConfig` is the boundary between an estimator and the engine: the
+estimator builds it in ``fit`` from its own parameters
+(``BaseNet._engine_config``), and the engine reads nothing else from the
+estimator.
+"""
 
 from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -13,7 +21,7 @@ from sklearn.model_selection import (
     StratifiedShuffleSplit,
 )
 
-from ._skorch import EarlyStopping, EpochProgress, LRScheduler
+from ._callbacks import EarlyStopping, EpochProgress, LRScheduler, StopTraining
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -22,6 +30,94 @@ OPTIMIZERS = {
     "rmsprop": torch.optim.RMSprop,
 }
 SCHEDULERS = ("cosine", "step", "plateau", "onecycle")
+
+#: Names of the callbacks the engine adds itself; user callbacks may not use them.
+ENGINE_CALLBACKS = (
+    "epoch_timer",
+    "early_stopping",
+    "lr_scheduler",
+    "resume",
+    "checkpoint",
+    "progress",
+    "stop_training",
+)
+
+#: Parameters that never change what a fit computes (left out of checkpoint
+#: fingerprints): how it is watched, where it runs and where it saves.
+NON_COMPUTING_PARAMS = ("verbose", "callbacks", "checkpoint", "device", "warm_start")
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """How targets are weighted and which loss a regressor trains with.
+
+    Parameters
+    ----------
+    class_weight : dict, "balanced" or None
+        Classifier class weights.
+    target_weights : dict, array-like or None
+        Loss weight of each target column.
+    loss : str or callable or None
+        Regression loss name (see :func:`skestimators.nn.elementwise_loss`) or
+        element-wise callable; None for classifiers.
+    loss_params : dict
+        Keyword parameters of a named loss (``loss_alpha``, ``sigma``).
+    """
+
+    class_weight: object = None
+    target_weights: object = None
+    loss: object = None
+    loss_params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine needs from an estimator to train it.
+
+    Built by the estimator in ``fit`` (``BaseNet._engine_config``); the
+    training parameters mean what the estimators' docstrings say.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's class name (messages, progress bars, loggers).
+    params : dict
+        The estimator's ``get_params(deep=False)``: shown to experiment
+        loggers and fingerprinted by checkpoints.
+    max_epochs, batch_size, lr, optimizer, weight_decay, lr_scheduler, \
+lr_scheduler_params, early_stopping, validation_fraction, validation_cv, \
+patience, tol, gradient_clip, device, amp, random_state, verbose
+        The training parameters of the estimator.
+    callbacks : list
+        The user's skorch callbacks or ``(name, callback)`` pairs.
+    checkpoint : str, path or None
+        Directory of the training checkpoint.
+    targets : TargetOptions
+        Target weights and loss.
+    """
+
+    name: str
+    params: dict
+    max_epochs: int
+    batch_size: int
+    lr: float
+    optimizer: object
+    weight_decay: float
+    lr_scheduler: object
+    lr_scheduler_params: dict | None
+    early_stopping: bool
+    validation_fraction: float | None
+    validation_cv: object
+    patience: int
+    tol: float
+    gradient_clip: float | None
+    device: object
+    amp: str | None
+    random_state: object
+    verbose: int
+    callbacks: list
+    checkpoint: object
+    targets: TargetOptions
 
 
 def resolve_optimizer(optimizer):
@@ -40,13 +136,13 @@ def resolve_optimizer(optimizer):
     )
 
 
-def scheduler_callback(estimator, n_batches, has_valid):
-    """The skorch LRScheduler for ``estimator.lr_scheduler`` (None when unset)."""
-    name = estimator.lr_scheduler
-    params = dict(estimator.lr_scheduler_params or {})
+def scheduler_callback(config, n_batches, has_valid):
+    """The skorch LRScheduler for ``config.lr_scheduler`` (None when unset)."""
+    name = config.lr_scheduler
+    params = dict(config.lr_scheduler_params or {})
     if name is None:
         return None
-    epochs = estimator.max_epochs
+    epochs = config.max_epochs
     if name == "cosine":
         params.setdefault("T_max", epochs)
         return LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR, **params)
@@ -54,13 +150,13 @@ def scheduler_callback(estimator, n_batches, has_valid):
         params.setdefault("step_size", max(1, epochs // 3))
         return LRScheduler(torch.optim.lr_scheduler.StepLR, **params)
     if name == "plateau":
-        params.setdefault("patience", max(1, estimator.patience // 2))
+        params.setdefault("patience", max(1, config.patience // 2))
         monitor = "valid_loss" if has_valid else "train_loss"
         return LRScheduler(
             torch.optim.lr_scheduler.ReduceLROnPlateau, monitor=monitor, **params
         )
     if name == "onecycle":
-        params.setdefault("max_lr", estimator.lr * 10)
+        params.setdefault("max_lr", config.lr * 10)
         params.setdefault("total_steps", max(1, epochs * n_batches))
         return LRScheduler(
             torch.optim.lr_scheduler.OneCycleLR, step_every="batch", **params
@@ -73,15 +169,15 @@ def scheduler_callback(estimator, n_batches, has_valid):
     )
 
 
-def validation_indices(estimator, n_samples, y_strat, groups, seed):
+def validation_indices(config, n_samples, y_strat, groups, seed):
     """Indices ``(train, valid)`` of the internal validation split, or None.
 
     A ``validation_cv`` splitter takes precedence (its first split is used);
     otherwise ``validation_fraction`` of the samples is held out, by groups
     when ``groups`` are given, stratified for single-label classifiers.
     """
-    cv = getattr(estimator, "validation_cv", None)
-    fraction = estimator.validation_fraction
+    cv = config.validation_cv
+    fraction = config.validation_fraction
     placeholder = np.zeros((n_samples, 1))
     if cv is not None:
         unseeded = hasattr(cv, "random_state") and cv.random_state is None
@@ -124,30 +220,80 @@ def _can_stratify(y, n_valid):
     return counts.min() >= 2 and n_valid >= counts.size
 
 
-def training_callbacks(estimator, *, has_valid, n_batches):
-    """skorch callbacks: early stopping, LR schedule, progress bar."""
-    callbacks = []
-    if estimator.early_stopping and has_valid:
-        callbacks.append(
-            (
-                "early_stopping",
-                EarlyStopping(
-                    monitor="valid_loss",
-                    patience=estimator.patience,
-                    threshold=estimator.tol,
-                    threshold_mode="rel",
-                    load_best=True,
-                    sink=_silent,
-                ),
+def user_callbacks(callbacks):
+    """The user's callbacks as ``(name, callback)`` pairs, checked.
+
+    Unnamed callbacks are named after their class, as skorch does; a name of
+    the engine's own callbacks, or a name used twice, is an error.
+    """
+    from skorch.callbacks import Callback
+
+    pairs = []
+    for item in callbacks or ():
+        if isinstance(item, (tuple, list)):
+            if len(item) != 2 or not isinstance(item[0], str):
+                raise ValueError(
+                    "callbacks must hold skorch callbacks or (name, callback) "
+                    f"pairs, got {item!r}."
+                )
+            name, callback = item
+        else:
+            callback = item
+            name = type(callback).__name__
+        if isinstance(callback, type) or not isinstance(callback, Callback):
+            raise TypeError(
+                f"callback {name!r} must be an instance of a skorch "
+                f"Callback subclass, got {callback!r}."
             )
+        if name in ENGINE_CALLBACKS:
+            raise ValueError(
+                f"callback name {name!r} is used by the engine's own callbacks "
+                f"{list(ENGINE_CALLBACKS)}; give it another name with a "
+                "(name, callback) pair."
+            )
+        if name in dict(pairs):
+            raise ValueError(
+                f"two callbacks are named {name!r}; give them distinct names with "
+                "(name, callback) pairs."
+            )
+        pairs.append((name, callback))
+    return pairs
+
+
+def training_callbacks(config, *, has_valid, n_batches, resume=None, save=None):
+    """The engine's callbacks around the user's, in the order they run.
+
+    ``early_stopping`` (which only flags the stop), ``lr_scheduler``,
+    ``resume`` (restores a checkpoint when training begins), then the
+    user's callbacks, then ``checkpoint`` (writes one at each epoch end),
+    ``progress`` and ``stop_training`` (ends training when early stopping
+    flagged it, after every callback has seen the epoch). skorch's
+    ``epoch_timer`` runs before all of them.
+    """
+    callbacks = []
+    early = None
+    if config.early_stopping and has_valid:
+        early = EarlyStopping(
+            monitor="valid_loss",
+            patience=config.patience,
+            threshold=config.tol,
+            threshold_mode="rel",
+            load_best=True,
+            sink=_silent,
         )
-    scheduler = scheduler_callback(estimator, n_batches, has_valid)
+        callbacks.append(("early_stopping", early))
+    scheduler = scheduler_callback(config, n_batches, has_valid)
     if scheduler is not None:
         callbacks.append(("lr_scheduler", scheduler))
-    if estimator.verbose:
-        callbacks.append(
-            ("progress", EpochProgress(estimator.max_epochs, type(estimator).__name__))
-        )
+    if resume is not None:
+        callbacks.append(("resume", resume))
+    callbacks.extend(user_callbacks(config.callbacks))
+    if save is not None:
+        callbacks.append(("checkpoint", save))
+    if config.verbose:
+        callbacks.append(("progress", EpochProgress(config.max_epochs, config.name)))
+    if early is not None:
+        callbacks.append(("stop_training", StopTraining()))
     return callbacks
 
 

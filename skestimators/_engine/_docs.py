@@ -49,7 +49,22 @@ class or None, default=None
         Seeds weight initialisation, dropout, the validation split and the
         batch order. The global torch and NumPy generators are left untouched.
     verbose : int, default=0
-        Show a progress bar over epochs when positive."""
+        Show a progress bar over epochs when positive.
+    callbacks : list or None, default=None
+        skorch callbacks, or ``(name, callback)`` pairs, run beside the
+        engine's own (early stopping, schedule, checkpoint, progress) at every
+        training event; they see the same history, per-target validation
+        metrics included. Used as given, as in skorch (``clone`` copies
+        them). See :ref:`callbacks` for the order in which they run and
+        :mod:`skestimators.tracking` for experiment loggers.
+    checkpoint : str, path-like or None, default=None
+        Directory where the state needed to continue training (weights,
+        optimizer, schedule, early stopping, history, random streams) is
+        written atomically at the end of every epoch. ``fit`` resumes from a
+        checkpoint of the same configuration and training data, and refuses
+        one of another with an error naming the difference; two fits never
+        share a directory (a lock). ``partial_fit`` and warm starts do not
+        checkpoint."""
 
 FITTED_ATTRS = """\
 net_ : skorch.NeuralNet

@@ -126,13 +126,14 @@ class HeadsLoss(nn.Module):
         return total / self._total_weight
 
 
-def resolve_loss(name, *, loss_alpha=0.5, sigma=3.0):
-    """Element-wise loss for a regression loss name or callable."""
+def resolve_loss(name, **params):
+    """Element-wise loss for a regression loss name (with its parameters) or
+    callable."""
     if callable(name):
         return name
     from ..nn import elementwise_loss
 
-    return elementwise_loss(name, loss_alpha=loss_alpha, sigma=sigma)
+    return elementwise_loss(name, **params)
 
 
 def regression_groups(names, *, loss, weights):
@@ -165,6 +166,13 @@ def _safe_auc(y_true, score):
     return float(roc_auc_score(y_true, score))
 
 
+_METRICS = {
+    "multiclass": ("accuracy",),
+    "binary": ("accuracy", "roc_auc"),
+    "regression": ("rmse", "r2"),
+}
+
+
 def head_metrics(groups, y_pred, y_true, prefix="valid"):
     """Metrics per target as ``{f"{prefix}_{name}_{metric}": value}``.
 
@@ -178,6 +186,12 @@ def head_metrics(groups, y_pred, y_true, prefix="valid"):
         target = group.target(y_true).cpu().numpy()
         for j, name in enumerate(group.names):
             key = prefix if single else f"{prefix}_{name}"
+            column = pred if group.kind == "multiclass" else pred[:, j]
+            if not np.isfinite(column).all():
+                # A diverging network: the metrics are undefined, never an error.
+                for metric in _METRICS[group.kind]:
+                    scores[f"{key}_{metric}"] = float("nan")
+                continue
             if group.kind == "multiclass":
                 scores[f"{key}_accuracy"] = float(np.mean(pred.argmax(1) == target))
             elif group.kind == "binary":

@@ -1,20 +1,22 @@
-"""The skorch ``NeuralNet`` behind every estimator (the only module importing skorch).
+"""The skorch ``NeuralNet`` behind every estimator.
 
-skorch runs the training loop, the history, the callbacks (early stopping with
-best weights, learning-rate schedules, timing) and the device-aware pickling.
-This subclass replaces the parts that cost speed or break scikit-learn
-conventions: data arrive pre-split as tensors and are batched by slicing,
-the loss handles several named heads and sample weights, mixed precision and
-gradient clipping live in the train step, batch-level history bookkeeping is
-replaced by one epoch-level record, and a model trained on a GPU unpickles on
-a CPU-only machine without a warning.
+skorch runs the training loop, the history, the callbacks (the engine's and
+the user's) and the device-aware pickling. This subclass replaces, through
+skorch's public methods, the parts that cost speed or break scikit-learn
+conventions: data arrive pre-split as tensors and are batched by slicing
+(``get_split_datasets``, ``get_iterator``), the loss handles several named
+heads and sample weights (``get_loss``), mixed precision, gradient clipping
+and the check for a diverging loss live in the train step (``train_step``),
+batch-level history bookkeeping is replaced by one epoch-level record
+(``run_single_epoch``), and a model trained on a GPU unpickles on a CPU-only
+machine without a warning (``__setstate__``).
 """
 
 from __future__ import annotations
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, EpochTimer, LRScheduler
+from skorch.callbacks import Callback, EpochTimer
 
 from ._batching import BatchIterator
 from ._device import autocast
@@ -29,8 +31,36 @@ class SplitData:
         self.valid = valid
 
 
+class NonFiniteLoss(Exception):
+    """Raised from the training loop at the first batch whose loss is not finite."""
+
+    def __init__(self, epoch, batch, value):
+        super().__init__(f"training loss {value} at epoch {epoch}, batch {batch}")
+        self.epoch = epoch
+        self.batch = batch
+        self.value = value
+
+
 class EngineNet(NeuralNet):
-    """skorch ``NeuralNet`` driven by pre-converted tensors (private)."""
+    """skorch ``NeuralNet`` driven by pre-converted tensors (private).
+
+    Parameters beyond skorch's
+    --------------------------
+    batch_generator : torch.Generator or None
+        Source of the batch order and augmentation randomness.
+    amp_dtype : torch.dtype or None
+        Autocast dtype (mixed precision).
+    gradient_clip : float or None
+        Global gradient-norm clipping.
+    head_groups : list of HeadGroup
+        Which outputs meet which targets (loss and validation metrics).
+    batch_transform : callable or None
+        Training-batch augmentation ``(X, (y, w), generator) -> (X, (y, w))``.
+    estimator_name : str
+        Class name of the estimator being trained (for loggers).
+    estimator_params : dict
+        The estimator's ``get_params(deep=False)`` (for loggers).
+    """
 
     def __init__(
         self,
@@ -39,8 +69,9 @@ class EngineNet(NeuralNet):
         amp_dtype=None,
         gradient_clip=None,
         head_groups=None,
-        epoch_hooks=(),
         batch_transform=None,
+        estimator_name=None,
+        estimator_params=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -49,7 +80,22 @@ class EngineNet(NeuralNet):
         self.amp_dtype = amp_dtype
         self.gradient_clip = gradient_clip
         self.head_groups = head_groups
-        self.epoch_hooks = list(epoch_hooks)
+        self.estimator_name = estimator_name
+        self.estimator_params = estimator_params
+
+    def initialize(self):
+        super().initialize()
+        device = torch.device(self.device)
+        fp16 = device.type == "cuda" and self.amp_dtype == torch.float16
+        # Gradient scaling keeps small float16 gradients from underflowing.
+        self.grad_scaler_ = torch.amp.GradScaler("cuda") if fp16 else None
+        # on_grad_computed costs a pass over the parameters: only when listened to.
+        self.grad_listeners_ = [
+            cb
+            for _, cb in self.callbacks_
+            if type(cb).on_grad_computed is not Callback.on_grad_computed
+        ]
+        return self
 
     # -- data ------------------------------------------------------------------------
     def get_default_callbacks(self):
@@ -77,7 +123,6 @@ class EngineNet(NeuralNet):
         return self.criterion_(y_pred, y_true)
 
     def train_step(self, batch, **fit_params):
-        self._set_training(True)
         Xi, yi = batch
         if self.batch_transform is not None:
             # Training-time augmentation: (X, (y, w)) -> (X, (y, w)), on the device.
@@ -87,27 +132,33 @@ class EngineNet(NeuralNet):
         with autocast(torch.device(self.device), self.amp_dtype):
             y_pred = self.infer(Xi)
             loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        scaler = getattr(self, "grad_scaler_", None)
+        scaler = self.grad_scaler_
         if scaler is not None:
             scaler.scale(loss).backward()
-            if self.gradient_clip is not None:
+            if self.gradient_clip is not None or self.grad_listeners_:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(
-                    self.module_.parameters(), self.gradient_clip
-                )
+            self._after_backward(batch)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
-            if self.gradient_clip is not None:
-                torch.nn.utils.clip_grad_norm_(
-                    self.module_.parameters(), self.gradient_clip
-                )
+            self._after_backward(batch)
             optimizer.step()
         return {"loss": loss.detach(), "y_pred": y_pred}
 
+    def _after_backward(self, batch):
+        if self.grad_listeners_:
+            params = list(self.get_all_learnable_params())
+            for cb in self.grad_listeners_:
+                cb.on_grad_computed(
+                    self, named_parameters=params, batch=batch, training=True
+                )
+        if self.gradient_clip is not None:
+            torch.nn.utils.clip_grad_norm_(
+                self.module_.parameters(), self.gradient_clip
+            )
+
     def validation_step(self, batch, **fit_params):
-        self._set_training(False)
         Xi, yi = batch
         with (
             torch.inference_mode(),
@@ -117,26 +168,29 @@ class EngineNet(NeuralNet):
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         return {"loss": loss, "y_pred": y_pred}
 
-    def _set_training(self, training=True):
-        # Switching modes walks every submodule; do it once per epoch, not per batch.
-        if getattr(self, "_training_mode", None) is not training:
-            super()._set_training(training)
-            self._training_mode = training
-
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # skorch records every batch's loss with ``.item()`` (a device sync per
+        # batch) and switches train/eval mode per batch; this records the epoch
+        # mean once and switches modes once per epoch.
         if iterator is None:
             return
-        self._training_mode = None
+        self.module_.train(training)
+        self.criterion_.train(training)
         losses, sizes = [], []
         outputs = [] if not training and self.head_groups else None
-        for batch in iterator:
+        epoch = len(self.history)
+        for i, batch in enumerate(iterator):
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            losses.append(step["loss"])
+            loss = step["loss"]
+            if training and not torch.isfinite(loss):
+                raise NonFiniteLoss(epoch, i + 1, float(loss))
+            losses.append(loss)
             sizes.append(_batch_len(batch[0]))
             if outputs is not None:
                 outputs.append(step["y_pred"])
             self.notify("on_batch_end", batch=batch, training=training, **step)
+        self.history.record(prefix + "_batch_count", len(losses))
         if not losses:
             return
         weights = torch.tensor(sizes, dtype=torch.float32)
@@ -148,11 +202,6 @@ class EngineNet(NeuralNet):
                 self.head_groups, y_pred, iterator.data.y, prefix=prefix
             ).items():
                 self.history.record(key, value)
-
-    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_end(net, dataset_train, dataset_valid, **kwargs)
-        for hook in self.epoch_hooks:
-            hook(self)
 
     # -- pickling --------------------------------------------------------------------
     def __getstate__(self):
@@ -172,6 +221,9 @@ class EngineNet(NeuralNet):
             state["device"] = "cpu"
         state.setdefault("batch_generator", None)
         super().__setstate__(state)
+        # Nets pickled before these attributes existed.
+        self.__dict__.setdefault("grad_scaler_", None)
+        self.__dict__.setdefault("grad_listeners_", [])
 
 
 def _batch_len(X):
@@ -185,31 +237,4 @@ def _concat(outputs):
     return torch.cat(outputs)
 
 
-class EpochProgress(Callback):
-    """A tqdm bar over epochs showing the latest losses (``verbose >= 1``)."""
-
-    def __init__(self, total, desc=None):
-        self.total = total
-        self.desc = desc
-
-    def on_train_begin(self, net, **kwargs):
-        from tqdm.auto import tqdm
-
-        self.bar_ = tqdm(total=self.total, desc=self.desc, unit="epoch", leave=True)
-
-    def on_epoch_end(self, net, **kwargs):
-        row = net.history[-1]
-        postfix = {k: f"{row[k]:.4g}" for k in ("train_loss", "valid_loss") if k in row}
-        self.bar_.set_postfix(postfix, refresh=False)
-        self.bar_.update(1)
-
-    def on_train_end(self, net, **kwargs):
-        self.bar_.close()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("bar_", None)
-        return state
-
-
-__all__ = ["EngineNet", "SplitData", "EpochProgress", "EarlyStopping", "LRScheduler"]
+__all__ = ["EngineNet", "NonFiniteLoss", "SplitData"]

@@ -43,10 +43,12 @@ def _column_weights(weights, names):
     return weights
 
 
-def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
+def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=None):
     """Return ``(y_tensor, head_groups, n_outputs, y_strat)`` for a classifier.
 
-    ``y`` is not None: ``BaseNet._fit`` refuses that first.
+    ``y`` is not None: ``BaseNet._fit`` refuses that first. ``targets`` is the
+    estimator's :class:`TargetOptions`; when fitting, the fitted attributes
+    ``classes_``, ``target_type_`` and ``target_names_`` are set.
     """
     y_in = y
     if not hasattr(y, "shape"):
@@ -72,12 +74,12 @@ def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
                 f"y has {Y.shape[1]} labels; the estimator was fitted on {len(names)}."
             )
         pos_weight = None
-        if getattr(estimator, "class_weight", None) == "balanced":
+        if targets.class_weight == "balanced":
             pos = Y.sum(0)
             pos_weight = torch.as_tensor((Y.shape[0] - pos) / np.maximum(pos, 1.0))
         groups = multilabel_groups(
             names,
-            weights=_column_weights(getattr(estimator, "target_weights", None), names),
+            weights=_column_weights(targets.target_weights, names),
             pos_weight=pos_weight,
         )
         return torch.from_numpy(Y), groups, Y.shape[1], None
@@ -114,12 +116,10 @@ def encode_classification(estimator, y, *, fitting, n_samples, classes=None):
     )
 
 
-def class_weight_samples(estimator, codes, weights):
+def class_weight_samples(classes, class_weight, codes, weights):
     """Fold ``class_weight`` into per-sample weights (binary and multiclass)."""
-    class_weight = getattr(estimator, "class_weight", None)
     if class_weight is None or codes is None:
         return weights
-    classes = estimator.classes_
     if isinstance(class_weight, dict):
         unknown = [c for c in class_weight if c not in set(classes.tolist())]
         if unknown:
@@ -130,10 +130,12 @@ def class_weight_samples(estimator, codes, weights):
     return per_sample if weights is None else per_sample * weights
 
 
-def encode_regression(estimator, y, *, fitting, n_samples):
+def encode_regression(estimator, y, *, fitting, n_samples, targets):
     """Return ``(y_tensor, head_groups, n_outputs, None)`` for a regressor.
 
-    ``y`` is not None: ``BaseNet._fit`` refuses that first.
+    ``y`` is not None: ``BaseNet._fit`` refuses that first. When fitting, the
+    fitted attributes ``n_targets_``, ``target_ndim_`` and ``target_names_``
+    are set.
     """
     Y = check_array(
         y,
@@ -149,7 +151,7 @@ def encode_regression(estimator, y, *, fitting, n_samples):
     Y2 = Y.reshape(n_samples, -1).astype(np.float32)
     if fitting:
         estimator.n_targets_ = Y2.shape[1]
-        estimator._y_ndim = Y.ndim
+        estimator.target_ndim_ = Y.ndim
         estimator.target_names_ = target_names(y, Y2.shape[1])
     elif Y2.shape[1] != estimator.n_targets_:
         raise ValueError(
@@ -157,15 +159,9 @@ def encode_regression(estimator, y, *, fitting, n_samples):
             f"{estimator.n_targets_}."
         )
     names = estimator.target_names_
-    loss = resolve_loss(
-        estimator.loss,
-        loss_alpha=getattr(estimator, "loss_alpha", 0.5),
-        sigma=getattr(estimator, "sigma", 3.0),
-    )
+    loss = resolve_loss(targets.loss, **targets.loss_params)
     groups = regression_groups(
-        names,
-        loss=loss,
-        weights=_column_weights(getattr(estimator, "target_weights", None), names),
+        names, loss=loss, weights=_column_weights(targets.target_weights, names)
     )
     return torch.from_numpy(Y2), groups, Y2.shape[1], None
 

@@ -7,10 +7,10 @@ import pandas as pd
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 
-from .._engine import fill_doc
+from .._engine import TargetOptions, fill_doc
 from .._engine._targets import encode_regression
 from ..metrics._galaxy import _as_targets
-from ..nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from ..nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, LOSS_NAMES
 from ._image import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 from ._net import NetRegressor
 
@@ -52,8 +52,10 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
         them afterwards).
     {image_params}
     {shift_tta_params}
-    loss : {{"mse", "huber", "l1"}}, default="mse"
-        Element-wise loss of the constrained outputs.
+    loss : {{"mse", "l1", "huber", "composite_l1", "composite_l2"}}, default="mse"
+        Element-wise loss of the constrained outputs (the composite losses
+        with their default ``loss_alpha=0.5`` and ``sigma=3.0``, see
+        :func:`skestimators.nn.elementwise_loss`).
     {training_params}
 
     Attributes
@@ -107,7 +109,7 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
         },
         **IMAGE_CONSTRAINTS,
         "constraint": [StrOptions({"divisive", "softmax", "none"})],
-        "loss": [StrOptions({"mse", "huber", "l1"})],
+        "loss": [StrOptions(set(LOSS_NAMES))],
     }
 
     def __init__(
@@ -144,6 +146,8 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
         warm_start=False,
         random_state=None,
         verbose=0,
+        callbacks=None,
+        checkpoint=None,
     ):
         self.backbone = backbone
         self.constraint = constraint
@@ -176,20 +180,26 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint = checkpoint
 
     # -- engine hooks ------------------------------------------------------------------
     @property
     def _head_constraint(self):
         return self.constraint
 
-    def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
+    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
         Y = _as_targets(y, "y")  # (n, 37) in the canonical column order
         return encode_regression(
             self,
             pd.DataFrame(Y, columns=list(GALAXY_ZOO_COLUMNS)),
             fitting=fitting,
             n_samples=n_samples,
+            targets=targets,
         )
+
+    def _target_options(self):
+        return TargetOptions(loss=self.loss)
 
     def _batch_transform(self):
         # Vote fractions are invariant under rotations and mirror flips.

@@ -10,7 +10,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .._engine import LazyRows, check_memmap, fill_doc, scale_uint8
+from .._engine import LazyRows, TargetOptions, check_memmap, fill_doc, scale_uint8
 from .._multiinput import as_mapping
 from ..nn import GalaxyCNN, GalaxyResNet, dihedral_transform
 from ..nn._image_augment import ImageBatchAugment
@@ -367,6 +367,8 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         warm_start=False,
         random_state=None,
         verbose=0,
+        callbacks=None,
+        checkpoint=None,
         class_weight=None,
     ):
         self.backbone = backbone
@@ -400,7 +402,12 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.class_weight = class_weight
+
+    def _target_options(self):
+        return TargetOptions(class_weight=self.class_weight)
 
     # -- chirality ---------------------------------------------------------------------
     def _multilabel(self):

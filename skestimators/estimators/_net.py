@@ -9,13 +9,13 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._engine import BaseNet, fill_doc
+from .._engine import BaseNet, TargetOptions, fill_doc
 from .._engine._targets import (
     class_weight_samples,
     encode_classification,
     encode_regression,
 )
-from ..nn import MLP
+from ..nn import LOSS_NAMES, MLP
 
 _MODULE = [None, type, torch.nn.Module]
 
@@ -114,6 +114,8 @@ class NetClassifier(ClassifierMixin, BaseNet):
         warm_start=False,
         random_state=None,
         verbose=0,
+        callbacks=None,
+        checkpoint=None,
         class_weight=None,
         target_weights=None,
     ):
@@ -137,17 +139,31 @@ class NetClassifier(ClassifierMixin, BaseNet):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.class_weight = class_weight
         self.target_weights = target_weights
 
     # -- engine hooks ------------------------------------------------------------------
-    def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
+    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
         return encode_classification(
-            self, y, fitting=fitting, n_samples=n_samples, classes=classes
+            self,
+            y,
+            fitting=fitting,
+            n_samples=n_samples,
+            targets=targets,
+            classes=classes,
         )
 
-    def _class_sample_weights(self, y_strat, weights):
-        return class_weight_samples(self, y_strat, weights)
+    def _target_options(self):
+        return TargetOptions(
+            class_weight=self.class_weight, target_weights=self.target_weights
+        )
+
+    def _class_sample_weights(self, y_strat, weights, targets):
+        return class_weight_samples(
+            self.classes_, targets.class_weight, y_strat, weights
+        )
 
     # -- public API --------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -305,7 +321,7 @@ default="mse"
         "module": _MODULE,
         "module_params": [None, dict],
         "loss": [
-            StrOptions({"mse", "l1", "huber", "composite_l1", "composite_l2"}),
+            StrOptions(set(LOSS_NAMES)),
             callable,
         ],
         "loss_alpha": [Interval(numbers.Real, 0, 1, closed="both")],
@@ -337,6 +353,8 @@ default="mse"
         warm_start=False,
         random_state=None,
         verbose=0,
+        callbacks=None,
+        checkpoint=None,
         loss="mse",
         loss_alpha=0.5,
         sigma=3.0,
@@ -362,13 +380,24 @@ default="mse"
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.loss = loss
         self.loss_alpha = loss_alpha
         self.sigma = sigma
         self.target_weights = target_weights
 
-    def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
-        return encode_regression(self, y, fitting=fitting, n_samples=n_samples)
+    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
+        return encode_regression(
+            self, y, fitting=fitting, n_samples=n_samples, targets=targets
+        )
+
+    def _target_options(self):
+        return TargetOptions(
+            target_weights=self.target_weights,
+            loss=self.loss,
+            loss_params={"loss_alpha": self.loss_alpha, "sigma": self.sigma},
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, groups=None):
@@ -429,7 +458,7 @@ default="mse"
         """
         raw = _stack_named(self._forward(X), self.target_names_)
         out = raw.reshape(raw.shape[0], -1).numpy().astype(np.float64)
-        return out.ravel() if self._y_ndim == 1 else out
+        return out.ravel() if self.target_ndim_ == 1 else out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -138,6 +138,8 @@ class SpectraAuxClassifier(NetClassifier):
         warm_start=False,
         random_state=None,
         verbose=0,
+        callbacks=None,
+        checkpoint=None,
         class_weight=None,
     ):
         self.branch = branch
@@ -169,6 +171,8 @@ class SpectraAuxClassifier(NetClassifier):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.class_weight = class_weight
 
     def _make_module(self, input_shape, n_outputs):
@@ -192,9 +196,9 @@ class SpectraAuxClassifier(NetClassifier):
             aux_key=self.aux_key,
         )
 
-    def _prepare_targets(self, y, *, fitting, n_samples, classes=None):
+    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
         out = super()._prepare_targets(
-            y, fitting=fitting, n_samples=n_samples, classes=classes
+            y, fitting=fitting, n_samples=n_samples, targets=targets, classes=classes
         )
         if not out[0].dtype.is_floating_point:
             raise ValueError(

@@ -2,7 +2,7 @@
 
 Each fold is fitted by one ordinary ``fit`` call, in its own thread, but only
 one thread runs at a time: at the end of every epoch a fold's network hands
-the turn to the next fold (through the engine's ``_epoch_hooks``) and waits
+the turn to the next fold (through a callback in its ``callbacks``) and waits
 for its next turn. When every fold still training has finished epoch ``e``,
 ``on_round(e, mean_score)`` decides whether to go on; stopping ends every
 fit at its next turn. Each fit keeps its own callbacks (early stopping,
@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples
 
-from .._engine import BaseNet
+from .._engine import BaseNet, Callback
 from .._engine._device import torch_threads
 from ._compare import free_device_memory, split_fit_params
 
@@ -100,8 +100,13 @@ class Lockstep:
             threading.Thread(
                 target=self._fold,
                 args=(
-                    i, X, y, train, test,
-                    split_fit_params(fit_params, n_samples, train), config,
+                    i,
+                    X,
+                    y,
+                    train,
+                    test,
+                    split_fit_params(fit_params, n_samples, train),
+                    config,
                 ),
                 daemon=True,
             )
@@ -136,7 +141,8 @@ class Lockstep:
                 y_train = None if y is None else _safe_indexing(y, train)
                 y_test = None if y is None else _safe_indexing(y, test)
                 if net is not None and self.epoch_scoring is not None:
-                    net._epoch_hooks = [_Hook(self, i, estimator, net, X_test, y_test)]
+                    hook = _Hook(self, i, estimator, net, X_test, y_test)
+                    net.set_params(callbacks=[*(net.callbacks or []), (_NAME, hook)])
                 start = time.perf_counter()
                 estimator.fit(X_train, y_train, **fit_params)
                 result.fit_time = time.perf_counter() - start
@@ -152,9 +158,13 @@ class Lockstep:
             result.error = exc
         finally:
             if net is not None:
-                net.__dict__.pop("_epoch_hooks", None)
+                # The hook refers to this runner (locks, threads): never keep it.
+                kept = [c for c in net.callbacks or [] if not _is_hook(c)]
+                net.set_params(callbacks=kept or None)
                 if hasattr(net, "net_"):
-                    net.net_.epoch_hooks = []
+                    net.net_.callbacks_ = [
+                        c for c in net.net_.callbacks_ if not _is_hook(c)
+                    ]
             del estimator, net
             free_device_memory()
             self._finish(i)
@@ -201,8 +211,15 @@ class Lockstep:
             self._stopped = True
 
 
-class _Hook:
-    """Epoch hook of one fold: score the test fold, then take turns."""
+_NAME = "lockstep"
+
+
+def _is_hook(item):
+    return isinstance(item, tuple) and item[0] == _NAME
+
+
+class _Hook(Callback):
+    """Epoch-end callback of one fold: score the test fold, then take turns."""
 
     def __init__(self, runner, i, estimator, net, X_test, y_test):
         self.runner = runner
@@ -214,7 +231,7 @@ class _Hook:
         self._Xt = None
         self._scorer = None
 
-    def __call__(self, engine_net):
+    def on_epoch_end(self, engine_net, **kwargs):
         runner = self.runner
         try:
             if self._Xt is None:

@@ -18,8 +18,8 @@ from ._galaxy_tree import (
     GALAXY_ZOO_QUESTIONS,
     GalaxyZooQuestion,
 )
-from ._loss_registry import elementwise_loss
-from ._losses import LOSS_NAMES, CompositeLoss, get_loss
+from ._loss_registry import LOSS_NAMES, LOSS_PARAMS, elementwise_loss, get_loss
+from ._losses import CompositeLoss
 from ._mlp import MLP
 from ._spectra import SpectraAuxNet
 
@@ -34,6 +34,7 @@ __all__ = [
     "GalaxyZooConstraint",
     "GalaxyZooQuestion",
     "LOSS_NAMES",
+    "LOSS_PARAMS",
     "MLP",
     "SpectraAuxNet",
     "elementwise_loss",

@@ -15,18 +15,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["LOSS_NAMES", "CompositeLoss", "get_loss"]
-
-#: Loss names understood by :func:`get_loss`, mapped to ``(base, composite)``.
-LOSS_NAMES = {
-    "mse": ("l2", False),
-    "l2": ("l2", False),
-    "l1": ("l1", False),
-    "mae": ("l1", False),
-    "composite_l1": ("l1", True),
-    "composite_l2": ("l2", True),
-}
+__all__ = ["CompositeLoss"]
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -60,7 +51,7 @@ class CompositeLoss(nn.Module):
 
     Parameters
     ----------
-    base : {"l1", "l2"}, default="l1"
+    base : {"l1", "l2", "huber"}, default="l1"
         The plain part of the loss.
     alpha : float, default=0.5
         Weight of the plain part, in ``[0, 1]``; the chi-squared term gets
@@ -93,8 +84,8 @@ class CompositeLoss(nn.Module):
 
     def __init__(self, base="l1", alpha=0.5, sigma=3.0, reduction="mean"):
         super().__init__()
-        if base not in ("l1", "l2"):
-            raise ValueError(f"base must be 'l1' or 'l2', got {base!r}.")
+        if base not in ("l1", "l2", "huber"):
+            raise ValueError(f"base must be 'l1', 'l2' or 'huber', got {base!r}.")
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
         if not float(sigma) > 0.0:
@@ -134,7 +125,10 @@ class CompositeLoss(nn.Module):
                 )
             y_true = y_true.reshape(y_pred.shape)
         error = y_pred - y_true.to(y_pred.dtype)
-        plain = error.abs() if self.base == "l1" else error.square()
+        if self.base == "huber":
+            plain = F.huber_loss(error, torch.zeros_like(error), reduction="none")
+        else:
+            plain = error.abs() if self.base == "l1" else error.square()
         loss = (
             plain
             if self.alpha == 1.0
@@ -149,43 +143,3 @@ class CompositeLoss(nn.Module):
             f"base={self.base!r}, alpha={self.alpha}, sigma={self.sigma}, "
             f"reduction={self.reduction!r}"
         )
-
-
-def get_loss(name, loss_alpha=0.5, sigma=3.0, *, reduction="mean") -> CompositeLoss:
-    """Loss module for one of the seed's loss names.
-
-    Parameters
-    ----------
-    name : {"mse", "l1", "composite_l1", "composite_l2"}
-        Loss name (``"l2"`` and ``"mae"`` are accepted as aliases).
-    loss_alpha : float, default=0.5
-        Weight of the L1/L2 part of the composite losses; ignored otherwise.
-    sigma : float, default=3.0
-        Error scale of the chi-squared term; ignored by ``"mse"``/``"l1"``.
-    reduction : {"mean", "sum", "none"}, default="mean"
-        Reduction of the returned module.
-
-    Returns
-    -------
-    loss : CompositeLoss
-        Called as ``loss(y_pred, y_true, sample_weight=None)``. ``"mse"`` and
-        ``"l1"`` are composite losses with ``alpha=1``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skestimators.nn import get_loss
-    >>> get_loss("mse")(torch.tensor([2.0]), torch.tensor([0.0]))
-    tensor(4.)
-    >>> get_loss("composite_l2", 0.5, 2.0, reduction="none")(
-    ...     torch.tensor([2.0]), torch.tensor([0.0]))
-    tensor([2.5000])
-    """
-    try:
-        base, composite = LOSS_NAMES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown loss {name!r}; choose one of {sorted(LOSS_NAMES)}."
-        ) from None
-    alpha = loss_alpha if composite else 1.0
-    return CompositeLoss(base=base, alpha=alpha, sigma=sigma, reduction=reduction)

@@ -13,11 +13,13 @@ from sklearn.utils import get_tags
 
 from .._io._layout import final_estimator, walk_estimators
 from .._multiinput import _take, as_mapping
+from ..exceptions import NonFinitePredictionError
 from ._writer import UNSCORED, write_part
 
 __all__ = ["prediction_columns", "prepare_model", "run_chunk", "score_chunk"]
 
 _NONFINITE = "NaN or infinite value"
+_NONFINITE_PREDICTION = "NaN or infinite prediction"
 
 
 def prepare_model(estimator, device=None, batch_size=None):
@@ -146,10 +148,10 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     nonfinite = invalid_rows(chunk.X)
     if not _allows_nan(estimator):
         bad |= nonfinite
-    pred = _predict(estimator, method, chunk.X, ~bad)
+    pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
     if pred is _NAN_REFUSED:  # claimed to accept NaN (e.g. a scaler first) but not
         bad |= nonfinite
-        pred = _predict(estimator, method, chunk.X, ~bad)
+        pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
     good = ~bad
     columns = {id_name: pa.array(chunk.ids)}
     if pred is not None:
@@ -172,6 +174,36 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
 
 
 _NAN_REFUSED = object()
+
+
+def _predict_finite(estimator, method, X, bad, reasons):
+    """Predictions for the rows not ``bad``; rows predicted NaN/inf become bad.
+
+    ``bad`` and ``reasons`` are updated in place. The package's networks
+    refuse to return non-finite values (``NonFinitePredictionError`` names the
+    rows, which are then left out); other models' non-finite rows are found
+    in their output.
+    """
+    while True:
+        try:
+            pred = _predict(estimator, method, X, ~bad)
+        except NonFinitePredictionError as exc:
+            positions = np.flatnonzero(~bad)[exc.rows]
+            bad[positions] = True
+            reasons[positions] = _NONFINITE_PREDICTION
+            continue
+        if pred is None or pred is _NAN_REFUSED:
+            return pred
+        values = np.asarray(pred)
+        if values.dtype.kind != "f":
+            return pred
+        finite = np.isfinite(values.reshape(len(values), -1)).all(1)
+        if finite.all():
+            return pred
+        positions = np.flatnonzero(~bad)[~finite]
+        bad[positions] = True
+        reasons[positions] = _NONFINITE_PREDICTION
+        return pred[finite]
 
 
 def _predict(estimator, method, X, good):

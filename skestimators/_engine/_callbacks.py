@@ -1,0 +1,122 @@
+"""The engine's own skorch callbacks.
+
+They run beside the user's callbacks (see :func:`._config.training_callbacks`
+for the order). Early stopping and the learning-rate schedule are skorch's,
+adapted in two ways: epochs without a validation split (``partial_fit``)
+neither count towards early stopping nor step a schedule that follows the
+validation loss, and early stopping only *flags* the stop, so that every
+callback (loggers, checkpoints) still sees the last epoch before
+:class:`StopTraining` ends training.
+"""
+
+from __future__ import annotations
+
+from skorch.callbacks import Callback
+from skorch.callbacks import EarlyStopping as _SkorchEarlyStopping
+from skorch.callbacks import LRScheduler as _SkorchLRScheduler
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+
+class EarlyStopping(_SkorchEarlyStopping):
+    """skorch's early stopping that flags the stop in ``stopped_``.
+
+    An epoch whose history lacks the monitored value is skipped:
+    ``partial_fit`` trains without a validation split.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        self.stopped_ = False
+
+    def on_epoch_end(self, net, **kwargs):
+        # A NaN validation loss counts as no improvement (skorch compares it).
+        if self.monitor not in net.history[-1]:
+            return
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:  # skorch's way to stop; StopTraining does it
+            self.stopped_ = True
+
+    def state_dict(self):
+        """What a checkpoint needs to continue (plain values and tensors)."""
+        return {
+            "misses_": self.misses_,
+            "dynamic_threshold_": self.dynamic_threshold_,
+            "best_epoch_": self.best_epoch_,
+            "best_model_weights_": self.best_model_weights_,
+            "stopped_": self.stopped_,
+        }
+
+    def load_state_dict(self, state):
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+class LRScheduler(_SkorchLRScheduler):
+    """skorch's scheduler callback; ``"plateau"`` skips epochs it cannot see.
+
+    A ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
+    epoch trained by ``partial_fit`` (no validation split) does not have.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        if (
+            self.step_every == "epoch"
+            and isinstance(self.lr_scheduler_, ReduceLROnPlateau)
+            and isinstance(self.monitor, str)
+            and self.monitor not in net.history[-1]
+        ):
+            return
+        super().on_epoch_end(net, **kwargs)
+
+    def state_dict(self):
+        return {
+            "scheduler": self.lr_scheduler_.state_dict(),
+            "batch_idx_": self.batch_idx_,
+        }
+
+    def load_state_dict(self, state):
+        self.lr_scheduler_.load_state_dict(state["scheduler"])
+        self.batch_idx_ = state["batch_idx_"]
+
+
+class StopTraining(Callback):
+    """Ends training after an epoch in which early stopping flagged the stop."""
+
+    def on_epoch_end(self, net, **kwargs):
+        early = dict(net.callbacks_).get("early_stopping")
+        if early is not None and early.stopped_:
+            raise KeyboardInterrupt  # skorch ends the fit loop, then on_train_end
+
+
+class EpochProgress(Callback):
+    """A tqdm bar over epochs showing the latest losses (``verbose >= 1``)."""
+
+    def __init__(self, total, desc=None):
+        self.total = total
+        self.desc = desc
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(
+            total=self.total,
+            initial=len(net.history),
+            desc=self.desc,
+            unit="epoch",
+            leave=True,
+        )
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        postfix = {k: f"{row[k]:.4g}" for k in ("train_loss", "valid_loss") if k in row}
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("bar_", None)
+        return state

@@ -1,0 +1,368 @@
+"""Training checkpoints: written atomically at each epoch end, resumed by ``fit``.
+
+A checkpoint directory holds ``checkpoint.pt`` (everything needed to continue:
+module, optimizer, schedule, grad scaler, early-stopping state, history, random
+generator states and epoch) and a lock, held for the whole fit so that two
+fits never write the same directory. A checkpoint also records fingerprints of
+the estimator's configuration and of its training data; ``fit`` resumes only
+from a checkpoint with the same ones and names the difference otherwise.
+
+Files are written to a temporary name, flushed to disk and renamed over the
+previous checkpoint, so a process killed at any moment leaves either the old
+or the new checkpoint, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from ..exceptions import CheckpointError, CheckpointWarning
+from ._config import NON_COMPUTING_PARAMS
+from ._lazy import LazyRows
+
+FORMAT = 1
+_FILE = "checkpoint.pt"
+_LOCK = "checkpoint.lock"
+_OWNER = "checkpoint.owner.json"
+_HASH_CHUNK = 1 << 24  # bytes hashed at a time from files on disk
+
+
+# -- fingerprints ----------------------------------------------------------------------
+def _canonical(value):
+    """A stable text for a parameter value (no memory addresses)."""
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(f"{k!r}: {_canonical(value[k])}" for k in sorted(value))
+            + "}"
+        )
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_canonical(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, np.random.RandomState):
+        return "RandomState instance"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    text = repr(value)
+    if " at 0x" in text:  # an object without a meaningful repr
+        return type(value).__qualname__
+    return text
+
+
+def config_fingerprint(params):
+    """``{name: text}`` of the parameters that change what a fit computes."""
+    return {
+        k: _canonical(v)
+        for k, v in sorted(params.items())
+        if k not in NON_COMPUTING_PARAMS
+    }
+
+
+def _hash_tensor(h, t):
+    if isinstance(t, LazyRows):
+        array = t.array if t.index is None else None
+        if array is None:
+            h.update(np.ascontiguousarray(t.index).tobytes())
+            array = t.array
+        h.update(str((array.dtype, array.shape)).encode())
+        flat = array.reshape(len(array), -1)
+        step = max(1, _HASH_CHUNK // max(1, flat.strides[0]))
+        for start in range(0, len(flat), step):
+            h.update(np.ascontiguousarray(flat[start : start + step]))
+        return
+    t = t.detach().cpu().contiguous()
+    h.update(str((t.dtype, tuple(t.shape))).encode())
+    h.update(t.numpy().reshape(-1).view(np.uint8))
+
+
+def _digest(value):
+    if value is None:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    if isinstance(value, dict):
+        for key in sorted(value):
+            h.update(key.encode())
+            _hash_tensor(h, value[key])
+    elif isinstance(value, np.ndarray):
+        h.update(np.ascontiguousarray(value).tobytes())
+    else:
+        _hash_tensor(h, value)
+    return h.hexdigest()
+
+
+def data_fingerprint(data, groups):
+    """Digests of the training inputs, targets, weights and groups."""
+    groups = None if groups is None else np.asarray(groups).astype(str)
+    return {
+        "n_samples": len(data),
+        "X": _digest(data.X),
+        "y": _digest(data.y),
+        "sample_weight": _digest(data.sample_weight),
+        "groups": None if groups is None else _digest(groups.astype("U")),
+    }
+
+
+# -- the directory ---------------------------------------------------------------------
+class CheckpointStore:
+    """One checkpoint directory, locked for the lifetime of a fit.
+
+    Parameters
+    ----------
+    directory : str or path
+        Created if missing.
+    name : str
+        The estimator's class name.
+    config : dict
+        :func:`config_fingerprint` of the estimator.
+    """
+
+    def __init__(self, directory, name, config):
+        self.directory = Path(directory)
+        self.name = name
+        self.config = config
+        self.path = self.directory / _FILE
+        self.lock_ = None
+
+    # -- locking ---------------------------------------------------------------------
+    def acquire(self):
+        from filelock import FileLock, Timeout
+
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(
+                f"Cannot create the checkpoint directory {self.directory}: "
+                f"{exc.strerror or exc}."
+            ) from None
+        lock = FileLock(str(self.directory / _LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise CheckpointError(
+                f"Another fit ({self._owner()}) is training with the checkpoint "
+                f"directory {self.directory}; give each fit its own directory."
+            ) from None
+        self.lock_ = lock
+        owner = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            (self.directory / _OWNER).write_text(json.dumps(owner))
+        except OSError:
+            pass  # only used to name the owner in the message above
+        return self
+
+    def release(self):
+        if self.lock_ is not None:
+            self.lock_.release()
+            self.lock_ = None
+
+    def _owner(self):
+        try:
+            owner = json.loads((self.directory / _OWNER).read_text())
+            return f"pid {owner['pid']}, started {owner['started']}"
+        except (OSError, ValueError, KeyError):
+            return "another process"
+
+    # -- reading ---------------------------------------------------------------------
+    def load(self, data):
+        """The checkpoint for this configuration and ``data``, or None if none.
+
+        Raises :class:`CheckpointError` when the directory holds a checkpoint
+        of another estimator, configuration or data set.
+        """
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(
+                f"The checkpoint {self.path} cannot be read ({type(exc).__name__}: "
+                f"{exc}); delete it to start again."
+            ) from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise CheckpointError(
+                f"{self.path} is not a checkpoint of this version of skestimators; "
+                "delete it or use another directory."
+            )
+        self._check(state, data)
+        return state
+
+    def _check(self, state, data):
+        where = f"The checkpoint in {self.directory}"
+        advice = "Use another checkpoint directory, or delete this one to start again."
+        if state["estimator"] != self.name:
+            raise CheckpointError(
+                f"{where} was written by {state['estimator']}, not {self.name}. "
+                + advice
+            )
+        theirs, ours = state["config"], self.config
+        changed = [
+            f"{k}={ours.get(k, '<absent>')} (checkpoint: {theirs.get(k, '<absent>')})"
+            for k in sorted(set(theirs) | set(ours))
+            if theirs.get(k) != ours.get(k)
+        ]
+        if changed:
+            raise CheckpointError(
+                f"{where} was written with another configuration: "
+                + "; ".join(changed)
+                + ". "
+                + advice
+            )
+        differs = [k for k in data if state["data"].get(k) != data[k]]
+        if differs:
+            raise CheckpointError(
+                f"{where} was written for other training data ({', '.join(differs)} "
+                "differ). " + advice
+            )
+
+    # -- writing ---------------------------------------------------------------------
+    def write(self, state):
+        """Write ``state`` atomically; warn (and keep the old one) on failure."""
+        tmp = self.directory / f".{_FILE}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            warnings.warn(
+                f"Could not write the checkpoint {self.path} after epoch "
+                f"{state['epoch']} ({exc.strerror or exc}); training goes on and the "
+                "previous checkpoint is kept.",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+            return False
+        return True
+
+
+# -- the callbacks ---------------------------------------------------------------------
+def _stateful(net):
+    """The callbacks whose state a checkpoint keeps (those with a state_dict)."""
+    return [
+        (name, cb)
+        for name, cb in net.callbacks_
+        if callable(getattr(cb, "state_dict", None))
+        and callable(getattr(cb, "load_state_dict", None))
+    ]
+
+
+def _rng_states(net):
+    device = torch.device(net.device)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "batches": None
+        if net.batch_generator is None
+        else net.batch_generator.get_state(),
+    }
+
+
+class SaveCheckpoint(Callback):
+    """Write a checkpoint at the end of every epoch and at the end of training.
+
+    Parameters
+    ----------
+    store : CheckpointStore
+        The locked directory.
+    header : dict
+        Fingerprints and seed, written into every checkpoint.
+    max_epochs : int
+        Epoch budget: a checkpoint at this epoch is complete.
+    """
+
+    def __init__(self, store, header, max_epochs):
+        self.store = store
+        self.header = header
+        self.max_epochs = max_epochs
+
+    def _state(self, net, done):
+        scaler = net.grad_scaler_
+        return {
+            "format": FORMAT,
+            **self.header,
+            "epoch": len(net.history),
+            "done": done,
+            "module": net.module_.state_dict(),
+            "optimizer": net.optimizer_.state_dict(),
+            "grad_scaler": None if scaler is None else scaler.state_dict(),
+            "callbacks": {name: cb.state_dict() for name, cb in _stateful(net)},
+            "history": _plain_history(net.history),
+            "rng": _rng_states(net),
+        }
+
+    def _complete(self, net):
+        early = dict(net.callbacks_).get("early_stopping")
+        stopped = early is not None and early.stopped_
+        return stopped or len(net.history) >= self.max_epochs
+
+    def on_epoch_end(self, net, **kwargs):
+        self.store.write(self._state(net, done=self._complete(net)))
+
+    def on_train_end(self, net, **kwargs):
+        row = net.history[-1] if net.history else {}
+        if "train_loss" in row and self._complete(net):
+            # Training is over (best weights restored): a later fit loads this.
+            self.store.write(self._state(net, done=True))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["store"] = None  # the lock stays with the process that holds it
+        return state
+
+
+class ResumeCheckpoint(Callback):
+    """Restore a checkpoint when training begins (after the engine's own
+    callbacks have set up their state, before the user's)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def on_train_begin(self, net, **kwargs):
+        state, self.state = self.state, None  # used once; not kept in pickles
+        if state is None:
+            return
+        net.module_.load_state_dict(state["module"])
+        net.optimizer_.load_state_dict(state["optimizer"])
+        if state["grad_scaler"] is not None and net.grad_scaler_ is not None:
+            net.grad_scaler_.load_state_dict(state["grad_scaler"])
+        callbacks = dict(_stateful(net))
+        for name, cb_state in state["callbacks"].items():
+            if name in callbacks:
+                callbacks[name].load_state_dict(_to_device(cb_state, net.device))
+        net.history.clear()
+        net.history.extend(state["history"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.device(net.device).type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], torch.device(net.device))
+        if rng["batches"] is not None and net.batch_generator is not None:
+            net.batch_generator.set_state(rng["batches"])
+
+
+def _to_device(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return type(value)((k, _to_device(v, device)) for k, v in value.items())
+    return value
+
+
+def _plain_history(history):
+    """The history as plain lists and dicts (loadable with ``weights_only``)."""
+    return [{k: v for k, v in row.items() if k != "batches"} for row in history]
