@@ -1,0 +1,161 @@
+"""User callbacks run beside the engine's, see every metric, clone and pickle."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skestimators import MultiInput, NetClassifier, SpectraAuxClassifier
+from skestimators._engine import Callback
+
+from .conftest import FAST
+
+
+class Recorder(Callback):
+    """Records the events it sees and the history rows at each epoch end."""
+
+    def __init__(self, tag="r"):
+        self.tag = tag
+
+    def initialize(self):
+        self.events_ = []
+        self.rows_ = []
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.events_.append("train_begin")
+
+    def on_epoch_end(self, net, **kwargs):
+        self.events_.append("epoch_end")
+        self.rows_.append(dict(net.history[-1]))
+
+    def on_train_end(self, net, **kwargs):
+        self.events_.append("train_end")
+        self.final_weights_ = {
+            k: v.clone() for k, v in net.module_.state_dict().items()
+        }
+
+
+@pytest.fixture(scope="module")
+def spectra():
+    rng = np.random.RandomState(0)
+    X = MultiInput(spectra=rng.normal(size=(200, 12, 3)), aux=rng.normal(size=(200, 4)))
+    y = pd.DataFrame(
+        {
+            "water": (X["spectra"][:, :, 1].mean(1) > 0).astype(int),
+            "cloud": (X["aux"][:, 0] > 0).astype(int),
+        }
+    )
+    return X, y
+
+
+def test_user_callback_sees_every_epoch_and_per_target_metrics(spectra):
+    X, y = spectra
+    recorder = Recorder()
+    clf = SpectraAuxClassifier(
+        **dict(FAST, max_epochs=40), width=8, patience=2, callbacks=[("rec", recorder)]
+    ).fit(X, y)
+    assert recorder.events_[0] == "train_begin" and recorder.events_[-1] == "train_end"
+    # Every epoch, the last one of an early stop included, reached the callback.
+    assert recorder.events_.count("epoch_end") == clf.n_iter_ == len(clf.history_)
+    assert clf.n_iter_ < 40  # early stopping did stop
+    last = recorder.rows_[-1]
+    for key in ("valid_water_accuracy", "valid_cloud_roc_auc", "valid_loss"):
+        assert last[key] == pytest.approx(clf.history_[key].iloc[-1])
+    # At train end, the best epoch's weights are already restored.
+    final = clf.net_.module_.state_dict()
+    assert all(torch.equal(final[k], recorder.final_weights_[k]) for k in final)
+
+
+def test_callbacks_run_in_the_documented_order(blobs):
+    X, y = blobs
+    clf = NetClassifier(
+        **FAST,
+        lr_scheduler="cosine",
+        verbose=1,
+        callbacks=[Recorder(), ("second", Recorder("b"))],
+        checkpoint=None,
+    ).fit(X, y)
+    names = [name for name, _ in clf.net_.callbacks_]
+    assert names == [
+        "epoch_timer",
+        "early_stopping",
+        "lr_scheduler",
+        "Recorder",
+        "second",
+        "progress",
+        "stop_training",
+    ]
+
+
+@pytest.mark.parametrize(
+    "callbacks, error, match",
+    [
+        ([Recorder(), Recorder()], ValueError, "two callbacks are named 'Recorder'"),
+        ([("early_stopping", Recorder())], ValueError, "used by the engine"),
+        ([Recorder], TypeError, "instance of a skorch Callback"),
+        ([("a", "b", "c")], ValueError, r"\(name, callback\) pairs"),
+        ([object()], TypeError, "instance of a skorch Callback"),
+    ],
+)
+def test_bad_callbacks_are_refused_clearly(blobs, callbacks, error, match):
+    X, y = blobs
+    with pytest.raises(error, match=match):
+        NetClassifier(**FAST, callbacks=callbacks).fit(X, y)
+
+
+def test_callbacks_are_cloned_and_pickled_with_the_estimator(blobs):
+    X, y = blobs
+    clf = NetClassifier(**FAST, callbacks=[("rec", Recorder())])
+    copy = clone(clf)
+    assert copy.callbacks[0][1] is not clf.callbacks[0][1]
+    clf.fit(X, y)
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.callbacks[0][1].events_.count("epoch_end") == clf.n_iter_
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+def test_callbacks_in_pipeline_and_grid_search(blobs):
+    X, y = blobs
+    pipe = make_pipeline(
+        StandardScaler(), NetClassifier(**FAST, callbacks=[("rec", Recorder())])
+    )
+    search = GridSearchCV(pipe, {"netclassifier__lr": [0.01, 0.02]}, cv=2).fit(X, y)
+    best = search.best_estimator_[-1]
+    assert best.callbacks[0][1].events_.count("epoch_end") == best.n_iter_
+
+
+def test_on_grad_computed_is_called_when_defined(blobs):
+    X, y = blobs
+
+    class GradNorms(Callback):
+        def initialize(self):
+            self.norms_ = []
+            return self
+
+        def on_grad_computed(self, net, named_parameters, **kwargs):
+            total = sum(p.grad.norm() ** 2 for _, p in named_parameters)
+            self.norms_.append(float(total) ** 0.5)
+
+    grads = GradNorms()
+    clf = NetClassifier(**FAST, validation_fraction=None, callbacks=[grads])
+    clf.fit(X, y)
+    n_batches = int(np.ceil(len(X) / FAST["batch_size"]))
+    assert len(grads.norms_) == n_batches * clf.n_iter_
+    assert all(np.isfinite(grads.norms_))
+
+
+def test_fit_then_partial_fit_twice_at_defaults(blobs):
+    X, y = blobs
+    clf = NetClassifier(max_epochs=3, random_state=0, device="cpu").fit(X, y)
+    clf.partial_fit(X, y).partial_fit(X, y)
+    assert clf.n_iter_ == 5
+    # Epochs trained by partial_fit have no validation split.
+    assert clf.history_["valid_loss"].isna().tolist() == [False] * 3 + [True] * 2
+    assert clf.score(X, y) > 0.5

@@ -1,0 +1,271 @@
+"""Checkpoints: atomic writes every epoch, resume after a crash, refusals."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import make_classification, make_regression
+
+from skestimators import (
+    GalaxyZooRegressor,
+    ImageClassifier,
+    MultiInput,
+    NetClassifier,
+    NetRegressor,
+    SpatioTemporalRegressor,
+    SpectraAuxClassifier,
+)
+from skestimators._engine import Callback
+from skestimators._engine._checkpoint import CheckpointStore
+from skestimators.exceptions import CheckpointError, CheckpointWarning
+
+pytestmark = pytest.mark.xdist_group("checkpoint")
+
+# A Pipeline inside TransformedTargetRegressor, with dropout, early stopping on a
+# validation split and a cosine schedule: every random stream and every piece
+# of state a resumed run must restore.
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np, torch
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.datasets import make_regression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from skestimators import NetRegressor
+    from skestimators._engine import Callback
+
+    torch.set_num_threads(1)
+    checkpoint, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    class KillMidEpoch(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            epoch, batches = len(net.history), len(net.history[-1]["batches"])
+            if training and epoch == kill_at and batches == 4:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    X, y = make_regression(600, 10, noise=5.0, random_state=0)
+    net = NetRegressor(
+        max_epochs=12, batch_size=32, lr=0.003, lr_scheduler="cosine",
+        module_params={"hidden_units": (32, 16), "dropout": 0.2},
+        random_state=0, device="cpu",
+        checkpoint=None if checkpoint == "-" else checkpoint,
+        callbacks=[KillMidEpoch()] if kill_at else None,
+    )
+    model = TransformedTargetRegressor(
+        make_pipeline(StandardScaler(), net), transformer=StandardScaler()
+    ).fit(X, np.exp(y / 200))
+    fitted = model.regressor_[-1]
+    torch.save(fitted.net_.module_.state_dict(), out + ".pt")
+    fitted.history_.drop(columns="dur").to_pickle(out + ".pkl")
+    """
+)
+
+
+def _run(tmp_path, checkpoint, out, kill_at=0):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(checkpoint),
+            str(tmp_path / out),
+            str(kill_at),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    killed = _run(tmp_path, ckpt, "killed", kill_at=5)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    state = torch.load(ckpt / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 4 and not state["done"]
+    assert not list(ckpt.glob(".*.tmp"))  # no half-written file left behind
+
+    resumed = _run(tmp_path, ckpt, "resumed")
+    assert resumed.returncode == 0, resumed.stderr
+    straight = _run(tmp_path, "-", "straight")
+    assert straight.returncode == 0, straight.stderr
+
+    history = pd.read_pickle(tmp_path / "resumed.pkl")
+    reference = pd.read_pickle(tmp_path / "straight.pkl")
+    assert len(reference) > 5
+    pd.testing.assert_frame_equal(history, reference, check_exact=True)
+    assert _same_state(
+        torch.load(tmp_path / "resumed.pt"), torch.load(tmp_path / "straight.pt")
+    )
+
+
+class CrashAt(Callback):
+    """Raise in the middle of an epoch, as a crash would."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def _data(kind):
+    rng = np.random.RandomState(0)
+    if kind == "classifier":
+        return make_classification(160, 6, random_state=0)
+    if kind == "regressor":
+        X, y = make_regression(160, 6, random_state=0)
+        return X, y / 100
+    if kind == "spectra":
+        X = MultiInput(spectra=rng.rand(160, 12, 3), aux=rng.rand(160, 4))
+        y = pd.DataFrame(
+            {"water": rng.randint(0, 2, 160), "cloud": rng.randint(0, 2, 160)}
+        )
+        return X, y
+    if kind == "images":
+        return rng.rand(96, 3, 16, 16).astype(np.float32), rng.randint(0, 3, 96)
+    if kind == "galaxy":
+        from skestimators.datasets import make_galaxy_zoo
+
+        return make_galaxy_zoo(96, size=16, random_state=0)
+    if kind == "patches":
+        X = rng.rand(120, 3, 2, 5, 5).astype(np.float32)
+        return X, X.mean(axis=(1, 2, 3, 4))
+    raise ValueError(kind)
+
+
+SMALL = dict(max_epochs=4, batch_size=16, device="cpu", random_state=0)
+IMAGE = dict(SMALL, width=4, depth=1, hidden=8)
+CASES = [
+    ("classifier", NetClassifier(**SMALL)),
+    ("regressor", NetRegressor(**SMALL, lr_scheduler="onecycle")),
+    ("spectra", SpectraAuxClassifier(**SMALL, width=8, lr_scheduler="plateau")),
+    ("images", ImageClassifier(**IMAGE)),
+    ("galaxy", GalaxyZooRegressor(**IMAGE)),
+    ("patches", SpatioTemporalRegressor(**SMALL, conv_channels=(4,), hidden=8)),
+]
+
+
+@pytest.mark.parametrize(
+    "kind, estimator", CASES, ids=[type(e).__name__ for _, e in CASES]
+)
+def test_every_estimator_resumes_where_it_crashed(kind, estimator, tmp_path):
+    X, y = _data(kind)
+    crashing = estimator.set_params(
+        checkpoint=tmp_path / "ckpt", callbacks=[CrashAt(3)]
+    )
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashing.fit(X, y)
+    assert (
+        torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    )
+    resumed = estimator.set_params(callbacks=None).fit(X, y)
+    straight = estimator.set_params(checkpoint=None).fit(X, y)
+    pd.testing.assert_frame_equal(
+        resumed.history_.drop(columns="dur"), straight.history_.drop(columns="dur")
+    )
+    assert _same_state(
+        resumed.net_.module_.state_dict(), straight.net_.module_.state_dict()
+    )
+
+
+def test_finished_checkpoint_is_loaded_not_retrained(tmp_path):
+    X, y = _data("regressor")
+    first = NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
+    seen = []
+
+    class Count(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            seen.append(len(net.history))
+
+    again = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[Count()]).fit(X, y)
+    assert seen == []  # no epoch trained again
+    np.testing.assert_array_equal(again.predict(X), first.predict(X))
+    pd.testing.assert_frame_equal(again.history_, first.history_)
+
+
+def test_checkpoint_of_other_configuration_or_data_is_refused(tmp_path):
+    X, y = _data("regressor")
+    NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
+    with pytest.raises(CheckpointError, match=r"lr=0.01 \(checkpoint: 0.001\)"):
+        NetRegressor(**SMALL, lr=0.01, checkpoint=tmp_path).fit(X, y)
+    with pytest.raises(CheckpointError, match=r"other training data \(X differ"):
+        NetRegressor(**SMALL, checkpoint=tmp_path).fit(X + 1, y)
+    with pytest.raises(CheckpointError, match="written by NetRegressor, not"):
+        NetClassifier(**SMALL, checkpoint=tmp_path).fit(X, y > 0)
+    # What only watches a fit does not count as configuration.
+    NetRegressor(**SMALL, verbose=0, callbacks=[], checkpoint=tmp_path).fit(X, y)
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    X, y = _data("regressor")
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
+
+
+def test_second_fit_on_a_locked_directory_fails_at_once(tmp_path):
+    X, y = _data("regressor")
+    holder = CheckpointStore(tmp_path, "NetRegressor", {}).acquire()
+    try:
+        with pytest.raises(CheckpointError, match=rf"pid {os.getpid()}, started"):
+            NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
+    finally:
+        holder.release()
+    NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)  # free again
+
+
+def test_full_disk_warns_keeps_previous_checkpoint_and_trains_on(tmp_path, monkeypatch):
+    X, y = _data("regressor")
+    from skestimators._engine import _checkpoint
+
+    real_save = torch.save
+    calls = []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(obj["epoch"])
+        if obj["epoch"] >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(_checkpoint.torch, "save", save)
+    with pytest.warns(CheckpointWarning, match="No space left on device"):
+        reg = NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
+    assert reg.n_iter_ == SMALL["max_epochs"]
+    monkeypatch.undo()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2  # the last good one, whole
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_fitted_estimator_with_checkpoint_pickles_and_partial_fits(tmp_path):
+    import pickle
+
+    X, y = _data("regressor")
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
+    names = [name for name, _ in reg.net_.callbacks_]
+    assert "checkpoint" not in names and "resume" not in names
+    copy = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(copy.predict(X), reg.predict(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.partial_fit(X, y)  # no checkpoint written, no lock taken
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 4

@@ -1,0 +1,110 @@
+"""Training that goes wrong stops at the bad batch and says so; nothing is lost."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_regression
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from skestimators import NetClassifier, NetRegressor
+from skestimators._engine import Callback
+from skestimators._engine._heads import head_metrics, multilabel_groups
+from skestimators.exceptions import TrainingDivergedError
+
+from .conftest import FAST
+
+
+class PoisonAt(Callback):
+    """Set a weight to inf after batch ``batch`` of epoch ``epoch``: the next
+    batch's loss is not finite."""
+
+    def __init__(self, epoch, batch=2):
+        self.epoch = epoch
+        self.batch = batch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training or len(net.history) != self.epoch:
+            return
+        if len(net.history[-1]["batches"]) == self.batch:
+            with torch.no_grad():
+                next(net.module_.parameters()).fill_(float("inf"))
+
+
+def _params(**overrides):
+    return {**FAST, **overrides}
+
+
+@pytest.fixture(scope="module")
+def regression():
+    X, y = make_regression(300, 6, noise=1.0, random_state=0)
+    return X.astype(np.float32), y / 100
+
+
+def test_huge_learning_rate_without_validation_raises_clearly(blobs):
+    X, y = blobs
+    clf = NetClassifier(**_params(lr=1e6, optimizer="sgd", validation_fraction=None))
+    with pytest.raises(TrainingDivergedError) as info:
+        clf.fit(X, y)
+    message = str(info.value)
+    assert f"epoch {info.value.epoch}, batch {info.value.batch}" in message
+    assert "lr=1e+06" in message and "gradient_clip=1.0" in message
+    assert "left unfitted" in message
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_divergence_with_validation_restores_best_weights(regression):
+    X, y = regression
+    reg = NetRegressor(**_params(max_epochs=10, callbacks=[PoisonAt(4)]))
+    with pytest.warns(ConvergenceWarning, match="at epoch 4, batch 3") as record:
+        reg.fit(X, y)
+    assert "were restored" in str(record[0].message)
+    assert reg.n_iter_ == 3  # the diverged epoch is not in the history
+    assert np.isfinite(reg.history_.to_numpy()).all()
+    pred = reg.predict(X)
+    assert np.isfinite(pred).all()
+    reference = NetRegressor(**_params(max_epochs=3)).fit(X, y)
+    np.testing.assert_allclose(pred, reference.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_divergence_in_partial_fit_keeps_the_previous_state(regression):
+    X, y = regression
+    reg = NetRegressor(**_params(max_epochs=3, validation_fraction=None)).fit(X, y)
+    before = reg.predict(X)
+    # partial_fit reuses the fitted net and its callbacks: poison via the net.
+    reg.net_.callbacks_.append(("poison", PoisonAt(4, batch=1)))
+    with pytest.raises(TrainingDivergedError, match="keeps its state"):
+        reg.partial_fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), before)
+    assert reg.n_iter_ == 3 and len(reg.net_.history) == 3
+
+
+def test_validation_metrics_of_nan_outputs_are_nan_not_errors():
+    groups = multilabel_groups(["water", "cloud"], weights=[1.0, 1.0])
+    y_pred = torch.tensor([[np.nan, 0.1], [0.2, -0.3], [0.5, 0.1]])
+    y_true = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    scores = head_metrics(groups, y_pred, y_true)
+    assert np.isnan(scores["valid_water_roc_auc"])
+    assert np.isnan(scores["valid_water_accuracy"])
+    assert scores["valid_cloud_roc_auc"] == 1.0
+
+
+def test_nan_validation_loss_counts_as_no_improvement(regression):
+    X, y = regression
+
+    class PoisonValidation(Callback):
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if not training and len(net.history) >= 2:
+                batch[0].fill_(float("nan"))  # this epoch's validation inputs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg = NetRegressor(
+            **_params(max_epochs=30, patience=3, callbacks=[PoisonValidation()])
+        ).fit(X, y)
+    assert np.isnan(reg.history_["valid_loss"].iloc[1:]).all()
+    assert reg.n_iter_ == 4  # epoch 1 is best; three NaN epochs end training
+    assert reg.best_epoch_ == 1
+    assert np.isfinite(reg.predict(X)).all()
