@@ -46,6 +46,8 @@ api_modules = {
     "skestimators.nn": "PyTorch modules",
     "skestimators.recipes": "ready-made pipelines",
     "skestimators.scoring": "batch scoring",
+    "skestimators.exceptions": "errors and warnings",
+    "skestimators.tracking": "experiment tracking",
 }
 
 templates_path = ["_templates"]

@@ -37,6 +37,7 @@ def compare_variants(
     n_repeats: int = 1,
     n_jobs: int | None = None,
     random_state=None,
+    tracking=None,
 ) -> pd.DataFrame:
     """Cross-validate several variants of a model on the very same folds.
 
@@ -76,6 +77,16 @@ def compare_variants(
         Seeds the per-repeat seeds of the splitter and of the variants.
         With ``n_repeats=1`` and ``random_state=None`` splitter and variants
         are used as given.
+    tracking : MLflowLogger or None, default=None
+        Log the comparison to MLflow: one parent run named
+        ``"compare_variants"`` (holding the comparison's settings), and under
+        it one run per fit of a network variant, named
+        ``"<variant>/repeat<r>/fold<k>"`` and tagged ``variant``, ``repeat``
+        and ``fold``, with the parameters, learning curves and (with
+        ``log_model=True``) the network of that fit. The runs are written by
+        copies of this logger added to the network step's ``callbacks``;
+        variants without a network of this package log nothing. See
+        :class:`~skestimators.tracking.MLflowLogger`.
 
     Returns
     -------
@@ -90,6 +101,7 @@ def compare_variants(
     summarize_comparison : Mean ± std per variant and metric.
     plot_comparison : Box and strip plots of the fold scores.
     OptunaSearchCV : Tune one model rather than compare a few.
+    skestimators.tracking.MLflowLogger : The logger of ``tracking``.
 
     Examples
     --------
@@ -122,10 +134,24 @@ def compare_variants(
         for name, estimator in variants.items():
             for fold, (train, test) in enumerate(splits):
                 tasks.append((name, repeat, fold, estimator, seed, train, test))
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_and_score)(est, X, y, train, test, scoring, seed)
-        for _, _, _, est, seed, train, test in tasks
+    settings = dict(
+        variants=", ".join(map(str, variants)),
+        cv=cv,
+        scoring=scoring,
+        n_repeats=n_repeats,
+        random_state=random_state,
     )
+    # Imported here: the tracking helpers build on _epochwise, which imports
+    # this module.
+    from ._tracking import parent_run
+
+    with parent_run(tracking, "compare_variants", settings) as runs:
+        if runs is not None:
+            tasks = [_with_logger(runs, *task) for task in tasks]
+        results = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_and_score)(est, X, y, train, test, scoring, seed)
+            for _, _, _, est, seed, train, test in tasks
+        )
     rows = [
         (name, repeat, fold, metric, float(value), fit_time)
         for (name, repeat, fold, *_), (scores, fit_time) in zip(tasks, results)
@@ -169,7 +195,8 @@ def reseeded_cv(cv, y, classifier, seed, *, warn=False):
 def reseed(estimator, seed):
     """Set every ``random_state`` parameter of ``estimator`` (nested ones too)."""
     names = [
-        k for k in estimator.get_params(deep=True)
+        k
+        for k in estimator.get_params(deep=True)
         if k == "random_state" or k.endswith("__random_state")
     ]
     return estimator.set_params(**dict.fromkeys(names, seed)) if names else estimator
@@ -202,8 +229,10 @@ def split_fit_params(fit_params, n_samples, indices):
     """Index the sample-aligned fit parameters (``sample_weight``...) by fold."""
     out = {}
     for key, value in (fit_params or {}).items():
-        if hasattr(value, "__len__") and not isinstance(value, (str, dict)) and (
-            len(value) == n_samples
+        if (
+            hasattr(value, "__len__")
+            and not isinstance(value, (str, dict))
+            and (len(value) == n_samples)
         ):
             value = _safe_indexing(value, indices)
         out[key] = value
@@ -234,6 +263,16 @@ def _fit_and_score(template, X, y, train, test, scoring, seed):
     del estimator
     free_device_memory()
     return scores, fit_time
+
+
+def _with_logger(runs, name, repeat, fold, estimator, *rest):
+    """The task with a clone of its estimator logging one nested run."""
+    estimator = runs.attach(
+        clone(estimator),
+        f"{name}/repeat{repeat}/fold{fold}",
+        {"variant": name, "repeat": repeat, "fold": fold},
+    )
+    return (name, repeat, fold, estimator, *rest)
 
 
 def summarize_comparison(
@@ -284,9 +323,9 @@ def summarize_comparison(
     wide.columns = wide.columns.swaplevel(0, 1)
     metrics = list(dict.fromkeys(df["metric"]))
     variants = list(dict.fromkeys(df["variant"]))
-    wide = wide.reindex(index=variants, columns=pd.MultiIndex.from_product(
-        [metrics, ["mean", "std"]]
-    ))
+    wide = wide.reindex(
+        index=variants, columns=pd.MultiIndex.from_product([metrics, ["mean", "std"]])
+    )
     fits = df.drop_duplicates(["variant", "repeat", "fold"])
     fit_time = fits.groupby("variant", sort=False)["fit_time"].mean().reindex(variants)
     if precision is None:
@@ -347,8 +386,11 @@ def plot_comparison(df: pd.DataFrame, ax=None, *, metrics=None):
     variants = list(dict.fromkeys(df["variant"]))
     if ax is None:
         _, ax = plt.subplots(
-            1, len(metrics), figsize=(1.2 + 1.1 * len(variants) * len(metrics), 3.5),
-            squeeze=False, layout="constrained",
+            1,
+            len(metrics),
+            figsize=(1.2 + 1.1 * len(variants) * len(metrics), 3.5),
+            squeeze=False,
+            layout="constrained",
         )
     axes = np.ravel(ax)
     if axes.size < len(metrics):
@@ -361,8 +403,12 @@ def plot_comparison(df: pd.DataFrame, ax=None, *, metrics=None):
         axis.boxplot(values, positions=positions, widths=0.5, showfliers=False)
         for pos, vals in zip(positions, values):
             axis.scatter(
-                pos + jitter.uniform(-0.12, 0.12, vals.size), vals,
-                s=12, alpha=0.6, color="tab:blue", zorder=3,
+                pos + jitter.uniform(-0.12, 0.12, vals.size),
+                vals,
+                s=12,
+                alpha=0.6,
+                color="tab:blue",
+                zorder=3,
             )
         axis.set_xticks(positions, variants)
         axis.set_title(metric)

@@ -59,8 +59,9 @@ class Lockstep:
 
     Parameters
     ----------
-    estimator : estimator
-        Template, cloned per fold. Estimators without a package network
+    estimator : estimator or list of estimators
+        Template, cloned per fold, or one template per fold (each fold's own
+        experiment logger, for instance). Estimators without a package network
         (scikit-learn models) are simply fitted fold after fold.
     scorer : callable
         Multi-metric scorer returning ``{metric: value}``, used once a fold
@@ -133,7 +134,8 @@ class Lockstep:
         result = self.results[i]
         with self._cond:
             self._cond.wait_for(lambda: self._turn == i)
-        estimator = clone(self.estimator)
+        template = self.estimator
+        estimator = clone(template[i] if isinstance(template, list) else template)
         net = network_step(estimator)
         try:
             with config_context(**config):

@@ -19,6 +19,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import indexable
 
+from ..tracking import MLflowLogger
 from ._compare import scoring_spec
 from ._dask import check_active_backend
 from ._delegation import BestEstimatorMixin
@@ -34,6 +35,7 @@ from ._study import (
     run_trials,
     set_params,
 )
+from ._tracking import parent_run
 
 __all__ = ["OptunaSearchCV"]
 
@@ -110,6 +112,17 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         Seed of the default sampler (parallel workers use ``seed + i``).
         Separate processes sharing one study need different seeds (or None),
         or their samplers propose the same parameters.
+    tracking : MLflowLogger or None, default=None
+        Log the search to MLflow: one parent run named ``"OptunaSearchCV"``
+        (holding the search's parameters and, at the end, the metrics
+        ``best_score`` and ``best_trial``), and under it one run per fold of
+        every trial, named ``"trial<n>/fold<k>"`` and tagged ``trial`` and
+        ``fold``, with that fit's parameters, learning curves and (with
+        ``log_model=True``) network. The runs are written by copies of this
+        logger added to the network step's ``callbacks``, in whichever
+        process trains the fold; estimators without a network of this
+        package log nothing. Runs of pruned trials are marked ``KILLED`` when
+        the search ends. See :class:`~skestimators.tracking.MLflowLogger`.
 
     Attributes
     ----------
@@ -148,6 +161,7 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     --------
     sklearn.model_selection.GridSearchCV : Exhaustive search, no pruning.
     compare_variants : Compare a few fixed variants on the same folds.
+    skestimators.tracking.MLflowLogger : The logger of ``tracking``.
 
     Notes
     -----
@@ -201,6 +215,7 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         "n_jobs": [numbers.Integral, None],
         "error_score": [StrOptions({"raise"}), numbers.Real],
         "random_state": ["random_state"],
+        "tracking": [None, MLflowLogger],
     }
 
     def __init__(
@@ -220,6 +235,7 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         n_jobs=None,
         error_score=np.nan,
         random_state=None,
+        tracking=None,
     ):
         self.estimator = estimator
         self.param_distributions = param_distributions
@@ -235,6 +251,7 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.error_score = error_score
         self.random_state = random_state
+        self.tracking = tracking
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, groups=None, **fit_params):
@@ -264,9 +281,11 @@ default=None
         distributions = check_distributions(self.param_distributions, self.estimator)
         estimator = self.estimator
         X, y, groups = indexable(X, y, groups)
-        splits = list(check_cv(self.cv, y, classifier=_is_classifier(estimator)).split(
-            X, y, groups
-        ))
+        splits = list(
+            check_cv(self.cv, y, classifier=_is_classifier(estimator)).split(
+                X, y, groups
+            )
+        )
         spec = scoring_spec(estimator, self.scoring)
         scoring = self.scoring
         multimetric = isinstance(scoring, (list, tuple, set, dict))
@@ -275,52 +294,78 @@ default=None
         epochwise = network_step(estimator) is not None and not isinstance(
             pruner, NopPruner
         )
-        objective = Objective(
-            estimator, X, y, splits, check_scoring(estimator, spec), metric,
-            spec[metric] if epochwise else None, fit_params, self.error_score,
-        )
-        n_jobs = effective_n_jobs(self.n_jobs)
-        if n_jobs == 1:
-            study = open_study(self.storage, self.study_name, self._sampler(0), pruner)
-            run_trials(study, objective, distributions, self.n_trials, self.timeout)
-        else:
-            study = run_parallel(
-                n_jobs, self.storage, self.study_name, self._sampler, pruner,
-                objective, distributions, self.n_trials, self.timeout,
+        settings = self.get_params(deep=False)
+        del settings["tracking"]
+        with parent_run(self.tracking, "OptunaSearchCV", settings) as runs:
+            objective = Objective(
+                estimator,
+                X,
+                y,
+                splits,
+                check_scoring(estimator, spec),
+                metric,
+                spec[metric] if epochwise else None,
+                fit_params,
+                self.error_score,
+                runs,
             )
-        self.study_ = study
-        self.n_splits_ = len(splits)
-        self.multimetric_ = multimetric
-        self.scorer_ = (
-            {m: check_scoring(estimator, s) for m, s in spec.items()}
-            if multimetric else check_scoring(estimator, spec[metric])
-        )
-        trials = study.get_trials(deepcopy=False, states=FINISHED)
-        self.n_trials_ = len(trials)
-        keys = {m: (m if multimetric else "score") for m in spec}
-        self.cv_results_ = cv_results(trials, keys, len(splits))
-        if not any(t.state == TrialState.COMPLETE for t in trials):
-            message = (
-                f"None of the {len(trials)} trials of study {study.study_name!r} "
-                "completed (all pruned or failed)."
+            n_jobs = effective_n_jobs(self.n_jobs)
+            if n_jobs == 1:
+                study = open_study(
+                    self.storage, self.study_name, self._sampler(0), pruner
+                )
+                run_trials(study, objective, distributions, self.n_trials, self.timeout)
+            else:
+                study = run_parallel(
+                    n_jobs,
+                    self.storage,
+                    self.study_name,
+                    self._sampler,
+                    pruner,
+                    objective,
+                    distributions,
+                    self.n_trials,
+                    self.timeout,
+                )
+            self.study_ = study
+            self.n_splits_ = len(splits)
+            self.multimetric_ = multimetric
+            self.scorer_ = (
+                {m: check_scoring(estimator, s) for m, s in spec.items()}
+                if multimetric
+                else check_scoring(estimator, spec[metric])
             )
-            if objective.first_error is not None:
-                # Every fit failing is usually a data problem: show its error.
-                error = objective.first_error
-                if hasattr(error, "add_note"):
-                    error.add_note(message)
-                raise error
-            raise ValueError(message)
-        best = study.best_trial
-        numbers_ = self.cv_results_["number"]
-        self.best_index_ = int(np.flatnonzero(numbers_ == best.number)[0])
-        self.best_params_ = dict(best.params)
-        self.best_score_ = float(best.value)
-        if self.refit:
-            start = time.perf_counter()
-            self.best_estimator_ = set_params(clone(estimator), self.best_params_)
-            self.best_estimator_.fit(X, y, **fit_params)
-            self.refit_time_ = time.perf_counter() - start
+            trials = study.get_trials(deepcopy=False, states=FINISHED)
+            self.n_trials_ = len(trials)
+            keys = {m: (m if multimetric else "score") for m in spec}
+            self.cv_results_ = cv_results(trials, keys, len(splits))
+            if not any(t.state == TrialState.COMPLETE for t in trials):
+                message = (
+                    f"None of the {len(trials)} trials of study {study.study_name!r} "
+                    "completed (all pruned or failed)."
+                )
+                if objective.first_error is not None:
+                    # Every fit failing is usually a data problem: show its error.
+                    error = objective.first_error
+                    if hasattr(error, "add_note"):
+                        error.add_note(message)
+                    raise error
+                raise ValueError(message)
+            best = study.best_trial
+            numbers_ = self.cv_results_["number"]
+            self.best_index_ = int(np.flatnonzero(numbers_ == best.number)[0])
+            self.best_params_ = dict(best.params)
+            self.best_score_ = float(best.value)
+            if runs is not None:
+                runs.results = {
+                    "best_score": self.best_score_,
+                    "best_trial": best.number,
+                }
+            if self.refit:
+                start = time.perf_counter()
+                self.best_estimator_ = set_params(clone(estimator), self.best_params_)
+                self.best_estimator_.fit(X, y, **fit_params)
+                self.refit_time_ = time.perf_counter() - start
         return self
 
     # -- helpers ---------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._epochwise import Lockstep
+from ._epochwise import Lockstep, network_step
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
@@ -64,8 +64,12 @@ def open_study(storage, study_name, sampler, pruner):
     for attempt in range(5):
         try:
             return optuna.create_study(
-                storage=resolve_storage(storage), sampler=sampler, pruner=pruner,
-                study_name=study_name, direction="maximize", load_if_exists=True,
+                storage=resolve_storage(storage),
+                sampler=sampler,
+                pruner=pruner,
+                study_name=study_name,
+                direction="maximize",
+                load_if_exists=True,
             )
         except Exception as exc:
             # Processes starting together on a new database race to create
@@ -82,9 +86,12 @@ def set_params(estimator, params):
     plain, merged = {}, {}
     for name, value in params.items():
         owner, _, key = name.rpartition("__")
-        if name not in current and owner and (
-            isinstance(current.get(owner), dict) or (
-                owner in current and current[owner] is None
+        if (
+            name not in current
+            and owner
+            and (
+                isinstance(current.get(owner), dict)
+                or (owner in current and current[owner] is None)
             )
         ):
             base = merged.get(owner, dict(current[owner] or {}))
@@ -143,8 +150,17 @@ def run_trials(study, objective, distributions, n_trials, timeout):
         objective(study, trial)
 
 
-def worker(storage, study_name, sampler, pruner, objective, distributions,
-           n_trials, timeout, journal_dir=None):
+def worker(
+    storage,
+    study_name,
+    sampler,
+    pruner,
+    objective,
+    distributions,
+    n_trials,
+    timeout,
+    journal_dir=None,
+):
     """One process of a parallel search: load the shared study, run trials."""
     if journal_dir is not None and not os.path.isdir(journal_dir):
         raise RuntimeError(
@@ -153,14 +169,25 @@ def worker(storage, study_name, sampler, pruner, objective, distributions,
             "see; pass a storage all workers reach (a PostgreSQL URL)."
         )
     study = optuna.load_study(
-        study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
+        study_name=study_name,
+        storage=resolve_storage(storage),
+        sampler=sampler,
         pruner=pruner,
     )
     run_trials(study, objective, distributions, n_trials, timeout)
 
 
-def run_parallel(n_jobs, storage, study_name, make_sampler, pruner, objective,
-                 distributions, n_trials, timeout):
+def run_parallel(
+    n_jobs,
+    storage,
+    study_name,
+    make_sampler,
+    pruner,
+    objective,
+    distributions,
+    n_trials,
+    timeout,
+):
     """Run trials in ``n_jobs`` joblib workers sharing one study; return it.
 
     An in-memory search shares a temporary journal file, copied back into
@@ -179,8 +206,15 @@ def run_parallel(n_jobs, storage, study_name, make_sampler, pruner, objective,
         study = open_study(storage, study_name, make_sampler(0), pruner)
         Parallel(n_jobs=n_jobs)(
             delayed(worker)(
-                storage, study.study_name, make_sampler(i), pruner, objective,
-                distributions, n_trials, timeout, journal_dir,
+                storage,
+                study.study_name,
+                make_sampler(i),
+                pruner,
+                objective,
+                distributions,
+                n_trials,
+                timeout,
+                journal_dir,
             )
             for i in range(n_jobs)
         )
@@ -188,11 +222,14 @@ def run_parallel(n_jobs, storage, study_name, make_sampler, pruner, objective,
             return study
         memory = InMemoryStorage()
         optuna.copy_study(
-            from_study_name=study.study_name, from_storage=resolve_storage(storage),
+            from_study_name=study.study_name,
+            from_storage=resolve_storage(storage),
             to_storage=memory,
         )
         return optuna.load_study(
-            study_name=study.study_name, storage=memory, sampler=make_sampler(0),
+            study_name=study.study_name,
+            storage=memory,
+            sampler=make_sampler(0),
             pruner=pruner,
         )
     finally:
@@ -201,10 +238,25 @@ def run_parallel(n_jobs, storage, study_name, make_sampler, pruner, objective,
 
 
 class Objective:
-    """Cross-validate one trial's parameters (picklable, for parallel workers)."""
+    """Cross-validate one trial's parameters (picklable, for parallel workers).
 
-    def __init__(self, estimator, X, y, splits, scorer, metric, epoch_scoring,
-                 fit_params, error_score):
+    ``runs`` (a :class:`._tracking.NestedRuns` or None) gives the network of
+    each fold a logger of its own nested run, ``trial<n>/fold<k>``.
+    """
+
+    def __init__(
+        self,
+        estimator,
+        X,
+        y,
+        splits,
+        scorer,
+        metric,
+        epoch_scoring,
+        fit_params,
+        error_score,
+        runs=None,
+    ):
         self.estimator = estimator
         self.X = X
         self.y = y
@@ -214,6 +266,7 @@ class Objective:
         self.epoch_scoring = epoch_scoring
         self.fit_params = fit_params
         self.error_score = error_score
+        self.runs = runs
         self.first_error = None  # of this process, to re-raise if all trials fail
 
     def __call__(self, study, trial):
@@ -223,10 +276,24 @@ class Objective:
             trial.report(value, epoch)
             return trial.should_prune()
 
-        runner = Lockstep(
-            estimator, self.scorer, self.metric,
-            self.epoch_scoring, on_round if self.epoch_scoring is not None else None,
+        args = (
+            self.scorer,
+            self.metric,
+            self.epoch_scoring,
+            on_round if self.epoch_scoring is not None else None,
         )
+        if self.runs is None or network_step(estimator) is None:
+            runner = Lockstep(estimator, *args)
+        else:
+            folds = [
+                self.runs.attach(
+                    clone(estimator),
+                    f"trial{trial.number}/fold{k}",
+                    {"trial": trial.number, "fold": k},
+                )
+                for k in range(len(self.splits))
+            ]
+            runner = Lockstep(folds, *args)
         try:
             results, pruned = runner.run(self.X, self.y, self.splits, self.fit_params)
         except BaseException:
@@ -278,9 +345,7 @@ def cv_results(trials, metric_keys, n_splits):
     ``metric_keys`` maps metric names (as stored in the trials) to the key
     used in the results (``"score"`` for a single metric).
     """
-    trials = sorted(
-        (t for t in trials if t.state in FINISHED), key=lambda t: t.number
-    )
+    trials = sorted((t for t in trials if t.state in FINISHED), key=lambda t: t.number)
     n = len(trials)
     results = {
         "number": np.array([t.number for t in trials], dtype=int),

@@ -1,0 +1,89 @@
+"""Nested MLflow runs for comparisons and searches: one parent, one run per fit.
+
+The parent run is created in the calling process; every fit then gets, on its
+network step, a copy of the user's :class:`~skestimators.tracking.MLflowLogger`
+naming the fit and pointing at the parent. Only the logger's parameters cross
+to joblib workers, which open their own MLflow client.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sklearn.base import clone
+
+from ..tracking import MLflowLogger
+from ..tracking._common import loggable
+from ..tracking._mlflow import (
+    end_children,
+    log_metrics,
+    log_params,
+    make_client,
+    start_run,
+)
+from ._epochwise import network_step
+
+CALLBACK_NAME = "tracking"
+
+
+class NestedRuns:
+    """Attach per-fit copies of ``logger`` nested under ``parent_run_id``.
+
+    Picklable (the logger keeps only its parameters), so that it travels to
+    joblib workers with the estimators it prepares. ``results`` holds metrics
+    logged on the parent run when it ends (the best score of a search).
+    """
+
+    def __init__(self, logger, parent_run_id):
+        self.logger = logger
+        self.parent_run_id = parent_run_id
+        self.results = {}
+
+    def attach(self, estimator, run_name, tags):
+        """Add a logger of this fit to ``estimator``'s network step, in place.
+
+        ``estimator`` is a package network or a (nested) Pipeline ending in
+        one; the logger is appended to the step's ``callbacks`` as
+        ``("tracking", logger)``. Other estimators are returned unchanged.
+        """
+        net = network_step(estimator)
+        if net is None:
+            return estimator
+        child = clone(self.logger)
+        child.set_params(
+            run_name=run_name,
+            parent_run_id=self.parent_run_id,
+            tags={**(self.logger.tags or {}), **{k: str(v) for k, v in tags.items()}},
+        )
+        net.set_params(callbacks=[*(net.callbacks or []), (CALLBACK_NAME, child)])
+        return estimator
+
+
+@contextmanager
+def parent_run(tracking, run_name, params):
+    """Yield :class:`NestedRuns` under a new parent run (None without tracking).
+
+    The parent run records ``params`` and ends ``FINISHED``, or ``FAILED``
+    when an exception escapes; runs nested under it that are still running
+    then (fits that raised, pruned trials) are marked ``KILLED``.
+    """
+    if tracking is None:
+        yield None
+        return
+    if not isinstance(tracking, MLflowLogger):
+        raise TypeError(
+            f"tracking must be an MLflowLogger or None, got {type(tracking).__name__}."
+        )
+    client = make_client(tracking.tracking_uri)
+    experiment, run_id = start_run(client, tracking, run_name, {})
+    log_params(client, run_id, {k: loggable(v) for k, v in params.items()})
+    runs = NestedRuns(tracking, run_id)
+    status = "FAILED"
+    try:
+        yield runs
+        status = "FINISHED"
+    finally:
+        end_children(client, experiment, run_id)
+        if runs.results:
+            log_metrics(client, run_id, runs.results, 0)
+        client.set_terminated(run_id, status)

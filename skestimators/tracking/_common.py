@@ -1,0 +1,168 @@
+"""What every experiment logger records, whatever the tracking tool.
+
+A logger is a skorch callback that opens one run per fit (``on_train_begin``),
+records the estimator's parameters, logs the numeric values of each epoch's
+history row with the epoch number as step, and closes the run at
+``on_train_end``. The tracking library is imported when a fit starts, so the
+package imports without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import numbers
+import os
+import tempfile
+from contextlib import contextmanager
+
+import torch
+from skorch.callbacks import Callback
+
+# Longest parameter value logged; longer values are cut and end with "...".
+MAX_VALUE_LENGTH = 250
+# History keys that are bookkeeping, not measurements.
+SKIPPED_KEYS = frozenset({"epoch", "batches", "train_batch_count", "valid_batch_count"})
+INSTALL_HINT = 'pip install "skestimators[tracking]"'
+
+
+def import_tracking(module: str, package: str):
+    """Import ``module`` of a tracking library, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"This logger needs the {package} package, which is not installed: "
+            f"{INSTALL_HINT} installs it (with the other tracking libraries)."
+        ) from exc
+
+
+def _scalar(value):
+    """A 0-d array or tensor as its Python number; anything else unchanged."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def loggable(value):
+    """``value`` as a number, bool, None or string that every tool stores.
+
+    Numbers, bools, None and strings are kept (long strings are cut); anything
+    else becomes its ``repr``, cut to ``MAX_VALUE_LENGTH`` characters.
+    """
+    value = _scalar(value)
+    if value is None or isinstance(value, (bool, numbers.Real)):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > MAX_VALUE_LENGTH:
+        text = text[: MAX_VALUE_LENGTH - 3] + "..."
+    return text
+
+
+def estimator_params(net) -> tuple[str, dict]:
+    """The estimator's name and loggable parameters, as the engine set them.
+
+    The package's networks carry ``estimator_name`` and ``estimator_params``
+    (the estimator's ``get_params(deep=False)``); a plain skorch net gives its
+    own class name and public parameters.
+    """
+    if getattr(net, "estimator_params", None) is not None:
+        name, params = net.estimator_name, net.estimator_params
+    else:
+        name = type(net).__name__
+        params = {
+            k: v for k, v in net.get_params(deep=False).items() if not k.startswith("_")
+        }
+    return str(name), {str(k): loggable(v) for k, v in params.items()}
+
+
+def epoch_metrics(net) -> tuple[int, dict]:
+    """The epoch number and the numeric values of the last history row.
+
+    Bookkeeping keys (``epoch``, ``batches``, skorch's batch counts), bools
+    (``*_best`` flags), non-numeric values and NaN are left out.
+    """
+    row = net.history[-1]
+    metrics = {}
+    for key, value in row.items():
+        value = _scalar(value)
+        if key in SKIPPED_KEYS or isinstance(value, bool):
+            continue
+        if isinstance(value, numbers.Real) and not math.isnan(value):
+            metrics[str(key)] = float(value)
+    return int(row["epoch"]), metrics
+
+
+@contextmanager
+def model_files(net):
+    """A temporary folder holding the fitted network's files.
+
+    ``module_state_dict.pt`` (the module's ``state_dict`` as CPU tensors, for
+    ``torch.load`` and ``module.load_state_dict`` on any machine) and
+    ``history.json`` (skorch's history, one entry per epoch).
+    """
+    state = {k: v.detach().cpu() for k, v in net.module_.state_dict().items()}
+    with tempfile.TemporaryDirectory(prefix="skestimators-model-") as folder:
+        torch.save(state, os.path.join(folder, "module_state_dict.pt"))
+        net.history.to_file(os.path.join(folder, "history.json"))
+        yield folder
+
+
+class TrackingCallback(Callback):
+    """One tracking run per fit; subclasses talk to their tool.
+
+    Subclasses implement ``_start_run(name, params)``, ``_log_epoch(step,
+    metrics)``, ``_end_run(net)`` and ``_abandon_run()`` (close a run left open
+    by a fit that raised), and list in ``_handles`` the runtime attributes that
+    hold open writers, clients or runs: they are dropped when the callback is
+    pickled or deep-copied, which keeps the constructor parameters and the
+    plain fitted attributes (``run_id_``, ``log_dir_``).
+    """
+
+    _handles: tuple = ()
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if self._is_open():
+            self._abandon_run()  # the previous fit raised before its end
+            self._drop_handles()
+        name, params = estimator_params(net)
+        self._start_run(name, params)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        if not self._is_open():
+            return
+        step, metrics = epoch_metrics(net)
+        if metrics:
+            self._log_epoch(step, metrics)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if not self._is_open():
+            return
+        try:
+            self._end_run(net)
+        finally:
+            self._drop_handles()
+
+    def _is_open(self) -> bool:
+        return any(name in self.__dict__ for name in self._handles)
+
+    def _drop_handles(self):
+        for name in self._handles:
+            self.__dict__.pop(name, None)
+
+    def __repr__(self):
+        # As scikit-learn shows estimators: the parameters set to non-defaults.
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params(deep=False).items()
+            if name not in defaults or repr(value) != repr(defaults[name].default)
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for name in self._handles:
+            state.pop(name, None)
+        return state

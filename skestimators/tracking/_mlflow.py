@@ -1,0 +1,242 @@
+"""Runs, learning curves and fitted networks in MLflow, through an explicit client."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from ._common import TrackingCallback, import_tracking, model_files
+
+__all__ = ["MLflowLogger"]
+
+PACKAGE = "mlflow-skinny"
+PARENT_TAG = "mlflow.parentRunId"
+# MLflow names may hold letters, digits and ``_ - . / : `` and spaces.
+_NOT_IN_NAME = re.compile(r"[^\w\-./: ]")
+# log_batch accepts at most 100 parameters and 1000 metrics per call.
+_BATCH = 100
+
+
+class MLflowLogger(TrackingCallback):
+    """Log each fit to MLflow: parameters, learning curves and the network.
+
+    A skorch callback: pass it to a network estimator's ``callbacks``. Every
+    fit is one MLflow run of ``experiment_name`` (created when missing),
+    written through ``mlflow.tracking.MlflowClient(tracking_uri)``; the
+    global MLflow state (``mlflow.set_tracking_uri``, ``mlflow.start_run``) is
+    left alone, except that a run started with ``mlflow.start_run()`` in this
+    thread becomes the parent of the fit's run when ``parent_run_id`` is None.
+    The run records:
+
+    - the estimator's parameters (numbers, strings, and the ``repr`` of other
+      values, cut to 250 characters), and its class name as the tag
+      ``estimator``;
+    - after each epoch, every numeric value of the history row
+      (``train_loss``, ``valid_loss``, ``dur``, per-target metrics such as
+      ``valid_r2`` or ``valid_<target>_roc_auc``), with the epoch number as
+      step; NaN values are skipped;
+    - at the end, with ``log_model=True``, the artifacts
+      ``model/module_state_dict.pt`` (the module's ``state_dict``, saved with
+      :func:`torch.save`) and ``model/history.json``; then the run is
+      marked ``FINISHED``.
+
+    A fit that raises leaves its run open (``RUNNING``); the next fit starts a
+    new run and marks that one ``FAILED``.
+
+    Requires MLflow (``pip install "skestimators[tracking]"`` installs
+    ``mlflow-skinny``), imported when a fit starts.
+
+    Parameters
+    ----------
+    tracking_uri : str or None, default=None
+        The tracking store: a database URL such as ``"sqlite:///mlflow.db"``,
+        a server (``"http://localhost:5000"``) or a ``file:`` folder. None
+        uses MLflow's default (``MLFLOW_TRACKING_URI`` when set).
+    experiment_name : str, default="skestimators"
+        Experiment of the runs, created when it does not exist.
+    run_name : str or None, default=None
+        Name of the runs; None uses the estimator's class name.
+    parent_run_id : str or None, default=None
+        Nest the runs under this run (tag ``mlflow.parentRunId``, which the
+        MLflow UI and ``search_runs`` read). None nests them under the run
+        active in this thread (``mlflow.active_run()``), if any.
+    tags : dict of str to str or None, default=None
+        Tags of every run.
+    log_model : bool, default=True
+        Log the fitted network's weights and history as artifacts.
+    artifact_location : str or None, default=None
+        Artifact folder of the experiment when this logger creates it. None
+        uses a folder ``mlartifacts`` beside the database file of a
+        ``sqlite:///`` store, and MLflow's default for other stores.
+
+    Attributes
+    ----------
+    run_id_ : str
+        The id of the last fit's run.
+    experiment_id_ : str
+        The id of its experiment.
+    client_ : mlflow.tracking.MlflowClient
+        The client, during a fit only.
+
+    See Also
+    --------
+    TensorBoardLogger : Learning curves as TensorBoard event files.
+    WandbLogger : Runs in Weights & Biases, offline by default.
+    skestimators.model_selection.compare_variants : With ``tracking``, one
+        parent run and a nested run per fit.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skestimators.tracking import MLflowLogger
+    >>> store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
+    >>> logger = MLflowLogger(store, experiment_name="soil-carbon")
+    >>> logger  # doctest: +ELLIPSIS
+    MLflowLogger(tracking_uri='sqlite:///.../mlflow.db', experiment_name='soil-carbon')
+
+    Every ``fit`` of a network holding the logger is one run, which MLflow's
+    client reads back:
+
+    >>> from mlflow.tracking import MlflowClient  # doctest: +SKIP
+    >>> from sklearn.datasets import make_regression
+    >>> from skestimators import NetRegressor
+    >>> X, y = make_regression(100, 4, random_state=0)
+    >>> model = NetRegressor(max_epochs=3, callbacks=[("mlflow", logger)])
+    >>> model.fit(X, y)  # doctest: +SKIP
+    >>> client = MlflowClient(store)  # doctest: +SKIP
+    >>> curve = client.get_metric_history(  # doctest: +SKIP
+    ...     logger.run_id_, "valid_loss"
+    ... )
+    >>> [m.step for m in curve]  # doctest: +SKIP
+    [1, 2, 3]
+    """
+
+    _handles = ("client_",)
+
+    def __init__(
+        self,
+        tracking_uri=None,
+        *,
+        experiment_name="skestimators",
+        run_name=None,
+        parent_run_id=None,
+        tags=None,
+        log_model=True,
+        artifact_location=None,
+    ):
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.parent_run_id = parent_run_id
+        self.tags = tags
+        self.log_model = log_model
+        self.artifact_location = artifact_location
+
+    def _start_run(self, name, params):
+        self.client_ = make_client(self.tracking_uri)
+        self.experiment_id_, self.run_id_ = start_run(
+            self.client_, self, self.run_name or name, {"estimator": name}
+        )
+        log_params(self.client_, self.run_id_, params)
+
+    def _log_epoch(self, step, metrics):
+        log_metrics(self.client_, self.run_id_, metrics, step)
+
+    def _end_run(self, net):
+        if self.log_model:
+            with model_files(net) as folder:
+                self.client_.log_artifacts(self.run_id_, folder, "model")
+        self.client_.set_terminated(self.run_id_, "FINISHED")
+
+    def _abandon_run(self):
+        self.client_.set_terminated(self.run_id_, "FAILED")
+
+
+def make_client(tracking_uri):
+    """``MlflowClient(tracking_uri)``, or an ImportError naming the extra."""
+    return import_tracking("mlflow.tracking", PACKAGE).MlflowClient(tracking_uri)
+
+
+def default_artifact_location(tracking_uri):
+    """``<folder of the database>/mlartifacts`` for a ``sqlite:///`` store."""
+    match = re.fullmatch(r"sqlite:///([^?]+)(\?.*)?", tracking_uri or "")
+    if match is None or match.group(1) == ":memory:":
+        return None
+    return (Path(match.group(1)).resolve().parent / "mlartifacts").as_uri()
+
+
+def experiment_id(client, name, artifact_location=None) -> str:
+    """The id of experiment ``name``, created when it does not exist."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = artifact_location or default_artifact_location(client.tracking_uri)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Another process may have created it since: use that one.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def start_run(client, logger, run_name, tags) -> tuple[str, str]:
+    """Create a run with ``logger``'s settings; return ``(experiment_id, run_id)``.
+
+    The run is nested under ``logger.parent_run_id`` or, when that is None,
+    under the run active in this thread (``mlflow.active_run()``).
+    """
+    parent = logger.parent_run_id
+    if parent is None:
+        active = import_tracking("mlflow", PACKAGE).active_run()
+        parent = None if active is None else active.info.run_id
+    all_tags = {**(logger.tags or {}), **tags}
+    if parent is not None:
+        all_tags[PARENT_TAG] = parent
+    experiment = experiment_id(client, logger.experiment_name, logger.artifact_location)
+    run = client.create_run(
+        experiment,
+        run_name=run_name,
+        tags={str(k): str(v) for k, v in all_tags.items()},
+    )
+    return experiment, run.info.run_id
+
+
+def log_params(client, run_id, params):
+    """Log ``params`` (values as strings), at most 100 per call."""
+    entities = import_tracking("mlflow.entities", PACKAGE)
+    items = [entities.Param(safe_key(k), str(v)) for k, v in params.items()]
+    for start in range(0, len(items), _BATCH):
+        client.log_batch(run_id, params=items[start : start + _BATCH])
+
+
+def log_metrics(client, run_id, metrics, step):
+    """Log ``{key: value}`` at ``step`` in one call (one transaction)."""
+    entities = import_tracking("mlflow.entities", PACKAGE)
+    now = int(time.time() * 1000)
+    items = [
+        entities.Metric(safe_key(k), float(v), now, int(step))
+        for k, v in metrics.items()
+    ]
+    for start in range(0, len(items), 10 * _BATCH):
+        client.log_batch(run_id, metrics=items[start : start + 10 * _BATCH])
+
+
+def safe_key(key) -> str:
+    """``key`` with the characters MLflow refuses in names replaced by ``_``."""
+    return _NOT_IN_NAME.sub("_", str(key))
+
+
+def end_children(client, experiment, parent_run_id, status="KILLED"):
+    """Mark the runs nested under ``parent_run_id`` that are still running."""
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    token = None
+    while True:
+        page = client.search_runs([experiment], query, page_token=token)
+        for run in page:
+            client.set_terminated(run.info.run_id, status)
+        token = page.token
+        if not token:
+            return

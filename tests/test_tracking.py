@@ -1,0 +1,465 @@
+"""Experiment loggers: what each tool holds after a fit, read with its own reader."""
+
+import copy
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_regression
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+from skorch import NeuralNetRegressor
+from skorch.callbacks import Callback
+from skorch.history import History
+
+from skestimators import NetClassifier, NetRegressor
+from skestimators.model_selection import OptunaSearchCV, compare_variants
+from skestimators.tracking import MLflowLogger, TensorBoardLogger, WandbLogger
+from skestimators.tracking._common import (
+    MAX_VALUE_LENGTH,
+    epoch_metrics,
+    estimator_params,
+    loggable,
+)
+
+pytestmark = [
+    # One worker runs them all, so that the MLflow database is created once.
+    pytest.mark.xdist_group("tracking"),
+    # MLflow's SQL store still uses a loader strategy SQLAlchemy 2.1 deprecates.
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
+    ),
+]
+
+FAST = dict(max_epochs=3, batch_size=32, device="cpu", random_state=0)
+LOGGERS = [
+    TensorBoardLogger("runs", prefix="p"),
+    MLflowLogger("sqlite:///x.db", run_name="r", tags={"a": "b"}),
+    WandbLogger("project", dir="wandb", group="g", tags=["t"]),
+]
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_regression(100, 4, noise=5.0, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def two_targets():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 5)).astype(np.float32)
+    y = pd.DataFrame(
+        {"water": (X[:, 0] > 0).astype(int), "cloud": (X[:, 1] > 0).astype(int)}
+    )
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory):
+    """One SQLite store for the module (creating its tables takes seconds)."""
+    pytest.importorskip("mlflow")
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def no_telemetry(monkeypatch):
+    # MLflow reports usage over the network unless told not to.
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture
+def client(mlflow_uri, no_telemetry):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(mlflow_uri)
+
+
+@pytest.fixture
+def wandb_env(tmp_path, monkeypatch):
+    """W&B offline, silent, writing only under ``tmp_path``."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    for name in ("DIR", "CACHE_DIR", "CONFIG_DIR", "DATA_DIR", "ARTIFACT_DIR"):
+        monkeypatch.setenv(f"WANDB_{name}", str(tmp_path / f"wandb_{name.lower()}"))
+    return tmp_path
+
+
+def _experiment(request):
+    """An experiment name of its own for each test."""
+    return request.node.name.replace("[", "-").replace("]", "")
+
+
+class _FailAt(Callback):
+    """Raise at the end of epoch ``epoch`` (a fit that crashes)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise RuntimeError("boom")
+
+
+# -- what is logged ----------------------------------------------------------------
+def test_loggable_values():
+    assert loggable(3) == 3 and loggable(0.5) == 0.5 and loggable(None) is None
+    assert loggable(True) is True and loggable("adam") == "adam"
+    assert loggable(np.float32(0.25)) == 0.25 and isinstance(loggable(np.int64(2)), int)
+    assert loggable((16, 8)) == "(16, 8)"
+    long = loggable(list(range(1000)))
+    assert len(long) == MAX_VALUE_LENGTH and long.endswith("...")
+
+
+def test_epoch_metrics_skip_bookkeeping_bools_and_nan():
+    class Net:
+        history = History()
+
+    net = Net()
+    net.history.new_epoch()
+    row = dict(
+        epoch=4, batches=[], train_loss=0.5, valid_loss=float("nan"),
+        valid_loss_best=True, dur=np.float64(0.1), note="text",
+        valid_r2=torch.tensor(0.75),
+    )  # fmt: skip
+    for key, value in row.items():
+        net.history.record(key, value)
+    step, metrics = epoch_metrics(net)
+    assert step == 4
+    assert metrics == {"train_loss": 0.5, "dur": 0.1, "valid_r2": 0.75}
+
+
+def test_params_of_a_plain_skorch_net():
+    net = NeuralNetRegressor(torch.nn.Linear(2, 1), lr=0.1)
+    name, params = estimator_params(net)
+    assert name == "NeuralNetRegressor"
+    assert params["lr"] == 0.1 and params["module"].startswith("Linear(")
+    assert not any(k.startswith("_") for k in params)
+
+
+@pytest.mark.parametrize("logger", LOGGERS, ids=lambda x: type(x).__name__)
+def test_unfitted_logger_pickles_copies_and_clones(logger):
+    for other in (
+        pickle.loads(pickle.dumps(logger)),
+        copy.deepcopy(logger),
+        clone(logger),
+    ):
+        assert type(other) is type(logger)
+        assert other.get_params() == logger.get_params()
+
+
+def test_missing_library_names_the_extra(data, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    net = NetRegressor(callbacks=[WandbLogger()], **FAST)
+    with pytest.raises(ImportError, match=r"skestimators\[tracking\]"):
+        net.fit(*data)
+
+
+# -- TensorBoard -------------------------------------------------------------------
+def _scalars(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    events = EventAccumulator(log_dir, size_guidance={"tensors": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+def test_tensorboard_plain_skorch_net(tmp_path, data):
+    pytest.importorskip("tensorboard")
+    X, y = data
+    logger = TensorBoardLogger(tmp_path)
+    net = NeuralNetRegressor(
+        torch.nn.Linear(4, 1), max_epochs=2, callbacks=[("tb", logger)], verbose=0
+    ).fit(X, y.reshape(-1, 1).astype(np.float32))
+    assert Path(logger.log_dir_).parent == tmp_path
+    assert Path(logger.log_dir_).name.startswith("NeuralNetRegressor-")
+    events = _scalars(logger.log_dir_)
+    logged = [(e.step, e.value) for e in events.Scalars("valid_loss")]
+    expected = [(row["epoch"], row["valid_loss"]) for row in net.history]
+    np.testing.assert_allclose(logged, expected, rtol=1e-6)
+
+
+def test_tensorboard_net_regressor(tmp_path, data):
+    pytest.importorskip("tensorboard")
+    logger = TensorBoardLogger(tmp_path)
+    est = NetRegressor(callbacks=[("tb", logger)], **FAST).fit(*data)
+    first = logger.log_dir_
+    events = _scalars(first)
+    assert sorted(events.Tags()["scalars"]) == sorted(est.history_)
+    for column in est.history_:
+        logged = events.Scalars(column)
+        assert [e.step for e in logged] == est.history_.index.tolist()
+        np.testing.assert_allclose(
+            [e.value for e in logged], est.history_[column], rtol=1e-6
+        )
+    (text,) = events.Tensors("params/text_summary")
+    table = text.tensor_proto.string_val[0].decode()
+    assert "**NetRegressor**" in table and "| max_epochs | 3 |" in table
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+    # Picklable after a fit, with the estimator; a new fit is a new run.
+    restored = pickle.loads(pickle.dumps(est))
+    assert dict(restored.net_.callbacks_)["tb"].log_dir_ == first
+    est.fit(*data)
+    assert logger.log_dir_ != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [Path(first).name, Path(logger.log_dir_).name]
+    )
+
+
+def test_tensorboard_prefix_names_the_run(tmp_path, data):
+    pytest.importorskip("tensorboard")
+    logger = TensorBoardLogger(tmp_path / "runs", prefix="small")
+    NetRegressor(callbacks=[logger], **dict(FAST, max_epochs=1)).fit(*data)
+    assert Path(logger.log_dir_).name.startswith("small-")
+
+
+# -- MLflow ------------------------------------------------------------------------
+def test_mlflow_two_targets(tmp_path, two_targets, client, request):
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), tags={"team": "x"}
+    )
+    est = NetClassifier(callbacks=[("mlflow", logger)], **FAST).fit(*two_targets)
+    run = client.get_run(logger.run_id_)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "NetClassifier"
+    assert run.data.tags["estimator"] == "NetClassifier"
+    assert run.data.tags["team"] == "x"
+    assert "mlflow.parentRunId" not in run.data.tags
+    assert run.data.params["max_epochs"] == "3"
+    assert run.data.params["random_state"] == "0"
+    assert "callbacks" not in run.data.params
+    assert (
+        "valid_water_roc_auc" in est.history_ and "valid_cloud_accuracy" in est.history_
+    )
+    for column in est.history_:
+        history = client.get_metric_history(logger.run_id_, column)
+        assert [m.step for m in history] == est.history_.index.tolist()
+        np.testing.assert_allclose(
+            [m.value for m in history], est.history_[column], rtol=1e-6
+        )
+    names = sorted(a.path for a in client.list_artifacts(logger.run_id_, "model"))
+    assert names == ["model/history.json", "model/module_state_dict.pt"]
+    folder = client.download_artifacts(logger.run_id_, "model", str(tmp_path))
+    state = torch.load(Path(folder) / "module_state_dict.pt")
+    for key, value in est.net_.module_.state_dict().items():
+        torch.testing.assert_close(state[key], value)
+    epochs = [
+        row["epoch"] for row in json.loads(Path(folder, "history.json").read_text())
+    ]
+    assert epochs == [1, 2, 3]
+    # Artifacts live beside the database, not in the working directory.
+    assert run.info.artifact_uri.startswith(
+        (Path(client.tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+    )
+    restored = pickle.loads(pickle.dumps(logger))
+    assert restored.run_id_ == logger.run_id_
+    assert not hasattr(restored, "client_")
+
+
+def test_mlflow_failed_fit_then_new_run(data, client, request):
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    est = NetRegressor(callbacks=[("mlflow", logger), ("fail", _FailAt(2))], **FAST)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(*data)
+    failed = logger.run_id_
+    assert client.get_run(failed).info.status == "RUNNING"
+    assert len(client.get_metric_history(failed, "train_loss")) == 2
+    copy.deepcopy(logger)  # an open run does not stop copies
+    est.set_params(callbacks=[("mlflow", logger)]).fit(*data)
+    assert logger.run_id_ != failed
+    assert client.get_run(failed).info.status == "FAILED"
+    assert client.get_run(logger.run_id_).info.status == "FINISHED"
+    assert client.list_artifacts(logger.run_id_) == []
+
+
+def test_mlflow_nests_under_the_active_run(data, client, request):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        with mlflow.start_run() as active:
+            logger = MLflowLogger(
+                client.tracking_uri, experiment_name=_experiment(request)
+            )
+            NetRegressor(callbacks=[logger], **dict(FAST, max_epochs=1)).fit(*data)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    tags = client.get_run(logger.run_id_).data.tags
+    assert tags["mlflow.parentRunId"] == active.info.run_id
+
+
+def _children(client, parent):
+    experiment = parent.info.experiment_id
+    query = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    return client.search_runs([experiment], query)
+
+
+def _parent(client, request, name):
+    experiment = client.get_experiment_by_name(_experiment(request))
+    query = "tags.`mlflow.runName` = '" + name + "'"
+    (parent,) = client.search_runs([experiment.experiment_id], query)
+    return parent
+
+
+def test_compare_variants_nested_runs_in_parallel(data, client, request):
+    variants = {
+        "a": NetRegressor(**FAST),
+        "b": make_pipeline(StandardScaler(), NetRegressor(**FAST)),
+        "ridge": Ridge(),
+    }
+    logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
+    results = compare_variants(variants, *data, cv=2, n_jobs=2, tracking=logger)
+    assert len(results) == 6
+    assert not hasattr(logger, "run_id_")  # the user's logger is only a template
+    parent = _parent(client, request, "compare_variants")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["variants"] == "a, b, ridge"
+    children = _children(client, parent)
+    names = sorted(run.info.run_name for run in children)
+    assert names == [
+        "a/repeat0/fold0", "a/repeat0/fold1", "b/repeat0/fold0", "b/repeat0/fold1"
+    ]  # fmt: skip
+    for run in children:
+        variant, _, fold = run.info.run_name.split("/")
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["variant"] == variant
+        assert run.data.tags["fold"] == fold[-1] and run.data.tags["repeat"] == "0"
+        assert run.data.params["max_epochs"] == "3"
+        steps = client.get_metric_history(run.info.run_id, "valid_loss")
+        assert [m.step for m in steps] == [1, 2, 3]
+    # The variants themselves are left as they were.
+    assert variants["a"].callbacks is None
+
+
+def test_compare_variants_failed_fit_fails_the_parent(data, client, request):
+    variants = {"a": NetRegressor(callbacks=[("fail", _FailAt(1))], **FAST)}
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        compare_variants(variants, *data, cv=2, tracking=logger)
+    parent = _parent(client, request, "compare_variants")
+    assert parent.info.status == "FAILED"
+    (child,) = _children(client, parent)
+    assert child.info.status == "KILLED"
+
+
+def test_tracking_must_be_an_mlflow_logger(data, tmp_path):
+    with pytest.raises(TypeError, match="MLflowLogger"):
+        compare_variants({"r": Ridge()}, *data, cv=2, tracking=TensorBoardLogger("x"))
+    search = OptunaSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, tracking="mlflow")
+    with pytest.raises(InvalidParameterError, match="tracking"):
+        search.fit(*data)
+
+
+def test_optuna_search_nested_runs(data, client, request):
+    from optuna.distributions import FloatDistribution
+
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    search = OptunaSearchCV(
+        make_pipeline(StandardScaler(), NetRegressor(**FAST)),
+        {"netregressor__lr": FloatDistribution(1e-3, 1e-1, log=True)},
+        n_trials=2,
+        cv=2,
+        random_state=0,
+        tracking=logger,
+    ).fit(*data)
+    assert clone(search).get_params()["tracking__experiment_name"] == _experiment(
+        request
+    )
+    parent = _parent(client, request, "OptunaSearchCV")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["best_score"] == pytest.approx(search.best_score_)
+    assert parent.data.params["n_trials"] == "2"
+    children = _children(client, parent)
+    assert sorted(run.info.run_name for run in children) == [
+        "trial0/fold0", "trial0/fold1", "trial1/fold0", "trial1/fold1"
+    ]  # fmt: skip
+    for run in children:
+        trial, fold = run.info.run_name.split("/")
+        assert run.data.tags["trial"] == trial[-1] and run.data.tags["fold"] == fold[-1]
+        assert run.info.status == "FINISHED"
+        lr = float(run.data.params["lr"])
+        assert lr == pytest.approx(search.cv_results_["params"][int(trial[-1])][
+            "netregressor__lr"
+        ])  # fmt: skip
+    # The refitted best estimator does not log.
+    assert search.best_estimator_[-1].callbacks is None
+
+
+# -- Weights & Biases --------------------------------------------------------------
+def _wandb_records(run_dir):
+    """The records of an offline run, read by W&B's own ``leet inspect``."""
+    (log,) = Path(run_dir).glob("run-*.wandb")
+    result = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(log)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_wandb_offline_run(wandb_env, two_targets):
+    logger = WandbLogger(dir=wandb_env / "runs", group="folds", tags=["test"])
+    est = NetClassifier(callbacks=[("wandb", logger)], **FAST).fit(*two_targets)
+    assert Path(logger.run_dir_).parent == wandb_env / "runs" / "wandb"
+    records = _wandb_records(logger.run_dir_)
+    (run,) = [r["run"] for r in records if r["type"] == "run"]
+    assert run["run_id"] == logger.run_id_ and run["display_name"] == "NetClassifier"
+    assert run["run_group"] == "folds" and run["tags"] == ["test"]
+    config = run["config"]["update"]
+    assert config["max_epochs"] == 3 and config["optimizer"] == "adam"
+    history = {
+        r["history"]["step"]["num"]: r["history"]["item"]
+        for r in records
+        if r["type"] == "history"
+    }
+    assert sorted(history) == est.history_.index.tolist()
+    for column in est.history_:
+        logged = [history[epoch][column] for epoch in est.history_.index]
+        np.testing.assert_allclose(logged, est.history_[column], rtol=1e-6)
+    (artifact,) = [r["artifact"] for r in records if r["type"] == "artifact"]
+    assert artifact["type"] == "model" and artifact["name"] == f"model-{run['run_id']}"
+    assert sorted(f["path"] for f in artifact["manifest"]["contents"]) == [
+        "history.json",
+        "module_state_dict.pt",
+    ]
+    (exit_,) = [r["exit"] for r in records if r["type"] == "exit"]
+    assert exit_.get("exit_code", 0) == 0
+    restored = pickle.loads(pickle.dumps(est))
+    assert dict(restored.net_.callbacks_)["wandb"].run_id_ == logger.run_id_
+
+
+def test_wandb_failed_fit_then_new_run(wandb_env, data):
+    logger = WandbLogger(dir=wandb_env, log_model=False)
+    est = NetRegressor(callbacks=[("wandb", logger), ("fail", _FailAt(1))], **FAST)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(*data)
+    failed, failed_dir = logger.run_id_, logger.run_dir_
+    pickle.loads(pickle.dumps(logger))  # an open run does not stop pickling
+    est.set_params(callbacks=[("wandb", logger)]).fit(*data)
+    assert logger.run_id_ != failed
+    (exit_,) = [r["exit"] for r in _wandb_records(failed_dir) if r["type"] == "exit"]
+    assert exit_["exit_code"] == 1
