@@ -10,8 +10,14 @@ The out-of-core case trains the batch-256 MLP once more from a memory-mapped
 ``.npy`` file (``np.load(path, mmap_mode="r")``: every batch read from the
 page cache, never the whole array), and predicts from it.
 
+The last table prices what a user may add to a fit on the MLP cases: a
+TensorBoard logger (``skestimators.tracking.TensorBoardLogger``) and a
+checkpoint written at every epoch end (``checkpoint=<dir>``), each against the
+same fit without it.
+
 Run: ``python benchmarks/overhead.py`` (``--quick`` for a smaller smoke run).
-Targets: training <= 1.05x the bare loop; prediction >= 0.95x its throughput.
+Targets: training <= 1.05x the bare loop; prediction >= 0.95x its throughput;
+a TensorBoard logger and per-epoch checkpoints cost <= 3 % each.
 """
 
 from __future__ import annotations
@@ -111,7 +117,7 @@ def skorch_epochs(module, X, y, loss_cls, batch_size, epochs, lr):
     return [row["dur"] for row in net.history]
 
 
-def ours_epochs(estimator_cls, module, X, y, batch_size, epochs, lr, seed):
+def ours_epochs(estimator_cls, module, X, y, batch_size, epochs, lr, seed, **options):
     X = X.numpy() if isinstance(X, torch.Tensor) else X
     est = estimator_cls(
         copy.deepcopy(module),
@@ -122,9 +128,94 @@ def ours_epochs(estimator_cls, module, X, y, batch_size, epochs, lr, seed):
         early_stopping=False,
         device="cpu",
         random_state=seed,
+        **options,
     )
     est.fit(X, y.numpy())
     return est, list(est.history_["dur"])
+
+
+class _Stopwatch:
+    """Accumulates the time spent in wrapped functions."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return timed
+
+
+def extras_epochs(module, X, y, batch_size, epochs, seed, extra, folder):
+    """Seconds per epoch of the MLP fit with ``extra`` (None, "tensorboard"
+    or "checkpoint"), and the seconds spent in the extra's own work."""
+    from skestimators._engine import _checkpoint
+    from skestimators.tracking import TensorBoardLogger
+
+    watch = _Stopwatch()
+    options = {}
+    if extra == "tensorboard":
+        logger = TensorBoardLogger(folder / "tb")
+        for hook in ("on_train_begin", "on_epoch_end", "on_train_end"):
+            setattr(logger, hook, watch.wrap(getattr(logger, hook)))
+        options["callbacks"] = [("tb", logger)]
+    elif extra == "checkpoint":
+        options["checkpoint"] = Path(tempfile.mkdtemp(dir=folder))
+    patched = {}
+    if extra == "checkpoint":  # the fingerprint, the lock and every write
+        for owner, name in (
+            (_checkpoint.CheckpointStore, "acquire"),
+            (_checkpoint.CheckpointStore, "load"),
+            (_checkpoint.CheckpointStore, "write"),
+            (_checkpoint.CheckpointStore, "release"),
+            (_checkpoint, "data_fingerprint"),
+        ):
+            patched[(owner, name)] = getattr(owner, name)
+            setattr(owner, name, watch.wrap(patched[(owner, name)]))
+    try:
+        _, durations = ours_epochs(
+            NetClassifier, module, X, y, batch_size, epochs, 1e-3, seed, **options
+        )
+    finally:
+        for (owner, name), fn in patched.items():
+            setattr(owner, name, fn)
+    return durations, watch.seconds / epochs
+
+
+def bench_extras(name, module, X, y, *, batch_size, epochs, seed=0):
+    """Cost of a TensorBoard logger and of per-epoch checkpoints.
+
+    On a shared machine, epoch times vary by more than these costs, so the
+    cost is measured directly: the time spent in the logger's hooks, or in
+    fingerprinting, locking and writing checkpoints, per epoch, as a share
+    of the epoch without them. Wall-clock epoch times are shown beside it.
+    """
+    times = {None: [], "tensorboard": [], "checkpoint": []}
+    spent = {extra: [] for extra in times}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(3):  # interleaved, so that machine noise hits all alike
+            for extra in times:
+                durations, seconds = extras_epochs(
+                    module, X, y, batch_size, epochs, seed, extra, Path(folder)
+                )
+                times[extra] += durations
+                spent[extra].append(seconds)
+    base = per_epoch(times[None])
+    return [
+        {
+            "case": name,
+            "added": extra or "nothing",
+            "s/epoch": per_epoch(t),
+            "its ms/epoch": 1000 * statistics.median(spent[extra]),
+            "cost %": 100 * statistics.median(spent[extra]) / base,
+        }
+        for extra, t in times.items()
+    ]
 
 
 def per_epoch(times):
@@ -318,6 +409,18 @@ def main(argv=None):
     print(train[["bare", "skorch", "skestimators"]].round(3).to_string())
     print("\nPrediction throughput (target: ratio >= 0.95):")
     print(pred.round(3).to_string(index=False))
+    extras = []
+    for batch_size in (32, 256):
+        extras += bench_extras(
+            f"MLP 361->2, batch {batch_size}",
+            mlp(361, 2),
+            X_mlp,
+            y_mlp,
+            batch_size=batch_size,
+            epochs=epochs,
+        )
+    print("\nA logger and checkpoints, cost per epoch (target: <= 3 % each):")
+    print(pd.DataFrame(extras).round(4).to_string(index=False))
     ooc = bench_out_of_core(X_mlp, y_mlp, batch_size=256, epochs=epochs)
     print("\nOut of core: MLP 361->2, batch 256, X memory-mapped from .npy:")
     print(ooc.round(3).to_string(index=False))

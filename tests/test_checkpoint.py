@@ -99,11 +99,12 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     killed = _run(tmp_path, ckpt, "killed", kill_at=5)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     state = torch.load(ckpt / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 4 and not state["done"]
-    assert not list(ckpt.glob(".*.tmp"))  # no half-written file left behind
+    # Epoch 4's write runs in the background; it may have been cut short.
+    assert state["epoch"] in (3, 4) and not state["done"]
 
     resumed = _run(tmp_path, ckpt, "resumed")
     assert resumed.returncode == 0, resumed.stderr
+    assert not list(ckpt.glob(".*.tmp"))  # no half-written file left behind
     straight = _run(tmp_path, "-", "straight")
     assert straight.returncode == 0, straight.stderr
 
@@ -237,16 +238,16 @@ def test_full_disk_warns_keeps_previous_checkpoint_and_trains_on(tmp_path, monke
     X, y = _data("regressor")
     from skestimators._engine import _checkpoint
 
-    real_save = torch.save
+    real_fsync = os.fsync
     calls = []
 
-    def save(obj, f, *args, **kwargs):
-        calls.append(obj["epoch"])
-        if obj["epoch"] >= 3:
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) >= 3:  # the disk fills up from the third write on
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(obj, f, *args, **kwargs)
+        return real_fsync(fd)
 
-    monkeypatch.setattr(_checkpoint.torch, "save", save)
+    monkeypatch.setattr(_checkpoint.os, "fsync", fsync)
     with pytest.warns(CheckpointWarning, match="No space left on device"):
         reg = NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
     assert reg.n_iter_ == SMALL["max_epochs"]

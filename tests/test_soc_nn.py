@@ -154,3 +154,16 @@ def test_cnn_lstm_learns_on_the_simulator():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_one_loss_registry_behind_every_regressor():
+    # Every regressor's loss parameter accepts exactly the registry's names,
+    # and documents every canonical one.
+    from skestimators import GalaxyZooRegressor, NetRegressor, SpatioTemporalRegressor
+    from skestimators.nn._loss_registry import LOSSES
+
+    for estimator in (NetRegressor, SpatioTemporalRegressor, GalaxyZooRegressor):
+        options = estimator._parameter_constraints["loss"][0].options
+        assert options == set(LOSS_NAMES), estimator.__name__
+        documented = estimator.__doc__.split("loss :")[1].split("\n")[0]
+        assert all(f'"{name}"' in documented for name in LOSSES), estimator.__name__

@@ -85,7 +85,7 @@ def check_inputs(estimator, X, *, reset: bool, finite: bool = True):
     if not mapping:
         raise ValueError("X holds no named inputs.")
     if not reset:
-        expected = getattr(estimator, "input_shape_", None)
+        expected = estimator.input_shape_  # fitted (check_is_fitted ran)
         if not isinstance(expected, dict):
             raise ValueError(
                 "This estimator was fitted on a single array; got named inputs "
@@ -125,7 +125,7 @@ def check_inputs(estimator, X, *, reset: bool, finite: bool = True):
 
 
 def _align_columns(name, value, estimator):
-    columns = getattr(estimator, "input_columns_", {}).get(name)
+    columns = estimator.input_columns_.get(name)  # set by every named-input fit
     if columns is None or not isinstance(value, pd.DataFrame):
         return value
     got = list(map(str, value.columns))
