@@ -1,11 +1,12 @@
-"""Exoplanet spectra: the seed's networks, the package's recipe and non-neural peers.
+"""Exoplanet spectra: four network branches, the package's recipe and non-neural peers.
 
 5-fold cross-validation on the bundled real data (2,400 planets), the same
-folds for every model (stratified on both targets): the four seed variants
-with the seed's own preprocessing and with the package's, the recommended
-recipe, and logistic regression / HistGradientBoosting on the same
-engineered features. Prints accuracy and ROC AUC per target (mean ± std over
-folds) and fit time.
+folds for every model (stratified on both targets): the four spectrum
+branches (conv1d, attention, lstm, dense) on the raw spectra standardised
+per feature (the ``*_raw`` variants) and with the per-spectrum
+preprocessing, the recommended recipe, and logistic regression /
+HistGradientBoosting on the same engineered features. Prints accuracy and
+ROC AUC per target (mean ± std over folds) and fit time.
 
 ``--grouped`` uses GroupKFold over the 36 distinct star/planet
 configurations instead, which measures generalisation to unseen systems.
@@ -62,10 +63,10 @@ def per_target_scorers(names):
 def variants(quick):
     out = {}
     for branch in ("conv1d", "attention", "lstm", "dense"):
-        out[f"seed {branch} (seed preprocessing)"] = exoplanet_pipeline(
-            f"seed_{branch}", device="cpu"
+        out[f"{branch}_raw (per-feature scaling)"] = exoplanet_pipeline(
+            f"{branch}_raw", device="cpu"
         )
-        out[f"seed {branch} (package preprocessing)"] = exoplanet_pipeline(
+        out[f"{branch} (per-spectrum preprocessing)"] = exoplanet_pipeline(
             branch, device="cpu"
         )
     out["recipe: exoplanet_pipeline('best') (network)"] = exoplanet_pipeline(

@@ -37,7 +37,8 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from skestimators import GalaxyZooRegressor
 from skestimators.datasets import make_galaxy_zoo
-from skestimators.metrics import galaxy_zoo_rmse, project_galaxy_zoo
+from skestimators.galaxy_zoo import project_galaxy_zoo
+from skestimators.metrics import galaxy_zoo_root_mean_squared_error
 
 
 def central_colour(X):
@@ -119,7 +120,7 @@ def main(argv=None):
         rows.append(
             {
                 "model": model,
-                "rmse": galaxy_zoo_rmse(y_test, y_pred),
+                "rmse": galaxy_zoo_root_mean_squared_error(y_test, y_pred),
                 "train img/s": train_images / fit_s if fit_s else np.nan,
                 "predict img/s": predict_images / predict_s if predict_s else np.nan,
                 "fit s": fit_s,
@@ -148,7 +149,7 @@ def main(argv=None):
         n, m, False)  # fmt: skip
 
     common = {
-        "width": args.width, "hidden": 8 * args.width, "max_epochs": args.epochs,
+        "width": args.width, "head_width": 8 * args.width, "max_epochs": args.epochs,
         "lr_scheduler": "cosine", "patience": 8, "device": args.device,
         "random_state": args.seed,
     }  # fmt: skip

@@ -51,7 +51,12 @@ SPACE = {
 
 def data(n_samples):
     X, y = make_classification(
-        n_samples, 20, n_informative=8, n_redundant=4, class_sep=0.8, flip_y=0.05,
+        n_samples,
+        20,
+        n_informative=8,
+        n_redundant=4,
+        class_sep=0.8,
+        flip_y=0.05,
         random_state=0,
     )
     return X.astype(np.float32), y
@@ -59,9 +64,13 @@ def data(n_samples):
 
 def network(epochs):
     return NetClassifier(
-        max_epochs=epochs, batch_size=64, device="cpu", random_state=0,
-        early_stopping=False, validation_fraction=None,
-        module_params={"hidden_units": (64, 64)},
+        max_epochs=epochs,
+        batch_size=64,
+        device="cpu",
+        random_state=0,
+        early_stopping=False,
+        validation_fraction=None,
+        module_params={"width": 64, "depth": 2},
     )
 
 
@@ -77,7 +86,8 @@ def grid(X, y, epochs, n_jobs=None):
     search.fit(X, y)
     n_fits = len(search.cv_results_["params"]) * 3
     return {
-        "wall_s": time.perf_counter() - start, "trials": n_fits // 3,
+        "wall_s": time.perf_counter() - start,
+        "trials": n_fits // 3,
         "epochs": n_fits * epochs,
         "best_score": float(search.cv_results_["mean_test_score"].max()),
     }
@@ -86,14 +96,23 @@ def grid(X, y, epochs, n_jobs=None):
 def optuna_search(X, y, epochs, n_trials, pruner, storage=None, name=None, seed=0):
     start = time.perf_counter()
     search = OptunaSearchCV(
-        network(epochs), SPACE, n_trials=n_trials, cv=3, pruner=pruner,
-        random_state=seed, refit=False, storage=storage, study_name=name,
+        network(epochs),
+        SPACE,
+        n_trials=n_trials,
+        cv=3,
+        pruner=pruner,
+        random_state=seed,
+        refit=False,
+        storage=storage,
+        study_name=name,
     ).fit(X, y)
     res = search.cv_results_
     return {
-        "wall_s": time.perf_counter() - start, "trials": search.n_trials_,
+        "wall_s": time.perf_counter() - start,
+        "trials": search.n_trials_,
         "pruned": int((res["state"] == "PRUNED").sum()),
-        "epochs": int(res["n_epochs"].sum()), "best_score": search.best_score_,
+        "epochs": int(res["n_epochs"].sum()),
+        "best_score": search.best_score_,
     }
 
 
@@ -117,8 +136,11 @@ def shared_sqlite(n_samples, epochs, n_trials):
             storage=f"sqlite:///{storage}", study_name="shared", direction="maximize"
         )
         code = WORKER.format(
-            bench=str(Path(__file__).parent), n_samples=n_samples, epochs=epochs,
-            n_trials=n_trials, storage=storage,
+            bench=str(Path(__file__).parent),
+            n_samples=n_samples,
+            epochs=epochs,
+            n_trials=n_trials,
+            storage=storage,
         )
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         start = time.perf_counter()
@@ -132,7 +154,8 @@ def shared_sqlite(n_samples, epochs, n_trials):
         study = optuna.load_study(study_name="shared", storage=f"sqlite:///{storage}")
         trials = [t for t in study.trials if t.state.is_finished()]
         return {
-            "wall_s": wall, "trials": len(trials),
+            "wall_s": wall,
+            "trials": len(trials),
             "pruned": sum(t.state.name == "PRUNED" for t in trials),
             "epochs": sum(t.user_attrs.get("n_epochs", 0) for t in trials),
             "best_score": study.best_value,
@@ -148,8 +171,10 @@ def main():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = data(n_samples)
     omp = os.environ.get("OMP_NUM_THREADS")
-    print(f"data {X.shape}, {epochs} epochs per fit, 3 folds, {os.cpu_count()} "
-          f"cores, OMP_NUM_THREADS={omp}")
+    print(
+        f"data {X.shape}, {epochs} epochs per fit, 3 folds, {os.cpu_count()} "
+        f"cores, OMP_NUM_THREADS={omp}"
+    )
     rows = {}
     rows["(a) grid, sequential"] = grid(X, y, epochs)
 
@@ -161,8 +186,12 @@ def main():
     from distributed import Client, LocalCluster
 
     start = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         check_dask_workers(client)
         dask_start = time.perf_counter() - start
         with joblib.parallel_config(backend="dask"):
@@ -184,24 +213,38 @@ def main():
         table.loc["(d) optuna, pruning", "wall_s"] / table["wall_s"],
     )
     formats = {"wall_s": "{:.1f}", "speedup": "{:.2f}x", "best_score": "{:.4f}"}
-    columns = ["wall_s", "speedup", "trials", "pruned", "epochs", "best_score",
-               "workers"]
-    shown = pd.DataFrame({
-        c: [
-            "" if pd.isna(v) else formats.get(c, "{:.0f}").format(v)
-            for v in table.get(c, pd.Series(np.nan, table.index))
-        ]
-        for c in columns
-    }, index=table.index)
+    columns = [
+        "wall_s",
+        "speedup",
+        "trials",
+        "pruned",
+        "epochs",
+        "best_score",
+        "workers",
+    ]
+    shown = pd.DataFrame(
+        {
+            c: [
+                "" if pd.isna(v) else formats.get(c, "{:.0f}").format(v)
+                for v in table.get(c, pd.Series(np.nan, table.index))
+            ]
+            for c in columns
+        },
+        index=table.index,
+    )
     print(shown.to_string())
-    print(f"pool start-up (not in wall_s): loky {loky_start:.1f} s, "
-          f"Dask {dask_start:.1f} s")
+    print(
+        f"pool start-up (not in wall_s): loky {loky_start:.1f} s, "
+        f"Dask {dask_start:.1f} s"
+    )
     plain, pruned = rows["(d) optuna, no pruning"], rows["(d) optuna, pruning"]
-    print(f"pruning: {plain['epochs'] / pruned['epochs']:.2f}x fewer epochs "
-          f"(target >= 2x), best score {pruned['best_score']:.4f} vs "
-          f"{plain['best_score']:.4f} without pruning "
-          f"({pruned['best_score'] - plain['best_score']:+.4f}); "
-          f"wall {plain['wall_s'] / pruned['wall_s']:.2f}x faster")
+    print(
+        f"pruning: {plain['epochs'] / pruned['epochs']:.2f}x fewer epochs "
+        f"(target >= 2x), best score {pruned['best_score']:.4f} vs "
+        f"{plain['best_score']:.4f} without pruning "
+        f"({pruned['best_score'] - plain['best_score']:+.4f}); "
+        f"wall {plain['wall_s'] / pruned['wall_s']:.2f}x faster"
+    )
     print("speedup: (a)-(c) vs (a); (d)-(e) vs the pruned in-process search")
 
 

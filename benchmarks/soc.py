@@ -20,7 +20,8 @@ Models (every one inside a log target transform, refitted per fold):
 * ``cnn_lstm (recipe)``: :func:`skestimators.recipes.soc_pipeline`, the
   package's recommended set-up (per-year centre-pixel and patch statistics,
   then the CNN-LSTM over the years);
-* ``cnn_lstm (patches)``: the seed's CNN-LSTM on the raw 5x5 patches;
+* ``cnn_lstm (patches)``: the CNN-LSTM on the raw 5x5 patches, a per-year
+  CNN then an LSTM over the years (``soc_pipeline(inputs="patches")``);
 * ``pooled (recipe)``: the recipe with the years pooled instead of read by
   an LSTM;
 * ``hgb`` and ``random_forest``: tree ensembles on the mean, std, 10th and
@@ -31,7 +32,7 @@ It prints R², RMSE, MAE and RPIQ (mean ± std over folds and repeats), the
 optimism of random CV (R² random minus R² spatial) and the RMSE of each model
 relative to the best tree ensemble under the same scheme. Then it fits the
 recipe on all samples, maps the simulated rasters with
-:func:`~skestimators.datasets.predict_raster`, checks the GeoTIFF's CRS and
+:func:`~skestimators.mapping.predict_raster`, checks the GeoTIFF's CRS and
 transform and scores the map against the noise-free SOC of the simulation.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/soc.py`` (a few minutes on two
@@ -51,7 +52,8 @@ import torch
 from sklearn.metrics import r2_score
 from sklearn.model_selection import KFold
 
-from skestimators.datasets import make_soc, make_soc_rasters, predict_raster
+from skestimators.datasets import make_soc, make_soc_rasters
+from skestimators.mapping import predict_raster
 from skestimators.metrics import regression_scorers
 from skestimators.model_selection import (
     BufferedKFold,
@@ -61,7 +63,12 @@ from skestimators.model_selection import (
 from skestimators.recipes import soc_baseline_pipeline, soc_pipeline
 
 NETWORK_PREFIX = "regressor__spatiotemporalregressor__"
-DISPLAY = {"r2": "R²", "neg_rmse": "RMSE", "neg_mae": "MAE", "rpiq": "RPIQ"}
+DISPLAY = {
+    "r2": "R²",
+    "neg_root_mean_squared_error": "RMSE",
+    "neg_mean_absolute_error": "MAE",
+    "rpiq": "RPIQ",
+}
 TREES = ("hgb", "random_forest")
 
 

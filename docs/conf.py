@@ -43,6 +43,8 @@ api_modules = {
     "skestimators.ensemble": "ensembles",
     "skestimators.metrics": "metrics and scorers",
     "skestimators.datasets": "loaders and simulators",
+    "skestimators.galaxy_zoo": "the Galaxy Zoo decision tree",
+    "skestimators.mapping": "maps from rasters",
     "skestimators.nn": "PyTorch modules",
     "skestimators.recipes": "ready-made pipelines",
     "skestimators.scoring": "batch scoring",

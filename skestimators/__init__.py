@@ -1,17 +1,45 @@
-"""scikit-learn estimators for scientific deep learning, built on skorch and PyTorch."""
+"""scikit-learn estimators for scientific deep learning, built on skorch and PyTorch.
 
-from ._io import ModelFileError, ModelVersionWarning, load, read_metadata, save
-from ._multiinput import MultiInput
-from .estimators import (
-    GalaxyZooRegressor,
-    ImageClassifier,
-    NetClassifier,
-    NetRegressor,
-    SpatioTemporalRegressor,
-    SpectraAuxClassifier,
+The estimators and the model-file functions are imported on first use, so
+that ``import skestimators`` (and the light subpackages: metrics, splitters,
+datasets) does not import PyTorch.
+"""
+
+from ._exports import lazy_exports as _lazy_exports
+from ._version import __version__
+
+_EXPORTS = {
+    "GalaxyZooRegressor": ".estimators",
+    "ImageClassifier": ".estimators",
+    "NetClassifier": ".estimators",
+    "NetRegressor": ".estimators",
+    "SpatioTemporalRegressor": ".estimators",
+    "SpectraAuxClassifier": ".estimators",
+    "ModelFileError": "._io",
+    "ModelVersionWarning": "._io",
+    "load": "._io",
+    "read_metadata": "._io",
+    "save": "._io",
+    "MultiInput": "._multiinput",
+}
+# The public subpackages and modules, reachable as attributes (the command
+# line is not: nothing imports it).
+_SUBMODULES = (
+    "datasets",
+    "ensemble",
+    "estimators",
+    "exceptions",
+    "galaxy_zoo",
+    "mapping",
+    "metrics",
+    "model_selection",
+    "nn",
+    "preprocessing",
+    "recipes",
+    "scoring",
+    "tracking",
 )
-
-__version__ = "0.1.0"
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 
 __all__ = [
     "GalaxyZooRegressor",

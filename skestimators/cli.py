@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from . import __version__
+from ._version import __version__
 
 EXIT_INVALID_ROWS = 3
 
@@ -190,8 +190,7 @@ def info(model, check):
     """Print the sidecar of MODEL (versions, hash, expected input, scores)."""
     import warnings
 
-    from ._io import read_metadata
-    from ._io._model_file import check_integrity, check_versions
+    from ._io import check_integrity, check_versions, read_metadata
 
     try:
         metadata = read_metadata(model)
@@ -214,32 +213,6 @@ def _exoplanet_data(data):
     if y is None:
         raise click.ClickException(f"{data} has no targets.csv: nothing to train on.")
     return X, y
-
-
-def _column_auc(estimator, X, y, *, column):
-    """ROC AUC of one target of a multilabel model (a scorer)."""
-    import numpy as np
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(y)
-    return roc_auc_score(y[:, column], estimator.predict_proba(X)[:, column])
-
-
-def _exoplanet_scoring(y) -> dict:
-    """Per-target ROC AUC and subset accuracy.
-
-    Scorers are given per target: sklearn's ``"roc_auc"`` takes a model with
-    two labels (``classes_ == [0, 1]``) for a binary classifier and scores
-    one column only.
-    """
-    from functools import partial
-
-    scoring = {
-        f"{name}_auc": partial(_column_auc, column=j)
-        for j, name in enumerate(y.columns)
-    }
-    scoring["accuracy"] = "accuracy"
-    return scoring
 
 
 def _recipe(name):
@@ -295,7 +268,8 @@ def train(recipe, data, output, variant, random_state, folds, max_epochs, device
     """Train RECIPE on DATA (a load_exoplanet folder, or "builtin") and save it."""
     from sklearn.model_selection import cross_validate
 
-    from . import save
+    from ._io import save
+    from .metrics import multilabel_scorers
 
     make = _recipe(recipe)
     try:
@@ -305,7 +279,7 @@ def train(recipe, data, output, variant, random_state, folds, max_epochs, device
             _set_max_epochs(model, max_epochs)
         scores = None
         if folds > 1:
-            cv = cross_validate(model, X, y, cv=folds, scoring=_exoplanet_scoring(y))
+            cv = cross_validate(model, X, y, cv=folds, scoring=multilabel_scorers(y))
             scores = {k: v for k, v in cv.items() if k.startswith("test_")}
             for name, values in scores.items():
                 click.echo(
@@ -332,11 +306,12 @@ def train(recipe, data, output, variant, random_state, folds, max_epochs, device
 def demo(epochs, folds, n_jobs, random_state):
     """Compare exoplanet variants on the bundled data (1-3 minutes on 2 cores)."""
     from .datasets import load_exoplanet
+    from .metrics import multilabel_scorers
     from .model_selection import compare_variants, summarize_comparison
 
     make = _recipe("exoplanet")
     X, y = load_exoplanet()
-    names = ("blend", "best", "conv1d", "seed_dense")
+    names = ("blend", "best", "conv1d", "dense_raw")
     variants = {}
     for name in names:
         model = make(name, random_state=random_state, device="cpu")
@@ -351,7 +326,7 @@ def demo(epochs, folds, n_jobs, random_state):
         X,
         y,
         cv=folds,
-        scoring=_exoplanet_scoring(y),
+        scoring=multilabel_scorers(y),
         n_jobs=n_jobs,
         random_state=random_state,
     )

@@ -55,7 +55,7 @@ SCRIPT = textwrap.dedent(
     X, y = make_regression(600, 10, noise=5.0, random_state=0)
     net = NetRegressor(
         max_epochs=12, batch_size=32, lr=0.003, lr_scheduler="cosine",
-        module_params={"hidden_units": (32, 16), "dropout": 0.2},
+        module_params={"width": 32, "depth": 2, "dropout": 0.2},
         random_state=0, device="cpu",
         checkpoint=None if checkpoint == "-" else checkpoint,
         callbacks=[KillMidEpoch()] if kill_at else None,
@@ -154,14 +154,14 @@ def _data(kind):
 
 
 SMALL = dict(max_epochs=4, batch_size=16, device="cpu", random_state=0)
-IMAGE = dict(SMALL, width=4, depth=1, hidden=8)
+IMAGE = dict(SMALL, width=4, depth=1, head_width=8)
 CASES = [
     ("classifier", NetClassifier(**SMALL)),
     ("regressor", NetRegressor(**SMALL, lr_scheduler="onecycle")),
     ("spectra", SpectraAuxClassifier(**SMALL, width=8, lr_scheduler="plateau")),
     ("images", ImageClassifier(**IMAGE)),
     ("galaxy", GalaxyZooRegressor(**IMAGE)),
-    ("patches", SpatioTemporalRegressor(**SMALL, conv_channels=(4,), hidden=8)),
+    ("patches", SpatioTemporalRegressor(**SMALL, width=4, depth=1, head_width=8)),
 ]
 
 

@@ -39,14 +39,14 @@ _FAST = {
     "validation_fraction": None,
     "device": "cpu",
     "random_state": 0,
-    "module_params": {"hidden_units": (16,)},
+    "module_params": {"width": 16},
 }
 _IMAGE = {
-    "width": 4, "depth": 1, "hidden": 8, "max_epochs": 2, "batch_size": 16,
+    "width": 4, "depth": 1, "head_width": 8, "max_epochs": 2, "batch_size": 16,
     "validation_fraction": None, "device": "cpu", "random_state": 0,
 }  # fmt: skip
 _PATCHES = {
-    "conv_channels": (8,), "hidden": 16, "max_epochs": 30, "batch_size": 16,
+    "width": 8, "depth": 1, "head_width": 16, "max_epochs": 30, "batch_size": 16,
     "lr": 0.01, "dropout": 0.0, "validation_fraction": None, "device": "cpu",
     "random_state": 0,
 }  # fmt: skip
@@ -123,18 +123,16 @@ _DEFAULT_VALIDATION = {
     "random_state": 0,
 }  # fmt: skip
 ESTIMATORS += [
-    NetClassifier(**_DEFAULT_VALIDATION, module_params={"hidden_units": (8,)}),
-    NetRegressor(**_DEFAULT_VALIDATION, module_params={"hidden_units": (8,)}),
+    NetClassifier(**_DEFAULT_VALIDATION, module_params={"width": 8}),
+    NetRegressor(**_DEFAULT_VALIDATION, module_params={"width": 8}),
     make_pipeline(
         FunctionTransformer(_Named(_table_as_patches)),
-        SpatioTemporalRegressor(
-            **_DEFAULT_VALIDATION, conv_channels=(4,), hidden=8
-        ),
+        SpatioTemporalRegressor(**_DEFAULT_VALIDATION, width=4, depth=1, head_width=8),
     ),
     make_pipeline(
         FunctionTransformer(_Named(_table_as_images), validate=True),
         ImageClassifier(
-            **_DEFAULT_VALIDATION, width=4, depth=1, hidden=8, augment=False
+            **_DEFAULT_VALIDATION, width=4, depth=1, head_width=8, augment=False
         ),
     ),
 ]

@@ -40,9 +40,11 @@ def fold_fingerprint(est, X, y):
 
 
 def seed_of(est, X, y):
-    return float(est.get_params()[next(
-        k for k in est.get_params() if k.endswith("random_state")
-    )])
+    return float(
+        est.get_params()[
+            next(k for k in est.get_params() if k.endswith("random_state"))
+        ]
+    )
 
 
 VARIANTS = {
@@ -55,7 +57,12 @@ VARIANTS = {
 def test_every_variant_sees_the_same_folds(indexed):
     X, y = indexed
     df = compare_variants(
-        VARIANTS, X, y, cv=KFold(4, shuffle=True), n_repeats=3, random_state=0,
+        VARIANTS,
+        X,
+        y,
+        cv=KFold(4, shuffle=True),
+        n_repeats=3,
+        random_state=0,
         scoring={"fold": fold_fingerprint, "seed": seed_of},
     )
     columns = ["variant", "repeat", "fold", "metric", "value", "fit_time"]
@@ -72,7 +79,12 @@ def test_every_variant_sees_the_same_folds(indexed):
     assert seeds.map(lambda s: s[0]).nunique() == 3  # a new seed per repeat
     # Reproducible.
     again = compare_variants(
-        VARIANTS, X, y, cv=KFold(4, shuffle=True), n_repeats=3, random_state=0,
+        VARIANTS,
+        X,
+        y,
+        cv=KFold(4, shuffle=True),
+        n_repeats=3,
+        random_state=0,
         scoring={"fold": fold_fingerprint, "seed": seed_of},
     )
     pd.testing.assert_series_equal(df["value"], again["value"])
@@ -81,7 +93,10 @@ def test_every_variant_sees_the_same_folds(indexed):
 def test_single_run_uses_estimators_and_cv_as_given(indexed):
     X, y = indexed
     df = compare_variants(
-        {"tree": DecisionTreeClassifier(random_state=7)}, X, y, cv=3,
+        {"tree": DecisionTreeClassifier(random_state=7)},
+        X,
+        y,
+        cv=3,
         scoring={"fold": fold_fingerprint, "seed": seed_of},
     )
     assert set(df.loc[df.metric == "seed", "value"]) == {7.0}
@@ -117,14 +132,23 @@ def test_groups_and_unshufflable_splitter(indexed):
     X, y = indexed
     groups = np.repeat(np.arange(6), 10)
     df = compare_variants(
-        {"prior": DummyClassifier()}, X, y, cv=GroupKFold(3), groups=groups,
+        {"prior": DummyClassifier()},
+        X,
+        y,
+        cv=GroupKFold(3),
+        groups=groups,
         scoring={"fold": fold_fingerprint},
     )
     assert len(df) == 3
     with pytest.warns(UserWarning, match="same folds"):
         df = compare_variants(
-            {"prior": DummyClassifier()}, X, y, cv=LeaveOneGroupOut(), groups=groups,
-            n_repeats=2, scoring={"fold": fold_fingerprint},
+            {"prior": DummyClassifier()},
+            X,
+            y,
+            cv=LeaveOneGroupOut(),
+            groups=groups,
+            n_repeats=2,
+            scoring={"fold": fold_fingerprint},
         )
     assert len(df) == 2 * 6
 
@@ -135,12 +159,17 @@ def test_networks_on_multiinput(two_inputs):
     y = targets[:, 1]
     df = compare_variants(
         {
-            "small": NetClassifier(**{**FAST, "max_epochs": 3},
-                                   module_params={"hidden_units": (8,)}),
-            "large": NetClassifier(**{**FAST, "max_epochs": 3},
-                                   module_params={"hidden_units": (32,)}),
+            "small": NetClassifier(
+                **{**FAST, "max_epochs": 3}, module_params={"width": 8}
+            ),
+            "large": NetClassifier(
+                **{**FAST, "max_epochs": 3}, module_params={"width": 32}
+            ),
         },
-        X, y, cv=2, scoring=["accuracy", "roc_auc"],
+        X,
+        y,
+        cv=2,
+        scoring=["accuracy", "roc_auc"],
     )
     assert len(df) == 2 * 2 * 2
     assert df["value"].between(0, 1).all()

@@ -73,9 +73,7 @@ def test_all_names_exist():
         assert not missing, f"{module.__name__}.__all__ names missing objects {missing}"
 
 
-@pytest.mark.parametrize(
-    "page", sorted(USER_GUIDE.glob("*.rst")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("page", sorted(USER_GUIDE.glob("*.rst")), ids=lambda p: p.name)
 def test_user_guide_code_runs(page, monkeypatch):
     pytest.importorskip("matplotlib").use("Agg")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -26,13 +26,16 @@ from skestimators.datasets import (
 )
 from skestimators.datasets._galaxy_render import _render
 from skestimators.datasets._galaxy_sim import _classes, _simulate
-from skestimators.metrics import (
-    galaxy_zoo_rmse,
-    galaxy_zoo_rmse_per_column,
-    galaxy_zoo_scorer,
+from skestimators.galaxy_zoo import (
+    GALAXY_ZOO_COLUMNS,
+    GALAXY_ZOO_QUESTIONS,
     project_galaxy_zoo,
 )
-from skestimators.nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from skestimators.metrics import (
+    galaxy_zoo_root_mean_squared_error,
+    galaxy_zoo_root_mean_squared_error_per_column,
+    neg_galaxy_zoo_root_mean_squared_error_scorer,
+)
 from skestimators.preprocessing import ImagePreprocessor
 
 COLUMNS = list(GALAXY_ZOO_COLUMNS)
@@ -352,18 +355,18 @@ def test_rmse_by_hand():
     y_pred = np.zeros((2, 37))
     y_pred[0, 0], y_pred[1, 36] = 0.6, 0.8
     expected = np.sqrt((0.6**2 + 0.8**2) / 74)
-    assert galaxy_zoo_rmse(y_true, y_pred) == pytest.approx(expected)
-    per_column = galaxy_zoo_rmse_per_column(y_true, y_pred)
+    assert galaxy_zoo_root_mean_squared_error(y_true, y_pred) == pytest.approx(expected)
+    per_column = galaxy_zoo_root_mean_squared_error_per_column(y_true, y_pred)
     assert list(per_column.index) == COLUMNS
     assert per_column["Class1.1"] == pytest.approx(0.6 / np.sqrt(2))
     assert per_column["Class11.6"] == pytest.approx(0.8 / np.sqrt(2))
     assert np.sqrt((per_column**2).mean()) == pytest.approx(expected)
-    weighted = galaxy_zoo_rmse(y_true, y_pred, sample_weight=[1, 0])
+    weighted = galaxy_zoo_root_mean_squared_error(y_true, y_pred, sample_weight=[1, 0])
     assert weighted == pytest.approx(0.6 / np.sqrt(37))
     shuffled = pd.DataFrame(y_pred, columns=COLUMNS)[COLUMNS[::-1]]
-    assert galaxy_zoo_rmse(pd.DataFrame(y_true, columns=COLUMNS), shuffled) == (
-        pytest.approx(expected)
-    )
+    assert galaxy_zoo_root_mean_squared_error(
+        pd.DataFrame(y_true, columns=COLUMNS), shuffled
+    ) == (pytest.approx(expected))
 
 
 @pytest.mark.parametrize(
@@ -377,18 +380,24 @@ def test_rmse_by_hand():
 )
 def test_metric_errors(y_pred, match):
     with pytest.raises(ValueError, match=match):
-        galaxy_zoo_rmse(np.zeros((2, 37)), y_pred)
+        galaxy_zoo_root_mean_squared_error(np.zeros((2, 37)), y_pred)
 
 
 def test_scorer_in_cross_validation(simulated):
     X, y, _ = simulated
     features = X[:200].mean(axis=(2, 3))
     scores = cross_val_score(
-        DummyRegressor(), features, y[:200], cv=2, scoring=galaxy_zoo_scorer
+        DummyRegressor(),
+        features,
+        y[:200],
+        cv=2,
+        scoring=neg_galaxy_zoo_root_mean_squared_error_scorer,
     )
     assert (scores < 0).all()
     mean_prediction = np.tile(y[100:200].mean().to_numpy(), (100, 1))
-    assert -scores[0] == pytest.approx(galaxy_zoo_rmse(y[:100], mean_prediction))
+    assert -scores[0] == pytest.approx(
+        galaxy_zoo_root_mean_squared_error(y[:100], mean_prediction)
+    )
 
 
 @settings(max_examples=40, deadline=None)

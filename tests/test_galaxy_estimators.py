@@ -9,11 +9,12 @@ from sklearn.base import clone
 
 from skestimators import GalaxyZooRegressor, ImageClassifier, MultiInput
 from skestimators.datasets import make_galaxy_classes, make_galaxy_zoo
-from skestimators.nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, dihedral_transform
+from skestimators.galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from skestimators.nn import dihedral_transform
 from skestimators.nn._image_augment import ImageBatchAugment
 
 TINY = {
-    "width": 4, "depth": 2, "hidden": 16, "max_epochs": 2, "batch_size": 32,
+    "width": 4, "depth": 2, "head_width": 16, "max_epochs": 2, "batch_size": 32,
     "lr": 0.01, "device": "cpu", "random_state": 0,
 }  # fmt: skip
 
@@ -89,10 +90,10 @@ def test_regressor_y_columns_by_name(zoo):
 
 
 @pytest.mark.parametrize("constraint", ["divisive", "softmax"])
-@pytest.mark.parametrize("backbone", ["galaxycnn", "resnet"])
-def test_predictions_obey_the_tree(zoo, constraint, backbone):
+@pytest.mark.parametrize("module", ["galaxycnn", "resnet"])
+def test_predictions_obey_the_tree(zoo, constraint, module):
     X, y = zoo
-    reg = GalaxyZooRegressor(backbone, constraint=constraint, tta=4, **TINY).fit(X, y)
+    reg = GalaxyZooRegressor(module, constraint=constraint, tta=4, **TINY).fit(X, y)
     pred = reg.predict(X)
     assert (pred >= 0).all() and tree_violation(pred) < 1e-5
 

@@ -7,11 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from skestimators.metrics import project_galaxy_zoo
-from skestimators.nn import (
+from skestimators.galaxy_zoo import (
     GALAXY_ZOO_ANSWERS,
     GALAXY_ZOO_COLUMNS,
     GALAXY_ZOO_QUESTIONS,
+    project_galaxy_zoo,
+)
+from skestimators.nn import (
     GalaxyCNN,
     GalaxyResNet,
     GalaxyZooConstraint,
@@ -83,7 +85,7 @@ def test_constraint_modes_and_gradients():
 
 @pytest.mark.parametrize("network", [GalaxyCNN, GalaxyResNet])
 def test_networks(network):
-    small = {"channels": (4, 8, 8, 8)} if network is GalaxyCNN else {"widths": (4, 8)}
+    small = {"width": 4, "depth": 4 if network is GalaxyCNN else 2}
     x = torch.rand(3, 3, 32, 32)
     net = network(input_shape=(3, 32, 32), **small).eval()
     out = net(x)
@@ -118,9 +120,7 @@ def test_cnn_learns_a_batch():
     torch.manual_seed(0)
     x = torch.rand(16, 3, 32, 32)
     target = GalaxyZooConstraint("softmax")(torch.randn(16, 37))
-    net = GalaxyCNN(
-        input_shape=(3, 32, 32), channels=(8, 8, 16, 16), hidden=32, dropout=0
-    )
+    net = GalaxyCNN(input_shape=(3, 32, 32), width=4, depth=4, head_width=32, dropout=0)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     losses = []
     for _ in range(30):

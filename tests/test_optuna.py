@@ -44,13 +44,18 @@ def test_lockstep_folds_match_independent_fits(blobs):
     # end at different epochs: lockstep must still equal plain fits.
     X, y = blobs
     est = net(
-        max_epochs=12, patience=2, lr=0.05,
-        module_params={"hidden_units": (16,), "dropout": 0.3},
+        max_epochs=12,
+        patience=2,
+        lr=0.05,
+        module_params={"width": 16, "dropout": 0.3},
     )
     splits = list(KFold(3, shuffle=True, random_state=0).split(X))
     rounds = []
     runner = Lockstep(
-        est, multimetric_scorer(est, None), "score", scoring_spec(est, None)["score"],
+        est,
+        multimetric_scorer(est, None),
+        "score",
+        scoring_spec(est, None)["score"],
         lambda epoch, value: rounds.append((epoch, value)) and False,
     )
     results, stopped = runner.run(X, y, splits)
@@ -66,8 +71,12 @@ def test_unpruned_trial_scores_equal_cross_val_score(blobs):
     X, y = blobs
     est = net(module_params={"dropout": 0.2})
     search = OptunaSearchCV(
-        est, {"lr": CategoricalDistribution([0.02])}, n_trials=1, cv=3,
-        pruner=_Never(), random_state=0,
+        est,
+        {"lr": CategoricalDistribution([0.02])},
+        n_trials=1,
+        cv=3,
+        pruner=_Never(),
+        random_state=0,
     ).fit(X, y)
     expected = cross_val_score(est.set_params(lr=0.02), X, y, cv=3)
     got = [search.cv_results_[f"split{k}_test_score"][0] for k in range(3)]
@@ -84,7 +93,9 @@ def test_pruned_trials_stop_after_a_few_epochs(blobs):
     search = OptunaSearchCV(
         net(max_epochs=12, early_stopping=False),
         {"lr": CategoricalDistribution([0.05, 1e-7])},
-        n_trials=6, cv=3, random_state=0,
+        n_trials=6,
+        cv=3,
+        random_state=0,
         pruner=ThresholdPruner(lower=0.6, n_warmup_steps=2),
     ).fit(X, y)
     res = search.cv_results_
@@ -117,7 +128,10 @@ def test_pipeline_preprocessing_fitted_once_per_fold(blobs):
     search = OptunaSearchCV(
         make_pipeline(CountingScaler(), net(max_epochs=4)),
         {"netclassifier__lr": FloatDistribution(1e-3, 1e-1, log=True)},
-        n_trials=2, cv=3, random_state=0, pruner=_Never(),
+        n_trials=2,
+        cv=3,
+        random_state=0,
+        pruner=_Never(),
     ).fit(X, y)
     assert CountingScaler.fits == 2 * 3 + 1  # trials x folds + refit
     assert all(len(t.intermediate_values) == 4 for t in search.study_.trials)
@@ -126,7 +140,7 @@ def test_pipeline_preprocessing_fitted_once_per_fold(blobs):
 
 def test_keys_of_dict_parameters(blobs):
     X, y = blobs
-    est = net(max_epochs=2, module_params={"hidden_units": (8,)})
+    est = net(max_epochs=2, module_params={"width": 8})
     pipe = make_pipeline(StandardScaler(), est)
     space = {
         "netclassifier__module_params__dropout": FloatDistribution(0.0, 0.5),
@@ -135,18 +149,22 @@ def test_keys_of_dict_parameters(blobs):
     search = OptunaSearchCV(pipe, space, n_trials=2, cv=2, random_state=0).fit(X, y)
     fitted = search.best_estimator_[-1].module_params
     assert fitted == {
-        "hidden_units": (8,),
+        "width": 8,
         "dropout": search.best_params_["netclassifier__module_params__dropout"],
         "activation": search.best_params_["netclassifier__module_params__activation"],
     }
-    assert est.module_params == {"hidden_units": (8,)}  # the template is untouched
+    assert est.module_params == {"width": 8}  # the template is untouched
 
 
 def test_nop_pruner_trains_without_epoch_reports(blobs):
     X, y = blobs
     search = OptunaSearchCV(
-        net(), {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
-        n_trials=2, cv=2, pruner=NopPruner(), random_state=0,
+        net(),
+        {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
+        n_trials=2,
+        cv=2,
+        pruner=NopPruner(),
+        random_state=0,
     ).fit(X, y)
     assert all(not t.intermediate_values for t in search.study_.trials)
     assert list(search.cv_results_["n_epochs"]) == [12, 12]
@@ -157,7 +175,9 @@ def test_sklearn_estimator_and_search_api(blobs):
     search = OptunaSearchCV(
         LogisticRegression(max_iter=200),
         {"C": FloatDistribution(1e-3, 10, log=True), "fit_intercept": [True, False]},
-        n_trials=4, cv=3, random_state=0,
+        n_trials=4,
+        cv=3,
+        random_state=0,
     )
     assert is_classifier(search)
     search.fit(X, y)
@@ -186,8 +206,14 @@ def test_same_seed_same_trials(blobs):
     }
 
     def params(seed):
-        search = OptunaSearchCV(LogisticRegression(), space, n_trials=3, cv=2,
-                                random_state=seed, refit=False).fit(X, y)
+        search = OptunaSearchCV(
+            LogisticRegression(),
+            space,
+            n_trials=3,
+            cv=2,
+            random_state=seed,
+            refit=False,
+        ).fit(X, y)
         return search.cv_results_["params"]
 
     assert params(1) == params(1)
@@ -198,15 +224,17 @@ def test_multimetric_requires_refit_name(blobs):
     X, y = blobs
     space = {"C": FloatDistribution(1e-2, 10, log=True)}
     scoring = ["accuracy", "f1_macro"]
-    search = OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2,
-                            scoring=scoring, refit="f1_macro").fit(X, y)
+    search = OptunaSearchCV(
+        LogisticRegression(), space, n_trials=2, cv=2, scoring=scoring, refit="f1_macro"
+    ).fit(X, y)
     res = search.cv_results_
     keys = {"mean_test_accuracy", "mean_test_f1_macro", "split1_test_accuracy"}
     assert keys <= set(res)
     assert search.best_score_ == res["mean_test_f1_macro"][search.best_index_]
     with pytest.raises(ValueError, match="refit must name"):
-        OptunaSearchCV(LogisticRegression(), space, n_trials=1, cv=2,
-                       scoring=scoring).fit(X, y)
+        OptunaSearchCV(
+            LogisticRegression(), space, n_trials=1, cv=2, scoring=scoring
+        ).fit(X, y)
 
 
 def test_regressor_multiinput_and_fit_params(two_inputs):
@@ -216,7 +244,10 @@ def test_regressor_multiinput_and_fit_params(two_inputs):
     search = OptunaSearchCV(
         NetRegressor(**{**FAST, "max_epochs": 3}),
         {"lr": FloatDistribution(1e-3, 3e-2, log=True)},
-        n_trials=2, cv=2, scoring="neg_mean_squared_error", random_state=0,
+        n_trials=2,
+        cv=2,
+        scoring="neg_mean_squared_error",
+        random_state=0,
     ).fit(X, y, sample_weight=np.ones(len(y)))
     assert search.predict(X[:4]).shape == (4,)
     assert search.best_score_ < 0
@@ -235,8 +266,14 @@ def test_storage_resume_counts_finished_trials(blobs, tmp_path, kind):
 
     def search(n_trials, seed):
         return OptunaSearchCV(
-            LogisticRegression(), space, n_trials=n_trials, cv=2, storage=storage,
-            study_name="resume", random_state=seed, refit=False,
+            LogisticRegression(),
+            space,
+            n_trials=n_trials,
+            cv=2,
+            storage=storage,
+            study_name="resume",
+            random_state=seed,
+            refit=False,
         ).fit(X, y)
 
     first = search(2, 0)
@@ -263,8 +300,9 @@ def test_failed_fits(blobs):
     if hasattr(info.value, "add_note"):  # Python >= 3.11
         assert "None of the 2 trials" in info.value.__notes__[0]
     with pytest.raises(ValueError, match="C"):
-        OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2,
-                       error_score="raise").fit(X, y)
+        OptunaSearchCV(
+            LogisticRegression(), space, n_trials=2, cv=2, error_score="raise"
+        ).fit(X, y)
 
 
 def test_invalid_arguments(blobs):

@@ -32,6 +32,7 @@ def server_binary(name):
     found = shutil.which(name)
     if found:
         return found
+
     def version(path):
         major = Path(path).parts[-3]
         return int(major) if major.isdigit() else 0
@@ -71,15 +72,41 @@ def postgres_url():
     data, log, port = base / "data", base / "server.log", free_port()
     run = {"check": True, "capture_output": True, "text": True, "timeout": 120}
     try:
-        subprocess.run(as_server_user(
-            [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-             "--no-sync"]
-        ), **run)
+        subprocess.run(
+            as_server_user(
+                [
+                    initdb,
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            **run,
+        )
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
-        subprocess.run(as_server_user(
-            [pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options,
-             "start"]
-        ), **run)
+        subprocess.run(
+            as_server_user(
+                [
+                    pg_ctl,
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    options,
+                    "start",
+                ]
+            ),
+            **run,
+        )
     except subprocess.CalledProcessError as exc:
         text = log.read_text() if log.exists() else ""
         shutil.rmtree(base, ignore_errors=True)
@@ -89,7 +116,8 @@ def postgres_url():
     finally:
         subprocess.run(
             as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True, timeout=60,
+            capture_output=True,
+            timeout=60,
         )
         shutil.rmtree(base, ignore_errors=True)
 
@@ -121,13 +149,19 @@ WORKER = textwrap.dedent("""
 def test_two_processes_share_one_study(postgres_url, tmp_path):
     ready = tmp_path / "ready"
     ready.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, postgres_url, str(ready), str(i)],
-            cwd=ROOT, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for i in range(2)
     ]
@@ -157,7 +191,10 @@ def test_two_processes_share_one_study(postgres_url, tmp_path):
     search = OptunaSearchCV(
         NetClassifier(max_epochs=4, device="cpu", random_state=0),
         {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
-        n_trials=8, cv=2, storage=postgres_url, study_name="shared",
+        n_trials=8,
+        cv=2,
+        storage=postgres_url,
+        study_name="shared",
     ).fit(X, y)
     assert search.n_trials_ == len(finished)
     assert search.best_score_ == study.best_value

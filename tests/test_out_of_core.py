@@ -27,12 +27,14 @@ def _memmap(tmp_path, name, array):
     np.save(path, array)
     return np.load(path, mmap_mode="r")
 
+
 @pytest.fixture
 def table(tmp_path):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(400, 6)).astype(np.float32)
     y = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.normal(size=400)
     return X, _memmap(tmp_path, "X", X), y
+
 
 def test_regressor_on_memmap_matches_in_memory(table):
     X, Xm, y = table
@@ -47,6 +49,7 @@ def test_regressor_on_memmap_matches_in_memory(table):
     assert streamed.n_features_in_ == 6
     assert streamed.input_shape_ == (6,)
 
+
 def test_named_inputs_mix_memmap_and_memory(tmp_path, two_inputs):
     spectra, aux, y = two_inputs
     mapped = _memmap(tmp_path, "spectra", spectra)
@@ -57,6 +60,7 @@ def test_named_inputs_mix_memmap_and_memory(tmp_path, two_inputs):
         clf_mem.predict_proba(MultiInput(spectra=spectra, aux=aux)),
     )
 
+
 def test_batches_never_alias_a_writable_map(tmp_path):
     from skestimators._engine._lazy import LazyRows
 
@@ -66,6 +70,7 @@ def test_batches_never_alias_a_writable_map(tmp_path):
     rows[0:4].mul_(0)  # an in-place batch transform
     assert np.load(path)[:4].min() == 1.0
 
+
 def test_partial_fit_on_memmap(table):
     X, Xm, y = table
     reg = NetRegressor(**dict(FAST, validation_fraction=None))
@@ -74,6 +79,7 @@ def test_partial_fit_on_memmap(table):
     assert reg.n_iter_ == 2
     assert reg.predict(Xm[:10]).shape == (10,)
 
+
 def _anon_rss():
     """Anonymous resident memory of this process (heap, torch tensors), bytes."""
     with open("/proc/self/status") as status:
@@ -81,6 +87,7 @@ def _anon_rss():
             if line.startswith("RssAnon:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no RssAnon")
+
 
 def _peak_anon_during(fn):
     """Peak growth of anonymous memory while ``fn`` runs (sampled every 1 ms).
@@ -104,6 +111,7 @@ def _peak_anon_during(fn):
         thread.join()
     return result, peak[0]
 
+
 def test_memmap_is_not_loaded_whole(tmp_path):
     # 48 MB on disk; batches of 64 rows are 0.25 MB. Loading the array (or a
     # float32 copy of it) shows in tracemalloc (NumPy copies) and in the
@@ -120,7 +128,7 @@ def test_memmap_is_not_loaded_whole(tmp_path):
     y = rng.normal(size=12000)
     Xm = np.load(path, mmap_mode="r")
     reg = NetRegressor(
-        module_params={"hidden_units": (8,)},
+        module_params={"width": 8},
         **dict(FAST, max_epochs=1, batch_size=64, validation_fraction=0.1),
     )
 
@@ -143,6 +151,7 @@ def test_memmap_is_not_loaded_whole(tmp_path):
     # The fitted estimator keeps no reference to the data.
     assert len(pickle.dumps(reg)) < 2**20
 
+
 def test_scan_reports_the_chunk_with_nan(tmp_path, monkeypatch):
     from skestimators._engine import _lazy
 
@@ -155,6 +164,7 @@ def test_scan_reports_the_chunk_with_nan(tmp_path, monkeypatch):
     X[94, 0] = np.inf
     with pytest.raises(ValueError, match=r"infinity \(memory-mapped rows 90-94\)"):
         NetRegressor(**FAST).fit(_memmap(tmp_path, "inf", X), np.zeros(95))
+
 
 def test_memmap_layout_errors(tmp_path):
     with pytest.raises(ValueError, match="Expected 2D array"):
@@ -169,6 +179,7 @@ def test_memmap_layout_errors(tmp_path):
     with pytest.warns(UserWarning, match="not contiguous on disk"):
         NetRegressor(**FAST).fit(_memmap(tmp_path, "d", fortran), np.zeros(10))
 
+
 def test_uint8_channels_last_images_on_disk(tmp_path):
     rng = np.random.RandomState(0)
     images = rng.randint(0, 256, size=(64, 8, 8, 3), dtype=np.uint8)
@@ -176,13 +187,14 @@ def test_uint8_channels_last_images_on_disk(tmp_path):
     y = np.hstack([y, np.zeros((64, 34))])
     mapped = _memmap(tmp_path, "images", images)
     params = dict(
-        width=4, depth=1, hidden=8, max_epochs=2, batch_size=16, device="cpu",
+        width=4, depth=1, head_width=8, max_epochs=2, batch_size=16, device="cpu",
         random_state=0, validation_fraction=None, tta=2,
     )  # fmt: skip
     in_memory = GalaxyZooRegressor(**params).fit(images, y)
     streamed = GalaxyZooRegressor(**params).fit(mapped, y)
     assert streamed.layout_ == "channels_last"
     assert_array_equal(streamed.predict(mapped), in_memory.predict(images))
+
 
 def test_test_time_augmentation_reads_each_batch_once(tmp_path, monkeypatch):
     from skestimators._engine._lazy import LazyRows
@@ -193,7 +205,7 @@ def test_test_time_augmentation_reads_each_batch_once(tmp_path, monkeypatch):
     from skestimators import ImageClassifier
 
     clf = ImageClassifier(
-        width=4, depth=1, hidden=8, max_epochs=1, batch_size=16, device="cpu",
+        width=4, depth=1, head_width=8, max_epochs=1, batch_size=16, device="cpu",
         random_state=0, validation_fraction=None, tta=8,
     ).fit(images, y)  # fmt: skip
     reads = []
@@ -205,18 +217,20 @@ def test_test_time_augmentation_reads_each_batch_once(tmp_path, monkeypatch):
     assert_allclose(proba, clf.predict_proba(images))
     assert len(reads) == 1  # 40 images: one prediction batch, read once for 8 views
 
+
 def test_patches_on_disk(tmp_path):
     rng = np.random.RandomState(0)
     patches = rng.normal(size=(48, 3, 3, 3, 4)).astype(np.float32)
     y = patches[:, 0].mean(axis=(1, 2, 3)) + 1.0
     mapped = _memmap(tmp_path, "patches", patches)
     params = dict(
-        conv_channels=(4,), hidden=8, max_epochs=2, batch_size=16, lr=0.01,
+        width=4, depth=1, head_width=8, max_epochs=2, batch_size=16, lr=0.01,
         validation_fraction=None, device="cpu", random_state=0,
     )  # fmt: skip
     in_memory = SpatioTemporalRegressor(**params).fit(patches, y)
     streamed = SpatioTemporalRegressor(**params).fit(mapped, y)
     assert_array_equal(streamed.predict(mapped), in_memory.predict(patches))
+
 
 def test_memmap_with_nan_names_the_rows(tmp_path):
     X = np.ones((50, 4), dtype=np.float32)
@@ -229,10 +243,12 @@ def test_memmap_with_nan_names_the_rows(tmp_path):
     with pytest.raises(ValueError, match="'spectra' contains infinity"):
         NetRegressor(**FAST).fit(MultiInput(spectra=spectra), np.zeros(50))
 
+
 def test_complex_memmap_is_rejected(tmp_path):
     Xm = _memmap(tmp_path, "complex", np.ones((20, 3), dtype=np.complex64))
     with pytest.raises(ValueError, match="Complex data not supported"):
         NetRegressor(**FAST).fit(Xm, np.zeros(20))
+
 
 def test_memmap_of_wrong_shape_at_predict(table, tmp_path):
     X, Xm, y = table
@@ -240,6 +256,7 @@ def test_memmap_of_wrong_shape_at_predict(table, tmp_path):
     wrong = _memmap(tmp_path, "wrong", np.ones((5, 7), dtype=np.float32))
     with pytest.raises(ValueError, match="7 features"):
         reg.predict(wrong)
+
 
 def test_nan_at_predict_names_the_first_row(table, tmp_path):
     # Prediction checks NaN/inf batch by batch (in memory and on disk).

@@ -93,7 +93,10 @@ def test_optuna_trials_in_parallel_processes(blobs):
     search = OptunaSearchCV(
         NetClassifier(**{**FAST, "max_epochs": 3}),
         {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
-        n_trials=6, cv=2, n_jobs=2, random_state=0,
+        n_trials=6,
+        cv=2,
+        n_jobs=2,
+        random_state=0,
     ).fit(X, y)
     assert 6 <= search.n_trials_ <= 7
     assert isinstance(search.study_._storage, InMemoryStorage)
@@ -108,9 +111,12 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 
@@ -146,11 +152,18 @@ def test_dask_gridsearch_and_compare(blobs, client, tmp_path):
         ).fit(X, y)
         df = compare_variants(
             {"a": probe_net(""), "b": probe_net("").set_params(lr=0.05)},
-            X, y, cv=2, n_jobs=2, scoring="accuracy",
+            X,
+            y,
+            cv=2,
+            n_jobs=2,
+            scoring="accuracy",
         )
     sequential = compare_variants(
         {"a": probe_net(""), "b": probe_net("").set_params(lr=0.05)},
-        X, y, cv=2, scoring="accuracy",
+        X,
+        y,
+        cv=2,
+        scoring="accuracy",
     )
     np.testing.assert_array_equal(df["value"], sequential["value"])
     assert search.cv_results_["mean_test_score"].shape == (2,)
@@ -163,8 +176,12 @@ def test_dask_optuna_search(blobs, client):
     X, y = blobs
     with joblib.parallel_config(backend="dask"):
         search = OptunaSearchCV(
-            LogisticRegression(), {"C": FloatDistribution(1e-2, 10, log=True)},
-            n_trials=4, cv=2, n_jobs=2, random_state=0,
+            LogisticRegression(),
+            {"C": FloatDistribution(1e-2, 10, log=True)},
+            n_trials=4,
+            cv=2,
+            n_jobs=2,
+            random_state=0,
         ).fit(X, y)
     assert search.n_trials_ >= 4
 
@@ -177,8 +194,9 @@ def test_dask_worker_without_the_package_is_named(blobs, client):
         with pytest.raises(RuntimeError, match="1 of 2 Dask workers") as info:
             check_dask_workers(client)
         assert worker in str(info.value)
-        with joblib.parallel_config(backend="dask"), pytest.raises(
-            RuntimeError, match=worker
+        with (
+            joblib.parallel_config(backend="dask"),
+            pytest.raises(RuntimeError, match=worker),
         ):
             compare_variants({"lr": LogisticRegression()}, X, y, cv=2, n_jobs=2)
     finally:

@@ -233,7 +233,7 @@ def test_exoplanet_folder(tmp_path):
     model = make_pipeline(
         InputTransformer({"spectra": NDStandardScaler(), "aux": StandardScaler()}),
         skestimators.SpectraAuxClassifier(
-            width=8, aux_units=(4,), head_units=8, **FAST
+            width=8, aux_width=4, aux_depth=1, head_width=8, **FAST
         ),
     ).fit(X, y)
     path = skestimators.save(model, tmp_path / "exo.joblib", training_data=(X, y))
@@ -291,7 +291,8 @@ def test_image_folder_with_an_unreadable_image(tmp_path):
 
 def test_rasters_are_mapped_to_geotiff(tmp_path):
     rasterio = pytest.importorskip("rasterio")
-    from skestimators.datasets import make_soc, make_soc_rasters, predict_raster
+    from skestimators.datasets import make_soc, make_soc_rasters
+    from skestimators.mapping import predict_raster
 
     X, y, _ = make_soc(60, n_years=2, window=3, grid_shape=(24, 24), random_state=0)
     model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y)

@@ -12,8 +12,8 @@ from skestimators.datasets import (
     extract_patches,
     make_soc,
     make_soc_rasters,
-    predict_raster,
 )
+from skestimators.mapping import predict_raster
 from skestimators.preprocessing import quantile_balanced_weights
 
 rasterio = pytest.importorskip("rasterio")

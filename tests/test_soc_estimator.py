@@ -14,8 +14,8 @@ from skestimators.datasets import (
     extract_patches,
     make_soc,
     make_soc_rasters,
-    predict_raster,
 )
+from skestimators.mapping import predict_raster
 from skestimators.metrics import regression_scorers
 from skestimators.model_selection import (
     BufferedKFold,
@@ -23,11 +23,11 @@ from skestimators.model_selection import (
     compare_variants,
     repeated_cv,
 )
-from skestimators.preprocessing import quantile_balanced_weights
-from skestimators.recipes import PatchStatistics, soc_baseline_pipeline, soc_pipeline
+from skestimators.preprocessing import PatchStatistics, quantile_balanced_weights
+from skestimators.recipes import soc_baseline_pipeline, soc_pipeline
 
 TINY = dict(
-    conv_channels=(4,), hidden=8, max_epochs=3, batch_size=16, lr=0.01,
+    width=4, depth=1, head_width=8, max_epochs=3, batch_size=16, lr=0.01,
     validation_fraction=None, device="cpu", random_state=0,
 )  # fmt: skip
 NET = "regressor__spatiotemporalregressor__"
@@ -57,8 +57,8 @@ def _log_zscore(regressor):
     )
 
 
-def tiny_recipe(architecture="cnn_lstm"):
-    model = soc_pipeline(architecture, random_state=0, device="cpu")
+def tiny_recipe(module="cnn_lstm"):
+    model = soc_pipeline(module, random_state=0, device="cpu")
     return model.set_params(**{NET + k: v for k, v in TINY.items()})
 
 
@@ -68,8 +68,8 @@ def tiny_recipe(architecture="cnn_lstm"):
     [
         {},
         {"bidirectional": True, "lstm_layers": 2},
-        {"architecture": "pooled"},
-        {"architecture": "pooled", "pooling": "concat", "conv_channels": (4, 4)},
+        {"module": "pooled"},
+        {"module": "pooled", "pooling": "concat", "width": 4, "depth": 2},
     ],
 )
 def test_shapes_and_fitted_attributes(soc, params):
@@ -82,7 +82,7 @@ def test_shapes_and_fitted_attributes(soc, params):
     assert two.predict(X[:5]).shape == (5, 2)
 
 
-def test_architecture_builds_the_seed_modules(soc):
+def test_architecture_builds_cnn_lstm_or_pooled_cnn(soc):
     X, y, _ = soc
     lstm = SpatioTemporalRegressor(**TINY, bidirectional=True).fit(X[:32], y[:32])
     module = lstm.net_.module_
@@ -115,10 +115,10 @@ def test_rejects_inputs_that_are_not_5d(soc):
 
 def test_parameters_are_validated(soc):
     X, y, _ = soc
-    with pytest.raises(ValueError, match="architecture"):
+    with pytest.raises(ValueError, match="'module' parameter"):
         SpatioTemporalRegressor("transformer").fit(X, y)
-    with pytest.raises(ValueError, match="conv_channels"):
-        SpatioTemporalRegressor(**{**TINY, "conv_channels": ()}).fit(X, y)
+    with pytest.raises(ValueError, match="depth"):
+        SpatioTemporalRegressor(**{**TINY, "depth": 0}).fit(X, y)
 
 
 # -- losses ----------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def test_transformed_target_regressor_with_sample_weight(soc, estimator):
         X = X.reshape(len(X), -1)
         reg = NetRegressor(
             max_epochs=3, lr=0.01, validation_fraction=None, device="cpu",
-            random_state=0, module_params={"hidden_units": (8,)},
+            random_state=0, module_params={"width": 8},
         )  # fmt: skip
     else:
         reg = SpatioTemporalRegressor(**TINY)
@@ -206,7 +206,7 @@ def test_recipe_target_transforms(soc, transform):
     assert isinstance(model, Pipeline) == (transform is None)
     with pytest.raises(ValueError, match="target_transform"):
         soc_pipeline(target_transform="sqrt")
-    with pytest.raises(ValueError, match="architecture"):
+    with pytest.raises(ValueError, match="module must be one of"):
         soc_pipeline("transformer")
 
 
@@ -269,7 +269,13 @@ def test_repeated_cv_tidy_output(soc):
     )  # fmt: skip
     assert list(scores.columns) == ["repeat", "fold", "metric", "value", "fit_time"]
     assert len(scores) == 3 * 3 * 5
-    assert list(summary.index) == ["r2", "neg_rmse", "neg_mae", "rpiq", "seed"]
+    assert list(summary.index) == [
+        "r2",
+        "neg_root_mean_squared_error",
+        "neg_mean_absolute_error",
+        "rpiq",
+        "seed",
+    ]
     seeds = scores[scores["metric"] == "seed"].groupby("repeat")["value"]
     assert (seeds.nunique() == 1).all() and seeds.first().nunique() == 3
     r2 = scores.loc[scores["metric"] == "r2", "value"]

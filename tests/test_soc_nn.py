@@ -1,4 +1,4 @@
-"""Composite losses and the CNN-LSTM / pooled-CNN modules of the SOC seed."""
+"""Composite losses and the CNN-LSTM / pooled-CNN modules for soil organic carbon."""
 
 import numpy as np
 import pytest
@@ -96,12 +96,12 @@ def test_loss_backward():
 @pytest.mark.parametrize(
     "module",
     [
-        lambda shape: CNNLSTM(shape, 2, conv_channels=(4, 8), lstm_hidden=6),
+        lambda shape: CNNLSTM(shape, 2, width=4, depth=2, head_width=6),
         lambda shape: CNNLSTM(
-            shape, 2, conv_channels=(4,), lstm_layers=2, bidirectional=True
+            shape, 2, width=4, depth=1, lstm_layers=2, bidirectional=True
         ),
-        lambda shape: PooledCNN(shape, 2, conv_channels=(4, 8), hidden=6),
-        lambda shape: PooledCNN(shape, 2, conv_channels=(4, 8), pooling="concat"),
+        lambda shape: PooledCNN(shape, 2, width=4, depth=2, head_width=6),
+        lambda shape: PooledCNN(shape, 2, width=4, depth=2, pooling="concat"),
     ],
 )
 def test_forward_shape_and_backward(module, window):
@@ -118,8 +118,8 @@ def test_year_order_matters_to_lstm_not_to_mean_pooling():
     torch.manual_seed(0)
     x = torch.randn(4, 3, 5, 5, 6)
     reversed_years = x.flip(-1)
-    lstm = CNNLSTM((3, 5, 5, 6), conv_channels=(4, 8), lstm_hidden=8).eval()
-    pooled = PooledCNN((3, 5, 5, 6), conv_channels=(4, 8)).eval()
+    lstm = CNNLSTM((3, 5, 5, 6), width=4, depth=2, head_width=8).eval()
+    pooled = PooledCNN((3, 5, 5, 6), width=4, depth=2).eval()
     with torch.no_grad():
         assert not torch.allclose(lstm(x), lstm(reversed_years))
         torch.testing.assert_close(pooled(x), pooled(reversed_years))
@@ -143,7 +143,7 @@ def test_cnn_lstm_learns_on_the_simulator():
     target = torch.from_numpy((np.log(y) - np.log(y).mean()) / np.log(y).std())
     target = target.float()[:, None]
     torch.manual_seed(0)
-    net = CNNLSTM(X.shape[1:], conv_channels=(8, 16), lstm_hidden=16, dropout=0.0)
+    net = CNNLSTM(X.shape[1:], width=8, depth=2, head_width=16, dropout=0.0)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     loss_fn = get_loss("composite_l2", 0.5, 3.0)
     losses = []

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
+from sklearn.metrics import get_scorer, root_mean_squared_error
 from sklearn.model_selection import (
     GridSearchCV,
     KFold,
@@ -20,13 +21,7 @@ from sklearn.model_selection import (
 from threadpoolctl import threadpool_limits
 
 from skestimators.datasets import make_soc
-from skestimators.metrics import (
-    regression_scorers,
-    rmse,
-    rmse_scorer,
-    rpiq,
-    rpiq_scorer,
-)
+from skestimators.metrics import regression_scorers, rpiq_score, rpiq_scorer
 from skestimators.model_selection import (
     BufferedKFold,
     SpatialBlockKFold,
@@ -261,30 +256,32 @@ def test_rmse_and_rpiq_match_hand_computation():
     y_true = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
     y_pred = np.array([1.5, 2.0, 2.0, 4.0, 9.0])
     expected_rmse = np.sqrt(np.mean((y_true - y_pred) ** 2))
-    assert rmse(y_true, y_pred) == pytest.approx(expected_rmse)
+    assert root_mean_squared_error(y_true, y_pred) == pytest.approx(expected_rmse)
     iqr = np.percentile(y_true, 75) - np.percentile(y_true, 25)
-    assert rpiq(y_true, y_pred) == pytest.approx(iqr / expected_rmse)
+    assert rpiq_score(y_true, y_pred) == pytest.approx(iqr / expected_rmse)
     # Unit weights change nothing; integer weights act on the RMSE.
-    assert rpiq(y_true, y_pred, sample_weight=np.ones(5)) == pytest.approx(
-        rpiq(y_true, y_pred)
+    assert rpiq_score(y_true, y_pred, sample_weight=np.ones(5)) == pytest.approx(
+        rpiq_score(y_true, y_pred)
     )
     w = np.array([1.0, 1.0, 1.0, 1.0, 3.0])
     w_rmse = np.sqrt(np.average((y_true - y_pred) ** 2, weights=w))
-    assert rmse(y_true, y_pred, sample_weight=w) == pytest.approx(w_rmse)
-    assert rpiq(y_true, y_true) == np.inf
+    assert root_mean_squared_error(y_true, y_pred, sample_weight=w) == pytest.approx(
+        w_rmse
+    )
+    assert rpiq_score(y_true, y_true) == np.inf
 
 
 def test_rpiq_multioutput():
     rng = np.random.default_rng(0)
     y_true = rng.normal(size=(50, 2)) * [1.0, 5.0]
     y_pred = y_true + rng.normal(size=(50, 2))
-    raw = rpiq(y_true, y_pred, multioutput="raw_values")
+    raw = rpiq_score(y_true, y_pred, multioutput="raw_values")
     assert raw.shape == (2,)
-    assert raw[0] == pytest.approx(rpiq(y_true[:, 0], y_pred[:, 0]))
-    assert rpiq(y_true, y_pred) == pytest.approx(raw.mean())
-    assert rpiq(y_true, y_pred, multioutput=[0.0, 1.0]) == pytest.approx(raw[1])
+    assert raw[0] == pytest.approx(rpiq_score(y_true[:, 0], y_pred[:, 0]))
+    assert rpiq_score(y_true, y_pred) == pytest.approx(raw.mean())
+    assert rpiq_score(y_true, y_pred, multioutput=[0.0, 1.0]) == pytest.approx(raw[1])
     with pytest.raises(ValueError, match="multioutput"):
-        rpiq(y_true, y_pred, multioutput="bogus")
+        rpiq_score(y_true, y_pred, multioutput="bogus")
 
 
 def test_scorers_in_cross_validate(soc):
@@ -294,12 +291,12 @@ def test_scorers_in_cross_validate(soc):
     result = cross_validate(
         Ridge(), features, y, cv=cv, groups=coords, scoring=regression_scorers()
     )
-    assert (result["test_neg_rmse"] < 0).all()
+    assert (result["test_neg_root_mean_squared_error"] < 0).all()
     assert (result["test_rpiq"] > 0).all()
     model = Ridge().fit(features, y)
-    assert rmse_scorer(model, features, y) == pytest.approx(
-        -rmse(y, model.predict(features))
+    assert get_scorer("neg_root_mean_squared_error")(model, features, y) == (
+        pytest.approx(-root_mean_squared_error(y, model.predict(features)))
     )
     assert rpiq_scorer(model, features, y) == pytest.approx(
-        rpiq(y, model.predict(features))
+        rpiq_score(y, model.predict(features))
     )

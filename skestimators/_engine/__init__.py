@@ -2,10 +2,18 @@
 
 from skorch.callbacks import Callback
 
-from ._base import COMMON_CONSTRAINTS, BaseNet, instantiate_module
+from ._base import COMMON_CONSTRAINTS, BaseNet
 from ._config import EngineConfig, TargetOptions
+from ._device import resolve_device, torch_threads
 from ._docs import fill_doc
 from ._lazy import LazyRows, check_memmap, scale_uint8
+from ._modules import instantiate_module
+from ._targets import (
+    class_weight_samples,
+    encode_classification,
+    encode_regression,
+    target_names,
+)
 
 __all__ = [
     "BaseNet",
@@ -15,7 +23,13 @@ __all__ = [
     "TargetOptions",
     "LazyRows",
     "check_memmap",
+    "class_weight_samples",
+    "encode_classification",
+    "encode_regression",
     "fill_doc",
     "instantiate_module",
+    "resolve_device",
     "scale_uint8",
+    "target_names",
+    "torch_threads",
 ]

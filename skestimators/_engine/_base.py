@@ -6,7 +6,7 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 ``_prepare_targets(y, *, fitting, n_samples, classes)``
     validate ``y`` and return ``(y_tensor, head_groups, n_outputs, y_strat)``;
 ``_make_module(input_shape, n_outputs)``
-    build the ``torch.nn.Module`` (default: ``module`` / ``module_params``);
+    build the ``torch.nn.Module`` from the estimator's ``module`` parameter;
 ``_prepare_X(X, *, reset, finite)``
     domain conversion of ``X`` before the generic checks (images, patches);
     ``finite=False`` (prediction) leaves NaN/inf to the per-batch check;
@@ -18,8 +18,6 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 
 from __future__ import annotations
 
-import copy
-import inspect
 import math
 import numbers
 import os
@@ -51,7 +49,9 @@ from ._config import (
     validation_indices,
 )
 from ._device import amp_dtype, autocast, resolve_device, torch_threads
+from ._divergence import advice, finite_state, training_state
 from ._heads import HeadsLoss
+from ._modules import _shapes
 from ._skorch import EngineNet, NonFiniteLoss, SplitData, _concat
 from ._targets import to_dict_groups
 from ._validation import (
@@ -91,35 +91,6 @@ COMMON_CONSTRAINTS = {
 }
 
 
-def instantiate_module(module, module_params, input_shape, n_outputs, default):
-    """Build the network from a class, an instance, or None (``default``)."""
-    params = dict(module_params or {})
-    if module is None:
-        module = default
-    if isinstance(module, torch.nn.Module):
-        if params:
-            raise ValueError(
-                "module_params can only be used with a module class, not an "
-                "instance; configure the instance directly."
-            )
-        return copy.deepcopy(module)
-    if not (isinstance(module, type) and issubclass(module, torch.nn.Module)):
-        raise TypeError(
-            f"module must be a torch.nn.Module subclass or instance, got {module!r}."
-        )
-    accepted = inspect.signature(module.__init__).parameters
-    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    for name, value in (("input_shape", input_shape), ("n_outputs", n_outputs)):
-        if (name in accepted or takes_kwargs) and name not in params:
-            params[name] = value
-    try:
-        return module(**params)
-    except TypeError as exc:
-        raise TypeError(
-            f"Could not build {module.__name__}(**{params}): {exc}"
-        ) from None
-
-
 def _tensors(X):
     if isinstance(X, dict):
         return {k: to_tensor(v) for k, v in X.items()}
@@ -127,21 +98,64 @@ def _tensors(X):
 
 
 class BaseNet(BaseEstimator):
-    """Shared plumbing; not public. Subclasses define ``__init__`` explicitly."""
+    """The training parameters and the fit/predict plumbing of every network.
+
+    Not public. Like scikit-learn's ``BaseHistGradientBoosting``, it takes the
+    training parameters shared by every network estimator through
+    ``super().__init__``; each public estimator declares all of its own
+    parameters, these included, in its own ``__init__`` signature, and its
+    ``_parameter_constraints`` extend :data:`COMMON_CONSTRAINTS` without
+    removing any.
+    """
 
     _parameter_constraints: dict = dict(COMMON_CONSTRAINTS)
-    _default_module = None
+
+    def __init__(
+        self,
+        *,
+        max_epochs,
+        batch_size,
+        lr,
+        optimizer,
+        weight_decay,
+        lr_scheduler,
+        lr_scheduler_params,
+        early_stopping,
+        validation_fraction,
+        validation_cv,
+        patience,
+        tol,
+        gradient_clip,
+        device,
+        amp,
+        warm_start,
+        random_state,
+        verbose,
+        callbacks,
+        checkpoint,
+    ):
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_params = lr_scheduler_params
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.validation_cv = validation_cv
+        self.patience = patience
+        self.tol = tol
+        self.gradient_clip = gradient_clip
+        self.device = device
+        self.amp = amp
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint = checkpoint
 
     # -- hooks for subclasses ----------------------------------------------------------
-    def _make_module(self, input_shape, n_outputs):
-        return instantiate_module(
-            self.module,
-            self.module_params,
-            input_shape,
-            n_outputs,
-            self._default_module,
-        )
-
     # -- fitting -----------------------------------------------------------------------
     def _prepare_X(self, X, *, reset, finite=True):
         """Domain-specific conversion and validation of ``X`` before the generic
@@ -262,7 +276,7 @@ class BaseNet(BaseEstimator):
             snapshot = None
             epochs = 1 if partial else config.max_epochs
             if continuing:
-                snapshot = _snapshot(self.net_)
+                snapshot = training_state(self.net_)
             else:
                 save = None
                 if store is not None:
@@ -306,7 +320,7 @@ class BaseNet(BaseEstimator):
         early = dict(net.callbacks_).get("early_stopping")
         best = None if early is None else early.best_model_weights_
         where = f"epoch {exc.epoch}, batch {exc.batch}"
-        if best is not None and _finite_state(best):
+        if best is not None and finite_state(best):
             net.module_.load_state_dict(best)
             early.stopped_ = True  # training is over: a checkpoint says so
             net.notify("on_train_end")
@@ -314,7 +328,7 @@ class BaseNet(BaseEstimator):
                 f"{config.name}: the training loss became {exc.value} at {where}; "
                 f"training stopped there and the weights of epoch "
                 f"{early.best_epoch_} (lowest validation loss) were restored. "
-                + _advice(config),
+                + advice(config),
                 ConvergenceWarning,
                 stacklevel=5,
             )
@@ -337,7 +351,7 @@ class BaseNet(BaseEstimator):
         )
         raise TrainingDivergedError(
             f"{config.name} training diverged: the training loss became "
-            f"{exc.value} at {where}.{fallback} {_advice(config)} {state}",
+            f"{exc.value} at {where}.{fallback} {advice(config)} {state}",
             epoch=exc.epoch,
             batch=exc.batch,
         ) from None
@@ -517,34 +531,6 @@ class BaseNet(BaseEstimator):
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
 
 
-def _snapshot(net):
-    """What a continuing fit restores if its training diverges."""
-    return {
-        "module": copy.deepcopy(net.module_.state_dict()),
-        "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
-        "n_history": len(net.history),
-    }
-
-
-def _finite_state(state_dict):
-    return all(
-        bool(torch.isfinite(t).all())
-        for t in state_dict.values()
-        if torch.is_tensor(t) and t.is_floating_point()
-    )
-
-
-def _advice(config):
-    tips = [f"a lower learning rate (lr={config.lr:g} now)"]
-    if config.gradient_clip is None:
-        tips.append("gradient clipping (gradient_clip=1.0)")
-    if config.amp is not None:
-        tips.append("full precision (amp=None)")
-    if len(tips) == 1:
-        return f"Try {tips[0]}."
-    return f"Try {', '.join(tips[:-1])} or {tips[-1]}."
-
-
 def _nonfinite_rows(output, start):
     """Positions (offset by ``start``) of the rows of ``output`` that are not finite."""
     tensors = output.values() if isinstance(output, dict) else [output]
@@ -582,9 +568,3 @@ def _to(value, device, float_=False):
         return {k: _to(v, device, float_) for k, v in value.items()}
     value = value.to(device)
     return value.float() if float_ and value.is_floating_point() else value
-
-
-def _shapes(batch):
-    if isinstance(batch, dict):
-        return {k: tuple(v.shape) for k, v in batch.items()}
-    return tuple(batch.shape)

@@ -8,12 +8,12 @@ max_epochs : int, default={max_epochs}
         1024 samples, fewer for large samples; at least ``batch_size``).
     lr : float, default={lr}
         Learning rate of the optimizer.
-    optimizer : {{"adam", "adamw", "sgd", "rmsprop"}} or torch.optim class, \
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch.optim class, \
 default="adam"
         The optimizer.
     weight_decay : float, default=0.0
         L2 penalty (decoupled for ``"adamw"``).
-    lr_scheduler : {{"cosine", "step", "plateau", "onecycle"}}, torch scheduler \
+    lr_scheduler : {"cosine", "step", "plateau", "onecycle"}, torch scheduler \
 class or None, default=None
         Learning-rate schedule; ``"plateau"`` follows the validation loss.
     lr_scheduler_params : dict or None, default=None
@@ -39,7 +39,7 @@ class or None, default=None
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU; ``"cpu"``,
         ``"cuda"``, ``"cuda:1"`` ... are used as given.
-    amp : {{"bf16", "fp16"}} or None, default=None
+    amp : {"bf16", "fp16"} or None, default=None
         Mixed precision: autocast to bfloat16 or float16 (with gradient
         scaling) on the GPU; ``"bf16"`` also works on recent CPUs.
     warm_start : bool, default=False
@@ -87,13 +87,20 @@ net_ : skorch.NeuralNet
         Column names of a DataFrame ``X``."""
 
 
-def fill_doc(**extra):
-    """Class decorator filling ``{training_params}`` and ``{fitted_attrs}``."""
+def fill_doc(**defaults):
+    """Class decorator replacing ``{training_params}`` and ``{fitted_attrs}``.
+
+    ``defaults`` are the estimator's own ``max_epochs``, ``batch_size`` and
+    ``lr`` (see the glossary for why they differ). Plain text replacement,
+    not ``str.format``: docstrings keep single braces.
+    """
 
     def decorate(cls):
-        cls.__doc__ = cls.__doc__.format(
-            training_params=TRAINING_PARAMS.format(**extra),
-            fitted_attrs=FITTED_ATTRS,
+        training = TRAINING_PARAMS
+        for name, value in defaults.items():
+            training = training.replace("{" + name + "}", str(value))
+        cls.__doc__ = cls.__doc__.replace("{training_params}", training).replace(
+            "{fitted_attrs}", FITTED_ATTRS
         )
         return cls
 

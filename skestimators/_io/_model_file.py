@@ -100,7 +100,7 @@ def versions() -> dict:
     import sklearn
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "skestimators": __version__,

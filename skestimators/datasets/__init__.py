@@ -3,15 +3,21 @@
 from ._exoplanet import load_exoplanet, make_exoplanet
 from ._galaxy_morphology import GALAXY_CLASSES
 from ._galaxy_sim import make_galaxy_classes, make_galaxy_zoo
+from ._galaxy_zoo import _read_image as _read_image
 from ._galaxy_zoo import (
     load_galaxy_zoo,
     write_galaxy_zoo_folder,
     write_galaxy_zoo_submission,
 )
-from ._mapping import predict_raster
 from ._rasters import NodataWarning, extract_patches
+from ._rasters import _check_positive_int as _check_positive_int
+from ._rasters import _check_window as _check_window
+from ._rasters import _cut_patches as _cut_patches
+from ._rasters import _RasterStack as _RasterStack
 from ._soc import make_soc, make_soc_rasters
 
+# Names imported "as" themselves are not public (not in __all__): the raster
+# reading of skestimators.mapping and the image reading of skestimators.scoring.
 __all__ = [
     "GALAXY_CLASSES",
     "NodataWarning",
@@ -23,7 +29,6 @@ __all__ = [
     "make_galaxy_zoo",
     "make_soc",
     "make_soc_rasters",
-    "predict_raster",
     "write_galaxy_zoo_folder",
     "write_galaxy_zoo_submission",
 ]

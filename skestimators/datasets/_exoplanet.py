@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from .._multiinput import MultiInput
-from ..preprocessing._physics import (
+from ..preprocessing import (
     AUX_COLUMNS,
     WATER_BANDS_UM,
     equilibrium_temperature,
@@ -128,7 +128,7 @@ def load_exoplanet(
     ----------
     path : str or path-like, default=None
         The folder. ``None`` loads the copy bundled with the package: 2,400 of
-        the 3,000 labelled planets of the challenge.
+        the 3,000 labelled planets of the challenge [1]_.
 
     Returns
     -------
@@ -152,6 +152,12 @@ def load_exoplanet(
     See Also
     --------
     make_exoplanet : Simulated spectra with the same structure.
+
+    References
+    ----------
+    .. [1] R. Tavenard, "Home assignment (2026)", Deep Learning course,
+       EDHEC, 2026; data from a CNES challenge on the automatic analysis of
+       spectra, licence CC BY-NC-SA (see :ref:`data_credits`).
 
     Examples
     --------

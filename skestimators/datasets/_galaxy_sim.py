@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..nn._galaxy_tree import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
 from ._galaxy_morphology import (
     ARTIFACT,
     DISK,
@@ -211,7 +211,8 @@ def make_galaxy_zoo(
     --------
     make_galaxy_classes : Images with Galaxy Zoo 1 style labels.
     write_galaxy_zoo_folder : The same galaxies in the Kaggle folder layout.
-    skestimators.metrics.galaxy_zoo_rmse : The challenge metric.
+    skestimators.metrics.galaxy_zoo_root_mean_squared_error : The challenge
+        metric.
 
     Examples
     --------

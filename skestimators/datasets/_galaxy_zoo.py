@@ -12,7 +12,7 @@ from joblib import Parallel, delayed
 from PIL import Image, UnidentifiedImageError
 from sklearn.utils import Bunch
 
-from ..nn._galaxy_tree import GALAXY_ZOO_COLUMNS
+from ..galaxy_zoo import GALAXY_ZOO_COLUMNS
 from ._galaxy_render import _render
 from ._galaxy_sim import _check_int, _simulate
 
@@ -249,7 +249,7 @@ def write_galaxy_zoo_submission(y_pred, ids, path, *, template=None) -> Path:
     See Also
     --------
     load_galaxy_zoo : Load the images to predict.
-    skestimators.metrics.project_galaxy_zoo : Make predictions obey the tree.
+    skestimators.galaxy_zoo.project_galaxy_zoo : Make predictions obey the tree.
 
     Examples
     --------

@@ -221,7 +221,7 @@ def extract_patches(
 
     See Also
     --------
-    skestimators.datasets.predict_raster : Map a model over the whole grid with
+    skestimators.mapping.predict_raster : Map a model over the whole grid with
         the same patch code.
 
     Examples

@@ -288,7 +288,7 @@ def make_soc_rasters(
     --------
     make_soc : Sample patches and SOC from the same world.
     skestimators.datasets.extract_patches : Cut patches from these files.
-    skestimators.datasets.predict_raster : Map a fitted model over them.
+    skestimators.mapping.predict_raster : Map a fitted model over them.
 
     Examples
     --------

@@ -11,7 +11,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from .._engine._targets import target_names
+from .._engine import target_names
 
 __all__ = ["SoftVotingClassifier"]
 

@@ -7,17 +7,16 @@ import pandas as pd
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 
-from .._engine import TargetOptions, fill_doc
-from .._engine._targets import encode_regression
-from ..metrics._galaxy import _as_targets
-from ..nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, LOSS_NAMES
+from .._engine import BaseNet, TargetOptions, encode_regression, fill_doc
+from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, _as_targets
+from ..nn import LOSS_NAMES
+from ._base import _RegressorNet
 from ._image import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
-from ._net import NetRegressor
 
 
 @fill_doc(max_epochs=30, batch_size=64, lr=0.001)
 @_image_doc
-class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
+class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
     """Convolutional network predicting the 37 Galaxy Zoo vote fractions.
 
     ``X`` holds galaxy images as ``(n, channels, height, width)``,
@@ -25,34 +24,41 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
     channel); ``uint8`` pixels are scaled to [0, 1], other dtypes are used
     as they are. ``y`` holds the answers of the Kaggle Galaxy Challenge
     (2014): a DataFrame with the columns ``Class1.1`` ... ``Class11.6`` (in
-    any order) or an array of shape ``(n, 37)`` in that order.
+    any order) or an array of shape ``(n, 37)`` in that order. They are the
+    vote fractions of the Galaxy Zoo 2 volunteers for each answer of its
+    decision tree [2]_, weighted down the tree.
 
     The network is :class:`~skestimators.nn.GalaxyCNN` or
     :class:`~skestimators.nn.GalaxyResNet` with the Galaxy Zoo output layer
     (:class:`~skestimators.nn.GalaxyZooConstraint`), so that every
     question's predicted answers sum to the answer leading to it, and it is
     trained with the squared error of these constrained outputs (the
-    challenge metric is its root). The vote fractions do not change when a
-    galaxy is rotated or mirrored, so training batches are augmented with
-    all eight dihedral transforms plus small shifts and zooms, and ``tta``
-    averages predictions over dihedral views.
+    challenge metric is its root), as in the winning solution of the
+    challenge [1]_. The vote fractions do not change when a galaxy is
+    rotated or mirrored, so training batches are augmented with all eight
+    dihedral transforms plus small shifts and zooms, and ``tta`` averages
+    predictions over dihedral views; [1]_ exploits the same symmetry with
+    rotated and flipped views, in training and at test time.
 
     Parameters
     ----------
-    backbone : {{"galaxycnn", "resnet"}}, default="galaxycnn"
-        ``"galaxycnn"``: convolution, batch normalisation, ReLU and max
-        pooling blocks, then a dense layer (the network of the original
-        report); ``"resnet"``: residual stages and global average pooling.
-    constraint : {{"divisive", "softmax", "none"}}, default="divisive"
+    module : {"galaxycnn", "resnet"} or torch.nn.Module class, default="galaxycnn"
+        The network. ``"galaxycnn"``: convolution, batch normalisation, ReLU
+        and max pooling blocks, then a dense layer (a plain VGG-style
+        network); ``"resnet"``: residual stages and
+        global average pooling (any image size). A ``torch.nn.Module`` class
+        is built with ``input_shape`` and ``n_outputs`` when its constructor
+        takes them.
+    constraint : {"divisive", "softmax", "none"}, default="divisive"
         Output layer. ``"divisive"`` rectifies the outputs and normalises
-        each question (the winning solution's layer), ``"softmax"`` applies
+        each question (the output layer of [1]_), ``"softmax"`` applies
         a softmax per question, both followed by the multiplication down the
         tree; ``"none"`` keeps raw linear outputs, which need not obey the
-        tree (:func:`~skestimators.metrics.project_galaxy_zoo` can project
+        tree (:func:`~skestimators.galaxy_zoo.project_galaxy_zoo` can project
         them afterwards).
     {image_params}
     {shift_tta_params}
-    loss : {{"mse", "l1", "huber", "composite_l1", "composite_l2"}}, default="mse"
+    loss : {"mse", "l1", "huber", "composite_l1", "composite_l2"}, default="mse"
         Element-wise loss of the constrained outputs (the composite losses
         with their default ``loss_alpha=0.5`` and ``sigma=3.0``, see
         :func:`skestimators.nn.elementwise_loss`).
@@ -71,8 +77,10 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
     See Also
     --------
     ImageClassifier : The same networks for class labels.
-    skestimators.metrics.galaxy_zoo_rmse : The challenge metric.
-    skestimators.metrics.galaxy_zoo_scorer : Scorer for searches.
+    skestimators.metrics.galaxy_zoo_root_mean_squared_error : The challenge
+        metric.
+    skestimators.metrics.neg_galaxy_zoo_root_mean_squared_error_scorer : Scorer
+        for searches.
     skestimators.datasets.load_galaxy_zoo : Loads the Kaggle images.
 
     Notes
@@ -81,32 +89,36 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
     challenge metric) and one ``valid_Q<k>_rmse`` per question (over its
     answers); the RMSE and R² of every answer are kept in ``net_.history``.
 
+    References
+    ----------
+    .. [1] S. Dieleman, K. W. Willett and J. Dambre, "Rotation-invariant
+       convolutional neural networks for galaxy morphology prediction",
+       MNRAS 450, 1441-1459, 2015.
+    .. [2] K. W. Willett et al., "Galaxy Zoo 2: detailed morphological
+       classifications for 304,122 galaxies from the Sloan Digital Sky
+       Survey", MNRAS 435, 2835-2860, 2013.
+
     Examples
     --------
     >>> from skestimators import GalaxyZooRegressor
     >>> from skestimators.datasets import make_galaxy_zoo
-    >>> from skestimators.metrics import galaxy_zoo_rmse
+    >>> from skestimators.metrics import galaxy_zoo_root_mean_squared_error
     >>> X, y = make_galaxy_zoo(80, size=16, random_state=0)
-    >>> reg = GalaxyZooRegressor(width=4, depth=2, hidden=16, max_epochs=2,
+    >>> reg = GalaxyZooRegressor(width=4, depth=2, head_width=16, max_epochs=2,
     ...                          device="cpu", random_state=0).fit(X, y)
     >>> y_pred = reg.set_params(tta=4).predict(X)
     >>> y_pred.shape
     (80, 37)
     >>> bool(abs(y_pred[:, :3].sum(1) - 1).max() < 1e-5)  # Q1 sums to 1
     True
-    >>> galaxy_zoo_rmse(y, y_pred) < 0.3
+    >>> galaxy_zoo_root_mean_squared_error(y, y_pred) < 0.3
     True
     >>> list(reg.history_.columns[:3])
     ['train_loss', 'valid_loss', 'dur']
     """
 
     _parameter_constraints = {
-        **{
-            k: v
-            for k, v in NetRegressor._parameter_constraints.items()
-            if k
-            not in ("module", "module_params", "loss_alpha", "sigma", "target_weights")
-        },
+        **BaseNet._parameter_constraints,
         **IMAGE_CONSTRAINTS,
         "constraint": [StrOptions({"divisive", "softmax", "none"})],
         "loss": [StrOptions(set(LOSS_NAMES))],
@@ -114,12 +126,12 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
 
     def __init__(
         self,
-        backbone="galaxycnn",
+        module="galaxycnn",
         *,
         constraint="divisive",
         width=32,
         depth=4,
-        hidden=512,
+        head_width=512,
         blocks=2,
         dropout=0.5,
         augment=True,
@@ -149,11 +161,33 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
         callbacks=None,
         checkpoint=None,
     ):
-        self.backbone = backbone
+        super().__init__(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_params=lr_scheduler_params,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            validation_cv=validation_cv,
+            patience=patience,
+            tol=tol,
+            gradient_clip=gradient_clip,
+            device=device,
+            amp=amp,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+        )
+        self.module = module
         self.constraint = constraint
         self.width = width
         self.depth = depth
-        self.hidden = hidden
+        self.head_width = head_width
         self.blocks = blocks
         self.dropout = dropout
         self.augment = augment
@@ -162,26 +196,6 @@ class GalaxyZooRegressor(ImageNetMixin, NetRegressor):
         self.tta = tta
         self.layout = layout
         self.loss = loss
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_scheduler = lr_scheduler
-        self.lr_scheduler_params = lr_scheduler_params
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.validation_cv = validation_cv
-        self.patience = patience
-        self.tol = tol
-        self.gradient_clip = gradient_clip
-        self.device = device
-        self.amp = amp
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
-        self.checkpoint = checkpoint
 
     # -- engine hooks ------------------------------------------------------------------
     @property

@@ -10,19 +10,26 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .._engine import LazyRows, TargetOptions, check_memmap, fill_doc, scale_uint8
+from .._engine import (
+    BaseNet,
+    LazyRows,
+    TargetOptions,
+    check_memmap,
+    fill_doc,
+    instantiate_module,
+    scale_uint8,
+)
 from .._multiinput import as_mapping
-from ..nn import GalaxyCNN, GalaxyResNet, dihedral_transform
-from ..nn._image_augment import ImageBatchAugment
-from ..preprocessing._image import to_channels_first
-from ._net import NetClassifier
+from ..nn import GalaxyCNN, GalaxyResNet, ImageBatchAugment, dihedral_transform
+from ..preprocessing import to_channels_first
+from ._base import _ClassifierNet
 
 # Parameters of the image networks shared by the image estimators.
 IMAGE_CONSTRAINTS = {
-    "backbone": [StrOptions({"galaxycnn", "resnet"})],
+    "module": [StrOptions({"galaxycnn", "resnet"}), type],
     "width": [Interval(numbers.Integral, 1, None, closed="left")],
     "depth": [Interval(numbers.Integral, 1, None, closed="left")],
-    "hidden": [Interval(numbers.Integral, 1, None, closed="left")],
+    "head_width": [Interval(numbers.Integral, 1, None, closed="left")],
     "blocks": [Interval(numbers.Integral, 1, None, closed="left")],
     "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
     "augment": ["boolean"],
@@ -35,13 +42,12 @@ IMAGE_CONSTRAINTS = {
 IMAGE_PARAMS_DOC = """\
 width : int, default=32
         Channels of the first convolution block; each further block doubles
-        them (``width=32, depth=4``: 32, 64, 128, 256 as in the original
-        GalaxyCNN).
+        them (``width=32, depth=4``: 32, 64, 128, 256).
     depth : int, default=4
         Convolution blocks (``"galaxycnn"``) or residual stages
         (``"resnet"``); each halves the image, which must be at least
         ``2 ** depth`` pixels on a side.
-    hidden : int, default=512
+    head_width : int, default=512
         Units of the dense layer of ``"galaxycnn"`` (ignored by ``"resnet"``).
     blocks : int, default=2
         Residual blocks per stage of ``"resnet"`` (ignored by ``"galaxycnn"``).
@@ -66,14 +72,14 @@ max_shift : float, default=0.05
         many dihedral views of each image (1, the identity, means none; 2
         adds the mirror image, 4 the 180 degree rotations, 8 the 90 degree
         rotations, which need square images).
-    layout : {{"auto", "channels_first", "channels_last"}}, default="auto"
+    layout : {"auto", "channels_first", "channels_last"}, default="auto"
         Where the channels of 4-D ``X`` are. ``"auto"`` takes the two equal
         dimensions of square images as height and width; for other images
         the smaller of the second and last dimensions is the channels. The
         layout seen in ``fit`` is used again at prediction."""
 
 IMAGE_ATTRS_DOC = """\
-layout_ : {{"channels_first", "channels_last"}}
+layout_ : {"channels_first", "channels_last"}
         Layout of the images seen in ``fit`` (3-D input, one channel, counts
         as channels first). ``n_features_in_`` is the number of channels."""
 
@@ -92,7 +98,7 @@ def _view(x, k):
 
 
 class ImageNetMixin:
-    """Image input, backbones, augmentation and test-time augmentation (private).
+    """Image input, networks, augmentation and test-time augmentation (private).
 
     Mixed into a :class:`NetClassifier` or :class:`NetRegressor` subclass that
     has the parameters of :data:`IMAGE_CONSTRAINTS`; the subclass sets
@@ -186,20 +192,23 @@ class ImageNetMixin:
                 f"they need at least {2**self.depth} pixels on a side. Use a "
                 "smaller depth or larger images."
             )
-        channels = tuple(self.width * 2**i for i in range(self.depth))
-        if self.backbone == "galaxycnn":
+        if not isinstance(self.module, str):
+            return instantiate_module(self.module, None, input_shape, n_outputs, None)
+        if self.module == "galaxycnn":
             return GalaxyCNN(
                 input_shape,
                 n_outputs,
-                channels=channels,
-                hidden=self.hidden,
+                width=self.width,
+                depth=self.depth,
+                head_width=self.head_width,
                 dropout=self.dropout,
                 constraint=self._head_constraint,
             )
         return GalaxyResNet(
             input_shape,
             n_outputs,
-            widths=channels,
+            width=self.width,
+            depth=self.depth,
             blocks=self.blocks,
             dropout=self.dropout,
             constraint=self._head_constraint,
@@ -247,7 +256,7 @@ class ImageNetMixin:
 
 @fill_doc(max_epochs=30, batch_size=64, lr=0.001)
 @_image_doc
-class ImageClassifier(ImageNetMixin, NetClassifier):
+class ImageClassifier(ImageNetMixin, _ClassifierNet):
     """Convolutional network classifying images, aware of mirror-image classes.
 
     ``X`` holds images as ``(n, channels, height, width)``,
@@ -257,9 +266,12 @@ class ImageClassifier(ImageNetMixin, NetClassifier):
     :class:`~skestimators.nn.GalaxyResNet` with one logit per class.
 
     Training batches are augmented by random rotations by multiples of 90
-    degrees, mirror flips, and small shifts and zooms. A mirror flip turns a
-    clockwise spiral into an anticlockwise one, so classes that are mirror
-    images of each other are declared in ``chirality_pairs`` and ``mirror``
+    degrees, mirror flips, and small shifts and zooms: a galaxy's class does
+    not depend on its orientation on the sky, a symmetry that convolutional
+    networks for galaxy morphology exploit [1]_. A mirror flip, though,
+    turns a clockwise spiral into an anticlockwise one (two classes of
+    Galaxy Zoo 1 [2]_ [3]_), so classes that are mirror images of each
+    other are declared in ``chirality_pairs`` and ``mirror``
     chooses how flips treat them: ``"swap"`` gives a mirrored sample the
     label of its partner class, ``"off"`` never flips (rotations keep the
     chirality), and ``"on"`` flips without touching labels (for labels that
@@ -269,12 +281,15 @@ class ImageClassifier(ImageNetMixin, NetClassifier):
 
     Parameters
     ----------
-    backbone : {{"galaxycnn", "resnet"}}, default="galaxycnn"
-        ``"galaxycnn"``: convolution, batch normalisation, ReLU and max
-        pooling blocks, then a dense layer; ``"resnet"``: residual stages and
-        global average pooling (any image size).
+    module : {"galaxycnn", "resnet"} or torch.nn.Module class, default="galaxycnn"
+        The network. ``"galaxycnn"``: convolution, batch normalisation, ReLU
+        and max pooling blocks, then a dense layer (a plain VGG-style
+        network); ``"resnet"``: residual stages and
+        global average pooling (any image size). A ``torch.nn.Module`` class
+        is built with ``input_shape`` and ``n_outputs`` when its constructor
+        takes them.
     {image_params}
-    mirror : {{"swap", "off", "on"}}, default="swap"
+    mirror : {"swap", "off", "on"}, default="swap"
         How mirror flips (in training and in test-time augmentation) treat
         the classes of ``chirality_pairs``: ``"swap"`` flips and relabels a
         mirrored sample with the partner class, ``"off"`` uses rotations
@@ -309,12 +324,24 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
     skestimators.datasets.make_galaxy_classes : Simulated galaxies with
         chiral classes.
 
+    References
+    ----------
+    .. [1] S. Dieleman, K. W. Willett and J. Dambre, "Rotation-invariant
+       convolutional neural networks for galaxy morphology prediction",
+       MNRAS 450, 1441-1459, 2015.
+    .. [2] C. J. Lintott et al., "Galaxy Zoo: morphologies derived from
+       visual inspection of galaxies from the Sloan Digital Sky Survey",
+       MNRAS 389, 1179-1189, 2008.
+    .. [3] C. Lintott et al., "Galaxy Zoo 1: data release of morphological
+       classifications for nearly 900 000 galaxies", MNRAS 410, 166-178,
+       2011.
+
     Examples
     --------
     >>> from skestimators import ImageClassifier
     >>> from skestimators.datasets import make_galaxy_classes
     >>> X, y = make_galaxy_classes(60, size=16, random_state=0)
-    >>> clf = ImageClassifier(width=4, depth=2, hidden=16, max_epochs=2,
+    >>> clf = ImageClassifier(width=4, depth=2, head_width=16, max_epochs=2,
     ...                       device="cpu", random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:3]).shape == (3, len(clf.classes_))
     True
@@ -323,23 +350,20 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
     """
 
     _parameter_constraints = {
-        **{
-            k: v
-            for k, v in NetClassifier._parameter_constraints.items()
-            if k not in ("module", "module_params", "target_weights")
-        },
+        **BaseNet._parameter_constraints,
         **IMAGE_CONSTRAINTS,
+        "class_weight": [None, dict, StrOptions({"balanced"})],
         "mirror": [StrOptions({"swap", "off", "on"})],
         "chirality_pairs": [None, tuple, list],
     }
 
     def __init__(
         self,
-        backbone="galaxycnn",
+        module="galaxycnn",
         *,
         width=32,
         depth=4,
-        hidden=512,
+        head_width=512,
         blocks=2,
         dropout=0.5,
         augment=True,
@@ -371,10 +395,32 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         checkpoint=None,
         class_weight=None,
     ):
-        self.backbone = backbone
+        super().__init__(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_params=lr_scheduler_params,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            validation_cv=validation_cv,
+            patience=patience,
+            tol=tol,
+            gradient_clip=gradient_clip,
+            device=device,
+            amp=amp,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+        )
+        self.module = module
         self.width = width
         self.depth = depth
-        self.hidden = hidden
+        self.head_width = head_width
         self.blocks = blocks
         self.dropout = dropout
         self.augment = augment
@@ -384,26 +430,6 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         self.zoom = zoom
         self.tta = tta
         self.layout = layout
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_scheduler = lr_scheduler
-        self.lr_scheduler_params = lr_scheduler_params
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.validation_cv = validation_cv
-        self.patience = patience
-        self.tol = tol
-        self.gradient_clip = gradient_clip
-        self.device = device
-        self.amp = amp
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
-        self.checkpoint = checkpoint
         self.class_weight = class_weight
 
     def _target_options(self):

@@ -9,26 +9,35 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
-from .._engine import LazyRows, check_memmap, fill_doc
+from .._engine import (
+    BaseNet,
+    LazyRows,
+    TargetOptions,
+    check_memmap,
+    fill_doc,
+    instantiate_module,
+)
 from .._multiinput import as_mapping
 from ..nn import CNNLSTM, PooledCNN
-from ._net import NetRegressor
+from ._base import LOSS_CONSTRAINTS, _RegressorNet
 
 _SHAPE = "(n_samples, bands, height, width, years)"
 
 
 @fill_doc(max_epochs=100, batch_size=32, lr=0.001)
-class SpatioTemporalRegressor(NetRegressor):
+class SpatioTemporalRegressor(_RegressorNet):
     """CNN-LSTM regressor for patches of multi-year rasters (e.g. soil carbon).
 
     ``X`` holds one patch per sample, of shape ``(n, bands, height, width,
     years)``: the covariate rasters of each year cut around the sample's
     location (see :func:`~skestimators.datasets.extract_patches`). A small
     2-D CNN, shared across years, encodes each year's patch; with
-    ``architecture="cnn_lstm"`` an LSTM reads the sequence of yearly codes
+    ``module="cnn_lstm"`` an LSTM reads the sequence of yearly codes
     and its final state, fused with the last year's code, goes through a
-    dense head (the soil-carbon seed's RefittedCovLSTM,
-    :class:`~skestimators.nn.CNNLSTM`). ``architecture="pooled"`` pools the
+    dense head (:class:`~skestimators.nn.CNNLSTM`, the architecture of a
+    CNN-LSTM model of soil organic carbon in Bavaria [1]_: the CNN captures
+    the spatial context of each sample, the LSTM the years of land-surface
+    dynamics). ``module="pooled"`` pools the
     yearly codes instead (:class:`~skestimators.nn.PooledCNN`), the
     recurrence-free model to compare with.
 
@@ -40,29 +49,33 @@ class SpatioTemporalRegressor(NetRegressor):
 
     Parameters
     ----------
-    architecture : {{"cnn_lstm", "pooled"}}, default="cnn_lstm"
-        ``"cnn_lstm"``: LSTM over the years; ``"pooled"``: the yearly codes
-        are averaged (``pooling="mean"``) or concatenated
-        (``pooling="concat"``).
-    conv_channels : tuple of int, default=(32, 64)
-        Output channels of each conv block (3x3 convolution, ReLU, 2x2
-        max-pooling while the patch is at least 2 pixels wide).
-    hidden : int, default=64
+    module : {"cnn_lstm", "pooled"} or torch.nn.Module class, default="cnn_lstm"
+        The network. ``"cnn_lstm"``: LSTM over the years; ``"pooled"``: the
+        yearly codes are averaged (``pooling="mean"``) or concatenated
+        (``pooling="concat"``). A ``torch.nn.Module`` class is built with
+        ``input_shape`` and ``n_outputs`` when its constructor takes them.
+    width : int, default=32
+        Output channels of the first conv block (3x3 convolution, ReLU, 2x2
+        max-pooling while the patch is at least 2 pixels wide); each further
+        block doubles them.
+    depth : int, default=2
+        Number of conv blocks.
+    head_width : int, default=64
         LSTM hidden size and width of the dense head (``"pooled"``: the
         width of the dense head).
     lstm_layers : int, default=1
         Stacked LSTM layers (``"cnn_lstm"`` only).
     bidirectional : bool, default=False
         Read the years in both directions (``"cnn_lstm"`` only).
-    pooling : {{"mean", "concat"}}, default="mean"
+    pooling : {"mean", "concat"}, default="mean"
         How ``"pooled"`` combines the yearly codes (ignored by ``"cnn_lstm"``).
     dropout : float, default=0.2
         Dropout in the head and between stacked LSTM layers.
     {training_params}
-    loss : {{"mse", "l1", "huber", "composite_l1", "composite_l2"}} or callable, \
+    loss : {"mse", "l1", "huber", "composite_l1", "composite_l2"} or callable, \
 default="mse"
         Element-wise loss ``(pred, target) -> tensor``; the composite losses
-        add the seed's chi²-scaled term (see
+        add a chi²-scaled term, as in [1]_ (see
         :func:`skestimators.nn.elementwise_loss`).
     loss_alpha : float, default=0.5
         Composite losses: weight of the L1/L2 term (the chi² term gets
@@ -95,6 +108,13 @@ default="mse"
     single year; reshape it explicitly (``X.reshape(n, F, 1, 1, 1)``) if that
     is what you mean. ``n_features_in_`` is the number of bands.
 
+    References
+    ----------
+    .. [1] "CNN-LSTM Model for Soil Organic Carbon (SOC) Prediction in
+       Bavaria", README of the ``RefittedCovLSTM`` research code (LUCAS soil
+       survey and multi-temporal satellite imagery, 2007-2023): CNN-LSTM
+       architecture, composite L1/L2 + chi-squared losses.
+
     Examples
     --------
     >>> from skestimators import SpatioTemporalRegressor
@@ -102,7 +122,7 @@ default="mse"
     >>> X, y, coords = make_soc(60, n_years=3, random_state=0)
     >>> X.shape
     (60, 6, 5, 5, 3)
-    >>> reg = SpatioTemporalRegressor(conv_channels=(4,), hidden=8, max_epochs=2,
+    >>> reg = SpatioTemporalRegressor(width=4, depth=1, head_width=8, max_epochs=2,
     ...                               device="cpu", random_state=0).fit(X, y)
     >>> reg.predict(X[:4]).shape
     (4,)
@@ -111,26 +131,26 @@ default="mse"
     """
 
     _parameter_constraints = {
-        **{
-            k: v
-            for k, v in NetRegressor._parameter_constraints.items()
-            if k not in ("module", "module_params")
-        },
-        "architecture": [StrOptions({"cnn_lstm", "pooled"})],
-        "conv_channels": [tuple, list],
-        "hidden": [Interval(numbers.Integral, 1, None, closed="left")],
+        **BaseNet._parameter_constraints,
+        "module": [StrOptions({"cnn_lstm", "pooled"}), type],
+        "width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "head_width": [Interval(numbers.Integral, 1, None, closed="left")],
         "lstm_layers": [Interval(numbers.Integral, 1, None, closed="left")],
         "bidirectional": ["boolean"],
         "pooling": [StrOptions({"mean", "concat"})],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        **LOSS_CONSTRAINTS,
+        "target_weights": [None, dict, "array-like"],
     }
 
     def __init__(
         self,
-        architecture="cnn_lstm",
+        module="cnn_lstm",
         *,
-        conv_channels=(32, 64),
-        hidden=64,
+        width=32,
+        depth=2,
+        head_width=64,
         lstm_layers=1,
         bidirectional=False,
         pooling="mean",
@@ -160,33 +180,36 @@ default="mse"
         sigma=3.0,
         target_weights=None,
     ):
-        self.architecture = architecture
-        self.conv_channels = conv_channels
-        self.hidden = hidden
+        super().__init__(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_params=lr_scheduler_params,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            validation_cv=validation_cv,
+            patience=patience,
+            tol=tol,
+            gradient_clip=gradient_clip,
+            device=device,
+            amp=amp,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+        )
+        self.module = module
+        self.width = width
+        self.depth = depth
+        self.head_width = head_width
         self.lstm_layers = lstm_layers
         self.bidirectional = bidirectional
         self.pooling = pooling
         self.dropout = dropout
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_scheduler = lr_scheduler
-        self.lr_scheduler_params = lr_scheduler_params
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.validation_cv = validation_cv
-        self.patience = patience
-        self.tol = tol
-        self.gradient_clip = gradient_clip
-        self.device = device
-        self.amp = amp
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
-        self.checkpoint = checkpoint
         self.loss = loss
         self.loss_alpha = loss_alpha
         self.sigma = sigma
@@ -232,20 +255,24 @@ default="mse"
     def _prepare_X(self, X, *, reset, finite=True):
         return self._validate_patches(X, finite=finite)
 
+    def _target_options(self):
+        return TargetOptions(
+            target_weights=self.target_weights,
+            loss=self.loss,
+            loss_params={"loss_alpha": self.loss_alpha, "sigma": self.sigma},
+        )
+
     # -- network -----------------------------------------------------------------------
     def _make_module(self, input_shape, n_outputs):
-        channels = tuple(int(c) for c in self.conv_channels)
-        if not channels or min(channels) < 1:
-            raise ValueError(
-                "conv_channels must be a non-empty sequence of positive integers, "
-                f"got {self.conv_channels!r}."
-            )
-        if self.architecture == "cnn_lstm":
+        if not isinstance(self.module, str):
+            return instantiate_module(self.module, None, input_shape, n_outputs, None)
+        if self.module == "cnn_lstm":
             return CNNLSTM(
                 input_shape,
                 n_outputs,
-                conv_channels=channels,
-                lstm_hidden=self.hidden,
+                width=self.width,
+                depth=self.depth,
+                head_width=self.head_width,
                 lstm_layers=self.lstm_layers,
                 bidirectional=self.bidirectional,
                 dropout=self.dropout,
@@ -253,9 +280,10 @@ default="mse"
         return PooledCNN(
             input_shape,
             n_outputs,
-            conv_channels=channels,
+            width=self.width,
+            depth=self.depth,
+            head_width=self.head_width,
             pooling=self.pooling,
-            hidden=self.hidden,
             dropout=self.dropout,
         )
 

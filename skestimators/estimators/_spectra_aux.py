@@ -7,17 +7,18 @@ import numbers
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._engine import fill_doc
-from ..nn._spectra import BRANCHES, SpectraAuxNet
-from ._net import NetClassifier
+from .._engine import BaseNet, TargetOptions, fill_doc
+from ..nn import BRANCHES, SpectraAuxNet
+from ._base import _ClassifierNet
 
 
 @fill_doc(max_epochs=60, batch_size=64, lr=0.002)
-class SpectraAuxClassifier(NetClassifier):
+class SpectraAuxClassifier(_ClassifierNet):
     """Two-input network (spectrum, auxiliary table) with one sigmoid head per target.
 
-    Built for exoplanet transmission spectra: ``X`` is a
-    :class:`~skestimators.MultiInput` with a ``spectra`` input of shape
+    Built for exoplanet transmission spectra (water and cloud detection, a
+    task of a CNES challenge on the automatic analysis of spectra [1]_):
+    ``X`` is a :class:`~skestimators.MultiInput` with a ``spectra`` input of shape
     ``(n, n_wavelengths, n_channels)`` (or engineered features
     ``(n, n_features)`` for the dense branch) and an ``aux`` input of shape
     ``(n, n_aux)``; ``y`` holds any number of binary targets as columns
@@ -27,12 +28,13 @@ class SpectraAuxClassifier(NetClassifier):
 
     Parameters
     ----------
-    branch : {{"conv1d", "attention", "lstm", "dense"}} or tuple, default="conv1d"
-        Spectrum branch: ``"conv1d"`` the seed's baseline (Conv1d blocks),
-        ``"attention"`` convolution gated by the auxiliary features (the
-        seed's Variant 1), ``"lstm"`` a bidirectional LSTM along wavelength
-        (Variant 2), ``"dense"`` dense layers on flattened, typically
-        engineered, features (Variant 3). A tuple such as
+    module : {"conv1d", "attention", "lstm", "dense"} or tuple, default="conv1d"
+        Spectrum branch: ``"conv1d"`` Conv1d blocks with max pooling (one
+        block is the plain 1-D CNN baseline), ``"attention"`` convolution
+        whose channels are gated by the auxiliary features (the star and
+        orbit weight the spectral patterns), ``"lstm"`` a bidirectional LSTM
+        along wavelength, ``"dense"`` dense layers on flattened, typically
+        engineered, features (depth and its gradient). A tuple such as
         ``("attention", "dense")`` runs branches side by side.
     width : int, default=64
         Channels, hidden units or first-layer units of the branch.
@@ -40,15 +42,19 @@ class SpectraAuxClassifier(NetClassifier):
         Conv blocks, LSTM layers or dense layers.
     dropout : float, default=0.2
         Dropout in the branch and after the merge.
-    aux_units : tuple of int, default=(32, 16)
-        Layers of the auxiliary branch.
-    merge : {{"concat", "gated"}}, default="concat"
+    aux_width : int, default=32
+        Units of the first layer of the auxiliary branch; each further layer
+        halves them.
+    aux_depth : int, default=2
+        Layers of the auxiliary branch (0: the raw auxiliary values join the
+        spectrum features).
+    merge : {"concat", "gated"}, default="concat"
         How the branches are merged.
-    head_units : int, default=64
+    head_width : int, default=64
         Width of the shared layer before the heads.
     positions : int, default=0
         Attention branch only: besides the mean and maximum over wavelength
-        (the seed's global pooling), keep the gated channels averaged over
+        (global pooling), keep the gated channels averaged over
         this many wavelength bins, so the position of absorption bands counts.
     spectra_key : str, default="spectra"
         Name of the spectrum input.
@@ -74,32 +80,36 @@ class SpectraAuxClassifier(NetClassifier):
     --------
     skestimators.recipes.exoplanet_pipeline : Preprocessing plus this classifier.
 
+    References
+    ----------
+    .. [1] R. Tavenard, "Home assignment (2026)", Deep Learning course,
+       EDHEC, 2026; data from a CNES challenge on the automatic analysis of
+       spectra, licence CC BY-NC-SA (see :ref:`data_credits`).
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
     >>> from skestimators import MultiInput, SpectraAuxClassifier
     >>> rng = np.random.RandomState(0)
     >>> X = MultiInput(spectra=rng.rand(64, 52, 3), aux=rng.rand(64, 5))
-    >>> y = pd.DataFrame({{"water": rng.randint(0, 2, 64),
-    ...                    "cloud": rng.randint(0, 2, 64)}})
+    >>> y = pd.DataFrame({"water": rng.randint(0, 2, 64),
+    ...                    "cloud": rng.randint(0, 2, 64)})
     >>> clf = SpectraAuxClassifier(max_epochs=2, random_state=0).fit(X, y)
     >>> clf.predict_proba(X).shape, clf.target_names_
     ((64, 2), ['water', 'cloud'])
     """
 
     _parameter_constraints = {
-        **{
-            k: v
-            for k, v in NetClassifier._parameter_constraints.items()
-            if k not in ("module", "module_params")
-        },
-        "branch": [StrOptions(set(BRANCHES)), tuple, list],
+        **BaseNet._parameter_constraints,
+        "module": [StrOptions(set(BRANCHES)), tuple, list],
         "width": [Interval(numbers.Integral, 1, None, closed="left")],
         "depth": [Interval(numbers.Integral, 1, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "aux_units": [tuple, list],
+        "aux_width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "aux_depth": [Interval(numbers.Integral, 0, None, closed="left")],
         "merge": [StrOptions({"concat", "gated"})],
-        "head_units": [Interval(numbers.Integral, 1, None, closed="left")],
+        "head_width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "target_weights": [None, dict, "array-like"],
         "positions": [Interval(numbers.Integral, 0, None, closed="left")],
         "spectra_key": [str],
         "aux_key": [str],
@@ -108,14 +118,15 @@ class SpectraAuxClassifier(NetClassifier):
 
     def __init__(
         self,
-        branch="conv1d",
+        module="conv1d",
         *,
         width=64,
         depth=2,
         dropout=0.2,
-        aux_units=(32, 16),
+        aux_width=32,
+        aux_depth=2,
         merge="concat",
-        head_units=64,
+        head_width=64,
         positions=0,
         spectra_key="spectra",
         aux_key="aux",
@@ -142,37 +153,40 @@ class SpectraAuxClassifier(NetClassifier):
         checkpoint=None,
         class_weight=None,
     ):
-        self.branch = branch
+        super().__init__(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_params=lr_scheduler_params,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            validation_cv=validation_cv,
+            patience=patience,
+            tol=tol,
+            gradient_clip=gradient_clip,
+            device=device,
+            amp=amp,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+        )
+        self.module = module
         self.width = width
         self.depth = depth
         self.dropout = dropout
-        self.aux_units = aux_units
+        self.aux_width = aux_width
+        self.aux_depth = aux_depth
         self.merge = merge
-        self.head_units = head_units
+        self.head_width = head_width
         self.positions = positions
         self.spectra_key = spectra_key
         self.aux_key = aux_key
         self.target_weights = target_weights
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_scheduler = lr_scheduler
-        self.lr_scheduler_params = lr_scheduler_params
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.validation_cv = validation_cv
-        self.patience = patience
-        self.tol = tol
-        self.gradient_clip = gradient_clip
-        self.device = device
-        self.amp = amp
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
-        self.checkpoint = checkpoint
         self.class_weight = class_weight
 
     def _make_module(self, input_shape, n_outputs):
@@ -184,16 +198,22 @@ class SpectraAuxClassifier(NetClassifier):
         return SpectraAuxNet(
             input_shape,
             self.target_names_,
-            branch=self.branch,
+            branch=self.module,
             width=self.width,
             depth=self.depth,
             dropout=self.dropout,
-            aux_units=tuple(self.aux_units),
+            aux_width=self.aux_width,
+            aux_depth=self.aux_depth,
             merge=self.merge,
-            head_units=self.head_units,
+            head_width=self.head_width,
             positions=self.positions,
             spectra_key=self.spectra_key,
             aux_key=self.aux_key,
+        )
+
+    def _target_options(self):
+        return TargetOptions(
+            class_weight=self.class_weight, target_weights=self.target_weights
         )
 
     def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):

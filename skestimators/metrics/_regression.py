@@ -1,4 +1,4 @@
-"""Regression metrics of soil spectroscopy and mapping: RMSE and RPIQ."""
+"""Regression metrics of soil spectroscopy and mapping: RPIQ and the scorers."""
 
 from __future__ import annotations
 
@@ -7,45 +7,7 @@ from sklearn.metrics import get_scorer, make_scorer, root_mean_squared_error
 from sklearn.utils import check_consistent_length
 from sklearn.utils.validation import check_array
 
-__all__ = ["regression_scorers", "rmse", "rmse_scorer", "rpiq", "rpiq_scorer"]
-
-
-def rmse(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
-    """Root mean squared error.
-
-    A short name for :func:`sklearn.metrics.root_mean_squared_error`, which
-    does the work.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        True values.
-    y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        Predictions.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
-    multioutput : {"raw_values", "uniform_average"} or array-like, \
-            default="uniform_average"
-        How to combine the errors of several outputs.
-
-    Returns
-    -------
-    error : float or ndarray of shape (n_outputs,)
-        The RMSE (one per output for ``"raw_values"``).
-
-    See Also
-    --------
-    rpiq : Interquartile range of the truth over the RMSE.
-
-    Examples
-    --------
-    >>> from skestimators.metrics import rmse
-    >>> float(rmse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0]))
-    1.1547005383792515
-    """
-    return root_mean_squared_error(
-        y_true, y_pred, sample_weight=sample_weight, multioutput=multioutput
-    )
+__all__ = ["regression_scorers", "rpiq_score", "rpiq_scorer"]
 
 
 def _weighted_quantile(values, q, weights=None):
@@ -68,12 +30,12 @@ def _weighted_quantile(values, q, weights=None):
     return np.interp(q, positions, values)
 
 
-def rpiq(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
+def rpiq_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Ratio of performance to interquartile distance, ``IQR(y_true) / RMSE``.
 
     Higher is better; it compares the error with the spread of the central
     half of the true values, which suits skewed targets such as soil organic
-    carbon better than the standard deviation (RPD).
+    carbon better than the standard deviation (RPD) [1]_.
 
     Parameters
     ----------
@@ -96,12 +58,19 @@ def rpiq(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
 
     See Also
     --------
-    rmse : Root mean squared error.
+    sklearn.metrics.root_mean_squared_error : Root mean squared error.
+
+    References
+    ----------
+    .. [1] V. Bellon-Maurel et al., "Critical review of chemometric
+       indicators commonly used for assessing the quality of the prediction
+       of soil attributes by NIR spectroscopy", TrAC Trends in Analytical
+       Chemistry 29(9), 1073-1081, 2010.
 
     Examples
     --------
-    >>> from skestimators.metrics import rpiq
-    >>> float(rpiq([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 7.0]))
+    >>> from skestimators.metrics import rpiq_score
+    >>> float(rpiq_score([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 7.0]))
     2.23606797749979
     """
     y_true = check_array(y_true, ensure_2d=False, dtype=float, input_name="y_true")
@@ -139,21 +108,37 @@ def rpiq(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     return float(np.average(scores, weights=multioutput))
 
 
-#: Scorer for :func:`rmse`; sign-flipped (``greater_is_better=False``).
-rmse_scorer = make_scorer(rmse, greater_is_better=False)
-#: Scorer for :func:`rpiq`.
-rpiq_scorer = make_scorer(rpiq)
+#: Scorer for :func:`rpiq_score` (greater is better).
+rpiq_scorer = make_scorer(rpiq_score)
 
 
 def regression_scorers() -> dict:
-    """The seed's evaluation metrics, as a ``scoring`` dict for ``cross_validate``.
+    """R², RMSE, MAE and RPIQ, as a ``scoring`` dict for ``cross_validate``.
+
+    The indicators of soil organic carbon mapping reported with the CNN-LSTM
+    model of [1]_: R² for the share of variance explained, RMSE and MAE for
+    the error in the target's units, and RPIQ [2]_ for the error relative to
+    the spread of a skewed target.
 
     Returns
     -------
     scoring : dict of str to scorer
-        ``"r2"``, ``"neg_rmse"``, ``"neg_mae"`` and ``"rpiq"``. Error scorers
-        are negated, as scikit-learn's convention requires; results appear as
-        ``test_neg_rmse`` etc. A new dict is returned on each call.
+        ``"r2"``, ``"neg_root_mean_squared_error"``,
+        ``"neg_mean_absolute_error"`` and ``"rpiq"``: scikit-learn's scorer
+        names, and :data:`rpiq_scorer` for RPIQ, which scikit-learn lacks.
+        Error scorers are negated, as scikit-learn's convention requires;
+        results appear as ``test_neg_root_mean_squared_error`` etc. A new
+        dict is returned on each call.
+
+    References
+    ----------
+    .. [1] "CNN-LSTM Model for Soil Organic Carbon (SOC) Prediction in
+       Bavaria", README of the ``RefittedCovLSTM`` research code (LUCAS soil
+       survey and multi-temporal satellite imagery, 2007-2023).
+    .. [2] V. Bellon-Maurel et al., "Critical review of chemometric
+       indicators commonly used for assessing the quality of the prediction
+       of soil attributes by NIR spectroscopy", TrAC Trends in Analytical
+       Chemistry 29(9), 1073-1081, 2010.
 
     Examples
     --------
@@ -164,12 +149,16 @@ def regression_scorers() -> dict:
     >>> y = [0.1, 1.1, 1.9, 3.2, 3.9, 5.1]
     >>> scores = cross_validate(LinearRegression(), X, y, cv=2,
     ...                         scoring=regression_scorers())
-    >>> sorted(k for k in scores if k.startswith("test_"))
-    ['test_neg_mae', 'test_neg_rmse', 'test_r2', 'test_rpiq']
+    >>> for key in sorted(k for k in scores if k.startswith("test_")):
+    ...     print(key)
+    test_neg_mean_absolute_error
+    test_neg_root_mean_squared_error
+    test_r2
+    test_rpiq
     """
     return {
         "r2": get_scorer("r2"),
-        "neg_rmse": rmse_scorer,
-        "neg_mae": get_scorer("neg_mean_absolute_error"),
+        "neg_root_mean_squared_error": get_scorer("neg_root_mean_squared_error"),
+        "neg_mean_absolute_error": get_scorer("neg_mean_absolute_error"),
         "rpiq": rpiq_scorer,
     }

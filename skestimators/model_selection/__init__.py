@@ -1,11 +1,10 @@
-"""Spatial cross-validation splitters and helpers to compare and tune variants."""
+"""Spatial cross-validation splitters and helpers to compare and tune variants.
 
-from ._compare import compare_variants, plot_comparison, summarize_comparison
-from ._dask import check_dask_workers
-from ._optuna import OptunaSearchCV
-from ._plotting import plot_fold_map
-from ._repeated import repeated_cv
-from ._spatial import BufferedKFold, SpatialBlockKFold
+Each name is imported on first use, so that the splitters do not import
+PyTorch (the comparisons and searches of networks do).
+"""
+
+from .._exports import lazy_exports as _lazy_exports
 
 __all__ = [
     "BufferedKFold",
@@ -18,3 +17,16 @@ __all__ = [
     "repeated_cv",
     "summarize_comparison",
 ]
+
+_EXPORTS = {
+    "BufferedKFold": "._spatial",
+    "OptunaSearchCV": "._optuna",
+    "SpatialBlockKFold": "._spatial",
+    "check_dask_workers": "._dask",
+    "compare_variants": "._compare",
+    "plot_comparison": "._compare",
+    "plot_fold_map": "._plotting",
+    "repeated_cv": "._repeated",
+    "summarize_comparison": "._compare",
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

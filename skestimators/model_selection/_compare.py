@@ -161,7 +161,7 @@ def compare_variants(
 
 
 def repeat_seeds(random_state, n_repeats):
-    """Yield the seed of each repeat: None for all when ``n_repeats=1`` and
+    """Yield the random seed of each repeat: None for all when ``n_repeats=1`` and
     ``random_state=None`` (splitter and estimators are used as given)."""
     rng = check_random_state(random_state)
     reseed = n_repeats > 1 or random_state is not None

@@ -26,8 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples
 
-from .._engine import BaseNet, Callback
-from .._engine._device import torch_threads
+from .._engine import BaseNet, Callback, torch_threads
 from ._compare import free_device_memory, split_fit_params
 
 

@@ -38,7 +38,10 @@ def repeated_cv(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-validate one model several times with different seeds.
 
-    The multi-run statistics of the soil-carbon seed, on top of
+    Multi-run statistics, so that a difference between models can be told
+    from the spread due to weight initialisation and fold assignment (as in
+    the multi-run experiments of the CNN-LSTM soil-carbon model of
+    :func:`~skestimators.recipes.soc_pipeline`), on top of
     :func:`~sklearn.model_selection.cross_validate`: every repeat clones
     ``estimator``, sets every ``random_state`` parameter found in
     ``get_params(deep=True)`` (pipeline steps, the regressor of a
@@ -88,7 +91,7 @@ def repeated_cv(
         One row per metric, with columns ``mean`` and ``std`` (over all
         fits, ``ddof=0``), ``repeat_std`` (standard deviation of the
         per-repeat means, ``ddof=1``: how much the cross-validated estimate
-        moves with the seed; NaN for one repeat), ``min`` and ``max``.
+        moves with the random seed; NaN for one repeat), ``min`` and ``max``.
 
     See Also
     --------

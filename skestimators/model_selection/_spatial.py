@@ -68,6 +68,12 @@ class SpatialBlockKFold(BaseCrossValidator):
     fold sizes; ``shuffle`` with ``random_state`` breaks ties between blocks of
     equal size at random.
 
+    Holding out whole blocks keeps most training points away from the test
+    points, so that spatial autocorrelation does not leak between them: the
+    score then measures prediction at new places, which a random K-fold
+    overstates [1]_ [2]_. Blocks should be larger than the range of the
+    autocorrelation.
+
     Parameters
     ----------
     n_splits : int, default=5
@@ -92,6 +98,15 @@ class SpatialBlockKFold(BaseCrossValidator):
     The coordinates are passed as ``groups`` (shape ``(n_samples, 2)``), which
     is how ``cross_val_score``, ``cross_validate`` and ``GridSearchCV.fit``
     hand them to the splitter.
+
+    References
+    ----------
+    .. [1] D. R. Roberts et al., "Cross-validation strategies for data with
+       temporal, spatial, hierarchical, or phylogenetic structure",
+       Ecography 40, 913-929, 2017.
+    .. [2] P. Ploton et al., "Spatial validation reveals poor predictive
+       performance of large-scale ecological mapping models", Nature
+       Communications 11, 4540, 2020.
 
     Examples
     --------
@@ -205,8 +220,14 @@ class BufferedKFold(BaseCrossValidator):
 
     Runs a base splitter, then removes from each training set every point
     closer than ``buffer`` to a point of the test set, so that no training
-    point is a near neighbour of a test point (the seed's distance-based
-    validation). Removed points are in neither set of that fold.
+    point is a near neighbour of a test point. Removed points are in neither
+    set of that fold. Nearby samples are spatially autocorrelated: a random
+    K-fold leaves near neighbours of each test point in the training set and
+    measures interpolation rather than prediction at new places, which
+    overstates the accuracy of a map [1]_ [2]_. A buffer of at least the
+    range of that autocorrelation (or, for patches, one patch width) removes
+    the leak; distance-based validation of the same kind is used to validate
+    soil organic carbon models [3]_.
 
     Parameters
     ----------
@@ -228,6 +249,19 @@ class BufferedKFold(BaseCrossValidator):
     See Also
     --------
     SpatialBlockKFold : K-fold over blocks of space.
+
+    References
+    ----------
+    .. [1] D. R. Roberts et al., "Cross-validation strategies for data with
+       temporal, spatial, hierarchical, or phylogenetic structure",
+       Ecography 40, 913-929, 2017.
+    .. [2] P. Ploton et al., "Spatial validation reveals poor predictive
+       performance of large-scale ecological mapping models", Nature
+       Communications 11, 4540, 2020.
+    .. [3] "CNN-LSTM Model for Soil Organic Carbon (SOC) Prediction in
+       Bavaria", README of the ``RefittedCovLSTM`` research code (LUCAS soil
+       survey and multi-temporal satellite imagery, 2007-2023): distance-based
+       train/validation splitting.
 
     Examples
     --------

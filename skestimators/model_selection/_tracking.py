@@ -12,12 +12,12 @@ from contextlib import contextmanager
 
 from sklearn.base import clone
 
-from ..tracking import MLflowLogger
-from ..tracking._common import loggable
-from ..tracking._mlflow import (
+from ..tracking import (
+    MLflowLogger,
     end_children,
     log_metrics,
     log_params,
+    loggable,
     make_client,
     start_run,
 )

@@ -12,27 +12,21 @@ from ._augment import (
 )
 from ._cnn_lstm import CNNLSTM, PooledCNN
 from ._galaxy import GalaxyCNN, GalaxyResNet, GalaxyZooConstraint
-from ._galaxy_tree import (
-    GALAXY_ZOO_ANSWERS,
-    GALAXY_ZOO_COLUMNS,
-    GALAXY_ZOO_QUESTIONS,
-    GalaxyZooQuestion,
-)
+from ._image_augment import ImageBatchAugment as ImageBatchAugment
 from ._loss_registry import LOSS_NAMES, LOSS_PARAMS, elementwise_loss, get_loss
 from ._losses import CompositeLoss
 from ._mlp import MLP
+from ._spectra import BRANCHES as BRANCHES
 from ._spectra import SpectraAuxNet
 
+# Names imported "as" themselves are for the estimators, not public (not in
+# __all__).
 __all__ = [
     "CNNLSTM",
     "CompositeLoss",
-    "GALAXY_ZOO_ANSWERS",
-    "GALAXY_ZOO_COLUMNS",
-    "GALAXY_ZOO_QUESTIONS",
     "GalaxyCNN",
     "GalaxyResNet",
     "GalaxyZooConstraint",
-    "GalaxyZooQuestion",
     "LOSS_NAMES",
     "LOSS_PARAMS",
     "MLP",

@@ -1,4 +1,4 @@
-"""CNN-LSTM for multi-year raster patches (the SOC seed's RefittedCovLSTM).
+"""CNN-LSTM for multi-year raster patches (soil organic carbon from satellite series).
 
 Inputs are patches of shape ``(batch, bands, height, width, years)``. A small
 2-D CNN, with weights shared across years, encodes each year's patch; the
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ._widths import doubling
 
 __all__ = ["CNNLSTM", "PooledCNN"]
 
@@ -72,10 +74,13 @@ def _head(n_in, hidden, n_outputs, dropout):
 class CNNLSTM(nn.Module):
     """Per-year CNN encoder, LSTM over the years, dense head.
 
-    The seed's RefittedCovLSTM: the CNN (shared across years) turns each
-    year's patch into a feature vector, the LSTM reads the sequence of years,
-    and its final state is fused (concatenated) with the CNN features of the
-    last year before a two-layer dense head.
+    The architecture of the CNN-LSTM soil organic carbon model for Bavaria
+    (``RefittedCovLSTM``) [1]_: the CNN (shared across years) turns each
+    year's patch of satellite and environmental covariates into a feature
+    vector of the spatial context, the LSTM reads the sequence of years (the
+    temporal dynamics of the land surface), and its final state is fused
+    (concatenated) with the CNN features of the last year before a
+    two-layer dense head.
 
     Parameters
     ----------
@@ -84,11 +89,13 @@ class CNNLSTM(nn.Module):
         estimators.
     n_outputs : int, default=1
         Number of outputs. Injected by the estimators.
-    conv_channels : tuple of int, default=(32, 64)
-        Output channels of each conv block (3x3 conv, ReLU, 2x2 max-pool while
-        the patch is at least 2 pixels wide).
-    lstm_hidden : int, default=64
-        LSTM hidden size (also the width of the dense head).
+    width : int, default=32
+        Output channels of the first conv block (3x3 conv, ReLU, 2x2 max-pool
+        while the patch is at least 2 pixels wide); each block doubles them.
+    depth : int, default=2
+        Number of conv blocks.
+    head_width : int, default=64
+        LSTM hidden size, also the width of the dense head.
     lstm_layers : int, default=1
         Number of stacked LSTM layers.
     bidirectional : bool, default=False
@@ -109,11 +116,17 @@ class CNNLSTM(nn.Module):
     --------
     PooledCNN : Same encoder, years pooled instead of read in sequence.
 
+    References
+    ----------
+    .. [1] "CNN-LSTM Model for Soil Organic Carbon (SOC) Prediction in
+       Bavaria", README of the ``RefittedCovLSTM`` research code (LUCAS soil
+       survey and multi-temporal satellite imagery, 2007-2023).
+
     Examples
     --------
     >>> import torch
     >>> from skestimators.nn import CNNLSTM
-    >>> net = CNNLSTM(input_shape=(6, 5, 5, 4), conv_channels=(8, 16), lstm_hidden=8)
+    >>> net = CNNLSTM(input_shape=(6, 5, 5, 4), width=8, head_width=8)
     >>> net(torch.zeros(3, 6, 5, 5, 4)).shape
     torch.Size([3, 1])
     """
@@ -122,26 +135,27 @@ class CNNLSTM(nn.Module):
         self,
         input_shape=(6, 5, 5, 5),
         n_outputs=1,
-        conv_channels=(32, 64),
-        lstm_hidden=64,
+        width=32,
+        depth=2,
+        head_width=64,
         lstm_layers=1,
         bidirectional=False,
         dropout=0.2,
     ):
         super().__init__()
         shape = _check_shape(input_shape)
-        self.encoder = _YearEncoder(shape, conv_channels)
+        self.encoder = _YearEncoder(shape, doubling(width, depth))
         self.lstm = nn.LSTM(
             self.encoder.n_features,
-            int(lstm_hidden),
+            int(head_width),
             num_layers=int(lstm_layers),
             batch_first=True,
             dropout=float(dropout) if lstm_layers > 1 else 0.0,
             bidirectional=bool(bidirectional),
         )
         self._directions = 2 if bidirectional else 1
-        fused = int(lstm_hidden) * self._directions + self.encoder.n_features
-        self.head = _head(fused, int(lstm_hidden), int(n_outputs), float(dropout))
+        fused = int(head_width) * self._directions + self.encoder.n_features
+        self.head = _head(fused, int(head_width), int(n_outputs), float(dropout))
 
     def forward(self, x):
         features = self.encoder(x)
@@ -166,12 +180,14 @@ class PooledCNN(nn.Module):
         estimators.
     n_outputs : int, default=1
         Number of outputs. Injected by the estimators.
-    conv_channels : tuple of int, default=(32, 64)
-        Output channels of each conv block.
+    width : int, default=32
+        Output channels of the first conv block; each block doubles them.
+    depth : int, default=2
+        Number of conv blocks.
+    head_width : int, default=64
+        Width of the dense head.
     pooling : {"mean", "concat"}, default="mean"
         How the yearly features are combined.
-    hidden : int, default=64
-        Width of the dense head.
     dropout : float, default=0.2
         Dropout in the head.
 
@@ -199,20 +215,21 @@ class PooledCNN(nn.Module):
         self,
         input_shape=(6, 5, 5, 5),
         n_outputs=1,
-        conv_channels=(32, 64),
+        width=32,
+        depth=2,
+        head_width=64,
         pooling="mean",
-        hidden=64,
         dropout=0.2,
     ):
         super().__init__()
         if pooling not in ("mean", "concat"):
             raise ValueError(f"pooling must be 'mean' or 'concat', got {pooling!r}.")
         shape = _check_shape(input_shape)
-        self.encoder = _YearEncoder(shape, conv_channels)
+        self.encoder = _YearEncoder(shape, doubling(width, depth))
         self.pooling = pooling
         self._years = shape[3]
         n_in = self.encoder.n_features * (self._years if pooling == "concat" else 1)
-        self.head = _head(n_in, int(hidden), int(n_outputs), float(dropout))
+        self.head = _head(n_in, int(head_width), int(n_outputs), float(dropout))
 
     def forward(self, x):
         features = self.encoder(x)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._galaxy_tree import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from ._widths import doubling
 
 __all__ = ["GalaxyCNN", "GalaxyResNet", "GalaxyZooConstraint"]
 
@@ -34,24 +35,37 @@ class GalaxyZooConstraint(nn.Module):
     turned into a distribution over its answers, which is then multiplied by
     the value of the (already constrained) answer that leads to the question,
     so every question's answers sum to its parent answer, and Q1 and Q6 sum
-    to 1 -- the output layer of the winning Galaxy Challenge solution.
+    to 1 -- the output layer of the winning Galaxy Challenge solution [1]_.
+    The targets are vote fractions of volunteers who walk the Galaxy Zoo 2
+    decision tree [2]_, each answer weighted by the fraction of votes that
+    reached its question; obeying the tree keeps the predicted fractions
+    consistent with one another.
 
     Parameters
     ----------
     mode : {"divisive", "softmax", "none"}, default="divisive"
         ``"divisive"`` rectifies the outputs (ReLU) and divides each group by
-        its sum, as the winning solution did: ``(relu(z) + eps) / sum(relu(z)
+        its sum, as in [1]_: ``(relu(z) + eps) / sum(relu(z)
         + eps)``, so a group whose outputs are all negative becomes uniform
         instead of undefined. ``"softmax"`` applies a softmax per group.
-        ``"none"`` returns the raw outputs unchanged (a linear head trained
-        with MSE, as in the original GalaxyCNN report).
+        ``"none"`` returns the raw outputs unchanged (a plain linear head
+        trained with MSE).
     eps : float, default=1e-6
         Added to each rectified output in ``"divisive"`` mode.
 
     See Also
     --------
-    skestimators.metrics.project_galaxy_zoo : The same projection in NumPy,
+    skestimators.galaxy_zoo.project_galaxy_zoo : The same projection in NumPy,
         for post-processing predictions of any model.
+
+    References
+    ----------
+    .. [1] S. Dieleman, K. W. Willett and J. Dambre, "Rotation-invariant
+       convolutional neural networks for galaxy morphology prediction",
+       MNRAS 450, 1441-1459, 2015.
+    .. [2] K. W. Willett et al., "Galaxy Zoo 2: detailed morphological
+       classifications for 304,122 galaxies from the Sloan Digital Sky
+       Survey", MNRAS 435, 2835-2860, 2013.
 
     Examples
     --------
@@ -141,11 +155,12 @@ def _init_output(linear: nn.Linear, constraint: nn.Module) -> None:
 
 
 class GalaxyCNN(nn.Module):
-    """The GalaxyCNN of the original report, with batch normalisation.
+    """A plain VGG-style CNN for galaxy images, with batch normalisation.
 
-    Four blocks of 3x3 convolution, batch normalisation, ReLU and 2x2 max
-    pooling (32, 64, 128 and 256 channels by default), then a dense layer of
-    ``hidden`` units with ReLU and dropout, and a linear output layer followed
+    ``depth`` blocks of 3x3 convolution, batch normalisation, ReLU and 2x2
+    max pooling (``width`` channels, doubling at each block: 32, 64, 128 and
+    256 by default), then a dense layer of ``head_width`` units with ReLU and
+    dropout, and a linear output layer followed
     by the Galaxy Zoo constraint.
 
     Parameters
@@ -155,9 +170,12 @@ class GalaxyCNN(nn.Module):
     n_outputs : int, default=37
         Number of outputs: 37 for the Galaxy Zoo answers, or the number of
         classes (logits) when used as a classifier.
-    channels : tuple of int, default=(32, 64, 128, 256)
-        Channels of the convolution blocks; each block halves the image.
-    hidden : int, default=512
+    width : int, default=32
+        Channels of the first convolution block; each block doubles them and
+        halves the image.
+    depth : int, default=4
+        Number of convolution blocks.
+    head_width : int, default=512
         Units of the dense layer.
     dropout : float, default=0.5
         Dropout after the dense layer.
@@ -186,12 +204,14 @@ class GalaxyCNN(nn.Module):
         input_shape: Sequence[int] = (3, 69, 69),
         n_outputs: int = 37,
         *,
-        channels: Sequence[int] = (32, 64, 128, 256),
-        hidden: int = 512,
+        width: int = 32,
+        depth: int = 4,
+        head_width: int = 512,
         dropout: float = 0.5,
         constraint: str | None = "auto",
     ):
         super().__init__()
+        channels = doubling(width, depth)
         self.input_shape = _check_input_shape(input_shape, 2 ** len(channels))
         blocks: list[nn.Module] = []
         c_in, (h, w) = self.input_shape[0], self.input_shape[1:]
@@ -204,12 +224,12 @@ class GalaxyCNN(nn.Module):
             ]
             c_in, h, w = c, h // 2, w // 2
         self.features = nn.Sequential(*blocks)
-        output = nn.Linear(hidden, n_outputs)
+        output = nn.Linear(head_width, n_outputs)
         self.constraint = _head(n_outputs, constraint)
         _init_output(output, self.constraint)
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c_in * h * w, hidden),
+            nn.Linear(c_in * h * w, head_width),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             output,
@@ -249,10 +269,11 @@ class _BasicBlock(nn.Module):
 class GalaxyResNet(nn.Module):
     """A small residual network for galaxy images.
 
-    A 3x3 stem convolution and 2x2 max pooling, then one stage of basic
-    residual blocks per entry of ``widths`` (each stage after the first
-    halves the image), global average pooling, dropout and a linear output
-    layer followed by the Galaxy Zoo constraint. The last batch
+    A 3x3 stem convolution and 2x2 max pooling, then ``depth`` stages of
+    ``blocks`` basic residual blocks, with ``width`` channels doubling at each
+    stage (each stage after the first halves the image), global average
+    pooling, dropout and a linear output layer followed by the Galaxy Zoo
+    constraint. The last batch
     normalisation of every block starts at zero, so each block starts as the
     identity.
 
@@ -263,8 +284,10 @@ class GalaxyResNet(nn.Module):
     n_outputs : int, default=37
         Number of outputs: 37 for the Galaxy Zoo answers, or the number of
         classes (logits) when used as a classifier.
-    widths : tuple of int, default=(32, 64, 128, 256)
-        Channels of each stage.
+    width : int, default=32
+        Channels of the first stage; each stage doubles them.
+    depth : int, default=4
+        Number of stages.
     blocks : int, default=2
         Residual blocks per stage.
     dropout : float, default=0.3
@@ -275,13 +298,13 @@ class GalaxyResNet(nn.Module):
 
     See Also
     --------
-    GalaxyCNN : The plain four-block network of the original report.
+    GalaxyCNN : A plain network of four convolution blocks.
 
     Examples
     --------
     >>> import torch
     >>> from skestimators.nn import GalaxyResNet
-    >>> net = GalaxyResNet(input_shape=(3, 24, 24), widths=(8, 16), blocks=1).eval()
+    >>> net = GalaxyResNet(input_shape=(3, 24, 24), width=8, depth=2, blocks=1).eval()
     >>> net(torch.rand(2, 3, 24, 24)).shape
     torch.Size([2, 37])
     """
@@ -291,12 +314,14 @@ class GalaxyResNet(nn.Module):
         input_shape: Sequence[int] = (3, 69, 69),
         n_outputs: int = 37,
         *,
-        widths: Sequence[int] = (32, 64, 128, 256),
+        width: int = 32,
+        depth: int = 4,
         blocks: int = 2,
         dropout: float = 0.3,
         constraint: str | None = "auto",
     ):
         super().__init__()
+        widths = doubling(width, depth)
         if blocks < 1 or not widths:
             raise ValueError("GalaxyResNet needs at least one stage of one block.")
         self.input_shape = _check_input_shape(input_shape, 2 ** len(widths))

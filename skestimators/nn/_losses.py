@@ -1,14 +1,15 @@
-"""Regression losses of the SOC CNN-LSTM seed, with per-sample weights.
+"""Composite regression losses for soil organic carbon, with per-sample weights.
 
-The seed's composite loss blends a plain loss on the errors with a
-chi-squared term, the squared errors scaled by an assumed measurement
-uncertainty ``sigma``::
+The composite loss of the CNN-LSTM soil organic carbon model for Bavaria
+blends a plain loss on the errors with a chi-squared term, the squared
+errors scaled by an assumed measurement uncertainty ``sigma``::
 
     loss_i = alpha * base(e_i) + (1 - alpha) * (e_i / sigma) ** 2
 
 with errors ``e_i = y_pred_i - y_true_i``, where ``base`` is ``|e|``
-(``composite_l1``) or ``e ** 2`` (``composite_l2``); ``alpha`` (the seed's
-``--loss_alpha``) weights the L1/L2 part.
+(``composite_l1``) or ``e ** 2`` (``composite_l2``); ``alpha`` (``loss_alpha``
+of the estimators) weights the L1/L2 part. See :class:`CompositeLoss` for
+the reference.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ def _weighted_reduce(loss, sample_weight, reduction):
 
 
 class CompositeLoss(nn.Module):
-    """Blend of an L1 or L2 loss with a chi-squared term, as in the SOC seed.
+    """Blend of an L1 or L2 loss with a chi-squared term.
 
     For errors ``e = y_pred - y_true``, the element-wise loss is
     ``alpha * base(e) + (1 - alpha) * (e / sigma) ** 2`` with ``base(e)`` equal
     to ``|e|`` (``base="l1"``) or ``e ** 2`` (``base="l2"``). ``alpha=1`` gives
-    the plain L1 loss or MSE.
+    the plain L1 loss or MSE. The chi-squared term measures the errors in
+    units of an assumed measurement uncertainty ``sigma`` of the soil organic
+    carbon values; the composite L1 and L2 losses are those of the CNN-LSTM
+    model for soil organic carbon in Bavaria [1]_.
 
     Parameters
     ----------
@@ -57,7 +61,7 @@ class CompositeLoss(nn.Module):
         Weight of the plain part, in ``[0, 1]``; the chi-squared term gets
         ``1 - alpha``.
     sigma : float, default=3.0
-        Scale of the errors in the chi-squared term (the seed's default).
+        Scale of the errors in the chi-squared term (the default of [1]_).
     reduction : {"mean", "sum", "none"}, default="mean"
         ``"none"`` returns the element-wise loss (times the sample weights),
         so that a training engine can weight and reduce it itself.
@@ -67,8 +71,16 @@ class CompositeLoss(nn.Module):
     With ``base="l2"`` the loss is ``(alpha + (1 - alpha) / sigma**2) * e**2``,
     a rescaled MSE: it has the same minimiser as the MSE and only changes the
     effective learning rate. With ``base="l1"`` it is a Huber-like blend of
-    absolute and squared errors. The seed's snippet returns an undefined
-    ``chi2_scaled``; this class uses its ``chi2_loss``, the only term defined.
+    absolute and squared errors. The chi-squared term is the ``chi2_loss``
+    of the code listed in [1]_, ``mean(e**2 / sigma**2)`` (its return line
+    names an undefined ``chi2_scaled``).
+
+    References
+    ----------
+    .. [1] "CNN-LSTM Model for Soil Organic Carbon (SOC) Prediction in
+       Bavaria", README of the ``RefittedCovLSTM`` research code (LUCAS soil
+       survey and multi-temporal satellite imagery, 2007-2023): composite
+       L1/L2 + chi-squared losses, ``--loss_alpha``.
 
     Examples
     --------

@@ -20,8 +20,10 @@ class MLP(nn.Module):
     n_outputs : int
         Number of outputs (logits or regression targets). Injected by the
         estimators.
-    hidden_units : tuple of int, default=(64,)
-        Width of each hidden layer.
+    width : int, default=64
+        Units of each hidden layer.
+    depth : int, default=1
+        Number of hidden layers (0: a linear model).
     dropout : float, default=0.0
         Dropout probability after each hidden layer.
     activation : {"relu", "gelu", "tanh"}, default="relu"
@@ -33,7 +35,7 @@ class MLP(nn.Module):
     --------
     >>> import torch
     >>> from skestimators.nn import MLP
-    >>> net = MLP(input_shape=(3, 4), n_outputs=2, hidden_units=(8,))
+    >>> net = MLP(input_shape=(3, 4), n_outputs=2, width=8)
     >>> net(torch.zeros(5, 3, 4)).shape
     torch.Size([5, 2])
     """
@@ -44,7 +46,8 @@ class MLP(nn.Module):
         self,
         input_shape=(1,),
         n_outputs=1,
-        hidden_units=(64,),
+        width=64,
+        depth=1,
         dropout=0.0,
         activation="relu",
         batch_norm=False,
@@ -62,7 +65,7 @@ class MLP(nn.Module):
             self.input_names = None
             n_in = int(math.prod(input_shape))
         layers = [nn.Flatten()]
-        for width in hidden_units:
+        for _ in range(int(depth)):
             layers.append(nn.Linear(n_in, int(width)))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(int(width)))

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from ._widths import halving
+
 BRANCHES = ("conv1d", "attention", "lstm", "dense")
 
 
@@ -48,7 +50,11 @@ def _length_channels(shape):
 
 
 class Conv1DBranch(nn.Module):
-    """Conv1d-BN-ReLU blocks with max pooling (the seed's baseline when depth=1)."""
+    """Conv1d-BN-ReLU blocks with max pooling along wavelength.
+
+    One block (``depth=1``) is the plain 1-D CNN baseline: local filters
+    that respond to the shape of a band wherever it sits.
+    """
 
     def __init__(self, spectra_shape, width=64, depth=2, kernel_size=5, dropout=0.0):
         super().__init__()
@@ -73,7 +79,12 @@ class Conv1DBranch(nn.Module):
 
 
 class AttentionBranch(nn.Module):
-    """Convolution whose channels are gated by the auxiliary features (Variant 1)."""
+    """Convolution whose channels are gated by the auxiliary features.
+
+    A sigmoid of the stellar and orbital features scales each convolution
+    channel (an attention-like gate), so the star and the orbit decide which
+    spectral patterns count, before pooling over wavelength.
+    """
 
     def __init__(
         self,
@@ -113,7 +124,10 @@ class AttentionBranch(nn.Module):
 
 
 class LSTMBranch(nn.Module):
-    """LSTM along wavelength; last hidden states of both directions (Variant 2)."""
+    """LSTM that reads the spectrum as a sequence over wavelength.
+
+    Its features are the last hidden states of both directions.
+    """
 
     def __init__(
         self, spectra_shape, width=64, depth=1, dropout=0.0, bidirectional=True
@@ -139,7 +153,12 @@ class LSTMBranch(nn.Module):
 
 
 class DenseBranch(nn.Module):
-    """Dense layers on the flattened (engineered) spectrum features (Variant 3)."""
+    """Dense layers on the flattened (engineered) spectrum features.
+
+    Meant for engineered inputs such as the depth with its gradient along
+    wavelength, which exposes the edges of absorption bands to a plain
+    multilayer perceptron.
+    """
 
     def __init__(self, spectra_shape, width=256, depth=2, dropout=0.3):
         super().__init__()
@@ -183,19 +202,22 @@ class SpectraAuxNet(nn.Module):
         Conv blocks, LSTM layers or dense layers.
     dropout : float, default=0.2
         Dropout in the branch and the merged layers.
-    aux_units : tuple of int, default=(32, 16)
-        Layers of the auxiliary branch (empty: the raw auxiliary values).
+    aux_width : int, default=32
+        Units of the first layer of the auxiliary branch; each further layer
+        halves them.
+    aux_depth : int, default=2
+        Layers of the auxiliary branch (0: the raw auxiliary values).
     merge : {"concat", "gated"}, default="concat"
         ``"gated"`` multiplies the spectrum features by a sigmoid gate computed
         from the auxiliary features before concatenating.
-    head_units : int, default=64
+    head_width : int, default=64
         Width of the shared layer after the merge.
     spectra_key, aux_key : str
         Names of the inputs.
     positions : int, default=0
         Attention branch: also keep the gated channels averaged over this many
         wavelength bins (where absorption bands sit matters); 0 keeps only
-        their mean and maximum over wavelength, as the seed did.
+        their mean and maximum over wavelength (global pooling).
 
     Examples
     --------
@@ -215,9 +237,10 @@ class SpectraAuxNet(nn.Module):
         width=64,
         depth=2,
         dropout=0.2,
-        aux_units=(32, 16),
+        aux_width=32,
+        aux_depth=2,
         merge="concat",
-        head_units=64,
+        head_width=64,
         spectra_key="spectra",
         aux_key="aux",
         positions=0,
@@ -239,7 +262,7 @@ class SpectraAuxNet(nn.Module):
         self.spectra_key, self.aux_key = spectra_key, aux_key
         spectra_shape = input_shape[spectra_key]
         n_aux = int(math.prod(input_shape[aux_key]))
-        self.aux_branch, aux_out = _mlp(n_aux, list(aux_units), 0.0)
+        self.aux_branch, aux_out = _mlp(n_aux, list(halving(aux_width, aux_depth)), 0.0)
         self.branches = nn.ModuleList(
             _make_branch(name, spectra_shape, aux_out, width, depth, dropout, positions)
             for name in names
@@ -250,7 +273,7 @@ class SpectraAuxNet(nn.Module):
             if merge == "gated"
             else None
         )
-        self.shared, n_shared = _mlp(n_spec + aux_out, [head_units], dropout)
+        self.shared, n_shared = _mlp(n_spec + aux_out, [head_width], dropout)
         self.heads = nn.ModuleDict(
             {name: nn.Linear(n_shared, 1) for name in target_names}
         )

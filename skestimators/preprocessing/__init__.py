@@ -1,20 +1,40 @@
-"""Transformers for named inputs, spectra, images, rasters and targets."""
+"""Transformers for named inputs, spectra, images, rasters and targets.
 
-from ._image import ImagePreprocessor
-from ._input_transformer import InputTransformer
-from ._physics import PhysicsFeatures
-from ._scaling import NDStandardScaler
-from ._spectral import ChannelSelector, SpectrumNormalizer
-from ._spectral_features import SpectralFeatures
-from ._target import quantile_balanced_weights
+Each name is imported on first use (:class:`ImagePreprocessor` needs PyTorch;
+the others do not).
+"""
+
+from .._exports import lazy_exports as _lazy_exports
 
 __all__ = [
     "ChannelSelector",
     "ImagePreprocessor",
     "InputTransformer",
     "NDStandardScaler",
+    "PatchStatistics",
     "PhysicsFeatures",
     "SpectralFeatures",
     "SpectrumNormalizer",
     "quantile_balanced_weights",
 ]
+
+_EXPORTS = {
+    "ChannelSelector": "._spectral",
+    "ImagePreprocessor": "._image",
+    "InputTransformer": "._input_transformer",
+    "NDStandardScaler": "._scaling",
+    "PatchStatistics": "._patches",
+    "PhysicsFeatures": "._physics",
+    "SpectralFeatures": "._spectral_features",
+    "SpectrumNormalizer": "._spectral",
+    "quantile_balanced_weights": "._target",
+    # Not public (not in __all__): for the image estimators and the exoplanet
+    # data and scoring readers.
+    "to_channels_first": "._image",
+    "AUX_COLUMNS": "._physics",
+    "WATER_BANDS_UM": "._physics",
+    "equilibrium_temperature": "._physics",
+    "scale_height": "._physics",
+    "surface_gravity": "._physics",
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -26,10 +26,11 @@ class SpectralFeatures(TransformerMixin, BaseEstimator):
     """Features of the depth channel along the wavelength axis.
 
     Computes, for every wavelength, the depth itself, its gradient (central
-    differences between neighbouring bins), its ratio to the wavelength (the
-    seed notebook's channel ratio) and its signal-to-noise ratio (depth over
-    uncertainty). Smoothing (Savitzky-Golay) and derivatives, when asked, are
-    applied to the depth before every feature. Placed after
+    differences between neighbouring bins, large at the edges of absorption
+    bands), its ratio to the wavelength (a channel ratio) and its
+    signal-to-noise ratio (depth over uncertainty). Smoothing
+    (Savitzky-Golay) and derivatives, when asked, are applied to the depth
+    before every feature. Placed after
     ``SpectrumNormalizer(channel=1, uncertainty_channel=2)``, the ratio to the
     uncertainty becomes the deviation from the spectrum's mean in units of
     the noise.

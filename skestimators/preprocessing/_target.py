@@ -13,11 +13,13 @@ __all__ = ["quantile_balanced_weights"]
 def quantile_balanced_weights(y, n_bins=10, *, strategy="quantile") -> np.ndarray:
     """Sample weights giving every bin of the target the same total weight.
 
-    The weighted counterpart of the SOC seed's balanced sampling (which bins
-    organic carbon by quantiles and resamples small bins): the target is cut
-    into ``n_bins`` bins and each sample gets ``n / (k * n_b)``, where ``n_b``
-    is the size of its bin and ``k`` the number of non-empty bins. Every bin
-    then weighs ``n / k`` and the weights average to one.
+    The weighted counterpart of quantile-based balanced sampling, which
+    resamples bins of the target so that the rare high or low values of a
+    skewed target such as soil organic carbon count as much as the common
+    ones [1]_. Instead of resampling, the target is cut into ``n_bins`` bins
+    and each sample gets ``n / (k * n_b)``, where ``n_b`` is the size of its
+    bin and ``k`` the number of non-empty bins. Every bin then weighs
+    ``n / k`` and the weights average to one.
 
     Parameters
     ----------
@@ -26,7 +28,7 @@ def quantile_balanced_weights(y, n_bins=10, *, strategy="quantile") -> np.ndarra
     n_bins : int, default=10
         Number of bins.
     strategy : {"quantile", "uniform"}, default="quantile"
-        ``"quantile"``: bin edges at quantiles of ``y`` (as the seed does).
+        ``"quantile"``: bin edges at quantiles of ``y`` (as in [1]_).
         Quantile bins hold about the same number of samples by construction,
         so the weights stay close to one; they depart from one where ties
         (repeated values, detection limits) make bins unequal. ``"uniform"``:
@@ -43,6 +45,13 @@ def quantile_balanced_weights(y, n_bins=10, *, strategy="quantile") -> np.ndarra
     -----
     Bins are half-open, ``[a, b)``, except the last, which includes the
     maximum; duplicated quantile edges (ties) are merged.
+
+    References
+    ----------
+    .. [1] "CNN-LSTM Model for Soil Organic Carbon (SOC) Prediction in
+       Bavaria", README of the ``RefittedCovLSTM`` research code (LUCAS soil
+       survey and multi-temporal satellite imagery, 2007-2023): quantile-based
+       balanced sampling of organic carbon.
 
     Examples
     --------

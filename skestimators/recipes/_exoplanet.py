@@ -18,14 +18,15 @@ from ..preprocessing import (
     SpectrumNormalizer,
 )
 
-SEED_VARIANTS = ("conv1d", "attention", "lstm", "dense")
-VARIANTS = ("best", "blend") + SEED_VARIANTS + tuple(f"seed_{v}" for v in SEED_VARIANTS)
+BRANCHES = ("conv1d", "attention", "lstm", "dense")
+VARIANTS = ("best", "blend") + BRANCHES + tuple(f"{b}_raw" for b in BRANCHES)
 
 # The recommended network: chosen by 5-fold CV on the real data
 # (benchmarks/exoplanet.py). The aux-gated convolution keeps where the
-# absorption bands sit (positions) and is regularised harder than the seed's.
+# absorption bands sit (positions) and is regularised harder than the plain
+# networks below.
 _BEST_NETWORK = dict(
-    branch="attention",
+    module="attention",
     width=16,
     depth=2,
     positions=26,
@@ -35,12 +36,16 @@ _BEST_NETWORK = dict(
     batch_size=32,
 )
 
-# The seed notebook's networks, trained as it trained them (Adam, 50-100 epochs).
-_SEED_NETWORKS = {
-    "conv1d": dict(branch="conv1d", width=64, depth=1, dropout=0.0, aux_units=()),
-    "attention": dict(branch="attention", width=64, depth=2, dropout=0.0),
-    "lstm": dict(branch="lstm", width=64, depth=1, dropout=0.0),
-    "dense": dict(branch="dense", width=256, depth=2, dropout=0.3, aux_units=(16,)),
+# The four spectrum branches at their plain sizes, unregularised except for
+# the dense branch's dropout; the "*_raw" variants train them with Adam for a
+# fixed 50 epochs, the others regularise them and stop early.
+_PLAIN_NETWORKS = {
+    "conv1d": dict(module="conv1d", width=64, depth=1, dropout=0.0, aux_depth=0),
+    "attention": dict(module="attention", width=64, depth=2, dropout=0.0),
+    "lstm": dict(module="lstm", width=64, depth=1, dropout=0.0),
+    "dense": dict(
+        module="dense", width=256, depth=2, dropout=0.3, aux_width=16, aux_depth=1
+    ),
 }
 
 
@@ -62,15 +67,15 @@ def _package_preprocessing(branch):
     return InputTransformer({"spectra": spectra, "aux": (physics, ["spectra", "aux"])})
 
 
-def _seed_preprocessing(branch):
-    """The seed notebook's preprocessing: per-feature scaling of raw spectra."""
+def _raw_preprocessing(branch):
+    """Per-feature standardisation of the raw spectra, across planets."""
     spectra = [NDStandardScaler(per="feature")]
     if branch == "dense":
-        # Variant 3: flattened scaled spectra and their gradients, rescaled. The
-        # seed's third block, depth / (wavelength + 1e-12), divides by the
-        # standardised wavelength (zero for every planet), which makes it a
-        # copy of the depth times 1e12; after rescaling it adds nothing, so it
-        # is left out.
+        # Flattened scaled spectra and their gradients along wavelength,
+        # rescaled. A channel ratio depth / (wavelength + 1e-12) would divide
+        # by the standardised wavelength, zero for every planet (all share one
+        # wavelength grid): a copy of the depth times 1e12 that adds nothing
+        # after rescaling, so no ratio is computed.
         spectra = [
             NDStandardScaler(per="feature"),
             SpectralFeatures(snr=False, ratios=False, depth_channel=1),
@@ -142,11 +147,20 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
         two err on different planets, so the blend is more accurate than
         either (``python benchmarks/exoplanet.py``). ``"best"``: the best
         single network (an aux-gated convolution). ``"conv1d"``,
-        ``"attention"``, ``"lstm"``, ``"dense"``: the seed notebook's four
-        networks with the package's preprocessing (per-spectrum normalisation,
-        spectral features, physics features). ``"seed_conv1d"``, ...: the same
-        networks with the seed's own preprocessing (per-feature standardisation
-        of the raw spectra), as published.
+        ``"attention"``, ``"lstm"``, ``"dense"``: the four spectrum branches
+        of :class:`~skestimators.SpectraAuxClassifier` (1-D convolution,
+        convolution gated by the auxiliary features, bidirectional LSTM along
+        wavelength, dense layers on engineered features), regularised and
+        early-stopped, with the package's preprocessing (per-spectrum
+        normalisation, spectral features, physics features).
+        ``"conv1d_raw"``, ``"attention_raw"``, ``"lstm_raw"``,
+        ``"dense_raw"``: the same networks, unregularised and trained for a
+        fixed 50 epochs, on the raw spectra with each feature standardised
+        across planets (``"dense_raw"`` adds their gradients along
+        wavelength). This is the textbook preprocessing of tabular inputs; it
+        keeps the differences of transit depth between planets and hides the
+        shape of each spectrum, where the absorption bands are, so these
+        variants show what the per-spectrum preprocessing adds.
     random_state : int, RandomState instance or None, default=None
         Seeds the network.
     device : str, default="auto"
@@ -163,6 +177,20 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
         that classifier and gradient boosting (step ``"softvoting"``; the
         network's parameters are ``softvoting__spectraauxclassifier__*``).
 
+    Notes
+    -----
+    The task, detecting water and clouds from a transmission spectrum and
+    the stellar and orbital parameters of the planet, and its data come from
+    a challenge of the CNES (the French space agency) on the automatic
+    analysis of spectra, as set in a deep-learning home assignment [1]_: a
+    network with two inputs (spectrum, auxiliary table) and two outputs.
+
+    References
+    ----------
+    .. [1] R. Tavenard, "Home assignment (2026)", Deep Learning course,
+       EDHEC, 2026; data from a CNES challenge on the automatic analysis of
+       spectra, licence CC BY-NC-SA (see :ref:`data_credits`).
+
     Examples
     --------
     >>> from skestimators.datasets import make_exoplanet
@@ -175,10 +203,10 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
     common = dict(random_state=random_state, device=device, verbose=verbose)
-    if variant.startswith("seed_"):
-        branch = variant[len("seed_") :]
+    if variant.endswith("_raw"):
+        branch = variant.removesuffix("_raw")
         net = SpectraAuxClassifier(
-            **_SEED_NETWORKS[branch],
+            **_PLAIN_NETWORKS[branch],
             max_epochs=50,
             batch_size=32,
             lr=5e-4 if branch == "dense" else 1e-3,
@@ -187,14 +215,14 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
             **common,
         )
         return Pipeline(
-            [("preprocess", _seed_preprocessing(branch)), ("spectraauxclassifier", net)]
+            [("preprocess", _raw_preprocessing(branch)), ("spectraauxclassifier", net)]
         )
     if variant in ("best", "blend"):
         branch = "attention"
         params = dict(_BEST_NETWORK)
     else:
         branch = variant
-        params = dict(_SEED_NETWORKS[branch], weight_decay=1e-4, patience=12)
+        params = dict(_PLAIN_NETWORKS[branch], weight_decay=1e-4, patience=12)
         params.update(dropout=0.3 if branch == "dense" else 0.2)
     params.setdefault("batch_size", 64)
     net = SpectraAuxClassifier(

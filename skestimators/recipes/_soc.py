@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..estimators import SpatioTemporalRegressor
-from ..preprocessing import NDStandardScaler
+from ..preprocessing import NDStandardScaler, PatchStatistics
 
-__all__ = ["PatchStatistics", "soc_baseline_pipeline", "soc_pipeline"]
+__all__ = ["soc_baseline_pipeline", "soc_pipeline"]
 
 ARCHITECTURES = ("cnn_lstm", "pooled")
 INPUTS = ("statistics", "patches")
 TARGET_TRANSFORMS = ("log_zscore", "log", "zscore", None)
 BASELINES = ("hist_gradient_boosting", "random_forest")
-_QUANTILE = re.compile(r"p(\d{1,2})$")
 
 # The centre pixel and the patch mean and spread of every band and year: what
 # the recipe's network reads (inputs="statistics").
@@ -29,189 +24,15 @@ RECIPE_STATISTICS = ("centre", "mean", "std")
 # Networks and training, chosen on worlds other than the benchmark's
 # (make_soc(random_state=1) and (random_state=2)) under spatial CV; see
 # benchmarks/soc.py for the comparison. The LSTM reads the years in both
-# directions, as the seed's does (it also helped on both tuning worlds).
+# directions, as in the CNN-LSTM soil-carbon model of soc_pipeline's
+# References (it also helped on both tuning worlds). On raw patches, two
+# pooled conv blocks downsample 4x, as that model's CNN does.
 _NETWORK = {
-    "statistics": dict(conv_channels=(32,), hidden=32, dropout=0.2),
-    "patches": dict(conv_channels=(32, 64), hidden=64, dropout=0.2),  # the seed's
+    "statistics": dict(width=32, depth=1, head_width=32, dropout=0.2),
+    "patches": dict(width=32, depth=2, head_width=64, dropout=0.2),
 }
 _POOLING = "concat"
 _TRAINING = dict(max_epochs=100, batch_size=32, lr=1e-3, patience=10)
-
-
-class PatchStatistics(TransformerMixin, BaseEstimator):
-    """Summary statistics of each band and year of 5-D patches.
-
-    Turns patches ``(n, bands, height, width, years)`` into statistics over
-    the pixels of the patch, for every band and year: a table for tabular
-    models (random forest, gradient boosting), or, with ``flatten=False``,
-    sequences over the years for a temporal network. Stateless: ``fit`` only
-    records the input shape.
-
-    Parameters
-    ----------
-    statistics : tuple of str, default=("mean", "std", "p10", "p90")
-        Statistics over the pixels: ``"mean"``, ``"std"``, ``"min"``,
-        ``"max"``, ``"centre"`` (the centre pixel) and percentiles
-        ``"p<q>"`` with ``q`` from 0 to 99 (``"p10"``: the 10th percentile).
-    flatten : bool, default=True
-        True: a table ``(n, n_statistics * bands * years)`` for tabular
-        models. False: 1x1 "patches" ``(n, n_statistics * bands, 1, 1,
-        years)`` that keep the years as a sequence, for
-        :class:`~skestimators.SpatioTemporalRegressor`.
-
-    Attributes
-    ----------
-    n_features_in_ : int
-        Number of bands (``X.shape[1]``).
-    input_shape_ : tuple of int
-        ``(bands, height, width, years)`` seen in ``fit``.
-
-    See Also
-    --------
-    soc_baseline_pipeline : These features and a tree ensemble.
-
-    Examples
-    --------
-    >>> from skestimators.datasets import make_soc
-    >>> from skestimators.recipes import PatchStatistics
-    >>> X, y, coords = make_soc(10, n_years=3, random_state=0)
-    >>> stats = PatchStatistics().fit(X)
-    >>> stats.transform(X).shape  # 6 bands x 3 years x 4 statistics
-    (10, 72)
-    >>> stats.get_feature_names_out()[:3].tolist()
-    ['band0_year0_mean', 'band0_year1_mean', 'band0_year2_mean']
-    """
-
-    _parameter_constraints: dict = {
-        "statistics": [tuple, list],
-        "flatten": ["boolean"],
-    }
-
-    def __init__(self, statistics=("mean", "std", "p10", "p90"), *, flatten=True):
-        self.statistics = statistics
-        self.flatten = flatten
-
-    def _check_statistics(self):
-        stats = list(self.statistics)
-        fixed = {"mean", "std", "min", "max", "centre"}
-        bad = [s for s in stats if s not in fixed and not _QUANTILE.match(str(s))]
-        if not stats or bad:
-            raise ValueError(
-                "statistics must be a non-empty sequence of 'mean', 'std', 'min', "
-                f"'max', 'centre' or 'p<q>' (0 <= q <= 99); got {self.statistics!r}."
-            )
-        return stats
-
-    def _validate(self, X, reset):
-        X = validate_data(
-            self, X, reset=reset, allow_nd=True, dtype=[np.float64, np.float32]
-        )
-        if X.ndim != 5:
-            raise ValueError(
-                "PatchStatistics expects patches of shape (n_samples, bands, height, "
-                f"width, years); got an array of shape {X.shape}."
-            )
-        if reset:
-            self.input_shape_ = tuple(X.shape[1:])
-        elif tuple(X.shape[1:]) != self.input_shape_:
-            raise ValueError(
-                f"X has patches of shape {tuple(X.shape[1:])}, but PatchStatistics "
-                f"was fitted on {self.input_shape_}."
-            )
-        return X
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Record the shape of the patches.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, bands, height, width, years)
-            Patches.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : PatchStatistics
-            The fitted transformer.
-        """
-        self._check_statistics()
-        self._validate(X, reset=True)
-        return self
-
-    def transform(self, X):
-        """Statistics of each band and year.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, bands, height, width, years)
-            Patches of the shape seen in ``fit``.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_statistics * bands * years) or \
-(n_samples, n_statistics * bands, 1, 1, years)
-            Columns (or channels) ordered by statistic, then band (then year;
-            see :meth:`get_feature_names_out`).
-        """
-        check_is_fitted(self)
-        X = self._validate(X, reset=False)
-        n, bands, height, width, years = X.shape
-        pixels = X.reshape(n, bands, height * width, years)
-        columns = []
-        for stat in self._check_statistics():
-            if stat == "mean":
-                value = pixels.mean(axis=2)
-            elif stat == "std":
-                value = pixels.std(axis=2)
-            elif stat == "min":
-                value = pixels.min(axis=2)
-            elif stat == "max":
-                value = pixels.max(axis=2)
-            elif stat == "centre":
-                value = X[:, :, height // 2, width // 2, :]
-            else:
-                q = int(_QUANTILE.match(stat).group(1))
-                value = np.percentile(pixels, q, axis=2)
-            columns.append(value)
-        out = np.concatenate(columns, axis=1).astype(X.dtype, copy=False)
-        if self.flatten:
-            return out.reshape(n, -1)
-        return out[:, :, None, None, :]
-
-    def get_feature_names_out(self, input_features=None):
-        """Names ``band<b>_year<t>_<statistic>`` of the output columns.
-
-        Parameters
-        ----------
-        input_features : None
-            Ignored (the inputs are patches, not named columns).
-
-        Returns
-        -------
-        feature_names_out : ndarray of str
-            One name per output column, or per output channel
-            (``band<b>_<statistic>``) when ``flatten=False``.
-        """
-        check_is_fitted(self)
-        bands, _, _, years = self.input_shape_
-        stats = self._check_statistics()
-        if not self.flatten:
-            names = [f"band{b}_{stat}" for stat in stats for b in range(bands)]
-        else:
-            names = [
-                f"band{b}_year{t}_{stat}"
-                for stat in stats
-                for b in range(bands)
-                for t in range(years)
-            ]
-        return np.asarray(names, dtype=object)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        return tags
 
 
 def _target_transformer(target_transform):
@@ -229,7 +50,7 @@ def _target_transformer(target_transform):
 
 
 def soc_pipeline(
-    architecture="cnn_lstm",
+    module="cnn_lstm",
     *,
     inputs="statistics",
     target_transform="log_zscore",
@@ -239,12 +60,14 @@ def soc_pipeline(
 ):
     """An unfitted CNN-LSTM model of soil organic carbon from multi-year patches.
 
-    The seed's set-up as one scikit-learn estimator, refitted as a whole in
-    every cross-validation fold:
+    A CNN-LSTM set-up for mapping soil organic carbon from multi-year
+    satellite and environmental covariates [1]_, as one scikit-learn
+    estimator refitted as a whole in every cross-validation fold:
 
     1. ``inputs="statistics"`` (the default) summarises every band and year
        of the patch by its centre pixel, mean and standard deviation
-       (:class:`PatchStatistics` with ``flatten=False``), keeping the years
+       (:class:`~skestimators.preprocessing.PatchStatistics` with
+       ``flatten=False``), keeping the years
        as a sequence; ``inputs="patches"`` keeps the raw patches;
     2. every channel is standardised (one mean and standard deviation per
        channel, over samples, pixels and years:
@@ -258,17 +81,18 @@ def soc_pipeline(
 
     Parameters
     ----------
-    architecture : {"cnn_lstm", "pooled"}, default="cnn_lstm"
+    module : {"cnn_lstm", "pooled"}, default="cnn_lstm"
         The network (see :class:`~skestimators.SpatioTemporalRegressor`).
     inputs : {"statistics", "patches"}, default="statistics"
         What the network reads. Summaries generalise better to new places on
         the simulated data (fewer spatial patterns to overfit, see
         ``benchmarks/soc.py``) and train several times faster;
-        ``"patches"`` is the seed's CNN-LSTM on the raw patches (3x3
+        ``"patches"`` is the CNN-LSTM of [1]_ on the raw patches (3x3
         convolutions and max-pooling, channels ``(32, 64)``).
     target_transform : {"log_zscore", "log", "zscore"} or None, \
 default="log_zscore"
-        The seed's target transforms: ``log1p``, z-score, both (log first),
+        Target transform, for the right-skewed distribution of soil organic
+        carbon [1]_: ``log1p``, z-score, both (log first),
         or none (the pipeline is then returned without the wrapper).
     random_state : int, RandomState instance or None, default=None
         Seeds the network.
@@ -290,7 +114,15 @@ default="log_zscore"
     See Also
     --------
     soc_baseline_pipeline : The tree-ensemble baseline on patch statistics.
-    skestimators.datasets.predict_raster : Map a fitted model over rasters.
+    skestimators.mapping.predict_raster : Map a fitted model over rasters.
+
+    References
+    ----------
+    .. [1] "CNN-LSTM Model for Soil Organic Carbon (SOC) Prediction in
+       Bavaria", README of the ``RefittedCovLSTM`` research code (LUCAS soil
+       survey and multi-temporal satellite imagery, 2007-2023): CNN-LSTM
+       architecture, log and z-score target transforms, composite losses,
+       distance-based validation, RPIQ.
 
     Examples
     --------
@@ -304,15 +136,13 @@ default="log_zscore"
     >>> bool((model.fit(X, y).predict(X[:5]) > 0).all())
     True
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
-        )
+    if module not in ARCHITECTURES:
+        raise ValueError(f"module must be one of {ARCHITECTURES}, got {module!r}.")
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}.")
     transformer = _target_transformer(target_transform)
     net = SpatioTemporalRegressor(
-        architecture,
+        module,
         **_NETWORK[inputs],
         bidirectional=True,
         pooling=_POOLING,
@@ -339,7 +169,8 @@ def soc_baseline_pipeline(
     ----------
     model : {"hist_gradient_boosting", "random_forest"}, \
 default="hist_gradient_boosting"
-        The regressor on :class:`PatchStatistics` (mean, std, 10th and 90th
+        The regressor on
+        :class:`~skestimators.preprocessing.PatchStatistics` (mean, std, 10th and 90th
         percentile of every band and year).
     target_transform : {"log_zscore", "log", "zscore"} or None, default="log"
         As in :func:`soc_pipeline` (trees do not need the z-score).

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.utils import get_tags
 
-from .._io._layout import final_estimator, walk_estimators
+from .._io import final_estimator, walk_estimators
 from .._multiinput import _take, as_mapping
 from ..exceptions import NonFinitePredictionError
 from ._writer import UNSCORED, write_part
@@ -40,7 +40,7 @@ def prepare_model(estimator, device=None, batch_size=None):
     estimator : estimator
         The same object, changed in place.
     """
-    from .._engine._device import resolve_device
+    from .._engine import resolve_device
 
     target = None if device is None else resolve_device(device)
     for _, est in walk_estimators(estimator):
@@ -256,8 +256,7 @@ def worker_model(path, sha256, trust, device, batch_size):
     """The model, loaded once per worker process (checked against ``sha256``)."""
     key = (path, sha256, device, batch_size)
     if key not in _WORKER_MODELS:
-        from .._io import load
-        from .._io._model_file import file_sha256
+        from .._io import file_sha256, load
 
         if sha256 is not None and file_sha256(path) != sha256:
             raise RuntimeError(

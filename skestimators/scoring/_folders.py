@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._multiinput import MultiInput
-from ..preprocessing._physics import AUX_COLUMNS
+from ..preprocessing import AUX_COLUMNS
 from ._readers import (
     IMAGE_SUFFIXES,
     Chunk,
@@ -117,7 +117,7 @@ class ImageSpec:
         return len(self.ids)
 
     def load(self) -> Chunk:
-        from ..datasets._galaxy_zoo import _read_image
+        from ..datasets import _read_image
 
         images, bad = [], {}
         for position, path in enumerate(self.files):

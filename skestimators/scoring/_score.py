@@ -8,8 +8,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._io import load, read_metadata, sidecar_path
-from .._io._model_file import file_sha256, temporary_name
+from .._io import file_sha256, load, read_metadata, sidecar_path, temporary_name
 from ._chunks import prepare_model, resolve_method, run_chunk, run_remote
 from ._inputs import input_kind, open_input
 from ._readers import (
@@ -150,7 +149,7 @@ def score(
         ``<GalaxyID>.jpg`` images (see
         :func:`~skestimators.datasets.load_galaxy_zoo`), or GeoTIFF rasters
         (one per time step; mapped by
-        :func:`~skestimators.datasets.predict_raster` into a GeoTIFF).
+        :func:`~skestimators.mapping.predict_raster` into a GeoTIFF).
     output : str or path-like
         The output file.
     output_format : {"parquet", "csv", "npy"}, default=None
@@ -398,7 +397,7 @@ def _score_raster(
     """Map a model over GeoTIFFs with ``predict_raster``; atomic, not resumable."""
     import rasterio
 
-    from ..datasets import predict_raster
+    from ..mapping import predict_raster
 
     if fmt != "tif":
         raise ScoringInputError(

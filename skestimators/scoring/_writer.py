@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._io._model_file import temporary_name
+from .._io import temporary_name
 
 __all__ = ["FORMATS", "UNSCORED", "PartsWriter", "ResumeConflictError", "write_part"]
 

@@ -1,11 +1,13 @@
 """
-Comparing the four seed networks on the same folds
-===================================================
+Comparing four spectrum networks on the same folds
+==================================================
 
-The seed notebook of the exoplanet task trained four networks: a 1-D
-convolution, self-attention, an LSTM over the wavelengths, and a dense
-network on engineered features. :func:`~skestimators.recipes.exoplanet_pipeline`
-rebuilds each of them behind the package's preprocessing, and
+Four ways for a network to read a transmission spectrum: a 1-D
+convolution, a convolution whose channels are gated by the stellar and
+orbital parameters (an attention-like gate), an LSTM over the wavelengths,
+and a dense network on engineered features (depth and its gradient).
+:func:`~skestimators.recipes.exoplanet_pipeline` builds each of them behind
+the package's preprocessing, and
 :func:`~skestimators.model_selection.compare_variants` cross-validates them
 on the very same folds, so that differences between variants are not
 differences between splits.

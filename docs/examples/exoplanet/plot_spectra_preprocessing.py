@@ -93,13 +93,13 @@ ax.set_title("mean per-spectrum normalised depth")
 # %%
 # Learning curves of one network under both preprocessings
 # --------------------------------------------------------
-# :func:`~skestimators.recipes.exoplanet_pipeline` builds the seed notebook's
-# networks with the package's preprocessing (``"conv1d"``: per-spectrum
-# normalisation and spectral features) or with the seed's own per-feature
-# scaling (``"seed_conv1d"``). Preprocessing sits inside the pipeline, so it
-# is refitted on the training data only. We train both on the same 1,000
-# planets for a few epochs (the recipes train for 50 to 80) and keep a
-# validation split to draw the curves.
+# :func:`~skestimators.recipes.exoplanet_pipeline` builds the same 1-D
+# convolutional network with the package's preprocessing (``"conv1d"``:
+# per-spectrum normalisation and spectral features) or on the raw spectra
+# standardised per feature (``"conv1d_raw"``). Preprocessing sits inside the
+# pipeline, so it is refitted on the training data only. We train both on the
+# same 1,000 planets for a few epochs (the recipes train for 50 to 80) and
+# keep a validation split to draw the curves.
 from sklearn.model_selection import train_test_split
 
 from skestimators.recipes import exoplanet_pipeline
@@ -109,7 +109,7 @@ X_train, y_train = X[train], y.iloc[train]
 X_test, y_test = X[test], y.iloc[test]
 
 fitted = {}
-for variant in ("conv1d", "seed_conv1d"):
+for variant in ("conv1d", "conv1d_raw"):
     pipeline = exoplanet_pipeline(variant, random_state=0, device="cpu")
     pipeline.set_params(
         spectraauxclassifier__max_epochs=15,

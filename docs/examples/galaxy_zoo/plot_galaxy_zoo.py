@@ -2,10 +2,11 @@
 Galaxy Zoo: predicted answers and output constraints
 ====================================================
 
-Galaxy Zoo volunteers answer a decision tree of 11 questions about each
-galaxy ("smooth or features?", "edge-on?", "spiral arms?"...); the Kaggle
-Galaxy Challenge asked for the 37 vote fractions. They obey the tree: the
-answers to a question sum to the fraction of volunteers who reached it.
+Galaxy Zoo 2 volunteers answer a decision tree of 11 questions about each
+galaxy ("smooth or features?", "edge-on?", "spiral arms?"...; Willett et
+al. 2013, MNRAS 435, 2835); the Kaggle Galaxy Challenge asked for the 37
+vote fractions. They obey the tree: the answers to a question sum to the
+fraction of volunteers who reached it.
 
 :class:`~skestimators.GalaxyZooRegressor` ends its network with a layer that
 enforces these constraints. This example trains it on simulated galaxies
@@ -24,7 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from skestimators import GalaxyZooRegressor
 from skestimators.datasets import make_galaxy_zoo
-from skestimators.metrics import galaxy_zoo_rmse
+from skestimators.metrics import galaxy_zoo_root_mean_squared_error
 
 X, y = make_galaxy_zoo(800, size=32, random_state=0)
 print(X.shape, y.shape)
@@ -33,13 +34,15 @@ y.iloc[:3, :6]
 # %%
 # Train a small network on 600 galaxies, keep 200 aside.
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=200, random_state=0)
-small = dict(width=8, depth=3, hidden=64, batch_size=32, lr=3e-3, device="cpu")
+small = dict(width=8, depth=3, head_width=64, batch_size=32, lr=3e-3, device="cpu")
 model = GalaxyZooRegressor(max_epochs=10, random_state=0, **small)
 model.fit(X_train, y_train)
 y_pred = model.predict(X_test)
 baseline = np.tile(y_train.mean().to_numpy(), (len(y_test), 1))
-print(f"RMSE of the network:      {galaxy_zoo_rmse(y_test, y_pred):.3f}")
-print(f"RMSE of the mean answers: {galaxy_zoo_rmse(y_test, baseline):.3f}")
+rmse_network = galaxy_zoo_root_mean_squared_error(y_test, y_pred)
+rmse_baseline = galaxy_zoo_root_mean_squared_error(y_test, baseline)
+print(f"RMSE of the network:      {rmse_network:.3f}")
+print(f"RMSE of the mean answers: {rmse_baseline:.3f}")
 
 # %%
 # True and predicted answers
@@ -66,14 +69,15 @@ print(np.abs(y_pred[:, 3:5].sum(1) - y_pred[:, 1]).max())
 # %%
 # Comparing the output layers
 # ---------------------------
-# ``constraint="divisive"`` (the winning solution's layer) rectifies the
+# ``constraint="divisive"`` (the output layer of the winning solution,
+# Dieleman, Willett & Dambre 2015, MNRAS 450, 1441) rectifies the
 # outputs and normalises each question; ``"softmax"`` applies a softmax per
 # question; ``"none"`` leaves the 37 outputs free.
 # :func:`~skestimators.model_selection.compare_variants` fits each on the
 # same three folds of the 600 training galaxies; the scorer is the
 # challenge's RMSE, negated so that higher is better as everywhere in
 # scikit-learn.
-from skestimators.metrics import galaxy_zoo_scorer
+from skestimators.metrics import neg_galaxy_zoo_root_mean_squared_error_scorer
 from skestimators.model_selection import compare_variants, plot_comparison
 
 variants = {
@@ -85,7 +89,7 @@ results = compare_variants(
     X_train,
     y_train,
     cv=3,
-    scoring={"-RMSE": galaxy_zoo_scorer},
+    scoring={"-RMSE": neg_galaxy_zoo_root_mean_squared_error_scorer},
     random_state=0,
     n_jobs=2,
 )

@@ -7,7 +7,8 @@ autocorrelated: a sample is much like its neighbours. A random K-fold puts
 neighbours of every test sample in the training set, so it measures how
 well a model interpolates between known samples, not how well it maps the
 places nobody sampled. Spatial cross-validation holds out whole regions
-instead.
+instead (Roberts et al. 2017, Ecography 40, 913; Ploton et al. 2020, Nature
+Communications 11, 4540).
 
 The data come from :func:`~skestimators.datasets.make_soc`, which simulates
 a landscape of covariate rasters over five years and a soil carbon field
@@ -81,8 +82,9 @@ from skestimators.recipes import soc_baseline_pipeline, soc_pipeline
 
 models = {
     "CNN-LSTM": soc_pipeline(random_state=0, device="cpu").set_params(
-        regressor__spatiotemporalregressor__conv_channels=(8,),
-        regressor__spatiotemporalregressor__hidden=16,
+        regressor__spatiotemporalregressor__width=8,
+        regressor__spatiotemporalregressor__depth=1,
+        regressor__spatiotemporalregressor__head_width=16,
         regressor__spatiotemporalregressor__max_epochs=40,
         regressor__spatiotemporalregressor__lr=3e-3,
     ),
@@ -131,7 +133,7 @@ ax.legend(loc="upper left", fontsize="small")
 # ---------------
 # :func:`~skestimators.datasets.make_soc_rasters` writes the same landscape
 # as one GeoTIFF per year, and
-# :func:`~skestimators.datasets.predict_raster` runs the fitted model over
+# :func:`~skestimators.mapping.predict_raster` runs the fitted model over
 # every pixel (every second one here, ``stride=2``), chunk by chunk, into a
 # GeoTIFF.
 import tempfile
@@ -139,7 +141,8 @@ from pathlib import Path
 
 import rasterio
 
-from skestimators.datasets import make_soc_rasters, predict_raster
+from skestimators.datasets import make_soc_rasters
+from skestimators.mapping import predict_raster
 
 model = models["CNN-LSTM"].fit(X, y)
 folder = Path(tempfile.mkdtemp())

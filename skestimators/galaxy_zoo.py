@@ -1,9 +1,11 @@
 """The Galaxy Zoo 2 decision tree, as used by the Kaggle Galaxy Challenge (2014).
 
 This module is the single definition of the 37 answer columns and of the
-questions that group them. It depends on nothing but the standard library so
-that :mod:`skestimators.nn` (torch), :mod:`skestimators.metrics` and
-:mod:`skestimators.datasets` can all import it.
+questions that group them, and of the projection of predictions onto the
+tree. It needs only NumPy and pandas, so that :mod:`skestimators.nn` (whose
+:class:`~skestimators.nn.GalaxyZooConstraint` builds the tree into a network's
+output layer), :mod:`skestimators.metrics` and :mod:`skestimators.datasets`
+can all import it without importing one another.
 
 Each question's answers are vote fractions weighted by the fraction of
 volunteers who reached the question: the answers of a question sum to the
@@ -15,11 +17,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+import pandas as pd
+
 __all__ = [
     "GALAXY_ZOO_ANSWERS",
     "GALAXY_ZOO_COLUMNS",
     "GALAXY_ZOO_QUESTIONS",
     "GalaxyZooQuestion",
+    "project_galaxy_zoo",
 ]
 
 
@@ -40,11 +46,11 @@ class GalaxyZooQuestion(NamedTuple):
 
     See Also
     --------
-    skestimators.metrics.project_galaxy_zoo : Make predictions obey the tree.
+    project_galaxy_zoo : Make predictions obey the tree.
 
     Examples
     --------
-    >>> from skestimators.nn import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+    >>> from skestimators.galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
     >>> len(GALAXY_ZOO_COLUMNS), len(GALAXY_ZOO_QUESTIONS)
     (37, 11)
     >>> q = GALAXY_ZOO_QUESTIONS[9]
@@ -142,3 +148,99 @@ def _build_questions() -> tuple[GalaxyZooQuestion, ...]:
 #: question, so processing them in this order sees each parent before its
 #: children.
 GALAXY_ZOO_QUESTIONS: tuple[GalaxyZooQuestion, ...] = _build_questions()
+
+_N = len(GALAXY_ZOO_COLUMNS)
+
+
+def _as_targets(y, name: str) -> np.ndarray:
+    """``y`` as a float64 array of shape (n, 37), in the canonical column order."""
+    if isinstance(y, pd.DataFrame):
+        missing = [c for c in GALAXY_ZOO_COLUMNS if c not in y.columns]
+        extra = [c for c in y.columns if c not in GALAXY_ZOO_COLUMNS]
+        if missing or extra:
+            raise ValueError(
+                f"{name} must have the 37 Galaxy Zoo columns (Class1.1 ... "
+                f"Class11.6); missing {missing[:5]}, unexpected {extra[:5]}."
+            )
+        y = y.loc[:, list(GALAXY_ZOO_COLUMNS)]
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from None
+    if arr.ndim != 2 or arr.shape[1] != _N or arr.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape (n_samples, {_N}) with n_samples >= 1, "
+            f"got {arr.shape}."
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def project_galaxy_zoo(y_pred):
+    """Project predictions onto the constraints of the Galaxy Zoo tree.
+
+    Negative values are clipped to 0; then, in tree order, each question's
+    answers are rescaled to sum to the (already projected) value of the
+    answer that leads to it, or to 1 for Q1 and Q6. A question whose answers
+    are all 0 gets equal shares. Predictions that already obey the tree are
+    returned unchanged (up to rounding), so the projection is idempotent.
+    It is the normalisation of the Galaxy Zoo 2 decision tree [2]_ that the
+    winning Galaxy Challenge solution built into its output layer [1]_,
+    applied after the fact to the predictions of any model.
+
+    Parameters
+    ----------
+    y_pred : array-like or DataFrame of shape (n_samples, 37)
+        Predicted vote fractions; DataFrames are matched by column name.
+
+    Returns
+    -------
+    projected : ndarray or DataFrame of shape (n_samples, 37)
+        A float64 array in the canonical column order, or a DataFrame with
+        the columns and index of ``y_pred``.
+
+    See Also
+    --------
+    skestimators.nn.GalaxyZooConstraint : The same constraint as a network
+        output layer.
+
+    References
+    ----------
+    .. [1] S. Dieleman, K. W. Willett and J. Dambre, "Rotation-invariant
+       convolutional neural networks for galaxy morphology prediction",
+       MNRAS 450, 1441-1459, 2015.
+    .. [2] K. W. Willett et al., "Galaxy Zoo 2: detailed morphological
+       classifications for 304,122 galaxies from the Sloan Digital Sky
+       Survey", MNRAS 435, 2835-2860, 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skestimators.galaxy_zoo import project_galaxy_zoo
+    >>> p = project_galaxy_zoo(np.full((1, 37), 0.5))
+    >>> p[0, :5].round(4).tolist()  # Q1, then Q2 sums to Class1.2
+    [0.3333, 0.3333, 0.3333, 0.1667, 0.1667]
+    >>> bool(np.allclose(project_galaxy_zoo(p), p))
+    True
+    """
+    y = np.clip(_as_targets(y_pred, "y_pred"), 0.0, None)
+    out = np.empty_like(y)
+    for question in GALAXY_ZOO_QUESTIONS:
+        group = y[:, question.start : question.stop]
+        total = group.sum(axis=1, keepdims=True)
+        share = np.divide(
+            group,
+            total,
+            out=np.full_like(group, 1.0 / group.shape[1]),
+            where=total > 0,
+        )
+        if question.parent is not None:
+            share = share * out[:, question.parent : question.parent + 1]
+        out[:, question.start : question.stop] = share
+    if isinstance(y_pred, pd.DataFrame):
+        projected = pd.DataFrame(
+            out, columns=list(GALAXY_ZOO_COLUMNS), index=y_pred.index
+        )
+        return projected.loc[:, list(y_pred.columns)]
+    return out

@@ -1,8 +1,8 @@
 """Map a fitted model over a raster stack, chunk by chunk.
 
-Uses the patch code of :func:`extract_patches`: every output pixel is
-predicted from the patch :func:`extract_patches` would cut at that pixel's
-centre, so a map equals predicting the extracted patches directly.
+Uses the patch code of :func:`~skestimators.datasets.extract_patches`: every
+output pixel is predicted from the patch that function would cut at that
+pixel's centre, so a map equals predicting the extracted patches directly.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._rasters import (
+from ..datasets import (
     _check_positive_int,
     _check_window,
     _cut_patches,
@@ -55,7 +55,8 @@ def predict_raster(
         summarise them for a tabular model). A 2-D prediction of shape
         ``(n, k)`` writes ``k`` bands.
     rasters : str, path-like or sequence of them
-        One GeoTIFF per time step, as for :func:`extract_patches`.
+        One GeoTIFF per time step, as for
+        :func:`~skestimators.datasets.extract_patches`.
     output_path : str or path-like
         GeoTIFF to write (overwritten).
     window : int
@@ -81,14 +82,16 @@ def predict_raster(
 
     See Also
     --------
-    extract_patches : Patches around points, with the same patch code.
+    skestimators.datasets.extract_patches : Patches around points, with the
+        same patch code.
 
     Examples
     --------
     >>> import os, tempfile
     >>> import rasterio
     >>> from sklearn.dummy import DummyRegressor
-    >>> from skestimators.datasets import make_soc, make_soc_rasters, predict_raster
+    >>> from skestimators.datasets import make_soc, make_soc_rasters
+    >>> from skestimators.mapping import predict_raster
     >>> X, y, coords = make_soc(50, n_years=2, random_state=0)
     >>> model = DummyRegressor().fit(X.reshape(len(X), -1), y)
     >>> folder = tempfile.mkdtemp()

@@ -1,0 +1,43 @@
+"""Building the network of an estimator from its ``module`` parameter."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import torch
+
+
+def instantiate_module(module, module_params, input_shape, n_outputs, default):
+    """Build the network from a class, an instance, or None (``default``)."""
+    params = dict(module_params or {})
+    if module is None:
+        module = default
+    if isinstance(module, torch.nn.Module):
+        if params:
+            raise ValueError(
+                "module_params can only be used with a module class, not an "
+                "instance; configure the instance directly."
+            )
+        return copy.deepcopy(module)
+    if not (isinstance(module, type) and issubclass(module, torch.nn.Module)):
+        raise TypeError(
+            f"module must be a torch.nn.Module subclass or instance, got {module!r}."
+        )
+    accepted = inspect.signature(module.__init__).parameters
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    for name, value in (("input_shape", input_shape), ("n_outputs", n_outputs)):
+        if (name in accepted or takes_kwargs) and name not in params:
+            params[name] = value
+    try:
+        return module(**params)
+    except TypeError as exc:
+        raise TypeError(
+            f"Could not build {module.__name__}(**{params}): {exc}"
+        ) from None
+
+
+def _shapes(batch):
+    if isinstance(batch, dict):
+        return {k: tuple(v.shape) for k, v in batch.items()}
+    return tuple(batch.shape)

@@ -1,0 +1,58 @@
+"""Scorers for multilabel classifiers: ROC AUC per target and subset accuracy."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+__all__ = ["multilabel_scorers"]
+
+
+def _column_auc(estimator, X, y, *, column):
+    """ROC AUC of one target of a multilabel model (a scorer)."""
+    y = np.asarray(y)
+    return roc_auc_score(y[:, column], estimator.predict_proba(X)[:, column])
+
+
+def multilabel_scorers(y) -> dict:
+    """ROC AUC of each target and subset accuracy, as a ``scoring`` dict.
+
+    scikit-learn's ``"roc_auc"`` scorer expects a binary classifier with two
+    classes (``classes_ == [0, 1]``) and scores one column only; a multilabel
+    model whose ``predict_proba`` returns one probability per target, of
+    shape (n_samples, n_targets), gets one ROC AUC scorer per target here
+    instead. The scorers are picklable, so they run in parallel folds.
+
+    Parameters
+    ----------
+    y : DataFrame of shape (n_samples, n_targets)
+        The targets; its column names name the scorers. An array's targets
+        are named by their position (``"0_auc"``, ``"1_auc"``, ...).
+
+    Returns
+    -------
+    scoring : dict of str to scorer
+        ``"<target>_auc"`` for each target, then ``"accuracy"`` (the subset
+        accuracy: every target of a sample right). Results appear as
+        ``test_<target>_auc`` etc. in :func:`~sklearn.model_selection.cross_validate`.
+
+    See Also
+    --------
+    regression_scorers : The scorers of regression targets.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skestimators.metrics import multilabel_scorers
+    >>> y = pd.DataFrame({"water": [0, 1, 1, 0], "clouds": [1, 1, 0, 0]})
+    >>> list(multilabel_scorers(y))
+    ['water_auc', 'clouds_auc', 'accuracy']
+    """
+    names = y.columns if hasattr(y, "columns") else range(np.shape(y)[1])
+    scoring = {
+        f"{name}_auc": partial(_column_auc, column=j) for j, name in enumerate(names)
+    }
+    scoring["accuracy"] = "accuracy"
+    return scoring

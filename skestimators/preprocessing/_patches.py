@@ -1,0 +1,191 @@
+"""Summary statistics of raster patches, per band and year."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["PatchStatistics"]
+
+_QUANTILE = re.compile(r"p(\d{1,2})$")
+
+
+class PatchStatistics(TransformerMixin, BaseEstimator):
+    """Summary statistics of each band and year of 5-D patches.
+
+    Turns patches ``(n, bands, height, width, years)`` into statistics over
+    the pixels of the patch, for every band and year: a table for tabular
+    models (random forest, gradient boosting), or, with ``flatten=False``,
+    sequences over the years for a temporal network. Stateless: ``fit`` only
+    records the input shape.
+
+    Parameters
+    ----------
+    statistics : tuple of str, default=("mean", "std", "p10", "p90")
+        Statistics over the pixels: ``"mean"``, ``"std"``, ``"min"``,
+        ``"max"``, ``"centre"`` (the centre pixel) and percentiles
+        ``"p<q>"`` with ``q`` from 0 to 99 (``"p10"``: the 10th percentile).
+    flatten : bool, default=True
+        True: a table ``(n, n_statistics * bands * years)`` for tabular
+        models. False: 1x1 "patches" ``(n, n_statistics * bands, 1, 1,
+        years)`` that keep the years as a sequence, for
+        :class:`~skestimators.SpatioTemporalRegressor`.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of bands (``X.shape[1]``).
+    input_shape_ : tuple of int
+        ``(bands, height, width, years)`` seen in ``fit``.
+
+    See Also
+    --------
+    skestimators.recipes.soc_baseline_pipeline : These features and a tree
+        ensemble.
+    skestimators.datasets.extract_patches : Cut such patches from rasters.
+
+    Examples
+    --------
+    >>> from skestimators.datasets import make_soc
+    >>> from skestimators.preprocessing import PatchStatistics
+    >>> X, y, coords = make_soc(10, n_years=3, random_state=0)
+    >>> stats = PatchStatistics().fit(X)
+    >>> stats.transform(X).shape  # 6 bands x 3 years x 4 statistics
+    (10, 72)
+    >>> stats.get_feature_names_out()[:3].tolist()
+    ['band0_year0_mean', 'band0_year1_mean', 'band0_year2_mean']
+    """
+
+    _parameter_constraints: dict = {
+        "statistics": [tuple, list],
+        "flatten": ["boolean"],
+    }
+
+    def __init__(self, statistics=("mean", "std", "p10", "p90"), *, flatten=True):
+        self.statistics = statistics
+        self.flatten = flatten
+
+    def _check_statistics(self):
+        stats = list(self.statistics)
+        fixed = {"mean", "std", "min", "max", "centre"}
+        bad = [s for s in stats if s not in fixed and not _QUANTILE.match(str(s))]
+        if not stats or bad:
+            raise ValueError(
+                "statistics must be a non-empty sequence of 'mean', 'std', 'min', "
+                f"'max', 'centre' or 'p<q>' (0 <= q <= 99); got {self.statistics!r}."
+            )
+        return stats
+
+    def _validate(self, X, reset):
+        X = validate_data(
+            self, X, reset=reset, allow_nd=True, dtype=[np.float64, np.float32]
+        )
+        if X.ndim != 5:
+            raise ValueError(
+                "PatchStatistics expects patches of shape (n_samples, bands, height, "
+                f"width, years); got an array of shape {X.shape}."
+            )
+        if reset:
+            self.input_shape_ = tuple(X.shape[1:])
+        elif tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has patches of shape {tuple(X.shape[1:])}, but PatchStatistics "
+                f"was fitted on {self.input_shape_}."
+            )
+        return X
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Record the shape of the patches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, bands, height, width, years)
+            Patches.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PatchStatistics
+            The fitted transformer.
+        """
+        self._check_statistics()
+        self._validate(X, reset=True)
+        return self
+
+    def transform(self, X):
+        """Statistics of each band and year.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, bands, height, width, years)
+            Patches of the shape seen in ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_statistics * bands * years) or \
+(n_samples, n_statistics * bands, 1, 1, years)
+            Columns (or channels) ordered by statistic, then band (then year;
+            see :meth:`get_feature_names_out`).
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        n, bands, height, width, years = X.shape
+        pixels = X.reshape(n, bands, height * width, years)
+        columns = []
+        for stat in self._check_statistics():
+            if stat == "mean":
+                value = pixels.mean(axis=2)
+            elif stat == "std":
+                value = pixels.std(axis=2)
+            elif stat == "min":
+                value = pixels.min(axis=2)
+            elif stat == "max":
+                value = pixels.max(axis=2)
+            elif stat == "centre":
+                value = X[:, :, height // 2, width // 2, :]
+            else:
+                q = int(_QUANTILE.match(stat).group(1))
+                value = np.percentile(pixels, q, axis=2)
+            columns.append(value)
+        out = np.concatenate(columns, axis=1).astype(X.dtype, copy=False)
+        if self.flatten:
+            return out.reshape(n, -1)
+        return out[:, :, None, None, :]
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``band<b>_year<t>_<statistic>`` of the output columns.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored (the inputs are patches, not named columns).
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            One name per output column, or per output channel
+            (``band<b>_<statistic>``) when ``flatten=False``.
+        """
+        check_is_fitted(self)
+        bands, _, _, years = self.input_shape_
+        stats = self._check_statistics()
+        if not self.flatten:
+            names = [f"band{b}_{stat}" for stat in stats for b in range(bands)]
+        else:
+            names = [
+                f"band{b}_year{t}_{stat}"
+                for stat in stats
+                for b in range(bands)
+                for t in range(years)
+            ]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
