@@ -10,6 +10,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import EpochScoring
 
 from skestimators import MultiInput, NetClassifier, SpectraAuxClassifier
 from skestimators._engine import Callback
@@ -102,6 +103,7 @@ def test_callbacks_run_in_the_documented_order(blobs):
         ([Recorder], TypeError, "instance of a skorch Callback"),
         ([("a", "b", "c")], ValueError, r"\(name, callback\) pairs"),
         ([object()], TypeError, "instance of a skorch Callback"),
+        ([EpochScoring("r2")], TypeError, "EpochScoring is not supported"),
     ],
 )
 def test_bad_callbacks_are_refused_clearly(blobs, callbacks, error, match):

@@ -226,7 +226,7 @@ def user_callbacks(callbacks):
     Unnamed callbacks are named after their class, as skorch does; a name of
     the engine's own callbacks, or a name used twice, is an error.
     """
-    from skorch.callbacks import Callback
+    from skorch.callbacks import BatchScoring, Callback, EpochScoring
 
     pairs = []
     for item in callbacks or ():
@@ -244,6 +244,15 @@ def user_callbacks(callbacks):
             raise TypeError(
                 f"callback {name!r} must be an instance of a skorch "
                 f"Callback subclass, got {callback!r}."
+            )
+        if isinstance(callback, (EpochScoring, BatchScoring)):
+            raise TypeError(
+                f"callback {name!r}: skorch's {type(callback).__name__} is not "
+                "supported (the engine's batches carry sample weights beside the "
+                "targets). The engine records the validation metrics of every "
+                "target itself (history_ columns valid_<target>_<metric>); to "
+                "score something else, write a callback that reads "
+                "net.history and net.module_ at on_epoch_end."
             )
         if name in ENGINE_CALLBACKS:
             raise ValueError(
