@@ -29,7 +29,11 @@ from skestimators import (
 from skestimators.ensemble import SoftVotingClassifier
 from skestimators.estimators import GalaxyZooRegressor, ImageClassifier
 from skestimators.model_selection import OptunaSearchCV
-from skestimators.preprocessing import InputTransformer, PhysicsFeatures
+from skestimators.preprocessing import (
+    InputTransformer,
+    PatchStatistics,
+    PhysicsFeatures,
+)
 
 # Small, deterministic settings: the checks fit dozens of times on ~100-300 rows.
 _FAST = {
@@ -235,6 +239,9 @@ _API_CHECKS = [
 NAMED_INPUT_ESTIMATORS = [
     SpectraAuxClassifier(max_epochs=2, device="cpu", random_state=0),
     PhysicsFeatures(),
+    # Takes 5-D patches, never a 2-D table; its data behaviour is tested on
+    # patches in test_soc_estimator.py.
+    PatchStatistics(),
 ]
 
 
