@@ -4,10 +4,13 @@ A thin layer over the public API (:func:`skestimators.scoring.score`,
 :func:`skestimators.save`, :func:`skestimators.recipes.exoplanet_pipeline`,
 :func:`skestimators.model_selection.compare_variants`); nothing imports it.
 
-Exit codes: 0 success; 1 error (a message says what; the output file is left
-as it was); 2 wrong usage; 3 ``score`` wrote the output but some rows could
-not be scored (NaN values, unreadable images): they have null predictions and
-are listed in ``<OUT>.invalid.csv``, the first ones on stderr.
+Exit codes: 0 success; 1 error (one line says what; the output file is left
+as it was; ``-vv`` shows the traceback); 2 wrong usage; 3 ``score`` wrote the
+output but some rows could not be scored (NaN values, unreadable images): they
+have null predictions and are listed in ``<OUT>.invalid.csv``, the first ones
+on stderr; 4 ``score`` did not start because another run is writing the same
+output; 130 ``score`` was interrupted (Ctrl-C): the chunks scored so far are
+kept and the same command resumes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import click
 from ._version import __version__
 
 EXIT_INVALID_ROWS = 3
+EXIT_OUTPUT_LOCKED = 4
+EXIT_INTERRUPTED = 130
 
 #: Errors shown as a message (exit code 1) rather than a traceback.
 _ERRORS = (
@@ -41,6 +46,20 @@ def main(verbose: int) -> None:
     """scikit-learn estimators for scientific deep learning."""
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _debug() -> bool:
+    """Whether ``-vv`` was given: errors then show their traceback."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.find_root().params.get("verbose", 0) >= 2
+
+
+def _message(exc: BaseException) -> str:
+    """One line for an error: its message, or its type for unexpected ones."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, _ERRORS) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @main.command()
@@ -125,13 +144,23 @@ def score(
     (spectra.npy + auxiliary.csv), a folder of <GalaxyID>.jpg images, or
     GeoTIFF rasters (one per time step; mapped into a GeoTIFF).
 
-    Interrupted runs resume when started again with the same arguments; the
-    output appears only when complete. Rows with NaN values get null
-    predictions and are listed in OUTPUT.invalid.csv (exit code 3).
+    Interrupted runs resume when started again with the same arguments;
+    chunks whose input changed since (by content) are scored again. The
+    output appears only when complete. One run at a time writes an output.
+
+    \b
+    Exit codes:
+      0    success
+      1    error (one line says what; -vv shows the traceback)
+      2    wrong usage
+      3    written, but some rows have null predictions (NaN values,
+           unreadable images); they are listed in OUTPUT.invalid.csv
+      4    another run is writing OUTPUT; nothing was done
+      130  interrupted; run the same command again to resume
     """
     import warnings
 
-    from .scoring import InvalidRowsWarning
+    from .scoring import InvalidRowsWarning, OutputLockedError
     from .scoring import score as run
 
     if use_dask and scheduler:
@@ -157,14 +186,34 @@ def score(
                 trust=trust,
                 progress=progress,
             )
-    except _ERRORS as exc:
-        raise click.ClickException(str(exc)) from exc
-    resumed = (
-        f", {result.resumed_chunks} chunk(s) resumed" if result.resumed_chunks else ""
-    )
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        click.echo(
+            f"Interrupted: the chunks scored so far are kept in {output}.parts; "
+            "run the same command again to resume.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except OutputLockedError as exc:
+        if _debug():
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_OUTPUT_LOCKED)
+    except Exception as exc:
+        if _debug():
+            raise
+        raise click.ClickException(_message(exc)) from exc
+    notes = []
+    if result.resumed_chunks:
+        notes.append(f"{result.resumed_chunks} chunk(s) resumed")
+    if result.rescored_chunks:
+        notes.append(
+            f"{result.rescored_chunks} chunk(s) rescored because their input changed"
+        )
     click.echo(
         f"Wrote {result.output}: {result.n_rows} rows in {result.seconds:.1f} s "
-        f"({result.rows_per_second:,.0f} rows/s{resumed}).",
+        f"({', '.join([f'{result.rows_per_second:,.0f} rows/s', *notes])}).",
         err=True,
     )
     if result.n_invalid:

@@ -1,7 +1,9 @@
 """The ``skestimators`` command line (click), in process and as a real process."""
 
+import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +16,14 @@ from click.testing import CliRunner
 
 import skestimators
 from skestimators import NetRegressor
-from skestimators.cli import EXIT_INVALID_ROWS, main
+from skestimators.cli import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_ROWS,
+    EXIT_OUTPUT_LOCKED,
+    main,
+)
+from skestimators.scoring import _score as score_module
+from skestimators.scoring import _writer as writer_module
 
 from .conftest import FAST
 
@@ -226,3 +235,131 @@ def test_killed_process_resumes(tmp_path, saved):
     np.testing.assert_allclose(
         frame["prediction"], model.predict(big), rtol=1e-5, atol=1e-6
     )
+
+
+def _score_command(path, data, out, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "skestimators.cli",
+        "score",
+        str(path),
+        str(data),
+        "-o",
+        str(out),
+        "--no-progress",
+        *map(str, extra),
+    ]
+
+
+def test_second_run_on_the_same_output_is_refused(tmp_path, saved):
+    """Two real processes on one output: the second exits at once, the first
+    finishes a complete output."""
+    path, _, X, model = saved
+    big = np.tile(X, (50, 1))  # 6,000 rows in 1,500 chunks of 4
+    np.save(tmp_path / "big.npy", big)
+    out = tmp_path / "big.parquet"
+    command = _score_command(path, tmp_path / "big.npy", out, "--chunk-rows", 4)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    owner = tmp_path / "big.parquet.lock.owner"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None:
+        if owner.exists() and owner.read_text():
+            break
+        time.sleep(0.02)
+    second = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120
+    )
+    if first.poll() is not None and second.returncode == 0:
+        pytest.skip("the first run finished before the second started")
+    assert second.returncode == EXIT_OUTPUT_LOCKED, second.stderr
+    pattern = (
+        rf"another run \(pid {first.pid}, started [0-9T:+-]+\) "
+        rf"is writing {re.escape(str(out))}"
+    )
+    assert re.search(pattern, second.stderr), second.stderr
+    assert "Traceback" not in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    frame = pd.read_parquet(out)
+    np.testing.assert_array_equal(frame["id"], np.arange(len(big)))  # each id once
+    np.testing.assert_allclose(
+        frame["prediction"], model.predict(big), rtol=1e-5, atol=1e-6
+    )
+    assert not (tmp_path / "big.parquet.parts").exists()
+    assert not owner.exists()
+
+
+def test_interrupt_and_changed_input_are_reported(tmp_path, saved, monkeypatch):
+    path, _, X, model = saved
+    data = tmp_path / "X.npy"
+    np.save(data, X)
+    out = tmp_path / "o.parquet"
+    original = score_module.run_chunk
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(score_module, "run_chunk", interrupted)
+    args = ("score", path, data, "-o", out, "--chunk-rows", 40, "--no-progress")
+    result = invoke(*args)
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert "Interrupted" in result.output and "Traceback" not in result.output
+    monkeypatch.setattr(score_module, "run_chunk", original)
+    stat = data.stat()
+    changed = X.copy()
+    changed[:10] *= -1.0  # chunk 0 only; same size, same mtime
+    np.save(data, changed)
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "1 chunk(s) resumed" in result.output
+    assert "1 chunk(s) rescored because their input changed" in result.output
+    np.testing.assert_allclose(
+        pd.read_parquet(out)["prediction"],
+        model.predict(changed),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def _one_line_error(result, code=1):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_score_errors_are_one_line(tmp_path, saved, monkeypatch):
+    path, data = saved[0], saved[1]
+    garbage = tmp_path / "garbage.joblib"
+    garbage.write_bytes(b"not a model")
+    line = _one_line_error(
+        invoke("score", garbage, data, "-o", tmp_path / "o.parquet", "--trust")
+    )
+    assert "garbage.joblib" in line or "model" in line.lower()
+    line = _one_line_error(
+        invoke("score", path, data, "-o", tmp_path / "missing" / "o.parquet")
+    )
+    assert "does not exist" in line
+    result = invoke("score", path, tmp_path / "absent.npy", "-o", tmp_path / "o.csv")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path))
+
+    monkeypatch.setattr(writer_module, "_write_table", disk_full)
+    line = _one_line_error(invoke("score", path, data, "-o", tmp_path / "o.parquet"))
+    assert "No space left on device" in line
+    monkeypatch.setattr(score_module, "run_chunk", lambda *a, **k: {}["unexpected"])
+    line = _one_line_error(invoke("score", path, data, "-o", tmp_path / "o.parquet"))
+    assert line == "Error: KeyError: 'unexpected'"
+    with pytest.raises(KeyError):  # -vv: the traceback, for a bug report
+        invoke("-vv", "score", path, data, "-o", tmp_path / "o.parquet")

@@ -1,7 +1,8 @@
-"""skestimators.save / load: pickle + JSON sidecar, integrity and portability."""
+"""skestimators.save / load: skops or pickle + JSON sidecar, integrity, safety."""
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -11,14 +12,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import skestimators
 from skestimators import MultiInput, NetClassifier, NetRegressor
 from skestimators._io import (
     ModelFileError,
+    ModelFileNotFoundError,
     ModelVersionWarning,
+    UntrustedTypeError,
+    _model_file,
     read_metadata,
     sidecar_path,
 )
@@ -94,13 +101,13 @@ def test_layout_of_named_inputs(tmp_path, two_inputs):
 
 def test_round_trip_predicts_identically(tmp_path, pipeline, table):
     X, _ = table
-    path = skestimators.save(pipeline, tmp_path / "clf.joblib")
+    path = skestimators.save(pipeline, tmp_path / "clf.joblib", format="pickle")
     loaded = skestimators.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))
 
 
 def test_tampered_pickle_is_refused(tmp_path, pipeline, monkeypatch):
-    path = skestimators.save(pipeline, tmp_path / "clf.joblib")
+    path = skestimators.save(pipeline, tmp_path / "clf.joblib", format="pickle")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -112,7 +119,7 @@ def test_tampered_pickle_is_refused(tmp_path, pipeline, monkeypatch):
 
 
 def test_missing_sidecar_needs_trust(tmp_path, pipeline):
-    path = skestimators.save(pipeline, tmp_path / "clf.joblib")
+    path = skestimators.save(pipeline, tmp_path / "clf.joblib", format="pickle")
     sidecar_path(path).unlink()
     with pytest.raises(ModelFileError, match="has no sidecar"):
         skestimators.load(path)
@@ -126,7 +133,7 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("library", ["skestimators", "torch", "sklearn"])
 def test_version_mismatch_warns(tmp_path, pipeline, library):
-    path = skestimators.save(pipeline, tmp_path / "clf.joblib")
+    path = skestimators.save(pipeline, tmp_path / "clf.joblib", format="pickle")
     side = sidecar_path(path)
     meta = json.loads(side.read_text())
     meta["versions"][library] = "0.0.1"
@@ -141,7 +148,7 @@ def test_gpu_model_loads_on_cpu_quietly(tmp_path, table):
     model = NetRegressor(**FAST).fit(X.to_numpy(), y.astype(float))
     expected = model.predict(X.to_numpy())
     model.net_.device = "cuda"  # as if trained on a GPU
-    path = skestimators.save(model, tmp_path / "gpu.joblib")
+    path = skestimators.save(model, tmp_path / "gpu.joblib", format="pickle")
     assert read_metadata(path)["device"] == "cuda"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -158,12 +165,12 @@ def test_references_to_main_warn(tmp_path, table, monkeypatch):
     monkeypatch.setattr(main, "Scaler", Scaler, raising=False)
     model = make_pipeline(Scaler(), NetClassifier(**FAST)).fit(X, y)
     with pytest.warns(UserWarning, match=r"defined in __main__"):
-        skestimators.save(model, tmp_path / "main.joblib")
+        skestimators.save(model, tmp_path / "main.joblib", format="pickle")
 
 
 def test_fresh_process_scores_identically(tmp_path, pipeline, table):
     X, _ = table
-    path = skestimators.save(pipeline, tmp_path / "clf.joblib")
+    path = skestimators.save(pipeline, tmp_path / "clf.joblib", format="pickle")
     np.save(tmp_path / "X.npy", X.to_numpy())
     script = textwrap.dedent(
         f"""
@@ -188,3 +195,187 @@ def test_fresh_process_scores_identically(tmp_path, pipeline, table):
 def test_bad_training_data_argument(tmp_path, pipeline):
     with pytest.raises(ValueError, match="training_data"):
         skestimators.save(pipeline, tmp_path / "m.joblib", training_data="nope")
+
+
+# -- the file is read once: what is checked is what is loaded -----------------------
+
+
+class _Payload:
+    """Runs ``touch <marker>`` when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    X = np.random.RandomState(0).normal(size=(30, 3))
+    return make_pipeline(StandardScaler(), LinearRegression()).fit(X, X @ [1, 2, 3])
+
+
+def test_file_swapped_after_check_is_never_unpickled(
+    tmp_path, small_model, monkeypatch
+):
+    marker = tmp_path / "pwned"
+    path = skestimators.save(small_model, tmp_path / "m.joblib", format="pickle")
+    read = _model_file._read_bytes
+
+    def read_then_swap(p):
+        data = read(p)
+        # The file on disk is replaced right after it was read and checked.
+        p.write_bytes(pickle.dumps(_Payload(marker)))
+        return data
+
+    monkeypatch.setattr(_model_file, "_read_bytes", read_then_swap)
+    loaded = skestimators.load(path)
+    X = np.ones((2, 3))
+    np.testing.assert_array_equal(loaded.predict(X), small_model.predict(X))
+    assert not marker.exists()
+    with pytest.raises(ModelFileError, match="does not match its sidecar"):
+        skestimators.load(path)  # the swapped file itself is refused
+    assert not marker.exists()
+
+
+# -- save validates its argument and never leaves a model without its sidecar -------
+
+
+@pytest.mark.parametrize("bad", [{}, None, [1, 2], LinearRegression])
+def test_save_refuses_what_is_not_an_estimator(tmp_path, bad):
+    with pytest.raises(ModelFileError, match="expects a fitted scikit-learn"):
+        skestimators.save(bad, tmp_path / "m.joblib")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_an_unfitted_estimator(tmp_path):
+    with pytest.raises(NotFittedError):
+        skestimators.save(make_pipeline(StandardScaler()), tmp_path / "m.joblib")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_save_leaves_nothing_and_keeps_the_old_pair(
+    tmp_path, small_model, monkeypatch
+):
+    path = skestimators.save(small_model, tmp_path / "m.joblib", format="pickle")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise ModelFileError("disk gone")
+
+    monkeypatch.setattr(_model_file, "input_layout", broken)
+    with pytest.raises(ModelFileError, match="disk gone"):
+        skestimators.save(small_model, path, format="pickle")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.undo()
+    assert hasattr(skestimators.load(path), "predict")
+
+
+def test_unpicklable_model_is_a_model_file_error(tmp_path):
+    model = make_pipeline(FunctionTransformer(lambda X: X)).fit(np.ones((3, 2)))
+    with pytest.raises(ModelFileError, match="cannot be pickled"):
+        skestimators.save(model, tmp_path / "m.joblib", format="pickle")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_and_file_are_model_file_errors(tmp_path, small_model):
+    with pytest.raises(ModelFileNotFoundError, match="does not exist"):
+        skestimators.save(small_model, tmp_path / "no" / "m.joblib")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        skestimators.load(tmp_path / "nope.joblib")
+
+
+def test_bad_format_argument(tmp_path, small_model):
+    with pytest.raises(ModelFileError, match="format must be"):
+        skestimators.save(small_model, tmp_path / "m.joblib", format="onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_pickle_is_a_model_file_error(tmp_path, small_model):
+    path = skestimators.save(small_model, tmp_path / "m.joblib", format="pickle")
+    sidecar_path(path).unlink()
+    path.write_bytes(b"definitely not a pickle")
+    with pytest.raises(ModelFileError, match="Cannot unpickle"):
+        skestimators.load(path, trust=True)
+
+
+# -- the safe format -----------------------------------------------------------------
+
+
+class Custom(TransformerMixin, BaseEstimator):
+    """A transformer that is not trusted by default."""
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X):
+        return np.asarray(X) * 2.0
+
+
+class Evil(Custom):
+    """Runs ``touch <marker>`` when its state is restored."""
+
+    def __init__(self, marker=None):
+        self.marker = marker
+
+    def __setstate__(self, state):
+        os.system(f"touch {state['marker']}")
+        self.__dict__.update(state)
+
+
+def test_safe_format_is_the_default_for_plain_models(tmp_path, small_model):
+    path = skestimators.save(small_model, tmp_path / "m.skops")
+    assert read_metadata(path)["serialization"] == "skops"
+    assert path.read_bytes()[:2] == b"PK"  # a skops zip, not a pickle
+    X = np.random.RandomState(1).normal(size=(5, 3))
+    np.testing.assert_array_equal(
+        skestimators.load(path).predict(X), small_model.predict(X)
+    )
+    sidecar_path(path).unlink()  # trust=True: no sidecar, still the safe loader
+    np.testing.assert_array_equal(
+        skestimators.load(path, trust=True).predict(X), small_model.predict(X)
+    )
+
+
+def test_networks_fall_back_to_pickle_with_a_warning(tmp_path, pipeline, table):
+    with pytest.warns(UserWarning, match="saved as a pickle: .*torch network"):
+        path = skestimators.save(pipeline, tmp_path / "net.joblib")
+    assert read_metadata(path)["serialization"] == "pickle"
+    with pytest.raises(ModelFileError, match="cannot be saved in the safe format"):
+        skestimators.save(pipeline, tmp_path / "net2.skops", format="safe")
+    assert not (tmp_path / "net2.skops").exists()
+
+
+def test_untrusted_type_is_refused_and_named(tmp_path):
+    X = np.random.RandomState(0).normal(size=(20, 2))
+    model = make_pipeline(Custom(), LinearRegression()).fit(X, X[:, 0])
+    with pytest.warns(UserWarning, match="trusted="):
+        auto = skestimators.save(model, tmp_path / "auto.joblib")
+    assert read_metadata(auto)["serialization"] == "pickle"
+    path = skestimators.save(model, tmp_path / "m.skops", format="safe")
+    name = f"{__name__}.Custom"
+    with pytest.raises(UntrustedTypeError, match=name):
+        skestimators.load(path)
+    for trusted in ([name], [Custom]):
+        loaded = skestimators.load(path, trusted=trusted)
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_safe_loader_runs_no_code_from_the_file(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = make_pipeline(Evil(marker=str(marker))).fit(np.ones((3, 2)))
+    path = skestimators.save(evil, tmp_path / "evil.skops", format="safe")
+    with pytest.raises(UntrustedTypeError, match=f"{__name__}.Evil"):
+        skestimators.load(path)
+    assert not marker.exists()
+    # A pickle whose sidecar claims the safe format is not unpickled either.
+    path.write_bytes(pickle.dumps(_Payload(marker)))
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta["sha256"] = file_sha256(path)
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="not a valid skops file"):
+        skestimators.load(path)
+    assert not marker.exists()

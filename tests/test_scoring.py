@@ -1,6 +1,7 @@
 """Streaming batch scoring: readers, invalid rows, resume, atomic output, Dask."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -14,11 +15,13 @@ import skestimators
 from skestimators import MultiInput, NetClassifier, NetRegressor
 from skestimators.scoring import (
     InvalidRowsWarning,
+    OutputLockedError,
     ResumeConflictError,
     ScoringInputError,
     score,
 )
 from skestimators.scoring import _score as score_module
+from skestimators.scoring._lock import output_lock
 
 from .conftest import FAST
 
@@ -349,6 +352,92 @@ def test_interrupted_run_resumes_and_output_is_atomic(
         frame[["level", "spread"]], model.predict(X), rtol=1e-5, atol=1e-6
     )
     assert not (tmp_path / "o.parquet.parts").exists()
+
+
+def _rewrite_keeping_size_and_mtime(path, rows, values):
+    """Overwrite ``rows`` of a ``.npy`` in place, as ``cp -p`` would leave it."""
+    stat = path.stat()
+    array = np.load(path, mmap_mode="r+")
+    array[rows] = values
+    array.flush()
+    del array
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+def test_resume_rescores_chunks_whose_content_changed(
+    tmp_path, spectra_model, monkeypatch
+):
+    model_path, npy, X, model = spectra_model
+    data = tmp_path / "X.npy"
+    np.save(data, X)
+    out = tmp_path / "o.parquet"
+    original = score_module.run_chunk
+    monkeypatch.setattr(score_module, "run_chunk", _failing_after(3, original))
+    with pytest.raises(KeyboardInterrupt):
+        run(model_path, [data], out, chunk_rows=40)
+    manifest = tmp_path / "o.parquet.parts" / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()[1:]]
+    assert all(len(r["fingerprint"]) == 32 for r in records)
+    # Rows 45..59 (in chunk 1 of the three done) change; size and mtime do not.
+    changed = X.copy()
+    changed[45:60] = np.flip(X[45:60], axis=1) * 2.0
+    _rewrite_keeping_size_and_mtime(data, slice(45, 60), changed[45:60])
+    monkeypatch.setattr(score_module, "run_chunk", original)
+    result = run(model_path, [data], out, chunk_rows=40)
+    assert result.resumed_chunks == 2 and result.rescored_chunks == 1
+    assert result.n_chunks == 6 and result.n_rows == len(X)
+    frame = pd.read_parquet(out)
+    np.testing.assert_array_equal(frame["id"], np.arange(len(X)))
+    expected = model.predict(changed)
+    assert not np.allclose(expected[45:60], model.predict(X)[45:60])
+    np.testing.assert_allclose(
+        frame[["level", "spread"]], expected, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_tables_are_fingerprinted_by_content(tmp_path, table_model, monkeypatch):
+    model_path, X, model = table_model
+    csv = tmp_path / "t.csv"
+    X.to_csv(csv, index=False)
+    out = tmp_path / "t.parquet"
+    original = score_module.run_chunk
+    monkeypatch.setattr(score_module, "run_chunk", _failing_after(2, original))
+    with pytest.raises(KeyboardInterrupt):
+        run(model_path, [csv], out, chunk_rows=50)
+    stat = csv.stat()
+    text = csv.read_text().splitlines()
+    text[1] = ",".join(reversed(text[1].split(",")))  # a <-> c: same length
+    csv.write_text("\n".join(text) + "\n")
+    os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert csv.stat().st_size == stat.st_size
+    monkeypatch.setattr(score_module, "run_chunk", original)
+    result = run(model_path, [csv], out, chunk_rows=50)
+    assert (result.resumed_chunks, result.rescored_chunks) == (1, 1)
+    frame = pd.read_parquet(out)
+    np.testing.assert_allclose(
+        frame.filter(like="proba_"), model.predict_proba(pd.read_csv(csv)), atol=1e-6
+    )
+
+
+def test_a_locked_output_is_refused_and_left_alone(tmp_path, spectra_model):
+    model_path, npy, X, _ = spectra_model
+    out = tmp_path / "o.parquet"
+    out.write_text("previous complete output")
+    with output_lock(out):
+        owner = json.loads((tmp_path / "o.parquet.lock.owner").read_text())
+        assert owner["pid"] == os.getpid()
+        message = (
+            rf"another run \(pid {os.getpid()}, started .+\) is writing .*o\.parquet$"
+        )
+        with pytest.raises(OutputLockedError, match=message):
+            run(model_path, [npy], out, chunk_rows=40)
+        assert out.read_text() == "previous complete output"
+        assert not (tmp_path / "o.parquet.parts").exists()
+    assert not (tmp_path / "o.parquet.lock.owner").exists()
+    result = run(model_path, [npy], out, chunk_rows=40)  # the lock is free again
+    assert result.n_rows == len(X)
 
 
 def test_restart_discards_other_job(tmp_path, spectra_model, monkeypatch):

@@ -1,9 +1,11 @@
-"""Saving and loading fitted models (a joblib pickle plus a JSON sidecar)."""
+"""Saving and loading fitted models (skops or a pickle, plus a JSON sidecar)."""
 
 from ._layout import final_estimator, walk_estimators
 from ._model_file import (
     ModelFileError,
+    ModelFileNotFoundError,
     ModelVersionWarning,
+    UntrustedTypeError,
     check_integrity,
     check_versions,
     file_sha256,
@@ -16,7 +18,9 @@ from ._model_file import (
 
 __all__ = [
     "ModelFileError",
+    "ModelFileNotFoundError",
     "ModelVersionWarning",
+    "UntrustedTypeError",
     "check_integrity",
     "check_versions",
     "file_sha256",

@@ -1,16 +1,21 @@
-"""Save and load fitted models: a joblib pickle plus a JSON sidecar.
+"""Save and load fitted models: a skops file or a pickle, plus a JSON sidecar.
 
-``save(model, "model.joblib")`` writes ``model.joblib`` and
-``model.joblib.json``. The sidecar records what is needed to trust and use the
-pickle later: its SHA-256, the versions it was made with, the input the model
-expects, where it was trained, and optionally a fingerprint of the training
-data and cross-validation scores. ``load`` checks the hash before unpickling.
+``save(model, "model.skops")`` writes ``model.skops`` and
+``model.skops.json``. The model file is in the safe format (skops: loading
+rebuilds only trusted types) when the model can be stored so, else a joblib
+pickle (see ``save``'s ``format``). The sidecar records what is needed to
+trust and use the file later: how it was serialized, its SHA-256, the
+versions it was made with, the input the model expects, where it was
+trained, and optionally a fingerprint of the training data and
+cross-validation scores. ``load`` reads the file once and checks the hash of
+exactly the bytes it then loads.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -21,12 +26,16 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from ._layout import data_fingerprint, final_estimator, input_layout, walk_estimators
+from ._safe import PICKLE, SAFE, choose_format, load_safe
 
 __all__ = [
     "ModelFileError",
+    "ModelFileNotFoundError",
     "ModelVersionWarning",
+    "UntrustedTypeError",
     "load",
     "read_metadata",
     "save",
@@ -53,6 +62,37 @@ class ModelFileError(ValueError):
     ... except ModelFileError as exc:
     ...     print(type(exc).__name__)
     ModelFileError
+    """
+
+
+class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
+    """A model file, or the folder to save one in, does not exist.
+
+    Both a :class:`ModelFileError` and a :class:`FileNotFoundError`.
+
+    Examples
+    --------
+    >>> from skestimators import load
+    >>> from skestimators._io import ModelFileNotFoundError
+    >>> try:
+    ...     load("no/such/model.joblib")
+    ... except FileNotFoundError as exc:
+    ...     print(type(exc).__name__)
+    ModelFileNotFoundError
+    """
+
+
+class UntrustedTypeError(ModelFileError):
+    """A safe-format model file holds a type that is not trusted.
+
+    Nothing from the file is loaded. Pass the types named in the message to
+    ``load(..., trusted=[...])`` if you trust the file's source.
+
+    Examples
+    --------
+    >>> from skestimators._io import ModelFileError, UntrustedTypeError
+    >>> issubclass(UntrustedTypeError, ModelFileError)
+    True
     """
 
 
@@ -118,6 +158,14 @@ def file_sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole content of a model file, read once."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read the model file {path}: {exc}") from exc
 
 
 def _devices(estimator) -> list[str]:
@@ -202,29 +250,64 @@ def temporary_name(path: Path, suffix: str = "") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = temporary_name(path)
+def _check_saveable(estimator) -> None:
+    """Refuse anything but a fitted estimator, before a byte is written."""
+    if isinstance(estimator, type) or not (
+        hasattr(estimator, "fit") and hasattr(estimator, "get_params")
+    ):
+        raise ModelFileError(
+            "skestimators.save expects a fitted scikit-learn estimator or "
+            f"pipeline, got {type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+
+
+def _training_fingerprint(training_data):
+    if training_data is None:
+        return None, None
+    if not isinstance(training_data, (tuple, list)) or not 1 <= len(training_data) <= 2:
+        raise ModelFileError("training_data must be a tuple (X, y) or (X,).")
+    X = training_data[0]
+    y = training_data[1] if len(training_data) == 2 else None
+    return X, data_fingerprint(X, y)
+
+
+def _write_pickle(estimator, tmp: Path) -> None:
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        joblib.dump(estimator, tmp)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise ModelFileError(
+            f"The model cannot be pickled: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
-def save(estimator, path, *, cv_scores=None, training_data=None) -> Path:
-    """Save a fitted model as a joblib pickle with a JSON sidecar.
+def save(
+    estimator,
+    path,
+    *,
+    format: str = "auto",
+    cv_scores=None,
+    training_data=None,
+) -> Path:
+    """Save a fitted model, in the safe format or as a pickle, with a JSON sidecar.
 
-    Writes ``path`` (the pickle) and ``<path>.json``, each to a temporary
-    file renamed into place. The sidecar holds the format, the SHA-256 and
-    size of the pickle, the versions of skestimators, torch, scikit-learn,
-    NumPy and Python, the creation time (UTC), the device(s) the networks
-    were on, the input the model expects (names, per-sample shapes, dtypes
-    and DataFrame columns, from ``training_data`` or read from the fitted
-    model: its ``input_shape_``/``input_columns_``/``feature_names_in_``, or
-    those of the first Pipeline step that has them, else the final
-    network), its classes or target names, and, when given, a fingerprint
-    of the training data and the cross-validation scores.
+    The safe format is a skops file: loading it rebuilds only trusted types
+    and runs no code from the file. A pickle (joblib) can hold anything,
+    torch networks included, but loading it runs whatever code its author
+    chose. The model file and the sidecar ``<path>.json`` are written to
+    temporary names and renamed into place, the sidecar last, so that a
+    failure never leaves a model without its sidecar; nothing is written
+    unless ``estimator`` is a fitted estimator. The sidecar holds the
+    format, the serialization (``"skops"`` or ``"pickle"``), the SHA-256
+    and size of the model file, the versions of skestimators, torch,
+    scikit-learn, NumPy and Python, the creation time (UTC), the device(s)
+    the networks were on, the input the model expects (names, per-sample
+    shapes, dtypes and DataFrame columns, from ``training_data`` or read
+    from the fitted model: its ``input_shape_``/``input_columns_``/
+    ``feature_names_in_``, or those of the first Pipeline step that has
+    them, else the final network), its classes or target names, and, when
+    given, a fingerprint of the training data and the cross-validation
+    scores.
 
     A model trained on a GPU loads and predicts on a CPU-only machine.
 
@@ -233,7 +316,16 @@ def save(estimator, path, *, cv_scores=None, training_data=None) -> Path:
     estimator : estimator
         A fitted estimator or Pipeline.
     path : str or path-like
-        The pickle to write (``.joblib`` by convention); its folder must exist.
+        The model file to write (``.skops`` or ``.joblib`` by convention);
+        its folder must exist.
+    format : {"auto", "safe", "pickle"}, default="auto"
+        ``"safe"``: a skops file, or a :class:`ModelFileError` when the
+        model cannot be stored so (skops is not installed, the model holds
+        a torch network, or skops cannot store one of its objects); types
+        that are not trusted by default are then named by :func:`load`.
+        ``"pickle"``: a joblib pickle. ``"auto"``: the safe format when the
+        model can be stored in it and loaded back without widening the
+        trusted types, else a pickle with a warning saying why.
     cv_scores : array-like or dict, default=None
         Cross-validation scores: an array, or the dict returned by
         :func:`sklearn.model_selection.cross_validate`; stored with their
@@ -245,12 +337,24 @@ def save(estimator, path, *, cv_scores=None, training_data=None) -> Path:
     Returns
     -------
     path : pathlib.Path
-        The pickle written.
+        The model file written.
+
+    Raises
+    ------
+    ModelFileError
+        If ``estimator`` is not an estimator, ``format`` or
+        ``training_data`` is invalid, the model cannot be serialized, or the
+        files cannot be written (:class:`ModelFileNotFoundError` when the
+        folder does not exist).
+    sklearn.exceptions.NotFittedError
+        If ``estimator`` is not fitted.
 
     Warns
     -----
     UserWarning
-        If the model references classes or functions defined in ``__main__``
+        If ``format="auto"`` falls back to a pickle, saying why.
+    UserWarning
+        If a pickled model references classes or functions defined in ``__main__``
         (a script or notebook): another process cannot unpickle them. Define
         them in an importable module.
 
@@ -261,9 +365,10 @@ def save(estimator, path, *, cv_scores=None, training_data=None) -> Path:
     Notes
     -----
     A pickle can execute arbitrary code when loaded: load only files from
-    sources you trust. The sidecar's hash detects corruption and accidental
-    changes; it is no signature, since whoever can replace the pickle can
-    replace the sidecar too.
+    sources you trust. The network estimators (a torch module inside a
+    skorch net) are saved as pickles. The sidecar's hash detects corruption
+    and accidental changes; it is no signature, since whoever can replace
+    the model file can replace the sidecar too.
 
     Examples
     --------
@@ -274,56 +379,70 @@ def save(estimator, path, *, cv_scores=None, training_data=None) -> Path:
     >>> X, y = np.arange(8.0).reshape(4, 2), np.arange(4.0)
     >>> model = LinearRegression().fit(X, y)
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> path = skestimators.save(model, folder / "lr.joblib", training_data=(X, y))
+    >>> path = skestimators.save(model, folder / "lr.skops", training_data=(X, y))
     >>> sorted(p.name for p in folder.iterdir())
-    ['lr.joblib', 'lr.joblib.json']
+    ['lr.skops', 'lr.skops.json']
+    >>> skestimators.read_metadata(path)["serialization"]
+    'skops'
     >>> skestimators.load(path).predict(X[:2]).round(6).tolist()
     [0.0, 1.0]
     """
     path = Path(os.fspath(path))
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Folder {path.parent} does not exist.")
-    main_refs = _main_references(estimator)
-    if main_refs:
-        warnings.warn(
-            f"The model references {main_refs} defined in __main__ (a script or "
-            "notebook); it will only load in a process that defines them too. "
-            "Move them to an importable module.",
-            UserWarning,
-            stacklevel=2,
+    _check_saveable(estimator)
+    if format not in ("auto", "safe", "pickle"):
+        raise ModelFileError(
+            f"format must be 'auto', 'safe' or 'pickle', got {format!r}."
         )
-    X = None
-    fingerprint = None
-    if training_data is not None:
-        if (
-            not isinstance(training_data, (tuple, list))
-            or not 1 <= len(training_data) <= 2
-        ):
-            raise ValueError("training_data must be a tuple (X, y) or (X,).")
-        X = training_data[0]
-        y = training_data[1] if len(training_data) == 2 else None
-        fingerprint = data_fingerprint(X, y)
-    _atomic_write(path, lambda tmp: joblib.dump(estimator, tmp))
-    devices = _devices(estimator)
-    metadata = {
-        "format": FORMAT,
-        "file": path.name,
-        "sha256": file_sha256(path),
-        "size_bytes": path.stat().st_size,
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
-        "estimator": _qualname(estimator),
-        "final_estimator": _qualname(final_estimator(estimator)),
-        "versions": versions(),
-        "device": devices[0] if len(devices) == 1 else (devices or None),
-        "input": input_layout(estimator, X),
-        "targets": _targets(estimator),
-        "training_data": fingerprint,
-        "cv_scores": None if cv_scores is None else _cv_summary(cv_scores),
-    }
-    text = json.dumps(metadata, indent=2, default=str) + "\n"
-    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(text))
+    if not path.parent.is_dir():
+        raise ModelFileNotFoundError(f"Folder {path.parent} does not exist.")
+    X, fingerprint = _training_fingerprint(training_data)
+    serialization, safe_bytes = choose_format(estimator, format, ModelFileError)
+    if serialization == "pickle":
+        main_refs = _main_references(estimator)
+        if main_refs:
+            warnings.warn(
+                f"The model references {main_refs} defined in __main__ (a script "
+                "or notebook); it will only load in a process that defines them "
+                "too. Move them to an importable module.",
+                UserWarning,
+                stacklevel=2,
+            )
+    side = sidecar_path(path)
+    tmp_model, tmp_side = temporary_name(path), temporary_name(side)
+    try:
+        if safe_bytes is not None:
+            tmp_model.write_bytes(safe_bytes)
+        else:
+            _write_pickle(estimator, tmp_model)
+        devices = _devices(estimator)
+        metadata = {
+            "format": FORMAT,
+            "serialization": serialization,
+            "file": path.name,
+            "sha256": file_sha256(tmp_model),
+            "size_bytes": tmp_model.stat().st_size,
+            "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+            "estimator": _qualname(estimator),
+            "final_estimator": _qualname(final_estimator(estimator)),
+            "versions": versions(),
+            "device": devices[0] if len(devices) == 1 else (devices or None),
+            "input": input_layout(estimator, X),
+            "targets": _targets(estimator),
+            "training_data": fingerprint,
+            "cv_scores": None if cv_scores is None else _cv_summary(cv_scores),
+        }
+        tmp_side.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        # The model first, the sidecar last: a crash in between leaves a
+        # model whose hash does not match (or has no) sidecar, which load refuses.
+        os.replace(tmp_model, path)
+        os.replace(tmp_side, side)
+    except OSError as exc:
+        raise ModelFileError(f"Cannot write the model {path}: {exc}") from exc
+    finally:
+        tmp_model.unlink(missing_ok=True)
+        tmp_side.unlink(missing_ok=True)
     return path
 
 
@@ -378,24 +497,34 @@ def read_metadata(path) -> dict:
     return metadata
 
 
-def load(path, *, trust: bool = False):
+def load(path, *, trust: bool = False, trusted: list | None = None):
     """Load a model saved by :func:`save`, after checking its SHA-256.
 
-    The pickle's hash must match the one in its sidecar ``<path>.json``, or
-    nothing is unpickled. A warning is given when the versions of
-    skestimators, torch or scikit-learn differ from the ones the model was
-    saved with (the model may still work; retrain or pin them to be sure).
-    A model whose networks were on a GPU loads onto the CPU quietly when no
-    GPU is available.
+    The file is read once: its hash must match the one in its sidecar
+    ``<path>.json``, and exactly the bytes that were checked are loaded, so
+    a file swapped on disk meanwhile is never loaded. The sidecar says how
+    the model was stored. A model in the safe format (skops) is rebuilt only
+    from trusted types, and is refused otherwise, naming the types; a pickle
+    is unpickled, which runs any code its author chose. A warning is given
+    when the versions of skestimators, torch or scikit-learn differ from the
+    ones the model was saved with (the model may still work; retrain or pin
+    them to be sure). A model whose networks were on a GPU loads onto the
+    CPU quietly when no GPU is available.
 
     Parameters
     ----------
     path : str or path-like
-        The pickle written by :func:`save`.
+        The model file written by :func:`save`.
     trust : bool, default=False
-        Load a pickle that has no sidecar (one written by ``joblib.dump``, or
-        whose sidecar was lost). Its integrity and versions cannot be checked
-        then. A sidecar that is present is always checked.
+        Load a model file that has no sidecar (a pickle written by
+        ``joblib.dump``, or a file whose sidecar was lost). Its integrity and
+        versions cannot be checked then; a skops file still goes through the
+        safe loader. A sidecar that is present is always checked.
+    trusted : list of str or type, default=None
+        Types a safe-format file may contain besides the default-trusted
+        ones (scikit-learn's estimators, NumPy, builtins and the estimators
+        of skestimators): ``"module.Class"`` names as the error lists them,
+        or the classes themselves. Ignored for pickles.
 
     Returns
     -------
@@ -404,11 +533,13 @@ def load(path, *, trust: bool = False):
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
+    ModelFileNotFoundError
+        If ``path`` does not exist (a :class:`FileNotFoundError` too).
+    UntrustedTypeError
+        If a safe-format file holds a type that is not trusted.
     ModelFileError
         If the sidecar is missing (and ``trust`` is False), unreadable, or
-        its hash does not match the pickle.
+        its hash does not match the file, or the file cannot be loaded.
 
     Warns
     -----
@@ -421,7 +552,7 @@ def load(path, *, trust: bool = False):
 
     Notes
     -----
-    Unpickling runs code chosen by whoever wrote the file. Load only models
+    Unpickling runs code chosen by whoever wrote the file. Load pickles only
     from sources you trust; the hash check guards against corruption and
     mix-ups, not against someone who can rewrite both files.
 
@@ -430,7 +561,7 @@ def load(path, *, trust: bool = False):
     >>> import tempfile, pathlib
     >>> from sklearn.dummy import DummyRegressor
     >>> import skestimators
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dummy.joblib"
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dummy.skops"
     >>> _ = skestimators.save(DummyRegressor().fit([[0], [1]], [1.0, 3.0]), path)
     >>> skestimators.load(path).predict([[5]]).tolist()
     [2.0]
@@ -442,24 +573,48 @@ def load(path, *, trust: bool = False):
     """
     path = Path(os.fspath(path))
     if not path.is_file():
-        raise FileNotFoundError(f"Model file {path} does not exist.")
+        raise ModelFileNotFoundError(f"Model file {path} does not exist.")
     if not sidecar_path(path).exists() and trust:
-        return joblib.load(path)
+        data = _read_bytes(path)
+        if data[:4] == b"PK\x03\x04":  # a skops (zip) file: still the safe loader
+            return load_safe(data, path, trusted, ModelFileError, UntrustedTypeError)
+        return _unpickle(data, path)
     metadata = read_metadata(path)
-    check_integrity(path, metadata)
+    data = _read_bytes(path)
+    _check_digest(path, hashlib.sha256(data).hexdigest(), metadata)
     check_versions(metadata, path)
-    return joblib.load(path)
+    serialization = metadata.get("serialization", PICKLE)
+    if serialization == SAFE:
+        return load_safe(data, path, trusted, ModelFileError, UntrustedTypeError)
+    if serialization != PICKLE:
+        raise ModelFileError(
+            f"The sidecar of {path} names an unknown serialization "
+            f"{serialization!r}; a newer skestimators may read it."
+        )
+    return _unpickle(data, path)
 
 
-def check_integrity(path, metadata) -> None:
-    """Raise ModelFileError if the file's SHA-256 differs from the sidecar's."""
-    actual = file_sha256(path)
+def _unpickle(data: bytes, path):
+    try:
+        return joblib.load(io.BytesIO(data))
+    except Exception as exc:  # whatever the pickle raised, said in one line
+        raise ModelFileError(
+            f"Cannot unpickle {path} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _check_digest(path, actual: str, metadata) -> None:
     if actual != metadata["sha256"]:
         raise ModelFileError(
             f"The SHA-256 of {path} ({actual[:16]}...) does not match its sidecar "
             f"({str(metadata['sha256'])[:16]}...): the file was changed or "
-            "corrupted after it was saved. Refusing to unpickle it."
+            "corrupted after it was saved. Refusing to load it."
         )
+
+
+def check_integrity(path, metadata) -> None:
+    """Raise ModelFileError if the file's SHA-256 differs from the sidecar's."""
+    _check_digest(path, file_sha256(path), metadata)
 
 
 def check_versions(metadata, path="the model") -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import xxhash
 from sklearn.utils import get_tags
 
 from .._io import final_estimator, walk_estimators
@@ -16,7 +17,13 @@ from .._multiinput import _take, as_mapping
 from ..exceptions import NonFinitePredictionError
 from ._writer import UNSCORED, write_part
 
-__all__ = ["prediction_columns", "prepare_model", "run_chunk", "score_chunk"]
+__all__ = [
+    "chunk_fingerprint",
+    "prediction_columns",
+    "prepare_model",
+    "run_chunk",
+    "score_chunk",
+]
 
 _NONFINITE = "NaN or infinite value"
 _NONFINITE_PREDICTION = "NaN or infinite prediction"
@@ -233,9 +240,56 @@ def _scatter(values, good):
     return pa.array(full, mask=~good)
 
 
-def run_chunk(estimator, spec, parts_dir, *, method, id_name):
-    """Load, score and write one chunk; return ``(index, n_rows, n_invalid)``."""
-    chunk = spec.load()
+def _hash_values(digest, value) -> None:
+    if isinstance(value, pd.DataFrame):
+        for name, column in value.items():
+            digest.update(f"\x1e{name}\x1f".encode())
+            _hash_values(digest, column.to_numpy())
+        return
+    array = np.asarray(value)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    if array.dtype.hasobject:
+        digest.update("\x1f".join(map(repr, array.ravel().tolist())).encode())
+    else:
+        digest.update(np.ascontiguousarray(array).view(np.uint8).reshape(-1))
+
+
+def chunk_fingerprint(chunk) -> str:
+    """xxh3-128 of a chunk's ids, inputs and unreadable rows, as read.
+
+    Stored in the resume manifest: a resumed run scores again every chunk
+    whose fingerprint changed, whatever the files' sizes and times say.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skestimators.scoring._readers import Chunk
+    >>> from skestimators.scoring._chunks import chunk_fingerprint
+    >>> a = chunk_fingerprint(Chunk(np.arange(2), np.zeros((2, 3))))
+    >>> b = chunk_fingerprint(Chunk(np.arange(2), np.ones((2, 3))))
+    >>> len(a), a == b
+    (32, False)
+    """
+    digest = xxhash.xxh3_128()
+    _hash_values(digest, chunk.ids)
+    mapping = as_mapping(chunk.X)
+    for name, value in [("X", chunk.X)] if mapping is None else mapping.items():
+        digest.update(f"\x1d{name}\x1d".encode())
+        _hash_values(digest, value)
+    for position, reason in sorted(chunk.bad.items()):
+        digest.update(f"\x1c{position}:{reason}".encode())
+    return digest.hexdigest()
+
+
+def run_chunk(estimator, spec, parts_dir, *, method, id_name, chunk=None):
+    """Load, score and write one chunk.
+
+    Returns ``(index, n_rows, n_invalid, fingerprint)``; ``chunk`` is the
+    chunk when the caller has already loaded it.
+    """
+    if chunk is None:
+        chunk = spec.load()
+    fingerprint = chunk_fingerprint(chunk)
     try:
         table, invalid = score_chunk(estimator, chunk, method=method, id_name=id_name)
     except Exception as exc:
@@ -245,7 +299,8 @@ def run_chunk(estimator, spec, parts_dir, *, method, id_name):
             f"{type(exc).__name__}: {exc}"
         ) from exc
     write_part(parts_dir, spec.index, table, invalid)
-    return spec.index, len(chunk.ids), 0 if invalid is None else invalid.num_rows
+    n_invalid = 0 if invalid is None else invalid.num_rows
+    return spec.index, len(chunk.ids), n_invalid, fingerprint
 
 
 # -- Dask workers ---------------------------------------------------------------------

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import file_sha256, load, read_metadata, sidecar_path, temporary_name
-from ._chunks import prepare_model, resolve_method, run_chunk, run_remote
+from ._chunks import (
+    chunk_fingerprint,
+    prepare_model,
+    resolve_method,
+    run_chunk,
+    run_remote,
+)
 from ._inputs import input_kind, open_input
+from ._lock import output_lock
 from ._readers import (
     RASTER_SUFFIXES,
     ScoringInputError,
@@ -59,7 +67,11 @@ class ScoreResult:
     n_chunks : int
         Chunks of the job.
     resumed_chunks : int
-        Chunks found already scored by an earlier, interrupted run.
+        Chunks found already scored by an earlier, interrupted run, whose
+        input is unchanged (same content fingerprint); not scored again.
+    rescored_chunks : int
+        Chunks an earlier run had scored whose input changed since (their
+        content fingerprint differs); scored again.
     seconds : float
         Wall time of this run.
 
@@ -79,6 +91,7 @@ class ScoreResult:
     invalid_preview: list = field(default_factory=list)
     n_chunks: int = 0
     resumed_chunks: int = 0
+    rescored_chunks: int = 0
     seconds: float = 0.0
 
     @property
@@ -99,6 +112,18 @@ def _output_format(output: Path, output_format):
         f"Cannot tell the output format from {output.name}; name it .parquet, "
         ".csv, .npy (or .tif for rasters), or give the format."
     )
+
+
+def _load_model(path: Path, trust: bool):
+    """``load``, naming the file when it unpickles into an error, not a model."""
+    try:
+        return load(path, trust=trust)
+    except (KeyError, IndexError, AttributeError, TypeError, EOFError) as exc:
+        raise ScoringInputError(
+            f"{path} is not a readable model file ({type(exc).__name__}: {exc})."
+        ) from exc
+    except pickle.UnpicklingError as exc:
+        raise ScoringInputError(f"{path} is not a readable model file: {exc}") from exc
 
 
 def _stat(path: Path):
@@ -130,7 +155,13 @@ def score(
     Rows are read, predicted and written one chunk at a time, so memory does
     not grow with the input. Each finished chunk is kept in
     ``<output>.parts/`` with a manifest: a run that was killed and is started
-    again with the same arguments skips the chunks already done. The output
+    again with the same arguments skips the chunks already done, unless
+    their input changed: the manifest holds a content fingerprint (xxh3-128)
+    of each chunk's input, and chunks whose input no longer matches are
+    scored again (:attr:`ScoreResult.rescored_chunks`). Only one run at a
+    time writes an output: a run holds an exclusive lock on
+    ``<output>.lock`` from start to end, and a second run on the same output
+    fails at once with :class:`OutputLockedError`. The output
     is assembled in a temporary file and renamed to ``output`` only when
     every chunk is scored. Rows holding NaN or infinite values (for models
     that do not accept NaN) and unreadable images are not scored: their
@@ -209,6 +240,8 @@ def score(
         model expects (shape, named inputs, columns).
     ResumeConflictError
         If ``<output>.parts`` holds an unfinished run with other settings.
+    OutputLockedError
+        If another run is writing ``output``.
 
     See Also
     --------
@@ -233,94 +266,126 @@ def score(
     start = time.perf_counter()
     model, output = Path(os.fspath(model)), Path(os.fspath(output))
     inputs = [Path(os.fspath(p)) for p in inputs]
-    metadata = None
-    if not trust or sidecar_path(model).exists():
-        metadata = read_metadata(model)
-    estimator = prepare_model(load(model, trust=trust), device, batch_size)
-    expected = None if metadata is None else metadata.get("input")
-    fmt = _output_format(output, output_format)
-    if input_kind(inputs) == "raster":
-        return _score_raster(
-            estimator,
-            inputs,
-            output,
-            fmt,
-            expected,
-            window=window,
-            chunk_rows=chunk_rows,
-            batch_size=batch_size,
-            start=start,
-        )
-    if fmt == "tif":
-        raise ScoringInputError("GeoTIFF output is for raster inputs only.")
-    reader = open_input(inputs, expected=expected, id_column=id_column, crop=crop)
-    if reader.n_rows == 0:
-        raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
-    method = resolve_method(estimator, method)
-    chunk_rows = chunk_rows or auto_chunk_rows(reader.row_bytes)
-    sha = metadata["sha256"] if metadata else file_sha256(model)
-    job = {
-        "model_sha256": sha,
-        "inputs": [_stat(p) for p in reader.paths],
-        "chunk_rows": int(chunk_rows),
-        "id_column": id_column,
-        "method": method,
-        "crop": crop,
-    }
-    writer = PartsWriter(output, fmt, job, restart=restart)
-    resumed = len(writer.done)
-    specs = reader.specs(chunk_rows)
-    options = {"method": method, "id_name": reader.id_name}
-    from tqdm.auto import tqdm
-
-    with tqdm(
-        total=reader.n_rows,
-        initial=writer.rows_done,
-        unit="rows",
-        unit_scale=True,
-        desc=f"scoring {output.name}",
-        disable=None if progress else True,
-        smoothing=0.1,
-        dynamic_ncols=True,
-    ) as bar:
-        if scheduler is None:
-            n_chunks = _run_local(estimator, specs, writer, bar, options)
-        else:
-            model_key = (str(model.resolve()), sha, trust, device, batch_size)
-            n_chunks = _run_dask(
-                scheduler, n_workers, model_key, specs, writer, bar, options
+    with output_lock(output):
+        metadata = None
+        if not trust or sidecar_path(model).exists():
+            metadata = read_metadata(model)
+        estimator = prepare_model(_load_model(model, trust), device, batch_size)
+        expected = None if metadata is None else metadata.get("input")
+        fmt = _output_format(output, output_format)
+        if input_kind(inputs) == "raster":
+            return _score_raster(
+                estimator,
+                inputs,
+                output,
+                fmt,
+                expected,
+                window=window,
+                chunk_rows=chunk_rows,
+                batch_size=batch_size,
+                start=start,
             )
-    summary = writer.assemble(n_chunks)
-    n_invalid = summary["invalid"]
-    if n_invalid:
-        ids = [next(iter(r.values())) for r in summary["invalid_preview"]]
-        warnings.warn(
-            f"{n_invalid} row(s) could not be scored (null predictions), e.g. ids "
-            f"{ids[:5]}; all are listed in {writer.invalid_path}.",
-            InvalidRowsWarning,
-            stacklevel=2,
+        if fmt == "tif":
+            raise ScoringInputError("GeoTIFF output is for raster inputs only.")
+        reader = open_input(inputs, expected=expected, id_column=id_column, crop=crop)
+        if reader.n_rows == 0:
+            raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
+        method = resolve_method(estimator, method)
+        chunk_rows = chunk_rows or auto_chunk_rows(reader.row_bytes)
+        sha = metadata["sha256"] if metadata else file_sha256(model)
+        job = {
+            "model_sha256": sha,
+            "inputs": [_stat(p) for p in reader.paths],
+            "chunk_rows": int(chunk_rows),
+            "id_column": id_column,
+            "method": method,
+            "crop": crop,
+        }
+        writer = PartsWriter(output, fmt, job, restart=restart)
+        resume = _Resume(writer)
+        specs = reader.specs(chunk_rows)
+        options = {"method": method, "id_name": reader.id_name}
+        from tqdm.auto import tqdm
+
+        with tqdm(
+            total=reader.n_rows,
+            initial=writer.rows_done,
+            unit="rows",
+            unit_scale=True,
+            desc=f"scoring {output.name}",
+            disable=None if progress else True,
+            smoothing=0.1,
+            dynamic_ncols=True,
+        ) as bar:
+            if scheduler is None:
+                n_chunks = _run_local(estimator, specs, resume, bar, options)
+            else:
+                model_key = (str(model.resolve()), sha, trust, device, batch_size)
+                n_chunks = _run_dask(
+                    scheduler, n_workers, model_key, specs, resume, bar, options
+                )
+        summary = writer.assemble(n_chunks)
+        n_invalid = summary["invalid"]
+        if n_invalid:
+            ids = [next(iter(r.values())) for r in summary["invalid_preview"]]
+            warnings.warn(
+                f"{n_invalid} row(s) could not be scored (null predictions), e.g. ids "
+                f"{ids[:5]}; all are listed in {writer.invalid_path}.",
+                InvalidRowsWarning,
+                stacklevel=2,
+            )
+        return ScoreResult(
+            output=output,
+            n_rows=summary["rows"],
+            n_invalid=n_invalid,
+            invalid_path=writer.invalid_path if n_invalid else None,
+            invalid_preview=summary["invalid_preview"],
+            n_chunks=n_chunks,
+            resumed_chunks=resume.resumed,
+            rescored_chunks=resume.rescored,
+            seconds=time.perf_counter() - start,
         )
-    return ScoreResult(
-        output=output,
-        n_rows=summary["rows"],
-        n_invalid=n_invalid,
-        invalid_path=writer.invalid_path if n_invalid else None,
-        invalid_preview=summary["invalid_preview"],
-        n_chunks=n_chunks,
-        resumed_chunks=resumed,
-        seconds=time.perf_counter() - start,
-    )
 
 
-def _run_local(estimator, specs, writer, bar, options) -> int:
+class _Resume:
+    """Which chunks a run skips: those done whose input is unchanged.
+
+    A chunk the manifest records as done is loaded and fingerprinted again;
+    it is skipped only if its fingerprint is the recorded one.
+    """
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.resumed = 0
+        self.rescored = 0
+
+    def check(self, spec):
+        """``(skip, chunk)``: whether to skip ``spec``; the chunk if loaded."""
+        if spec.index not in self.writer.done:
+            return False, None
+        chunk = spec.load()
+        if self.writer.unchanged(spec.index, chunk_fingerprint(chunk)):
+            self.resumed += 1
+            return True, None
+        self.rescored += 1
+        return False, chunk
+
+    def commit(self, bar, index, n_rows, n_invalid, fingerprint):
+        again = index in self.writer.done  # already counted by the progress bar
+        self.writer.commit(index, n_rows, n_invalid, fingerprint)
+        if not again:
+            bar.update(n_rows)
+
+
+def _run_local(estimator, specs, resume, bar, options) -> int:
     n_chunks = 0
     for spec in specs:
         n_chunks = spec.index + 1
-        if spec.index in writer.done:
+        skip, chunk = resume.check(spec)
+        if skip:
             continue
-        index, n_rows, n_invalid = run_chunk(estimator, spec, writer.dir, **options)
-        writer.commit(index, n_rows, n_invalid)
-        bar.update(n_rows)
+        done = run_chunk(estimator, spec, resume.writer.dir, chunk=chunk, **options)
+        resume.commit(bar, *done)
     return n_chunks
 
 
@@ -352,7 +417,7 @@ def _client(scheduler, n_workers):
     return client, client.close
 
 
-def _run_dask(scheduler, n_workers, model_key, specs, writer, bar, options) -> int:
+def _run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> int:
     from distributed import as_completed
 
     client, cleanup = _client(scheduler, n_workers)
@@ -363,20 +428,18 @@ def _run_dask(scheduler, n_workers, model_key, specs, writer, bar, options) -> i
         n_chunks = 0
 
         def collect(future):
-            index, n_rows, n_invalid = future.result()
-            writer.commit(index, n_rows, n_invalid)
-            bar.update(n_rows)
+            resume.commit(bar, *future.result())
 
         for spec in specs:
             n_chunks = spec.index + 1
-            if spec.index in writer.done:
+            if resume.check(spec)[0]:
                 continue
             running.add(
                 client.submit(
                     run_remote,
                     model_key,
                     spec,
-                    str(writer.dir),
+                    str(resume.writer.dir),
                     options["method"],
                     options["id_name"],
                     pure=False,

@@ -5,8 +5,10 @@ While a job runs, every scored chunk is written to ``<OUT>.parts/`` as
 could not be scored), each to a temporary name renamed into place, and then
 recorded in ``<OUT>.parts/manifest.jsonl``: a first line describing the job
 (model hash, inputs with sizes and modification times, chunking), one line
-per finished chunk. A job started again with the same arguments finds the
-manifest and skips the recorded chunks. When every chunk is done the parts
+per finished chunk with an xxh3-128 fingerprint of the chunk's input as read.
+A job started again with the same arguments finds the manifest and skips the
+recorded chunks whose input still has the recorded fingerprint; the others
+are scored again. When every chunk is done the parts
 are assembled into a temporary file next to ``OUT``, renamed to ``OUT`` and
 the parts folder is removed, so ``OUT`` is either absent, the previous
 complete output, or the new complete output; never a partial file.
@@ -162,11 +164,21 @@ class PartsWriter:
                     done[int(record["chunk"])] = record
         return job, done
 
-    def commit(self, index: int, n_rows: int, n_invalid: int) -> None:
-        """Record a chunk whose part is written."""
-        record = {"chunk": int(index), "rows": int(n_rows), "invalid": int(n_invalid)}
+    def commit(self, index: int, n_rows: int, n_invalid: int, fingerprint: str) -> None:
+        """Record a chunk whose part is written, with its input's fingerprint."""
+        record = {
+            "chunk": int(index),
+            "rows": int(n_rows),
+            "invalid": int(n_invalid),
+            "fingerprint": str(fingerprint),
+        }
         _fsync_append(self.manifest, record)
         self.done[int(index)] = record
+
+    def unchanged(self, index: int, fingerprint: str) -> bool:
+        """Whether chunk ``index`` is done and its input has ``fingerprint``."""
+        entry = self.done.get(int(index))
+        return entry is not None and entry.get("fingerprint") == fingerprint
 
     @property
     def rows_done(self) -> int:

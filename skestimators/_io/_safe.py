@@ -1,0 +1,125 @@
+"""The safe model format: skops, which loads no code that is not trusted.
+
+A skops file describes each object by its type and state; loading rebuilds
+only types on a list of trusted ones (scikit-learn's estimators, NumPy
+arrays, builtins, and here the estimators of skestimators itself) and
+refuses the file otherwise, without running anything from it. Pickles, in
+contrast, run whatever the file tells them to.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zipfile
+from importlib.util import find_spec
+
+from sklearn.base import BaseEstimator
+
+from ._layout import walk_estimators
+
+__all__ = ["choose_format", "load_safe", "safe_available"]
+
+SAFE = "skops"
+PICKLE = "pickle"
+
+
+def safe_available() -> bool:
+    """Whether the safe format can be used (skops is installed)."""
+    return find_spec("skops") is not None
+
+
+def _is_package_estimator(name: str) -> bool:
+    """A type name that resolves to an estimator class of skestimators."""
+    if not name.startswith("skestimators."):
+        return False
+    module_name, _, qualname = name.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module_name), qualname)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(obj, type) and issubclass(obj, BaseEstimator)
+
+
+def _untrusted(data: bytes) -> tuple[list[str], list[str]]:
+    """Types in a skops file that are not trusted by default: all of them, and
+    those that are not estimators of skestimators either."""
+    from skops.io import get_untrusted_types
+
+    found = sorted(get_untrusted_types(data=data))
+    return found, [name for name in found if not _is_package_estimator(name)]
+
+
+def _unsafe_reason(estimator, format: str):
+    """``(reason, data)``: why the safe format cannot hold the model, or its bytes."""
+    if not safe_available():
+        return "skops is not installed (pip install 'skestimators[safe]')", None
+    networks = [p for p, est in walk_estimators(estimator) if "net_" in vars(est)]
+    if networks:
+        return (
+            f"{', '.join(networks)} holds a torch network (net_), which the safe "
+            "format does not store",
+            None,
+        )
+    from skops.io import dumps
+
+    try:
+        data = dumps(estimator)
+    except Exception as exc:  # skops names what it cannot store
+        return f"skops cannot store it ({type(exc).__name__}: {exc})", None
+    untrusted = _untrusted(data)[1]
+    if untrusted and format == "auto":
+        return f"loading it would need trusted={untrusted}", None
+    return None, data
+
+
+def choose_format(estimator, format: str, error):
+    """``(serialization, data)`` for :func:`~skestimators.save`.
+
+    ``data`` holds the skops bytes when the safe format is used, else None.
+    ``format="safe"`` raises ``error`` when the model cannot be stored
+    safely; ``format="auto"`` falls back to a pickle with a warning saying why.
+    """
+    if format == PICKLE:
+        return PICKLE, None
+    reason, data = _unsafe_reason(estimator, format)
+    if reason is None:
+        return SAFE, data
+    if format == "safe":
+        raise error(
+            f"The model cannot be saved in the safe format: {reason}. "
+            "Save it with format='pickle'."
+        )
+    import warnings
+
+    warnings.warn(
+        f"The model is saved as a pickle: {reason}. Pass format='pickle' to "
+        "silence this warning.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return PICKLE, None
+
+
+def load_safe(data: bytes, path, trusted, error, untrusted_error):
+    """Rebuild a model from skops bytes, refusing types that are not trusted."""
+    from skops.io import loads
+
+    try:
+        found, untrusted = _untrusted(data)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise error(f"{path} is not a valid skops file: {exc}") from exc
+    allowed = {t if isinstance(t, str) else _type_name(t) for t in trusted or []}
+    refused = [name for name in untrusted if name not in allowed]
+    if refused:
+        raise untrusted_error(
+            f"{path} contains types that are not trusted: {refused}. If you trust "
+            "its source, pass them to load(..., trusted=[...])."
+        )
+    try:
+        return loads(data, trusted=found or None)
+    except Exception as exc:  # skops names what it cannot rebuild
+        raise error(f"Cannot load {path} ({type(exc).__name__}: {exc})") from exc
+
+
+def _type_name(obj) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
