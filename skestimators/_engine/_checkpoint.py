@@ -73,13 +73,11 @@ def config_fingerprint(params):
 
 
 def _hash_tensor(h, t):
-    if isinstance(t, LazyRows):
-        array = t.array if t.index is None else None
-        if array is None:
+    if isinstance(t, LazyRows):  # on disk: hash the file's rows in chunks
+        if t.index is not None:
             h.update(np.ascontiguousarray(t.index).tobytes())
-            array = t.array
-        h.update(str((array.dtype, array.shape)).encode())
-        flat = array.reshape(len(array), -1)
+        h.update(str((t.array.dtype, t.array.shape)).encode())
+        flat = t.array.reshape(len(t.array), -1)
         step = max(1, _HASH_CHUNK // max(1, flat.strides[0]))
         for start in range(0, len(flat), step):
             h.update(np.ascontiguousarray(flat[start : start + step]))
@@ -106,13 +104,13 @@ def _digest(value):
 
 def data_fingerprint(data, groups):
     """Digests of the training inputs, targets, weights and groups."""
-    groups = None if groups is None else np.asarray(groups).astype(str)
+    groups = None if groups is None else np.asarray(groups).astype("U")
     return {
         "n_samples": len(data),
         "X": _digest(data.X),
         "y": _digest(data.y),
         "sample_weight": _digest(data.sample_weight),
-        "groups": None if groups is None else _digest(groups.astype("U")),
+        "groups": _digest(groups),
     }
 
 

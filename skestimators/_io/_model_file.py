@@ -19,17 +19,16 @@ import io
 import json
 import os
 import pickle
-import platform
 import uuid
 import warnings
 from pathlib import Path
 
 import joblib
-import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._layout import data_fingerprint, final_estimator, input_layout, walk_estimators
+from ._layout import data_fingerprint, final_estimator, input_layout
 from ._safe import PICKLE, SAFE, choose_format, load_safe
+from ._sidecar import _cv_summary, _devices, _targets, versions
 
 __all__ = [
     "ModelFileError",
@@ -135,22 +134,6 @@ def sidecar_path(path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def versions() -> dict:
-    """Versions of Python and of the libraries a pickle depends on."""
-    import sklearn
-    import torch
-
-    from .._version import __version__
-
-    return {
-        "skestimators": __version__,
-        "torch": torch.__version__,
-        "sklearn": sklearn.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def file_sha256(path) -> str:
     """SHA-256 of a file, read 1 MiB at a time."""
     digest = hashlib.sha256()
@@ -166,55 +149,6 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"Cannot read the model file {path}: {exc}") from exc
-
-
-def _devices(estimator) -> list[str]:
-    found = []
-    for _, est in walk_estimators(estimator):
-        net = est.__dict__.get("net_")
-        device = getattr(net, "device", None)
-        if device is not None and str(device) not in found:
-            found.append(str(device))
-    return found
-
-
-def _targets(estimator) -> dict:
-    final = final_estimator(estimator)
-    out = {}
-    for attr in ("classes_", "target_names_"):
-        value = getattr(final, attr, None)
-        if value is not None:
-            out[attr.rstrip("_")] = _jsonable(value)
-    return out
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def _cv_summary(cv_scores) -> dict:
-    if isinstance(cv_scores, dict):
-        scores = {str(k): np.asarray(v, dtype=float) for k, v in cv_scores.items()}
-    else:
-        scores = {"score": np.asarray(cv_scores, dtype=float)}
-    return {
-        name: {
-            "values": [float(v) for v in np.ravel(s)],
-            "mean": float(np.mean(s)),
-            "std": float(np.std(s)),
-        }
-        for name, s in scores.items()
-    }
 
 
 class _MainScanner(pickle.Pickler):
