@@ -1,5 +1,6 @@
 """skestimators.save / load: skops or pickle + JSON sidecar, integrity, safety."""
 
+import copy
 import json
 import os
 import pickle
@@ -7,12 +8,14 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
@@ -339,13 +342,124 @@ def test_safe_format_is_the_default_for_plain_models(tmp_path, small_model):
     )
 
 
-def test_networks_fall_back_to_pickle_with_a_warning(tmp_path, pipeline, table):
-    with pytest.warns(UserWarning, match="saved as a pickle: .*torch network"):
-        path = skestimators.save(pipeline, tmp_path / "net.joblib")
+def test_networks_are_saved_in_the_safe_format(tmp_path, pipeline, table):
+    X, _ = table
+    path = skestimators.save(pipeline, tmp_path / "net.skops")
+    assert read_metadata(path)["serialization"] == "skops"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        assert "skestimators/weights/0.safetensors" in names
+    loaded = skestimators.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))
+    pd.testing.assert_frame_equal(loaded[-1].history_, pipeline[-1].history_)
+    assert loaded[-1].device_ == torch.device("cpu")
+
+
+def _tiny_networks():
+    from skestimators import (
+        GalaxyZooRegressor,
+        ImageClassifier,
+        SpatioTemporalRegressor,
+        SpectraAuxClassifier,
+    )
+    from skestimators.datasets import (
+        make_exoplanet,
+        make_galaxy_classes,
+        make_galaxy_zoo,
+        make_soc,
+    )
+
+    fast = dict(max_epochs=2, device="cpu", random_state=0)
+    image = dict(width=4, depth=1, head_width=8, **fast)
+    rng = np.random.RandomState(0)
+    table = rng.normal(size=(60, 3)).astype("float32")
+    spectra = make_exoplanet(60, random_state=0)
+    soc = make_soc(40, n_years=2, window=3, random_state=0)[:2]
+    return [
+        (NetRegressor(**fast), (table, table @ [1.0, 2.0, 0.0])),
+        (NetClassifier(**fast), (table, (table[:, 0] > 0).astype(int))),
+        (SpectraAuxClassifier(**fast), spectra),
+        (ImageClassifier(**image), make_galaxy_classes(60, size=32, random_state=0)),
+        (GalaxyZooRegressor(**image), make_galaxy_zoo(60, size=32, random_state=0)),
+        (SpatioTemporalRegressor(**fast), soc),
+    ]
+
+
+@pytest.mark.parametrize(
+    "estimator, data", _tiny_networks(), ids=lambda v: type(v).__name__
+)
+def test_every_network_round_trips_in_the_safe_format(tmp_path, estimator, data):
+    X, y = data
+    model = clone(estimator).fit(X, y)
+    path = skestimators.save(model, tmp_path / "m.skops", format="safe")
+    loaded = skestimators.load(path)
+    assert type(loaded.net_.module_) is type(model.net_.module_)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    # Training continues from the loaded weights (with a fresh optimizer).
+    if hasattr(loaded, "partial_fit"):
+        loaded.partial_fit(X, y)
+        assert loaded.n_iter_ == model.n_iter_ + 1
+        assert list(loaded.history_.index) == [1, 2, 3]
+
+
+def test_network_of_a_gpu_is_rebuilt_on_the_cpu(table):
+    X, y = table
+    model = NetClassifier(**FAST).fit(X, y)
+    copy_ = NetClassifier(**FAST).set_params(device="auto")
+    copy_.__dict__.update(
+        {k: v for k, v in vars(model).items() if k not in ("net_", "device_")}
+    )
+    copy_._restore_network(
+        model._network_spec(), model.net_.module_.state_dict(), "cuda:0"
+    )
+    assert copy_.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(copy_.predict_proba(X), model.predict_proba(X))
+
+
+def test_network_without_a_recorded_shape_falls_back_to_pickle(tmp_path, table):
+    X, y = table
+    model = NetClassifier(**FAST).fit(X, y)
+    del model._module_spec  # as fitted by an older version
+    with pytest.warns(UserWarning, match="saved as a pickle: .*fit it again"):
+        path = skestimators.save(model, tmp_path / "old.joblib")
     assert read_metadata(path)["serialization"] == "pickle"
     with pytest.raises(ModelFileError, match="cannot be saved in the safe format"):
-        skestimators.save(pipeline, tmp_path / "net2.skops", format="safe")
-    assert not (tmp_path / "net2.skops").exists()
+        skestimators.save(model, tmp_path / "old.skops", format="safe")
+    assert not (tmp_path / "old.skops").exists()
+
+
+@pytest.fixture(scope="module")
+def boosting():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, y), X
+
+
+def test_boosting_is_safe_by_default(tmp_path, boosting):
+    model, X = boosting
+    path = skestimators.save(model, tmp_path / "hgb.skops")
+    assert read_metadata(path)["serialization"] == "skops"
+    loaded = skestimators.load(path)  # no trusted=: the trees are checked
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("left", 10**6, "left child indices are out of range"),
+        ("right", 0, "right child indices are out of range"),
+        ("feature_idx", 99, "feature the model does not have"),
+    ],
+)
+def test_crafted_trees_are_refused(tmp_path, boosting, field, value, message):
+    model, _ = boosting
+    crafted = copy.deepcopy(model)
+    nodes = crafted._predictors[0][0].nodes
+    nodes[field][np.flatnonzero(nodes["is_leaf"] == 0)[0]] = value
+    path = skestimators.save(crafted, tmp_path / "evil.skops", format="safe")
+    with pytest.raises(ModelFileError, match=message):
+        skestimators.load(path)
 
 
 def test_untrusted_type_is_refused_and_named(tmp_path):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
+from skorch.history import History
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -276,6 +277,13 @@ class BaseNet(BaseEstimator):
             snapshot = None
             epochs = 1 if partial else config.max_epochs
             if continuing:
+                if self.net_.head_groups is None:  # rebuilt from a safe model file
+                    groups_spec = self._bind_outputs(
+                        self.net_.module_, train, groups_spec
+                    )
+                    self.net_.set_params(
+                        criterion=HeadsLoss(groups_spec), head_groups=groups_spec
+                    )
                 snapshot = training_state(self.net_)
             else:
                 save = None
@@ -290,7 +298,10 @@ class BaseNet(BaseEstimator):
                 if resumed is not None:
                     done = resumed["done"]
                     epochs = 0 if done else config.max_epochs - int(resumed["epoch"])
-                module = self._make_module(input_shape_for_module(Xv), n_outputs)
+                input_shape = input_shape_for_module(Xv)
+                module = self._make_module(input_shape, n_outputs)
+                # What rebuilds this network from a safe model file (no pickle).
+                self._module_spec = {"input_shape": input_shape, "n_outputs": n_outputs}
                 groups_spec = self._bind_outputs(module, train, groups_spec)
                 self.net_ = self._make_net(
                     config,
@@ -454,6 +465,41 @@ class BaseNet(BaseEstimator):
         self.device_ = torch.device(net.device)
         if "valid_loss" in self.history_:
             self.best_epoch_ = int(self.history_["valid_loss"].idxmin())
+
+    # -- safe model files ----------------------------------------------------------
+    def _network_spec(self):
+        """Plain values that rebuild the fitted network (None if not recorded)."""
+        spec = self.__dict__.get("_module_spec")
+        return None if spec is None else dict(spec)
+
+    def _restore_network(self, spec, state_dict, device):
+        """Rebuild ``net_`` from :meth:`_network_spec` and the module's weights.
+
+        Used when loading a safe model file: the network is built as ``fit``
+        builds it, with a fresh optimizer, and ``state_dict`` is loaded into it.
+        A network trained on a GPU is rebuilt on the CPU where no GPU is
+        available.
+        """
+        config = self._engine_config()
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        module = self._make_module(spec["input_shape"], spec["n_outputs"])
+        net = self._make_net(
+            config, module, [], device, n_train=1, has_valid=False,
+            epochs=config.max_epochs,
+        )  # fmt: skip
+        net.head_groups = None  # bound to the targets by the next partial_fit
+        net.initialize()
+        net.module_.load_state_dict(state_dict)
+        history = self.__dict__.get("history_")
+        if history is not None and len(history):
+            # Later partial_fit epochs are numbered and recorded after these.
+            net.history = History(history.reset_index().to_dict("records"))
+        self._module_spec = dict(spec)
+        self.net_ = net
+        self.device_ = torch.device(net.device)
+        return self
 
     # -- prediction --------------------------------------------------------------------
     def _forward(self, X):

@@ -225,10 +225,10 @@ def save(
 ) -> Path:
     """Save a fitted model, in the safe format or as a pickle, with a JSON sidecar.
 
-    The safe format is a skops file: loading it rebuilds only trusted types
-    and runs no code from the file. A pickle (joblib) can hold anything,
-    torch networks included, but loading it runs whatever code its author
-    chose. The model file and the sidecar ``<path>.json`` are written to
+    The safe format is a skops file, with the weights of any torch network
+    as safetensors entries: loading it rebuilds only trusted types and runs
+    no code from the file. A pickle (joblib) can hold anything, but loading
+    it runs whatever code its author chose. The model file and the sidecar ``<path>.json`` are written to
     temporary names and renamed into place, the sidecar last, so that a
     failure never leaves a model without its sidecar; nothing is written
     unless ``estimator`` is a fitted estimator. The sidecar holds the
@@ -254,8 +254,8 @@ def save(
         its folder must exist.
     format : {"auto", "safe", "pickle"}, default="auto"
         ``"safe"``: a skops file, or a :class:`ModelFileError` when the
-        model cannot be stored so (skops is not installed, the model holds
-        a torch network, or skops cannot store one of its objects); types
+        model cannot be stored so (skops or safetensors is not installed,
+        or skops cannot store one of its objects); types
         that are not trusted by default are then named by :func:`load`.
         ``"pickle"``: a joblib pickle. ``"auto"``: the safe format when the
         model can be stored in it and loaded back without widening the
@@ -299,8 +299,9 @@ def save(
     Notes
     -----
     A pickle can execute arbitrary code when loaded: load only files from
-    sources you trust. The network estimators (a torch module inside a
-    skorch net) are saved as pickles. The sidecar's hash detects corruption
+    sources you trust. A network loaded from the safe format gets a fresh
+    optimizer (its state is not stored): save as a pickle to continue
+    training exactly. The sidecar's hash detects corruption
     and accidental changes; it is no signature, since whoever can replace
     the model file can replace the sidecar too.
 

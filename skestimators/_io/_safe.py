@@ -1,5 +1,8 @@
 """The safe model format: skops, which loads no code that is not trusted.
 
+Torch networks inside the model are stored as safetensors entries of the same
+file (see ``_networks``).
+
 A skops file describes each object by its type and state; loading rebuilds
 only types on a list of trusted ones (scikit-learn's estimators, NumPy
 arrays, builtins, and here the estimators of skestimators itself) and
@@ -15,7 +18,8 @@ from importlib.util import find_spec
 
 from sklearn.base import BaseEstimator
 
-from ._layout import walk_estimators
+from ._networks import add_entries, has_networks, restore_networks, split_networks
+from ._trees import TREE_PREDICTOR, check_tree_predictors
 
 __all__ = ["choose_format", "load_safe", "safe_available"]
 
@@ -40,32 +44,54 @@ def _is_package_estimator(name: str) -> bool:
     return isinstance(obj, type) and issubclass(obj, BaseEstimator)
 
 
+#: Types skops does not trust that the safe loader of skestimators does:
+#: scikit-learn's Bunch (a dict), the recipes' own functions, and the trees of
+#: HistGradientBoosting, whose indices are checked after loading (``_trees``).
+TRUSTED_BY_DEFAULT = frozenset(
+    {
+        "sklearn.utils._bunch.Bunch",
+        "skestimators.recipes._exoplanet._hstack_inputs",
+        TREE_PREDICTOR,
+    }
+)
+
+
 def _untrusted(data: bytes) -> tuple[list[str], list[str]]:
-    """Types in a skops file that are not trusted by default: all of them, and
-    those that are not estimators of skestimators either."""
+    """Types in a skops file that skops does not trust: all of them, and those
+    that skestimators does not trust by default either."""
     from skops.io import get_untrusted_types
 
     found = sorted(get_untrusted_types(data=data))
-    return found, [name for name in found if not _is_package_estimator(name)]
+    return found, [
+        name
+        for name in found
+        if name not in TRUSTED_BY_DEFAULT and not _is_package_estimator(name)
+    ]
 
 
 def _unsafe_reason(estimator, format: str):
     """``(reason, data)``: why the safe format cannot hold the model, or its bytes."""
     if not safe_available():
         return "skops is not installed (pip install 'skestimators[safe]')", None
-    networks = [p for p, est in walk_estimators(estimator) if "net_" in vars(est)]
-    if networks:
-        return (
-            f"{', '.join(networks)} holds a torch network (net_), which the safe "
-            "format does not store",
-            None,
-        )
+    weights = {}
+    if has_networks(estimator):
+        if find_spec("safetensors") is None:
+            return (
+                "safetensors is not installed (pip install 'skestimators[safe]')",
+                None,
+            )
+        try:
+            estimator, weights = split_networks(estimator)
+        except ValueError as exc:
+            return str(exc), None
     from skops.io import dumps
 
     try:
         data = dumps(estimator)
     except Exception as exc:  # skops names what it cannot store
         return f"skops cannot store it ({type(exc).__name__}: {exc})", None
+    if weights:
+        data = add_entries(data, weights)
     untrusted = _untrusted(data)[1]
     if untrusted and format == "auto":
         return f"loading it would need trusted={untrusted}", None
@@ -116,8 +142,11 @@ def load_safe(data: bytes, path, trusted, error, untrusted_error):
             "its source, pass them to load(..., trusted=[...])."
         )
     try:
-        return loads(data, trusted=found or None)
-    except Exception as exc:  # skops names what it cannot rebuild
+        model = loads(data, trusted=found or None)
+        if TREE_PREDICTOR in found:
+            check_tree_predictors(model)
+        return restore_networks(model, data)
+    except Exception as exc:  # skops or torch names what it cannot rebuild
         raise error(f"Cannot load {path} ({type(exc).__name__}: {exc})") from exc
 
 
