@@ -1,7 +1,8 @@
 """Batch scoring throughput and memory: CLI vs in-process predict vs Dask.
 
 Scores N spectra of shape (52, 3) stored in a float32 ``.npy`` with a small,
-fast network (an MLP on the flattened spectra), three ways, each in its own
+fast network (an MLP on the flattened spectra) saved in the safe format
+(``--format pickle`` for a joblib pickle), three ways, each in its own
 process:
 
 * in-process: ``skestimators.load`` then ``model.predict`` on the memory-mapped
@@ -34,25 +35,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
-from torch import nn
 
 import skestimators
 from skestimators import NetRegressor
 
 N_WAVELENGTHS, N_CHANNELS = 52, 3
-
-
-def small_network(n_outputs=2):
-    """An MLP on the flattened spectra: small and fast (torch layers only, so the
-    pickle loads in any process)."""
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(N_WAVELENGTHS * N_CHANNELS, 256),
-        nn.ReLU(),
-        nn.Linear(256, 128),
-        nn.ReLU(),
-        nn.Linear(128, n_outputs),
-    )
 
 
 def write_spectra(path: Path, n_rows: int, seed: int = 0, block: int = 200_000):
@@ -70,14 +57,20 @@ def write_spectra(path: Path, n_rows: int, seed: int = 0, block: int = 200_000):
     del out
 
 
-def train_model(folder: Path) -> Path:
+def train_model(folder: Path, format: str) -> Path:
+    """A small, fast network (the package's MLP, 2 layers of 256 units, on the
+    flattened spectra), saved in ``format``."""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((2000, N_WAVELENGTHS, N_CHANNELS), dtype=np.float32)
     y = np.column_stack([X[:, :, 1].mean(1), X[:, :, 2].std(1)])
     model = NetRegressor(
-        small_network(), max_epochs=2, batch_size=256, device="cpu", random_state=0
+        module_params={"width": 256, "depth": 2},
+        max_epochs=2,
+        batch_size=256,
+        device="cpu",
+        random_state=0,
     ).fit(X, y)
-    return skestimators.save(model, folder / "model.joblib")
+    return skestimators.save(model, folder / f"model.{format}", format=format)
 
 
 # A small launcher runs each measured command, so that the peak RSS reported
@@ -184,6 +177,12 @@ def main(argv=None):
         help="input rows at 4x (the 1x input has a quarter)",
     )
     parser.add_argument("--chunk-rows", type=int, default=None)
+    parser.add_argument(
+        "--format",
+        choices=("safe", "pickle"),
+        default="safe",
+        help="model file format (default: safe, skops + safetensors)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument(
@@ -196,7 +195,7 @@ def main(argv=None):
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
-        model = train_model(folder)
+        model = train_model(folder, args.format)
         n_big, n_small = args.rows, args.rows // 4
         big, small = folder / "big.npy", folder / "small.npy"
         write_spectra(big, n_big)
@@ -204,7 +203,8 @@ def main(argv=None):
         print(
             f"{n_big:,} spectra (52, 3) float32 = "
             f"{big.stat().st_size / 2**30:.2f} GiB; "
-            f"model {model.stat().st_size / 2**10:.0f} KiB; OMP_NUM_THREADS="
+            f"model {model.stat().st_size / 2**10:.0f} KiB ({args.format}); "
+            "OMP_NUM_THREADS="
             f"{env['OMP_NUM_THREADS']}; {os.cpu_count()} cores\n",
             flush=True,
         )

@@ -50,6 +50,7 @@ api_modules = {
     "skestimators.scoring": "batch scoring",
     "skestimators.exceptions": "errors and warnings",
     "skestimators.tracking": "experiment tracking",
+    "skestimators.uncertainty": "uncertainty of predictions",
 }
 
 templates_path = ["_templates"]

@@ -38,6 +38,7 @@ _SUBMODULES = (
     "recipes",
     "scoring",
     "tracking",
+    "uncertainty",
 )
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 

@@ -12,9 +12,16 @@ __all__ = ["MultiInput"]
 
 
 def _is_array_like(value) -> bool:
-    return isinstance(value, (np.ndarray, pd.DataFrame, pd.Series)) or (
-        hasattr(value, "__array__") and hasattr(value, "shape")
+    return (
+        isinstance(value, (np.ndarray, pd.DataFrame, pd.Series))
+        or (hasattr(value, "__array__") and hasattr(value, "shape"))
+        or _is_sparse(value)
     )
+
+
+def _is_sparse(value) -> bool:
+    # Without importing scipy: ``import skestimators`` stays light.
+    return type(value).__module__.startswith("scipy.sparse") and hasattr(value, "tocsr")
 
 
 class MultiInput:
@@ -31,7 +38,8 @@ class MultiInput:
     ----------
     **arrays : array-like
         The named inputs: NumPy arrays of any number of dimensions (the first
-        is the sample axis) or pandas DataFrames/Series. All must have the
+        is the sample axis), pandas DataFrames/Series, or 2-D SciPy sparse
+        matrices (kept sparse, stored as CSR or CSC). All must have the
         same number of samples. DataFrames are kept as DataFrames so that
         column-aware transformers can use their names.
 
@@ -70,10 +78,13 @@ class MultiInput:
         for name, value in arrays.items():
             if isinstance(value, (list, tuple)):
                 value = np.asarray(value)
+            if _is_sparse(value) and value.format not in ("csr", "csc"):
+                value = value.tocsr()  # COO, DIA, ... cannot be indexed by rows
             if not _is_array_like(value):
                 raise TypeError(
-                    f"MultiInput input {name!r} must be a NumPy array or a pandas "
-                    f"DataFrame/Series, got {type(value).__name__}."
+                    f"MultiInput input {name!r} must be a NumPy array, a SciPy "
+                    "sparse matrix or a pandas DataFrame/Series, got "
+                    f"{type(value).__name__}."
                 )
             if len(value.shape) == 0:
                 raise ValueError(
@@ -183,8 +194,7 @@ class MultiInput:
         if not isinstance(other, MultiInput) or other.keys() != self.keys():
             return NotImplemented
         return all(
-            np.array_equal(np.asarray(self[k]), np.asarray(other[k]))
-            for k in self.keys()
+            np.array_equal(_dense(self[k]), _dense(other[k])) for k in self.keys()
         )
 
     __hash__ = None
@@ -201,6 +211,10 @@ def _take(value, key):
     if isinstance(value, (pd.DataFrame, pd.Series)):
         return value.iloc[key]
     return value[key]
+
+
+def _dense(value):
+    return value.toarray() if _is_sparse(value) else np.asarray(value)
 
 
 def _describe(value) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import click
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +21,7 @@ from skestimators.cli import (
     EXIT_INTERRUPTED,
     EXIT_INVALID_ROWS,
     EXIT_OUTPUT_LOCKED,
+    EXOPLANET_VARIANTS,
     main,
 )
 from skestimators.scoring import _score as score_module
@@ -130,8 +132,11 @@ def test_info_prints_the_sidecar_and_checks(tmp_path, saved):
     path = saved[0]
     result = invoke("info", path, "--check")
     assert result.exit_code == 0, result.output
-    meta = json.loads(result.output)
+    meta = json.loads(result.stdout)  # the verdict goes to stderr
     assert meta["input"]["inputs"]["X"]["shape"] == [8]
+    assert result.stderr.startswith(f"Check passed: {path} matches the SHA-256")
+    assert "versions match" in result.stderr
+    assert "Check" not in invoke("info", path).output  # no verdict without --check
     copy = tmp_path / "copy.joblib"
     copy.write_bytes(path.read_bytes() + b"!")
     (tmp_path / "copy.joblib.json").write_text(
@@ -139,17 +144,24 @@ def test_info_prints_the_sidecar_and_checks(tmp_path, saved):
     )
     result = invoke("info", copy, "--check")
     assert result.exit_code == 1 and "does not match" in result.output
+    assert _one_line_error(result).startswith("Error: Check failed: ")
 
 
-def test_train_exoplanet_recipe(tmp_path):
+@pytest.fixture(scope="module")
+def exoplanet_folder(tmp_path_factory):
+    """A folder of 120 simulated planets, as ``train DATA`` reads it."""
     from skestimators.datasets import make_exoplanet
 
     X, y = make_exoplanet(120, random_state=0)
-    folder = tmp_path / "data"
-    folder.mkdir()
+    folder = tmp_path_factory.mktemp("exoplanet")
     np.save(folder / "spectra.npy", X["spectra"])
     X["aux"].to_csv(folder / "auxiliary.csv", index=False)
     y.to_csv(folder / "targets.csv", index=False)
+    return folder
+
+
+def test_train_exoplanet_recipe(tmp_path, exoplanet_folder):
+    folder = exoplanet_folder
     out = tmp_path / "exo.joblib"
     result = invoke(
         "train",
@@ -167,7 +179,21 @@ def test_train_exoplanet_recipe(tmp_path):
         2,
     )
     assert result.exit_code == 0, result.output
-    assert "water_auc" in result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("Cross-validating exoplanet 'conv1d' on 120 planets")
+    assert re.fullmatch(
+        r"2-fold CV in [0-9.]+ s \(mean ± spread over the folds; higher is better\): "
+        r"water_auc [0-9.]+ ± [0-9.]+, cloud_auc [0-9.]+ ± [0-9.]+, "
+        r"accuracy [0-9.]+ ± [0-9.]+\.",
+        lines[1],
+    )
+    assert re.fullmatch(
+        rf"Trained exoplanet 'conv1d' on 120 planets in [0-9.]+ s \(network: "
+        rf"[12] of at most 2 epochs, best valid_loss [0-9.]+\); saved "
+        rf"{re.escape(str(out))} and exo\.joblib\.json\.",
+        lines[-1],
+    )
+    assert "train_loss" not in result.output  # epochs only with -v
     meta = json.loads((tmp_path / "exo.joblib.json").read_text())
     assert meta["training_data"]["n_samples"] == 120
     assert set(meta["cv_scores"]) == {
@@ -182,6 +208,88 @@ def test_train_exoplanet_recipe(tmp_path):
         "proba_water",
         "proba_cloud",
     ]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_train_verbose_shows_every_epoch(tmp_path, exoplanet_folder, where):
+    args = ["train", "exoplanet", exoplanet_folder, "-o", tmp_path / "m.joblib"]
+    args += ["--variant", "conv1d", "--max-epochs", 3, "--device", "cpu"]
+    args = ["-v", *args] if where == "before" else [*args, "-v"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "Trained exoplanet 'conv1d'" in result.stderr
+    # The engine's progress bar over the epochs, with the losses (tqdm redraws
+    # it at most 10 times a second, so these tiny epochs may not all show).
+    assert re.search(r"SpectraAuxClassifier: +0%\|.*\| 0/3 \[", result.stderr)
+    assert re.search(
+        r"\| 3/3 \[.*train_loss=[0-9.]+, valid_loss=[0-9.]+", result.stderr
+    )
+    assert result.stdout == ""  # progress and summary go to stderr
+
+
+def test_exoplanet_variants_are_the_recipes():
+    from skestimators.recipes._exoplanet import VARIANTS
+
+    assert EXOPLANET_VARIANTS == VARIANTS
+
+
+def test_help_lists_choices_inputs_and_explains_every_option():
+    text = invoke("train", "--help").output
+    assert "{exoplanet}" in text and "Recipes: exoplanet" in text
+    assert "[" + "|".join(EXOPLANET_VARIANTS) + "]" in text
+    for name in ("spectra.npy", "auxiliary.csv", "targets.csv", "builtin"):
+        assert name in text
+    assert "star_mass_kg" in text and "water and cloud" in text
+    demo_help = invoke("demo", "--help").output
+    assert "blend, best, conv1d and dense_raw" in demo_help
+    assert "exoplanet.skops" in invoke("--help").output  # next steps
+    for command in main.commands.values():
+        for option in command.params:
+            if isinstance(option, click.Option):
+                assert option.help, f"{command.name} {option.opts} has no help"
+    assert all(option.help for option in main.params)
+
+
+def test_demo_labels_its_table_and_names_the_best_variant(monkeypatch):
+    from skestimators import datasets
+    from skestimators.datasets import make_exoplanet
+
+    data = make_exoplanet(90, random_state=1)
+    monkeypatch.setattr(datasets, "load_exoplanet", lambda: data)
+    result = invoke("demo", "--epochs", 1, "--folds", 2, "--n-jobs", 1)
+    assert result.exit_code == 0, result.output
+    progress = result.stderr.splitlines()
+    assert progress[0].startswith(
+        "Exoplanet water/cloud: 90 planets, 4 variants x 2 folds = 8 fits"
+    )
+    done = [line for line in progress if "fits done" in line]
+    assert [line.split()[1] for line in done] == [f"{i}/8" for i in range(1, 9)]
+    assert re.search(r"1/8 fits done, [0-9]+ s elapsed \(blend, fold 0", done[0])
+    assert re.fullmatch(r"Done: 8 fits in [0-9]+ s\.", progress[-1])
+    out = result.stdout.splitlines()
+    header = out[0].split()
+    assert header == ["water", "AUC", "cloud", "AUC", "accuracy", "seconds/fit"]
+    assert [line.split()[0] for line in out[2:6]] == [
+        "blend",
+        "best",
+        "conv1d",
+        "dense_raw",
+    ]
+    assert "Mean ± standard deviation over the 2 folds" in result.stdout
+    for label in ("water AUC", "cloud AUC", "accuracy", "seconds/fit"):
+        assert any(line.lstrip().startswith(label + " ") for line in out[7:])
+    best = re.search(r"^Best: (\w+) \(accuracy ([0-9.]+) ±", result.stdout, re.M)
+    assert best is not None, result.stdout
+    name, accuracy = best.groups()
+    table_accuracy = {
+        line.split()[0]: float(line.split()[7]) for line in out[2:6]
+    }  # columns: variant, water AUC (3 tokens), cloud AUC (3 tokens), accuracy
+    assert float(accuracy) == max(table_accuracy.values())
+    assert table_accuracy[name] == float(accuracy)
+    assert out[-1] == (
+        f"  skestimators train exoplanet builtin --variant {name} "
+        f"-o exoplanet-{name}.skops"
+    )
 
 
 def test_train_without_recipes(tmp_path, monkeypatch):
@@ -211,7 +319,7 @@ def test_killed_process_resumes(tmp_path, saved):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     manifest = tmp_path / "big.parquet.parts" / "manifest.jsonl"
-    child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    child = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and child.poll() is None:
         if manifest.exists() and len(manifest.read_text().splitlines()) > 5:

@@ -5,7 +5,7 @@ from optuna.distributions import FloatDistribution
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils import check_array
 from sklearn.utils.estimator_checks import (
     check_do_not_raise_errors_in_init_or_set_params,
@@ -34,6 +34,7 @@ from skestimators.preprocessing import (
     PatchStatistics,
     PhysicsFeatures,
 )
+from skestimators.uncertainty import DeepEnsembleRegressor
 
 # Small, deterministic settings: the checks fit dozens of times on ~100-300 rows.
 _FAST = {
@@ -104,6 +105,10 @@ ESTIMATORS = [
         cv=2,
         random_state=0,
     ),
+    # Deterministic members given different seeds: the checks run in seconds.
+    DeepEnsembleRegressor(
+        DecisionTreeRegressor(max_depth=5), n_estimators=2, random_state=0
+    ),
     ImageClassifier(**_IMAGE),
     GalaxyZooRegressor(**_IMAGE),
     SpatioTemporalRegressor(**_PATCHES),
@@ -142,12 +147,15 @@ ESTIMATORS += [
 ]
 
 # Each expected failure with its reason. Keep this list short.
+_SGD_REPEATS = (
+    "Mini-batch SGD is not invariant to repeating samples: a sample of "
+    "weight 2 is seen once per epoch in one batch, its copy twice in two "
+    "batches with different neighbours, so the trajectories differ."
+)
 EXPECTED_FAILED = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "Mini-batch SGD is not invariant to repeating samples: a sample of "
-        "weight 2 is seen once per epoch in one batch, its copy twice in two "
-        "batches with different neighbours, so the trajectories differ."
-    ),
+    "check_sample_weight_equivalence_on_dense_data": _SGD_REPEATS,
+    # Sparse X is accepted (batches made dense): the same check, the same reason.
+    "check_sample_weight_equivalence_on_sparse_data": _SGD_REPEATS,
 }
 
 # The image estimators take images (n, channels, height, width) and reject the
@@ -203,18 +211,46 @@ _PIPELINE_FAILED = dict.fromkeys(
 )
 
 
+# float32 convolutions sum in a different order for a batch of 20 rows, for one
+# row and for the rows shuffled: the patch network's predictions then differ in
+# the last bit (~1e-7 relative), where these two checks set their tolerance.
+# Which check meets such a bit depends on the weights, so each configuration
+# lists the one it fails (deterministically) here.
+_FLOAT32_REASON = (
+    "float32 convolutions: the sum order depends on the batch, so predictions "
+    "differ by one float32 rounding (~1e-7 relative), the check's tolerance."
+)
+
+
+def _float32_order_check(regressor):
+    if regressor.validation_fraction is None:  # _PATCHES
+        return {"check_methods_subset_invariance": _FLOAT32_REASON}
+    return {"check_methods_sample_order_invariance": _FLOAT32_REASON}
+
+
 def _expected_failed_checks(estimator):
     if isinstance(estimator, (ImageClassifier, GalaxyZooRegressor)):
         return dict.fromkeys(_IMAGE_DATA_CHECKS, _IMAGE_REASON)
     if isinstance(estimator, SpatioTemporalRegressor):
         return dict.fromkeys(_IMAGE_DATA_CHECKS, _PATCH_REASON)
     if isinstance(estimator, Pipeline):
+        if isinstance(estimator[-1], SpatioTemporalRegressor):
+            return {**_PIPELINE_FAILED, **_float32_order_check(estimator[-1])}
         return _PIPELINE_FAILED
-    if isinstance(estimator, SoftVotingClassifier):
+    if isinstance(estimator, (SoftVotingClassifier, DeepEnsembleRegressor)):
         return {}  # its members here are deterministic, full-batch models
     return EXPECTED_FAILED
 
 
+# The checks fit on bad data on purpose (NaN, one class, no features...):
+# OptunaSearchCV reports its failed trials, sklearn's target-type detection
+# casts the NaN targets of check_supervised_y_no_nan to int, and the lbfgs MLP
+# inside SoftVotingClassifier stops before converging on tiny data sets.
+@pytest.mark.filterwarnings(
+    r"ignore:\d+ of \d+ fits failed in trial \d+:sklearn.exceptions.FitFailedWarning",
+    "ignore:invalid value encountered in cast:RuntimeWarning:sklearn.externals",
+    "ignore:lbfgs failed to converge:sklearn.exceptions.ConvergenceWarning",
+)
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -213,6 +213,60 @@ def _fit_and_report(X, y):
     return max(ThreadProbe.seen)
 
 
+def test_threads_follow_the_load_of_the_machine(blobs, monkeypatch):
+    """Other processes busy on the cores: the fit uses the cores left free."""
+    from skestimators._engine import _device
+
+    X, y = blobs
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(_device, "_explicit_budget", lambda: None)
+    monkeypatch.setattr(_device, "_cores", lambda: 4)
+    before = torch.get_num_threads()
+    monkeypatch.setattr(_device, "busy_cores", lambda: 3)
+    assert _device.thread_budget() == 1
+    assert _fit_and_report(X, y) == 1
+    assert torch.get_num_threads() == before  # restored: no global change
+    monkeypatch.setattr(_device, "busy_cores", lambda: 9)
+    assert _device.thread_budget() == 1  # never fewer than one
+    monkeypatch.setattr(_device, "busy_cores", lambda: 0)
+    assert _device.thread_budget() is None  # idle machine: torch's default
+
+
+def test_threads_adapt_when_the_load_changes_during_a_fit(blobs, monkeypatch):
+    from skestimators._engine import _device
+
+    X, y = blobs
+    monkeypatch.setattr(_device, "_explicit_budget", lambda: None)
+    monkeypatch.setattr(_device, "_cores", lambda: 2)
+    calls = []
+
+    def busy():  # quiet when the fit starts, busy from the second epoch on
+        calls.append(1)
+        return 0 if len(calls) <= 2 else 1
+
+    monkeypatch.setattr(_device, "busy_cores", busy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ThreadProbe.seen.clear()
+        NetClassifier(
+            ThreadProbe, **{**FAST, "max_epochs": 3}, validation_fraction=None
+        ).fit(X, y)
+        assert ThreadProbe.seen[0] == 2 and ThreadProbe.seen[-1] == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_running_elsewhere_reads_the_machine():
+    from skestimators._engine import _device
+
+    value = _device._running_elsewhere()
+    assert value is None or value >= 0
+    assert _device.busy_cores() is None or _device.busy_cores() >= 0
+
+
 def test_threads_follow_worker_budget(blobs, monkeypatch):
     X, y = blobs
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -260,7 +314,12 @@ def test_transformed_target_regressor():
         (np.ones((20, 3)) * 1j, np.zeros(20), ValueError, "Complex"),
         (np.zeros((0, 3)), np.zeros(0), ValueError, "0 sample"),
         (np.zeros((20, 3)), np.zeros(19), ValueError, "samples"),
-        (sp.random(20, 3, format="csr"), np.zeros(20), TypeError, "[Ss]parse"),
+        (
+            sp.csr_matrix(np.full((20, 3), np.nan)),
+            np.zeros(20),
+            ValueError,
+            "NaN",
+        ),
         (np.zeros((20, 3)), np.full(20, np.nan), ValueError, "NaN"),
     ],
 )
@@ -306,3 +365,50 @@ def test_validation_cv_with_shuffling_and_spatial_splitters(blobs):
     assert "valid_loss" in spatial.history_
     with pytest.raises(ValueError, match="spatial splitter as validation_cv"):
         NetClassifier(**FAST).fit(X, y, groups=coords)
+
+
+def test_auto_epoch_budget_counts_optimizer_steps(blobs):
+    from dataclasses import replace
+
+    from skestimators._engine._config import epoch_budget
+
+    config = NetClassifier(batch_size=32)._engine_config()
+    assert config.max_epochs == "auto"
+    small = epoch_budget(config, 128)  # 4 batches: 500 epochs, 50 of patience
+    assert (small.max_epochs, small.patience) == (500, 50)
+    large = epoch_budget(config, 3200)  # 100 batches: the former budget
+    assert (large.max_epochs, large.patience) == (20, 10)
+    assert epoch_budget(config, 1).max_epochs == 1000
+    fixed = replace(config, max_epochs=7)
+    assert epoch_budget(fixed, 128) is fixed
+    X, y = blobs
+    clf = NetClassifier(batch_size=256, tol=1.0, device="cpu", random_state=0)
+    clf.fit(X, y)
+    # 270 training samples in 2 batches: up to 1,000 epochs, early stopping
+    # waiting 100 of them (tol=1.0: no epoch after the first improves).
+    assert clf.net_.max_epochs == 1000
+    assert dict(clf.net_.callbacks_)["early_stopping"].patience == 100
+    assert clf.n_iter_ == 101
+
+
+def test_regression_targets_are_standardised_and_predicted_in_their_units():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    y = 5000 + 800 * X[:, 0]
+    params = {**FAST, "max_epochs": 30, "lr": 0.01}
+    reg = NetRegressor(**params).fit(X, y)
+    np.testing.assert_allclose(reg.target_mean_, [y.mean()], rtol=1e-5)
+    np.testing.assert_allclose(reg.target_scale_, [y.std()], rtol=1e-4)
+    assert reg.score(X, y) > 0.9
+    # Same fit on standardised targets: the same network, in other units.
+    unit = NetRegressor(**params).fit(X, (y - y.mean()) / y.std())
+    np.testing.assert_allclose(
+        reg.predict(X), unit.predict(X) * y.std() + y.mean(), rtol=1e-4
+    )
+    huber = NetRegressor(**{**params, "max_epochs": 1}, loss="huber").fit(X, y)
+    assert not hasattr(huber, "target_mean_") and not hasattr(huber, "target_scale_")
+    # A refit without standardisation drops the old statistics.
+    reg.set_params(loss="huber", max_epochs=1).fit(X, y)
+    assert not hasattr(reg, "target_scale_")
+    two = NetRegressor(**{**params, "max_epochs": 1}).fit(X, np.c_[y, 0 * y + 3])
+    np.testing.assert_allclose(two.target_scale_, [y.std(), 1.0], rtol=1e-4)

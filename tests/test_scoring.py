@@ -184,12 +184,54 @@ def test_csv_with_id_column_and_class_names(tmp_path, table_model):
     assert pd.read_csv(result.invalid_path)["key"].tolist() == ["r5"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_table_id_column_is_detected(tmp_path, table_model, fmt):
+    """A column named ``id`` holds the ids (not a feature); else row positions."""
+    model_path, X, model = table_model
+    ids = np.random.RandomState(0).permutation(len(X)) + 1000
+    frame = X.assign(id=ids).iloc[::-1]  # the ids are not the row positions
+    source = tmp_path / f"in.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.to_parquet(source, index=False)
+    result = run(model_path, [source], tmp_path / "o.parquet", chunk_rows=40)
+    out = pd.read_parquet(result.output)
+    assert result.id_source == "column 'id'"
+    assert pq.read_schema(result.output).metadata[b"id_source"] == b"column 'id'"
+    assert out["id"].tolist() == frame["id"].tolist()
+    targets = pd.DataFrame({"id": ids, "a": X["a"]})  # joined back on the ids
+    joined = targets.merge(out, on="id", validate="one_to_one")
+    np.testing.assert_allclose(
+        joined[["proba_no", "proba_yes"]], model.predict_proba(X), rtol=1e-6
+    )
+    # Without an id column, the rows are numbered from 0, and the output says so.
+    X.to_csv(tmp_path / "plain.csv", index=False)
+    result = run(model_path, [tmp_path / "plain.csv"], tmp_path / "p.parquet")
+    assert result.id_source == "row position"
+    assert pq.read_schema(result.output).metadata[b"id_source"] == b"row position"
+    assert pd.read_parquet(result.output)["id"].tolist() == list(range(len(X)))
+
+
+def test_detected_id_column_the_model_was_trained_on(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"id": np.arange(20.0), "a": np.linspace(0, 1, 20)})
+    model = LinearRegression().fit(frame, 3 * frame["id"] + frame["a"])
+    path = skestimators.save(model, tmp_path / "m.joblib")
+    frame.iloc[::-1].to_csv(tmp_path / "in.csv", index=False)
+    result = run(path, [tmp_path / "in.csv"], tmp_path / "o.csv")
+    out = pd.read_csv(result.output)
+    assert out["id"].tolist() == frame["id"].iloc[::-1].tolist()
+    np.testing.assert_allclose(out["prediction"], model.predict(frame.iloc[::-1]))
+
+
 def test_models_taking_nan_score_every_row(tmp_path, table_model):
     from sklearn.impute import SimpleImputer
 
     _, X, _ = table_model
     model = make_pipeline(SimpleImputer(), NetRegressor(**FAST)).fit(X, X["a"])
-    path = skestimators.save(model, tmp_path / "imputed.joblib")
+    path = skestimators.save(model, tmp_path / "imputed.joblib", format="pickle")
     frame = X.copy()
     frame.loc[3, "c"] = np.nan
     frame.to_parquet(tmp_path / "in.parquet")
@@ -228,7 +270,9 @@ def test_parquet_row_groups_are_rechunked(tmp_path, table_model):
     assert out["prediction"].tolist() == model.predict(X).tolist()
 
 
-def test_exoplanet_folder(tmp_path):
+@pytest.fixture(scope="module")
+def exoplanet_model(tmp_path_factory):
+    """A spectra + aux classifier on simulated planets, saved."""
     from skestimators.datasets import make_exoplanet
     from skestimators.preprocessing import InputTransformer, NDStandardScaler
 
@@ -239,7 +283,13 @@ def test_exoplanet_folder(tmp_path):
             width=8, aux_width=4, aux_depth=1, head_width=8, **FAST
         ),
     ).fit(X, y)
-    path = skestimators.save(model, tmp_path / "exo.joblib", training_data=(X, y))
+    folder = tmp_path_factory.mktemp("exoplanet")
+    path = skestimators.save(model, folder / "exo.joblib", training_data=(X, y))
+    return path, X, model
+
+
+def test_exoplanet_folder(tmp_path, exoplanet_model):
+    path, X, model = exoplanet_model
     folder = tmp_path / "planets"
     folder.mkdir()
     spectra = X["spectra"].copy()
@@ -249,6 +299,10 @@ def test_exoplanet_folder(tmp_path):
     result = run_invalid(path, [folder], tmp_path / "o.parquet", chunk_rows=32)
     out = pd.read_parquet(result.output)
     assert list(out.columns) == ["id", "proba_water", "proba_cloud"]
+    # No targets.csv: the ids are the row positions, and the output says so.
+    assert out["id"].tolist() == list(range(90))
+    assert result.id_source == "row position"
+    assert pq.read_schema(result.output).metadata[b"id_source"] == b"row position"
     keep = np.arange(90) != 4
     np.testing.assert_allclose(
         out.loc[keep, ["proba_water", "proba_cloud"]],
@@ -265,6 +319,63 @@ def test_exoplanet_folder(tmp_path):
     np.save(tmp_path / "flat.npy", spectra[:, :, 1])
     with pytest.raises(ScoringInputError, match="expects named inputs"):
         run(path, [tmp_path / "flat.npy"], tmp_path / "o3.parquet")
+
+
+def _copy_exoplanet_folder(folder, order):
+    """The bundled exoplanet folder, its planets (rows of all files) in ``order``."""
+    from skestimators.datasets._exoplanet import _BUNDLED
+
+    folder.mkdir()
+    np.save(folder / "spectra.npy", np.load(_BUNDLED / "spectra.npy")[order])
+    for name in ("auxiliary.csv", "targets.csv"):
+        table = pd.read_csv(_BUNDLED / name).iloc[order]
+        table.to_csv(folder / name, index=False)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "npy"])
+def test_exoplanet_predictions_join_targets_on_id(tmp_path, exoplanet_model, fmt):
+    """Predictions carry the planets' ids (``targets.csv``), not row positions."""
+    from skestimators.datasets import load_exoplanet
+
+    path, _, model = exoplanet_model
+    X, y = load_exoplanet()
+    order = np.random.RandomState(0).permutation(len(y))  # rows no longer by id
+    _copy_exoplanet_folder(tmp_path / "planets", order)
+    result = run(path, [tmp_path / "planets"], tmp_path / f"o.{fmt}", chunk_rows=700)
+    assert result.id_source == "column 'id' of targets.csv"
+    if fmt == "parquet":
+        out = pd.read_parquet(result.output)
+        metadata = pq.read_schema(result.output).metadata
+        assert metadata[b"id_source"] == b"column 'id' of targets.csv"
+    elif fmt == "csv":
+        out = pd.read_csv(result.output)
+    else:
+        columns = ["proba_water", "proba_cloud"]
+        out = pd.DataFrame(np.load(result.output), columns=columns)
+        out.insert(0, "id", np.load(tmp_path / "o.ids.npy"))
+    assert out["id"].tolist() == y.index[order].tolist()
+    joined = y.join(out.set_index("id"), how="inner")
+    assert len(joined) == len(y) == 2400
+    np.testing.assert_allclose(
+        joined[["proba_water", "proba_cloud"]],
+        model.predict_proba(X),  # the loader's rows, in the order of y
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_exoplanet_ids_are_checked(tmp_path, exoplanet_model):
+    path, _, _ = exoplanet_model
+    folder = tmp_path / "planets"
+    _copy_exoplanet_folder(folder, np.arange(50))
+    targets = pd.read_csv(folder / "targets.csv")
+    targets.loc[3, "id"] = targets.loc[2, "id"]
+    targets.to_csv(folder / "targets.csv", index=False)
+    with pytest.raises(ScoringInputError, match="'id' must hold unique integers"):
+        run(path, [folder], tmp_path / "o.parquet")
+    targets.iloc[:40].to_csv(folder / "targets.csv", index=False)
+    with pytest.raises(ScoringInputError, match="spectra.npy has 50, targets.csv 40"):
+        run(path, [folder], tmp_path / "o.parquet")
 
 
 def test_image_folder_with_an_unreadable_image(tmp_path):
@@ -290,6 +401,26 @@ def test_image_folder_with_an_unreadable_image(tmp_path):
     np.testing.assert_allclose(
         out.iloc[keep, 1:], model.predict(X[keep]), rtol=1e-5, atol=1e-6
     )
+
+
+def test_image_ids_are_the_file_stems(tmp_path):
+    from PIL import Image
+
+    from skestimators.scoring._inputs import open_input
+
+    def write(folder, stems):
+        folder.mkdir()
+        for stem in stems:
+            Image.new("RGB", (8, 8)).save(folder / f"{stem}.jpg")
+        return folder
+
+    numbers = open_input([write(tmp_path / "n", ["587722981750014083", "12", "3"])])
+    assert numbers.ids.tolist() == [3, 12, 587722981750014083]  # as load_galaxy_zoo
+    assert numbers.id_source == "image file stem"
+    names = open_input([write(tmp_path / "s", ["m101", "ngc 4414", "3"])])
+    assert names.ids.tolist() == ["3", "m101", "ngc 4414"]
+    with pytest.raises(ScoringInputError, match=r"e\.g\. 7 \(007\.jpg, 7\.jpg\)"):
+        open_input([write(tmp_path / "d", ["7", "007", "8"])])
 
 
 def test_rasters_are_mapped_to_geotiff(tmp_path):

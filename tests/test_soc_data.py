@@ -284,6 +284,36 @@ def test_predict_raster_stride_multioutput_and_nodata(tmp_path, stack):
     assert maps[0, 3, 3] == pytest.approx(float(model.predict(patch)[0]), rel=1e-5)
 
 
+def test_predict_raster_maps_partly_missing_patches(tmp_path, stack):
+    """A model that reads NaN as missing maps pixels next to clouds and edges."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from skestimators.preprocessing import PatchStatistics
+
+    paths, data = stack
+    year = data[1].copy()
+    year[:, 5:9, 5:9] = np.nan  # a cloud over year 1
+    paths = [paths[0], _write(tmp_path / "cloud.tif", year), paths[2]]
+    rng = np.random.default_rng(1)
+    centres = _centres(rng.integers(0, 23, 80), rng.integers(0, 31, 80))
+    X, _ = extract_patches(paths, centres, 3, return_mask=True)
+    y = np.nanmean(X[:, 0], axis=(1, 2, 3))
+    model = make_pipeline(
+        PatchStatistics(("mean",)), HistGradientBoostingRegressor(max_iter=5)
+    ).fit(X, y)
+    out = predict_raster(model, paths, tmp_path / "m.tif", window=3)
+    with rasterio.open(out) as src:
+        values = src.read(1)
+    assert (values != -9999.0).all()  # edges and the cloud are mapped
+    patch, _ = extract_patches(paths, _centres([6], [6]), 3, return_mask=True)
+    assert values[6, 6] == pytest.approx(float(model.predict(patch)[0]), rel=1e-5)
+    # A model that needs complete patches still gets nodata there.
+    plain = predict_raster(_model(paths), paths, tmp_path / "p.tif", window=3)
+    with rasterio.open(plain) as src:
+        values = src.read(1)
+    assert values[6, 6] == -9999.0 and values[0, 0] == -9999.0
+
+
 def test_predict_raster_all_nodata_and_errors(tmp_path, stack):
     paths, _ = stack
     model = _model(paths)

@@ -11,6 +11,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from skestimators import MultiInput, NetRegressor, SpatioTemporalRegressor
 from skestimators.datasets import (
+    add_clouds,
     extract_patches,
     make_soc,
     make_soc_rasters,
@@ -87,7 +88,8 @@ def test_architecture_builds_cnn_lstm_or_pooled_cnn(soc):
     lstm = SpatioTemporalRegressor(**TINY, bidirectional=True).fit(X[:32], y[:32])
     module = lstm.net_.module_
     assert type(module).__name__ == "CNNLSTM" and module.lstm.bidirectional
-    assert module.lstm.hidden_size == 8 and module.encoder.n_features == 4 * 2 * 2
+    # 4 channels x 2 x 2 pixels after pooling, plus the available fraction.
+    assert module.lstm.hidden_size == 8 and module.encoder.n_features == 4 * 2 * 2 + 1
     pooled = SpatioTemporalRegressor("pooled", **TINY).fit(X[:32], y[:32])
     assert type(pooled.net_.module_).__name__ == "PooledCNN"
 
@@ -109,8 +111,92 @@ def test_rejects_inputs_that_are_not_5d(soc):
         reg.predict(X.reshape(len(X), -1))
     with pytest.raises(ValueError, match="fitted on sample shape"):
         reg.predict(X[:, :, 1:4, 1:4])
+    with pytest.raises(ValueError, match="infinity"):
+        reg.predict(np.where(X > 2.5, np.inf, X))
+
+
+# -- incomplete series (NaN: clouds, stripes, missing acquisitions) -------------------
+@pytest.fixture(scope="module")
+def cloudy(soc):
+    X, y, coords = soc
+    Xc = add_clouds(X, coords, 0.3, random_state=0)
+    Xc[0] = np.nan  # one point with no data at all
+    Xc[1, :, :, :, 0] = np.nan  # one with its first year missing
+    Xc[2, 1:3] = np.nan  # two bands missing (a sensor stripe)
+    return Xc, y
+
+
+@pytest.mark.parametrize("module", ["cnn_lstm", "pooled"])
+def test_missing_values_train_and_predict(cloudy, module):
+    X, y = cloudy
+    reg = SpatioTemporalRegressor(**{**TINY, "module": module}).fit(X, y)
+    assert reg.__sklearn_tags__().input_tags.allow_nan
+    pred = reg.predict(X)
+    assert np.isfinite(pred).all()
+    # The availability band is read: blanking a year changes the prediction.
+    blanked = X[3:4].copy()
+    blanked[..., -1] = np.nan
+    assert reg.predict(blanked)[0] != pytest.approx(pred[3])
+
+
+@pytest.mark.parametrize("inputs", ["statistics", "patches"])
+def test_recipe_trains_on_incomplete_series(cloudy, inputs):
+    X, y = cloudy
+    model = soc_pipeline(random_state=0, device="cpu", inputs=inputs)
+    model.set_params(**{NET + k: v for k, v in TINY.items()}).fit(X, y)
+    assert np.isfinite(model.predict(X)).all()
+    baseline = soc_baseline_pipeline("hist_gradient_boosting", random_state=0).fit(X, y)
+    assert np.isfinite(baseline.predict(X)).all()
+
+
+def test_missing_values_need_a_builtin_network(cloudy):
+    X, y = cloudy
+
+    class Custom(torch.nn.Module):
+        def __init__(self, input_shape, n_outputs):
+            super().__init__()
+            self.lin = torch.nn.Linear(int(np.prod(input_shape)), n_outputs)
+
+        def forward(self, x):
+            return self.lin(x.flatten(1))
+
+    reg = SpatioTemporalRegressor(**{**TINY, "module": Custom})
+    assert not reg.__sklearn_tags__().input_tags.allow_nan
     with pytest.raises(ValueError, match="NaN"):
-        reg.predict(np.where(X > 2.5, np.nan, X))
+        reg.fit(X, y)
+    finite = np.nan_to_num(X)
+    reg.fit(finite, y)
+    with pytest.raises(ValueError, match="contains NaN"):
+        reg.predict(X)
+
+
+def test_infinity_is_refused_even_where_nan_is_missing(cloudy):
+    X, y = cloudy
+    bad = X.copy()
+    bad[5, 0, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        SpatioTemporalRegressor(**TINY).fit(bad, y)
+    reg = SpatioTemporalRegressor(**TINY).fit(X, y)
+    with pytest.raises(ValueError, match=r"infinity .*first at row 5"):
+        reg.predict(bad)
+
+
+def test_statistics_and_scaling_leave_missing_pixels_out(cloudy):
+    from skestimators.preprocessing import NDStandardScaler
+
+    X, _ = cloudy
+    stats = PatchStatistics(("mean", "std", "p90", "centre")).fit(X)
+    out = stats.transform(X)
+    assert np.isnan(out[0]).all()  # no data at all: every statistic missing
+    pixels = X[:, :, :, :, :].reshape(len(X), X.shape[1], -1, X.shape[-1])
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmean(pixels, axis=2).reshape(len(X), -1)
+    n_mean = X.shape[1] * X.shape[-1]
+    np.testing.assert_allclose(out[:, :n_mean], expected, rtol=1e-5)
+    scaler = NDStandardScaler(channel_axis=1).fit(X)
+    assert np.isfinite(scaler.mean_).all() and np.isfinite(scaler.scale_).all()
+    scaled = scaler.transform(X)
+    np.testing.assert_array_equal(np.isnan(scaled), np.isnan(X))
 
 
 def test_parameters_are_validated(soc):

@@ -18,6 +18,7 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -27,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from skorch.history import History
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
 
 from ..exceptions import NonFinitePredictionError, TrainingDivergedError
 from ._batching import TensorData, data_nbytes, to_tensor
@@ -45,6 +46,7 @@ from ._checkpoint import (
 from ._config import (
     EngineConfig,
     TargetOptions,
+    epoch_budget,
     resolve_optimizer,
     training_callbacks,
     validation_indices,
@@ -65,7 +67,10 @@ from ._validation import (
 
 # Parameter constraints shared by every network estimator.
 COMMON_CONSTRAINTS = {
-    "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+    "max_epochs": [
+        Interval(numbers.Integral, 1, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
     "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
     "lr": [Interval(numbers.Real, 0, None, closed="neither")],
     "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
@@ -157,10 +162,16 @@ class BaseNet(BaseEstimator):
         self.checkpoint = checkpoint
 
     # -- hooks for subclasses ----------------------------------------------------------
+    def _handles_missing(self) -> bool:
+        """Whether the network reads NaN in ``X`` as missing values (else refused)."""
+        return False
+
     # -- fitting -----------------------------------------------------------------------
     def _prepare_X(self, X, *, reset, finite=True):
         """Domain-specific conversion and validation of ``X`` before the generic
-        checks (image layouts, patch cubes). Returns what ``check_inputs`` reads."""
+        checks (image layouts, patch cubes). Returns what ``check_inputs`` reads.
+        ``finite``: True, ``"allow-nan"`` (see :meth:`_handles_missing`) or
+        False (prediction: checked batch by batch)."""
         return X
 
     def _engine_config(self) -> EngineConfig:
@@ -203,8 +214,9 @@ class BaseNet(BaseEstimator):
                 f"{config.name} requires y to be passed, but the target y is None."
             )
         continuing = (partial or self.warm_start) and hasattr(self, "net_")
-        X = self._prepare_X(X, reset=not continuing, finite=True)
-        Xv = check_inputs(self, X, reset=not continuing)
+        finite = "allow-nan" if self._handles_missing() else True
+        X = self._prepare_X(X, reset=not continuing, finite=finite)
+        Xv = check_inputs(self, X, reset=not continuing, finite=finite)
         n_samples = n_samples_of(Xv)
         y_t, groups_spec, n_outputs, y_strat = self._prepare_targets(
             y,
@@ -270,6 +282,7 @@ class BaseNet(BaseEstimator):
             if split is None
             else (data.subset(split[0]), data.subset(split[1]))
         )
+        config = epoch_budget(config, len(train))
         cuda_devices = [device] if device.type == "cuda" else []
         with torch_threads(), torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
@@ -379,7 +392,10 @@ class BaseNet(BaseEstimator):
         resume=None,
         save=None,
     ):
+        config = epoch_budget(config, n_train)
         n_batches = -(-n_train // config.batch_size)
+        if epochs == "auto":
+            epochs = config.max_epochs
         return EngineNet(
             module=module,
             criterion=HeadsLoss(groups_spec),
@@ -517,12 +533,15 @@ class BaseNet(BaseEstimator):
             finite=False,
         )
 
-    def _forward_views(self, Xv, transforms):
+    def _forward_views(self, Xv, transforms, *, mc_dropout=False):
         """Raw outputs for each of ``transforms`` (None: the inputs as they are).
 
         Every batch is read (and checked for NaN/inf) once and passed through
         the network once per transform, so test-time augmentation reads an
-        on-disk input once, not once per view.
+        on-disk input once, not once per view. With ``mc_dropout=True`` the
+        dropout layers (only them: batch norm stays in eval mode) drop units
+        in every pass, from a generator seeded by ``random_state``, so each
+        transform gives one Monte Carlo dropout draw.
         """
         data = TensorData(_tensors(Xv))
         net = self.net_
@@ -533,10 +552,29 @@ class BaseNet(BaseEstimator):
         outputs = [[] for _ in transforms]
         bad = []
         dtype = net.amp_dtype
-        with torch_threads(), torch.inference_mode(), autocast(device, dtype):
+        rng = contextlib.nullcontext()
+        if mc_dropout:
+            layers = dropout_layers(module)
+            if not layers:
+                raise ValueError(
+                    f"{type(self).__name__} estimates the standard deviation "
+                    "of its predictions by Monte Carlo dropout, but its network "
+                    f"{type(module).__name__} has no dropout layer with p > 0. "
+                    "Train it with dropout (e.g. module_params={'dropout': 0.1} "
+                    "or dropout=0.1), or use "
+                    "skestimators.uncertainty.DeepEnsembleRegressor."
+                )
+            for layer in layers:
+                layer.train()
+            cuda_devices = [device] if device.type == "cuda" else []
+            rng = torch.random.fork_rng(devices=cuda_devices)
+        with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
+            if mc_dropout:
+                seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
+                torch.manual_seed(int(seed))
             for start in range(0, len(data), batch):
                 Xb, _ = data.slice(start, start + batch)
-                check_finite_batch(Xb, start)
+                check_finite_batch(Xb, start, allow_nan=self._handles_missing())
                 if device.type != "cpu":
                     Xb = _to(Xb, device)
                 for transform, out in zip(transforms, outputs):
@@ -550,6 +588,7 @@ class BaseNet(BaseEstimator):
                     if rows is not None:
                         bad.append(rows)
                     out.append(y)
+        module.eval()
         if bad:
             rows = np.unique(np.concatenate(bad))
             raise NonFinitePredictionError(
@@ -564,7 +603,7 @@ class BaseNet(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self._handles_missing()
         return tags
 
     def __setstate__(self, state):
@@ -589,6 +628,15 @@ def _nonfinite_rows(output, start):
     if bad is None:
         return None
     return start + torch.nonzero(bad).reshape(-1).numpy()
+
+
+def dropout_layers(module):
+    """The dropout layers of ``module`` that drop units (``p > 0``)."""
+    return [
+        m
+        for m in module.modules()
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+    ]
 
 
 def _predict_batch_size(batch_size, data):

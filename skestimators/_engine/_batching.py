@@ -6,26 +6,121 @@ shuffled once per epoch), never samples gathered one at a time through a
 ``DataLoader`` training several times slower than a bare PyTorch loop on small
 networks. Data too large for memory come as memory-mapped arrays
 (:mod:`._lazy`): their batches are read from disk, one batch of rows at a time.
+Sparse inputs (a one-hot encoded table) stay sparse, as :class:`SparseRows`:
+each batch is made dense when sliced, so a table too wide to hold densely
+still trains, with the same batches and weights as its dense equivalent.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ._lazy import LazyRows
+
+
+class SparseRows:
+    """Rows of a CSR matrix, made dense (float32 tensors) one batch at a time.
+
+    Only the stored values are held: selecting rows (the validation split,
+    the shuffle of each epoch) gathers the nonzeros of those rows, and
+    slicing a batch scatters them into a dense ``(batch, n_features)``
+    tensor. Duplicate entries of a non-canonical matrix are summed, as in
+    ``toarray``.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse matrix or array, 2-D
+        The data; converted once to float32 CSR (no copy when it already is).
+    device : torch.device or None
+        Where the batches are made dense (the stored rows stay in host
+        memory; a batch moves as its nonzeros, not as a dense block).
+    """
+
+    def __init__(self, matrix, device=None):
+        if matrix.ndim != 2:
+            raise ValueError(
+                f"Sparse inputs must be 2-D (samples, features); got {matrix.ndim}-D."
+            )
+        self.matrix = sp.csr_array(matrix, dtype=np.float32)
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+
+    @property
+    def shape(self):
+        return tuple(self.matrix.shape)
+
+    @property
+    def ndim(self):
+        return 2
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored values and indices."""
+        m = self.matrix
+        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def index_select(self, dim, index) -> SparseRows:
+        """The rows ``index`` (positions in this matrix), still sparse."""
+        if dim != 0:
+            raise ValueError("SparseRows selects rows (dim=0) only.")
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        index = np.asarray(index, dtype=np.int64)
+        return SparseRows(self.matrix[index], self.device)
+
+    def to(self, device, non_blocking=False) -> SparseRows:
+        """The same rows, with batches made dense on ``device``."""
+        return SparseRows(self.matrix, device)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        """Rows ``key`` (a contiguous slice) as a dense float32 tensor."""
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("SparseRows reads contiguous slices of rows only.")
+        start, stop, _ = key.indices(len(self))
+        stop = max(start, stop)
+        if self.device.type == "cpu":
+            # SciPy fills a lazily zeroed (calloc) buffer: no pass over the zeros.
+            return torch.from_numpy(self.matrix[start:stop].toarray())
+        return scatter_rows(self.matrix, start, stop, self.device)
+
+
+def scatter_rows(matrix, start, stop, device) -> torch.Tensor:
+    """Rows ``start:stop`` of a CSR ``matrix`` as a dense tensor built on ``device``.
+
+    Only the nonzeros of those rows are copied to ``device``; duplicate
+    entries add up.
+    """
+    indptr = matrix.indptr[start : stop + 1]
+    lo, hi = int(indptr[0]), int(indptr[-1])
+    rows = np.repeat(np.arange(stop - start), np.diff(indptr))
+    out = torch.zeros(
+        (stop - start, matrix.shape[1]), dtype=torch.float32, device=device
+    )
+    index = (
+        torch.from_numpy(rows).to(device),
+        torch.from_numpy(matrix.indices[lo:hi].astype(np.int64)).to(device),
+    )
+    values = torch.from_numpy(matrix.data[lo:hi]).to(device=device, dtype=torch.float32)
+    return out.index_put_(index, values, accumulate=True)
 
 
 def to_tensor(array):
     """A validated NumPy array as a float32 tensor, without copying when possible.
 
     A memory-mapped array is not loaded: it becomes :class:`LazyRows`, whose
-    batches are read from disk when sliced.
+    batches are read from disk when sliced. A sparse matrix stays sparse: it
+    becomes :class:`SparseRows`, whose batches are made dense when sliced.
     """
     if isinstance(array, torch.Tensor):
         return array.float()
-    if isinstance(array, LazyRows):
+    if isinstance(array, (LazyRows, SparseRows)):
         return array
+    if sp.issparse(array):
+        return SparseRows(array)
     if isinstance(array, np.memmap):
         return LazyRows(array)
     array = np.ascontiguousarray(array, dtype=np.float32)
@@ -85,10 +180,14 @@ class TensorData:
 
 
 def data_nbytes(data: TensorData) -> int:
-    """Bytes held in memory by the tensors of ``data`` (out-of-core inputs: 0)."""
+    """Bytes that moving ``data`` to a device would copy there.
+
+    Out-of-core and sparse inputs count 0: they stay in host memory and
+    their batches move one at a time.
+    """
     tensors = list(data.X.values()) if isinstance(data.X, dict) else [data.X]
     tensors += [t for t in (data.y, data.sample_weight) if t is not None]
-    tensors = [t for t in tensors if not isinstance(t, LazyRows)]
+    tensors = [t for t in tensors if not isinstance(t, (LazyRows, SparseRows))]
     return sum(t.element_size() * t.nelement() for t in tensors)
 
 

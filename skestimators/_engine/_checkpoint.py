@@ -29,6 +29,7 @@ import torch
 from skorch.callbacks import Callback
 
 from ..exceptions import CheckpointError, CheckpointWarning
+from ._batching import SparseRows
 from ._config import NON_COMPUTING_PARAMS
 from ._lazy import LazyRows
 
@@ -81,6 +82,12 @@ def _hash_tensor(h, t):
         step = max(1, _HASH_CHUNK // max(1, flat.strides[0]))
         for start in range(0, len(flat), step):
             h.update(np.ascontiguousarray(flat[start : start + step]))
+        return
+    if isinstance(t, SparseRows):  # the stored values and their positions
+        m = t.matrix
+        h.update(str(("csr", m.dtype, m.shape)).encode())
+        for part in (m.indptr, m.indices, m.data):
+            h.update(np.ascontiguousarray(part))
         return
     t = t.detach().cpu().contiguous()
     h.update(str((t.dtype, tuple(t.shape))).encode())

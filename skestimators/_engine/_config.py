@@ -10,6 +10,8 @@ estimator.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -62,12 +64,16 @@ class TargetOptions:
         element-wise callable; None for classifiers.
     loss_params : dict
         Keyword parameters of a named loss (``loss_alpha``, ``sigma``).
+    standardize : bool
+        Regressors: train on targets standardised per column, predict in
+        their original units.
     """
 
     class_weight: object = None
     target_weights: object = None
     loss: object = None
     loss_params: dict = field(default_factory=dict)
+    standardize: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ patience, tol, gradient_clip, device, amp, random_state, verbose
 
     name: str
     params: dict
-    max_epochs: int
+    max_epochs: int | str
     batch_size: int
     lr: float
     optimizer: object
@@ -118,6 +124,35 @@ patience, tol, gradient_clip, device, amp, random_state, verbose
     callbacks: list
     checkpoint: object
     targets: TargetOptions
+
+
+#: ``max_epochs="auto"``: epochs for at least this many optimizer steps ...
+AUTO_STEPS = 2000
+#: ... and at least, at most this many epochs;
+AUTO_EPOCHS = (20, 1000)
+#: early stopping waits at least this many steps (and ``patience`` epochs).
+AUTO_PATIENCE_STEPS = 200
+
+
+def epoch_budget(config, n_train):
+    """``config`` with ``max_epochs="auto"`` resolved for ``n_train`` samples.
+
+    The budget is counted in optimizer steps, so that a small data set (a few
+    batches per epoch) gets as many updates as a large one: enough epochs for
+    :data:`AUTO_STEPS` steps, within :data:`AUTO_EPOCHS`, and a patience of
+    at least :data:`AUTO_PATIENCE_STEPS` steps. From 100 batches per epoch
+    on, this is ``max_epochs=20`` with the given ``patience``.
+    An integer ``max_epochs`` is used as given.
+    """
+    if config.max_epochs != "auto":
+        return config
+    n_batches = max(1, math.ceil(n_train / config.batch_size))
+    low, high = AUTO_EPOCHS
+    return dataclasses.replace(
+        config,
+        max_epochs=min(high, max(low, math.ceil(AUTO_STEPS / n_batches))),
+        patience=max(config.patience, math.ceil(AUTO_PATIENCE_STEPS / n_batches)),
+    )
 
 
 def resolve_optimizer(optimizer):

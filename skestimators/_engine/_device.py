@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import warnings
 
 import torch
@@ -58,15 +59,50 @@ def autocast(device: torch.device, dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def thread_budget() -> int | None:
-    """The number of torch threads this process may use, or None for torch's default.
+def _cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
-    joblib's loky backend and Dask's nanny export ``OMP_NUM_THREADS`` (and the
-    MKL/OpenBLAS equivalents) to their workers so that ``n_jobs`` workers share
-    the cores. torch reads that variable only when its thread pool starts, and
-    a process that imported torch before the variable was set would keep using
-    every core. Reading the variable here makes every fit and predict follow it.
+
+def _running_elsewhere() -> int | None:
+    """Runnable threads of other processes now (Linux), or None where unknown.
+
+    ``/proc/loadavg`` counts the machine's runnable threads; this process's
+    own runnable threads (``/proc/self/task/*/stat``) are subtracted.
     """
+    try:
+        with open("/proc/loadavg") as f:
+            total = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"{task.path}/stat") as f:
+                    own += f.read().rpartition(")")[2].split()[0] == "R"
+            except OSError:  # the thread ended meanwhile
+                continue
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(total - own, 0)
+
+
+def busy_cores(samples: int = 3) -> int | None:
+    """Cores kept busy by other processes: the median of a few samples, 1 ms apart."""
+    values = []
+    for i in range(samples):
+        value = _running_elsewhere()
+        if value is None:
+            return None
+        values.append(value)
+        if i < samples - 1:
+            time.sleep(0.001)
+    return sorted(values)[len(values) // 2]
+
+
+def _explicit_budget() -> int | None:
+    """A thread limit set by the user or a parallel backend, or None."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         value = os.environ.get(name)
         if value:
@@ -89,20 +125,87 @@ def thread_budget() -> int | None:
     return None
 
 
+def thread_budget() -> int | None:
+    """The number of torch threads this process may use, or None for torch's default.
+
+    An explicit limit wins: joblib's loky backend and Dask's nanny export
+    ``OMP_NUM_THREADS`` (and the MKL/OpenBLAS equivalents) to their workers
+    so that ``n_jobs`` workers share the cores, and a user may set it. torch
+    reads that variable only when its thread pool starts, and a process that
+    imported torch before the variable was set would keep using every core;
+    reading the variable here makes every fit and predict follow it.
+
+    Without one, the budget is the cores that other processes leave free
+    (at least one). OpenMP threads wait for each other at the end of every
+    parallel operation, spinning: on cores that other processes also want,
+    each wait lasts until the descheduled thread gets the core back, and a
+    network's many small operations make training tens of times slower than
+    a fair share of the machine (``python benchmarks/contention.py``). On a
+    machine that is otherwise idle the budget is torch's default.
+    """
+    explicit = _explicit_budget()
+    if explicit is not None:
+        return explicit
+    busy = busy_cores()
+    if not busy:
+        return None
+    return max(_cores() - busy, 1)
+
+
+_DEFAULT = {"depth": 0, "threads": None}
+
+
 @contextlib.contextmanager
 def torch_threads(n_threads: int | None = None):
     """Run the block with ``n_threads`` torch threads (default: ``thread_budget()``).
 
     The previous setting is restored afterwards so that the library never
-    changes global state behind the user's back.
+    changes global state behind the user's back. Inside the block,
+    :func:`follow_thread_budget` adapts the count to the machine's load.
     """
     wanted = n_threads if n_threads is not None else thread_budget()
     previous = torch.get_num_threads()
-    if wanted is None or wanted == previous:
-        yield
-        return
-    torch.set_num_threads(wanted)
+    _DEFAULT["depth"] += 1
+    if _DEFAULT["depth"] == 1:
+        _DEFAULT["threads"] = previous
     try:
+        if wanted is not None and wanted != previous:
+            torch.set_num_threads(wanted)
         yield
     finally:
-        torch.set_num_threads(previous)
+        _DEFAULT["depth"] -= 1
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def follow_thread_budget() -> None:
+    """Inside :func:`torch_threads`, set the torch threads to the current budget.
+
+    Called by the engine at the start of every epoch, so that a fit slows to
+    its share of the cores, rather than spinning, when other jobs start
+    beside it, and takes the cores back when they end.
+    """
+    if _DEFAULT["depth"] == 0:
+        return
+    wanted = thread_budget() or _DEFAULT["threads"]
+    if wanted and wanted != torch.get_num_threads():
+        torch.set_num_threads(wanted)
+
+
+@contextlib.contextmanager
+def openmp_threads():
+    """Run the block with OpenMP threads limited to :func:`thread_budget`.
+
+    For the scikit-learn estimators the package fits itself (the gradient
+    boosting member of a soft vote): their OpenMP threads spin on busy cores
+    as torch's do. A scoped ``threadpoolctl`` limit, restored afterwards;
+    nothing changes on an idle machine.
+    """
+    budget = thread_budget()
+    if budget is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=budget, user_api="openmp"):
+        yield

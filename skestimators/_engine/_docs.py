@@ -1,8 +1,13 @@
 """Parameter documentation shared by the network estimators."""
 
 TRAINING_PARAMS = """\
-max_epochs : int, default={max_epochs}
-        Maximum number of passes over the training data.
+max_epochs : int or "auto", default={max_epochs}
+        Maximum number of passes over the training data. ``"auto"`` counts
+        optimizer steps instead: enough epochs for 2,000 steps (at least 20,
+        at most 1,000 epochs), and early stopping then waits at least 200
+        steps (``patience`` epochs or more). Small data sets, a few batches
+        per epoch, get the updates they need; from 100 batches per epoch on
+        (3,200 training samples in batches of 32), it is 20 epochs.
     batch_size : int, default={batch_size}
         Samples per training batch. Prediction uses larger batches (256 to
         1024 samples, fewer for large samples; at least ``batch_size``).

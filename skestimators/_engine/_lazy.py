@@ -99,8 +99,8 @@ def check_memmap(name, array, *, reshape_1d=True, scan=True):
 
     Checks what ``check_array`` checks for in-memory data (real numeric
     dtype, at least one sample and, with ``scan``, no NaN or infinity,
-    reading the file in chunks of about 64 MiB). A 1-D array becomes one
-    feature per sample.
+    reading the file in chunks of about 64 MiB; ``scan="allow-nan"``: no
+    infinity). A 1-D array becomes one feature per sample.
     """
     kind = array.dtype.kind
     if kind == "c":
@@ -145,7 +145,17 @@ def check_memmap(name, array, *, reshape_1d=True, scan=True):
             # A sum is finite only if every term is: one cheap pass per chunk.
             with np.errstate(over="ignore", invalid="ignore"):
                 total = chunk.sum(dtype=np.float64)
-            if not np.isfinite(total) and not np.isfinite(chunk).all():
+            if np.isfinite(total):
+                continue
+            if scan == "allow-nan":  # missing values allowed; infinity is not
+                if np.isinf(chunk).any():
+                    raise ValueError(
+                        f"Input {name!r} contains infinity (memory-mapped rows "
+                        f"{start}-{min(n, start + step) - 1}); the networks need "
+                        "finite values (NaN marks a missing value)."
+                    )
+                continue
+            if not np.isfinite(chunk).all():
                 bad = "NaN" if np.isnan(chunk).any() else "infinity"
                 raise ValueError(
                     f"Input {name!r} contains {bad} (memory-mapped rows "

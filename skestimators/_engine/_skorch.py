@@ -19,7 +19,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer
 
 from ._batching import BatchIterator
-from ._device import autocast
+from ._device import autocast, follow_thread_budget
 from ._heads import head_metrics
 
 
@@ -174,6 +174,8 @@ class EngineNet(NeuralNet):
         # mean once and switches modes once per epoch.
         if iterator is None:
             return
+        if training:
+            follow_thread_budget()  # other jobs may have started or ended
         self.module_.train(training)
         self.criterion_.train(training)
         losses, sizes = [], []

@@ -135,7 +135,10 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets):
 
     ``y`` is not None: ``BaseNet._fit`` refuses that first. When fitting, the
     fitted attributes ``n_targets_``, ``target_ndim_`` and ``target_names_``
-    are set.
+    are set, and with ``targets.standardize`` ``target_mean_`` and
+    ``target_scale_``: the network then trains on ``(y - target_mean_) /
+    target_scale_`` (each column standardised on this data; a constant column
+    keeps scale 1).
     """
     Y = check_array(
         y,
@@ -153,6 +156,14 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets):
         estimator.n_targets_ = Y2.shape[1]
         estimator.target_ndim_ = Y.ndim
         estimator.target_names_ = target_names(y, Y2.shape[1])
+        if targets.standardize:
+            mean = Y2.mean(0, dtype=np.float64)
+            std = Y2.std(0, dtype=np.float64)
+            scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+            estimator.target_mean_, estimator.target_scale_ = mean, scale
+        else:  # a refit without standardisation must not keep an old one
+            estimator.__dict__.pop("target_mean_", None)
+            estimator.__dict__.pop("target_scale_", None)
     elif Y2.shape[1] != estimator.n_targets_:
         raise ValueError(
             f"y has {Y2.shape[1]} targets; the estimator was fitted on "
@@ -163,6 +174,10 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets):
     groups = regression_groups(
         names, loss=loss, weights=_column_weights(targets.target_weights, names)
     )
+    if targets.standardize:
+        Y2 = ((Y2 - estimator.target_mean_) / estimator.target_scale_).astype(
+            np.float32
+        )
     return torch.from_numpy(Y2), groups, Y2.shape[1], None
 
 

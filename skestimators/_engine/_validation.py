@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from sklearn.utils.validation import check_array, validate_data
 
@@ -11,6 +12,9 @@ from .._multiinput import as_mapping
 from ._lazy import LazyRows, check_memmap
 
 _FLOATS = [np.float32, np.float64]
+# Sparse inputs (any scipy format, matrix or array) are converted once to CSR,
+# whose rows are sliced into dense batches; 64-bit indices are fine.
+_SPARSE = {"accept_sparse": "csr", "accept_large_sparse": True}
 
 
 def _check_named(name, value, finite=True):
@@ -18,10 +22,11 @@ def _check_named(name, value, finite=True):
         return value
     if isinstance(value, np.memmap):
         return check_memmap(name, value, scan=finite)
-    if hasattr(value, "toarray") or type(value).__module__.startswith("scipy.sparse"):
-        raise TypeError(
-            f"Input {name!r} is a sparse matrix; the network estimators need dense "
-            "data (call .toarray() first if it fits in memory)."
+    sparse = sp.issparse(value)
+    if sparse and value.ndim != 2:
+        raise ValueError(
+            f"Input {name!r} is a {value.ndim}-D sparse array; sparse inputs must "
+            "be 2-D (samples, features)."
         )
     array = check_array(
         value,
@@ -30,20 +35,26 @@ def _check_named(name, value, finite=True):
         ensure_2d=False,
         input_name=name,
         ensure_all_finite=finite,
+        **(_SPARSE if sparse else {}),
     )
     if array.ndim == 1:
         array = array[:, None]
     return array
 
 
-def check_inputs(estimator, X, *, reset: bool, finite: bool = True):
+def check_inputs(estimator, X, *, reset: bool, finite: bool | str = True):
     """Validate ``X`` and return a float array or a dict of float arrays.
+
+    A sparse ``X`` (or named input) of any scipy format comes back as a CSR
+    matrix, never densified: training and prediction make each batch dense.
 
     On ``reset`` the expected layout is stored on the estimator
     (``input_shape_``, ``input_columns_`` and, for array input, the standard
     ``n_features_in_``/``feature_names_in_``); otherwise ``X`` must match it.
     ``finite=False`` leaves the NaN/infinity check to the caller (prediction
-    checks each batch as it goes, see :func:`check_finite_batch`).
+    checks each batch as it goes, see :func:`check_finite_batch`);
+    ``finite="allow-nan"`` refuses infinity only (NaN marks missing values
+    that the estimator's network handles).
     """
     mapping = as_mapping(X)
     if isinstance(X, (np.memmap, LazyRows)):
@@ -64,8 +75,13 @@ def check_inputs(estimator, X, *, reset: bool, finite: bool = True):
             allow_nd=True,
             dtype=_FLOATS,
             ensure_all_finite=finite,
-            accept_sparse=False,
+            **_SPARSE,
         )
+        if sp.issparse(array) and array.ndim != 2:
+            raise ValueError(
+                f"X is a {array.ndim}-D sparse array; sparse inputs must be 2-D "
+                "(samples, features)."
+            )
     if mapping is None:
         shape = tuple(array.shape[1:])
         if reset:
@@ -137,27 +153,32 @@ def _align_columns(name, value, estimator):
     return value[columns]
 
 
-def check_finite_batch(batch, start):
+def check_finite_batch(batch, start, allow_nan=False):
     """Raise if a prediction batch (tensor or dict of tensors) holds NaN or inf.
 
     One sum per tensor, on data about to be read by the network anyway (so it
     is nearly free); only a non-finite sum, which may also be an overflow of
-    large finite values, triggers the element-wise check.
+    large finite values, triggers the element-wise check. ``allow_nan``: NaN
+    marks missing values the network handles; only infinity is refused.
     """
     items = batch.items() if isinstance(batch, dict) else [("X", batch)]
     for name, tensor in items:
         if torch.isfinite(tensor.sum()) or torch.isfinite(tensor).all():
             continue
-        bad = ~torch.isfinite(tensor.reshape(len(tensor), -1)).all(1)
+        if allow_nan and not torch.isinf(tensor).any():
+            continue
+        flat = tensor.reshape(len(tensor), -1)
+        bad = torch.isinf(flat).any(1) if allow_nan else ~torch.isfinite(flat).all(1)
         row = start + int(bad.nonzero()[0, 0])
         kind = (
             "NaN"
-            if torch.isnan(tensor).any()
+            if not allow_nan and torch.isnan(tensor).any()
             else "infinity (or a value too large for float32, the networks' dtype)"
         )
+        need = " (NaN marks a missing value)" if allow_nan else ""
         raise ValueError(
             f"Input {name!r} contains {kind} (first at row {row}); the networks "
-            "need finite values."
+            f"need finite values{need}."
         )
 
 

@@ -228,8 +228,9 @@ def save(
     The safe format is a skops file, with the weights of any torch network
     as safetensors entries: loading it rebuilds only trusted types and runs
     no code from the file. A pickle (joblib) can hold anything, but loading
-    it runs whatever code its author chose. The model file and the sidecar ``<path>.json`` are written to
-    temporary names and renamed into place, the sidecar last, so that a
+    it runs whatever code its author chose. The model file and the sidecar
+    ``<path>.json`` are written to temporary names and renamed into place,
+    the sidecar last, so that a
     failure never leaves a model without its sidecar; nothing is written
     unless ``estimator`` is a fitted estimator. The sidecar holds the
     format, the serialization (``"skops"`` or ``"pickle"``), the SHA-256

@@ -11,7 +11,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from .._engine import target_names
+from .._engine import openmp_threads, target_names
 
 __all__ = ["SoftVotingClassifier"]
 
@@ -171,10 +171,11 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
                 "SoftVotingClassifier needs samples of at least two classes in y; "
                 f"got one class: {np.unique(y_arr)[0]!r}."
             )
-        self.estimators_ = [
-            clone(m).fit(X, y, **_weight_kwargs(name, m, sample_weight))
-            for name, m in active
-        ]
+        with openmp_threads():  # boosting members: no spinning on busy cores
+            self.estimators_ = [
+                clone(m).fit(X, y, **_weight_kwargs(name, m, sample_weight))
+                for name, m in active
+            ]
         fitted = iter(self.estimators_)
         self.named_estimators_ = Bunch(
             **{n: "drop" if _dropped(m) else next(fitted) for n, m in self.estimators}
@@ -226,7 +227,8 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
             Class probabilities, or the probability of each label.
         """
         check_is_fitted(self, "estimators_")
-        probas = [self._member_proba(m, X) for m in self.estimators_]
+        with openmp_threads():
+            probas = [self._member_proba(m, X) for m in self.estimators_]
         return np.average(np.stack(probas), axis=0, weights=self._weights)
 
     def predict(self, X):

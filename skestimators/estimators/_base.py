@@ -29,6 +29,8 @@ LOSS_CONSTRAINTS = {
     "loss_alpha": [Interval(numbers.Real, 0, 1, closed="both")],
     "sigma": [Interval(numbers.Real, 0, None, closed="neither")],
 }
+#: Constraint of the number of Monte Carlo dropout passes of ``return_std``.
+MC_CONSTRAINTS = {"mc_samples": [Interval(numbers.Integral, 2, None, closed="left")]}
 
 
 def _stack_named(raw, names):
@@ -207,21 +209,42 @@ class _RegressorNet(RegressorMixin, BaseNet):
             self._validate_params()
         return self._fit(X, y, sample_weight, partial=True)
 
-    def predict(self, X):
-        """Predicted targets.
+    def predict(self, X, return_std=False):
+        """Predicted targets, and optionally their standard deviation.
 
         Parameters
         ----------
         X : array-like, DataFrame or MultiInput
             Inputs.
+        return_std : bool, default=False
+            Also return the standard deviation of each prediction, estimated
+            by Monte Carlo dropout: the spread of ``mc_samples`` passes of
+            the network with its dropout layers active (batch normalisation
+            stays in inference mode). The network needs dropout.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            Predictions, with the dimensionality of ``y`` at fit.
+            Predictions (dropout inactive), with the dimensionality of ``y``
+            at fit.
+        y_std : ndarray of the shape of ``y_pred``
+            Standard deviation of the dropout passes, in the units of ``y``.
+            Only returned when ``return_std`` is True.
         """
-        raw = _stack_named(self._forward(X), self.target_names_)
+        Xv = self._validated_inputs(X)
+        y_pred = self._target_values(self._forward_views(Xv, [None])[0])
+        if not return_std:
+            return y_pred
+        draws = self._forward_views(Xv, [None] * self.mc_samples, mc_dropout=True)
+        y_std = np.std([self._target_values(raw) for raw in draws], axis=0, ddof=1)
+        return y_pred, y_std
+
+    def _target_values(self, raw):
+        """Predictions in the units and dimensionality of ``y`` from raw output."""
+        raw = _stack_named(raw, self.target_names_)
         out = raw.reshape(raw.shape[0], -1).numpy().astype(np.float64)
+        if "target_scale_" in self.__dict__:  # trained on standardised targets
+            out = out * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out
 
     def __sklearn_tags__(self):

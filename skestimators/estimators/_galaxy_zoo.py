@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import StrOptions
 from .._engine import BaseNet, TargetOptions, encode_regression, fill_doc
 from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, _as_targets
 from ..nn import LOSS_NAMES
-from ._base import _RegressorNet
+from ._base import MC_CONSTRAINTS, _RegressorNet
 from ._image import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
 
@@ -62,6 +62,9 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         Element-wise loss of the constrained outputs (the composite losses
         with their default ``loss_alpha=0.5`` and ``sigma=3.0``, see
         :func:`skestimators.nn.elementwise_loss`).
+    mc_samples : int, default=30
+        Number of Monte Carlo dropout passes behind ``predict(X,
+        return_std=True)``.
     {training_params}
 
     Attributes
@@ -122,6 +125,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         **IMAGE_CONSTRAINTS,
         "constraint": [StrOptions({"divisive", "softmax", "none"})],
         "loss": [StrOptions(set(LOSS_NAMES))],
+        **MC_CONSTRAINTS,
     }
 
     def __init__(
@@ -140,6 +144,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         tta=1,
         layout="auto",
         loss="mse",
+        mc_samples=30,
         max_epochs=30,
         batch_size=64,
         lr=0.001,
@@ -196,6 +201,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         self.tta = tta
         self.layout = layout
         self.loss = loss
+        self.mc_samples = mc_samples
 
     # -- engine hooks ------------------------------------------------------------------
     @property
@@ -265,7 +271,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         """
         return self._fit(X, y, sample_weight, groups)
 
-    def predict(self, X):
+    def predict(self, X, return_std=False):
         """Vote fractions, averaged over the ``tta`` dihedral views of each image.
 
         Parameters
@@ -273,6 +279,10 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         X : array-like of shape (n_samples, C, H, W), (n_samples, H, W, C) or \
 (n_samples, H, W)
             Images, in the layout and shape seen in ``fit``.
+        return_std : bool, default=False
+            Also return the standard deviation of each vote fraction over
+            ``mc_samples`` Monte Carlo dropout passes (each averaged over
+            the views; batch normalisation stays in inference mode).
 
         Returns
         -------
@@ -281,15 +291,28 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
             ``constraint="divisive"`` or ``"softmax"`` they obey the tree:
             non-negative, Q1 and Q6 sum to 1 and every other question to
             its parent answer (averaging views keeps this).
+        y_std : ndarray of shape (n_samples, 37)
+            Standard deviation of the dropout passes. Only returned when
+            ``return_std`` is True.
         """
         views = list(range(self.tta))
-        total = None
-        for raw, _ in self._view_outputs(X, views):
-            out = raw.reshape(raw.shape[0], -1).numpy().astype(np.float64)
-            total = out if total is None else total + out
-        return total / len(views)
+        y_pred = _view_mean(self._view_outputs(X, views))
+        if not return_std:
+            return y_pred
+        outputs = self._view_outputs(X, views * self.mc_samples, mc_dropout=True)
+        draws = [
+            _view_mean(outputs[i : i + len(views)])
+            for i in range(0, len(outputs), len(views))
+        ]
+        return y_pred, np.std(draws, axis=0, ddof=1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.single_output = False
         return tags
+
+
+def _view_mean(outputs):
+    """The mean of the network outputs of the views of one pass, as floats."""
+    arrays = [raw.reshape(raw.shape[0], -1).numpy() for raw, _ in outputs]
+    return np.mean(arrays, axis=0, dtype=np.float64)

@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._engine import BaseNet, TargetOptions, fill_doc, instantiate_module
 from ..nn import MLP
-from ._base import LOSS_CONSTRAINTS, _ClassifierNet, _RegressorNet
+from ._base import LOSS_CONSTRAINTS, MC_CONSTRAINTS, _ClassifierNet, _RegressorNet
 
 _MODULE = [None, StrOptions({"mlp"}), type, torch.nn.Module]
 
@@ -18,7 +18,7 @@ def _build(module, module_params, input_shape, n_outputs):
     return instantiate_module(module, module_params, input_shape, n_outputs, MLP)
 
 
-@fill_doc(max_epochs=20, batch_size=32, lr=0.001)
+@fill_doc(max_epochs='"auto"', batch_size=32, lr=0.001)
 class NetClassifier(_ClassifierNet):
     """Classifier wrapping any ``torch.nn.Module``: binary, multiclass or multilabel.
 
@@ -88,7 +88,7 @@ class NetClassifier(_ClassifierNet):
         module=None,
         *,
         module_params=None,
-        max_epochs=20,
+        max_epochs="auto",
         batch_size=32,
         lr=0.001,
         optimizer="adam",
@@ -146,15 +146,31 @@ class NetClassifier(_ClassifierNet):
             class_weight=self.class_weight, target_weights=self.target_weights
         )
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # batches are made dense one at a time
+        return tags
 
-@fill_doc(max_epochs=20, batch_size=32, lr=0.001)
+
+@fill_doc(max_epochs='"auto"', batch_size=32, lr=0.001)
 class NetRegressor(_RegressorNet):
     """Regressor wrapping any ``torch.nn.Module``, for one or several targets.
 
     The network returns ``(n_samples, n_targets)`` values (or ``(n_samples,)``
     for one target), or a ``dict`` with one output per target named like the
-    columns of ``y``. Use :class:`~sklearn.compose.TransformedTargetRegressor`
-    to train on log or standardised targets.
+    columns of ``y``.
+
+    With the losses ``"mse"`` and ``"l1"`` the network trains on targets
+    standardised per column (zero mean and unit variance on the training
+    data of the first ``fit`` or ``partial_fit``) and predictions are
+    returned in the original units, so targets of any scale (a log
+    concentration near 6, a price in the thousands) need no preparation;
+    ``train_loss``, ``valid_loss`` and ``valid_<target>_rmse`` of
+    ``history_`` are in standardised units. The other losses have
+    parameters in target units (``sigma``, the Huber threshold) and train
+    on the targets as given. Use
+    :class:`~sklearn.compose.TransformedTargetRegressor` to train on log
+    targets.
 
     Parameters
     ----------
@@ -178,6 +194,9 @@ default="mse"
         Composite losses: error scale of the chi² term ``(error / sigma)**2``.
     target_weights : dict, array-like or None, default=None
         Loss weight of each target (by name or position).
+    mc_samples : int, default=30
+        Number of Monte Carlo dropout passes behind ``predict(X,
+        return_std=True)`` (the network needs dropout).
 
     Attributes
     ----------
@@ -185,6 +204,13 @@ default="mse"
         Number of targets.
     target_names_ : list of str
         Names of the targets (columns of a DataFrame ``y``).
+    target_mean_ : ndarray of shape (n_targets,)
+        Mean subtracted from each target for training. Only with the losses
+        trained on standardised targets (``"mse"``, ``"l1"``).
+    target_scale_ : ndarray of shape (n_targets,)
+        Standard deviation each target is divided by for training (1 for a
+        constant target). Only with the losses trained on standardised
+        targets.
     {fitted_attrs}
 
     See Also
@@ -207,6 +233,7 @@ default="mse"
         "module_params": [None, dict],
         **LOSS_CONSTRAINTS,
         "target_weights": [None, dict, "array-like"],
+        **MC_CONSTRAINTS,
     }
 
     def __init__(
@@ -214,7 +241,7 @@ default="mse"
         module=None,
         *,
         module_params=None,
-        max_epochs=20,
+        max_epochs="auto",
         batch_size=32,
         lr=0.001,
         optimizer="adam",
@@ -238,6 +265,7 @@ default="mse"
         loss_alpha=0.5,
         sigma=3.0,
         target_weights=None,
+        mc_samples=30,
     ):
         super().__init__(
             max_epochs=max_epochs,
@@ -267,6 +295,7 @@ default="mse"
         self.loss_alpha = loss_alpha
         self.sigma = sigma
         self.target_weights = target_weights
+        self.mc_samples = mc_samples
 
     def _make_module(self, input_shape, n_outputs):
         return _build(self.module, self.module_params, input_shape, n_outputs)
@@ -276,4 +305,10 @@ default="mse"
             target_weights=self.target_weights,
             loss=self.loss,
             loss_params={"loss_alpha": self.loss_alpha, "sigma": self.sigma},
+            standardize=isinstance(self.loss, str) and self.loss in ("mse", "l1"),
         )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # batches are made dense one at a time
+        return tags

@@ -19,7 +19,7 @@ from .._engine import (
 )
 from .._multiinput import as_mapping
 from ..nn import CNNLSTM, PooledCNN
-from ._base import LOSS_CONSTRAINTS, _RegressorNet
+from ._base import LOSS_CONSTRAINTS, MC_CONSTRAINTS, _RegressorNet
 
 _SHAPE = "(n_samples, bands, height, width, years)"
 
@@ -46,6 +46,17 @@ class SpatioTemporalRegressor(_RegressorNet):
     channel_axis=1)``) and train on log or standardised targets with
     :class:`~sklearn.compose.TransformedTargetRegressor`;
     :func:`skestimators.recipes.soc_pipeline` does both.
+
+    Real yearly stacks have gaps (clouds, sensor stripes, a missing
+    acquisition): mark them NaN, as
+    :func:`~skestimators.datasets.extract_patches` does. The built-in
+    networks read NaN as missing, in training and prediction: missing values
+    become 0 beside an availability band (the fraction of bands present at
+    each pixel), and each year's code carries the fraction of its patch that
+    is available, so the LSTM learns how far to trust each year. The
+    scaler and :class:`~skestimators.preprocessing.PatchStatistics` leave
+    missing pixels out of their statistics. A custom ``module`` gets finite
+    inputs only (NaN is refused). Infinity is always refused.
 
     Parameters
     ----------
@@ -84,6 +95,9 @@ default="mse"
         Composite losses: error scale of the chi² term ``(error / sigma)**2``.
     target_weights : dict, array-like or None, default=None
         Loss weight of each target (by name or position).
+    mc_samples : int, default=30
+        Number of Monte Carlo dropout passes behind ``predict(X,
+        return_std=True)`` (the network needs dropout).
 
     Attributes
     ----------
@@ -142,6 +156,7 @@ default="mse"
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         **LOSS_CONSTRAINTS,
         "target_weights": [None, dict, "array-like"],
+        **MC_CONSTRAINTS,
     }
 
     def __init__(
@@ -179,6 +194,7 @@ default="mse"
         loss_alpha=0.5,
         sigma=3.0,
         target_weights=None,
+        mc_samples=30,
     ):
         super().__init__(
             max_epochs=max_epochs,
@@ -214,6 +230,7 @@ default="mse"
         self.loss_alpha = loss_alpha
         self.sigma = sigma
         self.target_weights = target_weights
+        self.mc_samples = mc_samples
 
     # -- input -------------------------------------------------------------------------
     def _validate_patches(self, X, finite=True):
@@ -254,6 +271,10 @@ default="mse"
 
     def _prepare_X(self, X, *, reset, finite=True):
         return self._validate_patches(X, finite=finite)
+
+    def _handles_missing(self):
+        # The built-in networks read NaN as missing (an availability band).
+        return isinstance(self.module, str)
 
     def _target_options(self):
         return TargetOptions(
@@ -312,17 +333,24 @@ default="mse"
         """
         return self._fit(X, y, sample_weight, groups)
 
-    def predict(self, X):
-        """Predicted targets.
+    def predict(self, X, return_std=False):
+        """Predicted targets, and optionally their standard deviation.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, bands, height, width, years)
             Patches of the shape seen in ``fit``.
+        return_std : bool, default=False
+            Also return the standard deviation of each prediction over
+            ``mc_samples`` Monte Carlo dropout passes (the head's dropout
+            active, batch normalisation in inference mode).
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Predictions, with the dimensionality of ``y`` at fit.
+        y_std : ndarray of the shape of ``y_pred``
+            Standard deviation of the dropout passes, in the units of ``y``.
+            Only returned when ``return_std`` is True.
         """
-        return super().predict(X)
+        return super().predict(X, return_std=return_std)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from sklearn.utils import get_tags
 
 from ..datasets import (
     _check_positive_int,
@@ -36,6 +37,7 @@ def predict_raster(
     stride: int = 1,
     batch_size: int = 1024,
     nodata: float = -9999.0,
+    uncertainty: str | None = None,
 ) -> Path:
     """Predict every pixel of a raster stack and write the map as a GeoTIFF.
 
@@ -43,7 +45,11 @@ def predict_raster(
     chunk the rasters are read once (with a margin of ``window // 2`` pixels,
     NaN outside the raster), the patches around the chunk's pixels are cut
     ``batch_size`` at a time and passed to ``estimator.predict``. Pixels whose
-    patch holds nodata, or reaches outside the raster, get ``nodata``. Memory
+    patch holds nodata, or reaches outside the raster, get ``nodata``, unless
+    the model reads NaN as missing (every step's ``allow_nan`` tag, as for
+    :func:`~skestimators.recipes.soc_pipeline`): then a patch that is only
+    partly missing (clouds, a missing year, the raster's edge) is predicted,
+    and only pixels never observed at the centre get ``nodata``. Memory
     stays near ``bands * T * (chunk_rows * stride + window) * width`` values
     for the chunk plus ``batch_size`` patches, whatever the raster size.
 
@@ -73,12 +79,22 @@ def predict_raster(
         Patches passed to ``predict`` at once.
     nodata : float, default=-9999.0
         Output value where no prediction was made.
+    uncertainty : {None, "std", "interval"}, default=None
+        Extra bands after those of the prediction. ``"std"``: the standard
+        deviation of each prediction, from ``estimator.predict(X,
+        return_std=True)`` (the network regressors' Monte Carlo dropout, a
+        :class:`~skestimators.uncertainty.DeepEnsembleRegressor`, a Gaussian
+        process). ``"interval"``: the lower and upper bounds of the interval
+        of ``estimator.predict_interval(X)``, a fitted MAPIE conformal
+        regressor, one pair per confidence level. The bands are named in the
+        file (``prediction``, ``std``, ``lower``, ``upper``).
 
     Returns
     -------
     path : pathlib.Path
         The written file: float32, the source CRS, the source transform (scaled
-        by ``stride``) and ``nodata`` as its nodata value.
+        by ``stride``) and ``nodata`` as its nodata value; with
+        ``uncertainty``, the prediction bands come first.
 
     See Also
     --------
@@ -106,6 +122,10 @@ def predict_raster(
     from rasterio.windows import Window
 
     window = _check_window(window)
+    if uncertainty not in (None, "std", "interval"):
+        raise ValueError(
+            f'uncertainty must be None, "std" or "interval", got {uncertainty!r}.'
+        )
     chunk_rows = _check_positive_int(chunk_rows, "chunk_rows")
     stride = _check_positive_int(stride, "stride")
     batch_size = _check_positive_int(batch_size, "batch_size")
@@ -140,7 +160,7 @@ def predict_raster(
                 rows = np.repeat(src_rows - half - r0, out_w)
                 cols = np.tile(src_cols - half - c0, i1 - i0)
                 values = _predict_chunk(
-                    estimator, block, rows, cols, window, batch_size
+                    estimator, block, rows, cols, window, batch_size, uncertainty
                 )
                 if values is None:
                     values = np.empty((0, i1 - i0, out_w), dtype=np.float32)
@@ -151,6 +171,7 @@ def predict_raster(
                     dst = rasterio.open(
                         output_path, "w", count=values.shape[0], **profile
                     )
+                    dst.descriptions = _band_names(values.shape[0], uncertainty)
                     for j0, j1 in pending:
                         _write_empty(dst, j0, j1, out_w, nodata)
                 if dst is None:
@@ -171,22 +192,90 @@ def predict_raster(
     return output_path
 
 
-def _predict_chunk(estimator, block, rows, cols, window, batch_size):
+def _handles_missing(estimator) -> bool:
+    """Whether every step of the model reads NaN as missing (its tags say so)."""
+    steps = getattr(estimator, "steps", None)
+    if isinstance(steps, list):
+        return all(
+            _handles_missing(step)
+            for _, step in steps
+            if step is not None and step != "passthrough"
+        )
+    inner = getattr(estimator, "regressor_", None)
+    if inner is not None:  # TransformedTargetRegressor
+        return _handles_missing(inner)
+    if not hasattr(estimator, "__sklearn_tags__"):  # any object with predict
+        return False
+    return bool(get_tags(estimator).input_tags.allow_nan)
+
+
+def _predictable(patches, missing):
+    """Patches to predict: complete ones; with ``missing``, also partly missing
+    ones whose centre pixel was observed in some band and year."""
+    if not missing:
+        return ~np.isnan(patches).reshape(len(patches), -1).any(axis=1)
+    half = patches.shape[2] // 2
+    centre = patches[:, :, half, half, :].reshape(len(patches), -1)
+    return ~np.isnan(centre).all(axis=1)
+
+
+def _predict_chunk(estimator, block, rows, cols, window, batch_size, uncertainty):
     """Predictions ``(k, n_pixels)`` (NaN where the patch has nodata), or None."""
+    missing = _handles_missing(estimator)
     out = None
     for start in range(0, len(rows), batch_size):
         stop = min(start + batch_size, len(rows))
         patches = _cut_patches(block, rows[start:stop], cols[start:stop], window)
-        valid = ~np.isnan(patches).reshape(len(patches), -1).any(axis=1)
+        valid = _predictable(patches, missing)
         if not valid.any():
             continue
-        pred = np.asarray(estimator.predict(patches[valid]), dtype=np.float32)
-        pred = pred.reshape(len(pred), -1)
+        pred = _predict_bands(estimator, patches[valid], uncertainty)
         if out is None:
             out = np.full((pred.shape[1], len(rows)), np.nan, dtype=np.float32)
         _check_bands(pred.T, out.shape[0])
         out[:, np.arange(start, stop)[valid]] = pred.T
     return out
+
+
+def _predict_bands(estimator, patches, uncertainty):
+    """``(n, k)`` float32 values: the prediction, then the uncertainty bands."""
+    n = len(patches)
+    if uncertainty is None:
+        parts = [estimator.predict(patches)]
+    elif uncertainty == "std":
+        parts = list(_pair(estimator.predict(patches, return_std=True), "predict"))
+    else:
+        if not hasattr(estimator, "predict_interval"):
+            raise TypeError(
+                f'uncertainty="interval" needs an estimator with predict_interval '
+                f"(a fitted MAPIE conformal regressor); {type(estimator).__name__} "
+                "has none."
+            )
+        y_pred, y_pis = _pair(estimator.predict_interval(patches), "predict_interval")
+        y_pis = np.asarray(y_pis).reshape(n, 2, -1)  # (n, lower/upper, levels)
+        parts = [y_pred, y_pis.transpose(0, 2, 1)]  # lower, upper per level
+    return np.concatenate(
+        [np.asarray(p, dtype=np.float32).reshape(n, -1) for p in parts], axis=1
+    )
+
+
+def _pair(result, method):
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(
+            f"estimator.{method} returned {type(result).__name__}, not the pair "
+            "(prediction, uncertainty) that predict_raster's uncertainty needs."
+        )
+    return result
+
+
+def _band_names(count, uncertainty):
+    """Band descriptions for one target (None when the layout is ambiguous)."""
+    names = {None: ["prediction"], "std": ["prediction", "std"]}.get(uncertainty)
+    if uncertainty == "interval" and count % 2 == 1:
+        names = ["prediction"] + ["lower", "upper"] * (count // 2)
+    if names is None or len(names) != count:
+        return (None,) * count
+    return tuple(names)
 
 
 def _check_bands(values, expected):

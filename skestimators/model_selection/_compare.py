@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import numbers
+import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ def compare_variants(
     n_jobs: int | None = None,
     random_state=None,
     tracking=None,
+    verbose: int = 0,
 ) -> pd.DataFrame:
     """Cross-validate several variants of a model on the very same folds.
 
@@ -87,6 +89,12 @@ def compare_variants(
         copies of this logger added to the network step's ``callbacks``;
         variants without a network of this package log nothing. See
         :class:`~skestimators.tracking.MLflowLogger`.
+    verbose : int, default=0
+        When positive, print one line on standard error as each fit ends:
+        the fits done out of the total, the seconds elapsed since the
+        comparison started, and the variant, fold and fit time of the fit
+        that ended. Progress is not reported under a joblib backend that
+        cannot return results as they come (``"multiprocessing"``).
 
     Returns
     -------
@@ -148,16 +156,52 @@ def compare_variants(
     with parent_run(tracking, "compare_variants", settings) as runs:
         if runs is not None:
             tasks = [_with_logger(runs, *task) for task in tasks]
-        results = Parallel(n_jobs=n_jobs)(
-            delayed(_fit_and_score)(est, X, y, train, test, scoring, seed)
-            for _, _, _, est, seed, train, test in tasks
-        )
+        results = _run_fits(tasks, X, y, scoring, n_jobs, verbose)
     rows = [
         (name, repeat, fold, metric, float(value), fit_time)
         for (name, repeat, fold, *_), (scores, fit_time) in zip(tasks, results)
         for metric, value in scores.items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _run_fits(tasks, X, y, scoring, n_jobs, verbose):
+    """``(scores, fit_time)`` of each task, in order; with ``verbose``, each fit
+    is reported on stderr as it ends."""
+    parallel = None
+    if verbose:
+        try:
+            parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        except ValueError:  # a backend that cannot return results as they come
+            pass
+    if parallel is None:
+        return Parallel(n_jobs=n_jobs)(
+            delayed(_fit_and_score)(est, X, y, train, test, scoring, seed)
+            for _, _, _, est, seed, train, test in tasks
+        )
+    start = time.perf_counter()
+    results = [None] * len(tasks)
+    jobs = (
+        delayed(_numbered_fit_and_score)(i, est, X, y, train, test, scoring, seed)
+        for i, (_, _, _, est, seed, train, test) in enumerate(tasks)
+    )
+    for done, (index, result) in enumerate(parallel(jobs), start=1):
+        results[index] = result
+        name, repeat, fold = tasks[index][:3]
+        where = f"fold {fold}" + (f" of repeat {repeat}" if repeat else "")
+        print(
+            f"[compare_variants] {done}/{len(tasks)} fits done, "
+            f"{time.perf_counter() - start:.0f} s elapsed "
+            f"({name}, {where}: {result[1]:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return results
+
+
+def _numbered_fit_and_score(index, *args):
+    """``_fit_and_score`` with the task's index (results come in any order)."""
+    return index, _fit_and_score(*args)
 
 
 def repeat_seeds(random_state, n_repeats):

@@ -1,7 +1,8 @@
 """CNN-LSTM for multi-year raster patches (soil organic carbon from satellite series).
 
-Inputs are patches of shape ``(batch, bands, height, width, years)``. A small
-2-D CNN, with weights shared across years, encodes each year's patch; the
+Inputs are patches of shape ``(batch, bands, height, width, years)``, NaN
+where a value is missing. A small 2-D CNN, with weights shared across years,
+encodes each year's patch and the fraction of it that is available; the
 CNN-LSTM runs an LSTM over the yearly codes, the pooled variant averages (or
 concatenates) them.
 """
@@ -36,7 +37,7 @@ class _YearEncoder(nn.Module):
     def __init__(self, input_shape, conv_channels):
         super().__init__()
         bands, height, width, _ = input_shape
-        layers, channels = [], bands
+        layers, channels = [], bands + 1  # the bands and their availability
         for out in conv_channels:
             layers += [nn.Conv2d(channels, int(out), 3, padding=1), nn.ReLU()]
             if min(height, width) >= 2:
@@ -46,10 +47,18 @@ class _YearEncoder(nn.Module):
         layers.append(nn.Flatten())
         self.net = nn.Sequential(*layers)
         self.input_shape = tuple(input_shape)
-        self.n_features = channels * height * width
+        # The CNN's features of a year, then the fraction of it that is available.
+        self.n_features = channels * height * width + 1
 
     def forward(self, x):
-        """``(N, bands, H, W, T)`` -> ``(N, T, n_features)``."""
+        """``(N, bands, H, W, T)`` -> ``(N, T, n_features)``; NaN marks missing data.
+
+        Missing values (clouds, sensor stripes, a missing acquisition) are set
+        to 0 and an availability band (the fraction of the bands present at
+        each pixel) is added to every year's patch; the fraction of the patch
+        that is available is appended to each year's features, so the LSTM
+        reads which years it can trust.
+        """
         if x.ndim != 5 or tuple(x.shape[1:4]) != self.input_shape[:3]:
             raise ValueError(
                 "Expected patches of shape (batch, bands, height, width, years) with "
@@ -57,8 +66,13 @@ class _YearEncoder(nn.Module):
                 f"{tuple(x.shape)}."
             )
         n, bands, height, width, years = x.shape
-        frames = x.permute(0, 4, 1, 2, 3).reshape(n * years, bands, height, width)
-        return self.net(frames).reshape(n, years, -1)
+        missing = torch.isnan(x)
+        available = 1.0 - missing.to(x.dtype).mean(dim=1, keepdim=True)
+        x = torch.cat([x.masked_fill(missing, 0.0), available], dim=1)
+        frames = x.permute(0, 4, 1, 2, 3).reshape(n * years, bands + 1, height, width)
+        features = self.net(frames).reshape(n, years, -1)
+        per_year = available.mean(dim=(1, 2, 3)).unsqueeze(-1)  # (N, T, 1)
+        return torch.cat([features, per_year], dim=2)
 
 
 def _head(n_in, hidden, n_outputs, dropout):

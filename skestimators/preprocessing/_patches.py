@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -13,6 +14,20 @@ __all__ = ["PatchStatistics"]
 _QUANTILE = re.compile(r"p(\d{1,2})$")
 
 
+def _statistic(stat, X, pixels, missing):
+    """One statistic over the pixels ``(n, bands, pixels, years)``; with
+    ``missing``, over the pixels that are not NaN."""
+    if stat == "centre":
+        height, width = X.shape[2:4]
+        return X[:, :, height // 2, width // 2, :]
+    if stat.startswith("p"):
+        q = int(_QUANTILE.match(stat).group(1))
+        return (np.nanpercentile if missing else np.percentile)(pixels, q, axis=2)
+    plain = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+    nan = {"mean": np.nanmean, "std": np.nanstd, "min": np.nanmin, "max": np.nanmax}
+    return (nan if missing else plain)[stat](pixels, axis=2)
+
+
 class PatchStatistics(TransformerMixin, BaseEstimator):
     """Summary statistics of each band and year of 5-D patches.
 
@@ -21,6 +36,11 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
     models (random forest, gradient boosting), or, with ``flatten=False``,
     sequences over the years for a temporal network. Stateless: ``fit`` only
     records the input shape.
+
+    Missing pixels (NaN: clouds, sensor stripes) are left out of the
+    statistics; a band and year with no pixel left gives NaN (as does
+    ``"centre"`` when the centre pixel is missing), which gradient boosting
+    and :class:`~skestimators.SpatioTemporalRegressor` read as missing.
 
     Parameters
     ----------
@@ -81,7 +101,12 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
 
     def _validate(self, X, reset):
         X = validate_data(
-            self, X, reset=reset, allow_nd=True, dtype=[np.float64, np.float32]
+            self,
+            X,
+            reset=reset,
+            allow_nd=True,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan",
         )
         if X.ndim != 5:
             raise ValueError(
@@ -136,22 +161,13 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
         X = self._validate(X, reset=False)
         n, bands, height, width, years = X.shape
         pixels = X.reshape(n, bands, height * width, years)
+        missing = bool(np.isnan(pixels).any())
         columns = []
-        for stat in self._check_statistics():
-            if stat == "mean":
-                value = pixels.mean(axis=2)
-            elif stat == "std":
-                value = pixels.std(axis=2)
-            elif stat == "min":
-                value = pixels.min(axis=2)
-            elif stat == "max":
-                value = pixels.max(axis=2)
-            elif stat == "centre":
-                value = X[:, :, height // 2, width // 2, :]
-            else:
-                q = int(_QUANTILE.match(stat).group(1))
-                value = np.percentile(pixels, q, axis=2)
-            columns.append(value)
+        with warnings.catch_warnings():
+            # A band-year missing entirely gives NaN ("empty slice"): expected.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for stat in self._check_statistics():
+                columns.append(_statistic(stat, X, pixels, missing))
         out = np.concatenate(columns, axis=1).astype(X.dtype, copy=False)
         if self.flatten:
             return out.reshape(n, -1)
@@ -188,4 +204,5 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = True
         return tags

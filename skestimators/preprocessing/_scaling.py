@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -28,6 +29,9 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     shape of each spectrum or image. With ``per="feature"`` every element
     position gets its own statistics, as :class:`~sklearn.preprocessing.
     StandardScaler` does on the flattened array.
+
+    As in scikit-learn's scalers, NaN (a missing value) is left out of the
+    statistics and kept as NaN by :meth:`transform`.
 
     Parameters
     ----------
@@ -127,7 +131,7 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : NDStandardScaler
             The fitted scaler.
         """
-        X = validate_spectra(self, X, reset=True, max_ndim=None)
+        X = validate_spectra(self, X, reset=True, max_ndim=None, allow_nan=True)
         X64 = X.astype(np.float64, copy=False)
         if self.per == "feature":
             values = X64
@@ -136,12 +140,16 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         else:
             axis = self._axis(X.ndim)
             values = np.moveaxis(X64, axis, -1).reshape(-1, X.shape[axis])
-        mean = values.mean(axis=0)
-        var = values.var(axis=0)
+        with warnings.catch_warnings():
+            # A channel with no value at all: NaN statistics, scale 1 below.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nan_to_num(np.nanmean(values, axis=0))
+            var = np.nan_to_num(np.nanvar(values, axis=0))
+            magnitude = np.nan_to_num(np.nanmax(np.abs(values), axis=0))
         self.mean_ = mean.astype(X.dtype)
         self.var_ = var.astype(X.dtype)
         if self.with_std:
-            scale = _zero_safe(np.sqrt(var), np.abs(values).max(axis=0))
+            scale = _zero_safe(np.sqrt(var), magnitude)
         else:
             scale = np.ones_like(var)
         self.scale_ = scale.astype(X.dtype)
@@ -167,7 +175,7 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             The standardised data.
         """
         check_is_fitted(self)
-        X = validate_spectra(self, X, reset=False, max_ndim=None)
+        X = validate_spectra(self, X, reset=False, max_ndim=None, allow_nan=True)
         mean, scale = self._broadcast(X)
         return (X - mean) / scale
 
@@ -185,7 +193,7 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             The data in the original units.
         """
         check_is_fitted(self)
-        X = validate_spectra(self, X, reset=False, max_ndim=None)
+        X = validate_spectra(self, X, reset=False, max_ndim=None, allow_nan=True)
         mean, scale = self._broadcast(X)
         return X * scale + mean
 
@@ -210,5 +218,6 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

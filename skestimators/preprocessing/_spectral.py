@@ -27,14 +27,22 @@ from sklearn.utils.validation import (
 __all__ = ["ChannelSelector", "SpectrumNormalizer"]
 
 
-def validate_spectra(estimator, X, *, reset, max_ndim=3):
+def validate_spectra(estimator, X, *, reset, max_ndim=3, allow_nan=False):
     """``validate_data`` for n-D arrays, also checking the shape of one sample.
 
     Sets ``n_features_in_`` (the length of axis 1, as scikit-learn does) and
     ``input_shape_`` (the shape of one sample) when ``reset``; otherwise checks
-    that ``X`` matches them.
+    that ``X`` matches them. ``allow_nan``: NaN (missing values) passes,
+    infinity does not.
     """
-    X = validate_data(estimator, X, reset=reset, allow_nd=True, dtype=FLOAT_DTYPES)
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        allow_nd=True,
+        dtype=FLOAT_DTYPES,
+        ensure_all_finite="allow-nan" if allow_nan else True,
+    )
     name = type(estimator).__name__
     if max_ndim is not None and X.ndim > max_ndim:
         raise ValueError(

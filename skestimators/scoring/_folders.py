@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pandas as pd
 from .._multiinput import MultiInput
 from ..preprocessing import AUX_COLUMNS
 from ._readers import (
+    ID_COLUMN,
     IMAGE_SUFFIXES,
+    ROW_POSITION,
     Chunk,
     NpyRows,
     ScoringInputError,
@@ -36,19 +39,45 @@ class ExoplanetSpec:
         return len(self.aux)
 
     def load(self) -> Chunk:
-        ids = np.arange(self.spectra.start, self.spectra.stop)
+        ids = self.aux.index.to_numpy()
         X = MultiInput(spectra=self.spectra.read(), aux=self.aux)
         return Chunk(ids, X)
+
+
+def _planet_ids(path: Path, n_rows: int):
+    """The ``id`` column of ``targets.csv``, checked; None if it has none."""
+    try:
+        header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        if ID_COLUMN not in header:
+            return None
+        ids = pd.read_csv(path, usecols=[ID_COLUMN])[ID_COLUMN]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError) as exc:
+        raise ScoringInputError(f"{path} is not a readable CSV file: {exc}") from exc
+    if len(ids) != n_rows:
+        raise ScoringInputError(
+            f"The files disagree on the number of planets: spectra.npy has "
+            f"{n_rows}, targets.csv {len(ids)}."
+        )
+    values = pd.to_numeric(ids, errors="coerce").to_numpy(np.float64)
+    if (
+        not np.isfinite(values).all()
+        or (values != np.round(values)).any()
+        or ids.duplicated().any()
+    ):
+        raise ScoringInputError(f"{path}: column 'id' must hold unique integers.")
+    return values.astype(np.int64)
 
 
 class ExoplanetReader:
     """A :func:`~skestimators.datasets.load_exoplanet` folder, streamed.
 
     ``spectra.npy`` is read through window mappings and ``auxiliary.csv`` in
-    pandas chunks; each chunk is a MultiInput ``(spectra, aux)``.
+    pandas chunks; each chunk is a MultiInput ``(spectra, aux)``. The ids are
+    those of :func:`~skestimators.datasets.load_exoplanet`: the ``id`` column
+    of ``targets.csv`` when the folder has one, else the row positions.
     """
 
-    id_name = "id"
+    id_name = ID_COLUMN
 
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -77,6 +106,13 @@ class ExoplanetReader:
                 f"{shape[0]}, auxiliary.csv {n_aux}."
             )
         self.n_rows = shape[0]
+        targets = self.folder / "targets.csv"
+        self.ids = _planet_ids(targets, self.n_rows) if targets.is_file() else None
+        if self.ids is None:
+            self.id_source = ROW_POSITION
+        else:
+            self.id_source = "column 'id' of targets.csv"
+            self.paths.append(targets)
         self.row_bytes = math.prod(shape[1:]) * np.dtype(self.header[1]).itemsize
         self.layout = {
             "kind": "named",
@@ -92,15 +128,19 @@ class ExoplanetReader:
         aux_chunks = pd.read_csv(
             self.paths[1], usecols=list(AUX_COLUMNS), chunksize=chunk_rows
         )
-        for index, aux in enumerate(aux_chunks):
-            stop = start + len(aux)
-            aux = aux[list(AUX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
-            aux.index = pd.RangeIndex(start, stop, name="id")
-            rows = NpyRows(
-                str(self.paths[0]), offset, dtype, shape, fortran, start, stop
-            )
-            yield ExoplanetSpec(index, rows, aux.astype(np.float64))
-            start = stop
+        with aux_chunks:  # closed even when the consumer stops early
+            for index, aux in enumerate(aux_chunks):
+                stop = start + len(aux)
+                aux = aux[list(AUX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+                if self.ids is None:
+                    aux.index = pd.RangeIndex(start, stop, name=ID_COLUMN)
+                else:
+                    aux.index = pd.Index(self.ids[start:stop], name=ID_COLUMN)
+                rows = NpyRows(
+                    str(self.paths[0]), offset, dtype, shape, fortran, start, stop
+                )
+                yield ExoplanetSpec(index, rows, aux.astype(np.float64))
+                start = stop
 
 
 # -- image folders --------------------------------------------------------------------
@@ -131,21 +171,46 @@ class ImageSpec:
         return Chunk(self.ids, X, bad)
 
 
+def _image_files(folder: Path):
+    """``(ids, files)`` of the images of ``folder``, sorted by id.
+
+    The ids are the file stems: integers (as ``load_galaxy_zoo`` reads them)
+    when every stem is made of digits, else the stems as strings. Hidden
+    files (``._1234.jpg`` of macOS archives) are not images.
+    """
+    paths = [
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    ]
+    stems = [p.stem for p in paths]
+    numeric = all(s.isascii() and s.isdigit() and int(s) < 2**63 for s in stems)
+    keys = [int(s) for s in stems] if numeric else stems
+    files = dict(zip(keys, map(str, paths)))
+    if len(files) < len(paths):
+        twice = sorted(key for key, n in Counter(keys).items() if n > 1)
+        names = sorted(p.name for p, key in zip(paths, keys) if key == twice[0])
+        raise ScoringInputError(
+            f"{len(twice)} id(s) name several images of {folder}, e.g. "
+            f"{twice[0]!r} ({', '.join(names)}); each image needs its own id "
+            "(file stem)."
+        )
+    ids = sorted(files)
+    array = np.array(ids, dtype=np.int64 if numeric else object)
+    return array, [files[i] for i in ids]
+
+
 class ImageFolderReader:
     """A folder of ``<GalaxyID>.jpg`` images, read as ``load_galaxy_zoo`` reads them
-    (the folder is listed once; each chunk reads only its own files)."""
+    (the folder is listed once; each chunk reads only its own files). The ids
+    are the file stems."""
 
     id_name = "GalaxyID"
+    id_source = "image file stem"
 
     def __init__(self, folder, *, expected=None, crop=207):
         self.folder = Path(folder)
-        files = {
-            int(p.stem): str(p)
-            for p in self.folder.iterdir()
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.isdigit()
-        }
-        self.ids = np.array(sorted(files), dtype=np.int64)
-        self.files = [files[i] for i in self.ids.tolist()]
+        self.ids, self.files = _image_files(self.folder)
         self.paths = [self.folder]
         shape = _expected_shape(expected)
         self.size = 69

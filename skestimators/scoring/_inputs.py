@@ -66,14 +66,18 @@ def open_input(paths, *, expected=None, id_column=None, crop=207):
         The model's input layout (see :func:`skestimators.save`).
     id_column : str, default=None
         Column of a table holding the row ids (not passed to the model).
+        Default: a column named ``id`` if the table has one, else the row
+        positions.
     crop : int or None, default=207
         Centre crop of images before resizing (image folders).
 
     Returns
     -------
     reader : object
-        With ``n_rows``, ``layout``, ``paths``, ``id_name``, ``row_bytes``
-        and ``specs(chunk_rows)``.
+        With ``n_rows``, ``layout``, ``paths``, ``id_name`` (the output's
+        id column), ``id_source`` (where the ids come from;
+        ``"row position"`` for inputs without ids), ``row_bytes`` and
+        ``specs(chunk_rows)``.
 
     Examples
     --------
@@ -83,8 +87,8 @@ def open_input(paths, *, expected=None, id_column=None, crop=207):
     >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
     >>> np.save(path, np.zeros((5, 4)))
     >>> reader = open_input([path])
-    >>> reader.n_rows, [s.n_rows for s in reader.specs(2)]
-    (5, [2, 2, 1])
+    >>> reader.n_rows, [s.n_rows for s in reader.specs(2)], reader.id_source
+    (5, [2, 2, 1], 'row position')
     """
     paths = [Path(os.fspath(p)) for p in paths]
     if not paths:

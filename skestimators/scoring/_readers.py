@@ -23,6 +23,10 @@ __all__ = ["Chunk", "CsvReader", "NpyReader", "ParquetReader", "ScoringInputErro
 CHUNK_BYTES = 32 << 20
 RASTER_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
+#: Id source of inputs that have no ids (their rows are numbered from 0).
+ROW_POSITION = "row position"
+#: Column taken as the row ids of a table when no id column is named.
+ID_COLUMN = "id"
 
 
 class ScoringInputError(ValueError):
@@ -127,7 +131,8 @@ class NpySpec:
 class NpyReader:
     """One or more ``.npy`` files of equal row shape, rows numbered in order."""
 
-    id_name = "id"
+    id_name = ID_COLUMN
+    id_source = ROW_POSITION
 
     def __init__(self, paths):
         self.paths = [Path(p) for p in paths]
@@ -175,20 +180,36 @@ class DataSpec:
 
 
 class _TableReader:
-    id_name = "id"
+    """Shared by the table readers: the id column and the model's columns.
+
+    The ids are the ``id_column`` named, else a column literally named
+    ``id``, else the row positions (from 0, over all files in order). A named
+    id column is never passed to the model; a detected ``id`` column is
+    passed only when the model was trained on a column of that name.
+    """
+
+    id_name = ID_COLUMN
 
     def _setup(self, columns, id_column, expected):
         columns = [str(c) for c in columns]
+        wanted = _expected_columns(expected)
         if id_column is not None:
             if id_column not in columns:
                 raise ScoringInputError(
                     f"--id-column {id_column!r} is not a column of {self.source}; "
                     f"its columns start {columns[:8]}."
                 )
-            self.id_name = id_column
+            features = [c for c in columns if c != id_column]
+        elif ID_COLUMN in columns:
+            id_column = ID_COLUMN
+            features = [
+                c for c in columns if c != id_column or (wanted and c in wanted)
+            ]
+        else:
+            features = columns
         self.id_column = id_column
-        features = [c for c in columns if c != id_column]
-        wanted = _expected_columns(expected)
+        self.id_name = id_column or ID_COLUMN
+        self.id_source = ROW_POSITION if id_column is None else f"column {id_column!r}"
         if wanted is not None:
             missing = [c for c in wanted if c not in features]
             if missing:
@@ -203,6 +224,12 @@ class _TableReader:
             "kind": "array",
             "inputs": {"X": {"shape": [len(features)], "columns": features}},
         }
+
+    @property
+    def columns(self):
+        """The columns to read: the model's, then the id column (once)."""
+        extra = [self.id_column] if self.id_column not in (None, *self.features) else []
+        return self.features + extra
 
     def _frame(self, frame: pd.DataFrame, first: int):
         if self.id_column is None:
@@ -245,7 +272,7 @@ class ParquetReader(_TableReader):
     def specs(self, chunk_rows):
         import pyarrow as pa
 
-        columns = self.features + ([self.id_column] if self.id_column else [])
+        columns = self.columns
         index, first, pending, n_pending = 0, 0, [], 0
 
         def flush(n):
@@ -304,14 +331,15 @@ class CsvReader(_TableReader):
         self.row_bytes = 8 * (len(self.features) + 1)
 
     def specs(self, chunk_rows):
-        columns = self.features + ([self.id_column] if self.id_column else [])
+        columns = self.columns
         index, first = 0, 0
         for path in self.paths:
-            try:
-                for frame in pd.read_csv(path, usecols=columns, chunksize=chunk_rows):
-                    ids, X = self._frame(frame, first)
-                    yield DataSpec(index, ids, X)
-                    index, first = index + 1, first + len(frame)
+            try:  # closed even when the consumer stops early
+                with pd.read_csv(path, usecols=columns, chunksize=chunk_rows) as rows:
+                    for frame in rows:
+                        ids, X = self._frame(frame, first)
+                        yield DataSpec(index, ids, X)
+                        index, first = index + 1, first + len(frame)
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:
                 raise ScoringInputError(
                     f"{path} could not be parsed near row {first}: {exc}"

@@ -21,6 +21,7 @@ from ._inputs import input_kind, open_input
 from ._lock import output_lock
 from ._readers import (
     RASTER_SUFFIXES,
+    ROW_POSITION,
     ScoringInputError,
     _expected_shape,
     auto_chunk_rows,
@@ -74,14 +75,21 @@ class ScoreResult:
         content fingerprint differs); scored again.
     seconds : float
         Wall time of this run.
+    id_source : str
+        Where the output's ids come from: ``"row position"`` (the input has
+        no ids; rows are numbered from 0), ``"column 'NAME'"`` of a table,
+        ``"column 'id' of targets.csv"`` of an exoplanet folder, or
+        ``"image file stem"`` (``"pixel position"`` for rasters, mapped
+        into a GeoTIFF). Parquet outputs hold it in their schema
+        metadata (key ``id_source``).
 
     Examples
     --------
     >>> from pathlib import Path
     >>> from skestimators.scoring import ScoreResult
     >>> result = ScoreResult(Path("scores.parquet"), n_rows=1000, seconds=2.0)
-    >>> result.n_invalid, result.rows_per_second
-    (0, 500.0)
+    >>> result.n_invalid, result.rows_per_second, result.id_source
+    (0, 500.0, 'row position')
     """
 
     output: Path
@@ -93,6 +101,7 @@ class ScoreResult:
     resumed_chunks: int = 0
     rescored_chunks: int = 0
     seconds: float = 0.0
+    id_source: str = ROW_POSITION
 
     @property
     def rows_per_second(self) -> float:
@@ -168,6 +177,16 @@ def score(
     predictions are null and they are listed, with the reason, in
     ``<output>.invalid.csv``.
 
+    The output's first column holds the input's own ids, so that it can be
+    joined to the input's targets: the ``id`` column of ``targets.csv`` for
+    an exoplanet folder (as :func:`~skestimators.datasets.load_exoplanet`
+    indexes the planets), ``id_column`` or else a column named ``id`` for a
+    table, the file stems (GalaxyIDs) for an image folder. Only an input
+    without ids (``.npy`` arrays, tables without id column, exoplanet folders
+    without ``targets.csv``) gets its row positions, numbered from 0; where
+    the ids come from is :attr:`ScoreResult.id_source`, also stored in the
+    schema metadata of Parquet outputs.
+
     Parameters
     ----------
     model : str or path-like
@@ -185,11 +204,11 @@ def score(
         The output file.
     output_format : {"parquet", "csv", "npy"}, default=None
         Default: from the suffix of ``output``. Parquet and CSV hold an id
-        column (row number, ``id_column`` or GalaxyID) and one column per
+        column (``id``, ``id_column`` or ``GalaxyID``) and one column per
         prediction (``proba_<class or target>`` for classifiers, the target
         names or ``prediction`` for regressors). ``.npy`` holds the
         predictions as float64 in input order, and the ids in
-        ``<stem>.ids.npy`` when they are not the row numbers.
+        ``<stem>.ids.npy`` when they are not the row positions.
     chunk_rows : int, default=None
         Rows per chunk. Default: about 32 MB of input per chunk (at most
         65,536 rows). For rasters: output rows per chunk (default 16).
@@ -200,7 +219,9 @@ def score(
         one the model loads on (the CPU when no GPU is available).
     id_column : str, default=None
         Column of a Parquet or CSV input holding row ids; it is copied to
-        the output and not passed to the model.
+        the output and not passed to the model. Default: the column named
+        ``id`` if the input has one (passed to the model too only if the
+        model was trained on a column of that name), else the row positions.
     method : {"auto", "predict", "predict_proba"}, default="auto"
         ``"auto"`` uses ``predict_proba`` when the model has it.
     scheduler : str, distributed.Client or "local", default=None
@@ -298,6 +319,7 @@ def score(
             "inputs": [_stat(p) for p in reader.paths],
             "chunk_rows": int(chunk_rows),
             "id_column": id_column,
+            "id_source": reader.id_source,
             "method": method,
             "crop": crop,
         }
@@ -344,6 +366,7 @@ def score(
             resumed_chunks=resume.resumed,
             rescored_chunks=resume.rescored,
             seconds=time.perf_counter() - start,
+            id_source=reader.id_source,
         )
 
 
@@ -497,5 +520,9 @@ def _score_raster(
     with rasterio.open(output) as dst:
         n_pixels = dst.width * dst.height
     return ScoreResult(
-        output=output, n_rows=n_pixels, n_chunks=1, seconds=time.perf_counter() - start
+        output=output,
+        n_rows=n_pixels,
+        n_chunks=1,
+        seconds=time.perf_counter() - start,
+        id_source="pixel position",
     )

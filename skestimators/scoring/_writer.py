@@ -241,6 +241,8 @@ class PartsWriter:
             [pq.read_schema(p) for p in parts], promote_options="permissive"
         )
         schema = pa.schema([f for f in schema if f.name != UNSCORED])
+        if self.job.get("id_source"):  # where the first column's ids come from
+            schema = schema.with_metadata({"id_source": self.job["id_source"]})
         tables = (_conform(pq.read_table(p), schema) for p in parts)
         if self.format == "parquet":
             return self._replace(

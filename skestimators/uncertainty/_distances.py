@@ -1,0 +1,90 @@
+"""Spatial calibration folds that hold samples out as far as a map does."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..model_selection import SpatialBlockKFold
+
+__all__ = ["calibration_block_size"]
+
+
+def calibration_block_size(
+    coords, prediction_coords, *, block_sizes, n_splits=5, random_state=None
+) -> float:
+    """The block size whose spatial folds mimic the distances of a prediction task.
+
+    Conformal intervals hold their coverage when the calibration residuals
+    resemble the errors of the predictions they bound. The error of a
+    spatial prediction grows with the distance to the nearest training
+    sample, so the held-out samples of the calibration folds should be as far
+    from their training samples as the places to predict are from the
+    samples: the idea of nearest-neighbour distance matching [1]_. For each
+    candidate block size, :class:`~skestimators.model_selection.SpatialBlockKFold`
+    splits ``coords``; the size whose held-out samples lie at the median
+    nearest-training-sample distance closest (on a log scale) to that of
+    ``prediction_coords`` is returned. Only coordinates are read, never
+    targets.
+
+    Parameters
+    ----------
+    coords : array-like of shape (n_samples, 2)
+        Coordinates of the training (calibration) samples.
+    prediction_coords : array-like of shape (n_points, 2)
+        Where the model will predict: the pixels of a map, or the test fold
+        of an outer spatial cross-validation.
+    block_sizes : sequence of float
+        The candidate block sizes, in the units of the coordinates.
+    n_splits : int, default=5
+        Number of folds of the calibration splitter.
+    random_state : int, RandomState instance or None, default=None
+        Passed to the splitter (ties between blocks of equal size).
+
+    Returns
+    -------
+    block_size : float
+        The candidate to pass to ``SpatialBlockKFold(block_size=...)`` as the
+        calibration folds.
+
+    References
+    ----------
+    .. [1] C. Milà, J. Mateu, E. Pebesma and H. Meyer, "Nearest neighbour
+       distance matching Leave-One-Out Cross-Validation for map validation",
+       Methods in Ecology and Evolution 13, 1304-1316, 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skestimators.uncertainty import calibration_block_size
+    >>> rng = np.random.default_rng(0)
+    >>> coords = rng.uniform(0, 100, size=(300, 2))
+    >>> far = rng.uniform(200, 300, size=(50, 2))  # far from every sample
+    >>> near = coords[:50] + 0.5  # next to samples
+    >>> sizes = [5.0, 10.0, 25.0]
+    >>> calibration_block_size(coords, far, block_sizes=sizes, random_state=0)
+    25.0
+    >>> calibration_block_size(coords, near, block_sizes=sizes, random_state=0)
+    5.0
+    """
+    coords = np.asarray(coords, dtype=float)
+    target = np.median(cKDTree(coords).query(np.asarray(prediction_coords))[0])
+    if not block_sizes:
+        raise ValueError("block_sizes must hold at least one candidate block size.")
+    best, best_gap = None, np.inf
+    for size in block_sizes:
+        cv = SpatialBlockKFold(
+            n_splits=n_splits,
+            block_size=float(size),
+            shuffle=True,
+            random_state=random_state,
+        )
+        distances = [
+            cKDTree(coords[train]).query(coords[test])[0]
+            for train, test in cv.split(coords, groups=coords)
+        ]
+        median = np.median(np.concatenate(distances))
+        gap = abs(np.log(max(median, 1e-12) / max(target, 1e-12)))
+        if gap < best_gap:
+            best, best_gap = float(size), gap
+    return best
