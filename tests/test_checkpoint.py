@@ -159,7 +159,7 @@ CASES = [
     ("classifier", NetClassifier(**SMALL)),
     ("regressor", NetRegressor(**SMALL, lr_scheduler="onecycle")),
     ("spectra", SpectraAuxClassifier(**SMALL, width=8, lr_scheduler="plateau")),
-    ("images", ImageClassifier(**IMAGE)),
+    ("images", ImageClassifier(**IMAGE, chirality_pairs=None)),
     ("galaxy", GalaxyZooRegressor(**IMAGE)),
     ("patches", SpatioTemporalRegressor(**SMALL, width=4, depth=1, head_width=8)),
 ]

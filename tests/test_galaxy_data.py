@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skestimators.datasets import (
     GALAXY_CLASSES,
     load_galaxy_zoo,
+    load_image_folder,
     make_galaxy_classes,
     make_galaxy_zoo,
     write_galaxy_zoo_folder,
@@ -273,6 +274,41 @@ def test_load_errors(copy, folder, tmp_path_factory):
 # --- submission ----------------------------------------------------------------
 
 
+def test_load_image_folder_reads_a_class_catalogue(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = [587722981750014083, 587722981750865959, 587722982273384452]
+    images = rng.integers(0, 256, (3, 30, 30, 3), dtype=np.uint8)
+    for i, image in zip(ids, images):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    table = pd.DataFrame(
+        {"objid": ids[::-1], "class": [2, 0, 1], "class_name": ["b", "a", "c"]}
+    )
+    table.to_csv(tmp_path / "classes.csv", index=False)
+    X, y, got = load_image_folder(
+        tmp_path, tmp_path / "classes.csv", crop=None, size=None
+    )
+    assert got.tolist() == ids[::-1] and y.tolist() == [2, 0, 1]  # the CSV's order
+    np.testing.assert_allclose(X[0], images[2].transpose(2, 0, 1) / 255.0, atol=1e-6)
+    X, y, _ = load_image_folder(
+        tmp_path, tmp_path / "classes.csv", label_column="class_name", crop=20, size=10
+    )
+    assert X.shape == (3, 3, 10, 10) and X.dtype == np.float32
+    assert y.tolist() == ["b", "a", "c"]
+    with pytest.raises(ValueError, match="label_column='kind' is not a column"):
+        load_image_folder(tmp_path, tmp_path / "classes.csv", label_column="kind")
+    table.iloc[[0, 0]].to_csv(tmp_path / "dup.csv", index=False)
+    with pytest.raises(ValueError, match="present and unique"):
+        load_image_folder(tmp_path, tmp_path / "dup.csv")
+    pd.DataFrame({"objid": [ids[0], 7], "class": [0, 1]}).to_csv(
+        tmp_path / "extra.csv", index=False
+    )
+    with pytest.raises(ValueError, match=r"1 ids .* have no image .*\['7'\]"):
+        load_image_folder(tmp_path, tmp_path / "extra.csv")
+    with pytest.raises(FileNotFoundError, match="Labels file"):
+        load_image_folder(tmp_path, tmp_path / "none.csv")
+
+
 def test_submission_follows_a_shuffled_template(tmp_path):
     rng = np.random.default_rng(0)
     ids = np.array([100008, 100023, 100053, 100078])
@@ -500,3 +536,30 @@ def test_preprocessor_validation():
     np.testing.assert_array_equal(copy.transform(X), pre.transform(X))
     assert clone(pre).get_params() == pre.get_params()
     assert not hasattr(clone(pre), "mean_")
+
+
+def test_multilabel_stratified_kfold_keeps_every_answer_in_every_fold():
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from skestimators.model_selection import MultilabelStratifiedKFold
+
+    X, y = make_galaxy_zoo(600, size=8, random_state=0)
+    answers = y.to_numpy() >= 0.5
+
+    def worst_gap(cv):
+        shares = np.array([answers[test].mean(0) for _, test in cv.split(X, y)])
+        return np.abs(shares - answers.mean(0)).max()
+
+    cv = MultilabelStratifiedKFold(5, random_state=0)
+    folds = [test for _, test in cv.split(X, y)]
+    assert sorted(np.concatenate(folds).tolist()) == list(range(600))
+    assert max(map(len, folds)) - min(map(len, folds)) <= 2
+    assert worst_gap(cv) < worst_gap(KFold(5, shuffle=True, random_state=0)) / 3
+    assert [t.tolist() for _, t in cv.split(X, y)] == [f.tolist() for f in folds]
+    # a scikit-learn splitter: cross_val_score takes it
+    scores = cross_val_score(DummyRegressor(), X.reshape(600, -1), y, cv=cv)
+    assert scores.shape == (5,)
+    with pytest.raises(ValueError, match="stratifies on y"):
+        next(cv.split(X, None))
+    with pytest.raises(ValueError, match="n_splits must be an integer >= 2"):
+        next(MultilabelStratifiedKFold(1).split(X, y))

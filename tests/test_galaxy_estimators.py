@@ -335,3 +335,55 @@ def test_partial_fit_and_multilabel_chirality(classes):
     assert ml.net_.batch_transform.swap == (1, 0, 2)
     assert ml.net_.batch_transform.target == "columns"
     assert ml.predict_proba(X[:4]).shape == (4, 3) and ml.predict(X[:4]).shape == (4, 3)
+
+
+def test_mirroring_that_cannot_relabel_warns_and_uses_rotations_only(classes):
+    X, y = classes
+    codes = np.unique(y, return_inverse=True)[1]  # integer classes, as in catalogues
+    names = np.unique(y).tolist()
+    cw, acw = names.index("clockwise_spiral"), names.index("anticlockwise_spiral")
+    with pytest.warns(UserWarning, match=r"chirality_pairs=\[\(1, 2\)\]"):
+        clf = ImageClassifier(**TINY).fit(X, codes)
+    transform = clf.net_.batch_transform
+    assert transform.mirror is False and transform.swap is None
+    # prediction averages rotations only: no mirrored view is scored
+    assert clf._tta_views() == [0] and clf.set_params(tta=4)._tta_views() == [
+        0,
+        2,
+        4,
+        6,
+    ]
+    with pytest.raises(ValueError, match="only 4 rotations"):
+        clf.set_params(tta=8).predict_proba(X[:2])
+    # the pair named by its class codes: mirrored samples are relabelled
+    paired = ImageClassifier(chirality_pairs=[(cw, acw)], **TINY).fit(X, codes)
+    swap = list(range(len(names)))
+    swap[cw], swap[acw] = acw, cw
+    assert paired.net_.batch_transform.mirror is True
+    assert paired.net_.batch_transform.swap == tuple(swap)
+    # declared free of chiral classes, or without augmentation: no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        free = ImageClassifier(chirality_pairs=None, **TINY).fit(X, codes)
+        ImageClassifier(augment=False, **TINY).fit(X, codes)
+    assert free.net_.batch_transform.mirror is True
+
+
+def test_networks_standardise_channels_as_the_training_images(classes):
+    X, y = classes
+    X = X.copy()
+    X[:, 1] = 5.0 + 3.0 * X[:, 1]  # a channel far from the others
+    for module in ("galaxycnn", "resnet"):
+        clf = ImageClassifier(module=module, blocks=1, **TINY).fit(X, y)
+        norm = clf.net_.module_.standardize
+        np.testing.assert_allclose(
+            norm.mean.ravel().numpy(), X.mean(axis=(0, 2, 3)), rtol=1e-4
+        )
+        np.testing.assert_allclose(
+            norm.std.ravel().numpy(), X.std(axis=(0, 2, 3)), rtol=1e-3
+        )
+        # the statistics are saved with the weights
+        state = clf.net_.module_.state_dict()
+        assert "standardize.mean" in state and "standardize.std" in state

@@ -116,6 +116,32 @@ def test_default_networks_on_kaggle_sized_images():
         assert network.eval()(x).shape == (2, 37)
 
 
+def test_cnn_pools_globally_with_or_without_a_dense_layer():
+    x = torch.rand(2, 3, 40, 40)
+    pooled = GalaxyCNN(input_shape=(3, 40, 40), n_outputs=6, width=4, head_width=None)
+    linear = [m for m in pooled.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(32, 6)]
+    dense = GalaxyCNN(input_shape=(3, 40, 40), n_outputs=6, width=4, head_width=8)
+    linear = [m for m in dense.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(32, 8), (8, 6)]
+    # global pooling: the weights do not depend on the image size
+    other = GalaxyCNN(input_shape=(3, 64, 64), n_outputs=6, width=4, head_width=8)
+    assert sum(p.numel() for p in other.parameters()) == sum(
+        p.numel() for p in dense.parameters()
+    )
+    assert pooled.eval()(x).shape == (2, 6)
+    # the input standardisation is the identity until set, then (x - mean) / std
+    net = GalaxyCNN(input_shape=(3, 40, 40), n_outputs=6, width=4).eval()
+    before = net(x)
+    net.standardize.set([0.5, 0.5, 0.5], [2.0, 2.0, 2.0])
+    torch.testing.assert_close(net.standardize(x), (x - 0.5) / 2)
+    assert not torch.allclose(net(x), before)
+    with pytest.raises(ValueError, match="finite"):
+        net.standardize.set([np.nan, 0, 0], [1, 1, 1])
+    with pytest.raises(ValueError, match="head_width must be None or >= 1"):
+        GalaxyCNN(head_width=0)
+
+
 def test_cnn_learns_a_batch():
     torch.manual_seed(0)
     x = torch.rand(16, 3, 32, 32)

@@ -206,7 +206,7 @@ def test_test_time_augmentation_reads_each_batch_once(tmp_path, monkeypatch):
 
     clf = ImageClassifier(
         width=4, depth=1, head_width=8, max_epochs=1, batch_size=16, device="cpu",
-        random_state=0, validation_fraction=None, tta=8,
+        random_state=0, validation_fraction=None, tta=8, chirality_pairs=None,
     ).fit(images, y)  # fmt: skip
     reads = []
     read = LazyRows.__getitem__

@@ -1,11 +1,13 @@
 """Loaders for the real file formats and simulators for tests and demos."""
 
+from ._clouds import add_clouds
 from ._exoplanet import load_exoplanet, make_exoplanet
 from ._galaxy_morphology import GALAXY_CLASSES
 from ._galaxy_sim import make_galaxy_classes, make_galaxy_zoo
 from ._galaxy_zoo import _read_image as _read_image
 from ._galaxy_zoo import (
     load_galaxy_zoo,
+    load_image_folder,
     write_galaxy_zoo_folder,
     write_galaxy_zoo_submission,
 )
@@ -21,9 +23,11 @@ from ._soc import make_soc, make_soc_rasters
 __all__ = [
     "GALAXY_CLASSES",
     "NodataWarning",
+    "add_clouds",
     "extract_patches",
     "load_exoplanet",
     "load_galaxy_zoo",
+    "load_image_folder",
     "make_exoplanet",
     "make_galaxy_classes",
     "make_galaxy_zoo",

@@ -1,4 +1,4 @@
-"""Spatial cross-validation splitters and helpers to compare and tune variants.
+"""Spatial and multilabel CV splitters, and helpers to compare and tune variants.
 
 Each name is imported on first use, so that the splitters do not import
 PyTorch (the comparisons and searches of networks do).
@@ -8,6 +8,7 @@ from .._exports import lazy_exports as _lazy_exports
 
 __all__ = [
     "BufferedKFold",
+    "MultilabelStratifiedKFold",
     "OptunaSearchCV",
     "SpatialBlockKFold",
     "check_dask_workers",
@@ -20,6 +21,7 @@ __all__ = [
 
 _EXPORTS = {
     "BufferedKFold": "._spatial",
+    "MultilabelStratifiedKFold": "._multilabel",
     "OptunaSearchCV": "._optuna",
     "SpatialBlockKFold": "._spatial",
     "check_dask_workers": "._dask",

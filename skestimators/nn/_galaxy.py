@@ -154,19 +154,54 @@ def _init_output(linear: nn.Linear, constraint: nn.Module) -> None:
         nn.init.constant_(linear.bias, 0.1)
 
 
-class GalaxyCNN(nn.Module):
-    """A plain VGG-style CNN for galaxy images, with batch normalisation.
+class _ChannelStandardize(nn.Module):
+    """Subtract a per-channel mean and divide by a per-channel standard deviation.
 
-    ``depth`` blocks of 3x3 convolution, batch normalisation, ReLU and 2x2
-    max pooling (``width`` channels, doubling at each block: 32, 64, 128 and
-    256 by default), then a dense layer of ``head_width`` units with ReLU and
-    dropout, and a linear output layer followed
-    by the Galaxy Zoo constraint.
+    The statistics are buffers (saved with the weights), the identity until
+    :meth:`set` is called, as the image estimators do in ``fit`` with the
+    statistics of the training images.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels, 1, 1))
+        self.register_buffer("std", torch.ones(channels, 1, 1))
+
+    def set(self, mean, std) -> None:
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(self.mean.shape)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(self.std.shape)
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            raise ValueError("The channel statistics must be finite.")
+        self.mean.copy_(mean)
+        self.std.copy_(torch.clamp(std, min=1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class GalaxyCNN(nn.Module):
+    """A plain CNN for galaxy images: convolution blocks and global average pooling.
+
+    The input is standardised per channel (statistics set by the estimators
+    in ``fit``, the identity otherwise), then ``depth`` blocks of 3x3
+    convolution, batch normalisation, ReLU and 2x2 max pooling (``width``
+    channels, doubling at each block: 32, 64, 128 and 256 by default),
+    global average pooling, a dense layer of ``head_width`` units with ReLU
+    (none with ``head_width=None``), dropout, and a linear output layer
+    followed by the Galaxy Zoo constraint.
+
+    Global average pooling (instead of flattening the last feature map into
+    a large dense layer) has far fewer weights, so it overfits a few thousand
+    images less, and it is blind to where in the stamp a feature lies [1]_.
+    On 3,000 real SDSS galaxies with Galaxy Zoo 1 classes, it raised the
+    balanced accuracy of :class:`~skestimators.ImageClassifier` well above
+    that of the former flattened head (see ``benchmarks/galaxy.py``).
 
     Parameters
     ----------
     input_shape : tuple of int, default=(3, 69, 69)
-        ``(channels, height, width)`` of the images; at least 16x16.
+        ``(channels, height, width)`` of the images; at least
+        ``2 ** depth`` pixels on a side.
     n_outputs : int, default=37
         Number of outputs: 37 for the Galaxy Zoo answers, or the number of
         classes (logits) when used as a classifier.
@@ -175,10 +210,11 @@ class GalaxyCNN(nn.Module):
         halves the image.
     depth : int, default=4
         Number of convolution blocks.
-    head_width : int, default=512
-        Units of the dense layer.
+    head_width : int or None, default=512
+        Units of the dense layer after the pooling; None: no dense layer,
+        the pooled features go straight to the output layer.
     dropout : float, default=0.5
-        Dropout after the dense layer.
+        Dropout before the output layer.
     constraint : {"auto", "divisive", "softmax", "none"} or None, default="auto"
         Output layer: see :class:`GalaxyZooConstraint`. ``"auto"`` means
         ``"divisive"`` when ``n_outputs == 37`` and ``None`` otherwise;
@@ -187,6 +223,11 @@ class GalaxyCNN(nn.Module):
     See Also
     --------
     GalaxyResNet : A deeper residual network with the same interface.
+
+    References
+    ----------
+    .. [1] M. Lin, Q. Chen and S. Yan, "Network in network", International
+       Conference on Learning Representations, 2014.
 
     Examples
     --------
@@ -206,15 +247,18 @@ class GalaxyCNN(nn.Module):
         *,
         width: int = 32,
         depth: int = 4,
-        head_width: int = 512,
+        head_width: int | None = 512,
         dropout: float = 0.5,
         constraint: str | None = "auto",
     ):
         super().__init__()
+        if head_width is not None and head_width < 1:
+            raise ValueError(f"head_width must be None or >= 1, got {head_width!r}.")
         channels = doubling(width, depth)
         self.input_shape = _check_input_shape(input_shape, 2 ** len(channels))
+        self.standardize = _ChannelStandardize(self.input_shape[0])
         blocks: list[nn.Module] = []
-        c_in, (h, w) = self.input_shape[0], self.input_shape[1:]
+        c_in = self.input_shape[0]
         for c in channels:
             blocks += [
                 nn.Conv2d(c_in, c, 3, padding=1, bias=False),
@@ -222,18 +266,17 @@ class GalaxyCNN(nn.Module):
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
             ]
-            c_in, h, w = c, h // 2, w // 2
+            c_in = c
+        blocks += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*blocks)
-        output = nn.Linear(head_width, n_outputs)
+        hidden: list[nn.Module] = []
+        if head_width is not None:
+            hidden = [nn.Linear(c_in, head_width), nn.ReLU(inplace=True)]
+            c_in = head_width
+        output = nn.Linear(c_in, n_outputs)
         self.constraint = _head(n_outputs, constraint)
         _init_output(output, self.constraint)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(c_in * h * w, head_width),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            output,
-        )
+        self.head = nn.Sequential(*hidden, nn.Dropout(dropout), output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
@@ -241,7 +284,7 @@ class GalaxyCNN(nn.Module):
                 f"GalaxyCNN expects images of shape (n, *{self.input_shape}), "
                 f"got {tuple(x.shape)}."
             )
-        return self.constraint(self.head(self.features(x)))
+        return self.constraint(self.head(self.features(self.standardize(x))))
 
 
 class _BasicBlock(nn.Module):
@@ -269,7 +312,8 @@ class _BasicBlock(nn.Module):
 class GalaxyResNet(nn.Module):
     """A small residual network for galaxy images.
 
-    A 3x3 stem convolution and 2x2 max pooling, then ``depth`` stages of
+    Per-channel input standardisation (as in :class:`GalaxyCNN`), a 3x3
+    stem convolution and 2x2 max pooling, then ``depth`` stages of
     ``blocks`` basic residual blocks, with ``width`` channels doubling at each
     stage (each stage after the first halves the image), global average
     pooling, dropout and a linear output layer followed by the Galaxy Zoo
@@ -325,6 +369,7 @@ class GalaxyResNet(nn.Module):
         if blocks < 1 or not widths:
             raise ValueError("GalaxyResNet needs at least one stage of one block.")
         self.input_shape = _check_input_shape(input_shape, 2 ** len(widths))
+        self.standardize = _ChannelStandardize(self.input_shape[0])
         layers: list[nn.Module] = [
             nn.Conv2d(self.input_shape[0], widths[0], 3, padding=1, bias=False),
             nn.BatchNorm2d(widths[0]),
@@ -350,4 +395,4 @@ class GalaxyResNet(nn.Module):
                 f"GalaxyResNet expects images of shape (n, {self.input_shape[0]}, "
                 f"height, width), got {tuple(x.shape)}."
             )
-        return self.constraint(self.head(self.features(x)))
+        return self.constraint(self.head(self.features(self.standardize(x))))

@@ -1,0 +1,165 @@
+"""K-fold cross-validation stratified on several labels at once."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.model_selection import BaseCrossValidator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples, check_array
+
+__all__ = ["MultilabelStratifiedKFold"]
+
+
+class MultilabelStratifiedKFold(BaseCrossValidator):
+    """K-fold whose folds keep the share of every label, for multi-output ``y``.
+
+    Iterative stratification [1]_: the label with the fewest samples still
+    unassigned is dealt out first, each of its samples going to the fold
+    that most lacks that label (ties: the fold that lacks most samples, then
+    at random), until every sample has a fold; samples without any label go
+    to the folds that lack most samples. Rare answers thus reach every fold
+    in proportion, which a plain :class:`~sklearn.model_selection.KFold`
+    over a few thousand galaxies does not ensure. For the 37 Galaxy Zoo
+    vote fractions [2]_ the labels are the answers whose fraction reaches
+    ``threshold`` (a continuous ``y`` is thresholded; a 0/1 ``y`` is used as
+    it is), the split recommended for cross-validating Galaxy Zoo
+    regressors. It does what ``MultilabelStratifiedKFold`` of the
+    iterative-stratification package does, without that dependency.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Number of folds, at least 2.
+    shuffle : bool, default=True
+        Visit the samples of each label in random order (ties are always
+        broken at random, seeded by ``random_state``).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the order and of the ties.
+    threshold : float, default=0.5
+        A continuous ``y`` (e.g. vote fractions) counts as label ``j`` where
+        ``y[:, j] >= threshold``.
+
+    See Also
+    --------
+    sklearn.model_selection.StratifiedKFold : The single-label counterpart.
+
+    References
+    ----------
+    .. [1] K. Sechidis, G. Tsoumakas and I. Vlahavas, "On the stratification
+       of multi-label data", ECML PKDD 2011, LNCS 6913, 145-158.
+    .. [2] K. W. Willett et al., "Galaxy Zoo 2: detailed morphological
+       classifications for 304,122 galaxies from the Sloan Digital Sky
+       Survey", MNRAS 435, 2835-2860, 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skestimators.model_selection import MultilabelStratifiedKFold
+    >>> y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [1, 1]])
+    >>> cv = MultilabelStratifiedKFold(n_splits=2, random_state=0)
+    >>> [y[test].sum(axis=0).tolist() for _, test in cv.split(np.zeros(6), y)]
+    [[2, 2], [2, 2]]
+    """
+
+    def __init__(self, n_splits=5, *, shuffle=True, random_state=None, threshold=0.5):
+        self.n_splits = n_splits
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.threshold = threshold
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Number of splits.
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored, for API compatibility.
+
+        Returns
+        -------
+        n_splits : int
+            ``n_splits``.
+        """
+        return self.n_splits
+
+    def _labels(self, y, n_samples):
+        if y is None:
+            raise ValueError(
+                "MultilabelStratifiedKFold stratifies on y: pass y, an array of "
+                "shape (n_samples, n_labels) (0/1 labels or fractions)."
+            )
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2 or len(y) != n_samples:
+            raise ValueError(
+                f"y must have shape (n_samples, n_labels) with {n_samples} rows; "
+                f"got shape {y.shape}."
+            )
+        if np.isin(y, (0.0, 1.0)).all():
+            return y.astype(bool)
+        return y >= self.threshold
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):
+        n_samples = _num_samples(X)
+        k = self.n_splits
+        if not isinstance(k, numbers.Integral) or k < 2:
+            raise ValueError(f"n_splits must be an integer >= 2, got {k!r}.")
+        if k > n_samples:
+            raise ValueError(
+                f"Cannot have n_splits={k} greater than the number of samples "
+                f"({n_samples})."
+            )
+        labels = self._labels(y, n_samples)
+        rng = check_random_state(self.random_state)
+        wanted = np.full(k, n_samples / k)
+        wanted_label = np.outer(np.full(k, 1 / k), labels.sum(axis=0))
+        fold = np.full(n_samples, -1)
+        left = labels.copy()  # labels of the samples not yet assigned
+        while left.any():
+            counts = left.sum(axis=0).astype(float)
+            counts[counts == 0] = np.inf
+            label = int(np.argmin(counts))
+            samples = np.flatnonzero(left[:, label])
+            if self.shuffle:
+                samples = rng.permutation(samples)
+            for i in samples:
+                lack = wanted_label[:, label]
+                best = np.flatnonzero(lack == lack.max())
+                if len(best) > 1:
+                    best = best[wanted[best] == wanted[best].max()]
+                f = best[rng.randint(len(best))] if len(best) > 1 else best[0]
+                fold[i] = f
+                wanted[f] -= 1
+                wanted_label[f] -= labels[i]
+                left[i] = False
+        for i in np.flatnonzero(fold < 0):  # samples without any label
+            best = np.flatnonzero(wanted == wanted.max())
+            f = best[rng.randint(len(best))] if len(best) > 1 else best[0]
+            fold[i] = f
+            wanted[f] -= 1
+        for f in range(k):
+            yield np.flatnonzero(fold == f)
+
+    def split(self, X, y, groups=None):
+        """Generate indices to split data into training and test set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Training data (only its length is used).
+        y : array-like of shape (n_samples, n_labels)
+            0/1 labels, or fractions thresholded at ``threshold``.
+        groups : object
+            Ignored, for API compatibility.
+
+        Yields
+        ------
+        train : ndarray
+            The training set indices for that split.
+        test : ndarray
+            The testing set indices for that split.
+        """
+        return super().split(X, y, groups)
