@@ -19,7 +19,6 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 import os
 import warnings
@@ -32,10 +31,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch.history import History
 
 from ..exceptions import NonFinitePredictionError, TrainingDivergedError
-from ._batching import TensorData, data_nbytes, to_tensor
+from ._batching import TensorData, to_tensor
 from ._checkpoint import (
     CheckpointStore,
     ResumeCheckpoint,
@@ -55,6 +53,14 @@ from ._device import amp_dtype, autocast, resolve_device, torch_threads
 from ._divergence import advice, finite_state, training_state
 from ._heads import HeadsLoss
 from ._modules import _shapes
+from ._network_file import NetworkFileMixin
+from ._placement import (
+    _nonfinite_rows,
+    _place,
+    _predict_batch_size,
+    _to,
+    dropout_layers,
+)
 from ._skorch import EngineNet, NonFiniteLoss, SplitData, _concat
 from ._targets import to_dict_groups
 from ._validation import (
@@ -103,7 +109,7 @@ def _tensors(X):
     return to_tensor(X)
 
 
-class BaseNet(BaseEstimator):
+class BaseNet(NetworkFileMixin, BaseEstimator):
     """The training parameters and the fit/predict plumbing of every network.
 
     Not public. Like scikit-learn's ``BaseHistGradientBoosting``, it takes the
@@ -482,41 +488,6 @@ class BaseNet(BaseEstimator):
         if "valid_loss" in self.history_:
             self.best_epoch_ = int(self.history_["valid_loss"].idxmin())
 
-    # -- safe model files ----------------------------------------------------------
-    def _network_spec(self):
-        """Plain values that rebuild the fitted network (None if not recorded)."""
-        spec = self.__dict__.get("_module_spec")
-        return None if spec is None else dict(spec)
-
-    def _restore_network(self, spec, state_dict, device):
-        """Rebuild ``net_`` from :meth:`_network_spec` and the module's weights.
-
-        Used when loading a safe model file: the network is built as ``fit``
-        builds it, with a fresh optimizer, and ``state_dict`` is loaded into it.
-        A network trained on a GPU is rebuilt on the CPU where no GPU is
-        available.
-        """
-        config = self._engine_config()
-        device = torch.device(device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            device = torch.device("cpu")
-        module = self._make_module(spec["input_shape"], spec["n_outputs"])
-        net = self._make_net(
-            config, module, [], device, n_train=1, has_valid=False,
-            epochs=config.max_epochs,
-        )  # fmt: skip
-        net.head_groups = None  # bound to the targets by the next partial_fit
-        net.initialize()
-        net.module_.load_state_dict(state_dict)
-        history = self.__dict__.get("history_")
-        if history is not None and len(history):
-            # Later partial_fit epochs are numbered and recorded after these.
-            net.history = History(history.reset_index().to_dict("records"))
-        self._module_spec = dict(spec)
-        self.net_ = net
-        self.device_ = torch.device(net.device)
-        return self
-
     # -- prediction --------------------------------------------------------------------
     def _forward(self, X):
         """Raw network output for ``X`` on the CPU (tensor or dict of tensors)."""
@@ -614,51 +585,3 @@ class BaseNet(BaseEstimator):
 
 
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
-
-
-def _nonfinite_rows(output, start):
-    """Positions (offset by ``start``) of the rows of ``output`` that are not finite."""
-    tensors = output.values() if isinstance(output, dict) else [output]
-    bad = None
-    for t in tensors:
-        if bool(torch.isfinite(t).all()):
-            continue
-        rows = ~torch.isfinite(t.reshape(len(t), -1)).all(1)
-        bad = rows if bad is None else bad | rows
-    if bad is None:
-        return None
-    return start + torch.nonzero(bad).reshape(-1).numpy()
-
-
-def dropout_layers(module):
-    """The dropout layers of ``module`` that drop units (``p > 0``)."""
-    return [
-        m
-        for m in module.modules()
-        if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
-    ]
-
-
-def _predict_batch_size(batch_size, data):
-    """Prediction batches of 256 to 1024 samples (at least ``batch_size``).
-
-    Inference needs no gradients, so large batches amortise the per-batch cost
-    on small samples (spectra, tables) without large activations on images.
-    """
-    tensors = data.X.values() if isinstance(data.X, dict) else [data.X]
-    per_sample = max(1, sum(math.prod(t.shape[1:]) for t in tensors))
-    return max(batch_size, min(1024, max(256, 2**20 // per_sample)))
-
-
-def _place(data, device):
-    if data is None or device.type == "cpu":
-        return data
-    free, _ = torch.cuda.mem_get_info(device)
-    return data.to(device) if data_nbytes(data) < 0.25 * free else data
-
-
-def _to(value, device, float_=False):
-    if isinstance(value, dict):
-        return {k: _to(v, device, float_) for k, v in value.items()}
-    value = value.to(device)
-    return value.float() if float_ and value.is_floating_point() else value

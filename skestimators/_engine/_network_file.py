@@ -1,0 +1,51 @@
+"""Rebuilding a fitted network from plain values and weights (safe model files)."""
+
+from __future__ import annotations
+
+import torch
+from skorch.history import History
+
+__all__ = ["NetworkFileMixin"]
+
+
+class NetworkFileMixin:
+    """What a safe model file needs from a network estimator (see ``_io``).
+
+    ``fit`` records ``_module_spec`` (the input shape and output count the
+    module was built with); :meth:`_restore_network` rebuilds ``net_`` from
+    it with the estimator's own ``_make_module`` and ``_make_net``.
+    """
+
+    def _network_spec(self):
+        """Plain values that rebuild the fitted network (None if not recorded)."""
+        spec = self.__dict__.get("_module_spec")
+        return None if spec is None else dict(spec)
+
+    def _restore_network(self, spec, state_dict, device):
+        """Rebuild ``net_`` from :meth:`_network_spec` and the module's weights.
+
+        Used when loading a safe model file: the network is built as ``fit``
+        builds it, with a fresh optimizer, and ``state_dict`` is loaded into it.
+        A network trained on a GPU is rebuilt on the CPU where no GPU is
+        available.
+        """
+        config = self._engine_config()
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        module = self._make_module(spec["input_shape"], spec["n_outputs"])
+        net = self._make_net(
+            config, module, [], device, n_train=1, has_valid=False,
+            epochs=config.max_epochs,
+        )  # fmt: skip
+        net.head_groups = None  # bound to the targets by the next partial_fit
+        net.initialize()
+        net.module_.load_state_dict(state_dict)
+        history = self.__dict__.get("history_")
+        if history is not None and len(history):
+            # Later partial_fit epochs are numbered and recorded after these.
+            net.history = History(history.reset_index().to_dict("records"))
+        self._module_spec = dict(spec)
+        self.net_ = net
+        self.device_ = torch.device(net.device)
+        return self

@@ -1,0 +1,65 @@
+"""Prediction plumbing of the engine: batch sizes, device placement, checks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._batching import data_nbytes
+
+__all__ = [
+    "_nonfinite_rows",
+    "_place",
+    "_predict_batch_size",
+    "_to",
+    "dropout_layers",
+]
+
+
+def _nonfinite_rows(output, start):
+    """Positions (offset by ``start``) of the rows of ``output`` that are not finite."""
+    tensors = output.values() if isinstance(output, dict) else [output]
+    bad = None
+    for t in tensors:
+        if bool(torch.isfinite(t).all()):
+            continue
+        rows = ~torch.isfinite(t.reshape(len(t), -1)).all(1)
+        bad = rows if bad is None else bad | rows
+    if bad is None:
+        return None
+    return start + torch.nonzero(bad).reshape(-1).numpy()
+
+
+def dropout_layers(module):
+    """The dropout layers of ``module`` that drop units (``p > 0``)."""
+    return [
+        m
+        for m in module.modules()
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+    ]
+
+
+def _predict_batch_size(batch_size, data):
+    """Prediction batches of 256 to 1024 samples (at least ``batch_size``).
+
+    Inference needs no gradients, so large batches amortise the per-batch cost
+    on small samples (spectra, tables) without large activations on images.
+    """
+    tensors = data.X.values() if isinstance(data.X, dict) else [data.X]
+    per_sample = max(1, sum(math.prod(t.shape[1:]) for t in tensors))
+    return max(batch_size, min(1024, max(256, 2**20 // per_sample)))
+
+
+def _place(data, device):
+    if data is None or device.type == "cpu":
+        return data
+    free, _ = torch.cuda.mem_get_info(device)
+    return data.to(device) if data_nbytes(data) < 0.25 * free else data
+
+
+def _to(value, device, float_=False):
+    if isinstance(value, dict):
+        return {k: _to(v, device, float_) for k, v in value.items()}
+    value = value.to(device)
+    return value.float() if float_ and value.is_floating_point() else value
