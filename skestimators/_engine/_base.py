@@ -539,13 +539,14 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                 layer.train()
             cuda_devices = [device] if device.type == "cuda" else []
             rng = torch.random.fork_rng(devices=cuda_devices)
+        allow_nan = self._handles_missing()  # once, not per batch
         with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
             if mc_dropout:
                 seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
                 torch.manual_seed(int(seed))
             for start in range(0, len(data), batch):
                 Xb, _ = data.slice(start, start + batch)
-                check_finite_batch(Xb, start, allow_nan=self._handles_missing())
+                check_finite_batch(Xb, start, allow_nan=allow_nan)
                 if device.type != "cpu":
                     Xb = _to(Xb, device)
                 for transform, out in zip(transforms, outputs):
