@@ -51,6 +51,7 @@ api_modules = {
     "skestimators.exceptions": "errors and warnings",
     "skestimators.tracking": "experiment tracking",
     "skestimators.uncertainty": "uncertainty of predictions",
+    "skestimators.distributed": "data-parallel training",
 }
 
 templates_path = ["_templates"]

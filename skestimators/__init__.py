@@ -26,6 +26,7 @@ _EXPORTS = {
 # line is not: nothing imports it).
 _SUBMODULES = (
     "datasets",
+    "distributed",
     "ensemble",
     "estimators",
     "exceptions",

@@ -19,8 +19,6 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 from __future__ import annotations
 
 import contextlib
-import numbers
-import os
 import warnings
 
 import numpy as np
@@ -29,7 +27,6 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import NonFinitePredictionError, TrainingDivergedError
@@ -42,6 +39,7 @@ from ._checkpoint import (
     data_fingerprint,
 )
 from ._config import (
+    COMMON_CONSTRAINTS,
     EngineConfig,
     TargetOptions,
     epoch_budget,
@@ -50,6 +48,7 @@ from ._config import (
     validation_indices,
 )
 from ._device import amp_dtype, autocast, resolve_device, torch_threads
+from ._distributed import data_parallel
 from ._divergence import advice, finite_state, training_state
 from ._heads import HeadsLoss
 from ._modules import _shapes
@@ -70,37 +69,6 @@ from ._validation import (
     input_shape_for_module,
     n_samples_of,
 )
-
-# Parameter constraints shared by every network estimator.
-COMMON_CONSTRAINTS = {
-    "max_epochs": [
-        Interval(numbers.Integral, 1, None, closed="left"),
-        StrOptions({"auto"}),
-    ],
-    "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-    "lr": [Interval(numbers.Real, 0, None, closed="neither")],
-    "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-    "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"}), type],
-    "lr_scheduler": [
-        None,
-        StrOptions({"cosine", "step", "plateau", "onecycle"}),
-        type,
-    ],
-    "lr_scheduler_params": [None, dict],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
-    "validation_cv": [None, "cv_object"],
-    "patience": [Interval(numbers.Integral, 1, None, closed="left")],
-    "tol": [Interval(numbers.Real, 0, None, closed="left")],
-    "gradient_clip": [None, Interval(numbers.Real, 0, None, closed="neither")],
-    "device": [str, torch.device],
-    "amp": [None, StrOptions({"bf16", "fp16"})],
-    "warm_start": ["boolean"],
-    "random_state": ["random_state"],
-    "verbose": ["verbose"],
-    "callbacks": [None, list],
-    "checkpoint": [None, str, os.PathLike],
-}
 
 
 def _tensors(X):
@@ -242,16 +210,24 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
 
         device = resolve_device(config.device)
         seed = int(check_random_state(config.random_state).randint(0, 2**31 - 1))
+        parallel = data_parallel(device)
+        if parallel is not None:
+            device = parallel.device
+            seed = parallel.prepare(config, data, seed)
         store = None
         if config.checkpoint is not None and not (continuing or partial):
             store = CheckpointStore(
                 config.checkpoint, config.name, config_fingerprint(config.params)
-            ).acquire()
+            )
+            if parallel is None:
+                store.acquire()
+            else:  # process 0 locks and writes; the others only read
+                parallel.agree(parallel.on_main(store.acquire))
         try:
             net = self._train(
                 config, data, groups, groups_spec, n_outputs, y_strat, Xv,
                 device=device, seed=seed, store=store, partial=partial,
-                continuing=continuing,
+                continuing=continuing, parallel=parallel,
             )  # fmt: skip
         finally:
             if store is not None:
@@ -269,7 +245,7 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
 
     def _train(
         self, config, data, groups, groups_spec, n_outputs, y_strat, Xv, *,
-        device, seed, store, partial, continuing,
+        device, seed, store, partial, continuing, parallel=None,
     ):  # fmt: skip
         """Split, build (or resume) the network and run skorch's training loop."""
         resumed = fingerprint = None
@@ -332,15 +308,21 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                     epochs=1 if partial else config.max_epochs,
                     resume=None if resumed is None else ResumeCheckpoint(resumed),
                     save=save,
+                    parallel=parallel,
                 )
                 self.net_.initialize()
             net = self.net_
             net.batch_generator = generator
             train, valid = _place(train, device), _place(valid, device)
+            if parallel is not None:
+                parallel.attach(net, seed)
             try:
                 net.partial_fit(SplitData(train, valid), epochs=max(0, epochs))
             except NonFiniteLoss as exc:
                 self._diverged(net, exc, config, snapshot)
+            finally:
+                if parallel is not None:
+                    parallel.detach(net)
         return net
 
     def _diverged(self, net, exc, config, snapshot):
@@ -397,11 +379,23 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
         epochs,
         resume=None,
         save=None,
+        parallel=None,
     ):
         config = epoch_budget(config, n_train)
         n_batches = -(-n_train // config.batch_size)
         if epochs == "auto":
             epochs = config.max_epochs
+        callbacks = training_callbacks(
+            config,
+            has_valid=has_valid,
+            n_batches=n_batches,
+            resume=resume,
+            save=save,
+        )
+        # The module's own schedule (e.g. a frozen pretrained backbone) runs first.
+        callbacks[:0] = self._module_callbacks(config)
+        if parallel is not None:  # loggers, progress and checkpoints on process 0
+            callbacks = [(n, cb) for n, cb in callbacks if parallel.writes(n, cb)]
         return EngineNet(
             module=module,
             criterion=HeadsLoss(groups_spec),
@@ -411,13 +405,8 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
             max_epochs=epochs,
             batch_size=config.batch_size,
             train_split=None,
-            callbacks=training_callbacks(
-                config,
-                has_valid=has_valid,
-                n_batches=n_batches,
-                resume=resume,
-                save=save,
-            ),
+            callbacks=callbacks,
+            **self._optimizer_options(config),
             device=str(device),
             verbose=0,
             amp_dtype=amp_dtype(config.amp, device),
@@ -463,6 +452,18 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                 f"forward must return a tensor or a dict of tensors, got {type(out)}."
             )
         return groups_spec
+
+    def _module_callbacks(self, config):
+        """``(name, callback)`` pairs that run before every other callback
+        (e.g. freezing part of the module for the first epochs), or ``[]``.
+        Subclasses override."""
+        return []
+
+    def _optimizer_options(self, config):
+        """Extra ``optimizer__*`` keyword arguments of skorch's ``NeuralNet``
+        (e.g. ``optimizer__param_groups`` for a lower learning rate of some
+        parameters), or ``{}``. Subclasses override."""
+        return {}
 
     def _batch_transform(self):
         """A picklable ``(X, (y, w), generator) -> (X, (y, w))`` applied to each

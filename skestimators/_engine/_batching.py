@@ -219,6 +219,15 @@ class BatchIterator:
         Where batches are moved when ``data`` lives elsewhere.
     drop_single : bool
         Drop a last batch of one sample (batch normalisation cannot train on it).
+    shard : DataParallel or None
+        In data-parallel training, the process's share of each batch: every
+        process draws the same order and takes its contiguous slice of each
+        global batch (a last batch too small to give each process two
+        samples is then dropped). ``global_size`` is the size of the batch
+        last sliced.
+    shuffle_generator : torch.Generator or None
+        Source of the permutations when it must differ from ``generator``
+        (data-parallel training, where ``generator`` differs by process).
     """
 
     def __init__(
@@ -230,6 +239,8 @@ class BatchIterator:
         generator=None,
         device=None,
         drop_single=False,
+        shard=None,
+        shuffle_generator=None,
     ):
         self.data = data
         self.batch_size = int(batch_size)
@@ -237,11 +248,17 @@ class BatchIterator:
         self.generator = generator
         self.device = device
         self.drop_single = drop_single
+        self.shard = shard
+        self.shuffle_generator = shuffle_generator
+        self.global_size = None
 
     def _n_used(self, n) -> int:
-        """Samples batched per epoch: ``n``, less a last batch of one dropped."""
-        if self.drop_single and n > 1 and n % self.batch_size == 1:
-            return n - 1
+        """Samples batched per epoch: ``n``, less a last batch too small to train
+        batch normalisation on (one sample, or fewer than two per process)."""
+        smallest = 2 if self.shard is None else 2 * self.shard.size
+        last = n % self.batch_size
+        if self.drop_single and n > 1 and 0 < last < smallest:
+            return n - last
         return n
 
     def __len__(self) -> int:
@@ -250,7 +267,8 @@ class BatchIterator:
     def _epoch_data(self) -> TensorData:
         if not self.shuffle:
             return self.data
-        perm = torch.randperm(len(self.data), generator=self.generator)
+        generator = self.shuffle_generator or self.generator
+        perm = torch.randperm(len(self.data), generator=generator)
         return self.data.subset(perm)
 
     def __iter__(self):
@@ -260,5 +278,9 @@ class BatchIterator:
         move = self.device is not None and first.device != self.device
         non_blocking = move and self.device.type == "cuda"
         for start in range(0, stop_at, self.batch_size):
-            batch = data.slice(start, min(start + self.batch_size, stop_at))
+            stop = min(start + self.batch_size, stop_at)
+            self.global_size = stop - start
+            if self.shard is not None:
+                start, stop = self.shard.shard(start, stop)
+            batch = data.slice(start, stop)
             yield _move(batch, self.device, non_blocking) if move else batch

@@ -315,6 +315,10 @@ def _rng_states(net):
         "batches": None
         if net.batch_generator is None
         else net.batch_generator.get_state(),
+        # Data-parallel training draws the order of samples from its own stream.
+        "shuffle": None
+        if net.shuffle_generator is None
+        else net.shuffle_generator.get_state(),
     }
 
 
@@ -396,8 +400,19 @@ class ResumeCheckpoint(Callback):
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] is not None and torch.device(net.device).type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], torch.device(net.device))
-        if rng["batches"] is not None and net.batch_generator is not None:
-            net.batch_generator.set_state(rng["batches"])
+        shuffle = rng.get("shuffle")
+        if net.shuffle_generator is not None:
+            order = rng["batches"] if shuffle is None else shuffle
+            if order is not None:
+                net.shuffle_generator.set_state(order)
+            if rng["batches"] is not None and net.batch_generator is not None:
+                net.batch_generator.set_state(rng["batches"])
+        elif net.batch_generator is not None:
+            # One stream for order and augmentation (a data-parallel
+            # checkpoint resumed in one process continues its order).
+            state = rng["batches"] if shuffle is None else shuffle
+            if state is not None:
+                net.batch_generator.set_state(state)
 
 
 def _to_device(value, device):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -22,6 +24,7 @@ from sklearn.model_selection import (
     ShuffleSplit,
     StratifiedShuffleSplit,
 )
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._callbacks import EarlyStopping, EpochProgress, LRScheduler, StopTraining
 
@@ -32,6 +35,37 @@ OPTIMIZERS = {
     "rmsprop": torch.optim.RMSprop,
 }
 SCHEDULERS = ("cosine", "step", "plateau", "onecycle")
+
+# Parameter constraints shared by every network estimator.
+COMMON_CONSTRAINTS = {
+    "max_epochs": [
+        Interval(numbers.Integral, 1, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
+    "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+    "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+    "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"}), type],
+    "lr_scheduler": [
+        None,
+        StrOptions({"cosine", "step", "plateau", "onecycle"}),
+        type,
+    ],
+    "lr_scheduler_params": [None, dict],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
+    "validation_cv": [None, "cv_object"],
+    "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "gradient_clip": [None, Interval(numbers.Real, 0, None, closed="neither")],
+    "device": [str, torch.device],
+    "amp": [None, StrOptions({"bf16", "fp16"})],
+    "warm_start": ["boolean"],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "callbacks": [None, list],
+    "checkpoint": [None, str, os.PathLike],
+}
 
 #: Names of the callbacks the engine adds itself; user callbacks may not use them.
 ENGINE_CALLBACKS = (

@@ -82,6 +82,10 @@ class EngineNet(NeuralNet):
         self.head_groups = head_groups
         self.estimator_name = estimator_name
         self.estimator_params = estimator_params
+        # Set by the estimator for the duration of a data-parallel fit only.
+        self.data_parallel = None
+        self.shuffle_generator = None
+        self.batch_share_ = 1.0
 
     def initialize(self):
         super().initialize()
@@ -115,6 +119,8 @@ class EngineNet(NeuralNet):
             generator=self.batch_generator,
             device=torch.device(self.device),
             drop_single=training,
+            shard=self.data_parallel if training else None,
+            shuffle_generator=self.shuffle_generator,
         )
 
     # -- steps -----------------------------------------------------------------------
@@ -135,6 +141,7 @@ class EngineNet(NeuralNet):
         scaler = self.grad_scaler_
         if scaler is not None:
             scaler.scale(loss).backward()
+            loss = self._sync(loss)
             if self.gradient_clip is not None or self.grad_listeners_:
                 scaler.unscale_(optimizer)
             self._after_backward(batch)
@@ -142,9 +149,17 @@ class EngineNet(NeuralNet):
             scaler.update()
         else:
             loss.backward()
+            loss = self._sync(loss)
             self._after_backward(batch)
             optimizer.step()
         return {"loss": loss.detach(), "y_pred": y_pred}
+
+    def _sync(self, loss):
+        """Data-parallel training: the gradients and loss of the whole batch."""
+        if self.data_parallel is None:
+            return loss
+        params = [p for p in self.module_.parameters() if p.requires_grad]
+        return self.data_parallel.sync_gradients(params, loss, self.batch_share_)
 
     def _after_backward(self, batch):
         if self.grad_listeners_:
@@ -174,8 +189,11 @@ class EngineNet(NeuralNet):
         # mean once and switches modes once per epoch.
         if iterator is None:
             return
+        parallel = self.data_parallel
         if training:
             follow_thread_budget()  # other jobs may have started or ended
+            if parallel is not None:  # dropout and augmentation differ by process
+                parallel.decorrelate(len(self.history), self.batch_generator)
         self.module_.train(training)
         self.criterion_.train(training)
         losses, sizes = [], []
@@ -183,15 +201,22 @@ class EngineNet(NeuralNet):
         epoch = len(self.history)
         for i, batch in enumerate(iterator):
             self.notify("on_batch_begin", batch=batch, training=training)
+            size = _batch_len(batch[0])
+            if training and parallel is not None:
+                # The loss returned is that of the whole (global) batch.
+                self.batch_share_ = size / iterator.global_size
+                size = iterator.global_size
             step = step_fn(batch, **fit_params)
             loss = step["loss"]
             if training and not torch.isfinite(loss):
                 raise NonFiniteLoss(epoch, i + 1, float(loss))
             losses.append(loss)
-            sizes.append(_batch_len(batch[0]))
+            sizes.append(size)
             if outputs is not None:
                 outputs.append(step["y_pred"])
             self.notify("on_batch_end", batch=batch, training=training, **step)
+        if training and parallel is not None:
+            parallel.broadcast_buffers(self.module_)  # validation alike everywhere
         self.history.record(prefix + "_batch_count", len(losses))
         if not losses:
             return
@@ -209,6 +234,7 @@ class EngineNet(NeuralNet):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("batch_generator", None)
+        state["data_parallel"] = state["shuffle_generator"] = None
         return state
 
     def __setstate__(self, state):
@@ -222,6 +248,9 @@ class EngineNet(NeuralNet):
             # tensor to the CPU quietly (skorch would warn).
             state["device"] = "cpu"
         state.setdefault("batch_generator", None)
+        state.setdefault("data_parallel", None)
+        state.setdefault("shuffle_generator", None)
+        state.setdefault("batch_share_", 1.0)
         super().__setstate__(state)
         # Nets pickled before these attributes existed.
         self.__dict__.setdefault("grad_scaler_", None)

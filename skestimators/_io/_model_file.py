@@ -299,6 +299,9 @@ def save(
 
     Notes
     -----
+    In a data-parallel job (``torchrun``), only process 0 writes; the other
+    processes, whose fitted models are identical, return ``path`` at once.
+
     A pickle can execute arbitrary code when loaded: load only files from
     sources you trust. A network loaded from the safe format gets a fresh
     optimizer (its state is not stored): save as a pickle to continue
@@ -331,6 +334,8 @@ def save(
         )
     if not path.parent.is_dir():
         raise ModelFileNotFoundError(f"Folder {path.parent} does not exist.")
+    if not _main_process():
+        return path  # data-parallel job: process 0 writes the (identical) model
     X, fingerprint = _training_fingerprint(training_data)
     serialization, safe_bytes = choose_format(estimator, format, ModelFileError)
     if serialization == "pickle":
@@ -569,3 +574,18 @@ def check_versions(metadata, path="the model") -> None:
             ModelVersionWarning,
             stacklevel=3,
         )
+
+
+def _main_process() -> bool:
+    """False in the processes other than 0 of a data-parallel job.
+
+    Reads the environment rather than importing torch (a model file of a
+    scikit-learn model alone needs no torch).
+    """
+    import sys
+
+    if "torch" in sys.modules:
+        from .._engine import is_main_process
+
+        return is_main_process()
+    return True
