@@ -86,15 +86,22 @@ def intervals(method, X_tr, y_tr, c_tr, X_te, c_te, args):
         mean, std = ens.predict(X_te, return_std=True)
         return mean - Z90 * std, mean + Z90 * std
     if method == "conformal_blocks":
-        cv = _spatial(5, args.block_size, 1)
+        cv = _spatial(args.calibration_folds, args.block_size, 1)
     elif method == "conformal_matched":
         sizes = [s * args.block_size for s in (0.25, 0.5, 0.75, 1.0, 1.5)]
-        size = calibration_block_size(c_tr, c_te, block_sizes=sizes, random_state=1)
-        cv = _spatial(5, size, 1)
+        size = calibration_block_size(
+            c_tr, c_te, block_sizes=sizes, n_splits=args.calibration_folds,
+            random_state=1,
+        )  # fmt: skip
+        print(f"  calibration block size {size:.0f}", flush=True)
+        cv = _spatial(args.calibration_folds, size, 1)
     else:
-        cv = KFold(5, shuffle=True, random_state=1)
+        cv = KFold(args.calibration_folds, shuffle=True, random_state=1)
     mapie = CrossConformalRegressor(
-        model(args.max_epochs), confidence_level=0.9, cv=cv, method="plus"
+        model(args.max_epochs),
+        confidence_level=0.9,
+        cv=cv,
+        method=args.conformal_method,
     )
     groups = c_tr if isinstance(cv, SpatialBlockKFold) else None
     mapie.fit_conformalize(X_tr, y_tr, groups=groups)
@@ -122,14 +129,34 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=600)
     parser.add_argument("--max-epochs", type=int, default=40)
     parser.add_argument("--block-size", type=float, default=10_000.0)
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=METHODS, help="subset"
+    )
+    parser.add_argument(
+        "--outer", nargs="+", choices=["spatial", "random"],
+        default=["spatial", "random"], help="outer schemes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--conformal-method", choices=["plus", "base", "minmax"], default="plus",
+        help="MAPIE's CrossConformalRegressor method (CV+ by default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calibration-folds", type=int, default=5,
+        help="folds of the conformal methods' calibration splitter",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="outer cross-validations with different splits (seeds 0..N-1); "
+        "coverage and width are pooled over them",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     X, soc, coords = make_soc(args.n_samples, n_years=3, random_state=0)
     y = np.log(soc)
     outer = {
-        "spatial": _spatial(5, args.block_size, 0),
-        "random": KFold(5, shuffle=True, random_state=0),
+        "spatial": [_spatial(5, args.block_size, r) for r in range(args.repeats)],
+        "random": [KFold(5, shuffle=True, random_state=r) for r in range(args.repeats)],
     }
     model(args.max_epochs).fit(X[:50], y[:50])  # warm-up
     t0 = time.perf_counter()
@@ -137,11 +164,14 @@ def main(argv=None):
     one_fit = time.perf_counter() - t0
 
     rows = []
-    for scheme, cv in outer.items():
-        for method in METHODS:
+    for scheme, cvs in outer.items():
+        if scheme not in args.outer:
+            continue
+        for method in args.methods:
             covered, widths, seconds = [], [], []
             groups = coords if scheme == "spatial" else None
-            for train, test in cv.split(X, y, groups=groups):
+            splits = [s for cv in cvs for s in cv.split(X, y, groups=groups)]
+            for train, test in splits:
                 t0 = time.perf_counter()
                 lo, hi = intervals(
                     method, X[train], y[train], coords[train], X[test],
@@ -162,7 +192,7 @@ def main(argv=None):
             )
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=False))
     table = pd.DataFrame(rows).pivot(index="method", columns="outer_cv")
-    table = table.reindex(METHODS)
+    table = table.reindex(args.methods)
     pd.set_option("display.width", 160)
     print(f"\nnominal coverage 0.90; one network fit: {one_fit:.2f} s")
     print(table.round(3).to_string())
