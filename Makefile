@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 # torch is pinned here only (setup.cfg keeps an honest range): the CPU build of
 # 2.13.0 is what this project's machines carry; a newer torch would pull GBs of CUDA.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= test,geo,dask,postgres,docs,tracking,safe,uncertainty
+EXTRAS ?= test,geo,dask,postgres,docs,tracking,safe,uncertainty,vision
 
 .PHONY: venv demo test lint docs bench clean
 

@@ -11,6 +11,12 @@ the challenge metric (RMSE over the 37 vote fractions). Rows:
 * GalaxyZooRegressor (GalaxyCNN) with each output layer, without and with
   test-time augmentation (8 dihedral views), plus the unconstrained net
   projected onto the tree after the fact;
+* GalaxyZooRegressor with torchvision's ResNet-18 (``module="resnet18"``, extra
+  ``vision``) and the divisive output layer, from random weights and, with
+  ``--weights PATH`` (a local ResNet-18 state dict, e.g. ImageNet weights saved
+  with ``torch.save(model.state_dict(), PATH)``), fine-tuned from them with the
+  first epoch frozen; ``--resnet-epochs`` epochs (10 by default: a ResNet-18
+  epoch costs about ten GalaxyCNN epochs on a CPU);
 * a bare PyTorch loop training the same network for two epochs, for the
   training-throughput ratio of the estimator (no augmentation on either side).
 
@@ -35,7 +41,8 @@ accuracy for:
 * HistGradientBoosting (balanced class weights) on 23x23 pixels (3x3 means).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/galaxy.py`` (a few minutes on two
-cores); ``--big`` for a GPU-sized run; ``--real ../shared/data/galaxy_gz1``
+cores); ``--quick`` for a one-minute smoke run (500/200 galaxies, 3 epochs);
+``--big`` for a GPU-sized run; ``--real ../shared/data/galaxy_gz1``
 for the real-image section only (5 to 15 minutes per fold and network on two
 cores; ``--folds`` sets K).
 """
@@ -75,6 +82,16 @@ def pooled_pixels(X, cells=8):
     X = X[:, :, : h - h % cells, : w - w % cells]
     X = X.reshape(n, ch, cells, X.shape[2] // cells, cells, X.shape[3] // cells)
     return X.mean(axis=(3, 5)).reshape(n, -1)
+
+
+def has_torchvision():
+    try:
+        from skestimators.nn._backbones import _torchvision_models
+
+        _torchvision_models()
+    except ImportError:
+        return False
+    return True
 
 
 def timed(fn, *args):
@@ -213,6 +230,17 @@ def main(argv=None):
     )
     parser.add_argument("--folds", type=int, default=3, help="K of --real")
     parser.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="local ResNet-18 state dict: adds a fine-tuned resnet18 row",
+    )
+    parser.add_argument("--resnet-epochs", type=int, default=10)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 500 train / 200 test galaxies, 3 epochs",
+    )
+    parser.add_argument(
         "--big",
         action="store_true",
         help="GPU-sized run: 20000 train / 5000 test galaxies at 64 px, width 32",
@@ -224,6 +252,8 @@ def main(argv=None):
     if args.big:
         args.n_train, args.n_test, args.size, args.width = 20000, 5000, 64, 32
         args.epochs = max(args.epochs, 40)
+    if args.quick:
+        args.n_train, args.n_test, args.epochs, args.resnet_epochs = 500, 200, 3, 3
 
     X, y = make_galaxy_zoo(args.n_train, size=args.size, random_state=args.seed)
     X_test, y_test = make_galaxy_zoo(
@@ -286,6 +316,28 @@ def main(argv=None):
             if constraint == "none":
                 add(f"  ... projected onto the tree, tta={tta}",
                     project_galaxy_zoo(pred), fit_s, pred_s, seen, m, True)  # fmt: skip
+
+    resnets = {"resnet18, random weights": {}}
+    if args.weights:
+        resnets["resnet18, pretrained (1 frozen epoch)"] = {
+            "pretrained_weights": args.weights,
+            "freeze_epochs": 1,
+        }
+    for label, params in resnets.items():
+        if not has_torchvision():
+            print("resnet18 rows skipped: torchvision is not installed (extra vision)")
+            break
+        # Pooled features straight to the output layer, as in ImageNet models.
+        reg = GalaxyZooRegressor(
+            "resnet18",
+            dropout=0.0,
+            **{**common, "max_epochs": args.resnet_epochs, "head_width": None},
+            **params,
+        )
+        _, fit_s = timed(reg.fit, X, y)
+        pred, pred_s = timed(reg.predict, X_test)
+        add(f"{label}, tta=1", pred, fit_s, pred_s, reg.n_iter_ * len(X), m, True)
+        fitted[label] = reg
 
     table = pd.DataFrame(rows).set_index("model")
     best = table.loc[~table["neural"], "rmse"].min()

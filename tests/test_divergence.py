@@ -108,3 +108,16 @@ def test_nan_validation_loss_counts_as_no_improvement(regression):
     assert reg.n_iter_ == 4  # epoch 1 is best; three NaN epochs end training
     assert reg.best_epoch_ == 1
     assert np.isfinite(reg.predict(X)).all()
+
+
+def test_losses_checked_in_groups_name_the_first_non_finite_batch():
+    # On a GPU the losses are read every few batches; the error still names
+    # the first batch whose loss was not finite.
+    from skestimators._engine._skorch import NonFiniteLoss, _check_losses
+
+    losses = [torch.tensor(1.0)] * 40 + [torch.tensor(float("nan"))] * 5
+    assert _check_losses(losses[:32], 0, epoch=3) == 32
+    with pytest.raises(NonFiniteLoss) as info:
+        _check_losses(losses, 32, epoch=3)
+    assert (info.value.epoch, info.value.batch) == (3, 41)
+    assert np.isnan(info.value.value)

@@ -199,6 +199,10 @@ class EngineNet(NeuralNet):
         losses, sizes = [], []
         outputs = [] if not training and self.head_groups else None
         epoch = len(self.history)
+        # Reading a loss on the host waits for the GPU: there, the losses are
+        # checked every few batches (the first non-finite one is still named).
+        every = 1 if torch.device(self.device).type == "cpu" else _CHECK_EVERY
+        checked = 0
         for i, batch in enumerate(iterator):
             self.notify("on_batch_begin", batch=batch, training=training)
             size = _batch_len(batch[0])
@@ -207,14 +211,15 @@ class EngineNet(NeuralNet):
                 self.batch_share_ = size / iterator.global_size
                 size = iterator.global_size
             step = step_fn(batch, **fit_params)
-            loss = step["loss"]
-            if training and not torch.isfinite(loss):
-                raise NonFiniteLoss(epoch, i + 1, float(loss))
-            losses.append(loss)
+            losses.append(step["loss"])
             sizes.append(size)
+            if training and len(losses) - checked >= every:
+                checked = _check_losses(losses, checked, epoch)
             if outputs is not None:
                 outputs.append(step["y_pred"])
             self.notify("on_batch_end", batch=batch, training=training, **step)
+        if training:
+            _check_losses(losses, checked, epoch)
         if training and parallel is not None:
             parallel.broadcast_buffers(self.module_)  # validation alike everywhere
         self.history.record(prefix + "_batch_count", len(losses))
@@ -255,6 +260,24 @@ class EngineNet(NeuralNet):
         # Nets pickled before these attributes existed.
         self.__dict__.setdefault("grad_scaler_", None)
         self.__dict__.setdefault("grad_listeners_", [])
+
+
+_CHECK_EVERY = 32
+
+
+def _check_losses(losses, start, epoch):
+    """Raise :class:`NonFiniteLoss` at the first non-finite loss from ``start`` on.
+
+    Returns the number of losses checked.
+    """
+    if len(losses) <= start:
+        return start
+    recent = torch.stack(losses[start:])
+    finite = torch.isfinite(recent)
+    if not bool(finite.all()):
+        first = int(torch.nonzero(~finite)[0, 0])
+        raise NonFiniteLoss(epoch, start + first + 1, float(recent[first]))
+    return len(losses)
 
 
 def _batch_len(X):

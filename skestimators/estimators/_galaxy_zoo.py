@@ -11,7 +11,7 @@ from .._engine import BaseNet, TargetOptions, encode_regression, fill_doc
 from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, _as_targets
 from ..nn import LOSS_NAMES
 from ._base import MC_CONSTRAINTS, _RegressorNet
-from ._image import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
+from ._image_base import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
 
 @fill_doc(max_epochs=30, batch_size=64, lr=0.001)
@@ -42,13 +42,24 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
 
     Parameters
     ----------
-    module : {"galaxycnn", "resnet"} or torch.nn.Module class, default="galaxycnn"
+    module : str, torch.nn.Module class or instance, default="galaxycnn"
         The network. ``"galaxycnn"``: convolution, batch normalisation, ReLU
         and max pooling blocks, then a dense layer (a plain VGG-style
         network); ``"resnet"``: residual stages and
         global average pooling (any image size). A ``torch.nn.Module`` class
         is built with ``input_shape`` and ``n_outputs`` when its constructor
-        takes them.
+        takes ``n_outputs``.
+        The names ``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"`` and
+        ``"convnext_tiny"`` build that torchvision architecture (extra
+        ``vision``) as the feature extractor of a
+        :class:`~skestimators.nn.PretrainedNet`, with random weights or
+        ``pretrained_weights``, its first convolution adapted to the
+        channels and its ImageNet classifier replaced by this estimator's
+        output layer (the Galaxy Zoo constraint stays). A
+        ``torch.nn.Module`` instance, or a class whose constructor does not
+        take ``n_outputs``, is a feature extractor too: it maps images to
+        ``(n, features)`` or to feature maps, and the output layer is added
+        on its features.
     constraint : {"divisive", "softmax", "none"}, default="divisive"
         Output layer. ``"divisive"`` rectifies the outputs and normalises
         each question (the output layer of [1]_), ``"softmax"`` applies
@@ -80,6 +91,8 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
     See Also
     --------
     ImageClassifier : The same networks for class labels.
+    skestimators.nn.PretrainedNet : The network of the torchvision
+        architectures and feature extractors.
     skestimators.metrics.galaxy_zoo_root_mean_squared_error : The challenge
         metric.
     skestimators.metrics.neg_galaxy_zoo_root_mean_squared_error_scorer : Scorer
@@ -138,6 +151,9 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         head_width=512,
         blocks=2,
         dropout=0.5,
+        pretrained_weights=None,
+        freeze_epochs=0,
+        feature_lr_factor="auto",
         augment=True,
         max_shift=0.05,
         zoom=(0.9, 1.1),
@@ -195,6 +211,9 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         self.head_width = head_width
         self.blocks = blocks
         self.dropout = dropout
+        self.pretrained_weights = pretrained_weights
+        self.freeze_epochs = freeze_epochs
+        self.feature_lr_factor = feature_lr_factor
         self.augment = augment
         self.max_shift = max_shift
         self.zoom = zoom

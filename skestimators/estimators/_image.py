@@ -1,295 +1,16 @@
-"""ImageClassifier, and the image handling it shares with GalaxyZooRegressor."""
+"""ImageClassifier: images -> classes, aware of mirror-image classes."""
 
 from __future__ import annotations
 
-import functools
-import inspect
-import numbers
 import warnings
 
-import numpy as np
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import check_is_fitted
 
-from .._engine import (
-    BaseNet,
-    LazyRows,
-    TargetOptions,
-    check_memmap,
-    fill_doc,
-    instantiate_module,
-    scale_uint8,
-)
-from .._multiinput import as_mapping
-from ..nn import GalaxyCNN, GalaxyResNet, ImageBatchAugment, dihedral_transform
-from ..preprocessing import to_channels_first
+from .._engine import BaseNet, TargetOptions, fill_doc
 from ._base import _ClassifierNet
-
-# Parameters of the image networks shared by the image estimators.
-IMAGE_CONSTRAINTS = {
-    "module": [StrOptions({"galaxycnn", "resnet"}), type],
-    "width": [Interval(numbers.Integral, 1, None, closed="left")],
-    "depth": [Interval(numbers.Integral, 1, None, closed="left")],
-    "head_width": [None, Interval(numbers.Integral, 1, None, closed="left")],
-    "blocks": [Interval(numbers.Integral, 1, None, closed="left")],
-    "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-    "augment": ["boolean"],
-    "max_shift": [Interval(numbers.Real, 0, 0.5, closed="both")],
-    "zoom": [tuple, list],
-    "tta": [Interval(numbers.Integral, 1, 8, closed="both")],
-    "layout": [StrOptions({"auto", "channels_first", "channels_last"})],
-}
-
-IMAGE_PARAMS_DOC = """\
-width : int, default=32
-        Channels of the first convolution block; each further block doubles
-        them (``width=32, depth=4``: 32, 64, 128, 256).
-    depth : int, default=4
-        Convolution blocks (``"galaxycnn"``) or residual stages
-        (``"resnet"``); each halves the image, which must be at least
-        ``2 ** depth`` pixels on a side.
-    head_width : int or None, default=HEAD_WIDTH
-        Units of the dense layer of ``"galaxycnn"``, after its global average
-        pooling; None: no dense layer, the pooled features go straight to
-        the output layer (ignored by ``"resnet"``).
-    blocks : int, default=2
-        Residual blocks per stage of ``"resnet"`` (ignored by ``"galaxycnn"``).
-    dropout : float, default=DROPOUT
-        Dropout before the output layer (after the dense layer of
-        ``"galaxycnn"``, if any).
-    augment : bool, default=True
-        Augment every training batch: a random rotation by a multiple of 90
-        degrees and (where labels allow it) a random mirror flip per image,
-        then a random shift and zoom (``max_shift``, ``zoom``)."""
-
-SHIFT_TTA_DOC = """\
-max_shift : float, default=MAX_SHIFT
-        Largest random shift of the training augmentation, as a fraction of
-        the image size (0 disables shifts).
-    zoom : tuple of float, default=ZOOM
-        Range of the random magnification of the training augmentation
-        (``(1, 1)`` disables zooming; with ``max_shift=0`` the images are
-        then never resampled).
-    tta : int, default=1
-        Test-time augmentation: ``predict`` averages the outputs over this
-        many dihedral views of each image (1, the identity, means none; 2
-        adds the mirror image, 4 the 180 degree rotations, 8 the 90 degree
-        rotations, which need square images).
-    layout : {"auto", "channels_first", "channels_last"}, default="auto"
-        Where the channels of 4-D ``X`` are. ``"auto"`` takes the two equal
-        dimensions of square images as height and width; for other images
-        the smaller of the second and last dimensions is the channels. The
-        layout seen in ``fit`` is used again at prediction."""
-
-IMAGE_ATTRS_DOC = """\
-layout_ : {"channels_first", "channels_last"}
-        Layout of the images seen in ``fit`` (3-D input, one channel, counts
-        as channels first). ``n_features_in_`` is the number of channels."""
-
-
-def _image_doc(cls):
-    """Fill ``{image_params}``, ``{shift_tta_params}``, ``{image_attrs}`` (before
-    :func:`fill_doc`, which then turns the doubled braces into single ones)."""
-    defaults = inspect.signature(cls).parameters
-    shift_doc = SHIFT_TTA_DOC.replace(
-        "MAX_SHIFT", repr(defaults["max_shift"].default)
-    ).replace("ZOOM", repr(defaults["zoom"].default))
-    image_doc = IMAGE_PARAMS_DOC.replace(
-        "HEAD_WIDTH", repr(defaults["head_width"].default)
-    ).replace("DROPOUT", repr(defaults["dropout"].default))
-    cls.__doc__ = cls.__doc__.replace("{image_params}", image_doc)
-    cls.__doc__ = cls.__doc__.replace("{shift_tta_params}", shift_doc)
-    cls.__doc__ = cls.__doc__.replace("{image_attrs}", IMAGE_ATTRS_DOC)
-    return cls
-
-
-#: Images read to estimate the channel statistics of the training images.
-_STATS_IMAGES = 4096
-
-
-def _channel_stats(X):
-    """Per-channel mean and standard deviation of (a sample of) the images ``X``.
-
-    In-memory images: every ``n // 4096``-th image; on disk (out of core):
-    the first 4096. A constant channel gets a standard deviation of 1.
-    """
-    n = len(X)
-    if isinstance(X, LazyRows):
-        sample = X[0 : min(n, _STATS_IMAGES)].numpy()
-    else:
-        sample = X[:: max(1, n // _STATS_IMAGES)]
-    mean = sample.mean(axis=(0, 2, 3), dtype=np.float64)
-    std = sample.std(axis=(0, 2, 3), dtype=np.float64)
-    std[~(std > 1e-6)] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def _view(x, k):
-    return dihedral_transform(x, k)[0]
-
-
-class ImageNetMixin:
-    """Image input, networks, augmentation and test-time augmentation (private).
-
-    Mixed into a :class:`NetClassifier` or :class:`NetRegressor` subclass that
-    has the parameters of :data:`IMAGE_CONSTRAINTS`; the subclass sets
-    ``_head_constraint`` (the Galaxy Zoo output layer, or None).
-    """
-
-    # -- input -------------------------------------------------------------------------
-    def _validate_images(self, X, *, reset, finite=True):
-        """``X`` as float32 images ``(n, channels, height, width)``; uint8 scaled."""
-        name = type(self).__name__
-        if as_mapping(X) is not None:
-            raise ValueError(
-                f"{name} takes one array of images, not named inputs (a "
-                "MultiInput or dict)."
-            )
-        lazy = isinstance(X, np.memmap)
-        # NaN/inf: checked here in fit, batch by batch when predicting.
-        if lazy:  # out of core: checked in chunks, read batch by batch
-            X = check_memmap("X", X, reshape_1d=False, scan=finite)
-        else:
-            X = check_array(
-                X,
-                dtype="numeric",
-                accept_sparse=False,
-                allow_nd=True,
-                ensure_2d=False,
-                ensure_all_finite=finite,
-                input_name="X",
-                estimator=self,
-            )
-        if X.ndim not in (3, 4):
-            raise ValueError(
-                f"{name} expects images: an array of shape (n_samples, channels, "
-                "height, width), (n_samples, height, width, channels) or "
-                f"(n_samples, height, width); got an array of shape {X.shape}. "
-                "Reshape a table of flattened pixels to images first, e.g. "
-                "X.reshape(n_samples, channels, height, width)."
-            )
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"{name} expects numeric pixels, got dtype {X.dtype}.")
-        if 0 in X.shape[1:]:
-            raise ValueError(
-                f"{name} got images of shape {X.shape[1:]} with an empty dimension "
-                "(no channels or no pixels)."
-            )
-        X, layout = to_channels_first(
-            X, self.layout, fitted_layout=None if reset else self.layout_
-        )
-        scale = X.dtype == np.uint8
-        if lazy:
-            X = LazyRows(X, convert=scale_uint8 if scale else None)
-        else:
-            X = np.ascontiguousarray(X, dtype=np.float32)
-            if scale:
-                X /= 255.0  # a new array: the conversion from uint8 copied
-        if reset:
-            self.layout_ = layout
-            self._input_stats = _channel_stats(X)
-        else:
-            self._check_image_shape(X.shape[1:])
-        return X
-
-    def _check_image_shape(self, shape):
-        expected = getattr(self, "input_shape_", None)
-        if not isinstance(expected, tuple) or tuple(shape) == expected:
-            return
-        name, layout = type(self).__name__, self.layout_
-        if shape[0] != expected[0]:
-            raise ValueError(
-                f"X has images with {shape[0]} channel(s), but {name} was fitted on "
-                f"images with {expected[0]} channel(s) (in {layout} layout: "
-                f"(channels, height, width) = {expected})."
-            )
-        raise ValueError(
-            f"X has images of {shape[1]}x{shape[2]} pixels, but {name} was fitted "
-            f"on images of {expected[1]}x{expected[2]} pixels; resize them (e.g. "
-            "with skestimators.preprocessing.ImagePreprocessor)."
-        )
-
-    def _prepare_X(self, X, *, reset, finite=True):
-        return self._validate_images(X, reset=reset, finite=finite)
-
-    # -- network and augmentation ------------------------------------------------------
-    _head_constraint = None
-
-    def _make_module(self, input_shape, n_outputs):
-        _, height, width = input_shape
-        if min(height, width) < 2**self.depth:
-            raise ValueError(
-                f"Images of {height}x{width} pixels are too small for depth="
-                f"{self.depth}: each of the {self.depth} blocks halves them, so "
-                f"they need at least {2**self.depth} pixels on a side. Use a "
-                "smaller depth or larger images."
-            )
-        if not isinstance(self.module, str):
-            return instantiate_module(self.module, None, input_shape, n_outputs, None)
-        if self.module == "galaxycnn":
-            module = GalaxyCNN(
-                input_shape,
-                n_outputs,
-                width=self.width,
-                depth=self.depth,
-                head_width=self.head_width,
-                dropout=self.dropout,
-                constraint=self._head_constraint,
-            )
-        else:
-            module = GalaxyResNet(
-                input_shape,
-                n_outputs,
-                width=self.width,
-                depth=self.depth,
-                blocks=self.blocks,
-                dropout=self.dropout,
-                constraint=self._head_constraint,
-            )
-        stats = self.__dict__.get("_input_stats")
-        if stats is not None:  # standardise each channel as in the training images
-            module.standardize.set(*stats)
-        return module
-
-    def _augmentation(self, *, mirror=True, swap=None, target="class"):
-        if not self.augment:
-            return None
-        zoom = tuple(self.zoom)
-        if len(zoom) != 2 or not 0 < float(zoom[0]) <= float(zoom[1]):
-            raise ValueError(
-                f"zoom must be a range (low, high) with 0 < low <= high, got "
-                f"{self.zoom!r}."
-            )
-        return ImageBatchAugment(
-            mirror=mirror,
-            max_shift=self.max_shift,
-            zoom=zoom,
-            swap=swap,
-            target=target,
-        )
-
-    # -- test-time augmentation ----------------------------------------------------
-    def _view_outputs(self, X, views, *, mc_dropout=False):
-        """Raw network outputs for each dihedral view ``k`` of ``X``.
-
-        Returns a list of ``(output, mirrored)``; ``X`` is validated once.
-        """
-        images = self._validated_inputs(X)
-        if max(views) >= 4 and images.shape[2] != images.shape[3]:
-            raise ValueError(
-                f"tta={self.tta} uses 90 degree rotations, which need square "
-                f"images; these are {images.shape[2]}x{images.shape[3]}. Use "
-                "tta <= 4 (or <= 2 with mirror='off')."
-            )
-        transforms = [None if k == 0 else functools.partial(_view, k=k) for k in views]
-        outputs = self._forward_views(images, transforms, mc_dropout=mc_dropout)
-        return [(out, k % 2 == 1) for out, k in zip(outputs, views)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        return tags
+from ._image_base import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
 
 @fill_doc(max_epochs=30, batch_size=64, lr=0.0003)
@@ -339,14 +60,24 @@ class ImageClassifier(ImageNetMixin, _ClassifierNet):
 
     Parameters
     ----------
-    module : {"galaxycnn", "resnet"} or torch.nn.Module class, default="galaxycnn"
+    module : str, torch.nn.Module class or instance, default="galaxycnn"
         The network. ``"galaxycnn"``: convolution, batch normalisation, ReLU
         and max pooling blocks, global average pooling and, with
         ``head_width``, a dense layer (a plain VGG-style network);
         ``"resnet"``: residual stages and global average pooling. Both
         standardise each input channel with the statistics of the training
         images. A ``torch.nn.Module`` class is built with ``input_shape``
-        and ``n_outputs`` when its constructor takes them.
+        and ``n_outputs`` when its constructor takes ``n_outputs``.
+        The names ``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"`` and
+        ``"convnext_tiny"`` build that torchvision architecture (extra
+        ``vision``) as the feature extractor of a
+        :class:`~skestimators.nn.PretrainedNet`, with random weights or
+        ``pretrained_weights``, its first convolution adapted to the
+        channels and its ImageNet classifier replaced by this estimator's
+        output layer. A ``torch.nn.Module`` instance, or a class whose
+        constructor does not take ``n_outputs``, is a feature extractor
+        too: it maps images to ``(n, features)`` or to feature maps, and
+        the output layer is added on its features.
     {image_params}
     mirror : {"swap", "off", "on"}, default="swap"
         How mirror flips (in training and in test-time augmentation) treat
@@ -384,6 +115,8 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
     --------
     GalaxyZooRegressor : The same networks predicting the 37 Galaxy Zoo
         vote fractions.
+    skestimators.nn.PretrainedNet : The network of the torchvision
+        architectures and feature extractors.
     skestimators.datasets.make_galaxy_classes : Simulated galaxies with
         chiral classes.
 
@@ -429,6 +162,9 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         head_width=None,
         blocks=2,
         dropout=0.0,
+        pretrained_weights=None,
+        freeze_epochs=0,
+        feature_lr_factor="auto",
         augment=True,
         mirror="swap",
         chirality_pairs=(("clockwise_spiral", "anticlockwise_spiral"),),
@@ -486,6 +222,9 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         self.head_width = head_width
         self.blocks = blocks
         self.dropout = dropout
+        self.pretrained_weights = pretrained_weights
+        self.freeze_epochs = freeze_epochs
+        self.feature_lr_factor = feature_lr_factor
         self.augment = augment
         self.mirror = mirror
         self.chirality_pairs = chirality_pairs

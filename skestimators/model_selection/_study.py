@@ -136,14 +136,26 @@ def make_sampler(sampler, random_state, index=0):
     return TPESampler(seed=None if seed is None else int(seed) + index)
 
 
-def n_finished(study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def n_started(study, since) -> int:
+    """Trials finished, plus those numbered ``since`` or later being evaluated."""
+    trials = study.get_trials(deepcopy=False)
+    return sum(
+        t.state in FINISHED or (t.state == TrialState.RUNNING and t.number >= since)
+        for t in trials
+    )
 
 
 def run_trials(study, objective, distributions, n_trials, timeout):
-    """Ask and evaluate trials until the study holds ``n_trials`` finished ones."""
+    """Ask and evaluate trials until the study holds ``n_trials`` finished ones.
+
+    Trials that other workers of this search are evaluating count too, so
+    that parallel workers do not start more than ``n_trials`` between them;
+    trials left running by an interrupted earlier search (in a persistent
+    storage) do not.
+    """
     start = time.monotonic()
-    while n_trials is None or n_finished(study) < n_trials:
+    since = len(study.get_trials(deepcopy=False))
+    while n_trials is None or n_started(study, since) < n_trials:
         if timeout is not None and time.monotonic() - start >= timeout:
             break
         trial = study.ask(distributions)

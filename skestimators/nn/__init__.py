@@ -10,6 +10,9 @@ from ._augment import (
     random_affine,
     random_dihedral,
 )
+from ._backbones import ARCHITECTURES as ARCHITECTURES
+from ._backbones import FEATURES_PATTERN as FEATURES_PATTERN
+from ._backbones import PretrainedNet
 from ._cnn_lstm import CNNLSTM, PooledCNN
 from ._galaxy import GalaxyCNN, GalaxyResNet, GalaxyZooConstraint
 from ._image_augment import ImageBatchAugment as ImageBatchAugment
@@ -30,6 +33,7 @@ __all__ = [
     "LOSS_NAMES",
     "LOSS_PARAMS",
     "MLP",
+    "PretrainedNet",
     "SpectraAuxNet",
     "elementwise_loss",
     "PooledCNN",

@@ -154,6 +154,27 @@ def _init_output(linear: nn.Linear, constraint: nn.Module) -> None:
         nn.init.constant_(linear.bias, 0.1)
 
 
+def _dense_head(
+    n_features: int,
+    n_outputs: int,
+    head_width: int | None,
+    dropout: float,
+    constraint: str | None,
+) -> tuple[nn.Module, nn.Module]:
+    """``(head, constraint)``: an optional dense layer of ``head_width`` units
+    with ReLU, dropout and the output layer; then the output constraint."""
+    if head_width is not None and head_width < 1:
+        raise ValueError(f"head_width must be None or >= 1, got {head_width!r}.")
+    hidden: list[nn.Module] = []
+    if head_width is not None:
+        hidden = [nn.Linear(n_features, head_width), nn.ReLU(inplace=True)]
+        n_features = head_width
+    output = nn.Linear(n_features, n_outputs)
+    constraint_layer = _head(n_outputs, constraint)
+    _init_output(output, constraint_layer)
+    return nn.Sequential(*hidden, nn.Dropout(dropout), output), constraint_layer
+
+
 class _ChannelStandardize(nn.Module):
     """Subtract a per-channel mean and divide by a per-channel standard deviation.
 
@@ -252,8 +273,6 @@ class GalaxyCNN(nn.Module):
         constraint: str | None = "auto",
     ):
         super().__init__()
-        if head_width is not None and head_width < 1:
-            raise ValueError(f"head_width must be None or >= 1, got {head_width!r}.")
         channels = doubling(width, depth)
         self.input_shape = _check_input_shape(input_shape, 2 ** len(channels))
         self.standardize = _ChannelStandardize(self.input_shape[0])
@@ -269,14 +288,9 @@ class GalaxyCNN(nn.Module):
             c_in = c
         blocks += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*blocks)
-        hidden: list[nn.Module] = []
-        if head_width is not None:
-            hidden = [nn.Linear(c_in, head_width), nn.ReLU(inplace=True)]
-            c_in = head_width
-        output = nn.Linear(c_in, n_outputs)
-        self.constraint = _head(n_outputs, constraint)
-        _init_output(output, self.constraint)
-        self.head = nn.Sequential(*hidden, nn.Dropout(dropout), output)
+        self.head, self.constraint = _dense_head(
+            c_in, n_outputs, head_width, dropout, constraint
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:

@@ -1,0 +1,429 @@
+"""The image handling shared by ImageClassifier and GalaxyZooRegressor."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fnmatch
+import functools
+import inspect
+import numbers
+import os
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array
+
+from .._engine import (
+    Callback,
+    LazyRows,
+    check_memmap,
+    instantiate_module,
+    scale_uint8,
+)
+from .._multiinput import as_mapping
+from ..nn import (
+    ARCHITECTURES,
+    FEATURES_PATTERN,
+    GalaxyCNN,
+    GalaxyResNet,
+    ImageBatchAugment,
+    PretrainedNet,
+    dihedral_transform,
+)
+from ..preprocessing import to_channels_first
+
+# Parameters of the image networks shared by the image estimators.
+IMAGE_CONSTRAINTS = {
+    "module": [
+        StrOptions({"galaxycnn", "resnet", *ARCHITECTURES}),
+        type,
+        torch.nn.Module,
+    ],
+    "width": [Interval(numbers.Integral, 1, None, closed="left")],
+    "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+    "head_width": [None, Interval(numbers.Integral, 1, None, closed="left")],
+    "blocks": [Interval(numbers.Integral, 1, None, closed="left")],
+    "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    "pretrained_weights": [None, str, os.PathLike],
+    "freeze_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+    "feature_lr_factor": [
+        StrOptions({"auto"}),
+        Interval(numbers.Real, 0, None, closed="left"),
+    ],
+    "augment": ["boolean"],
+    "max_shift": [Interval(numbers.Real, 0, 0.5, closed="both")],
+    "zoom": [tuple, list],
+    "tta": [Interval(numbers.Integral, 1, 8, closed="both")],
+    "layout": [StrOptions({"auto", "channels_first", "channels_last"})],
+}
+
+IMAGE_PARAMS_DOC = """\
+width : int, default=32
+        Channels of the first convolution block; each further block doubles
+        them (``width=32, depth=4``: 32, 64, 128, 256).
+    depth : int, default=4
+        Convolution blocks (``"galaxycnn"``) or residual stages
+        (``"resnet"``); each halves the image, which must be at least
+        ``2 ** depth`` pixels on a side.
+    head_width : int or None, default=HEAD_WIDTH
+        Units of the dense layer of ``"galaxycnn"`` and of the torchvision
+        architectures, after the global average pooling; None: no dense
+        layer, the pooled features go straight to the output layer (ignored
+        by ``"resnet"``).
+    blocks : int, default=2
+        Residual blocks per stage of ``"resnet"`` (ignored by ``"galaxycnn"``).
+    dropout : float, default=DROPOUT
+        Dropout before the output layer (after the dense layer, if any).
+    pretrained_weights : str, path or None, default=None
+        A local file of weights for the torchvision architecture named by
+        ``module`` (its ``state_dict()`` saved with ``torch.save``, or a
+        ``.safetensors`` file), or for a feature extractor module; nothing
+        is downloaded. The weights of the architecture's ImageNet classifier
+        are ignored. None: random weights. The file is read by ``fit`` only:
+        a saved model loads without it.
+    freeze_epochs : int, default=0
+        Epochs at the start of training during which the parameters of the
+        feature extractor (torchvision architecture or feature extractor
+        module) are frozen, so that only the new head learns (batch
+        normalisation statistics still adapt). Ignored by ``"galaxycnn"``,
+        ``"resnet"`` and whole-network classes.
+    feature_lr_factor : float or "auto", default="auto"
+        Learning rate of the feature extractor's parameters after
+        ``freeze_epochs``, as a fraction of ``lr`` (the head trains at
+        ``lr``). ``"auto"``: 0.1 with ``pretrained_weights`` (fine-tuning:
+        small steps keep what the weights learned), 1 without. Ignored like
+        ``freeze_epochs``.
+    augment : bool, default=True
+        Augment every training batch: a random rotation by a multiple of 90
+        degrees and (where labels allow it) a random mirror flip per image,
+        then a random shift and zoom (``max_shift``, ``zoom``)."""
+
+SHIFT_TTA_DOC = """\
+max_shift : float, default=MAX_SHIFT
+        Largest random shift of the training augmentation, as a fraction of
+        the image size (0 disables shifts).
+    zoom : tuple of float, default=ZOOM
+        Range of the random magnification of the training augmentation
+        (``(1, 1)`` disables zooming; with ``max_shift=0`` the images are
+        then never resampled).
+    tta : int, default=1
+        Test-time augmentation: ``predict`` averages the outputs over this
+        many dihedral views of each image (1, the identity, means none; 2
+        adds the mirror image, 4 the 180 degree rotations, 8 the 90 degree
+        rotations, which need square images).
+    layout : {"auto", "channels_first", "channels_last"}, default="auto"
+        Where the channels of 4-D ``X`` are. ``"auto"`` takes the two equal
+        dimensions of square images as height and width; for other images
+        the smaller of the second and last dimensions is the channels. The
+        layout seen in ``fit`` is used again at prediction."""
+
+IMAGE_ATTRS_DOC = """\
+layout_ : {"channels_first", "channels_last"}
+        Layout of the images seen in ``fit`` (3-D input, one channel, counts
+        as channels first). ``n_features_in_`` is the number of channels."""
+
+
+def _image_doc(cls):
+    """Fill ``{image_params}``, ``{shift_tta_params}``, ``{image_attrs}`` (before
+    :func:`fill_doc`, which then turns the doubled braces into single ones)."""
+    defaults = inspect.signature(cls).parameters
+    shift_doc = SHIFT_TTA_DOC.replace(
+        "MAX_SHIFT", repr(defaults["max_shift"].default)
+    ).replace("ZOOM", repr(defaults["zoom"].default))
+    image_doc = IMAGE_PARAMS_DOC.replace(
+        "HEAD_WIDTH", repr(defaults["head_width"].default)
+    ).replace("DROPOUT", repr(defaults["dropout"].default))
+    cls.__doc__ = cls.__doc__.replace("{image_params}", image_doc)
+    cls.__doc__ = cls.__doc__.replace("{shift_tta_params}", shift_doc)
+    cls.__doc__ = cls.__doc__.replace("{image_attrs}", IMAGE_ATTRS_DOC)
+    return cls
+
+
+#: Images read to estimate the channel statistics of the training images.
+_STATS_IMAGES = 4096
+
+
+def _channel_stats(X):
+    """Per-channel mean and standard deviation of (a sample of) the images ``X``.
+
+    In-memory images: every ``n // 4096``-th image; on disk (out of core):
+    the first 4096. A constant channel gets a standard deviation of 1.
+    """
+    n = len(X)
+    if isinstance(X, LazyRows):
+        sample = X[0 : min(n, _STATS_IMAGES)].numpy()
+    else:
+        sample = X[:: max(1, n // _STATS_IMAGES)]
+    mean = sample.mean(axis=(0, 2, 3), dtype=np.float64)
+    std = sample.std(axis=(0, 2, 3), dtype=np.float64)
+    std[~(std > 1e-6)] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _view(x, k):
+    return dihedral_transform(x, k)[0]
+
+
+# True while a saved model is rebuilt: its weights come from the model file.
+_REBUILDING = contextvars.ContextVar("rebuilding", default=False)
+
+
+@contextlib.contextmanager
+def _rebuilding():
+    token = _REBUILDING.set(True)
+    try:
+        yield
+    finally:
+        _REBUILDING.reset(token)
+
+
+class FreezeFeatures(Callback):
+    """Freeze the feature extractor's parameters for the first ``epochs`` epochs.
+
+    ``requires_grad`` of the parameters named ``features.*`` (those of
+    :class:`~skestimators.nn.PretrainedNet`'s feature extractor) is False in the
+    epochs ``1 .. epochs`` of the net's history (``partial_fit`` epochs count
+    on) and True afterwards and once training ends.
+    """
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def _set(self, net, trainable):
+        for name, param in net.module_.named_parameters():
+            if fnmatch.fnmatch(name, FEATURES_PATTERN):
+                param.requires_grad_(trainable)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._set(net, len(net.history) > self.epochs)
+
+    def on_train_end(self, net, **kwargs):
+        self._set(net, True)
+
+
+class ImageNetMixin:
+    """Image input, networks, augmentation and test-time augmentation (private).
+
+    Mixed into a :class:`NetClassifier` or :class:`NetRegressor` subclass that
+    has the parameters of :data:`IMAGE_CONSTRAINTS`; the subclass sets
+    ``_head_constraint`` (the Galaxy Zoo output layer, or None).
+    """
+
+    # -- input -------------------------------------------------------------------------
+    def _validate_images(self, X, *, reset, finite=True):
+        """``X`` as float32 images ``(n, channels, height, width)``; uint8 scaled."""
+        name = type(self).__name__
+        if as_mapping(X) is not None:
+            raise ValueError(
+                f"{name} takes one array of images, not named inputs (a "
+                "MultiInput or dict)."
+            )
+        lazy = isinstance(X, np.memmap)
+        # NaN/inf: checked here in fit, batch by batch when predicting.
+        if lazy:  # out of core: checked in chunks, read batch by batch
+            X = check_memmap("X", X, reshape_1d=False, scan=finite)
+        else:
+            X = check_array(
+                X,
+                dtype="numeric",
+                accept_sparse=False,
+                allow_nd=True,
+                ensure_2d=False,
+                ensure_all_finite=finite,
+                input_name="X",
+                estimator=self,
+            )
+        if X.ndim not in (3, 4):
+            raise ValueError(
+                f"{name} expects images: an array of shape (n_samples, channels, "
+                "height, width), (n_samples, height, width, channels) or "
+                f"(n_samples, height, width); got an array of shape {X.shape}. "
+                "Reshape a table of flattened pixels to images first, e.g. "
+                "X.reshape(n_samples, channels, height, width)."
+            )
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"{name} expects numeric pixels, got dtype {X.dtype}.")
+        if 0 in X.shape[1:]:
+            raise ValueError(
+                f"{name} got images of shape {X.shape[1:]} with an empty dimension "
+                "(no channels or no pixels)."
+            )
+        X, layout = to_channels_first(
+            X, self.layout, fitted_layout=None if reset else self.layout_
+        )
+        scale = X.dtype == np.uint8
+        if lazy:
+            X = LazyRows(X, convert=scale_uint8 if scale else None)
+        else:
+            X = np.ascontiguousarray(X, dtype=np.float32)
+            if scale:
+                X /= 255.0  # a new array: the conversion from uint8 copied
+        if reset:
+            self.layout_ = layout
+            self._input_stats = _channel_stats(X)
+        else:
+            self._check_image_shape(X.shape[1:])
+        return X
+
+    def _check_image_shape(self, shape):
+        expected = getattr(self, "input_shape_", None)
+        if not isinstance(expected, tuple) or tuple(shape) == expected:
+            return
+        name, layout = type(self).__name__, self.layout_
+        if shape[0] != expected[0]:
+            raise ValueError(
+                f"X has images with {shape[0]} channel(s), but {name} was fitted on "
+                f"images with {expected[0]} channel(s) (in {layout} layout: "
+                f"(channels, height, width) = {expected})."
+            )
+        raise ValueError(
+            f"X has images of {shape[1]}x{shape[2]} pixels, but {name} was fitted "
+            f"on images of {expected[1]}x{expected[2]} pixels; resize them (e.g. "
+            "with skestimators.preprocessing.ImagePreprocessor)."
+        )
+
+    def _prepare_X(self, X, *, reset, finite=True):
+        return self._validate_images(X, reset=reset, finite=finite)
+
+    # -- network and augmentation ------------------------------------------------------
+    _head_constraint = None
+
+    def _feature_extractor(self):
+        """What :class:`~skestimators.nn.PretrainedNet` wraps: an architecture
+        name, a module instance, or a module class whose constructor does not
+        take ``n_outputs``; None for the package's own networks and for
+        classes that build the whole network."""
+        module = self.module
+        if isinstance(module, str):
+            return module if module in ARCHITECTURES else None
+        if isinstance(module, torch.nn.Module):
+            return module
+        accepted = inspect.signature(module.__init__).parameters.values()
+        whole = any(p.name == "n_outputs" or p.kind is p.VAR_KEYWORD for p in accepted)
+        return None if whole else module
+
+    def _make_module(self, input_shape, n_outputs):
+        features = self._feature_extractor()
+        if features is not None:
+            if isinstance(features, type):
+                features = instantiate_module(features, None, input_shape, None, None)
+            module = PretrainedNet(
+                features,
+                input_shape,
+                n_outputs,
+                # A saved model is rebuilt without the file (weights follow).
+                pretrained_weights=(
+                    None if _REBUILDING.get() else self.pretrained_weights
+                ),
+                head_width=self.head_width,
+                dropout=self.dropout,
+                constraint=self._head_constraint,
+            )
+        else:
+            if self.pretrained_weights is not None:
+                raise ValueError(
+                    f"pretrained_weights needs a torchvision architecture "
+                    f"({', '.join(map(repr, ARCHITECTURES))}) or a feature "
+                    f"extractor module; module={self.module!r} is trained from "
+                    "scratch."
+                )
+            module = self._make_own_module(input_shape, n_outputs)
+            if not isinstance(self.module, str):
+                return module
+        stats = self.__dict__.get("_input_stats")
+        if stats is not None:  # standardise each channel as in the training images
+            module.standardize.set(*stats)
+        return module
+
+    def _make_own_module(self, input_shape, n_outputs):
+        _, height, width = input_shape
+        if min(height, width) < 2**self.depth:
+            raise ValueError(
+                f"Images of {height}x{width} pixels are too small for depth="
+                f"{self.depth}: each of the {self.depth} blocks halves them, so "
+                f"they need at least {2**self.depth} pixels on a side. Use a "
+                "smaller depth or larger images."
+            )
+        if not isinstance(self.module, str):
+            return instantiate_module(self.module, None, input_shape, n_outputs, None)
+        if self.module == "galaxycnn":
+            return GalaxyCNN(
+                input_shape,
+                n_outputs,
+                width=self.width,
+                depth=self.depth,
+                head_width=self.head_width,
+                dropout=self.dropout,
+                constraint=self._head_constraint,
+            )
+        return GalaxyResNet(
+            input_shape,
+            n_outputs,
+            width=self.width,
+            depth=self.depth,
+            blocks=self.blocks,
+            dropout=self.dropout,
+            constraint=self._head_constraint,
+        )
+
+    def _restore_network(self, spec, state_dict, device):
+        with _rebuilding():
+            return super()._restore_network(spec, state_dict, device)
+
+    def _feature_lr_factor(self):
+        if self.feature_lr_factor == "auto":
+            return 0.1 if self.pretrained_weights is not None else 1.0
+        return float(self.feature_lr_factor)
+
+    def _module_callbacks(self, config):
+        if self.freeze_epochs == 0 or self._feature_extractor() is None:
+            return []
+        return [("freeze_features", FreezeFeatures(self.freeze_epochs))]
+
+    def _optimizer_options(self, config):
+        factor = self._feature_lr_factor()
+        if factor == 1.0 or self._feature_extractor() is None:
+            return {}
+        group = (FEATURES_PATTERN, {"lr": config.lr * factor})
+        return {"optimizer__param_groups": [group]}
+
+    def _augmentation(self, *, mirror=True, swap=None, target="class"):
+        if not self.augment:
+            return None
+        zoom = tuple(self.zoom)
+        if len(zoom) != 2 or not 0 < float(zoom[0]) <= float(zoom[1]):
+            raise ValueError(
+                f"zoom must be a range (low, high) with 0 < low <= high, got "
+                f"{self.zoom!r}."
+            )
+        return ImageBatchAugment(
+            mirror=mirror,
+            max_shift=self.max_shift,
+            zoom=zoom,
+            swap=swap,
+            target=target,
+        )
+
+    # -- test-time augmentation ----------------------------------------------------
+    def _view_outputs(self, X, views, *, mc_dropout=False):
+        """Raw network outputs for each dihedral view ``k`` of ``X``.
+
+        Returns a list of ``(output, mirrored)``; ``X`` is validated once.
+        """
+        images = self._validated_inputs(X)
+        if max(views) >= 4 and images.shape[2] != images.shape[3]:
+            raise ValueError(
+                f"tta={self.tta} uses 90 degree rotations, which need square "
+                f"images; these are {images.shape[2]}x{images.shape[3]}. Use "
+                "tta <= 4 (or <= 2 with mirror='off')."
+            )
+        transforms = [None if k == 0 else functools.partial(_view, k=k) for k in views]
+        outputs = self._forward_views(images, transforms, mc_dropout=mc_dropout)
+        return [(out, k % 2 == 1) for out, k in zip(outputs, views)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
