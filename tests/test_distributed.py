@@ -47,6 +47,7 @@ SCRIPT = textwrap.dedent(
     from skestimators._engine import Callback
     from skestimators.datasets import make_soc
     from skestimators.distributed import is_main_process, world_size
+    from skestimators.tracking import TensorBoardLogger
 
     torch.set_num_threads(1)
     out = sys.argv[1]
@@ -109,9 +110,17 @@ SCRIPT = textwrap.dedent(
     record("resumed", make().fit(X, y))
     results["checkpoint_files"] = sorted(os.listdir(folder))
 
-    # 4. Only process 0 writes the model file.
+    # 4. Only process 0 writes the model file and the experiment logs.
     path = skestimators.save(net, out + ".skops")
     results["saved"] = os.path.exists(path)
+    logs = out + "_tensorboard"
+    NetRegressor(
+        max_epochs=2, random_state=0, device="cpu",
+        callbacks=[("tensorboard", TensorBoardLogger(logs, prefix="run"))],
+    ).fit(X, y)
+    if world_size() > 1:
+        torch.distributed.barrier()
+    results["log_runs"] = sorted(os.listdir(logs))
 
     # 5. Different data in each process: a clear error everywhere, no hang.
     if world_size() > 1:
@@ -213,6 +222,12 @@ def test_only_process_zero_writes_and_the_model_loads_alone(runs):
     state = model.net_.module_.state_dict()
     for key, value in multi[1]["net"]["state"].items():
         np.testing.assert_array_equal(state[key].double().numpy().ravel(), value)
+
+
+def test_only_process_zero_logs(runs):
+    single, multi, _, _ = runs
+    for result in [single, *multi]:
+        assert len(result["log_runs"]) == 1, result["log_runs"]
 
 
 def test_different_data_in_the_processes_is_a_clear_error(runs):
