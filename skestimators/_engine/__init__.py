@@ -10,7 +10,6 @@ from ._docs import fill_doc
 from ._lazy import LazyRows, check_memmap, scale_uint8
 from ._modules import instantiate_module
 from ._targets import (
-    class_weight_samples,
     encode_classification,
     encode_regression,
     target_names,
@@ -24,7 +23,6 @@ __all__ = [
     "TargetOptions",
     "LazyRows",
     "check_memmap",
-    "class_weight_samples",
     "encode_classification",
     "encode_regression",
     "fill_doc",

@@ -204,7 +204,6 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
             weights = torch.from_numpy(
                 check_sample_weight_array(sample_weight, n_samples)
             )
-        weights = self._class_sample_weights(y_strat, weights, config.targets)
         data = TensorData(_tensors(Xv), y_t, weights)
         groups = None if groups is None else np.asarray(groups)
 
@@ -469,9 +468,6 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
         """A picklable ``(X, (y, w), generator) -> (X, (y, w))`` applied to each
         training batch (augmentation), or None. Subclasses override."""
         return None
-
-    def _class_sample_weights(self, y_strat, weights, targets):
-        return weights
 
     def _after_fit(self, net):
         for _, callback in net.callbacks_:

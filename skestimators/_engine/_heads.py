@@ -46,6 +46,12 @@ class HeadGroup:
         Multiclass only: per-class weights for the cross-entropy.
     pos_weight : torch.Tensor or None
         Binary only: weight of the positive class of each column.
+    logit_offset : torch.Tensor or None
+        Single-label classification: what the loss adds to the logits
+        (``-log`` of the class weights; for one binary logit, the log ratio
+        of the negative to the positive class weight). This logit
+        adjustment trains the network for the class-weighted decision rule
+        without weighting samples (Menon et al., ICLR 2021).
     """
 
     names: list
@@ -57,6 +63,7 @@ class HeadGroup:
     weights: torch.Tensor
     class_weight: torch.Tensor | None = None
     pos_weight: torch.Tensor | None = None
+    logit_offset: torch.Tensor | None = None
 
     def output(self, y_pred):
         out = y_pred[self.out_key] if self.out_key is not None else y_pred
@@ -71,6 +78,11 @@ class HeadGroup:
 
     def elementwise(self, pred, target):
         """Loss per sample and column, shape ``(n, n_columns)``."""
+        if self.logit_offset is not None:
+            offset = self.logit_offset
+            if offset.device != pred.device:
+                offset = self.logit_offset = offset.to(pred.device)
+            pred = pred + offset
         if self.kind == "multiclass":
             cw = self.class_weight
             if cw is not None and cw.device != pred.device:

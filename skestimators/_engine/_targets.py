@@ -104,10 +104,16 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
         )
     codes = np.searchsorted(estimator.classes_, y1)
     names = estimator.target_names_
+    offset = class_logit_offset(estimator.classes_, targets.class_weight, codes)
     if estimator.classes_.size == 2:
-        group = HeadGroup(names, "binary", None, None, slice(0, 1), _bce, torch.ones(1))
+        group = HeadGroup(
+            names, "binary", None, None, slice(0, 1), _bce, torch.ones(1),
+            logit_offset=offset,
+        )  # fmt: skip
         return torch.from_numpy(codes.astype(np.float32)[:, None]), [group], 1, codes
-    group = HeadGroup(names, "multiclass", None, None, None, None, torch.ones(1))
+    group = HeadGroup(
+        names, "multiclass", None, None, None, None, torch.ones(1), logit_offset=offset
+    )
     return (
         torch.from_numpy(codes.astype(np.int64)),
         [group],
@@ -116,18 +122,29 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
     )
 
 
-def class_weight_samples(classes, class_weight, codes, weights):
-    """Fold ``class_weight`` into per-sample weights (binary and multiclass)."""
-    if class_weight is None or codes is None:
-        return weights
+def class_logit_offset(classes, class_weight, codes):
+    """The logit adjustment of ``class_weight`` (binary and multiclass), or None.
+
+    Weighting the loss of class ``c`` by ``w_c`` makes the best classifier
+    predict ``argmax_c w_c p(c | x)``. Adding ``-log w_c`` to the logits
+    inside the cross-entropy leads to the same decision rule (and to
+    probabilities proportional to ``w_c p(c | x)``), but every sample keeps
+    weight one: with "balanced" weights on rare classes, per-sample weights
+    of 20 or more make the loss of a batch jump with the few rare samples it
+    happens to hold, and the network trains worse (A. K. Menon et al.,
+    "Long-tail learning via logit adjustment", ICLR 2021). For one binary
+    logit the offset is ``log(w_0 / w_1)``.
+    """
+    if class_weight is None:
+        return None
     if isinstance(class_weight, dict):
         unknown = [c for c in class_weight if c not in set(classes.tolist())]
         if unknown:
             raise ValueError(f"class_weight names unknown classes {unknown}.")
     cw = compute_class_weight(class_weight, classes=classes, y=classes[codes])
-    per_sample = torch.from_numpy(cw[codes].astype(np.float32))
-    per_sample = per_sample * (len(per_sample) / per_sample.sum())
-    return per_sample if weights is None else per_sample * weights
+    log_w = np.log(np.maximum(cw, 1e-12))
+    offset = log_w[:1] - log_w[1:] if len(classes) == 2 else -log_w
+    return torch.as_tensor(offset, dtype=torch.float32)
 
 
 def encode_regression(estimator, y, *, fitting, n_samples, targets):

@@ -17,7 +17,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._engine import (
     BaseNet,
-    class_weight_samples,
     encode_classification,
     encode_regression,
 )
@@ -52,11 +51,6 @@ class _ClassifierNet(ClassifierMixin, BaseNet):
             n_samples=n_samples,
             targets=targets,
             classes=classes,
-        )
-
-    def _class_sample_weights(self, y_strat, weights, targets):
-        return class_weight_samples(
-            self.classes_, targets.class_weight, y_strat, weights
         )
 
     # -- public API --------------------------------------------------------------------

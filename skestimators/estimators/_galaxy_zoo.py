@@ -151,6 +151,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         head_width=512,
         blocks=2,
         dropout=0.5,
+        spin_features=False,
         pretrained_weights=None,
         freeze_epochs=0,
         feature_lr_factor="auto",
@@ -211,6 +212,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         self.head_width = head_width
         self.blocks = blocks
         self.dropout = dropout
+        self.spin_features = spin_features
         self.pretrained_weights = pretrained_weights
         self.freeze_epochs = freeze_epochs
         self.feature_lr_factor = feature_lr_factor

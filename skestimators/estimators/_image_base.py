@@ -46,6 +46,7 @@ IMAGE_CONSTRAINTS = {
     "head_width": [None, Interval(numbers.Integral, 1, None, closed="left")],
     "blocks": [Interval(numbers.Integral, 1, None, closed="left")],
     "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    "spin_features": ["boolean"],
     "pretrained_weights": [None, str, os.PathLike],
     "freeze_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
     "feature_lr_factor": [
@@ -76,6 +77,14 @@ width : int, default=32
         Residual blocks per stage of ``"resnet"`` (ignored by ``"galaxycnn"``).
     dropout : float, default=DROPOUT
         Dropout before the output layer (after the dense layer, if any).
+    spin_features : bool, default=SPIN_FEATURES
+        Give the output layer, beside the pooled features, statistics of how
+        the light winds about the centre of the image
+        (:class:`~skestimators.nn.SpinFeatures`): their sign tells a
+        clockwise from an anticlockwise spiral, which a network trained from
+        scratch on a few hundred spirals does not learn. Used by the
+        package's networks and by feature extractors (not by a module class
+        that builds the whole network).
     pretrained_weights : str, path or None, default=None
         A local file of weights for the torchvision architecture named by
         ``module`` (its ``state_dict()`` saved with ``torch.save``, or a
@@ -132,9 +141,11 @@ def _image_doc(cls):
     shift_doc = SHIFT_TTA_DOC.replace(
         "MAX_SHIFT", repr(defaults["max_shift"].default)
     ).replace("ZOOM", repr(defaults["zoom"].default))
-    image_doc = IMAGE_PARAMS_DOC.replace(
-        "HEAD_WIDTH", repr(defaults["head_width"].default)
-    ).replace("DROPOUT", repr(defaults["dropout"].default))
+    image_doc = (
+        IMAGE_PARAMS_DOC.replace("HEAD_WIDTH", repr(defaults["head_width"].default))
+        .replace("DROPOUT", repr(defaults["dropout"].default))
+        .replace("SPIN_FEATURES", repr(defaults["spin_features"].default))
+    )
     cls.__doc__ = cls.__doc__.replace("{image_params}", image_doc)
     cls.__doc__ = cls.__doc__.replace("{shift_tta_params}", shift_doc)
     cls.__doc__ = cls.__doc__.replace("{image_attrs}", IMAGE_ATTRS_DOC)
@@ -320,6 +331,7 @@ class ImageNetMixin:
                 head_width=self.head_width,
                 dropout=self.dropout,
                 constraint=self._head_constraint,
+                spin_features=self.spin_features,
             )
         else:
             if self.pretrained_weights is not None:
@@ -357,6 +369,7 @@ class ImageNetMixin:
                 head_width=self.head_width,
                 dropout=self.dropout,
                 constraint=self._head_constraint,
+                spin_features=self.spin_features,
             )
         return GalaxyResNet(
             input_shape,
@@ -366,6 +379,7 @@ class ImageNetMixin:
             blocks=self.blocks,
             dropout=self.dropout,
             constraint=self._head_constraint,
+            spin_features=self.spin_features,
         )
 
     def _restore_network(self, spec, state_dict, device):

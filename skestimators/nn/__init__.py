@@ -21,6 +21,7 @@ from ._losses import CompositeLoss
 from ._mlp import MLP
 from ._spectra import BRANCHES as BRANCHES
 from ._spectra import SpectraAuxNet
+from ._spin import SpinFeatures
 
 # Names imported "as" themselves are for the estimators, not public (not in
 # __all__).
@@ -35,6 +36,7 @@ __all__ = [
     "MLP",
     "PretrainedNet",
     "SpectraAuxNet",
+    "SpinFeatures",
     "elementwise_loss",
     "PooledCNN",
     "dihedral_transform",

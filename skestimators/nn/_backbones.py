@@ -13,7 +13,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._galaxy import _ChannelStandardize, _check_input_shape, _dense_head
+from ._galaxy import (
+    _ChannelStandardize,
+    _check_input_shape,
+    _dense_head,
+    _n_spin,
+    _spin_branch,
+    _with_spin,
+)
 
 __all__ = ["ARCHITECTURES", "PretrainedNet"]
 
@@ -249,11 +256,16 @@ torch.nn.Module, default="resnet18"
         Dropout before the output layer.
     constraint : {"auto", "divisive", "softmax", "none"} or None, default="auto"
         Output layer: see :class:`GalaxyZooConstraint`.
+    spin_features : bool, default=False
+        Concatenate the :class:`SpinFeatures` of the standardised image
+        (before any resizing), batch-normalised, to the pooled features;
+        the images must then all have the ``input_shape`` given here.
 
     Attributes
     ----------
     n_features : int
-        Number of features given to the head.
+        Number of features of the feature extractor (the head also gets the
+        spin features, if any).
 
     See Also
     --------
@@ -290,6 +302,7 @@ torch.nn.Module, default="resnet18"
         head_width: int | None = None,
         dropout: float = 0.0,
         constraint: str | None = "auto",
+        spin_features: bool = False,
     ):
         super().__init__()
         self.input_shape = _check_input_shape(input_shape, 1)
@@ -316,8 +329,13 @@ torch.nn.Module, default="resnet18"
                 f"{module!r}."
             )
         self.n_features = int(n_features)
+        self.spin = _spin_branch(self.input_shape, spin_features)
         self.head, self.constraint = _dense_head(
-            self.n_features, n_outputs, head_width, dropout, constraint
+            self.n_features + _n_spin(self.spin),
+            n_outputs,
+            head_width,
+            dropout,
+            constraint,
         )
 
     def _probe(self) -> int:
@@ -361,5 +379,6 @@ torch.nn.Module, default="resnet18"
                 f"PretrainedNet expects images of shape (n, {self.input_shape[0]}, "
                 f"height, width), got {tuple(x.shape)}."
             )
-        z = self._pool(self.features(self._resize(self.standardize(x))))
+        x = self.standardize(x)
+        z = _with_spin(self._pool(self.features(self._resize(x))), self.spin, x)
         return self.constraint(self.head(z))

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
+from ._spin import SpinFeatures
 from ._widths import doubling
 
 __all__ = ["GalaxyCNN", "GalaxyResNet", "GalaxyZooConstraint"]
@@ -175,6 +176,25 @@ def _dense_head(
     return nn.Sequential(*hidden, nn.Dropout(dropout), output), constraint_layer
 
 
+def _spin_branch(input_shape, spin_features):
+    """The :class:`SpinFeatures` of the network (normalised), or None."""
+    if not spin_features:
+        return None
+    spin = SpinFeatures(input_shape[1:])
+    # The statistics lie in [-1, 1] but are often small: batch normalisation
+    # gives them the scale of the pooled features.
+    return nn.Sequential(spin, nn.BatchNorm1d(spin.n_features))
+
+
+def _n_spin(branch):
+    return 0 if branch is None else branch[0].n_features
+
+
+def _with_spin(z, branch, x):
+    """The pooled features ``z``, with the spin features of ``x`` when used."""
+    return z if branch is None else torch.cat([z, branch(x)], dim=1)
+
+
 class _ChannelStandardize(nn.Module):
     """Subtract a per-channel mean and divide by a per-channel standard deviation.
 
@@ -240,6 +260,11 @@ class GalaxyCNN(nn.Module):
         Output layer: see :class:`GalaxyZooConstraint`. ``"auto"`` means
         ``"divisive"`` when ``n_outputs == 37`` and ``None`` otherwise;
         ``None`` returns raw outputs (logits for a classifier).
+    spin_features : bool, default=False
+        Concatenate the :class:`SpinFeatures` of the (standardised) image,
+        batch-normalised, to the pooled features: which way its structures
+        wind about the centre, what tells clockwise from anticlockwise
+        spirals.
 
     See Also
     --------
@@ -271,6 +296,7 @@ class GalaxyCNN(nn.Module):
         head_width: int | None = 512,
         dropout: float = 0.5,
         constraint: str | None = "auto",
+        spin_features: bool = False,
     ):
         super().__init__()
         channels = doubling(width, depth)
@@ -288,8 +314,9 @@ class GalaxyCNN(nn.Module):
             c_in = c
         blocks += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*blocks)
+        self.spin = _spin_branch(self.input_shape, spin_features)
         self.head, self.constraint = _dense_head(
-            c_in, n_outputs, head_width, dropout, constraint
+            c_in + _n_spin(self.spin), n_outputs, head_width, dropout, constraint
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -298,7 +325,8 @@ class GalaxyCNN(nn.Module):
                 f"GalaxyCNN expects images of shape (n, *{self.input_shape}), "
                 f"got {tuple(x.shape)}."
             )
-        return self.constraint(self.head(self.features(self.standardize(x))))
+        x = self.standardize(x)
+        return self.constraint(self.head(_with_spin(self.features(x), self.spin, x)))
 
 
 class _BasicBlock(nn.Module):
@@ -353,6 +381,11 @@ class GalaxyResNet(nn.Module):
     constraint : {"auto", "divisive", "softmax", "none"} or None, default="auto"
         Output layer: see :class:`GalaxyZooConstraint`. ``"auto"`` means
         ``"divisive"`` when ``n_outputs == 37`` and ``None`` otherwise.
+    spin_features : bool, default=False
+        Concatenate the :class:`SpinFeatures` of the (standardised) image,
+        batch-normalised, to the pooled features: which way its structures
+        wind about the centre, what tells clockwise from anticlockwise
+        spirals.
 
     See Also
     --------
@@ -377,6 +410,7 @@ class GalaxyResNet(nn.Module):
         blocks: int = 2,
         dropout: float = 0.3,
         constraint: str | None = "auto",
+        spin_features: bool = False,
     ):
         super().__init__()
         widths = doubling(width, depth)
@@ -398,7 +432,8 @@ class GalaxyResNet(nn.Module):
                 c_in = c
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)
-        output = nn.Linear(c_in, n_outputs)
+        self.spin = _spin_branch(self.input_shape, spin_features)
+        output = nn.Linear(c_in + _n_spin(self.spin), n_outputs)
         self.constraint = _head(n_outputs, constraint)
         _init_output(output, self.constraint)
         self.head = nn.Sequential(nn.Dropout(dropout), output)
@@ -409,4 +444,5 @@ class GalaxyResNet(nn.Module):
                 f"GalaxyResNet expects images of shape (n, {self.input_shape[0]}, "
                 f"height, width), got {tuple(x.shape)}."
             )
-        return self.constraint(self.head(self.features(self.standardize(x))))
+        x = self.standardize(x)
+        return self.constraint(self.head(_with_spin(self.features(x), self.spin, x)))
