@@ -66,13 +66,16 @@ def test_image_classifier_uses_spin_features_by_default():
 def test_class_weights_become_logit_offsets():
     classes = np.array([0, 1, 2])
     codes = np.array([0] * 6 + [1] * 3 + [2])
-    offset = class_logit_offset(classes, "balanced", codes)
+    offset, weights = class_logit_offset(classes, "balanced", codes)
+    assert float(weights[codes].mean()) == pytest.approx(1.0)
     # -log of the balanced weights: log of the class frequencies, up to a constant
     expected = np.log([6, 3, 1]) - np.log([6, 3, 1])[0]
     np.testing.assert_allclose(offset - offset[0], expected, rtol=1e-6)
-    binary = class_logit_offset(np.array(["a", "b"]), {"a": 1.0, "b": 4.0}, codes % 2)
+    binary, _ = class_logit_offset(
+        np.array(["a", "b"]), {"a": 1.0, "b": 4.0}, codes % 2
+    )
     np.testing.assert_allclose(binary, [np.log(1 / 4)], rtol=1e-6)
-    assert class_logit_offset(classes, None, codes) is None
+    assert class_logit_offset(classes, None, codes) == (None, None)
     with pytest.raises(ValueError, match="unknown classes"):
         class_logit_offset(classes, {7: 1.0}, codes)
 
@@ -91,3 +94,20 @@ def test_balanced_class_weight_finds_a_rare_class():
     assert recall["balanced"] > 0.9 and recall["balanced"] >= recall["plain"]
     # predict_proba is proportional to the weighted posterior
     assert balanced.predict_proba(X)[:, 1].mean() > plain.predict_proba(X)[:, 1].mean()
+
+
+def test_training_loss_adjusts_logits_and_validation_loss_weighs_classes():
+    from skestimators._engine._heads import HeadGroup
+
+    codes = np.array([0, 0, 0, 1, 2])
+    offset, weights = class_logit_offset(np.arange(3), "balanced", codes)
+    group = HeadGroup(
+        ["y"], "multiclass", None, None, None, None, torch.ones(1),
+        class_weight=weights, logit_offset=offset,
+    )  # fmt: skip
+    logits, target = torch.zeros(5, 3), torch.from_numpy(codes)
+    train = group.elementwise(logits, target, training=True)[:, 0]
+    valid = group.elementwise(logits, target, training=False)[:, 0]
+    ce = torch.nn.functional.cross_entropy
+    assert torch.allclose(train, ce(logits + offset, target, reduction="none"))
+    assert torch.allclose(valid, weights[target] * np.log(3))

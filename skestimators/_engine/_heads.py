@@ -43,13 +43,16 @@ class HeadGroup:
     weights : torch.Tensor
         One loss weight per target column.
     class_weight : torch.Tensor or None
-        Multiclass only: per-class weights for the cross-entropy.
+        Single-label classification: the weight of each class (two for a
+        binary logit), scaled to a mean of one over the training samples.
+        The validation loss weighs each sample's cross-entropy by it, which
+        scores ``predict_proba`` (the class-weighted posterior) properly.
     pos_weight : torch.Tensor or None
         Binary only: weight of the positive class of each column.
     logit_offset : torch.Tensor or None
-        Single-label classification: what the loss adds to the logits
-        (``-log`` of the class weights; for one binary logit, the log ratio
-        of the negative to the positive class weight). This logit
+        Single-label classification: what the training loss adds to the
+        logits (``-log`` of the class weights; for one binary logit, the
+        log ratio of the negative to the positive class weight). This logit
         adjustment trains the network for the class-weighted decision rule
         without weighting samples (Menon et al., ICLR 2021).
     """
@@ -76,17 +79,23 @@ class HeadGroup:
     def target(self, y):
         return y if self.y_cols is None else y[:, self.y_cols]
 
-    def elementwise(self, pred, target):
-        """Loss per sample and column, shape ``(n, n_columns)``."""
+    def elementwise(self, pred, target, training=True):
+        """Loss per sample and column, shape ``(n, n_columns)``.
+
+        With class weights, the training loss adjusts the logits and the
+        validation loss (``training=False``) weighs the samples by class.
+        """
         if self.logit_offset is not None:
-            offset = self.logit_offset
-            if offset.device != pred.device:
-                offset = self.logit_offset = offset.to(pred.device)
-            pred = pred + offset
+            if self.logit_offset.device != pred.device:
+                self.logit_offset = self.logit_offset.to(pred.device)
+                self.class_weight = self.class_weight.to(pred.device)
+            if training:
+                pred = pred + self.logit_offset
+            elif self.kind == "binary":
+                per = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+                return per * self.class_weight[target.long()]
         if self.kind == "multiclass":
-            cw = self.class_weight
-            if cw is not None and cw.device != pred.device:
-                cw = self.class_weight = cw.to(pred.device)
+            cw = None if training else self.class_weight
             return F.cross_entropy(pred, target, weight=cw, reduction="none")[:, None]
         if pred.shape != target.shape:
             raise ValueError(
@@ -122,12 +131,12 @@ class HeadsLoss(nn.Module):
         if self._plain and sample_weight is None:
             group = self.groups[0]
             return group.elementwise(
-                group.output(y_pred).float(), group.target(y)
+                group.output(y_pred).float(), group.target(y), self.training
             ).mean()
         total = 0.0
         for group in self.groups:
             pred = group.output(y_pred).float()
-            per = group.elementwise(pred, group.target(y))
+            per = group.elementwise(pred, group.target(y), self.training)
             weights = group.weights
             if weights.device != per.device:
                 weights = group.weights = weights.to(per.device)

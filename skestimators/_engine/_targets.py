@@ -104,16 +104,19 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
         )
     codes = np.searchsorted(estimator.classes_, y1)
     names = estimator.target_names_
-    offset = class_logit_offset(estimator.classes_, targets.class_weight, codes)
+    offset, weights = class_logit_offset(
+        estimator.classes_, targets.class_weight, codes
+    )
     if estimator.classes_.size == 2:
         group = HeadGroup(
             names, "binary", None, None, slice(0, 1), _bce, torch.ones(1),
-            logit_offset=offset,
+            class_weight=weights, logit_offset=offset,
         )  # fmt: skip
         return torch.from_numpy(codes.astype(np.float32)[:, None]), [group], 1, codes
     group = HeadGroup(
-        names, "multiclass", None, None, None, None, torch.ones(1), logit_offset=offset
-    )
+        names, "multiclass", None, None, None, None, torch.ones(1),
+        class_weight=weights, logit_offset=offset,
+    )  # fmt: skip
     return (
         torch.from_numpy(codes.astype(np.int64)),
         [group],
@@ -123,7 +126,9 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
 
 
 def class_logit_offset(classes, class_weight, codes):
-    """The logit adjustment of ``class_weight`` (binary and multiclass), or None.
+    """``(offset, weights)``: the logit adjustment of ``class_weight`` and the
+    class weights scaled to a mean of one over the samples (binary and
+    multiclass), or ``(None, None)``.
 
     Weighting the loss of class ``c`` by ``w_c`` makes the best classifier
     predict ``argmax_c w_c p(c | x)``. Adding ``-log w_c`` to the logits
@@ -136,7 +141,7 @@ def class_logit_offset(classes, class_weight, codes):
     logit the offset is ``log(w_0 / w_1)``.
     """
     if class_weight is None:
-        return None
+        return None, None
     if isinstance(class_weight, dict):
         unknown = [c for c in class_weight if c not in set(classes.tolist())]
         if unknown:
@@ -144,7 +149,11 @@ def class_logit_offset(classes, class_weight, codes):
     cw = compute_class_weight(class_weight, classes=classes, y=classes[codes])
     log_w = np.log(np.maximum(cw, 1e-12))
     offset = log_w[:1] - log_w[1:] if len(classes) == 2 else -log_w
-    return torch.as_tensor(offset, dtype=torch.float32)
+    scaled = cw / max(float(cw[codes].mean()), 1e-12)
+    return (
+        torch.as_tensor(offset, dtype=torch.float32),
+        torch.as_tensor(scaled, dtype=torch.float32),
+    )
 
 
 def encode_regression(estimator, y, *, fitting, n_samples, targets):

@@ -101,11 +101,12 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         the decision rule of the loss weighted by them. ``"balanced"``
         weighs each class inversely to its frequency, for balanced
         accuracy. They act as a logit adjustment (``-log`` of the weight
-        added to each class's logit inside the loss; Menon et al., ICLR
-        2021), which every sample trains with at weight one: on 3,000 SDSS
-        galaxies with rare classes it trained better than weighting the
-        samples. ``predict_proba`` is then proportional to the weighted
-        posterior.
+        added to each class's logit inside the training loss; Menon et al.,
+        ICLR 2021), which every sample trains with at weight one: on 3,000
+        SDSS galaxies with rare classes it trained better than weighting
+        the samples. The validation loss (early stopping) weighs each
+        sample by its class. ``predict_proba`` is then proportional to the
+        weighted posterior.
 
     Attributes
     ----------

@@ -46,8 +46,9 @@ class NetClassifier(_ClassifierNet):
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss (binary and multiclass: as a
         logit adjustment, ``-log`` of each class's weight added to its logit
-        inside the loss, which leads to the decision rule of the weighted
-        loss with every sample at weight one; multilabel with
+        inside the training loss, which leads to the decision rule of the
+        weighted loss with every sample at weight one, while the validation
+        loss weighs each sample by its class; multilabel with
         ``"balanced"``: positive-class weight per label).
     target_weights : dict, array-like or None, default=None
         Multilabel only: loss weight of each label (by name or position).
