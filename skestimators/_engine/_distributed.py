@@ -8,7 +8,7 @@ tensors, Gloo for CPU tensors) and trains data-parallel:
 
 - every process holds the same data (the unchanged script loads it) and
   draws the same validation split and the same order of samples each epoch
-  (the seed of process 0 is broadcast);
+  (the random seed of process 0 is broadcast);
 - each global batch of ``batch_size`` samples is cut into ``N`` contiguous
   shards, one per process;
 - after each backward pass the gradients are summed across processes, each
@@ -197,7 +197,7 @@ class DataParallel:
             )
 
     def broadcast_seed(self, seed: int) -> int:
-        """The seed of process 0, on every process."""
+        """The random seed of process 0, on every process."""
         value = torch.tensor([int(seed)], dtype=torch.int64, device=self._comm_device())
         torch.distributed.broadcast(value, src=0)
         self.seed = int(value.item())
@@ -234,7 +234,7 @@ class DataParallel:
             )
 
     def prepare(self, config, data, seed):
-        """Check the fit can run data-parallel; return the seed of process 0."""
+        """Check the fit can run data-parallel; return process 0's random seed."""
         if config.batch_size < 2 * self.size:
             raise ValueError(
                 f"batch_size={config.batch_size} is the global batch, cut into "
