@@ -1,0 +1,245 @@
+"""``skestimators score`` and ``skestimators info``: models applied to files."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ._common import (
+    _ERRORS,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_ROWS,
+    EXIT_OUTPUT_LOCKED,
+    _debug,
+    _message,
+    main,
+)
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "inputs", nargs=-1, required=True, type=click.Path(exists=True), metavar="INPUT..."
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output file (.parquet, .csv, .npy; .tif for rasters).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["parquet", "csv", "npy", "tif"]),
+    help="Output format (default: from the output's suffix).",
+)
+@click.option("--device", help="cpu, cuda, cuda:1, auto (default: as loaded).")
+@click.option("--batch-size", type=click.IntRange(1), help="Samples per forward pass.")
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1),
+    help="Rows per chunk (default: ~32 MB of input).",
+)
+@click.option(
+    "--id-column",
+    help="Column of a Parquet/CSV input holding row ids [default: a column "
+    "named id, else row positions].",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "predict", "predict_proba"]),
+    default="auto",
+    show_default=True,
+    help="auto: predict_proba when the model has it.",
+)
+@click.option("--dask", "use_dask", is_flag=True, help="Score on a local Dask cluster.")
+@click.option("--scheduler", metavar="ADDRESS", help="Score on this Dask scheduler.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="Workers of the local Dask cluster.",
+)
+@click.option("--window", type=click.IntRange(1), help="Patch side for rasters.")
+@click.option(
+    "--crop",
+    type=click.IntRange(1),
+    default=207,
+    show_default=True,
+    help="Centre crop of images before resizing.",
+)
+@click.option(
+    "--restart", is_flag=True, help="Discard an unfinished run with other settings."
+)
+@click.option(
+    "--trust", is_flag=True, help="Load a model without sidecar (no integrity check)."
+)
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar over chunks on stderr.",
+)
+def score(
+    model,
+    inputs,
+    output,
+    output_format,
+    device,
+    batch_size,
+    chunk_rows,
+    id_column,
+    method,
+    use_dask,
+    scheduler,
+    workers,
+    window,
+    crop,
+    restart,
+    trust,
+    progress,
+):
+    """Score INPUT files with MODEL into OUTPUT, in chunks.
+
+    INPUT: .npy arrays, .parquet or .csv tables, an exoplanet folder
+    (spectra.npy + auxiliary.csv), a folder of <GalaxyID>.jpg images, or
+    GeoTIFF rasters (one per time step; mapped into a GeoTIFF).
+
+    OUTPUT's first column holds the input's ids: --id-column, else a table
+    column named "id"; the "id" column of an exoplanet folder's targets.csv;
+    image file stems. Only inputs without ids get row positions (from 0).
+
+    Interrupted runs resume when started again with the same arguments;
+    chunks whose input changed since (by content) are scored again. The
+    output appears only when complete. One run at a time writes an output.
+
+    \b
+    Exit codes:
+      0    success
+      1    error (one line says what; -vv shows the traceback)
+      2    wrong usage
+      3    written, but some rows have null predictions (NaN values,
+           unreadable images); they are listed in OUTPUT.invalid.csv
+      4    another run is writing OUTPUT; nothing was done
+      130  interrupted; run the same command again to resume
+    """
+    import warnings
+
+    from ..scoring import InvalidRowsWarning, OutputLockedError
+    from ..scoring import score as run
+
+    if use_dask and scheduler:
+        raise click.UsageError("Give either --dask or --scheduler, not both.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InvalidRowsWarning)  # reported below
+            result = run(
+                model,
+                inputs,
+                output,
+                output_format=output_format,
+                chunk_rows=chunk_rows,
+                batch_size=batch_size,
+                device=device,
+                id_column=id_column,
+                method=method,
+                scheduler=scheduler or ("local" if use_dask else None),
+                n_workers=workers,
+                crop=crop,
+                window=window,
+                restart=restart,
+                trust=trust,
+                progress=progress,
+            )
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        click.echo(
+            f"Interrupted: the chunks scored so far are kept in {output}.parts; "
+            "run the same command again to resume.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except OutputLockedError as exc:
+        if _debug():
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_OUTPUT_LOCKED)
+    except Exception as exc:
+        if _debug():
+            raise
+        raise click.ClickException(_message(exc)) from exc
+    notes = []
+    if result.resumed_chunks:
+        notes.append(f"{result.resumed_chunks} chunk(s) resumed")
+    if result.rescored_chunks:
+        notes.append(
+            f"{result.rescored_chunks} chunk(s) rescored because their input changed"
+        )
+    click.echo(
+        f"Wrote {result.output}: {result.n_rows} rows in {result.seconds:.1f} s "
+        f"({', '.join([f'{result.rows_per_second:,.0f} rows/s', *notes])}); "
+        f"ids: {result.id_source}.",
+        err=True,
+    )
+    if result.n_invalid:
+        shown = ", ".join(str(next(iter(r.values()))) for r in result.invalid_preview)
+        more = " ..." if result.n_invalid > len(result.invalid_preview) else ""
+        click.echo(
+            f"Warning: {result.n_invalid} row(s) not scored (NaN or infinite "
+            "inputs or predictions, or unreadable rows); "
+            f"ids: {shown}{more}. All are listed in {result.invalid_path}.",
+            err=True,
+        )
+        sys.exit(EXIT_INVALID_ROWS)
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Also verify the SHA-256 and versions and print a verdict on stderr; "
+    "exit 1 when the file does not match.",
+)
+def info(model, check):
+    """Print the sidecar of MODEL (versions, hash, expected input, scores).
+
+    The sidecar is the JSON file next to MODEL (MODEL.json) written by
+    skestimators.save and `skestimators train`.
+    """
+    import warnings
+
+    from .._io import check_integrity, check_versions, read_metadata
+
+    try:
+        metadata = read_metadata(model)
+    except _ERRORS as exc:
+        raise click.ClickException(str(exc)) from exc
+    if check:
+        try:
+            check_integrity(model, metadata)
+        except _ERRORS as exc:
+            raise click.ClickException(f"Check failed: {_message(exc)}") from exc
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_versions(metadata, model)
+    click.echo(json.dumps(metadata, indent=2))
+    if not check:
+        return
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+    verdict = (
+        "the versions differ (warning above): it may not load or predict identically"
+        if caught
+        else "the installed versions match those it was saved with"
+    )
+    click.echo(
+        f"Check {'passed with a warning' if caught else 'passed'}: {model} matches "
+        f"the SHA-256 of its sidecar; {verdict}.",
+        err=True,
+    )
