@@ -436,10 +436,11 @@ def bare_predict(module, X, batch, device):
 
 
 def predict_batch_size(batch_size, X):
-    """The prediction batch of the estimators (``_predict_batch_size``)."""
-    arrays = X.values() if isinstance(X, dict) else [X]
-    per_sample = sum(int(np.prod(np.shape(a)[1:])) for a in arrays)
-    return max(batch_size, min(1024, max(256, 2**20 // max(1, per_sample))))
+    """The prediction batch the estimators use for ``X`` (the engine's rule)."""
+    from skestimators._engine._batching import TensorData
+    from skestimators._engine._placement import _predict_batch_size
+
+    return _predict_batch_size(batch_size, TensorData(X))
 
 
 def _mse(out, y):

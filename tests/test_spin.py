@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from skestimators import ImageClassifier, NetClassifier
-from skestimators._engine._targets import class_logit_offset
+from skestimators._engine._targets import class_weight_terms
 from skestimators.nn import GalaxyCNN, GalaxyResNet, SpinFeatures
 
 
@@ -66,18 +66,18 @@ def test_image_classifier_uses_spin_features_by_default():
 def test_class_weights_become_logit_offsets():
     classes = np.array([0, 1, 2])
     codes = np.array([0] * 6 + [1] * 3 + [2])
-    offset, weights = class_logit_offset(classes, "balanced", codes)
+    offset, weights = class_weight_terms(classes, "balanced", codes)
     assert float(weights[codes].mean()) == pytest.approx(1.0)
     # -log of the balanced weights: log of the class frequencies, up to a constant
     expected = np.log([6, 3, 1]) - np.log([6, 3, 1])[0]
     np.testing.assert_allclose(offset - offset[0], expected, rtol=1e-6)
-    binary, _ = class_logit_offset(
+    binary, _ = class_weight_terms(
         np.array(["a", "b"]), {"a": 1.0, "b": 4.0}, codes % 2
     )
     np.testing.assert_allclose(binary, [np.log(1 / 4)], rtol=1e-6)
-    assert class_logit_offset(classes, None, codes) == (None, None)
+    assert class_weight_terms(classes, None, codes) == (None, None)
     with pytest.raises(ValueError, match="unknown classes"):
-        class_logit_offset(classes, {7: 1.0}, codes)
+        class_weight_terms(classes, {7: 1.0}, codes)
 
 
 def test_balanced_class_weight_finds_a_rare_class():
@@ -100,7 +100,7 @@ def test_training_loss_adjusts_logits_and_validation_loss_weighs_classes():
     from skestimators._engine._heads import HeadGroup
 
     codes = np.array([0, 0, 0, 1, 2])
-    offset, weights = class_logit_offset(np.arange(3), "balanced", codes)
+    offset, weights = class_weight_terms(np.arange(3), "balanced", codes)
     group = HeadGroup(
         ["y"], "multiclass", None, None, None, None, torch.ones(1),
         class_weight=weights, logit_offset=offset,

@@ -104,7 +104,7 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
         )
     codes = np.searchsorted(estimator.classes_, y1)
     names = estimator.target_names_
-    offset, weights = class_logit_offset(
+    offset, weights = class_weight_terms(
         estimator.classes_, targets.class_weight, codes
     )
     if estimator.classes_.size == 2:
@@ -125,7 +125,7 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
     )
 
 
-def class_logit_offset(classes, class_weight, codes):
+def class_weight_terms(classes, class_weight, codes):
     """``(offset, weights)``: the logit adjustment of ``class_weight`` and the
     class weights scaled to a mean of one over the samples (binary and
     multiclass), or ``(None, None)``.
