@@ -27,6 +27,10 @@ from skestimators.datasets import (
 )
 from skestimators.datasets._galaxy_render import _render
 from skestimators.datasets._galaxy_sim import _classes, _simulate
+from skestimators.datasets._image_statistics import (
+    galaxy_image_statistics,
+    spiral_handedness,
+)
 from skestimators.galaxy_zoo import (
     GALAXY_ZOO_COLUMNS,
     GALAXY_ZOO_QUESTIONS,
@@ -50,27 +54,6 @@ def tree_violation(y) -> float:
         parent = 1.0 if q.parent is None else y[:, q.parent]
         worst = max(worst, np.abs(y[:, q.start : q.stop].sum(1) - parent).max())
     return worst
-
-
-def spiral_handedness(images):
-    """+1 for clockwise (Z-wise) spirals, -1 for anticlockwise, by template."""
-    g = images.mean(1)
-    n, size, _ = g.shape
-    c = np.arange(size) - (size - 1) / 2
-    y, x = -c[:, None], c[None, :]  # y up, as displayed
-    r, phi = np.hypot(x, y), np.arctan2(y, x)
-    mask = (r > 2) & (r < size / 2 - 1)
-    r, phi, g = r[mask], phi[mask], g[:, mask]
-    g = g - g.mean(1, keepdims=True)
-    scores = {}
-    for s in (1, -1):
-        scores[s] = np.zeros(n)
-        for m in (1, 2, 3):
-            for pitch in (8, 12, 16, 20, 25, 30, 38):
-                phase = m * (phi - s * np.log(r) / np.tan(np.deg2rad(pitch)))
-                response = np.abs(g @ np.exp(-1j * phase))
-                scores[s] = np.maximum(scores[s], response)
-    return np.where(scores[1] > scores[-1], 1, -1)
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +142,53 @@ def test_handedness_labels_match_the_images(simulated):
     spiral = np.isin(classes, ["clockwise_spiral", "anticlockwise_spiral"])
     truth = np.where(classes[spiral] == "clockwise_spiral", 1, -1)
     assert spiral.sum() > 60
-    # a reversed convention would score about 1 - these accuracies
-    assert (spiral_handedness(X[spiral]) == truth).mean() > 0.7
-    assert (spiral_handedness(np.flip(X[spiral], -1)) == -truth).mean() > 0.7
+    # A reversed convention would score about 1 - these accuracies. The
+    # template finds the winding of 59 % of the real SDSS spirals of
+    # ../shared/data/galaxy_gz1 (benchmarks/galaxy_realism.py) and of about
+    # 65 % of the simulated ones: faint arms, blurred as in SDSS images.
+    assert (spiral_handedness(X[spiral]) == truth).mean() > 0.6
+    assert (spiral_handedness(np.flip(X[spiral], -1)) == -truth).mean() > 0.6
+
+
+def test_image_statistics_measure_a_known_stamp():
+    rng = np.random.default_rng(0)
+    c = np.arange(69) - 34
+    r2 = c[:, None] ** 2 + c[None, :] ** 2
+    blob = 0.6 * np.exp(-0.5 * r2 / 3.0**2)
+    X = np.full((2, 3, 69, 69), 0.02) + 0.01 * rng.standard_normal((2, 3, 69, 69))
+    X += np.array([1.2, 1.0, 0.7])[:, None, None] * blob
+    X[1, :, 8:11, 8:11] += 0.5  # a neighbour in a corner
+    stats = galaxy_image_statistics(np.clip(X, 0, 1))
+    np.testing.assert_allclose(stats[["sky_r", "sky_g", "sky_b"]], 0.02, atol=2e-3)
+    np.testing.assert_allclose(stats[["noise_r", "noise_b"]], 0.01, rtol=0.15)
+    assert stats["noise_corr"].between(0.85, 1.15).all()  # independent pixels
+    # a Gaussian's half-light radius is 1.18 sigma
+    np.testing.assert_allclose(stats["r_half"], 1.18 * 3.0, rtol=0.15)
+    np.testing.assert_allclose(stats["colour_rg"], 1.2, rtol=0.05)
+    np.testing.assert_allclose(stats["colour_bg"], 0.7, rtol=0.05)
+    assert stats["n_neighbours"].tolist() == [0, 1]
+    assert not stats["saturated"].any()
+
+
+def test_simulator_statistics_are_close_to_sdss():
+    # real SDSS stamps of ../shared/data/galaxy_gz1 loaded as load_image_folder
+    # does (benchmarks/galaxy_realism.py): sky 0.020, noise 0.012, elliptical
+    # R/G 1.22 and B/G 0.71, spiral 1.14 and 0.96, elliptical half-light
+    # radius 9.0 px, 71 % of stamps with a neighbour, 1 % saturated centres
+    X, classes = make_galaxy_classes(400, size=69, random_state=0)
+    stats = galaxy_image_statistics(X)
+    assert 0.012 < stats["sky_g"].median() < 0.03
+    assert 0.008 < stats["noise_g"].median() < 0.018
+    assert stats["saturated"].mean() < 0.08
+    assert 0.5 < (stats["n_neighbours"] > 0).mean() < 0.9
+    elliptical = stats[classes == "elliptical"]
+    spiral = stats[np.char.endswith(classes.astype(str), "_spiral")]
+    assert 7.5 < elliptical["r_half"].median() < 11
+    assert 6.5 < spiral["r_half"].median() < 10
+    # ellipticals red, spirals bluer
+    assert 1.1 < elliptical["colour_rg"].median() < 1.35
+    assert 0.6 < elliptical["colour_bg"].median() < 0.8
+    assert spiral["colour_bg"].median() > elliptical["colour_bg"].median() + 0.15
 
 
 # --- Kaggle folder, loader -----------------------------------------------------

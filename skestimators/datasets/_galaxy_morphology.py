@@ -12,7 +12,7 @@ import numpy as np
 SMOOTH, DISK, ARTIFACT = 0, 1, 2
 #: Odd features, in the order of the answers to Q8 (0 is "nothing odd").
 NONE, RING, LENS, DISTURBED, IRREGULAR, OTHER, MERGER, DUST = range(8)
-N_STARS, N_CLUMPS = 3, 6
+N_STARS, N_CLUMPS, N_FIELD = 3, 6, 6
 
 #: Galaxy Zoo 1 style labels of ``make_galaxy_classes``.
 GALAXY_CLASSES = (
@@ -40,13 +40,13 @@ def _draw_morphology(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     m["tint"] = rng.normal(1, 0.06, (n, 3))
     # smooth (elliptical) galaxies: one Sersic profile
     m["q"] = np.clip(1 - rng.beta(1.3, 2.2, n) * 0.85, 0.15, 1.0)
-    m["sersic"] = rng.uniform(2.5, 5.0, n)
-    m["re"] = _log_uniform(rng, 0.07, 0.28, n)
-    m["ie"] = _log_uniform(rng, 0.25, 1.2, n)
+    m["sersic"] = rng.uniform(2.0, 4.0, n)
+    m["re"] = _log_uniform(rng, 0.14, 0.35, n)
+    m["ie"] = _log_uniform(rng, 0.2, 0.7, n)
     # disks: exponential disk + Sersic bulge
     cos_i = rng.uniform(0, 1, n)
     m["qd"] = np.sqrt(cos_i**2 * (1 - 0.12**2) + 0.12**2)
-    m["h"] = _log_uniform(rng, 0.1, 0.26, n)
+    m["h"] = _log_uniform(rng, 0.1, 0.2, n)
     m["i0"] = _log_uniform(rng, 0.6, 2.0, n)
     m["bt"] = np.clip(rng.beta(1.2, 3.0, n) * 0.8, 0, 0.8)
     m["re_b"] = _log_uniform(rng, 0.025, 0.07, n)
@@ -102,4 +102,12 @@ def _draw_morphology(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     )
     m["psf"] = rng.uniform(0.02, 0.045, n)
     m["noise"] = _log_uniform(rng, 0.015, 0.04, n)
+    # faint background galaxies and stars, drawn last so that the galaxies
+    # and their votes above do not depend on them
+    m["field_xy"] = rng.uniform(-1.0, 1.0, (n, N_FIELD, 2))
+    m["field_flux"] = (rng.random((n, N_FIELD)) < 0.4) * _log_uniform(
+        rng, 0.0002, 0.004, (n, N_FIELD)
+    )
+    m["field_size"] = _log_uniform(rng, 0.004, 0.03, (n, N_FIELD))
+    m["field_red"] = rng.uniform(0, 1, (n, N_FIELD))
     return m

@@ -1,9 +1,22 @@
 """Rendering of simulated galaxies as colour images.
 
 Every light component is evaluated on the pixel grid for the galaxies that
-have it (vectorised over galaxies), the image is blurred by each galaxy's PSF,
-noise is added and an asinh stretch maps the fluxes to [0, 1], roughly as the
-SDSS colour composites of the Galaxy Zoo images were made.
+have it (vectorised over galaxies), with faint background galaxies and stars
+around them, and the image is blurred by each galaxy's PSF. Then, roughly as
+the SDSS colour composites of the Galaxy Zoo images were made [1]_ [2]_: the
+sky left over by the sky subtraction, correlated sky noise and photon noise
+are added, the image is smoothed over about a pixel (the resampling of the
+survey's 0.396 arcsec pixels onto the cutout's grid, and the resizing of the
+cutout to the stamp), and the asinh stretch of Lupton et al. maps the fluxes
+of the three bands (R, G, B standing for SDSS i, r, g) to display values in
+[0, 1] with their colours kept.
+
+The constants are set so that statistics of the stamps of ``make_galaxy_zoo``
+at ``size=69`` match those of SDSS Galaxy Zoo 1 images loaded as
+``load_image_folder`` loads them (``benchmarks/galaxy_realism.py``): sky level
+and noise, their correlation, the colours of ellipticals and spirals, the
+peak brightness of the centres, the sizes of the galaxies in the stamp and
+the number of neighbouring sources.
 
 Handedness: a spiral pattern follows ``phi = phi0 + s * ln(r) / tan(pitch)``
 in the disk plane, with angles counterclockwise as the image is displayed
@@ -11,6 +24,14 @@ in the disk plane, with angles counterclockwise as the image is displayed
 followed outward, i.e. clockwise when followed from its tip inward: a "Z-wise"
 spiral, called clockwise in Galaxy Zoo 1. Flipping the image along its width
 axis (``np.flip(X, axis=-1)``) maps ``x -> -x`` and so ``s -> -s``.
+
+References
+----------
+.. [1] R. Lupton et al., "Preparing red-green-blue images from CCD data",
+   PASP 116, 133-137, 2004.
+.. [2] C. Lintott et al., "Galaxy Zoo: morphologies derived from visual
+   inspection of galaxies from the Sloan Digital Sky Survey", MNRAS 389,
+   1179-1189, 2008.
 """
 
 from __future__ import annotations
@@ -32,13 +53,30 @@ from ._galaxy_morphology import (
     SMOOTH,
 )
 
-# colours (R, G, B) of old (bulges, ellipticals) and young (arms) stars
-_OLD = np.array([1.0, 0.78, 0.55])
-_DISK = np.array([0.88, 0.86, 0.92])
-_YOUNG = np.array([0.5, 0.7, 1.0])
+# Colours (R, G, B = SDSS i, r, g) of old stars (bulges, ellipticals), of the
+# disk light and of young stars (arms, knots), as ratios of the flux in each
+# band: ellipticals come out with R/G about 1.23 and B/G about 0.71, as the
+# centres of SDSS ellipticals in their gri composites; disks are less red.
+_OLD = np.array([0.96, 0.78, 0.55])
+_DISK = np.array([0.7, 0.56, 0.49])
+_YOUNG = np.array([0.4, 0.46, 0.53])
+_STAR = np.array([1.0, 0.95, 0.85])
+_FAINT_RED = np.array([1.0, 0.6, 0.35])  # distant background galaxies
 _SOFT = 0.008  # softening radius of cusps, in field units
 _BASE_PIXEL = 2 / 69  # pixel size for which m["noise"] is the noise per pixel
-_STRETCH, _SATURATION = 0.06, 3.0
+# asinh stretch (Lupton et al. 2004): linear below _STRETCH, logarithmic
+# above, display value 1 at a mean flux of _SATURATION
+_STRETCH, _SATURATION = 0.045, 40.0
+# sky left over by the survey's sky subtraction (display values about 0.02,
+# 0.02, 0.012) and the sky noise per unit of m["noise"] (display noise about
+# 0.012 for the median galaxy, smoothed over _RESAMPLING pixels of a 69-px
+# stamp by the resampling of the cutouts and their resizing)
+_SKY = np.array([0.006, 0.006, 0.0035], np.float32)
+_NOISE, _RESAMPLING = 0.37, 0.8
+# surface brightness of a disk seen at axis ratio qd: 1 / qd ** _INCLINED,
+# the optically thin limit, for qd down to _THIN
+_INCLINED, _THIN = 1.0, 0.12
+_COMPANION = 2.0  # peak of a merging companion, per unit of m["odd_amp"]
 
 
 def _sersic_b(n):
@@ -100,7 +138,8 @@ def _disk(cv, idx):
     m = {k: v[idx] for k, v in cv.m.items()}
     xr, yr, xd, yd, rd = _disk_frame(cv, idx)
     h, qd = cv.col(idx, "h"), cv.col(idx, "qd")
-    i0 = cv.col(idx, "i0") / np.sqrt(np.maximum(qd, 0.2))
+    # an inclined disk shows more stars along each line of sight
+    i0 = cv.col(idx, "i0") / np.maximum(qd, _THIN) ** _INCLINED
     i0 = i0 * np.where(m["odd"] == IRREGULAR, 0.4, 1.0)[:, None, None]
     disk = i0 * np.exp(-rd / h)
     # spiral arms: logarithmic spirals in the disk plane, bluer than the disk
@@ -178,7 +217,7 @@ def _odd(cv, idx):
             _blob(cv, i, 0.5 * d, 0.015, 0.015, 1.5 * a, _YOUNG)
         else:  # companion galaxy and a tidal bridge
             size = cv.col(i, "odd_size")
-            _blob(cv, i, d, size, 0.7 * size, 1.2 * a, _OLD)
+            _blob(cv, i, d, size, 0.7 * size, _COMPANION * a, _OLD)
             _blob(cv, i, 0.5 * d, 0.45 * d, 0.03, 0.12 * a, _DISK)
     irregular = m["odd"] == IRREGULAR
     for j in range(cv.m["clump_xy"].shape[1]):
@@ -216,9 +255,41 @@ def _stars(cv):
         dy = cv.y - sy[:, None, None].astype(np.float32)
         peak = cv.m["star_flux"][i, j] / (2 * np.pi * sigma**2)
         image = peak[:, None, None] * np.exp(-0.5 * (dx**2 + dy**2) / sigma**2)
-        cv.flux[i] += (
-            np.array([1.0, 0.95, 0.85])[:, None, None] * image[:, None]
-        ).astype(np.float32)
+        cv.flux[i] += (_STAR[:, None, None] * image[:, None]).astype(np.float32)
+
+
+def _field(cv):
+    """Faint background galaxies and stars scattered over the field."""
+    for j in range(cv.m["field_xy"].shape[1]):
+        i = np.flatnonzero(cv.m["field_flux"][:, j] > 0)
+        if not len(i):
+            continue
+        sx, sy = cv.m["field_xy"][i, j].T
+        dx = cv.x - sx[:, None, None].astype(np.float32)
+        dy = cv.y - sy[:, None, None].astype(np.float32)
+        sigma = cv.m["field_size"][i, j][:, None, None].astype(np.float32)
+        peak = cv.m["field_flux"][i, j][:, None, None] / (2 * np.pi * sigma**2)
+        image = peak * np.exp(-0.5 * (dx**2 + dy**2) / sigma**2)
+        red = cv.m["field_red"][i, j][:, None]
+        colour = (1 - red) * _STAR + red * _FAINT_RED
+        cv.flux[i] += (colour[:, :, None, None] * image[:, None]).astype(np.float32)
+
+
+def _composite(flux):
+    """Colour composite of fluxes ``(n, 3, h, w)``: display values in [0, 1].
+
+    The asinh stretch of Lupton et al. (2004) applied to the mean of the three
+    bands, with the same factor for each band so that colours are kept, and
+    a pixel whose brightest band would pass 1 scaled down as a whole (a
+    bright core keeps its colour instead of turning white).
+    """
+    x = flux.mean(axis=1, keepdims=True) / np.float32(_STRETCH)
+    gain = np.ones_like(x)
+    np.divide(np.arcsinh(x), x, out=gain, where=np.abs(x) > 1e-4)
+    gain /= np.float32(_STRETCH * np.arcsinh(_SATURATION / _STRETCH))
+    flux *= gain
+    flux /= np.maximum(flux.max(axis=1, keepdims=True), np.float32(1))
+    return np.clip(flux, 0, 1, out=flux)
 
 
 def _render(m, size: int, extent: float, rng: np.random.Generator) -> np.ndarray:
@@ -241,14 +312,20 @@ def _render(m, size: int, extent: float, rng: np.random.Generator) -> np.ndarray
         _odd(cv, np.flatnonzero((odd != 0) & (kind != ARTIFACT)))
         _artifacts(cv, np.flatnonzero(kind == ARTIFACT), rng)
         _stars(cv)
+        _field(cv)
         flux = cv.flux
         for i in range(cv.n):
             sigma = cv.m["psf"][i] / pix
             flux[i] = gaussian_filter(flux[i], (0, sigma, sigma), mode="constant")
-        noise = (cv.m["noise"] * _BASE_PIXEL / pix)[:, None, None, None]
+        # sky left over by the sky subtraction, sky noise and photon noise;
+        # then the resampling onto the cutout's grid and its resizing, which
+        # smooth the noise and the image alike over about a pixel
+        sky = (_NOISE * cv.m["noise"] * _BASE_PIXEL / pix)[:, None, None, None]
         shot = np.sqrt(np.maximum(flux, 0)) * (0.03 * _BASE_PIXEL / pix)
-        flux += (noise + shot) * rng.standard_normal(flux.shape, dtype=np.float32)
-        image = np.arcsinh(flux / _STRETCH) / np.arcsinh(_SATURATION / _STRETCH)
-        out[sl] = np.clip(image, 0, 1)
+        noise = rng.standard_normal(flux.shape, dtype=np.float32)
+        flux += _SKY[:, None, None] + (sky.astype(np.float32) + shot) * noise
+        blur = _RESAMPLING * _BASE_PIXEL / pix
+        flux = gaussian_filter(flux, (0, 0, blur, blur), mode="reflect")
+        out[sl] = _composite(flux)
     assert SMOOTH == 0  # smooth galaxies and faint artifacts share _smooth
     return out

@@ -173,7 +173,13 @@ def make_galaxy_zoo(
     artifact; some have an odd feature (ring, lens arc, disturbance,
     irregular clumps, merging companion, dust lane, or a blue knot as
     "other"). Bulges and ellipticals are redder, disks and arms bluer;
-    foreground stars, a point spread function and noise complete the image.
+    foreground stars, faint background galaxies, a point spread function and
+    sky noise complete the image, which is stretched as the SDSS colour
+    composites of Galaxy Zoo are (an asinh stretch that keeps colours [1]_).
+    Sky level and noise, colours, sizes in the stamp, neighbouring sources
+    and the brightness of the centres are set to those of SDSS Galaxy Zoo 1
+    images cropped and resized as by :func:`load_image_folder`'s defaults
+    (``benchmarks/galaxy_realism.py`` compares them).
 
     ``n_volunteers`` simulated volunteers then walk the Galaxy Zoo 2
     decision tree for each galaxy. Their answers are drawn from probabilities
@@ -213,6 +219,11 @@ def make_galaxy_zoo(
     write_galaxy_zoo_folder : The same galaxies in the Kaggle folder layout.
     skestimators.metrics.galaxy_zoo_root_mean_squared_error : The challenge
         metric.
+
+    References
+    ----------
+    .. [1] R. Lupton et al., "Preparing red-green-blue images from CCD data",
+       PASP 116, 133-137, 2004.
 
     Examples
     --------
