@@ -42,24 +42,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
 
     Parameters
     ----------
-    module : str, torch.nn.Module class or instance, default="galaxycnn"
-        The network. ``"galaxycnn"``: convolution, batch normalisation, ReLU
-        and max pooling blocks, then a dense layer (a plain VGG-style
-        network); ``"resnet"``: residual stages and
-        global average pooling (any image size). A ``torch.nn.Module`` class
-        is built with ``input_shape`` and ``n_outputs`` when its constructor
-        takes ``n_outputs``.
-        The names ``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"`` and
-        ``"convnext_tiny"`` build that torchvision architecture (extra
-        ``vision``) as the feature extractor of a
-        :class:`~skestimators.nn.PretrainedNet`, with random weights or
-        ``pretrained_weights``, its first convolution adapted to the
-        channels and its ImageNet classifier replaced by this estimator's
-        output layer (the Galaxy Zoo constraint stays). A
-        ``torch.nn.Module`` instance, or a class whose constructor does not
-        take ``n_outputs``, is a feature extractor too: it maps images to
-        ``(n, features)`` or to feature maps, and the output layer is added
-        on its features.
+    {module_param}
     constraint : {"divisive", "softmax", "none"}, default="divisive"
         Output layer. ``"divisive"`` rectifies the outputs and normalises
         each question (the output layer of [1]_), ``"softmax"`` applies

@@ -60,24 +60,7 @@ class ImageClassifier(ImageNetMixin, _ClassifierNet):
 
     Parameters
     ----------
-    module : str, torch.nn.Module class or instance, default="galaxycnn"
-        The network. ``"galaxycnn"``: convolution, batch normalisation, ReLU
-        and max pooling blocks, global average pooling and, with
-        ``head_width``, a dense layer (a plain VGG-style network);
-        ``"resnet"``: residual stages and global average pooling. Both
-        standardise each input channel with the statistics of the training
-        images. A ``torch.nn.Module`` class is built with ``input_shape``
-        and ``n_outputs`` when its constructor takes ``n_outputs``.
-        The names ``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"`` and
-        ``"convnext_tiny"`` build that torchvision architecture (extra
-        ``vision``) as the feature extractor of a
-        :class:`~skestimators.nn.PretrainedNet`, with random weights or
-        ``pretrained_weights``, its first convolution adapted to the
-        channels and its ImageNet classifier replaced by this estimator's
-        output layer. A ``torch.nn.Module`` instance, or a class whose
-        constructor does not take ``n_outputs``, is a feature extractor
-        too: it maps images to ``(n, features)`` or to feature maps, and
-        the output layer is added on its features.
+    {module_param}
     {image_params}
     mirror : {"swap", "off", "on"}, default="swap"
         How mirror flips (in training and in test-time augmentation) treat

@@ -60,6 +60,26 @@ IMAGE_CONSTRAINTS = {
     "layout": [StrOptions({"auto", "channels_first", "channels_last"})],
 }
 
+MODULE_DOC = """\
+module : str, torch.nn.Module class or instance, default="galaxycnn"
+        The network. ``"galaxycnn"``: convolution, batch normalisation, ReLU
+        and max pooling blocks, global average pooling and, with
+        ``head_width``, a dense layer (a plain VGG-style network);
+        ``"resnet"``: residual stages and global average pooling. Both
+        standardise each input channel with the statistics of the training
+        images. A ``torch.nn.Module`` class is built with ``input_shape``
+        and ``n_outputs`` when its constructor takes ``n_outputs``.
+        The names ``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"`` and
+        ``"convnext_tiny"`` build that torchvision architecture (extra
+        ``vision``) as the feature extractor of a
+        :class:`~skestimators.nn.PretrainedNet`, with random weights or
+        ``pretrained_weights``, its first convolution adapted to the
+        channels and its ImageNet classifier replaced by this estimator's
+        output layer. A ``torch.nn.Module`` instance, or a class whose
+        constructor does not take ``n_outputs``, is a feature extractor
+        too: it maps images to ``(n, features)`` or to feature maps, and
+        the output layer is added on its features."""
+
 IMAGE_PARAMS_DOC = """\
 width : int, default=32
         Channels of the first convolution block; each further block doubles
@@ -135,8 +155,9 @@ layout_ : {"channels_first", "channels_last"}
 
 
 def _image_doc(cls):
-    """Fill ``{image_params}``, ``{shift_tta_params}``, ``{image_attrs}`` (before
-    :func:`fill_doc`, which then turns the doubled braces into single ones)."""
+    """Fill ``{module_param}``, ``{image_params}``, ``{shift_tta_params}`` and
+    ``{image_attrs}`` (before :func:`fill_doc`, which then turns the doubled
+    braces into single ones)."""
     defaults = inspect.signature(cls).parameters
     shift_doc = SHIFT_TTA_DOC.replace(
         "MAX_SHIFT", repr(defaults["max_shift"].default)
@@ -146,6 +167,7 @@ def _image_doc(cls):
         .replace("DROPOUT", repr(defaults["dropout"].default))
         .replace("SPIN_FEATURES", repr(defaults["spin_features"].default))
     )
+    cls.__doc__ = cls.__doc__.replace("{module_param}", MODULE_DOC)
     cls.__doc__ = cls.__doc__.replace("{image_params}", image_doc)
     cls.__doc__ = cls.__doc__.replace("{shift_tta_params}", shift_doc)
     cls.__doc__ = cls.__doc__.replace("{image_attrs}", IMAGE_ATTRS_DOC)
