@@ -11,6 +11,11 @@ ROC AUC per target (mean ± std over folds) and fit time.
 ``--grouped`` uses GroupKFold over the 36 distinct star/planet
 configurations instead, which measures generalisation to unseen systems.
 
+``--errors MODEL`` (``hgb``, ``best`` or ``blend``) instead tabulates where
+that model errs: out-of-fold water and cloud error rates by equilibrium
+temperature (from :class:`~skestimators.preprocessing.PhysicsFeatures`) and
+cloud cover, with the same folds.
+
 Run: ``python benchmarks/exoplanet.py`` (``--quick`` for a 2-fold smoke run).
 """
 
@@ -25,14 +30,18 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, roc_auc_score
-from sklearn.model_selection import GroupKFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skestimators.datasets import load_exoplanet
 from skestimators.model_selection import compare_variants, summarize_comparison
+from skestimators.preprocessing import PhysicsFeatures
 from skestimators.recipes import exoplanet_features, exoplanet_pipeline
+
+#: Equilibrium temperature bins (K) of the error table.
+TEMPERATURE_BINS = (0, 450, 525, 650, 800, 2000)
 
 
 def positive_proba(estimator, X):
@@ -93,6 +102,51 @@ def variants(quick):
     return out
 
 
+def error_table(model, X, y, cv, groups=None):
+    """Out-of-fold error rates (%) by equilibrium temperature and cloud cover."""
+    y_pred = np.asarray(cross_val_predict(model, X, y, cv=cv, groups=groups))
+    wrong = y_pred != y.to_numpy()
+    names = list(PhysicsFeatures().fit(X).get_feature_names_out())
+    temperature = PhysicsFeatures().fit_transform(X)[
+        :, names.index("equilibrium_temperature")
+    ]
+    frame = pd.DataFrame(
+        {
+            "T_eq (K)": pd.cut(temperature, TEMPERATURE_BINS),
+            "cloud": y["cloud"].to_numpy(),
+            "water errors %": 100 * wrong[:, 0],
+            "cloud errors %": 100 * wrong[:, 1],
+        }
+    )
+    table = frame.groupby(["T_eq (K)", "cloud"], observed=True).agg(
+        planets=("water errors %", "size"),
+        water_errors=("water errors %", "sum"),
+        **{"water errors %": ("water errors %", "mean")},
+        **{"cloud errors %": ("cloud errors %", "mean")},
+    )
+    table["water_errors"] = (table["water_errors"] / 100).round().astype(int)
+    total = {
+        "planets": len(frame),
+        "water_errors": int(wrong[:, 0].sum()),
+        "water errors %": 100 * wrong[:, 0].mean(),
+        "cloud errors %": 100 * wrong[:, 1].mean(),
+    }
+    table.loc[("all", ""), :] = total
+    return table
+
+
+ERROR_MODELS = {
+    "hgb": lambda: make_pipeline(
+        exoplanet_features(),
+        MultiOutputClassifier(
+            HistGradientBoostingClassifier(max_iter=300, early_stopping=False)
+        ),
+    ),
+    "best": lambda: exoplanet_pipeline("best", device="cpu", random_state=0),
+    "blend": lambda: exoplanet_pipeline("blend", device="cpu", random_state=0),
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -101,6 +155,10 @@ def main(argv=None):
     parser.add_argument("--grouped", action="store_true", help="GroupKFold by system")
     parser.add_argument("--only", nargs="*", help="substrings of variant names to run")
     parser.add_argument("--n-jobs", type=int, default=None)
+    parser.add_argument(
+        "--errors", choices=sorted(ERROR_MODELS),
+        help="tabulate where this model errs instead of comparing variants",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     X, y = load_exoplanet()
     n_splits = 2 if args.quick else 5
@@ -115,6 +173,12 @@ def main(argv=None):
             )
         )
         cv, groups = folds, None
+    if args.errors:
+        t0 = time.perf_counter()
+        table = error_table(ERROR_MODELS[args.errors](), X, y, cv, groups)
+        print(f"{args.errors}: out-of-fold errors, {time.perf_counter() - t0:.0f} s")
+        print(table.round(2).to_string())
+        return
     todo = variants(args.quick)
     if args.only:
         todo = {k: v for k, v in todo.items() if any(s in k for s in args.only)}
