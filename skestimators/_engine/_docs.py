@@ -19,8 +19,10 @@ default="adam"
     weight_decay : float, default=0.0
         L2 penalty (decoupled for ``"adamw"``).
     lr_scheduler : {"cosine", "step", "plateau", "onecycle"}, torch scheduler \
-class or None, default=None
-        Learning-rate schedule; ``"plateau"`` follows the validation loss.
+class or None, default={lr_scheduler}
+        Learning-rate schedule: ``"cosine"`` decays the rate along a cosine
+        from ``lr`` to zero at ``max_epochs``; ``"plateau"`` follows the
+        validation loss.
     lr_scheduler_params : dict or None, default=None
         Keyword arguments of the scheduler, overriding the defaults.
     early_stopping : bool, default=True
@@ -96,9 +98,11 @@ def fill_doc(**defaults):
     """Class decorator replacing ``{training_params}`` and ``{fitted_attrs}``.
 
     ``defaults`` are the estimator's own ``max_epochs``, ``batch_size`` and
-    ``lr`` (see the glossary for why they differ). Plain text replacement,
-    not ``str.format``: docstrings keep single braces.
+    ``lr``, and ``lr_scheduler`` where it is not None (see the glossary for
+    why they differ). Plain text replacement, not ``str.format``: docstrings
+    keep single braces.
     """
+    defaults = {"lr_scheduler": None, **defaults}
 
     def decorate(cls):
         training = TRAINING_PARAMS
