@@ -402,6 +402,25 @@ def test_every_network_round_trips_in_the_safe_format(tmp_path, estimator, data)
         assert list(loaded.history_.index) == [1, 2, 3]
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "step", "onecycle", "plateau"])
+def test_schedule_resumes_after_the_safe_format(tmp_path, schedule):
+    # The safe format keeps no optimizer state: partial_fit builds a fresh
+    # optimizer and the schedule resumes at the loaded epoch from its rates.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3)).astype("float32")
+    y = X @ [1.0, 2.0, 0.0]
+    model = NetRegressor(
+        max_epochs=4, lr_scheduler=schedule, device="cpu", random_state=0
+    ).fit(X, y)
+    loaded = skestimators.load(
+        skestimators.save(model, tmp_path / "m.skops", format="safe")
+    )
+    loaded.partial_fit(X, y)
+    assert loaded.n_iter_ == model.n_iter_ + 1
+    lr = loaded.net_.optimizer_.param_groups[0]["lr"]
+    assert np.isfinite(lr) and 0 < lr <= 10 * model.lr
+
+
 def test_network_of_a_gpu_is_rebuilt_on_the_cpu(table):
     X, y = table
     model = NetClassifier(**FAST).fit(X, y)

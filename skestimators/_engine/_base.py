@@ -295,7 +295,11 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                 input_shape = input_shape_for_module(Xv)
                 module = self._make_module(input_shape, n_outputs)
                 # What rebuilds this network from a safe model file (no pickle).
-                self._module_spec = {"input_shape": input_shape, "n_outputs": n_outputs}
+                self._module_spec = {
+                    "input_shape": input_shape,
+                    "n_outputs": n_outputs,
+                    "n_train": len(train),  # sizes the learning-rate schedule
+                }
                 groups_spec = self._bind_outputs(module, train, groups_spec)
                 self.net_ = self._make_net(
                     config,

@@ -57,7 +57,22 @@ class LRScheduler(_SkorchLRScheduler):
 
     A ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
     epoch trained by ``partial_fit`` (no validation split) does not have.
+    Training that resumes with a fresh optimizer (a network loaded from a
+    safe model file, which stores no optimizer state) resumes the schedule
+    at its epoch from the optimizer's learning rates.
     """
+
+    def on_train_begin(self, net, **kwargs):
+        groups = net.optimizer_.param_groups
+        fresh = any("initial_lr" not in group for group in groups)
+        if len(net.history) and fresh and self.policy_ is not ReduceLROnPlateau:
+            # torch resumes a schedule (last_epoch >= 0) from the base rates
+            # that a schedule started from scratch records in the optimizer
+            # ("initial_lr", and "max_lr" and "min_lr" for one-cycle): start
+            # one to record them, then skorch resumes at the loaded epoch.
+            params = {k: v for k, v in self.kwargs.items() if k != "last_epoch"}
+            self.policy_(net.optimizer_, **params)
+        super().on_train_begin(net, **kwargs)
 
     def on_epoch_end(self, net, **kwargs):
         if (

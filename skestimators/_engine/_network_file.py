@@ -12,7 +12,8 @@ class NetworkFileMixin:
     """What a safe model file needs from a network estimator (see ``_io``).
 
     ``fit`` records ``_module_spec`` (the input shape and output count the
-    module was built with); :meth:`_restore_network` rebuilds ``net_`` from
+    module was built with, and the number of training samples, which sizes
+    the learning-rate schedule); :meth:`_restore_network` rebuilds ``net_`` from
     it with the estimator's own ``_make_module`` and ``_make_net``.
     """
 
@@ -35,8 +36,8 @@ class NetworkFileMixin:
             device = torch.device("cpu")
         module = self._make_module(spec["input_shape"], spec["n_outputs"])
         net = self._make_net(
-            config, module, [], device, n_train=1, has_valid=False,
-            epochs=config.max_epochs,
+            config, module, [], device, n_train=spec.get("n_train", 1),
+            has_valid=False, epochs=config.max_epochs,
         )  # fmt: skip
         net.head_groups = None  # bound to the targets by the next partial_fit
         net.initialize()
