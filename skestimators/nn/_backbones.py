@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from ._galaxy import (
     _ChannelStandardize,
+    _check_images,
     _check_input_shape,
     _dense_head,
     _n_spin,
@@ -374,11 +375,7 @@ torch.nn.Module, default="resnet18"
         return z.mean(dim=(2, 3)) if z.ndim == 4 else z
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.input_shape[0]:
-            raise ValueError(
-                f"PretrainedNet expects images of shape (n, {self.input_shape[0]}, "
-                f"height, width), got {tuple(x.shape)}."
-            )
+        _check_images(x, self.input_shape[0], "PretrainedNet")
         x = self.standardize(x)
         z = _with_spin(self._pool(self.features(self._resize(x))), self.spin, x)
         return self.constraint(self.head(z))

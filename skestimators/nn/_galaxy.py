@@ -195,6 +195,15 @@ def _with_spin(z, branch, x):
     return z if branch is None else torch.cat([z, branch(x)], dim=1)
 
 
+def _check_images(x, channels, name):
+    """Raise unless ``x`` is a batch of images ``(n, channels, height, width)``."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(
+            f"{name} expects images of shape (n, {channels}, height, width), "
+            f"got {tuple(x.shape)}."
+        )
+
+
 class _ChannelStandardize(nn.Module):
     """Subtract a per-channel mean and divide by a per-channel standard deviation.
 
@@ -439,10 +448,6 @@ class GalaxyResNet(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.input_shape[0]:
-            raise ValueError(
-                f"GalaxyResNet expects images of shape (n, {self.input_shape[0]}, "
-                f"height, width), got {tuple(x.shape)}."
-            )
+        _check_images(x, self.input_shape[0], "GalaxyResNet")
         x = self.standardize(x)
         return self.constraint(self.head(_with_spin(self.features(x), self.spin, x)))
