@@ -75,7 +75,7 @@ def test_all_names_exist():
 
 @pytest.mark.parametrize("page", sorted(USER_GUIDE.glob("*.rst")), ids=lambda p: p.name)
 def test_user_guide_code_runs(page, monkeypatch):
-    pytest.importorskip("matplotlib").use("Agg")
+    pytest.importorskip("matplotlib", reason="needs matplotlib").use("Agg")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     result = doctest.testfile(
         str(page),

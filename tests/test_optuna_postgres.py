@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("psycopg")
-pytest.importorskip("sqlalchemy")
-optuna = pytest.importorskip("optuna")
+pytest.importorskip("psycopg", reason="needs the postgres extra")
+pytest.importorskip("sqlalchemy", reason="needs the postgres extra")
+optuna = pytest.importorskip("optuna", reason="needs optuna")
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("postgres")

@@ -106,7 +106,7 @@ def test_optuna_trials_in_parallel_processes(blobs):
 
 
 # -- Dask ---------------------------------------------------------------------------
-distributed = pytest.importorskip("distributed")
+distributed = pytest.importorskip("distributed", reason="needs the dask extra")
 
 
 @pytest.fixture(scope="module")

@@ -424,7 +424,7 @@ def test_image_ids_are_the_file_stems(tmp_path):
 
 
 def test_rasters_are_mapped_to_geotiff(tmp_path):
-    rasterio = pytest.importorskip("rasterio")
+    rasterio = pytest.importorskip("rasterio", reason="needs the geo extra")
     from skestimators.datasets import make_soc, make_soc_rasters
     from skestimators.mapping import predict_raster
 
@@ -593,7 +593,7 @@ def test_missing_sidecar_needs_trust(tmp_path, spectra_model):
 
 
 def test_dask_local_cluster_matches_local(tmp_path, spectra_model):
-    pytest.importorskip("distributed")
+    pytest.importorskip("distributed", reason="needs the dask extra")
     model_path, npy, X, model = spectra_model
     bad = X.copy()
     bad[10, 0, 0] = np.nan

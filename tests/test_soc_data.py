@@ -16,7 +16,7 @@ from skestimators.datasets import (
 from skestimators.mapping import predict_raster
 from skestimators.preprocessing import quantile_balanced_weights
 
-rasterio = pytest.importorskip("rasterio")
+rasterio = pytest.importorskip("rasterio", reason="needs the geo extra")
 from rasterio.transform import Affine  # noqa: E402
 
 CRS = "EPSG:25832"

@@ -68,7 +68,7 @@ def two_targets():
 @pytest.fixture(scope="module")
 def mlflow_uri(tmp_path_factory):
     """One SQLite store for the module (creating its tables takes seconds)."""
-    pytest.importorskip("mlflow")
+    pytest.importorskip("mlflow", reason="needs the tracking extra")
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
