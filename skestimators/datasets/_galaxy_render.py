@@ -246,16 +246,29 @@ def _artifacts(cv, idx, rng):
     cv.flux[trail, channel] += image
 
 
+def _gaussians(cv, i, xy, flux, sigma, colour):
+    """Add round Gaussian sources to the images ``i`` of ``cv``.
+
+    ``xy`` (k, 2) are their centres, ``flux`` (k,) their total fluxes,
+    ``sigma`` their widths (a number, or (k, 1, 1)) and ``colour`` their
+    (R, G, B) ratios, (3, 1, 1) or (k, 3, 1, 1).
+    """
+    sx, sy = xy.T
+    dx = cv.x - sx[:, None, None].astype(np.float32)
+    dy = cv.y - sy[:, None, None].astype(np.float32)
+    peak = flux[:, None, None] / (2 * np.pi * sigma**2)
+    image = peak * np.exp(-0.5 * (dx**2 + dy**2) / sigma**2)
+    cv.flux[i] += (colour * image[:, None]).astype(np.float32)
+
+
 def _stars(cv):
-    sigma = 0.006
+    """Foreground stars (unresolved: the width of the PSF before blurring)."""
     for j in range(cv.m["star_xy"].shape[1]):
         i = np.flatnonzero(cv.m["star_flux"][:, j] > 0)
-        sx, sy = cv.m["star_xy"][i, j].T
-        dx = cv.x - sx[:, None, None].astype(np.float32)
-        dy = cv.y - sy[:, None, None].astype(np.float32)
-        peak = cv.m["star_flux"][i, j] / (2 * np.pi * sigma**2)
-        image = peak[:, None, None] * np.exp(-0.5 * (dx**2 + dy**2) / sigma**2)
-        cv.flux[i] += (_STAR[:, None, None] * image[:, None]).astype(np.float32)
+        _gaussians(
+            cv, i, cv.m["star_xy"][i, j], cv.m["star_flux"][i, j], 0.006,
+            _STAR[:, None, None],
+        )  # fmt: skip
 
 
 def _field(cv):
@@ -264,15 +277,13 @@ def _field(cv):
         i = np.flatnonzero(cv.m["field_flux"][:, j] > 0)
         if not len(i):
             continue
-        sx, sy = cv.m["field_xy"][i, j].T
-        dx = cv.x - sx[:, None, None].astype(np.float32)
-        dy = cv.y - sy[:, None, None].astype(np.float32)
         sigma = cv.m["field_size"][i, j][:, None, None].astype(np.float32)
-        peak = cv.m["field_flux"][i, j][:, None, None] / (2 * np.pi * sigma**2)
-        image = peak * np.exp(-0.5 * (dx**2 + dy**2) / sigma**2)
         red = cv.m["field_red"][i, j][:, None]
         colour = (1 - red) * _STAR + red * _FAINT_RED
-        cv.flux[i] += (colour[:, :, None, None] * image[:, None]).astype(np.float32)
+        _gaussians(
+            cv, i, cv.m["field_xy"][i, j], cv.m["field_flux"][i, j], sigma,
+            colour[:, :, None, None],
+        )  # fmt: skip
 
 
 def _composite(flux):
