@@ -106,33 +106,31 @@ def error_table(model, X, y, cv, groups=None):
     """Out-of-fold error rates (%) by equilibrium temperature and cloud cover."""
     y_pred = np.asarray(cross_val_predict(model, X, y, cv=cv, groups=groups))
     wrong = y_pred != y.to_numpy()
-    names = list(PhysicsFeatures().fit(X).get_feature_names_out())
-    temperature = PhysicsFeatures().fit_transform(X)[
-        :, names.index("equilibrium_temperature")
-    ]
+    physics = PhysicsFeatures().fit(X)
+    column = list(physics.get_feature_names_out()).index("equilibrium_temperature")
     frame = pd.DataFrame(
         {
-            "T_eq (K)": pd.cut(temperature, TEMPERATURE_BINS),
+            "T_eq (K)": pd.cut(physics.transform(X)[:, column], TEMPERATURE_BINS),
             "cloud": y["cloud"].to_numpy(),
-            "water errors %": 100 * wrong[:, 0],
-            "cloud errors %": 100 * wrong[:, 1],
+            "water": wrong[:, 0],
+            "cloud_wrong": wrong[:, 1],
         }
     )
-    table = frame.groupby(["T_eq (K)", "cloud"], observed=True).agg(
-        planets=("water errors %", "size"),
-        water_errors=("water errors %", "sum"),
-        **{"water errors %": ("water errors %", "mean")},
-        **{"cloud errors %": ("cloud errors %", "mean")},
-    )
-    table["water_errors"] = (table["water_errors"] / 100).round().astype(int)
-    total = {
-        "planets": len(frame),
-        "water_errors": int(wrong[:, 0].sum()),
-        "water errors %": 100 * wrong[:, 0].mean(),
-        "cloud errors %": 100 * wrong[:, 1].mean(),
-    }
-    table.loc[("all", ""), :] = total
-    return table
+
+    def summary(rows):
+        return pd.Series(
+            {
+                "planets": len(rows),
+                "water_errors": int(rows["water"].sum()),
+                "water errors %": 100 * rows["water"].mean(),
+                "cloud errors %": 100 * rows["cloud_wrong"].mean(),
+            }
+        )
+
+    by_group = frame.groupby(["T_eq (K)", "cloud"], observed=True)
+    table = by_group[["water", "cloud_wrong"]].apply(summary)
+    table.loc[("all", ""), :] = summary(frame)
+    return table.astype({"planets": int, "water_errors": int})
 
 
 ERROR_MODELS = {
