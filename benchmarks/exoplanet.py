@@ -11,8 +11,10 @@ ROC AUC per target (mean ± std over folds) and fit time.
 ``--grouped`` uses GroupKFold over the 36 distinct star/planet
 configurations instead, which measures generalisation to unseen systems.
 
-``--errors MODEL`` (``hgb``, ``best`` or ``blend``) instead tabulates where
-that model errs: out-of-fold water and cloud error rates by equilibrium
+``--errors MODEL`` (``hgb``, ``hgb_reference``, ``best`` or ``blend``)
+instead tabulates where that model errs (``hgb_reference`` is boosting with
+the :class:`~skestimators.preprocessing.SystemReference` residuals, as in the
+blend): out-of-fold water and cloud error rates by equilibrium
 temperature (from :class:`~skestimators.preprocessing.PhysicsFeatures`) and
 cloud cover, with the same folds.
 
@@ -37,8 +39,14 @@ from sklearn.preprocessing import StandardScaler
 
 from skestimators.datasets import load_exoplanet
 from skestimators.model_selection import compare_variants, summarize_comparison
-from skestimators.preprocessing import PhysicsFeatures
+from skestimators.preprocessing import (
+    InputTransformer,
+    PhysicsFeatures,
+    SystemReference,
+)
+from skestimators.preprocessing._physics import detrend_log_wavelength
 from skestimators.recipes import exoplanet_features, exoplanet_pipeline
+from skestimators.recipes._exoplanet import _SystemAwareBoosting
 
 #: Equilibrium temperature bins (K) of the error table.
 TEMPERATURE_BINS = (0, 450, 525, 650, 800, 2000)
@@ -103,9 +111,18 @@ def variants(quick):
 
 
 def error_table(model, X, y, cv, groups=None):
-    """Out-of-fold error rates (%) by equilibrium temperature and cloud cover."""
+    """Out-of-fold error rates (%) by equilibrium temperature and cloud cover.
+
+    Also returns the water and cloud errors of every system with at least one,
+    next to its median spectral spread over noise: the spread of each
+    spectrum about a straight line in log-wavelength, over its mean depth
+    uncertainty.
+    """
     y_pred = np.asarray(cross_val_predict(model, X, y, cv=cv, groups=groups))
     wrong = y_pred != y.to_numpy()
+    spectra = np.asarray(X["spectra"])
+    residual = detrend_log_wavelength(spectra[:, :, 1], spectra[:, :, 0])
+    spread = residual.std(axis=1) / spectra[:, :, 2].mean(axis=1)
     physics = PhysicsFeatures().fit(X)
     column = list(physics.get_feature_names_out()).index("equilibrium_temperature")
     frame = pd.DataFrame(
@@ -130,7 +147,25 @@ def error_table(model, X, y, cv, groups=None):
     by_group = frame.groupby(["T_eq (K)", "cloud"], observed=True)
     table = by_group[["water", "cloud_wrong"]].apply(summary)
     table.loc[("all", ""), :] = summary(frame)
-    return table.astype({"planets": int, "water_errors": int})
+    table = table.astype({"planets": int, "water_errors": int})
+    frame["T_eq (K)"] = physics.transform(X)[:, column]
+    frame["spread / noise"] = spread
+    frame["system"] = system_ids(X)
+    by_system = frame.groupby("system").agg(
+        planets=("water", "size"),
+        T_eq=("T_eq (K)", "mean"),
+        spread_over_noise=("spread / noise", "median"),
+        water_errors=("water", "sum"),
+        cloud_errors=("cloud_wrong", "sum"),
+    )
+    errs = by_system[["water_errors", "cloud_errors"]].sum(axis=1) > 0
+    by_system = by_system[errs].sort_values("water_errors", ascending=False)
+    return table, by_system
+
+
+def system_ids(X):
+    """One integer per star/planet system (identical auxiliary values)."""
+    return pd.factorize(X["aux"].round(6).astype(str).agg("|".join, axis=1))[0]
 
 
 ERROR_MODELS = {
@@ -139,6 +174,16 @@ ERROR_MODELS = {
         MultiOutputClassifier(
             HistGradientBoostingClassifier(max_iter=300, early_stopping=False)
         ),
+    ),
+    "hgb_reference": lambda: make_pipeline(
+        InputTransformer(
+            {
+                "features": (exoplanet_features(), ["spectra", "aux"]),
+                "reference": (SystemReference(), ["spectra", "aux"]),
+            },
+            remainder="drop",
+        ),
+        _SystemAwareBoosting(),
     ),
     "best": lambda: exoplanet_pipeline("best", device="cpu", random_state=0),
     "blend": lambda: exoplanet_pipeline("blend", device="cpu", random_state=0),
@@ -161,7 +206,7 @@ def main(argv=None):
     X, y = load_exoplanet()
     n_splits = 2 if args.quick else 5
     strata = (y["water"] * 2 + y["cloud"]).to_numpy()
-    systems = pd.factorize(X["aux"].round(6).astype(str).agg("|".join, axis=1))[0]
+    systems = system_ids(X)
     if args.grouped:
         cv, groups = GroupKFold(n_splits), systems
     else:
@@ -173,9 +218,11 @@ def main(argv=None):
         cv, groups = folds, None
     if args.errors:
         t0 = time.perf_counter()
-        table = error_table(ERROR_MODELS[args.errors](), X, y, cv, groups)
+        table, by_system = error_table(ERROR_MODELS[args.errors](), X, y, cv, groups)
         print(f"{args.errors}: out-of-fold errors, {time.perf_counter() - t0:.0f} s")
         print(table.round(2).to_string())
+        print("\nSystems with errors:")
+        print(by_system.round(2).to_string())
         return
     todo = variants(args.quick)
     if args.only:

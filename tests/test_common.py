@@ -35,6 +35,7 @@ from skestimators.preprocessing import (
     InputTransformer,
     PatchStatistics,
     PhysicsFeatures,
+    SystemReference,
 )
 from skestimators.uncertainty import DeepEnsembleRegressor
 
@@ -301,6 +302,7 @@ _API_CHECKS = [
 NAMED_INPUT_ESTIMATORS = [
     SpectraAuxClassifier(max_epochs=2, device="cpu", random_state=0),
     PhysicsFeatures(),
+    SystemReference(),
     # Takes 5-D patches, never a 2-D table; its data behaviour is tested on
     # patches in test_soc_estimator.py.
     PatchStatistics(),

@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
@@ -117,6 +118,32 @@ def test_blend_averages_network_and_boosting():
     boosting = np.column_stack([p[:, 1] for p in boosting])
     assert_allclose(pipe.predict_proba(X), (net + boosting) / 2)
     assert [list(c) for c in vote.classes_] == [[0, 1], [0, 1]]
+
+
+def test_blend_boosting_reads_the_system_reference_only_where_there_is_one():
+    X, y = make_exoplanet(120, random_state=2)
+    # Twelve systems of ten planets; the last two are never seen in fit.
+    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
+    X = MultiInput(
+        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
+    )
+    pipe = exoplanet_pipeline(random_state=0, device="cpu")
+    pipe.set_params(softvoting__spectraauxclassifier__max_epochs=1).fit(
+        X[:100], y[:100]
+    )
+    boosting = pipe.named_steps["softvoting"].named_estimators_["boosting"]
+    Z = pipe.named_steps["preprocess"].transform(X)
+    reference = np.asarray(Z["reference"])
+    assert (reference[:100, -1] == 10).all() and (reference[100:] == 0).all()
+    proba = np.column_stack([p[:, 1] for p in boosting.predict_proba(Z)])
+    base = np.hstack([np.asarray(Z[k]).reshape(120, -1) for k in ("spectra", "aux")])
+    unseen = np.column_stack([p[:, 1] for p in boosting.base_.predict_proba(base)])
+    seen = boosting.full_.predict_proba(np.hstack([base, reference[:, :-1]]))
+    seen = np.column_stack([p[:, 1] for p in seen])
+    assert_allclose(proba[100:], unseen[100:])
+    assert_allclose(proba[:100], seen[:100])
+    assert not np.allclose(proba[:100], unseen[:100])
+    assert boosting.predict(Z).shape == (120, 2)
 
 
 def test_recipe_errors_and_features():

@@ -17,6 +17,7 @@ from skestimators.preprocessing import (
     PhysicsFeatures,
     SpectralFeatures,
     SpectrumNormalizer,
+    SystemReference,
 )
 from skestimators.preprocessing._physics import AUX_COLUMNS
 
@@ -336,3 +337,88 @@ def test_physics_features_inputs():
         PhysicsFeatures().fit(X).transform(_planet(n_wavelengths=40))
     with pytest.raises(ValueError, match="Band 9 um"):
         PhysicsFeatures(bands=(9.0,)).fit(X).transform(X)
+
+
+# -- SystemReference ------------------------------------------------------------------
+def _systems(sizes=(6, 4), random_state=0):
+    """Planets of ``len(sizes)`` systems, ``sizes[i]`` planets each."""
+    X, _ = make_exoplanet(sum(sizes), random_state=random_state)
+    aux = np.repeat(X["aux"].to_numpy()[: len(sizes)], sizes, axis=0)
+    return MultiInput(spectra=X["spectra"], aux=pd.DataFrame(aux, columns=AUX_COLUMNS))
+
+
+def test_system_reference_residuals():
+    X = _systems()
+    reference = SystemReference().fit(X)
+    # The 4-planet system is below min_planets=5.
+    assert reference.n_planets_.tolist() == [6]
+    out = reference.transform(X)
+    depth, sigma = X["spectra"][:, :, 1], X["spectra"][:, :, 2]
+    first = slice(0, 6)
+    expected = (depth[first] - depth[first].mean(0)) / sigma[first].mean(0)
+    np.testing.assert_allclose(out[first, :-1], expected)
+    assert (out[first, -1] == 6).all()
+    # The 4-planet system has no reference: zeros and a count of 0.
+    assert (out[6:] == 0).all()
+    both = SystemReference(min_planets=4).fit(X).transform(X)
+    assert sorted(set(both[:, -1])) == [4, 6]
+    # Residuals sum to zero over the planets of a system.
+    np.testing.assert_allclose(both[6:, :-1].sum(0), 0, atol=1e-9)
+    names = reference.get_feature_names_out()
+    assert names[0] == "residual0" and names[-1] == "n_reference_planets"
+    assert len(names) == out.shape[1] == 53
+
+
+def test_system_reference_unseen_system_and_order():
+    X = _systems((5, 5))
+    reference = SystemReference().fit(X[:5])
+    out = reference.transform(X)
+    assert (out[5:] == 0).all() and (out[:5, -1] == 5).all()
+    perm = np.random.default_rng(0).permutation(10)
+    np.testing.assert_array_equal(reference.transform(X[perm]), out[perm])
+
+
+def test_system_reference_inputs():
+    X = _systems((5,))
+    renamed = {"s": X["spectra"], "a": X["aux"].to_numpy()}
+    np.testing.assert_allclose(
+        SystemReference("s", aux_key="a").fit(renamed).transform(renamed),
+        SystemReference().fit(X).transform(X),
+    )
+    with pytest.raises(TypeError, match="SystemReference expects a MultiInput"):
+        SystemReference().fit(X["spectra"])
+    bad = X["spectra"].copy()
+    bad[0, 3, 2] = 0.0
+    with pytest.raises(ValueError, match="uncertainty\\) must be strictly positive"):
+        SystemReference().fit(MultiInput(spectra=bad, aux=X["aux"]))
+    with pytest.raises(ValueError, match="uncertainty_channel=3 need at least 4"):
+        SystemReference(uncertainty_channel=3).fit(X)
+    with pytest.raises(ValueError, match="fitted on samples of shape"):
+        SystemReference().fit(X).transform(
+            MultiInput(spectra=X["spectra"][:, :40], aux=X["aux"])
+        )
+    with pytest.raises(ValueError, match="has 5 samples but"):
+        SystemReference().fit({"spectra": X["spectra"], "aux": X["aux"][:4]})
+
+
+def test_system_reference_finds_clouds_on_real_planets():
+    """On the bundled planets, siblings make clouds plain to gradient boosting."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from skestimators.datasets import load_exoplanet
+    from skestimators.recipes import exoplanet_features
+
+    X, y = load_exoplanet()
+    cloud = y["cloud"].to_numpy()
+    train, test = np.arange(0, 2400, 2), np.arange(1, 2400, 2)
+    features = exoplanet_features().fit(X[train])
+    reference = SystemReference().fit(X[train])
+    errors = {}
+    for name, extra in (("alone", False), ("with siblings", True)):
+        Z = features.transform(X)
+        if extra:
+            Z = np.hstack([Z, reference.transform(X)[:, :-1]])
+        model = HistGradientBoostingClassifier(max_iter=100, random_state=0)
+        model.fit(Z[train], cloud[train])
+        errors[name] = np.mean(model.predict(Z[test]) != cloud[test])
+    assert errors["with siblings"] < 0.01 < errors["alone"]

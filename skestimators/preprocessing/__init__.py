@@ -15,6 +15,7 @@ __all__ = [
     "PhysicsFeatures",
     "SpectralFeatures",
     "SpectrumNormalizer",
+    "SystemReference",
     "quantile_balanced_weights",
 ]
 
@@ -27,6 +28,7 @@ _EXPORTS = {
     "PhysicsFeatures": "._physics",
     "SpectralFeatures": "._spectral_features",
     "SpectrumNormalizer": "._spectral",
+    "SystemReference": "._system_reference",
     "quantile_balanced_weights": "._target",
     # Not public (not in __all__): for the image estimators and the exoplanet
     # data and scoring readers.

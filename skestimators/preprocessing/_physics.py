@@ -56,6 +56,84 @@ def detrend_log_wavelength(depth, wavelength):
     return y - slope * x
 
 
+def read_spectra_and_aux(estimator, X, *, reset, channels):
+    """Validated spectra and auxiliary table of a transformer of planets.
+
+    ``estimator`` has ``spectra_key`` and ``aux_key``; ``channels`` maps the
+    names of its channel parameters to the channel indices it reads. With
+    ``reset`` the shape of the spectra is recorded as ``n_wavelengths_`` and
+    ``n_channels_``, otherwise checked against it. Returns the spectra
+    ``(n, n_wavelengths, n_channels)`` and the auxiliary table ``(n, 5)`` as
+    float64 arrays, the latter in the order of :data:`AUX_COLUMNS` and
+    strictly positive.
+    """
+    name = type(estimator).__name__
+    spectra_key, aux_key = estimator.spectra_key, estimator.aux_key
+    arrays = as_mapping(X)
+    if arrays is None:
+        raise TypeError(
+            f"{name} expects a MultiInput (or dict) with the spectra "
+            f"and the auxiliary table, got {type(X).__name__}."
+        )
+    for key in (spectra_key, aux_key):
+        if key not in arrays:
+            raise ValueError(
+                f"{name} needs an input named {key!r}; X has {list(arrays)}."
+            )
+    spectra = check_array(
+        arrays[spectra_key],
+        allow_nd=True,
+        dtype=np.float64,
+        input_name=f"X[{spectra_key!r}]",
+        estimator=estimator,
+    )
+    if spectra.ndim != 3:
+        raise ValueError(
+            f"X[{spectra_key!r}] must be 3-D (n_samples, n_wavelengths, "
+            f"n_channels); got shape {spectra.shape}."
+        )
+    needed = max(channels.values()) + 1
+    if spectra.shape[2] < needed:
+        channel_names = " and ".join(f"{k}={v}" for k, v in channels.items())
+        raise ValueError(
+            f"X[{spectra_key!r}] has {spectra.shape[2]} channels; "
+            f"{channel_names} need at least {needed}."
+        )
+    if reset:
+        estimator.n_wavelengths_, estimator.n_channels_ = spectra.shape[1:]
+    elif spectra.shape[1:] != (estimator.n_wavelengths_, estimator.n_channels_):
+        raise ValueError(
+            f"X[{spectra_key!r}] has samples of shape {spectra.shape[1:]}, "
+            f"but {name} was fitted on samples of shape "
+            f"{(estimator.n_wavelengths_, estimator.n_channels_)}."
+        )
+    aux = arrays[aux_key]
+    if isinstance(aux, pd.DataFrame):
+        missing = [c for c in AUX_COLUMNS if c not in aux.columns]
+        if missing:
+            raise ValueError(
+                f"X[{aux_key!r}] lacks the columns {missing}; "
+                f"{name} needs {list(AUX_COLUMNS)}."
+            )
+        aux = aux[list(AUX_COLUMNS)]
+    aux = check_array(
+        aux, dtype=np.float64, input_name=f"X[{aux_key!r}]", estimator=estimator
+    )
+    if aux.shape[1] != len(AUX_COLUMNS):
+        raise ValueError(
+            f"X[{aux_key!r}] must have {len(AUX_COLUMNS)} columns "
+            f"{list(AUX_COLUMNS)}; got {aux.shape[1]}."
+        )
+    if len(aux) != len(spectra):
+        raise ValueError(
+            f"X[{spectra_key!r}] has {len(spectra)} samples but X[{aux_key!r}] "
+            f"has {len(aux)}."
+        )
+    if np.any(aux <= 0):
+        raise ValueError(f"X[{aux_key!r}] must be strictly positive.")
+    return spectra, aux
+
+
 class PhysicsFeatures(TransformerMixin, BaseEstimator):
     """Physical features of transiting planets from their spectra and stars.
 
@@ -161,64 +239,15 @@ class PhysicsFeatures(TransformerMixin, BaseEstimator):
         self.log = log
 
     def _validate_inputs(self, X, reset):
-        arrays = as_mapping(X)
-        if arrays is None:
-            raise TypeError(
-                "PhysicsFeatures expects a MultiInput (or dict) with the spectra "
-                f"and the auxiliary table, got {type(X).__name__}."
-            )
-        for key in (self.spectra_key, self.aux_key):
-            if key not in arrays:
-                raise ValueError(
-                    f"PhysicsFeatures needs an input named {key!r}; X has "
-                    f"{list(arrays)}."
-                )
-        spectra = check_array(
-            arrays[self.spectra_key],
-            allow_nd=True,
-            dtype=np.float64,
-            input_name=f"X[{self.spectra_key!r}]",
-            estimator=self,
+        spectra, aux = read_spectra_and_aux(
+            self,
+            X,
+            reset=reset,
+            channels={
+                "wavelength_channel": self.wavelength_channel,
+                "depth_channel": self.depth_channel,
+            },
         )
-        if spectra.ndim != 3:
-            raise ValueError(
-                f"X[{self.spectra_key!r}] must be 3-D (n_samples, n_wavelengths, "
-                f"n_channels); got shape {spectra.shape}."
-            )
-        needed = max(self.wavelength_channel, self.depth_channel) + 1
-        if spectra.shape[2] < needed:
-            raise ValueError(
-                f"X[{self.spectra_key!r}] has {spectra.shape[2]} channels; "
-                f"wavelength_channel={self.wavelength_channel} and "
-                f"depth_channel={self.depth_channel} need at least {needed}."
-            )
-        if reset:
-            self.n_wavelengths_, self.n_channels_ = spectra.shape[1:]
-        elif spectra.shape[1:] != (self.n_wavelengths_, self.n_channels_):
-            raise ValueError(
-                f"X[{self.spectra_key!r}] has samples of shape {spectra.shape[1:]}, "
-                f"but PhysicsFeatures was fitted on samples of shape "
-                f"{(self.n_wavelengths_, self.n_channels_)}."
-            )
-        aux = arrays[self.aux_key]
-        if isinstance(aux, pd.DataFrame):
-            missing = [c for c in AUX_COLUMNS if c not in aux.columns]
-            if missing:
-                raise ValueError(
-                    f"X[{self.aux_key!r}] lacks the columns {missing}; "
-                    f"PhysicsFeatures needs {list(AUX_COLUMNS)}."
-                )
-            aux = aux[list(AUX_COLUMNS)]
-        aux = check_array(
-            aux, dtype=np.float64, input_name=f"X[{self.aux_key!r}]", estimator=self
-        )
-        if aux.shape[1] != len(AUX_COLUMNS):
-            raise ValueError(
-                f"X[{self.aux_key!r}] must have {len(AUX_COLUMNS)} columns "
-                f"{list(AUX_COLUMNS)}; got {aux.shape[1]}."
-            )
-        if np.any(aux <= 0):
-            raise ValueError(f"X[{self.aux_key!r}] must be strictly positive.")
         wavelength = spectra[:, :, self.wavelength_channel]
         depth = spectra[:, :, self.depth_channel]
         if np.any(wavelength <= 0) or np.any(depth.mean(axis=1) <= 0):
