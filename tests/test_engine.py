@@ -162,6 +162,49 @@ def test_partial_fit_and_warm_start(blobs):
     assert not np.allclose(before, warm.predict_proba(X))
 
 
+def test_one_cycle_resumes_at_its_batch_and_refuses_to_run_past_its_end():
+    # skorch would resume a batch-stepped schedule at the epoch count, and
+    # torch raises its own ValueError once the cycle is spent.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4)).astype("float32")
+    y = (X[:, 0] > 0).astype(int)
+    params = dict(
+        lr_scheduler="onecycle",
+        lr_scheduler_params={"total_steps": 12},
+        max_epochs=3,
+        batch_size=16,
+        validation_fraction=None,
+        device="cpu",
+        random_state=0,
+    )
+    expected = []  # the rate after each step of the same schedule in torch
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=1e-2, total_steps=12
+    )
+    for _ in range(11):
+        optimizer.step()
+        schedule.step()
+        expected.append(optimizer.param_groups[0]["lr"])
+    clf = NetClassifier(**params).fit(X[:32], y[:32])  # 3 epochs of 2 batches
+
+    def rate():
+        return clf.net_.optimizer_.param_groups[0]["lr"]
+
+    assert rate() == pytest.approx(expected[5])
+    clf.partial_fit(X, y)  # 4 batches: steps 7 to 10
+    assert rate() == pytest.approx(expected[9])
+    clf.partial_fit(X, y)  # one step to the end, then the final rate holds
+    assert rate() == pytest.approx(expected[10])
+    weights = [p.detach().clone() for p in clf.net_.module_.parameters()]
+    with pytest.raises(ValueError, match="OneCycleLR has run all its 12 steps"):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 5
+    for before, after in zip(weights, clf.net_.module_.parameters()):
+        assert torch.equal(before, after)
+    assert clf.predict(X).shape == (64,)
+
+
 def test_reproducible_and_global_rng_untouched(blobs):
     X, y = blobs
     state = torch.get_rng_state()

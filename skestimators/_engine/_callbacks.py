@@ -59,13 +59,18 @@ class LRScheduler(_SkorchLRScheduler):
     epoch trained by ``partial_fit`` (no validation split) does not have.
     Training that resumes with a fresh optimizer (a network loaded from a
     safe model file, which stores no optimizer state) resumes the schedule
-    at its epoch from the optimizer's learning rates.
+    at its epoch from the optimizer's learning rates. A schedule stepped
+    every batch (one-cycle) resumes at the batch it reached, not at the
+    epoch count as skorch would; once it has run its ``total_steps`` the
+    rate stays at its final value to the end of the epoch, and training
+    that would start past its end is refused with a clear error.
     """
 
     def on_train_begin(self, net, **kwargs):
         groups = net.optimizer_.param_groups
         fresh = any("initial_lr" not in group for group in groups)
-        if len(net.history) and fresh and self.policy_ is not ReduceLROnPlateau:
+        resuming = len(net.history) and self.policy_ is not ReduceLROnPlateau
+        if resuming and fresh:
             # torch resumes a schedule (last_epoch >= 0) from the base rates
             # that a schedule started from scratch records in the optimizer
             # ("initial_lr", and "max_lr" and "min_lr" for one-cycle): start
@@ -73,6 +78,34 @@ class LRScheduler(_SkorchLRScheduler):
             params = {k: v for k, v in self.kwargs.items() if k != "last_epoch"}
             self.policy_(net.optimizer_, **params)
         super().on_train_begin(net, **kwargs)
+        if resuming and self.step_every == "batch" and "last_epoch" not in self.kwargs:
+            total = getattr(self.lr_scheduler_, "total_steps", None)
+            if total is not None and self.batch_idx_ >= total:
+                raise ValueError(
+                    f"The learning-rate schedule {self.policy_.__name__} has run "
+                    f"all its {total} steps (total_steps): training cannot "
+                    "continue it. Fit again, with a larger max_epochs or "
+                    "lr_scheduler_params={'total_steps': ...} that covers the "
+                    "epochs to come, or choose another lr_scheduler."
+                )
+            # skorch resumes at the epoch count; this schedule counts batches.
+            self.lr_scheduler_ = self.policy_(
+                net.optimizer_, **self.kwargs, last_epoch=self.batch_idx_ - 1
+            )
+
+    def on_batch_end(self, net, training, **kwargs):
+        total = getattr(self.lr_scheduler_, "total_steps", None)
+        if (
+            training
+            and self.step_every == "batch"
+            and total is not None
+            and self.lr_scheduler_.last_epoch >= total - 1
+        ):
+            # The schedule is at its final rate (step total_steps - 1); torch
+            # would step on, back up a cosine, then raise: keep the rate.
+            self.batch_idx_ += 1
+            return
+        super().on_batch_end(net, training, **kwargs)
 
     def on_epoch_end(self, net, **kwargs):
         if (

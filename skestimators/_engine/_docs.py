@@ -22,7 +22,10 @@ default="adam"
 class or None, default={lr_scheduler}
         Learning-rate schedule: ``"cosine"`` decays the rate along a cosine
         from ``lr`` to zero at ``max_epochs``; ``"plateau"`` follows the
-        validation loss.
+        validation loss; ``"onecycle"`` rises to ``10 * lr`` and falls again
+        over the batches of ``max_epochs`` epochs. ``partial_fit`` continues
+        a schedule where it stopped; a one-cycle schedule ends at its final
+        rate and cannot be continued past its end.
     lr_scheduler_params : dict or None, default=None
         Keyword arguments of the scheduler, overriding the defaults.
     early_stopping : bool, default=True
