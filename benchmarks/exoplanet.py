@@ -44,7 +44,8 @@ from skestimators.preprocessing import (
     PhysicsFeatures,
     SystemReference,
 )
-from skestimators.preprocessing._physics import detrend_log_wavelength
+from skestimators.preprocessing._physics import AUX_COLUMNS, detrend_log_wavelength
+from skestimators.preprocessing._system_reference import system_keys
 from skestimators.recipes import exoplanet_features, exoplanet_pipeline
 from skestimators.recipes._exoplanet import _SystemAwareBoosting
 
@@ -164,8 +165,9 @@ def error_table(model, X, y, cv, groups=None):
 
 
 def system_ids(X):
-    """One integer per star/planet system (identical auxiliary values)."""
-    return pd.factorize(X["aux"].round(6).astype(str).agg("|".join, axis=1))[0]
+    """One integer per star/planet system, as SystemReference groups them."""
+    keys = system_keys(X["aux"][list(AUX_COLUMNS)].to_numpy())
+    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
 
 
 ERROR_MODELS = {

@@ -146,6 +146,28 @@ def test_blend_boosting_reads_the_system_reference_only_where_there_is_one():
     assert boosting.predict(Z).shape == (120, 2)
 
 
+def test_blend_boosting_aligns_a_target_with_one_class_among_siblings():
+    # Every planet with siblings is cloudy: the model that reads the
+    # reference knows one cloud class, the other model two.
+    from skestimators.recipes._exoplanet import _SystemAwareBoosting
+
+    rng = np.random.default_rng(0)
+    reference = np.zeros((40, 5))
+    reference[:20, -1] = 10
+    reference[:20, :-1] = rng.normal(size=(20, 4))
+    X = {
+        "spectra": rng.normal(size=(40, 4)),
+        "aux": rng.normal(size=(40, 2)),
+        "reference": reference,
+    }
+    y = np.column_stack([rng.integers(0, 2, 40), np.r_[np.ones(21), np.zeros(19)]])
+    boosting = _SystemAwareBoosting().fit(X, y.astype(int))
+    assert boosting.full_.classes_[1].tolist() == [1]
+    cloud = boosting.predict_proba(X)[1]
+    assert_allclose(cloud[:20], [[0.0, 1.0]] * 20)
+    assert (boosting.predict(X)[:20, 1] == 1).all()
+
+
 def test_recipe_errors_and_features():
     with pytest.raises(ValueError, match="variant must be one of"):
         exoplanet_pipeline("transformer")

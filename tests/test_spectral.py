@@ -374,6 +374,9 @@ def test_system_reference_unseen_system_and_order():
     reference = SystemReference().fit(X[:5])
     out = reference.transform(X)
     assert (out[5:] == 0).all() and (out[:5, -1] == 5).all()
+    # Auxiliary values that went through float32 (or a CSV) still match.
+    rounded = MultiInput(spectra=X["spectra"], aux=X["aux"].astype("float32"))
+    np.testing.assert_allclose(reference.transform(rounded), out)
     perm = np.random.default_rng(0).permutation(10)
     np.testing.assert_array_equal(reference.transform(X[perm]), out[perm])
 

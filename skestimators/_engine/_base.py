@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import NonFinitePredictionError, TrainingDivergedError
 from ._batching import TensorData, to_tensor
+from ._callbacks import trained_batches
 from ._checkpoint import (
     CheckpointStore,
     ResumeCheckpoint,
@@ -477,6 +478,11 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
         for _, callback in net.callbacks_:
             if hasattr(callback, "best_model_weights_"):
                 callback.best_model_weights_ = None  # keep pickles device-free
+        spec = self.__dict__.get("_module_spec")
+        if spec is not None:
+            # A safe model file keeps history_ without skorch's bookkeeping;
+            # a schedule stepped every batch resumes from these counts.
+            spec["train_batches"] = [trained_batches([row]) for row in net.history]
         rows = [
             {k: v for k, v in row.items() if k not in _BOOKKEEPING}
             for row in net.history

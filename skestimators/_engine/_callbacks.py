@@ -11,6 +11,8 @@ callback (loggers, checkpoints) still sees the last epoch before
 
 from __future__ import annotations
 
+import warnings
+
 from skorch.callbacks import Callback
 from skorch.callbacks import EarlyStopping as _SkorchEarlyStopping
 from skorch.callbacks import LRScheduler as _SkorchLRScheduler
@@ -53,34 +55,33 @@ class EarlyStopping(_SkorchEarlyStopping):
 
 
 class LRScheduler(_SkorchLRScheduler):
-    """skorch's scheduler callback; ``"plateau"`` skips epochs it cannot see.
+    """skorch's scheduler callback, continued exactly by ``partial_fit``.
 
-    A ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
+    skorch rebuilds the schedule at every ``fit`` call, resumed at the epoch
+    count: a schedule stepped every batch (one-cycle) jumped back mid-cycle,
+    and torch's chainable schedules (step, cosine) applied one step twice.
+    Here a schedule continues where it stopped; a network with a fresh
+    optimizer (loaded from a safe model file, which stores no optimizer
+    state) replays its schedule to the step reached. A one-cycle schedule
+    holds its final rate once it has run its ``total_steps``, and training
+    that would start past its end is refused with a clear error. A
+    ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
     epoch trained by ``partial_fit`` (no validation split) does not have.
-    Training that resumes with a fresh optimizer (a network loaded from a
-    safe model file, which stores no optimizer state) resumes the schedule
-    at its epoch from the optimizer's learning rates. A schedule stepped
-    every batch (one-cycle) resumes at the batch it reached, not at the
-    epoch count as skorch would; once it has run its ``total_steps`` the
-    rate stays at its final value to the end of the epoch, and training
-    that would start past its end is refused with a clear error.
     """
 
     def on_train_begin(self, net, **kwargs):
-        groups = net.optimizer_.param_groups
-        fresh = any("initial_lr" not in group for group in groups)
-        resuming = len(net.history) and self.policy_ is not ReduceLROnPlateau
-        if resuming and fresh:
-            # torch resumes a schedule (last_epoch >= 0) from the base rates
-            # that a schedule started from scratch records in the optimizer
-            # ("initial_lr", and "max_lr" and "min_lr" for one-cycle): start
-            # one to record them, then skorch resumes at the loaded epoch.
-            params = {k: v for k, v in self.kwargs.items() if k != "last_epoch"}
-            self.policy_(net.optimizer_, **params)
-        super().on_train_begin(net, **kwargs)
-        if resuming and self.step_every == "batch" and "last_epoch" not in self.kwargs:
-            total = getattr(self.lr_scheduler_, "total_steps", None)
-            if total is not None and self.batch_idx_ >= total:
+        if (
+            not len(net.history)
+            or self.policy_ is ReduceLROnPlateau
+            or "last_epoch" in self.kwargs
+        ):
+            super().on_train_begin(net, **kwargs)
+            return
+        self.batch_idx_ = trained_batches(net.history)
+        steps = self.batch_idx_ if self.step_every == "batch" else len(net.history)
+        total = _total_steps(self.kwargs) if self.step_every == "batch" else None
+        if total is not None:
+            if steps >= total:
                 raise ValueError(
                     f"The learning-rate schedule {self.policy_.__name__} has run "
                     f"all its {total} steps (total_steps): training cannot "
@@ -88,10 +89,17 @@ class LRScheduler(_SkorchLRScheduler):
                     "lr_scheduler_params={'total_steps': ...} that covers the "
                     "epochs to come, or choose another lr_scheduler."
                 )
-            # skorch resumes at the epoch count; this schedule counts batches.
-            self.lr_scheduler_ = self.policy_(
-                net.optimizer_, **self.kwargs, last_epoch=self.batch_idx_ - 1
-            )
+            steps = min(steps, total - 1)  # it holds its final rate after
+        current = self.lr_scheduler_
+        if current is not None and current.optimizer is net.optimizer_:
+            return  # continue the schedule where it stopped
+        schedule = self.policy_(net.optimizer_, **self.kwargs)
+        with warnings.catch_warnings():
+            # "lr_scheduler.step() before optimizer.step()": a replay, on purpose.
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                schedule.step()
+        self.lr_scheduler_ = schedule
 
     def on_batch_end(self, net, training, **kwargs):
         total = getattr(self.lr_scheduler_, "total_steps", None)
@@ -103,6 +111,8 @@ class LRScheduler(_SkorchLRScheduler):
         ):
             # The schedule is at its final rate (step total_steps - 1); torch
             # would step on, back up a cosine, then raise: keep the rate.
+            if self.event_name is not None:
+                net.history.record_batch(self.event_name, groups_lr(net))
             self.batch_idx_ += 1
             return
         super().on_batch_end(net, training, **kwargs)
@@ -168,3 +178,28 @@ class EpochProgress(Callback):
         state = self.__dict__.copy()
         state.pop("bar_", None)
         return state
+
+
+def trained_batches(history):
+    """Training batches run so far, from a skorch ``History``."""
+    total = 0
+    for row in history:
+        count = row.get("train_batch_count")
+        if count is None:
+            count = sum(1 for batch in row.get("batches", ()) if "train_loss" in batch)
+        total += int(count)
+    return total
+
+
+def _total_steps(params):
+    """Steps of a one-cycle schedule from its keyword arguments, or None."""
+    if params.get("total_steps") is not None:
+        return int(params["total_steps"])
+    if params.get("epochs") is not None and params.get("steps_per_epoch") is not None:
+        return int(params["epochs"]) * int(params["steps_per_epoch"])
+    return None
+
+
+def groups_lr(net):
+    """Learning rate of the optimizer's first parameter group."""
+    return net.optimizer_.param_groups[0]["lr"]

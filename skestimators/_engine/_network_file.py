@@ -12,9 +12,11 @@ class NetworkFileMixin:
     """What a safe model file needs from a network estimator (see ``_io``).
 
     ``fit`` records ``_module_spec`` (the input shape and output count the
-    module was built with, and the number of training samples, which sizes
-    the learning-rate schedule); :meth:`_restore_network` rebuilds ``net_`` from
-    it with the estimator's own ``_make_module`` and ``_make_net``.
+    module was built with, the number of training samples, which sizes the
+    learning-rate schedule, and the training batches of each epoch, from
+    which a schedule stepped every batch resumes); :meth:`_restore_network`
+    rebuilds ``net_`` from it with the estimator's own ``_make_module`` and
+    ``_make_net``.
     """
 
     def _network_spec(self):
@@ -45,7 +47,12 @@ class NetworkFileMixin:
         history = self.__dict__.get("history_")
         if history is not None and len(history):
             # Later partial_fit epochs are numbered and recorded after these.
-            net.history = History(history.reset_index().to_dict("records"))
+            rows = history.reset_index().to_dict("records")
+            counts = spec.get("train_batches", ())
+            if len(counts) == len(rows):
+                for row, count in zip(rows, counts):
+                    row["train_batch_count"] = int(count)
+            net.history = History(rows)
         self._module_spec = dict(spec)
         self.net_ = net
         self.device_ = torch.device(net.device)

@@ -13,12 +13,40 @@ from ._physics import read_spectra_and_aux
 
 __all__ = ["SystemReference"]
 
+#: Significant digits to which the auxiliary values of two planets must agree
+#: for them to share a system (float32 keeps about seven).
+SIGNIFICANT_DIGITS = 6
+
+
+def system_keys(aux):
+    """One integer row per planet that identifies its system.
+
+    Each of the strictly positive auxiliary values is rounded to
+    :data:`SIGNIFICANT_DIGITS` significant digits, so a table that went
+    through float32 or a CSV file still matches.
+
+    Parameters
+    ----------
+    aux : ndarray of shape (n_planets, n_columns)
+        The auxiliary values, strictly positive.
+
+    Returns
+    -------
+    keys : ndarray of shape (n_planets, 2 * n_columns)
+        Decimal exponents and rounded mantissas, as int64.
+    """
+    aux = np.asarray(aux, dtype=np.float64)
+    exponent = np.floor(np.log10(aux))
+    mantissa = np.rint(aux / 10.0**exponent * 10.0 ** (SIGNIFICANT_DIGITS - 1))
+    return np.hstack([exponent, mantissa]).astype(np.int64)
+
 
 class SystemReference(TransformerMixin, BaseEstimator):
     """Transit depths relative to the mean spectrum of the planet's system.
 
     Planets share a system when their five auxiliary values (star mass,
-    radius and temperature, planet mass, semi-major axis) are identical. In
+    radius and temperature, planet mass, semi-major axis) agree to six
+    significant digits. In
     :meth:`fit` the transformer records, for every system with at least
     ``min_planets`` planets, their mean transit depth and mean uncertainty at
     each wavelength. :meth:`transform` returns each planet's depth minus the
@@ -63,7 +91,8 @@ class SystemReference(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     systems_ : ndarray of shape (n_systems, 5)
-        Auxiliary values of the systems with a reference.
+        Auxiliary values of the systems with a reference (those of their
+        first planet).
     reference_ : ndarray of shape (n_systems, n_wavelengths)
         Mean transit depth of each system.
     scale_ : ndarray of shape (n_systems, n_wavelengths)
@@ -81,6 +110,11 @@ class SystemReference(TransformerMixin, BaseEstimator):
 
     Notes
     -----
+    A planet seen in :meth:`fit` is part of its own reference, so its
+    residuals are smaller, by a factor ``(n - 1) / n`` for a system of ``n``
+    planets, than those of a new planet of the same system: 1 to 2.5 % on
+    the bundled data, 20 % at ``min_planets=5``.
+
     In the CNES challenge data bundled with the package, 2,400 planets share
     36 star/planet systems, each with atmospheres drawn at random: 40 to 165
     planets per system. The residuals lower the cloud errors of gradient
@@ -164,9 +198,14 @@ class SystemReference(TransformerMixin, BaseEstimator):
             The fitted transformer.
         """
         depth, uncertainty, aux = self._validate_inputs(X, reset=True)
-        systems, inverse, counts = np.unique(
-            aux, axis=0, return_inverse=True, return_counts=True
+        _, first, inverse, counts = np.unique(
+            system_keys(aux),
+            axis=0,
+            return_index=True,
+            return_inverse=True,
+            return_counts=True,
         )
+        systems = aux[first]
         inverse = inverse.ravel()
         keep = counts >= self.min_planets
         totals = np.zeros((len(systems), depth.shape[1]))
@@ -181,11 +220,8 @@ class SystemReference(TransformerMixin, BaseEstimator):
 
     def _system_index(self, aux):
         """Row of ``systems_`` for each planet, -1 where its system has none."""
-        index = np.full(len(aux), -1)
-        if len(self.systems_):
-            lookup = {tuple(row): i for i, row in enumerate(self.systems_)}
-            index = np.array([lookup.get(tuple(row), -1) for row in aux])
-        return index
+        lookup = {tuple(key): i for i, key in enumerate(system_keys(self.systems_))}
+        return np.array([lookup.get(tuple(key), -1) for key in system_keys(aux)])
 
     def transform(self, X):
         """Residuals against the system's mean spectrum, and their reference size.
