@@ -162,6 +162,25 @@ def test_partial_fit_and_warm_start(blobs):
     assert not np.allclose(before, warm.predict_proba(X))
 
 
+def test_partial_fit_continues_an_epoch_schedule_without_repeating_a_step():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 3)).astype("float32")
+    y = X.sum(axis=1)
+    reg = NetRegressor(
+        lr=1e-2,
+        lr_scheduler="step",
+        lr_scheduler_params={"step_size": 1, "gamma": 0.5},
+        max_epochs=3,
+        validation_fraction=None,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+    assert reg.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-2 / 8)
+    reg.partial_fit(X, y)
+    reg.partial_fit(X, y)
+    assert reg.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-2 / 32)
+
+
 def test_one_cycle_resumes_at_its_batch_and_refuses_to_run_past_its_end():
     # skorch would resume a batch-stepped schedule at the epoch count, and
     # torch raises its own ValueError once the cycle is spent.
