@@ -56,85 +56,101 @@ def detrend_log_wavelength(depth, wavelength):
     return y - slope * x
 
 
-def read_spectra_and_aux(estimator, X, *, reset, channels):
-    """Validated spectra and auxiliary table of a transformer of planets.
+class _PlanetTransformer(TransformerMixin, BaseEstimator):
+    """Base of the transformers that read a planet's spectrum and its star.
 
-    ``estimator`` has ``spectra_key`` and ``aux_key``; ``channels`` maps the
-    names of its channel parameters to the channel indices it reads. With
-    ``reset`` the shape of the spectra is recorded as ``n_wavelengths_`` and
-    ``n_channels_``, otherwise checked against it. Returns the spectra
-    ``(n, n_wavelengths, n_channels)`` and the auxiliary table ``(n, 5)`` as
-    float64 arrays, the latter in the order of :data:`AUX_COLUMNS` and
-    strictly positive.
+    Subclasses have the parameters ``spectra_key`` and ``aux_key``. Their
+    input is a MultiInput (or dict) of the spectra ``(n, n_wavelengths,
+    n_channels)`` and the auxiliary table of :data:`AUX_COLUMNS`, never one
+    2-D array.
     """
-    name = type(estimator).__name__
-    spectra_key, aux_key = estimator.spectra_key, estimator.aux_key
-    arrays = as_mapping(X)
-    if arrays is None:
-        raise TypeError(
-            f"{name} expects a MultiInput (or dict) with the spectra "
-            f"and the auxiliary table, got {type(X).__name__}."
-        )
-    for key in (spectra_key, aux_key):
-        if key not in arrays:
-            raise ValueError(
-                f"{name} needs an input named {key!r}; X has {list(arrays)}."
+
+    def _read_inputs(self, X, *, reset, channels):
+        """Validated spectra and auxiliary table.
+
+        ``channels`` maps the names of the channel parameters to the channel
+        indices read. With ``reset`` the shape of the spectra is recorded as
+        ``n_wavelengths_`` and ``n_channels_``, otherwise checked against it.
+        Returns the spectra ``(n, n_wavelengths, n_channels)`` and the
+        auxiliary table ``(n, 5)`` as float64 arrays, the latter in the order
+        of :data:`AUX_COLUMNS` and strictly positive.
+        """
+        name = type(self).__name__
+        spectra_key, aux_key = self.spectra_key, self.aux_key
+        arrays = as_mapping(X)
+        if arrays is None:
+            raise TypeError(
+                f"{name} expects a MultiInput (or dict) with the spectra "
+                f"and the auxiliary table, got {type(X).__name__}."
             )
-    spectra = check_array(
-        arrays[spectra_key],
-        allow_nd=True,
-        dtype=np.float64,
-        input_name=f"X[{spectra_key!r}]",
-        estimator=estimator,
-    )
-    if spectra.ndim != 3:
-        raise ValueError(
-            f"X[{spectra_key!r}] must be 3-D (n_samples, n_wavelengths, "
-            f"n_channels); got shape {spectra.shape}."
+        for key in (spectra_key, aux_key):
+            if key not in arrays:
+                raise ValueError(
+                    f"{name} needs an input named {key!r}; X has {list(arrays)}."
+                )
+        spectra = check_array(
+            arrays[spectra_key],
+            allow_nd=True,
+            dtype=np.float64,
+            input_name=f"X[{spectra_key!r}]",
+            estimator=self,
         )
-    needed = max(channels.values()) + 1
-    if spectra.shape[2] < needed:
-        channel_names = " and ".join(f"{k}={v}" for k, v in channels.items())
-        raise ValueError(
-            f"X[{spectra_key!r}] has {spectra.shape[2]} channels; "
-            f"{channel_names} need at least {needed}."
-        )
-    if reset:
-        estimator.n_wavelengths_, estimator.n_channels_ = spectra.shape[1:]
-    elif spectra.shape[1:] != (estimator.n_wavelengths_, estimator.n_channels_):
-        raise ValueError(
-            f"X[{spectra_key!r}] has samples of shape {spectra.shape[1:]}, "
-            f"but {name} was fitted on samples of shape "
-            f"{(estimator.n_wavelengths_, estimator.n_channels_)}."
-        )
-    aux = arrays[aux_key]
-    if isinstance(aux, pd.DataFrame):
-        missing = [c for c in AUX_COLUMNS if c not in aux.columns]
-        if missing:
+        if spectra.ndim != 3:
             raise ValueError(
-                f"X[{aux_key!r}] lacks the columns {missing}; "
-                f"{name} needs {list(AUX_COLUMNS)}."
+                f"X[{spectra_key!r}] must be 3-D (n_samples, n_wavelengths, "
+                f"n_channels); got shape {spectra.shape}."
             )
-        aux = aux[list(AUX_COLUMNS)]
-    aux = check_array(
-        aux, dtype=np.float64, input_name=f"X[{aux_key!r}]", estimator=estimator
-    )
-    if aux.shape[1] != len(AUX_COLUMNS):
-        raise ValueError(
-            f"X[{aux_key!r}] must have {len(AUX_COLUMNS)} columns "
-            f"{list(AUX_COLUMNS)}; got {aux.shape[1]}."
+        needed = max(channels.values()) + 1
+        if spectra.shape[2] < needed:
+            channel_names = " and ".join(f"{k}={v}" for k, v in channels.items())
+            raise ValueError(
+                f"X[{spectra_key!r}] has {spectra.shape[2]} channels; "
+                f"{channel_names} need at least {needed}."
+            )
+        if reset:
+            self.n_wavelengths_, self.n_channels_ = spectra.shape[1:]
+        elif spectra.shape[1:] != (self.n_wavelengths_, self.n_channels_):
+            raise ValueError(
+                f"X[{spectra_key!r}] has samples of shape {spectra.shape[1:]}, "
+                f"but {name} was fitted on samples of shape "
+                f"{(self.n_wavelengths_, self.n_channels_)}."
+            )
+        aux = arrays[aux_key]
+        if isinstance(aux, pd.DataFrame):
+            missing = [c for c in AUX_COLUMNS if c not in aux.columns]
+            if missing:
+                raise ValueError(
+                    f"X[{aux_key!r}] lacks the columns {missing}; "
+                    f"{name} needs {list(AUX_COLUMNS)}."
+                )
+            aux = aux[list(AUX_COLUMNS)]
+        aux = check_array(
+            aux, dtype=np.float64, input_name=f"X[{aux_key!r}]", estimator=self
         )
-    if len(aux) != len(spectra):
-        raise ValueError(
-            f"X[{spectra_key!r}] has {len(spectra)} samples but X[{aux_key!r}] "
-            f"has {len(aux)}."
-        )
-    if np.any(aux <= 0):
-        raise ValueError(f"X[{aux_key!r}] must be strictly positive.")
-    return spectra, aux
+        if aux.shape[1] != len(AUX_COLUMNS):
+            raise ValueError(
+                f"X[{aux_key!r}] must have {len(AUX_COLUMNS)} columns "
+                f"{list(AUX_COLUMNS)}; got {aux.shape[1]}."
+            )
+        if len(aux) != len(spectra):
+            raise ValueError(
+                f"X[{spectra_key!r}] has {len(spectra)} samples but X[{aux_key!r}] "
+                f"has {len(aux)}."
+            )
+        if np.any(aux <= 0):
+            raise ValueError(f"X[{aux_key!r}] must be strictly positive.")
+        return spectra, aux
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.dict = True
+        tags.requires_fit = True
+        return tags
 
 
-class PhysicsFeatures(TransformerMixin, BaseEstimator):
+class PhysicsFeatures(_PlanetTransformer):
     """Physical features of transiting planets from their spectra and stars.
 
     From the mean transit depth and the stellar radius it recovers the planet
@@ -239,8 +255,7 @@ class PhysicsFeatures(TransformerMixin, BaseEstimator):
         self.log = log
 
     def _validate_inputs(self, X, reset):
-        spectra, aux = read_spectra_and_aux(
-            self,
+        spectra, aux = self._read_inputs(
             X,
             reset=reset,
             channels={
@@ -348,11 +363,3 @@ class PhysicsFeatures(TransformerMixin, BaseEstimator):
         ]
         names += [f"band_{centre:g}um_contrast" for centre in self.bands]
         return np.asarray(names, dtype=object)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.input_tags.dict = True
-        tags.requires_fit = True
-        return tags

@@ -5,11 +5,11 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._physics import read_spectra_and_aux
+from ._physics import _PlanetTransformer
 
 __all__ = ["SystemReference"]
 
@@ -41,7 +41,7 @@ def system_keys(aux):
     return np.hstack([exponent, mantissa]).astype(np.int64)
 
 
-class SystemReference(TransformerMixin, BaseEstimator):
+class SystemReference(_PlanetTransformer):
     """Transit depths relative to the mean spectrum of the planet's system.
 
     Planets share a system when their five auxiliary values (star mass,
@@ -163,8 +163,7 @@ class SystemReference(TransformerMixin, BaseEstimator):
         self.min_planets = min_planets
 
     def _validate_inputs(self, X, reset):
-        spectra, aux = read_spectra_and_aux(
-            self,
+        spectra, aux = self._read_inputs(
             X,
             reset=reset,
             channels={
@@ -265,11 +264,3 @@ class SystemReference(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         names = [f"residual{i}" for i in range(self.n_wavelengths_)]
         return np.asarray(names + ["n_reference_planets"], dtype=object)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.input_tags.dict = True
-        tags.requires_fit = True
-        return tags
