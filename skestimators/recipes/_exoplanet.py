@@ -219,14 +219,14 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
     spectra barely rise above the noise: the median spread of their spectra
     about a straight line in log-wavelength is 1.2 to 1.3 times the depth
     uncertainty, among the six lowest of the 36 systems (``--errors`` also
-    prints the errors by system). Above
-    525 K it misses water on 0.6 % of the planets. Gradient boosting and the
-    network alone err on the same planets (``--errors hgb``, ``--errors
-    best``), and so far no feature has removed these errors: depths in scale
-    heights per wavelength, methane and carbon dioxide band contrasts, a
-    cloud-then-water classifier chain, a model trained on the cool planets
-    alone, or a linear model of each planet against its siblings of the same
-    cloud cover in units of the noise (1.9 % alone).
+    prints the errors by system). Above 525 K it misses water on 0.6 % of the
+    planets. Gradient boosting and the network alone err on the same planets
+    (``--errors hgb``, ``--errors best``), and so far no feature has removed
+    these errors: depths in scale heights per wavelength, methane and carbon
+    dioxide band contrasts, a cloud-then-water classifier chain, a model
+    trained on the cool planets alone, or a linear model of each planet
+    against its siblings of the same cloud cover in units of the noise
+    (1.9 % alone).
 
     References
     ----------
@@ -311,7 +311,8 @@ class _SystemAwareBoosting(ClassifierMixin, BaseEstimator):
     ``"reference"``). Planets whose system has a reference are scored by the
     second, the others (systems unseen in ``fit``) by the first: a model
     trained only on planets with siblings has never seen an empty reference
-    and errs on a third of them.
+    (boosting that read the reference of unseen systems as missing values
+    missed cloud on a third of their planets, under GroupKFold).
     """
 
     def fit(self, X, y, sample_weight=None):
