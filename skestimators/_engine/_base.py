@@ -567,6 +567,9 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                     if rows is not None:
                         bad.append(rows)
                     out.append(y)
+                # Free this batch before the next is read: a batch read from a
+                # memory-mapped file is a copy, and two would be alive at once.
+                Xb = Xt = None
         module.eval()
         if bad:
             rows = np.unique(np.concatenate(bad))
