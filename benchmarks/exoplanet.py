@@ -44,7 +44,7 @@ from skestimators.preprocessing import (
     PhysicsFeatures,
     SystemReference,
 )
-from skestimators.preprocessing._physics import AUX_COLUMNS, detrend_log_wavelength
+from skestimators.preprocessing._physics import AUX_COLUMNS
 from skestimators.preprocessing._system_reference import system_keys
 from skestimators.recipes import exoplanet_features, exoplanet_pipeline
 from skestimators.recipes._exoplanet import _SystemAwareBoosting
@@ -121,14 +121,13 @@ def error_table(model, X, y, cv, groups=None):
     """
     y_pred = np.asarray(cross_val_predict(model, X, y, cv=cv, groups=groups))
     wrong = y_pred != y.to_numpy()
-    spectra = np.asarray(X["spectra"])
-    residual = detrend_log_wavelength(spectra[:, :, 1], spectra[:, :, 0])
-    spread = residual.std(axis=1) / spectra[:, :, 2].mean(axis=1)
-    physics = PhysicsFeatures().fit(X)
-    column = list(physics.get_feature_names_out()).index("equilibrium_temperature")
+    physics = PhysicsFeatures(log=False).set_output(transform="pandas")
+    features = physics.fit_transform(X)
+    temperature = features["equilibrium_temperature"].to_numpy()
+    noise = np.asarray(X["spectra"])[:, :, 2].mean(axis=1)
     frame = pd.DataFrame(
         {
-            "T_eq (K)": pd.cut(physics.transform(X)[:, column], TEMPERATURE_BINS),
+            "T_eq (K)": pd.cut(temperature, TEMPERATURE_BINS),
             "cloud": y["cloud"].to_numpy(),
             "water": wrong[:, 0],
             "cloud_wrong": wrong[:, 1],
@@ -149,8 +148,8 @@ def error_table(model, X, y, cv, groups=None):
     table = by_group[["water", "cloud_wrong"]].apply(summary)
     table.loc[("all", ""), :] = summary(frame)
     table = table.astype({"planets": int, "water_errors": int})
-    frame["T_eq (K)"] = physics.transform(X)[:, column]
-    frame["spread / noise"] = spread
+    frame["T_eq (K)"] = temperature
+    frame["spread / noise"] = features["observed_amplitude"].to_numpy() / noise
     frame["system"] = system_ids(X)
     by_system = frame.groupby("system").agg(
         planets=("water", "size"),

@@ -112,7 +112,9 @@ class LRScheduler(_SkorchLRScheduler):
             # The schedule is at its final rate (step total_steps - 1); torch
             # would step on, back up a cosine, then raise: keep the rate.
             if self.event_name is not None:
-                net.history.record_batch(self.event_name, groups_lr(net))
+                net.history.record_batch(
+                    self.event_name, net.optimizer_.param_groups[0]["lr"]
+                )
             self.batch_idx_ += 1
             return
         super().on_batch_end(net, training, **kwargs)
@@ -198,8 +200,3 @@ def _total_steps(params):
     if params.get("epochs") is not None and params.get("steps_per_epoch") is not None:
         return int(params["epochs"]) * int(params["steps_per_epoch"])
     return None
-
-
-def groups_lr(net):
-    """Learning rate of the optimizer's first parameter group."""
-    return net.optimizer_.param_groups[0]["lr"]

@@ -59,17 +59,18 @@ def detrend_log_wavelength(depth, wavelength):
 class _PlanetTransformer(TransformerMixin, BaseEstimator):
     """Base of the transformers that read a planet's spectrum and its star.
 
-    Subclasses have the parameters ``spectra_key`` and ``aux_key``. Their
-    input is a MultiInput (or dict) of the spectra ``(n, n_wavelengths,
-    n_channels)`` and the auxiliary table of :data:`AUX_COLUMNS`, never one
-    2-D array.
+    Subclasses have the parameters ``spectra_key``, ``aux_key`` and those
+    named in ``_channels`` (the channel indices they read). Their input is a
+    MultiInput (or dict) of the spectra ``(n, n_wavelengths, n_channels)``
+    and the auxiliary table of :data:`AUX_COLUMNS`, never one 2-D array.
     """
 
-    def _read_inputs(self, X, *, reset, channels):
+    _channels: tuple = ()
+
+    def _read_inputs(self, X, *, reset):
         """Validated spectra and auxiliary table.
 
-        ``channels`` maps the names of the channel parameters to the channel
-        indices read. With ``reset`` the shape of the spectra is recorded as
+        With ``reset`` the shape of the spectra is recorded as
         ``n_wavelengths_`` and ``n_channels_``, otherwise checked against it.
         Returns the spectra ``(n, n_wavelengths, n_channels)`` and the
         auxiliary table ``(n, 5)`` as float64 arrays, the latter in the order
@@ -100,6 +101,7 @@ class _PlanetTransformer(TransformerMixin, BaseEstimator):
                 f"X[{spectra_key!r}] must be 3-D (n_samples, n_wavelengths, "
                 f"n_channels); got shape {spectra.shape}."
             )
+        channels = {name: getattr(self, name) for name in self._channels}
         needed = max(channels.values()) + 1
         if spectra.shape[2] < needed:
             channel_names = " and ".join(f"{k}={v}" for k, v in channels.items())
@@ -222,6 +224,8 @@ class PhysicsFeatures(_PlanetTransformer):
     ['log10_planet_radius', 'equilibrium_temperature', 'log10_surface_gravity']
     """
 
+    _channels = ("wavelength_channel", "depth_channel")
+
     _parameter_constraints: dict = {
         "spectra_key": [str],
         "aux_key": [str],
@@ -255,14 +259,7 @@ class PhysicsFeatures(_PlanetTransformer):
         self.log = log
 
     def _validate_inputs(self, X, reset):
-        spectra, aux = self._read_inputs(
-            X,
-            reset=reset,
-            channels={
-                "wavelength_channel": self.wavelength_channel,
-                "depth_channel": self.depth_channel,
-            },
-        )
+        spectra, aux = self._read_inputs(X, reset=reset)
         wavelength = spectra[:, :, self.wavelength_channel]
         depth = spectra[:, :, self.depth_channel]
         if np.any(wavelength <= 0) or np.any(depth.mean(axis=1) <= 0):

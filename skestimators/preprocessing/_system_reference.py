@@ -140,6 +140,8 @@ class SystemReference(_PlanetTransformer):
     (10, 53)
     """
 
+    _channels = ("depth_channel", "uncertainty_channel")
+
     _parameter_constraints: dict = {
         "spectra_key": [str],
         "aux_key": [str],
@@ -164,14 +166,7 @@ class SystemReference(_PlanetTransformer):
         self.min_planets = min_planets
 
     def _validate_inputs(self, X, reset):
-        spectra, aux = self._read_inputs(
-            X,
-            reset=reset,
-            channels={
-                "depth_channel": self.depth_channel,
-                "uncertainty_channel": self.uncertainty_channel,
-            },
-        )
+        spectra, aux = self._read_inputs(X, reset=reset)
         uncertainty = spectra[:, :, self.uncertainty_channel]
         if np.any(uncertainty <= 0):
             raise ValueError(
