@@ -101,7 +101,10 @@ def test_shared_training_parameters_everywhere_and_no_retired_names(cls):
 
 def test_shared_defaults_are_equal_unless_the_glossary_says_why():
     # reasons in the glossary
-    differing = {"max_epochs", "batch_size", "lr", "lr_scheduler"}
+    differing = {
+        "max_epochs", "batch_size", "lr", "lr_scheduler", "early_stopping",
+        "validation_fraction",
+    }  # fmt: skip
     for name in set(TRAINING) - differing:
         defaults = {repr(_parameters(cls)[name]) for cls in ESTIMATORS}
         assert len(defaults) == 1, (name, defaults)

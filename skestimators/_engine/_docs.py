@@ -28,11 +28,11 @@ class or None, default={lr_scheduler}
         rate and cannot be continued past its end.
     lr_scheduler_params : dict or None, default=None
         Keyword arguments of the scheduler, overriding the defaults.
-    early_stopping : bool, default=True
+    early_stopping : bool, default={early_stopping}
         Stop when the validation loss has not improved by ``tol`` (relative)
         for ``patience`` epochs, and restore the weights of the best epoch.
         Needs a validation split (``validation_fraction`` or ``validation_cv``).
-    validation_fraction : float or None, default=0.1
+    validation_fraction : float or None, default={validation_fraction}
         Fraction of the training data held out for validation. With ``groups``
         passed to ``fit``, whole groups are held out; single-label classifiers
         stratify. None disables the internal validation split.
@@ -101,11 +101,17 @@ def fill_doc(**defaults):
     """Class decorator replacing ``{training_params}`` and ``{fitted_attrs}``.
 
     ``defaults`` are the estimator's own ``max_epochs``, ``batch_size`` and
-    ``lr``, and ``lr_scheduler`` where it is not None (see the glossary for
-    why they differ). Plain text replacement, not ``str.format``: docstrings
-    keep single braces.
+    ``lr``, and ``lr_scheduler``, ``early_stopping`` and
+    ``validation_fraction`` where they differ from None, True and 0.1 (see
+    the glossary for why they differ). Plain text replacement, not
+    ``str.format``: docstrings keep single braces.
     """
-    defaults = {"lr_scheduler": None, **defaults}
+    defaults = {
+        "lr_scheduler": None,
+        "early_stopping": True,
+        "validation_fraction": 0.1,
+        **defaults,
+    }
 
     def decorate(cls):
         training = TRAINING_PARAMS
