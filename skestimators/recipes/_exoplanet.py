@@ -226,7 +226,9 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
     dioxide band contrasts, a cloud-then-water classifier chain, a model
     trained on the cool planets alone, or a linear model of each planet
     against its siblings of the same cloud cover in units of the noise
-    (1.9 % alone).
+    (1.9 % alone). Averaging five seeds of the network before the vote
+    leaves the water errors where they are (47, against 44 to 51 for single
+    seeds).
 
     References
     ----------
