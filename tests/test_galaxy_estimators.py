@@ -387,3 +387,22 @@ def test_networks_standardise_channels_as_the_training_images(classes):
         # the statistics are saved with the weights
         state = clf.net_.module_.state_dict()
         assert "standardize.mean" in state and "standardize.std" in state
+
+
+def test_classifier_trains_on_every_image_unless_asked_to_hold_some_out(classes):
+    # The cosine schedule sets the length of training: by default no image
+    # is held out for early stopping; the former behaviour is one setting.
+    X, y = classes
+    params = dict(TINY, batch_size=16)
+    clf = ImageClassifier(**params).fit(X, y)
+    assert clf.net_.history[-1, "train_batch_count"] == len(X) // 16
+    assert "valid_loss" not in clf.history_.columns
+    held = ImageClassifier(**params, validation_fraction=0.1, early_stopping=True)
+    held.fit(X, y)
+    assert held.net_.history[-1, "train_batch_count"] == (len(X) - 16) // 16
+    assert "valid_loss" in held.history_.columns
+    assert "early_stopping : bool, default=False" in ImageClassifier.__doc__
+    assert "validation_fraction : float or None, default=None" in (
+        ImageClassifier.__doc__
+    )
+    assert "early_stopping : bool, default=True" in GalaxyZooRegressor.__doc__

@@ -63,14 +63,14 @@ class ImageClassifier(ImageNetMixin, _ClassifierNet):
     at ``1e-3`` and decays along a cosine to zero at ``max_epochs``
     (``lr_scheduler="cosine"``): at a constant ``1e-3`` the class-weighted
     validation loss jumped from epoch to epoch, and a constant ``3e-4``
-    learned less in a dozen epochs. The schedule sets the length of
-    training, so the network trains on every image for ``max_epochs``
-    epochs (``validation_fraction=None``, ``early_stopping=False``):
-    holding a tenth of the images out for early stopping lowered the
-    cross-validated balanced accuracy on each of three seeds (0.618 against
-    0.636 on average). With
-    integer class codes the default augmentation is thus the random
-    rotations by multiples of 90 degrees of a plain CNN.
+    learned less in a dozen epochs. With integer class codes the default
+    augmentation is thus the random rotations by multiples of 90 degrees of
+    a plain CNN. The schedule sets the length of training, so the network
+    trains on every image for ``max_epochs`` epochs
+    (``validation_fraction=None``, ``early_stopping=False``): holding a
+    tenth of the images out for early stopping lowered the cross-validated
+    balanced accuracy on each of three seeds (0.618 against 0.636 on
+    average).
 
     Parameters
     ----------
