@@ -1,5 +1,7 @@
 """Parameter documentation shared by the network estimators."""
 
+import inspect
+
 TRAINING_PARAMS = """\
 max_epochs : int or "auto", default={max_epochs}
         Maximum number of passes over the training data. ``"auto"`` counts
@@ -97,29 +99,20 @@ net_ : skorch.NeuralNet
         Column names of a DataFrame ``X``."""
 
 
-def fill_doc(**defaults):
+def fill_doc(cls):
     """Class decorator replacing ``{training_params}`` and ``{fitted_attrs}``.
 
-    ``defaults`` are the estimator's own ``max_epochs``, ``batch_size`` and
-    ``lr``, and ``lr_scheduler``, ``early_stopping`` and
-    ``validation_fraction`` where they differ from None, True and 0.1 (see
-    the glossary for why they differ). Plain text replacement, not
-    ``str.format``: docstrings keep single braces.
+    The defaults in the training parameters' text are read from the class's
+    own signature, so the documented default is always the real one (the
+    glossary says why some differ between estimators). Plain text
+    replacement, not ``str.format``: docstrings keep single braces.
     """
-    defaults = {
-        "lr_scheduler": None,
-        "early_stopping": True,
-        "validation_fraction": 0.1,
-        **defaults,
-    }
-
-    def decorate(cls):
-        training = TRAINING_PARAMS
-        for name, value in defaults.items():
-            training = training.replace("{" + name + "}", str(value))
-        cls.__doc__ = cls.__doc__.replace("{training_params}", training).replace(
-            "{fitted_attrs}", FITTED_ATTRS
-        )
-        return cls
-
-    return decorate
+    training = TRAINING_PARAMS
+    for name, parameter in inspect.signature(cls).parameters.items():
+        value = parameter.default
+        text = f'"{value}"' if isinstance(value, str) else repr(value)
+        training = training.replace("{" + name + "}", text)
+    cls.__doc__ = cls.__doc__.replace("{training_params}", training).replace(
+        "{fitted_attrs}", FITTED_ATTRS
+    )
+    return cls

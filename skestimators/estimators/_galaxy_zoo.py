@@ -14,7 +14,7 @@ from ._base import MC_CONSTRAINTS, _RegressorNet
 from ._image_base import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
 
-@fill_doc(max_epochs=30, batch_size=64, lr=0.001)
+@fill_doc
 @_image_doc
 class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
     """Convolutional network predicting the 37 Galaxy Zoo vote fractions.

@@ -13,14 +13,7 @@ from ._base import _ClassifierNet
 from ._image_base import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
 
-@fill_doc(
-    max_epochs=30,
-    batch_size=64,
-    lr=0.001,
-    lr_scheduler='"cosine"',
-    early_stopping=False,
-    validation_fraction=None,
-)
+@fill_doc
 @_image_doc
 class ImageClassifier(ImageNetMixin, _ClassifierNet):
     """Convolutional network classifying images, aware of mirror-image classes.

@@ -18,7 +18,7 @@ def _build(module, module_params, input_shape, n_outputs):
     return instantiate_module(module, module_params, input_shape, n_outputs, MLP)
 
 
-@fill_doc(max_epochs='"auto"', batch_size=32, lr=0.001)
+@fill_doc
 class NetClassifier(_ClassifierNet):
     """Classifier wrapping any ``torch.nn.Module``: binary, multiclass or multilabel.
 
@@ -156,7 +156,7 @@ class NetClassifier(_ClassifierNet):
         return tags
 
 
-@fill_doc(max_epochs='"auto"', batch_size=32, lr=0.001)
+@fill_doc
 class NetRegressor(_RegressorNet):
     """Regressor wrapping any ``torch.nn.Module``, for one or several targets.
 

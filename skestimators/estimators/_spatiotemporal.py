@@ -24,7 +24,7 @@ from ._base import LOSS_CONSTRAINTS, MC_CONSTRAINTS, _RegressorNet
 _SHAPE = "(n_samples, bands, height, width, years)"
 
 
-@fill_doc(max_epochs=100, batch_size=32, lr=0.001)
+@fill_doc
 class SpatioTemporalRegressor(_RegressorNet):
     """CNN-LSTM regressor for patches of multi-year rasters (e.g. soil carbon).
 

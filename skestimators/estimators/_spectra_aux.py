@@ -12,7 +12,7 @@ from ..nn import BRANCHES, SpectraAuxNet
 from ._base import _ClassifierNet
 
 
-@fill_doc(max_epochs=60, batch_size=64, lr=0.002)
+@fill_doc
 class SpectraAuxClassifier(_ClassifierNet):
     """Two-input network (spectrum, auxiliary table) with one sigmoid head per target.
 
