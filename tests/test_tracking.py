@@ -88,7 +88,7 @@ def client(mlflow_uri, no_telemetry):
 @pytest.fixture
 def wandb_env(tmp_path, monkeypatch):
     """W&B offline, silent, writing only under ``tmp_path``."""
-    pytest.importorskip("wandb")
+    pytest.importorskip("wandb", reason="needs the tracking extra")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_CONSOLE", "off")
@@ -179,7 +179,7 @@ def _scalars(log_dir):
 
 
 def test_tensorboard_plain_skorch_net(tmp_path, data):
-    pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboard", reason="needs the tracking extra")
     X, y = data
     logger = TensorBoardLogger(tmp_path)
     net = NeuralNetRegressor(
@@ -194,7 +194,7 @@ def test_tensorboard_plain_skorch_net(tmp_path, data):
 
 
 def test_tensorboard_net_regressor(tmp_path, data):
-    pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboard", reason="needs the tracking extra")
     logger = TensorBoardLogger(tmp_path)
     est = NetRegressor(callbacks=[("tb", logger)], **FAST).fit(*data)
     first = logger.log_dir_
@@ -221,7 +221,7 @@ def test_tensorboard_net_regressor(tmp_path, data):
 
 
 def test_tensorboard_prefix_names_the_run(tmp_path, data):
-    pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboard", reason="needs the tracking extra")
     logger = TensorBoardLogger(tmp_path / "runs", prefix="small")
     NetRegressor(callbacks=[logger], **dict(FAST, max_epochs=1)).fit(*data)
     assert Path(logger.log_dir_).name.startswith("small-")

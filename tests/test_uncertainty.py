@@ -27,7 +27,9 @@ from skestimators.model_selection import SpatialBlockKFold
 from skestimators.preprocessing import InputTransformer, NDStandardScaler
 from skestimators.uncertainty import DeepEnsembleRegressor, calibration_block_size
 
-mapie_regression = pytest.importorskip("mapie.regression")
+mapie_regression = pytest.importorskip(
+    "mapie.regression", reason="needs the uncertainty extra"
+)
 
 DROPOUT = {"width": 32, "dropout": 0.2}
 
