@@ -300,6 +300,7 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                     "input_shape": input_shape,
                     "n_outputs": n_outputs,
                     "n_train": len(train),  # sizes the learning-rate schedule
+                    "has_valid": valid is not None,  # what a schedule monitors
                 }
                 groups_spec = self._bind_outputs(module, train, groups_spec)
                 self.net_ = self._make_net(

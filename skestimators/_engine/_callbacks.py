@@ -66,16 +66,18 @@ class LRScheduler(_SkorchLRScheduler):
     holds its final rate once it has run its ``total_steps``, and training
     that would start past its end is refused with a clear error. A
     ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
-    epoch trained by ``partial_fit`` (no validation split) does not have.
+    epoch trained by ``partial_fit`` (no validation split) does not have; on
+    a fresh optimizer it is replayed on the monitored values of the history,
+    so that its rate, best value and epochs without progress are those it
+    had reached.
     """
 
     def on_train_begin(self, net, **kwargs):
-        if (
-            not len(net.history)
-            or self.policy_ is ReduceLROnPlateau
-            or "last_epoch" in self.kwargs
-        ):
+        if not len(net.history) or "last_epoch" in self.kwargs:
             super().on_train_begin(net, **kwargs)
+            return
+        if self.policy_ is ReduceLROnPlateau:
+            self._continue_plateau(net, **kwargs)
             return
         self.batch_idx_ = trained_batches(net.history)
         steps = self.batch_idx_ if self.step_every == "batch" else len(net.history)
@@ -99,6 +101,20 @@ class LRScheduler(_SkorchLRScheduler):
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(steps):
                 schedule.step()
+        self.lr_scheduler_ = schedule
+
+    def _continue_plateau(self, net, **kwargs):
+        self.batch_idx_ = trained_batches(net.history)
+        current = self.lr_scheduler_
+        if current is not None and current.optimizer is net.optimizer_:
+            return  # continue the schedule where it stopped
+        if callable(self.monitor):  # the values it saw cannot be recomputed
+            super().on_train_begin(net, **kwargs)
+            return
+        schedule = self.policy_(net.optimizer_, **self.kwargs)
+        for row in net.history:
+            if self.monitor in row:  # the epochs that stepped it
+                schedule.step(row[self.monitor])
         self.lr_scheduler_ = schedule
 
     def on_batch_end(self, net, training, **kwargs):

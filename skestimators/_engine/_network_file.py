@@ -13,8 +13,9 @@ class NetworkFileMixin:
 
     ``fit`` records ``_module_spec`` (the input shape and output count the
     module was built with, the number of training samples, which sizes the
-    learning-rate schedule, and the training batches of each epoch, from
-    which a schedule stepped every batch resumes); :meth:`_restore_network`
+    learning-rate schedule, whether it had a validation split, which a
+    schedule or early stopping monitors, and the training batches of each
+    epoch, from which a schedule stepped every batch resumes); :meth:`_restore_network`
     rebuilds ``net_`` from it with the estimator's own ``_make_module`` and
     ``_make_net``.
     """
@@ -39,7 +40,7 @@ class NetworkFileMixin:
         module = self._make_module(spec["input_shape"], spec["n_outputs"])
         net = self._make_net(
             config, module, [], device, n_train=spec.get("n_train", 1),
-            has_valid=False, epochs=config.max_epochs,
+            has_valid=spec.get("has_valid", False), epochs=config.max_epochs,
         )  # fmt: skip
         net.head_groups = None  # bound to the targets by the next partial_fit
         net.initialize()
