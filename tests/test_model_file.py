@@ -395,7 +395,7 @@ def test_every_network_round_trips_in_the_safe_format(tmp_path, estimator, data)
     loaded = skestimators.load(path)
     assert type(loaded.net_.module_) is type(model.net_.module_)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    # Training continues from the loaded weights (with a fresh optimizer).
+    # Training continues from the loaded weights and optimizer state.
     if hasattr(loaded, "partial_fit"):
         loaded.partial_fit(X, y)
         assert loaded.n_iter_ == model.n_iter_ + 1
@@ -404,12 +404,11 @@ def test_every_network_round_trips_in_the_safe_format(tmp_path, estimator, data)
 
 @pytest.mark.parametrize("schedule", ["cosine", "step", "onecycle", "plateau"])
 def test_schedule_resumes_after_the_safe_format(tmp_path, schedule):
-    # The safe format keeps no optimizer state: partial_fit builds a fresh
-    # optimizer and the schedule resumes where it stopped: replayed to the
-    # loaded epoch, or on the validation losses of the history (plateau, told
-    # to cut the rate unless the loss halves, so that it does cut it). A
-    # one-cycle schedule is stepped every batch and cannot run past its end:
-    # give it room for the extra epoch.
+    # The optimizer is loaded at its initial rate and the schedule resumes
+    # where it stopped: replayed to the loaded epoch, or on the validation
+    # losses of the history (plateau, told to cut the rate unless the loss
+    # halves, so that it does cut it). A one-cycle schedule is stepped every
+    # batch and cannot run past its end: give it room for the extra epoch.
     rng = np.random.RandomState(0)
     X = rng.normal(size=(60, 3)).astype("float32")
     y = X @ [1.0, 2.0, 0.0]
@@ -434,6 +433,61 @@ def test_schedule_resumes_after_the_safe_format(tmp_path, schedule):
     lr = loaded.net_.optimizer_.param_groups[0]["lr"]
     model.partial_fit(X, y)  # the same schedule, continued in memory
     assert lr == pytest.approx(model.net_.optimizer_.param_groups[0]["lr"])
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop", "sgd"])
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_training_continues_exactly_after_the_safe_format(tmp_path, optimizer, how):
+    # The optimizer's state (Adam's moments, its step count) is stored:
+    # training after loading is the training that would have followed in
+    # memory, weights included. A fresh Adam would take steps of about lr
+    # from the loaded weights and end elsewhere.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3)).astype("float32")
+    y = X @ [1.0, 2.0, 0.0]
+    model = NetRegressor(
+        max_epochs=3, optimizer=optimizer, device="cpu", random_state=0
+    ).fit(X, y)
+    loaded = skestimators.load(
+        skestimators.save(model, tmp_path / "m.skops", format="safe")
+    )
+    original = model.net_.optimizer_.state_dict()
+    restored = loaded.net_.optimizer_.state_dict()
+    assert restored["state"].keys() == original["state"].keys()
+    for index, slots in original["state"].items():
+        for name, value in slots.items():
+            np.testing.assert_array_equal(restored["state"][index][name], value)
+    for est in (model, loaded):
+        if how == "partial_fit":
+            est.partial_fit(X, y)
+        else:
+            est.set_params(warm_start=True, max_epochs=2).fit(X, y)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    if optimizer == "adam":
+        fresh = skestimators.load(tmp_path / "m.skops")
+        fresh.net_.optimizer_.state.clear()  # as if no state had been stored
+        fresh.partial_fit(X, y) if how == "partial_fit" else fresh.fit(X, y)
+        assert np.abs(fresh.predict(X) - model.predict(X)).max() > 1e-4
+
+
+def test_optimizer_state_that_is_not_plain_loads_a_fresh_optimizer(tmp_path):
+    # A value that is neither a tensor nor a number (here set by hand, as a
+    # custom optimizer might) is not stored: the network loads, with an
+    # empty optimizer state, and trains on.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3)).astype("float32")
+    y = X @ [1.0, 2.0, 0.0]
+    model = NetRegressor(max_epochs=2, device="cpu", random_state=0).fit(X, y)
+    first = next(iter(model.net_.optimizer_.state.values()))
+    first["note"] = object()
+    path = skestimators.save(model, tmp_path / "m.skops", format="safe")
+    assert read_metadata(path)["serialization"] == "skops"
+    loaded = skestimators.load(path)
+    assert not loaded.net_.optimizer_.state
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    loaded.partial_fit(X, y)
+    assert loaded.n_iter_ == model.n_iter_ + 1
 
 
 def test_network_of_a_gpu_is_rebuilt_on_the_cpu(table):

@@ -276,9 +276,10 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                     groups_spec = self._bind_outputs(
                         self.net_.module_, train, groups_spec
                     )
-                    self.net_.set_params(
-                        criterion=HeadsLoss(groups_spec), head_groups=groups_spec
-                    )
+                    # Not set_params, which would also reset the loaded optimizer.
+                    self.net_.criterion = HeadsLoss(groups_spec)
+                    self.net_.head_groups = groups_spec
+                    self.net_.initialize_criterion()
                 snapshot = training_state(self.net_)
             else:
                 save = None

@@ -60,14 +60,14 @@ class LRScheduler(_SkorchLRScheduler):
     skorch rebuilds the schedule at every ``fit`` call, resumed at the epoch
     count: a schedule stepped every batch (one-cycle) jumped back mid-cycle,
     and torch's chainable schedules (step, cosine) applied one step twice.
-    Here a schedule continues where it stopped; a network with a fresh
-    optimizer (loaded from a safe model file, which stores no optimizer
-    state) replays its schedule to the step reached. A one-cycle schedule
+    Here a schedule continues where it stopped; a network rebuilt from a
+    safe model file (its optimizer back at the initial learning rates)
+    replays its schedule to the step reached. A one-cycle schedule
     holds its final rate once it has run its ``total_steps``, and training
     that would start past its end is refused with a clear error. A
     ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
-    epoch trained by ``partial_fit`` (no validation split) does not have; on
-    a fresh optimizer it is replayed on the monitored values of the history,
+    epoch trained by ``partial_fit`` (no validation split) does not have;
+    after a safe model file it is replayed on the monitored values of the history,
     so that its rate, best value and epochs without progress are those it
     had reached.
     """

@@ -25,12 +25,15 @@ class NetworkFileMixin:
         spec = self.__dict__.get("_module_spec")
         return None if spec is None else dict(spec)
 
-    def _restore_network(self, spec, state_dict, device):
+    def _restore_network(self, spec, state_dict, device, optimizer_state=None):
         """Rebuild ``net_`` from :meth:`_network_spec` and the module's weights.
 
         Used when loading a safe model file: the network is built as ``fit``
-        builds it, with a fresh optimizer, and ``state_dict`` is loaded into it.
-        A network trained on a GPU is rebuilt on the CPU where no GPU is
+        builds it, ``state_dict`` is loaded into its module and
+        ``optimizer_state`` (an optimizer ``state_dict``; None for a fresh
+        optimizer) into its optimizer, at the initial learning rates: the
+        next ``partial_fit`` replays the learning-rate schedule from them. A
+        network trained on a GPU is rebuilt on the CPU where no GPU is
         available.
         """
         config = self._engine_config()
@@ -45,6 +48,12 @@ class NetworkFileMixin:
         net.head_groups = None  # bound to the targets by the next partial_fit
         net.initialize()
         net.module_.load_state_dict(state_dict)
+        if optimizer_state is not None:
+            optimizer = net.optimizer_
+            initial = [group["lr"] for group in optimizer.param_groups]
+            optimizer.load_state_dict(optimizer_state)
+            for group, lr in zip(optimizer.param_groups, initial):
+                group["lr"] = lr
         history = self.__dict__.get("history_")
         if history is not None and len(history):
             # Later partial_fit epochs are numbered and recorded after these.

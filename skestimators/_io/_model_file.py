@@ -303,9 +303,10 @@ def save(
     processes, whose fitted models are identical, return ``path`` at once.
 
     A pickle can execute arbitrary code when loaded: load only files from
-    sources you trust. A network loaded from the safe format gets a fresh
-    optimizer (its state is not stored): save as a pickle to continue
-    training exactly. The sidecar's hash detects corruption
+    sources you trust. A network loaded from the safe format keeps its
+    weights and its optimizer's state, and continues training exactly; the
+    gradient scaler of mixed precision and the fitted state of your own
+    callbacks are kept only by a pickle. The sidecar's hash detects corruption
     and accidental changes; it is no signature, since whoever can replace
     the model file can replace the sidecar too.
 

@@ -10,10 +10,12 @@ only: safetensors reads tensors, skops rebuilds trusted types.
 
 On loading, each network is rebuilt by the estimator itself from its
 parameters and the input shape and output count recorded in ``fit``, and the
-weights are loaded into it. What a pickle keeps and this format does not: the
-optimizer's state (a ``partial_fit`` or ``warm_start`` fit after loading
-starts a fresh optimizer on the loaded weights) and the user's callback
-objects' fitted state.
+weights are loaded into it. The optimizer's state (Adam's moments, SGD's
+momentum) is stored the same way: its tensors as a second safetensors entry,
+its hyperparameters as plain values, so that a ``partial_fit`` after loading
+continues exactly as it would have in memory. What a pickle keeps and this
+format does not: the gradient scaler of mixed-precision training (it starts
+afresh) and the user's callback objects' fitted state.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from ._layout import walk_estimators
 __all__ = ["has_networks", "restore_networks", "split_networks"]
 
 _WEIGHTS = "skestimators/weights/{}.safetensors"
+_OPTIMIZER = "skestimators/optimizers/{}.safetensors"
+_PLAIN = (bool, int, float, str, type(None))
 _MARKER = "_safe_network"
 
 
@@ -76,6 +80,10 @@ def split_networks(estimator):
         }
         entry = _WEIGHTS.format(i)
         weights[entry] = save(state)
+        optimizer = _optimizer_record(est.net_, _OPTIMIZER.format(i))
+        if optimizer is not None:
+            record_tensors, optimizer = optimizer
+            weights[optimizer["tensors"]] = save(record_tensors)
         target = copies[path]
         for name in ("net_", "history_", "device_"):
             target.__dict__.pop(name, None)
@@ -89,8 +97,66 @@ def split_networks(estimator):
                 "index_name": history.index.name,
                 "columns": {str(c): history[c].tolist() for c in history.columns},
             },
+            "optimizer": optimizer,
         }
     return stripped, weights
+
+
+def _is_plain(value):
+    if isinstance(value, (tuple, list)):
+        return all(_is_plain(v) for v in value)
+    return isinstance(value, _PLAIN)
+
+
+def _optimizer_record(net, entry):
+    """``(tensors, record)`` of the net's optimizer state, or None.
+
+    ``tensors`` maps ``"<parameter index>.<name>"`` to the state tensors (for
+    a safetensors entry named ``entry``); ``record`` holds the rest as plain
+    values. None when the optimizer holds a value that is neither a tensor
+    nor a plain value (a custom optimizer's): the network is then loaded
+    with a fresh optimizer.
+    """
+    import torch
+
+    optimizer = getattr(net, "optimizer_", None)
+    if optimizer is None:
+        return None
+    state = optimizer.state_dict()
+    tensors, values = {}, {}
+    for index, slots in state["state"].items():
+        for name, value in slots.items():
+            key = f"{index}.{name}"
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().to("cpu").contiguous().clone()
+            elif _is_plain(value):
+                values[key] = value
+            else:
+                return None
+    groups = [
+        dict(group, params=list(group["params"])) for group in state["param_groups"]
+    ]
+    if not all(_is_plain(v) for group in groups for v in group.values()):
+        return None
+    return tensors, {
+        "tensors": entry,
+        "values": values,
+        "param_groups": groups,
+    }
+
+
+def _optimizer_state(record, archive):
+    """The optimizer ``state_dict`` stored by :func:`_optimizer_record`."""
+    from safetensors.torch import load
+
+    if record is None:
+        return None
+    state = {}
+    slots = dict(load(archive.read(record["tensors"])), **record["values"])
+    for key, value in slots.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": record["param_groups"]}
 
 
 def _networks_by_path(estimator):
@@ -124,5 +190,8 @@ def restore_networks(estimator, data: bytes):
             frame = pd.DataFrame(history["columns"], index=history["index"])
             frame.index.name = history["index_name"]
             est.history_ = frame
-            est._restore_network(record["spec"], state, record["device"])
+            optimizer = _optimizer_state(record.get("optimizer"), archive)
+            est._restore_network(
+                record["spec"], state, record["device"], optimizer_state=optimizer
+            )
     return estimator

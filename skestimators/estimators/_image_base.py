@@ -404,9 +404,11 @@ class ImageNetMixin:
             spin_features=self.spin_features,
         )
 
-    def _restore_network(self, spec, state_dict, device):
+    def _restore_network(self, spec, state_dict, device, optimizer_state=None):
         with _rebuilding():
-            return super()._restore_network(spec, state_dict, device)
+            return super()._restore_network(
+                spec, state_dict, device, optimizer_state=optimizer_state
+            )
 
     def _feature_lr_factor(self):
         if self.feature_lr_factor == "auto":
