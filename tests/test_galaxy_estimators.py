@@ -135,6 +135,47 @@ def test_tta_needs_square_images_for_quarter_turns(zoo):
     assert reg.set_params(tta=4).predict(rect[:2]).shape == (2, 37)
     with pytest.raises(ValueError, match="need square images"):
         reg.set_params(tta=8).predict(rect[:2])
+    # "auto" takes the views that keep the shape: the four of tta=4
+    np.testing.assert_array_equal(
+        reg.set_params(tta="auto").predict(rect[:2]),
+        reg.set_params(tta=4).predict(rect[:2]),
+    )
+
+
+def test_auto_tta_averages_the_views_training_draws(classes, fitted_zoo, zoo):
+    # ImageClassifier's default: with integer class codes and no chirality
+    # pair, training rotates only, and prediction averages the 4 rotations;
+    # a named pair adds mirror flips: all 8 views; no augmentation: none.
+    X, y = classes
+    codes = np.unique(y, return_inverse=True)[1]
+    with pytest.warns(UserWarning, match="chirality_pairs"):
+        clf = ImageClassifier(**TINY).fit(X, codes)
+    assert clf.tta == "auto"
+    p = {n: clf.set_params(tta=n).predict_proba(X[:6]) for n in (1, 4, "auto")}
+    np.testing.assert_allclose(p["auto"], p[4], atol=1e-7)
+    assert not np.allclose(p["auto"], p[1], atol=1e-4)
+    names = np.unique(y).tolist()
+    pair = [(names.index("clockwise_spiral"), names.index("anticlockwise_spiral"))]
+    paired = ImageClassifier(chirality_pairs=pair, **TINY).fit(X, codes)
+    np.testing.assert_allclose(
+        paired.predict_proba(X[:6]),
+        paired.set_params(tta=8).predict_proba(X[:6]),
+        atol=1e-7,
+    )
+    plain = ImageClassifier(augment=False, **TINY).fit(X, codes)
+    np.testing.assert_array_equal(
+        plain.predict_proba(X[:6]), plain.set_params(tta=1).predict_proba(X[:6])
+    )
+    # GalaxyZooRegressor trains on all 8 views of square images
+    Xz, _ = zoo
+    reg = pickle.loads(pickle.dumps(fitted_zoo))
+    np.testing.assert_allclose(
+        reg.set_params(tta="auto").predict(Xz[:6]),
+        reg.set_params(tta=8).predict(Xz[:6]),
+        atol=1e-7,
+    )
+    mean, std = reg.set_params(mc_samples=3).predict(Xz[:6], return_std=True)
+    assert mean.shape == std.shape == (6, 37) and np.all(std > 0)
 
 
 def test_pickle_round_trip(fitted_zoo, zoo, classes):
@@ -347,12 +388,8 @@ def test_mirroring_that_cannot_relabel_warns_and_uses_rotations_only(classes):
     transform = clf.net_.batch_transform
     assert transform.mirror is False and transform.swap is None
     # prediction averages rotations only: no mirrored view is scored
-    assert clf._tta_views() == [0] and clf.set_params(tta=4)._tta_views() == [
-        0,
-        2,
-        4,
-        6,
-    ]
+    assert clf._tta_plan(False)((1, 3, 16, 16)) == [0, 2, 4, 6]  # tta="auto"
+    assert clf.set_params(tta=4)._tta_plan(False) == [0, 2, 4, 6]
     with pytest.raises(ValueError, match="only 4 rotations"):
         clf.set_params(tta=8).predict_proba(X[:2])
     # the pair named by its class codes: mirrored samples are relabelled

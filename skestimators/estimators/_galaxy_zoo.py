@@ -299,14 +299,15 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
             Standard deviation of the dropout passes. Only returned when
             ``return_std`` is True.
         """
-        views = list(range(self.tta))
+        views = self._tta_plan(mirror=True)  # as the training augmentation
         y_pred = _view_mean(self._view_outputs(X, views))
         if not return_std:
             return y_pred
-        outputs = self._view_outputs(X, views * self.mc_samples, mc_dropout=True)
+        outputs = self._view_outputs(X, views, mc_dropout=True, repeat=self.mc_samples)
+        n_views = len(outputs) // self.mc_samples
         draws = [
-            _view_mean(outputs[i : i + len(views)])
-            for i in range(0, len(outputs), len(views))
+            _view_mean(outputs[i : i + n_views])
+            for i in range(0, len(outputs), n_views)
         ]
         return y_pred, np.std(draws, axis=0, ddof=1)
 

@@ -63,7 +63,11 @@ class ImageClassifier(ImageNetMixin, _ClassifierNet):
     (``validation_fraction=None``, ``early_stopping=False``): holding a
     tenth of the images out for early stopping lowered the cross-validated
     balanced accuracy on each of three seeds (0.618 against 0.636 on
-    average).
+    average). Predictions average the views of each image that training
+    draws (``tta="auto"``: the four rotations of these square images): in
+    the same cross-validation this raised the balanced accuracy from 0.643
+    to 0.649 on average over three seeds, on each seed, and on 7 of the 9
+    folds.
 
     Parameters
     ----------
@@ -167,7 +171,7 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         chirality_pairs=(("clockwise_spiral", "anticlockwise_spiral"),),
         max_shift=0.0,
         zoom=(1.0, 1.0),
-        tta=1,
+        tta="auto",
         layout="auto",
         max_epochs=30,
         batch_size=64,
@@ -316,17 +320,6 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
             target="columns" if self._multilabel() else "class",
         )
 
-    def _tta_views(self):
-        if self._mirror_plan()[0]:
-            return list(range(self.tta))
-        if self.tta > 4:
-            raise ValueError(
-                f"tta={self.tta} without mirrored views (mirror='off', or "
-                "mirror='swap' with no chirality pair among the classes): there "
-                "are only 4 rotations; use tta <= 4."
-            )
-        return [0, 2, 4, 6][: self.tta]
-
     # -- public API --------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, groups=None):
@@ -367,11 +360,11 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         """
         check_is_fitted(self, "net_")
         swap = self._chirality_swap()
+        outputs = self._view_outputs(X, self._tta_plan(self._mirror_plan()[0]))
         total = None
-        views = self._tta_views()
-        for raw, mirrored in self._view_outputs(X, views):
+        for raw, mirrored in outputs:
             proba = self._proba(raw)
             if mirrored and swap is not None:
                 proba = proba[:, swap]  # the mirror image's classes, swapped back
             total = proba if total is None else total + proba
-        return total / len(views)
+        return total / len(outputs)

@@ -56,7 +56,7 @@ IMAGE_CONSTRAINTS = {
     "augment": ["boolean"],
     "max_shift": [Interval(numbers.Real, 0, 0.5, closed="both")],
     "zoom": [tuple, list],
-    "tta": [Interval(numbers.Integral, 1, 8, closed="both")],
+    "tta": [Interval(numbers.Integral, 1, 8, closed="both"), StrOptions({"auto"})],
     "layout": [StrOptions({"auto", "channels_first", "channels_last"})],
 }
 
@@ -137,11 +137,14 @@ max_shift : float, default=MAX_SHIFT
         Range of the random magnification of the training augmentation
         (``(1, 1)`` disables zooming; with ``max_shift=0`` the images are
         then never resampled).
-    tta : int, default=1
+    tta : int or "auto", default=TTA
         Test-time augmentation: ``predict`` averages the outputs over this
         many dihedral views of each image (1, the identity, means none; 2
         adds the mirror image, 4 the 180 degree rotations, 8 the 90 degree
-        rotations, which need square images).
+        rotations, which need square images). ``"auto"``: every view the
+        training augmentation draws (the four rotations of a square image,
+        and their mirror images where mirroring is used; the views that
+        keep the shape of other images), or none with ``augment=False``.
     layout : {"auto", "channels_first", "channels_last"}, default="auto"
         Where the channels of 4-D ``X`` are. ``"auto"`` takes the two equal
         dimensions of square images as height and width; for other images
@@ -162,6 +165,7 @@ def _image_doc(cls):
     shift_doc = SHIFT_TTA_DOC.replace(
         "MAX_SHIFT", repr(defaults["max_shift"].default)
     ).replace("ZOOM", repr(defaults["zoom"].default))
+    shift_doc = shift_doc.replace("TTA", repr(defaults["tta"].default))
     image_doc = (
         IMAGE_PARAMS_DOC.replace("HEAD_WIDTH", repr(defaults["head_width"].default))
         .replace("DROPOUT", repr(defaults["dropout"].default))
@@ -445,12 +449,41 @@ class ImageNetMixin:
         )
 
     # -- test-time augmentation ----------------------------------------------------
-    def _view_outputs(self, X, views, *, mc_dropout=False):
+    def _tta_plan(self, mirror):
+        """The dihedral views of ``tta``: a list, or (``"auto"``) a function of
+        the image shape returning the views the training augmentation draws
+        (with mirror flips if ``mirror``)."""
+        if self.tta != "auto":
+            if mirror:
+                return list(range(self.tta))
+            if self.tta > 4:
+                raise ValueError(
+                    f"tta={self.tta} without mirrored views (mirror='off', or "
+                    "mirror='swap' with no chirality pair among the classes): "
+                    "there are only 4 rotations; use tta <= 4."
+                )
+            return [0, 2, 4, 6][: self.tta]
+        if not self.augment:
+            return [0]
+
+        def views(shape):
+            count = 8 if shape[-1] == shape[-2] else 4
+            return [k for k in range(count) if mirror or k % 2 == 0]
+
+        return views
+
+    def _view_outputs(self, X, views, *, mc_dropout=False, repeat=1):
         """Raw network outputs for each dihedral view ``k`` of ``X``.
 
-        Returns a list of ``(output, mirrored)``; ``X`` is validated once.
+        ``views`` is a list of views or a function of the images' shape that
+        returns one (:meth:`_tta_plan`); the views are passed ``repeat``
+        times (Monte Carlo dropout draws). Returns a list of ``(output,
+        mirrored)``; ``X`` is validated once.
         """
         images = self._validated_inputs(X)
+        if callable(views):
+            views = views(images.shape)
+        views = list(views) * repeat
         if max(views) >= 4 and images.shape[2] != images.shape[3]:
             raise ValueError(
                 f"tta={self.tta} uses 90 degree rotations, which need square "
