@@ -181,6 +181,39 @@ def test_partial_fit_continues_an_epoch_schedule_without_repeating_a_step():
     assert reg.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-2 / 32)
 
 
+@pytest.mark.parametrize("schedule", ["step", "plateau"])
+@pytest.mark.parametrize("copy_", ["pickle", "deepcopy"])
+def test_a_schedule_continues_after_pickle_without_decaying_twice(schedule, copy_):
+    # skorch pickles the optimizer apart from the callbacks: the unpickled
+    # schedule drives a twin of it and is rebound, not replayed (a replay
+    # would cut the already cut rate again).
+    import copy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype("float32")
+    y = X.sum(axis=1)
+    params = {
+        "step": {"step_size": 1, "gamma": 0.5},
+        "plateau": {"patience": 0, "threshold": 0.5},
+    }[schedule]
+    reg = NetRegressor(
+        lr=1e-2,
+        lr_scheduler=schedule,
+        lr_scheduler_params=params,
+        max_epochs=3,
+        validation_fraction=0.2 if schedule == "plateau" else None,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+    assert reg.net_.optimizer_.param_groups[0]["lr"] < 1e-2
+    twin = pickle.loads(pickle.dumps(reg)) if copy_ == "pickle" else copy.deepcopy(reg)
+    for est in (reg, twin):
+        est.partial_fit(X, y)
+    lr = twin.net_.optimizer_.param_groups[0]["lr"]
+    assert lr == pytest.approx(reg.net_.optimizer_.param_groups[0]["lr"])
+    np.testing.assert_allclose(twin.predict(X), reg.predict(X), rtol=1e-6)
+
+
 def test_one_cycle_resumes_at_its_batch_and_refuses_to_run_past_its_end():
     # skorch would resume a batch-stepped schedule at the epoch count, and
     # torch raises its own ValueError once the cycle is spent.

@@ -174,7 +174,9 @@ def test_auto_tta_averages_the_views_training_draws(classes, fitted_zoo, zoo):
         reg.set_params(tta=8).predict(Xz[:6]),
         atol=1e-7,
     )
-    mean, std = reg.set_params(mc_samples=3).predict(Xz[:6], return_std=True)
+    mean, std = reg.set_params(tta="auto", mc_samples=3).predict(
+        Xz[:6], return_std=True
+    )
     assert mean.shape == std.shape == (6, 37) and np.all(std > 0)
 
 

@@ -436,6 +436,33 @@ def test_schedule_resumes_after_the_safe_format(tmp_path, schedule):
     np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-6)
 
 
+def test_plateau_schedule_skips_partial_fit_epochs_after_the_safe_format(tmp_path):
+    # partial_fit epochs have no validation loss (NaN in history_): the
+    # schedule skipped them in memory and skips them when replayed. Read as
+    # "no progress", they would cut the rate.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3)).astype("float32")
+    y = X @ [1.0, 2.0, 0.0]
+    model = NetRegressor(
+        max_epochs=3,
+        lr_scheduler="plateau",
+        lr_scheduler_params={"patience": 1},
+        validation_fraction=0.2,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+    for _ in range(3):
+        model.partial_fit(X, y)
+    assert model.history_["valid_loss"].isna().sum() == 3
+    loaded = skestimators.load(
+        skestimators.save(model, tmp_path / "m.skops", format="safe")
+    )
+    for est in (model, loaded):
+        est.partial_fit(X, y)
+    assert loaded.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(model.lr)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop", "sgd"])
 @pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
 def test_training_continues_exactly_after_the_safe_format(tmp_path, optimizer, how):
@@ -467,7 +494,10 @@ def test_training_continues_exactly_after_the_safe_format(tmp_path, optimizer, h
     if optimizer == "adam":
         fresh = skestimators.load(tmp_path / "m.skops")
         fresh.net_.optimizer_.state.clear()  # as if no state had been stored
-        fresh.partial_fit(X, y) if how == "partial_fit" else fresh.fit(X, y)
+        if how == "partial_fit":
+            fresh.partial_fit(X, y)
+        else:
+            fresh.set_params(warm_start=True, max_epochs=2).fit(X, y)
         assert np.abs(fresh.predict(X) - model.predict(X)).max() > 1e-4
 
 
@@ -481,7 +511,8 @@ def test_optimizer_state_that_is_not_plain_loads_a_fresh_optimizer(tmp_path):
     model = NetRegressor(max_epochs=2, device="cpu", random_state=0).fit(X, y)
     first = next(iter(model.net_.optimizer_.state.values()))
     first["note"] = object()
-    path = skestimators.save(model, tmp_path / "m.skops", format="safe")
+    with pytest.warns(UserWarning, match="starts a fresh optimizer"):
+        path = skestimators.save(model, tmp_path / "m.skops", format="safe")
     assert read_metadata(path)["serialization"] == "skops"
     loaded = skestimators.load(path)
     assert not loaded.net_.optimizer_.state

@@ -54,6 +54,28 @@ class EarlyStopping(_SkorchEarlyStopping):
             setattr(self, key, value)
 
 
+def _drives(schedule, optimizer):
+    """Whether ``schedule`` can continue on ``optimizer`` as it is.
+
+    True when it drives this optimizer, or an unpickled copy of it: skorch
+    pickles the optimizer apart from the callbacks, so after ``pickle``,
+    ``joblib`` or ``copy.deepcopy`` the schedule holds a twin at the same
+    learning rates, and is rebound to the network's optimizer (a replay
+    would apply its decay a second time). An optimizer at other rates (a
+    network rebuilt from a safe model file, back at the initial rates) needs
+    the schedule replayed: False.
+    """
+    if schedule is None:
+        return False
+    if schedule.optimizer is optimizer:
+        return True
+    rates = [group["lr"] for group in optimizer.param_groups]
+    if [group["lr"] for group in schedule.optimizer.param_groups] != rates:
+        return False
+    schedule.optimizer = optimizer
+    return True
+
+
 class LRScheduler(_SkorchLRScheduler):
     """skorch's scheduler callback, continued exactly by ``partial_fit``.
 
@@ -69,7 +91,9 @@ class LRScheduler(_SkorchLRScheduler):
     epoch trained by ``partial_fit`` (no validation split) does not have;
     after a safe model file it is replayed on the monitored values of the history,
     so that its rate, best value and epochs without progress are those it
-    had reached.
+    had reached (a callable ``monitor``, whose values cannot be recomputed,
+    restarts at the initial rate). After ``pickle`` or ``copy.deepcopy``
+    every schedule continues where it stopped.
     """
 
     def on_train_begin(self, net, **kwargs):
@@ -92,8 +116,7 @@ class LRScheduler(_SkorchLRScheduler):
                     "epochs to come, or choose another lr_scheduler."
                 )
             steps = min(steps, total - 1)  # it holds its final rate after
-        current = self.lr_scheduler_
-        if current is not None and current.optimizer is net.optimizer_:
+        if _drives(self.lr_scheduler_, net.optimizer_):
             return  # continue the schedule where it stopped
         schedule = self.policy_(net.optimizer_, **self.kwargs)
         with warnings.catch_warnings():
@@ -105,8 +128,7 @@ class LRScheduler(_SkorchLRScheduler):
 
     def _continue_plateau(self, net, **kwargs):
         self.batch_idx_ = trained_batches(net.history)
-        current = self.lr_scheduler_
-        if current is not None and current.optimizer is net.optimizer_:
+        if _drives(self.lr_scheduler_, net.optimizer_):
             return  # continue the schedule where it stopped
         if callable(self.monitor):  # the values it saw cannot be recomputed
             super().on_train_begin(net, **kwargs)

@@ -40,10 +40,15 @@ class NetworkFileMixin:
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
             device = torch.device("cpu")
+        history = self.__dict__.get("history_")
+        # Files written before has_valid was recorded: the history tells.
+        has_valid = spec.get(
+            "has_valid", history is not None and "valid_loss" in history.columns
+        )
         module = self._make_module(spec["input_shape"], spec["n_outputs"])
         net = self._make_net(
             config, module, [], device, n_train=spec.get("n_train", 1),
-            has_valid=spec.get("has_valid", False), epochs=config.max_epochs,
+            has_valid=has_valid, epochs=config.max_epochs,
         )  # fmt: skip
         net.head_groups = None  # bound to the targets by the next partial_fit
         net.initialize()
@@ -54,10 +59,15 @@ class NetworkFileMixin:
             optimizer.load_state_dict(optimizer_state)
             for group, lr in zip(optimizer.param_groups, initial):
                 group["lr"] = lr
-        history = self.__dict__.get("history_")
         if history is not None and len(history):
             # Later partial_fit epochs are numbered and recorded after these.
-            rows = history.reset_index().to_dict("records")
+            # The table holds NaN where an epoch had no value (a partial_fit
+            # epoch has no validation loss): the rows leave them out again, as
+            # early stopping and a plateau schedule skip such epochs.
+            rows = [
+                {key: value for key, value in row.items() if not _missing(value)}
+                for row in history.reset_index().to_dict("records")
+            ]
             counts = spec.get("train_batches", ())
             if len(counts) == len(rows):
                 for row, count in zip(rows, counts):
@@ -67,3 +77,8 @@ class NetworkFileMixin:
         self.net_ = net
         self.device_ = torch.device(net.device)
         return self
+
+
+def _missing(value):
+    """Whether a value of the history table stands for no value (NaN)."""
+    return isinstance(value, float) and value != value

@@ -13,15 +13,18 @@ parameters and the input shape and output count recorded in ``fit``, and the
 weights are loaded into it. The optimizer's state (Adam's moments, SGD's
 momentum) is stored the same way: its tensors as a second safetensors entry,
 its hyperparameters as plain values, so that a ``partial_fit`` after loading
-continues exactly as it would have in memory. What a pickle keeps and this
-format does not: the gradient scaler of mixed-precision training (it starts
-afresh) and the user's callback objects' fitted state.
+continues exactly as it would have in memory (for optimizers whose state is
+tensors and numbers, as torch's built-in ones; another is stored fresh, with
+a warning). What a pickle keeps and this format does not: the gradient
+scaler of mixed-precision training (it starts afresh) and the user's
+callback objects' fitted state.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import warnings
 import zipfile
 
 import pandas as pd
@@ -81,6 +84,16 @@ def split_networks(estimator):
         entry = _WEIGHTS.format(i)
         weights[entry] = save(state)
         optimizer = _optimizer_record(est.net_, _OPTIMIZER.format(i))
+        if optimizer is None and getattr(est.net_, "optimizer_", None) is not None:
+            warnings.warn(
+                f"The optimizer of {path} ({type(est.net_.optimizer_).__name__}) "
+                "holds state other than tensors and numbers, which the safe "
+                "format does not store: training after loading starts a fresh "
+                "optimizer (its weights and predictions are kept). Save with "
+                "format='pickle' to keep it.",
+                UserWarning,
+                stacklevel=5,
+            )
         if optimizer is not None:
             record_tensors, optimizer = optimizer
             weights[optimizer["tensors"]] = save(record_tensors)
