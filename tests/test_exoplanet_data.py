@@ -250,3 +250,31 @@ def test_water_is_learnable_from_simulated_spectra():
     )
     scores = cross_val_score(model, X["spectra"], y["water"], cv=3)
     assert scores.mean() > 0.8
+
+
+def test_noise_twins_of_the_error_diagnostic():
+    # benchmarks/exoplanet.py --errors: a planet has a noise twin when a
+    # planet of its system with the other water label has a spectrum equal
+    # to its own within the noise (whatever their depth levels).
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "exoplanet.py"
+    spec = importlib.util.spec_from_file_location("exoplanet_benchmark", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    wavelength = np.linspace(7.3, 0.55, 52)
+    shape = 1e-3 * np.sin(wavelength)
+    truths = [shape, shape, 5 * shape, shape, shape]  # planet 2 stands out
+    levels = [1.0, 1.1, 1.0, 1.0, 1.0]
+    spectra = np.zeros((5, 52, 3))
+    for i, (truth, level) in enumerate(zip(truths, levels)):
+        spectra[i, :, 0] = wavelength
+        # below the stated uncertainty: equal truths always look consistent
+        spectra[i, :, 1] = level + truth + rng.normal(0, 3e-5, 52)
+        spectra[i, :, 2] = 1e-4
+    water = np.array([0, 1, 1, 0, 1])
+    systems = np.array([0, 0, 0, 0, 1])  # planet 4 has no sibling
+    twins = module.noise_twins(spectra, water, systems)
+    np.testing.assert_array_equal(twins, [True, True, False, True, False])

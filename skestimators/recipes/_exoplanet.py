@@ -228,7 +228,13 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
     against its siblings of the same cloud cover in units of the noise
     (1.9 % alone). Averaging five seeds of the network before the vote
     leaves the water errors where they are (47, against 44 to 51 for single
-    seeds).
+    seeds). Most of them sit where the spectra can barely tell: 39 of the 48
+    planets have a *noise twin*, a planet of their system with the other
+    water label whose spectrum agrees with theirs within the depth
+    uncertainties (the chi-squared of the difference, depth level removed,
+    has a p-value above 0.5), against 10 % of the planets the recipe
+    classifies correctly. It errs on 14 % of the 272 planets with a noise
+    twin and on 0.4 % of the 2,128 without one.
 
     References
     ----------
