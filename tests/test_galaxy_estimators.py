@@ -142,7 +142,9 @@ def test_tta_needs_square_images_for_quarter_turns(zoo):
     )
 
 
-def test_auto_tta_averages_the_views_training_draws(classes, fitted_zoo, zoo):
+def test_auto_tta_averages_the_views_training_draws(
+    classes, fitted_zoo, zoo, monkeypatch
+):
     # ImageClassifier's default: with integer class codes and no chirality
     # pair, training rotates only, and prediction averages the 4 rotations;
     # a named pair adds mirror flips: all 8 views; no augmentation: none.
@@ -174,10 +176,18 @@ def test_auto_tta_averages_the_views_training_draws(classes, fitted_zoo, zoo):
         reg.set_params(tta=8).predict(Xz[:6]),
         atol=1e-7,
     )
+    # batches of 4 images: the Monte Carlo draws are reduced batch by batch
+    monkeypatch.setattr(
+        "skestimators._engine._base._predict_batch_size", lambda size, data: 4
+    )
     mean, std = reg.set_params(tta="auto", mc_samples=3).predict(
         Xz[:6], return_std=True
     )
     assert mean.shape == std.shape == (6, 37) and np.all(std > 0)
+    # the std over the 3 draws of their 8-view means
+    outputs = reg._view_outputs(Xz[:6], list(range(8)), mc_dropout=True, repeat=3)
+    draws = [np.mean([o.numpy() for o, _ in outputs[i : i + 8]], 0) for i in (0, 8, 16)]
+    np.testing.assert_allclose(std, np.std(draws, axis=0, ddof=1), rtol=1e-5, atol=1e-7)
 
 
 def test_pickle_round_trip(fitted_zoo, zoo, classes):

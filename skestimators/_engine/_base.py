@@ -513,7 +513,7 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
             finite=False,
         )
 
-    def _forward_views(self, Xv, transforms, *, mc_dropout=False):
+    def _forward_views(self, Xv, transforms, *, mc_dropout=False, reduce=None):
         """Raw outputs for each of ``transforms`` (None: the inputs as they are).
 
         Every batch is read (and checked for NaN/inf) once and passed through
@@ -521,7 +521,10 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
         on-disk input once, not once per view. With ``mc_dropout=True`` the
         dropout layers (only them: batch norm stays in eval mode) drop units
         in every pass, from a generator seeded by ``random_state``, so each
-        transform gives one Monte Carlo dropout draw.
+        transform gives one Monte Carlo dropout draw. ``reduce``, a function
+        of the list of one batch's outputs (one per transform, on the CPU),
+        returns the list of tensors kept for that batch instead: the outputs
+        of many passes need not be held for the whole input.
         """
         data = TensorData(_tensors(Xv))
         net = self.net_
@@ -529,7 +532,7 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
         module = net.module_
         module.eval()
         batch = _predict_batch_size(self.batch_size, data)
-        outputs = [[] for _ in transforms]
+        outputs = [[] for _ in transforms] if reduce is None else None
         bad = []
         dtype = net.amp_dtype
         rng = contextlib.nullcontext()
@@ -558,7 +561,8 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                 check_finite_batch(Xb, start, allow_nan=allow_nan)
                 if device.type != "cpu":
                     Xb = _to(Xb, device)
-                for transform, out in zip(transforms, outputs):
+                batch_outputs = []
+                for transform in transforms:
                     Xt = Xb if transform is None else transform(Xb)
                     y = _to(
                         module(**Xt) if isinstance(Xt, dict) else module(Xt),
@@ -568,6 +572,12 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                     rows = _nonfinite_rows(y, start)
                     if rows is not None:
                         bad.append(rows)
+                    batch_outputs.append(y)
+                if reduce is not None:
+                    batch_outputs = reduce(batch_outputs)
+                    if outputs is None:
+                        outputs = [[] for _ in batch_outputs]
+                for out, y in zip(outputs, batch_outputs):
                     out.append(y)
                 # Free this batch before the next is read: a batch read from a
                 # memory-mapped file is a copy, and two would be alive at once.
@@ -582,7 +592,7 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
                 "the range it can handle.",
                 rows=rows,
             )
-        return [_concat(out) for out in outputs]
+        return [_concat(out) for out in outputs or ()]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 
@@ -303,18 +304,29 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         y_pred = _view_mean(self._view_outputs(X, views))
         if not return_std:
             return y_pred
-        outputs = self._view_outputs(X, views, mc_dropout=True, repeat=self.mc_samples)
-        n_views = len(outputs) // self.mc_samples
-        draws = [
-            _view_mean(outputs[i : i + n_views])
-            for i in range(0, len(outputs), n_views)
-        ]
-        return y_pred, np.std(draws, axis=0, ddof=1)
+        draws = self.mc_samples
+        (y_std,) = self._view_outputs(
+            X, views, mc_dropout=True, repeat=draws, reduce=_draws_std(draws)
+        )
+        return y_pred, y_std.numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.single_output = False
         return tags
+
+
+def _draws_std(draws):
+    """Reduces one batch's outputs (``draws`` passes over the views, views
+    innermost) to the standard deviation over the draws of their view means,
+    so that only it is kept per batch."""
+
+    def reduce(outputs):
+        stacked = torch.stack([raw.reshape(raw.shape[0], -1) for raw in outputs])
+        means = stacked.double().reshape(draws, -1, *stacked.shape[1:]).mean(dim=1)
+        return [means.std(dim=0, correction=1)]
+
+    return reduce
 
 
 def _view_mean(outputs):

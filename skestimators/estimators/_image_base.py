@@ -472,13 +472,15 @@ class ImageNetMixin:
 
         return views
 
-    def _view_outputs(self, X, views, *, mc_dropout=False, repeat=1):
+    def _view_outputs(self, X, views, *, mc_dropout=False, repeat=1, reduce=None):
         """Raw network outputs for each dihedral view ``k`` of ``X``.
 
         ``views`` is a list of views or a function of the images' shape that
         returns one (:meth:`_tta_plan`); the views are passed ``repeat``
         times (Monte Carlo dropout draws). Returns a list of ``(output,
-        mirrored)``; ``X`` is validated once.
+        mirrored)``; ``X`` is validated once. With ``reduce`` (see
+        ``_forward_views``), the outputs of each batch, views in this order,
+        are reduced as they come and the reduced outputs are returned.
         """
         images = self._validated_inputs(X)
         if callable(views):
@@ -491,7 +493,11 @@ class ImageNetMixin:
                 "tta <= 4 (or <= 2 with mirror='off')."
             )
         transforms = [None if k == 0 else functools.partial(_view, k=k) for k in views]
-        outputs = self._forward_views(images, transforms, mc_dropout=mc_dropout)
+        outputs = self._forward_views(
+            images, transforms, mc_dropout=mc_dropout, reduce=reduce
+        )
+        if reduce is not None:
+            return outputs
         return [(out, k % 2 == 1) for out, k in zip(outputs, views)]
 
     def __sklearn_tags__(self):
