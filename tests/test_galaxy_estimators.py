@@ -178,7 +178,7 @@ def test_auto_tta_averages_the_views_training_draws(
     )
     # batches of 4 images: the Monte Carlo draws are reduced batch by batch
     monkeypatch.setattr(
-        "skestimators._engine._base._predict_batch_size", lambda size, data: 4
+        "skestimators._engine._inference._predict_batch_size", lambda size, data: 4
     )
     mean, std = reg.set_params(tta="auto", mc_samples=3).predict(
         Xz[:6], return_std=True

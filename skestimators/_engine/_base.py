@@ -18,7 +18,6 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -27,10 +26,9 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import NonFinitePredictionError, TrainingDivergedError
-from ._batching import TensorData, to_tensor
+from ..exceptions import TrainingDivergedError
+from ._batching import TensorData
 from ._callbacks import trained_batches
 from ._checkpoint import (
     CheckpointStore,
@@ -48,23 +46,19 @@ from ._config import (
     training_callbacks,
     validation_indices,
 )
-from ._device import amp_dtype, autocast, resolve_device, torch_threads
+from ._device import amp_dtype, resolve_device, torch_threads
 from ._distributed import data_parallel
 from ._divergence import advice, finite_state, training_state
 from ._heads import HeadsLoss
+from ._inference import InferenceMixin, _tensors
 from ._modules import _shapes
 from ._network_file import NetworkFileMixin
 from ._placement import (
-    _nonfinite_rows,
     _place,
-    _predict_batch_size,
-    _to,
-    dropout_layers,
 )
-from ._skorch import EngineNet, NonFiniteLoss, SplitData, _concat
+from ._skorch import EngineNet, NonFiniteLoss, SplitData
 from ._targets import to_dict_groups
 from ._validation import (
-    check_finite_batch,
     check_inputs,
     check_sample_weight_array,
     input_shape_for_module,
@@ -72,13 +66,7 @@ from ._validation import (
 )
 
 
-def _tensors(X):
-    if isinstance(X, dict):
-        return {k: to_tensor(v) for k, v in X.items()}
-    return to_tensor(X)
-
-
-class BaseNet(NetworkFileMixin, BaseEstimator):
+class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
     """The training parameters and the fit/predict plumbing of every network.
 
     Not public. Like scikit-learn's ``BaseHistGradientBoosting``, it takes the
@@ -496,103 +484,6 @@ class BaseNet(NetworkFileMixin, BaseEstimator):
         self.device_ = torch.device(net.device)
         if "valid_loss" in self.history_:
             self.best_epoch_ = int(self.history_["valid_loss"].idxmin())
-
-    # -- prediction --------------------------------------------------------------------
-    def _forward(self, X):
-        """Raw network output for ``X`` on the CPU (tensor or dict of tensors)."""
-        return self._forward_views(self._validated_inputs(X), [None])[0]
-
-    def _validated_inputs(self, X):
-        """``X`` checked against the fitted layout (float arrays), for prediction."""
-        check_is_fitted(self, "net_")
-        # NaN/inf are checked batch by batch in ``_forward_views``.
-        return check_inputs(
-            self,
-            self._prepare_X(X, reset=False, finite=False),
-            reset=False,
-            finite=False,
-        )
-
-    def _forward_views(self, Xv, transforms, *, mc_dropout=False, reduce=None):
-        """Raw outputs for each of ``transforms`` (None: the inputs as they are).
-
-        Every batch is read (and checked for NaN/inf) once and passed through
-        the network once per transform, so test-time augmentation reads an
-        on-disk input once, not once per view. With ``mc_dropout=True`` the
-        dropout layers (only them: batch norm stays in eval mode) drop units
-        in every pass, from a generator seeded by ``random_state``, so each
-        transform gives one Monte Carlo dropout draw. ``reduce``, a function
-        of the list of one batch's outputs (one per transform, on the CPU),
-        returns the list of tensors kept for that batch instead: the outputs
-        of many passes need not be held for the whole input.
-        """
-        data = TensorData(_tensors(Xv))
-        net = self.net_
-        device = torch.device(net.device)
-        module = net.module_
-        module.eval()
-        batch = _predict_batch_size(self.batch_size, data)
-        outputs = [[] for _ in transforms] if reduce is None else None
-        bad = []
-        dtype = net.amp_dtype
-        rng = contextlib.nullcontext()
-        if mc_dropout:
-            layers = dropout_layers(module)
-            if not layers:
-                raise ValueError(
-                    f"{type(self).__name__} estimates the standard deviation "
-                    "of its predictions by Monte Carlo dropout, but its network "
-                    f"{type(module).__name__} has no dropout layer with p > 0. "
-                    "Train it with dropout (e.g. module_params={'dropout': 0.1} "
-                    "or dropout=0.1), or use "
-                    "skestimators.uncertainty.DeepEnsembleRegressor."
-                )
-            for layer in layers:
-                layer.train()
-            cuda_devices = [device] if device.type == "cuda" else []
-            rng = torch.random.fork_rng(devices=cuda_devices)
-        allow_nan = self._handles_missing()  # once, not per batch
-        with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
-            if mc_dropout:
-                seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
-                torch.manual_seed(int(seed))
-            for start in range(0, len(data), batch):
-                Xb, _ = data.slice(start, start + batch)
-                check_finite_batch(Xb, start, allow_nan=allow_nan)
-                if device.type != "cpu":
-                    Xb = _to(Xb, device)
-                batch_outputs = []
-                for transform in transforms:
-                    Xt = Xb if transform is None else transform(Xb)
-                    y = _to(
-                        module(**Xt) if isinstance(Xt, dict) else module(Xt),
-                        "cpu",
-                        float_=True,
-                    )
-                    rows = _nonfinite_rows(y, start)
-                    if rows is not None:
-                        bad.append(rows)
-                    batch_outputs.append(y)
-                if reduce is not None:
-                    batch_outputs = reduce(batch_outputs)
-                    if outputs is None:
-                        outputs = [[] for _ in batch_outputs]
-                for out, y in zip(outputs, batch_outputs):
-                    out.append(y)
-                # Free this batch before the next is read: a batch read from a
-                # memory-mapped file is a copy, and two would be alive at once.
-                Xb = Xt = None
-        module.eval()
-        if bad:
-            rows = np.unique(np.concatenate(bad))
-            raise NonFinitePredictionError(
-                f"{type(self).__name__} predicted NaN or infinite values for "
-                f"{rows.size} of {len(data)} rows (first rows: "
-                f"{rows[:5].tolist()}); its weights or these inputs are out of "
-                "the range it can handle.",
-                rows=rows,
-            )
-        return [_concat(out) for out in outputs or ()]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

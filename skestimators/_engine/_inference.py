@@ -1,0 +1,129 @@
+"""Prediction plumbing of the network estimators: batches, views, dropout draws."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ..exceptions import NonFinitePredictionError
+from ._batching import TensorData, to_tensor
+from ._device import autocast, torch_threads
+from ._placement import _nonfinite_rows, _predict_batch_size, _to, dropout_layers
+from ._skorch import _concat
+from ._validation import check_finite_batch, check_inputs
+
+__all__ = ["InferenceMixin"]
+
+
+def _tensors(X):
+    if isinstance(X, dict):
+        return {k: to_tensor(v) for k, v in X.items()}
+    return to_tensor(X)
+
+
+class InferenceMixin:
+    """Forward passes of a fitted network estimator (``net_``), batch by batch.
+
+    ``predict``/``predict_proba`` read the raw output of :meth:`_forward`;
+    test-time augmentation and Monte Carlo dropout use :meth:`_forward_views`.
+    """
+
+    def _forward(self, X):
+        """Raw network output for ``X`` on the CPU (tensor or dict of tensors)."""
+        return self._forward_views(self._validated_inputs(X), [None])[0]
+
+    def _validated_inputs(self, X):
+        """``X`` checked against the fitted layout (float arrays), for prediction."""
+        check_is_fitted(self, "net_")
+        # NaN/inf are checked batch by batch in ``_forward_views``.
+        return check_inputs(
+            self,
+            self._prepare_X(X, reset=False, finite=False),
+            reset=False,
+            finite=False,
+        )
+
+    def _forward_views(self, Xv, transforms, *, mc_dropout=False, reduce=None):
+        """Raw outputs for each of ``transforms`` (None: the inputs as they are).
+
+        Every batch is read (and checked for NaN/inf) once and passed through
+        the network once per transform, so test-time augmentation reads an
+        on-disk input once, not once per view. With ``mc_dropout=True`` the
+        dropout layers (only them: batch norm stays in eval mode) drop units
+        in every pass, from a generator seeded by ``random_state``, so each
+        transform gives one Monte Carlo dropout draw. ``reduce``, a function
+        of the list of one batch's outputs (one per transform, on the CPU),
+        returns the list of tensors kept for that batch instead: the outputs
+        of many passes need not be held for the whole input.
+        """
+        data = TensorData(_tensors(Xv))
+        net = self.net_
+        device = torch.device(net.device)
+        module = net.module_
+        module.eval()
+        batch = _predict_batch_size(self.batch_size, data)
+        outputs = [[] for _ in transforms] if reduce is None else None
+        bad = []
+        dtype = net.amp_dtype
+        rng = contextlib.nullcontext()
+        if mc_dropout:
+            layers = dropout_layers(module)
+            if not layers:
+                raise ValueError(
+                    f"{type(self).__name__} estimates the standard deviation "
+                    "of its predictions by Monte Carlo dropout, but its network "
+                    f"{type(module).__name__} has no dropout layer with p > 0. "
+                    "Train it with dropout (e.g. module_params={'dropout': 0.1} "
+                    "or dropout=0.1), or use "
+                    "skestimators.uncertainty.DeepEnsembleRegressor."
+                )
+            for layer in layers:
+                layer.train()
+            cuda_devices = [device] if device.type == "cuda" else []
+            rng = torch.random.fork_rng(devices=cuda_devices)
+        allow_nan = self._handles_missing()  # once, not per batch
+        with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
+            if mc_dropout:
+                seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
+                torch.manual_seed(int(seed))
+            for start in range(0, len(data), batch):
+                Xb, _ = data.slice(start, start + batch)
+                check_finite_batch(Xb, start, allow_nan=allow_nan)
+                if device.type != "cpu":
+                    Xb = _to(Xb, device)
+                batch_outputs = []
+                for transform in transforms:
+                    Xt = Xb if transform is None else transform(Xb)
+                    y = _to(
+                        module(**Xt) if isinstance(Xt, dict) else module(Xt),
+                        "cpu",
+                        float_=True,
+                    )
+                    rows = _nonfinite_rows(y, start)
+                    if rows is not None:
+                        bad.append(rows)
+                    batch_outputs.append(y)
+                if reduce is not None:
+                    batch_outputs = reduce(batch_outputs)
+                    if outputs is None:
+                        outputs = [[] for _ in batch_outputs]
+                for out, y in zip(outputs, batch_outputs):
+                    out.append(y)
+                # Free this batch before the next is read: a batch read from a
+                # memory-mapped file is a copy, and two would be alive at once.
+                Xb = Xt = None
+        module.eval()
+        if bad:
+            rows = np.unique(np.concatenate(bad))
+            raise NonFinitePredictionError(
+                f"{type(self).__name__} predicted NaN or infinite values for "
+                f"{rows.size} of {len(data)} rows (first rows: "
+                f"{rows[:5].tolist()}); its weights or these inputs are out of "
+                "the range it can handle.",
+                rows=rows,
+            )
+        return [_concat(out) for out in outputs or ()]
