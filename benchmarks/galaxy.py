@@ -45,7 +45,7 @@ accuracy for:
 Run: ``OMP_NUM_THREADS=1 python benchmarks/galaxy.py`` (a few minutes on two
 cores); ``--quick`` for a one-minute smoke run (500/200 galaxies, 3 epochs);
 ``--big`` for a GPU-sized run; ``--real ../shared/data/galaxy_gz1``
-for the real-image section only (5 to 15 minutes per fold and network on two
+for the real-image section only (about 3 minutes per fold and model on two
 cores; ``--folds`` sets K).
 """
 
