@@ -301,14 +301,20 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
             ``return_std`` is True.
         """
         views = self._tta_plan(mirror=True)  # as the training augmentation
-        y_pred = _view_mean(self._view_outputs(X, views))
+        (y_pred,) = self._view_outputs(
+            X, views, reduce=lambda outputs: [_draw_means(outputs, 1)[0]]
+        )
         if not return_std:
-            return y_pred
+            return y_pred.numpy()
         draws = self.mc_samples
         (y_std,) = self._view_outputs(
-            X, views, mc_dropout=True, repeat=draws, reduce=_draws_std(draws)
+            X,
+            views,
+            mc_dropout=True,
+            repeat=draws,
+            reduce=lambda outputs: [_draw_means(outputs, draws).std(dim=0)],
         )
-        return y_pred, y_std.numpy()
+        return y_pred.numpy(), y_std.numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -316,20 +322,9 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         return tags
 
 
-def _draws_std(draws):
-    """Reduces one batch's outputs (``draws`` passes over the views, views
-    innermost) to the standard deviation over the draws of their view means,
-    so that only it is kept per batch."""
-
-    def reduce(outputs):
-        stacked = torch.stack([raw.reshape(raw.shape[0], -1) for raw in outputs])
-        means = stacked.double().reshape(draws, -1, *stacked.shape[1:]).mean(dim=1)
-        return [means.std(dim=0, correction=1)]
-
-    return reduce
-
-
-def _view_mean(outputs):
-    """The mean of the network outputs of the views of one pass, as floats."""
-    arrays = [raw.reshape(raw.shape[0], -1).numpy() for raw, _ in outputs]
-    return np.mean(arrays, axis=0, dtype=np.float64)
+def _draw_means(outputs, draws):
+    """The view means of one batch's outputs (``draws`` passes over the
+    views, views innermost), as float64 of shape ``(draws, batch, 37)``:
+    reduced batch by batch, the views' outputs are not kept."""
+    stacked = torch.stack([raw.reshape(raw.shape[0], -1) for raw in outputs])
+    return stacked.double().reshape(draws, -1, *stacked.shape[1:]).mean(dim=1)
