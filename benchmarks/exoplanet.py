@@ -11,6 +11,10 @@ ROC AUC per target (mean ± std over folds) and fit time.
 ``--grouped`` uses GroupKFold over the 36 distinct star/planet
 configurations instead, which measures generalisation to unseen systems.
 
+``--learning-curve MODEL`` refits that model on 40 %, 60 %, 80 % and all of
+each training fold (the same test folds) and prints its out-of-fold water
+and cloud error rates: whether more planets would lower them.
+
 ``--errors MODEL`` (``hgb``, ``hgb_reference``, ``best`` or ``blend``)
 instead tabulates where that model errs (``hgb_reference`` is boosting with
 the :class:`~skestimators.preprocessing.SystemReference` residuals, as in the
@@ -204,6 +208,43 @@ def noise_twins(spectra, water, systems, p_value=0.5):
     return twins
 
 
+def learning_curve(make_model, X, y, folds, fractions=(0.4, 0.6, 0.8, 1.0)):
+    """Out-of-fold error rates (%) with each training fold subsampled.
+
+    The subsample of every fold is stratified on both targets and nested
+    (a larger fraction keeps the planets of a smaller one), so the rows
+    differ only by the number of training planets.
+    """
+    Y = y.to_numpy()
+    rows = []
+    for fraction in fractions:
+        wrong = np.zeros_like(Y, dtype=bool)
+        n_train = []
+        for k, (train, test) in enumerate(folds):
+            order = np.random.default_rng(k).permutation(train)
+            if fraction < 1:
+                strata = Y[order, 0] * 2 + Y[order, 1]
+                # Nested stratified subsample: the first planets of each
+                # stratum in one fixed random order.
+                rank = pd.Series(strata).groupby(strata).cumcount().to_numpy()
+                size = np.bincount(strata)[strata]
+                order = order[rank < np.round(fraction * size)]
+            n_train.append(len(order))
+            model = make_model().fit(X[order], y.iloc[order])
+            wrong[test] = np.asarray(model.predict(X[test])) != Y[test]
+        rows.append(
+            {
+                "training fraction": fraction,
+                "training planets": int(np.mean(n_train)),
+                "water errors": int(wrong[:, 0].sum()),
+                "water errors %": 100 * wrong[:, 0].mean(),
+                "cloud errors": int(wrong[:, 1].sum()),
+                "cloud errors %": 100 * wrong[:, 1].mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def system_ids(X):
     """One integer per star/planet system, as SystemReference groups them."""
     keys = system_keys(X["aux"][list(AUX_COLUMNS)].to_numpy())
@@ -244,6 +285,10 @@ def main(argv=None):
         "--errors", choices=sorted(ERROR_MODELS),
         help="tabulate where this model errs instead of comparing variants",
     )  # fmt: skip
+    parser.add_argument(
+        "--learning-curve", choices=sorted(ERROR_MODELS),
+        help="this model's errors against the number of training planets",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     X, y = load_exoplanet()
     n_splits = 2 if args.quick else 5
@@ -258,6 +303,14 @@ def main(argv=None):
             )
         )
         cv, groups = folds, None
+    if args.learning_curve:
+        t0 = time.perf_counter()
+        folds = cv if groups is None else list(cv.split(X, y, groups))
+        table = learning_curve(ERROR_MODELS[args.learning_curve], X, y, folds)
+        seconds = time.perf_counter() - t0
+        print(f"{args.learning_curve}: learning curve, {seconds:.0f} s")
+        print(table.round(2).to_string(index=False))
+        return
     if args.errors:
         t0 = time.perf_counter()
         table, by_system = error_table(ERROR_MODELS[args.errors](), X, y, cv, groups)

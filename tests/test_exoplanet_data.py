@@ -252,10 +252,7 @@ def test_water_is_learnable_from_simulated_spectra():
     assert scores.mean() > 0.8
 
 
-def test_noise_twins_of_the_error_diagnostic():
-    # benchmarks/exoplanet.py --errors: a planet has a noise twin when a
-    # planet of its system with the other water label has a spectrum equal
-    # to its own within the noise (whatever their depth levels).
+def _exoplanet_benchmark():
     import importlib.util
     from pathlib import Path
 
@@ -263,6 +260,14 @@ def test_noise_twins_of_the_error_diagnostic():
     spec = importlib.util.spec_from_file_location("exoplanet_benchmark", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_noise_twins_of_the_error_diagnostic():
+    # benchmarks/exoplanet.py --errors: a planet has a noise twin when a
+    # planet of its system with the other water label has a spectrum equal
+    # to its own within the noise (whatever their depth levels).
+    module = _exoplanet_benchmark()
     rng = np.random.default_rng(0)
     wavelength = np.linspace(7.3, 0.55, 52)
     shape = 1e-3 * np.sin(wavelength)
@@ -278,3 +283,32 @@ def test_noise_twins_of_the_error_diagnostic():
     systems = np.array([0, 0, 0, 0, 1])  # planet 4 has no sibling
     twins = module.noise_twins(spectra, water, systems)
     np.testing.assert_array_equal(twins, [True, True, False, True, False])
+
+
+def test_learning_curve_of_the_error_diagnostic():
+    # benchmarks/exoplanet.py --learning-curve: the same test folds, nested
+    # stratified subsamples of each training fold; the full fraction is plain
+    # out-of-fold prediction.
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.multioutput import MultiOutputClassifier
+
+    from skestimators.recipes import exoplanet_features
+
+    module = _exoplanet_benchmark()
+    X, y = make_exoplanet(120, random_state=0)
+
+    def model():
+        return make_pipeline(
+            exoplanet_features(),
+            MultiOutputClassifier(LogisticRegression(max_iter=500)),
+        )
+
+    folds = list(KFold(3, shuffle=True, random_state=0).split(np.zeros(len(y))))
+    table = module.learning_curve(model, X, y, folds, fractions=(0.5, 1.0))
+    half, full = table["training planets"]
+    assert full == 80 and abs(half - 40) <= 2  # rounded within each stratum
+    wrong = cross_val_predict(model(), X, y, cv=folds) != y.to_numpy()
+    last = table.iloc[-1]
+    assert last["water errors"] == wrong[:, 0].sum()
+    assert last["cloud errors"] == wrong[:, 1].sum()
+    assert last["water errors %"] == pytest.approx(100 * wrong[:, 0].mean())
