@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
+import skestimators
 from skestimators import GalaxyZooRegressor, ImageClassifier, MultiInput
 from skestimators.datasets import make_galaxy_classes, make_galaxy_zoo
 from skestimators.galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
@@ -190,6 +191,24 @@ def test_auto_tta_averages_the_views_training_draws(
     np.testing.assert_allclose(std, np.std(draws, axis=0, ddof=1), rtol=1e-5, atol=1e-7)
 
 
+def test_auto_tta_is_fixed_by_fit(classes, tmp_path):
+    # "auto" averages the views the fitted network was trained on: changing
+    # the augmentation parameters after fit does not change the predictions,
+    # nor does a safe model file; refitting with them does.
+    X, y = classes
+    clf = ImageClassifier(**TINY).fit(X, y)  # named chirality pair: all 8 views
+    expected = clf.predict_proba(X[:6])
+    clf.set_params(augment=False, mirror="off")
+    np.testing.assert_array_equal(clf.predict_proba(X[:6]), expected)
+    path = tmp_path / "clf.skops"
+    skestimators.save(clf, path)
+    loaded = skestimators.load(path)
+    assert loaded._tta_plan(False) == list(range(8))
+    np.testing.assert_allclose(loaded.predict_proba(X[:6]), expected, atol=1e-6)
+    clf.fit(X, y)
+    assert clf._tta_plan(False) == [0]
+
+
 def test_pickle_round_trip(fitted_zoo, zoo, classes):
     X, _ = zoo
     reg = clone(fitted_zoo).set_params(tta=2)
@@ -327,16 +346,18 @@ def test_classifier_tta_swaps_mirrored_views_back(classes):
     sym = symmetric_images()
     proba = clf.set_params(tta=8).predict_proba(sym)
     np.testing.assert_allclose(proba[:, cw], proba[:, acw], rtol=1e-6)
-    # mirror="on" averages mirrored views as they are: symmetric input, no change
-    clf.set_params(mirror="on")
+    # fitted with mirror="on", mirrored views are averaged as they are:
+    # symmetric input, no change
+    clf.set_params(mirror="on", tta="auto").fit(X, y)
     np.testing.assert_allclose(
         clf.set_params(tta=8).predict_proba(sym),
         clf.set_params(tta=1).predict_proba(sym),
         rtol=1e-6,
         atol=1e-7,
     )
-    # mirror="off" uses rotations only
-    clf.set_params(mirror="off", tta=2)
+    # fitted with mirror="off", rotations only
+    clf.set_params(mirror="off", tta="auto").fit(X, y)
+    p0 = clf.set_params(tta=1).predict_proba(X[:6])
     rot = clf.set_params(tta=1).predict_proba(views(X[:6], 2))
     np.testing.assert_allclose(
         clf.set_params(tta=2).predict_proba(X[:6]), (p0 + rot) / 2, atol=1e-6
@@ -400,7 +421,7 @@ def test_mirroring_that_cannot_relabel_warns_and_uses_rotations_only(classes):
     transform = clf.net_.batch_transform
     assert transform.mirror is False and transform.swap is None
     # prediction averages rotations only: no mirrored view is scored
-    assert clf._tta_plan(False)((1, 3, 16, 16)) == [0, 2, 4, 6]  # tta="auto"
+    assert clf._tta_plan(False) == [0, 2, 4, 6]  # tta="auto"
     assert clf.set_params(tta=4)._tta_plan(False) == [0, 2, 4, 6]
     with pytest.raises(ValueError, match="only 4 rotations"):
         clf.set_params(tta=8).predict_proba(X[:2])

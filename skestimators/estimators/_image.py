@@ -243,9 +243,21 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
     def _multilabel(self):
         return self.target_type_ == "multilabel-indicator"
 
-    def _chirality_swap(self):
-        """Permutation of the probability columns for mirrored images, or None."""
-        return self._mirror_plan()[1]
+    def _fitted_mirror(self):
+        """``(flip, swap)`` of the last fit (:meth:`_mirror_plan`), recorded
+        so that changing ``mirror`` or ``chirality_pairs`` after fit does not
+        change how mirrored views are scored; recomputed for model files
+        written before it was recorded."""
+        plan = self.__dict__.get("_mirror")
+        return self._mirror_plan() if plan is None else plan
+
+    def _mirror_flips(self):
+        return self._fitted_mirror()[0]
+
+    def _after_fit(self, net):
+        flip, swap = self._mirror_plan()
+        self._mirror = (flip, None if swap is None else tuple(swap))
+        super()._after_fit(net)
 
     def _mirror_plan(self, *, warn=False):
         """``(flip, swap)``: whether mirror flips are used, and the label
@@ -359,8 +371,8 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
             Probabilities of each class, or of the positive class of each label.
         """
         check_is_fitted(self, "net_")
-        swap = self._chirality_swap()
-        outputs = self._view_outputs(X, self._tta_plan(self._mirror_plan()[0]))
+        flip, swap = self._fitted_mirror()
+        outputs = self._view_outputs(X, self._tta_plan(flip))
         total = None
         for raw, mirrored in outputs:
             proba = self._proba(raw)

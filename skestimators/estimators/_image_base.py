@@ -144,7 +144,9 @@ max_shift : float, default=MAX_SHIFT
         rotations, which need square images). ``"auto"``: every view the
         training augmentation draws (the four rotations of a square image,
         and their mirror images where mirroring is used; the views that
-        keep the shape of other images), or none with ``augment=False``.
+        keep the shape of other images), or none with ``augment=False``;
+        fixed by ``fit``, so changing the augmentation parameters of a
+        fitted model does not change what it averages.
     layout : {"auto", "channels_first", "channels_last"}, default="auto"
         Where the channels of 4-D ``X`` are. ``"auto"`` takes the two equal
         dimensions of square images as height and width; for other images
@@ -450,19 +452,28 @@ class ImageNetMixin:
 
     # -- test-time augmentation ----------------------------------------------------
     def _tta_plan(self, mirror):
-        """The dihedral views of ``tta``: a list, or (``"auto"``) a function of
-        the image shape returning the views the training augmentation draws
-        (with mirror flips if ``mirror``)."""
-        if self.tta != "auto":
-            if mirror:
-                return list(range(self.tta))
-            if self.tta > 4:
-                raise ValueError(
-                    f"tta={self.tta} without mirrored views (mirror='off', or "
-                    "mirror='swap' with no chirality pair among the classes): "
-                    "there are only 4 rotations; use tta <= 4."
-                )
-            return [0, 2, 4, 6][: self.tta]
+        """The dihedral views of ``tta``: a list (with mirror flips if
+        ``mirror``). ``"auto"``: the views the last fit's augmentation drew
+        (:meth:`_training_views`, recorded by ``_after_fit``)."""
+        if self.tta == "auto":
+            fitted = self.__dict__.get("_auto_views")
+            if fitted is not None:
+                return list(fitted)
+            # A model file written before the views were recorded at fit.
+            return self._training_views(mirror)
+        if mirror:
+            return list(range(self.tta))
+        if self.tta > 4:
+            raise ValueError(
+                f"tta={self.tta} without mirrored views (mirror='off', or "
+                "mirror='swap' with no chirality pair among the classes): "
+                "there are only 4 rotations; use tta <= 4."
+            )
+        return [0, 2, 4, 6][: self.tta]
+
+    def _training_views(self, mirror):
+        """The dihedral views the training augmentation draws, as a function
+        of the image shape (with mirror flips if ``mirror``)."""
         if not self.augment:
             return [0]
 
@@ -471,6 +482,17 @@ class ImageNetMixin:
             return [k for k in range(count) if mirror or k % 2 == 0]
 
         return views
+
+    def _mirror_flips(self):
+        """Whether the training augmentation draws mirror flips."""
+        return True
+
+    def _after_fit(self, net):
+        super()._after_fit(net)
+        # What tta="auto" averages, fixed by this fit: set_params(augment=...)
+        # after fit must not change the predictions of the fitted network.
+        views = self._training_views(self._mirror_flips())
+        self._auto_views = views(self.input_shape_) if callable(views) else views
 
     def _view_outputs(self, X, views, *, mc_dropout=False, repeat=1, reduce=None):
         """Raw network outputs for each dihedral view ``k`` of ``X``.
