@@ -81,6 +81,34 @@ def test_divergence_in_partial_fit_keeps_the_previous_state(regression):
     assert reg.n_iter_ == 3 and len(reg.net_.history) == 3
 
 
+@pytest.mark.parametrize("schedule", ["step", "onecycle"])
+def test_divergence_in_a_continuing_fit_rewinds_the_schedule(regression, schedule):
+    # The schedule continues across calls: after a rolled-back call it goes
+    # on from where the estimator was, not from the epochs that diverged.
+    X, y = regression
+    params = _params(
+        max_epochs=3,
+        validation_fraction=None,
+        warm_start=True,
+        lr_scheduler=schedule,
+        lr_scheduler_params=(
+            {"step_size": 2} if schedule == "step" else {"total_steps": 1000}
+        ),
+    )
+    reg = NetRegressor(**params).fit(X, y)
+    reference = NetRegressor(**params).fit(X, y)
+    reg.net_.callbacks_.append(("poison", PoisonAt(5, batch=2)))
+    with pytest.raises(TrainingDivergedError, match="keeps its state"):
+        reg.fit(X, y)  # epoch 4 completes (and steps the schedule), 5 diverges
+    reg.net_.callbacks_.pop()
+    assert reg.n_iter_ == 3
+    reg.set_params(max_epochs=2).fit(X, y)
+    reference.set_params(max_epochs=2).fit(X, y)
+    rates = [r.net_.optimizer_.param_groups[0]["lr"] for r in (reg, reference)]
+    assert rates[0] == pytest.approx(rates[1], rel=1e-12)
+    np.testing.assert_allclose(reg.predict(X), reference.predict(X), rtol=1e-5)
+
+
 def test_validation_metrics_of_nan_outputs_are_nan_not_errors():
     groups = multilabel_groups(["water", "cloud"], weights=[1.0, 1.0])
     y_pred = torch.tensor([[np.nan, 0.1], [0.2, -0.3], [0.5, 0.1]])

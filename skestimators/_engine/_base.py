@@ -48,7 +48,12 @@ from ._config import (
 )
 from ._device import amp_dtype, resolve_device, torch_threads
 from ._distributed import data_parallel
-from ._divergence import advice, finite_state, training_state
+from ._divergence import (
+    advice,
+    finite_state,
+    restore_training_state,
+    training_state,
+)
 from ._heads import HeadsLoss
 from ._inference import InferenceMixin, _tensors
 from ._modules import _shapes
@@ -341,9 +346,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             return
         net.notify("on_train_end")  # loggers close their runs
         if snapshot is not None:
-            net.module_.load_state_dict(snapshot["module"])
-            net.optimizer_.load_state_dict(snapshot["optimizer"])
-            del net.history[snapshot["n_history"] :]
+            restore_training_state(net, snapshot)
             state = "The estimator keeps its state from before this call."
         else:
             for name in [k for k in vars(self) if k.endswith("_")]:

@@ -6,14 +6,43 @@ import copy
 
 import torch
 
+from ._callbacks import LRScheduler
+
 
 def training_state(net):
-    """What a continuing fit restores if its training diverges."""
+    """What a continuing fit restores if its training diverges.
+
+    The learning-rate schedules continue across calls, so their state is
+    kept too (None: not started yet, as after a safe model file); the other
+    callbacks start afresh at every call.
+    """
     return {
         "module": copy.deepcopy(net.module_.state_dict()),
         "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
         "n_history": len(net.history),
+        "schedules": {
+            name: (
+                None
+                if callback.lr_scheduler_ is None
+                else copy.deepcopy(callback.state_dict())
+            )
+            for name, callback in net.callbacks_
+            if isinstance(callback, LRScheduler)
+        },
     }
+
+
+def restore_training_state(net, state):
+    """Put ``net`` back in the :func:`training_state` ``state``."""
+    net.module_.load_state_dict(state["module"])
+    net.optimizer_.load_state_dict(state["optimizer"])
+    del net.history[state["n_history"] :]
+    callbacks = dict(net.callbacks_)
+    for name, schedule in state["schedules"].items():
+        if schedule is None:
+            callbacks[name].lr_scheduler_ = None  # the next fit replays it
+        else:
+            callbacks[name].load_state_dict(schedule)
 
 
 def finite_state(state_dict):
