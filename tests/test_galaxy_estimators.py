@@ -1,6 +1,7 @@
 """GalaxyZooRegressor and ImageClassifier: image input, the tree, TTA, chirality."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -192,21 +193,32 @@ def test_auto_tta_averages_the_views_training_draws(
 
 
 def test_auto_tta_is_fixed_by_fit(classes, tmp_path):
-    # "auto" averages the views the fitted network was trained on: changing
-    # the augmentation parameters after fit does not change the predictions,
-    # nor does a safe model file; refitting with them does.
+    # What the network was trained with decides how it predicts: changing the
+    # augmentation parameters of a fitted model (set_params) changes neither
+    # the views "auto" averages nor how mirrored views are relabelled, in
+    # memory, after a safe model file or after partial_fit; refitting does.
     X, y = classes
     clf = ImageClassifier(**TINY).fit(X, y)  # named chirality pair: all 8 views
     expected = clf.predict_proba(X[:6])
-    clf.set_params(augment=False, mirror="off")
+    np.testing.assert_allclose(
+        clf.set_params(tta=8).predict_proba(X[:6]), expected, atol=1e-7
+    )
+    clf.set_params(tta="auto", augment=False, mirror="off")
     np.testing.assert_array_equal(clf.predict_proba(X[:6]), expected)
     path = tmp_path / "clf.skops"
     skestimators.save(clf, path)
     loaded = skestimators.load(path)
-    assert loaded._tta_plan(False) == list(range(8))
+    assert loaded.net_.batch_transform.swap == clf.net_.batch_transform.swap
     np.testing.assert_allclose(loaded.predict_proba(X[:6]), expected, atol=1e-6)
-    clf.fit(X, y)
-    assert clf._tta_plan(False) == [0]
+    clf.partial_fit(X, y)  # continues the network as it was built
+    assert clf.net_.batch_transform.mirror
+    np.testing.assert_allclose(
+        clf.predict_proba(X[:6]), clf.set_params(tta=8).predict_proba(X[:6]), atol=1e-7
+    )
+    clf.set_params(tta="auto").fit(X, y)
+    np.testing.assert_array_equal(
+        clf.predict_proba(X[:6]), clf.set_params(tta=1).predict_proba(X[:6])
+    )
 
 
 def test_pickle_round_trip(fitted_zoo, zoo, classes):
@@ -411,7 +423,7 @@ def test_partial_fit_and_multilabel_chirality(classes):
     assert ml.predict_proba(X[:4]).shape == (4, 3) and ml.predict(X[:4]).shape == (4, 3)
 
 
-def test_mirroring_that_cannot_relabel_warns_and_uses_rotations_only(classes):
+def test_mirroring_that_cannot_relabel_warns_and_uses_rotations_only(classes, tmp_path):
     X, y = classes
     codes = np.unique(y, return_inverse=True)[1]  # integer classes, as in catalogues
     names = np.unique(y).tolist()
@@ -420,8 +432,12 @@ def test_mirroring_that_cannot_relabel_warns_and_uses_rotations_only(classes):
         clf = ImageClassifier(**TINY).fit(X, codes)
     transform = clf.net_.batch_transform
     assert transform.mirror is False and transform.swap is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning is fit's, not load's
+        loaded = skestimators.load(skestimators.save(clf, tmp_path / "m.skops"))
+    assert loaded.net_.batch_transform.mirror is False
     # prediction averages rotations only: no mirrored view is scored
-    assert clf._tta_plan(False) == [0, 2, 4, 6]  # tta="auto"
+    assert clf._tta_plan(False)((1, 3, 16, 16)) == [0, 2, 4, 6]  # tta="auto"
     assert clf.set_params(tta=4)._tta_plan(False) == [0, 2, 4, 6]
     with pytest.raises(ValueError, match="only 4 rotations"):
         clf.set_params(tta=8).predict_proba(X[:2])
@@ -432,7 +448,6 @@ def test_mirroring_that_cannot_relabel_warns_and_uses_rotations_only(classes):
     assert paired.net_.batch_transform.mirror is True
     assert paired.net_.batch_transform.swap == tuple(swap)
     # declared free of chiral classes, or without augmentation: no warning
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -385,6 +385,33 @@ def _tiny_networks():
     ]
 
 
+def test_a_safe_file_rebuilds_the_network_as_fitted(tmp_path):
+    # Parameters set after fit belong to the next fit: the file rebuilds the
+    # fitted network (its architecture, dropout, augmentation), and loading
+    # keeps them for that next fit.
+    from skestimators import GalaxyZooRegressor
+    from skestimators.datasets import make_galaxy_zoo
+
+    X, y = make_galaxy_zoo(40, size=16, random_state=0)
+    params = dict(width=4, depth=1, head_width=8, max_epochs=1, random_state=0)
+    model = GalaxyZooRegressor(**params, device="cpu").fit(X, y)
+    model.set_params(width=8, dropout=0.05, augment=False)
+    loaded = skestimators.load(skestimators.save(model, tmp_path / "m.skops"))
+    assert loaded.get_params()["width"] == 8 and loaded.dropout == 0.05
+    dropouts = [
+        [m.p for m in est.net_.module_.modules() if isinstance(m, torch.nn.Dropout)]
+        for est in (model, loaded)
+    ]
+    assert dropouts[0] == dropouts[1] and 0.5 in dropouts[1]
+    assert loaded.net_.batch_transform is not None  # trained with augmentation
+    results = []
+    for est in (model, loaded):
+        torch.manual_seed(0)  # the same Monte Carlo dropout masks
+        results.append(est.set_params(mc_samples=3).predict(X[:4], return_std=True))
+    for got, expected in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "estimator, data", _tiny_networks(), ids=lambda v: type(v).__name__
 )

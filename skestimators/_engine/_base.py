@@ -295,6 +295,9 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     "n_outputs": n_outputs,
                     "n_train": len(train),  # sizes the learning-rate schedule
                     "has_valid": valid is not None,  # what a schedule monitors
+                    # What the network is built with: set_params after fit
+                    # changes the next fit, not this network (_as_built).
+                    "params": self.get_params(deep=False),
                 }
                 groups_spec = self._bind_outputs(module, train, groups_spec)
                 self.net_ = self._make_net(

@@ -17,8 +17,27 @@ class NetworkFileMixin:
     schedule or early stopping monitors, and the training batches of each
     epoch, from which a schedule stepped every batch resumes); :meth:`_restore_network`
     rebuilds ``net_`` from it with the estimator's own ``_make_module`` and
-    ``_make_net``.
+    ``_make_net``, at the parameters it records (:meth:`_as_built`).
     """
+
+    def _as_built(self):
+        """This estimator with the parameters its network was built with.
+
+        A shallow copy holding the parameters of the fit that built
+        ``net_`` (recorded in ``_module_spec``), or the estimator itself when
+        they were not recorded (files of older versions). Parameters changed
+        since (``set_params`` on a fitted model) belong to the next fit: what
+        depends on how the network was trained (rebuilding it from a model
+        file, test-time augmentation) reads them here.
+        """
+        spec = self.__dict__.get("_module_spec")
+        params = None if spec is None else spec.get("params")
+        if not params:
+            return self
+        built = object.__new__(type(self))
+        built.__dict__.update(self.__dict__)
+        built.__dict__.update(params)
+        return built
 
     def _network_spec(self):
         """Plain values that rebuild the fitted network (None if not recorded)."""
@@ -36,7 +55,8 @@ class NetworkFileMixin:
         network trained on a GPU is rebuilt on the CPU where no GPU is
         available.
         """
-        config = self._engine_config()
+        built = self._as_built()
+        config = built._engine_config()
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
             device = torch.device("cpu")
@@ -45,8 +65,8 @@ class NetworkFileMixin:
         has_valid = spec.get(
             "has_valid", history is not None and "valid_loss" in history.columns
         )
-        module = self._make_module(spec["input_shape"], spec["n_outputs"])
-        net = self._make_net(
+        module = built._make_module(spec["input_shape"], spec["n_outputs"])
+        net = built._make_net(
             config, module, [], device, n_train=spec.get("n_train", 1),
             has_valid=has_valid, epochs=config.max_epochs,
         )  # fmt: skip

@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._engine import BaseNet, TargetOptions, fill_doc
 from ._base import _ClassifierNet
-from ._image_base import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
+from ._image_base import _REBUILDING, IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
 
 @fill_doc
@@ -243,22 +243,6 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
     def _multilabel(self):
         return self.target_type_ == "multilabel-indicator"
 
-    def _fitted_mirror(self):
-        """``(flip, swap)`` of the last fit (:meth:`_mirror_plan`), recorded
-        so that changing ``mirror`` or ``chirality_pairs`` after fit does not
-        change how mirrored views are scored; recomputed for model files
-        written before it was recorded."""
-        plan = self.__dict__.get("_mirror")
-        return self._mirror_plan() if plan is None else plan
-
-    def _mirror_flips(self):
-        return self._fitted_mirror()[0]
-
-    def _after_fit(self, net):
-        flip, swap = self._mirror_plan()
-        self._mirror = (flip, None if swap is None else tuple(swap))
-        super()._after_fit(net)
-
     def _mirror_plan(self, *, warn=False):
         """``(flip, swap)``: whether mirror flips are used, and the label
         permutation of mirrored samples (None: labels kept).
@@ -324,8 +308,8 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         return True, (tuple(perm) if perm != sorted(perm) else None)
 
     def _batch_transform(self):
-        # validates the pairs even without augmentation
-        flip, swap = self._mirror_plan(warn=self.augment)
+        # validates the pairs even without augmentation; warns once, at fit
+        flip, swap = self._mirror_plan(warn=self.augment and not _REBUILDING.get())
         return self._augmentation(
             mirror=flip,
             swap=swap,
@@ -371,7 +355,8 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
             Probabilities of each class, or of the positive class of each label.
         """
         check_is_fitted(self, "net_")
-        flip, swap = self._fitted_mirror()
+        # Mirrored views as the network was trained (not the current mirror).
+        flip, swap = self._as_built()._mirror_plan()
         outputs = self._view_outputs(X, self._tta_plan(flip))
         total = None
         for raw, mirrored in outputs:

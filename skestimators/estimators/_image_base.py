@@ -453,14 +453,11 @@ class ImageNetMixin:
     # -- test-time augmentation ----------------------------------------------------
     def _tta_plan(self, mirror):
         """The dihedral views of ``tta``: a list (with mirror flips if
-        ``mirror``). ``"auto"``: the views the last fit's augmentation drew
-        (:meth:`_training_views`, recorded by ``_after_fit``)."""
+        ``mirror``), or (``"auto"``) a function of the image shape returning
+        those the network's training augmentation drew (:meth:`_training_views`
+        at the parameters it was built with)."""
         if self.tta == "auto":
-            fitted = self.__dict__.get("_auto_views")
-            if fitted is not None:
-                return list(fitted)
-            # A model file written before the views were recorded at fit.
-            return self._training_views(mirror)
+            return self._as_built()._training_views(mirror)
         if mirror:
             return list(range(self.tta))
         if self.tta > 4:
@@ -482,17 +479,6 @@ class ImageNetMixin:
             return [k for k in range(count) if mirror or k % 2 == 0]
 
         return views
-
-    def _mirror_flips(self):
-        """Whether the training augmentation draws mirror flips."""
-        return True
-
-    def _after_fit(self, net):
-        super()._after_fit(net)
-        # What tta="auto" averages, fixed by this fit: set_params(augment=...)
-        # after fit must not change the predictions of the fitted network.
-        views = self._training_views(self._mirror_flips())
-        self._auto_views = views(self.input_shape_) if callable(views) else views
 
     def _view_outputs(self, X, views, *, mc_dropout=False, repeat=1, reduce=None):
         """Raw network outputs for each dihedral view ``k`` of ``X``.
