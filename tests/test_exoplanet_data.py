@@ -291,6 +291,7 @@ def test_learning_curve_of_the_error_diagnostic():
     # out-of-fold prediction.
     from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.preprocessing import StandardScaler
 
     from skestimators.recipes import exoplanet_features
 
@@ -300,7 +301,8 @@ def test_learning_curve_of_the_error_diagnostic():
     def model():
         return make_pipeline(
             exoplanet_features(),
-            MultiOutputClassifier(LogisticRegression(max_iter=500)),
+            StandardScaler(),
+            MultiOutputClassifier(LogisticRegression(C=0.1, max_iter=2000)),
         )
 
     folds = list(KFold(3, shuffle=True, random_state=0).split(np.zeros(len(y))))
