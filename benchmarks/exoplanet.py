@@ -13,7 +13,9 @@ configurations instead, which measures generalisation to unseen systems.
 
 ``--learning-curve MODEL`` refits that model on 40 %, 60 %, 80 % and all of
 each training fold (the same test folds) and prints its out-of-fold water
-and cloud error rates: whether more planets would lower them.
+and cloud error rates: whether more planets would lower them. For the
+models that read the system reference (``hgb_reference``, ``blend``), fewer
+training planets also means a reference averaged over fewer siblings.
 
 ``--errors MODEL`` (``hgb``, ``hgb_reference``, ``best`` or ``blend``)
 instead tabulates where that model errs (``hgb_reference`` is boosting with
@@ -25,8 +27,10 @@ decidable from the data: a planet has a *noise twin* when a planet of its
 system with the other water label has a spectrum consistent with its own
 within the depth uncertainties (chi-squared of the difference of the two
 spectra, their mean offset removed, with a p-value above 0.5 on 51 degrees
-of freedom). The share of water errors with a noise twin is printed next to
-the share of correctly classified planets with one.
+of freedom, for the closest such planet: the more siblings, the likelier
+one passes by chance, the same for every planet of a system). The share of
+water errors with a noise twin is printed next to the share of correctly
+classified planets with one.
 
 Run: ``python benchmarks/exoplanet.py`` (``--quick`` for a 2-fold smoke run).
 """
@@ -174,12 +178,17 @@ def error_table(model, X, y, cv, groups=None):
         np.asarray(X["spectra"]), y["water"].to_numpy(), frame["system"].to_numpy()
     )
     by_system.attrs["noise twins"] = (
-        f"water errors with a noise twin: {twins[wrong[:, 0]].sum()} of "
-        f"{wrong[:, 0].sum()} ({100 * twins[wrong[:, 0]].mean():.0f} %); correctly "
-        f"classified planets with one: {twins[~wrong[:, 0]].sum()} of "
-        f"{(~wrong[:, 0]).sum()} ({100 * twins[~wrong[:, 0]].mean():.0f} %)"
+        f"water errors with a noise twin: {_share(twins[wrong[:, 0]])}; "
+        f"correctly classified planets with one: {_share(twins[~wrong[:, 0]])}"
     )
     return table, by_system
+
+
+def _share(flags):
+    """``"k of n (p %)"`` for a boolean array (no percentage when empty)."""
+    if not len(flags):
+        return "0 of 0"
+    return f"{flags.sum()} of {len(flags)} ({100 * flags.mean():.0f} %)"
 
 
 def noise_twins(spectra, water, systems, p_value=0.5):

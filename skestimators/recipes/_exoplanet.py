@@ -230,17 +230,18 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
     leaves the water errors where they are (47, against 44 to 51 for single
     seeds). Most of them sit where the spectra can barely tell: 39 of the 48
     planets have a *noise twin*, a planet of their system with the other
-    water label whose spectrum agrees with theirs within the depth
-    uncertainties (the chi-squared of the difference, depth level removed,
-    has a p-value above 0.5), against 10 % of the planets the recipe
-    classifies correctly. It errs on 14 % of the 272 planets with a noise
-    twin and on 0.4 % of the 2,128 without one. More planets help only
-    slowly: refitted on 40, 60, 80 and 100 % of each training fold
-    (``--learning-curve blend``, the same test folds) it misses water on
-    2.1, 2.1, 1.9 and 1.8 % of the planets (the last differs from the 2.0 %
-    above only by the order of the training rows, which moves the network's
-    validation split and batches), and gradient boosting alone on 2.6, 2.2,
-    2.3 and 2.3 %.
+    water label whose spectrum differs from theirs by no more than the depth
+    uncertainties lead one to expect (the chi-squared of the difference,
+    depth level removed, has a p-value above 0.5 for the closest of these
+    siblings; the test is the same for every planet), against 10 % of the
+    planets the recipe classifies correctly. It errs on 14 % of the 272
+    planets with a noise twin and on 0.4 % of the 2,128 without one. More
+    planets help only slowly: refitted on 40, 60, 80 and 100 % of each
+    training fold (``--learning-curve blend``, the same test folds) it misses
+    water on 2.1, 2.1, 1.9 and 1.8 % of the planets (the last differs from
+    the 2.0 % above only by the order of the training rows, which moves the
+    network's validation split and batches), and gradient boosting alone on
+    2.6, 2.2, 2.3 and 2.3 %.
 
     References
     ----------
