@@ -312,6 +312,62 @@ def test_predict_raster_maps_partly_missing_patches(tmp_path, stack):
     with rasterio.open(plain) as src:
         values = src.read(1)
     assert values[6, 6] == -9999.0 and values[0, 0] == -9999.0
+    # Wrapped in a search or a target transformation, the model still reads
+    # NaN as missing: the same map.
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(model, {"histgradientboostingregressor__max_iter": [5]}, cv=2)
+    wrapped = TransformedTargetRegressor(
+        search, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+    )
+    wrapped.fit(X, y - y.min())
+    out = predict_raster(wrapped, paths, tmp_path / "w.tif", window=3)
+    with rasterio.open(out) as src:
+        assert (src.read(1) != -9999.0).all()
+
+
+def test_predict_raster_never_leaves_a_partial_map(tmp_path, stack):
+    paths, _ = stack
+    model = _model(paths)
+    out = predict_raster(model, paths, tmp_path / "map.tif", window=3)
+    with rasterio.open(out) as src:
+        before = src.read(1)
+
+    class FailsLater(_Recorder):
+        def predict(self, X):
+            if self.sizes:
+                raise RuntimeError("out of memory")
+            return super().predict(X)
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predict_raster(FailsLater(model), paths, out, window=3, chunk_rows=4)
+    with rasterio.open(out) as src:  # the earlier map, untouched
+        np.testing.assert_array_equal(src.read(1), before)
+    assert sorted(p.name for p in tmp_path.iterdir() if "map" in p.name) == ["map.tif"]
+
+
+def test_predict_raster_refuses_a_std_on_a_transformed_target(tmp_path, stack):
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import BayesianRidge
+
+    paths, _ = stack
+    X = np.random.default_rng(0).normal(size=(30, 3, 3, 3, 3))
+    ttr = make_pipeline(
+        FunctionTransformer(_flat),
+        TransformedTargetRegressor(
+            BayesianRidge(), func=np.log1p, inverse_func=np.expm1, check_inverse=False
+        ),
+    ).fit(X, np.abs(X[:, 0, 1, 1, 0]))
+    with pytest.raises(TypeError, match="transformed target"):
+        predict_raster(ttr, paths, tmp_path / "s.tif", window=3, uncertainty="std")
+    assert not list(tmp_path.glob("*s.tif*"))
+    bayes = make_pipeline(FunctionTransformer(_flat), BayesianRidge()).fit(
+        X, X[:, 0, 1, 1, 0]
+    )
+    out = predict_raster(bayes, paths, tmp_path / "s.tif", window=3, uncertainty="std")
+    with rasterio.open(out) as src:
+        assert src.count == 2 and src.descriptions == ("prediction", "std")
 
 
 def test_predict_raster_all_nodata_and_errors(tmp_path, stack):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import get_tags
 
+from .._io._model_file import temporary_name
 from ..datasets import (
     _check_positive_int,
     _check_window,
@@ -47,7 +48,8 @@ def predict_raster(
     ``batch_size`` at a time and passed to ``estimator.predict``. Pixels whose
     patch holds nodata, or reaches outside the raster, get ``nodata``, unless
     the model reads NaN as missing (every step's ``allow_nan`` tag, as for
-    :func:`~skestimators.recipes.soc_pipeline`): then a patch that is only
+    :func:`~skestimators.recipes.soc_pipeline`, also inside a search such as
+    ``GridSearchCV`` or a ``TransformedTargetRegressor``): then a patch that is only
     partly missing (clouds, a missing year, the raster's edge) is predicted,
     and only pixels never observed at the centre get ``nodata``. Memory
     stays near ``bands * T * (chunk_rows * stride + window) * width`` values
@@ -64,7 +66,9 @@ def predict_raster(
         One GeoTIFF per time step, as for
         :func:`~skestimators.datasets.extract_patches`.
     output_path : str or path-like
-        GeoTIFF to write (overwritten).
+        GeoTIFF to write. It is written beside under a hidden name and
+        renamed into place once complete: if prediction fails, a map already
+        there is left as it was, and no partial map is left behind.
     window : int
         Patch side in pixels (odd), the one the estimator was trained with.
     chunk_rows : int, default=16
@@ -84,7 +88,10 @@ def predict_raster(
         deviation of each prediction, from ``estimator.predict(X,
         return_std=True)`` (the network regressors' Monte Carlo dropout, a
         :class:`~skestimators.uncertainty.DeepEnsembleRegressor`, a Gaussian
-        process). ``"interval"``: the lower and upper bounds of the interval
+        process); refused for a model trained on a transformed target
+        (``TransformedTargetRegressor``, as :func:`~skestimators.recipes.soc_pipeline`
+        by default), whose standard deviation is not in the target's units.
+        ``"interval"``: the lower and upper bounds of the interval
         of ``estimator.predict_interval(X)``, a fitted MAPIE conformal
         regressor, one pair per confidence level. The bands are named in the
         file (``prediction``, ``std``, ``lower``, ``upper``).
@@ -117,10 +124,6 @@ def predict_raster(
     ...     src.shape, src.crs.to_epsg(), float(src.read(1)[0, 0])
     ((200, 200), 25832, -9999.0)
     """
-    import rasterio
-    from rasterio.transform import Affine
-    from rasterio.windows import Window
-
     window = _check_window(window)
     if uncertainty not in (None, "std", "interval"):
         raise ValueError(
@@ -129,9 +132,34 @@ def predict_raster(
     chunk_rows = _check_positive_int(chunk_rows, "chunk_rows")
     stride = _check_positive_int(stride, "stride")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    half = window // 2
     output_path = Path(os.fspath(output_path))
+    if uncertainty == "std":
+        _check_std_units(estimator)
+    # Written next to the map and renamed into place once complete: a failure
+    # (an estimator error, a full disk, a killed process) leaves any earlier
+    # map as it was, never a partial one.
+    partial = temporary_name(output_path, ".partial")
+    try:
+        _write_map(
+            estimator, rasters, partial, window, chunk_rows, stride, batch_size,
+            nodata, uncertainty,
+        )  # fmt: skip
+        os.replace(partial, output_path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return output_path
 
+
+def _write_map(
+    estimator, rasters, output_path, window, chunk_rows, stride, batch_size,
+    nodata, uncertainty,
+):  # fmt: skip
+    import rasterio
+    from rasterio.transform import Affine
+    from rasterio.windows import Window
+
+    half = window // 2
     with _RasterStack(rasters) as stack:
         out_h = math.ceil(stack.height / stride)
         out_w = math.ceil(stack.width / stride)
@@ -189,7 +217,24 @@ def predict_raster(
         finally:
             if dst is not None:
                 dst.close()
-    return output_path
+
+
+#: Fitted attributes of scikit-learn's meta-estimators that predict for them:
+#: TransformedTargetRegressor, a search (GridSearchCV, OptunaSearchCV), a
+#: model loaded by skestimators.load inside a wrapper.
+_PREDICTING = ("regressor_", "best_estimator_", "estimator_")
+
+
+def _predicting_estimator(estimator):
+    """The fitted estimator a meta-estimator's ``predict`` delegates to, or None
+    (a transformer's ``estimator_``, as SelectFromModel's, is not its output)."""
+    if hasattr(estimator, "transform"):
+        return None
+    for name in _PREDICTING:
+        inner = getattr(estimator, name, None)
+        if inner is not None and hasattr(inner, "predict"):
+            return inner
+    return None
 
 
 def _handles_missing(estimator) -> bool:
@@ -201,12 +246,32 @@ def _handles_missing(estimator) -> bool:
             for _, step in steps
             if step is not None and step != "passthrough"
         )
-    inner = getattr(estimator, "regressor_", None)
-    if inner is not None:  # TransformedTargetRegressor
+    inner = _predicting_estimator(estimator)
+    if inner is not None:
         return _handles_missing(inner)
     if not hasattr(estimator, "__sklearn_tags__"):  # any object with predict
         return False
     return bool(get_tags(estimator).input_tags.allow_nan)
+
+
+def _check_std_units(estimator):
+    """Refuse ``uncertainty="std"`` through a target transformation."""
+    while estimator is not None:
+        if hasattr(estimator, "transformer_") and hasattr(estimator, "regressor_"):
+            raise TypeError(
+                'uncertainty="std" cannot map a model trained on a transformed '
+                f"target ({type(estimator).__name__}, e.g. soc_pipeline's log "
+                "scale): a standard deviation on that scale has no value in the "
+                "target's units. Map it from a model without the transformation "
+                "(soc_pipeline(target_transform=None)), or map prediction "
+                'intervals, which do transform, with uncertainty="interval" and '
+                "a MAPIE conformal regressor."
+            )
+        steps = getattr(estimator, "steps", None)
+        if isinstance(steps, list):
+            estimator = steps[-1][1] if steps else None  # what predicts
+        else:
+            estimator = _predicting_estimator(estimator)
 
 
 def _predictable(patches, missing):
