@@ -254,6 +254,7 @@ def _edit_csv(copy, edit):
         (lambda t: pd.concat([t, t.iloc[:1]]), "duplicated GalaxyIDs"),
         (lambda t: t.assign(GalaxyID=t["GalaxyID"] + 0.5), "must hold integers"),
         (lambda t: t.assign(GalaxyID=t["GalaxyID"] + 1), "12 GalaxyIDs have no image"),
+        (lambda t: t.assign(**{"Class1.1": 7.5}), "between 0 and 1; 12 rows"),
     ],
 )
 def test_load_rejects_bad_solutions(copy, edit, match):
@@ -277,6 +278,8 @@ def test_load_errors(copy, folder, tmp_path_factory):
         load_galaxy_zoo(images, csv, ids=[folder.ids[0], 1])
     with pytest.raises(ValueError, match="No galaxies to load"):
         load_galaxy_zoo(images, ids=[])
+    with pytest.raises(ValueError, match="ids must be integer GalaxyIDs"):
+        load_galaxy_zoo(images, csv, ids=[folder.ids[0] + 0.7])
     Image.new("RGB", (50, 40)).save(images / "1.jpg")
     with pytest.raises(ValueError, match="different sizes"):
         load_galaxy_zoo(images, crop=None, size=None)
@@ -334,6 +337,27 @@ def test_load_image_folder_reads_a_class_catalogue(tmp_path):
         load_image_folder(tmp_path, tmp_path / "extra.csv")
     with pytest.raises(FileNotFoundError, match="Labels file"):
         load_image_folder(tmp_path, tmp_path / "none.csv")
+
+
+def test_load_image_folder_ids_as_written_and_16_bit_images(tmp_path):
+    # "007" names 007.png: ids are matched as written and returned as
+    # strings when reading them as numbers would change them.
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (20, 20), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "007.png")
+    # 16-bit greyscale (I;16): scaled by 65535, not clipped at 255
+    deep = grey.astype(np.uint16) * 257
+    Image.fromarray(deep).save(tmp_path / "012.png")
+    assert Image.open(tmp_path / "012.png").mode == "I;16"
+    (tmp_path / "c.csv").write_text("id,class\n007,0\n012,1\n")
+    X, y, ids = load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=None)
+    assert ids.tolist() == ["007", "012"] and y.tolist() == [0, 1]
+    np.testing.assert_allclose(X[0, 1], grey / 255.0, atol=1e-6)
+    np.testing.assert_allclose(X[1], X[0], atol=1e-6)  # the same picture
+    Image.fromarray(deep.astype(np.float32)).save(tmp_path / "013.tif")
+    (tmp_path / "f.csv").write_text("id,class\n013,0\n")
+    with pytest.raises(ValueError, match=r"013\.tif has 'F' pixels"):
+        load_image_folder(tmp_path, tmp_path / "f.csv", crop=None, size=None)
 
 
 def test_submission_follows_a_shuffled_template(tmp_path):

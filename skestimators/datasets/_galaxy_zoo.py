@@ -63,14 +63,35 @@ def _read_solutions(path) -> tuple[np.ndarray, pd.DataFrame]:
     y = table[_COLUMNS].apply(pd.to_numeric, errors="coerce").astype(np.float64)
     if y.isna().any().any():
         raise ValueError(f"{path} has missing or non-numeric vote fractions.")
+    outside = ((y < 0) | (y > 1)).any(axis=1)
+    if outside.any():
+        raise ValueError(
+            f"{path}: vote fractions lie between 0 and 1; {int(outside.sum())} "
+            f"rows have others, e.g. {_ID} {ids[outside].head(3).astype(int).tolist()}."
+        )
     return ids.to_numpy(np.int64), y.reset_index(drop=True)
 
 
+#: Pillow modes of 16-bit greyscale images (PNG, TIFF).
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
 def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
+    """``(3, H, W)`` float32 pixels in [0, 1]: 8-bit images over 255, 16-bit
+    greyscale over 65535 (repeated in the three channels, as 8-bit grey)."""
+    scale = 255.0
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode != "RGB":
+            if image.mode in _SIXTEEN_BIT:
+                image, scale = image.convert("F"), 65535.0  # exact, resizable
+            elif image.mode in ("I", "F"):
+                raise ValueError(
+                    f"Image {path} has {image.mode!r} pixels (32-bit integers or "
+                    "floats), which have no fixed range to scale to [0, 1]; "
+                    "convert it to 8 or 16 bits first."
+                )
+            elif image.mode != "RGB":
                 image = image.convert("RGB")
             width, height = image.size
             if crop is not None:
@@ -86,7 +107,9 @@ def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
             pixels = np.asarray(image, dtype=np.float32)
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise ValueError(f"Cannot read image {path}: {exc}") from exc
-    return pixels.transpose(2, 0, 1) / 255.0
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    return pixels.transpose(2, 0, 1) / scale
 
 
 def load_galaxy_zoo(
@@ -175,7 +198,15 @@ def load_galaxy_zoo(
     else:
         all_ids = np.array(sorted(files), dtype=np.int64)
     if ids is not None:
-        wanted = np.asarray(ids, dtype=np.int64).ravel()
+        requested = np.asarray(ids).ravel()
+        if requested.dtype.kind not in "iu" and not (
+            requested.dtype.kind == "f" and np.all(requested % 1 == 0)
+        ):
+            raise ValueError(
+                f"ids must be integer GalaxyIDs, got {requested[:5].tolist()} "
+                f"(dtype {requested.dtype})."
+            )
+        wanted = requested.astype(np.int64)
         position = pd.Index(all_ids).get_indexer(wanted)
         if (position < 0).any():
             unknown = wanted[position < 0]
@@ -218,7 +249,7 @@ def _read_images(paths, images_dir, crop, size, n_jobs) -> np.ndarray:
     return X
 
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 
 def load_image_folder(
@@ -234,10 +265,13 @@ def load_image_folder(
     """Load a folder of labelled images: ``<id>.jpg`` files and a CSV of classes.
 
     The layout of Galaxy Zoo 1 class catalogues [1]_ and of many image data
-    sets: one image per object, named by its id (``<id>.jpg``, ``.jpeg`` or
-    ``.png``), and a CSV file with a row per object giving its id and its
-    class. Images are read, centre-cropped and resized as by
-    :func:`load_galaxy_zoo`, in the order of the CSV rows.
+    sets: one image per object, named by its id (``<id>.jpg``, ``.jpeg``,
+    ``.png``, ``.tif`` or ``.tiff``), and a CSV file with a row per object
+    giving its id and its class. Images are read, centre-cropped and resized
+    as by :func:`load_galaxy_zoo`, in the order of the CSV rows. Pixels are
+    scaled to [0, 1]: 8-bit images by 255, 16-bit greyscale images by 65535
+    (their three channels equal); images of 32-bit or floating-point pixels
+    are refused, as they have no fixed range.
 
     Parameters
     ----------
@@ -269,7 +303,9 @@ def load_image_folder(
     y : ndarray of shape (n_images,)
         The classes, row ``i`` belonging to ``X[i]``.
     ids : ndarray of shape (n_images,)
-        The ids, in the order of the CSV file.
+        The ids, in the order of the CSV file, as pandas reads them
+        (integers for numeric ids), or as written (strings) where reading
+        them as numbers would change them (leading zeros: ``007.jpg``).
 
     Raises
     ------
@@ -328,7 +364,11 @@ def load_image_folder(
                 f"are {list(table.columns)}."
             )
     ids, y = table[id_column], table[label_column]
-    if ids.isna().any() or ids.duplicated().any():
+    # Ids name files: read as written ("007" is not 7), returned as pandas
+    # reads them unless that changes them.
+    written = pd.read_csv(labels_csv, usecols=[id_column], dtype=str)[id_column]
+    written = written.str.strip()
+    if ids.isna().any() or written.duplicated().any():
         raise ValueError(
             f"{labels_csv}: the ids ({id_column!r}) must be present and unique; "
             f"e.g. {ids[ids.duplicated() | ids.isna()].head(3).tolist()}."
@@ -341,7 +381,9 @@ def load_image_folder(
     files = {
         p.stem: p for p in images_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES
     }
-    keys = [str(i) for i in ids]
+    keys = written.tolist()
+    if keys != [str(i) for i in ids]:
+        ids = written
     missing = [k for k in keys if k not in files]
     if missing:
         raise ValueError(
