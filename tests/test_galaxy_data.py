@@ -589,6 +589,11 @@ def test_preprocessor_validation():
     assert not hasattr(clone(pre), "mean_")
 
 
+# Answers that reach 0.5 in fewer galaxies than folds (some simulated ones).
+RARE_ANSWERS = "ignore:The least populated label:UserWarning"
+
+
+@pytest.mark.filterwarnings(RARE_ANSWERS)
 def test_multilabel_stratified_kfold_keeps_every_answer_in_every_fold():
     from sklearn.model_selection import KFold, cross_val_score
 
@@ -614,3 +619,36 @@ def test_multilabel_stratified_kfold_keeps_every_answer_in_every_fold():
         next(cv.split(X, None))
     with pytest.raises(ValueError, match="n_splits must be an integer >= 2"):
         next(MultilabelStratifiedKFold(1).split(X, y))
+
+
+def test_multilabel_stratified_kfold_without_shuffle_and_bad_labels():
+    import warnings
+
+    from skestimators.model_selection import MultilabelStratifiedKFold
+
+    X, y = make_galaxy_zoo(200, size=8, random_state=0)
+    # No shuffle: the same folds at every call, with no seed to set.
+    cv = MultilabelStratifiedKFold(5, shuffle=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The least populated label")
+        first = [test.tolist() for _, test in cv.split(X, y)]
+        assert first == [test.tolist() for _, test in cv.split(X, y)]
+    with pytest.raises(ValueError, match="random_state has no effect"):
+        next(MultilabelStratifiedKFold(5, shuffle=False, random_state=0).split(X, y))
+    # Class labels are not 0/1 labels or fractions.
+    codes = np.arange(200) % 4
+    with pytest.raises(ValueError, match=r"values from 0 to 3.*LabelBinarizer"):
+        next(MultilabelStratifiedKFold(5).split(X, codes))
+    with pytest.raises(ValueError, match="values from -0.5"):
+        next(MultilabelStratifiedKFold(5).split(X, y - 0.5))
+    # A label with fewer members than folds warns, as StratifiedKFold does.
+    labels = np.zeros((200, 2), dtype=int)
+    labels[:100, 0] = 1
+    labels[:3, 1] = 1
+    with pytest.warns(UserWarning, match=r"column 1\) has only 3 members") as record:
+        next(MultilabelStratifiedKFold(5, random_state=0).split(X, labels))
+    assert record[0].filename == __file__  # points at the caller
+    labels[:, 1] = 0  # a label nobody has constrains nothing: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        next(MultilabelStratifiedKFold(5, random_state=0).split(X, labels))

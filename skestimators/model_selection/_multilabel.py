@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
@@ -18,7 +19,8 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
     Iterative stratification [1]_: the label with the fewest samples still
     unassigned is dealt out first, each of its samples going to the fold
     that most lacks that label (ties: the fold that lacks most samples, then
-    at random), until every sample has a fold; samples without any label go
+    at random, or the first such fold without ``shuffle``), until every
+    sample has a fold; samples without any label go
     to the folds that lack most samples. Rare answers thus reach every fold
     in proportion, which a plain :class:`~sklearn.model_selection.KFold`
     over a few thousand galaxies does not ensure. For the 37 Galaxy Zoo
@@ -33,10 +35,13 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
     n_splits : int, default=5
         Number of folds, at least 2.
     shuffle : bool, default=True
-        Visit the samples of each label in random order (ties are always
-        broken at random, seeded by ``random_state``).
+        Visit the samples of each label in random order and break ties at
+        random, seeded by ``random_state``. False: in the order of the data,
+        ties to the first fold, so that every call gives the same folds.
     random_state : int, RandomState instance or None, default=None
-        Seed of the order and of the ties.
+        Seed of the order and of the ties, with ``shuffle`` only (as for
+        :class:`~sklearn.model_selection.KFold`, setting it without
+        ``shuffle`` is an error).
     threshold : float, default=0.5
         A continuous ``y`` (e.g. vote fractions) counts as label ``j`` where
         ``y[:, j] >= threshold``.
@@ -98,9 +103,30 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 f"y must have shape (n_samples, n_labels) with {n_samples} rows; "
                 f"got shape {y.shape}."
             )
+        if np.any((y < 0) | (y > 1)):
+            raise ValueError(
+                "MultilabelStratifiedKFold stratifies on 0/1 labels or fractions "
+                f"in [0, 1]; y holds values from {y.min():g} to {y.max():g}. For "
+                "class labels, use StratifiedKFold or one-hot encode them "
+                "(sklearn.preprocessing.LabelBinarizer)."
+            )
         if np.isin(y, (0.0, 1.0)).all():
-            return y.astype(bool)
-        return y >= self.threshold
+            labels = y.astype(bool)
+        else:
+            labels = y >= self.threshold
+        counts = labels.sum(axis=0)
+        rare = np.flatnonzero((counts > 0) & (counts < self.n_splits))
+        if len(rare):
+            least = rare[np.argmin(counts[rare])]
+            warnings.warn(
+                f"The least populated label (column {least}) has only "
+                f"{counts[least]} members, which is less than "
+                f"n_splits={self.n_splits}: some folds have none of it "
+                f"({len(rare)} such label(s)).",
+                UserWarning,
+                stacklevel=5,  # the caller iterating over split()
+            )
+        return labels
 
     def _iter_test_indices(self, X=None, y=None, groups=None):
         n_samples = _num_samples(X)
@@ -112,8 +138,15 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 f"Cannot have n_splits={k} greater than the number of samples "
                 f"({n_samples})."
             )
+        if not self.shuffle and self.random_state is not None:
+            raise ValueError(
+                "Setting a random_state has no effect since shuffle is False. "
+                "You should leave random_state to its default (None), or set "
+                "shuffle=True."
+            )
         labels = self._labels(y, n_samples)
-        rng = check_random_state(self.random_state)
+        # Without shuffling, no randomness: ties go to the first fold.
+        rng = check_random_state(self.random_state) if self.shuffle else None
         wanted = np.full(k, n_samples / k)
         wanted_label = np.outer(np.full(k, 1 / k), labels.sum(axis=0))
         fold = np.full(n_samples, -1)
@@ -130,15 +163,13 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 best = np.flatnonzero(lack == lack.max())
                 if len(best) > 1:
                     best = best[wanted[best] == wanted[best].max()]
-                f = best[rng.randint(len(best))] if len(best) > 1 else best[0]
-                fold[i] = f
+                fold[i] = f = _pick(best, rng)
                 wanted[f] -= 1
                 wanted_label[f] -= labels[i]
                 left[i] = False
         for i in np.flatnonzero(fold < 0):  # samples without any label
             best = np.flatnonzero(wanted == wanted.max())
-            f = best[rng.randint(len(best))] if len(best) > 1 else best[0]
-            fold[i] = f
+            fold[i] = f = _pick(best, rng)
             wanted[f] -= 1
         for f in range(k):
             yield np.flatnonzero(fold == f)
@@ -163,3 +194,10 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
             The testing set indices for that split.
         """
         return super().split(X, y, groups)
+
+
+def _pick(folds, rng):
+    """One of the tied ``folds``: at random, or the first without ``rng``."""
+    if rng is None or len(folds) == 1:
+        return folds[0]
+    return folds[rng.randint(len(folds))]
