@@ -187,6 +187,8 @@ def test_extract_patches_errors(tmp_path, stack):
     coords = _centres([5], [5])
     with pytest.raises(FileNotFoundError, match="missing.tif"):
         extract_patches([paths[0], tmp_path / "missing.tif"], coords, 3)
+    with pytest.raises(ValueError, match="coords holds no points"):
+        extract_patches(paths, np.empty((0, 2)), 3)
     other_crs = _write(tmp_path / "crs.tif", data[0], crs="EPSG:4326")
     with pytest.raises(ValueError, match="CRS"):
         extract_patches([paths[0], other_crs], coords, 3)

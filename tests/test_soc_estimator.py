@@ -1,5 +1,7 @@
 """SpatioTemporalRegressor, the SOC recipes, target transforms and repeated_cv."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from skestimators import MultiInput, NetRegressor, SpatioTemporalRegressor
 from skestimators.datasets import (
+    NodataWarning,
     add_clouds,
     extract_patches,
     make_soc,
@@ -116,6 +119,10 @@ def test_rejects_inputs_that_are_not_5d(soc):
 
 
 # -- incomplete series (NaN: clouds, stripes, missing acquisitions) -------------------
+# The cloudy points hold one with no data at all: fitting or predicting it warns.
+UNOBSERVED = "ignore:.*no observed value:skestimators.datasets.NodataWarning"
+
+
 @pytest.fixture(scope="module")
 def cloudy(soc):
     X, y, coords = soc
@@ -129,16 +136,28 @@ def cloudy(soc):
 @pytest.mark.parametrize("module", ["cnn_lstm", "pooled"])
 def test_missing_values_train_and_predict(cloudy, module):
     X, y = cloudy
-    reg = SpatioTemporalRegressor(**{**TINY, "module": module}).fit(X, y)
+    reg = SpatioTemporalRegressor(**{**TINY, "module": module})
+    unobserved = np.isnan(X).reshape(len(X), -1).all(axis=1)
+    assert unobserved[0] and unobserved.sum() < 5  # point 0, and a few clouded
+    message = rf"{unobserved.sum()} of {len(X)} patch.*indices \[0, "
+    with pytest.warns(NodataWarning, match=message) as rec:
+        reg.fit(X, y)
+    assert rec[0].filename == __file__  # points at the call, not the package
     assert reg.__sklearn_tags__().input_tags.allow_nan
-    pred = reg.predict(X)
+    with pytest.warns(NodataWarning, match="no observed value"):
+        pred = reg.predict(X)
     assert np.isfinite(pred).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NodataWarning)
+        reg.predict(X[~unobserved])  # the others do not warn
     # The availability band is read: blanking a year changes the prediction.
-    blanked = X[3:4].copy()
-    blanked[..., -1] = np.nan
-    assert reg.predict(blanked)[0] != pytest.approx(pred[3])
+    i = next(i for i in range(3, len(X)) if not np.isnan(X[i, ..., :-1]).all())
+    blanked = X[i : i + 1].copy()
+    blanked[..., -1] = np.nan  # earlier years still observed
+    assert reg.predict(blanked)[0] != pytest.approx(pred[i])
 
 
+@pytest.mark.filterwarnings(UNOBSERVED)
 @pytest.mark.parametrize("inputs", ["statistics", "patches"])
 def test_recipe_trains_on_incomplete_series(cloudy, inputs):
     X, y = cloudy
@@ -170,6 +189,7 @@ def test_missing_values_need_a_builtin_network(cloudy):
         reg.predict(X)
 
 
+@pytest.mark.filterwarnings(UNOBSERVED)
 def test_infinity_is_refused_even_where_nan_is_missing(cloudy):
     X, y = cloudy
     bad = X.copy()
@@ -181,6 +201,7 @@ def test_infinity_is_refused_even_where_nan_is_missing(cloudy):
         reg.predict(bad)
 
 
+@pytest.mark.filterwarnings(UNOBSERVED)
 def test_statistics_and_scaling_leave_missing_pixels_out(cloudy):
     from skestimators.preprocessing import NDStandardScaler
 

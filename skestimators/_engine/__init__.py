@@ -14,6 +14,7 @@ from ._targets import (
     encode_regression,
     target_names,
 )
+from ._validation import caller_stacklevel
 
 __all__ = [
     "BaseNet",
@@ -22,6 +23,7 @@ __all__ = [
     "EngineConfig",
     "TargetOptions",
     "LazyRows",
+    "caller_stacklevel",
     "check_memmap",
     "encode_classification",
     "encode_regression",

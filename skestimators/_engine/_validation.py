@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -210,7 +212,25 @@ def check_sample_weight_array(sample_weight, n_samples):
     return (weights * (n_samples / total)).astype(np.float32)
 
 
+#: Packages whose frames a warning skips to reach the user's call.
+_LIBRARY_FRAMES = ("skestimators.", "sklearn.")
+
+
+def caller_stacklevel():
+    """The ``stacklevel`` at which a warning issued by the calling function
+    points at the first frame outside skestimators and scikit-learn (the
+    user's call: ``fit``, ``predict``, a Pipeline's or a search's, however
+    deep the frames between)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        _LIBRARY_FRAMES
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 __all__ = [
+    "caller_stacklevel",
     "check_finite_batch",
     "check_inputs",
     "check_sample_weight_array",

@@ -244,6 +244,8 @@ def extract_patches(
         raise ValueError(f"coords must have shape (n_points, 2), got {coords.shape}.")
     if not np.isfinite(coords).all():
         raise ValueError("coords contains NaN or infinite values.")
+    if not len(coords):
+        raise ValueError("coords holds no points: pass at least one (x, y) pair.")
     with _RasterStack(rasters) as stack:
         rows, cols = stack.index(coords)
         outside = (

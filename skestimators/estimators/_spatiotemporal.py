@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import _fit_context
@@ -13,6 +14,7 @@ from .._engine import (
     BaseNet,
     LazyRows,
     TargetOptions,
+    caller_stacklevel,
     check_memmap,
     fill_doc,
     instantiate_module,
@@ -267,6 +269,8 @@ default="mse"
                 f"skestimators.datasets.extract_patches); got an array of shape "
                 f"{X.shape}.{hint}"
             )
+        if not lazy and self._handles_missing():
+            _warn_unobserved(X, name)
         return LazyRows(X) if lazy else X
 
     def _prepare_X(self, X, *, reset, finite=True):
@@ -354,3 +358,19 @@ default="mse"
             Only returned when ``return_std`` is True.
         """
         return super().predict(X, return_std=return_std)
+
+
+def _warn_unobserved(X, name):
+    """Warn of patches with no observed value at all (every entry NaN)."""
+    from ..datasets._rasters import NodataWarning, _head
+
+    empty = np.isnan(X).reshape(len(X), -1).all(axis=1)
+    if empty.any():
+        warnings.warn(
+            f"{int(empty.sum())} of {len(X)} patch(es) passed to {name} have no "
+            f"observed value in any band, pixel or year (indices {_head(empty)}): "
+            "what the network returns for them comes from the training data "
+            "alone, not from the patch. predict_raster writes nodata there.",
+            NodataWarning,
+            stacklevel=caller_stacklevel(),
+        )
