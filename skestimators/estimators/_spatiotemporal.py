@@ -362,13 +362,14 @@ default="mse"
 
 def _warn_unobserved(X, name):
     """Warn of patches with no observed value at all (every entry NaN)."""
-    from ..datasets._rasters import NodataWarning, _head
+    from ..datasets import NodataWarning
 
-    empty = np.isnan(X).reshape(len(X), -1).all(axis=1)
-    if empty.any():
+    empty = np.flatnonzero(np.isnan(X).reshape(len(X), -1).all(axis=1))
+    if len(empty):
+        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
         warnings.warn(
-            f"{int(empty.sum())} of {len(X)} patch(es) passed to {name} have no "
-            f"observed value in any band, pixel or year (indices {_head(empty)}): "
+            f"{len(empty)} of {len(X)} patch(es) passed to {name} have no "
+            f"observed value in any band, pixel or year (indices [{shown}]): "
             "what the network returns for them comes from the training data "
             "alone, not from the patch. predict_raster writes nodata there.",
             NodataWarning,

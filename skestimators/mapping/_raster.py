@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import get_tags
 
-from .._io._model_file import temporary_name
+from .._io import temporary_name
 from ..datasets import (
     _check_positive_int,
     _check_window,
