@@ -192,7 +192,11 @@ def mapping_demo(args, X, y, coords):
 
 def missing_data(args, X, y, coords):
     """Spatial-CV R² with clouds (NaN) over 0, 10 and 30 % of the point-years."""
-    cv = SpatialBlockKFold(args.folds, block_size=args.block_size)
+    # The same spatial folds for every share of clouds and every model.
+    cv = SpatialBlockKFold(
+        args.folds, block_size=args.block_size, random_state=args.seed
+    )
+    folds = list(cv.split(X, y, coords))
     models = {
         "cnn_lstm (recipe)": variants(args)["cnn_lstm (recipe)"],
         "cnn_lstm (patches)": variants(args)["cnn_lstm (patches)"],
@@ -205,7 +209,7 @@ def missing_data(args, X, y, coords):
     for fraction in (0.0, 0.1, 0.3):
         Xc = add_clouds(X, coords, fraction, random_state=args.seed)
         complete = ~np.isnan(Xc).reshape(len(Xc), -1).any(1)
-        for train, test in cv.split(X, y, coords):
+        for train, test in folds:
             for name, model in models.items():
                 for regime, rows_used in (
                     ("all samples", train),
