@@ -213,6 +213,26 @@ def test_table_id_column_is_detected(tmp_path, table_model, fmt):
     assert pd.read_parquet(result.output)["id"].tolist() == list(range(len(X)))
 
 
+def test_csv_ids_keep_their_text_and_one_type(tmp_path, table_model):
+    # "007" stays "007"; ids that are not all integers are text in every
+    # chunk (the first chunk's "1", "2" are not read as numbers while a later
+    # one holds "X3"); long text ids survive an .npy output whole.
+    model_path, X, model = table_model
+    frame = X.iloc[:5].assign(id=["007", "008", "1", "2", "X3"])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    source, output = tmp_path / "in.csv", tmp_path / "o.parquet"
+    result = run(model_path, [source], output, chunk_rows=2)
+    assert pd.read_parquet(result.output)["id"].tolist() == frame["id"].tolist()
+    long = [f"galaxy-{'x' * 80}-{i}" for i in range(5)]
+    frame.assign(id=long).to_csv(tmp_path / "long.csv", index=False)
+    run(model_path, [tmp_path / "long.csv"], tmp_path / "o.npy", chunk_rows=2)
+    assert np.load(tmp_path / "o.ids.npy").tolist() == long
+    # Integer ids stay integers (they join back onto integer keys).
+    frame.assign(id=[10, -3, 0, 7, 12]).to_csv(tmp_path / "int.csv", index=False)
+    result = run(model_path, [tmp_path / "int.csv"], tmp_path / "i.parquet")
+    assert pd.read_parquet(result.output)["id"].tolist() == [10, -3, 0, 7, 12]
+
+
 def test_detected_id_column_the_model_was_trained_on(tmp_path):
     from sklearn.linear_model import LinearRegression
 

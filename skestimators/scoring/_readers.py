@@ -296,6 +296,22 @@ class ParquetReader(_TableReader):
             yield DataSpec(index, ids, X)
 
 
+#: An integer written canonically (no sign "+", no leading zero), in int64.
+_INTEGER = r"-?(?:0|[1-9][0-9]{0,17})"
+
+
+def _integer_ids(path: Path, column: str, chunk_rows: int = 1 << 20) -> bool:
+    """Whether every id of ``column`` is an integer written canonically (so
+    reading it as a number loses nothing); read as text, chunk by chunk."""
+    with pd.read_csv(
+        path, usecols=[column], dtype=str, keep_default_na=False, chunksize=chunk_rows
+    ) as chunks:
+        for chunk in chunks:
+            if not chunk[column].str.fullmatch(_INTEGER).all():
+                return False
+    return True
+
+
 def _count_lines(path: Path) -> int:
     count, last = 0, b"\n"
     with open(path, "rb") as f:
@@ -329,15 +345,26 @@ class CsvReader(_TableReader):
         self.n_rows = sum(max(_count_lines(p) - 1, 0) for p in self.paths)
         self._setup(headers[0], id_column, expected)
         self.row_bytes = 8 * (len(self.features) + 1)
+        # One id type for the whole job, decided on every row: integers when
+        # every id is written as one, else the text as written ("007").
+        self.integer_ids = self.id_column is not None and all(
+            _integer_ids(path, self.id_column) for path in self.paths
+        )
 
     def specs(self, chunk_rows):
         columns = self.columns
         index, first = 0, 0
         for path in self.paths:
             try:  # closed even when the consumer stops early
-                with pd.read_csv(path, usecols=columns, chunksize=chunk_rows) as rows:
+                # Ids as written ("007" is not 7), of one type in every chunk.
+                ids_as_text = {} if self.id_column is None else {self.id_column: str}
+                with pd.read_csv(
+                    path, usecols=columns, chunksize=chunk_rows, dtype=ids_as_text
+                ) as rows:
                     for frame in rows:
                         ids, X = self._frame(frame, first)
+                        if self.integer_ids:
+                            ids = ids.astype(np.int64)
                         yield DataSpec(index, ids, X)
                         index, first = index + 1, first + len(frame)
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._io import temporary_name
+from ._readers import ScoringInputError
 
 __all__ = ["FORMATS", "UNSCORED", "PartsWriter", "ResumeConflictError", "write_part"]
 
@@ -237,9 +239,16 @@ class PartsWriter:
         return self._replace(write, self.invalid_path)
 
     def _write_output(self, parts) -> int:
-        schema = pa.unify_schemas(
-            [pq.read_schema(p) for p in parts], promote_options="permissive"
-        )
+        try:
+            schema = pa.unify_schemas(
+                [pq.read_schema(p) for p in parts], promote_options="permissive"
+            )
+        except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+            raise ScoringInputError(
+                "The chunks' ids or predictions have types that cannot be "
+                f"combined ({exc}); give the ids one type in every input file "
+                "(e.g. all text or all integers)."
+            ) from exc
         schema = pa.schema([f for f in schema if f.name != UNSCORED])
         if self.job.get("id_source"):  # where the first column's ids come from
             schema = schema.with_metadata({"id_source": self.job["id_source"]})
@@ -252,8 +261,9 @@ class PartsWriter:
             return self._replace(lambda tmp: _to_csv(tables, schema, tmp), self.output)
         n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
         ids_path = self.output.with_name(self.output.name[: -len(".npy")] + ".ids.npy")
+        width = _id_width(parts, schema)
         return self._replace(
-            lambda tmp: _to_npy(tables, schema, n_rows, tmp, ids_path),
+            lambda tmp: _to_npy(tables, schema, n_rows, tmp, ids_path, width),
             self.output,
             ".npy",
         )
@@ -290,7 +300,19 @@ def _to_csv(tables, schema, path) -> int:
     return n
 
 
-def _to_npy(tables, schema, n_rows, path, ids_path) -> int:
+def _id_width(parts, schema) -> int:
+    """Characters of the longest text id of the parts (0 for numeric ids)."""
+    field = schema.field(0)
+    if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+        return 0
+    width = 0
+    for path in parts:
+        lengths = pc.utf8_length(pq.read_table(path, columns=[field.name]).column(0))
+        width = max(width, pc.max(lengths).as_py() or 0)
+    return width
+
+
+def _to_npy(tables, schema, n_rows, path, ids_path, id_width=0) -> int:
     """Predictions as a float64 ``.npy``; ids to ``<stem>.ids.npy`` unless 0..n-1."""
     values = schema.names[1:]
     bad = [
@@ -327,7 +349,7 @@ def _to_npy(tables, schema, n_rows, path, ids_path) -> int:
             plain_ids = False
         if not plain_ids:
             if ids is None:
-                ids = _IdsFile(ids_path, n_rows, chunk_ids.dtype, start)
+                ids = _IdsFile(ids_path, n_rows, chunk_ids.dtype, start, id_width)
             ids.write(start, stop, chunk_ids)
         start = stop
     out.flush()
@@ -342,10 +364,17 @@ def _to_npy(tables, schema, n_rows, path, ids_path) -> int:
 class _IdsFile:
     """The ids of an ``.npy`` output whose rows are not numbered 0..n-1."""
 
-    def __init__(self, path, n_rows, dtype, start):
+    def __init__(self, path, n_rows, dtype, start, width):
         self.path = Path(path)
         self.tmp = temporary_name(self.path, ".npy")
-        dtype = np.int64 if np.dtype(dtype).kind in "iu" else np.dtype("U64")
+        # Text ids as wide as the longest (a fixed width would cut them).
+        kind = np.dtype(dtype).kind
+        if kind in "iu":
+            dtype = np.int64
+        elif kind == "f":
+            dtype = np.float64
+        else:
+            dtype = np.dtype(f"U{max(width, 1)}")
         self.array = np.lib.format.open_memmap(
             self.tmp, mode="w+", dtype=dtype, shape=(n_rows,)
         )
