@@ -288,6 +288,30 @@ def test_storage_resume_counts_finished_trials(blobs, tmp_path, kind):
     assert states.count(TrialState.RUNNING) == 1
 
 
+def test_a_stored_study_of_another_search_is_refused(blobs, tmp_path):
+    # Resuming a named study checks that it is the same search: another
+    # estimator, space, data or folds would mix its trials into this one.
+    X, y = blobs
+    storage = str(tmp_path / "study.db")
+
+    def search(estimator, space, X, y, cv=2):
+        return OptunaSearchCV(
+            estimator, space, n_trials=2, cv=cv, storage=storage,
+            study_name="s", random_state=0, refit=False,
+        ).fit(X, y)  # fmt: skip
+
+    space = {"C": FloatDistribution(1e-2, 10, log=True)}
+    first = search(LogisticRegression(), space, X, y)
+    with pytest.raises(ValueError, match="its estimator, search space differ"):
+        search(LogisticRegression(fit_intercept=False), {"tol": [1e-4]}, X, y)
+    with pytest.raises(ValueError, match="its data, cross-validation folds differ"):
+        search(LogisticRegression(), space, X[:-10], y[:-10])
+    with pytest.raises(ValueError, match=r"its cross-validation folds differ"):
+        search(LogisticRegression(), space, X, y, cv=3)
+    again = search(LogisticRegression(), space, X, y)  # the same search resumes
+    assert again.n_trials_ == first.n_trials_ == 2
+
+
 def test_failed_fits(blobs):
     X, y = blobs
     space = {"C": CategoricalDistribution([-1.0])}  # invalid: every fit fails

@@ -33,6 +33,7 @@ from ._study import (
     open_study,
     run_parallel,
     run_trials,
+    search_identity,
     set_params,
 )
 from ._tracking import parent_run
@@ -88,7 +89,11 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         Processes fitting with the same ``storage`` and ``study_name`` share
         one study; finished trials are never lost when a process is killed.
     study_name : str or None, default=None
-        Name of the study in ``storage`` (None: a new, generated name).
+        Name of the study in ``storage`` (None: a new, generated name). A
+        study of that name that exists is resumed only if the same search
+        created it (the same estimator, search space, data, folds and
+        scoring); another search's study is refused with the differences
+        named, rather than mixing its trials into this one.
     sampler : optuna sampler or None, default=None
         None uses ``TPESampler(seed=random_state)``.
     pruner : optuna pruner or None, default=None
@@ -310,9 +315,15 @@ default=None
                 runs,
             )
             n_jobs = effective_n_jobs(self.n_jobs)
+            identity = None
+            if self.storage is not None and self.study_name is not None:
+                # A named study may exist: it must be this search's.
+                identity = search_identity(
+                    estimator, distributions, X, y, groups, splits, self.scoring
+                )
             if n_jobs == 1:
                 study = open_study(
-                    self.storage, self.study_name, self._sampler(0), pruner
+                    self.storage, self.study_name, self._sampler(0), pruner, identity
                 )
                 run_trials(study, objective, distributions, self.n_trials, self.timeout)
             else:
@@ -326,6 +337,7 @@ default=None
                     distributions,
                     self.n_trials,
                     self.timeout,
+                    identity,
                 )
             self.study_ = study
             self.n_splits_ = len(splits)

@@ -59,11 +59,36 @@ def resolve_storage(storage):
     )
 
 
-def open_study(storage, study_name, sampler, pruner):
-    """Create the study, or load it when it exists (several processes, resumes)."""
+#: The study's user attribute recording which search it belongs to.
+IDENTITY = "skestimators_search"
+
+
+def search_identity(estimator, distributions, X, y, groups, splits, scoring):
+    """Digests of what makes a search's trials comparable (see :func:`open_study`)."""
+    from joblib import hash as digest
+    from optuna.distributions import distribution_to_json
+
+    space = sorted((n, distribution_to_json(d)) for n, d in distributions.items())
+    return {
+        "estimator": digest(clone(estimator)),
+        "search space": digest(space),
+        "data": digest((X, y, groups)),
+        "cross-validation folds": digest(splits),
+        "scoring": digest(scoring),
+    }
+
+
+def open_study(storage, study_name, sampler, pruner, identity=None):
+    """Create the study, or load it when it exists (several processes, resumes).
+
+    With ``identity`` (:func:`search_identity`), a study that exists must have
+    been created by the same search (estimator, search space, data, folds and
+    scoring): resuming another would mix its trials, and its best parameters,
+    into this search. A new study records it.
+    """
     for attempt in range(5):
         try:
-            return optuna.create_study(
+            study = optuna.create_study(
                 storage=resolve_storage(storage),
                 sampler=sampler,
                 pruner=pruner,
@@ -71,12 +96,28 @@ def open_study(storage, study_name, sampler, pruner):
                 direction="maximize",
                 load_if_exists=True,
             )
+            break
         except Exception as exc:
             # Processes starting together on a new database race to create
             # its tables; the loser retries.
             if attempt == 4 or type(exc).__module__.split(".")[0] != "sqlalchemy":
                 raise
             time.sleep(0.2 * (attempt + 1))
+    if identity is None:
+        return study
+    recorded = study.user_attrs.get(IDENTITY)
+    if recorded is None:
+        study.set_user_attr(IDENTITY, identity)
+        return study
+    differ = [key for key, value in identity.items() if recorded.get(key) != value]
+    if differ:
+        raise ValueError(
+            f"Study {study.study_name!r} in storage {storage!r} belongs to another "
+            f"search: its {', '.join(differ)} differ from this one's. Resuming it "
+            "would mix its trials (and its best parameters) into this search. Pass "
+            "another study_name, or delete that study to start it afresh."
+        )
+    return study
 
 
 def set_params(estimator, params):
@@ -199,6 +240,7 @@ def run_parallel(
     distributions,
     n_trials,
     timeout,
+    identity=None,
 ):
     """Run trials in ``n_jobs`` joblib workers sharing one study; return it.
 
@@ -215,7 +257,7 @@ def run_parallel(
         journal_dir = tempfile.mkdtemp(prefix="skestimators-optuna-")
         storage = os.path.join(journal_dir, "study.journal")
     try:
-        study = open_study(storage, study_name, make_sampler(0), pruner)
+        study = open_study(storage, study_name, make_sampler(0), pruner, identity)
         Parallel(n_jobs=n_jobs)(
             delayed(worker)(
                 storage,
