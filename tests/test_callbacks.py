@@ -161,3 +161,42 @@ def test_fit_then_partial_fit_twice_at_defaults(blobs):
     # Epochs trained by partial_fit have no validation split.
     assert clf.history_["valid_loss"].isna().tolist() == [False] * 3 + [True] * 2
     assert clf.score(X, y) > 0.5
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt  # as a signal does: in whatever code was running
+
+
+class InterruptAt(Callback):
+    """Raise KeyboardInterrupt in epoch ``epoch``: as Ctrl-C would
+    (``deliberate=False``), or as a callback stopping training does."""
+
+    def __init__(self, epoch, deliberate=False):
+        self.epoch = epoch
+        self.deliberate = deliberate
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch:
+            if self.deliberate:
+                raise KeyboardInterrupt  # skorch's way for a callback to stop
+            _ctrl_c()
+
+
+def test_ctrl_c_reaches_the_caller_and_keeps_the_epochs_done(blobs, tmp_path):
+    # skorch swallows KeyboardInterrupt; a Ctrl-C must still stop the
+    # program, with the finished epochs kept (and checkpointed).
+    X, y = blobs
+    params = dict(FAST, max_epochs=6, validation_fraction=None)
+    clf = NetClassifier(**params, callbacks=[InterruptAt(3)], checkpoint=tmp_path)
+    with pytest.raises(KeyboardInterrupt, match="after 2 epoch.*resume"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2 and clf.predict(X).shape == y.shape
+    resumed = NetClassifier(**params, checkpoint=tmp_path).fit(X, y)
+    reference = NetClassifier(**params).fit(X, y)
+    assert resumed.n_iter_ == 6
+    np.testing.assert_allclose(
+        resumed.predict_proba(X), reference.predict_proba(X), rtol=1e-5, atol=1e-6
+    )
+    # A callback raising it on purpose still just ends training.
+    clf = NetClassifier(**params, callbacks=[InterruptAt(3, deliberate=True)])
+    assert clf.fit(X, y).n_iter_ == 3

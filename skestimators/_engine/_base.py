@@ -233,7 +233,17 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     for name, cb in net.callbacks_
                     if name not in ("resume", "checkpoint")
                 ]
+        interrupted = net.__dict__.pop("_interrupted", False)
+        if interrupted and net.history and "train_loss" not in net.history[-1]:
+            net.history.pop()  # the epoch cut short
         self._after_fit(net)
+        if interrupted:
+            # Ctrl-C: the epochs done are kept (and in the checkpoint).
+            resume = " Fit again to resume from its checkpoint." if store else ""
+            raise KeyboardInterrupt(
+                f"{config.name} training was interrupted after {self.n_iter_} "
+                f"epoch(s); the estimator keeps the weights reached.{resume}"
+            )
         return self
 
     def _train(

@@ -183,6 +183,18 @@ class EngineNet(NeuralNet):
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         return {"loss": loss, "y_pred": y_pred}
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # skorch's partial_fit swallows KeyboardInterrupt: it is how a
+        # callback stops training (early stopping), and also what Ctrl-C
+        # raises. The latter is flagged, for the estimator to raise again
+        # once the callbacks have closed (checkpoints, loggers).
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            if not _raised_by_callback(exc):
+                self._interrupted = True
+            raise
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch records every batch's loss with ``.item()`` (a device sync per
         # batch) and switches train/eval mode per batch; this records the epoch
@@ -263,6 +275,15 @@ class EngineNet(NeuralNet):
 
 
 _CHECK_EVERY = 32
+
+
+def _raised_by_callback(exc):
+    """Whether ``exc`` was raised by a callback's own code (a deliberate stop)
+    rather than wherever the program was when interrupted (Ctrl-C)."""
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return isinstance(tb.tb_frame.f_locals.get("self"), Callback)
 
 
 def _check_losses(losses, start, epoch):
