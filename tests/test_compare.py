@@ -202,3 +202,23 @@ def test_invalid_arguments(indexed):
         compare_variants({}, X, y)
     with pytest.raises(ValueError, match="n_repeats"):
         compare_variants(VARIANTS, X, y, n_repeats=0)
+
+
+class _FailsOnFold(DecisionTreeClassifier):
+    """Fails to fit without sample 0 (held out by fold 0 of an unshuffled KFold)."""
+
+    def fit(self, X, y, sample_weight=None):
+        if 0 not in X[:, 0]:
+            raise ValueError("singular matrix")
+        return super().fit(X, y, sample_weight)
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_a_failing_fit_names_its_variant_and_fold(indexed, verbose):
+    X, y = indexed
+    variants = {"tree": DecisionTreeClassifier(), "fragile": _FailsOnFold()}
+    with pytest.raises(ValueError, match="singular matrix") as info:
+        compare_variants(variants, X, y, cv=KFold(3), verbose=verbose)
+    assert info.value.__notes__ == [
+        "compare_variants: raised by variant 'fragile', fold 0."
+    ]

@@ -176,14 +176,18 @@ def _run_fits(tasks, X, y, scoring, n_jobs, verbose):
             pass
     if parallel is None:
         return Parallel(n_jobs=n_jobs)(
-            delayed(_fit_and_score)(est, X, y, train, test, scoring, seed)
-            for _, _, _, est, seed, train, test in tasks
+            delayed(_named_fit_and_score)(
+                name, repeat, fold, est, X, y, train, test, scoring, seed
+            )
+            for name, repeat, fold, est, seed, train, test in tasks
         )
     start = time.perf_counter()
     results = [None] * len(tasks)
     jobs = (
-        delayed(_numbered_fit_and_score)(i, est, X, y, train, test, scoring, seed)
-        for i, (_, _, _, est, seed, train, test) in enumerate(tasks)
+        delayed(_numbered_fit_and_score)(
+            i, name, repeat, fold, est, X, y, train, test, scoring, seed
+        )
+        for i, (name, repeat, fold, est, seed, train, test) in enumerate(tasks)
     )
     for done, (index, result) in enumerate(parallel(jobs), start=1):
         results[index] = result
@@ -200,8 +204,19 @@ def _run_fits(tasks, X, y, scoring, n_jobs, verbose):
 
 
 def _numbered_fit_and_score(index, *args):
-    """``_fit_and_score`` with the task's index (results come in any order)."""
-    return index, _fit_and_score(*args)
+    """``_named_fit_and_score`` with the task's index (results come in any
+    order)."""
+    return index, _named_fit_and_score(*args)
+
+
+def _named_fit_and_score(name, repeat, fold, *args):
+    """``_fit_and_score``; an error says which variant and fold raised it."""
+    try:
+        return _fit_and_score(*args)
+    except Exception as exc:
+        where = f"fold {fold}" + (f" of repeat {repeat}" if repeat else "")
+        exc.add_note(f"compare_variants: raised by variant {name!r}, {where}.")
+        raise
 
 
 def repeat_seeds(random_state, n_repeats):
