@@ -310,6 +310,11 @@ def test_a_stored_study_of_another_search_is_refused(blobs, tmp_path):
         search(LogisticRegression(), space, X, y, cv=3)
     again = search(LogisticRegression(), space, X, y)  # the same search resumes
     assert again.n_trials_ == first.n_trials_ == 2
+    # Without refit there is nothing to predict with, and it says why.
+    assert not hasattr(again, "predict")
+    with pytest.raises(AttributeError, match="has no attribute 'predict'") as info:
+        again.predict(X)
+    assert "refit=False: predict is available" in str(info.value.__cause__)
 
 
 def test_failed_fits(blobs):

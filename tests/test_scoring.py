@@ -572,6 +572,27 @@ def test_tables_are_fingerprinted_by_content(tmp_path, table_model, monkeypatch)
     )
 
 
+def test_a_touched_input_still_resumes(tmp_path, table_model, monkeypatch):
+    # Copying or touching an input changes its modification time, not its
+    # content: the job resumes (the chunk fingerprints check the content).
+    model_path, X, model = table_model
+    csv = tmp_path / "t.csv"
+    X.to_csv(csv, index=False)
+    out = tmp_path / "t.parquet"
+    original = score_module.run_chunk
+    monkeypatch.setattr(score_module, "run_chunk", _failing_after(2, original))
+    with pytest.raises(KeyboardInterrupt):
+        run(model_path, [csv], out, chunk_rows=50)
+    stat = csv.stat()
+    os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**10))
+    monkeypatch.setattr(score_module, "run_chunk", original)
+    result = run(model_path, [csv], out, chunk_rows=50)
+    assert (result.resumed_chunks, result.rescored_chunks) == (2, 0)
+    np.testing.assert_allclose(
+        pd.read_parquet(out).filter(like="proba_"), model.predict_proba(X), atol=1e-6
+    )
+
+
 def test_a_locked_output_is_refused_and_left_alone(tmp_path, spectra_model):
     model_path, npy, X, _ = spectra_model
     out = tmp_path / "o.parquet"

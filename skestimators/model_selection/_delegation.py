@@ -11,6 +11,14 @@ from sklearn.utils.validation import check_is_fitted
 
 def _delegates(attr):
     def check(self):
+        if not self.refit:  # as scikit-learn's searches say it
+            raise AttributeError(
+                f"This {type(self).__name__} instance was initialized with "
+                f"refit=False: {attr} is available only after refitting on the "
+                "best parameters. Refit an estimator with best_params_, e.g. "
+                "clone(search.estimator).set_params(**search.best_params_)"
+                ".fit(X, y)."
+            )
         getattr(getattr(self, "best_estimator_", self.estimator), attr)
         return True
 
