@@ -548,22 +548,28 @@ def test_resume_rescores_chunks_whose_content_changed(
     )
 
 
-def test_tables_are_fingerprinted_by_content(tmp_path, table_model, monkeypatch):
-    model_path, X, model = table_model
-    csv = tmp_path / "t.csv"
+def _interrupted_csv_job(tmp_path, table_model, monkeypatch):
+    """``(csv, output)`` of a CSV scoring job stopped after 2 of its 3 chunks."""
+    model_path, X, _ = table_model
+    csv, out = tmp_path / "t.csv", tmp_path / "t.parquet"
     X.to_csv(csv, index=False)
-    out = tmp_path / "t.parquet"
     original = score_module.run_chunk
     monkeypatch.setattr(score_module, "run_chunk", _failing_after(2, original))
     with pytest.raises(KeyboardInterrupt):
         run(model_path, [csv], out, chunk_rows=50)
+    monkeypatch.setattr(score_module, "run_chunk", original)
+    return csv, out
+
+
+def test_tables_are_fingerprinted_by_content(tmp_path, table_model, monkeypatch):
+    model_path, X, model = table_model
+    csv, out = _interrupted_csv_job(tmp_path, table_model, monkeypatch)
     stat = csv.stat()
     text = csv.read_text().splitlines()
     text[1] = ",".join(reversed(text[1].split(",")))  # a <-> c: same length
     csv.write_text("\n".join(text) + "\n")
     os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert csv.stat().st_size == stat.st_size
-    monkeypatch.setattr(score_module, "run_chunk", original)
     result = run(model_path, [csv], out, chunk_rows=50)
     assert (result.resumed_chunks, result.rescored_chunks) == (1, 1)
     frame = pd.read_parquet(out)
@@ -576,16 +582,9 @@ def test_a_touched_input_still_resumes(tmp_path, table_model, monkeypatch):
     # Copying or touching an input changes its modification time, not its
     # content: the job resumes (the chunk fingerprints check the content).
     model_path, X, model = table_model
-    csv = tmp_path / "t.csv"
-    X.to_csv(csv, index=False)
-    out = tmp_path / "t.parquet"
-    original = score_module.run_chunk
-    monkeypatch.setattr(score_module, "run_chunk", _failing_after(2, original))
-    with pytest.raises(KeyboardInterrupt):
-        run(model_path, [csv], out, chunk_rows=50)
+    csv, out = _interrupted_csv_job(tmp_path, table_model, monkeypatch)
     stat = csv.stat()
     os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**10))
-    monkeypatch.setattr(score_module, "run_chunk", original)
     result = run(model_path, [csv], out, chunk_rows=50)
     assert (result.resumed_chunks, result.rescored_chunks) == (2, 0)
     np.testing.assert_allclose(
