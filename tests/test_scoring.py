@@ -269,6 +269,12 @@ def test_missing_columns_are_named(tmp_path, table_model):
     X.to_csv(tmp_path / "ok.csv", index=False)
     with pytest.raises(ScoringInputError, match="--id-column 'nope'"):
         run(model_path, [tmp_path / "ok.csv"], tmp_path / "o.csv", id_column="nope")
+    # A header and blank lines hold no rows: refused, nothing left behind.
+    (tmp_path / "blank.csv").write_text("a,b,c\n\n\n\n")
+    with pytest.raises(ScoringInputError, match="holds no rows"):
+        run(model_path, [tmp_path / "blank.csv"], tmp_path / "b.csv")
+    left = {p.name for p in tmp_path.glob("b.csv*")}
+    assert left == {"b.csv.lock"}  # the lock file stays, by design (_lock.py)
 
 
 def test_parquet_row_groups_are_rechunked(tmp_path, table_model):

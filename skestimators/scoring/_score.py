@@ -348,6 +348,9 @@ def score(
                 n_chunks = _run_dask(
                     scheduler, n_workers, model_key, specs, resume, bar, options
                 )
+        if writer.rows_done == 0:  # lines, but no rows (a header, blank lines)
+            writer.discard()
+            raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
         summary = writer.assemble(n_chunks)
         n_invalid = summary["invalid"]
         if n_invalid:

@@ -186,6 +186,10 @@ class PartsWriter:
     def rows_done(self) -> int:
         return sum(entry["rows"] for entry in self.done.values())
 
+    def discard(self) -> None:
+        """Remove the parts of a job that has nothing to assemble."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def assemble(self, n_chunks: int) -> dict:
         """Write the final file (and invalid-rows file) and remove the parts.
 
