@@ -471,3 +471,53 @@ def test_score_errors_are_one_line(tmp_path, saved, monkeypatch):
     assert line == "Error: KeyError: 'unexpected'"
     with pytest.raises(KeyError):  # -vv: the traceback, for a bug report
         invoke("-vv", "score", path, data, "-o", tmp_path / "o.parquet")
+
+
+def test_demo_never_names_a_variant_with_a_failed_fit_best():
+    import pandas as pd
+
+    from skestimators.cli._train import _demo_report
+
+    rows = [
+        (variant, 0, fold, metric, value, 1.0)
+        for variant, accuracy in (("failed", [np.nan, 0.99]), ("fine", [0.8, 0.8]))
+        for fold in (0, 1)
+        for metric, value in (
+            ("water_auc", 0.9), ("cloud_auc", 0.9), ("accuracy", accuracy[fold]),
+        )
+    ]  # fmt: skip
+    results = pd.DataFrame(
+        rows, columns=["variant", "repeat", "fold", "metric", "value", "fit_time"]
+    )
+    report = _demo_report(results, ["water", "cloud"], 2, 1, 90)
+    assert "Best: fine (accuracy 0.800" in report
+    everyone_failed = results.assign(value=np.nan)
+    report = _demo_report(everyone_failed, ["water", "cloud"], 2, 1, 90)
+    assert report.endswith(
+        "Best: none, every variant had a fit that failed (see above)."
+    )
+
+
+def test_train_refuses_an_unwritable_output_or_one_fold_before_training(
+    tmp_path, exoplanet_folder, monkeypatch
+):
+    from skestimators.cli import _train
+
+    def no_data(data):  # loading the data would mean the checks came too late
+        raise AssertionError("the data were read before the options were checked")
+
+    monkeypatch.setattr(_train, "_exoplanet_data", no_data)
+    cases = [
+        (["-o", tmp_path / "no such folder" / "m.skops"], "does not exist"),
+        (["-o", ""], "names no file"),
+        (["-o", tmp_path / "m.skops", "--cv", 1], "1 fold cannot cross-validate"),
+    ]
+    for args, message in cases:
+        result = invoke("train", "exoplanet", exoplanet_folder, *args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        result = invoke("train", "exoplanet", exoplanet_folder, "-o", locked / "m")
+        assert result.exit_code == 2 and "is not writable" in result.output

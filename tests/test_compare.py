@@ -1,9 +1,12 @@
 """compare_variants: same folds for every variant, repeats, metrics, summaries."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
+from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import (
@@ -218,7 +221,148 @@ def test_a_failing_fit_names_its_variant_and_fold(indexed, verbose):
     X, y = indexed
     variants = {"tree": DecisionTreeClassifier(), "fragile": _FailsOnFold()}
     with pytest.raises(ValueError, match="singular matrix") as info:
-        compare_variants(variants, X, y, cv=KFold(3), verbose=verbose)
+        compare_variants(
+            variants, X, y, cv=KFold(3), verbose=verbose, error_score="raise"
+        )
     assert info.value.__notes__ == [
         "compare_variants: raised by variant 'fragile', fold 0."
     ]
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_a_failing_fit_scores_error_score_and_the_comparison_goes_on(
+    indexed, verbose, capsys
+):
+    X, y = indexed
+    variants = {"tree": DecisionTreeClassifier(), "fragile": _FailsOnFold()}
+    with pytest.warns(FitFailedWarning) as record:
+        df = compare_variants(
+            variants, X, y, cv=KFold(3), scoring=["accuracy", "f1_macro"],
+            verbose=verbose,
+        )  # fmt: skip
+    (warning,) = record
+    assert str(warning.message) == (
+        "1 of 6 fits failed; their scores are set to error_score. The errors:\n"
+        "variant 'fragile', fold 0: ValueError: singular matrix"
+    )
+    assert warning.filename == __file__
+    failed = df[(df["variant"] == "fragile") & (df["fold"] == 0)]
+    assert list(failed["metric"]) == ["accuracy", "f1_macro"]
+    assert failed["value"].isna().all()
+    assert df.dropna()["value"].between(0, 1).all() and len(df.dropna()) == 10
+    # The variant that failed once has no mean over the folds that worked.
+    summary = summarize_comparison(df, precision=None)
+    assert np.isnan(summary.loc["fragile", ("accuracy", "mean")])
+    assert np.isnan(summary.loc["fragile", ("accuracy", "std")])
+    assert summary.loc["tree"].notna().all()
+    if verbose:
+        assert "(fragile, fold 0: failed after " in capsys.readouterr().err
+    # A number instead of NaN.
+    with pytest.warns(FitFailedWarning):
+        df = compare_variants(variants, X, y, cv=KFold(3), error_score=-1.0)
+    assert (
+        df.loc[(df["variant"] == "fragile") & (df["fold"] == 0), "value"].eq(-1.0).all()
+    )
+
+
+def test_every_fit_failing_is_an_error(indexed):
+    X, y = indexed
+    with pytest.raises(ValueError, match="All 3 fits failed") as info:
+        compare_variants({"fragile": _FailsOnFold()}, X[1:], y[1:], cv=KFold(3))
+    assert "variant 'fragile', fold 0: ValueError: singular matrix" in str(info.value)
+    with pytest.raises(ValueError, match='error_score must be "raise" or a number'):
+        compare_variants({"tree": DecisionTreeClassifier()}, X, y, error_score="nan")
+
+
+def test_failures_in_repeats_name_the_repeat(indexed):
+    X, y = indexed
+    variants = {"fragile": _FailsOnFold()}
+    with pytest.warns(FitFailedWarning) as record:
+        compare_variants(variants, X, y, cv=KFold(3, shuffle=True), n_repeats=2)
+    (warning,) = [w for w in record if w.category is FitFailedWarning]
+    # Each repeat names its own failing fold, the first repeat too.
+    lines = str(warning.message).splitlines()[1:]
+    assert len(lines) == 2
+    for repeat, line in enumerate(lines):
+        assert re.fullmatch(
+            f"variant 'fragile', fold [0-2] of repeat {repeat}: ValueError: "
+            "singular matrix",
+            line,
+        )
+
+
+def test_folds_given_as_a_generator_serve_every_repeat(indexed):
+    X, y = indexed
+    with pytest.warns(UserWarning, match="cannot be reshuffled"):
+        df = compare_variants(
+            {"tree": DecisionTreeClassifier()}, X, y, cv=KFold(3).split(X),
+            n_repeats=2, scoring={"fold": fold_fingerprint}, random_state=0,
+        )  # fmt: skip
+    assert df.groupby("repeat").size().tolist() == [3, 3]
+    first, second = (df.loc[df["repeat"] == r, "value"].tolist() for r in (0, 1))
+    assert first == second
+    with pytest.raises(ValueError, match="yields no folds"):
+        compare_variants({"tree": DecisionTreeClassifier()}, X, y, cv=[])
+
+
+class _Recorder(DecisionTreeClassifier):
+    """Records the fit parameters it was given."""
+
+    def fit(self, X, y, sample_weight=None, extra=None, flag=None):
+        self.weight_sum_ = float(np.sum(sample_weight))
+        self.extra_ = extra
+        self.flag_ = flag
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def _fitted(attribute):
+    return lambda est, X, y: float(np.sum(getattr(est, attribute)))
+
+
+def test_fit_params_are_indexed_by_fold(indexed):
+    from scipy.sparse import csr_matrix
+
+    X, y = indexed
+    weights = np.arange(60.0)
+    df = compare_variants(
+        {"r": _Recorder()}, X, y, cv=KFold(3),
+        params={"sample_weight": weights, "extra": csr_matrix(np.ones((60, 2))),
+                "flag": 7.0},
+        scoring={"w": _fitted("weight_sum_"), "flag": _fitted("flag_"),
+                 "extra": lambda e, X, y: e.extra_.shape[0]},
+    )  # fmt: skip
+    values = df.pivot(index="fold", columns="metric", values="value")
+    folds = [test for _, test in KFold(3).split(X)]
+    expected = [weights.sum() - weights[test].sum() for test in folds]
+    np.testing.assert_array_equal(values["w"], expected)
+    assert values["extra"].tolist() == [40, 40, 40]
+    assert values["flag"].tolist() == [7.0] * 3
+
+
+def test_metadata_routing_is_honoured(indexed):
+    from sklearn import config_context
+    from sklearn.metrics import accuracy_score
+
+    X, y = indexed
+    groups = np.repeat(np.arange(6), 10)
+    weights = np.where(np.arange(60) % 2, 1.0, 0.0)
+    with config_context(enable_metadata_routing=True):
+        scorer = make_scorer(accuracy_score).set_score_request(sample_weight=True)
+        tree = DecisionTreeClassifier(random_state=0).set_fit_request(
+            sample_weight=True
+        )
+        df = compare_variants(
+            {"tree": tree}, X, y, cv=GroupKFold(3), scoring={"acc": scorer},
+            params={"groups": groups, "sample_weight": weights},
+        )  # fmt: skip
+        with pytest.raises(ValueError, match="pass them in params"):
+            compare_variants({"tree": tree}, X, y, cv=GroupKFold(3), groups=groups)
+    # The same as cross_validate routes them.
+    from sklearn.model_selection import cross_validate
+
+    with config_context(enable_metadata_routing=True):
+        expected = cross_validate(
+            tree, X, y, cv=GroupKFold(3), scoring={"acc": scorer},
+            params={"groups": groups, "sample_weight": weights},
+        )["test_acc"]  # fmt: skip
+    np.testing.assert_allclose(df["value"], expected)

@@ -332,6 +332,12 @@ def test_failed_fits(blobs):
         OptunaSearchCV(
             LogisticRegression(), space, n_trials=2, cv=2, error_score="raise"
         ).fit(X, y)
+    # The warning of a failed trial points at the user's call.
+    space = {"C": CategoricalDistribution([-1.0, 1.0])}
+    search = OptunaSearchCV(LogisticRegression(), space, n_trials=6, cv=2)
+    with pytest.warns(FitFailedWarning, match="fits failed in trial") as record:
+        search.fit(X, y)
+    assert {w.filename for w in record} == {__file__}
 
 
 def test_invalid_arguments(blobs):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GroupKFold, KFold, cross_validate
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -401,6 +402,41 @@ def test_repeated_cv_tidy_output(soc):
     )
 
 
+class _FailsOnSeed(DecisionTreeRegressor):
+    """Fails to fit with one random_state (one repeat's seed)."""
+
+    def __init__(self, *, bad_seed=None, random_state=None):
+        super().__init__(max_depth=3, random_state=random_state)
+        self.bad_seed = bad_seed
+
+    def fit(self, X, y, sample_weight=None):
+        if self.random_state == self.bad_seed:
+            raise ValueError("diverged")
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_repeated_cv_failed_fits_score_error_score(soc):
+    X, y, coords = soc
+    X = X.reshape(len(X), -1)
+    # The first repeat's seed, drawn as repeated_cv draws it.
+    first_seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+    model = _FailsOnSeed(bad_seed=first_seed)
+    with pytest.warns(FitFailedWarning, match="diverged"):
+        scores, summary = repeated_cv(
+            model, X, y, cv=KFold(2, shuffle=True), n_repeats=2, scoring="r2",
+            random_state=0,
+        )  # fmt: skip
+    assert scores.loc[scores["repeat"] == 0, "value"].isna().all()
+    assert scores.loc[scores["repeat"] == 1, "value"].notna().all()
+    # A failed fit does not drop out of the statistics.
+    assert summary.loc["r2"].isna().all()
+    with pytest.raises(ValueError, match="diverged"):
+        repeated_cv(
+            model, X, y, cv=KFold(2, shuffle=True), n_repeats=2, scoring="r2",
+            random_state=0, error_score="raise",
+        )  # fmt: skip
+
+
 def test_repeated_cv_reseeds_nested_estimators_and_passes_params(soc):
     X, y, coords = soc
     weights = np.r_[np.ones(48), np.full(48, 2.0)]
@@ -414,10 +450,11 @@ def test_repeated_cv_reseeds_nested_estimators_and_passes_params(soc):
             return super().fit(X, y, sample_weight=sample_weight)
 
     model = TransformedTargetRegressor(Recorder(), func=np.log, inverse_func=np.exp)
-    scores, summary = repeated_cv(
-        model, X.reshape(len(X), -1), y, cv=KFold(2), n_repeats=2,
-        scoring={"w": weight_sum}, params={"sample_weight": weights},
-    )  # fmt: skip
+    with pytest.warns(UserWarning, match="KFold cannot be reshuffled"):
+        scores, summary = repeated_cv(
+            model, X.reshape(len(X), -1), y, cv=KFold(2), n_repeats=2,
+            scoring={"w": weight_sum}, params={"sample_weight": weights},
+        )  # fmt: skip
     # KFold(2) without shuffling: train halves are the weighted and unweighted ones.
     assert sorted(scores["value"].unique()) == [48.0, 96.0]
     one, summary = repeated_cv(

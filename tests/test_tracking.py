@@ -14,6 +14,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.datasets import make_regression
+from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -354,11 +355,33 @@ def test_compare_variants_failed_fit_fails_the_parent(data, client, request):
         client.tracking_uri, experiment_name=_experiment(request), log_model=False
     )
     with pytest.raises(RuntimeError, match="boom"):
-        compare_variants(variants, *data, cv=2, tracking=logger)
+        compare_variants(variants, *data, cv=2, tracking=logger, error_score="raise")
     parent = _parent(client, request, "compare_variants")
     assert parent.info.status == "FAILED"
     (child,) = _children(client, parent)
     assert child.info.status == "KILLED"
+
+
+def test_compare_variants_failed_fits_fail_their_runs_only(data, client, request):
+    variants = {
+        "bad": NetRegressor(callbacks=[("fail", _FailAt(1))], **FAST),
+        "good": NetRegressor(**FAST),
+    }
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    with pytest.warns(FitFailedWarning, match="2 of 4 fits failed"):
+        compare_variants(variants, *data, cv=2, tracking=logger)
+    parent = _parent(client, request, "compare_variants")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["failed_fits"] == 2
+    statuses = {c.info.run_name: c.info.status for c in _children(client, parent)}
+    assert statuses == {
+        "bad/repeat0/fold0": "FAILED",
+        "bad/repeat0/fold1": "FAILED",
+        "good/repeat0/fold0": "FINISHED",
+        "good/repeat0/fold1": "FINISHED",
+    }
 
 
 def test_tracking_must_be_an_mlflow_logger(data, tmp_path):

@@ -212,15 +212,17 @@ def check_sample_weight_array(sample_weight, n_samples):
     return (weights * (n_samples / total)).astype(np.float32)
 
 
-#: Packages whose frames a warning skips to reach the user's call.
-_LIBRARY_FRAMES = ("skestimators.", "sklearn.")
+#: Packages whose frames a warning skips to reach the user's call: this one
+#: and the libraries that call back into it (scikit-learn's meta-estimators,
+#: optuna's objective of a search, joblib's sequential backend).
+_LIBRARY_FRAMES = ("skestimators.", "sklearn.", "optuna.", "joblib.")
 
 
 def caller_stacklevel():
     """The ``stacklevel`` at which a warning issued by the calling function
-    points at the first frame outside skestimators and scikit-learn (the
-    user's call: ``fit``, ``predict``, a Pipeline's or a search's, however
-    deep the frames between)."""
+    points at the first frame outside skestimators and the libraries that
+    call it (:data:`_LIBRARY_FRAMES`): the user's call (``fit``, ``predict``,
+    a Pipeline's or a search's, however deep the frames between)."""
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith(
         _LIBRARY_FRAMES

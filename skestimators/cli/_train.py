@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import click
 
@@ -23,6 +25,29 @@ def _exoplanet_data(data):
     if y is None:
         raise click.ClickException(f"{data} has no targets.csv: nothing to train on.")
     return X, y
+
+
+def _writable_output(ctx, param, value):
+    """The ``--output`` path, once its folder is known to exist and be
+    writable: checked before training, which may take hours."""
+    path = Path(value)
+    if not path.name or path.name in (".", ".."):
+        raise click.BadParameter(f"{value!r} names no file.", ctx, param)
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {str(folder)!r} does not exist.", ctx, param)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"folder {str(folder)!r} is not writable.", ctx, param)
+    return value
+
+
+def _folds(ctx, param, value):
+    """``--cv``: 0 (no cross-validation) or at least 2 folds."""
+    if value == 1:
+        raise click.BadParameter(
+            "1 fold cannot cross-validate; give 0 (none) or at least 2.", ctx, param
+        )
+    return value
 
 
 def _recipe(name):
@@ -94,7 +119,9 @@ def _cv_summary(scores, folds, seconds):
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Model file to write (e.g. model.skops); its sidecar goes next to it.",
+    callback=_writable_output,
+    help="Model file to write (e.g. model.skops) in an existing folder; its "
+    "sidecar goes next to it.",
 )
 @click.option(
     "--variant",
@@ -116,9 +143,11 @@ def _cv_summary(scores, folds, seconds):
     "--cv",
     "folds",
     type=click.IntRange(0),
+    callback=_folds,
     default=0,
     show_default=True,
-    help="Cross-validate first with this many folds (scores go to the sidecar).",
+    help="Cross-validate first with this many folds, at least 2 (scores go to "
+    "the sidecar); 0 does not cross-validate.",
 )
 @click.option(
     "--max-epochs",
@@ -307,7 +336,8 @@ def _demo_report(results, targets, folds, epochs, n_planets):
             "auc": means[[(f"{t}_auc", "mean") for t in targets]].mean(axis=1),
         }
     )
-    best = ranking.sort_values(["accuracy", "auc"], ascending=False).index[0]
+    # A variant with a failed fit has NaN means: it cannot be ranked.
+    ranked = ranking.dropna().sort_values(["accuracy", "auc"], ascending=False)
     legend = {
         **{
             labels[f"{t}_auc"]: f"area under the ROC curve of {t} (0.5: chance, "
@@ -326,6 +356,12 @@ def _demo_report(results, targets, folds, epochs, n_planets):
         f"Mean ± standard deviation over the {folds} folds (their spread, not an "
         "error bar); higher is better.",
         *(f"  {label:<{width}}  {text}" for label, text in legend.items()),
+    ]
+    if ranked.empty:
+        lines.append("Best: none, every variant had a fit that failed (see above).")
+        return "\n".join(lines)
+    best = ranked.index[0]
+    lines += [
         f"Best: {best} (accuracy {table.loc[best, 'accuracy']}, the highest).",
         f"Train it on all {n_planets:,} planets and save it (with the recipe's own "
         "epoch limit):",

@@ -9,17 +9,32 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
+from sklearn import get_config
 from sklearn.base import clone, is_classifier
+from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import Bunch, _safe_indexing, check_random_state
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import indexable
+from sklearn.utils.validation import (
+    _is_arraylike,
+    _make_indexable,
+    _num_samples,
+    indexable,
+)
 
+from .._engine import caller_stacklevel
 from ._dask import check_active_backend
 
 __all__ = ["compare_variants", "plot_comparison", "summarize_comparison"]
@@ -35,9 +50,11 @@ def compare_variants(
     cv=5,
     scoring=None,
     groups=None,
+    params: dict | None = None,
     n_repeats: int = 1,
     n_jobs: int | None = None,
     random_state=None,
+    error_score=np.nan,
     tracking=None,
     verbose: int = 0,
 ) -> pd.DataFrame:
@@ -70,6 +87,13 @@ def compare_variants(
         variant's ``score`` method (metric ``"score"``).
     groups : array-like of shape (n_samples,), default=None
         Group labels for group splitters.
+    params : dict, default=None
+        Fit parameters of every variant (``sample_weight``, the ``groups`` of
+        an internal validation split, ``step__param`` for pipelines), those
+        of one value per sample indexed by fold, as ``cross_validate``'s
+        ``params``. With scikit-learn's metadata routing enabled, they are
+        routed as there, to each variant's ``fit``, its scorer and the
+        splitter (then pass ``groups`` here, not as ``groups``).
     n_repeats : int, default=1
         Number of repetitions of the whole cross-validation.
     n_jobs : int, default=None
@@ -79,6 +103,16 @@ def compare_variants(
         Seeds the per-repeat seeds of the splitter and of the variants.
         With ``n_repeats=1`` and ``random_state=None`` splitter and variants
         are used as given.
+    error_score : "raise" or float, default=np.nan
+        Value of every metric of a fit that raises (in ``fit`` or while
+        scoring), as in :func:`~sklearn.model_selection.cross_validate`: the
+        comparison goes on, a :class:`~sklearn.exceptions.FitFailedWarning`
+        names each failed fit's variant, fold and error, and (with NaN) the
+        summaries of a variant with a failed fit are NaN rather than means
+        over the fits that worked. When every fit fails, a ``ValueError``
+        says so. With
+        ``"raise"``, the first error stops the comparison, with a note
+        naming its variant and fold.
     tracking : MLflowLogger or None, default=None
         Log the comparison to MLflow: one parent run named
         ``"compare_variants"`` (holding the comparison's settings), and under
@@ -87,7 +121,9 @@ def compare_variants(
         and ``fold``, with the parameters, learning curves and (with
         ``log_model=True``) the network of that fit. The runs are written by
         copies of this logger added to the network step's ``callbacks``;
-        variants without a network of this package log nothing. See
+        variants without a network of this package log nothing. The run of a
+        fit that raised (scored ``error_score``) ends ``FAILED``, and the
+        parent run records their number as the metric ``failed_fits``. See
         :class:`~skestimators.tracking.MLflowLogger`.
     verbose : int, default=0
         When positive, print one line on standard error as each fit ends:
@@ -132,16 +168,36 @@ def compare_variants(
         raise ValueError("variants must be a non-empty dict of name -> estimator.")
     if not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
+    check_error_score(error_score)
     check_active_backend()
     X, y, groups = indexable(X, y, groups)
     classifier = all(is_classifier(v) for v in variants.values())
+    if not isinstance(cv, numbers.Integral) and not hasattr(cv, "split"):
+        cv = list(cv)  # an iterable of folds, a generator too: the same each repeat
+    routed = {
+        name: route_params(
+            estimator, check_cv(cv, y, classifier=classifier), scoring, params, groups
+        )
+        for name, estimator in variants.items()
+    }
+    split_params = next(iter(routed.values())).splitter.split
+    n_samples = _num_samples(X)
     tasks = []
     for repeat, seed in enumerate(repeat_seeds(random_state, n_repeats)):
         splitter = reseeded_cv(cv, y, classifier, seed, warn=n_repeats > 1)
-        splits = list(splitter.split(X, y, groups))
+        splits = list(splitter.split(X, y, **split_params))
+        if not splits:
+            raise ValueError(f"The cross-validation {cv!r} yields no folds.")
         for name, estimator in variants.items():
-            for fold, (train, test) in enumerate(splits):
-                tasks.append((name, repeat, fold, estimator, seed, train, test))
+            fit, score = routed[name].estimator.fit, routed[name].scorer.score
+            tasks += [
+                (
+                    name, repeat, fold, estimator, seed, train, test,
+                    split_fit_params(fit, n_samples, train),
+                    split_fit_params(score, n_samples, test),
+                )
+                for fold, (train, test) in enumerate(splits)
+            ]  # fmt: skip
     settings = dict(
         variants=", ".join(map(str, variants)),
         cv=cv,
@@ -156,18 +212,69 @@ def compare_variants(
     with parent_run(tracking, "compare_variants", settings) as runs:
         if runs is not None:
             tasks = [_with_logger(runs, *task) for task in tasks]
-        results = _run_fits(tasks, X, y, scoring, n_jobs, verbose)
+        results = _run_fits(
+            X, y, _Settings(scoring, error_score, n_repeats), tasks, n_jobs, verbose
+        )
+        if runs is not None:
+            failed = [task for task, result in zip(tasks, results) if result[2]]
+            runs.failed.update(run_name(*task[:3]) for task in failed)
+            runs.results["failed_fits"] = len(failed)
+        metrics = _metrics_of(results)
     rows = [
         (name, repeat, fold, metric, float(value), fit_time)
-        for (name, repeat, fold, *_), (scores, fit_time) in zip(tasks, results)
-        for metric, value in scores.items()
+        for (name, repeat, fold, *_), (scores, fit_time, _) in zip(tasks, results)
+        for metric, value in (scores or dict.fromkeys(metrics, error_score)).items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _run_fits(tasks, X, y, scoring, n_jobs, verbose):
-    """``(scores, fit_time)`` of each task, in order; with ``verbose``, each fit
-    is reported on stderr as it ends."""
+def check_error_score(error_score):
+    """Refuse an ``error_score`` other than ``"raise"`` or a number."""
+    if not (
+        error_score == "raise"
+        if isinstance(error_score, str)
+        else isinstance(error_score, numbers.Real)
+    ):
+        raise ValueError(
+            f'error_score must be "raise" or a number, got {error_score!r}.'
+        )
+
+
+def _metrics_of(results):
+    """The metric names, from the fits that worked; warn of those that failed.
+
+    Raises when every fit failed (there is nothing to compare).
+    """
+    errors = [error for _, _, error in results if error is not None]
+    if len(errors) == len(results):
+        raise ValueError(
+            f"All {len(results)} fits failed; to see the full error, pass "
+            "error_score='raise'. The errors:\n" + "\n".join(_distinct(errors))
+        )
+    if errors:
+        warnings.warn(
+            f"{len(errors)} of {len(results)} fits failed; their scores are set "
+            "to error_score. The errors:\n" + "\n".join(_distinct(errors)),
+            FitFailedWarning,
+            stacklevel=caller_stacklevel(),
+        )
+    scores = next(scores for scores, _, error in results if error is None)
+    return list(scores)
+
+
+def _distinct(errors, limit=10):
+    """At most ``limit`` error lines, then how many more there were."""
+    lines = list(dict.fromkeys(errors))
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
+    return lines
+
+
+def _run_fits(X, y, settings, tasks, n_jobs, verbose):
+    """``(scores, fit_time, error)`` of each task, in order (see
+    :func:`_named_fit_and_score`); with ``verbose``, each fit is reported on
+    stderr as it ends. ``X`` and ``y`` are arguments of their own, so that
+    joblib's Dask backend sends them to the workers once."""
     parallel = None
     if verbose:
         try:
@@ -176,27 +283,23 @@ def _run_fits(tasks, X, y, scoring, n_jobs, verbose):
             pass
     if parallel is None:
         return Parallel(n_jobs=n_jobs)(
-            delayed(_named_fit_and_score)(
-                name, repeat, fold, est, X, y, train, test, scoring, seed
-            )
-            for name, repeat, fold, est, seed, train, test in tasks
+            delayed(_named_fit_and_score)(X, y, settings, *task) for task in tasks
         )
     start = time.perf_counter()
     results = [None] * len(tasks)
     jobs = (
-        delayed(_numbered_fit_and_score)(
-            i, name, repeat, fold, est, X, y, train, test, scoring, seed
-        )
-        for i, (name, repeat, fold, est, seed, train, test) in enumerate(tasks)
+        delayed(_numbered_fit_and_score)(i, X, y, settings, *task)
+        for i, task in enumerate(tasks)
     )
     for done, (index, result) in enumerate(parallel(jobs), start=1):
         results[index] = result
         name, repeat, fold = tasks[index][:3]
-        where = f"fold {fold}" + (f" of repeat {repeat}" if repeat else "")
+        where = _where(repeat, fold, settings.n_repeats)
+        outcome = "failed after " if result[2] is not None else ""
         print(
             f"[compare_variants] {done}/{len(tasks)} fits done, "
             f"{time.perf_counter() - start:.0f} s elapsed "
-            f"({name}, {where}: {result[1]:.1f} s)",
+            f"({name}, {where}: {outcome}{result[1]:.1f} s)",
             file=sys.stderr,
             flush=True,
         )
@@ -209,14 +312,35 @@ def _numbered_fit_and_score(index, *args):
     return index, _named_fit_and_score(*args)
 
 
-def _named_fit_and_score(name, repeat, fold, *args):
-    """``_fit_and_score``; an error says which variant and fold raised it."""
+class _Settings(NamedTuple):
+    """The settings every fit of a comparison shares."""
+
+    scoring: object
+    error_score: object
+    n_repeats: int
+
+
+def _named_fit_and_score(X, y, settings, name, repeat, fold, template, *task):
+    """``(scores, fit_time, None)`` of one fit, or ``(None, seconds, error)``
+    when it raised and ``error_score`` is not ``"raise"``: ``error`` is one
+    line naming the variant, fold and exception (it crosses to the calling
+    process, where the failures are reported together). With ``"raise"``, the
+    exception gets a note naming the variant and fold."""
+    start = time.perf_counter()
     try:
-        return _fit_and_score(*args)
+        return (*_fit_and_score(X, y, settings.scoring, template, *task), None)
     except Exception as exc:
-        where = f"fold {fold}" + (f" of repeat {repeat}" if repeat else "")
-        exc.add_note(f"compare_variants: raised by variant {name!r}, {where}.")
-        raise
+        where = _where(repeat, fold, settings.n_repeats)
+        if settings.error_score == "raise":
+            exc.add_note(f"compare_variants: raised by variant {name!r}, {where}.")
+            raise
+        error = f"variant {name!r}, {where}: {type(exc).__name__}: {exc}"
+        return None, time.perf_counter() - start, error
+
+
+def _where(repeat, fold, n_repeats):
+    """``"fold k"``, and its repeat when there are several."""
+    return f"fold {fold}" + (f" of repeat {repeat}" if n_repeats > 1 else "")
 
 
 def repeat_seeds(random_state, n_repeats):
@@ -243,7 +367,7 @@ def reseeded_cv(cv, y, classifier, seed, *, warn=False):
                 "or shuffle=False): every repeat uses the same folds; only the "
                 "estimators are reseeded.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         return splitter
     splitter = copy.copy(splitter)
@@ -285,17 +409,68 @@ def multimetric_scorer(estimator, scoring):
 
 
 def split_fit_params(fit_params, n_samples, indices):
-    """Index the sample-aligned fit parameters (``sample_weight``...) by fold."""
+    """Index the sample-aligned fit parameters (``sample_weight``...) by fold.
+
+    As scikit-learn's ``cross_validate``: an array-like (sparse matrices too)
+    with one entry per sample is indexed, anything else passes unchanged.
+    """
     out = {}
     for key, value in (fit_params or {}).items():
-        if (
-            hasattr(value, "__len__")
-            and not isinstance(value, (str, dict))
-            and (len(value) == n_samples)
-        ):
-            value = _safe_indexing(value, indices)
+        if _per_sample(value, n_samples):
+            value = _safe_indexing(_make_indexable(value), indices)
         out[key] = value
     return out
+
+
+def _per_sample(value, n_samples):
+    """Whether ``value`` holds one entry per sample."""
+    if isinstance(value, (str, bytes, Mapping)):
+        return False
+    if not (_is_arraylike(value) or sp.issparse(value)):
+        return False
+    try:
+        return _num_samples(value) == n_samples
+    except TypeError:  # a 0-d array, an unsized iterable
+        return False
+
+
+def route_params(estimator, splitter, scoring, params, groups):
+    """The fit parameters of ``estimator``, its scorer's and the splitter's.
+
+    With scikit-learn's metadata routing enabled, ``params`` are routed by
+    each one's requests, as in ``cross_validate`` (``groups`` must then be
+    passed in ``params``); otherwise ``groups`` go to the splitter and
+    ``params`` to ``fit``. Returns a Bunch with ``splitter.split``,
+    ``estimator.fit`` and ``scorer.score``.
+    """
+    params = {} if params is None else params
+    if not get_config()["enable_metadata_routing"]:
+        return Bunch(
+            splitter=Bunch(split={"groups": groups}),
+            estimator=Bunch(fit=params),
+            scorer=Bunch(score={}),
+        )
+    if groups is not None:
+        raise ValueError(
+            "groups can only be passed if metadata routing is not enabled; with "
+            "routing enabled, pass them in params, as in cross_validate."
+        )
+    router = (
+        MetadataRouter(owner="compare_variants")
+        .add(
+            splitter=splitter,
+            method_mapping=MethodMapping().add(caller="fit", callee="split"),
+        )
+        .add(
+            estimator=estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
+        .add(
+            scorer=multimetric_scorer(estimator, scoring),
+            method_mapping=MethodMapping().add(caller="fit", callee="score"),
+        )
+    )
+    return process_routing(router, "fit", **params)
 
 
 def free_device_memory():
@@ -305,7 +480,9 @@ def free_device_memory():
         torch.cuda.empty_cache()
 
 
-def _fit_and_score(template, X, y, train, test, scoring, seed):
+def _fit_and_score(
+    X, y, scoring, template, seed, train, test, fit_params, score_params
+):
     # The clone is made here, in the worker, so that the fitted model is
     # local and its (GPU) memory can be freed before returning.
     estimator = clone(template)
@@ -316,19 +493,24 @@ def _fit_and_score(template, X, y, train, test, scoring, seed):
     y_train = None if y is None else _safe_indexing(y, train)
     y_test = None if y is None else _safe_indexing(y, test)
     start = time.perf_counter()
-    estimator.fit(X_train, y_train)
+    estimator.fit(X_train, y_train, **fit_params)
     fit_time = time.perf_counter() - start
-    scores = scorer(estimator, X_test, y_test)
+    scores = scorer(estimator, X_test, y_test, **score_params)
     del estimator
     free_device_memory()
     return scores, fit_time
+
+
+def run_name(name, repeat, fold):
+    """The name of the tracking run of one fit."""
+    return f"{name}/repeat{repeat}/fold{fold}"
 
 
 def _with_logger(runs, name, repeat, fold, estimator, *rest):
     """The task with a clone of its estimator logging one nested run."""
     estimator = runs.attach(
         clone(estimator),
-        f"{name}/repeat{repeat}/fold{fold}",
+        run_name(name, repeat, fold),
         {"variant": name, "repeat": repeat, "fold": fold},
     )
     return (name, repeat, fold, estimator, *rest)
@@ -354,7 +536,9 @@ def summarize_comparison(
         plus ``fit_time`` (mean seconds per fit). Standard deviations are over
         all folds and repeats (``ddof=0``, as ``std_test_score`` in
         scikit-learn searches); fold scores are not independent, so read
-        them as spreads, not standard errors.
+        them as spreads, not standard errors. A variant with a failed fit
+        (a NaN ``error_score``) has NaN statistics, as in scikit-learn's
+        ``cv_results_``.
 
     See Also
     --------
@@ -377,7 +561,7 @@ def summarize_comparison(
     """
     _check_results(df)
     grouped = df.groupby(["variant", "metric"], sort=False)["value"]
-    stats = grouped.agg(mean="mean", std=lambda v: float(np.std(v)))
+    stats = grouped.agg(mean=strict(np.mean), std=strict(np.std))
     wide = stats.unstack("metric")
     wide.columns = wide.columns.swaplevel(0, 1)
     metrics = list(dict.fromkeys(df["metric"]))
@@ -472,6 +656,12 @@ def plot_comparison(df: pd.DataFrame, ax=None, *, metrics=None):
         axis.set_xticks(positions, variants)
         axis.set_title(metric)
     return axes[: len(metrics)]
+
+
+def strict(statistic):
+    """``statistic`` of a pandas group, NaN when a value is NaN: a failed fit
+    must not drop out of the statistics, as it would from pandas' own."""
+    return lambda values: float(statistic(values.to_numpy()))
 
 
 def _check_results(df):

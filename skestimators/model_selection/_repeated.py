@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import pandas as pd
-from sklearn.base import clone, is_classifier
-from sklearn.model_selection import cross_validate
 
-from ._compare import (
-    free_device_memory,
-    repeat_seeds,
-    reseed,
-    reseeded_cv,
-    scoring_spec,
-)
-from ._dask import check_active_backend
+from ._compare import compare_variants, strict
 
 __all__ = ["repeated_cv"]
 
@@ -35,21 +24,21 @@ def repeated_cv(
     params: dict | None = None,
     random_state=None,
     n_jobs: int | None = None,
+    error_score=np.nan,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-validate one model several times with different seeds.
 
     Multi-run statistics, so that a difference between models can be told
     from the spread due to weight initialisation and fold assignment (as in
     the multi-run experiments of the CNN-LSTM soil-carbon model of
-    :func:`~skestimators.recipes.soc_pipeline`), on top of
-    :func:`~sklearn.model_selection.cross_validate`: every repeat clones
+    :func:`~skestimators.recipes.soc_pipeline`): every repeat clones
     ``estimator``, sets every ``random_state`` parameter found in
     ``get_params(deep=True)`` (pipeline steps, the regressor of a
     :class:`~sklearn.compose.TransformedTargetRegressor`...) to that repeat's
     seed, reshuffles the folds with the same seed when the splitter has a
-    ``random_state``, and cross-validates. Seeds are drawn as in
-    :func:`compare_variants`, so both give the same seeds and folds for the
-    same ``random_state``.
+    ``random_state``, and cross-validates. This is :func:`compare_variants`
+    with one variant, so both give the same seeds and folds for the same
+    ``random_state``.
 
     Parameters
     ----------
@@ -79,7 +68,13 @@ def repeated_cv(
         Seeds the per-repeat seeds. With ``n_repeats=1`` and
         ``random_state=None``, estimator and splitter are used as given.
     n_jobs : int, default=None
-        Folds of a repeat run in parallel through joblib.
+        Fits (every fold of every repeat) run in parallel through joblib.
+    error_score : "raise" or float, default=np.nan
+        Value of every metric of a fit that raises, as in
+        :func:`compare_variants`: the other fits go on, a
+        :class:`~sklearn.exceptions.FitFailedWarning` names each failure,
+        and the summary statistics of a metric with a failed fit are NaN.
+        ``"raise"`` stops at the first error.
 
     Returns
     -------
@@ -113,33 +108,19 @@ def repeated_cv(
     >>> list(summary.index), list(summary.columns)
     (['r2', 'neg_mean_absolute_error'], ['mean', 'std', 'repeat_std', 'min', 'max'])
     """
-    if not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
-        raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
-    check_active_backend()
-    metrics = scoring_spec(estimator, scoring)
-    classifier = is_classifier(estimator)
-    rows = []
-    for repeat, seed in enumerate(repeat_seeds(random_state, n_repeats)):
-        model = clone(estimator)
-        if seed is not None:
-            reseed(model, seed)
-        results = cross_validate(
-            model,
-            X,
-            y,
-            groups=groups,
-            scoring=metrics,
-            cv=reseeded_cv(cv, y, classifier, seed),
-            params=params,
-            n_jobs=n_jobs,
-            error_score="raise",
-        )
-        free_device_memory()
-        for fold, fit_time in enumerate(results["fit_time"]):
-            for metric in metrics:
-                value = float(results[f"test_{metric}"][fold])
-                rows.append((repeat, fold, metric, value, float(fit_time)))
-    scores = pd.DataFrame(rows, columns=COLUMNS)
+    scores = compare_variants(
+        {type(estimator).__name__: estimator},
+        X,
+        y,
+        cv=cv,
+        scoring=scoring,
+        groups=groups,
+        params=params,
+        n_repeats=n_repeats,
+        n_jobs=n_jobs,
+        random_state=random_state,
+        error_score=error_score,
+    ).drop(columns="variant")
     return scores, summarize_repeats(scores)
 
 
@@ -148,8 +129,13 @@ def summarize_repeats(scores: pd.DataFrame) -> pd.DataFrame:
     order = list(dict.fromkeys(scores["metric"]))
     by_metric = scores.groupby("metric", sort=False)["value"]
     summary = by_metric.agg(
-        mean="mean", std=lambda v: float(np.std(v)), min="min", max="max"
+        mean=strict(np.mean), std=strict(np.std), min=strict(np.min),
+        max=strict(np.max),
+    )  # fmt: skip
+    per_repeat = scores.groupby(["metric", "repeat"], sort=False)["value"].agg(
+        strict(np.mean)
     )
-    per_repeat = scores.groupby(["metric", "repeat"], sort=False)["value"].mean()
-    summary["repeat_std"] = per_repeat.groupby("metric", sort=False).std(ddof=1)
+    summary["repeat_std"] = per_repeat.groupby("metric", sort=False).agg(
+        lambda v: float(np.std(v.to_numpy(), ddof=1)) if len(v) > 1 else np.nan
+    )
     return summary.reindex(order)[["mean", "std", "repeat_std", "min", "max"]]

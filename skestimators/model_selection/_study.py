@@ -25,6 +25,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
+from .._engine import caller_stacklevel
 from ._epochwise import Lockstep, network_step
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -372,7 +373,7 @@ class Objective:
                 f"{trial.number} (score set to {self.error_score}): "
                 f"{type(errors[0]).__name__}: {errors[0]}",
                 FitFailedWarning,
-                stacklevel=2,
+                stacklevel=caller_stacklevel(),
             )
             trial.set_user_attr("error", f"{type(errors[0]).__name__}: {errors[0]}")
         metrics = sorted({m for r in results for m in r.scores}) or [self.metric]

@@ -31,13 +31,16 @@ class NestedRuns:
 
     Picklable (the logger keeps only its parameters), so that it travels to
     joblib workers with the estimators it prepares. ``results`` holds metrics
-    logged on the parent run when it ends (the best score of a search).
+    logged on the parent run when it ends (the best score of a search);
+    ``failed`` the names of the runs of fits that raised, marked ``FAILED``
+    when it ends.
     """
 
     def __init__(self, logger, parent_run_id):
         self.logger = logger
         self.parent_run_id = parent_run_id
         self.results = {}
+        self.failed = set()
 
     def attach(self, estimator, run_name, tags):
         """Add a logger of this fit to ``estimator``'s network step, in place.
@@ -65,7 +68,9 @@ def parent_run(tracking, run_name, params):
 
     The parent run records ``params`` and ends ``FINISHED``, or ``FAILED``
     when an exception escapes; runs nested under it that are still running
-    then (fits that raised, pruned trials) are marked ``KILLED``.
+    then are marked ``FAILED`` when named in ``runs.failed`` (fits that
+    raised, their error scored), otherwise ``KILLED`` (pruned trials, fits
+    cut short by an error that ended the whole comparison or search).
     """
     if tracking is None:
         yield None
@@ -83,7 +88,7 @@ def parent_run(tracking, run_name, params):
         yield runs
         status = "FINISHED"
     finally:
-        end_children(client, experiment, run_id)
+        end_children(client, experiment, run_id, failed=runs.failed)
         if runs.results:
             log_metrics(client, run_id, runs.results, 0)
         client.set_terminated(run_id, status)

@@ -229,14 +229,17 @@ def safe_key(key) -> str:
     return _NOT_IN_NAME.sub("_", str(key))
 
 
-def end_children(client, experiment, parent_run_id, status="KILLED"):
-    """Mark the runs nested under ``parent_run_id`` that are still running."""
+def end_children(client, experiment, parent_run_id, status="KILLED", failed=()):
+    """Mark the runs nested under ``parent_run_id`` that are still running:
+    ``FAILED`` those named in ``failed`` (fits known to have raised), the
+    others ``status``."""
     query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
     token = None
     while True:
         page = client.search_runs([experiment], query, page_token=token)
         for run in page:
-            client.set_terminated(run.info.run_id, status)
+            ended = "FAILED" if run.info.run_name in failed else status
+            client.set_terminated(run.info.run_id, ended)
         token = page.token
         if not token:
             return
