@@ -139,6 +139,27 @@ def test_errors(multilabel):
         SoftVotingClassifier([("knn", knn)]).fit(X, np.zeros(len(X)))
 
 
+@pytest.mark.parametrize("low, high", [(1, 2), (-1, 1), (0, 2)])
+def test_multilabel_values_other_than_0_1_are_rejected(multilabel, low, high):
+    # The labels are read as 0/1 per column: other values would be inverted
+    # or never predicted.
+    X, y = multilabel
+    vote = SoftVotingClassifier([("knn", KNeighborsClassifier())])
+    with pytest.raises(ValueError, match="0/1 label matrix"):
+        vote.fit(X, np.where(y == 1, high, low))
+    assert_array_equal(vote.fit(X, y.astype(bool)).classes_[0], [0, 1])
+
+
+@pytest.mark.parametrize("member", [object(), None, "svm"])
+def test_tags_of_invalid_members_do_not_crash_before_fit(member, multilabel):
+    from sklearn.utils import get_tags
+
+    vote = SoftVotingClassifier([("bad", member)])
+    assert get_tags(vote).estimator_type == "classifier"
+    with pytest.raises((TypeError, ValueError)):
+        vote.fit(*multilabel)
+
+
 class _NoProba(DecisionTreeClassifier):
     @property
     def predict_proba(self):

@@ -470,6 +470,16 @@ def test_metric_errors(y_pred, match):
         galaxy_zoo_root_mean_squared_error(np.zeros((2, 37)), y_pred)
 
 
+@pytest.mark.parametrize("weights", [[1.0, np.nan], [np.inf, 1.0], [-np.inf, 1.0]])
+@pytest.mark.parametrize(
+    "metric",
+    [galaxy_zoo_root_mean_squared_error, galaxy_zoo_root_mean_squared_error_per_column],
+)
+def test_metric_rejects_non_finite_sample_weight(metric, weights):
+    with pytest.raises(ValueError, match="sample_weight must be 1-D and finite"):
+        metric(np.zeros((2, 37)), np.ones((2, 37)), sample_weight=weights)
+
+
 def test_scorer_in_cross_validation(simulated):
     X, y, _ = simulated
     features = X[:200].mean(axis=(2, 3))

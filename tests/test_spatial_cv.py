@@ -282,6 +282,74 @@ def test_rpiq_multioutput():
     assert rpiq_score(y_true, y_pred, multioutput=[0.0, 1.0]) == pytest.approx(raw[1])
     with pytest.raises(ValueError, match="multioutput"):
         rpiq_score(y_true, y_pred, multioutput="bogus")
+    with pytest.raises(ValueError, match="one weight per output"):
+        rpiq_score(y_true, y_pred, multioutput=[1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("n", [2, 4, 5, 10, 101])
+def test_rpiq_weighted_quartiles_match_numpy_for_equal_weights(n):
+    rng = np.random.default_rng(n)
+    y_true = rng.lognormal(size=n)
+    y_pred = y_true + rng.normal(size=n)
+    iqr = np.subtract(*np.quantile(y_true, [0.75, 0.25]))
+    expected = iqr / root_mean_squared_error(y_true, y_pred)
+    for weight in (1.0, 2.0, 0.3):
+        assert rpiq_score(
+            y_true, y_pred, sample_weight=np.full(n, weight)
+        ) == pytest.approx(expected)
+
+
+def test_rpiq_weighted_quartiles_are_symmetric_and_drop_zero_weights():
+    rng = np.random.default_rng(0)
+    y_true = rng.lognormal(size=30)
+    y_pred = y_true + rng.normal(size=30)
+    w = rng.uniform(0.1, 3.0, size=30)
+    # Negating the target and predictions keeps the score.
+    assert rpiq_score(-y_true, -y_pred, sample_weight=w) == pytest.approx(
+        rpiq_score(y_true, y_pred, sample_weight=w)
+    )
+    # A sample of vanishing weight (here the largest) barely counts.
+    y_true = np.array([1.0, 2.0, 3.0, 100.0])
+    y_pred = y_true + [0.5, -0.5, 0.5, -0.5]
+    w = np.array([1.0, 1.0, 1.0, 1e-9])
+    assert rpiq_score(y_true, y_pred, sample_weight=w) == pytest.approx(
+        rpiq_score(y_true[:3], y_pred[:3])
+    )
+    assert rpiq_score(y_true, y_pred, sample_weight=[1.0, 1.0, 1.0, 0.0]) == (
+        pytest.approx(rpiq_score(y_true[:3], y_pred[:3]))
+    )
+    assert rpiq_score(-y_true, -y_pred, sample_weight=w) == pytest.approx(
+        rpiq_score(y_true[:3], y_pred[:3])
+    )
+
+
+def test_rpiq_integer_weights_pull_the_quartiles():
+    from skestimators.metrics._regression import _weighted_quantile
+
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    # Within the range, monotone in q, and drawn towards the heavy sample.
+    q = np.linspace(0.0, 1.0, 11)
+    heavy_top = _weighted_quantile(y, q, np.array([1.0, 1.0, 1.0, 3.0]))
+    assert (heavy_top >= 1.0).all() and (heavy_top <= 4.0).all()
+    assert (np.diff(heavy_top) >= 0).all()
+    assert (heavy_top >= np.quantile(y, q)).all()
+    assert heavy_top[5] > np.quantile(y, 0.5)
+    # Weight 3 on the top sample: half of the mass, so its upper quartile.
+    assert _weighted_quantile(y, 0.75, np.array([1.0, 1.0, 1.0, 3.0])) == 4.0
+
+
+@pytest.mark.parametrize(
+    "sample_weight, match",
+    [
+        ([1.0, -1.0, 1.0, 1.0], "Negative values"),
+        ([0.0, 0.0, 0.0, 0.0], "non-zero"),
+        ([np.nan, 1.0, 1.0, 1.0], "NaN"),
+    ],
+)
+def test_rpiq_sample_weight_errors(sample_weight, match):
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match=match):
+        rpiq_score(y, y + 0.5, sample_weight=sample_weight)
 
 
 def test_scorers_in_cross_validate(soc):

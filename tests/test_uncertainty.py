@@ -163,6 +163,16 @@ def test_deep_ensemble_needs_a_random_state():
         DeepEnsembleRegressor(LinearRegression()).fit(X, y)
 
 
+@pytest.mark.parametrize("estimator", [object(), None, "net"])
+def test_deep_ensemble_tags_of_an_invalid_estimator_before_fit(estimator):
+    from sklearn.utils import get_tags
+
+    ens = DeepEnsembleRegressor(estimator)
+    assert get_tags(ens).estimator_type == "regressor"
+    with pytest.raises(InvalidParameterError, match="estimator"):
+        ens.fit(np.zeros((4, 2)), np.arange(4.0))
+
+
 # -- MAPIE as a client ---------------------------------------------------------------
 def _coverage(y, pis):
     return float(np.mean((y >= pis[:, 0, 0]) & (y <= pis[:, 1, 0])))
@@ -304,6 +314,51 @@ def test_calibration_block_size_matches_the_prediction_distances():
     assert near < gap  # predictions next to samples: small calibration blocks
     with pytest.raises(ValueError, match="at least one candidate"):
         calibration_block_size(coords, coords, block_sizes=[])
+    # An array of candidates works like a list.
+    assert (
+        calibration_block_size(
+            coords[~east], coords[east], block_sizes=np.array(sizes), random_state=0
+        )
+        == gap
+    )
+    with pytest.raises(ValueError, match="at least one candidate"):
+        calibration_block_size(coords, coords, block_sizes=np.array([]))
+
+
+def test_calibration_block_size_skips_candidates_too_large_for_the_folds():
+    _, _, coords = make_soc(300, n_years=1, random_state=0)
+    extent = float(np.ptp(coords, axis=0).max())
+    sizes = [2_500.0, 5_000.0]
+    chosen = calibration_block_size(
+        coords, coords[:40] + 50.0, block_sizes=sizes, random_state=0
+    )
+    # One block holds all samples: no 5 folds; it is skipped, not fatal.
+    assert (
+        calibration_block_size(
+            coords, coords[:40] + 50.0, block_sizes=[*sizes, 2 * extent], random_state=0
+        )
+        == chosen
+    )
+    with pytest.raises(ValueError, match=r"None of the block_sizes \[.*\] splits"):
+        calibration_block_size(coords, coords, block_sizes=[2 * extent, 3 * extent])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"prediction_coords": np.zeros((3, 3))}, r"prediction_coords must .* \(n_"),
+        ({"prediction_coords": np.zeros(3)}, "prediction_coords must be an array"),
+        ({"prediction_coords": np.zeros((0, 2))}, "at least one point"),
+        ({"prediction_coords": [[0.0, np.nan]]}, "prediction_coords contains NaN"),
+        ({"coords": np.full((10, 2), np.inf)}, "coords contains NaN or infinite"),
+        ({"n_splits": 1}, "n_splits must be an integer >= 2"),
+    ],
+)
+def test_calibration_block_size_validates_its_inputs(kwargs, match):
+    coords = np.random.default_rng(0).uniform(0, 100, size=(50, 2))
+    params = {"coords": coords, "prediction_coords": coords[:5], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        calibration_block_size(**params, block_sizes=[10.0])
 
 
 def test_soc_recipe_gives_std_on_the_transformed_scale():

@@ -166,6 +166,12 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
                 f"Unknown label type: {target!r}. SoftVotingClassifier needs class "
                 "labels or a 0/1 label matrix."
             )
+        if target == "multilabel-indicator" and not np.isin(y_arr, (0, 1)).all():
+            raise ValueError(
+                "SoftVotingClassifier needs a multilabel y as a 0/1 label matrix "
+                "(1 = the label applies); got the values "
+                f"{np.unique(y_arr).tolist()}. Map them to 0 and 1."
+            )
         if target != "multilabel-indicator" and np.unique(y_arr).size == 1:
             raise ValueError(
                 "SoftVotingClassifier needs samples of at least two classes in y; "
@@ -275,7 +281,7 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         tags = super().__sklearn_tags__()
         try:
             members = [get_tags(m) for _, m in self.estimators if not _dropped(m)]
-        except (TypeError, ValueError):  # invalid estimators: fit will say so
+        except (AttributeError, TypeError, ValueError):  # invalid: fit says so
             return tags
         tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in members)
         tags.input_tags.sparse = all(t.input_tags.sparse for t in members)

@@ -23,7 +23,11 @@ def _squared_errors(y_true, y_pred, sample_weight) -> tuple[np.ndarray, np.ndarr
     weights = None
     if sample_weight is not None:
         weights = np.asarray(sample_weight, dtype=np.float64)
-        if weights.ndim != 1 or (weights < 0).any() or weights.sum() <= 0:
+        if weights.ndim != 1 or not np.isfinite(weights).all():
+            raise ValueError(
+                "sample_weight must be 1-D and finite (no NaN or infinite values)."
+            )
+        if (weights < 0).any() or weights.sum() <= 0:
             raise ValueError("sample_weight must be 1-D, non-negative, not all 0.")
     return (true - pred) ** 2, weights
 

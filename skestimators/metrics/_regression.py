@@ -5,17 +5,28 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import get_scorer, make_scorer, root_mean_squared_error
 from sklearn.utils import check_consistent_length
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import _check_sample_weight, check_array
 
 __all__ = ["regression_scorers", "rpiq_score", "rpiq_scorer"]
 
 
 def _weighted_quantile(values, q, weights=None):
-    """Linear-interpolation quantile that reduces to NumPy's default unweighted.
+    """Weighted linear-interpolation quantile, NumPy's default for equal weights.
 
-    Sorted values sit at cumulative positions ``(S_i - w_i) / (S_n - w_n)``
-    (``S`` the cumulative weights), which are ``(i - 1) / (n - 1)`` for equal
-    weights, i.e. ``np.quantile(values, q)``.
+    The weighted version of Hyndman and Fan's type 7 (``np.quantile``'s
+    ``"linear"`` method) of Akinshin [1]_: the sorted values get the
+    consecutive stretches of ``[0, 1]`` of their normalised weights, and the
+    ``q``-quantile averages them over the window
+    ``[q (n* - 1) / n*, (q (n* - 1) + 1) / n*]``, each in proportion to its
+    overlap, where ``n* = (sum w)**2 / sum w**2`` is Kish's effective sample
+    size. For equal weights it is ``np.quantile(values, q)``; it is
+    symmetric (the ``q``-quantile of ``-values`` is minus their
+    ``(1 - q)``-quantile), invariant to rescaling the weights, and a
+    point's influence vanishes with its weight, so a zero weight drops it.
+
+    References
+    ----------
+    .. [1] A. Akinshin, "Weighted quantile estimators", arXiv:2304.07265, 2023.
     """
     if weights is None:
         return np.quantile(values, q)
@@ -23,11 +34,14 @@ def _weighted_quantile(values, q, weights=None):
     values, weights = values[keep], weights[keep]
     order = np.argsort(values, kind="stable")
     values, weights = values[order], weights[order]
-    if len(values) == 1:
-        return np.full(np.shape(q), values[0])
-    cum = np.cumsum(weights)
-    positions = (cum - weights) / (cum[-1] - weights[-1])
-    return np.interp(q, positions, values)
+    total = weights.sum()
+    n_eff = total**2 / np.sum(weights**2)
+    edges = np.concatenate([[0.0], np.cumsum(weights) / total])
+    low = np.reshape(q, (-1, 1)) * (n_eff - 1) / n_eff
+    high = low + 1 / n_eff
+    overlap = np.clip(edges[1:], low, high) - np.clip(edges[:-1], low, high)
+    quantiles = overlap @ values / overlap.sum(axis=1)
+    return quantiles.reshape(np.shape(q))
 
 
 def rpiq_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
@@ -44,12 +58,18 @@ def rpiq_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_avera
     y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Predictions.
     sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights, applied to both the RMSE and the quartiles (a weighted
-        linear-interpolation quantile equal to :func:`numpy.quantile` for
-        equal weights).
-    multioutput : {"raw_values", "uniform_average"} or array-like, \
-            default="uniform_average"
-        How to combine the ratios of several outputs.
+        Non-negative sample weights, applied to both the RMSE and the
+        quartiles. The quartiles are the weighted linear-interpolation
+        quantiles of Akinshin [2]_: equal to :func:`numpy.quantile` for equal
+        weights, unchanged by rescaling the weights, symmetric (negating
+        ``y_true`` and ``y_pred`` keeps the score), and a sample's influence
+        vanishes with its weight. Integer weights are not repetitions: a
+        weight of 2 counts more than 1, but the quartiles differ from those
+        of the sample listed twice.
+    multioutput : {"raw_values", "uniform_average"} or array-like of shape \
+            (n_outputs,), default="uniform_average"
+        How to combine the ratios of several outputs: return them all, their
+        mean, or their average with these weights.
 
     Returns
     -------
@@ -66,6 +86,7 @@ def rpiq_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_avera
        indicators commonly used for assessing the quality of the prediction
        of soil attributes by NIR spectroscopy", TrAC Trends in Analytical
        Chemistry 29(9), 1073-1081, 2010.
+    .. [2] A. Akinshin, "Weighted quantile estimators", arXiv:2304.07265, 2023.
 
     Examples
     --------
@@ -84,7 +105,7 @@ def rpiq_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_avera
         )
     weights = None
     if sample_weight is not None:
-        weights = np.asarray(sample_weight, dtype=float)
+        weights = _check_sample_weight(sample_weight, y_true, ensure_non_negative=True)
     errors = root_mean_squared_error(
         y_true, y_pred, sample_weight=weights, multioutput="raw_values"
     )
@@ -105,7 +126,13 @@ def rpiq_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_avera
                 f"weights, got {multioutput!r}."
             )
         return float(np.mean(scores))
-    return float(np.average(scores, weights=multioutput))
+    output_weights = np.asarray(multioutput, dtype=float)
+    if output_weights.shape != scores.shape:
+        raise ValueError(
+            f"multioutput has shape {output_weights.shape}, but there are "
+            f"{len(scores)} outputs: give one weight per output."
+        )
+    return float(np.average(scores, weights=output_weights))
 
 
 #: Scorer for :func:`rpiq_score` (greater is better).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -34,8 +36,10 @@ def calibration_block_size(
     prediction_coords : array-like of shape (n_points, 2)
         Where the model will predict: the pixels of a map, or the test fold
         of an outer spatial cross-validation.
-    block_sizes : sequence of float
-        The candidate block sizes, in the units of the coordinates.
+    block_sizes : array-like of float
+        The candidate block sizes, in the units of the coordinates. A
+        candidate too large to divide ``coords`` into ``n_splits`` non-empty
+        blocks is skipped.
     n_splits : int, default=5
         Number of folds of the calibration splitter.
     random_state : int, RandomState instance or None, default=None
@@ -67,18 +71,25 @@ def calibration_block_size(
     >>> calibration_block_size(coords, near, block_sizes=sizes, random_state=0)
     5.0
     """
-    coords = np.asarray(coords, dtype=float)
-    target = np.median(cKDTree(coords).query(np.asarray(prediction_coords))[0])
-    if not block_sizes:
+    coords = _check_xy(coords, "coords")
+    prediction_coords = _check_xy(prediction_coords, "prediction_coords")
+    if not isinstance(n_splits, numbers.Integral) or n_splits < 2:
+        raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}.")
+    sizes = np.asarray(block_sizes, dtype=float).ravel()
+    if sizes.size == 0:
         raise ValueError("block_sizes must hold at least one candidate block size.")
-    best, best_gap = None, np.inf
-    for size in block_sizes:
+    target = np.median(cKDTree(coords).query(prediction_coords)[0])
+    best, best_gap, too_large = None, np.inf, []
+    for size in sizes:
         cv = SpatialBlockKFold(
             n_splits=n_splits,
             block_size=float(size),
             shuffle=True,
             random_state=random_state,
         )
+        if np.unique(cv.block_labels(coords)).size < n_splits:
+            too_large.append(float(size))  # too few blocks for n_splits folds
+            continue
         distances = [
             cKDTree(coords[train]).query(coords[test])[0]
             for train, test in cv.split(coords, groups=coords)
@@ -87,4 +98,23 @@ def calibration_block_size(
         gap = abs(np.log(max(median, 1e-12) / max(target, 1e-12)))
         if gap < best_gap:
             best, best_gap = float(size), gap
+    if best is None:
+        raise ValueError(
+            f"None of the block_sizes {too_large} splits coords into at least "
+            f"n_splits={n_splits} non-empty blocks; give smaller candidates or "
+            "fewer splits."
+        )
     return best
+
+
+def _check_xy(coords, name) -> np.ndarray:
+    """``coords`` as a finite float array of shape ``(n, 2)``, n >= 1."""
+    coords = np.asarray(coords, dtype=float)
+    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) == 0:
+        raise ValueError(
+            f"{name} must be an array of shape (n_points, 2) with at least one "
+            f"point; got shape {coords.shape}."
+        )
+    if not np.isfinite(coords).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return coords
