@@ -639,3 +639,231 @@ def test_safe_loader_runs_no_code_from_the_file(tmp_path):
     with pytest.raises(ModelFileError, match="not a valid skops file"):
         skestimators.load(path)
     assert not marker.exists()
+
+
+def _object_array(items):
+    array = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        array[i] = item
+    return array
+
+
+@pytest.mark.parametrize("crafted", [False, True])
+def test_trees_stored_as_an_object_array_are_refused(tmp_path, boosting, crafted):
+    # skops can store ``_predictors`` as a 1-D object array of per-iteration
+    # lists, which scikit-learn iterates like the list: its trees used to go
+    # unchecked, and a crafted child index crashed the process at predict.
+    model, _ = boosting
+    evil = copy.deepcopy(model)
+    if crafted:
+        nodes = evil._predictors[0][0].nodes
+        nodes["left"][np.flatnonzero(nodes["is_leaf"] == 0)[0]] = 10**7
+    evil._predictors = _object_array(evil._predictors)
+    path = skestimators.save(evil, tmp_path / "evil.skops", format="safe")
+    with pytest.raises(ModelFileError, match="not a list of lists of TreePredictor"):
+        skestimators.load(path)
+
+
+@pytest.mark.parametrize(
+    "hide",
+    [
+        lambda tree: _object_array([tree]),
+        lambda tree: {tree: 1},
+        lambda tree: frozenset([tree]),
+        lambda tree: ((tree,),),
+    ],
+    ids=["object array", "dict key", "frozenset", "tuple"],
+)
+def test_a_tree_hidden_outside_a_model_is_found(boosting, hide):
+    from skestimators._io._trees import check_tree_predictors
+
+    model, _ = boosting
+    tree = copy.deepcopy(model._predictors[0][0])
+    holder = make_pipeline(StandardScaler())
+    holder.hidden = hide(tree)
+    with pytest.raises(ValueError, match="outside any model"):
+        check_tree_predictors(holder)
+    check_tree_predictors(model)  # the model's own trees pass
+
+
+# -- a safe file is never unpickled ---------------------------------------------------
+
+
+_DROP = object()
+
+
+def _rewrite(path, data, **sidecar):
+    """Replace a model file and update its sidecar to match (an attacker's move);
+    a sidecar entry given as ``_DROP`` is removed."""
+    path.write_bytes(data)
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta.update(sha256=file_sha256(path), **sidecar)
+    meta = {k: v for k, v in meta.items() if v is not _DROP}
+    side.write_text(json.dumps(meta))
+
+
+def test_a_pickle_named_skops_is_never_unpickled(tmp_path, small_model):
+    marker = tmp_path / "pwned"
+    path = skestimators.save(small_model, tmp_path / "model.skops")
+    _rewrite(path, pickle.dumps(_Payload(marker)), serialization="pickle")
+    with pytest.raises(ModelFileError, match="named '.skops' is never unpickled"):
+        skestimators.load(path)
+    sidecar_path(path).unlink()
+    with pytest.raises(ModelFileError, match="named '.skops' is never unpickled"):
+        skestimators.load(path, trust=True)
+    assert not marker.exists()
+
+
+def test_a_zip_is_never_unpickled(tmp_path, small_model, monkeypatch):
+    safe = skestimators.save(small_model, tmp_path / "safe.skops")
+    path = skestimators.save(small_model, tmp_path / "m.joblib", format="pickle")
+    _rewrite(path, safe.read_bytes(), serialization="pickle")
+    unpickled = []
+    monkeypatch.setattr("joblib.load", lambda *a, **k: unpickled.append(a))
+    with pytest.raises(ModelFileError, match="zip file .* never unpickled"):
+        skestimators.load(path)
+    assert not unpickled
+
+
+def test_a_sidecar_without_serialization_is_refused(tmp_path, small_model):
+    marker = tmp_path / "pwned"
+    path = skestimators.save(small_model, tmp_path / "m.joblib", format="pickle")
+    _rewrite(path, pickle.dumps(_Payload(marker)), serialization=_DROP)
+    with pytest.raises(ModelFileError, match="no 'serialization' entry"):
+        skestimators.load(path)
+    assert not marker.exists()
+
+
+def test_a_pickle_is_not_saved_under_a_skops_name(tmp_path, small_model):
+    with pytest.raises(ModelFileError, match=r"e\.g\. m\.joblib"):
+        skestimators.save(small_model, tmp_path / "m.skops", format="pickle")
+    X = np.random.RandomState(0).normal(size=(20, 2))
+    untrusted = make_pipeline(Custom(), LinearRegression()).fit(X, X[:, 0])
+    with pytest.raises(ModelFileError, match="cannot hold a pickle"):
+        skestimators.save(untrusted, tmp_path / "m.skops")  # format="auto"
+    assert list(tmp_path.iterdir()) == []
+    # A pickle under another name still loads, as documented.
+    path = skestimators.save(small_model, tmp_path / "m.joblib", format="pickle")
+    assert read_metadata(path)["serialization"] == "pickle"
+    assert hasattr(skestimators.load(path), "predict")
+
+
+# -- the sidecar's content ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("returned", ["return_estimator", "return_indices"])
+def test_cv_scores_keep_the_numbers_of_cross_validate(tmp_path, small_model, returned):
+    from sklearn.model_selection import cross_validate
+
+    X = np.random.RandomState(0).normal(size=(30, 3))
+    scores = cross_validate(
+        LinearRegression(), X, X @ [1, 2, 3], cv=3, **{returned: True}
+    )
+    path = skestimators.save(small_model, tmp_path / "m.skops", cv_scores=scores)
+    stored = read_metadata(path)["cv_scores"]
+    assert set(stored) == {"test_score", "fit_time", "score_time"}
+    assert stored["test_score"]["values"] == pytest.approx(list(scores["test_score"]))
+
+
+def test_a_failed_fold_is_written_as_valid_json(tmp_path, small_model):
+    scores = {"test_score": [0.5, float("nan"), 0.7], "fit_time": [0.1, 0.1, 0.1]}
+    path = skestimators.save(small_model, tmp_path / "m.skops", cv_scores=scores)
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    raw = json.loads(sidecar_path(path).read_text(), parse_constant=refuse)
+    assert raw["cv_scores"]["test_score"]["values"] == [0.5, None, 0.7]
+    assert raw["cv_scores"]["test_score"]["mean"] is None
+    stored = read_metadata(path)["cv_scores"]["test_score"]
+    assert stored["values"][0] == 0.5 and np.isnan(stored["values"][1])
+    assert np.isnan(stored["mean"]) and np.isnan(stored["std"])
+    assert read_metadata(path)["cv_scores"]["fit_time"]["mean"] == pytest.approx(0.1)
+    with pytest.raises(ModelFileError, match="cv_scores must be"):
+        skestimators.save(small_model, tmp_path / "n.skops", cv_scores="high")
+    assert not (tmp_path / "n.skops").exists()
+
+
+def test_sparse_training_data(tmp_path):
+    import scipy.sparse as sp
+
+    from skestimators._io._layout import data_fingerprint
+
+    X = sp.random(30, 5, density=0.3, format="csr", random_state=0)
+    y = np.random.RandomState(0).normal(size=30)
+    model = LinearRegression().fit(X, y)
+    path = skestimators.save(model, tmp_path / "m.skops", training_data=(X, y))
+    assert read_metadata(path)["training_data"]["n_samples"] == 30
+    doubled = X.copy()
+    doubled.data = doubled.data * 2
+    fingerprint = data_fingerprint(X)["X_sha256"]
+    assert data_fingerprint(doubled)["X_sha256"] != fingerprint
+    assert data_fingerprint(X[::-1])["X_sha256"] != fingerprint  # rows reordered
+    # The same matrix in another sparse format has the same fingerprint.
+    assert data_fingerprint(X.tocsc())["X_sha256"] == fingerprint
+    assert data_fingerprint(X.toarray())["X_sha256"] != fingerprint  # dense
+
+
+# -- every load error is a ModelFileError ---------------------------------------------
+
+
+def _zip(**entries):
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in entries.items():
+            archive.writestr(name.replace("_", "."), text)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "[1, 2]",
+        '{"__class__": 3}',
+        '{"__class__": "Ridge", "__module__": "sklearn.linear_model._ridge", '
+        '"__loader__": "ObjectNode", "content": 5, "protocol": 2, '
+        '"_skops_version": "0.16"}',
+    ],
+)
+def test_a_malformed_skops_schema_is_a_model_file_error(tmp_path, small_model, schema):
+    path = skestimators.save(small_model, tmp_path / "m.skops")
+    _rewrite(path, _zip(schema_json=schema))
+    with pytest.raises(ModelFileError, match="not a valid skops file"):
+        skestimators.load(path)
+    sidecar_path(path).unlink()
+    with pytest.raises(ModelFileError, match="not a valid skops file"):
+        skestimators.load(path, trust=True)
+
+
+def test_an_empty_model_file_is_named_so(tmp_path, small_model):
+    for name, format in [("m.skops", "safe"), ("m.joblib", "pickle")]:
+        path = skestimators.save(small_model, tmp_path / name, format=format)
+        _rewrite(path, b"")
+        with pytest.raises(ModelFileError, match="is empty"):
+            skestimators.load(path)
+
+
+@pytest.mark.parametrize("versions", [["torch"], "torch", 3])
+def test_a_sidecar_with_damaged_versions_is_refused(tmp_path, small_model, versions):
+    path = skestimators.save(small_model, tmp_path / "m.skops")
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta["versions"] = versions
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="'versions' entry"):
+        skestimators.load(path)
+
+
+def test_trusted_must_be_a_list(tmp_path):
+    X = np.random.RandomState(0).normal(size=(20, 2))
+    model = make_pipeline(Custom(), LinearRegression()).fit(X, X[:, 0])
+    path = skestimators.save(model, tmp_path / "m.skops", format="safe")
+    name = f"{__name__}.Custom"
+    with pytest.raises(ModelFileError, match=r"pass a list, e\.g\. trusted=\["):
+        skestimators.load(path, trusted=name)
+    with pytest.raises(ModelFileError, match="type names"):
+        skestimators.load(path, trusted=[3])
+    assert hasattr(skestimators.load(path, trusted=(name,)), "predict")

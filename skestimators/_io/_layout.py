@@ -187,7 +187,22 @@ def _is_first(estimator, target) -> bool:
             return True
 
 
+def _hash_sparse(digest, value) -> None:
+    """Hash a SciPy sparse matrix or array by its values, whatever its format."""
+    csr = value.tocsr(copy=True)
+    csr.sum_duplicates()  # also sorts the column indices of each row
+    csr.eliminate_zeros()
+    digest.update(f"sparse{csr.dtype.str}{tuple(csr.shape)}".encode())
+    for part in (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data):
+        digest.update(np.ascontiguousarray(part).data)
+
+
 def _hash_array(digest, value) -> None:
+    from scipy import sparse
+
+    if sparse.issparse(value):
+        _hash_sparse(digest, value)
+        return
     if isinstance(value, (pd.DataFrame, pd.Series)):
         frame = value.to_frame() if isinstance(value, pd.Series) else value
         digest.update(repr([str(c) for c in frame.columns]).encode())
@@ -217,7 +232,9 @@ def data_fingerprint(X, y=None) -> dict:
     -------
     fingerprint : dict
         ``n_samples``, ``X_sha256`` (over every named input, its name, dtype,
-        shape and values) and ``y_sha256`` (None without ``y``).
+        shape and values; a SciPy sparse matrix or array by its nonzero
+        values and their positions, whatever its sparse format) and
+        ``y_sha256`` (None without ``y``).
 
     Examples
     --------
@@ -234,7 +251,8 @@ def data_fingerprint(X, y=None) -> dict:
     for name, value in mapping.items():
         digest.update(str(name).encode())
         _hash_array(digest, value)
-        n_samples = len(value)
+        shape = getattr(value, "shape", None)
+        n_samples = int(shape[0]) if shape else len(value)
     y_sha = None
     if y is not None:
         y_digest = hashlib.sha256()

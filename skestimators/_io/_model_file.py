@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._layout import data_fingerprint, final_estimator, input_layout
 from ._safe import PICKLE, SAFE, choose_format, load_safe
-from ._sidecar import _cv_summary, _devices, _targets, versions
+from ._sidecar import _cv_from_json, _cv_summary, _devices, _targets, versions
 
 __all__ = [
     "ModelFileError",
@@ -206,6 +206,25 @@ def _training_fingerprint(training_data):
     return X, data_fingerprint(X, y)
 
 
+def _cv_scores_summary(cv_scores):
+    if cv_scores is None:
+        return None
+    try:
+        return _cv_summary(cv_scores)
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from exc
+
+
+def _safe_format_name(path: Path) -> bool:
+    """Whether the file's name says it is in the safe format: ``*.skops``."""
+    return path.name.lower().endswith(".skops")
+
+
+def _pickle_name(path: Path) -> str:
+    """A name to suggest for a pickle instead of ``path``'s ``.skops`` one."""
+    return path.name[: -len(".skops")] + ".joblib"
+
+
 def _write_pickle(estimator, tmp: Path) -> None:
     try:
         joblib.dump(estimator, tmp)
@@ -252,7 +271,9 @@ def save(
         A fitted estimator or Pipeline.
     path : str or path-like
         The model file to write (``.skops`` or ``.joblib`` by convention);
-        its folder must exist.
+        its folder must exist. A name ending in ``.skops`` is kept for the
+        safe format: :func:`load` never unpickles such a file, so a pickle
+        is refused under it.
     format : {"auto", "safe", "pickle"}, default="auto"
         ``"safe"``: a skops file, or a :class:`ModelFileError` when the
         model cannot be stored so (skops or safetensors is not installed,
@@ -264,7 +285,11 @@ def save(
     cv_scores : array-like or dict, default=None
         Cross-validation scores: an array, or the dict returned by
         :func:`sklearn.model_selection.cross_validate`; stored with their
-        mean and standard deviation.
+        mean and standard deviation. Of a dict, the entries that are numbers
+        are kept (``test_*``, ``train_*``, ``fit_time``, ``score_time``),
+        the others dropped (``estimator``, ``indices``). A NaN score (a fold
+        that failed) is stored as null, which :func:`read_metadata` reads
+        back as NaN.
     training_data : tuple (X, y) or (X,), default=None
         The training data. Its SHA-256 fingerprint and number of samples are
         stored (not the data), and ``X`` defines the expected input exactly.
@@ -277,10 +302,10 @@ def save(
     Raises
     ------
     ModelFileError
-        If ``estimator`` is not an estimator, ``format`` or
-        ``training_data`` is invalid, the model cannot be serialized, or the
-        files cannot be written (:class:`ModelFileNotFoundError` when the
-        folder does not exist).
+        If ``estimator`` is not an estimator, ``format``, ``cv_scores`` or
+        ``training_data`` is invalid, the model cannot be serialized (or
+        would be a pickle named ``*.skops``), or the files cannot be written
+        (:class:`ModelFileNotFoundError` when the folder does not exist).
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
 
@@ -333,12 +358,24 @@ def save(
         raise ModelFileError(
             f"format must be 'auto', 'safe' or 'pickle', got {format!r}."
         )
+    if format == PICKLE and _safe_format_name(path):
+        raise ModelFileError(
+            f"A pickle cannot be saved as {path.name}: a '.skops' file is never "
+            "unpickled by load. Save it under another name (e.g. "
+            f"{_pickle_name(path)})."
+        )
     if not path.parent.is_dir():
         raise ModelFileNotFoundError(f"Folder {path.parent} does not exist.")
     if not _main_process():
         return path  # data-parallel job: process 0 writes the (identical) model
     X, fingerprint = _training_fingerprint(training_data)
-    serialization, safe_bytes = choose_format(estimator, format, ModelFileError)
+    cv_summary = _cv_scores_summary(cv_scores)
+    serialization, safe_bytes = choose_format(
+        estimator,
+        format,
+        ModelFileError,
+        pickle_name=_pickle_name(path) if _safe_format_name(path) else None,
+    )
     if serialization == "pickle":
         main_refs = _main_references(estimator)
         if main_refs:
@@ -373,7 +410,7 @@ def save(
             "input": input_layout(estimator, X),
             "targets": _targets(estimator),
             "training_data": fingerprint,
-            "cv_scores": None if cv_scores is None else _cv_summary(cv_scores),
+            "cv_scores": cv_summary,
         }
         tmp_side.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         # The model first, the sidecar last: a crash in between leaves a
@@ -404,7 +441,8 @@ def read_metadata(path) -> dict:
     Returns
     -------
     metadata : dict
-        The sidecar's content, see :func:`save`.
+        The sidecar's content, see :func:`save`; cross-validation scores
+        stored as null (folds that failed) are read as NaN.
 
     Raises
     ------
@@ -424,6 +462,8 @@ def read_metadata(path) -> dict:
     ('skestimators-model/1', [0, 1])
     """
     side = sidecar_path(path)
+    if side.exists() and not side.is_file():
+        raise ModelFileError(f"The sidecar {side} of the model {path} is not a file.")
     if not side.is_file():
         raise ModelFileError(
             f"The model {path} has no sidecar {side.name}: it was not written by "
@@ -434,8 +474,12 @@ def read_metadata(path) -> dict:
         metadata = json.loads(side.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"The sidecar {side} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read the sidecar {side}: {exc}") from exc
     if not isinstance(metadata, dict) or "sha256" not in metadata:
         raise ModelFileError(f"The sidecar {side} has no 'sha256' entry.")
+    if "cv_scores" in metadata:
+        metadata["cv_scores"] = _cv_from_json(metadata["cv_scores"])
     return metadata
 
 
@@ -447,7 +491,12 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
     a file swapped on disk meanwhile is never loaded. The sidecar says how
     the model was stored. A model in the safe format (skops) is rebuilt only
     from trusted types, and is refused otherwise, naming the types; a pickle
-    is unpickled, which runs any code its author chose. A warning is given
+    is unpickled, which runs any code its author chose. A file is never
+    unpickled when it is a zip (as a skops file is) or its name ends in
+    ``.skops``, whatever its sidecar says: whoever can replace a safe file
+    and its sidecar cannot make ``load`` run their code. A pickle loads
+    under another name (``save(..., format="pickle")`` refuses a ``.skops``
+    one; ``.joblib`` by convention). A warning is given
     when the versions of skestimators, torch or scikit-learn differ from the
     ones the model was saved with (the model may still work; retrain or pin
     them to be sure). A model whose networks were on a GPU loads onto the
@@ -461,12 +510,14 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
         Load a model file that has no sidecar (a pickle written by
         ``joblib.dump``, or a file whose sidecar was lost). Its integrity and
         versions cannot be checked then; a skops file still goes through the
-        safe loader. A sidecar that is present is always checked.
+        safe loader, and a file named ``*.skops`` is still never unpickled.
+        A sidecar that is present is always checked.
     trusted : list of str or type, default=None
         Types a safe-format file may contain besides the default-trusted
         ones (scikit-learn's estimators, NumPy, builtins and the estimators
         of skestimators): ``"module.Class"`` names as the error lists them,
-        or the classes themselves. Ignored for pickles.
+        or the classes themselves; a list even for one type
+        (``trusted=["module.Class"]``). Ignored for pickles.
 
     Returns
     -------
@@ -481,7 +532,9 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
         If a safe-format file holds a type that is not trusted.
     ModelFileError
         If the sidecar is missing (and ``trust`` is False), unreadable, or
-        its hash does not match the file, or the file cannot be loaded.
+        its hash does not match the file, if the file is empty or cannot be
+        loaded, if it would have to be unpickled but is a zip or named
+        ``*.skops``, or if ``trusted`` is not a list.
 
     Warns
     -----
@@ -514,18 +567,26 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
     skestimators._io._model_file.ModelFileError: ... does not match ...
     """
     path = Path(os.fspath(path))
+    trusted = _check_trusted(trusted)
     if not path.is_file():
         raise ModelFileNotFoundError(f"Model file {path} does not exist.")
     if not sidecar_path(path).exists() and trust:
         data = _read_bytes(path)
+        _check_not_empty(data, path)
         if data[:4] == b"PK\x03\x04":  # a skops (zip) file: still the safe loader
             return load_safe(data, path, trusted, ModelFileError, UntrustedTypeError)
         return _unpickle(data, path)
     metadata = read_metadata(path)
     data = _read_bytes(path)
+    _check_not_empty(data, path)
     _check_digest(path, hashlib.sha256(data).hexdigest(), metadata)
     check_versions(metadata, path)
-    serialization = metadata.get("serialization", PICKLE)
+    if "serialization" not in metadata:
+        raise ModelFileError(
+            f"The sidecar of {path} does not say how the model was stored (no "
+            "'serialization' entry); refusing to guess. Save the model again."
+        )
+    serialization = metadata["serialization"]
     if serialization == SAFE:
         return load_safe(data, path, trusted, ModelFileError, UntrustedTypeError)
     if serialization != PICKLE:
@@ -536,7 +597,47 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
     return _unpickle(data, path)
 
 
+def _check_trusted(trusted):
+    """``trusted`` as a list, or a ModelFileError naming what is wrong."""
+    if trusted is None:
+        return None
+    if isinstance(trusted, (str, bytes)) or not hasattr(trusted, "__iter__"):
+        raise ModelFileError(
+            f"trusted must be a list of type names or types, got {trusted!r}: pass "
+            f"a list, e.g. trusted=[{trusted!r}]."
+        )
+    trusted = list(trusted)
+    for item in trusted:
+        if not isinstance(item, str) and not hasattr(item, "__qualname__"):
+            raise ModelFileError(
+                f"trusted must hold type names ('module.Class') or types, got {item!r}."
+            )
+    return trusted
+
+
+def _check_not_empty(data: bytes, path) -> None:
+    if not data:
+        raise ModelFileError(
+            f"The model file {path} is empty (0 bytes): it was not written "
+            "completely, or was truncated. Save the model again."
+        )
+
+
 def _unpickle(data: bytes, path):
+    """Unpickle a model file, unless it is (or is named as) a safe-format one."""
+    if data[:2] == b"PK":
+        raise ModelFileError(
+            f"Refusing to unpickle {path}: it is a zip file (the safe format, "
+            "skops), which is never unpickled. Its sidecar was altered or does "
+            "not belong to it."
+        )
+    if _safe_format_name(path):
+        raise ModelFileError(
+            f"Refusing to unpickle {path}: a file named '.skops' is never "
+            "unpickled, and it is not a skops file. If it is a pickle from a "
+            "source you trust, rename it (and its sidecar, if any) to "
+            f"{_pickle_name(path)}."
+        )
     try:
         return joblib.load(io.BytesIO(data))
     except Exception as exc:  # whatever the pickle raised, said in one line
@@ -560,8 +661,16 @@ def check_integrity(path, metadata) -> None:
 
 
 def check_versions(metadata, path="the model") -> None:
-    """Warn about package, torch and scikit-learn versions differing from now."""
+    """Warn about package, torch and scikit-learn versions differing from now.
+
+    Raises ModelFileError if the sidecar's ``versions`` is not a mapping.
+    """
     saved = metadata.get("versions") or {}
+    if not isinstance(saved, dict):
+        raise ModelFileError(
+            f"The sidecar of {path} is damaged: its 'versions' entry is a "
+            f"{type(saved).__name__}, not a mapping of library names to versions."
+        )
     current = versions()
     differ = [
         f"{name} {saved[name]} (installed {current[name]})"

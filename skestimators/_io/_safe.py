@@ -13,7 +13,6 @@ contrast, run whatever the file tells them to.
 from __future__ import annotations
 
 import importlib
-import zipfile
 from importlib.util import find_spec
 
 from sklearn.base import BaseEstimator
@@ -98,23 +97,29 @@ def _unsafe_reason(estimator, format: str):
     return None, data
 
 
-def choose_format(estimator, format: str, error):
+def choose_format(estimator, format: str, error, *, pickle_name=None):
     """``(serialization, data)`` for :func:`~skestimators.save`.
 
     ``data`` holds the skops bytes when the safe format is used, else None.
     ``format="safe"`` raises ``error`` when the model cannot be stored
-    safely; ``format="auto"`` falls back to a pickle with a warning saying why.
+    safely; ``format="auto"`` falls back to a pickle with a warning saying
+    why, or raises ``error`` too when ``pickle_name`` is given: the file's
+    name (a ``.skops`` one) is no name for a pickle, and ``pickle_name`` is
+    one to suggest instead.
     """
     if format == PICKLE:
         return PICKLE, None
     reason, data = _unsafe_reason(estimator, format)
     if reason is None:
         return SAFE, data
-    if format == "safe":
-        raise error(
-            f"The model cannot be saved in the safe format: {reason}. "
+    if format == "safe" or pickle_name is not None:
+        advice = (
             "Save it with format='pickle'."
+            if pickle_name is None
+            else "A '.skops' file is never unpickled, so it cannot hold a pickle: "
+            f"save it with format='pickle' under another name (e.g. {pickle_name})."
         )
+        raise error(f"The model cannot be saved in the safe format: {reason}. {advice}")
     import warnings
 
     warnings.warn(
@@ -132,8 +137,10 @@ def load_safe(data: bytes, path, trusted, error, untrusted_error):
 
     try:
         found, untrusted = _untrusted(data)
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise error(f"{path} is not a valid skops file: {exc}") from exc
+    except Exception as exc:  # a zip without a valid schema, in any way
+        raise error(
+            f"{path} is not a valid skops file ({type(exc).__name__}: {exc})"
+        ) from exc
     allowed = {t if isinstance(t, str) else _type_name(t) for t in trusted or []}
     refused = [name for name in untrusted if name not in allowed]
     if refused:

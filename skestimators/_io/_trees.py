@@ -18,21 +18,45 @@ __all__ = ["TREE_PREDICTOR", "check_tree_predictors"]
 TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
-def _objects(obj, seen):
-    """Every object reachable from ``obj`` through attributes and containers."""
+def _slots(item):
+    """Values of the ``__slots__`` of ``item``'s class and its bases."""
+    for cls in type(item).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(item, name):
+                yield getattr(item, name)
+
+
+def _objects(obj):
+    """Every object reachable from ``obj`` through attributes and containers.
+
+    Descends into the attributes (``__dict__`` and ``__slots__``) of objects,
+    into the keys and values of dicts, the items of lists, tuples, sets and
+    frozensets, and the items of NumPy arrays that hold Python objects
+    (object and structured dtypes): skops stores a list of lists as a 1-D
+    object array when it likes, and scikit-learn iterates either alike.
+    """
+    seen = {}  # id -> object: keeps what was visited alive, so ids stay unique
     stack = [obj]
     while stack:
         item = stack.pop()
-        if id(item) in seen or isinstance(item, (str, bytes, np.ndarray)):
+        if id(item) in seen or isinstance(item, (str, bytes)):
             continue
-        seen.add(id(item))
+        seen[id(item)] = item
+        if isinstance(item, np.ndarray):
+            if item.dtype.hasobject:
+                stack.extend(item.ravel().tolist())
+            continue
         yield item
         if isinstance(item, dict):
+            stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set)):
+        elif isinstance(item, (list, tuple, set, frozenset)):
             stack.extend(item)
-        elif hasattr(item, "__dict__") and not isinstance(item, type):
-            stack.extend(vars(item).values())
+        elif not isinstance(item, type):
+            if hasattr(item, "__dict__"):
+                stack.extend(vars(item).values())
+            stack.extend(_slots(item))
 
 
 def _check_nodes(predictor, n_features, is_categorical):
@@ -70,33 +94,54 @@ def _check_nodes(predictor, n_features, is_categorical):
             raise ValueError("a tree's categorical splits are out of range")
 
 
+def _owned_trees(owner, TreePredictor) -> list:
+    """The trees of a HistGradientBoosting model; ValueError unless its
+    ``_predictors`` is exactly what scikit-learn builds: a list (one item per
+    iteration) of lists of ``TreePredictor``."""
+    predictors = getattr(owner, "_predictors", [])
+    wrong = [] if type(predictors) is list else [predictors]
+    for per_iteration in predictors if not wrong else ():
+        if type(per_iteration) is not list:
+            wrong = [per_iteration]
+        else:
+            wrong = [t for t in per_iteration if not isinstance(t, TreePredictor)]
+        if wrong:
+            break
+    if wrong:
+        raise ValueError(
+            f"the trees of a {type(owner).__name__} are not a list of lists of "
+            f"TreePredictor (found a {type(wrong[0]).__name__}); refusing to load it"
+        )
+    return [tree for per_iteration in predictors for tree in per_iteration]
+
+
 def check_tree_predictors(model):
     """Verify every ``TreePredictor`` in ``model``; raise ValueError otherwise.
 
     Each tree must belong to a HistGradientBoosting model found in ``model``
-    (a tree anywhere else is refused) and index only nodes of its own tree
-    and features of that model.
+    (a tree anywhere else is refused), whose ``_predictors`` must be a list
+    of lists of trees, as scikit-learn builds it, and index only nodes of its
+    own tree and features of that model.
     """
+    from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
+        BaseHistGradientBoosting,
+    )
     from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
-    objects = list(_objects(model, set()))
+    objects = list(_objects(model))
     trees = {id(o) for o in objects if isinstance(o, TreePredictor)}
     checked = set()
     for owner in objects:
-        predictors = getattr(owner, "_predictors", None)
-        if not isinstance(predictors, list) or isinstance(owner, TreePredictor):
+        if not isinstance(owner, BaseHistGradientBoosting):
             continue
         n_features = int(getattr(owner, "n_features_in_", 0))
         is_categorical = getattr(owner, "is_categorical_", None)
-        for per_iteration in predictors:
-            for tree in per_iteration:
-                if not isinstance(tree, TreePredictor):
-                    continue
-                try:
-                    _check_nodes(tree, n_features, is_categorical)
-                except ValueError as exc:
-                    raise ValueError(f"{exc}; refusing to load it") from None
-                checked.add(id(tree))
+        for tree in _owned_trees(owner, TreePredictor):
+            try:
+                _check_nodes(tree, n_features, is_categorical)
+            except ValueError as exc:
+                raise ValueError(f"{exc}; refusing to load it") from None
+            checked.add(id(tree))
     if trees - checked:
         raise ValueError(
             "a gradient-boosting tree outside any model was found; refusing to load it"
