@@ -26,9 +26,9 @@ _EXPORTS = {
     "SpatialBlockKFold": "._spatial",
     "check_dask_workers": "._dask",
     "compare_variants": "._compare",
-    "plot_comparison": "._compare",
+    "plot_comparison": "._summaries",
     "plot_fold_map": "._plotting",
     "repeated_cv": "._repeated",
-    "summarize_comparison": "._compare",
+    "summarize_comparison": "._summaries",
 }
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

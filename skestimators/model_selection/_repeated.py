@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._compare import compare_variants, strict
+from ._compare import compare_variants
+from ._summaries import strict
 
 __all__ = ["repeated_cv"]
 
