@@ -8,13 +8,11 @@ from ._model_file import (
     UntrustedTypeError,
     check_integrity,
     check_versions,
-    file_sha256,
     load,
     read_metadata,
     save,
-    sidecar_path,
-    temporary_name,
 )
+from ._paths import file_sha256, sidecar_path, temporary_name
 
 __all__ = [
     "ModelFileError",

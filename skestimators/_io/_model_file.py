@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import json
 import os
-import pickle
-import uuid
 import warnings
 from pathlib import Path
 
-import joblib
 from sklearn.utils.validation import check_is_fitted
 
 from ._layout import data_fingerprint, final_estimator, input_layout
-from ._safe import PICKLE, SAFE, choose_format, load_safe
+from ._paths import file_sha256, sidecar_path, temporary_name
+from ._pickle import (
+    is_safe_name,
+    main_references,
+    pickle_name,
+    unpickle,
+    write_pickle,
+)
+from ._safe import PICKLE, SAFE, check_trusted, choose_format, load_safe
 from ._sidecar import _cv_from_json, _cv_summary, _devices, _targets, versions
 
 __all__ = [
@@ -38,7 +42,6 @@ __all__ = [
     "load",
     "read_metadata",
     "save",
-    "sidecar_path",
 ]
 
 FORMAT = "skestimators-model/1"
@@ -111,77 +114,18 @@ class ModelVersionWarning(UserWarning):
     """
 
 
-def sidecar_path(path) -> Path:
-    """The sidecar of a model file: ``<path>.json``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The model file.
-
-    Returns
-    -------
-    sidecar : pathlib.Path
-        ``<path>.json``.
-
-    Examples
-    --------
-    >>> from skestimators._io import sidecar_path
-    >>> sidecar_path("models/clf.joblib").as_posix()
-    'models/clf.joblib.json'
-    """
-    path = Path(os.fspath(path))
-    return path.with_name(path.name + ".json")
-
-
-def file_sha256(path) -> str:
-    """SHA-256 of a file, read 1 MiB at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_bytes(path: Path) -> bytes:
-    """The whole content of a model file, read once."""
+    """The whole content of a model file, read once; refused when empty."""
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"Cannot read the model file {path}: {exc}") from exc
-
-
-class _MainScanner(pickle.Pickler):
-    """Pickles into nothing, collecting classes and functions from ``__main__``."""
-
-    def __init__(self):
-        super().__init__(_Sink(), protocol=5)
-        self.found: set[str] = set()
-
-    def persistent_id(self, obj):
-        kind = obj if isinstance(obj, type) or callable(obj) else type(obj)
-        if getattr(kind, "__module__", None) == "__main__":
-            self.found.add(getattr(kind, "__qualname__", repr(kind)))
-        return None
-
-
-class _Sink:
-    def write(self, data):
-        return len(data)
-
-
-def _main_references(estimator) -> list[str]:
-    scanner = _MainScanner()
-    try:
-        scanner.dump(estimator)
-    except Exception:  # the real dump reports unpicklable objects
-        return []
-    return sorted(scanner.found)
-
-
-def temporary_name(path: Path, suffix: str = "") -> Path:
-    """A unique hidden name next to ``path`` (same file system: atomic rename)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+    if not data:
+        raise ModelFileError(
+            f"The model file {path} is empty (0 bytes): it was not written "
+            "completely, or was truncated. Save the model again."
+        )
+    return data
 
 
 def _check_saveable(estimator) -> None:
@@ -213,25 +157,6 @@ def _cv_scores_summary(cv_scores):
         return _cv_summary(cv_scores)
     except ValueError as exc:
         raise ModelFileError(str(exc)) from exc
-
-
-def _safe_format_name(path: Path) -> bool:
-    """Whether the file's name says it is in the safe format: ``*.skops``."""
-    return path.name.lower().endswith(".skops")
-
-
-def _pickle_name(path: Path) -> str:
-    """A name to suggest for a pickle instead of ``path``'s ``.skops`` one."""
-    return path.name[: -len(".skops")] + ".joblib"
-
-
-def _write_pickle(estimator, tmp: Path) -> None:
-    try:
-        joblib.dump(estimator, tmp)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise ModelFileError(
-            f"The model cannot be pickled: {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def save(
@@ -358,11 +283,11 @@ def save(
         raise ModelFileError(
             f"format must be 'auto', 'safe' or 'pickle', got {format!r}."
         )
-    if format == PICKLE and _safe_format_name(path):
+    if format == PICKLE and is_safe_name(path):
         raise ModelFileError(
             f"A pickle cannot be saved as {path.name}: a '.skops' file is never "
             "unpickled by load. Save it under another name (e.g. "
-            f"{_pickle_name(path)})."
+            f"{pickle_name(path)})."
         )
     if not path.parent.is_dir():
         raise ModelFileNotFoundError(f"Folder {path.parent} does not exist.")
@@ -374,10 +299,10 @@ def save(
         estimator,
         format,
         ModelFileError,
-        pickle_name=_pickle_name(path) if _safe_format_name(path) else None,
+        pickle_name=pickle_name(path) if is_safe_name(path) else None,
     )
     if serialization == "pickle":
-        main_refs = _main_references(estimator)
+        main_refs = main_references(estimator)
         if main_refs:
             warnings.warn(
                 f"The model references {main_refs} defined in __main__ (a script "
@@ -392,7 +317,7 @@ def save(
         if safe_bytes is not None:
             tmp_model.write_bytes(safe_bytes)
         else:
-            _write_pickle(estimator, tmp_model)
+            write_pickle(estimator, tmp_model, ModelFileError)
         devices = _devices(estimator)
         metadata = {
             "format": FORMAT,
@@ -567,18 +492,16 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
     skestimators._io._model_file.ModelFileError: ... does not match ...
     """
     path = Path(os.fspath(path))
-    trusted = _check_trusted(trusted)
+    trusted = check_trusted(trusted, ModelFileError)
     if not path.is_file():
         raise ModelFileNotFoundError(f"Model file {path} does not exist.")
     if not sidecar_path(path).exists() and trust:
         data = _read_bytes(path)
-        _check_not_empty(data, path)
         if data[:4] == b"PK\x03\x04":  # a skops (zip) file: still the safe loader
             return load_safe(data, path, trusted, ModelFileError, UntrustedTypeError)
-        return _unpickle(data, path)
+        return unpickle(data, path, ModelFileError)
     metadata = read_metadata(path)
     data = _read_bytes(path)
-    _check_not_empty(data, path)
     _check_digest(path, hashlib.sha256(data).hexdigest(), metadata)
     check_versions(metadata, path)
     if "serialization" not in metadata:
@@ -594,56 +517,7 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
             f"The sidecar of {path} names an unknown serialization "
             f"{serialization!r}; a newer skestimators may read it."
         )
-    return _unpickle(data, path)
-
-
-def _check_trusted(trusted):
-    """``trusted`` as a list, or a ModelFileError naming what is wrong."""
-    if trusted is None:
-        return None
-    if isinstance(trusted, (str, bytes)) or not hasattr(trusted, "__iter__"):
-        raise ModelFileError(
-            f"trusted must be a list of type names or types, got {trusted!r}: pass "
-            f"a list, e.g. trusted=[{trusted!r}]."
-        )
-    trusted = list(trusted)
-    for item in trusted:
-        if not isinstance(item, str) and not hasattr(item, "__qualname__"):
-            raise ModelFileError(
-                f"trusted must hold type names ('module.Class') or types, got {item!r}."
-            )
-    return trusted
-
-
-def _check_not_empty(data: bytes, path) -> None:
-    if not data:
-        raise ModelFileError(
-            f"The model file {path} is empty (0 bytes): it was not written "
-            "completely, or was truncated. Save the model again."
-        )
-
-
-def _unpickle(data: bytes, path):
-    """Unpickle a model file, unless it is (or is named as) a safe-format one."""
-    if data[:2] == b"PK":
-        raise ModelFileError(
-            f"Refusing to unpickle {path}: it is a zip file (the safe format, "
-            "skops), which is never unpickled. Its sidecar was altered or does "
-            "not belong to it."
-        )
-    if _safe_format_name(path):
-        raise ModelFileError(
-            f"Refusing to unpickle {path}: a file named '.skops' is never "
-            "unpickled, and it is not a skops file. If it is a pickle from a "
-            "source you trust, rename it (and its sidecar, if any) to "
-            f"{_pickle_name(path)}."
-        )
-    try:
-        return joblib.load(io.BytesIO(data))
-    except Exception as exc:  # whatever the pickle raised, said in one line
-        raise ModelFileError(
-            f"Cannot unpickle {path} ({type(exc).__name__}: {exc})"
-        ) from exc
+    return unpickle(data, path, ModelFileError)
 
 
 def _check_digest(path, actual: str, metadata) -> None:

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from ._networks import add_entries, has_networks, restore_networks, split_networks
 from ._trees import TREE_PREDICTOR, check_tree_predictors
 
-__all__ = ["choose_format", "load_safe", "safe_available"]
+__all__ = ["check_trusted", "choose_format", "load_safe", "safe_available"]
 
 SAFE = "skops"
 PICKLE = "pickle"
@@ -129,6 +129,25 @@ def choose_format(estimator, format: str, error, *, pickle_name=None):
         stacklevel=3,
     )
     return PICKLE, None
+
+
+def check_trusted(trusted, error):
+    """``trusted`` (the types :func:`load_safe` may rebuild besides the default
+    ones) as a list, or ``error`` naming what is wrong."""
+    if trusted is None:
+        return None
+    if isinstance(trusted, (str, bytes)) or not hasattr(trusted, "__iter__"):
+        raise error(
+            f"trusted must be a list of type names or types, got {trusted!r}: pass "
+            f"a list, e.g. trusted=[{trusted!r}]."
+        )
+    trusted = list(trusted)
+    for item in trusted:
+        if not isinstance(item, str) and not hasattr(item, "__qualname__"):
+            raise error(
+                f"trusted must hold type names ('module.Class') or types, got {item!r}."
+            )
+    return trusted
 
 
 def load_safe(data: bytes, path, trusted, error, untrusted_error):

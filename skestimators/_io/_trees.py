@@ -99,20 +99,22 @@ def _owned_trees(owner, TreePredictor) -> list:
     ``_predictors`` is exactly what scikit-learn builds: a list (one item per
     iteration) of lists of ``TreePredictor``."""
     predictors = getattr(owner, "_predictors", [])
-    wrong = [] if type(predictors) is list else [predictors]
-    for per_iteration in predictors if not wrong else ():
+    if type(predictors) is not list:
+        _refuse_trees(owner, predictors)
+    for per_iteration in predictors:
         if type(per_iteration) is not list:
-            wrong = [per_iteration]
-        else:
-            wrong = [t for t in per_iteration if not isinstance(t, TreePredictor)]
-        if wrong:
-            break
-    if wrong:
-        raise ValueError(
-            f"the trees of a {type(owner).__name__} are not a list of lists of "
-            f"TreePredictor (found a {type(wrong[0]).__name__}); refusing to load it"
-        )
+            _refuse_trees(owner, per_iteration)
+        for tree in per_iteration:
+            if not isinstance(tree, TreePredictor):
+                _refuse_trees(owner, tree)
     return [tree for per_iteration in predictors for tree in per_iteration]
+
+
+def _refuse_trees(owner, found):
+    raise ValueError(
+        f"the trees of a {type(owner).__name__} are not a list of lists of "
+        f"TreePredictor (found a {type(found).__name__}); refusing to load it"
+    )
 
 
 def check_tree_predictors(model):

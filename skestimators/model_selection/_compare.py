@@ -173,10 +173,9 @@ def compare_variants(
     classifier = all(is_classifier(v) for v in variants.values())
     if not isinstance(cv, numbers.Integral) and not hasattr(cv, "split"):
         cv = list(cv)  # an iterable of folds, a generator too: the same each repeat
+    template = check_cv(cv, y, classifier=classifier)  # its requests route params
     routed = {
-        name: route_params(
-            estimator, check_cv(cv, y, classifier=classifier), scoring, params, groups
-        )
+        name: route_params(estimator, template, scoring, params, groups)
         for name, estimator in variants.items()
     }
     split_params = next(iter(routed.values())).splitter.split
