@@ -867,3 +867,83 @@ def test_trusted_must_be_a_list(tmp_path):
     with pytest.raises(ModelFileError, match="type names"):
         skestimators.load(path, trusted=[3])
     assert hasattr(skestimators.load(path, trusted=(name,)), "predict")
+
+
+def test_concurrent_saves_leave_a_matching_pair(tmp_path, monkeypatch):
+    # Two saves to one path at once: without serialized renames, save A could
+    # rename its model, save B both files, then A its sidecar (model B with
+    # sidecar A, which load refuses). A pause between the renames forces it.
+    import threading
+    import time
+
+    path = tmp_path / "model.skops"
+    real_replace = os.replace
+    first_rename = threading.Event()
+
+    def slow_replace(src, dst):
+        real_replace(src, dst)
+        if str(dst) == str(path) and not first_rename.is_set():
+            first_rename.set()
+            time.sleep(0.5)  # the other save runs now
+
+    monkeypatch.setattr(os, "replace", slow_replace)
+    models = [LinearRegression().fit([[0.0], [1.0]], [0.0, slope]) for slope in (1, 2)]
+    errors = []
+
+    def save(model):
+        try:
+            skestimators.save(model, path)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    first = threading.Thread(target=save, args=(models[0],))
+    first.start()
+    assert first_rename.wait(10)
+    second = threading.Thread(target=save, args=(models[1],))
+    second.start()
+    first.join()
+    second.join()
+    assert not errors
+    loaded = skestimators.load(path)  # the hash matches: one pair, not a mix
+    assert round(loaded.coef_[0], 6) in (1.0, 2.0)
+
+
+def test_save_removes_temporaries_of_killed_saves_only(tmp_path):
+    from skestimators._io import temporary_name
+
+    path = tmp_path / "model.skops"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    dead_pid = int(proc.communicate()[0])  # exited: a killed save's pid
+    live = temporary_name(path)  # this process's: a save in progress
+    killed = live.with_name(live.name.replace(f".{os.getpid()}.", f".{dead_pid}."))
+    other_host = tmp_path / f".model.skops.otherhost.{dead_pid}.0123abcd"
+    killed_side = tmp_path / killed.name.replace("model.skops", "model.skops.json")
+    for leftover in (live, killed, other_host, killed_side):
+        leftover.write_bytes(b"partial")
+    skestimators.save(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), path)
+    assert not killed.exists() and not killed_side.exists()
+    assert live.exists() and other_host.exists()
+
+
+def test_save_flushes_files_and_renames_to_disk(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to name the synced files")
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = skestimators.save(
+        LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), tmp_path / "m.skops"
+    )
+    names = [os.path.basename(p) for p in synced]
+    assert any(n.startswith(".m.skops.") and "json" not in n for n in names)
+    assert any(n.startswith(".m.skops.json.") for n in names)
+    assert str(path.parent) in synced  # the renames

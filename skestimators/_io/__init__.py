@@ -1,5 +1,6 @@
 """Saving and loading fitted models (skops or a pickle, plus a JSON sidecar)."""
 
+from ._atomic import temporary_name
 from ._layout import final_estimator, walk_estimators
 from ._model_file import (
     ModelFileError,
@@ -12,7 +13,7 @@ from ._model_file import (
     read_metadata,
     save,
 )
-from ._paths import file_sha256, sidecar_path, temporary_name
+from ._paths import file_sha256, sidecar_path
 
 __all__ = [
     "ModelFileError",

@@ -22,8 +22,15 @@ from pathlib import Path
 
 from sklearn.utils.validation import check_is_fitted
 
+from ._atomic import (
+    folder_lock,
+    remove_stale_temporaries,
+    sync_file,
+    sync_folder,
+    temporary_name,
+)
 from ._layout import data_fingerprint, final_estimator, input_layout
-from ._paths import file_sha256, sidecar_path, temporary_name
+from ._paths import file_sha256, sidecar_path
 from ._pickle import (
     is_safe_name,
     main_references,
@@ -173,10 +180,13 @@ def save(
     as safetensors entries: loading it rebuilds only trusted types and runs
     no code from the file. A pickle (joblib) can hold anything, but loading
     it runs whatever code its author chose. The model file and the sidecar
-    ``<path>.json`` are written to temporary names and renamed into place,
-    the sidecar last, so that a
-    failure never leaves a model without its sidecar; nothing is written
-    unless ``estimator`` is a fitted estimator. The sidecar holds the
+    ``<path>.json`` are written to temporary names, flushed to the disk and
+    renamed into place, the sidecar last, so that a failure (or a power
+    cut) never leaves a partial model or a model without its sidecar; two
+    saves to the same path at the same moment leave one model with its own
+    sidecar, and temporary files of saves killed on this machine are removed
+    by the next save. Nothing is written unless ``estimator`` is a fitted
+    estimator. The sidecar holds the
     format, the serialization (``"skops"`` or ``"pickle"``), the SHA-256
     and size of the model file, the versions of skestimators, torch,
     scikit-learn, NumPy and Python, the creation time (UTC), the device(s)
@@ -338,10 +348,17 @@ def save(
             "cv_scores": cv_summary,
         }
         tmp_side.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
-        # The model first, the sidecar last: a crash in between leaves a
-        # model whose hash does not match (or has no) sidecar, which load refuses.
-        os.replace(tmp_model, path)
-        os.replace(tmp_side, side)
+        sync_file(tmp_model)
+        sync_file(tmp_side)
+        with folder_lock(path.parent):
+            # The model first, the sidecar last: a crash in between leaves a
+            # model whose hash does not match (or has no) sidecar, which load
+            # refuses; the lock keeps a concurrent save from interleaving.
+            os.replace(tmp_model, path)
+            os.replace(tmp_side, side)
+            sync_folder(path.parent)
+            remove_stale_temporaries(path)
+            remove_stale_temporaries(side)
     except OSError as exc:
         raise ModelFileError(f"Cannot write the model {path}: {exc}") from exc
     finally:
@@ -495,13 +512,15 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
     trusted = check_trusted(trusted, ModelFileError)
     if not path.is_file():
         raise ModelFileNotFoundError(f"Model file {path} does not exist.")
-    if not sidecar_path(path).exists() and trust:
-        data = _read_bytes(path)
+    with folder_lock(path.parent, shared=True):  # no save renames meanwhile
+        if not sidecar_path(path).exists() and trust:
+            metadata, data = None, _read_bytes(path)
+        else:
+            metadata, data = read_metadata(path), _read_bytes(path)
+    if metadata is None:
         if data[:4] == b"PK\x03\x04":  # a skops (zip) file: still the safe loader
             return load_safe(data, path, trusted, ModelFileError, UntrustedTypeError)
         return unpickle(data, path, ModelFileError)
-    metadata = read_metadata(path)
-    data = _read_bytes(path)
     _check_digest(path, hashlib.sha256(data).hexdigest(), metadata)
     check_versions(metadata, path)
     if "serialization" not in metadata:

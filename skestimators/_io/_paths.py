@@ -1,13 +1,12 @@
-"""Where the pieces of a model file live: its sidecar, temporary names, hashes."""
+"""Where the pieces of a model file live: its sidecar; and file hashes."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from pathlib import Path
 
-__all__ = ["file_sha256", "sidecar_path", "temporary_name"]
+__all__ = ["file_sha256", "sidecar_path"]
 
 
 def sidecar_path(path) -> Path:
@@ -40,8 +39,3 @@ def file_sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def temporary_name(path: Path, suffix: str = "") -> Path:
-    """A unique hidden name next to ``path`` (same file system: atomic rename)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
