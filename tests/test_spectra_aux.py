@@ -8,6 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_score
 
 from skestimators import MultiInput, SpectraAuxClassifier
@@ -173,3 +174,26 @@ def test_recipe_errors_and_features():
         exoplanet_pipeline("transformer")
     X, y = make_exoplanet(30, random_state=0)
     assert exoplanet_features().fit_transform(X).shape == (30, 167)
+
+
+def test_multilabel_scorers_take_per_target_probability_lists():
+    # Random forests return one (n, 2) array per target; the scorers used to
+    # index the list as an array and fail.
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import cross_validate
+
+    from skestimators.metrics import multilabel_scorers
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 3))
+    y = pd.DataFrame({"a": X[:, 0] > 0, "b": X[:, 1] > 0}).astype(int)
+    forest = RandomForestClassifier(20, random_state=0)
+    scores = cross_validate(
+        forest, X, y, cv=3, scoring=multilabel_scorers(y), error_score="raise"
+    )
+    assert np.all(scores["test_a_auc"] > 0.9) and np.all(scores["test_b_auc"] > 0.9)
+    fitted = forest.fit(X, y)
+    proba = fitted.predict_proba(X)
+    for j, name in enumerate(y):
+        expected = roc_auc_score(y[name], proba[j][:, 1])
+        assert multilabel_scorers(y)[f"{name}_auc"](fitted, X, y) == expected

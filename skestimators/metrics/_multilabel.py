@@ -13,7 +13,12 @@ __all__ = ["multilabel_scorers"]
 def _column_auc(estimator, X, y, *, column):
     """ROC AUC of one target of a multilabel model (a scorer)."""
     y = np.asarray(y)
-    return roc_auc_score(y[:, column], estimator.predict_proba(X)[:, column])
+    proba = estimator.predict_proba(X)
+    if isinstance(proba, list):  # one (n_samples, 2) array per target (forests)
+        score = np.asarray(proba[column])[:, -1]
+    else:
+        score = np.asarray(proba)[:, column]
+    return roc_auc_score(y[:, column], score)
 
 
 def multilabel_scorers(y) -> dict:
@@ -23,7 +28,9 @@ def multilabel_scorers(y) -> dict:
     classes (``classes_ == [0, 1]``) and scores one column only; a multilabel
     model whose ``predict_proba`` returns one probability per target, of
     shape (n_samples, n_targets), gets one ROC AUC scorer per target here
-    instead. The scorers are picklable, so they run in parallel folds.
+    instead. ``predict_proba`` may also return a list of one (n_samples, 2)
+    array per target, as random forests and k-nearest neighbours do. The
+    scorers are picklable, so they run in parallel folds.
 
     Parameters
     ----------
