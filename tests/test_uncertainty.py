@@ -6,6 +6,7 @@ and the patch regressor, with the spatial splitters as calibration folds.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import torch
@@ -153,6 +154,17 @@ def test_deep_ensemble_mean_and_spread(tabular):
     assert ens.n_features_in_ == X.shape[1]
     again = clone(ens).fit(X, y).predict(X[:30])
     np.testing.assert_allclose(again, y_pred)  # seeded by random_state
+
+
+def test_deep_ensemble_feature_names():
+    from sklearn.linear_model import SGDRegressor
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.normal(size=(40, 2)), columns=["elevation", "ndvi"])
+    ens = DeepEnsembleRegressor(SGDRegressor(), n_estimators=2, random_state=0)
+    ens.fit(X, X["ndvi"])
+    assert ens.feature_names_in_.tolist() == ["elevation", "ndvi"]
+    assert not hasattr(ens.fit(X.to_numpy(), X["ndvi"]), "feature_names_in_")
 
 
 def test_deep_ensemble_needs_a_random_state():

@@ -52,6 +52,9 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         The fitted members.
     n_features_in_ : int
         Number of features seen in ``fit`` (when the members record it).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``, when ``X`` was a DataFrame
+        with string column names (and the members record them).
 
     See Also
     --------
@@ -121,8 +124,11 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
             seed = int(rng.randint(0, 2**31 - 1))
             member = clone(self.estimator).set_params(**dict.fromkeys(seeds, seed))
             self.estimators_.append(member.fit(X, y, **fit_params))
-        if hasattr(self.estimators_[0], "n_features_in_"):
-            self.n_features_in_ = self.estimators_[0].n_features_in_
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(self.estimators_[0], name):
+                setattr(self, name, getattr(self.estimators_[0], name))
+            elif name in vars(self):  # from an earlier fit on other data
+                delattr(self, name)
         return self
 
     def predict(self, X, return_std=False):
