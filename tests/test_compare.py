@@ -199,6 +199,29 @@ def test_summary_and_plot(indexed):
         summarize_comparison(df.drop(columns="fold"))
 
 
+def test_plot_marks_failed_folds():
+    # A failed fit scores NaN; the plot used to draw nothing for it (and a
+    # box of NaN statistics), so a variant that failed looked complete.
+    df = pd.DataFrame(
+        {
+            "variant": ["a"] * 3 + ["b"] * 3,
+            "repeat": 0,
+            "fold": [0, 1, 2] * 2,
+            "metric": "r2",
+            "value": [0.8, 0.9, 0.85, 0.6, np.nan, np.nan],
+            "fit_time": 1.0,
+        }
+    )
+    (axis,) = plot_comparison(df)
+    labels = [t.get_text() for t in axis.get_xticklabels()]
+    assert labels == ["a", "b\n(2 of 3 failed)"]
+    dots, crosses = [], []
+    for collection in axis.collections:
+        data = collection.get_offset_transform() == axis.transData
+        (dots if data else crosses).append(len(collection.get_offsets()))
+    assert dots == [3, 1] and crosses == [2]
+
+
 def test_invalid_arguments(indexed):
     X, y = indexed
     with pytest.raises(ValueError, match="non-empty dict"):
@@ -242,7 +265,8 @@ def test_a_failing_fit_scores_error_score_and_the_comparison_goes_on(
         )  # fmt: skip
     (warning,) = record
     assert str(warning.message) == (
-        "1 of 6 fits failed; their scores are set to error_score. The errors:\n"
+        "1 of 6 fits failed; their scores are set to error_score (pass "
+        "error_score='raise' to see the traceback). The errors:\n"
         "variant 'fragile', fold 0: ValueError: singular matrix"
     )
     assert warning.filename == __file__

@@ -252,7 +252,8 @@ def _metrics_of(results):
     if errors:
         warnings.warn(
             f"{len(errors)} of {len(results)} fits failed; their scores are set "
-            "to error_score. The errors:\n" + "\n".join(_distinct(errors)),
+            "to error_score (pass error_score='raise' to see the traceback). "
+            "The errors:\n" + "\n".join(_distinct(errors)),
             FitFailedWarning,
             stacklevel=caller_stacklevel(),
         )

@@ -88,6 +88,11 @@ def summarize_comparison(
 def plot_comparison(df: pd.DataFrame, ax=None, *, metrics=None):
     """Box plots of the fold scores of each variant, with every fold as a dot.
 
+    A fold whose fit failed (a NaN score, see ``error_score`` of
+    :func:`compare_variants`) is drawn as a red cross on the x axis, and its
+    variant's label says how many of its folds failed; the box covers the
+    folds that were scored.
+
     Parameters
     ----------
     df : DataFrame
@@ -139,17 +144,33 @@ def plot_comparison(df: pd.DataFrame, ax=None, *, metrics=None):
     for axis, metric in zip(axes, metrics):
         sub = df[df["metric"] == metric]
         values = [sub.loc[sub["variant"] == v, "value"].to_numpy() for v in variants]
-        axis.boxplot(values, positions=positions, widths=0.5, showfliers=False)
-        for pos, vals in zip(positions, values):
+        scored = [vals[np.isfinite(vals)] for vals in values]
+        axis.boxplot(scored, positions=positions, widths=0.5, showfliers=False)
+        labels = []
+        for pos, name, vals, ok in zip(positions, variants, values, scored):
             axis.scatter(
-                pos + jitter.uniform(-0.12, 0.12, vals.size),
-                vals,
+                pos + jitter.uniform(-0.12, 0.12, ok.size),
+                ok,
                 s=12,
                 alpha=0.6,
                 color="tab:blue",
                 zorder=3,
             )
-        axis.set_xticks(positions, variants)
+            failed = vals.size - ok.size
+            if failed:  # a red cross per failed fold, on the axis
+                axis.scatter(
+                    pos + jitter.uniform(-0.12, 0.12, failed),
+                    np.zeros(failed),
+                    marker="x",
+                    color="tab:red",
+                    transform=axis.get_xaxis_transform(),
+                    clip_on=False,
+                    zorder=3,
+                )
+            labels.append(
+                f"{name}\n({failed} of {vals.size} failed)" if failed else name
+            )
+        axis.set_xticks(positions, labels)
         axis.set_title(metric)
     return axes[: len(metrics)]
 
