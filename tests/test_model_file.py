@@ -355,6 +355,42 @@ def test_networks_are_saved_in_the_safe_format(tmp_path, pipeline, table):
     assert loaded[-1].device_ == torch.device("cpu")
 
 
+def _network_ensembles():
+    from sklearn.ensemble import StackingRegressor, VotingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.multioutput import MultiOutputRegressor
+
+    from skestimators.uncertainty import DeepEnsembleRegressor
+
+    def net(seed=0):
+        return NetRegressor(max_epochs=2, device="cpu", random_state=seed)
+
+    return {
+        "deep_ensemble": (DeepEnsembleRegressor(net(), n_estimators=2), 1, 2),
+        "multi_output": (MultiOutputRegressor(net()), 2, 2),
+        "stacking": (StackingRegressor([("r", Ridge())], net(), cv=2), 1, 1),
+        "voting": (VotingRegressor([("a", net(0)), ("b", net(1))]), 1, 2),
+    }
+
+
+@pytest.mark.parametrize("name", list(_network_ensembles()))
+def test_networks_inside_ensembles_are_saved_safely(tmp_path, name):
+    # Networks in an estimators_ list or a final_estimator_ were missed:
+    # skops then failed on the torch module and the model became a pickle.
+    model, n_targets, n_networks = _network_ensembles()[name]
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3)).astype("float32")
+    y = np.c_[X[:, 0], X[:, 1]][:, :n_targets].squeeze()
+    model.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback to a pickle
+        path = skestimators.save(model, tmp_path / "model.skops")
+    with zipfile.ZipFile(path) as archive:
+        weights = [n for n in archive.namelist() if "weights/" in n]
+    assert len(weights) == n_networks  # each network once (voting lists them twice)
+    np.testing.assert_array_equal(skestimators.load(path).predict(X), model.predict(X))
+
+
 def _tiny_networks():
     from skestimators import (
         GalaxyZooRegressor,

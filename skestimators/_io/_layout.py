@@ -41,11 +41,27 @@ def _steps(estimator):
 
 
 def _members(estimator):
-    """Fitted members of an ensemble (``named_estimators_``), as ``(name, est)``."""
-    members = getattr(estimator, "named_estimators_", None)
-    if not isinstance(members, dict):
-        return []
-    return [(n, m) for n, m in members.items() if not isinstance(m, str)]
+    """Fitted members of an ensemble or per-target meta-estimator, as
+    ``(name, est)``: ``named_estimators_`` (voting, stacking), then the
+    entries of an ``estimators_`` list not already named (multi-output,
+    chains, one-vs-rest, bagging, deep ensembles), then a stacking's
+    ``final_estimator_``; each object once."""
+    found = []
+    named = getattr(estimator, "named_estimators_", None)
+    if isinstance(named, dict):
+        found += [(n, m) for n, m in named.items() if hasattr(m, "fit")]
+    listed = vars(estimator).get("estimators_")
+    if isinstance(listed, list):
+        known = {id(m) for _, m in found}
+        found += [
+            (f"estimators_[{i}]", m)
+            for i, m in enumerate(listed)
+            if hasattr(m, "fit") and id(m) not in known
+        ]
+    final = vars(estimator).get("final_estimator_")
+    if final is not None and hasattr(final, "fit"):
+        found.append(("final_estimator_", final))
+    return found
 
 
 def walk_estimators(estimator, path=""):
@@ -53,7 +69,7 @@ def walk_estimators(estimator, path=""):
 
     Pipelines are walked step by step (in order), meta-estimators into
     their fitted ``regressor_``/``estimator_``/``best_estimator_``, and
-    ensembles into their fitted members.
+    ensembles and per-target meta-estimators into their fitted members.
     """
     yield path or type(estimator).__name__, estimator
     for name, sub in _steps(estimator) + _members(estimator):
