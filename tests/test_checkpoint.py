@@ -270,3 +270,115 @@ def test_fitted_estimator_with_checkpoint_pickles_and_partial_fits(tmp_path):
         warnings.simplefilter("error")
         reg.partial_fit(X, y)  # no checkpoint written, no lock taken
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 4
+
+
+class NumpyMetric(Callback):
+    """Records NumPy values, as user code often does (np.mean)."""
+
+    def __init__(self):
+        self.best = np.float64(np.inf)
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("spread", np.mean([1.0, 2.0]))
+        self.best = np.minimum(self.best, np.float32(net.history[-1, "train_loss"]))
+
+    def state_dict(self):
+        return {"best": self.best, "seen": np.arange(3)}
+
+    def load_state_dict(self, state):
+        self.best = state["best"]
+
+
+def test_numpy_values_in_history_and_callback_state_resume(tmp_path):
+    # torch.load(weights_only=True) refused the NumPy scalars: the resume
+    # failed and every epoch done was lost.
+    X, y = _data("regressor")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        NetRegressor(
+            **SMALL, checkpoint=tmp_path, callbacks=[NumpyMetric(), CrashAt(3)]
+        ).fit(X, y)
+    resumed = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[NumpyMetric()])
+    assert resumed.fit(X, y).history_["spread"].tolist() == [1.5] * 4
+
+
+class Unstorable(Callback):
+    def state_dict(self):
+        return {"when": object()}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_a_state_that_cannot_be_resumed_is_refused_at_the_first_epoch(tmp_path):
+    X, y = _data("regressor")
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[Unstorable()])
+    with pytest.raises(CheckpointError, match="cannot be stored safely"):
+        reg.fit(X, y)
+
+
+def _scaled_l1(y_pred, y_true, scale=1.0):
+    return scale * torch.nn.functional.l1_loss(y_pred, y_true)
+
+
+def test_fingerprints_tell_partials_lambdas_and_modules_apart():
+    # They were reduced to "partial", "<lambda>" and the module's repr, so a
+    # checkpoint of another loss or other initial weights was resumed.
+    import functools
+
+    from skestimators._engine._checkpoint import config_fingerprint
+
+    def fingerprint(value):
+        return config_fingerprint({"loss": value})["loss"]
+
+    assert fingerprint(functools.partial(_scaled_l1, scale=1.0)) != fingerprint(
+        functools.partial(_scaled_l1, scale=1000.0)
+    )
+    assert fingerprint(functools.partial(_scaled_l1, scale=2.0)) == fingerprint(
+        functools.partial(_scaled_l1, scale=2.0)
+    )
+    assert fingerprint(lambda a, b: a - b) != fingerprint(lambda a, b: b - a)
+    factor = 3.0
+    assert fingerprint(lambda a: a * factor) == fingerprint(lambda a: a * factor)
+    torch.manual_seed(0)
+    first, second = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    assert fingerprint(first) != fingerprint(second)
+    assert fingerprint(first) == fingerprint(first)
+    assert " at 0x" not in fingerprint(object())
+
+
+def test_a_refused_refit_keeps_the_previous_model(tmp_path):
+    # The refit wrote classes_/n_features_in_ of the new data before the
+    # checkpoint refused it: predict then mixed the old network with them.
+    X, y = _data("classifier")
+    clf = NetClassifier(**SMALL).fit(X, y)
+    expected = clf.predict(X)
+    (tmp_path / "checkpoint.pt").write_bytes(b"another run")
+    clf.set_params(checkpoint=tmp_path)
+    with pytest.raises(CheckpointError):
+        clf.fit(X[:, :3], np.where(y == 1, "dog", "cat"))
+    assert clf.n_features_in_ == X.shape[1] and list(clf.classes_) == [0, 1]
+    np.testing.assert_array_equal(clf.predict(X), expected)
+
+
+def test_skorch_progress_bar_after_a_resume(tmp_path):
+    # The restored history had no per-batch rows; skorch's ProgressBar read
+    # them and failed with a raw ValueError.
+    from skorch.callbacks import ProgressBar
+
+    X, y = _data("regressor")
+
+    def bar():
+        return ("bar", ProgressBar(batches_per_epoch="count"))
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[bar(), CrashAt(3)]).fit(
+            X, y
+        )
+    NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[bar()]).fit(X, y)
+
+
+def test_an_unusable_lock_is_a_checkpoint_error(tmp_path):
+    X, y = _data("regressor")
+    (tmp_path / "checkpoint.lock").mkdir()  # cannot be opened as the lock file
+    with pytest.raises(CheckpointError, match="Cannot lock the checkpoint"):
+        NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)

@@ -149,3 +149,91 @@ def test_losses_checked_in_groups_name_the_first_non_finite_batch():
         _check_losses(losses, 32, epoch=3)
     assert (info.value.epoch, info.value.batch) == (3, 41)
     assert np.isnan(info.value.value)
+
+
+def test_divergence_in_the_first_epoch_with_the_defaults(regression):
+    # No epoch done: early stopping's on_train_end read the empty history and
+    # a raw skorch IndexError replaced TrainingDivergedError.
+    X, y = regression
+    reg = NetRegressor(**_params(callbacks=[PoisonAt(1)]))
+    with pytest.raises(TrainingDivergedError, match="epoch 1, batch 3.*left unfitted"):
+        reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+
+
+class _Spiky(torch.nn.Module):
+    """A linear model whose output overflows on demand (one bad batch)."""
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = torch.nn.Linear(input_shape[0], n_outputs)
+        self.spike = False
+
+    def forward(self, x):
+        out = self.linear(x)
+        return out * float("inf") if self.spike else out
+
+
+class SpikeOnce(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        net.module_.spike = training and len(net.history) == self.epoch
+        if net.module_.spike:
+            self.epoch = None  # once
+
+
+def test_restored_best_epoch_trains_on(regression):
+    # The optimizer stepped on the diverged batch: Adam's moments were NaN
+    # after the best weights were restored, so training could not continue.
+    X, y = regression
+    reg = NetRegressor(_Spiky, **_params(max_epochs=6, callbacks=[SpikeOnce(3)]))
+    with pytest.warns(ConvergenceWarning, match="fresh optimizer state"):
+        reg.fit(X, y)
+    state = reg.net_.optimizer_.state_dict()["state"]
+    assert all(
+        bool(torch.isfinite(v).all())
+        for s in state.values()
+        for v in s.values()
+        if torch.is_tensor(v)
+    )
+    reg.partial_fit(X, y)  # raised TrainingDivergedError
+    assert np.isfinite(reg.predict(X)).all()
+
+
+class _SqrtAtZero(torch.nn.Module):
+    """A finite loss whose gradient is infinite: sqrt'(0)."""
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = torch.nn.Linear(input_shape[0], n_outputs)
+        self.offset = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.linear(x) + torch.sqrt(self.offset)
+
+
+def test_non_finite_weights_after_the_last_step(regression):
+    # The loss of every batch was finite, the last update was not: fit
+    # returned NaN weights without a word.
+    X, y = regression
+    reg = NetRegressor(
+        _SqrtAtZero,
+        **_params(max_epochs=1, batch_size=len(X), validation_fraction=None),
+    )
+    with pytest.raises(TrainingDivergedError, match="weights became non-finite"):
+        reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+
+
+def test_values_beyond_float32_are_refused_in_fit(regression):
+    # Finite in float64, infinite in the float32 tensors: it surfaced as a
+    # diverged training (or a raw IndexError).
+    X, y = regression
+    X = X.astype(np.float64)
+    X[5, 2] = 1e39
+    with pytest.raises(ValueError, match="too large for float32.*row 5"):
+        NetRegressor(**FAST).fit(X, y)

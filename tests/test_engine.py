@@ -162,6 +162,24 @@ def test_partial_fit_and_warm_start(blobs):
     assert not np.allclose(before, warm.predict_proba(X))
 
 
+def test_warm_start_reads_the_current_training_parameters(blobs):
+    # A continuing fit kept the optimizer, batch size and clipping of the
+    # first fit: set_params(lr=..., gradient_clip=...), the advice of a
+    # TrainingDivergedError, was silently ignored.
+    X, y = blobs
+    warm = NetClassifier(**FAST, warm_start=True).fit(X, y)
+    warm.set_params(lr=0.5, batch_size=50, gradient_clip=0.1, weight_decay=0.3)
+    warm.fit(X, y)
+    net = warm.net_
+    assert [g["lr"] for g in net.optimizer_.param_groups] == [0.5]
+    assert [g["weight_decay"] for g in net.optimizer_.param_groups] == [0.3]
+    assert (net.batch_size, net.gradient_clip) == (50, 0.1)
+    scheduled = NetClassifier(**FAST, warm_start=True, lr_scheduler="cosine")
+    scheduled.fit(X, y).set_params(lr=0.5)
+    with pytest.warns(UserWarning, match="schedule"):
+        scheduled.fit(X, y)
+
+
 def test_partial_fit_continues_an_epoch_schedule_without_repeating_a_step():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(32, 3)).astype("float32")

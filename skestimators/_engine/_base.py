@@ -64,6 +64,8 @@ from ._placement import (
 from ._skorch import EngineNet, NonFiniteLoss, SplitData
 from ._targets import to_dict_groups
 from ._validation import (
+    caller_stacklevel,
+    check_float32,
     check_inputs,
     check_sample_weight_array,
     input_shape_for_module,
@@ -182,6 +184,25 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 f"{config.name} requires y to be passed, but the target y is None."
             )
         continuing = (partial or self.warm_start) and hasattr(self, "net_")
+        if continuing:
+            return self._fit_checked(X, y, sample_weight, groups, config, partial,
+                                     classes, continuing, False)  # fmt: skip
+        # A fresh fit that fails (bad data, a checkpoint of another run, a
+        # callback's error, divergence) leaves the estimator as it was before
+        # the call: unfitted, or with the model of its previous fit.
+        before = dict(vars(self))
+        try:
+            return self._fit_checked(X, y, sample_weight, groups, config, partial,
+                                     classes, continuing, "net_" in before)  # fmt: skip
+        except BaseException as exc:
+            if not getattr(exc, "_keeps_weights", False):
+                vars(self).clear()
+                vars(self).update(before)
+            raise
+
+    def _fit_checked(
+        self, X, y, sample_weight, groups, config, partial, classes, continuing, refit
+    ):
         finite = "allow-nan" if self._handles_missing() else True
         X = self._prepare_X(X, reset=not continuing, finite=finite)
         Xv = check_inputs(self, X, reset=not continuing, finite=finite)
@@ -198,7 +219,9 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             weights = torch.from_numpy(
                 check_sample_weight_array(sample_weight, n_samples)
             )
-        data = TensorData(_tensors(Xv), y_t, weights)
+        tensors = _tensors(Xv)
+        check_float32(tensors, allow_nan=finite == "allow-nan")
+        data = TensorData(tensors, y_t, weights)
         groups = None if groups is None else np.asarray(groups)
 
         device = resolve_device(config.device)
@@ -220,7 +243,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             net = self._train(
                 config, data, groups, groups_spec, n_outputs, y_strat, Xv,
                 device=device, seed=seed, store=store, partial=partial,
-                continuing=continuing, parallel=parallel,
+                continuing=continuing, parallel=parallel, refit=refit,
             )  # fmt: skip
         finally:
             if store is not None:
@@ -230,7 +253,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 # The checkpoint belongs to this fit, not to later partial_fits.
                 net.callbacks_ = [
                     (name, cb)
-                    for name, cb in net.callbacks_
+                    for name, cb in getattr(net, "callbacks_", [])
                     if name not in ("resume", "checkpoint")
                 ]
         interrupted = net.__dict__.pop("_interrupted", False)
@@ -240,15 +263,17 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         if interrupted:
             # Ctrl-C: the epochs done are kept (and in the checkpoint).
             resume = " Fit again to resume from its checkpoint." if store else ""
-            raise KeyboardInterrupt(
+            stop = KeyboardInterrupt(
                 f"{config.name} training was interrupted after {self.n_iter_} "
                 f"epoch(s); the estimator keeps the weights reached.{resume}"
             )
+            stop._keeps_weights = True
+            raise stop
         return self
 
     def _train(
         self, config, data, groups, groups_spec, n_outputs, y_strat, Xv, *,
-        device, seed, store, partial, continuing, parallel=None,
+        device, seed, store, partial, continuing, parallel=None, refit=False,
     ):  # fmt: skip
         """Split, build (or resume) the network and run skorch's training loop."""
         resumed = fingerprint = None
@@ -284,6 +309,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     self.net_.head_groups = groups_spec
                     self.net_.initialize_criterion()
                 snapshot = training_state(self.net_)
+                _continue_with(self.net_, config)
             else:
                 save = None
                 if store is not None:
@@ -330,50 +356,61 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 parallel.attach(net, seed)
             try:
                 net.partial_fit(SplitData(train, valid), epochs=max(0, epochs))
+                if not finite_state(net.module_.state_dict()):
+                    # The last step's loss was finite, its update was not.
+                    last = net.history[-1] if net.history else {}
+                    raise NonFiniteLoss(
+                        len(net.history), last.get("train_batch_count", 0), None
+                    )
             except NonFiniteLoss as exc:
-                self._diverged(net, exc, config, snapshot)
+                self._diverged(net, exc, config, snapshot, refit)
+            except Exception:
+                if snapshot is not None:  # a continuing fit: as before the call
+                    restore_training_state(net, snapshot)
+                raise
             finally:
                 if parallel is not None:
                     parallel.detach(net)
         return net
 
-    def _diverged(self, net, exc, config, snapshot):
+    def _diverged(self, net, exc, config, snapshot, refit=False):
         """The loss became non-finite: restore the best weights or raise."""
         if net.history and "train_loss" not in net.history[-1]:
             net.history.pop()  # the epoch that diverged is not complete
         early = dict(net.callbacks_).get("early_stopping")
         best = None if early is None else early.best_model_weights_
-        where = f"epoch {exc.epoch}, batch {exc.batch}"
-        if best is not None and finite_state(best):
+        if best is not None and finite_state(best) and net.history:
             net.module_.load_state_dict(best)
+            # The optimizer's moments followed the diverged steps: start them
+            # afresh from the restored weights (the schedule keeps its place).
+            net.optimizer_.state.clear()
             early.stopped_ = True  # training is over: a checkpoint says so
             net.notify("on_train_end")
             warnings.warn(
-                f"{config.name}: the training loss became {exc.value} at {where}; "
-                f"training stopped there and the weights of epoch "
-                f"{early.best_epoch_} (lowest validation loss) were restored. "
-                + advice(config),
+                f"{config.name}: {exc.describe()}; training stopped there and "
+                f"the weights of epoch {early.best_epoch_} (lowest validation "
+                "loss) were restored, with a fresh optimizer state. " + advice(config),
                 ConvergenceWarning,
                 stacklevel=5,
             )
             return
-        net.notify("on_train_end")  # loggers close their runs
+        _end_training(net)  # loggers close their runs
         if snapshot is not None:
             restore_training_state(net, snapshot)
             state = "The estimator keeps its state from before this call."
+        elif refit:
+            state = "The estimator keeps the model of its previous fit."
         else:
-            for name in [k for k in vars(self) if k.endswith("_")]:
-                delattr(self, name)
             state = "The estimator is left unfitted."
         fallback = (
             " No weights of an earlier epoch were kept: train with a validation "
             "split and early_stopping=True to fall back on the best epoch."
-            if best is None
+            if best is None or not net.history
             else ""
         )
         raise TrainingDivergedError(
-            f"{config.name} training diverged: the training loss became "
-            f"{exc.value} at {where}.{fallback} {advice(config)} {state}",
+            f"{config.name} training diverged: {exc.describe()}.{fallback} "
+            f"{advice(config)} {state}",
             epoch=exc.epoch,
             batch=exc.batch,
         ) from None
@@ -515,3 +552,41 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
 
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
+
+
+def _end_training(net):
+    """``on_train_end`` for a training that diverged; early stopping is skipped
+    when no epoch was completed (it reads the last epoch of the history)."""
+    for name, callback in net.callbacks_:
+        if name == "early_stopping" and not net.history:
+            continue
+        callback.on_train_end(net)
+
+
+def _continue_with(net, config):
+    """Apply the training parameters of a continuing fit (``warm_start``,
+    ``partial_fit``) to the network it continues, as scikit-learn's
+    warm-started estimators read their current parameters: the batch size,
+    gradient clipping, weight decay and, unless a schedule drives it, the
+    learning rate. The network and optimizer themselves are kept."""
+    net.batch_size = config.batch_size
+    net.gradient_clip = config.gradient_clip
+    groups = net.optimizer_.param_groups
+    for group in groups:
+        if "weight_decay" in group:
+            group["weight_decay"] = config.weight_decay
+    if config.lr == net.lr:
+        return
+    if config.lr_scheduler is not None:
+        warnings.warn(
+            f"{config.name}: lr={config.lr:g} is not applied to the continuing "
+            f"fit: its learning-rate schedule ({config.lr_scheduler}) sets the "
+            "rate and continues where it stopped. Fit without warm_start to "
+            "train at the new rate.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        return
+    for group in groups:
+        group["lr"] = config.lr
+    net.lr = config.lr

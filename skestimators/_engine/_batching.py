@@ -123,7 +123,8 @@ def to_tensor(array):
         return SparseRows(array)
     if isinstance(array, np.memmap):
         return LazyRows(array)
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # too large for float32: inf, refused later
+        array = np.ascontiguousarray(array, dtype=np.float32)
     if not array.flags.writeable:
         array = array.copy()
     return torch.from_numpy(array)

@@ -15,6 +15,7 @@ in a background thread while the next epoch trains.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -41,27 +42,82 @@ _HASH_CHUNK = 1 << 24  # bytes hashed at a time from files on disk
 
 
 # -- fingerprints ----------------------------------------------------------------------
-def _canonical(value):
-    """A stable text for a parameter value (no memory addresses)."""
+def _canonical(value, depth=0):
+    """A stable text for a parameter value (no memory addresses).
+
+    Values without a meaningful text of their own are described by what
+    they compute: a ``functools.partial`` by its function and arguments, a
+    lambda or local function by a digest of its code, defaults and closure,
+    a network instance by its architecture and a digest of its weights, any
+    other object by its type and attributes.
+    """
+    if depth > 8:  # deeply nested values: their type is enough
+        return type(value).__qualname__
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, functools.partial):
+        return (
+            f"partial({_canonical(value.func, depth + 1)}, "
+            f"{_canonical(list(value.args), depth + 1)}, "
+            f"{_canonical(dict(value.keywords), depth + 1)})"
+        )
+    if isinstance(value, torch.nn.Module):
+        return f"{value!r} weights {_digest(dict(value.state_dict()))}"
+    if isinstance(value, torch.Tensor):
+        return f"tensor {_digest(value)}"
+    if isinstance(value, np.ndarray):
+        return f"array {value.dtype} {value.shape} {_digest(value)}"
     if isinstance(value, dict):
+        items = sorted(value, key=repr)
         return (
             "{"
-            + ", ".join(f"{k!r}: {_canonical(value[k])}" for k in sorted(value))
+            + ", ".join(f"{k!r}: {_canonical(value[k], depth + 1)}" for k in items)
             + "}"
         )
     if isinstance(value, (list, tuple)):
-        inner = ", ".join(_canonical(v) for v in value)
+        inner = ", ".join(_canonical(v, depth + 1) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     if isinstance(value, np.random.RandomState):
         return "RandomState instance"
     if callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+        name = f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+        if "<lambda>" in name or "<locals>" in name:  # no name to tell them apart
+            name += f" {_function_digest(value, depth)}"
+        return name
     text = repr(value)
     if " at 0x" in text:  # an object without a meaningful repr
-        return type(value).__qualname__
+        attributes = getattr(value, "__dict__", None)
+        name = f"{type(value).__module__}.{type(value).__qualname__}"
+        if attributes:
+            return f"{name}({_canonical(dict(attributes), depth + 1)})"
+        return name
     return text
+
+
+def _function_digest(function, depth):
+    """A digest of what a lambda or local function computes."""
+    h = hashlib.sha256()
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        _hash_code(h, code)
+    h.update(_canonical(getattr(function, "__defaults__", None), depth + 1).encode())
+    h.update(_canonical(getattr(function, "__kwdefaults__", None), depth + 1).encode())
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            h.update(_canonical(cell.cell_contents, depth + 1).encode())
+        except ValueError:  # an empty cell
+            h.update(b"<empty>")
+    return f"code {h.hexdigest()[:16]}"
+
+
+def _hash_code(h, code):
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):  # a nested function's code
+            _hash_code(h, const)
+        else:
+            h.update(repr(const).encode())
 
 
 def config_fingerprint(params):
@@ -143,6 +199,7 @@ class CheckpointStore:
         self.lock_ = None
         self.writer_ = None
         self.failure_ = None
+        self.checked_ = False  # whether a written state was read back once
 
     # -- locking ---------------------------------------------------------------------
     def acquire(self):
@@ -162,6 +219,11 @@ class CheckpointStore:
             raise CheckpointError(
                 f"Another fit ({self._owner()}) is training with the checkpoint "
                 f"directory {self.directory}; give each fit its own directory."
+            ) from None
+        except OSError as exc:
+            raise CheckpointError(
+                f"Cannot lock the checkpoint directory {self.directory}: "
+                f"{exc.strerror or exc}. Give a directory this process can write."
             ) from None
         self.lock_ = lock
         for stale in self.directory.glob(f".{_FILE}.*.tmp"):
@@ -255,6 +317,18 @@ class CheckpointStore:
         """
         buffer = io.BytesIO()
         torch.save(state, buffer)
+        if not self.checked_:
+            # A state that only a full unpickler reads could never be resumed:
+            # say so at the first epoch rather than after a crash.
+            try:
+                torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+            except Exception as exc:
+                raise CheckpointError(
+                    f"The checkpoint state cannot be stored safely: {exc}. A "
+                    "callback's state_dict() and values recorded in the history "
+                    "must be numbers, strings, tensors and lists or dicts of them."
+                ) from None
+            self.checked_ = True
         self.wait()
         self.writer_ = threading.Thread(
             target=self._write_bytes,
@@ -287,10 +361,14 @@ class CheckpointStore:
         failure, self.failure_ = self.failure_, None
         if failure is not None:
             epoch, exc = failure
+            kept = (
+                "the previous checkpoint is kept"
+                if self.path.exists()
+                else "no checkpoint has been written yet"
+            )
             warnings.warn(
                 f"Could not write the checkpoint {self.path} after epoch {epoch} "
-                f"({exc.strerror or exc}); training goes on and the previous "
-                "checkpoint is kept.",
+                f"({exc.strerror or exc}); training goes on and {kept}.",
                 CheckpointWarning,
                 stacklevel=3,
             )
@@ -350,7 +428,7 @@ class SaveCheckpoint(Callback):
             "module": net.module_.state_dict(),
             "optimizer": net.optimizer_.state_dict(),
             "grad_scaler": None if scaler is None else scaler.state_dict(),
-            "callbacks": {name: cb.state_dict() for name, cb in _stateful(net)},
+            "callbacks": {name: _plain(cb.state_dict()) for name, cb in _stateful(net)},
             "history": _plain_history(net.history),
             "rng": _rng_states(net),
         }
@@ -365,7 +443,8 @@ class SaveCheckpoint(Callback):
 
     def on_train_end(self, net, **kwargs):
         row = net.history[-1] if net.history else {}
-        if "train_loss" in row and self._complete(net):
+        stopped = net.__dict__.get("_stopped_by_callback", False)  # a user's stop
+        if "train_loss" in row and (stopped or self._complete(net)):
             # Training is over (best weights restored): a later fit loads this.
             self.store.write(self._state(net, done=True))
 
@@ -423,6 +502,28 @@ def _to_device(value, device):
     return value
 
 
+def _plain(value):
+    """``value`` with NumPy scalars and arrays as Python numbers and lists
+    (loadable with ``weights_only``)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return type(value)((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _plain_history(history):
-    """The history as plain lists and dicts (loadable with ``weights_only``)."""
-    return [{k: v for k, v in row.items() if k != "batches"} for row in history]
+    """The history as plain lists and dicts (loadable with ``weights_only``).
+
+    The per-batch rows are kept for the last epoch only (skorch's progress
+    bar reads their count); earlier epochs keep an empty list.
+    """
+    rows = []
+    for i, row in enumerate(history):
+        batches = row.get("batches", []) if i == len(history) - 1 else []
+        rows.append(_plain({**row, "batches": batches}))
+    return rows

@@ -14,6 +14,10 @@ machine without a warning (``__setstate__``).
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer
@@ -32,13 +36,26 @@ class SplitData:
 
 
 class NonFiniteLoss(Exception):
-    """Raised from the training loop at the first batch whose loss is not finite."""
+    """Raised from the training loop at the first batch whose loss is not
+    finite (or, ``value=None``, when the last update made the weights so)."""
 
     def __init__(self, epoch, batch, value):
         super().__init__(f"training loss {value} at epoch {epoch}, batch {batch}")
         self.epoch = epoch
         self.batch = batch
         self.value = value
+
+    def describe(self):
+        """What went wrong and where, for the messages of the estimator."""
+        if self.value is None:
+            return (
+                "the weights became non-finite in the last update of epoch "
+                f"{self.epoch} (batch {self.batch}), although its loss was finite"
+            )
+        return (
+            f"the training loss became {self.value} at epoch {self.epoch}, "
+            f"batch {self.batch}"
+        )
 
 
 class EngineNet(NeuralNet):
@@ -187,13 +204,21 @@ class EngineNet(NeuralNet):
         # skorch's partial_fit swallows KeyboardInterrupt: it is how a
         # callback stops training (early stopping), and also what Ctrl-C
         # raises. The latter is flagged, for the estimator to raise again
-        # once the callbacks have closed (checkpoints, loggers).
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt as exc:
-            if not _raised_by_callback(exc):
-                self._interrupted = True
-            raise
+        # once the callbacks have closed (checkpoints, loggers); the former
+        # ends training as complete (a checkpoint says so).
+        self._stopped_by_callback = False
+        with _watch_sigint() as sigint:
+            try:
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+            except KeyboardInterrupt as exc:
+                ctrl_c = sigint.received if sigint.watching else None
+                if ctrl_c is None:  # no handler of ours: infer from the frame
+                    ctrl_c = not _raised_by_callback(exc)
+                if ctrl_c:
+                    self._interrupted = True
+                else:
+                    self._stopped_by_callback = True
+                raise
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch records every batch's loss with ``.item()`` (a device sync per
@@ -275,6 +300,38 @@ class EngineNet(NeuralNet):
 
 
 _CHECK_EVERY = 32
+
+
+class _SigintWatch:
+    watching = False
+    received = False
+
+
+@contextlib.contextmanager
+def _watch_sigint():
+    """Note whether Ctrl-C (SIGINT) arrives, keeping its usual effect.
+
+    Only in the main thread and when Python's own handler is installed;
+    elsewhere ``watching`` stays False and the caller infers the cause.
+    """
+    watch = _SigintWatch()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield watch
+        return
+
+    def handler(signum, frame):
+        watch.received = True
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    watch.watching = True
+    try:
+        yield watch
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _raised_by_callback(exc):

@@ -184,6 +184,20 @@ def check_finite_batch(batch, start, allow_nan=False):
         )
 
 
+def check_float32(tensors, allow_nan=False):
+    """Raise if training inputs hold values that are not finite in float32.
+
+    ``fit`` checks finiteness in the input's own dtype; a finite float64
+    beyond float32's range (about 3.4e38) becomes infinity in the tensors the
+    network reads, and would surface as a diverged training. Memory-mapped
+    and sparse inputs (not tensors here) are left to that check.
+    """
+    items = tensors.items() if isinstance(tensors, dict) else [("X", tensors)]
+    for name, tensor in items:
+        if isinstance(tensor, torch.Tensor):
+            check_finite_batch({name: tensor}, 0, allow_nan=allow_nan)
+
+
 def n_samples_of(X) -> int:
     if isinstance(X, dict):
         return next(iter(X.values())).shape[0]
@@ -234,6 +248,7 @@ def caller_stacklevel():
 __all__ = [
     "caller_stacklevel",
     "check_finite_batch",
+    "check_float32",
     "check_inputs",
     "check_sample_weight_array",
     "input_shape_for_module",
