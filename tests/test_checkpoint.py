@@ -325,7 +325,7 @@ def test_fingerprints_tell_partials_lambdas_and_modules_apart():
     # checkpoint of another loss or other initial weights was resumed.
     import functools
 
-    from skestimators._engine._checkpoint import config_fingerprint
+    from skestimators._engine._fingerprint import config_fingerprint
 
     def fingerprint(value):
         return config_fingerprint({"loss": value})["loss"]

@@ -61,6 +61,7 @@ def test_divergence_with_validation_restores_best_weights(regression):
     with pytest.warns(ConvergenceWarning, match="at epoch 4, batch 3") as record:
         reg.fit(X, y)
     assert "were restored" in str(record[0].message)
+    assert record[0].filename == __file__  # points at the user's fit
     assert reg.n_iter_ == 3  # the diverged epoch is not in the history
     assert np.isfinite(reg.history_.to_numpy()).all()
     pred = reg.predict(X)

@@ -24,19 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from ..exceptions import TrainingDivergedError
 from ._batching import TensorData
 from ._callbacks import trained_batches
-from ._checkpoint import (
-    CheckpointStore,
-    ResumeCheckpoint,
-    SaveCheckpoint,
-    config_fingerprint,
-    data_fingerprint,
-)
+from ._checkpoint import CheckpointStore, ResumeCheckpoint, SaveCheckpoint
 from ._config import (
     COMMON_CONSTRAINTS,
     EngineConfig,
@@ -49,11 +41,12 @@ from ._config import (
 from ._device import amp_dtype, resolve_device, torch_threads
 from ._distributed import data_parallel
 from ._divergence import (
-    advice,
+    diverged,
     finite_state,
     restore_training_state,
     training_state,
 )
+from ._fingerprint import config_fingerprint, data_fingerprint
 from ._heads import HeadsLoss
 from ._inference import InferenceMixin, _tensors
 from ._modules import _shapes
@@ -363,7 +356,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                         len(net.history), last.get("train_batch_count", 0), None
                     )
             except NonFiniteLoss as exc:
-                self._diverged(net, exc, config, snapshot, refit)
+                diverged(net, exc, config, snapshot, refit)
             except Exception:
                 if snapshot is not None:  # a continuing fit: as before the call
                     restore_training_state(net, snapshot)
@@ -372,48 +365,6 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 if parallel is not None:
                     parallel.detach(net)
         return net
-
-    def _diverged(self, net, exc, config, snapshot, refit=False):
-        """The loss became non-finite: restore the best weights or raise."""
-        if net.history and "train_loss" not in net.history[-1]:
-            net.history.pop()  # the epoch that diverged is not complete
-        early = dict(net.callbacks_).get("early_stopping")
-        best = None if early is None else early.best_model_weights_
-        if best is not None and finite_state(best) and net.history:
-            net.module_.load_state_dict(best)
-            # The optimizer's moments followed the diverged steps: start them
-            # afresh from the restored weights (the schedule keeps its place).
-            net.optimizer_.state.clear()
-            early.stopped_ = True  # training is over: a checkpoint says so
-            net.notify("on_train_end")
-            warnings.warn(
-                f"{config.name}: {exc.describe()}; training stopped there and "
-                f"the weights of epoch {early.best_epoch_} (lowest validation "
-                "loss) were restored, with a fresh optimizer state. " + advice(config),
-                ConvergenceWarning,
-                stacklevel=5,
-            )
-            return
-        _end_training(net)  # loggers close their runs
-        if snapshot is not None:
-            restore_training_state(net, snapshot)
-            state = "The estimator keeps its state from before this call."
-        elif refit:
-            state = "The estimator keeps the model of its previous fit."
-        else:
-            state = "The estimator is left unfitted."
-        fallback = (
-            " No weights of an earlier epoch were kept: train with a validation "
-            "split and early_stopping=True to fall back on the best epoch."
-            if best is None or not net.history
-            else ""
-        )
-        raise TrainingDivergedError(
-            f"{config.name} training diverged: {exc.describe()}.{fallback} "
-            f"{advice(config)} {state}",
-            epoch=exc.epoch,
-            batch=exc.batch,
-        ) from None
 
     def _make_net(
         self,
@@ -552,15 +503,6 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
 
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
-
-
-def _end_training(net):
-    """``on_train_end`` for a training that diverged; early stopping is skipped
-    when no epoch was completed (it reads the last epoch of the history)."""
-    for name, callback in net.callbacks_:
-        if name == "early_stopping" and not net.history:
-            continue
-        callback.on_train_end(net)
 
 
 def _continue_with(net, config):

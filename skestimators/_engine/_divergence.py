@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
+from ..exceptions import TrainingDivergedError
 from ._callbacks import LRScheduler
+from ._validation import caller_stacklevel
 
 
 def training_state(net):
@@ -62,3 +66,61 @@ def advice(config):
     if len(tips) == 1:
         return f"Try {tips[0]}."
     return f"Try {', '.join(tips[:-1])} or {tips[-1]}."
+
+
+def diverged(net, exc, config, snapshot, refit=False):
+    """The loss became non-finite: restore the best weights or raise.
+
+    Warns (:class:`~sklearn.exceptions.ConvergenceWarning`) when early
+    stopping kept the weights of a best epoch, which are restored; else
+    raises :class:`TrainingDivergedError`, after putting a continuing fit
+    back in its ``snapshot`` (``refit``: the estimator had a model before).
+    """
+    if net.history and "train_loss" not in net.history[-1]:
+        net.history.pop()  # the epoch that diverged is not complete
+    early = dict(net.callbacks_).get("early_stopping")
+    best = None if early is None else early.best_model_weights_
+    if best is not None and finite_state(best) and net.history:
+        net.module_.load_state_dict(best)
+        # The optimizer's moments followed the diverged steps: start them
+        # afresh from the restored weights (the schedule keeps its place).
+        net.optimizer_.state.clear()
+        early.stopped_ = True  # training is over: a checkpoint says so
+        net.notify("on_train_end")
+        warnings.warn(
+            f"{config.name}: {exc.describe()}; training stopped there and "
+            f"the weights of epoch {early.best_epoch_} (lowest validation "
+            "loss) were restored, with a fresh optimizer state. " + advice(config),
+            ConvergenceWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        return
+    _end_training(net)  # loggers close their runs
+    if snapshot is not None:
+        restore_training_state(net, snapshot)
+        state = "The estimator keeps its state from before this call."
+    elif refit:
+        state = "The estimator keeps the model of its previous fit."
+    else:
+        state = "The estimator is left unfitted."
+    fallback = (
+        " No weights of an earlier epoch were kept: train with a validation "
+        "split and early_stopping=True to fall back on the best epoch."
+        if best is None or not net.history
+        else ""
+    )
+    raise TrainingDivergedError(
+        f"{config.name} training diverged: {exc.describe()}.{fallback} "
+        f"{advice(config)} {state}",
+        epoch=exc.epoch,
+        batch=exc.batch,
+    ) from None
+
+
+def _end_training(net):
+    """``on_train_end`` for a training that diverged; early stopping is skipped
+    when no epoch was completed (it reads the last epoch of the history)."""
+    for name, callback in net.callbacks_:
+        if name == "early_stopping" and not net.history:
+            continue
+        callback.on_train_end(net)
