@@ -473,6 +473,30 @@ def test_score_errors_are_one_line(tmp_path, saved, monkeypatch):
         invoke("-vv", "score", path, data, "-o", tmp_path / "o.parquet")
 
 
+def test_score_refuses_to_overwrite_its_input(tmp_path, saved):
+    path, data = saved[0], saved[1]
+    copy = tmp_path / "X.npy"
+    copy.write_bytes(data.read_bytes())
+    line = _one_line_error(invoke("score", path, copy, "-o", copy, "--no-progress"))
+    assert line == f"Error: The output {copy} would overwrite the input {copy}; " + (
+        "write it elsewhere."
+    )
+    assert copy.read_bytes() == data.read_bytes()
+
+
+def test_score_names_the_line_of_a_malformed_csv_row(tmp_path, saved):
+    path = saved[0]
+    rows = ["1,2,3,4,5,6,7,8", "1,2,3,4,5,6,7,8", "1,2,3,4,5,6,7,8,9"]
+    (tmp_path / "x.csv").write_text("a,b,c,d,e,f,g,h\n" + "\n".join(rows) + "\n")
+    result = invoke("score", path, tmp_path / "x.csv", "-o", tmp_path / "o.csv")
+    line = _one_line_error(result)
+    assert line.endswith(
+        "x.csv: line 4 has 9 fields, but the header has 8 (a decimal comma or an "
+        "unquoted separator?); fix or remove that row."
+    )
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_demo_never_names_a_variant_with_a_failed_fit_best():
     import pandas as pd
 

@@ -667,3 +667,308 @@ def test_score_named_input_model_from_multiinput_table_is_refused(tmp_path, two_
     pd.DataFrame(aux).to_csv(tmp_path / "aux.csv", index=False)
     with pytest.raises(ScoringInputError, match="named inputs"):
         run(path, [tmp_path / "aux.csv"], tmp_path / "o.csv")
+
+
+# -- malformed and unusual inputs, with small scikit-learn models --------------------
+@pytest.fixture(scope="module")
+def sk_models(tmp_path_factory):
+    """A LogisticRegression pipeline on columns a, b, c (classes no/yes) and a
+    LinearRegression on (n, 3) arrays, saved, with their training rows."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    folder = tmp_path_factory.mktemp("sk")
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    y = np.where(X["a"] > 0, "yes", "no")
+    clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    reg = LinearRegression().fit(X.to_numpy(), 2 * X["a"].to_numpy())
+    clf_path = skestimators.save(clf, folder / "clf.joblib")
+    reg_path = skestimators.save(
+        reg, folder / "reg.joblib", training_data=(X.to_numpy(),)
+    )
+    return clf_path, reg_path, X, clf
+
+
+def test_parquet_index_named_id_gives_the_ids(tmp_path, sk_models):
+    clf_path, _, X, clf = sk_models
+    frame = X.head(6).set_axis([f"g{i}" for i in range(6)]).rename_axis("id")
+    frame.to_parquet(tmp_path / "indexed.parquet")  # the index is saved as "id"
+    result = run(clf_path, [tmp_path / "indexed.parquet"], tmp_path / "o.csv")
+    out = pd.read_csv(result.output)
+    assert out["id"].tolist() == [f"g{i}" for i in range(6)]
+    np.testing.assert_allclose(
+        out[["proba_no", "proba_yes"]], clf.predict_proba(X.head(6)), rtol=1e-6
+    )
+    # An unnamed index (pandas' "__index_level_0__") is not a feature.
+    X.head(6).set_axis(range(10, 16)).to_parquet(tmp_path / "unnamed.parquet")
+    result = run(clf_path, [tmp_path / "unnamed.parquet"], tmp_path / "u.csv")
+    assert pd.read_csv(result.output)["id"].tolist() == list(range(6))
+
+
+@pytest.mark.parametrize("bad_line", [2, 3])
+def test_csv_row_with_a_field_too_many_is_refused(tmp_path, sk_models, bad_line):
+    # "-0,5" (a decimal comma) makes 5 fields: pandas would drop the last one
+    # (or take the first as an index) and score the row with shifted values.
+    clf_path = sk_models[0]
+    lines = ["id,a,b,c", "1,0.1,0.2,0.3", "2,0.4,0.1,0.2", "3,0.3,0.3,0.3"]
+    lines[bad_line - 1] = f"{bad_line - 1},-0,5,0.1,0.2"
+    (tmp_path / "dc.csv").write_text("\n".join(lines) + "\n")
+    message = rf"dc.csv: line {bad_line} has 5 fields, but the header has 4"
+    with pytest.raises(ScoringInputError, match=message):
+        run(clf_path, [tmp_path / "dc.csv"], tmp_path / "o.csv")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def _exoplanet_folder(folder, n_spectra, aux_text):
+    from skestimators.preprocessing import AUX_COLUMNS
+
+    folder.mkdir()
+    np.save(folder / "spectra.npy", np.arange(n_spectra * 15.0).reshape(-1, 5, 3))
+    (folder / "auxiliary.csv").write_text(
+        ",".join(AUX_COLUMNS)
+        + "\n"
+        + aux_text.replace("R", ",".join("1" * len(AUX_COLUMNS)) + "\n")
+    )
+
+
+def test_exoplanet_auxiliary_rows_are_counted_and_checked(tmp_path):
+    from skestimators.scoring._folders import ExoplanetReader
+
+    _exoplanet_folder(tmp_path / "blank", 3, "RRR\n")  # a trailing blank line
+    reader = ExoplanetReader(tmp_path / "blank")
+    assert reader.n_rows == sum(s.n_rows for s in reader.specs(2)) == 3
+    _exoplanet_folder(tmp_path / "short", 3, "RR\n")  # a planet lost
+    with pytest.raises(ScoringInputError, match="spectra.npy has 3, auxiliary.csv 2"):
+        ExoplanetReader(tmp_path / "short")
+    _exoplanet_folder(tmp_path / "shifted", 3, "RR1,1,1,1,1,1\n")
+    with pytest.raises(ScoringInputError, match="line 4 has 6 fields"):
+        list(ExoplanetReader(tmp_path / "shifted").specs(2))
+
+
+def test_rescored_chunk_drops_its_stale_invalid_rows(tmp_path, sk_models, monkeypatch):
+    clf_path = sk_models[0]
+    rows = [f"{i},0.5,0.25,1.0" for i in range(12)]
+    rows[5] = "5,0.5,nan,1.0"
+    source, out = tmp_path / "in.csv", tmp_path / "o.csv"
+    source.write_text("id,a,b,c\n" + "\n".join(rows) + "\n")
+    original = score_module.run_chunk
+    monkeypatch.setattr(score_module, "run_chunk", _failing_after(2, original))
+    with pytest.raises(KeyboardInterrupt):
+        run(clf_path, [source], out, chunk_rows=4)
+    assert (tmp_path / "o.csv.parts" / "invalid-000001.parquet").exists()
+    source.write_text(source.read_text().replace("0.5,nan", "0.5,0.1"))  # fixed
+    monkeypatch.setattr(score_module, "run_chunk", original)
+    result = run(clf_path, [source], out, chunk_rows=4)
+    assert (result.resumed_chunks, result.rescored_chunks) == (1, 1)
+    assert result.n_invalid == 0 and not (tmp_path / "o.csv.invalid.csv").exists()
+    assert pd.read_csv(out)["proba_yes"].notna().all()
+
+
+def test_csv_ids_that_pandas_reads_as_missing_are_kept(tmp_path, sk_models):
+    clf_path = sk_models[0]
+    ids = ["NA", "None", "null", "n/a", "", "ZA"]
+    lines = [f"{i},0.1,0.2,0.3" for i in ids]
+    lines[1] = "None,NA,0.2,0.3"  # "NA" is still missing in a feature
+    (tmp_path / "in.csv").write_text("id,a,b,c\n" + "\n".join(lines) + "\n")
+    result = run_invalid(clf_path, [tmp_path / "in.csv"], tmp_path / "o.parquet")
+    out = pq.read_table(result.output).to_pydict()
+    assert out["id"] == ids
+    assert out["proba_yes"][1] is None and result.invalid_preview[0]["id"] == "None"
+
+
+def test_text_in_a_numeric_column_is_an_invalid_row(tmp_path, sk_models):
+    clf_path, _, X, clf = sk_models
+    frame = X.head(4).astype({"b": str})
+    frame.loc[2, "b"] = "oops"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")  # b is a string column
+    for source in ("t.csv", "t.parquet"):
+        result = run_invalid(clf_path, [tmp_path / source], tmp_path / f"{source}.csv")
+        out = pd.read_csv(result.output)
+        assert result.invalid_preview == [
+            {"id": 2, "reason": "text in numeric column 'b'"}
+        ]
+        assert out["proba_yes"].isna().tolist() == [False, False, True, False]
+        np.testing.assert_allclose(
+            out.loc[[0, 1, 3], ["proba_no", "proba_yes"]],
+            clf.predict_proba(X.iloc[[0, 1, 3]]),
+            rtol=1e-6,
+        )
+
+
+def test_one_hot_encoded_text_column_is_kept_as_text(tmp_path):
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"color": rng.choice(["red", "blue"], 40), "size": rng.rand(40)})
+    y = (X["color"] == "red").astype(int)
+    encode = make_column_transformer(
+        (OneHotEncoder(), ["color"]), remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(X, y)
+    path = skestimators.save(model, tmp_path / "cat.joblib")
+    frame = X.astype({"size": str})
+    frame.loc[3, "size"] = "oops"  # text in the numeric column: an invalid row
+    frame.to_csv(tmp_path / "cat.csv", index=False)
+    frame.to_parquet(tmp_path / "cat.parquet")
+    for source in ("cat.csv", "cat.parquet"):
+        result = run_invalid(path, [tmp_path / source], tmp_path / f"{source}.csv")
+        out = pd.read_csv(result.output)
+        keep = out.index != 3
+        assert [r["id"] for r in result.invalid_preview] == [3]
+        np.testing.assert_allclose(
+            out.loc[keep, ["proba_0", "proba_1"]],
+            model.predict_proba(X[keep]),
+            rtol=1e-6,
+        )
+
+
+def test_output_that_is_an_input_or_the_model_is_refused(tmp_path, sk_models):
+    clf_path, _, X, _ = sk_models
+    data = tmp_path / "data.csv"
+    X.to_csv(data, index=False)
+    before = data.read_text()
+    with pytest.raises(ScoringInputError, match="would overwrite the input"):
+        run(clf_path, [data], tmp_path / "." / "data.csv")
+    X.to_csv(tmp_path / "o.csv.invalid.csv", index=False)  # o.csv's invalid rows
+    with pytest.raises(ScoringInputError, match="would overwrite the input"):
+        run(clf_path, [tmp_path / "o.csv.invalid.csv"], tmp_path / "o.csv")
+    with pytest.raises(ScoringInputError, match="would overwrite the input"):
+        run(clf_path, [data], clf_path, output_format="csv")
+    assert data.read_text() == before
+    folder = tmp_path / "planets"
+    _exoplanet_folder(folder, 3, "RRR")
+    with pytest.raises(ScoringInputError, match="inside the input folder"):
+        run(clf_path, [folder], folder / "o.csv")
+    assert sorted(p.name for p in folder.iterdir()) == ["auxiliary.csv", "spectra.npy"]
+
+
+def test_id_column_named_like_a_prediction_column_is_refused(tmp_path, sk_models):
+    clf_path, _, X, _ = sk_models
+    X.head(3).assign(proba_yes=["A", "B", "C"]).to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(ScoringInputError, match="'proba_yes' has the name of a pred"):
+        run(clf_path, [tmp_path / "p.csv"], tmp_path / "o.csv", id_column="proba_yes")
+    assert not (tmp_path / "o.csv").exists()
+    assert not (tmp_path / "o.csv.parts").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "npy"])
+def test_every_row_invalid_keeps_the_prediction_columns(tmp_path, sk_models, fmt):
+    clf_path, reg_path, _, _ = sk_models
+    np.save(tmp_path / "nan.npy", np.full((4, 3), np.nan))
+    out = tmp_path / f"o.{fmt}"
+    result = run_invalid(reg_path, [tmp_path / "nan.npy"], out, chunk_rows=3)
+    assert result.n_invalid == 4
+    if fmt == "npy":
+        values = np.load(out)
+        assert values.shape == (4,) and np.isnan(values).all()
+        assert not (tmp_path / "o.ids.npy").exists()
+    else:
+        frame = pd.read_csv(out) if fmt == "csv" else pd.read_parquet(out)
+        assert list(frame.columns) == ["id", "prediction"]
+        assert frame["prediction"].isna().all()
+    (tmp_path / "nan.csv").write_text("a,b,c\nx,1,2\n1,,3\n")
+    result = run_invalid(clf_path, [tmp_path / "nan.csv"], tmp_path / f"c.{fmt}")
+    if fmt != "npy":
+        frame = pd.read_csv(result.output) if fmt == "csv" else None
+        frame = pd.read_parquet(result.output) if frame is None else frame
+        assert list(frame.columns) == ["id", "proba_no", "proba_yes"]
+    else:
+        assert np.load(result.output).shape == (2, 2)
+
+
+def test_failed_assembly_keeps_the_previous_output_and_invalid_file(
+    tmp_path, sk_models, monkeypatch
+):
+    import errno
+
+    from pyarrow import csv
+
+    _, reg_path, X, _ = sk_models
+    np.save(tmp_path / "x.npy", X.to_numpy())
+    out = tmp_path / "o.csv"
+    out.write_text("old output")
+    (tmp_path / "o.csv.invalid.csv").write_text('"id","reason"\n7,"old"\n')
+
+    def disk_full(path, schema):
+        open(path, "w").close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(csv, "CSVWriter", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run(reg_path, [tmp_path / "x.npy"], out, chunk_rows=20)
+    assert out.read_text() == "old output"
+    assert (tmp_path / "o.csv.invalid.csv").read_text() == '"id","reason"\n7,"old"\n'
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_csv_with_cr_line_endings_is_read(tmp_path, sk_models):
+    clf_path, _, X, clf = sk_models
+    text = X.head(3).to_csv(index=False, lineterminator="\r")
+    (tmp_path / "cr.csv").write_text(text, newline="")
+    result = run(clf_path, [tmp_path / "cr.csv"], tmp_path / "o.parquet")
+    assert result.n_rows == 3
+
+
+def test_undecodable_id_column_is_a_scoring_input_error(tmp_path, sk_models):
+    clf_path = sk_models[0]
+    (tmp_path / "lat.csv").write_bytes(b"id,a,b,c\nMontr\xe9al,0.1,0.2,0.3\n")
+    with pytest.raises(ScoringInputError, match="lat.csv is not UTF-8 text"):
+        run(clf_path, [tmp_path / "lat.csv"], tmp_path / "o.csv")
+
+
+def test_progress_total_is_the_rows_scored(tmp_path, sk_models, monkeypatch):
+    import tqdm.auto
+
+    seen = {}
+
+    class Recording(tqdm.auto.tqdm):
+        def close(self):
+            seen["total"] = self.total
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    clf_path = sk_models[0]
+    text = 'a,b,c\n1,2,3\n\n\n4,5,6\n"7\n\n\n",8,9\n\n'  # blank lines, a quoted newline
+    (tmp_path / "blank.csv").write_text(text)
+    result = score(clf_path, [tmp_path / "blank.csv"], tmp_path / "o.csv", chunk_rows=2)
+    assert result.n_rows == 3 and seen["total"] == 3
+
+
+def test_npy_output_without_npy_suffix_names_its_ids_file(tmp_path, sk_models):
+    clf_path, _, X, clf = sk_models
+    X.head(2).assign(id=["r1", "r2"]).to_csv(tmp_path / "ids.csv", index=False)
+    out = tmp_path / "predictions"
+    run(clf_path, [tmp_path / "ids.csv"], out, output_format="npy")
+    assert np.load(tmp_path / "predictions.ids.npy").tolist() == ["r1", "r2"]
+    with open(out, "rb") as f:
+        assert np.load(f).shape == (2, 2)
+
+
+def test_wide_header_checks_compare_each_column_once(tmp_path):
+    from skestimators.scoring._inputs import check_layout
+
+    calls = {"n": 0}
+
+    class Name(str):  # counts comparisons: list membership would be quadratic
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            calls["n"] += 1
+            return str.__eq__(self, other)
+
+    n = 400
+    names = [f"w{i}" for i in range(n)]
+    layout = {"kind": "array", "exact": True, "inputs": {"X": {"shape": [n]}}}
+    expected = json.loads(json.dumps(layout))
+    expected["inputs"]["X"]["columns"] = [Name(c) for c in names]
+    provided = json.loads(json.dumps(layout))
+    provided["inputs"]["X"]["columns"] = [Name(c) for c in names]
+    check_layout(expected, provided)
+    pd.DataFrame(np.zeros((2, n)), columns=names).to_csv(tmp_path / "w.csv")
+    from skestimators.scoring._inputs import open_input
+
+    open_input([tmp_path / "w.csv"], expected=expected)
+    assert calls["n"] < 10 * n

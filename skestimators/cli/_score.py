@@ -122,8 +122,9 @@ def score(
       0    success
       1    error (one line says what; -vv shows the traceback)
       2    wrong usage
-      3    written, but some rows have null predictions (NaN values,
-           unreadable images); they are listed in OUTPUT.invalid.csv
+      3    written, but some rows have null predictions (NaN values, text
+           in numeric columns, unreadable images); they are listed, with
+           the reason, in OUTPUT.invalid.csv
       4    another run is writing OUTPUT; nothing was done
       130  interrupted; run the same command again to resume
     """
@@ -190,8 +191,8 @@ def score(
         shown = ", ".join(str(next(iter(r.values()))) for r in result.invalid_preview)
         more = " ..." if result.n_invalid > len(result.invalid_preview) else ""
         click.echo(
-            f"Warning: {result.n_invalid} row(s) not scored (NaN or infinite "
-            "inputs or predictions, or unreadable rows); "
+            f"Warning: {result.n_invalid} row(s) not scored (NaN, infinite or "
+            "text inputs, non-finite predictions, or unreadable rows); "
             f"ids: {shown}{more}. All are listed in {result.invalid_path}.",
             err=True,
         )

@@ -15,10 +15,13 @@ from sklearn.utils import get_tags
 from .._io import final_estimator, walk_estimators
 from .._multiinput import _take, as_mapping
 from ..exceptions import NonFinitePredictionError
+from ._readers import ScoringInputError
 from ._writer import UNSCORED, write_part
 
 __all__ = [
+    "check_id_name",
     "chunk_fingerprint",
+    "model_columns",
     "prediction_columns",
     "prepare_model",
     "run_chunk",
@@ -99,6 +102,54 @@ def prediction_columns(estimator, method: str, width: int, ndim: int) -> list[st
     return [f"prediction_{j}" for j in range(width)]
 
 
+def model_columns(estimator, method: str) -> list[str]:
+    """The prediction columns of ``estimator``, known without predicting.
+
+    From its classes (``predict_proba``), target names or number of outputs;
+    ``["prediction"]`` when it says nothing. Names the (null) prediction
+    columns of an output in which no row could be scored.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LinearRegression, LogisticRegression
+    >>> from skestimators.scoring._chunks import model_columns
+    >>> clf = LogisticRegression().fit([[0], [1], [2]], ["a", "b", "b"])
+    >>> model_columns(clf, "predict_proba"), model_columns(clf, "predict")
+    (['proba_a', 'proba_b'], ['prediction'])
+    >>> reg = LinearRegression().fit([[0], [1]], [[0, 1], [1, 2]])
+    >>> model_columns(reg, "predict")
+    ['prediction_0', 'prediction_1']
+    """
+    final = final_estimator(estimator)
+    targets = getattr(final, "target_names_", None)
+    multilabel = getattr(final, "target_type_", None) == "multilabel-indicator"
+    if method == "predict_proba":
+        names = targets if multilabel else getattr(final, "classes_", None)
+        width = 1 if names is None else len(names)
+        return prediction_columns(estimator, method, width, 2)
+    if targets is not None and (multilabel or len(targets) > 1):
+        return prediction_columns(estimator, method, len(targets), 2)
+    if getattr(final, "classes_", None) is not None:
+        return ["prediction"]
+    width = getattr(final, "n_outputs_", None)
+    coef = getattr(final, "coef_", None)
+    if width is None and coef is not None and np.ndim(coef) == 2:
+        width = np.shape(coef)[0]
+    if width is None or width == 1:
+        return ["prediction"]
+    return prediction_columns(estimator, method, int(width), 2)
+
+
+def check_id_name(id_name: str, names) -> None:
+    """Refuse an id column named like a prediction column (the ids would be
+    lost in the output)."""
+    if id_name in names:
+        raise ScoringInputError(
+            f"The id column {id_name!r} has the name of a prediction column of "
+            f"the model ({', '.join(names)}); rename that column of the input."
+        )
+
+
 def _nonfinite(value) -> np.ndarray:
     if isinstance(value, pd.DataFrame):
         bad = value.isna().to_numpy().any(axis=1)
@@ -164,6 +215,7 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     if pred is not None:
         values = pred.reshape(len(pred), -1)
         names = prediction_columns(estimator, method, values.shape[1], pred.ndim)
+        check_id_name(id_name, names)
         for j, name in enumerate(names):
             columns[name] = _scatter(values[:, j], good)
     else:
@@ -171,11 +223,9 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     table = pa.table(columns)
     invalid = None
     if bad.any():
-        invalid = pa.table(
-            {
-                id_name: pa.array(chunk.ids[bad]),
-                "reason": pa.array(reasons[bad].astype(str)),
-            }
+        invalid = pa.Table.from_arrays(  # from arrays: an id column "reason" stays
+            [pa.array(chunk.ids[bad]), pa.array(reasons[bad].astype(str))],
+            names=[id_name, "reason"],
         )
     return table, invalid
 
@@ -292,6 +342,8 @@ def run_chunk(estimator, spec, parts_dir, *, method, id_name, chunk=None):
     fingerprint = chunk_fingerprint(chunk)
     try:
         table, invalid = score_chunk(estimator, chunk, method=method, id_name=id_name)
+    except ScoringInputError:
+        raise
     except Exception as exc:
         first, last = chunk.ids[0], chunk.ids[-1]
         raise RuntimeError(

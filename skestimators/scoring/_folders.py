@@ -12,6 +12,7 @@ import pandas as pd
 
 from .._multiinput import MultiInput
 from ..preprocessing import AUX_COLUMNS
+from ._csv import check_first_row, count_rows, read_frames, read_header
 from ._readers import (
     ID_COLUMN,
     IMAGE_SUFFIXES,
@@ -19,7 +20,6 @@ from ._readers import (
     Chunk,
     NpyRows,
     ScoringInputError,
-    _count_lines,
     _expected_shape,
     _npy_header,
 )
@@ -46,13 +46,12 @@ class ExoplanetSpec:
 
 def _planet_ids(path: Path, n_rows: int):
     """The ``id`` column of ``targets.csv``, checked; None if it has none."""
-    try:
-        header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-        if ID_COLUMN not in header:
-            return None
-        ids = pd.read_csv(path, usecols=[ID_COLUMN])[ID_COLUMN]
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError) as exc:
-        raise ScoringInputError(f"{path} is not a readable CSV file: {exc}") from exc
+    if ID_COLUMN not in read_header(path):
+        return None
+    check_first_row(path)
+    frames = read_frames(path, 1 << 16, text=ID_COLUMN)
+    columns = [frame[ID_COLUMN] for frame in frames] or [pd.Series([], dtype=str)]
+    ids = pd.concat(columns, ignore_index=True)
     if len(ids) != n_rows:
         raise ScoringInputError(
             f"The files disagree on the number of planets: spectra.npy has "
@@ -62,7 +61,7 @@ def _planet_ids(path: Path, n_rows: int):
     if (
         not np.isfinite(values).all()
         or (values != np.round(values)).any()
-        or ids.duplicated().any()
+        or len(np.unique(values)) < len(values)
     ):
         raise ScoringInputError(f"{path}: column 'id' must hold unique integers.")
     return values.astype(np.int64)
@@ -78,6 +77,7 @@ class ExoplanetReader:
     """
 
     id_name = ID_COLUMN
+    rows_exact = True
 
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -92,14 +92,14 @@ class ExoplanetReader:
                 f"{self.paths[0]} must have shape (n_planets, n_wavelengths, 3); "
                 f"got {shape}."
             )
-        columns = [str(c) for c in pd.read_csv(self.paths[1], nrows=0).columns]
+        columns = read_header(self.paths[1])
         missing = [c for c in AUX_COLUMNS if c not in columns]
         if missing:
             raise ScoringInputError(
                 f"{self.paths[1]} lacks the columns {missing}; it needs "
                 f"{list(AUX_COLUMNS)}."
             )
-        n_aux = max(_count_lines(self.paths[1]) - 1, 0)
+        n_aux = count_rows(self.paths[1])  # rows, not lines (blank lines)
         if n_aux != shape[0]:
             raise ScoringInputError(
                 f"The files disagree on the number of planets: spectra.npy has "
@@ -125,22 +125,20 @@ class ExoplanetReader:
     def specs(self, chunk_rows):
         offset, dtype, shape, fortran = self.header
         start = 0
-        aux_chunks = pd.read_csv(
-            self.paths[1], usecols=list(AUX_COLUMNS), chunksize=chunk_rows
-        )
-        with aux_chunks:  # closed even when the consumer stops early
-            for index, aux in enumerate(aux_chunks):
-                stop = start + len(aux)
-                aux = aux[list(AUX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
-                if self.ids is None:
-                    aux.index = pd.RangeIndex(start, stop, name=ID_COLUMN)
-                else:
-                    aux.index = pd.Index(self.ids[start:stop], name=ID_COLUMN)
-                rows = NpyRows(
-                    str(self.paths[0]), offset, dtype, shape, fortran, start, stop
-                )
-                yield ExoplanetSpec(index, rows, aux.astype(np.float64))
-                start = stop
+        # Every column is parsed, so a row with a field too many is refused.
+        aux_chunks = read_frames(self.paths[1], chunk_rows)
+        for index, aux in enumerate(aux_chunks):
+            stop = start + len(aux)
+            aux = aux[list(AUX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+            if self.ids is None:
+                aux.index = pd.RangeIndex(start, stop, name=ID_COLUMN)
+            else:
+                aux.index = pd.Index(self.ids[start:stop], name=ID_COLUMN)
+            rows = NpyRows(
+                str(self.paths[0]), offset, dtype, shape, fortran, start, stop
+            )
+            yield ExoplanetSpec(index, rows, aux.astype(np.float64))
+            start = stop
 
 
 # -- image folders --------------------------------------------------------------------
@@ -207,6 +205,7 @@ class ImageFolderReader:
 
     id_name = "GalaxyID"
     id_source = "image file stem"
+    rows_exact = True
 
     def __init__(self, folder, *, expected=None, crop=207):
         self.folder = Path(folder)

@@ -5,17 +5,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
+from .._io import walk_estimators
+from ._csv import CsvReader
 from ._folders import ExoplanetReader, ImageFolderReader
 from ._readers import (
     IMAGE_SUFFIXES,
     RASTER_SUFFIXES,
-    CsvReader,
     NpyReader,
     ParquetReader,
     ScoringInputError,
 )
 
-__all__ = ["check_layout", "input_kind", "open_input"]
+__all__ = [
+    "check_layout",
+    "check_output",
+    "input_kind",
+    "open_input",
+    "text_columns",
+]
 
 
 def input_kind(paths) -> str:
@@ -54,7 +63,7 @@ def input_kind(paths) -> str:
     return kind
 
 
-def open_input(paths, *, expected=None, id_column=None, crop=207):
+def open_input(paths, *, expected=None, id_column=None, crop=207, text_columns=()):
     """A reader for ``paths`` (all of one format), checked against ``expected``.
 
     Parameters
@@ -70,6 +79,9 @@ def open_input(paths, *, expected=None, id_column=None, crop=207):
         positions.
     crop : int or None, default=207
         Centre crop of images before resizing (image folders).
+    text_columns : collection of str, default=()
+        Columns of a table that the model takes as text (see
+        :func:`text_columns`); text in the other columns is read as NaN.
 
     Returns
     -------
@@ -99,9 +111,13 @@ def open_input(paths, *, expected=None, id_column=None, crop=207):
     if kind == "npy":
         reader = NpyReader(paths)
     elif kind == "parquet":
-        reader = ParquetReader(paths, id_column=id_column, expected=expected)
+        reader = ParquetReader(
+            paths, id_column=id_column, expected=expected, text_columns=text_columns
+        )
     elif kind == "csv":
-        reader = CsvReader(paths, id_column=id_column, expected=expected)
+        reader = CsvReader(
+            paths, id_column=id_column, expected=expected, text_columns=text_columns
+        )
     elif kind == "exoplanet":
         reader = ExoplanetReader(paths[0])
     elif kind == "images":
@@ -133,7 +149,7 @@ def check_layout(expected, provided, source="the input") -> None:
             f"The model expects one array; {source} holds named inputs "
             f"{list(provided['inputs'])}."
         )
-    missing = [k for k in expected["inputs"] if k not in provided["inputs"]]
+    missing = [k for k in expected["inputs"] if k not in provided["inputs"]]  # few
     if missing:
         raise ScoringInputError(
             f"{source} lacks the input(s) {missing} the model expects "
@@ -143,7 +159,8 @@ def check_layout(expected, provided, source="the input") -> None:
         have = provided["inputs"][name]
         columns = want.get("columns")
         if columns and have.get("columns") is not None:
-            absent = [c for c in columns if c not in have["columns"]]
+            present = set(have["columns"])
+            absent = [c for c in columns if c not in present]
             if absent:
                 raise ScoringInputError(
                     f"Input {name!r} of {source} lacks the column(s) {absent[:10]}."
@@ -160,3 +177,89 @@ def check_layout(expected, provided, source="the input") -> None:
                 f"{source} has {what} of shape {tuple(have['shape'])}, but the "
                 f"model expects {tuple(shape)}."
             )
+
+
+def check_output(output, files, inputs=()) -> None:
+    """Refuse an output that would overwrite one of ``files`` or ``inputs``.
+
+    ``output`` is the list of files a job writes (the output, its
+    invalid-rows and ids files); none may be an input (or the model, in
+    ``files``) or lie inside an input folder.
+    """
+    for target in map(Path, output):
+        resolved = target.resolve()
+        for source in map(Path, [*files, *inputs]):
+            if source.is_dir():
+                if resolved.is_relative_to(source.resolve()):
+                    raise ScoringInputError(
+                        f"The output {target} lies inside the input folder "
+                        f"{source}; write it elsewhere."
+                    )
+            elif resolved == source.resolve() or (
+                target.exists() and source.exists() and target.samefile(source)
+            ):
+                raise ScoringInputError(
+                    f"The output {target} would overwrite the input {source}; "
+                    "write it elsewhere."
+                )
+
+
+def _column_names(columns, names) -> list:
+    """Names of the columns a fitted ColumnTransformer routes (names, indices,
+    a mask or a slice of its ``feature_names_in_``)."""
+    if isinstance(columns, str):
+        return [columns]
+    values = np.asarray(columns) if not isinstance(columns, slice) else None
+    if values is not None and values.dtype.kind in "OUS":
+        return [str(c) for c in values]
+    if names is None:
+        return []
+    return [str(c) for c in np.asarray(names)[columns]]
+
+
+def _takes_text(transformer) -> bool:
+    """Whether a fitted transformer was fitted on text: encoders with text
+    categories (OneHotEncoder, OrdinalEncoder...), text vectorizers."""
+    if isinstance(transformer, str):  # "drop", "passthrough"
+        return False
+    for _, est in walk_estimators(transformer):
+        if hasattr(est, "vocabulary_"):
+            return True
+        categories = getattr(est, "categories_", None)
+        if isinstance(categories, list) and any(
+            np.asarray(c).dtype.kind in "OUS" for c in categories
+        ):
+            return True
+    return False
+
+
+def text_columns(estimator) -> frozenset:
+    """Columns of a table that ``estimator`` takes as text.
+
+    Those a ColumnTransformer of the model passes to a transformer fitted on
+    text (a OneHotEncoder of words, a text vectorizer). The reader keeps
+    them as read; text in the other columns (numbers, to the model) is read
+    as NaN, and the row is listed as invalid.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn.compose import make_column_transformer
+    >>> from sklearn.preprocessing import OneHotEncoder
+    >>> from skestimators.scoring._inputs import text_columns
+    >>> X = pd.DataFrame({"color": ["red", "blue"], "size": [1.0, 2.0]})
+    >>> ct = make_column_transformer((OneHotEncoder(), ["color"]),
+    ...                              remainder="passthrough").fit(X)
+    >>> sorted(text_columns(ct))
+    ['color']
+    """
+    found = set()
+    for _, est in walk_estimators(estimator):
+        fitted = getattr(est, "transformers_", None)
+        if not isinstance(fitted, list):
+            continue
+        names = getattr(est, "feature_names_in_", None)
+        for _, transformer, columns in fitted:
+            if _takes_text(transformer):
+                found.update(_column_names(columns, names))
+    return frozenset(found)

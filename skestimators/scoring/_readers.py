@@ -11,13 +11,15 @@ streamed formats (Parquet, CSV) carry their rows.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_object_dtype, is_string_dtype
 
-__all__ = ["Chunk", "CsvReader", "NpyReader", "ParquetReader", "ScoringInputError"]
+__all__ = ["Chunk", "NpyReader", "ParquetReader", "ScoringInputError"]
 
 #: Target size of one chunk when ``chunk_rows`` is not given.
 CHUNK_BYTES = 32 << 20
@@ -133,6 +135,7 @@ class NpyReader:
 
     id_name = ID_COLUMN
     id_source = ROW_POSITION
+    rows_exact = True
 
     def __init__(self, paths):
         self.paths = [Path(p) for p in paths]
@@ -170,13 +173,14 @@ class DataSpec:
     index: int
     ids: np.ndarray
     X: object
+    bad: dict = field(default_factory=dict)  # position -> reason
 
     @property
     def n_rows(self):
         return len(self.ids)
 
     def load(self) -> Chunk:
-        return Chunk(self.ids, self.X)
+        return Chunk(self.ids, self.X, self.bad)
 
 
 class _TableReader:
@@ -189,10 +193,13 @@ class _TableReader:
     """
 
     id_name = ID_COLUMN
+    rows_exact = True
+    integer_ids = False
 
-    def _setup(self, columns, id_column, expected):
+    def _setup(self, columns, id_column, expected, text_columns=()):
         columns = [str(c) for c in columns]
         wanted = _expected_columns(expected)
+        wanted_set = set(wanted or ())
         if id_column is not None:
             if id_column not in columns:
                 raise ScoringInputError(
@@ -202,16 +209,15 @@ class _TableReader:
             features = [c for c in columns if c != id_column]
         elif ID_COLUMN in columns:
             id_column = ID_COLUMN
-            features = [
-                c for c in columns if c != id_column or (wanted and c in wanted)
-            ]
+            features = [c for c in columns if c != id_column or c in wanted_set]
         else:
             features = columns
         self.id_column = id_column
         self.id_name = id_column or ID_COLUMN
         self.id_source = ROW_POSITION if id_column is None else f"column {id_column!r}"
         if wanted is not None:
-            missing = [c for c in wanted if c not in features]
+            present = set(features)
+            missing = [c for c in wanted if c not in present]
             if missing:
                 raise ScoringInputError(
                     f"{self.source} lacks {len(missing)} column(s) the model was "
@@ -220,6 +226,7 @@ class _TableReader:
             features = list(wanted)
         self.features = features
         self.dtype_hint = _expected_dtype(expected)
+        self.text_columns = frozenset(text_columns)
         self.layout = {
             "kind": "array",
             "inputs": {"X": {"shape": [len(features)], "columns": features}},
@@ -231,25 +238,50 @@ class _TableReader:
         extra = [self.id_column] if self.id_column not in (None, *self.features) else []
         return self.features + extra
 
-    def _frame(self, frame: pd.DataFrame, first: int):
+    def _spec(self, index: int, frame: pd.DataFrame, first: int) -> DataSpec:
+        """Chunk ``index``: the rows of ``frame``, the first being row ``first``.
+
+        Text in a column the model takes as numbers (every column but those
+        of ``text_columns``, e.g. one-hot encoded) becomes NaN and its row is
+        listed as invalid, instead of failing the job.
+        """
         if self.id_column is None:
             ids = np.arange(first, first + len(frame))
         else:
             ids = frame[self.id_column].to_numpy()
-        X = frame[self.features]
+            if self.integer_ids:
+                ids = ids.astype(np.int64)
+        X = frame[self.features].reset_index(drop=True)
+        bad = {}
         if self.dtype_hint in (None, "numeric"):
-            objects = [c for c in X.columns if X[c].dtype == object]
-            if objects:
-                X = X.copy()
-                for c in objects:
-                    X[c] = pd.to_numeric(X[c], errors="coerce")
-        return ids, X.reset_index(drop=True)
+            texts = [
+                c
+                for c in X.columns
+                if c not in self.text_columns
+                and (is_object_dtype(X[c].dtype) or is_string_dtype(X[c].dtype))
+            ]
+            for c in texts:
+                numbers = pd.to_numeric(X[c], errors="coerce")
+                for position in np.flatnonzero(numbers.isna() & X[c].notna()):
+                    bad.setdefault(int(position), f"text in numeric column {c!r}")
+                X[c] = numbers
+        return DataSpec(index, ids, X, bad)
+
+
+#: Columns pandas writes for an unnamed index of a DataFrame saved to Parquet.
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def _to_frame(table) -> pd.DataFrame:
+    """``table`` as a DataFrame of its columns: a pandas index saved with it
+    (``df.set_index("id").to_parquet()``) stays a column."""
+    return table.to_pandas(ignore_metadata=True)
 
 
 class ParquetReader(_TableReader):
     """Parquet files, read in record batches regrouped into chunks."""
 
-    def __init__(self, paths, *, id_column=None, expected=None):
+    def __init__(self, paths, *, id_column=None, expected=None, text_columns=()):
         import pyarrow.parquet as pq
 
         self.paths = [Path(p) for p in paths]
@@ -266,7 +298,8 @@ class ParquetReader(_TableReader):
         if len(set(names)) > 1:
             raise ScoringInputError("The Parquet inputs have different columns.")
         self.n_rows = sum(f.metadata.num_rows for f in self.files)
-        self._setup(names[0], id_column, expected)
+        columns = [n for n in names[0] if not _PANDAS_INDEX.fullmatch(n)]
+        self._setup(columns, id_column, expected, text_columns)
         self.row_bytes = 8 * (len(self.features) + 1)
 
     def specs(self, chunk_rows):
@@ -286,91 +319,12 @@ class ParquetReader(_TableReader):
                 n_pending += batch.num_rows
                 while n_pending >= chunk_rows:
                     head, rest = flush(chunk_rows)
-                    ids, X = self._frame(head.to_pandas(), first)
-                    yield DataSpec(index, ids, X)
+                    yield self._spec(index, _to_frame(head), first)
                     index, first = index + 1, first + chunk_rows
                     pending, n_pending = rest.to_batches(), rest.num_rows
         if n_pending:
             head, _ = flush(n_pending)
-            ids, X = self._frame(head.to_pandas(), first)
-            yield DataSpec(index, ids, X)
-
-
-#: An integer written canonically (no sign "+", no leading zero), in int64.
-_INTEGER = r"-?(?:0|[1-9][0-9]{0,17})"
-
-
-def _integer_ids(path: Path, column: str, chunk_rows: int = 1 << 20) -> bool:
-    """Whether every id of ``column`` is an integer written canonically (so
-    reading it as a number loses nothing); read as text, chunk by chunk."""
-    with pd.read_csv(
-        path, usecols=[column], dtype=str, keep_default_na=False, chunksize=chunk_rows
-    ) as chunks:
-        for chunk in chunks:
-            if not chunk[column].str.fullmatch(_INTEGER).all():
-                return False
-    return True
-
-
-def _count_lines(path: Path) -> int:
-    count, last = 0, b"\n"
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count + (last != b"\n")
-
-
-class CsvReader(_TableReader):
-    """CSV files, read with pandas in chunks."""
-
-    def __init__(self, paths, *, id_column=None, expected=None):
-        self.paths = [Path(p) for p in paths]
-        self.source = ", ".join(p.name for p in self.paths)
-        headers = []
-        for path in self.paths:
-            try:
-                headers.append(tuple(pd.read_csv(path, nrows=0).columns))
-            except (
-                pd.errors.EmptyDataError,
-                pd.errors.ParserError,
-                OSError,
-                UnicodeDecodeError,
-            ) as exc:
-                raise ScoringInputError(
-                    f"{path} is not a readable CSV file: {exc}"
-                ) from exc
-        if len(set(headers)) > 1:
-            raise ScoringInputError("The CSV inputs have different columns.")
-        self.n_rows = sum(max(_count_lines(p) - 1, 0) for p in self.paths)
-        self._setup(headers[0], id_column, expected)
-        self.row_bytes = 8 * (len(self.features) + 1)
-        # One id type for the whole job, decided on every row: integers when
-        # every id is written as one, else the text as written ("007").
-        self.integer_ids = self.id_column is not None and all(
-            _integer_ids(path, self.id_column) for path in self.paths
-        )
-
-    def specs(self, chunk_rows):
-        columns = self.columns
-        index, first = 0, 0
-        for path in self.paths:
-            try:  # closed even when the consumer stops early
-                # Ids as written ("007" is not 7), of one type in every chunk.
-                ids_as_text = {} if self.id_column is None else {self.id_column: str}
-                with pd.read_csv(
-                    path, usecols=columns, chunksize=chunk_rows, dtype=ids_as_text
-                ) as rows:
-                    for frame in rows:
-                        ids, X = self._frame(frame, first)
-                        if self.integer_ids:
-                            ids = ids.astype(np.int64)
-                        yield DataSpec(index, ids, X)
-                        index, first = index + 1, first + len(frame)
-            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-                raise ScoringInputError(
-                    f"{path} could not be parsed near row {first}: {exc}"
-                ) from exc
+            yield self._spec(index, _to_frame(head), first)
 
 
 # -- the model's expected input ------------------------------------------------------

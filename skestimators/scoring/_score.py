@@ -11,13 +11,15 @@ from pathlib import Path
 
 from .._io import file_sha256, load, read_metadata, sidecar_path, temporary_name
 from ._chunks import (
+    check_id_name,
     chunk_fingerprint,
+    model_columns,
     prepare_model,
     resolve_method,
     run_chunk,
-    run_remote,
 )
-from ._inputs import input_kind, open_input
+from ._formats import ids_path
+from ._inputs import check_output, input_kind, open_input, text_columns
 from ._lock import output_lock
 from ._readers import (
     RASTER_SUFFIXES,
@@ -172,12 +174,13 @@ def score(
     scored again (:attr:`ScoreResult.rescored_chunks`). Only one run at a
     time writes an output: a run holds an exclusive lock on
     ``<output>.lock`` from start to end, and a second run on the same output
-    fails at once with :class:`OutputLockedError`. The output
-    is assembled in a temporary file and renamed to ``output`` only when
-    every chunk is scored. Rows holding NaN or infinite values (for models
-    that do not accept NaN) and unreadable images are not scored: their
-    predictions are null and they are listed, with the reason, in
-    ``<output>.invalid.csv``.
+    fails at once with :class:`OutputLockedError`. The output and its
+    invalid-rows file are assembled in temporary files and renamed into
+    place only when every chunk is scored and both are complete. Rows
+    holding NaN or infinite values (for models that do not accept NaN),
+    text in a column the model takes as numbers, and unreadable images are
+    not scored: their predictions are null and they are listed, with the
+    reason, in ``<output>.invalid.csv``.
 
     The output's first column holds the input's own ids, so that it can be
     joined to the input's targets: the ``id`` column of ``targets.csv`` for
@@ -210,7 +213,9 @@ def score(
         prediction (``proba_<class or target>`` for classifiers, the target
         names or ``prediction`` for regressors). ``.npy`` holds the
         predictions as float64 in input order, and the ids in
-        ``<stem>.ids.npy`` when they are not the row positions.
+        ``<stem>.ids.npy`` (``<output>.ids.npy`` for a name not ending in
+        ``.npy``) when they are not the row positions. When no row could be
+        scored, the prediction columns are named from the model and null.
     chunk_rows : int, default=None
         Rows per chunk. Default: about 32 MB of input per chunk (at most
         65,536 rows). For rasters: output rows per chunk (default 16).
@@ -221,9 +226,11 @@ def score(
         one the model loads on (the CPU when no GPU is available).
     id_column : str, default=None
         Column of a Parquet or CSV input holding row ids; it is copied to
-        the output and not passed to the model. Default: the column named
-        ``id`` if the input has one (passed to the model too only if the
-        model was trained on a column of that name), else the row positions.
+        the output as written (CSV ids such as ``NA`` or ``007`` are kept)
+        and not passed to the model; it may not have the name of a
+        prediction column. Default: the column named ``id`` if the input has
+        one (passed to the model too only if the model was trained on a
+        column of that name), else the row positions.
     method : {"auto", "predict", "predict_proba"}, default="auto"
         ``"auto"`` uses ``predict_proba`` when the model has it.
     scheduler : str, distributed.Client or "local", default=None
@@ -260,7 +267,10 @@ def score(
     ------
     ScoringInputError
         If an input is missing, unreadable, or does not match the input the
-        model expects (shape, named inputs, columns).
+        model expects (shape, named inputs, columns); if a CSV row has more
+        fields than the header (the error names its line); if the output
+        would overwrite an input or the model, or lies inside an input
+        folder.
     ResumeConflictError
         If ``<output>.parts`` holds an unfinished run with other settings.
     OutputLockedError
@@ -289,6 +299,8 @@ def score(
     start = time.perf_counter()
     model, output = Path(os.fspath(model)), Path(os.fspath(output))
     inputs = [Path(os.fspath(p)) for p in inputs]
+    invalid_path = output.with_name(output.name + ".invalid.csv")
+    check_output([output, invalid_path, ids_path(output)], [model], inputs)
     with output_lock(output):
         metadata = None
         if not trust or sidecar_path(model).exists():
@@ -310,10 +322,18 @@ def score(
             )
         if fmt == "tif":
             raise ScoringInputError("GeoTIFF output is for raster inputs only.")
-        reader = open_input(inputs, expected=expected, id_column=id_column, crop=crop)
-        if reader.n_rows == 0:
+        reader = open_input(
+            inputs,
+            expected=expected,
+            id_column=id_column,
+            crop=crop,
+            text_columns=text_columns(estimator),
+        )
+        if reader.n_rows == 0 and reader.rows_exact:
             raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
         method = resolve_method(estimator, method)
+        columns = model_columns(estimator, method)
+        check_id_name(reader.id_name, columns)
         chunk_rows = chunk_rows or auto_chunk_rows(reader.row_bytes)
         sha = metadata["sha256"] if metadata else file_sha256(model)
         job = {
@@ -344,14 +364,19 @@ def score(
             if scheduler is None:
                 n_chunks = _run_local(estimator, specs, resume, bar, options)
             else:
+                from ._dask import run_dask
+
                 model_key = (str(model.resolve()), sha, trust, device, batch_size)
-                n_chunks = _run_dask(
+                n_chunks = run_dask(
                     scheduler, n_workers, model_key, specs, resume, bar, options
                 )
+            if bar.total != writer.rows_done:  # CSV rows are estimated
+                bar.total = writer.rows_done
+                bar.refresh()
         if writer.rows_done == 0:  # lines, but no rows (a header, blank lines)
             writer.discard()
             raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
-        summary = writer.assemble(n_chunks)
+        summary = writer.assemble(n_chunks, columns)
         n_invalid = summary["invalid"]
         if n_invalid:
             ids = [next(iter(r.values())) for r in summary["invalid_preview"]]
@@ -415,71 +440,6 @@ def _run_local(estimator, specs, resume, bar, options) -> int:
         done = run_chunk(estimator, spec, resume.writer.dir, chunk=chunk, **options)
         resume.commit(bar, *done)
     return n_chunks
-
-
-def _client(scheduler, n_workers):
-    """``(client, cleanup)`` for an address, a Client or ``"local"``."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as exc:  # pragma: no cover - optional dependency
-        raise ImportError(
-            "Scoring on Dask needs dask.distributed: pip install 'dask[distributed]'."
-        ) from exc
-    if isinstance(scheduler, Client):
-        return scheduler, lambda: None
-    if scheduler == "local":
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        )
-        client = Client(cluster)
-
-        def cleanup():
-            client.close()
-            cluster.close()
-
-        return client, cleanup
-    client = Client(scheduler)
-    return client, client.close
-
-
-def _run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> int:
-    from distributed import as_completed
-
-    client, cleanup = _client(scheduler, n_workers)
-    try:
-        workers = max(len(client.nthreads()), 1)
-        limit = 2 * workers  # chunks in flight: bounds the driver's memory
-        running = as_completed()
-        n_chunks = 0
-
-        def collect(future):
-            resume.commit(bar, *future.result())
-
-        for spec in specs:
-            n_chunks = spec.index + 1
-            if resume.check(spec)[0]:
-                continue
-            running.add(
-                client.submit(
-                    run_remote,
-                    model_key,
-                    spec,
-                    str(resume.writer.dir),
-                    options["method"],
-                    options["id_name"],
-                    pure=False,
-                )
-            )
-            while running.count() >= limit:
-                collect(next(running))
-        for future in running:
-            collect(future)
-        return n_chunks
-    finally:
-        cleanup()
 
 
 def _score_raster(

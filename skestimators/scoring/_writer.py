@@ -9,9 +9,11 @@ per finished chunk with an xxh3-128 fingerprint of the chunk's input as read.
 A job started again with the same arguments finds the manifest and skips the
 recorded chunks whose input still has the recorded fingerprint; the others
 are scored again. When every chunk is done the parts
-are assembled into a temporary file next to ``OUT``, renamed to ``OUT`` and
-the parts folder is removed, so ``OUT`` is either absent, the previous
-complete output, or the new complete output; never a partial file.
+are assembled into temporary files next to ``OUT`` (the output, its
+invalid-rows file and, for ``.npy``, its ids), renamed into place only once
+all are complete, and the parts folder is removed, so ``OUT`` is either
+absent, the previous complete output (with its invalid-rows file), or the
+new complete output; never a partial file.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._io import temporary_name
+from ._formats import conform, id_width, ids_path, to_csv, to_npy, to_parquet
 from ._readers import ScoringInputError
 
 __all__ = ["FORMATS", "UNSCORED", "PartsWriter", "ResumeConflictError", "write_part"]
@@ -75,8 +76,11 @@ def write_part(
     that sees the same file system).
     """
     parts_dir = Path(parts_dir)
+    invalid_part = parts_dir / _part_name("invalid", index)
     if invalid is not None and invalid.num_rows:
-        _write_table(invalid, parts_dir / _part_name("invalid", index))
+        _write_table(invalid, invalid_part)
+    else:  # a chunk scored again (resumed run) may have had invalid rows before
+        invalid_part.unlink(missing_ok=True)
     _write_table(table, parts_dir / _part_name("part", index))
 
 
@@ -190,8 +194,14 @@ class PartsWriter:
         """Remove the parts of a job that has nothing to assemble."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def assemble(self, n_chunks: int) -> dict:
+    def assemble(self, n_chunks: int, columns=()) -> dict:
         """Write the final file (and invalid-rows file) and remove the parts.
+
+        Both files are written to temporary names first and renamed into
+        place only when both are complete, so a failure (a full disk) leaves
+        the previous output and its invalid-rows file as they were.
+        ``columns`` names the prediction columns of an output in which no
+        row could be scored (they are then null).
 
         Returns ``{"rows": ..., "invalid": ..., "invalid_preview": [...]}``,
         the preview holding the first invalid rows as dicts.
@@ -207,26 +217,35 @@ class PartsWriter:
             for p in (self.dir / _part_name("invalid", i) for i in range(n_chunks))
             if p.exists()
         ]
-        n_invalid, preview = 0, []
-        if invalid:
-            n_invalid, preview = self._write_invalid(invalid)
-        else:
-            self.invalid_path.unlink(missing_ok=True)
-        n_rows = self._write_output(parts)
+        staged = []  # (temporary file or None to remove the target, target)
+        try:
+            n_rows = self._write_output(parts, columns, staged)
+            n_invalid, preview = 0, []
+            if invalid:
+                n_invalid, preview = self._write_invalid(invalid, staged)
+            else:
+                staged.append((None, self.invalid_path))
+        except BaseException:
+            for tmp, _ in staged:
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
+            raise
+        for tmp, target in staged:  # the output first, then its companions
+            if tmp is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(tmp, target)
         shutil.rmtree(self.dir)
         return {"rows": n_rows, "invalid": n_invalid, "invalid_preview": preview}
 
-    def _replace(self, write, target: Path, suffix=""):
+    @staticmethod
+    def _stage(staged, write, target: Path, suffix=""):
+        """``write(tmp)`` to a temporary name of ``target``, listed in ``staged``."""
         tmp = temporary_name(target, suffix)
-        try:
-            result = write(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return result
+        staged.append((tmp, target))
+        return write(tmp)
 
-    def _write_invalid(self, paths) -> int:
+    def _write_invalid(self, paths, staged) -> int:
         from pyarrow import csv
 
         def write(tmp):
@@ -240,9 +259,11 @@ class PartsWriter:
                         preview += table.slice(0, PREVIEW - len(preview)).to_pylist()
             return n, preview
 
-        return self._replace(write, self.invalid_path)
+        return self._stage(staged, write, self.invalid_path)
 
-    def _write_output(self, parts) -> int:
+    def _schema(self, parts, columns) -> pa.Schema:
+        """The output's schema: the parts' unified; ``columns`` (null float64)
+        when no part has a prediction column."""
         try:
             schema = pa.unify_schemas(
                 [pq.read_schema(p) for p in parts], promote_options="permissive"
@@ -253,142 +274,37 @@ class PartsWriter:
                 f"combined ({exc}); give the ids one type in every input file "
                 "(e.g. all text or all integers)."
             ) from exc
-        schema = pa.schema([f for f in schema if f.name != UNSCORED])
+        fields = [f for f in schema if f.name != UNSCORED]
+        if len(fields) == 1:  # no row was scored
+            fields += [
+                pa.field(name, pa.float64()) for name in columns or ["prediction"]
+            ]
+        schema = pa.schema(fields)
         if self.job.get("id_source"):  # where the first column's ids come from
             schema = schema.with_metadata({"id_source": self.job["id_source"]})
-        tables = (_conform(pq.read_table(p), schema) for p in parts)
-        if self.format == "parquet":
-            return self._replace(
-                lambda tmp: _to_parquet(tables, schema, tmp), self.output
+        return schema
+
+    def _write_output(self, parts, columns, staged) -> int:
+        schema = self._schema(parts, columns)
+        tables = (conform(pq.read_table(p), schema) for p in parts)
+        if self.format in ("parquet", "csv"):
+            to_file = to_parquet if self.format == "parquet" else to_csv
+            return self._stage(
+                staged, lambda tmp: to_file(tables, schema, tmp), self.output
             )
-        if self.format == "csv":
-            return self._replace(lambda tmp: _to_csv(tables, schema, tmp), self.output)
         n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
-        ids_path = self.output.with_name(self.output.name[: -len(".npy")] + ".ids.npy")
-        width = _id_width(parts, schema)
-        return self._replace(
-            lambda tmp: _to_npy(tables, schema, n_rows, tmp, ids_path, width),
-            self.output,
-            ".npy",
-        )
+        width = id_width(parts, schema)
+        ids_tmp = temporary_name(ids_path(self.output), ".npy")
 
+        def write(tmp):
+            try:
+                return to_npy(tables, schema, n_rows, tmp, ids_tmp, width)
+            except BaseException:
+                ids_tmp.unlink(missing_ok=True)
+                raise
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with the columns of ``schema`` (nulls where it lacks one)."""
-    columns = [
-        table.column(f.name).cast(f.type)
-        if f.name in table.column_names
-        else pa.nulls(table.num_rows, f.type)
-        for f in schema
-    ]
-    return pa.table(columns, schema=schema)
-
-
-def _to_parquet(tables, schema, path) -> int:
-    n = 0
-    with pq.ParquetWriter(path, schema) as out:
-        for table in tables:
-            out.write_table(table)
-            n += table.num_rows
-    return n
-
-
-def _to_csv(tables, schema, path) -> int:
-    from pyarrow import csv
-
-    n = 0
-    with csv.CSVWriter(path, schema) as out:
-        for table in tables:
-            out.write_table(table)
-            n += table.num_rows
-    return n
-
-
-def _id_width(parts, schema) -> int:
-    """Characters of the longest text id of the parts (0 for numeric ids)."""
-    field = schema.field(0)
-    if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
-        return 0
-    width = 0
-    for path in parts:
-        lengths = pc.utf8_length(pq.read_table(path, columns=[field.name]).column(0))
-        width = max(width, pc.max(lengths).as_py() or 0)
-    return width
-
-
-def _to_npy(tables, schema, n_rows, path, ids_path, id_width=0) -> int:
-    """Predictions as a float64 ``.npy``; ids to ``<stem>.ids.npy`` unless 0..n-1."""
-    values = schema.names[1:]
-    bad = [
-        f.name
-        for f in schema
-        if f.name in values
-        and not (
-            pa.types.is_floating(f.type)
-            or pa.types.is_integer(f.type)
-            or pa.types.is_boolean(f.type)
-        )
-    ]
-    if bad:
-        raise ValueError(
-            f"Prediction column(s) {bad} are not numeric and cannot be written to "
-            ".npy; write Parquet or CSV instead."
-        )
-    shape = (n_rows,) if len(values) == 1 else (n_rows, len(values))
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=shape)
-    ids = None
-    start = 0
-    plain_ids = True
-    for table in tables:
-        stop = start + table.num_rows
-        block = np.column_stack(
-            [
-                table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-                for c in values
-            ]
-        )
-        out[start:stop] = block.reshape(out[start:stop].shape)
-        chunk_ids = table.column(0).to_numpy(zero_copy_only=False)
-        if plain_ids and not np.array_equal(chunk_ids, np.arange(start, stop)):
-            plain_ids = False
-        if not plain_ids:
-            if ids is None:
-                ids = _IdsFile(ids_path, n_rows, chunk_ids.dtype, start, id_width)
-            ids.write(start, stop, chunk_ids)
-        start = stop
-    out.flush()
-    del out
-    if ids is not None:
-        ids.finish()
-    else:
-        ids_path.unlink(missing_ok=True)
-    return n_rows
-
-
-class _IdsFile:
-    """The ids of an ``.npy`` output whose rows are not numbered 0..n-1."""
-
-    def __init__(self, path, n_rows, dtype, start, width):
-        self.path = Path(path)
-        self.tmp = temporary_name(self.path, ".npy")
-        # Text ids as wide as the longest (a fixed width would cut them).
-        kind = np.dtype(dtype).kind
-        if kind in "iu":
-            dtype = np.int64
-        elif kind == "f":
-            dtype = np.float64
-        else:
-            dtype = np.dtype(f"U{max(width, 1)}")
-        self.array = np.lib.format.open_memmap(
-            self.tmp, mode="w+", dtype=dtype, shape=(n_rows,)
-        )
-        if start:
-            self.array[:start] = np.arange(start)
-
-    def write(self, start, stop, ids):
-        self.array[start:stop] = ids
-
-    def finish(self):
-        self.array.flush()
-        del self.array
-        os.replace(self.tmp, self.path)
+        if self._stage(staged, write, self.output, ".npy"):
+            staged.append((ids_tmp, ids_path(self.output)))
+        else:  # the ids are the row positions: no ids file
+            staged.append((None, ids_path(self.output)))
+        return n_rows

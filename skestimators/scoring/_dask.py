@@ -1,0 +1,72 @@
+"""Scoring the chunks of a job on a Dask cluster (workers load the model once)."""
+
+from __future__ import annotations
+
+from ._chunks import run_remote
+
+__all__ = ["run_dask"]
+
+
+def _client(scheduler, n_workers):
+    """``(client, cleanup)`` for an address, a Client or ``"local"``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise ImportError(
+            "Scoring on Dask needs dask.distributed: pip install 'dask[distributed]'."
+        ) from exc
+    if isinstance(scheduler, Client):
+        return scheduler, lambda: None
+    if scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+
+        def cleanup():
+            client.close()
+            cluster.close()
+
+        return client, cleanup
+    client = Client(scheduler)
+    return client, client.close
+
+
+def run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> int:
+    from distributed import as_completed
+
+    client, cleanup = _client(scheduler, n_workers)
+    try:
+        workers = max(len(client.nthreads()), 1)
+        limit = 2 * workers  # chunks in flight: bounds the driver's memory
+        running = as_completed()
+        n_chunks = 0
+
+        def collect(future):
+            resume.commit(bar, *future.result())
+
+        for spec in specs:
+            n_chunks = spec.index + 1
+            if resume.check(spec)[0]:
+                continue
+            running.add(
+                client.submit(
+                    run_remote,
+                    model_key,
+                    spec,
+                    str(resume.writer.dir),
+                    options["method"],
+                    options["id_name"],
+                    pure=False,
+                )
+            )
+            while running.count() >= limit:
+                collect(next(running))
+        for future in running:
+            collect(future)
+        return n_chunks
+    finally:
+        cleanup()

@@ -1,0 +1,143 @@
+"""The final file of a scoring job, in each format, from its chunk parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+__all__ = ["conform", "ids_path", "id_width", "to_csv", "to_npy", "to_parquet"]
+
+
+def ids_path(output) -> Path:
+    """The ids file of an ``.npy`` output: ``<stem>.ids.npy`` for ``<stem>.npy``,
+    ``<name>.ids.npy`` for an output named otherwise."""
+    output = Path(output)
+    name = output.name
+    stem = name[: -len(".npy")] if name.lower().endswith(".npy") else name
+    return output.with_name(stem + ".ids.npy")
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the columns of ``schema`` (nulls where it lacks one)."""
+    columns = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.table(columns, schema=schema)
+
+
+def to_parquet(tables, schema, path) -> int:
+    n = 0
+    with pq.ParquetWriter(path, schema) as out:
+        for table in tables:
+            out.write_table(table)
+            n += table.num_rows
+    return n
+
+
+def to_csv(tables, schema, path) -> int:
+    from pyarrow import csv
+
+    n = 0
+    with csv.CSVWriter(path, schema) as out:
+        for table in tables:
+            out.write_table(table)
+            n += table.num_rows
+    return n
+
+
+def id_width(parts, schema) -> int:
+    """Characters of the longest text id of the parts (0 for numeric ids)."""
+    field = schema.field(0)
+    if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+        return 0
+    width = 0
+    for path in parts:
+        lengths = pc.utf8_length(pq.read_table(path, columns=[field.name]).column(0))
+        width = max(width, pc.max(lengths).as_py() or 0)
+    return width
+
+
+def to_npy(tables, schema, n_rows, path, ids_tmp, id_width=0) -> bool:
+    """Predictions as a float64 ``.npy`` at ``path``.
+
+    The ids are written to ``ids_tmp`` (an ``.npy`` file that the caller
+    renames to :func:`ids_path`) unless they are the row positions 0..n-1;
+    returns whether they were.
+    """
+    values = schema.names[1:]
+    bad = [
+        f.name
+        for f in schema
+        if f.name in values
+        and not (
+            pa.types.is_floating(f.type)
+            or pa.types.is_integer(f.type)
+            or pa.types.is_boolean(f.type)
+            or pa.types.is_null(f.type)
+        )
+    ]
+    if bad:
+        raise ValueError(
+            f"Prediction column(s) {bad} are not numeric and cannot be written to "
+            ".npy; write Parquet or CSV instead."
+        )
+    shape = (n_rows,) if len(values) == 1 else (n_rows, len(values))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=shape)
+    ids = None
+    start = 0
+    plain_ids = True
+    for table in tables:
+        stop = start + table.num_rows
+        block = np.column_stack(
+            [
+                table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+                for c in values
+            ]
+        )
+        out[start:stop] = block.reshape(out[start:stop].shape)
+        chunk_ids = table.column(0).to_numpy(zero_copy_only=False)
+        if plain_ids and not np.array_equal(chunk_ids, np.arange(start, stop)):
+            plain_ids = False
+        if not plain_ids:
+            if ids is None:
+                ids = _IdsFile(ids_tmp, n_rows, chunk_ids.dtype, start, id_width)
+            ids.write(start, stop, chunk_ids)
+        start = stop
+    out.flush()
+    del out
+    if ids is not None:
+        ids.finish()
+    return ids is not None
+
+
+class _IdsFile:
+    """The ids of an ``.npy`` output whose rows are not numbered 0..n-1."""
+
+    def __init__(self, path, n_rows, dtype, start, width):
+        # Text ids as wide as the longest (a fixed width would cut them).
+        kind = np.dtype(dtype).kind
+        if kind in "iu":
+            dtype = np.int64
+        elif kind == "f":
+            dtype = np.float64
+        else:
+            dtype = np.dtype(f"U{max(width, 1)}")
+        self.array = np.lib.format.open_memmap(
+            path, mode="w+", dtype=dtype, shape=(n_rows,)
+        )
+        if start:
+            self.array[:start] = np.arange(start)
+
+    def write(self, start, stop, ids):
+        self.array[start:stop] = ids
+
+    def finish(self):
+        self.array.flush()
+        del self.array
