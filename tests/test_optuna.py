@@ -288,6 +288,65 @@ def test_storage_resume_counts_finished_trials(blobs, tmp_path, kind):
     assert states.count(TrialState.RUNNING) == 1
 
 
+def test_a_resumed_study_proposes_new_parameters(blobs, tmp_path):
+    # The resumed search got a sampler with the first run's seed: its random
+    # start-up proposals repeated the first run's trials one by one.
+    X, y = blobs
+
+    def search(n_trials):
+        return OptunaSearchCV(
+            LogisticRegression(),
+            {"C": FloatDistribution(1e-3, 1e3, log=True)},
+            n_trials=n_trials,
+            cv=2,
+            storage=str(tmp_path / "study.db"),
+            study_name="resumed",
+            random_state=0,
+            refit=False,
+        ).fit(X, y)
+
+    search(3)
+    values = [p["C"] for p in search(6).cv_results_["params"]]
+    assert len(values) == 6 and not set(values[:3]) & set(values[3:])
+
+
+def test_ctrl_c_starts_no_fold_after_the_interrupt(blobs):
+    # The interrupt reached the caller while the folds' threads went on: the
+    # next folds still trained (and opened tracking runs) in the background.
+    import os
+    import signal
+    import threading
+    import time
+
+    from skestimators._engine import Callback
+
+    began = []
+
+    class Interrupt(Callback):
+        def on_train_begin(self, net, **kwargs):
+            began.append(time.monotonic())
+            if len(began) == 1:  # Ctrl-C while the first fold trains
+                threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+        def on_epoch_end(self, net, **kwargs):
+            time.sleep(0.2)
+
+    X, y = blobs
+    search = OptunaSearchCV(
+        net(callbacks=[Interrupt()]),
+        {"lr": [0.01, 0.05]},
+        n_trials=2,
+        cv=3,
+        pruner=NopPruner(),
+        random_state=0,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        search.fit(X, y)
+    time.sleep(1.0)
+    assert len(began) == 1
+    assert not [t for t in threading.enumerate() if "_fold" in t.name]
+
+
 def test_a_stored_study_of_another_search_is_refused(blobs, tmp_path):
     # Resuming a named study checks that it is the same search: another
     # estimator, space, data or folds would mix its trials into this one.
@@ -346,6 +405,13 @@ def test_invalid_arguments(blobs):
         OptunaSearchCV(LogisticRegression(), {"C": 1.0}).fit(X, y)
     with pytest.raises(ValueError, match="does not have"):
         OptunaSearchCV(LogisticRegression(), {"D": [1.0]}).fit(X, y)
+    # Nested names are checked too (only "C" was: a raw AttributeError in the
+    # first trial, which stayed RUNNING in a stored study).
+    with pytest.raises(ValueError, match=r"\['C__foo'\].*does not have"):
+        OptunaSearchCV(LogisticRegression(), {"C__foo": [1.0]}).fit(X, y)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    with pytest.raises(ValueError, match="logisticregression__D"):
+        OptunaSearchCV(pipe, {"logisticregression__D": [1.0]}).fit(X, y)
     with pytest.raises(ValueError, match="would not end"):
         OptunaSearchCV(LogisticRegression(), {"C": [1.0]}, n_trials=None).fit(X, y)
     with pytest.raises(ValueError, match="storage"):

@@ -429,6 +429,71 @@ def test_optuna_search_nested_runs(data, client, request):
     assert search.best_estimator_[-1].callbacks is None
 
 
+def test_mlflow_diverged_and_interrupted_fits_do_not_finish(data, client, request):
+    # A diverged fit ended its run FINISHED, with the diverged network as its
+    # model; Ctrl-C too. They end FAILED and KILLED, without the network.
+    import signal
+
+    from skestimators.exceptions import TrainingDivergedError
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                signal.raise_signal(signal.SIGINT)
+
+    logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
+    diverging = NetRegressor(
+        **{**FAST, "lr": 1e12, "optimizer": "sgd", "validation_fraction": None},
+        callbacks=[("mlflow", logger)],
+    )
+    with pytest.raises(TrainingDivergedError):
+        diverging.fit(*data)
+    assert client.get_run(logger.run_id_).info.status == "FAILED"
+    assert client.list_artifacts(logger.run_id_) == []
+    interrupted = NetRegressor(**FAST, callbacks=[("mlflow", logger), CtrlC()])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(*data)
+    assert client.get_run(logger.run_id_).info.status == "KILLED"
+    assert len(client.get_metric_history(logger.run_id_, "train_loss")) == 2
+
+
+def test_mlflow_parallel_folds_create_a_new_store_together(data, tmp_path):
+    # Two joblib workers creating a new SQLite store raced on its migrations
+    # (alembic "Online migration expected to match one row"), failing folds.
+    from sklearn.model_selection import cross_validate
+
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    est = NetRegressor(**FAST, callbacks=[("mlflow", MLflowLogger(uri))])
+    scores = cross_validate(est, *data, cv=4, n_jobs=2, error_score="raise")
+    assert np.isfinite(scores["test_score"]).all()
+
+
+def test_optuna_search_marks_failed_fits_failed(data, client, request):
+    # Runs of fits that raised ended KILLED, as if cut short, where
+    # compare_variants marks them FAILED.
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    net = NetRegressor(**FAST, callbacks=[("fail", _FailAt(3))])
+    with pytest.warns(FitFailedWarning):
+        OptunaSearchCV(
+            net,
+            {"max_epochs": [2, 3]},
+            n_trials=4,
+            cv=2,
+            random_state=0,
+            tracking=logger,
+        ).fit(*data)
+    parent = _parent(client, request, "OptunaSearchCV")
+    status = {
+        run.info.run_name: (run.data.params["max_epochs"], run.info.status)
+        for run in _children(client, parent)
+    }
+    assert {"FAILED", "FINISHED"} <= {state for _, state in status.values()}
+    for epochs, state in status.values():
+        assert state == ("FAILED" if epochs == "3" else "FINISHED")
+
+
 # -- Weights & Biases --------------------------------------------------------------
 def _wandb_records(run_dir):
     """The records of an offline run, read by W&B's own ``leet inspect``."""

@@ -95,7 +95,7 @@ def diverged(net, exc, config, snapshot, refit=False):
             stacklevel=caller_stacklevel(),
         )
         return
-    _end_training(net)  # loggers close their runs
+    _end_training(net, exc)  # loggers end their runs failed
     if snapshot is not None:
         restore_training_state(net, snapshot)
         state = "The estimator keeps its state from before this call."
@@ -117,10 +117,14 @@ def diverged(net, exc, config, snapshot, refit=False):
     ) from None
 
 
-def _end_training(net):
-    """``on_train_end`` for a training that diverged; early stopping is skipped
-    when no epoch was completed (it reads the last epoch of the history)."""
+def _end_training(net, error):
+    """End a training that diverged: ``on_train_failed(net, error=...)`` for
+    the callbacks that define it (the loggers end their run failed),
+    ``on_train_end`` for the others; early stopping is skipped when no epoch
+    was completed (it reads the last epoch of the history)."""
     for name, callback in net.callbacks_:
-        if name == "early_stopping" and not net.history:
-            continue
-        callback.on_train_end(net)
+        failed = getattr(callback, "on_train_failed", None)
+        if failed is not None:
+            failed(net, error=error)
+        elif name != "early_stopping" or net.history:
+            callback.on_train_end(net)

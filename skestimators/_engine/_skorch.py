@@ -220,6 +220,20 @@ class EngineNet(NeuralNet):
                     self._stopped_by_callback = True
                 raise
 
+    def notify(self, method_name, **cb_kwargs):
+        # After Ctrl-C, callbacks that define on_train_failed (the loggers)
+        # are told the fit was interrupted instead of that it ended.
+        if method_name != "on_train_end" or not self.__dict__.get("_interrupted"):
+            return super().notify(method_name, **cb_kwargs)
+        self.on_train_end(self, **cb_kwargs)
+        interrupt = KeyboardInterrupt("training interrupted")
+        for _, callback in self.callbacks_:
+            failed = getattr(callback, "on_train_failed", None)
+            if failed is not None:
+                failed(self, error=interrupt)
+            else:
+                callback.on_train_end(self, **cb_kwargs)
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch records every batch's loss with ``.item()`` (a device sync per
         # batch) and switches train/eval mode per batch; this records the epoch

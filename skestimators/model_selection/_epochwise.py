@@ -120,9 +120,15 @@ class Lockstep:
             try:
                 for thread in threads:
                     thread.join()
-            except BaseException:  # Ctrl-C: end the folds at their next epoch
+            except BaseException:
+                # Ctrl-C: no fold starts any more, the running one ends at its
+                # next batch; wait for them, so that nothing trains (or opens
+                # a tracking run) after the interrupt reaches the caller.
                 with self._cond:
                     self._stopped = True
+                    self._cond.notify_all()
+                for thread in threads:
+                    thread.join()
                 raise
         if self._round_error is not None:
             raise self._round_error
@@ -132,7 +138,11 @@ class Lockstep:
     def _fold(self, i, X, y, train, test, fit_params, config):
         result = self.results[i]
         with self._cond:
-            self._cond.wait_for(lambda: self._turn == i)
+            self._cond.wait_for(lambda: self._turn == i or self._stopped)
+            stopped = self._stopped
+        if stopped:  # interrupted before this fold began
+            self._finish(i)
+            return
         template = self.estimator
         estimator = clone(template[i] if isinstance(template, list) else template)
         net = network_step(estimator)
@@ -141,8 +151,12 @@ class Lockstep:
                 X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
                 y_train = None if y is None else _safe_indexing(y, train)
                 y_test = None if y is None else _safe_indexing(y, test)
-                if net is not None and self.epoch_scoring is not None:
-                    hook = _Hook(self, i, estimator, net, X_test, y_test)
+                if net is not None:
+                    hook = (
+                        _StopCheck(self)
+                        if self.epoch_scoring is None
+                        else _Hook(self, i, estimator, net, X_test, y_test)
+                    )
                     net.set_params(callbacks=[*(net.callbacks or []), (_NAME, hook)])
                 start = time.perf_counter()
                 estimator.fit(X_train, y_train, **fit_params)
@@ -219,11 +233,23 @@ def _is_hook(item):
     return isinstance(item, tuple) and item[0] == _NAME
 
 
-class _Hook(Callback):
-    """Epoch-end callback of one fold: score the test fold, then take turns."""
+class _StopCheck(Callback):
+    """Ends a fold's fit at the next batch once the runner is stopped (Ctrl-C)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def on_batch_end(self, net, **kwargs):
+        if self.runner._stopped:
+            raise _Stop
+
+
+class _Hook(_StopCheck):
+    """Epoch-end callback of one fold: score the test fold, then take turns;
+    ends the fit at the next batch once the runner is stopped."""
 
     def __init__(self, runner, i, estimator, net, X_test, y_test):
-        self.runner = runner
+        super().__init__(runner)
         self.i = i
         self.estimator = estimator
         self.net = net

@@ -29,6 +29,7 @@ from ._study import (
     Objective,
     check_distributions,
     cv_results,
+    failed_runs,
     make_sampler,
     open_study,
     run_parallel,
@@ -127,7 +128,8 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         logger added to the network step's ``callbacks``, in whichever
         process trains the fold; estimators without a network of this
         package log nothing. Runs of pruned trials are marked ``KILLED`` when
-        the search ends. See :class:`~skestimators.tracking.MLflowLogger`.
+        the search ends, those of fits that raised ``FAILED``. See
+        :class:`~skestimators.tracking.MLflowLogger`.
 
     Attributes
     ----------
@@ -325,6 +327,9 @@ default=None
                 study = open_study(
                     self.storage, self.study_name, self._sampler(0), pruner, identity
                 )
+                resumed = len(study.get_trials(deepcopy=False))
+                if resumed:  # new proposals, not those of the first run again
+                    study.sampler = self._sampler(0, resumed)
                 run_trials(study, objective, distributions, self.n_trials, self.timeout)
             else:
                 study = run_parallel(
@@ -339,6 +344,8 @@ default=None
                     self.timeout,
                     identity,
                 )
+            if runs is not None:  # the runs of fits that raised end FAILED
+                runs.failed |= failed_runs(study.get_trials(deepcopy=False))
             self.study_ = study
             self.n_splits_ = len(splits)
             self.multimetric_ = multimetric
@@ -391,5 +398,5 @@ default=None
             f"optimise, got refit={self.refit!r}."
         )
 
-    def _sampler(self, index):
-        return make_sampler(self.sampler, self.random_state, index)
+    def _sampler(self, index, resumed=0):
+        return make_sampler(self.sampler, self.random_state, index, resumed)

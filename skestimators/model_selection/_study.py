@@ -156,26 +156,54 @@ def check_distributions(param_distributions, estimator):
                 f"CategoricalDistribution) or a list, got {dist!r}."
             )
         out[name] = dist
-    unknown = {n.split("__")[0] for n in out} - set(estimator.get_params())
+    params = estimator.get_params(deep=True)
+    unknown = [name for name in out if not _settable(name, params)]
     if unknown:
         raise ValueError(
             f"param_distributions has parameters {sorted(unknown)} that "
-            f"{type(estimator).__name__} does not have."
+            f"{type(estimator).__name__} does not have (nested names go through "
+            "the steps, e.g. 'step__param', or into a dict-valued parameter, "
+            "e.g. 'module_params__dropout')."
         )
     return out
 
 
-def make_sampler(sampler, random_state, index=0):
-    """The sampler of worker ``index``: a reseeded copy, or ``TPESampler(seed)``."""
+def _settable(name, params) -> bool:
+    """Whether :func:`set_params` can set ``name``: a parameter of the
+    estimator (nested ones included), or a key of a dict-valued (or None)
+    parameter."""
+    if name in params:
+        return True
+    owner, _, _ = name.rpartition("__")
+    return (
+        bool(owner)
+        and owner in params
+        and (params[owner] is None or isinstance(params[owner], dict))
+    )
+
+
+def make_sampler(sampler, random_state, index=0, resumed=0):
+    """The sampler of worker ``index``: a reseeded copy, or ``TPESampler(seed)``.
+
+    ``resumed``: the number of trials the study already holds. A resumed
+    study gets another seed (derived from the same ``random_state``): with
+    the seed of the first run, the sampler would propose the same
+    parameters again.
+    """
     if sampler is not None:
         sampler = copy.deepcopy(sampler)
-        if index:
+        if index or resumed:
             sampler.reseed_rng()
         return sampler
     seed = random_state
     if seed is not None and not isinstance(seed, numbers.Integral):
         seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
-    return TPESampler(seed=None if seed is None else int(seed) + index)
+    if seed is None:
+        return TPESampler(seed=None)
+    if resumed:
+        state = np.random.SeedSequence([int(seed), index, resumed]).generate_state(1)
+        return TPESampler(seed=int(state[0] % np.iinfo(np.int32).max))
+    return TPESampler(seed=int(seed) + index)
 
 
 def n_started(study, since) -> int:
@@ -259,11 +287,12 @@ def run_parallel(
         storage = os.path.join(journal_dir, "study.journal")
     try:
         study = open_study(storage, study_name, make_sampler(0), pruner, identity)
+        resumed = len(study.get_trials(deepcopy=False))
         Parallel(n_jobs=n_jobs)(
             delayed(worker)(
                 storage,
                 study.study_name,
-                make_sampler(i),
+                make_sampler(i, resumed),
                 pruner,
                 objective,
                 distributions,
@@ -325,7 +354,11 @@ class Objective:
         self.first_error = None  # of this process, to re-raise if all trials fail
 
     def __call__(self, study, trial):
-        estimator = set_params(clone(self.estimator), trial.params)
+        try:
+            estimator = set_params(clone(self.estimator), trial.params)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)  # never left running
+            raise
 
         def on_round(epoch, value):
             trial.report(value, epoch)
@@ -356,6 +389,9 @@ class Objective:
             raise
         epochs = [int(r.n_epochs) for r in results]
         trial.set_user_attr("epochs", epochs)
+        failed = [k for k, r in enumerate(results) if r.error is not None]
+        if failed:  # their tracking runs end FAILED (see failed_runs)
+            trial.set_user_attr("failed_folds", failed)
         trial.set_user_attr("n_epochs", int(sum(epochs)))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if pruned:
@@ -452,3 +488,12 @@ def _nanstat(func, values):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return func(values, axis=1)
+
+
+def failed_runs(trials) -> set:
+    """Tracking run names (``trial<n>/fold<k>``) of the fits that raised."""
+    return {
+        f"trial{t.number}/fold{k}"
+        for t in trials
+        for k in t.user_attrs.get("failed_folds", ())
+    }

@@ -113,18 +113,19 @@ class TrackingCallback(Callback):
     """One tracking run per fit; subclasses talk to their tool.
 
     Subclasses implement ``_start_run(name, params)``, ``_log_epoch(step,
-    metrics)``, ``_end_run(net)`` and ``_abandon_run()`` (close a run left open
-    by a fit that raised), and list in ``_handles`` the runtime attributes that
-    hold open writers, clients or runs: they are dropped when the callback is
-    pickled or deep-copied, which keeps the constructor parameters and the
-    plain fitted attributes (``run_id_``, ``log_dir_``).
+    metrics)``, ``_end_run(net)`` and ``_abandon_run(killed=False)`` (close a
+    run as failed, or killed: a fit that diverged or was interrupted, or one
+    left open by a fit that raised), and list in ``_handles`` the runtime
+    attributes that hold open writers, clients or runs: they are dropped when
+    the callback is pickled or deep-copied, which keeps the constructor
+    parameters and the plain fitted attributes (``run_id_``, ``log_dir_``).
     """
 
     _handles: tuple = ()
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if self._is_open():
-            self._abandon_run()  # the previous fit raised before its end
+            self._abandon_run(killed=False)  # the previous fit raised before its end
             self._drop_handles()
         name, params = estimator_params(net)
         self._start_run(name, params)
@@ -141,6 +142,17 @@ class TrackingCallback(Callback):
             return
         try:
             self._end_run(net)
+        finally:
+            self._drop_handles()
+
+    def on_train_failed(self, net, error=None, **kwargs):
+        """The engine's call, instead of ``on_train_end``, when a fit fails:
+        its training diverged (the run ends failed, without the network) or
+        Ctrl-C stopped it (killed)."""
+        if not self._is_open():
+            return
+        try:
+            self._abandon_run(killed=isinstance(error, KeyboardInterrupt))
         finally:
             self._drop_handles()
 

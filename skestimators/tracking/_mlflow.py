@@ -149,21 +149,52 @@ class MLflowLogger(TrackingCallback):
                 self.client_.log_artifacts(self.run_id_, folder, "model")
         self.client_.set_terminated(self.run_id_, "FINISHED")
 
-    def _abandon_run(self):
-        self.client_.set_terminated(self.run_id_, "FAILED")
+    def _abandon_run(self, killed=False):
+        self.client_.set_terminated(self.run_id_, "KILLED" if killed else "FAILED")
 
 
 def make_client(tracking_uri):
-    """``MlflowClient(tracking_uri)``, or an ImportError naming the extra."""
-    return import_tracking("mlflow.tracking", PACKAGE).MlflowClient(tracking_uri)
+    """``MlflowClient(tracking_uri)``, or an ImportError naming the extra.
+
+    Processes that open a new SQLite store at the same moment (joblib
+    workers of a cross-validation) would race to create and migrate its
+    tables, and a migration cut short by another leaves the database
+    unusable: the first opening of a SQLite store holds a lock on
+    ``<database>.lock``.
+    """
+    tracking = import_tracking("mlflow.tracking", PACKAGE)
+    path = _sqlite_path(tracking_uri)
+    if path is None:
+        return tracking.MlflowClient(tracking_uri)
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(f"{path}.lock", timeout=_LOCK_TIMEOUT):
+            return tracking.MlflowClient(tracking_uri)  # creates, migrates tables
+    except Timeout:
+        raise RuntimeError(
+            f"Could not open the MLflow store {tracking_uri}: another process "
+            f"has been creating its tables for {_LOCK_TIMEOUT} s."
+        ) from None
+
+
+_LOCK_TIMEOUT = 300
+
+
+def _sqlite_path(tracking_uri):
+    """The database file of a ``sqlite:///`` URI (None otherwise, or in memory)."""
+    match = re.fullmatch(r"sqlite:///([^?]+)(\?.*)?", tracking_uri or "")
+    if match is None or match.group(1) == ":memory:":
+        return None
+    return match.group(1)
 
 
 def default_artifact_location(tracking_uri):
     """``<folder of the database>/mlartifacts`` for a ``sqlite:///`` store."""
-    match = re.fullmatch(r"sqlite:///([^?]+)(\?.*)?", tracking_uri or "")
-    if match is None or match.group(1) == ":memory:":
+    path = _sqlite_path(tracking_uri)
+    if path is None:
         return None
-    return (Path(match.group(1)).resolve().parent / "mlartifacts").as_uri()
+    return (Path(path).resolve().parent / "mlartifacts").as_uri()
 
 
 def experiment_id(client, name, artifact_location=None) -> str:

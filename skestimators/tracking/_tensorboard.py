@@ -108,7 +108,7 @@ class TensorBoardLogger(TrackingCallback):
         writer.flush()
         writer.close()
 
-    def _abandon_run(self):
+    def _abandon_run(self, killed=False):
         self.writer_.close()
 
 

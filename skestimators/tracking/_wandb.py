@@ -143,5 +143,5 @@ class WandbLogger(TrackingCallback):
                 run.log_artifact(artifact)
         run.finish()
 
-    def _abandon_run(self):
-        self.run_.finish(exit_code=1)
+    def _abandon_run(self, killed=False):
+        self.run_.finish(exit_code=1)  # W&B marks any non-zero exit "failed"
