@@ -1,5 +1,7 @@
 """SOC simulator, patch extraction from GeoTIFFs, raster mapping, target weights."""
 
+import os
+
 import numpy as np
 import pytest
 from scipy.stats import skew
@@ -327,6 +329,17 @@ def test_predict_raster_maps_partly_missing_patches(tmp_path, stack):
     out = predict_raster(wrapped, paths, tmp_path / "w.tif", window=3)
     with rasterio.open(out) as src:
         assert (src.read(1) != -9999.0).all()
+    # So does a MAPIE conformal regressor around it (no sklearn tags; the
+    # partly missing pixels were written as nodata).
+    mapie_regression = pytest.importorskip("mapie.regression")
+    conformal = mapie_regression.CrossConformalRegressor(
+        TransformedTargetRegressor(model), confidence_level=0.9, cv=3
+    ).fit_conformalize(X, y)
+    out = predict_raster(
+        conformal, paths, tmp_path / "c.tif", window=3, uncertainty="interval"
+    )
+    with rasterio.open(out) as src:
+        assert (src.read() != -9999.0).all()
 
 
 def test_predict_raster_never_leaves_a_partial_map(tmp_path, stack):
@@ -347,6 +360,53 @@ def test_predict_raster_never_leaves_a_partial_map(tmp_path, stack):
     with rasterio.open(out) as src:  # the earlier map, untouched
         np.testing.assert_array_equal(src.read(1), before)
     assert sorted(p.name for p in tmp_path.iterdir() if "map" in p.name) == ["map.tif"]
+
+
+def test_predict_raster_cleans_up_after_killed_runs(tmp_path, stack):
+    # A run killed mid-map left its hidden partial file for good.
+    import subprocess
+    import sys
+
+    from skestimators._io import temporary_name
+
+    paths, _ = stack
+    pid = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    mine = temporary_name(tmp_path / "map.tif", ".partial")
+    killed = mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{pid}."))
+    killed.write_bytes(b"half a map")
+    predict_raster(_model(paths), paths, tmp_path / "map.tif", window=3)
+    assert not killed.exists()
+
+
+class _Clipped:
+    """Predicts 0 for the darker half of the pixels (a model clipped at 0)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict(self, X):
+        pred = self.model.predict(X)
+        return np.where(pred < np.median(pred), 0.0, pred)
+
+
+def test_predict_raster_warns_when_a_prediction_equals_nodata(tmp_path, stack):
+    # Predictions equal to nodata were silently masked in the map.
+    paths, _ = stack
+    model = _Clipped(_model(paths))
+    with pytest.warns(UserWarning, match=r"predicted the nodata value 0.0 for \d+"):
+        predict_raster(model, paths, tmp_path / "m.tif", window=3, nodata=0.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict_raster(model, paths, tmp_path / "n.tif", window=3)  # -9999
 
 
 def test_predict_raster_refuses_a_std_on_a_transformed_target(tmp_path, stack):

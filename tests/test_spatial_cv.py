@@ -181,6 +181,31 @@ def test_buffered_kfold_errors():
         list(BufferedKFold(-1.0).split(coords, groups=coords))
     with pytest.raises(ValueError, match="coordinates"):
         list(BufferedKFold(1.0).split(coords))
+    # Coordinates are no group labels: GroupKFold failed with "object too
+    # deep for desired array".
+    from sklearn.model_selection import GroupKFold
+
+    with pytest.raises(ValueError, match="GroupKFold expects group labels"):
+        list(BufferedKFold(1.0, cv=GroupKFold(3)).split(coords, groups=coords))
+
+
+@pytest.mark.parametrize(
+    "base", [5, SpatialBlockKFold(5, block_size=100.0, random_state=0)]
+)
+def test_repeats_reshuffle_the_base_splitter_of_buffered_kfold(base):
+    # The repeats reseeded BufferedKFold's own random_state, which a given
+    # base splitter ignores: every repeat used the same folds, silently.
+    from skestimators.model_selection._compare import reseeded_cv
+
+    coords = _uniform_coords(200)
+    cv = BufferedKFold(1.0, cv=base)
+    folds = set()
+    for seed in range(4):
+        splitter = reseeded_cv(cv, None, False, seed, warn=True)
+        test = next(splitter.split(coords, groups=coords))[1]
+        folds.add(tuple(np.sort(test)))
+    assert len(folds) == 4
+    assert cv.cv is base  # the user's splitter is left as it was
 
 
 # -- through sklearn ----------------------------------------------------------------

@@ -1,6 +1,11 @@
 """Saving and loading fitted models (skops or a pickle, plus a JSON sidecar)."""
 
-from ._atomic import temporary_name
+from ._atomic import (
+    remove_stale_temporaries,
+    sync_file,
+    sync_folder,
+    temporary_name,
+)
 from ._layout import final_estimator, walk_estimators
 from ._model_file import (
     ModelFileError,
@@ -26,8 +31,11 @@ __all__ = [
     "final_estimator",
     "load",
     "read_metadata",
+    "remove_stale_temporaries",
     "save",
     "sidecar_path",
+    "sync_file",
+    "sync_folder",
     "temporary_name",
     "walk_estimators",
 ]

@@ -10,12 +10,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import get_tags
 
-from .._io import temporary_name
+from .._engine import caller_stacklevel
+from .._io import (
+    remove_stale_temporaries,
+    sync_file,
+    sync_folder,
+    temporary_name,
+)
 from ..datasets import (
     _check_positive_int,
     _check_window,
@@ -82,7 +89,8 @@ def predict_raster(
     batch_size : int, default=1024
         Patches passed to ``predict`` at once.
     nodata : float, default=-9999.0
-        Output value where no prediction was made.
+        Output value where no prediction was made. A warning says so when the
+        model predicts this very value for some pixels.
     uncertainty : {None, "std", "interval"}, default=None
         Extra bands after those of the prediction. ``"std"``: the standard
         deviation of each prediction, from ``estimator.predict(X,
@@ -144,10 +152,13 @@ def predict_raster(
             estimator, rasters, partial, window, chunk_rows, stride, batch_size,
             nodata, uncertainty,
         )  # fmt: skip
+        sync_file(partial)  # on disk before it takes the map's name
         os.replace(partial, output_path)
+        sync_folder(output_path.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    remove_stale_temporaries(output_path)  # left by runs killed on this machine
     return output_path
 
 
@@ -174,7 +185,7 @@ def _write_map(
             "nodata": nodata,
             "compress": "deflate",
         }
-        dst, pending = None, []
+        dst, pending, collisions = None, [], 0
         try:
             for i0 in range(0, out_h, chunk_rows):
                 i1 = min(i0 + chunk_rows, out_h)
@@ -193,6 +204,7 @@ def _write_map(
                 if values is None:
                     values = np.empty((0, i1 - i0, out_w), dtype=np.float32)
                 else:
+                    collisions += _nodata_hits(values, nodata)
                     values = np.where(np.isnan(values), np.float32(nodata), values)
                     values = values.reshape(-1, i1 - i0, out_w)
                 if dst is None and values.shape[0]:
@@ -217,6 +229,22 @@ def _write_map(
         finally:
             if dst is not None:
                 dst.close()
+    if collisions:
+        warnings.warn(
+            f"The model predicted the nodata value {nodata} for {collisions} "
+            "pixel value(s): the map shows them as pixels without a prediction. "
+            "Map again with another nodata, one the model cannot predict (e.g. "
+            "nodata=float('nan')).",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+
+
+def _nodata_hits(values, nodata) -> int:
+    """How many predicted values equal ``nodata`` (they would read as none)."""
+    if nodata is None or np.isnan(nodata):
+        return 0
+    return int(np.count_nonzero(values == np.float32(nodata)))
 
 
 #: Fitted attributes of scikit-learn's meta-estimators that predict for them:
@@ -227,13 +255,26 @@ _PREDICTING = ("regressor_", "best_estimator_", "estimator_")
 
 def _predicting_estimator(estimator):
     """The fitted estimator a meta-estimator's ``predict`` delegates to, or None
-    (a transformer's ``estimator_``, as SelectFromModel's, is not its output)."""
+    (a transformer's ``estimator_``, as SelectFromModel's, is not its output).
+
+    MAPIE's conformal regressors (1.x) have no scikit-learn tags and keep
+    the regressor they wrap in ``_mapie_regressor.estimator``: what they
+    accept as input is what that regressor accepts.
+    """
     if hasattr(estimator, "transform"):
         return None
     for name in _PREDICTING:
         inner = getattr(estimator, name, None)
         if inner is not None and hasattr(inner, "predict"):
             return inner
+    inner = getattr(estimator, "regressor", None)  # an unfitted (cloned) TTR
+    if hasattr(estimator, "transformer") and hasattr(inner, "predict"):
+        return inner
+    if not hasattr(estimator, "__sklearn_tags__"):
+        mapie = getattr(estimator, "_mapie_regressor", None)
+        wrapped = getattr(mapie, "estimator", None)
+        if hasattr(wrapped, "predict"):
+            return wrapped
     return None
 
 

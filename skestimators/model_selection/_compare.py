@@ -356,22 +356,50 @@ def reseeded_cv(cv, y, classifier, seed, *, warn=False):
     splitter = check_cv(cv, y, classifier=classifier)
     if seed is None:
         return splitter
-    if isinstance(cv, numbers.Integral):
-        splitter.shuffle = True
-    shuffles = getattr(splitter, "shuffle", True) is not False
-    if not (hasattr(splitter, "random_state") and shuffles):
+    reseeded = _reseeded(cv, splitter, seed)
+    if reseeded is None:
         if warn:
             warnings.warn(
-                f"{type(splitter).__name__} cannot be reshuffled (no random_state "
+                f"{_describe(splitter)} cannot be reshuffled (no random_state "
                 "or shuffle=False): every repeat uses the same folds; only the "
                 "estimators are reseeded.",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
         return splitter
+    return reseeded
+
+
+def _reseeded(cv, splitter, seed):
+    """A copy of ``splitter`` drawing its folds from ``seed``, or None.
+
+    An integer ``cv`` becomes a shuffled K-fold. A splitter that wraps a base
+    splitter in its ``cv`` (:class:`BufferedKFold`) has that base reseeded:
+    its own ``random_state`` seeds only its default base.
+    """
+    if isinstance(cv, numbers.Integral):
+        splitter.shuffle = True
+    inner = getattr(splitter, "cv", None)  # a list of folds in check_cv's wrapper
+    if isinstance(inner, numbers.Integral) or hasattr(inner, "split"):
+        base = _reseeded(inner, check_cv(inner), seed)
+        if base is None:
+            return None
+        splitter = copy.copy(splitter)
+        splitter.cv = base
+        return splitter
+    shuffles = getattr(splitter, "shuffle", True) is not False
+    if not (hasattr(splitter, "random_state") and shuffles):
+        return None
     splitter = copy.copy(splitter)
     splitter.random_state = seed
     return splitter
+
+
+def _describe(splitter):
+    inner = getattr(splitter, "cv", None)
+    if not (isinstance(inner, numbers.Integral) or hasattr(inner, "split")):
+        return type(splitter).__name__
+    return f"{type(splitter).__name__}(cv={inner!r})"
 
 
 def reseed(estimator, seed):

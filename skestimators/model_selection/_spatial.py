@@ -240,9 +240,12 @@ class BufferedKFold(BaseCrossValidator):
     cv : int, cross-validation generator or None, default=None
         Base splitter: ``None`` for ``KFold(n_splits, shuffle=True,
         random_state=random_state)``, an int for ``KFold(cv)``, or any
-        splitter (e.g. :class:`SpatialBlockKFold`). Splitters that request
-        ``groups`` (the spatial ones, but also ``GroupKFold``) receive the
-        coordinates as ``groups``.
+        splitter (e.g. :class:`SpatialBlockKFold`). The spatial splitters
+        receive the coordinates as ``groups``; other splitters that request
+        group labels (``GroupKFold``) are refused, since the coordinates are
+        not labels. When folds are repeated with other seeds
+        (:func:`~skestimators.model_selection.repeated_cv`), the base
+        splitter is the one reseeded.
     random_state : int, RandomState instance or None, default=None
         Seed of the default base splitter.
 
@@ -318,6 +321,15 @@ class BufferedKFold(BaseCrossValidator):
         coords = _check_coords(groups, _num_samples(X))
         base = self._base_cv()
         base_groups = coords if _requests_groups(base) else None
+        if base_groups is not None and not isinstance(
+            base, (SpatialBlockKFold, BufferedKFold)
+        ):
+            raise ValueError(
+                f"BufferedKFold passes the coordinates as groups to its base "
+                f"splitter, but {type(base).__name__} expects group labels. Use "
+                "a spatial base splitter (SpatialBlockKFold), or one that takes "
+                "no groups."
+            )
         for fold, (train, test) in enumerate(base.split(X, y, base_groups)):
             train, test = np.asarray(train), np.asarray(test)
             if len(test) and len(train) and self.buffer > 0:
