@@ -76,6 +76,43 @@ def test_npy_to_parquet_matches_predict(tmp_path, spectra_model):
     assert not (tmp_path / "out.parquet.invalid.csv").exists()
 
 
+def test_parts_and_output_reach_the_disk_and_leftovers_go(tmp_path, spectra_model):
+    # Parts were renamed without fsync while the manifest line saying they
+    # were done was fsynced (a power cut could leave an empty part marked
+    # done), and a killed run's temporary output stayed for good.
+    import subprocess
+    import sys
+
+    from skestimators._io import temporary_name
+
+    model_path, npy, _, _ = spectra_model
+    output = tmp_path / "out.parquet"
+    pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    mine = temporary_name(output)
+    killed = mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{pid}."))
+    killed.write_bytes(b"half an output")
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to name the synced files")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", fsync)
+        run(model_path, [npy], output, chunk_rows=100)
+    assert sum(name.startswith(".part-") for name in synced) == 3
+    assert any(name.startswith(".out.parquet.") for name in synced)
+    assert not killed.exists()
+
+
 @pytest.mark.parametrize("fmt", ["csv", "npy"])
 def test_output_formats(tmp_path, spectra_model, fmt):
     model_path, npy, X, model = spectra_model

@@ -9,7 +9,14 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._io import file_sha256, load, read_metadata, sidecar_path, temporary_name
+from .._io import (
+    file_sha256,
+    load,
+    read_metadata,
+    remove_stale_temporaries,
+    sidecar_path,
+    temporary_name,
+)
 from ._chunks import (
     check_id_name,
     chunk_fingerprint,
@@ -482,6 +489,7 @@ def _score_raster(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    remove_stale_temporaries(output)
     with rasterio.open(output) as dst:
         n_pixels = dst.width * dst.height
     return ScoreResult(

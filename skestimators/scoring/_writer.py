@@ -27,7 +27,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._io import temporary_name
+from .._io import (
+    remove_stale_temporaries,
+    sync_file,
+    sync_folder,
+    temporary_name,
+)
 from ._formats import conform, id_width, ids_path, to_csv, to_npy, to_parquet
 from ._readers import ScoringInputError
 
@@ -64,6 +69,9 @@ def _part_name(kind: str, index: int) -> str:
 def _write_table(table: pa.Table, path: Path) -> None:
     tmp = temporary_name(path)
     pq.write_table(table, tmp)
+    # On disk before the manifest (fsynced) can say this chunk is done: a
+    # power cut must not leave a manifest line for an empty part.
+    sync_file(tmp)
     os.replace(tmp, path)
 
 
@@ -230,11 +238,17 @@ class PartsWriter:
                 if tmp is not None:
                     tmp.unlink(missing_ok=True)
             raise
+        for tmp, _ in staged:
+            if tmp is not None:
+                sync_file(tmp)  # on disk before it takes the output's name
         for tmp, target in staged:  # the output first, then its companions
             if tmp is None:
                 target.unlink(missing_ok=True)
             else:
                 os.replace(tmp, target)
+        sync_folder(self.output.parent)
+        for _, target in staged:  # left by runs killed on this machine
+            remove_stale_temporaries(target)
         shutil.rmtree(self.dir)
         return {"rows": n_rows, "invalid": n_invalid, "invalid_preview": preview}
 
