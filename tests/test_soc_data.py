@@ -400,8 +400,9 @@ def test_predict_raster_warns_when_a_prediction_equals_nodata(tmp_path, stack):
     # Predictions equal to nodata were silently masked in the map.
     paths, _ = stack
     model = _Clipped(_model(paths))
-    with pytest.warns(UserWarning, match=r"predicted the nodata value 0.0 for \d+"):
+    with pytest.warns(UserWarning, match=r"nodata value 0.0 for \d+") as record:
         predict_raster(model, paths, tmp_path / "m.tif", window=3, nodata=0.0)
+    assert record[0].filename == __file__
     import warnings
 
     with warnings.catch_warnings():

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import get_tags
 
-from .._engine import caller_stacklevel
 from .._io import (
     remove_stale_temporaries,
     sync_file,
@@ -148,7 +147,7 @@ def predict_raster(
     # map as it was, never a partial one.
     partial = temporary_name(output_path, ".partial")
     try:
-        _write_map(
+        collisions = _write_map(
             estimator, rasters, partial, window, chunk_rows, stride, batch_size,
             nodata, uncertainty,
         )  # fmt: skip
@@ -159,6 +158,15 @@ def predict_raster(
         partial.unlink(missing_ok=True)
         raise
     remove_stale_temporaries(output_path)  # left by runs killed on this machine
+    if collisions:
+        warnings.warn(
+            f"The model predicted the nodata value {nodata} for {collisions} "
+            "pixel value(s): the map shows them as pixels without a prediction. "
+            "Map again with another nodata, one the model cannot predict (e.g. "
+            "nodata=float('nan')).",
+            UserWarning,
+            stacklevel=2,
+        )
     return output_path
 
 
@@ -166,6 +174,8 @@ def _write_map(
     estimator, rasters, output_path, window, chunk_rows, stride, batch_size,
     nodata, uncertainty,
 ):  # fmt: skip
+    """Write the map to ``output_path``; return how many predicted values
+    equal ``nodata``."""
     import rasterio
     from rasterio.transform import Affine
     from rasterio.windows import Window
@@ -229,15 +239,7 @@ def _write_map(
         finally:
             if dst is not None:
                 dst.close()
-    if collisions:
-        warnings.warn(
-            f"The model predicted the nodata value {nodata} for {collisions} "
-            "pixel value(s): the map shows them as pixels without a prediction. "
-            "Map again with another nodata, one the model cannot predict (e.g. "
-            "nodata=float('nan')).",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
+    return collisions
 
 
 def _nodata_hits(values, nodata) -> int:
