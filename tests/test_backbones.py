@@ -91,6 +91,15 @@ def test_wrong_weights_file_is_a_clear_error(weights, tmp_path):
         GalaxyZooRegressor(pretrained_weights=path)._make_module((3, 32, 32), 37)
 
 
+def test_corrupt_weights_files_are_a_clear_error(tmp_path):
+    pytest.importorskip("safetensors")
+    for suffix, kind in ((".pth", "a PyTorch state dict"), (".safetensors", "a safe")):
+        corrupt = tmp_path / f"corrupt{suffix}"
+        corrupt.write_bytes(b"not a weights file")
+        with pytest.raises(ValueError, match=f"Could not read .*corrupt.* as {kind}"):
+            PretrainedNet("resnet18", (3, 32, 32), 5, pretrained_weights=corrupt)
+
+
 @pytest.mark.parametrize("channels", [1, 3, 5, 6])
 def test_first_convolution_is_adapted_to_the_channels(weights, channels):
     path, state = weights

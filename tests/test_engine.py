@@ -162,6 +162,27 @@ def test_partial_fit_and_warm_start(blobs):
     assert not np.allclose(before, warm.predict_proba(X))
 
 
+def test_balanced_class_weight_in_partial_fit_batches_missing_a_class(blobs):
+    # compute_class_weight("balanced") refused a batch without one of the
+    # classes with a raw "classes should have valid labels that are in y".
+    from skestimators._engine._targets import class_weight_terms
+
+    X, y = blobs
+    clf = NetClassifier(**{**FAST, "max_epochs": 1}, class_weight="balanced")
+    with pytest.warns(UserWarning, match=r"no samples of the classes \[2\]") as w:
+        clf.partial_fit(X[y != 2], y[y != 2], classes=[0, 1, 2])
+    assert w[0].filename == __file__
+    clf.partial_fit(X[y != 0], y[y != 0])
+    assert clf.n_iter_ == 2 and clf.predict_proba(X[:3]).shape == (3, 3)
+    codes = np.array([0, 0, 0, 1])
+    offset, weights = class_weight_terms(np.arange(3), "balanced", codes)
+    np.testing.assert_allclose(weights, [2 / 3, 2, 1.5])  # mean 1 on the samples
+    assert float(offset[2]) == 0.0  # weight 1: no adjustment
+    # mirrored pairs count the mean of the pair (here classes 1 and 2)
+    offset, _ = class_weight_terms(np.arange(3), "balanced", codes, swap=(0, 2, 1))
+    np.testing.assert_allclose(offset.numpy(), np.log([3 * 3 / 4, 1.5 / 4, 1.5 / 4]))
+
+
 def test_warm_start_reads_the_current_training_parameters(blobs):
     # A continuing fit kept the optimizer, batch size and clipping of the
     # first fit: set_params(lr=..., gradient_clip=...), the advice of a

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image
+from PIL import Image, ImageOps
 from sklearn.base import clone
 from sklearn.dummy import DummyRegressor
 from sklearn.exceptions import NotFittedError
@@ -360,6 +360,51 @@ def test_load_image_folder_ids_as_written_and_16_bit_images(tmp_path):
         load_image_folder(tmp_path, tmp_path / "f.csv", crop=None, size=None)
 
 
+@pytest.mark.parametrize("orientation", [2, 6])  # mirrored; turned 90 degrees
+def test_load_applies_the_exif_orientation(tmp_path, orientation):
+    # Pixels stored as the camera wrote them, with an EXIF tag saying how to
+    # show them: a mirroring tag ignored would swap a spiral's handedness.
+    pixels = np.zeros((8, 12, 3), np.uint8)
+    pixels[:, :4] = 255  # the left third white
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "100008.png", exif=exif.tobytes())
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "100008.png")))
+    assert shown.shape != pixels.shape or not np.array_equal(shown, pixels)
+    (tmp_path / "c.csv").write_text("id,class\n100008,0\n")
+    X, _, _ = load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=None)
+    np.testing.assert_allclose(X[0], shown.transpose(2, 0, 1) / 255.0)
+    Image.open(tmp_path / "100008.png").convert("RGB").save(
+        tmp_path / "100008.jpg", exif=exif.tobytes(), quality=100
+    )
+    (tmp_path / "100008.png").unlink()
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "100008.jpg")))
+    X, _, _ = load_galaxy_zoo(tmp_path, crop=None, size=None)
+    np.testing.assert_allclose(X[0], shown.transpose(2, 0, 1) / 255.0)
+
+
+def test_load_refuses_two_images_of_one_id(tmp_path):
+    Image.new("RGB", (8, 8), (10, 10, 10)).save(tmp_path / "1.jpg")
+    Image.new("RGB", (8, 8), (200, 200, 200)).save(tmp_path / "1.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "2.png")
+    (tmp_path / "c.csv").write_text("id,class\n1,a\n")
+    with pytest.raises(ValueError, match=r"id '1' names several .*1\.jpg and 1\.png"):
+        load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=None)
+    (tmp_path / "c.csv").write_text("id,class\n2,a\n")  # the clash is not read
+    assert load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=None)[
+        0
+    ].shape == (1, 3, 8, 8)
+    galaxies = tmp_path / "galaxies"
+    galaxies.mkdir()
+    Image.new("RGB", (8, 8), (10, 10, 10)).save(galaxies / "100008.jpg")
+    Image.new("RGB", (8, 8), (200, 200, 200)).save(galaxies / "0100008.jpg")
+    with pytest.raises(ValueError, match=r"0100008\.jpg and 100008\.jpg"):
+        load_galaxy_zoo(galaxies, crop=None, size=None)
+    with pytest.raises(ValueError, match="names several images"):
+        load_galaxy_zoo(galaxies, crop=None, size=None, ids=[100008])
+
+
 def test_submission_follows_a_shuffled_template(tmp_path):
     rng = np.random.default_rng(0)
     ids = np.array([100008, 100023, 100053, 100078])
@@ -545,7 +590,7 @@ def test_preprocessor_uint8_crop_and_gray():
     out = ImagePreprocessor(crop=6, normalize=None).fit_transform(X)
     expected = X.transpose(0, 3, 1, 2)[:, :, 2:8, 3:9] / 255
     np.testing.assert_allclose(out, expected, atol=1e-6)
-    gray = ImagePreprocessor(size=4).fit(X[..., 0])
+    gray = ImagePreprocessor(10, size=4).fit(X[..., 0])  # non-square: a crop
     assert gray.image_shape_ == (1, 10, 12) and gray.transform(X[..., 0]).shape == (
         3,
         1,
@@ -584,6 +629,15 @@ def test_preprocessor_validation():
         ImagePreprocessor().fit(np.zeros((2, 64)))
     with pytest.raises(ValueError, match="crop=9 is larger"):
         ImagePreprocessor(crop=9).fit(X)
+    # Resizing non-square images to a square would stretch them.
+    wide = np.zeros((2, 3, 8, 12))
+    with pytest.raises(ValueError, match=r"size=4 needs square images, got 8x12"):
+        ImagePreprocessor(size=4).fit(wide)
+    assert ImagePreprocessor(8, size=4).fit_transform(wide).shape == (2, 3, 4, 4)
+    assert ImagePreprocessor().fit_transform(wide).shape == (2, 3, 8, 12)
+    unchanged = ImagePreprocessor().fit(wide).set_params(size=4)
+    with pytest.raises(ValueError, match="needs square images"):
+        unchanged.transform(wide)
     with pytest.raises(InvalidParameterError):
         ImagePreprocessor(layout="nchw").fit(X)
     pre = ImagePreprocessor().fit(X)

@@ -61,6 +61,17 @@ def tree_violation(y):
     return worst
 
 
+class _WholeNetwork(torch.nn.Module):
+    """A whole network of the user's (its constructor takes ``n_outputs``)."""
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = torch.nn.Linear(int(np.prod(input_shape)), n_outputs)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
 # -- GalaxyZooRegressor ----------------------------------------------------------------
 def test_regressor_layouts_and_uint8(zoo):
     X, y = zoo
@@ -260,6 +271,9 @@ def test_bad_input_errors(fitted_zoo, zoo):
         reg.fit(MultiInput(images=X), y)
     with pytest.raises(ValueError, match="too small for depth=5"):
         GalaxyZooRegressor(**{**TINY, "depth": 5}).fit(X, y)
+    # depth sizes the package's networks, not a whole network of the user's
+    whole = GalaxyZooRegressor(_WholeNetwork, **{**TINY, "depth": 5}).fit(X, y)
+    assert isinstance(whole.net_.module_, _WholeNetwork)
     with pytest.raises(ValueError, match="zoom must be a range"):
         GalaxyZooRegressor(zoom=(1.2, 0.8), **TINY).fit(X, y)
     with pytest.raises(ValueError, match="constraint"):
@@ -406,6 +420,58 @@ def test_class_weight(classes):
     }
     assert share["heavy"] > 0.9 and share["heavy"] > share["plain"]
     assert not np.allclose(plain.predict_proba(X), balanced.predict_proba(X))
+
+
+def test_balanced_class_weight_counts_mirrored_pairs_as_trained():
+    # With mirror="swap" half the images of a chiral class train as its
+    # partner: both classes of a pair are equally frequent in training, and
+    # so equally weighted (raw counts made the rarer spiral win everywhere).
+    rng = np.random.default_rng(0)
+    y = np.array(["elliptical"] * 20 + ["anticlockwise_spiral"] * 18)
+    y = np.concatenate([y, ["clockwise_spiral"] * 2])
+    X = rng.random((len(y), 1, 8, 8)).astype(np.float32)
+    tiny = {**TINY, "depth": 1, "head_width": 8, "max_epochs": 1}
+
+    def offsets(**kwargs):
+        clf = ImageClassifier(class_weight="balanced", **tiny, **kwargs).fit(X, y)
+        offset = clf.net_.head_groups[0].logit_offset.numpy()
+        return dict(zip(clf.classes_.tolist(), offset))
+
+    swap = offsets()
+    assert swap["clockwise_spiral"] == pytest.approx(swap["anticlockwise_spiral"])
+    # -log of the balanced weights: log((18 + 2) / 2 / 20) apart from elliptical
+    gap = swap["clockwise_spiral"] - swap["elliptical"]
+    assert gap == pytest.approx(np.log(10 / 20), rel=1e-5)
+    for kwargs in ({"mirror": "off"}, {"augment": False}):  # no relabelling
+        raw = offsets(**kwargs)
+        gap = raw["clockwise_spiral"] - raw["anticlockwise_spiral"]
+        assert gap == pytest.approx(np.log(2 / 18), rel=1e-5)
+    # multilabel: the positives of the two columns of a pair are averaged
+    Y = np.column_stack([y == "clockwise_spiral", y == "anticlockwise_spiral"])
+    pairs = {"chirality_pairs": [("y0", "y1")]}
+    ml = ImageClassifier(class_weight="balanced", **tiny, **pairs).fit(X, Y)
+    pos_weight = ml.net_.head_groups[0].pos_weight.numpy()
+    np.testing.assert_allclose(pos_weight, [(40 - 10) / 10] * 2, rtol=1e-6)
+    ml = ImageClassifier(class_weight="balanced", mirror="off", **tiny, **pairs)
+    pos_weight = ml.fit(X, Y).net_.head_groups[0].pos_weight.numpy()
+    np.testing.assert_allclose(pos_weight, [38 / 2, 22 / 18], rtol=1e-6)
+
+
+def test_balanced_partial_fit_tolerates_batches_without_a_class(classes):
+    X, y = classes
+    tiny = {**TINY, "depth": 1, "head_width": 8, "class_weight": "balanced"}
+    clf = ImageClassifier(**tiny)
+    no_edge = y != "edge_on"
+    with pytest.warns(UserWarning, match=r"no samples of the classes \['edge_on'\]"):
+        clf.partial_fit(X[no_edge], y[no_edge], classes=np.unique(y))
+    names = clf.classes_.tolist()
+    first = clf.net_.head_groups[0].logit_offset.clone()
+    assert first[names.index("edge_on")] == 0  # weight 1: no adjustment
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        no_merger = y != "merger"
+        clf.partial_fit(X[no_merger], y[no_merger])  # weights of the first call
+    assert clf.n_iter_ == 2 and torch.equal(clf.net_.head_groups[0].logit_offset, first)
 
 
 def test_partial_fit_and_multilabel_chirality(classes):

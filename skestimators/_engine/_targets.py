@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -11,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._heads import HeadGroup, _bce, multilabel_groups, regression_groups, resolve_loss
+from ._validation import caller_stacklevel
 
 
 def target_names(y, n_columns, default="y"):
@@ -43,12 +46,28 @@ def _column_weights(weights, names):
     return weights
 
 
-def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=None):
+def mirrored_counts(counts, swap):
+    """Counts of the classes (or positives of the label columns) as training
+    sees them: with ``swap``, the permutation that relabels mirrored samples,
+    half of the samples of each class (mirrored at random) train as its
+    mirror image, so each class of a pair counts the mean of the two."""
+    counts = np.asarray(counts, dtype=float)
+    if swap is None:
+        return counts
+    return (counts + counts[list(swap)]) / 2
+
+
+def encode_classification(
+    estimator, y, *, fitting, n_samples, targets, classes=None, mirror_swap=None
+):
     """Return ``(y_tensor, head_groups, n_outputs, y_strat)`` for a classifier.
 
     ``y`` is not None: ``BaseNet._fit`` refuses that first. ``targets`` is the
     estimator's :class:`TargetOptions`; when fitting, the fitted attributes
     ``classes_``, ``target_type_`` and ``target_names_`` are set.
+    ``mirror_swap``, called once they are, returns the permutation of the
+    classes (or label columns) that relabels mirrored training samples, or
+    None: ``"balanced"`` weights then come from :func:`mirrored_counts`.
     """
     y_in = y
     if not hasattr(y, "shape"):
@@ -75,8 +94,11 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
             )
         pos_weight = None
         if targets.class_weight == "balanced":
-            pos = Y.sum(0)
-            pos_weight = torch.as_tensor((Y.shape[0] - pos) / np.maximum(pos, 1.0))
+            swap = None if mirror_swap is None else mirror_swap()
+            pos = mirrored_counts(Y.sum(0, dtype=np.float64), swap)
+            pos_weight = torch.as_tensor(
+                (Y.shape[0] - pos) / np.where(pos > 0, pos, 1.0)
+            )
         groups = multilabel_groups(
             names,
             weights=_column_weights(targets.target_weights, names),
@@ -104,8 +126,11 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
         )
     codes = np.searchsorted(estimator.classes_, y1)
     names = estimator.target_names_
+    swap = None
+    if targets.class_weight == "balanced" and mirror_swap is not None:
+        swap = mirror_swap()
     offset, weights = class_weight_terms(
-        estimator.classes_, targets.class_weight, codes
+        estimator.classes_, targets.class_weight, codes, swap=swap, warn=fitting
     )
     if estimator.classes_.size == 2:
         group = HeadGroup(
@@ -125,10 +150,16 @@ def encode_classification(estimator, y, *, fitting, n_samples, targets, classes=
     )
 
 
-def class_weight_terms(classes, class_weight, codes):
+def class_weight_terms(classes, class_weight, codes, *, swap=None, warn=False):
     """``(offset, weights)``: the logit adjustment of ``class_weight`` and the
     class weights scaled to a mean of one over the samples (binary and
     multiclass), or ``(None, None)``.
+
+    ``"balanced"`` weighs class ``c`` by ``n_samples / (n_classes * n_c)``,
+    with the counts ``n_c`` of :func:`mirrored_counts` (``swap``: the
+    relabelling of mirrored samples, or None). A class without samples (a
+    batch of ``partial_fit`` given every class) gets weight one; with
+    ``warn``, a warning names it.
 
     Weighting the loss of class ``c`` by ``w_c`` makes the best classifier
     predict ``argmax_c w_c p(c | x)``. Adding ``-log w_c`` to the logits
@@ -146,7 +177,24 @@ def class_weight_terms(classes, class_weight, codes):
         unknown = [c for c in class_weight if c not in set(classes.tolist())]
         if unknown:
             raise ValueError(f"class_weight names unknown classes {unknown}.")
-    cw = compute_class_weight(class_weight, classes=classes, y=classes[codes])
+    if class_weight == "balanced":
+        counts = mirrored_counts(np.bincount(codes, minlength=len(classes)), swap)
+        absent = counts == 0
+        cw = np.ones(len(classes))
+        cw[~absent] = len(codes) / (len(classes) * counts[~absent])
+        if warn and absent.any():
+            warnings.warn(
+                f"class_weight='balanced' found no samples of the classes "
+                f"{classes[absent].tolist()} in y, so they get weight 1. The "
+                "weights of the first fit or partial_fit call are kept by later "
+                "partial_fit calls; to weigh every class by its frequency in all "
+                "the training data, pass class_weight as a dict (e.g. from "
+                "sklearn.utils.class_weight.compute_class_weight).",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
+    else:
+        cw = compute_class_weight(class_weight, classes=classes, y=classes[codes])
     log_w = np.log(np.maximum(cw, 1e-12))
     offset = log_w[:1] - log_w[1:] if len(classes) == 2 else -log_w
     scaled = cw / max(float(cw[codes].mean()), 1e-12)

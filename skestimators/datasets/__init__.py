@@ -4,13 +4,13 @@ from ._clouds import add_clouds
 from ._exoplanet import load_exoplanet, make_exoplanet
 from ._galaxy_morphology import GALAXY_CLASSES
 from ._galaxy_sim import make_galaxy_classes, make_galaxy_zoo
-from ._galaxy_zoo import _read_image as _read_image
 from ._galaxy_zoo import (
     load_galaxy_zoo,
-    load_image_folder,
     write_galaxy_zoo_folder,
     write_galaxy_zoo_submission,
 )
+from ._image_folder import load_image_folder
+from ._images import _read_image as _read_image
 from ._rasters import NodataWarning, extract_patches
 from ._rasters import _check_positive_int as _check_positive_int
 from ._rasters import _check_window as _check_window

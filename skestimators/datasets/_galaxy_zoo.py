@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from sklearn.utils import Bunch
 
 from ..galaxy_zoo import GALAXY_ZOO_COLUMNS
 from ._galaxy_render import _render
 from ._galaxy_sim import _check_int, _simulate
+from ._images import _check_clashes, _files_by_id, _read_images
 
 __all__ = [
     "load_galaxy_zoo",
-    "load_image_folder",
     "write_galaxy_zoo_folder",
     "write_galaxy_zoo_submission",
 ]
@@ -73,45 +72,6 @@ def _read_solutions(path) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 #: Pillow modes of 16-bit greyscale images (PNG, TIFF).
-_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
-
-
-def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
-    """``(3, H, W)`` float32 pixels in [0, 1]: 8-bit images over 255, 16-bit
-    greyscale over 65535 (repeated in the three channels, as 8-bit grey)."""
-    scale = 255.0
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in _SIXTEEN_BIT:
-                image, scale = image.convert("F"), 65535.0  # exact, resizable
-            elif image.mode in ("I", "F"):
-                raise ValueError(
-                    f"Image {path} has {image.mode!r} pixels (32-bit integers or "
-                    "floats), which have no fixed range to scale to [0, 1]; "
-                    "convert it to 8 or 16 bits first."
-                )
-            elif image.mode != "RGB":
-                image = image.convert("RGB")
-            width, height = image.size
-            if crop is not None:
-                if crop > min(width, height):
-                    raise ValueError(
-                        f"crop={crop} is larger than image {path} "
-                        f"({width}x{height} pixels)."
-                    )
-                left, top = (width - crop) // 2, (height - crop) // 2
-                image = image.crop((left, top, left + crop, top + crop))
-            if size is not None and image.size != (size, size):
-                image = image.resize((size, size), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32)
-    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
-        raise ValueError(f"Cannot read image {path}: {exc}") from exc
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
-    return pixels.transpose(2, 0, 1) / scale
-
-
 def load_galaxy_zoo(
     images_dir,
     solutions_csv=None,
@@ -127,7 +87,8 @@ def load_galaxy_zoo(
     RGB) and ``training_solutions_rev1.csv`` with the columns ``GalaxyID,
     Class1.1, ..., Class11.6``. Each image is centre-cropped to
     ``crop x crop`` pixels, then resized to ``size x size`` (PIL bilinear,
-    antialiased). Images that are not RGB are converted.
+    antialiased). Images that are not RGB are converted; an image with an
+    EXIF orientation is first turned (or mirrored) as viewers show it.
 
     Parameters
     ----------
@@ -162,8 +123,9 @@ def load_galaxy_zoo(
         If the folder or the solutions file does not exist.
     ValueError
         If the folder has no images, a GalaxyID of the solutions has no
-        image, an image cannot be read or is smaller than ``crop``, or the
-        solutions file lacks columns.
+        image or names two (``0100008.jpg`` and ``100008.jpg``), an image
+        cannot be read or is smaller than ``crop``, or the solutions file
+        lacks columns.
 
     See Also
     --------
@@ -185,11 +147,11 @@ def load_galaxy_zoo(
         raise FileNotFoundError(f"Image folder not found: {images_dir}")
     crop = None if crop is None else _check_int(crop, "crop", 1)
     size = None if size is None else _check_int(size, "size", 1)
-    files = {
-        int(p.stem): p
-        for p in images_dir.iterdir()
-        if p.suffix.lower() in (".jpg", ".jpeg") and p.stem.isdigit()
-    }
+    files, clashes = _files_by_id(
+        images_dir,
+        (".jpg", ".jpeg"),
+        lambda p: int(p.stem) if p.stem.isdigit() else None,
+    )
     if not files:
         raise ValueError(f"No <GalaxyID>.jpg images in {images_dir}.")
     y = None
@@ -224,176 +186,9 @@ def load_galaxy_zoo(
         )
     if not len(all_ids):
         raise ValueError(f"No galaxies to load from {images_dir}.")
+    _check_clashes(clashes, [int(i) for i in all_ids], images_dir)
     X = _read_images([files[int(i)] for i in all_ids], images_dir, crop, size, n_jobs)
     return X, y, all_ids
-
-
-def _read_images(paths, images_dir, crop, size, n_jobs) -> np.ndarray:
-    """The images ``paths`` as one float32 array ``(n, 3, side, side)``."""
-    first = _read_image(paths[0], crop, size)
-    X = np.empty((len(paths), *first.shape), dtype=np.float32)
-    X[0] = first
-
-    def read_into(i: int) -> None:
-        image = _read_image(paths[i], crop, size)
-        if image.shape != first.shape:
-            raise ValueError(
-                f"Images of {images_dir} have different sizes ({image.shape[1:]} "
-                f"and {first.shape[1:]}); pass crop or size."
-            )
-        X[i] = image
-
-    Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(read_into)(i) for i in range(1, len(paths))
-    )
-    return X
-
-
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-
-
-def load_image_folder(
-    images_dir,
-    labels_csv,
-    *,
-    id_column=None,
-    label_column=None,
-    size: int | None = 69,
-    crop: int | None = 207,
-    n_jobs: int | None = None,
-):
-    """Load a folder of labelled images: ``<id>.jpg`` files and a CSV of classes.
-
-    The layout of Galaxy Zoo 1 class catalogues [1]_ and of many image data
-    sets: one image per object, named by its id (``<id>.jpg``, ``.jpeg``,
-    ``.png``, ``.tif`` or ``.tiff``), and a CSV file with a row per object
-    giving its id and its class. Images are read, centre-cropped and resized
-    as by :func:`load_galaxy_zoo`, in the order of the CSV rows. Pixels are
-    scaled to [0, 1]: 8-bit images by 255, 16-bit greyscale images by 65535
-    (their three channels equal); images of 32-bit or floating-point pixels
-    are refused, as they have no fixed range.
-
-    Parameters
-    ----------
-    images_dir : str or path-like
-        Folder of ``<id>.jpg`` images; other files are ignored.
-    labels_csv : str or path-like
-        CSV file with a header, one row per image.
-    id_column : str, default=None
-        Column of the ids (the image file names without suffix); None: the
-        first column.
-    label_column : str, default=None
-        Column of the classes; None: the second column. With class codes
-        (integers) a mirror-image pair of classes is named by its codes in
-        :class:`~skestimators.ImageClassifier`'s ``chirality_pairs``; with
-        class names (e.g. ``label_column="class_name"`` of a Galaxy Zoo 1
-        catalogue) the default pair ``("clockwise_spiral",
-        "anticlockwise_spiral")`` matches them.
-    size : int or None, default=69
-        Side of the returned images; None keeps the cropped size.
-    crop : int or None, default=207
-        Side of the centre crop, before resizing; None keeps whole images.
-    n_jobs : int, default=None
-        Threads decoding images (``-1``: all cores), via joblib.
-
-    Returns
-    -------
-    X : ndarray of shape (n_images, 3, size, size), dtype float32
-        RGB images in [0, 1], channels first.
-    y : ndarray of shape (n_images,)
-        The classes, row ``i`` belonging to ``X[i]``.
-    ids : ndarray of shape (n_images,)
-        The ids, in the order of the CSV file, as pandas reads them
-        (integers for numeric ids), or as written (strings) where reading
-        them as numbers would change them (leading zeros: ``007.jpg``).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the folder or the CSV file does not exist.
-    ValueError
-        If a column is missing, an id is duplicated or has no image, a class
-        is missing, or an image cannot be read or is smaller than ``crop``.
-
-    See Also
-    --------
-    load_galaxy_zoo : The Galaxy Challenge layout (37 vote fractions).
-
-    References
-    ----------
-    .. [1] C. Lintott et al., "Galaxy Zoo 1: data release of morphological
-       classifications for nearly 900 000 galaxies", MNRAS 410, 166-178,
-       2011.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> import numpy as np
-    >>> from PIL import Image
-    >>> from skestimators.datasets import load_image_folder
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     folder = pathlib.Path(tmp)
-    ...     for i in (11, 12):
-    ...         Image.new("RGB", (40, 40)).save(folder / f"{i}.jpg")
-    ...     _ = (folder / "classes.csv").write_text("objid,class\\n12,1\\n11,0\\n")
-    ...     X, y, ids = load_image_folder(folder, folder / "classes.csv",
-    ...                                   crop=None, size=20)
-    >>> X.shape, y.tolist(), ids.tolist()
-    ((2, 3, 20, 20), [1, 0], [12, 11])
-    """
-    images_dir, labels_csv = Path(images_dir), Path(labels_csv)
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"Image folder not found: {images_dir}")
-    if not labels_csv.is_file():
-        raise FileNotFoundError(f"Labels file not found: {labels_csv}")
-    crop = None if crop is None else _check_int(crop, "crop", 1)
-    size = None if size is None else _check_int(size, "size", 1)
-    table = pd.read_csv(labels_csv)
-    table.columns = [str(c).strip() for c in table.columns]
-    if table.shape[1] < 2 and (id_column is None or label_column is None):
-        raise ValueError(
-            f"{labels_csv} must have an id and a class column; it has the "
-            f"columns {list(table.columns)}."
-        )
-    id_column = table.columns[0] if id_column is None else id_column
-    label_column = table.columns[1] if label_column is None else label_column
-    for what, column in (("id_column", id_column), ("label_column", label_column)):
-        if column not in table.columns:
-            raise ValueError(
-                f"{what}={column!r} is not a column of {labels_csv}; its columns "
-                f"are {list(table.columns)}."
-            )
-    ids, y = table[id_column], table[label_column]
-    # Ids name files: read as written ("007" is not 7), returned as pandas
-    # reads them unless that changes them.
-    written = pd.read_csv(labels_csv, usecols=[id_column], dtype=str)[id_column]
-    written = written.str.strip()
-    if ids.isna().any() or written.duplicated().any():
-        raise ValueError(
-            f"{labels_csv}: the ids ({id_column!r}) must be present and unique; "
-            f"e.g. {ids[ids.duplicated() | ids.isna()].head(3).tolist()}."
-        )
-    if y.isna().any():
-        raise ValueError(
-            f"{labels_csv}: {int(y.isna().sum())} rows have no class "
-            f"({label_column!r})."
-        )
-    files = {
-        p.stem: p for p in images_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES
-    }
-    keys = written.tolist()
-    if keys != [str(i) for i in ids]:
-        ids = written
-    missing = [k for k in keys if k not in files]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} ids of {labels_csv} have no image in {images_dir} "
-            f"(<id>.jpg), e.g. {missing[:5]}."
-        )
-    if not keys:
-        raise ValueError(f"{labels_csv} lists no images.")
-    X = _read_images([files[k] for k in keys], images_dir, crop, size, n_jobs)
-    return X, y.to_numpy(), ids.to_numpy()
 
 
 def _read_template(template) -> tuple[list[str], np.ndarray]:

@@ -8,7 +8,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._engine import BaseNet, TargetOptions, fill_doc
+from .._engine import BaseNet, TargetOptions, encode_classification, fill_doc
 from ._base import _ClassifierNet
 from ._image_base import _REBUILDING, IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
@@ -100,7 +100,16 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         SDSS galaxies with rare classes it trained better than weighting
         the samples. The validation loss (early stopping) weighs each
         sample by its class. ``predict_proba`` is then proportional to the
-        weighted posterior.
+        weighted posterior. With ``mirror="swap"``, half of the training
+        images of each class of a chirality pair are mirrored and relabelled
+        as its partner, so both classes of a pair train equally often:
+        ``"balanced"`` counts each as the mean of the pair's counts. With
+        ``partial_fit``, the weights are computed from the first call's
+        ``y`` (or, after loading a model file, the next call's) and kept by
+        later calls; a class of ``classes`` without samples in that ``y``
+        gets weight 1, with a warning. To weigh the classes by their
+        frequencies in all the training data, pass a dict (e.g. from
+        :func:`sklearn.utils.class_weight.compute_class_weight`).
 
     Attributes
     ----------
@@ -238,6 +247,24 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
 
     def _target_options(self):
         return TargetOptions(class_weight=self.class_weight)
+
+    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
+        return encode_classification(
+            self,
+            y,
+            fitting=fitting,
+            n_samples=n_samples,
+            targets=targets,
+            classes=classes,
+            mirror_swap=self._training_swap,
+        )
+
+    def _training_swap(self):
+        """The relabelling of the mirrored training samples (a permutation of
+        the classes or label columns), or None when none is relabelled."""
+        if not self.augment:
+            return None
+        return self._mirror_plan()[1]
 
     # -- chirality ---------------------------------------------------------------------
     def _multilabel(self):

@@ -378,6 +378,8 @@ class ImageNetMixin:
         return module
 
     def _make_own_module(self, input_shape, n_outputs):
+        if not isinstance(self.module, str):  # a whole network: depth is not used
+            return instantiate_module(self.module, None, input_shape, n_outputs, None)
         _, height, width = input_shape
         if min(height, width) < 2**self.depth:
             raise ValueError(
@@ -386,8 +388,6 @@ class ImageNetMixin:
                 f"they need at least {2**self.depth} pixels on a side. Use a "
                 "smaller depth or larger images."
             )
-        if not isinstance(self.module, str):
-            return instantiate_module(self.module, None, input_shape, n_outputs, None)
         if self.module == "galaxycnn":
             return GalaxyCNN(
                 input_shape,

@@ -49,7 +49,9 @@ class NetClassifier(_ClassifierNet):
         inside the training loss, which leads to the decision rule of the
         weighted loss with every sample at weight one, while the validation
         loss weighs each sample by its class; multilabel with
-        ``"balanced"``: positive-class weight per label).
+        ``"balanced"``: positive-class weight per label). ``partial_fit``
+        keeps the weights of its first call; there, a class of ``classes``
+        without samples gets weight one, with a warning.
     target_weights : dict, array-like or None, default=None
         Multilabel only: loss weight of each label (by name or position).
 

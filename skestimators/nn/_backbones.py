@@ -87,7 +87,12 @@ def read_state_dict(path) -> dict:
                 "Reading .safetensors weights needs safetensors: pip install "
                 "'skestimators[safe]', or save them with torch.save."
             ) from exc
-        state = load_file(str(path), device="cpu")
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as exc:  # SafetensorError, or a header that is not JSON
+            raise ValueError(
+                f"Could not read {str(path)!r} as a safetensors file: {exc}"
+            ) from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

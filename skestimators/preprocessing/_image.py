@@ -57,7 +57,8 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     ----------
     crop : int, default=None
         Side of the centre crop, in pixels; None keeps whole images, which
-        must then be square if ``size`` is set.
+        must then be square if ``size`` is set (resizing others to a square
+        would stretch them: a ValueError).
     size : int, default=None
         Side of the returned images; None keeps the (cropped) size.
     layout : {"auto", "channels_first", "channels_last"}, default="auto"
@@ -145,6 +146,20 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
             X, self.layout, fitted_layout=None if reset else self.layout_
         )
 
+    def _check_geometry(self, height: int, width: int) -> None:
+        """Refuse a crop larger than the images, or resizing non-square
+        images to a square (which would stretch them)."""
+        if self.crop is not None and self.crop > min(height, width):
+            raise ValueError(
+                f"crop={self.crop} is larger than the images ({height}x{width})."
+            )
+        if self.crop is None and self.size is not None and height != width:
+            raise ValueError(
+                f"size={self.size} needs square images, got {height}x{width} "
+                "pixels: resizing them to a square would stretch them. Pass crop "
+                "(a centre square) or size=None."
+            )
+
     def _process(self, X: np.ndarray):
         """Yield batches (float32 tensors) cropped and resized, channels first."""
         _, _, height, width = X.shape
@@ -185,10 +200,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         """
         X, layout = self._validate(X, reset=True)
         channels, height, width = X.shape[1:]
-        if self.crop is not None and self.crop > min(height, width):
-            raise ValueError(
-                f"crop={self.crop} is larger than the images ({height}x{width})."
-            )
+        self._check_geometry(height, width)
         out_h, out_w = (self.crop, self.crop) if self.crop else (height, width)
         if self.size is not None:
             out_h = out_w = self.size
@@ -232,6 +244,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 f"height, width) = {self.image_shape_} ({self.layout_}), got "
                 f"{tuple(X.shape[1:])}."
             )
+        self._check_geometry(*self.image_shape_[1:])
         out = np.empty((len(X), *self.output_shape_), dtype=np.float32)
         if self.mean_ is not None:
             mean = torch.as_tensor(self.mean_, dtype=torch.float32)[:, None, None]
