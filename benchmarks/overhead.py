@@ -154,7 +154,7 @@ class _Stopwatch:
 def extras_epochs(module, X, y, batch_size, epochs, seed, extra, folder):
     """Seconds per epoch of the MLP fit with ``extra`` (None, "tensorboard"
     or "checkpoint"), and the seconds spent in the extra's own work."""
-    from skestimators._engine import _checkpoint
+    from skestimators._engine import _base, _checkpoint
     from skestimators.tracking import TensorBoardLogger
 
     watch = _Stopwatch()
@@ -173,7 +173,7 @@ def extras_epochs(module, X, y, batch_size, epochs, seed, extra, folder):
             (_checkpoint.CheckpointStore, "load"),
             (_checkpoint.CheckpointStore, "write"),
             (_checkpoint.CheckpointStore, "release"),
-            (_checkpoint, "data_fingerprint"),
+            (_base, "data_fingerprint"),  # the name the fit calls
         ):
             patched[(owner, name)] = getattr(owner, name)
             setattr(owner, name, watch.wrap(patched[(owner, name)]))
