@@ -51,7 +51,14 @@ class _ClassifierNet(ClassifierMixin, BaseNet):
             n_samples=n_samples,
             targets=targets,
             classes=classes,
+            mirror_swap=self._training_swap,
         )
+
+    def _training_swap(self):
+        """The permutation of the classes (or label columns) that relabels
+        training samples augmented as their mirror image, or None (image
+        classifiers override it)."""
+        return None
 
     # -- public API --------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)

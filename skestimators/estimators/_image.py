@@ -8,7 +8,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._engine import BaseNet, TargetOptions, encode_classification, fill_doc
+from .._engine import BaseNet, TargetOptions, fill_doc
 from ._base import _ClassifierNet
 from ._image_base import _REBUILDING, IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
@@ -247,17 +247,6 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
 
     def _target_options(self):
         return TargetOptions(class_weight=self.class_weight)
-
-    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
-        return encode_classification(
-            self,
-            y,
-            fitting=fitting,
-            n_samples=n_samples,
-            targets=targets,
-            classes=classes,
-            mirror_swap=self._training_swap,
-        )
 
     def _training_swap(self):
         """The relabelling of the mirrored training samples (a permutation of

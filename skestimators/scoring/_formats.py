@@ -32,24 +32,25 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
-def to_parquet(tables, schema, path) -> int:
+def _write_all(out, tables) -> int:
+    """Write ``tables`` with the Arrow writer ``out``; return the rows."""
     n = 0
-    with pq.ParquetWriter(path, schema) as out:
-        for table in tables:
-            out.write_table(table)
-            n += table.num_rows
+    for table in tables:
+        out.write_table(table)
+        n += table.num_rows
     return n
+
+
+def to_parquet(tables, schema, path) -> int:
+    with pq.ParquetWriter(path, schema) as out:
+        return _write_all(out, tables)
 
 
 def to_csv(tables, schema, path) -> int:
     from pyarrow import csv
 
-    n = 0
     with csv.CSVWriter(path, schema) as out:
-        for table in tables:
-            out.write_table(table)
-            n += table.num_rows
-    return n
+        return _write_all(out, tables)
 
 
 def id_width(parts, schema) -> int:
