@@ -186,8 +186,8 @@ def make_sampler(sampler, random_state, index=0, resumed=0):
     """The sampler of worker ``index``: a reseeded copy, or ``TPESampler(seed)``.
 
     ``resumed``: the number of trials the study already holds. A resumed
-    study gets another seed (derived from the same ``random_state``): with
-    the seed of the first run, the sampler would propose the same
+    study gets another seed (derived from the same ``random_state``):
+    seeded as in the first run, the sampler would propose the same
     parameters again.
     """
     if sampler is not None:
