@@ -393,7 +393,10 @@ def test_failed_fits(blobs):
         ).fit(X, y)
     # The warning of a failed trial points at the user's call.
     space = {"C": CategoricalDistribution([-1.0, 1.0])}
-    search = OptunaSearchCV(LogisticRegression(), space, n_trials=6, cv=2)
+    # Seeded: unseeded, all 6 trials drew C=-1 about once in 64 runs.
+    search = OptunaSearchCV(
+        LogisticRegression(), space, n_trials=6, cv=2, random_state=0
+    )
     with pytest.warns(FitFailedWarning, match="fits failed in trial") as record:
         search.fit(X, y)
     assert {w.filename for w in record} == {__file__}
