@@ -173,6 +173,8 @@ class MultiInput:
             key = slice(key, key + 1 if key != -1 else None)
         elif not isinstance(key, slice):
             key = np.asarray(key)
+            if key.size == 0:  # np.asarray([]) is float: an empty selection
+                key = key.astype(np.intp)
             if key.dtype == bool:
                 if key.shape != (self._n_samples,):
                     raise IndexError(

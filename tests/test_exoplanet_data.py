@@ -314,3 +314,17 @@ def test_learning_curve_of_the_error_diagnostic():
     assert last["water errors"] == wrong[:, 0].sum()
     assert last["cloud errors"] == wrong[:, 1].sum()
     assert last["water errors %"] == pytest.approx(100 * wrong[:, 0].mean())
+
+
+def test_the_smallest_grid_works_with_the_recipes():
+    # make_exoplanet accepted 8 to 11 wavelengths, on which the physics
+    # features of every recipe refused the spectra (a band without a bin).
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skestimators.recipes import exoplanet_features
+
+    X, _ = make_exoplanet(10, n_wavelengths=12, random_state=0)
+    assert exoplanet_features().fit_transform(X).shape[0] == 10
+    with pytest.raises(InvalidParameterError, match="n_wavelengths"):
+        make_exoplanet(10, n_wavelengths=11)
+

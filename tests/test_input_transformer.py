@@ -72,3 +72,35 @@ def test_errors(X):
         t.transform(MultiInput(aux=X["aux"]))
     with pytest.raises(ValueError, match="dropped every input"):
         InputTransformer({"aux": "drop"}, remainder="drop").fit_transform(X)
+
+
+def test_pandas_output_reaches_the_entries_and_keeps_named_inputs(X):
+    # With set_output(transform="pandas") or scikit-learn's global
+    # transform_output="pandas", the output (a MultiInput) was wrapped as a
+    # DataFrame: AttributeError from get_feature_names_out.
+    import sklearn
+
+    from skestimators.preprocessing import SpectrumNormalizer
+
+    it = InputTransformer({"aux": StandardScaler(), "spectra": SpectrumNormalizer()})
+    out = it.set_output(transform="pandas").fit_transform(X)
+    assert isinstance(out, MultiInput) and isinstance(out["aux"], pd.DataFrame)
+    assert list(out["aux"].columns) == ["a", "b", "c"]
+    assert out["spectra"].shape == X["spectra"].shape  # 3-D: left as an array
+    with sklearn.config_context(transform_output="pandas"):
+        out = InputTransformer({"aux": StandardScaler()}).fit_transform(X)
+        assert isinstance(out["aux"], pd.DataFrame)
+        assert SpectrumNormalizer().fit_transform(X["spectra"]).ndim == 3
+    single = InputTransformer({"X": StandardScaler()}).set_output(transform="pandas")
+    assert isinstance(single.fit_transform(X["aux"]), pd.DataFrame)
+
+
+def test_an_entry_named_after_an_input_it_does_not_read_is_refused(X):
+    # The input "aux" vanished from the output without a word.
+    it = InputTransformer({"aux": (FunctionTransformer(), "spectra")})
+    with pytest.raises(ValueError, match="'aux' reads other inputs"):
+        it.fit(X)
+    out = InputTransformer(
+        {"aux": (FunctionTransformer(), "spectra")}, remainder="drop"
+    ).fit_transform(X)
+    assert list(out.keys()) == ["aux"]

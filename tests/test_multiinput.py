@@ -68,6 +68,13 @@ def test_indexing_errors():
         np.asarray(X)
 
 
+def test_an_empty_index_selects_no_sample():
+    # np.asarray([]) is float: it was refused as a non-integer index.
+    X = make()
+    for key in ([], np.array([], dtype=int)):
+        assert X[key]["a"].shape == (0, *X["a"].shape[1:]) and len(X[key]) == 0
+
+
 @given(st.lists(st.integers(0, 9), min_size=1, max_size=20))
 def test_integer_indexing_matches_arrays(idx):
     X = make()

@@ -217,7 +217,9 @@ def _photon_rate(wavelength_um, temperature):
 @validate_params(
     {
         "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_wavelengths": [Interval(Integral, 8, None, closed="left")],
+        # From 12 wavelengths on, every water band has a bin near it, as the
+        # physics features need.
+        "n_wavelengths": [Interval(Integral, 12, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
     },
@@ -252,8 +254,9 @@ def make_exoplanet(
     n_samples : int, default=1000
         Number of planets.
     n_wavelengths : int, default=52
-        Number of wavelengths (at least 8), log-spaced from 7.28 down to
-        0.55 um (the order of the real data).
+        Number of wavelengths (at least 12, so that every water band has a
+        bin near it), log-spaced from 7.28 down to 0.55 um (the order of the
+        real data).
     noise : float, default=1.0
         Scale of the Gaussian noise added to the depth, relative to the
         uncertainty channel; 0 gives noiseless spectra.

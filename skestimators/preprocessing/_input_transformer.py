@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_features, check_is_fitted
 
 from .._multiinput import MultiInput, as_mapping
@@ -33,6 +34,22 @@ def _spec(name, value):
             f"transform, 'drop' or 'passthrough'; got {transformer!r}."
         )
     return transformer, sources
+
+
+def _single_array_output(transformer) -> bool:
+    """Whether the output is one array (or may be: before ``fit``).
+
+    ``get_feature_names_out`` exists only then: scikit-learn wraps the
+    outputs of transformers that have it in DataFrames (``set_output``), and
+    a ``MultiInput`` output must pass as it is.
+    """
+    fitted = getattr(transformer, "transformers_", None)
+    if fitted is None or (len(fitted) == 1 and transformer._single_input):
+        return True
+    raise AttributeError(
+        "get_feature_names_out is only defined when the output is one array; "
+        f"the output is a MultiInput with inputs {transformer.output_names_}."
+    )
 
 
 class InputTransformer(TransformerMixin, BaseEstimator):
@@ -180,8 +197,16 @@ class InputTransformer(TransformerMixin, BaseEstimator):
             used.update(sources)
         if self.remainder == "passthrough":
             for name in names:
-                if name not in used and name not in plan:
-                    plan[name] = ("passthrough", [name])
+                if name in used:
+                    continue
+                if name in plan:
+                    raise ValueError(
+                        f"InputTransformer entry {name!r} reads other inputs, so "
+                        f"the input {name!r}, which no entry reads, cannot pass "
+                        "through under its name; rename the entry, or pass "
+                        "remainder='drop'."
+                    )
+                plan[name] = ("passthrough", [name])
         return plan
 
     @staticmethod
@@ -296,6 +321,40 @@ class InputTransformer(TransformerMixin, BaseEstimator):
             return next(iter(out.values()))
         return MultiInput(**out)
 
+    def set_output(self, *, transform=None):
+        """Set the output container of every transformer of the entries.
+
+        As :class:`~sklearn.compose.ColumnTransformer` does, the setting is
+        passed on to the transformers, so that their 2-D outputs become
+        DataFrames (``transform="pandas"``) inside the output; a
+        ``MultiInput`` output stays one, and a single-array output follows
+        the setting.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            The output container; None leaves it unchanged.
+
+        Returns
+        -------
+        self : InputTransformer
+            This transformer.
+        """
+        if transform is None:
+            return self
+        try:
+            if _single_array_output(self):
+                super().set_output(transform=transform)
+        except AttributeError:
+            pass  # a MultiInput output is never wrapped
+        fitted = getattr(self, "transformers_", {})
+        for entry in [*self.transformers.values(), *fitted.values()]:
+            inner = entry[0] if isinstance(entry, tuple) else entry
+            if hasattr(inner, "set_output"):
+                inner.set_output(transform=transform)
+        return self
+
+    @available_if(_single_array_output)
     def get_feature_names_out(self, input_features=None):
         """Feature names of a single-array output (delegated to its transformer).
 
@@ -310,12 +369,6 @@ class InputTransformer(TransformerMixin, BaseEstimator):
             Output feature names.
         """
         check_is_fitted(self, "transformers_")
-        if len(self.transformers_) != 1 or not self._single_input:
-            raise AttributeError(
-                "get_feature_names_out is only defined when the output is one array; "
-                "the output is a MultiInput with inputs "
-                f"{self.output_names_}."
-            )
         fitted = next(iter(self.transformers_.values()))
         if fitted == "passthrough":
             if input_features is not None:

@@ -13,9 +13,10 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._spectral import _zero_safe, tabular_names, validate_spectra
+from ._spectral import _zero_safe, tabular_input, tabular_names, validate_spectra
 
 __all__ = ["NDStandardScaler"]
 
@@ -197,6 +198,7 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         mean, scale = self._broadcast(X)
         return X * scale + mean
 
+    @available_if(tabular_input)
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, for 2-D input.
 

@@ -17,6 +17,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     FLOAT_DTYPES,
     _check_feature_names_in,
@@ -77,16 +78,34 @@ def resolve_channels(channels, n_channels, param="channel"):
     return resolved
 
 
+def tabular_input(estimator) -> bool:
+    """Whether a one-to-one spectral transformer has a 2-D output: before
+    ``fit`` (so that ``set_output`` is offered), then when fitted on 2-D input.
+
+    ``get_feature_names_out`` exists only then: scikit-learn wraps the outputs
+    of transformers that have it in DataFrames (``set_output``, or
+    ``transform_output="pandas"``), and a 3-D output must pass as it is.
+    """
+    if len(getattr(estimator, "input_shape_", ())) <= 1:
+        return True
+    raise no_feature_names(estimator)
+
+
+def no_feature_names(estimator) -> AttributeError:
+    """The error of ``get_feature_names_out`` for a 3-D (or higher) output."""
+    return AttributeError(
+        f"{type(estimator).__name__} returns arrays of more than two dimensions "
+        "for this input, so its output has no feature names."
+    )
+
+
 def tabular_names(estimator, input_features, names_for):
     """Output names of a transformer whose output is 2-D only for some inputs."""
     check_is_fitted(estimator)
     names = _check_feature_names_in(estimator, input_features)
     out = names_for(names)
     if out is None:
-        raise ValueError(
-            f"{type(estimator).__name__} returns arrays of more than two dimensions "
-            "for this input, so its output has no feature names."
-        )
+        raise no_feature_names(estimator)
     return np.asarray(out, dtype=object)
 
 
@@ -238,6 +257,7 @@ class SpectrumNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 out[:, :, unc] /= scale[:, None]
         return out
 
+    @available_if(tabular_input)
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, for 2-D input.
 
@@ -345,6 +365,9 @@ class ChannelSelector(TransformerMixin, BaseEstimator):
             return X3[:, :, indices[0]].copy()
         return X3[:, :, indices]
 
+    @available_if(
+        lambda self: isinstance(self.channels, Integral) or tabular_input(self)
+    )
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, when the output is 2-D.
 

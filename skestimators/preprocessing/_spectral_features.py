@@ -8,9 +8,15 @@ import numpy as np
 from scipy.signal import savgol_filter
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._spectral import resolve_channels, tabular_names, validate_spectra
+from ._spectral import (
+    no_feature_names,
+    resolve_channels,
+    tabular_names,
+    validate_spectra,
+)
 
 __all__ = ["SpectralFeatures"]
 
@@ -20,6 +26,13 @@ def _gradient(x):
     if x.shape[1] < 2:
         return np.zeros_like(x)
     return np.gradient(x, axis=1)
+
+
+def _flat_output(features) -> bool:
+    """Whether the output is 2-D (``flatten``; or not known yet: before fit)."""
+    if features.flatten or not hasattr(features, "input_shape_"):
+        return True
+    raise no_feature_names(features)
 
 
 class SpectralFeatures(TransformerMixin, BaseEstimator):
@@ -233,6 +246,7 @@ class SpectralFeatures(TransformerMixin, BaseEstimator):
         out = np.concatenate(blocks, axis=1) if self.flatten else np.stack(blocks, -1)
         return out.astype(X.dtype, copy=False)
 
+    @available_if(_flat_output)
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, when ``flatten=True``.
 

@@ -38,6 +38,11 @@ def system_keys(aux):
     aux = np.asarray(aux, dtype=np.float64)
     exponent = np.floor(np.log10(aux))
     mantissa = np.rint(aux / 10.0**exponent * 10.0 ** (SIGNIFICANT_DIGITS - 1))
+    # 999999.97 rounds to a mantissa of 10**SIGNIFICANT_DIGITS: carry it into
+    # the exponent, so that it has the key of 1000000.0 (its float32 copy).
+    carry = mantissa >= 10.0**SIGNIFICANT_DIGITS
+    exponent = np.where(carry, exponent + 1, exponent)
+    mantissa = np.where(carry, mantissa / 10, mantissa)
     return np.hstack([exponent, mantissa]).astype(np.int64)
 
 
