@@ -104,3 +104,16 @@ def test_an_entry_named_after_an_input_it_does_not_read_is_refused(X):
         {"aux": (FunctionTransformer(), "spectra")}, remainder="drop"
     ).fit_transform(X)
     assert list(out.keys()) == ["aux"]
+
+
+def test_a_single_array_keeps_its_column_names_and_width():
+    # Names were invented ("x0", ...) and a wider table passed at transform.
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]})
+    it = InputTransformer({"X": "passthrough"}).fit(frame)
+    assert it.feature_names_in_.tolist() == ["a", "b"]
+    assert it.get_feature_names_out().tolist() == ["a", "b"]
+    with pytest.warns(UserWarning, match="valid feature names"):
+        with pytest.raises(ValueError, match="3 features, but InputTransformer"):
+            it.transform(np.ones((2, 3)))
+    it.fit(frame.to_numpy())  # refitted on an array: no names any more
+    assert not hasattr(it, "feature_names_in_")

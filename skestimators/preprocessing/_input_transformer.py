@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_features, check_is_fitted
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    _num_features,
+    check_is_fitted,
+    validate_data,
+)
 
 from .._multiinput import MultiInput, as_mapping
 
@@ -163,15 +167,17 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         single = mapping is None
         if single:
             mapping = {"X": X}
-            if reset:
-                try:
-                    self.n_features_in_ = _num_features(X)
-                except TypeError as exc:
-                    raise ValueError(
-                        f"Expected 2D array, got {exc}. Reshape your data."
-                    ) from None
-        elif reset and hasattr(self, "n_features_in_"):
-            del self.n_features_in_
+            try:
+                _num_features(X)
+            except TypeError as exc:
+                raise ValueError(
+                    f"Expected 2D array, got {exc}. Reshape your data."
+                ) from None
+            # n_features_in_ and feature_names_in_, set (fit) or checked.
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        elif reset:
+            for name in ("n_features_in_", "feature_names_in_"):
+                vars(self).pop(name, None)
         if reset:
             self.input_names_ = list(mapping)
             self._single_input = single
@@ -371,9 +377,5 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "transformers_")
         fitted = next(iter(self.transformers_.values()))
         if fitted == "passthrough":
-            if input_features is not None:
-                return np.asarray(input_features, dtype=object)
-            return np.asarray(
-                [f"x{i}" for i in range(self.n_features_in_)], dtype=object
-            )
+            return _check_feature_names_in(self, input_features)
         return fitted.get_feature_names_out(input_features)
