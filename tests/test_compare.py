@@ -13,6 +13,7 @@ from sklearn.model_selection import (
     GroupKFold,
     KFold,
     LeaveOneGroupOut,
+    RepeatedStratifiedKFold,
     StratifiedKFold,
 )
 from sklearn.pipeline import make_pipeline
@@ -120,6 +121,9 @@ def test_single_run_uses_estimators_and_cv_as_given(indexed):
             ["acc", "custom"],
         ),
         (fold_fingerprint, ["score"]),
+        # A callable returning several metrics, as cross_validate takes it
+        # (failed in float(dict) after every fit had run).
+        (lambda est, X, y: {"a": 1.0, "b": fold_fingerprint(est, X, y)}, ["a", "b"]),
     ],
 )
 def test_scoring_forms(indexed, scoring, metrics):
@@ -154,6 +158,25 @@ def test_groups_and_unshufflable_splitter(indexed):
             scoring={"fold": fold_fingerprint},
         )
     assert len(df) == 2 * 6
+
+
+def test_repeated_splitters_are_reshuffled_in_each_repeat(indexed, recwarn):
+    # RepeatedStratifiedKFold keeps its splitter class in `cv`: it was taken
+    # for a wrapped splitter, not reseeded, and every repeat had the same
+    # folds (with a wrong "no random_state" warning).
+    X, y = indexed
+    df = compare_variants(
+        {"prior": DummyClassifier()},
+        X,
+        y,
+        cv=RepeatedStratifiedKFold(n_splits=3, n_repeats=1, random_state=1),
+        n_repeats=3,
+        random_state=0,
+        scoring={"fold": fold_fingerprint},
+    )
+    by_repeat = df.pivot_table(index="repeat", columns="fold", values="value")
+    assert len({tuple(row) for row in by_repeat.to_numpy()}) == 3
+    assert not [w for w in recwarn if "same folds" in str(w.message)]
 
 
 def test_networks_on_multiinput(two_inputs):

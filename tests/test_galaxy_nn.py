@@ -223,3 +223,21 @@ def test_random_affine():
         random_affine(x, zoom=(1.2, 0.8))
     with pytest.raises(ValueError, match="non-negative"):
         random_affine(x, max_shift=-0.1)
+
+
+def test_random_affine_rotates_non_square_images_without_shearing():
+    # affine_grid's -1..1 coordinates differ in pixels along the two axes of
+    # a non-square image: an unscaled rotation there sheared a disc into an
+    # ellipse (16 px wide -> 46 px).
+    height, width = 32, 96
+    rows = torch.arange(height) - (height - 1) / 2
+    cols = torch.arange(width) - (width - 1) / 2
+    disc = ((rows[:, None] ** 2 + cols[None, :] ** 2) <= 64).float()[None, None]
+    for seed in range(4):
+        g = torch.Generator().manual_seed(seed)
+        out = random_affine(
+            disc, max_shift=0, zoom=(1, 1), max_rotation=90, generator=g
+        )
+        inside = out[0, 0] > 0.5
+        assert abs(int(inside.any(0).sum()) - 16) <= 1
+        assert abs(int(inside.any(1).sum()) - 16) <= 1

@@ -85,6 +85,25 @@ def test_loss_shapes_and_validation():
             CompositeLoss(**kwargs)
 
 
+@pytest.mark.parametrize("name", ["mse", "l1", "huber", "composite_l1"])
+def test_elementwise_losses_align_targets_alike_and_refuse_transposes(name):
+    # The plain losses broadcast (n,) against (n, 1) into an (n, n) loss, the
+    # composite ones reshaped it; a transposed target was silently scrambled.
+    from skestimators.nn import elementwise_loss
+
+    loss = elementwise_loss(name)
+    pred, target = torch.randn(6, 1), torch.randn(6, 1)
+    torch.testing.assert_close(loss(pred, target.ravel()), loss(pred, target))
+    pred2 = torch.randn(6, 2)
+    with pytest.raises(ValueError, match="shape"):
+        loss(pred2, torch.randn(2, 6))
+
+
+def test_weighted_mean_loss_refuses_weights_summing_to_zero():
+    with pytest.raises(ValueError, match="sums to 0"):
+        CompositeLoss()(Y_PRED, Y_TRUE, torch.zeros(len(Y_PRED)))
+
+
 def test_loss_backward():
     pred = Y_PRED.clone().requires_grad_(True)
     get_loss("composite_l1")(pred, Y_TRUE).backward()

@@ -106,6 +106,11 @@ def test_block_kfold_n_blocks_per_axis():
         (SpatialBlockKFold(n_splits=5, n_blocks=2), "coords", "4 non-empty blocks"),
         (SpatialBlockKFold(n_splits=1, n_blocks=2), "coords", "n_splits"),
         (SpatialBlockKFold(block_size=-1.0), "coords", "positive"),
+        (
+            SpatialBlockKFold(n_blocks=2, shuffle=False, random_state=0),
+            "coords",
+            "no effect since shuffle is False",
+        ),
     ],
 )
 def test_block_kfold_errors(cv, groups, match):
@@ -206,6 +211,35 @@ def test_repeats_reshuffle_the_base_splitter_of_buffered_kfold(base):
         folds.add(tuple(np.sort(test)))
     assert len(folds) == 4
     assert cv.cv is base  # the user's splitter is left as it was
+
+
+def test_repeats_warn_when_block_sizes_leave_every_seed_the_same_folds():
+    # random_state only breaks ties between blocks of equal size: on
+    # clustered points every repeat had the same folds, and repeated_cv
+    # reported a spread between repeats of exactly 0 without a word.
+    from skestimators.model_selection import repeated_cv
+
+    rng = np.random.default_rng(0)
+    centres = [(10, 10), (50, 50), (90, 20), (20, 80), (80, 80)]
+    coords = np.vstack(
+        [
+            rng.normal(c, 8, size=(n, 2))
+            for c, n in zip(centres, [40, 70, 100, 130, 160])
+        ]
+    )
+    y = coords.sum(axis=1) + rng.normal(size=len(coords))
+    cv = SpatialBlockKFold(3, n_blocks=3, random_state=0)
+    with pytest.warns(UserWarning, match="same folds in the first two repeats"):
+        repeated_cv(
+            Ridge(), coords, y, cv=cv, groups=coords, n_repeats=2, random_state=0
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # uniform points: the seeds move the folds
+        uniform = _uniform_coords(200)
+        repeated_cv(
+            Ridge(), uniform, uniform.sum(axis=1), n_repeats=2, random_state=0,
+            cv=SpatialBlockKFold(3, block_size=10.0), groups=uniform,
+        )  # fmt: skip
 
 
 # -- through sklearn ----------------------------------------------------------------

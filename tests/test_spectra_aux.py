@@ -197,3 +197,49 @@ def test_multilabel_scorers_take_per_target_probability_lists():
     for j, name in enumerate(y):
         expected = roc_auc_score(y[name], proba[j][:, 1])
         assert multilabel_scorers(y)[f"{name}_auc"](fitted, X, y) == expected
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.DataConversionWarning")
+@pytest.mark.parametrize("as_frame", [True, False])
+def test_multilabel_scorers_score_one_binary_target_on_its_positive_class(as_frame):
+    # With one target, predict_proba has one column per class: the scorer read
+    # column 0, P(class 0), and reported 1 - AUC (or NaN for a Series).
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_validate
+
+    from skestimators.metrics import multilabel_scorers
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 3))
+    water = pd.Series(
+        (X[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(int), name="water"
+    )
+    y = water.to_frame() if as_frame else water
+    model = LogisticRegression().fit(X, water)
+    scorer = multilabel_scorers(y)["water_auc"]
+    assert scorer(model, X, y) == roc_auc_score(water, model.predict_proba(X)[:, 1])
+    scores = cross_validate(
+        LogisticRegression(),
+        X,
+        y,
+        cv=3,
+        scoring=multilabel_scorers(y),
+        error_score="raise",
+    )
+    assert np.all(scores["test_water_auc"] > 0.8)
+
+
+def test_lstm_branch_applies_its_dropout_at_depth_one():
+    # torch's LSTM drops out only between stacked layers: the branch ignored
+    # dropout at its default depth.
+    import torch
+
+    from skestimators.nn._spectra import LSTMBranch
+
+    branch = LSTMBranch((20, 3), width=8, dropout=0.5).train()
+    x = torch.randn(4, 20, 3)
+    features = branch(x)
+    assert (features == 0).float().mean() > 0.2
+    branch.eval()
+    torch.testing.assert_close(branch(x), branch(x))
+    assert (branch(x) == 0).float().mean() < 0.05

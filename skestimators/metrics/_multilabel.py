@@ -13,11 +13,19 @@ __all__ = ["multilabel_scorers"]
 def _column_auc(estimator, X, y, *, column):
     """ROC AUC of one target of a multilabel model (a scorer)."""
     y = np.asarray(y)
+    if y.ndim == 1:
+        y = y[:, np.newaxis]
     proba = estimator.predict_proba(X)
     if isinstance(proba, list):  # one (n_samples, 2) array per target (forests)
         score = np.asarray(proba[column])[:, -1]
     else:
-        score = np.asarray(proba)[:, column]
+        proba = np.asarray(proba)
+        if y.shape[1] == 1 and proba.shape[1] == 2:
+            # One binary target: the columns are its two classes, in sorted
+            # order, and the second is the one roc_auc_score counts positive.
+            score = proba[:, 1]
+        else:
+            score = proba[:, column]
     return roc_auc_score(y[:, column], score)
 
 
@@ -34,9 +42,12 @@ def multilabel_scorers(y) -> dict:
 
     Parameters
     ----------
-    y : DataFrame of shape (n_samples, n_targets)
+    y : DataFrame of shape (n_samples, n_targets) or Series
         The targets; its column names name the scorers. An array's targets
-        are named by their position (``"0_auc"``, ``"1_auc"``, ...).
+        are named by their position (``"0_auc"``, ``"1_auc"``, ...). A
+        single target (a Series, a 1-D array or one column) is scored on the
+        probability of its greater class, as scikit-learn's ``"roc_auc"``
+        does.
 
     Returns
     -------
@@ -57,7 +68,12 @@ def multilabel_scorers(y) -> dict:
     >>> list(multilabel_scorers(y))
     ['water_auc', 'clouds_auc', 'accuracy']
     """
-    names = y.columns if hasattr(y, "columns") else range(np.shape(y)[1])
+    if hasattr(y, "columns"):
+        names = y.columns
+    elif np.ndim(y) == 1:
+        names = [y.name if getattr(y, "name", None) is not None else 0]
+    else:
+        names = range(np.shape(y)[1])
     scoring = {
         f"{name}_auc": partial(_column_auc, column=j) for j, name in enumerate(names)
     }

@@ -64,7 +64,8 @@ def compare_variants(
     between variants are not differences between splits. With several
     repeats (or a ``random_state``), each repeat reshuffles the folds with its
     own seed when the splitter has a ``random_state`` (an integer ``cv``
-    becomes a shuffled (Stratified)KFold), and sets the same per-repeat seed
+    becomes a shuffled (Stratified)KFold; a warning says when the reseeded
+    splitter still gives the first repeat's folds), and sets the same per-repeat seed
     as the ``random_state`` of every variant (and of every pipeline step that
     has one), so that variants differ only by design within a repeat.
 
@@ -180,12 +181,24 @@ def compare_variants(
     }
     split_params = next(iter(routed.values())).splitter.split
     n_samples = _num_samples(X)
-    tasks = []
+    tasks, seen = [], []
     for repeat, seed in enumerate(repeat_seeds(random_state, n_repeats)):
         splitter = reseeded_cv(cv, y, classifier, seed, warn=n_repeats > 1)
         splits = list(splitter.split(X, y, **split_params))
         if not splits:
             raise ValueError(f"The cross-validation {cv!r} yields no folds.")
+        reshuffled = seed is not None and _reseeded(cv, check_cv(cv), seed) is not None
+        if repeat == 1 and reshuffled and _same_folds(seen, splits):
+            warnings.warn(
+                f"{_describe(splitter)} gave the same folds in the first two "
+                "repeats although it was reseeded: its random_state does not "
+                "change these folds (SpatialBlockKFold's only breaks ties "
+                "between blocks of equal size). The repeats differ only by the "
+                "estimators' seeds.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        seen = splits
         for name, estimator in variants.items():
             fit, score = routed[name].estimator.fit, routed[name].scorer.score
             tasks += [
@@ -224,6 +237,13 @@ def compare_variants(
         for metric, value in (scores or dict.fromkeys(metrics, error_score)).items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _same_folds(first, second):
+    """Whether two lists of (train, test) folds hold the same test sets."""
+    return len(first) == len(second) and all(
+        np.array_equal(np.sort(a[1]), np.sort(b[1])) for a, b in zip(first, second)
+    )
 
 
 def check_error_score(error_score):
@@ -380,7 +400,7 @@ def _reseeded(cv, splitter, seed):
     if isinstance(cv, numbers.Integral):
         splitter.shuffle = True
     inner = getattr(splitter, "cv", None)  # a list of folds in check_cv's wrapper
-    if isinstance(inner, numbers.Integral) or hasattr(inner, "split"):
+    if _wraps_splitter(inner):
         base = _reseeded(inner, check_cv(inner), seed)
         if base is None:
             return None
@@ -395,9 +415,20 @@ def _reseeded(cv, splitter, seed):
     return splitter
 
 
+def _wraps_splitter(inner):
+    """Whether a splitter's ``cv`` is a base splitter it draws folds from.
+
+    scikit-learn's repeated splitters hold the splitter *class* there, which
+    they build with their own ``random_state``.
+    """
+    if isinstance(inner, numbers.Integral):
+        return True
+    return hasattr(inner, "split") and not isinstance(inner, type)
+
+
 def _describe(splitter):
     inner = getattr(splitter, "cv", None)
-    if not (isinstance(inner, numbers.Integral) or hasattr(inner, "split")):
+    if not _wraps_splitter(inner):
         return type(splitter).__name__
     return f"{type(splitter).__name__}(cv={inner!r})"
 
@@ -522,10 +553,25 @@ def _fit_and_score(
     start = time.perf_counter()
     estimator.fit(X_train, y_train, **fit_params)
     fit_time = time.perf_counter() - start
-    scores = scorer(estimator, X_test, y_test, **score_params)
+    scores = _flat(scorer(estimator, X_test, y_test, **score_params))
     del estimator
     free_device_memory()
     return scores, fit_time
+
+
+def _flat(scores):
+    """``{metric: value}``, a callable's dict of metrics in place of its own.
+
+    A ``scoring`` callable may return ``{name: value}``, as in
+    ``cross_validate``; its metrics take the callable's place.
+    """
+    flat = {}
+    for metric, value in scores.items():
+        if isinstance(value, Mapping):
+            flat.update(value)
+        else:
+            flat[metric] = value
+    return flat
 
 
 def run_name(name, repeat, fold):

@@ -86,7 +86,11 @@ class SpatialBlockKFold(BaseCrossValidator):
     shuffle : bool, default=True
         Break ties between blocks of equal size at random.
     random_state : int, RandomState instance or None, default=None
-        Seed for ``shuffle``.
+        Seed for ``shuffle``. It only breaks ties: where the blocks all differ
+        in size (clustered points), every seed gives the same folds, and
+        repeated cross-validation (:func:`repeated_cv`, ``compare_variants``
+        with ``n_repeats``) warns that its repeats share their folds. Vary
+        ``block_size`` or ``n_blocks`` for other partitions.
 
     See Also
     --------
@@ -190,6 +194,11 @@ class SpatialBlockKFold(BaseCrossValidator):
         """
         if not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
             raise ValueError(f"n_splits must be an integer >= 2, got {self.n_splits}.")
+        if not self.shuffle and self.random_state is not None:
+            raise ValueError(
+                "Setting a random_state has no effect since shuffle is False. "
+                "Leave random_state at its default (None), or set shuffle=True."
+            )
         n_samples = _num_samples(X)
         labels = self.block_labels(_check_coords(groups, n_samples))
         sizes = np.bincount(labels)

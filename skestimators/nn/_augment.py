@@ -225,10 +225,13 @@ def random_affine(
     angle = torch.deg2rad(uniform(-max_rotation, max_rotation))
     shift = 2 * torch.stack([uniform(-max_shift, max_shift) for _ in range(2)], 1)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # affine_grid's coordinates run from -1 to 1 along both axes: a rotation
+    # in pixels scales its off-diagonal terms by the aspect ratio.
+    height, width = x.shape[-2:]
     theta = torch.stack(
         [
-            torch.stack([cos, -sin, shift[:, 0]], 1),
-            torch.stack([sin, cos, shift[:, 1]], 1),
+            torch.stack([cos, -sin * height / width, shift[:, 0]], 1),
+            torch.stack([sin * width / height, cos, shift[:, 1]], 1),
         ],
         1,
     ).to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)

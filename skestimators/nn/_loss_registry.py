@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from ._losses import CompositeLoss
+from ._losses import CompositeLoss, align_target
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,15 @@ LOSS_PARAMS = {"loss_alpha": 0.5, "sigma": 3.0}
 
 
 def _mse(pred, target):
-    return F.mse_loss(pred, target, reduction="none")
+    return F.mse_loss(pred, align_target(pred, target), reduction="none")
 
 
 def _l1(pred, target):
-    return F.l1_loss(pred, target, reduction="none")
+    return F.l1_loss(pred, align_target(pred, target), reduction="none")
 
 
 def _huber(pred, target):
-    return F.huber_loss(pred, target, reduction="none")
+    return F.huber_loss(pred, align_target(pred, target), reduction="none")
 
 
 _PLAIN = {"l2": _mse, "l1": _l1, "huber": _huber}

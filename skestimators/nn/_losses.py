@@ -34,12 +34,34 @@ def _weighted_reduce(loss, sample_weight, reduction):
         weight = weight.reshape(-1, *([1] * (loss.ndim - 1))).expand_as(loss)
         loss = loss * weight
         if reduction == "mean":
-            return loss.sum() / weight.sum()
+            total = weight.sum()
+            if total == 0:
+                raise ValueError(
+                    "sample_weight sums to 0: the weighted mean loss is undefined."
+                )
+            return loss.sum() / total
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+def align_target(y_pred, y_true):
+    """``y_true`` in the shape of ``y_pred``, when only axes of length 1 differ.
+
+    ``(n,)`` against ``(n, 1)`` is reshaped; any other difference, such as a
+    transposed ``(2, n)`` against ``(n, 2)``, which reshaping would scramble
+    and broadcasting would turn into an ``(n, n)`` loss, is refused.
+    """
+    if y_true.shape == y_pred.shape:
+        return y_true
+    if [d for d in y_true.shape if d != 1] != [d for d in y_pred.shape if d != 1]:
+        raise ValueError(
+            f"y_pred has shape {tuple(y_pred.shape)} but y_true has shape "
+            f"{tuple(y_true.shape)}."
+        )
+    return y_true.reshape(y_pred.shape)
 
 
 class CompositeLoss(nn.Module):
@@ -119,8 +141,9 @@ class CompositeLoss(nn.Module):
         y_pred : torch.Tensor of shape (n_samples, ...)
             Predictions.
         y_true : torch.Tensor
-            Targets, of the shape of ``y_pred`` (or with as many elements, e.g.
-            ``(n,)`` against ``(n, 1)``, in which case it is reshaped).
+            Targets, of the shape of ``y_pred``, or of a shape that differs
+            from it only by axes of length 1 (``(n,)`` against ``(n, 1)``), in
+            which case it is reshaped.
         sample_weight : torch.Tensor of shape (n_samples,), default=None
             Per-sample weights; ``"mean"`` then divides by their total.
 
@@ -129,13 +152,7 @@ class CompositeLoss(nn.Module):
         loss : torch.Tensor
             A scalar, or the element-wise loss for ``reduction="none"``.
         """
-        if y_true.shape != y_pred.shape:
-            if y_true.numel() != y_pred.numel():
-                raise ValueError(
-                    f"y_pred has shape {tuple(y_pred.shape)} but y_true has shape "
-                    f"{tuple(y_true.shape)}."
-                )
-            y_true = y_true.reshape(y_pred.shape)
+        y_true = align_target(y_pred, y_true)
         error = y_pred - y_true.to(y_pred.dtype)
         if self.base == "huber":
             plain = F.huber_loss(error, torch.zeros_like(error), reduction="none")

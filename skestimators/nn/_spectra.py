@@ -126,7 +126,9 @@ class AttentionBranch(nn.Module):
 class LSTMBranch(nn.Module):
     """LSTM that reads the spectrum as a sequence over wavelength.
 
-    Its features are the last hidden states of both directions.
+    Its features are the last hidden states of both directions, with
+    ``dropout`` applied to them (and between stacked layers when ``depth``
+    is above 1), as the other branches apply it to their features.
     """
 
     def __init__(
@@ -142,14 +144,17 @@ class LSTMBranch(nn.Module):
             bidirectional=bidirectional,
             dropout=dropout if depth > 1 else 0.0,
         )
+        # torch's LSTM drops out only between layers: at depth 1 the branch
+        # had no dropout at all.
+        self.dropout = nn.Dropout(dropout)
         self.n_features = width * (2 if bidirectional else 1)
 
     def forward(self, spectra, aux_features=None):
         x = spectra.unsqueeze(2) if spectra.ndim == 2 else spectra
         _, (h, _) = self.lstm(x)
         if self.lstm.bidirectional:
-            return torch.cat([h[-2], h[-1]], 1)
-        return h[-1]
+            return self.dropout(torch.cat([h[-2], h[-1]], 1))
+        return self.dropout(h[-1])
 
 
 class DenseBranch(nn.Module):
