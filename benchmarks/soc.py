@@ -12,8 +12,9 @@ spatial field. Each model is cross-validated on the very same folds
   blocks of ``--block-size`` metres;
 * buffered: :class:`~skestimators.model_selection.BufferedKFold`, a random
   K-fold whose training sets drop every sample within ``--buffer`` metres of
-  a test sample (the default, 1250 m, is one patch width: no training patch
-  shares a pixel with a test patch).
+  a test sample along both axes (``metric="chebyshev"``; the default,
+  1250 m, is one patch width: no training patch shares a pixel with a test
+  patch).
 
 Models (every one inside a log target transform, refitted per fold):
 
@@ -103,7 +104,10 @@ def schemes(args):
     return {
         "random": (KFold(args.folds, shuffle=True), None),
         "blocks": (SpatialBlockKFold(args.folds, block_size=args.block_size), True),
-        "buffered": (BufferedKFold(args.buffer, n_splits=args.folds), True),
+        "buffered": (
+            BufferedKFold(args.buffer, n_splits=args.folds, metric="chebyshev"),
+            True,
+        ),
     }
 
 

@@ -545,3 +545,32 @@ def test_train_refuses_an_unwritable_output_or_one_fold_before_training(
         locked.mkdir(mode=0o500)
         result = invoke("train", "exoplanet", exoplanet_folder, "-o", locked / "m")
         assert result.exit_code == 2 and "is not writable" in result.output
+
+
+def test_demo_reports_bad_arguments_and_failures_in_one_line(monkeypatch):
+    # --n-jobs 0 and more folds than planets ended in raw tracebacks.
+    from skestimators import datasets
+    from skestimators.datasets import make_exoplanet
+
+    data = make_exoplanet(30, random_state=1)
+    monkeypatch.setattr(datasets, "load_exoplanet", lambda: data)
+    result = invoke("demo", "--epochs", 1, "--folds", 2, "--n-jobs", 0)
+    assert result.exit_code == 2 and "0 runs no fit" in result.output
+    result = invoke("demo", "--epochs", 1, "--folds", 40, "--n-jobs", 1)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert re.search(r"Error: .*n_splits=40", result.output)
+
+
+def test_train_cross_validation_failure_is_one_line(tmp_path, exoplanet_folder):
+    # A failed fold used to print scikit-learn's whole failure report, with
+    # its tracebacks, as the error line (or record NaN scores and exit 0).
+    result = invoke(
+        "train", "exoplanet", exoplanet_folder, "--variant", "dense",
+        "--max-epochs", 1, "--cv", 2, "--device", "bogus",
+        "-o", tmp_path / "m.skops",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "fits failed" not in result.output
+    assert "bogus" in result.output
+    assert not (tmp_path / "m.skops").exists()

@@ -327,4 +327,3 @@ def test_the_smallest_grid_works_with_the_recipes():
     assert exoplanet_features().fit_transform(X).shape[0] == 10
     with pytest.raises(InvalidParameterError, match="n_wavelengths"):
         make_exoplanet(10, n_wavelengths=11)
-

@@ -101,11 +101,41 @@ def test_make_soc_is_clustered():
         ({"grid_shape": (10, 10)}, "too small"),
         ({"scattered_fraction": 1.5}, "scattered_fraction"),
         ({"n_clusters": 0}, "n_clusters"),
+        # These ended in ZeroDivisionError, broadcast or unpacking errors.
+        ({"n_samples": -5}, "n_samples must be a positive integer"),
+        ({"n_samples": 2.5}, "n_samples must be a positive integer"),
+        ({"pixel_size": 0}, "pixel_size must be a positive number"),
+        ({"pixel_size": -250.0}, "pixel_size must be a positive number"),
+        ({"correlation_length": 0.0}, "correlation_length must be a positive"),
+        ({"cluster_std": -1.0}, "cluster_std must be a positive number"),
+        ({"grid_shape": (20,)}, "grid_shape must be two positive integers"),
+        ({"noise": -1.0}, "noise must be a non-negative number"),
+        ({"bands": True}, "bands must be a positive integer"),
     ],
 )
 def test_make_soc_invalid(kwargs, match):
+    kwargs = {"n_samples": 10, **kwargs}
     with pytest.raises(ValueError, match=match):
-        make_soc(10, **kwargs)
+        make_soc(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"cloud_size": 0.0}, "cloud_size must be a positive number"),
+        ({"pixel_size": -1.0}, "pixel_size must be a positive number"),
+        ({"coords": "nan"}, "coords must be finite"),
+    ],
+)
+def test_add_clouds_invalid(kwargs, match):
+    from skestimators.datasets import add_clouds
+
+    X, _, coords = make_soc(10, n_years=2, random_state=0)
+    if kwargs.pop("coords", None) == "nan":
+        coords = coords.copy()
+        coords[0, 0] = np.nan
+    with pytest.raises(ValueError, match=match):
+        add_clouds(X, coords, 0.3, **kwargs)
 
 
 def test_make_soc_rasters_hold_the_same_world(tmp_path):

@@ -516,3 +516,20 @@ def test_baseline_pipeline(soc):
         assert model.fit(X, y).predict(X[:3]).shape == (3,)
     with pytest.raises(ValueError, match="model"):
         soc_baseline_pipeline("svm")
+
+
+def test_log_target_refuses_targets_at_or_below_minus_one(soc, tmp_path):
+    # log1p made them NaN or -inf, and the error spoke of NaN in y.
+    from skestimators import load, save
+
+    X, y, _ = soc
+    y_change = np.array(y, dtype=float)
+    y_change[3] = -2.0
+    for model in (soc_pipeline(device="cpu"), soc_baseline_pipeline()):
+        with pytest.raises(ValueError, match="above -1; the smallest is -2"):
+            model.fit(X, y_change)
+    # The checked log is trusted by the safe format.
+    model = soc_baseline_pipeline(random_state=0).fit(X[:60], y[:60])
+    path = save(model, tmp_path / "soc.skops")
+    assert path.suffix == ".skops"
+    np.testing.assert_array_equal(load(path).predict(X[:5]), model.predict(X[:5]))

@@ -213,6 +213,31 @@ def test_repeats_reshuffle_the_base_splitter_of_buffered_kfold(base):
     assert cv.cv is base  # the user's splitter is left as it was
 
 
+def test_chebyshev_buffer_of_one_patch_width_leaves_no_shared_pixel():
+    # Under the Euclidean distance a buffer of one patch width kept diagonal
+    # neighbours whose 5x5 patches overlap (up to sqrt(2) widths apart).
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 60, size=(400, 2))  # patch centres, in pixels
+    window, pixel = 5, 250.0
+    coords = pixels * pixel
+
+    def shared_pixels(cv):
+        count = 0
+        for train, test in cv.split(coords, groups=coords):
+            offset = np.abs(pixels[train][:, None] - pixels[test][None]).max(axis=2)
+            count += int((offset < window).any(axis=1).sum())
+        return count
+
+    euclidean = BufferedKFold(window * pixel, n_splits=5, random_state=0)
+    assert shared_pixels(euclidean) > 0
+    chebyshev = BufferedKFold(
+        window * pixel, n_splits=5, random_state=0, metric="chebyshev"
+    )
+    assert shared_pixels(chebyshev) == 0
+    with pytest.raises(ValueError, match="metric must be one of"):
+        next(BufferedKFold(1.0, metric="manhattan").split(coords, groups=coords))
+
+
 def test_repeats_warn_when_block_sizes_leave_every_seed_the_same_folds():
     # random_state only breaks ties between blocks of equal size: on
     # clustered points every repeat had the same folds, and repeated_cv

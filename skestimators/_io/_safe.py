@@ -50,6 +50,7 @@ TRUSTED_BY_DEFAULT = frozenset(
     {
         "sklearn.utils._bunch.Bunch",
         "skestimators.recipes._exoplanet._hstack_inputs",
+        "skestimators.recipes._soc._log1p",
         TREE_PREDICTOR,
     }
 )

@@ -216,7 +216,16 @@ def train(
         if folds > 1:
             click.echo(f"Cross-validating {what}, {folds} folds...", err=True)
             start = time.perf_counter()
-            cv = cross_validate(model, X, y, cv=folds, scoring=multilabel_scorers(y))
+            # A failed fold is an error (scikit-learn's default scores it NaN
+            # and prints its traceback inside a warning).
+            cv = cross_validate(
+                model,
+                X,
+                y,
+                cv=folds,
+                scoring=multilabel_scorers(y),
+                error_score="raise",
+            )
             scores = {k: v for k, v in cv.items() if k.startswith("test_")}
             seconds = time.perf_counter() - start
             click.echo(_cv_summary(scores, folds, seconds), err=True)
@@ -262,6 +271,7 @@ _DEMO_VARIANTS = ("blend", "best", "conv1d", "dense_raw")
 @click.option(
     "--n-jobs",
     type=int,
+    callback=lambda ctx, param, value: _check_n_jobs(value),
     default=2,
     show_default=True,
     help="Fits run at the same time (-1: one per CPU core).",
@@ -301,19 +311,32 @@ def demo(epochs, folds, n_jobs, random_state):
         err=True,
     )
     start = time.perf_counter()
-    results = compare_variants(
-        variants,
-        X,
-        y,
-        cv=folds,
-        scoring=multilabel_scorers(y),
-        n_jobs=n_jobs,
-        random_state=random_state,
-        verbose=1,
-    )
+    try:
+        results = compare_variants(
+            variants,
+            X,
+            y,
+            cv=folds,
+            scoring=multilabel_scorers(y),
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=1,
+        )
+    except _ERRORS as exc:  # every fit failed, more folds than planets...
+        if _debug():
+            raise
+        raise click.ClickException(_message(exc)) from exc
     seconds = time.perf_counter() - start
     click.echo(f"Done: {n_fits} fits in {seconds:.0f} s.", err=True)
     click.echo(_demo_report(results, list(y.columns), folds, epochs, len(X)))
+
+
+def _check_n_jobs(value):
+    """``--n-jobs``: a number of processes, or a negative count back from the
+    number of cores, as joblib reads it; 0 means nothing."""
+    if value == 0:
+        raise click.BadParameter("0 runs no fit; use a positive number, or -1.")
+    return value
 
 
 def _epochs(n):

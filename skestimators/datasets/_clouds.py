@@ -75,6 +75,11 @@ def add_clouds(
         )
     if not isinstance(fraction, numbers.Real) or not 0 <= fraction < 1:
         raise ValueError(f"fraction must be in [0, 1); got {fraction!r}.")
+    for name, value in (("cloud_size", cloud_size), ("pixel_size", pixel_size)):
+        if not isinstance(value, numbers.Real) or not 0 < value < np.inf:
+            raise ValueError(f"{name} must be a positive number; got {value!r}.")
+    if not np.isfinite(coords).all():
+        raise ValueError("coords must be finite; they hold NaN or infinity.")
     rng = check_random_state(random_state)
     out = X.astype(X.dtype if X.dtype.kind == "f" else np.float32, copy=True)
     if fraction == 0:

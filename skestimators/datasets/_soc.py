@@ -10,6 +10,7 @@ fitted on :func:`make_soc` samples can map the rasters.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from pathlib import Path
 
@@ -94,10 +95,27 @@ def _simulate_world(rng, *, bands, n_years, grid_shape, pixel_size, corr_length)
     return covariates, log_oc, centre
 
 
-def _check_params(bands, window, n_years, grid_shape):
+def _check_params(bands, window, n_years, grid_shape, **positive):
+    """Refuse parameters the simulation cannot use, naming them.
+
+    ``positive`` are further numbers that must be finite and above 0 (pixel
+    size, lengths), checked by name.
+    """
     for name, value in (("bands", bands), ("n_years", n_years), ("window", window)):
-        if int(value) != value or value < 1:
+        if not _is_integer(value) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if (
+        np.ndim(grid_shape) != 1
+        or len(grid_shape) != 2
+        or not all(_is_integer(side) and side >= 1 for side in grid_shape)
+    ):
+        raise ValueError(
+            f"grid_shape must be two positive integers (rows, columns), got "
+            f"{grid_shape!r}."
+        )
+    for name, value in positive.items():
+        if not isinstance(value, numbers.Real) or not 0 < value < np.inf:
+            raise ValueError(f"{name} must be a positive number, got {value!r}.")
     if window % 2 == 0:
         raise ValueError(f"window must be odd so patches have a centre, got {window}.")
     if min(grid_shape) < 4 * window:
@@ -105,6 +123,14 @@ def _check_params(bands, window, n_years, grid_shape):
             f"grid_shape={grid_shape} is too small for window={window}; each side "
             "needs at least 4 * window pixels."
         )
+
+
+def _is_integer(value):
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and float(value).is_integer()
+    )
 
 
 def make_soc(
@@ -189,7 +215,15 @@ def make_soc(
     >>> bool((y > 0).all())
     True
     """
-    _check_params(bands, window, n_years, grid_shape)
+    if not _is_integer(n_samples) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    _check_params(
+        bands, window, n_years, grid_shape,
+        pixel_size=pixel_size, correlation_length=correlation_length,
+        cluster_std=cluster_std,
+    )  # fmt: skip
+    if not isinstance(noise, numbers.Real) or not 0 <= noise < np.inf:
+        raise ValueError(f"noise must be a non-negative number, got {noise!r}.")
     if not 0.0 <= scattered_fraction <= 1.0:
         raise ValueError(
             f"scattered_fraction must be in [0, 1], got {scattered_fraction!r}."
@@ -301,7 +335,10 @@ def make_soc_rasters(
     import rasterio
     from rasterio.transform import Affine
 
-    _check_params(bands, 1, n_years, grid_shape)
+    _check_params(
+        bands, 1, n_years, grid_shape,
+        pixel_size=pixel_size, correlation_length=correlation_length,
+    )  # fmt: skip
     world_rng, _ = _seeds(random_state)
     covariates, log_oc, _ = _simulate_world(
         world_rng,

@@ -224,6 +224,10 @@ class SpatialBlockKFold(BaseCrossValidator):
             yield indices[~test], indices[test]
 
 
+#: The distances of BufferedKFold, as the Minkowski p of scipy's KD-tree.
+_MINKOWSKI_P = {"euclidean": 2.0, "chebyshev": np.inf}
+
+
 class BufferedKFold(BaseCrossValidator):
     """Any K-fold whose training sets keep away from the test points.
 
@@ -234,9 +238,13 @@ class BufferedKFold(BaseCrossValidator):
     K-fold leaves near neighbours of each test point in the training set and
     measures interpolation rather than prediction at new places, which
     overstates the accuracy of a map [1]_ [2]_. A buffer of at least the
-    range of that autocorrelation (or, for patches, one patch width) removes
-    the leak; distance-based validation of the same kind is used to validate
-    soil organic carbon models [3]_.
+    range of that autocorrelation removes the leak; distance-based
+    validation of the same kind is used to validate soil organic carbon
+    models [3]_. For square patches around each point, ``metric="chebyshev"``
+    with ``buffer`` equal to the patch width (window times pixel size)
+    leaves no training patch that shares a pixel with a test patch; under
+    the Euclidean distance, diagonal neighbours up to √2 patch widths apart
+    still overlap.
 
     Parameters
     ----------
@@ -257,6 +265,10 @@ class BufferedKFold(BaseCrossValidator):
         splitter is the one reseeded.
     random_state : int, RandomState instance or None, default=None
         Seed of the default base splitter.
+    metric : {"euclidean", "chebyshev"}, default="euclidean"
+        Distance between points: the straight-line distance, or the largest
+        of the differences along the axes (the right one for square patches,
+        see above).
 
     See Also
     --------
@@ -288,11 +300,14 @@ class BufferedKFold(BaseCrossValidator):
 
     __metadata_request__split = {"groups": True}
 
-    def __init__(self, buffer, *, n_splits=5, cv=None, random_state=None):
+    def __init__(
+        self, buffer, *, n_splits=5, cv=None, random_state=None, metric="euclidean"
+    ):
         self.buffer = buffer
         self.n_splits = n_splits
         self.cv = cv
         self.random_state = random_state
+        self.metric = metric
 
     def _base_cv(self):
         if self.cv is None:
@@ -327,6 +342,10 @@ class BufferedKFold(BaseCrossValidator):
             raise ValueError(
                 f"buffer must be a non-negative number, got {self.buffer!r}."
             )
+        if self.metric not in _MINKOWSKI_P:
+            raise ValueError(
+                f"metric must be one of {sorted(_MINKOWSKI_P)}, got {self.metric!r}."
+            )
         coords = _check_coords(groups, _num_samples(X))
         base = self._base_cv()
         base_groups = coords if _requests_groups(base) else None
@@ -344,7 +363,9 @@ class BufferedKFold(BaseCrossValidator):
             if len(test) and len(train) and self.buffer > 0:
                 # No distance_upper_bound: it is squared internally and
                 # underflows for tiny buffers.
-                distance, _ = cKDTree(coords[test]).query(coords[train], k=1)
+                distance, _ = cKDTree(coords[test]).query(
+                    coords[train], k=1, p=_MINKOWSKI_P[self.metric]
+                )
                 train = train[distance >= self.buffer]
             if len(train) == 0:
                 raise ValueError(

@@ -35,6 +35,22 @@ _POOLING = "concat"
 _TRAINING = dict(max_epochs=100, batch_size=32, lr=1e-3, patience=10)
 
 
+def _log1p(y):
+    """``log(1 + y)`` of the targets, refusing values where it is undefined.
+
+    Without the check a target at or below -1 (a change of carbon stock, an
+    anomaly) became NaN or -inf, and the error spoke of NaN in ``y``.
+    """
+    y = np.asarray(y)
+    if y.size and np.nanmin(y) <= -1:
+        raise ValueError(
+            f"target_transform='log' needs targets above -1; the smallest is "
+            f"{np.nanmin(y):g}. Use target_transform='zscore' or None for "
+            "targets that can be negative."
+        )
+    return np.log1p(y)
+
+
 def _target_transformer(target_transform):
     if target_transform not in TARGET_TRANSFORMS:
         raise ValueError(
@@ -43,7 +59,7 @@ def _target_transformer(target_transform):
         )
     steps = []
     if target_transform in ("log", "log_zscore"):
-        steps.append(FunctionTransformer(np.log1p, np.expm1))
+        steps.append(FunctionTransformer(_log1p, np.expm1))
     if target_transform in ("zscore", "log_zscore"):
         steps.append(StandardScaler())
     return make_pipeline(*steps) if steps else None
