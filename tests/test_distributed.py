@@ -131,6 +131,68 @@ SCRIPT = textwrap.dedent(
         except ValueError as exc:
             results["mismatch"] = str(exc)
 
+    # 6. A callback failing on process 0 only (as a checkpoint or a logger
+    # can): every process stops at the end of the epoch, none waits for the
+    # others until the timeout.
+    class FailOnMain(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if rank == 0 and len(net.history) == 2:
+                raise RuntimeError("process 0 failed alone")
+
+    try:
+        NetRegressor(
+            max_epochs=4, random_state=0, device="cpu", callbacks=[FailOnMain()]
+        ).fit(X, y)
+    except RuntimeError as exc:
+        results["alone"] = str(exc)
+
+    # 7. The batch losses kept for the epoch are not views of the gradients.
+    class LossStorage(Callback):
+        sizes = []
+
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                self.sizes.append(kwargs["loss"].untyped_storage().nbytes())
+
+    NetRegressor(
+        max_epochs=1, random_state=0, device="cpu", callbacks=[LossStorage()]
+    ).fit(X, y)
+    results["loss_bytes"] = max(LossStorage.sizes)
+
+    # 8. Validation scores differing by process (as GPU arithmetic can): the
+    # processes read those of process 0, and stop early together.
+    class Skewed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 1)
+
+        def forward(self, X):
+            out = self.linear(X).squeeze(-1)
+            return out if self.training else out + 0.05 * rank
+
+    skewed = NetRegressor(
+        Skewed, max_epochs=8, patience=2, random_state=0, device="cpu"
+    ).fit(X, y)
+    results["skewed_valid"] = skewed.history_["valid_loss"].tolist()
+
+    # 9. Fits in threads train alone, also once the process group exists.
+    import threading
+
+    alone = []
+
+    class Alone(Callback):
+        def on_train_begin(self, net, **kwargs):
+            alone.append(net.data_parallel is None)
+
+    thread = threading.Thread(
+        target=lambda: NetRegressor(
+            max_epochs=1, random_state=0, device="cpu", callbacks=[Alone()]
+        ).fit(X[:64], y[:64])
+    )
+    thread.start()
+    thread.join()
+    results["thread_alone"] = alone
+
     with open(f"{out}_{rank}.json", "w") as f:
         json.dump(results, f)
     """
@@ -138,7 +200,13 @@ SCRIPT = textwrap.dedent(
 
 
 def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # A hang fails within a minute, not the default half hour.
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        SKESTIMATORS_DISTRIBUTED_TIMEOUT="60",
+    )
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     return env
@@ -236,6 +304,28 @@ def test_different_data_in_the_processes_is_a_clear_error(runs):
         assert "needs the same data in all 2 processes" in result["mismatch"]
 
 
+def test_a_callback_failing_on_process_zero_stops_every_process(runs):
+    _, multi, _, _ = runs
+    assert multi[0]["alone"] == "process 0 failed alone"
+    assert "1 other process(es) of the 2 failed during training" in multi[1]["alone"]
+
+
+def test_batch_losses_do_not_keep_the_gradient_buffer(runs):
+    single, multi, _, _ = runs
+    assert single["loss_bytes"] <= 8
+    assert all(result["loss_bytes"] <= 8 for result in multi)
+
+
+def test_processes_read_the_validation_scores_of_process_zero(runs):
+    _, multi, _, _ = runs
+    assert multi[0]["skewed_valid"] == multi[1]["skewed_valid"]
+
+
+def test_fits_in_threads_train_alone_once_the_group_exists(runs):
+    _, multi, _, _ = runs
+    assert all(result["thread_alone"] == [True] for result in multi)
+
+
 # -- in-process units ----------------------------------------------------------------
 def test_outside_a_launched_job_training_is_single_process():
     assert world_size() == 1 and is_main_process()
@@ -271,3 +361,19 @@ def test_shards_cover_each_batch_once(size, n):
     assert all(a[1] == b[0] for a, b in zip(shards, shards[1:]))
     sizes = [hi - lo for lo, hi in shards]
     assert max(sizes) - min(sizes) <= 1
+
+
+def test_each_process_takes_its_gpu_or_the_only_one_it_sees(monkeypatch):
+    # With one GPU per process (a scheduler setting CUDA_VISIBLE_DEVICES),
+    # set_device(LOCAL_RANK) failed with "invalid device ordinal".
+    from skestimators._engine._distributed import _local_gpu
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert _local_gpu() == 0
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert _local_gpu() == 1
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    with pytest.raises(RuntimeError, match="LOCAL_RANK=3 names a GPU"):
+        _local_gpu()

@@ -333,10 +333,48 @@ def test_pickle_of_gpu_model_loads_quietly_on_cpu(blobs):
         np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-6)
 
 
-def test_bf16_autocast_on_cpu(blobs):
+def test_pickle_with_gpu_tensors_outside_the_network_loads_on_cpu(blobs, monkeypatch):
+    # skorch maps only its module_/optimizer_/criterion_ to the CPU; the module
+    # and criterion given, the class weights of the heads and a scheduler's
+    # optimizer were plain-pickled GPU tensors, and loading failed on a
+    # machine without CUDA. Every storage is tagged as torch tags GPU ones.
+    import torch.serialization
+
     X, y = blobs
+    clf = NetClassifier(**FAST, class_weight="balanced", lr_scheduler="cosine").fit(
+        X, y
+    )
+    expected = clf.predict_proba(X)
+    clf.net_.device = "cuda"
+    clf.net_.amp_dtype = torch.float16  # as fitted with amp="fp16" on a GPU
+    clf.net_.grad_scaler_ = torch.amp.GradScaler("cuda", enabled=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        blob = pickle.dumps(clf)
+    if torch.cuda.is_available():
+        return  # the tags are true there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = pickle.loads(blob)
+    assert loaded.device_.type == "cpu"
+    assert loaded.net_.amp_dtype is None and loaded.net_.grad_scaler_ is None
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-6)
+    loaded.partial_fit(X, y)  # trains on, on the CPU
+
+
+def test_bf16_autocast_on_cpu(blobs, monkeypatch):
+    from skestimators._engine import _device
+
+    X, y = blobs
+    monkeypatch.setattr(_device, "_cpu_has_bfloat16", lambda: True)
     clf = NetClassifier(**FAST, amp="bf16").fit(X, y)
+    assert clf.net_.amp_dtype == torch.bfloat16
     assert np.isfinite(clf.predict_proba(X)).all()
+    # Without bfloat16 instructions, oneDNN raised a raw error on LSTMs.
+    monkeypatch.setattr(_device, "_cpu_has_bfloat16", lambda: False)
+    with pytest.warns(UserWarning, match="bfloat16 instructions"):
+        clf = NetClassifier(**{**FAST, "max_epochs": 1}, amp="bf16").fit(X, y)
+    assert clf.net_.amp_dtype is None
     with pytest.warns(UserWarning, match="fp16"):
         NetClassifier(**{**FAST, "max_epochs": 1}, amp="fp16").fit(X, y)
 

@@ -277,3 +277,24 @@ def test_nan_at_predict_names_the_first_row(table, tmp_path):
     with pytest.raises(NonFinitePredictionError, match="predicted NaN or inf") as e:
         reg.predict(huge)
     assert e.value.rows.tolist() == [0, 1, 2, 3]
+
+
+def test_batches_of_mixed_named_inputs_all_reach_the_device(tmp_path):
+    # Whether to move a batch was decided from the first input only: an
+    # in-memory input already on the GPU left a memmap input's rows on the
+    # host. The "meta" device stands in for a GPU.
+    import torch
+
+    from skestimators._engine._batching import BatchIterator, TensorData
+    from skestimators._engine._inference import _tensors
+
+    rows = np.memmap(tmp_path / "aux.dat", dtype=np.float32, mode="w+", shape=(8, 3))
+    X = _tensors({"spectrum": np.ones((8, 5), np.float32), "aux": rows})
+    device = torch.device("meta")
+    data = TensorData(X, torch.zeros(8)).to(device)  # as the engine places them
+    Xb, (yb, _) = next(iter(BatchIterator(data, 4, shuffle=False, device=device)))
+    assert {k: v.device.type for k, v in Xb.items()} == {
+        "spectrum": "meta",
+        "aux": "meta",
+    }
+    assert yb.device.type == "meta"

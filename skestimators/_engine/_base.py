@@ -347,6 +347,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             train, valid = _place(train, device), _place(valid, device)
             if parallel is not None:
                 parallel.attach(net, seed)
+            failed = True
             try:
                 net.partial_fit(SplitData(train, valid), epochs=max(0, epochs))
                 if not finite_state(net.module_.state_dict()):
@@ -355,15 +356,17 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     raise NonFiniteLoss(
                         len(net.history), last.get("train_batch_count", 0), None
                     )
+                failed = False
             except NonFiniteLoss as exc:
                 diverged(net, exc, config, snapshot, refit)
+                failed = False  # the best epoch was restored, on every process
             except Exception:
                 if snapshot is not None:  # a continuing fit: as before the call
                     restore_training_state(net, snapshot)
                 raise
             finally:
                 if parallel is not None:
-                    parallel.detach(net)
+                    parallel.detach(net, failed=failed)
         return net
 
     def _make_net(
@@ -420,6 +423,13 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
     def _bind_outputs(self, module, train, groups_spec):
         """Probe the module once on two samples: clear errors, dict outputs."""
         probe, _ = train.slice(0, min(2, len(train)))
+        parameter = next(iter(module.parameters()), None)
+        if parameter is not None:  # a loaded GPU model, the data not yet placed
+            probe = (
+                {k: v.to(parameter.device) for k, v in probe.items()}
+                if isinstance(probe, dict)
+                else probe.to(parameter.device)
+            )
         was_training = module.training
         module.eval()
         try:

@@ -275,8 +275,11 @@ class BatchIterator:
     def __iter__(self):
         data = self._epoch_data()
         stop_at = self._n_used(len(data))
-        first = next(iter(data.X.values())) if isinstance(data.X, dict) else data.X
-        move = self.device is not None and first.device != self.device
+        # Every input is checked: named inputs may mix tensors already on the
+        # device with out-of-core rows that stay on the host.
+        inputs = list(data.X.values()) if isinstance(data.X, dict) else [data.X]
+        inputs += [t for t in (data.y, data.sample_weight) if t is not None]
+        move = self.device is not None and any(t.device != self.device for t in inputs)
         non_blocking = move and self.device.type == "cuda"
         for start in range(0, stop_at, self.batch_size):
             stop = min(start + self.batch_size, stop_at)

@@ -9,6 +9,8 @@ import warnings
 
 import torch
 
+from ._validation import caller_stacklevel
+
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -46,10 +48,27 @@ def amp_dtype(amp, device: torch.device):
             "amp='fp16' is not supported on the CPU; training in float32. "
             "Use amp='bf16' for mixed precision on the CPU.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
+        )
+        return None
+    if device.type == "cpu" and amp == "bf16" and not _cpu_has_bfloat16():
+        warnings.warn(
+            "amp='bf16' needs a CPU with bfloat16 instructions (AVX512-BF16 or "
+            "AMX), which this one lacks: training in float32 (emulated "
+            "bfloat16 is slower, and oneDNN has no bfloat16 LSTM here).",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
         )
         return None
     return _AMP_DTYPES[amp]
+
+
+def _cpu_has_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (assumed where unknown)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
 
 
 def autocast(device: torch.device, dtype):

@@ -133,15 +133,36 @@ def _init_process_group():
         )
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(_local_gpu())
     timeout = datetime.timedelta(
         seconds=float(os.environ.get("SKESTIMATORS_DISTRIBUTED_TIMEOUT", "1800"))
     )
     dist.init_process_group(backend=backend, timeout=timeout)
 
 
+def _local_gpu() -> int:
+    """This process's GPU: ``LOCAL_RANK``, or the only one it sees (a scheduler
+    such as SLURM may give each process one GPU of its own)."""
+    local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if count == 1:
+        return 0
+    if local >= count:
+        raise RuntimeError(
+            f"LOCAL_RANK={local} names a GPU, but this process sees {count}: "
+            "start at most one process per GPU on each machine."
+        )
+    return local
+
+
 def data_parallel(device: torch.device):
-    """The :class:`DataParallel` of this fit, or None to train in one process."""
+    """The :class:`DataParallel` of this fit, or None to train in one process.
+
+    Fits in threads other than the main thread train alone, before and after
+    the process group exists (search folds in threads would otherwise call
+    collectives in a different order in each process, and hang).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
     if not (_initialized() or _launched()):
         return None
     if not _initialized():
@@ -176,12 +197,13 @@ class DataParallel:
     def _comm_device(self):
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
-    def agree(self, error=None):
+    def agree(self, error=None, *, during="before training"):
         """Raise on every process if ``error`` (an exception or None) occurred on any.
 
         A process that fails alone would leave the others waiting in their next
         collective call; each fit step that can fail on one process only
-        (a locked checkpoint directory, different data) passes through here.
+        (a locked checkpoint directory, different data, a callback of
+        process 0) passes through here.
         """
         failed = torch.tensor(
             [0.0 if error is None else 1.0], device=self._comm_device()
@@ -192,9 +214,17 @@ class DataParallel:
         if failed.item() > 0:
             raise RuntimeError(
                 f"Distributed training stopped: {int(failed.item())} other "
-                f"process(es) of the {self.size} failed before training (their "
+                f"process(es) of the {self.size} failed {during} (their "
                 "error says why)."
             )
+
+    def broadcast_scores(self, scores):
+        """The validation scores (a dict of floats) of process 0, on every process."""
+        values = torch.tensor(
+            list(scores.values()), dtype=torch.float64, device=self._comm_device()
+        )
+        torch.distributed.broadcast(values, src=0)
+        return dict(zip(scores, values.tolist(), strict=True))
 
     def broadcast_seed(self, seed: int) -> int:
         """The random seed of process 0, on every process."""
@@ -260,10 +290,16 @@ class DataParallel:
         net.shuffle_generator = torch.Generator().manual_seed(seed)
         self.broadcast_state(net.module_)
 
-    def detach(self, net):
-        """End of training: every process keeps the state of process 0."""
+    def detach(self, net, *, failed=False):
+        """End of training: every process keeps the state of process 0.
+
+        After a failure nothing is sent: the processes that failed together
+        raise their errors, and one that failed alone must not wait for the
+        others in a collective call they never make.
+        """
         try:
-            self.broadcast_state(net.module_)
+            if not failed:
+                self.broadcast_state(net.module_)
         finally:
             net.data_parallel = net.shuffle_generator = None
             net.batch_share_ = 1.0
@@ -305,7 +341,8 @@ class DataParallel:
         flat[: -len(grads)] *= share
         torch.distributed.all_reduce(flat)
         offset = 0
-        for p, g, seen in zip(parameters, grads, flat[-len(grads) :], strict=True):
+        seen_by_any = flat[-len(grads) :].tolist()  # one device sync, not one each
+        for p, g, seen in zip(parameters, grads, seen_by_any, strict=True):
             n = p.numel()
             if seen > 0:
                 value = flat[offset : offset + n].view_as(p).to(p.dtype)
@@ -314,7 +351,9 @@ class DataParallel:
                 else:
                     g.copy_(value)
             offset += n
-        return flat[offset]
+        # A copy: a view would keep the whole gradient buffer alive as long as
+        # the epoch keeps the batch's loss (a gradient-sized buffer per batch).
+        return flat[offset].clone()
 
     # -- after an epoch and after training -------------------------------------------
     def broadcast_buffers(self, module):

@@ -60,6 +60,8 @@ class NetworkFileMixin:
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
             device = torch.device("cpu")
+        elif device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            device = torch.device("cuda", 0)  # saved on a GPU this machine lacks
         history = self.__dict__.get("history_")
         # Files written before has_valid was recorded: the history tells.
         has_valid = spec.get(

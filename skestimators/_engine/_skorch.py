@@ -106,6 +106,16 @@ class EngineNet(NeuralNet):
 
     def initialize(self):
         super().initialize()
+        # skorch unpickles only these attributes onto the machine's device;
+        # the module and criterion given (moved to the GPU in place), the
+        # head groups' class weights, the callbacks (a scheduler's optimizer)
+        # and the gradient scaler hold GPU tensors too, and a GPU model's
+        # pickle could not be loaded on a CPU-only machine.
+        self.cuda_dependent_attributes_ = list(
+            dict.fromkeys(
+                [*self.cuda_dependent_attributes_, *_DEVICE_DEPENDENT_ATTRIBUTES]
+            )
+        )
         device = torch.device(self.device)
         fp16 = device.type == "cuda" and self.amp_dtype == torch.float16
         # Gradient scaling keeps small float16 gradients from underflowing.
@@ -224,6 +234,8 @@ class EngineNet(NeuralNet):
         # After Ctrl-C, callbacks that define on_train_failed (the loggers)
         # are told the fit was interrupted instead of that it ended.
         if method_name != "on_train_end" or not self.__dict__.get("_interrupted"):
+            if self.data_parallel is not None:
+                return self._notify_together(method_name, **cb_kwargs)
             return super().notify(method_name, **cb_kwargs)
         self.on_train_end(self, **cb_kwargs)
         interrupt = KeyboardInterrupt("training interrupted")
@@ -233,6 +245,26 @@ class EngineNet(NeuralNet):
                 failed(self, error=interrupt)
             else:
                 callback.on_train_end(self, **cb_kwargs)
+
+    def _notify_together(self, method_name, **cb_kwargs):
+        """``notify`` in data-parallel training: no process fails alone.
+
+        Checkpoints, loggers and progress run on process 0 only, so their
+        errors happen there only; a process leaving training alone would
+        leave the others waiting in their next collective call for the whole
+        timeout. Errors of the callbacks are kept (the first one) and every
+        callback still runs; the processes agree at the start of training
+        and at the end of every epoch and of training, and all raise then.
+        """
+        for callback in (self, *(cb for _, cb in self.callbacks_)):
+            try:
+                getattr(callback, method_name)(self, **cb_kwargs)
+            except Exception as exc:  # raised at the next agreement
+                if self.__dict__.get("_deferred_error") is None:
+                    self._deferred_error = exc
+        if method_name in ("on_train_begin", "on_epoch_end", "on_train_end"):
+            error, self._deferred_error = self.__dict__.get("_deferred_error"), None
+            self.data_parallel.agree(error, during="during training")
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch records every batch's loss with ``.item()`` (a device sync per
@@ -278,13 +310,20 @@ class EngineNet(NeuralNet):
             return
         weights = torch.tensor(sizes, dtype=torch.float32)
         epoch_loss = (torch.stack(losses).float().cpu() * weights).sum() / weights.sum()
-        self.history.record(prefix + "_loss", epoch_loss.item())
+        scores = {prefix + "_loss": epoch_loss.item()}
         if outputs:
             y_pred = _concat(outputs)
-            for key, value in head_metrics(
-                self.head_groups, y_pred, iterator.data.y, prefix=prefix
-            ).items():
-                self.history.record(key, value)
+            scores.update(
+                head_metrics(self.head_groups, y_pred, iterator.data.y, prefix=prefix)
+            )
+        if not training and parallel is not None:
+            # Early stopping and schedules read these: the same everywhere,
+            # even where the GPU computes the validation a little differently
+            # in each process (one stopping alone would leave the others
+            # waiting).
+            scores = parallel.broadcast_scores(scores)
+        for key, value in scores.items():
+            self.history.record(key, value)
 
     # -- pickling --------------------------------------------------------------------
     def __getstate__(self):
@@ -295,14 +334,18 @@ class EngineNet(NeuralNet):
 
     def __setstate__(self, state):
         device = state.get("device")
-        if (
+        to_cpu = (
             device is not None
             and torch.device(device).type == "cuda"
             and (not torch.cuda.is_available())
-        ):
+        )
+        if to_cpu:
             # A model trained on a GPU, scored on a CPU-only machine: map every
-            # tensor to the CPU quietly (skorch would warn).
+            # tensor to the CPU quietly (skorch would warn). float16 autocast
+            # and gradient scaling are for GPUs (the CPU fit refuses them).
             state["device"] = "cpu"
+            if state.get("amp_dtype") == torch.float16:
+                state["amp_dtype"] = None
         state.setdefault("batch_generator", None)
         state.setdefault("data_parallel", None)
         state.setdefault("shuffle_generator", None)
@@ -310,8 +353,19 @@ class EngineNet(NeuralNet):
         super().__setstate__(state)
         # Nets pickled before these attributes existed.
         self.__dict__.setdefault("grad_scaler_", None)
+        if to_cpu:
+            self.grad_scaler_ = None
         self.__dict__.setdefault("grad_listeners_", [])
 
+
+#: Attributes (prefixes) besides skorch's whose tensors may be on the GPU.
+_DEVICE_DEPENDENT_ATTRIBUTES = (
+    "module",
+    "criterion",
+    "head_groups",
+    "callbacks",
+    "grad_scaler_",
+)
 
 _CHECK_EVERY = 32
 
