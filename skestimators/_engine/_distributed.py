@@ -19,8 +19,11 @@ tensors, Gloo for CPU tensors) and trains data-parallel:
 - buffers (batch-normalisation statistics) are broadcast from process 0
   after every epoch, and the module's state once more at the end, so every
   process ends with the same fitted estimator;
-- validation runs on the whole validation set in every process, so that
-  early stopping and learning-rate schedules decide alike everywhere.
+- validation runs on the whole validation set in every process, and every
+  process records the scores of process 0, so that early stopping and
+  learning-rate schedules decide alike everywhere;
+- callbacks' errors are kept and agreed on at the end of every epoch, so
+  that a failure on process 0 alone (checkpoints, loggers) stops all.
 
 The module is never wrapped (no ``DistributedDataParallel``): the fitted
 ``module_`` is the plain module, so model files and pickles are those of a
