@@ -584,3 +584,83 @@ def test_regression_targets_are_standardised_and_predicted_in_their_units():
     assert not hasattr(reg, "target_scale_")
     two = NetRegressor(**{**params, "max_epochs": 1}).fit(X, np.c_[y, 0 * y + 3])
     np.testing.assert_allclose(two.target_scale_, [y.std(), 1.0], rtol=1e-4)
+
+
+# -- the scikit-learn contract, found by an independent review ------------------------
+def test_cross_val_predict_gives_multilabel_probabilities(blobs):
+    # classes_ was a list (the forests' convention) beside one probability
+    # array (the MLP's): cross_val_predict(method="predict_proba") failed.
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from skestimators.ensemble import SoftVotingClassifier
+
+    X, y = blobs
+    Y = np.column_stack([y == 0, y == 1, y == 2]).astype(int)
+    net = NetClassifier(**{**FAST, "max_epochs": 2})
+    proba = cross_val_predict(net, X, Y, cv=3, method="predict_proba")
+    assert proba.shape == (len(X), 3) and ((proba >= 0) & (proba <= 1)).all()
+    assert net.fit(X, Y).classes_.shape == (3, 2)
+    vote = SoftVotingClassifier([("net", net), ("knn", KNeighborsClassifier())])
+    proba = cross_val_predict(vote, X, Y, cv=3, method="predict_proba")
+    assert proba.shape == (len(X), 3)
+
+
+def test_target_standardisation_weighs_the_samples():
+    # Rows of weight 0 set the mean and scale of the targets all the same.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = np.where(np.arange(60) < 30, 1000.0, 1.0) + X[:, 0]
+    w = np.where(np.arange(60) < 30, 0.0, 2.0)
+    reg = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(reg.target_mean_, [np.average(y, weights=w)])
+    std = np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
+    np.testing.assert_allclose(reg.target_scale_, [std], rtol=1e-6)
+
+
+def test_multiclass_probabilities_sum_to_one_in_float64(blobs):
+    X, y = blobs
+    proba = NetClassifier(**{**FAST, "max_epochs": 1}).fit(X, y).predict_proba(X)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=0, atol=1e-12)
+
+
+def test_class_weight_dicts_follow_scikit_learn(blobs):
+    X, y = blobs
+    kwargs = {**FAST, "max_epochs": 1}
+    # A class absent from this data (a fold without a rare class) is allowed.
+    NetClassifier(**kwargs, class_weight={0: 1.0, 1: 2.0, 2: 1.0, 3: 5.0}).fit(X, y)
+    with pytest.raises(ValueError, match="not in class_weight"):
+        NetClassifier(**kwargs, class_weight={0: 1.0, 7: 2.0}).fit(X, y)
+    # With multilabel y a dict was silently ignored.
+    Y = np.column_stack([y == 0, y == 1]).astype(int)
+    with pytest.raises(ValueError, match="y is multilabel"):
+        NetClassifier(**kwargs, class_weight={0: 1.0, 1: 100.0}).fit(X, Y)
+
+
+def test_continuing_fits_check_what_they_apply_and_warn_of_the_rest(blobs):
+    X, y = blobs
+    clf = NetClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    # Other classes than the first fit's were silently ignored.
+    with pytest.raises(ValueError, match="not the same as the classes of the first"):
+        clf.partial_fit(X, y, classes=[0, 1, 2, 3])
+    clf.partial_fit(X, y, classes=[2, 1, 0])
+    # batch_size=0 ended in a ZeroDivisionError.
+    with pytest.raises(ValueError, match="batch_size"):
+        clf.set_params(batch_size=0).partial_fit(X, y)
+    clf.set_params(batch_size=32, optimizer="sgd")
+    with pytest.warns(UserWarning, match=r"\['optimizer'\] changed since"):
+        clf.partial_fit(X, y)
+    assert type(clf.net_.optimizer_).__name__ == "Adam"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.partial_fit(X, y)  # said once
+
+
+def test_validation_cv_takes_an_integer_or_folds(blobs):
+    X, y = blobs
+    clf = NetClassifier(**{**FAST, "max_epochs": 1}, validation_cv=3).fit(X, y)
+    assert "valid_loss" in clf.history_.columns
+    folds = [(np.arange(100, 300), np.arange(100))]
+    clf = NetClassifier(**{**FAST, "max_epochs": 1}, validation_cv=folds).fit(X, y)
+    assert "valid_loss" in clf.history_.columns

@@ -3,7 +3,7 @@
 Public estimators subclass :class:`BaseNet`, declare their own explicit
 ``__init__`` parameters and implement or override these hooks:
 
-``_prepare_targets(y, *, fitting, n_samples, classes)``
+``_prepare_targets(y, *, fitting, n_samples, targets, classes, sample_weight)``
     validate ``y`` and return ``(y_tensor, head_groups, n_outputs, y_strat)``;
 ``_make_module(input_shape, n_outputs)``
     build the ``torch.nn.Module`` from the estimator's ``module`` parameter;
@@ -200,18 +200,19 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         X = self._prepare_X(X, reset=not continuing, finite=finite)
         Xv = check_inputs(self, X, reset=not continuing, finite=finite)
         n_samples = n_samples_of(Xv)
+        weights = None
+        if sample_weight is not None:
+            weights = torch.from_numpy(
+                check_sample_weight_array(sample_weight, n_samples)
+            )
         y_t, groups_spec, n_outputs, y_strat = self._prepare_targets(
             y,
             fitting=not continuing,
             n_samples=n_samples,
             classes=classes,
             targets=config.targets,
+            sample_weight=None if weights is None else weights.numpy(),
         )
-        weights = None
-        if sample_weight is not None:
-            weights = torch.from_numpy(
-                check_sample_weight_array(sample_weight, n_samples)
-            )
         tensors = _tensors(Xv)
         check_float32(tensors, allow_nan=finite == "allow-nan")
         data = TensorData(tensors, y_t, weights)
@@ -302,6 +303,10 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     self.net_.head_groups = groups_spec
                     self.net_.initialize_criterion()
                 snapshot = training_state(self.net_)
+                # scikit-learn skips the checks of partial_fit once fitted;
+                # the values applied below must still be valid.
+                self._validate_params()
+                self._warn_unapplied(config)
                 _continue_with(self.net_, config)
             else:
                 save = None
@@ -368,6 +373,32 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 if parallel is not None:
                     parallel.detach(net, failed=failed)
         return net
+
+    def _warn_unapplied(self, config):
+        """Warn once of parameters changed since the network was built that a
+        continuing fit does not apply (the network, optimizer, loss...)."""
+        spec = self.__dict__.get("_module_spec") or {}
+        built = spec.get("params") or {}
+        current = self.get_params(deep=False)
+        changed = sorted(
+            k
+            for k in current
+            if k in built
+            and k not in _APPLIED_WHEN_CONTINUING
+            and not _same(built[k], current[k])
+        )
+        if not changed or changed == self.__dict__.get("_unapplied_warned"):
+            return
+        self._unapplied_warned = changed
+        warnings.warn(
+            f"{config.name}: {changed} changed since the network was built, and "
+            "a continuing fit (warm_start, partial_fit) keeps the network, its "
+            "optimizer, loss and callbacks: it applies only lr, batch_size, "
+            "gradient_clip, weight_decay and max_epochs. Fit with "
+            "warm_start=False to apply the others.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
     def _make_net(
         self,
@@ -513,6 +544,25 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
 
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
+
+
+#: Parameters that a continuing fit applies (or reads afresh each fit).
+_APPLIED_WHEN_CONTINUING = frozenset(
+    {
+        "lr", "batch_size", "gradient_clip", "weight_decay", "max_epochs",
+        "warm_start", "verbose", "random_state", "validation_fraction",
+        "validation_cv",
+    }
+)  # fmt: skip
+
+
+def _same(a, b):
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # arrays, objects without a plain equality
+        return False
 
 
 def _continue_with(net, config):

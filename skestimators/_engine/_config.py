@@ -23,6 +23,7 @@ from sklearn.model_selection import (
     GroupShuffleSplit,
     ShuffleSplit,
     StratifiedShuffleSplit,
+    check_cv,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -249,6 +250,9 @@ def validation_indices(config, n_samples, y_strat, groups, seed):
     fraction = config.validation_fraction
     placeholder = np.zeros((n_samples, 1))
     if cv is not None:
+        # An int or an iterable of splits, as cv_object accepts: a (stratified
+        # for classifiers' single-label targets) K-fold, or the folds given.
+        cv = check_cv(cv, y_strat, classifier=y_strat is not None)
         unseeded = hasattr(cv, "random_state") and cv.random_state is None
         if unseeded and getattr(cv, "shuffle", True):
             # A shuffling splitter left unseeded follows the estimator's seed.

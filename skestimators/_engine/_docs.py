@@ -38,10 +38,12 @@ class or None, default={lr_scheduler}
         Fraction of the training data held out for validation. With ``groups``
         passed to ``fit``, whole groups are held out; single-label classifiers
         stratify. None disables the internal validation split.
-    validation_cv : cross-validation splitter or None, default=None
+    validation_cv : int, cross-validation splitter, iterable or None, default=None
         A splitter whose first split gives the validation set (for instance
         ``GroupKFold(5)`` or a spatial splitter); it receives ``groups`` from
-        ``fit``. Takes precedence over ``validation_fraction``.
+        ``fit``. An int is a K-fold, stratified for classifiers, as in
+        ``cross_validate``; an iterable gives the (train, validation) index
+        pairs. Takes precedence over ``validation_fraction``.
     patience : int, default=10
         Epochs without improvement before early stopping.
     tol : float, default=1e-4

@@ -83,14 +83,22 @@ def encode_classification(
         if Y.shape[0] != n_samples:
             raise ValueError(f"X has {n_samples} samples but y has {Y.shape[0]}.")
         if fitting:
-            # One array of labels per target, as RandomForestClassifier and
-            # MultiOutputClassifier do (sklearn's scorers read it as multilabel).
-            estimator.classes_ = [np.array([0, 1]) for _ in range(Y.shape[1])]
+            # One row of labels per target, in one array: predict_proba returns
+            # one array, and cross_val_predict reads classes_.shape with it (a
+            # list, as forests pair with their list of probabilities, failed).
+            estimator.classes_ = np.tile(np.array([0, 1]), (Y.shape[1], 1))
             estimator.target_names_ = target_names(y_in, Y.shape[1])
         names = estimator.target_names_
         if Y.shape[1] != len(names):
             raise ValueError(
                 f"y has {Y.shape[1]} labels; the estimator was fitted on {len(names)}."
+            )
+        if isinstance(targets.class_weight, dict):
+            raise ValueError(
+                "class_weight as a dict weighs the classes of one target; y is "
+                "multilabel. Use class_weight='balanced' (each label weighed by "
+                "its frequency) or target_weights (the loss weight of each "
+                "label)."
             )
         pos_weight = None
         if targets.class_weight == "balanced":
@@ -119,6 +127,13 @@ def encode_classification(
             )
         estimator.classes_ = encoder.classes_
         estimator.target_names_ = target_names(y_in, 1)
+    elif classes is not None and not np.array_equal(
+        np.unique(np.asarray(classes)), estimator.classes_
+    ):
+        raise ValueError(
+            f"classes={np.unique(np.asarray(classes)).tolist()} is not the same "
+            f"as the classes of the first fit, {estimator.classes_.tolist()}."
+        )
     unseen = np.setdiff1d(np.unique(y1), estimator.classes_)
     if unseen.size:
         raise ValueError(
@@ -173,10 +188,9 @@ def class_weight_terms(classes, class_weight, codes, *, swap=None, warn=False):
     """
     if class_weight is None:
         return None, None
-    if isinstance(class_weight, dict):
-        unknown = [c for c in class_weight if c not in set(classes.tolist())]
-        if unknown:
-            raise ValueError(f"class_weight names unknown classes {unknown}.")
+    # A dict may name classes that this data lack (a fold without a rare
+    # class), as in scikit-learn; compute_class_weight refuses a dict that
+    # leaves some classes unweighted and names others.
     if class_weight == "balanced":
         counts = mirrored_counts(np.bincount(codes, minlength=len(classes)), swap)
         absent = counts == 0
@@ -204,15 +218,16 @@ def class_weight_terms(classes, class_weight, codes, *, swap=None, warn=False):
     )
 
 
-def encode_regression(estimator, y, *, fitting, n_samples, targets):
+def encode_regression(estimator, y, *, fitting, n_samples, targets, sample_weight=None):
     """Return ``(y_tensor, head_groups, n_outputs, None)`` for a regressor.
 
     ``y`` is not None: ``BaseNet._fit`` refuses that first. When fitting, the
     fitted attributes ``n_targets_``, ``target_ndim_`` and ``target_names_``
     are set, and with ``targets.standardize`` ``target_mean_`` and
     ``target_scale_``: the network then trains on ``(y - target_mean_) /
-    target_scale_`` (each column standardised on this data; a constant column
-    keeps scale 1).
+    target_scale_`` (each column standardised on this data, weighted by
+    ``sample_weight``, so that a weight of 2 counts as a repeated row and a
+    weight of 0 as no row; a constant column keeps scale 1).
     """
     Y = check_array(
         y,
@@ -231,8 +246,11 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets):
         estimator.target_ndim_ = Y.ndim
         estimator.target_names_ = target_names(y, Y2.shape[1])
         if targets.standardize:
-            mean = Y2.mean(0, dtype=np.float64)
-            std = Y2.std(0, dtype=np.float64)
+            w = None
+            if sample_weight is not None and np.sum(sample_weight) > 0:
+                w = np.asarray(sample_weight, dtype=np.float64)
+            mean = np.average(Y2.astype(np.float64), axis=0, weights=w)
+            std = np.sqrt(np.average((Y2 - mean) ** 2, axis=0, weights=w))
             scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
             estimator.target_mean_, estimator.target_scale_ = mean, scale
         else:  # a refit without standardisation must not keep an old one

@@ -41,8 +41,8 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         The fitted members, in the order of ``estimators``.
     named_estimators_ : :class:`~sklearn.utils.Bunch`
         The fitted members by name (``"drop"`` for the members left out).
-    classes_ : ndarray or list of ndarray
-        Class labels; for multilabel ``y``, one ``array([0, 1])`` per label.
+    classes_ : ndarray of shape (n_classes,) or (n_labels, 2)
+        Class labels; for multilabel ``y``, one row ``[0, 1]`` per label.
     target_names_ : list of str
         Names of the targets: the columns of a DataFrame ``y`` (``water``,
         ``cloud``), else ``y0``, ``y1``, ... (``y`` for one target).
@@ -190,7 +190,7 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         self.target_type_ = target
         self.target_names_ = target_names(y, y_arr.shape[1] if y_arr.ndim == 2 else 1)
         if self._multilabel:
-            self.classes_ = [np.array([0, 1]) for _ in range(y_arr.shape[1])]
+            self.classes_ = np.tile(np.array([0, 1]), (y_arr.shape[1], 1))
         else:
             self.classes_ = np.unique(y_arr)
         return self

@@ -43,7 +43,9 @@ class _ClassifierNet(ClassifierMixin, BaseNet):
     """Classification targets and probabilities (private base)."""
 
     # -- engine hooks ------------------------------------------------------------------
-    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
+    def _prepare_targets(
+        self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
+    ):
         return encode_classification(
             self,
             y,
@@ -125,13 +127,15 @@ class _ClassifierNet(ClassifierMixin, BaseNet):
 
     def _proba(self, raw):
         """Probabilities from the raw network output (logits)."""
-        raw = _stack_named(raw, self.target_names_)
+        # In float64: float32 rows summed to 1 only within ~1e-7, which
+        # numpy's choice(p=...) and log_loss refuse or warn about.
+        raw = _stack_named(raw, self.target_names_).double()
         if self.target_type_ == "multilabel-indicator":
-            return torch.sigmoid(raw).numpy().astype(np.float64)
+            return torch.sigmoid(raw).numpy()
         if self.classes_.size == 2:
-            p = torch.sigmoid(raw.reshape(-1)).numpy().astype(np.float64)
+            p = torch.sigmoid(raw.reshape(-1)).numpy()
             return np.column_stack([1 - p, p])
-        return torch.softmax(raw, 1).numpy().astype(np.float64)
+        return torch.softmax(raw, 1).numpy()
 
     def predict(self, X):
         """Predicted classes (or 0/1 label matrix for multilabel targets).
@@ -161,9 +165,16 @@ class _ClassifierNet(ClassifierMixin, BaseNet):
 class _RegressorNet(RegressorMixin, BaseNet):
     """Regression targets and predictions (private base)."""
 
-    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
+    def _prepare_targets(
+        self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
+    ):
         return encode_regression(
-            self, y, fitting=fitting, n_samples=n_samples, targets=targets
+            self,
+            y,
+            fitting=fitting,
+            n_samples=n_samples,
+            targets=targets,
+            sample_weight=sample_weight,
         )
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -213,7 +213,9 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
     def _head_constraint(self):
         return self.constraint
 
-    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
+    def _prepare_targets(
+        self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
+    ):
         Y = _as_targets(y, "y")  # (n, 37) in the canonical column order
         return encode_regression(
             self,
@@ -221,6 +223,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
             fitting=fitting,
             n_samples=n_samples,
             targets=targets,
+            sample_weight=sample_weight,
         )
 
     def _target_options(self):

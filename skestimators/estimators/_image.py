@@ -113,8 +113,8 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
 
     Attributes
     ----------
-    classes_ : ndarray
-        Class labels (``arange(n_labels)`` for multilabel targets).
+    classes_ : ndarray of shape (n_classes,) or (n_labels, 2)
+        Class labels (one row ``[0, 1]`` per label for multilabel targets).
     target_names_ : list of str
         Names of the targets (columns of a DataFrame ``y``).
     {image_attrs}

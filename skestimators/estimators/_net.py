@@ -57,9 +57,10 @@ class NetClassifier(_ClassifierNet):
 
     Attributes
     ----------
-    classes_ : ndarray or list of ndarray
-        Class labels; for multilabel targets one ``array([0, 1])`` per label,
-        as in :class:`~sklearn.ensemble.RandomForestClassifier`.
+    classes_ : ndarray of shape (n_classes,) or (n_labels, 2)
+        Class labels; for multilabel targets one row ``[0, 1]`` per label
+        (an array, which ``cross_val_predict(method="predict_proba")`` reads
+        along with the single probability array).
     target_names_ : list of str
         Names of the targets (columns of a DataFrame ``y``).
     {fitted_attrs}

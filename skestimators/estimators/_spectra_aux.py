@@ -68,10 +68,11 @@ class SpectraAuxClassifier(_ClassifierNet):
 
     Attributes
     ----------
-    classes_ : list of ndarray
-        One ``array([0, 1])`` per target (sklearn's multilabel convention, as
-        in :class:`~sklearn.ensemble.RandomForestClassifier`); for a single
-        1-D binary target, the two labels.
+    classes_ : ndarray of shape (n_labels, 2) or (2,)
+        One row ``[0, 1]`` per target (an array, which
+        ``cross_val_predict(method="predict_proba")`` reads along with the
+        single probability array); for a single 1-D binary target, the two
+        labels.
     target_names_ : list of str
         Target names (columns of ``y``).
     {fitted_attrs}
@@ -216,7 +217,9 @@ class SpectraAuxClassifier(_ClassifierNet):
             class_weight=self.class_weight, target_weights=self.target_weights
         )
 
-    def _prepare_targets(self, y, *, fitting, n_samples, targets, classes=None):
+    def _prepare_targets(
+        self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
+    ):
         out = super()._prepare_targets(
             y, fitting=fitting, n_samples=n_samples, targets=targets, classes=classes
         )
