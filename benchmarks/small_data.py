@@ -11,7 +11,12 @@ as a new user would run it: the raw estimator, and inside
 ``make_pipeline(StandardScaler(), estimator)``. The script prints the mean and
 standard deviation over folds of R² (regression) or accuracy
 (classification), the difference to the MLP of the same preprocessing, and
-seconds per fit.
+seconds per fit. For regression a fourth model, ``MLP (y scaled)``, is the
+MLP with standardised targets (``TransformedTargetRegressor``), as the
+package's regressor standardises its own: at its defaults the MLP does not
+converge on unscaled targets such as diabetes' (the folds where it did not are
+counted in the table), and ``vs MLP`` is taken against the better of the two
+MLPs.
 
 Goal: the package's defaults match or beat scikit-learn's MLP on every data
 set, at least in the scaled pipelines.
@@ -33,6 +38,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import (
     fetch_california_housing,
     load_breast_cancer,
@@ -100,6 +106,9 @@ def models(task, net_params):
         return {
             "Net": NetRegressor(random_state=SEED, **net_params),
             "MLP": MLPRegressor(random_state=SEED),
+            "MLP (y scaled)": TransformedTargetRegressor(
+                MLPRegressor(random_state=SEED), transformer=StandardScaler()
+            ),
             "HGB": HistGradientBoostingRegressor(random_state=SEED),
         }
     return {
@@ -110,15 +119,17 @@ def models(task, net_params):
 
 
 def evaluate(estimator, X, y):
-    """Scores over the folds of a shuffled 5-fold CV, and seconds per fit."""
+    """Scores over the folds of a shuffled 5-fold CV, seconds per fit, and the
+    number of fits that warned they had not converged."""
     if is_classifier(estimator):
         cv, scoring = StratifiedKFold(5, shuffle=True, random_state=SEED), "accuracy"
     else:
         cv, scoring = KFold(5, shuffle=True, random_state=SEED), "r2"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         result = cross_validate(estimator, X, y, cv=cv, scoring=scoring)
-    return result["test_score"], float(np.mean(result["fit_time"]))
+    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return result["test_score"], float(np.mean(result["fit_time"])), unconverged
 
 
 def main(argv=None):
@@ -150,8 +161,8 @@ def main(argv=None):
                 if preprocessing == "scaled":
                     estimator = make_pipeline(StandardScaler(), estimator)
                 results[model_name] = evaluate(estimator, X, y)
-            mlp = results["MLP"][0].mean()
-            for model_name, (scores, seconds) in results.items():
+            mlp = max(r[0].mean() for n, r in results.items() if n.startswith("MLP"))
+            for model_name, (scores, seconds, unconverged) in results.items():
                 rows.append(
                     {
                         "data": f"{data_name} (n={len(y)}, {metric})",
@@ -160,6 +171,7 @@ def main(argv=None):
                         "score": f"{scores.mean():.3f} ± {scores.std():.3f}",
                         "vs MLP": f"{scores.mean() - mlp:+.4f}",
                         "s/fit": f"{seconds:.2f}",
+                        "not converged": f"{unconverged} of 5",
                     }
                 )
             print(

@@ -221,7 +221,8 @@ def test_auto_tta_is_fixed_by_fit(classes, tmp_path):
     loaded = skestimators.load(path)
     assert loaded.net_.batch_transform.swap == clf.net_.batch_transform.swap
     np.testing.assert_allclose(loaded.predict_proba(X[:6]), expected, atol=1e-6)
-    clf.partial_fit(X, y)  # continues the network as it was built
+    with pytest.warns(UserWarning, match=r"\['augment', 'mirror'\] changed since"):
+        clf.partial_fit(X, y)  # continues the network as it was built
     assert clf.net_.batch_transform.mirror
     np.testing.assert_allclose(
         clf.predict_proba(X[:6]), clf.set_params(tta=8).predict_proba(X[:6]), atol=1e-7

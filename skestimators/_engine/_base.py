@@ -546,12 +546,13 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
 
 
-#: Parameters that a continuing fit applies (or reads afresh each fit).
+#: Parameters that a continuing fit applies (or reads afresh each fit), and
+#: those that only prediction reads.
 _APPLIED_WHEN_CONTINUING = frozenset(
     {
         "lr", "batch_size", "gradient_clip", "weight_decay", "max_epochs",
         "warm_start", "verbose", "random_state", "validation_fraction",
-        "validation_cv",
+        "validation_cv", "tta", "mc_samples",
     }
 )  # fmt: skip
 
