@@ -142,12 +142,14 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, {bench!r})
     from search import data, optuna_search
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import time
     from search import _warm
     _warm()  # imports and the first optimizer, outside the clock
     X, y = data({n_samples})
-    result = optuna_search(X, y, {epochs}, {n_trials}, None, storage={storage!r},
-                           name="shared", seed=int(sys.argv[1]))
-    print("WALL", result["wall_s"], flush=True)
+    start = time.time()
+    optuna_search(X, y, {epochs}, {n_trials}, None, storage={storage!r},
+                  name="shared", seed=int(sys.argv[1]))
+    print("SPAN", start, time.time(), flush=True)
 """)
 
 
@@ -179,13 +181,15 @@ def shared_sqlite(n_samples, epochs, n_trials):
         outputs = [w.communicate()[0] for w in workers]
         if any(w.returncode for w in workers):
             raise RuntimeError("a worker failed")
-        # Each worker's search, timed by itself (not the interpreters' start).
-        wall = max(
-            float(line.split()[1])
+        # From the first worker's start to the last one's end, each timed by
+        # itself after its warm-up (not the interpreters' start).
+        spans = [
+            [float(v) for v in line.split()[1:]]
             for out in outputs
             for line in out.splitlines()
-            if line.startswith("WALL ")
-        )
+            if line.startswith("SPAN ")
+        ]
+        wall = max(end for _, end in spans) - min(start for start, _ in spans)
         study = optuna.load_study(study_name="shared", storage=f"sqlite:///{storage}")
         trials = [t for t in study.trials if t.state.is_finished()]
         return {

@@ -160,6 +160,16 @@ def test_groups_and_unshufflable_splitter(indexed):
     assert len(df) == 2 * 6
 
 
+def test_metrics_of_a_scoring_callable_must_not_clash(indexed):
+    X, y = indexed
+    scoring = {"acc": "accuracy", "mine": lambda est, X, y: {"acc": 1.0}}
+    with pytest.raises(ValueError, match="Two metrics are named 'acc'"):
+        compare_variants(
+            {"prior": DummyClassifier()}, X, y, cv=2, scoring=scoring,
+            error_score="raise",
+        )  # fmt: skip
+
+
 def test_repeated_splitters_are_reshuffled_in_each_repeat(indexed, recwarn):
     # RepeatedStratifiedKFold keeps its splitter class in `cv`: it was taken
     # for a wrapped splitter, not reseeded, and every repeat had the same

@@ -369,8 +369,14 @@ def test_each_process_takes_its_gpu_or_the_only_one_it_sees(monkeypatch):
     from skestimators._engine._distributed import _local_gpu
 
     monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert _local_gpu() == 0
+    # Two processes on a machine with one GPU: a clear error, not both on it.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="LOCAL_RANK=1 names a GPU"):
+        _local_gpu()
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert _local_gpu() == 1
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

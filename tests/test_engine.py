@@ -11,6 +11,7 @@ import torch
 from joblib import Parallel, delayed
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.model_selection import GroupKFold, PredefinedSplit
+from skorch.callbacks import Callback
 from torch import nn
 
 from skestimators import MultiInput, NetClassifier, NetRegressor
@@ -372,7 +373,7 @@ def test_bf16_autocast_on_cpu(blobs, monkeypatch):
     assert np.isfinite(clf.predict_proba(X)).all()
     # Without bfloat16 instructions, oneDNN raised a raw error on LSTMs.
     monkeypatch.setattr(_device, "_cpu_has_bfloat16", lambda: False)
-    with pytest.warns(UserWarning, match="bfloat16 instructions"):
+    with pytest.warns(UserWarning, match="runs bfloat16 natively"):
         clf = NetClassifier(**{**FAST, "max_epochs": 1}, amp="bf16").fit(X, y)
     assert clf.net_.amp_dtype is None
     with pytest.warns(UserWarning, match="fp16"):
@@ -664,3 +665,47 @@ def test_validation_cv_takes_an_integer_or_folds(blobs):
     folds = [(np.arange(100, 300), np.arange(100))]
     clf = NetClassifier(**{**FAST, "max_epochs": 1}, validation_cv=folds).fit(X, y)
     assert "valid_loss" in clf.history_.columns
+
+
+class Keep(Callback):
+    """Keeps a reference to the network it trains."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.net = net
+
+
+def test_pickle_of_a_net_whose_callback_holds_it(blobs):
+    # Pickling the callbacks apart (to map their tensors) recursed without end
+    # when a callback kept a reference to the network.
+    X, y = blobs
+    keep = Keep()
+    clf = NetClassifier(**{**FAST, "max_epochs": 1}, callbacks=[keep]).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.callbacks[0] is dict(loaded.net_.callbacks_)["Keep"]
+
+
+def test_unchanged_array_parameters_do_not_warn_after_a_model_file(tmp_path):
+    # Equal arrays rebuilt by a model file compared unequal: partial_fit said
+    # target_weights had changed.
+    from skestimators import load, save
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    Y = rng.normal(size=(60, 2))
+    reg = NetRegressor(**{**FAST, "max_epochs": 1}, target_weights=np.ones(2))
+    loaded = load(save(reg.fit(X, Y), tmp_path / "reg.skops"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded.partial_fit(X, Y)
+
+
+def test_bf16_model_unpickled_on_a_cpu_without_bf16_runs_in_float32(blobs, monkeypatch):
+    from skestimators._engine import _device, _skorch
+
+    X, y = blobs
+    monkeypatch.setattr(_device, "_cpu_has_bfloat16", lambda: True)
+    clf = NetClassifier(**{**FAST, "max_epochs": 1}, amp="bf16").fit(X, y)
+    blob = pickle.dumps(clf)
+    monkeypatch.setattr(_skorch, "_cpu_has_bfloat16", lambda: False)
+    assert pickle.loads(blob).net_.amp_dtype is None

@@ -93,6 +93,15 @@ def test_make_soc_is_clustered():
     assert np.median(nearest[:, 1]) < 0.7 * np.median(nearest_uniform[:, 1])
 
 
+def test_make_soc_takes_numpy_scalars_and_zero_spread():
+    X, _, _ = make_soc(
+        np.int64(20), grid_shape=np.array([60, 60]), window=np.int32(3),
+        pixel_size=np.array(250.0), cluster_std=0.0, noise=np.float32(0.1),
+        n_years=2, random_state=0,
+    )  # fmt: skip
+    assert X.shape == (20, 6, 3, 3, 2)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -107,10 +116,12 @@ def test_make_soc_is_clustered():
         ({"pixel_size": 0}, "pixel_size must be a positive number"),
         ({"pixel_size": -250.0}, "pixel_size must be a positive number"),
         ({"correlation_length": 0.0}, "correlation_length must be a positive"),
-        ({"cluster_std": -1.0}, "cluster_std must be a positive number"),
+        ({"cluster_std": -1.0}, "cluster_std must be a non-negative number"),
         ({"grid_shape": (20,)}, "grid_shape must be two positive integers"),
         ({"noise": -1.0}, "noise must be a non-negative number"),
         ({"bands": True}, "bands must be a positive integer"),
+        ({"window": 3.0}, "window must be a positive integer"),  # failed later
+        ({"n_clusters": 3.0}, "n_clusters must be a positive integer"),
     ],
 )
 def test_make_soc_invalid(kwargs, match):

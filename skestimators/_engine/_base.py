@@ -558,11 +558,21 @@ _APPLIED_WHEN_CONTINUING = frozenset(
 
 
 def _same(a, b):
+    """Whether two parameter values are equal (arrays, frames and containers
+    by content: a model file rebuilds them as new objects)."""
     if a is b:
         return True
     try:
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return np.array_equal(np.asarray(a), np.asarray(b))
+        if isinstance(a, (pd.DataFrame, pd.Series)):
+            return type(a) is type(b) and a.equals(b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(map(_same, a, b))
         return bool(a == b)
-    except Exception:  # arrays, objects without a plain equality
+    except Exception:  # objects without a plain equality
         return False
 
 

@@ -11,6 +11,7 @@ callback (loggers, checkpoints) still sees the last epoch before
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 from skorch.callbacks import Callback
@@ -52,6 +53,30 @@ class EarlyStopping(_SkorchEarlyStopping):
     def load_state_dict(self, state):
         for key, value in state.items():
             setattr(self, key, value)
+
+    def __getstate__(self):
+        # The best weights are pickled on the CPU: a model trained on a GPU
+        # then loads where there is none (load_state_dict copies them back).
+        state = self.__dict__.copy()
+        best = state.get("best_model_weights_")
+        if best is not None:
+            state["best_model_weights_"] = {
+                key: value.detach().cpu() if hasattr(value, "detach") else value
+                for key, value in best.items()
+            }
+        return state
+
+
+class _Rates:
+    """An optimizer's learning rates without its parameters or state.
+
+    What a pickled schedule keeps of its optimizer: the network's optimizer
+    is pickled apart by skorch (and mapped to the CPU where there is no GPU),
+    and :func:`_drives` rebinds the schedule to it by these rates.
+    """
+
+    def __init__(self, optimizer):
+        self.param_groups = [{"lr": group["lr"]} for group in optimizer.param_groups]
 
 
 def _drives(schedule, optimizer):
@@ -172,6 +197,18 @@ class LRScheduler(_SkorchLRScheduler):
             "scheduler": self.lr_scheduler_.state_dict(),
             "batch_idx_": self.batch_idx_,
         }
+
+    def __getstate__(self):
+        # A copy of the optimizer's parameters and moments (on the GPU, for a
+        # model trained there) would travel with the schedule: its rates do.
+        state = self.__dict__.copy()
+        schedule = state.get("lr_scheduler_")
+        optimizer = getattr(schedule, "optimizer", None)
+        if optimizer is not None and not isinstance(optimizer, _Rates):
+            schedule = copy.copy(schedule)
+            schedule.optimizer = _Rates(optimizer)
+            state["lr_scheduler_"] = schedule
+        return state
 
     def load_state_dict(self, state):
         self.lr_scheduler_.load_state_dict(state["scheduler"])

@@ -53,9 +53,10 @@ def amp_dtype(amp, device: torch.device):
         return None
     if device.type == "cpu" and amp == "bf16" and not _cpu_has_bfloat16():
         warnings.warn(
-            "amp='bf16' needs a CPU with bfloat16 instructions (AVX512-BF16 or "
-            "AMX), which this one lacks: training in float32 (emulated "
-            "bfloat16 is slower, and oneDNN has no bfloat16 LSTM here).",
+            "amp='bf16' needs a CPU on which oneDNN runs bfloat16 natively "
+            "(AVX-512 or AMX), which this one is not: the network runs in "
+            "float32 here (emulated bfloat16 is slower, and oneDNN has no "
+            "bfloat16 LSTM on it).",
             UserWarning,
             stacklevel=caller_stacklevel(),
         )

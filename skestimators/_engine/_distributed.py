@@ -147,7 +147,8 @@ def _local_gpu() -> int:
     """This process's GPU: ``LOCAL_RANK``, or the only one it sees (a scheduler
     such as SLURM may give each process one GPU of its own)."""
     local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
-    if count == 1:
+    narrowed = "CUDA_VISIBLE_DEVICES" in os.environ
+    if count == 1 and (narrowed or os.environ.get("LOCAL_WORLD_SIZE", "1") == "1"):
         return 0
     if local >= count:
         raise RuntimeError(

@@ -23,7 +23,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer
 
 from ._batching import BatchIterator
-from ._device import autocast, follow_thread_budget
+from ._device import _cpu_has_bfloat16, autocast, follow_thread_budget
 from ._heads import head_metrics
 
 
@@ -108,9 +108,9 @@ class EngineNet(NeuralNet):
         super().initialize()
         # skorch unpickles only these attributes onto the machine's device;
         # the module and criterion given (moved to the GPU in place), the
-        # head groups' class weights, the callbacks (a scheduler's optimizer)
-        # and the gradient scaler hold GPU tensors too, and a GPU model's
-        # pickle could not be loaded on a CPU-only machine.
+        # head groups' class weights and the gradient scaler hold GPU
+        # tensors too, and a GPU model's pickle could not be loaded on a
+        # CPU-only machine.
         self.cuda_dependent_attributes_ = list(
             dict.fromkeys(
                 [*self.cuda_dependent_attributes_, *_DEVICE_DEPENDENT_ATTRIBUTES]
@@ -256,6 +256,8 @@ class EngineNet(NeuralNet):
         callback still runs; the processes agree at the start of training
         and at the end of every epoch and of training, and all raise then.
         """
+        if method_name == "on_train_begin":  # none left by a fit that failed
+            self._deferred_error = None
         for callback in (self, *(cb for _, cb in self.callbacks_)):
             try:
                 getattr(callback, method_name)(self, **cb_kwargs)
@@ -346,6 +348,15 @@ class EngineNet(NeuralNet):
             state["device"] = "cpu"
             if state.get("amp_dtype") == torch.float16:
                 state["amp_dtype"] = None
+        on_cpu = (
+            state.get("device") is None or torch.device(state["device"]).type == "cpu"
+        )
+        if (
+            on_cpu
+            and state.get("amp_dtype") == torch.bfloat16
+            and not _cpu_has_bfloat16()
+        ):
+            state["amp_dtype"] = None  # oneDNN has no bfloat16 LSTM on this CPU
         state.setdefault("batch_generator", None)
         state.setdefault("data_parallel", None)
         state.setdefault("shuffle_generator", None)
@@ -359,11 +370,13 @@ class EngineNet(NeuralNet):
 
 
 #: Attributes (prefixes) besides skorch's whose tensors may be on the GPU.
+#: Not the callbacks: skorch pickles these attributes in a pickle of their
+#: own, and a callback holding the network would pickle it again without end;
+#: the engine's callbacks pickle their tensors on the CPU instead.
 _DEVICE_DEPENDENT_ATTRIBUTES = (
     "module",
     "criterion",
     "head_groups",
-    "callbacks",
     "grad_scaler_",
 )
 

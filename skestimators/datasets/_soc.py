@@ -114,7 +114,7 @@ def _check_params(bands, window, n_years, grid_shape, **positive):
             f"{grid_shape!r}."
         )
     for name, value in positive.items():
-        if not isinstance(value, numbers.Real) or not 0 < value < np.inf:
+        if not _is_number(value) or not 0 < value < np.inf:
             raise ValueError(f"{name} must be a positive number, got {value!r}.")
     if window % 2 == 0:
         raise ValueError(f"window must be odd so patches have a centre, got {window}.")
@@ -125,12 +125,23 @@ def _check_params(bands, window, n_years, grid_shape, **positive):
         )
 
 
-def _is_integer(value):
+def _is_number(value):
+    """A real number: a Python or NumPy scalar, or a 0-d array."""
     if isinstance(value, bool):
         return False
-    return isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real) and float(value).is_integer()
-    )
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
+    return isinstance(value, numbers.Real)
+
+
+def _is_integer(value):
+    """An integer: a Python or NumPy integer, or a 0-d integer array (a float
+    such as 20.0 is refused: it failed later, where an index was needed)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iu"
+    return isinstance(value, numbers.Integral)
 
 
 def make_soc(
@@ -220,15 +231,15 @@ def make_soc(
     _check_params(
         bands, window, n_years, grid_shape,
         pixel_size=pixel_size, correlation_length=correlation_length,
-        cluster_std=cluster_std,
     )  # fmt: skip
-    if not isinstance(noise, numbers.Real) or not 0 <= noise < np.inf:
-        raise ValueError(f"noise must be a non-negative number, got {noise!r}.")
+    for name, value in (("noise", noise), ("cluster_std", cluster_std)):
+        if not _is_number(value) or not 0 <= value < np.inf:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
     if not 0.0 <= scattered_fraction <= 1.0:
         raise ValueError(
             f"scattered_fraction must be in [0, 1], got {scattered_fraction!r}."
         )
-    if int(n_clusters) != n_clusters or n_clusters < 1:
+    if not _is_integer(n_clusters) or n_clusters < 1:
         raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}.")
     world_rng, rng = _seeds(random_state)
     covariates, log_oc, centre = _simulate_world(

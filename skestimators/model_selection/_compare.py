@@ -567,10 +567,15 @@ def _flat(scores):
     """
     flat = {}
     for metric, value in scores.items():
-        if isinstance(value, Mapping):
-            flat.update(value)
-        else:
-            flat[metric] = value
+        for name, score in (
+            value if isinstance(value, Mapping) else {metric: value}
+        ).items():
+            if name in flat:
+                raise ValueError(
+                    f"Two metrics are named {name!r}: a scoring callable returns "
+                    "a metric of the same name as another."
+                )
+            flat[name] = score
     return flat
 
 
