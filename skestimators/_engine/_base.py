@@ -18,8 +18,6 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import torch
@@ -38,6 +36,7 @@ from ._config import (
     training_callbacks,
     validation_indices,
 )
+from ._continuing import continue_with, warn_unapplied
 from ._device import amp_dtype, resolve_device, torch_threads
 from ._distributed import data_parallel
 from ._divergence import (
@@ -57,7 +56,6 @@ from ._placement import (
 from ._skorch import EngineNet, NonFiniteLoss, SplitData
 from ._targets import to_dict_groups
 from ._validation import (
-    caller_stacklevel,
     check_float32,
     check_inputs,
     check_sample_weight_array,
@@ -306,8 +304,14 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 # scikit-learn skips the checks of partial_fit once fitted;
                 # the values applied below must still be valid.
                 self._validate_params()
-                self._warn_unapplied(config)
-                _continue_with(self.net_, config)
+                spec = self.__dict__.get("_module_spec") or {}
+                self._unapplied_warned = warn_unapplied(
+                    config.name,
+                    spec.get("params") or {},
+                    self.get_params(deep=False),
+                    self.__dict__.get("_unapplied_warned"),
+                )
+                continue_with(self.net_, config)
             else:
                 save = None
                 if store is not None:
@@ -373,32 +377,6 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 if parallel is not None:
                     parallel.detach(net, failed=failed)
         return net
-
-    def _warn_unapplied(self, config):
-        """Warn once of parameters changed since the network was built that a
-        continuing fit does not apply (the network, optimizer, loss...)."""
-        spec = self.__dict__.get("_module_spec") or {}
-        built = spec.get("params") or {}
-        current = self.get_params(deep=False)
-        changed = sorted(
-            k
-            for k in current
-            if k in built
-            and k not in _APPLIED_WHEN_CONTINUING
-            and not _same(built[k], current[k])
-        )
-        if not changed or changed == self.__dict__.get("_unapplied_warned"):
-            return
-        self._unapplied_warned = changed
-        warnings.warn(
-            f"{config.name}: {changed} changed since the network was built, and "
-            "a continuing fit (warm_start, partial_fit) keeps the network, its "
-            "optimizer, loss and callbacks: it applies only lr, batch_size, "
-            "gradient_clip, weight_decay and max_epochs. Fit with "
-            "warm_start=False to apply the others.",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
 
     def _make_net(
         self,
@@ -544,62 +522,3 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
 
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
-
-
-#: Parameters that a continuing fit applies (or reads afresh each fit), and
-#: those that only prediction reads.
-_APPLIED_WHEN_CONTINUING = frozenset(
-    {
-        "lr", "batch_size", "gradient_clip", "weight_decay", "max_epochs",
-        "warm_start", "verbose", "random_state", "validation_fraction",
-        "validation_cv", "tta", "mc_samples",
-    }
-)  # fmt: skip
-
-
-def _same(a, b):
-    """Whether two parameter values are equal (arrays, frames and containers
-    by content: a model file rebuilds them as new objects)."""
-    if a is b:
-        return True
-    try:
-        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-            return np.array_equal(np.asarray(a), np.asarray(b))
-        if isinstance(a, (pd.DataFrame, pd.Series)):
-            return type(a) is type(b) and a.equals(b)
-        if isinstance(a, dict) and isinstance(b, dict):
-            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-            return len(a) == len(b) and all(map(_same, a, b))
-        return bool(a == b)
-    except Exception:  # objects without a plain equality
-        return False
-
-
-def _continue_with(net, config):
-    """Apply the training parameters of a continuing fit (``warm_start``,
-    ``partial_fit``) to the network it continues, as scikit-learn's
-    warm-started estimators read their current parameters: the batch size,
-    gradient clipping, weight decay and, unless a schedule drives it, the
-    learning rate. The network and optimizer themselves are kept."""
-    net.batch_size = config.batch_size
-    net.gradient_clip = config.gradient_clip
-    groups = net.optimizer_.param_groups
-    for group in groups:
-        if "weight_decay" in group:
-            group["weight_decay"] = config.weight_decay
-    if config.lr == net.lr:
-        return
-    if config.lr_scheduler is not None:
-        warnings.warn(
-            f"{config.name}: lr={config.lr:g} is not applied to the continuing "
-            f"fit: its learning-rate schedule ({config.lr_scheduler}) sets the "
-            "rate and continues where it stopped. Fit without warm_start to "
-            "train at the new rate.",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
-        return
-    for group in groups:
-        group["lr"] = config.lr
-    net.lr = config.lr

@@ -1,0 +1,103 @@
+"""What a continuing fit (``warm_start``, ``partial_fit``) applies to its network.
+
+scikit-learn's warm-started estimators read their current parameters: a
+continuing fit applies those it can to the network it continues, and warns
+of the changed parameters it cannot apply (the network, its optimizer, loss
+and callbacks are kept).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ._validation import caller_stacklevel
+
+#: Parameters that a continuing fit applies (or reads afresh each fit), and
+#: those that only prediction reads.
+_APPLIED_WHEN_CONTINUING = frozenset(
+    {
+        "lr", "batch_size", "gradient_clip", "weight_decay", "max_epochs",
+        "warm_start", "verbose", "random_state", "validation_fraction",
+        "validation_cv", "tta", "mc_samples",
+    }
+)  # fmt: skip
+
+
+def _same(a, b):
+    """Whether two parameter values are equal (arrays, frames and containers
+    by content: a model file rebuilds them as new objects)."""
+    if a is b:
+        return True
+    try:
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return np.array_equal(np.asarray(a), np.asarray(b))
+        if isinstance(a, (pd.DataFrame, pd.Series)):
+            return type(a) is type(b) and a.equals(b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(map(_same, a, b))
+        return bool(a == b)
+    except Exception:  # objects without a plain equality
+        return False
+
+
+def continue_with(net, config):
+    """Apply the training parameters of a continuing fit (``warm_start``,
+    ``partial_fit``) to the network it continues, as scikit-learn's
+    warm-started estimators read their current parameters: the batch size,
+    gradient clipping, weight decay and, unless a schedule drives it, the
+    learning rate. The network and optimizer themselves are kept."""
+    net.batch_size = config.batch_size
+    net.gradient_clip = config.gradient_clip
+    groups = net.optimizer_.param_groups
+    for group in groups:
+        if "weight_decay" in group:
+            group["weight_decay"] = config.weight_decay
+    if config.lr == net.lr:
+        return
+    if config.lr_scheduler is not None:
+        warnings.warn(
+            f"{config.name}: lr={config.lr:g} is not applied to the continuing "
+            f"fit: its learning-rate schedule ({config.lr_scheduler}) sets the "
+            "rate and continues where it stopped. Fit without warm_start to "
+            "train at the new rate.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        return
+    for group in groups:
+        group["lr"] = config.lr
+    net.lr = config.lr
+
+
+def warn_unapplied(name, built, current, warned):
+    """Warn of parameters changed since the network was built that a
+    continuing fit does not apply (the network, optimizer, loss...).
+
+    ``built`` and ``current`` are the estimator's parameters when its network
+    was built and now; ``warned`` the names of the last warning, which is
+    not repeated. Returns the names of the changed parameters.
+    """
+    changed = sorted(
+        k
+        for k in current
+        if k in built
+        and k not in _APPLIED_WHEN_CONTINUING
+        and not _same(built[k], current[k])
+    )
+    if not changed or changed == warned:
+        return changed
+    warnings.warn(
+        f"{name}: {changed} changed since the network was built, and "
+        "a continuing fit (warm_start, partial_fit) keeps the network, its "
+        "optimizer, loss and callbacks: it applies only lr, batch_size, "
+        "gradient_clip, weight_decay and max_epochs. Fit with "
+        "warm_start=False to apply the others.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+    return changed
