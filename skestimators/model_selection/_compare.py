@@ -187,8 +187,11 @@ def compare_variants(
         splits = list(splitter.split(X, y, **split_params))
         if not splits:
             raise ValueError(f"The cross-validation {cv!r} yields no folds.")
-        reshuffled = seed is not None and _reseeded(cv, check_cv(cv), seed) is not None
-        if repeat == 1 and reshuffled and _same_folds(seen, splits):
+        if (
+            repeat == 1
+            and _same_folds(seen, splits)
+            and _reseeded(cv, check_cv(cv), seed) is not None  # it was reshuffled
+        ):
             warnings.warn(
                 f"{_describe(splitter)} gave the same folds in the first two "
                 "repeats although it was reseeded: its random_state does not "
