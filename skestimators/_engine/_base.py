@@ -50,9 +50,7 @@ from ._heads import HeadsLoss
 from ._inference import InferenceMixin, _tensors
 from ._modules import _shapes
 from ._network_file import NetworkFileMixin
-from ._placement import (
-    _place,
-)
+from ._placement import _place, _to
 from ._skorch import EngineNet, NonFiniteLoss, SplitData
 from ._targets import to_dict_groups
 from ._validation import (
@@ -434,11 +432,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         probe, _ = train.slice(0, min(2, len(train)))
         parameter = next(iter(module.parameters()), None)
         if parameter is not None:  # a loaded GPU model, the data not yet placed
-            probe = (
-                {k: v.to(parameter.device) for k, v in probe.items()}
-                if isinstance(probe, dict)
-                else probe.to(parameter.device)
-            )
+            probe = _to(probe, parameter.device)
         was_training = module.training
         module.eval()
         try:

@@ -7,6 +7,8 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._soc import _is_number
+
 __all__ = ["add_clouds"]
 
 
@@ -76,7 +78,7 @@ def add_clouds(
     if not isinstance(fraction, numbers.Real) or not 0 <= fraction < 1:
         raise ValueError(f"fraction must be in [0, 1); got {fraction!r}.")
     for name, value in (("cloud_size", cloud_size), ("pixel_size", pixel_size)):
-        if not isinstance(value, numbers.Real) or not 0 < value < np.inf:
+        if not _is_number(value) or not 0 < value < np.inf:
             raise ValueError(f"{name} must be a positive number; got {value!r}.")
     if not np.isfinite(coords).all():
         raise ValueError("coords must be finite; they hold NaN or infinity.")
