@@ -59,7 +59,7 @@ from skestimators.preprocessing import (
     SystemReference,
 )
 from skestimators.preprocessing._physics import AUX_COLUMNS
-from skestimators.preprocessing._system_reference import system_keys
+from skestimators.preprocessing._system_reference import group_systems
 from skestimators.recipes import exoplanet_features, exoplanet_pipeline
 from skestimators.recipes._exoplanet import _SystemAwareBoosting
 
@@ -256,8 +256,7 @@ def learning_curve(make_model, X, y, folds, fractions=(0.4, 0.6, 0.8, 1.0)):
 
 def system_ids(X):
     """One integer per star/planet system, as SystemReference groups them."""
-    keys = system_keys(X["aux"][list(AUX_COLUMNS)].to_numpy())
-    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+    return group_systems(X["aux"][list(AUX_COLUMNS)].to_numpy())[1]
 
 
 ERROR_MODELS = {

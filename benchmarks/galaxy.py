@@ -46,12 +46,15 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/galaxy.py`` (a few minutes on two
 cores); ``--quick`` for a one-minute smoke run (500/200 galaxies, 3 epochs);
 ``--big`` for a GPU-sized run; ``--real ../shared/data/galaxy_gz1``
 for the real-image section only (about 3 minutes per fold and model on two
-cores; ``--folds`` sets K).
+cores; ``--folds`` sets K; ``--set NAME=VALUE``, repeatable, changes a
+parameter of the ImageClassifier, to measure a default against another value
+on the same folds).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import time
 
@@ -172,8 +175,23 @@ def plain_cnn(X, y, X_test, *, epochs=12, seed=0):
     return classes[logits.argmax(1).numpy()]
 
 
-def real_images(folder, *, folds, seed, device):
-    """Cross-validated balanced accuracy on real galaxies (``--real``)."""
+def _parameter(text):
+    """``NAME=VALUE`` of ``--set``: the value as a Python literal, else a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
+def real_images(folder, *, folds, seed, device, params=()):
+    """Cross-validated balanced accuracy on real galaxies (``--real``).
+
+    ``params``: ``(name, value)`` pairs set on the ImageClassifier (``--set``),
+    to measure a default against another value on the same folds.
+    """
     from pathlib import Path
 
     folder = Path(folder)
@@ -182,14 +200,17 @@ def real_images(folder, *, folds, seed, device):
     y = table.loc[ids, "class"].to_numpy()
     print(f"{len(y)} real galaxies, classes {np.bincount(y).tolist()}, {folds} folds")
 
+    changed = ", ".join(f"{k}={v!r}" for k, v in params)
+    label = f"ImageClassifier({changed})" if params else "ImageClassifier defaults"
+
     def package(X_train, y_train, X_test):
         clf = ImageClassifier(
             max_epochs=12, class_weight="balanced", random_state=seed, device=device
         )
-        clf.fit(X_train, y_train)
+        clf.set_params(**dict(params)).fit(X_train, y_train)
         # The default tta="auto" averages the 4 rotations training draws.
         return {
-            "ImageClassifier defaults": clf.predict(X_test),
+            label: clf.predict(X_test),
             "  ... without test-time augmentation": clf.set_params(tta=1).predict(
                 X_test
             ),
@@ -203,7 +224,7 @@ def real_images(folder, *, folds, seed, device):
         return model.fit(pixels(X_train), y_train).predict(pixels(X_test))
 
     models = {
-        "ImageClassifier defaults": package,
+        label: package,
         "plain CNN (bare PyTorch)": lambda a, b, c: plain_cnn(a, b, c, seed=seed),
         "HistGradientBoosting, 23x23 pixels": hgb,
     }
@@ -240,6 +261,15 @@ def main(argv=None):
     )
     parser.add_argument("--folds", type=int, default=3, help="K of --real")
     parser.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        type=_parameter,
+        action="append",
+        default=[],
+        help="--real: set an ImageClassifier parameter (repeatable), e.g. "
+        "--set validation_fraction=0.1 --set early_stopping=True",
+    )
+    parser.add_argument(
         "--weights",
         metavar="PATH",
         help="local ResNet-18 state dict: adds a fine-tuned resnet18 row",
@@ -257,7 +287,13 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     if args.real:
-        real_images(args.real, folds=args.folds, seed=args.seed, device=args.device)
+        real_images(
+            args.real,
+            folds=args.folds,
+            seed=args.seed,
+            device=args.device,
+            params=args.set,
+        )
         return
     if args.big:
         args.n_train, args.n_test, args.size, args.width = 20000, 5000, 64, 32

@@ -316,6 +316,94 @@ def test_a_state_that_cannot_be_resumed_is_refused_at_the_first_epoch(tmp_path):
         reg.fit(X, y)
 
 
+class LaterUnstorable(Callback):
+    """Records a value torch.load(weights_only=True) refuses, from epoch 3."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) >= 3:
+            net.history.record("when", object())
+
+
+def test_a_state_that_cannot_be_resumed_is_refused_at_its_epoch(tmp_path):
+    # Only the first state was read back: from epoch 3 on every checkpoint was
+    # written unresumable, and a crash lost all the epochs done.
+    X, y = _data("regressor")
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[LaterUnstorable()])
+    with pytest.raises(CheckpointError, match="state of epoch 3 cannot be stored"):
+        reg.fit(X, y)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
+class Counter(Callback):
+    """A skorch-style callback: its state is set up in on_train_begin."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.count_ = 0
+        self.seen_ = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.count_ += 1
+        self.seen_.append(self.count_)
+        net.history.record("count", self.count_)
+
+    def state_dict(self):
+        return {"count_": self.count_}
+
+    def load_state_dict(self, state):
+        self.count_ = state["count_"]
+
+
+def test_user_callback_state_survives_its_own_on_train_begin(tmp_path):
+    # The state was restored before the callback's on_train_begin reset it:
+    # the resumed run counted 1, 2, 3, 4 again.
+    X, y = _data("regressor")
+    params = dict(SMALL, max_epochs=6)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        NetRegressor(
+            **params, checkpoint=tmp_path, callbacks=[Counter(), CrashAt(4)]
+        ).fit(X, y)
+    resumed = NetRegressor(**params, checkpoint=tmp_path, callbacks=[Counter()])
+    assert resumed.fit(X, y).history_["count"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+class Wider(torch.nn.Module):
+    def __init__(self, input_shape, n_outputs, hidden=8):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(int(np.prod(input_shape)), hidden)
+        )
+        self.head = torch.nn.Linear(hidden, n_outputs)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+
+def test_a_checkpoint_of_changed_module_code_is_a_checkpoint_error(
+    tmp_path, monkeypatch
+):
+    # The class is fingerprinted by its name: after its code changed, the
+    # resume failed with torch's raw "Error(s) in loading state_dict".
+    X, y = _data("regressor")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        NetRegressor(Wider, **SMALL, checkpoint=tmp_path, callbacks=[CrashAt(3)]).fit(
+            X, y
+        )
+
+    def changed_init(self, input_shape, n_outputs, hidden=8):
+        torch.nn.Module.__init__(self)
+        self.body = torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(int(np.prod(input_shape)), hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden),
+        )
+        self.head = torch.nn.Linear(hidden, n_outputs)
+
+    monkeypatch.setattr(Wider, "__init__", changed_init)
+    with pytest.raises(CheckpointError, match="does not fit this network.*delete"):
+        NetRegressor(Wider, **SMALL, checkpoint=tmp_path).fit(X, y)
+
+
 def _scaled_l1(y_pred, y_true, scale=1.0):
     return scale * torch.nn.functional.l1_loss(y_pred, y_true)
 

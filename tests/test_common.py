@@ -8,16 +8,27 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from sklearn.utils import check_array
+from sklearn.utils import check_array, get_tags
 from sklearn.utils.estimator_checks import (
+    check_complex_data,
     check_do_not_raise_errors_in_init_or_set_params,
     check_estimator_cloneable,
     check_estimator_repr,
+    check_estimator_sparse_array,
+    check_estimator_sparse_matrix,
+    check_estimator_sparse_tag,
     check_estimator_tags_renamed,
+    check_estimators_empty_data_messages,
+    check_estimators_unfitted,
+    check_fit1d,
     check_get_params_invariance,
+    check_mixin_order,
     check_no_attributes_set_in_init,
+    check_non_transformer_estimators_n_iter,
     check_parameters_default_constructible,
+    check_requires_y_none,
     check_set_params,
+    check_supervised_y_no_nan,
     check_valid_tag_types,
     parametrize_with_checks,
 )
@@ -116,9 +127,6 @@ ESTIMATORS = [
     DeepEnsembleRegressor(
         DecisionTreeRegressor(max_depth=5), n_estimators=2, random_state=0
     ),
-    ImageClassifier(**_IMAGE),
-    GalaxyZooRegressor(**_IMAGE),
-    SpatioTemporalRegressor(**_PATCHES),
     # The data checks on 5-D patches, through an explicit reshape of the tables.
     PATCH_PIPELINE,
     # ImageClassifier's data checks on images, through an explicit reshape.
@@ -162,53 +170,6 @@ EXPECTED_FAILED = {
     "check_sample_weight_equivalence_on_sparse_data": _SGD_REPEATS,
 }
 
-# The image estimators take images (n, channels, height, width) and reject the
-# 2-D tables these checks fit on with a ValueError asking for images (there is
-# no honest way to read a table of features as images); GalaxyZooRegressor also
-# needs the 37 Galaxy Zoo answers as y. The API checks (cloning, parameters,
-# tags, repr, not-fitted, sparse, empty and y=None errors) still run; the data
-# checks run on ImageClassifier through the Pipeline that reshapes tables into
-# images, and both estimators are tested on images in test_galaxy_estimators.py.
-_IMAGE_REASON = "Image estimator: 2-D X is rejected; the check fits on a 2-D table."
-_IMAGE_DATA_CHECKS = (
-    "check_all_zero_sample_weights_error", "check_dict_unchanged",
-    "check_dont_overwrite_parameters", "check_dtype_object",
-    "check_estimators_dtypes", "check_estimators_fit_returns_self",
-    "check_estimators_nan_inf", "check_estimators_overwrite_params",
-    "check_estimators_partial_fit_n_features", "check_estimators_pickle",
-    "check_f_contiguous_array_estimator", "check_fit2d_1feature",
-    "check_fit2d_1sample", "check_fit2d_predict1d", "check_fit_check_is_fitted",
-    "check_fit_idempotent", "check_fit_score_takes_y",
-    "check_methods_sample_order_invariance", "check_methods_subset_invariance",
-    "check_n_features_in", "check_n_features_in_after_fitting",
-    "check_pipeline_consistency", "check_positive_only_tag_during_fit",
-    "check_readonly_memmap_input", "check_sample_weight_equivalence_on_dense_data",
-    "check_sample_weights_list", "check_sample_weights_not_an_array",
-    "check_sample_weights_not_overwritten", "check_sample_weights_pandas_series",
-    "check_sample_weights_shape",
-    # classifier checks
-    "check_class_weight_classifiers", "check_classifier_data_not_an_array",
-    "check_classifier_multioutput", "check_classifiers_classes",
-    "check_classifiers_multilabel_output_format_decision_function",
-    "check_classifiers_multilabel_output_format_predict",
-    "check_classifiers_multilabel_output_format_predict_proba",
-    "check_classifiers_multilabel_representation_invariance",
-    "check_classifiers_one_label", "check_classifiers_one_label_sample_weights",
-    "check_classifiers_regression_target", "check_classifiers_train",
-    "check_supervised_y_2d",
-    # regressor checks
-    "check_regressor_data_not_an_array", "check_regressor_multioutput",
-    "check_regressors_int", "check_regressors_no_decision_function",
-    "check_regressors_train",
-)  # fmt: skip
-
-
-_PATCH_REASON = (
-    "SpatioTemporalRegressor: 2-D X is rejected (patches are 5-D); the check fits "
-    "on a 2-D table. The Pipeline instance that reshapes tables runs it."
-)
-
-
 _PIPELINE_FAILED = dict.fromkeys(
     ("check_dont_overwrite_parameters", "check_estimators_overwrite_params"),
     "Pipeline fits its steps in place, so its `steps` parameter changes in fit.",
@@ -233,13 +194,7 @@ _FLOAT32_CHECKS = (
 
 
 def _expected_failed_checks(estimator):
-    if isinstance(estimator, (ImageClassifier, GalaxyZooRegressor)):
-        return dict.fromkeys(_IMAGE_DATA_CHECKS, _IMAGE_REASON)
-    if isinstance(estimator, SpatioTemporalRegressor):
-        return dict.fromkeys(_IMAGE_DATA_CHECKS, _PATCH_REASON)
     if isinstance(estimator, Pipeline):
-        if isinstance(estimator[-1], SpatioTemporalRegressor):
-            return _PIPELINE_FAILED
         return _PIPELINE_FAILED
     if isinstance(estimator, (SoftVotingClassifier, DeepEnsembleRegressor)):
         return {}  # its members here are deterministic, full-batch models
@@ -283,11 +238,12 @@ def test_patch_predictions_are_order_and_subset_invariant():
     np.testing.assert_allclose(singles, full[:5], rtol=1e-5, atol=1e-5)
 
 
-# Estimators whose X is a MultiInput of named inputs, never one 2-D array
-# (tag two_d_array=False): scikit-learn yields none of its checks for them, so
-# the checks that need no data run here; their data behaviour (fit idempotence,
-# pickling, cloning, errors) is tested on MultiInput data in test_spectra_aux.py
-# and test_spectral.py.
+# Estimators that never take a 2-D table (tag two_d_array=False): scikit-learn
+# yields none of its checks for them, so the checks that need no data run here.
+# SpectraAuxClassifier and the named-input transformers take a MultiInput;
+# their data behaviour (fit idempotence, pickling, cloning, errors) is tested on
+# MultiInput data in test_spectra_aux.py and test_spectral.py. PatchStatistics
+# takes 5-D patches (test_soc_estimator.py).
 _API_CHECKS = [
     check_estimator_cloneable,
     check_estimator_tags_renamed,
@@ -303,8 +259,6 @@ NAMED_INPUT_ESTIMATORS = [
     SpectraAuxClassifier(max_epochs=2, device="cpu", random_state=0),
     PhysicsFeatures(),
     SystemReference(),
-    # Takes 5-D patches, never a 2-D table; its data behaviour is tested on
-    # patches in test_soc_estimator.py.
     PatchStatistics(),
 ]
 
@@ -315,3 +269,55 @@ NAMED_INPUT_ESTIMATORS = [
 @pytest.mark.parametrize("check", _API_CHECKS, ids=lambda check: check.__name__)
 def test_named_input_estimators_api(estimator, check):
     check(type(estimator).__name__, estimator)
+
+
+# The image and patch estimators take images (n, channels, height, width) or
+# patches (n, bands, height, width, years), never a table (there is no honest
+# way to read one as images). Beyond the API checks, the checks that only need
+# them to refuse what is not fitted or not valid (unfitted, empty, complex,
+# 1-D or sparse X, y=None, NaN in y) run on their tables. Their data checks run
+# on the Pipelines above, which reshape tables into images and patches, and
+# the estimators are tested on images and patches in test_galaxy_estimators.py
+# and test_soc_estimator.py.
+_REFUSAL_CHECKS = [
+    check_mixin_order,
+    check_estimators_unfitted,
+    check_estimators_empty_data_messages,
+    check_complex_data,
+    check_fit1d,
+    check_estimator_sparse_tag,
+    check_estimator_sparse_array,
+    check_estimator_sparse_matrix,
+    check_requires_y_none,
+    check_supervised_y_no_nan,
+    check_non_transformer_estimators_n_iter,
+]
+ARRAY_ESTIMATORS = [
+    ImageClassifier(**_IMAGE),
+    GalaxyZooRegressor(**_IMAGE),
+    SpatioTemporalRegressor(**_PATCHES),
+]
+
+
+@pytest.mark.parametrize("estimator", ARRAY_ESTIMATORS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "check", _API_CHECKS + _REFUSAL_CHECKS, ids=lambda check: check.__name__
+)
+def test_array_estimators_checks(estimator, check):
+    check(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [*NAMED_INPUT_ESTIMATORS, *ARRAY_ESTIMATORS],
+    ids=lambda e: type(e).__name__,
+)
+def test_estimators_without_tables_say_so(estimator):
+    # scikit-learn skips its checks for these (they would fit on tables).
+    assert not get_tags(estimator).input_tags.two_d_array
+
+
+@pytest.mark.parametrize("estimator", [NetClassifier(), NetRegressor()], ids=repr)
+def test_net_estimators_say_they_take_n_d_arrays(estimator):
+    # The default MLP flattens each sample, so (n, a, b) arrays are accepted.
+    assert get_tags(estimator).input_tags.three_d_array

@@ -1,5 +1,6 @@
 """Galaxy Zoo data: simulator, Kaggle files, metric, projection, image preprocessing."""
 
+import os
 import pickle
 import shutil
 
@@ -337,6 +338,23 @@ def test_load_image_folder_reads_a_class_catalogue(tmp_path):
         load_image_folder(tmp_path, tmp_path / "extra.csv")
     with pytest.raises(FileNotFoundError, match="Labels file"):
         load_image_folder(tmp_path, tmp_path / "none.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="empty.csv is not a readable CSV"):
+        load_image_folder(tmp_path, tmp_path / "empty.csv")
+
+
+@pytest.mark.parametrize("header", [" objid,class", "objid ,class", "objid, class"])
+@pytest.mark.parametrize("id_column", [None, "objid"])
+def test_load_image_folder_strips_the_header(tmp_path, header, id_column):
+    # A space around the id column's name failed with pandas' "Usecols do not
+    # match columns".
+    for i in (11, 12):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "c.csv").write_text(f"{header}\n12,1\n11,0\n")
+    _, y, ids = load_image_folder(
+        tmp_path, tmp_path / "c.csv", id_column=id_column, crop=None, size=None
+    )
+    assert ids.tolist() == [12, 11] and y.tolist() == [1, 0]
 
 
 def test_load_image_folder_ids_as_written_and_16_bit_images(tmp_path):
@@ -461,7 +479,33 @@ def test_submission_errors(tmp_path):
         write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "other.csv")
     with pytest.raises(FileNotFoundError, match="template not found"):
         write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "none.csv")
+    # Template ids are checked as the solutions' are: a missing id became
+    # -9223372036854775808, a repeated one a repeated row.
+    template = pd.DataFrame(0.0, index=[0, 1, 2], columns=["GalaxyID", *COLUMNS])
+    template["GalaxyID"] = [100008, np.nan, 100023]
+    template.to_csv(tmp_path / "nan.csv", index=False)
+    with pytest.raises(ValueError, match="nan.csv: GalaxyID must hold integers"):
+        write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "nan.csv")
+    template["GalaxyID"] = [100008, 100023, 100008]
+    template.to_csv(tmp_path / "dup.csv", index=False)
+    with pytest.raises(ValueError, match=r"dup.csv: duplicated GalaxyIDs.*100008"):
+        write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "dup.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="empty.csv is not a readable CSV"):
+        write_galaxy_zoo_submission(y, ids, out, template=tmp_path / "empty.csv")
+    with pytest.raises(FileNotFoundError, match=r"folder .*nowhere does not exist"):
+        write_galaxy_zoo_submission(y, ids, tmp_path / "nowhere" / "sub.csv")
     assert not out.exists()
+
+
+def test_submission_file_mode_follows_the_umask(tmp_path):
+    # mkstemp made it 0600: unreadable by another user's upload job.
+    old = os.umask(0o022)
+    try:
+        path = write_galaxy_zoo_submission(np.zeros((1, 37)), [1], tmp_path / "s.csv")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_submission_write_is_atomic(tmp_path, monkeypatch):
@@ -716,3 +760,38 @@ def test_multilabel_stratified_kfold_without_shuffle_and_bad_labels():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         next(MultilabelStratifiedKFold(5, random_state=0).split(X, labels))
+
+
+@pytest.mark.parametrize("crop, size", [(None, None), (7, None), (7, 5), (None, 6)])
+@pytest.mark.parametrize("value", [1, 0.1, 0.3, 1234.567, 200])
+def test_preprocessor_constant_channel_stays_zero(crop, size, value):
+    # Cropping and resizing in float32 leave a rounding spread on a constant
+    # channel; standardising by it turned the channel into noise of about +-4.
+    rng = np.random.default_rng(0)
+    X = np.concatenate(
+        [rng.random((6, 2, 12, 12)), np.full((6, 1, 12, 12), value)], axis=1
+    )
+    if value == 200:
+        X = (X * [[[[255]], [[255]], [[1]]]]).astype(np.uint8)
+    pre = ImagePreprocessor(crop, size=size).fit(X)
+    assert pre.std_[2] == 1.0
+    assert np.abs(pre.transform(X)[:, 2]).max() < 1e-3
+
+
+def test_preprocessor_refuses_images_on_another_pixel_scale():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8)
+    pre = ImagePreprocessor().fit(X)
+    with pytest.raises(ValueError, match="fitted on uint8 images.*reach 2"):
+        pre.transform(X.astype(np.float32))
+    # Floats in [0, 1] are on the scale uint8 pixels are brought to.
+    np.testing.assert_allclose(
+        pre.transform(X / 255.0), pre.transform(X), rtol=1e-5, atol=1e-5
+    )
+    raw = ImagePreprocessor().fit(X.astype(np.float64))
+    with pytest.raises(ValueError, match="fitted on float64 images that reach 2"):
+        raw.transform(X)
+    unit = ImagePreprocessor().fit(X / 255.0)
+    np.testing.assert_allclose(
+        unit.transform(X), unit.transform(X / 255.0), rtol=1e-5, atol=1e-5
+    )

@@ -484,6 +484,33 @@ def test_predict_raster_all_nodata_and_errors(tmp_path, stack):
         predict_raster(model, paths, tmp_path / "x.tif", window=2)
     with pytest.raises(ValueError, match="chunk_rows"):
         predict_raster(model, paths, tmp_path / "x.tif", window=3, chunk_rows=0)
+    with pytest.raises(FileNotFoundError, match=r"folder .*nowhere does not exist"):
+        predict_raster(model, paths, tmp_path / "nowhere" / "x.tif", window=3)
+
+
+class _Labels:
+    """A classifier of string labels, or one that returns too few rows."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def predict(self, X):
+        if self.kind == "strings":
+            return np.array(["low", "high"])[np.arange(len(X)) % 2]
+        return np.zeros(len(X) - 1)
+
+
+def test_predict_raster_refuses_what_a_map_cannot_hold(tmp_path, stack):
+    # String labels failed with "could not convert string to float", too few
+    # predictions with a reshape error.
+    paths, _ = stack
+    out = tmp_path / "m.tif"
+    with pytest.raises(TypeError, match=r"predicted <U4 values .*'low'.*needs numbers"):
+        predict_raster(_Labels("strings"), paths, out, window=3)
+    with pytest.raises(ValueError, match=r"returned \d+ predictions for \d+ patches"):
+        predict_raster(_Labels("short"), paths, out, window=3)
+    assert not out.exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")]
 
 
 # -- target weights -----------------------------------------------------------------

@@ -480,7 +480,14 @@ def test_patch_statistics():
     seq = PatchStatistics(("mean", "centre", "p50", "max"), flatten=False).fit(X)
     assert seq.transform(X).shape == (2, 4, 1, 1, 2)
     np.testing.assert_allclose(seq.transform(X).reshape(2, -1), out)
-    assert seq.get_feature_names_out().tolist()[:2] == ["band0_mean", "band0_centre"]
+    # Its 5-D output has no columns: no names, and set_output leaves it as it is
+    # (it tried to wrap it in a DataFrame: "Must pass 2-d input").
+    with pytest.raises(AttributeError, match="get_feature_names_out"):
+        seq.get_feature_names_out()
+    pandas = PatchStatistics(("mean",), flatten=False).set_output(transform="pandas")
+    assert pandas.fit_transform(X).shape == (2, 1, 1, 1, 2)
+    table = PatchStatistics(("mean",)).set_output(transform="pandas").fit_transform(X)
+    assert table.columns.tolist() == ["band0_year0_mean", "band0_year1_mean"]
     with pytest.raises(ValueError, match="statistics"):
         PatchStatistics(("mode",)).fit(X)
     with pytest.raises(ValueError, match="patches of shape"):
@@ -533,3 +540,16 @@ def test_log_target_refuses_targets_at_or_below_minus_one(soc, tmp_path):
     path = save(model, tmp_path / "soc.skops")
     assert path.suffix == ".skops"
     np.testing.assert_array_equal(load(path).predict(X[:5]), model.predict(X[:5]))
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_statistics_recipe_under_pandas_output(soc):
+    # A global transform_output="pandas" made PatchStatistics(flatten=False)
+    # wrap its 5-D patches in a DataFrame: the recipe failed to fit.
+    from sklearn import config_context
+
+    X, y = soc[:2]
+    with config_context(transform_output="pandas"):
+        model = tiny_recipe().fit(X[:40], y[:40])
+        assert model.predict(X[:5]).shape == (5,)
+    assert model.predict(X[:5]).shape == (5,)

@@ -551,3 +551,65 @@ def test_wandb_failed_fit_then_new_run(wandb_env, data):
     assert logger.run_id_ != failed
     (exit_,) = [r["exit"] for r in _wandb_records(failed_dir) if r["type"] == "exit"]
     assert exit_["exit_code"] == 1
+
+
+def test_mlflow_run_that_cannot_finish_fails_and_keeps_the_model(
+    data, client, request, monkeypatch
+):
+    # A full disk while logging the network left the run RUNNING for ever and
+    # discarded the fitted estimator.
+    logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(client), "log_artifacts", full_disk)
+    est = NetRegressor(callbacks=[("mlflow", logger)], **FAST)
+    with pytest.warns(UserWarning, match="could not finish its run.*No space left"):
+        est.fit(*data)
+    assert est.predict(data[0][:3]).shape == (3,)
+    assert client.get_run(logger.run_id_).info.status == "FAILED"
+
+
+def test_mlflow_failed_start_leaves_the_previous_run_alone(
+    data, client, request, monkeypatch
+):
+    # A run that could not be created left the client set with the previous
+    # run's id: the next fit marked that finished run FAILED.
+    from skestimators.tracking import _mlflow
+
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    est = NetRegressor(callbacks=[("mlflow", logger)], **FAST).fit(*data)
+    first = logger.run_id_
+
+    def server_down(*args, **kwargs):
+        raise ConnectionError("tracking server down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_mlflow, "start_run", server_down)
+        with pytest.raises(ConnectionError, match="server down"):
+            est.fit(*data)
+    est.fit(*data)
+    assert client.get_run(first).info.status == "FINISHED"
+    assert client.get_run(logger.run_id_).info.status == "FINISHED"
+
+
+def test_runs_log_the_epoch_early_stopping_restored(data, client, request):
+    # The run's last metrics were those of the last epoch, not of the network
+    # it logs.
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    est = NetRegressor(
+        callbacks=[("mlflow", logger)],
+        **{**FAST, "max_epochs": 30, "lr": 0.3},
+        patience=2,
+    ).fit(*data)
+    best = int(est.history_["valid_loss"].idxmin())
+    assert best < len(est.history_)
+    metrics = client.get_run(logger.run_id_).data.metrics
+    assert metrics["best_epoch"] == best
+    assert metrics["best_valid_loss"] == pytest.approx(est.history_["valid_loss"][best])
+    assert metrics["valid_loss"] == pytest.approx(est.history_["valid_loss"].iloc[-1])

@@ -175,16 +175,20 @@ class CheckpointStore:
         """
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        if not self.checked_:
+        if not self.checked_ or not _plainly_safe(state):
             # A state that only a full unpickler reads could never be resumed:
-            # say so at the first epoch rather than after a crash.
+            # say so at the epoch it appears rather than after a crash. The
+            # first state is read back; later ones too when they hold a value
+            # of another type than those that always load (a callback may
+            # record a date from some epoch on).
             try:
                 torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
             except Exception as exc:
                 raise CheckpointError(
-                    f"The checkpoint state cannot be stored safely: {exc}. A "
-                    "callback's state_dict() and values recorded in the history "
-                    "must be numbers, strings, tensors and lists or dicts of them."
+                    f"The checkpoint state of epoch {state['epoch']} cannot be "
+                    f"stored safely: {exc}. A callback's state_dict() and values "
+                    "recorded in the history must be numbers, strings, tensors and "
+                    "lists or dicts of them."
                 ) from None
             self.checked_ = True
         self.wait()
@@ -313,24 +317,39 @@ class SaveCheckpoint(Callback):
 
 
 class ResumeCheckpoint(Callback):
-    """Restore a checkpoint when training begins (after the engine's own
-    callbacks have set up their state, before the user's)."""
+    """Restore a checkpoint when training begins.
+
+    The network, optimizer, history, random streams and the engine's own
+    callbacks (placed before this one) are restored at ``on_train_begin``,
+    after those callbacks set up their state. The user's callbacks (placed
+    after it) set up theirs in their own ``on_train_begin``, which would wipe
+    a state restored earlier: theirs is restored when the first epoch begins.
+    """
 
     def __init__(self, state):
         self.state = state
 
     def on_train_begin(self, net, **kwargs):
         state, self.state = self.state, None  # used once; not kept in pickles
+        self.pending_ = {}
         if state is None:
             return
-        net.module_.load_state_dict(state["module"])
-        net.optimizer_.load_state_dict(state["optimizer"])
-        if state["grad_scaler"] is not None and net.grad_scaler_ is not None:
-            net.grad_scaler_.load_state_dict(state["grad_scaler"])
-        callbacks = dict(_stateful(net))
-        for name, cb_state in state["callbacks"].items():
-            if name in callbacks:
-                callbacks[name].load_state_dict(_to_device(cb_state, net.device))
+        names = [name for name, _ in net.callbacks_]
+        mine = names.index("resume") if "resume" in names else len(names)
+        later = set(names[mine + 1 :])
+        try:
+            net.module_.load_state_dict(state["module"])
+            net.optimizer_.load_state_dict(state["optimizer"])
+            if state["grad_scaler"] is not None and net.grad_scaler_ is not None:
+                net.grad_scaler_.load_state_dict(state["grad_scaler"])
+            callbacks = dict(_stateful(net))
+            for name, cb_state in state["callbacks"].items():
+                if name in later:
+                    self.pending_[name] = cb_state
+                elif name in callbacks:
+                    callbacks[name].load_state_dict(_to_device(cb_state, net.device))
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise _mismatch(exc) from None
         net.history.clear()
         net.history.extend(state["history"])
         rng = state["rng"]
@@ -350,6 +369,47 @@ class ResumeCheckpoint(Callback):
             state = rng["batches"] if shuffle is None else shuffle
             if state is not None:
                 net.batch_generator.set_state(state)
+
+    def on_epoch_begin(self, net, **kwargs):
+        pending, self.pending_ = getattr(self, "pending_", {}), {}
+        callbacks = dict(_stateful(net))
+        try:
+            for name, cb_state in pending.items():
+                if name in callbacks:
+                    callbacks[name].load_state_dict(_to_device(cb_state, net.device))
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise _mismatch(exc) from None
+
+
+_SAFE_TYPES = (
+    type(None), bool, int, float, str, torch.Tensor, torch.Size, torch.dtype,
+    torch.device,
+)  # fmt: skip
+
+
+def _plainly_safe(value) -> bool:
+    """Whether ``value`` holds only types that ``torch.load(weights_only=True)``
+    always reads: numbers, strings, tensors, and lists, tuples and dicts of
+    them. False means "read it back to know", not "unsafe"."""
+    if isinstance(value, _SAFE_TYPES):
+        return True
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, (str, int)) and _plainly_safe(v) for k, v in value.items()
+        )
+    if isinstance(value, (list, tuple)):
+        return all(_plainly_safe(v) for v in value)
+    return False
+
+
+def _mismatch(exc) -> CheckpointError:
+    detail = " ".join(str(exc).split())[:500].rstrip(".")
+    return CheckpointError(
+        "The checkpoint does not fit this network, optimizer or callback "
+        f"({type(exc).__name__}: {detail}). Their code changed since it was "
+        "written (a layer added to the module class, say); delete the "
+        "checkpoint, or use another directory, to start again."
+    )
 
 
 def _to_device(value, device):

@@ -5,12 +5,12 @@ A thin layer over the public API (:func:`skestimators.scoring.score`,
 :func:`skestimators.model_selection.compare_variants`); nothing imports it.
 
 Exit codes: 0 success; 1 error (one line says what; the output file is left
-as it was; ``-vv`` shows the traceback); 2 wrong usage; 3 ``score`` wrote the
-output but some rows could not be scored (NaN values, unreadable images): they
-have null predictions and are listed in ``<OUT>.invalid.csv``, the first ones
-on stderr; 4 ``score`` did not start because another run is writing the same
-output; 130 ``score`` was interrupted (Ctrl-C): the chunks scored so far are
-kept and the same command resumes.
+as it was; ``skestimators -vv <command>`` shows the traceback); 2 wrong usage;
+3 ``score`` wrote the output but some rows could not be scored (NaN values,
+unreadable images): they have null predictions and are listed in
+``<OUT>.invalid.csv``, the first ones on stderr; 4 ``score`` did not start
+because another run is writing the same output; 130 ``score`` was interrupted
+(Ctrl-C): the chunks scored so far are kept and the same command resumes.
 """
 
 from ._common import (

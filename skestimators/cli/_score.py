@@ -120,7 +120,8 @@ def score(
     \b
     Exit codes:
       0    success
-      1    error (one line says what; -vv shows the traceback)
+      1    error (one line says what; skestimators -vv score ... shows
+           the traceback)
       2    wrong usage
       3    written, but some rows have null predictions (NaN values, text
            in numeric columns, unreadable images); they are listed, with

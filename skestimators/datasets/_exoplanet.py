@@ -18,6 +18,7 @@ from ..preprocessing import (
     scale_height,
     surface_gravity,
 )
+from ._tables import read_csv_table
 
 __all__ = ["load_exoplanet", "make_exoplanet"]
 
@@ -69,10 +70,7 @@ def _read_spectra(path: Path) -> np.ndarray:
 def _read_table(path: Path, required, optional=()) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"Missing table: {path} does not exist.")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-        raise ValueError(f"{path.name} is not a readable CSV table: {err}") from err
+    table = read_csv_table(path)
     columns = [str(c) for c in table.columns]
     missing = [c for c in required if c not in columns]
     extra = [c for c in columns if c not in required and c not in optional]

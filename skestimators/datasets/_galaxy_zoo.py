@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,12 @@ import pandas as pd
 from PIL import Image
 from sklearn.utils import Bunch
 
+from .._io import temporary_name
 from ..galaxy_zoo import GALAXY_ZOO_COLUMNS
 from ._galaxy_render import _render
 from ._galaxy_sim import _check_int, _simulate
 from ._images import _check_clashes, _files_by_id, _read_images
+from ._tables import read_csv_table
 
 __all__ = [
     "load_galaxy_zoo",
@@ -45,20 +46,14 @@ def _read_solutions(path) -> tuple[np.ndarray, pd.DataFrame]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Solutions file not found: {path}")
-    table = pd.read_csv(path)
+    table = read_csv_table(path)
     table.columns = [str(c).strip() for c in table.columns]
     if _ID not in table.columns:
         raise ValueError(
             f"{path} has no {_ID} column; its columns start {list(table.columns)[:4]}."
         )
     _check_columns(table.columns, str(path))
-    ids = pd.to_numeric(table[_ID], errors="coerce")
-    if ids.isna().any() or (ids % 1 != 0).any():
-        raise ValueError(f"{path}: {_ID} must hold integers.")
-    if ids.duplicated().any():
-        raise ValueError(
-            f"{path}: duplicated {_ID}s, e.g. {ids[ids.duplicated()].head(3).tolist()}."
-        )
+    ids = _integer_ids(table[_ID], path)
     y = table[_COLUMNS].apply(pd.to_numeric, errors="coerce").astype(np.float64)
     if y.isna().any().any():
         raise ValueError(f"{path} has missing or non-numeric vote fractions.")
@@ -66,12 +61,11 @@ def _read_solutions(path) -> tuple[np.ndarray, pd.DataFrame]:
     if outside.any():
         raise ValueError(
             f"{path}: vote fractions lie between 0 and 1; {int(outside.sum())} "
-            f"rows have others, e.g. {_ID} {ids[outside].head(3).astype(int).tolist()}."
+            f"rows have others, e.g. {_ID} {ids[outside.to_numpy()][:3].tolist()}."
         )
-    return ids.to_numpy(np.int64), y.reset_index(drop=True)
+    return ids, y.reset_index(drop=True)
 
 
-#: Pillow modes of 16-bit greyscale images (PNG, TIFF).
 def load_galaxy_zoo(
     images_dir,
     solutions_csv=None,
@@ -195,12 +189,24 @@ def _read_template(template) -> tuple[list[str], np.ndarray]:
     template = Path(template)
     if not template.is_file():
         raise FileNotFoundError(f"Submission template not found: {template}")
-    table = pd.read_csv(template)
+    table = read_csv_table(template)
     columns = [str(c).strip() for c in table.columns]
     if not columns or columns[0] != _ID:
         raise ValueError(f"{template} must start with a {_ID} column.")
     _check_columns(columns, f"Submission template {template}")
-    return columns[1:], table.iloc[:, 0].to_numpy(np.int64)
+    return columns[1:], _integer_ids(table.iloc[:, 0], template)
+
+
+def _integer_ids(column, path) -> np.ndarray:
+    """The GalaxyIDs of a table, refused unless integers and unique."""
+    ids = pd.to_numeric(column, errors="coerce")
+    if ids.isna().any() or (ids % 1 != 0).any():
+        raise ValueError(f"{path}: {_ID} must hold integers.")
+    if ids.duplicated().any():
+        raise ValueError(
+            f"{path}: duplicated {_ID}s, e.g. {ids[ids.duplicated()].head(3).tolist()}."
+        )
+    return ids.to_numpy(np.int64)
 
 
 def write_galaxy_zoo_submission(y_pred, ids, path, *, template=None) -> Path:
@@ -283,13 +289,19 @@ def write_galaxy_zoo_submission(y_pred, ids, path, *, template=None) -> Path:
                 )
             table = table.iloc[order]
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {path}: the folder {path.parent} does not exist."
+        )
+    # A temporary name opened as any new file (its mode follows the umask;
+    # mkstemp's is 0600, unreadable by an upload job of another user).
+    tmp = temporary_name(path, ".partial")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with open(tmp, "w", newline="") as f:
             table.to_csv(f, index=False, float_format="%.6f")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

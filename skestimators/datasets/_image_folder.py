@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from ._galaxy_sim import _check_int
 from ._images import _IMAGE_SUFFIXES, _check_clashes, _files_by_id, _read_images
+from ._tables import read_csv_table
 
 __all__ = ["load_image_folder"]
 
@@ -110,7 +109,7 @@ def load_image_folder(
         raise FileNotFoundError(f"Labels file not found: {labels_csv}")
     crop = None if crop is None else _check_int(crop, "crop", 1)
     size = None if size is None else _check_int(size, "size", 1)
-    table = pd.read_csv(labels_csv)
+    table = read_csv_table(labels_csv)
     table.columns = [str(c).strip() for c in table.columns]
     if table.shape[1] < 2 and (id_column is None or label_column is None):
         raise ValueError(
@@ -128,7 +127,9 @@ def load_image_folder(
     ids, y = table[id_column], table[label_column]
     # Ids name files: read as written ("007" is not 7), returned as pandas
     # reads them unless that changes them.
-    written = pd.read_csv(labels_csv, usecols=[id_column], dtype=str)[id_column]
+    written = read_csv_table(labels_csv, dtype=str).iloc[
+        :, table.columns.get_loc(id_column)
+    ]
     written = written.str.strip()
     if ids.isna().any() or written.duplicated().any():
         raise ValueError(

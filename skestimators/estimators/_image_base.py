@@ -510,5 +510,8 @@ class ImageNetMixin:
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        # Images (n, channels, height, width) or (n, height, width), never a
+        # table: fit refuses 2-D X.
+        tags.input_tags.two_d_array = False
         tags.input_tags.three_d_array = True
         return tags

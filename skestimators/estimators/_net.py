@@ -156,6 +156,7 @@ class NetClassifier(_ClassifierNet):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # batches are made dense one at a time
+        tags.input_tags.three_d_array = True  # N-D X: the default MLP flattens it
         return tags
 
 
@@ -318,4 +319,5 @@ default="mse"
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # batches are made dense one at a time
+        tags.input_tags.three_d_array = True  # N-D X: the default MLP flattens it
         return tags

@@ -276,6 +276,12 @@ default="mse"
     def _prepare_X(self, X, *, reset, finite=True):
         return self._validate_patches(X, finite=finite)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # 5-D patches only: fit refuses a table.
+        tags.input_tags.two_d_array = False
+        return tags
+
     def _handles_missing(self):
         # The built-in networks read NaN as missing (an availability band).
         return isinstance(self.module, str)

@@ -140,6 +140,11 @@ def predict_raster(
     stride = _check_positive_int(stride, "stride")
     batch_size = _check_positive_int(batch_size, "batch_size")
     output_path = Path(os.fspath(output_path))
+    if not output_path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write the map {output_path}: the folder {output_path.parent} "
+            "does not exist."
+        )
     if uncertainty == "std":
         _check_std_units(estimator)
     # Written next to the map and renamed into place once complete: a failure
@@ -362,9 +367,24 @@ def _predict_bands(estimator, patches, uncertainty):
         y_pred, y_pis = _pair(estimator.predict_interval(patches), "predict_interval")
         y_pis = np.asarray(y_pis).reshape(n, 2, -1)  # (n, lower/upper, levels)
         parts = [y_pred, y_pis.transpose(0, 2, 1)]  # lower, upper per level
-    return np.concatenate(
-        [np.asarray(p, dtype=np.float32).reshape(n, -1) for p in parts], axis=1
-    )
+    return np.concatenate([_numeric_rows(p, n) for p in parts], axis=1)
+
+
+def _numeric_rows(values, n):
+    """``values`` as ``(n, k)`` float32, or an error naming what is wrong."""
+    values = np.asarray(values)
+    if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+        raise TypeError(
+            f"The estimator predicted {values.dtype} values (e.g. "
+            f"{values.ravel()[:3].tolist()}); a map needs numbers. Encode the "
+            "classes as integers (e.g. fit on LabelEncoder().fit_transform(y))."
+        )
+    if values.ndim == 0 or len(values) != n:
+        raise ValueError(
+            f"The estimator returned {values.shape[0] if values.ndim else 0} "
+            f"predictions for {n} patches."
+        )
+    return values.astype(np.float32).reshape(n, -1)
 
 
 def _pair(result, method):

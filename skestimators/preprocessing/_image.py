@@ -39,6 +39,14 @@ def to_channels_first(X, layout, *, fitted_layout=None):
     return X, fitted_layout
 
 
+def _pixel_max(X):
+    """The largest pixel value of ``X`` on the scale ``_process`` uses."""
+    if X.size == 0:
+        return 0.0
+    peak = float(np.nanmax(X))
+    return peak / 255 if X.dtype == np.uint8 else peak
+
+
 class ImagePreprocessor(TransformerMixin, BaseEstimator):
     """Centre-crop, resize and standardise images, returning channels first.
 
@@ -84,7 +92,15 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         Mean of each channel after cropping and resizing (None when
         ``normalize=None``).
     std_ : ndarray of shape (n_channels,) or None
-        Standard deviation of each channel (1 for constant channels).
+        Standard deviation of each channel (1 for constant channels, up to
+        float32 rounding).
+    input_dtype_ : str
+        The dtype of the images seen in :meth:`fit`.
+    input_max_ : float
+        The largest pixel value seen in :meth:`fit` (``uint8`` pixels over
+        255). ``uint8`` pixels are scaled to [0, 1] and others are not, so
+        :meth:`transform` refuses float images above 1 after a fit on
+        ``uint8`` images, and ``uint8`` images after a fit on floats above 1.
     n_features_in_ : int
         Size of the second dimension of the input, as for any scikit-learn
         transformer.
@@ -160,6 +176,27 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 "(a centre square) or size=None."
             )
 
+    def _check_pixel_scale(self, X):
+        """Refuse images on another pixel scale than those seen in fit.
+
+        ``uint8`` pixels are divided by 255 and others are not, so uint8
+        images fitted against float images in 0-255 (or the reverse) would
+        be standardised with statistics of another scale.
+        """
+        fitted = getattr(self, "input_dtype_", X.dtype.name)
+        if fitted == "uint8" and X.dtype != np.uint8 and _pixel_max(X) > 1:
+            raise ValueError(
+                "ImagePreprocessor was fitted on uint8 images, whose pixels it "
+                f"scales from 0-255 to [0, 1], but these {X.dtype.name} images "
+                f"reach {_pixel_max(X):g}: pass uint8 images, or floats in [0, 1]."
+            )
+        if fitted != "uint8" and X.dtype == np.uint8 and self.input_max_ > 1:
+            raise ValueError(
+                f"ImagePreprocessor was fitted on {fitted} images that reach "
+                f"{self.input_max_:g}, but these are uint8 images, whose pixels "
+                "it scales from 0-255 to [0, 1]: pass them as floats, as in fit."
+            )
+
     def _process(self, X: np.ndarray):
         """Yield batches (float32 tensors) cropped and resized, channels first."""
         _, _, height, width = X.shape
@@ -208,18 +245,27 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         self.image_shape_ = (channels, height, width)
         self.output_shape_ = (channels, out_h, out_w)
         self.mean_ = self.std_ = None
+        self.input_dtype_ = X.dtype.name
+        self.input_max_ = _pixel_max(X)
         if self.normalize == "per_channel":
             total = np.zeros(channels)
             squares = np.zeros(channels)
+            largest = np.zeros(channels)
             for x in self._process(X):
                 x = x.to(torch.float64)
                 total += x.sum(dim=(0, 2, 3)).numpy()
                 squares += (x**2).sum(dim=(0, 2, 3)).numpy()
+                largest = np.maximum(largest, x.abs().amax(dim=(0, 2, 3)).numpy())
             count = len(X) * out_h * out_w
             mean = total / count
             std = np.sqrt(np.maximum(squares / count - mean**2, 0))
             self.mean_ = mean
-            self.std_ = np.where(std > 1e-12 * np.maximum(1, np.abs(mean)), std, 1.0)
+            # Cropping and resizing run in float32: a constant channel comes out
+            # with a spread of a few float32 roundings of its values. Below that
+            # (and below 1e-12 of the values) a channel is constant, scaled by 1,
+            # so that transform does not magnify rounding noise into O(1) values.
+            noise = np.maximum(16 * np.finfo(np.float32).eps, 1e-12) * largest
+            self.std_ = np.where(std > noise, std, 1.0)
         return self
 
     def transform(self, X):
@@ -245,6 +291,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 f"{tuple(X.shape[1:])}."
             )
         self._check_geometry(*self.image_shape_[1:])
+        self._check_pixel_scale(X)
         out = np.empty((len(X), *self.output_shape_), dtype=np.float32)
         if self.mean_ is not None:
             mean = torch.as_tensor(self.mean_, dtype=torch.float32)[:, None, None]

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["PatchStatistics"]
@@ -26,6 +27,16 @@ def _statistic(stat, X, pixels, missing):
     plain = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
     nan = {"mean": np.nanmean, "std": np.nanstd, "min": np.nanmin, "max": np.nanmax}
     return (nan if missing else plain)[stat](pixels, axis=2)
+
+
+def _flat_output(statistics) -> bool:
+    """Whether the output is a table (``flatten``; or not known yet: before fit)."""
+    if statistics.flatten or not hasattr(statistics, "input_shape_"):
+        return True
+    raise AttributeError(
+        "PatchStatistics(flatten=False) returns 5-D patches, so its output has "
+        "no feature names."
+    )
 
 
 class PatchStatistics(TransformerMixin, BaseEstimator):
@@ -173,8 +184,13 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
             return out.reshape(n, -1)
         return out[:, :, None, None, :]
 
+    @available_if(_flat_output)
     def get_feature_names_out(self, input_features=None):
         """Names ``band<b>_year<t>_<statistic>`` of the output columns.
+
+        Only with ``flatten=True``: the 5-D output of ``flatten=False`` has no
+        columns, and scikit-learn wraps the output of a transformer that has
+        this method in a DataFrame (``set_output``).
 
         Parameters
         ----------
@@ -184,25 +200,21 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
         Returns
         -------
         feature_names_out : ndarray of str
-            One name per output column, or per output channel
-            (``band<b>_<statistic>``) when ``flatten=False``.
+            One name per output column.
         """
         check_is_fitted(self)
         bands, _, _, years = self.input_shape_
-        stats = self._check_statistics()
-        if not self.flatten:
-            names = [f"band{b}_{stat}" for stat in stats for b in range(bands)]
-        else:
-            names = [
-                f"band{b}_year{t}_{stat}"
-                for stat in stats
-                for b in range(bands)
-                for t in range(years)
-            ]
+        names = [
+            f"band{b}_year{t}_{stat}"
+            for stat in self._check_statistics()
+            for b in range(bands)
+            for t in range(years)
+        ]
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # 5-D patches, never a table
         tags.input_tags.three_d_array = True
         tags.input_tags.allow_nan = True
         return tags

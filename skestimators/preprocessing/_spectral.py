@@ -283,6 +283,17 @@ class SpectrumNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
+def _one_channel_output(selector) -> bool:
+    """Whether ChannelSelector's output is 2-D: one channel selected by an int
+    (a list of channels gives a 3-D output, also of 2-D input); or not known
+    yet, before fit."""
+    if isinstance(selector.channels, Integral):
+        return True
+    if not hasattr(selector, "input_shape_"):
+        return True
+    raise no_feature_names(selector)
+
+
 class ChannelSelector(TransformerMixin, BaseEstimator):
     """Select channels of a set of spectra.
 
@@ -365,9 +376,7 @@ class ChannelSelector(TransformerMixin, BaseEstimator):
             return X3[:, :, indices[0]].copy()
         return X3[:, :, indices]
 
-    @available_if(
-        lambda self: isinstance(self.channels, Integral) or tabular_input(self)
-    )
+    @available_if(_one_channel_output)
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, when the output is 2-D.
 

@@ -13,45 +13,92 @@ from ._physics import _PlanetTransformer
 
 __all__ = ["SystemReference"]
 
-#: Significant digits to which the auxiliary values of two planets must agree
-#: for them to share a system (float32 keeps about seven).
-SIGNIFICANT_DIGITS = 6
+#: Relative difference within which two planets' auxiliary values are taken
+#: as equal (float32 keeps them to 6e-8, a CSV of six significant digits to
+#: 5e-6). A fixed rounding cannot do this: values near a rounding boundary
+#: round apart once they went through float32.
+RTOL = 1e-5
 
 
-def system_keys(aux):
-    """One integer row per planet that identifies its system.
-
-    Each of the strictly positive auxiliary values is rounded to
-    :data:`SIGNIFICANT_DIGITS` significant digits, so a table that went
-    through float32 or a CSV file still matches.
+def match_systems(aux, systems, rtol=RTOL):
+    """The row of ``systems`` whose values equal each planet's, within ``rtol``.
 
     Parameters
     ----------
     aux : ndarray of shape (n_planets, n_columns)
         The auxiliary values, strictly positive.
+    systems : ndarray of shape (n_systems, n_columns)
+        The auxiliary values of each system, strictly positive.
+    rtol : float, default=RTOL
+        Largest relative difference, in every column.
 
     Returns
     -------
-    keys : ndarray of shape (n_planets, 2 * n_columns)
-        Decimal exponents and rounded mantissas, as int64.
+    index : ndarray of shape (n_planets,)
+        The first matching row of ``systems``, -1 where none matches.
+    """
+    values = np.log(np.asarray(aux, dtype=np.float64))
+    reference = np.log(np.asarray(systems, dtype=np.float64))
+    index = np.full(len(values), -1)
+    if not len(reference):
+        return index
+    # Candidates agree in the first column: a window of the sorted references.
+    order = np.argsort(reference[:, 0], kind="stable")
+    first = reference[order, 0]
+    low = np.searchsorted(first, values[:, 0] - rtol, side="left")
+    high = np.searchsorted(first, values[:, 0] + rtol, side="right")
+    for i in np.flatnonzero(high > low):
+        candidates = np.sort(order[low[i] : high[i]])
+        same = np.all(np.abs(reference[candidates] - values[i]) <= rtol, axis=1)
+        if same.any():
+            index[i] = candidates[np.argmax(same)]
+    return index
+
+
+def group_systems(aux, rtol=RTOL):
+    """Planets grouped by auxiliary values equal within ``rtol``.
+
+    Parameters
+    ----------
+    aux : ndarray of shape (n_planets, n_columns)
+        The auxiliary values, strictly positive.
+    rtol : float, default=RTOL
+        Largest relative difference, in every column.
+
+    Returns
+    -------
+    first : ndarray of shape (n_systems,)
+        The first planet of each system, in the order of their values.
+    inverse : ndarray of shape (n_planets,)
+        The system of each planet.
     """
     aux = np.asarray(aux, dtype=np.float64)
-    exponent = np.floor(np.log10(aux))
-    mantissa = np.rint(aux / 10.0**exponent * 10.0 ** (SIGNIFICANT_DIGITS - 1))
-    # 999999.97 rounds to a mantissa of 10**SIGNIFICANT_DIGITS: carry it into
-    # the exponent, so that it has the key of 1000000.0 (its float32 copy).
-    carry = mantissa >= 10.0**SIGNIFICANT_DIGITS
-    exponent = np.where(carry, exponent + 1, exponent)
-    mantissa = np.where(carry, mantissa / 10, mantissa)
-    return np.hstack([exponent, mantissa]).astype(np.int64)
+    unique, first, inverse = np.unique(
+        aux, axis=0, return_index=True, return_inverse=True
+    )
+    # Each distinct row joins the first earlier system within rtol, if any.
+    # np.unique sorts the rows by their first column: the candidates are the
+    # earlier rows of a window.
+    values = np.log(unique)
+    start = np.searchsorted(values[:, 0], values[:, 0] - rtol, side="left")
+    owner = np.arange(len(unique))
+    for row in np.flatnonzero(start < np.arange(len(unique))):
+        window = np.arange(start[row], row)
+        window = window[owner[window] == window]
+        same = np.all(np.abs(values[window] - values[row]) <= rtol, axis=1)
+        if same.any():
+            owner[row] = window[np.argmax(same)]
+    systems, owner = np.unique(owner, return_inverse=True)
+    return first[systems], owner[inverse.ravel()]
 
 
 class SystemReference(_PlanetTransformer):
     """Transit depths relative to the mean spectrum of the planet's system.
 
     Planets share a system when their five auxiliary values (star mass,
-    radius and temperature, planet mass, semi-major axis) agree to six
-    significant digits. In :meth:`fit` the transformer records, for every
+    radius and temperature, planet mass, semi-major axis) agree within a
+    relative 1e-5, so a table that went through float32 or a CSV file of six
+    significant digits still matches. In :meth:`fit` the transformer records, for every
     system with at least ``min_planets`` planets, their mean transit depth and
     mean uncertainty at each wavelength. :meth:`transform` returns each
     planet's depth minus the mean depth of its system, in units of the
@@ -198,15 +245,9 @@ class SystemReference(_PlanetTransformer):
             The fitted transformer.
         """
         depth, uncertainty, aux = self._validate_inputs(X, reset=True)
-        _, first, inverse, counts = np.unique(
-            system_keys(aux),
-            axis=0,
-            return_index=True,
-            return_inverse=True,
-            return_counts=True,
-        )
+        first, inverse = group_systems(aux)
+        counts = np.bincount(inverse, minlength=len(first))
         systems = aux[first]
-        inverse = inverse.ravel()
         keep = counts >= self.min_planets
         totals = np.zeros((len(systems), depth.shape[1]))
         scales = np.zeros_like(totals)
@@ -220,8 +261,7 @@ class SystemReference(_PlanetTransformer):
 
     def _system_index(self, aux):
         """Row of ``systems_`` for each planet, -1 where its system has none."""
-        lookup = {tuple(key): i for i, key in enumerate(system_keys(self.systems_))}
-        return np.array([lookup.get(tuple(key), -1) for key in system_keys(aux)])
+        return match_systems(aux, self.systems_)
 
     def transform(self, X):
         """Residuals against the system's mean spectrum, and their reference size.

@@ -62,7 +62,11 @@ def _target_transformer(target_transform):
         steps.append(FunctionTransformer(_log1p, np.expm1))
     if target_transform in ("zscore", "log_zscore"):
         steps.append(StandardScaler())
-    return make_pipeline(*steps) if steps else None
+    if not steps:
+        return None
+    # Targets, not features: arrays whatever the global transform_output, as
+    # TransformedTargetRegressor does for its own transformer.
+    return make_pipeline(*steps).set_output(transform="default")
 
 
 def soc_pipeline(

@@ -9,12 +9,14 @@ package imports without it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
 import numbers
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -84,6 +86,11 @@ def epoch_metrics(net) -> tuple[int, dict]:
     (``*_best`` flags), non-numeric values and NaN are left out.
     """
     row = net.history[-1]
+    return int(row["epoch"]), _numeric(row)
+
+
+def _numeric(row) -> dict:
+    """The numeric measurements of one history row, as floats."""
     metrics = {}
     for key, value in row.items():
         value = _scalar(value)
@@ -91,7 +98,26 @@ def epoch_metrics(net) -> tuple[int, dict]:
             continue
         if isinstance(value, numbers.Real) and not math.isnan(value):
             metrics[str(key)] = float(value)
-    return int(row["epoch"]), metrics
+    return metrics
+
+
+def best_epoch_metrics(net) -> dict:
+    """``best_epoch`` and the metrics of the epoch whose weights early stopping
+    restored, as ``best_<name>``; empty when the network keeps its last epoch.
+
+    A run's last metrics describe the last epoch, not the network it logs.
+    """
+    early = dict(getattr(net, "callbacks_", None) or ()).get("early_stopping")
+    best = getattr(early, "best_epoch_", None)
+    if not getattr(early, "load_best", False) or best is None or not net.history:
+        return {}
+    if best == net.history[-1]["epoch"]:
+        return {}
+    rows = [row for row in net.history if row.get("epoch") == best]
+    if not rows:
+        return {}
+    metrics = _numeric(rows[0])
+    return {"best_epoch": float(best), **{f"best_{k}": v for k, v in metrics.items()}}
 
 
 @contextmanager
@@ -128,7 +154,14 @@ class TrackingCallback(Callback):
             self._abandon_run(killed=False)  # the previous fit raised before its end
             self._drop_handles()
         name, params = estimator_params(net)
-        self._start_run(name, params)
+        try:
+            self._start_run(name, params)
+        except BaseException:
+            # A run opened before the failure (its parameters not logged) ends
+            # failed now: left open, the next fit would close it, or a handle
+            # kept from an earlier run would close that run instead.
+            self._close_failed(killed=False)
+            raise
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         if not self._is_open():
@@ -141,7 +174,25 @@ class TrackingCallback(Callback):
         if not self._is_open():
             return
         try:
+            best = best_epoch_metrics(net)
+            if best:
+                self._log_epoch(int(net.history[-1]["epoch"]), best)
             self._end_run(net)
+        except Exception as exc:
+            # Training is over and the network fitted: a logging failure (a
+            # full disk, a tracking server gone) ends the run failed, with a
+            # warning, and keeps the model rather than discarding the fit.
+            self._close_failed(killed=False)
+            warnings.warn(
+                f"{type(self).__name__} could not finish its run "
+                f"({type(exc).__name__}: {exc}); the run is marked failed. The "
+                "fitted model is kept.",
+                UserWarning,
+                stacklevel=2,
+            )
+        except BaseException:
+            self._close_failed(killed=True)  # Ctrl-C while logging the model
+            raise
         finally:
             self._drop_handles()
 
@@ -154,6 +205,13 @@ class TrackingCallback(Callback):
         try:
             self._abandon_run(killed=isinstance(error, KeyboardInterrupt))
         finally:
+            self._drop_handles()
+
+    def _close_failed(self, killed):
+        """End an open run as failed (or killed), whatever else fails."""
+        if self._is_open():
+            with contextlib.suppress(Exception):
+                self._abandon_run(killed=killed)
             self._drop_handles()
 
     def _is_open(self) -> bool:

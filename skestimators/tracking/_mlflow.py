@@ -134,11 +134,14 @@ class MLflowLogger(TrackingCallback):
         self.artifact_location = artifact_location
 
     def _start_run(self, name, params):
-        self.client_ = make_client(self.tracking_uri)
-        self.experiment_id_, self.run_id_ = start_run(
-            self.client_, self, self.run_name or name, {"estimator": name}
+        client = make_client(self.tracking_uri)
+        experiment_id, run_id = start_run(
+            client, self, self.run_name or name, {"estimator": name}
         )
-        log_params(self.client_, self.run_id_, params)
+        # The handle is set once the run exists: with it set and run_id_ still
+        # the previous run's, a failed start made the next fit end that run.
+        self.client_, self.experiment_id_, self.run_id_ = client, experiment_id, run_id
+        log_params(client, run_id, params)
 
     def _log_epoch(self, step, metrics):
         log_metrics(self.client_, self.run_id_, metrics, step)
