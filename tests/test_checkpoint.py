@@ -1,5 +1,6 @@
 """Checkpoints: atomic writes every epoch, resume after a crash, refusals."""
 
+import enum
 import errno
 import os
 import signal
@@ -316,19 +317,28 @@ def test_a_state_that_cannot_be_resumed_is_refused_at_the_first_epoch(tmp_path):
         reg.fit(X, y)
 
 
+class Phase(enum.IntEnum):
+    MAIN = 1
+
+
 class LaterUnstorable(Callback):
     """Records a value torch.load(weights_only=True) refuses, from epoch 3."""
 
+    def __init__(self, value):
+        self.value = value
+
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) >= 3:
-            net.history.record("when", object())
+            net.history.record("when", self.value)
 
 
-def test_a_state_that_cannot_be_resumed_is_refused_at_its_epoch(tmp_path):
+# An IntEnum member is an int to isinstance, not to weights_only.
+@pytest.mark.parametrize("value", [object(), Phase.MAIN], ids=["object", "IntEnum"])
+def test_a_state_that_cannot_be_resumed_is_refused_at_its_epoch(tmp_path, value):
     # Only the first state was read back: from epoch 3 on every checkpoint was
     # written unresumable, and a crash lost all the epochs done.
     X, y = _data("regressor")
-    reg = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[LaterUnstorable()])
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[LaterUnstorable(value)])
     with pytest.raises(CheckpointError, match="state of epoch 3 cannot be stored"):
         reg.fit(X, y)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 2
@@ -362,8 +372,15 @@ def test_user_callback_state_survives_its_own_on_train_begin(tmp_path):
         NetRegressor(
             **params, checkpoint=tmp_path, callbacks=[Counter(), CrashAt(4)]
         ).fit(X, y)
-    resumed = NetRegressor(**params, checkpoint=tmp_path, callbacks=[Counter()])
+    counter = Counter()
+    resumed = NetRegressor(**params, checkpoint=tmp_path, callbacks=[counter])
     assert resumed.fit(X, y).history_["count"].tolist() == [1, 2, 3, 4, 5, 6]
+    # A complete checkpoint trains no epoch: the state is restored all the same,
+    # and the final checkpoint keeps it.
+    again = NetRegressor(**params, checkpoint=tmp_path, callbacks=[Counter()])
+    assert dict(again.fit(X, y).net_.callbacks_)["Counter"].count_ == 6
+    stored = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert stored["callbacks"]["Counter"] == {"count_": 6}
 
 
 class Wider(torch.nn.Module):

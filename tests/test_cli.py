@@ -445,6 +445,31 @@ def _one_line_error(result, code=1):
     return lines[0]
 
 
+def _with_versions(tmp_path, saved, versions):
+    """A copy of the saved model whose sidecar names other ``versions``."""
+    path = saved[0]
+    copy = tmp_path / "copy.joblib"
+    copy.write_bytes(path.read_bytes())
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    meta["versions"] = versions
+    (tmp_path / "copy.joblib.json").write_text(json.dumps(meta))
+    return copy
+
+
+def test_version_problems_are_one_line(tmp_path, saved):
+    # info --check printed a traceback for a damaged versions entry, and score
+    # showed the version warning as Python prints it (file, line, source).
+    copy = _with_versions(tmp_path, saved, "damaged")
+    line = _one_line_error(invoke("info", copy, "--check"))
+    assert line.startswith("Error: Check failed:") and "'versions' entry" in line
+    copy = _with_versions(tmp_path, saved, {"torch": "0.0.1"})
+    result = invoke("score", copy, saved[1], "-o", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if "0.0.1" in line]
+    assert len(warning) == 1 and warning[0].startswith("Warning: ")
+    assert ".py:" not in result.stderr
+
+
 def test_score_errors_are_one_line(tmp_path, saved, monkeypatch):
     path, data = saved[0], saved[1]
     garbage = tmp_path / "garbage.joblib"

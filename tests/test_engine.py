@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 from joblib import Parallel, delayed
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.datasets import make_regression
 from sklearn.model_selection import GroupKFold, PredefinedSplit
 from skorch.callbacks import Callback
 from torch import nn
@@ -130,6 +131,19 @@ def test_early_stopping_restores_best_weights(blobs):
     loss = -np.log(proba[np.arange(60), y[:60]]).mean()
     assert loss == pytest.approx(clf.history_["valid_loss"].min(), rel=1e-4)
     assert clf.best_epoch_ == clf.history_["valid_loss"].idxmin()
+
+
+def test_best_epoch_is_the_epoch_whose_weights_are_kept():
+    # With a tol that an improvement can miss, early stopping keeps an earlier
+    # epoch than the lowest validation loss; best_epoch_ named the latter.
+    X, y = make_regression(200, 6, noise=5, random_state=0)
+    reg = NetRegressor(
+        max_epochs=12, batch_size=32, device="cpu", random_state=0, tol=0.3,
+        patience=3,
+    ).fit(X, y / 100)  # fmt: skip
+    kept = dict(reg.net_.callbacks_)["early_stopping"].best_epoch_
+    assert kept != reg.history_["valid_loss"].idxmin()
+    assert reg.best_epoch_ == kept
 
 
 def test_scheduler_clipping_and_weights(blobs):

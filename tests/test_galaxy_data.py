@@ -788,6 +788,7 @@ def test_preprocessor_refuses_images_on_another_pixel_scale():
     np.testing.assert_allclose(
         pre.transform(X / 255.0), pre.transform(X), rtol=1e-5, atol=1e-5
     )
+    pre.transform(X / 255.0 * 1.01)  # a resampling overshoot is not 0-255
     raw = ImagePreprocessor().fit(X.astype(np.float64))
     with pytest.raises(ValueError, match="fitted on float64 images that reach 2"):
         raw.transform(X)

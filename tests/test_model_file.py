@@ -1,6 +1,7 @@
 """skestimators.save / load: skops or pickle + JSON sidecar, integrity, safety."""
 
 import copy
+import io
 import json
 import os
 import pickle
@@ -28,6 +29,7 @@ from skestimators._io import (
     ModelFileNotFoundError,
     ModelVersionWarning,
     UntrustedTypeError,
+    _atomic,
     _model_file,
     read_metadata,
     sidecar_path,
@@ -273,6 +275,47 @@ def test_failed_save_leaves_nothing_and_keeps_the_old_pair(
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     monkeypatch.undo()
     assert hasattr(skestimators.load(path), "predict")
+
+
+@pytest.mark.parametrize(
+    "found, message",
+    [
+        ("skestimators-model/2", "newer skestimators, upgrade it"),
+        ("something-else/7", "format 'something-else/7'"),
+        (None, "format None"),
+    ],
+)
+def test_sidecar_of_another_format_is_refused(tmp_path, small_model, found, message):
+    # The format entry was written but never read: a file of a newer layout
+    # loaded without a word.
+    path = skestimators.save(small_model, tmp_path / "m.skops")
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    if found is None:
+        del meta["format"]
+    else:
+        meta["format"] = found
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=message):
+        skestimators.load(path)
+
+
+def test_long_file_names_save_and_load(tmp_path, small_model):
+    # The temporary names added ~20-55 characters to the file's own: a legal
+    # name of 245 characters could not be saved, and the clean-up's own
+    # "File name too long" hid the error.
+    path = tmp_path / ("m" * 239 + ".skops")  # its sidecar: 250 characters
+    saved = skestimators.save(small_model, path)
+    X = np.ones((2, 3))
+    np.testing.assert_allclose(
+        skestimators.load(saved).predict(X), small_model.predict(X)
+    )
+    leftover = _atomic.temporary_name(path)
+    dead = leftover.name.replace(f".{os.getpid()}.", ".999999999.")
+    leftover.with_name(dead).touch()
+    assert len(_atomic.remove_stale_temporaries(path)) == 1
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [path.name, path.name + ".json"]
 
 
 def test_unpicklable_model_is_a_model_file_error(tmp_path):
@@ -673,6 +716,54 @@ def test_safe_loader_runs_no_code_from_the_file(tmp_path):
     meta["sha256"] = file_sha256(path)
     side.write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="not a valid skops file"):
+        skestimators.load(path)
+    assert not marker.exists()
+
+
+class _Plain:
+    """An object whose skops entry is renamed below."""
+
+
+def _renamed(data, module, name):
+    """A skops file whose root object claims the type ``module.name``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(buffer, "w") as zout:
+        for info in zin.infolist():
+            content = zin.read(info.filename)
+            if info.filename == "schema.json":
+                schema = json.loads(content)
+                schema["__module__"], schema["__class__"] = module, name
+                content = json.dumps(schema).encode()
+            zout.writestr(info, content)
+    return buffer.getvalue()
+
+
+def test_package_types_that_would_run_code_are_not_trusted(tmp_path):
+    # Every estimator class of the package was trusted: a crafted file that
+    # named EngineNet ran its payload at load(path), without trusted=.
+    # skorch's NeuralNet.__setstate__ unpickles the bytes under
+    # __cuda_dependent_attributes__ with a full unpickler.
+    module, name = "skestimators._engine._skorch", "EngineNet"
+    from skops.io import dumps
+
+    marker = tmp_path / "pwned"
+    crafted = _Plain()
+    crafted.__dict__.update(
+        __cuda_dependent_attributes__=pickle.dumps({"x": _Payload(marker)}),
+        device="cpu",
+    )
+    path = tmp_path / "evil.skops"
+    path.write_bytes(_renamed(dumps(crafted), module, name))
+    sidecar_path(path).write_text(
+        json.dumps(
+            {
+                "format": "skestimators-model/1",
+                "serialization": "skops",
+                "sha256": file_sha256(path),
+            }
+        )
+    )
+    with pytest.raises(UntrustedTypeError, match=f"{module}.{name}"):
         skestimators.load(path)
     assert not marker.exists()
 

@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 import skestimators
 from skestimators import MultiInput, NetClassifier, NetRegressor
+from skestimators._io import ModelFileError, sidecar_path
 from skestimators.scoring import (
     InvalidRowsWarning,
     OutputLockedError,
@@ -340,6 +341,60 @@ def test_parquet_row_groups_are_rechunked(tmp_path, table_model):
     assert out["prediction"].tolist() == model.predict(X).tolist()
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 6])
+def test_parquet_ids_are_kept_as_stored(tmp_path, table_model, chunk_rows):
+    # Through pandas, integer ids with a null became floats (ids above 2**53
+    # rounded into one another), and a chunk of null text ids a float column
+    # that the other chunks' text could not join.
+    model_path, X, _ = table_model
+    big = 2**60
+    ids = pa.array([big + 1, big + 2, big + 3, None, big + 5, big + 6], pa.int64())
+    table = pa.Table.from_pandas(X.iloc[:6], preserve_index=False)
+    pq.write_table(table.append_column("objid", ids), tmp_path / "i.parquet")
+    run(model_path, [tmp_path / "i.parquet"], tmp_path / "i.out.parquet",
+        chunk_rows=chunk_rows, id_column="objid")  # fmt: skip
+    out = pq.read_table(tmp_path / "i.out.parquet")
+    assert out.schema.field("objid").type == pa.int64()
+    assert out.column("objid").to_pylist() == ids.to_pylist()
+    text = pa.array(["x", "y", None, None, "z", "w"])
+    pq.write_table(table.append_column("name", text), tmp_path / "t.parquet")
+    run(model_path, [tmp_path / "t.parquet"], tmp_path / "t.out.parquet",
+        chunk_rows=2, id_column="name")  # fmt: skip
+    assert pq.read_table(tmp_path / "t.out.parquet").column(0).to_pylist() == (
+        text.to_pylist()
+    )
+
+
+def test_csv_id_minus_zero_stays_text(tmp_path, table_model):
+    # "-0" was read as the integer 0, beside a real 0.
+    model_path, X, _ = table_model
+    frame = X.iloc[:2].assign(id=["-0", "0"])
+    frame.to_csv(tmp_path / "z.csv", index=False)
+    run(model_path, [tmp_path / "z.csv"], tmp_path / "z.out.csv", id_column="id")
+    assert pd.read_csv(tmp_path / "z.out.csv", dtype=str)["id"].tolist() == ["-0", "0"]
+
+
+def test_output_cannot_overwrite_the_models_sidecar(tmp_path, spectra_model):
+    # Writing the predictions over <model>.json made the model unloadable.
+    model_path, npy, _, _ = spectra_model
+    side = sidecar_path(model_path)
+    before = side.read_text()
+    with pytest.raises(ScoringInputError, match="would overwrite the input"):
+        run(model_path, [npy], side, output_format="csv")
+    assert side.read_text() == before
+
+
+def test_damaged_input_entry_of_the_sidecar_is_named(tmp_path, spectra_model):
+    model_path, npy, _, model = spectra_model
+    copy = skestimators.save(model, tmp_path / "m.joblib")
+    side = sidecar_path(copy)
+    meta = json.loads(side.read_text())
+    for damaged in ("X", {"kind": "array"}, {"kind": "array", "inputs": {"X": 3}}):
+        side.write_text(json.dumps({**meta, "input": damaged}))
+        with pytest.raises(ModelFileError, match="damaged 'input' entry"):
+            run(copy, [npy], tmp_path / "o.parquet")
+
+
 @pytest.fixture(scope="module")
 def exoplanet_model(tmp_path_factory):
     """A spectra + aux classifier on simulated planets, saved."""
@@ -446,6 +501,20 @@ def test_exoplanet_ids_are_checked(tmp_path, exoplanet_model):
     targets.iloc[:40].to_csv(folder / "targets.csv", index=False)
     with pytest.raises(ScoringInputError, match="spectra.npy has 50, targets.csv 40"):
         run(path, [folder], tmp_path / "o.parquet")
+
+
+def test_exoplanet_ids_beyond_float_precision(tmp_path, exoplanet_model):
+    # Parsed through float64, ids above 2**53 were rounded: distinct ones were
+    # refused as repeated, others came out as other ids.
+    path, _, _ = exoplanet_model
+    folder = tmp_path / "planets"
+    _copy_exoplanet_folder(folder, np.arange(50))
+    targets = pd.read_csv(folder / "targets.csv")
+    ids = 2**60 + 2 * np.arange(50, dtype=np.int64) + 1
+    targets["id"] = ids
+    targets.to_csv(folder / "targets.csv", index=False)
+    run(path, [folder], tmp_path / "o.parquet")
+    assert pd.read_parquet(tmp_path / "o.parquet")["id"].tolist() == ids.tolist()
 
 
 def test_image_folder_with_an_unreadable_image(tmp_path):

@@ -565,10 +565,14 @@ def test_mlflow_run_that_cannot_finish_fails_and_keeps_the_model(
 
     monkeypatch.setattr(type(client), "log_artifacts", full_disk)
     est = NetRegressor(callbacks=[("mlflow", logger)], **FAST)
-    with pytest.warns(UserWarning, match="could not finish its run.*No space left"):
+    with pytest.warns(UserWarning, match="No space left.*the run is marked failed"):
         est.fit(*data)
     assert est.predict(data[0][:3]).shape == (3,)
     assert client.get_run(logger.run_id_).info.status == "FAILED"
+    # When the tracker cannot be told either, the warning says so.
+    monkeypatch.setattr(type(client), "set_terminated", full_disk)
+    with pytest.warns(UserWarning, match="marking the run failed failed too"):
+        est.fit(*data)
 
 
 def test_mlflow_failed_start_leaves_the_previous_run_alone(
@@ -607,7 +611,8 @@ def test_runs_log_the_epoch_early_stopping_restored(data, client, request):
         **{**FAST, "max_epochs": 30, "lr": 0.3},
         patience=2,
     ).fit(*data)
-    best = int(est.history_["valid_loss"].idxmin())
+    best = est.best_epoch_
+    assert best == dict(est.net_.callbacks_)["early_stopping"].best_epoch_
     assert best < len(est.history_)
     metrics = client.get_run(logger.run_id_).data.metrics
     assert metrics["best_epoch"] == best

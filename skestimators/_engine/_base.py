@@ -500,7 +500,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         self.n_iter_ = len(rows)
         self.device_ = torch.device(net.device)
         if "valid_loss" in self.history_:
-            self.best_epoch_ = int(self.history_["valid_loss"].idxmin())
+            self.best_epoch_ = _best_epoch(net, self.history_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -516,3 +516,13 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
 
 _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
+
+
+def _best_epoch(net, history):
+    """The epoch whose weights early stopping kept, else the lowest validation
+    loss's (they differ when an improvement was smaller than ``tol``)."""
+    early = dict(net.callbacks_ or ()).get("early_stopping")
+    kept = getattr(early, "best_epoch_", None)
+    if getattr(early, "load_best", False) and kept in history.index:
+        return int(kept)
+    return int(history["valid_loss"].idxmin())

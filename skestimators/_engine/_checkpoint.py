@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +372,14 @@ class ResumeCheckpoint(Callback):
                 net.batch_generator.set_state(state)
 
     def on_epoch_begin(self, net, **kwargs):
+        self._restore_pending(net)
+
+    def on_train_end(self, net, **kwargs):
+        # A complete checkpoint trains no epoch: the user's callbacks see their
+        # state at the end (and the final checkpoint keeps it).
+        self._restore_pending(net)
+
+    def _restore_pending(self, net):
         pending, self.pending_ = getattr(self, "pending_", {}), {}
         callbacks = dict(_stateful(net))
         try:
@@ -381,9 +390,13 @@ class ResumeCheckpoint(Callback):
             raise _mismatch(exc) from None
 
 
-_SAFE_TYPES = (
-    type(None), bool, int, float, str, torch.Tensor, torch.Size, torch.dtype,
-    torch.device,
+#: Exact types (not their subclasses: an IntEnum, a namedtuple or NumPy's
+#: float64 is refused) that ``torch.load(weights_only=True)`` always reads.
+_SAFE_TYPES = frozenset(
+    {
+        type(None), bool, int, float, str, torch.Tensor, torch.nn.Parameter,
+        torch.Size, torch.dtype, torch.device,
+    }
 )  # fmt: skip
 
 
@@ -391,13 +404,12 @@ def _plainly_safe(value) -> bool:
     """Whether ``value`` holds only types that ``torch.load(weights_only=True)``
     always reads: numbers, strings, tensors, and lists, tuples and dicts of
     them. False means "read it back to know", not "unsafe"."""
-    if isinstance(value, _SAFE_TYPES):
+    kind = type(value)
+    if kind in _SAFE_TYPES:
         return True
-    if isinstance(value, dict):
-        return all(
-            isinstance(k, (str, int)) and _plainly_safe(v) for k, v in value.items()
-        )
-    if isinstance(value, (list, tuple)):
+    if kind in (dict, OrderedDict):
+        return all(type(k) in (str, int) and _plainly_safe(v) for k, v in value.items())
+    if kind in (list, tuple):
         return all(_plainly_safe(v) for v in value)
     return False
 

@@ -90,7 +90,10 @@ net_ : skorch.NeuralNet
     n_iter_ : int
         Number of epochs trained.
     best_epoch_ : int
-        Epoch with the lowest validation loss (only with a validation split).
+        With early stopping, the epoch whose weights the network keeps: the
+        last that lowered the validation loss by more than ``tol``; otherwise
+        the epoch with the lowest validation loss (only with a validation
+        split).
     device_ : torch.device
         Device the network lives on.
     input_shape_ : tuple or dict

@@ -46,16 +46,28 @@ __all__ = [
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 
 
+#: Longest part of a file's name kept in its temporary names: with the host
+#: (32 characters at most), the process id and a random part, a temporary
+#: name stays under the 255 bytes a file name may have wherever the file's
+#: own name is legal.
+_NAME_BUDGET = 150
+
+
+def _short(name: str) -> str:
+    return name[:_NAME_BUDGET]
+
+
 def temporary_name(path: Path, suffix: str = "") -> Path:
     """A unique hidden name next to ``path`` (same file system: atomic rename).
 
-    ``.<name>.<host>.<pid>.<random><suffix>``: the host and process id let
+    ``.<name>.<host>.<pid>.<random><suffix>``, ``<name>`` cut to
+    ``_NAME_BUDGET`` characters: the host and process id let
     :func:`remove_stale_temporaries` tell a killed writer's leftovers from a
     live writer's file.
     """
     path = Path(path)
     return path.with_name(
-        f".{path.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}"
+        f".{_short(path.name)}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}"
     )
 
 
@@ -87,7 +99,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         return []
     path = Path(path)
     pattern = re.compile(
-        rf"^\.{re.escape(path.name)}\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{8}}"
+        rf"^\.{re.escape(_short(path.name))}\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{8}}"
     )
     removed = []
     try:

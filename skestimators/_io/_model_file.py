@@ -13,6 +13,7 @@ exactly the bytes it then loads.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -362,8 +363,9 @@ def save(
     except OSError as exc:
         raise ModelFileError(f"Cannot write the model {path}: {exc}") from exc
     finally:
-        tmp_model.unlink(missing_ok=True)
-        tmp_side.unlink(missing_ok=True)
+        for tmp in (tmp_model, tmp_side):
+            with contextlib.suppress(OSError):  # never hides the error above
+                tmp.unlink(missing_ok=True)
     return path
 
 
@@ -522,6 +524,7 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
             return load_safe(data, path, trusted, ModelFileError, UntrustedTypeError)
         return unpickle(data, path, ModelFileError)
     _check_digest(path, hashlib.sha256(data).hexdigest(), metadata)
+    _check_format(path, metadata)
     check_versions(metadata, path)
     if "serialization" not in metadata:
         raise ModelFileError(
@@ -537,6 +540,19 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
             f"{serialization!r}; a newer skestimators may read it."
         )
     return unpickle(data, path, ModelFileError)
+
+
+def _check_format(path, metadata) -> None:
+    """Refuse a sidecar of another layout than the one this package writes."""
+    found = metadata.get("format")
+    if found == FORMAT:
+        return
+    newer = isinstance(found, str) and found.startswith(FORMAT.rpartition("/")[0])
+    raise ModelFileError(
+        f"The sidecar of {path} describes a model file of format {found!r}; this "
+        f"skestimators reads {FORMAT!r}"
+        + (": it was written by a newer skestimators, upgrade it." if newer else ".")
+    )
 
 
 def _check_digest(path, actual: str, metadata) -> None:

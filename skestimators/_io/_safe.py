@@ -31,8 +31,23 @@ def safe_available() -> bool:
     return find_spec("skops") is not None
 
 
+#: The ``__setstate__`` methods that rebuild an estimator from plain
+#: attributes only: scikit-learn's, and the networks' (which reads the device
+#: of the restored network). skops rebuilds a trusted type by calling its
+#: ``__setstate__`` with the file's attributes, so a type whose method does
+#: more (skorch's NeuralNet unpickles bytes of its state with a full
+#: unpickler) would run what the file holds.
+_PLAIN_SETSTATE = frozenset(
+    {
+        ("sklearn.base", "BaseEstimator.__setstate__"),
+        ("skestimators._engine._base", "BaseNet.__setstate__"),
+    }
+)
+
+
 def _is_package_estimator(name: str) -> bool:
-    """A type name that resolves to an estimator class of skestimators."""
+    """A type name that resolves to an estimator class of skestimators that
+    is rebuilt from plain attributes (see ``_PLAIN_SETSTATE``)."""
     if not name.startswith("skestimators."):
         return False
     module_name, _, qualname = name.rpartition(".")
@@ -40,7 +55,14 @@ def _is_package_estimator(name: str) -> bool:
         obj = getattr(importlib.import_module(module_name), qualname)
     except (ImportError, AttributeError):
         return False
-    return isinstance(obj, type) and issubclass(obj, BaseEstimator)
+    if not (isinstance(obj, type) and issubclass(obj, BaseEstimator)):
+        return False
+    setstate = obj.__setstate__
+    where = (
+        getattr(setstate, "__module__", None),
+        getattr(setstate, "__qualname__", None),
+    )
+    return where in _PLAIN_SETSTATE
 
 
 #: Types skops does not trust that the safe loader of skestimators does:

@@ -18,6 +18,11 @@ from ._common import (
 )
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as the command line shows it: ``Warning: <message>``."""
+    click.echo(f"Warning: {message}", err=True)
+
+
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument(
@@ -139,6 +144,7 @@ def score(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InvalidRowsWarning)  # reported below
+            warnings.showwarning = _one_line_warning  # versions differ, etc.
             result = run(
                 model,
                 inputs,
@@ -225,11 +231,11 @@ def info(model, check):
     if check:
         try:
             check_integrity(model, metadata)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                check_versions(metadata, model)
         except _ERRORS as exc:
             raise click.ClickException(f"Check failed: {_message(exc)}") from exc
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            check_versions(metadata, model)
     click.echo(json.dumps(metadata, indent=2))
     if not check:
         return

@@ -39,6 +39,11 @@ def to_channels_first(X, layout, *, fitted_layout=None):
     return X, fitted_layout
 
 
+#: Largest pixel value taken as on the [0, 1] scale of uint8 pixels over 255
+#: (a resampled image may overshoot 1 a little); 0-255 images reach far more.
+_UNIT_RANGE = 1.5
+
+
 def _pixel_max(X):
     """The largest pixel value of ``X`` on the scale ``_process`` uses."""
     if X.size == 0:
@@ -99,8 +104,9 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     input_max_ : float
         The largest pixel value seen in :meth:`fit` (``uint8`` pixels over
         255). ``uint8`` pixels are scaled to [0, 1] and others are not, so
-        :meth:`transform` refuses float images above 1 after a fit on
-        ``uint8`` images, and ``uint8`` images after a fit on floats above 1.
+        :meth:`transform` refuses float images above 1.5 after a fit on
+        ``uint8`` images, and ``uint8`` images after a fit on floats above
+        1.5 (0-255 images).
     n_features_in_ : int
         Size of the second dimension of the input, as for any scikit-learn
         transformer.
@@ -184,13 +190,13 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         be standardised with statistics of another scale.
         """
         fitted = getattr(self, "input_dtype_", X.dtype.name)
-        if fitted == "uint8" and X.dtype != np.uint8 and _pixel_max(X) > 1:
+        if fitted == "uint8" and X.dtype != np.uint8 and _pixel_max(X) > _UNIT_RANGE:
             raise ValueError(
                 "ImagePreprocessor was fitted on uint8 images, whose pixels it "
                 f"scales from 0-255 to [0, 1], but these {X.dtype.name} images "
                 f"reach {_pixel_max(X):g}: pass uint8 images, or floats in [0, 1]."
             )
-        if fitted != "uint8" and X.dtype == np.uint8 and self.input_max_ > 1:
+        if fitted != "uint8" and X.dtype == np.uint8 and self.input_max_ > _UNIT_RANGE:
             raise ValueError(
                 f"ImagePreprocessor was fitted on {fitted} images that reach "
                 f"{self.input_max_:g}, but these are uint8 images, whose pixels "
@@ -262,9 +268,9 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
             self.mean_ = mean
             # Cropping and resizing run in float32: a constant channel comes out
             # with a spread of a few float32 roundings of its values. Below that
-            # (and below 1e-12 of the values) a channel is constant, scaled by 1,
-            # so that transform does not magnify rounding noise into O(1) values.
-            noise = np.maximum(16 * np.finfo(np.float32).eps, 1e-12) * largest
+            # a channel is constant, scaled by 1, so that transform does not
+            # magnify rounding noise into O(1) values.
+            noise = 16 * np.finfo(np.float32).eps * largest
             self.std_ = np.where(std > noise, std, 1.0)
         return self
 

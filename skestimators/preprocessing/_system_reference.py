@@ -38,21 +38,23 @@ def match_systems(aux, systems, rtol=RTOL):
         The first matching row of ``systems``, -1 where none matches.
     """
     values = np.log(np.asarray(aux, dtype=np.float64))
-    reference = np.log(np.asarray(systems, dtype=np.float64))
     index = np.full(len(values), -1)
-    if not len(reference):
+    if not len(systems) or not len(values):
         return index
-    # Candidates agree in the first column: a window of the sorted references.
-    order = np.argsort(reference[:, 0], kind="stable")
-    first = reference[order, 0]
-    low = np.searchsorted(first, values[:, 0] - rtol, side="left")
-    high = np.searchsorted(first, values[:, 0] + rtol, side="right")
-    for i in np.flatnonzero(high > low):
-        candidates = np.sort(order[low[i] : high[i]])
-        same = np.all(np.abs(reference[candidates] - values[i]) <= rtol, axis=1)
-        if same.any():
-            index[i] = candidates[np.argmax(same)]
+    for i, found in enumerate(_neighbours(np.log(systems), values, rtol)):
+        if len(found):
+            index[i] = found.min()
     return index
+
+
+def _neighbours(reference, values, rtol):
+    """For each row of ``values``, the rows of ``reference`` within ``rtol`` in
+    every column (a Chebyshev ball: O(log n) per row, however many systems
+    share a star)."""
+    from sklearn.neighbors import KDTree
+
+    tree = KDTree(np.asarray(reference, dtype=np.float64), metric="chebyshev")
+    return tree.query_radius(values, r=rtol)
 
 
 def group_systems(aux, rtol=RTOL):
@@ -77,17 +79,13 @@ def group_systems(aux, rtol=RTOL):
         aux, axis=0, return_index=True, return_inverse=True
     )
     # Each distinct row joins the first earlier system within rtol, if any.
-    # np.unique sorts the rows by their first column: the candidates are the
-    # earlier rows of a window.
     values = np.log(unique)
-    start = np.searchsorted(values[:, 0], values[:, 0] - rtol, side="left")
     owner = np.arange(len(unique))
-    for row in np.flatnonzero(start < np.arange(len(unique))):
-        window = np.arange(start[row], row)
-        window = window[owner[window] == window]
-        same = np.all(np.abs(values[window] - values[row]) <= rtol, axis=1)
-        if same.any():
-            owner[row] = window[np.argmax(same)]
+    for row, found in enumerate(_neighbours(values, values, rtol)):
+        earlier = found[found < row]
+        representatives = earlier[owner[earlier] == earlier]
+        if len(representatives):
+            owner[row] = representatives.min()
     systems, owner = np.unique(owner, return_inverse=True)
     return first[systems], owner[inverse.ravel()]
 

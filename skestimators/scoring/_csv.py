@@ -42,8 +42,9 @@ NA_VALUES = (
     "null",
 )
 _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-#: An integer written canonically (no sign "+", no leading zero), in int64.
-_INTEGER = r"-?(?:0|[1-9][0-9]{0,17})"
+#: An integer written canonically (no sign "+", no leading zero, no "-0"),
+#: in int64.
+_INTEGER = r"(?:0|-?[1-9][0-9]{0,17})"
 _ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
 
 

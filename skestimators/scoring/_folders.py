@@ -57,14 +57,16 @@ def _planet_ids(path: Path, n_rows: int):
             f"The files disagree on the number of planets: spectra.npy has "
             f"{n_rows}, targets.csv {len(ids)}."
         )
-    values = pd.to_numeric(ids, errors="coerce").to_numpy(np.float64)
-    if (
-        not np.isfinite(values).all()
-        or (values != np.round(values)).any()
-        or len(np.unique(values)) < len(values)
-    ):
+    # Parsed from the text, exactly (through float64, ids above 2**53 were
+    # rounded, into one another or away from load_exoplanet's).
+    text = ids.astype(str).str.strip()
+    values = []
+    if text.str.fullmatch(r"[+-]?[0-9]{1,19}").all():
+        values = [int(t) for t in text]
+    in_range = all(-(2**63) <= v < 2**63 for v in values)
+    if len(values) != len(text) or not in_range or len(set(values)) < len(values):
         raise ScoringInputError(f"{path}: column 'id' must hold unique integers.")
-    return values.astype(np.int64)
+    return np.array(values, dtype=np.int64)
 
 
 class ExoplanetReader:

@@ -238,16 +238,17 @@ class _TableReader:
         extra = [self.id_column] if self.id_column not in (None, *self.features) else []
         return self.features + extra
 
-    def _spec(self, index: int, frame: pd.DataFrame, first: int) -> DataSpec:
+    def _spec(self, index: int, frame: pd.DataFrame, first: int, ids=None) -> DataSpec:
         """Chunk ``index``: the rows of ``frame``, the first being row ``first``.
 
-        Text in a column the model takes as numbers (every column but those
-        of ``text_columns``, e.g. one-hot encoded) becomes NaN and its row is
-        listed as invalid, instead of failing the job.
+        ``ids``: the id column as read, when the reader has them apart from
+        ``frame``. Text in a column the model takes as numbers (every column
+        but those of ``text_columns``, e.g. one-hot encoded) becomes NaN and
+        its row is listed as invalid, instead of failing the job.
         """
         if self.id_column is None:
             ids = np.arange(first, first + len(frame))
-        else:
+        elif ids is None:
             ids = frame[self.id_column].to_numpy()
             if self.integer_ids:
                 ids = ids.astype(np.int64)
@@ -276,6 +277,20 @@ def _to_frame(table) -> pd.DataFrame:
     """``table`` as a DataFrame of its columns: a pandas index saved with it
     (``df.set_index("id").to_parquet()``) stays a column."""
     return table.to_pandas(ignore_metadata=True)
+
+
+def _arrow_ids(column) -> np.ndarray:
+    """An Arrow id column as NumPy, every id as stored.
+
+    Through pandas, integers with a null became floats (``2.0``, and ids
+    above 2**53 rounded into one another), and a chunk of null text ids a
+    float column. Without nulls the values convert exactly; with nulls they
+    are Python objects (``None`` for a missing id), which Arrow writes back
+    in the column's own type.
+    """
+    if column.null_count == 0:
+        return column.to_numpy(zero_copy_only=False)
+    return np.array(column.to_pylist(), dtype=object)
 
 
 class ParquetReader(_TableReader):
@@ -319,12 +334,18 @@ class ParquetReader(_TableReader):
                 n_pending += batch.num_rows
                 while n_pending >= chunk_rows:
                     head, rest = flush(chunk_rows)
-                    yield self._spec(index, _to_frame(head), first)
+                    yield self._parquet_spec(index, head, first)
                     index, first = index + 1, first + chunk_rows
                     pending, n_pending = rest.to_batches(), rest.num_rows
         if n_pending:
             head, _ = flush(n_pending)
-            yield self._spec(index, _to_frame(head), first)
+            yield self._parquet_spec(index, head, first)
+
+    def _parquet_spec(self, index, table, first):
+        ids = None
+        if self.id_column is not None:
+            ids = _arrow_ids(table.column(self.id_column))
+        return self._spec(index, _to_frame(table), first, ids=ids)
 
 
 # -- the model's expected input ------------------------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import (
+    ModelFileError,
     file_sha256,
     load,
     read_metadata,
@@ -130,6 +131,25 @@ def _output_format(output: Path, output_format):
         f"Cannot tell the output format from {output.name}; name it .parquet, "
         ".csv, .npy (or .tif for rasters), or give the format."
     )
+
+
+def _input_layout(metadata, model):
+    """The sidecar's ``input`` entry, checked: what the model was trained on."""
+    layout = metadata.get("input")
+    if layout is None:
+        return None
+    inputs = layout.get("inputs") if isinstance(layout, dict) else None
+    well_formed = (
+        isinstance(inputs, dict)
+        and layout.get("kind") in ("array", "named")
+        and all(isinstance(entry, dict) for entry in inputs.values())
+    )
+    if not well_formed:
+        raise ModelFileError(
+            f"The sidecar of {model} has a damaged 'input' entry (it says what "
+            "the model was trained on); save the model again."
+        )
+    return layout
 
 
 def _load_model(path: Path, trust: bool):
@@ -307,13 +327,15 @@ def score(
     model, output = Path(os.fspath(model)), Path(os.fspath(output))
     inputs = [Path(os.fspath(p)) for p in inputs]
     invalid_path = output.with_name(output.name + ".invalid.csv")
-    check_output([output, invalid_path, ids_path(output)], [model], inputs)
+    check_output(
+        [output, invalid_path, ids_path(output)], [model, sidecar_path(model)], inputs
+    )
     with output_lock(output):
         metadata = None
         if not trust or sidecar_path(model).exists():
             metadata = read_metadata(model)
         estimator = prepare_model(_load_model(model, trust), device, batch_size)
-        expected = None if metadata is None else metadata.get("input")
+        expected = None if metadata is None else _input_layout(metadata, model)
         fmt = _output_format(output, output_format)
         if input_kind(inputs) == "raster":
             return _score_raster(

@@ -9,7 +9,6 @@ package imports without it.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import math
@@ -182,11 +181,17 @@ class TrackingCallback(Callback):
             # Training is over and the network fitted: a logging failure (a
             # full disk, a tracking server gone) ends the run failed, with a
             # warning, and keeps the model rather than discarding the fit.
-            self._close_failed(killed=False)
+            marked = self._close_failed(killed=False)
             warnings.warn(
                 f"{type(self).__name__} could not finish its run "
-                f"({type(exc).__name__}: {exc}); the run is marked failed. The "
-                "fitted model is kept.",
+                f"({type(exc).__name__}: {exc}); "
+                + (
+                    "the run is marked failed."
+                    if marked
+                    else "marking the run failed failed too, so the tracker may "
+                    "show it running."
+                )
+                + " The fitted model is kept.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -207,12 +212,18 @@ class TrackingCallback(Callback):
         finally:
             self._drop_handles()
 
-    def _close_failed(self, killed):
-        """End an open run as failed (or killed), whatever else fails."""
-        if self._is_open():
-            with contextlib.suppress(Exception):
-                self._abandon_run(killed=killed)
+    def _close_failed(self, killed) -> bool:
+        """End an open run as failed (or killed), whatever else fails; whether
+        the tracker took it."""
+        if not self._is_open():
+            return False
+        try:
+            self._abandon_run(killed=killed)
+        except Exception:
+            return False
+        finally:
             self._drop_handles()
+        return True
 
     def _is_open(self) -> bool:
         return any(name in self.__dict__ for name in self._handles)
