@@ -723,3 +723,141 @@ def test_bf16_model_unpickled_on_a_cpu_without_bf16_runs_in_float32(blobs, monke
     blob = pickle.dumps(clf)
     monkeypatch.setattr(_skorch, "_cpu_has_bfloat16", lambda: False)
     assert pickle.loads(blob).net_.amp_dtype is None
+
+
+# -- what the engine refuses or fixes, found by a review of bad inputs ------------
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda y: y * 1e-13,  # a tiny scale: was taken as constant (R² -1e23)
+        lambda y: 1e-17 * (3 + y),  # fluxes in erg/s/cm²
+        lambda y: 2451545 + 0.05 * y,  # Julian dates: float32 lost the spread
+    ],
+    ids=["tiny", "flux", "offset"],
+)
+def test_regression_targets_of_any_scale_train(transform):
+    X, base = make_regression(200, 4, noise=1.0, random_state=0)
+    base = base / base.std()
+    reference = NetRegressor(max_epochs=30, device="cpu", random_state=0).fit(X, base)
+    y = transform(base)
+    reg = NetRegressor(max_epochs=30, device="cpu", random_state=0).fit(X, y)
+    assert reg.target_scale_[0] == pytest.approx(np.std(transform(base) - 0), rel=1e-6)
+    assert reg.score(X, y) == pytest.approx(reference.score(X, base), abs=1e-3)
+
+
+def test_targets_beyond_float32_are_refused_by_name():
+    X, y = make_regression(50, 3, random_state=0)
+    reg = NetRegressor(max_epochs=2, device="cpu", random_state=0)
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        reg.set_params(loss="mae").fit(X, y * 1e38)
+
+
+class _Reduced(torch.nn.Module):
+    def forward(self, pred, target):
+        return ((pred - target) ** 2).mean()
+
+
+def _broadcasting(pred, target):
+    return (pred.reshape(-1) - target) ** 2
+
+
+@pytest.mark.parametrize("loss", [_Reduced(), _broadcasting], ids=["mean", "broadcast"])
+def test_a_loss_must_return_one_value_per_sample(loss):
+    # A reduced loss weighed the batch by the mean sample weight, a
+    # broadcasting one trained on an (n, n) matrix: silently.
+    X, y = make_regression(60, 3, random_state=0)
+    reg = NetRegressor(max_epochs=2, device="cpu", random_state=0, loss=loss)
+    with pytest.raises(ValueError, match="one value per sample and column"):
+        reg.fit(X, y)
+
+
+class _Logits(torch.nn.Module):
+    """A classifier of a fixed width, returning ``dtype`` outputs."""
+
+    def __init__(self, input_shape, n_outputs, width=3, dtype=None, rows=0):
+        super().__init__()
+        self.lin = torch.nn.Linear(int(np.prod(input_shape)), width)
+        self.dtype, self.rows = dtype, rows
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        if not self.training and self.rows and len(x) > 2:
+            out = out[: -self.rows]  # a row dropped when predicting only
+        return out if self.dtype is None else out.to(self.dtype)
+
+
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        ({"width": 2}, ValueError, r"shape \(2, 2\) .* must be \(2, 3\)"),
+        ({"width": 5}, ValueError, r"shape \(2, 5\) .* must be \(2, 3\)"),
+        ({"dtype": torch.int64}, TypeError, "torch.int64 outputs"),
+        ({"dtype": torch.complex64}, TypeError, "real floating-point"),
+    ],
+)
+def test_module_outputs_are_checked_before_training(params, error, message):
+    # Too few logits: torch's "Target 2 is out of bounds"; too many: trained,
+    # predict_proba of 5 columns and predict out of range.
+    X = np.random.RandomState(0).normal(size=(60, 4))
+    y = np.arange(60) % 3
+    clf = NetClassifier(
+        _Logits, module_params=params, max_epochs=2, device="cpu", random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's complex cast
+        with pytest.raises(error, match=message):
+            clf.fit(X, y)
+
+
+def test_predictions_must_keep_one_row_per_sample():
+    X = np.random.RandomState(0).normal(size=(60, 4))
+    y = np.arange(60) % 3
+    clf = NetClassifier(
+        _Logits, module_params={"rows": 1}, max_epochs=2, device="cpu",
+        random_state=0, validation_fraction=None,
+    ).fit(X, y)  # fmt: skip
+    with pytest.raises(ValueError, match="one row per sample"):
+        clf.predict(X)
+
+
+class _NaNInEval(torch.nn.Module):
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.lin = torch.nn.Linear(int(np.prod(input_shape)), n_outputs)
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        return out if self.training else out * float("nan")
+
+
+def test_a_validation_loss_never_finite_is_named():
+    # pandas' "Encountered all NA values" ended the fit.
+    X, y = make_regression(60, 3, random_state=0)
+    reg = NetRegressor(_NaNInEval, max_epochs=2, device="cpu", random_state=0)
+    with pytest.raises(ValueError, match="validation loss was not finite in any"):
+        reg.fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"class_weight": {0: -1.0, 1: 1.0}}, "class_weight must hold finite"),
+        ({"class_weight": {0: np.nan, 1: 1.0}}, "class_weight must hold finite"),
+    ],
+)
+def test_class_weights_must_be_finite_and_non_negative(params, message):
+    # A negative weight was clipped to 1e-12 (the model then predicted one
+    # class only), NaN ended as "training diverged".
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    clf = NetClassifier(max_epochs=2, device="cpu", random_state=0, **params)
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, np.arange(40) % 2)
+
+
+@pytest.mark.parametrize("weights", [{"a": np.nan}, [np.inf, 1.0]])
+def test_target_weights_must_be_finite(weights):
+    X, y = make_regression(40, 3, n_targets=2, random_state=0)
+    y = pd.DataFrame(y, columns=["a", "b"])
+    reg = NetRegressor(max_epochs=2, device="cpu", target_weights=weights)
+    with pytest.raises(ValueError, match="target_weights must be finite"):
+        reg.fit(X, y)

@@ -558,3 +558,66 @@ def test_classifier_trains_on_every_image_unless_asked_to_hold_some_out(classes)
         ImageClassifier.__doc__
     )
     assert "early_stopping : bool, default=True" in GalaxyZooRegressor.__doc__
+
+
+def test_partial_fit_calls_draw_new_batches_and_augmentations(monkeypatch):
+    # With an int random_state every call was reseeded alike: the same batch
+    # order, rotations and dropout, call after call.
+    rng = np.random.default_rng(0)
+    X = rng.random((16, 1, 8, 8)).astype(np.float32)
+    y = rng.choice(["cw", "acw", "e"], 16)
+    seen = []
+    original = ImageBatchAugment.__call__
+
+    def spy(self, X, yw, generator=None):
+        out = original(self, X, yw, generator)
+        seen[-1].append(out[0].sum(dim=(1, 2, 3)).clone())
+        return out
+
+    monkeypatch.setattr(ImageBatchAugment, "__call__", spy)
+    clf = ImageClassifier(
+        chirality_pairs=[("cw", "acw")], width=4, depth=1, batch_size=8,
+        device="cpu", random_state=0,
+    )  # fmt: skip
+    for _ in range(2):
+        seen.append([])
+        clf.partial_fit(X, y, classes=["acw", "cw", "e"])
+    assert not all(torch.equal(a, b) for a, b in zip(*seen))
+    # ... reproducibly.
+    again = clone(clf)
+    seen.clear()
+    for _ in range(2):
+        seen.append([])
+        again.partial_fit(X, y, classes=["acw", "cw", "e"])
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize("tta", [0, 9, 2.5, "eight"])
+def test_tta_set_after_fit_is_checked(tta):
+    X, y = make_galaxy_classes(24, size=16, random_state=0)
+    clf = ImageClassifier(**TINY, chirality_pairs=None).fit(X, y)
+    with pytest.raises(ValueError, match="tta must be 'auto' or an int from 1 to 8"):
+        clf.set_params(tta=tta).predict(X[:2])
+
+
+def test_chirality_pairs_of_integer_labels_and_columns():
+    import pandas as pd
+
+    X = np.random.default_rng(0).random((24, 1, 16, 16)).astype(np.float32)
+    # A flat pair of integers: TypeError "object of type 'int' has no len()".
+    with pytest.raises(ValueError, match="must be a sequence of pairs"):
+        ImageClassifier(**TINY, chirality_pairs=(1, 2)).fit(X, np.arange(24) % 3)
+    # Multilabel columns 0, 1, 2 of a DataFrame: the pair (0, 1) matched
+    # nothing (columns are named "0", "1"), so no mirror flips, with a warning.
+    y = pd.DataFrame(np.random.default_rng(1).integers(0, 2, (24, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        clf = ImageClassifier(**TINY, chirality_pairs=[(0, 1)]).fit(X, y)
+    assert clf._mirror_plan()[0]
+
+
+def test_no_pair_warning_points_at_the_callers_line():
+    X = np.random.default_rng(0).random((24, 1, 16, 16)).astype(np.float32)
+    with pytest.warns(UserWarning, match="mirror='swap' but none") as record:
+        ImageClassifier(**TINY).fit(X, np.arange(24) % 3)
+    assert record[0].filename == __file__

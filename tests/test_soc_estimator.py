@@ -28,6 +28,7 @@ from skestimators.model_selection import (
     compare_variants,
     repeated_cv,
 )
+from skestimators.nn import CNNLSTM, PooledCNN
 from skestimators.preprocessing import PatchStatistics, quantile_balanced_weights
 from skestimators.recipes import soc_baseline_pipeline, soc_pipeline
 
@@ -182,12 +183,36 @@ def test_missing_values_need_a_builtin_network(cloudy):
 
     reg = SpatioTemporalRegressor(**{**TINY, "module": Custom})
     assert not reg.__sklearn_tags__().input_tags.allow_nan
-    with pytest.raises(ValueError, match="NaN"):
+    # The message said this estimator "does not accept missing values".
+    with pytest.raises(ValueError, match="built-in networks .* read NaN as missing"):
         reg.fit(X, y)
     finite = np.nan_to_num(X)
     reg.fit(finite, y)
     with pytest.raises(ValueError, match="contains NaN"):
         reg.predict(X)
+
+
+@pytest.mark.filterwarnings(UNOBSERVED)
+@pytest.mark.parametrize("module", [CNNLSTM, PooledCNN])
+def test_built_in_network_classes_read_missing_values(cloudy, module):
+    # Only the names were taken to read NaN: the classes themselves, which do,
+    # were refused.
+    X, y = cloudy
+    reg = SpatioTemporalRegressor(**{**TINY, "module": module}).fit(X, y)
+    assert reg.__sklearn_tags__().input_tags.allow_nan
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_valid_statistic_is_the_share_of_observed_pixels():
+    X = np.ones((2, 1, 3, 3, 2))
+    X[0, 0, 0, :, 0] = np.nan  # 3 of 9 pixels missing in year 0
+    X[1, 0, :, :, 1] = np.nan
+    X[1, 0, 1, 1, 1] = 1.0  # one pixel seen: its std is 0, a value
+    out = PatchStatistics(("valid", "std")).fit_transform(X)
+    np.testing.assert_allclose(out[:, :2], [[6 / 9, 1], [1, 1 / 9]])
+    np.testing.assert_allclose(out[:, 2:], 0)
+    complete = PatchStatistics(("valid",)).fit_transform(np.ones((2, 1, 3, 3, 2)))
+    np.testing.assert_array_equal(complete, 1)
 
 
 @pytest.mark.filterwarnings(UNOBSERVED)

@@ -46,7 +46,7 @@ from ._divergence import (
     training_state,
 )
 from ._fingerprint import config_fingerprint, data_fingerprint
-from ._heads import HeadsLoss
+from ._heads import HeadsLoss, check_output_shapes
 from ._inference import InferenceMixin, _tensors
 from ._modules import _shapes
 from ._network_file import NetworkFileMixin
@@ -216,6 +216,12 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
         device = resolve_device(config.device)
         seed = int(check_random_state(config.random_state).randint(0, 2**31 - 1))
+        if continuing:
+            # Each continued call draws new batches, augmentations and dropout
+            # (an int random_state gave every partial_fit call the same ones),
+            # reproducibly: from the seed and the epochs trained so far.
+            key = [seed, len(self.net_.history)]
+            seed = int(np.random.SeedSequence(key).generate_state(1)[0] % 2**31)
         parallel = data_parallel(device)
         if parallel is not None:
             device = parallel.device
@@ -429,7 +435,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
     def _bind_outputs(self, module, train, groups_spec):
         """Probe the module once on two samples: clear errors, dict outputs."""
-        probe, _ = train.slice(0, min(2, len(train)))
+        probe, (targets, _) = train.slice(0, min(2, len(train)))
         parameter = next(iter(module.parameters()), None)
         if parameter is not None:  # a loaded GPU model, the data not yet placed
             probe = _to(probe, parameter.device)
@@ -445,7 +451,10 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             ) from exc
         finally:
             module.train(was_training)
-        return self._check_outputs(out, groups_spec)
+        groups_spec = self._check_outputs(out, groups_spec)
+        n_outputs = (self.__dict__.get("_module_spec") or {}).get("n_outputs")
+        check_output_shapes(out, groups_spec, targets, module, n_outputs)
+        return groups_spec
 
     def _check_outputs(self, out, groups_spec):
         if isinstance(out, dict):
@@ -521,8 +530,17 @@ _BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
 def _best_epoch(net, history):
     """The epoch whose weights early stopping kept, else the lowest validation
     loss's (they differ when an improvement was smaller than ``tol``)."""
+    losses = pd.to_numeric(history["valid_loss"], errors="coerce")
+    if not np.isfinite(losses).any():
+        raise ValueError(
+            f"The validation loss was not finite in any of the {len(losses)} "
+            "epochs: the network's predictions on the validation split (in "
+            "evaluation mode) are NaN or infinite although it trains. Check the "
+            "module's evaluation path (dropout, batch normalisation) and the "
+            "validation inputs."
+        )
     early = dict(net.callbacks_ or ()).get("early_stopping")
     kept = getattr(early, "best_epoch_", None)
     if getattr(early, "load_best", False) and kept in history.index:
         return int(kept)
-    return int(history["valid_loss"].idxmin())
+    return int(losses.idxmin())

@@ -108,7 +108,52 @@ class HeadGroup:
             return F.binary_cross_entropy_with_logits(
                 pred, target, pos_weight=pw, reduction="none"
             )
-        return self.loss(pred, target)
+        per = self.loss(pred, target)
+        if not isinstance(per, torch.Tensor) or per.shape != target.shape:
+            # A reduced loss (MSELoss() with its default reduction="mean")
+            # would weigh the batch by its mean sample weight, and a
+            # broadcasting one train on an (n, n) matrix: both silently.
+            shape = tuple(per.shape) if isinstance(per, torch.Tensor) else type(per)
+            raise ValueError(
+                f"The loss of {self.names} returned {shape} for targets of shape "
+                f"{tuple(target.shape)}: it must return one value per sample and "
+                "column, unreduced (e.g. torch.nn.MSELoss(reduction='none'))."
+            )
+        return per
+
+
+def check_output_shapes(out, groups, targets, module, n_outputs=None):
+    """Refuse module outputs that the losses cannot read as the targets.
+
+    Called once, on a probe batch, before training: an output of another
+    dtype, width or number of rows failed later with a raw torch error (or,
+    with more logits than classes, trained and predicted out of range).
+    """
+    name = type(module).__name__
+    n = len(targets)
+    for tensor in out.values() if isinstance(out, dict) else [out]:
+        if not tensor.is_floating_point():
+            raise TypeError(
+                f"The module {name} returned {tensor.dtype} outputs; the losses "
+                "need real floating-point outputs (logits or values)."
+            )
+    if isinstance(out, torch.Tensor) and isinstance(n_outputs, int):
+        width = 1 if out.ndim == 1 else out.shape[1] if out.ndim == 2 else None
+        if width != n_outputs or len(out) != n:
+            raise ValueError(
+                f"The module {name} returned an output of shape {tuple(out.shape)} "
+                f"for a batch of {n} samples; it must be ({n}, {n_outputs}): one "
+                f"row per sample and n_outputs={n_outputs} columns."
+            )
+    for group in groups:
+        pred = group.output(out)
+        if pred.ndim != 2 or len(pred) != n:
+            raise ValueError(
+                f"The module {name} returned an output of shape "
+                f"{tuple(pred.shape)} for {group.names} on a batch of {n} "
+                "samples; it must have one row per sample and one column per "
+                "output."
+            )
 
 
 class HeadsLoss(nn.Module):

@@ -103,6 +103,7 @@ class InferenceMixin:
                         "cpu",
                         float_=True,
                     )
+                    _check_rows(y, Xb, module)
                     rows = _nonfinite_rows(y, start)
                     if rows is not None:
                         bad.append(rows)
@@ -127,3 +128,19 @@ class InferenceMixin:
                 rows=rows,
             )
         return [_concat(out) for out in outputs or ()]
+
+
+def _check_rows(output, batch, module):
+    """Refuse outputs with another number of rows than the batch (a module
+    that drops or adds rows in evaluation mode): predictions would no longer
+    line up with the inputs."""
+    n = len(next(iter(batch.values()))) if isinstance(batch, dict) else len(batch)
+    tensors = output.values() if isinstance(output, dict) else [output]
+    for tensor in tensors:
+        if tensor.ndim == 0 or len(tensor) != n:
+            shape = tuple(tensor.shape)
+            raise ValueError(
+                f"The module {type(module).__name__} returned an output of shape "
+                f"{shape} for a batch of {n} samples; predictions need one row "
+                "per sample."
+            )

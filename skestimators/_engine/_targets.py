@@ -35,14 +35,17 @@ def _column_weights(weights, names):
             raise ValueError(
                 f"target_weights names unknown targets {unknown}; targets are {names}."
             )
-        return np.array([float(weights.get(n, 1.0)) for n in names])
+        weights = np.array([float(weights.get(n, 1.0)) for n in names])
     weights = np.asarray(weights, dtype=float).ravel()
     if weights.shape != (len(names),):
         raise ValueError(
             f"target_weights has {weights.size} values for {len(names)} targets."
         )
-    if (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError("target_weights must be non-negative and not all zero.")
+    if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(
+            "target_weights must be finite, non-negative and not all zero; got "
+            f"{weights.tolist()}."
+        )
     return weights
 
 
@@ -209,6 +212,11 @@ def class_weight_terms(classes, class_weight, codes, *, swap=None, warn=False):
             )
     else:
         cw = compute_class_weight(class_weight, classes=classes, y=classes[codes])
+        if not np.isfinite(cw).all() or (cw < 0).any():
+            raise ValueError(
+                "class_weight must hold finite, non-negative weights; got "
+                f"{dict(zip(classes.tolist(), cw.tolist()))}."
+            )
     log_w = np.log(np.maximum(cw, 1e-12))
     offset = log_w[:1] - log_w[1:] if len(classes) == 2 else -log_w
     scaled = cw / max(float(cw[codes].mean()), 1e-12)
@@ -240,7 +248,9 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets, sample_weigh
         raise ValueError(f"y must be 1-D or 2-D, got shape {Y.shape}.")
     if Y.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but y has {Y.shape[0]}.")
-    Y2 = Y.reshape(n_samples, -1).astype(np.float32)
+    # float64 until standardised: a float32 copy first lost targets on a large
+    # offset (Julian dates) and turned those beyond 3.4e38 into inf.
+    Y2 = Y.reshape(n_samples, -1).astype(np.float64)
     if fitting:
         estimator.n_targets_ = Y2.shape[1]
         estimator.target_ndim_ = Y.ndim
@@ -249,9 +259,11 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets, sample_weigh
             w = None
             if sample_weight is not None and np.sum(sample_weight) > 0:
                 w = np.asarray(sample_weight, dtype=np.float64)
-            mean = np.average(Y2.astype(np.float64), axis=0, weights=w)
+            mean = np.average(Y2, axis=0, weights=w)
             std = np.sqrt(np.average((Y2 - mean) ** 2, axis=0, weights=w))
-            scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+            # Constant up to float64 rounding of the mean: scale 1. The test is
+            # relative: targets of 1e-17 (fluxes in erg/s/cm2) are not constant.
+            scale = np.where(std > 1e-12 * np.abs(mean), std, 1.0)
             estimator.target_mean_, estimator.target_scale_ = mean, scale
         else:  # a refit without standardisation must not keep an old one
             estimator.__dict__.pop("target_mean_", None)
@@ -267,8 +279,19 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets, sample_weigh
         names, loss=loss, weights=_column_weights(targets.target_weights, names)
     )
     if targets.standardize:
-        Y2 = ((Y2 - estimator.target_mean_) / estimator.target_scale_).astype(
-            np.float32
+        Y2 = (Y2 - estimator.target_mean_) / estimator.target_scale_
+    with np.errstate(over="ignore"):  # reported below, by name
+        Y2 = Y2.astype(np.float32)
+    if not np.isfinite(Y2).all():
+        raise ValueError(
+            "y has values beyond the float32 range (about 3.4e38) that the "
+            "network trains in"
+            + (
+                " once standardised by the fitted mean and scale: y lies far "
+                "outside the range of the first fit."
+                if targets.standardize
+                else ": rescale y, or train with standardised targets."
+            )
         )
     return torch.from_numpy(Y2), groups, Y2.shape[1], None
 

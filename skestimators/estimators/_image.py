@@ -8,7 +8,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._engine import BaseNet, TargetOptions, fill_doc
+from .._engine import BaseNet, TargetOptions, caller_stacklevel, fill_doc
 from ._base import _ClassifierNet
 from ._image_base import _REBUILDING, IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
@@ -275,13 +275,25 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         names = (
             list(self.target_names_) if self._multilabel() else self.classes_.tolist()
         )
+        if self._multilabel():
+            # Label columns are named as strings (columns 0, 1 of a DataFrame
+            # are "0", "1"): pairs of other labels match by their text.
+            pairs = [
+                tuple(str(label) for label in pair)
+                if isinstance(pair, (tuple, list))
+                else pair
+                for pair in self.chirality_pairs
+            ]
+        else:
+            pairs = list(self.chirality_pairs)
         what = "label columns" if self._multilabel() else "classes"
         index = {name: i for i, name in enumerate(names)}
         perm = list(range(len(names)))
         paired = set()
         found = False
-        for pair in self.chirality_pairs:
-            if isinstance(pair, str) or len(pair) != 2 or pair[0] == pair[1]:
+        for pair in pairs:
+            flat = isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list))
+            if flat or len(pair) != 2 or pair[0] == pair[1]:
                 raise ValueError(
                     "chirality_pairs must be a sequence of pairs of distinct "
                     "labels, e.g. (('clockwise_spiral', 'anticlockwise_spiral'),) "
@@ -318,7 +330,7 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
                     "mirror='on' (or chirality_pairs=None) if no class depends "
                     "on handedness, or mirror='off' to silence this warning.",
                     UserWarning,
-                    stacklevel=8,  # ImageClassifier.fit's caller
+                    stacklevel=caller_stacklevel(),
                 )
             return False, None
         return True, (tuple(perm) if perm != sorted(perm) else None)

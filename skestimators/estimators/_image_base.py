@@ -458,6 +458,15 @@ class ImageNetMixin:
         at the parameters it was built with)."""
         if self.tta == "auto":
             return self._as_built()._training_views(mirror)
+        # tta may be set after fit (set_params skips the constraint checks).
+        valid = isinstance(self.tta, numbers.Integral) and not isinstance(
+            self.tta, bool
+        )
+        if not valid or not 1 <= self.tta <= 8:
+            raise ValueError(
+                f"tta must be 'auto' or an int from 1 to 8 (views averaged at "
+                f"prediction); got {self.tta!r}."
+            )
         if mirror:
             return list(range(self.tta))
         if self.tta > 4:

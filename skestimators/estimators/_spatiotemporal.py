@@ -57,8 +57,17 @@ class SpatioTemporalRegressor(_RegressorNet):
     each pixel), and each year's code carries the fraction of its patch that
     is available, so the LSTM learns how far to trust each year. The
     scaler and :class:`~skestimators.preprocessing.PatchStatistics` leave
-    missing pixels out of their statistics. A custom ``module`` gets finite
-    inputs only (NaN is refused). Infinity is always refused.
+    missing pixels out of their statistics. On statistics (the recipe's
+    ``inputs="statistics"``) the availability band counts the statistics
+    present, not the pixels behind them: a year seen through one pixel looks
+    complete unless the statistics include ``"valid"``, the share of
+    observed pixels. A patch with nothing observed still gets a (finite)
+    prediction, with a ``NodataWarning`` naming it (in memory; not for
+    memory-mapped input); :func:`~skestimators.mapping.predict_raster` maps
+    such pixels as nodata. A custom ``module`` gets finite inputs only (NaN
+    is refused), unless it is a :class:`~skestimators.nn.CNNLSTM` or
+    :class:`~skestimators.nn.PooledCNN`, or a subclass. Infinity is always
+    refused.
 
     Parameters
     ----------
@@ -248,15 +257,25 @@ default="mse"
         if lazy:  # out of core: checked in chunks, read batch by batch
             X = check_memmap("X", X, reshape_1d=False, scan=finite)
         else:
-            X = check_array(
-                X,
-                dtype=[np.float32, np.float64],
-                allow_nd=True,
-                ensure_2d=False,
-                ensure_all_finite=finite,
-                input_name="X",
-                estimator=self,
-            )
+            try:
+                X = check_array(
+                    X,
+                    dtype=[np.float32, np.float64],
+                    allow_nd=True,
+                    ensure_2d=False,
+                    ensure_all_finite=finite,
+                    input_name="X",
+                    estimator=self,
+                )
+            except ValueError as exc:
+                if "NaN" not in str(exc) or self._handles_missing():
+                    raise
+                raise ValueError(
+                    f"{name} got NaN (missing pixels) in X. The built-in networks "
+                    "(module='cnn_lstm' or 'pooled') read NaN as missing; a custom "
+                    "module gets finite inputs only: impute the gaps, or use a "
+                    "built-in network."
+                ) from None
         if X.ndim != 5:
             hint = (
                 f" For one pixel and one year per sample, reshape explicitly: "
@@ -283,8 +302,15 @@ default="mse"
         return tags
 
     def _handles_missing(self):
-        # The built-in networks read NaN as missing (an availability band).
-        return isinstance(self.module, str)
+        # The built-in networks read NaN as missing (an availability band),
+        # named or given as their class or an instance.
+        module = self.module
+        if isinstance(module, str):
+            return True
+        built_in = (CNNLSTM, PooledCNN)
+        if isinstance(module, type):
+            return issubclass(module, built_in)
+        return isinstance(module, built_in)
 
     def _target_options(self):
         return TargetOptions(

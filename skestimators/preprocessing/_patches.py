@@ -21,6 +21,10 @@ def _statistic(stat, X, pixels, missing):
     if stat == "centre":
         height, width = X.shape[2:4]
         return X[:, :, height // 2, width // 2, :]
+    if stat == "valid":
+        if not missing:
+            return np.ones(pixels.shape[:2] + pixels.shape[3:], dtype=X.dtype)
+        return (~np.isnan(pixels)).mean(axis=2).astype(X.dtype)
     if stat.startswith("p"):
         q = int(_QUANTILE.match(stat).group(1))
         return (np.nanpercentile if missing else np.percentile)(pixels, q, axis=2)
@@ -52,13 +56,17 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
     statistics; a band and year with no pixel left gives NaN (as does
     ``"centre"`` when the centre pixel is missing), which gradient boosting
     and :class:`~skestimators.SpatioTemporalRegressor` read as missing.
+    A statistic of one observed pixel is still a value (``"std"`` is then 0):
+    how much of a patch is seen is not in the other statistics, and
+    ``"valid"`` (the share of observed pixels) gives it.
 
     Parameters
     ----------
     statistics : tuple of str, default=("mean", "std", "p10", "p90")
         Statistics over the pixels: ``"mean"``, ``"std"``, ``"min"``,
-        ``"max"``, ``"centre"`` (the centre pixel) and percentiles
-        ``"p<q>"`` with ``q`` from 0 to 99 (``"p10"``: the 10th percentile).
+        ``"max"``, ``"centre"`` (the centre pixel), ``"valid"`` (the share of
+        pixels that are not missing, from 0 to 1) and percentiles ``"p<q>"``
+        with ``q`` from 0 to 99 (``"p10"``: the 10th percentile).
     flatten : bool, default=True
         True: a table ``(n, n_statistics * bands * years)`` for tabular
         models. False: 1x1 "patches" ``(n, n_statistics * bands, 1, 1,
@@ -101,12 +109,13 @@ class PatchStatistics(TransformerMixin, BaseEstimator):
 
     def _check_statistics(self):
         stats = list(self.statistics)
-        fixed = {"mean", "std", "min", "max", "centre"}
+        fixed = {"mean", "std", "min", "max", "centre", "valid"}
         bad = [s for s in stats if s not in fixed and not _QUANTILE.match(str(s))]
         if not stats or bad:
             raise ValueError(
                 "statistics must be a non-empty sequence of 'mean', 'std', 'min', "
-                f"'max', 'centre' or 'p<q>' (0 <= q <= 99); got {self.statistics!r}."
+                "'max', 'centre', 'valid' or 'p<q>' (0 <= q <= 99); got "
+                f"{self.statistics!r}."
             )
         return stats
 
