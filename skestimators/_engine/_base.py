@@ -219,7 +219,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         if continuing:
             # Each continued call draws new batches, augmentations and dropout
             # (an int random_state gave every partial_fit call the same ones),
-            # reproducibly: from the seed and the epochs trained so far.
+            # reproducibly: from random_state and the epochs trained so far.
             key = [seed, len(self.net_.history)]
             seed = int(np.random.SeedSequence(key).generate_state(1)[0] % 2**31)
         parallel = data_parallel(device)

@@ -30,6 +30,12 @@ from ._atomic import (
     sync_folder,
     temporary_name,
 )
+from ._errors import (
+    ModelFileError,
+    ModelFileNotFoundError,
+    ModelVersionWarning,
+    UntrustedTypeError,
+)
 from ._layout import data_fingerprint, final_estimator, input_layout
 from ._paths import file_sha256, sidecar_path
 from ._pickle import (
@@ -54,72 +60,6 @@ __all__ = [
 
 FORMAT = "skestimators-model/1"
 _CHECKED_VERSIONS = ("skestimators", "torch", "sklearn")
-
-
-class ModelFileError(ValueError):
-    """A model file or its sidecar is missing, altered or unreadable.
-
-    Raised by :func:`load` before anything is unpickled.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from skestimators import ModelFileError, load
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.joblib"
-    >>> _ = path.write_bytes(b"not a model, and no sidecar")
-    >>> try:
-    ...     load(path)
-    ... except ModelFileError as exc:
-    ...     print(type(exc).__name__)
-    ModelFileError
-    """
-
-
-class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
-    """A model file, or the folder to save one in, does not exist.
-
-    Both a :class:`ModelFileError` and a :class:`FileNotFoundError`.
-
-    Examples
-    --------
-    >>> from skestimators import load
-    >>> from skestimators._io import ModelFileNotFoundError
-    >>> try:
-    ...     load("no/such/model.joblib")
-    ... except FileNotFoundError as exc:
-    ...     print(type(exc).__name__)
-    ModelFileNotFoundError
-    """
-
-
-class UntrustedTypeError(ModelFileError):
-    """A safe-format model file holds a type that is not trusted.
-
-    Nothing from the file is loaded. Pass the types named in the message to
-    ``load(..., trusted=[...])`` if you trust the file's source.
-
-    Examples
-    --------
-    >>> from skestimators._io import ModelFileError, UntrustedTypeError
-    >>> issubclass(UntrustedTypeError, ModelFileError)
-    True
-    """
-
-
-class ModelVersionWarning(UserWarning):
-    """A model was saved with other versions of the libraries than installed.
-
-    Emitted by :func:`load`; turn it into an error to refuse such models.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> from skestimators import ModelVersionWarning
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("error", ModelVersionWarning)
-    ...     issubclass(ModelVersionWarning, UserWarning)
-    True
-    """
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -508,7 +448,7 @@ def load(path, *, trust: bool = False, trusted: list | None = None):
     >>> skestimators.load(path)
     Traceback (most recent call last):
     ...
-    skestimators._io._model_file.ModelFileError: ... does not match ...
+    skestimators._io._errors.ModelFileError: ... does not match ...
     """
     path = Path(os.fspath(path))
     trusted = check_trusted(trusted, ModelFileError)
