@@ -861,3 +861,34 @@ def test_target_weights_must_be_finite(weights):
     reg = NetRegressor(max_epochs=2, device="cpu", target_weights=weights)
     with pytest.raises(ValueError, match="target_weights must be finite"):
         reg.fit(X, y)
+
+
+def test_warm_start_keeps_the_validation_split(monkeypatch):
+    # The seed mixed for new batches at each continued fit also drew a new
+    # validation split: rows trained on became validation rows.
+    from skestimators._engine import _base
+
+    seen = []
+    original = _base.validation_indices
+
+    def record(*args, **kwargs):
+        train, valid = original(*args, **kwargs)
+        seen.append(np.sort(valid))
+        return train, valid
+
+    monkeypatch.setattr(_base, "validation_indices", record)
+    X, y = make_regression(40, 3, random_state=0)
+    reg = NetRegressor(
+        max_epochs=2, warm_start=True, validation_fraction=0.25, device="cpu",
+        random_state=0,
+    )  # fmt: skip
+    for _ in range(3):
+        reg.fit(X, y)
+    assert all(np.array_equal(seen[0], valid) for valid in seen[1:])
+
+
+def test_targets_whose_spread_overflows_are_refused():
+    X, y = make_regression(40, 3, random_state=0)
+    reg = NetRegressor(max_epochs=2, device="cpu")
+    with pytest.raises(ValueError, match="too large to standardise"):
+        reg.fit(X, y * 1e160)

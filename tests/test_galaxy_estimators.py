@@ -607,6 +607,9 @@ def test_chirality_pairs_of_integer_labels_and_columns():
     # A flat pair of integers: TypeError "object of type 'int' has no len()".
     with pytest.raises(ValueError, match="must be a sequence of pairs"):
         ImageClassifier(**TINY, chirality_pairs=(1, 2)).fit(X, np.arange(24) % 3)
+    # A pair as a NumPy array (a row of a 2-D array of pairs) is a pair.
+    clf = ImageClassifier(**TINY, chirality_pairs=[np.array([1, 2])])
+    assert clf.fit(X, np.arange(24) % 3)._mirror_plan()[1] == (0, 2, 1)
     # Multilabel columns 0, 1, 2 of a DataFrame: the pair (0, 1) matched
     # nothing (columns are named "0", "1"), so no mirror flips, with a warning.
     y = pd.DataFrame(np.random.default_rng(1).integers(0, 2, (24, 3)))

@@ -365,6 +365,19 @@ def test_parquet_ids_are_kept_as_stored(tmp_path, table_model, chunk_rows):
     )
 
 
+def test_parquet_timestamp_ids_keep_their_time_zone(tmp_path, table_model):
+    model_path, X, _ = table_model
+    stamps = pa.array(
+        pd.date_range("2020-01-01", periods=4, freq="h", tz="Europe/Paris")
+    )
+    table = pa.Table.from_pandas(X.iloc[:4], preserve_index=False)
+    pq.write_table(table.append_column("when", stamps), tmp_path / "w.parquet")
+    run(model_path, [tmp_path / "w.parquet"], tmp_path / "w.out.parquet",
+        chunk_rows=2, id_column="when")  # fmt: skip
+    out = pq.read_table(tmp_path / "w.out.parquet").column("when")
+    assert out.type == stamps.type and out.to_pylist() == stamps.to_pylist()
+
+
 def test_csv_id_minus_zero_stays_text(tmp_path, table_model):
     # "-0" was read as the integer 0, beside a real 0.
     model_path, X, _ = table_model
@@ -515,6 +528,12 @@ def test_exoplanet_ids_beyond_float_precision(tmp_path, exoplanet_model):
     targets.to_csv(folder / "targets.csv", index=False)
     run(path, [folder], tmp_path / "o.parquet")
     assert pd.read_parquet(tmp_path / "o.parquet")["id"].tolist() == ids.tolist()
+    # Ids written as floats (a column that went through them) are integers
+    # still, as load_exoplanet reads them.
+    targets["id"] = np.arange(50) + 1.0
+    targets.to_csv(folder / "targets.csv", index=False)
+    run(path, [folder], tmp_path / "f.parquet")
+    assert pd.read_parquet(tmp_path / "f.parquet")["id"].tolist() == list(range(1, 51))
 
 
 def test_image_folder_with_an_unreadable_image(tmp_path):

@@ -216,12 +216,6 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
 
         device = resolve_device(config.device)
         seed = int(check_random_state(config.random_state).randint(0, 2**31 - 1))
-        if continuing:
-            # Each continued call draws new batches, augmentations and dropout
-            # (an int random_state gave every partial_fit call the same ones),
-            # reproducibly: from random_state and the epochs trained so far.
-            key = [seed, len(self.net_.history)]
-            seed = int(np.random.SeedSequence(key).generate_state(1)[0] % 2**31)
         parallel = data_parallel(device)
         if parallel is not None:
             device = parallel.device
@@ -290,6 +284,13 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         )
         config = epoch_budget(config, len(train))
         cuda_devices = [device] if device.type == "cuda" else []
+        if continuing:
+            # Each continued call draws new batches, augmentations and dropout
+            # (an int random_state gave every partial_fit call the same ones),
+            # reproducibly: from random_state and the epochs trained so far.
+            # The validation split above keeps the first fit's rows.
+            key = [seed, len(self.net_.history)]
+            seed = int(np.random.SeedSequence(key).generate_state(1)[0] % 2**31)
         with torch_threads(), torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)

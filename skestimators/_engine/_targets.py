@@ -259,10 +259,16 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets, sample_weigh
             w = None
             if sample_weight is not None and np.sum(sample_weight) > 0:
                 w = np.asarray(sample_weight, dtype=np.float64)
-            mean = np.average(Y2, axis=0, weights=w)
-            std = np.sqrt(np.average((Y2 - mean) ** 2, axis=0, weights=w))
+            with np.errstate(over="ignore", invalid="ignore"):  # refused below
+                mean = np.average(Y2, axis=0, weights=w)
+                std = np.sqrt(np.average((Y2 - mean) ** 2, axis=0, weights=w))
             # Constant up to float64 rounding of the mean: scale 1. The test is
             # relative: targets of 1e-17 (fluxes in erg/s/cm2) are not constant.
+            if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+                raise ValueError(
+                    "y is too large to standardise: its mean or spread overflows "
+                    "float64 (values around 1e154 or more). Rescale y."
+                )
             scale = np.where(std > 1e-12 * np.abs(mean), std, 1.0)
             estimator.target_mean_, estimator.target_scale_ = mean, scale
         else:  # a refit without standardisation must not keep an old one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -275,25 +276,22 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
         names = (
             list(self.target_names_) if self._multilabel() else self.classes_.tolist()
         )
-        if self._multilabel():
-            # Label columns are named as strings (columns 0, 1 of a DataFrame
-            # are "0", "1"): pairs of other labels match by their text.
-            pairs = [
-                tuple(str(label) for label in pair)
-                if isinstance(pair, (tuple, list))
-                else pair
-                for pair in self.chirality_pairs
-            ]
-        else:
-            pairs = list(self.chirality_pairs)
+        # Label columns are named as strings (columns 0, 1 of a DataFrame are
+        # "0", "1"): pairs of other labels match them by their text.
+        text = self._multilabel()
+        pairs = [
+            pair
+            if _flat(pair)
+            else tuple(str(label) if text else label for label in pair)
+            for pair in self.chirality_pairs
+        ]
         what = "label columns" if self._multilabel() else "classes"
         index = {name: i for i, name in enumerate(names)}
         perm = list(range(len(names)))
         paired = set()
         found = False
         for pair in pairs:
-            flat = isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list))
-            if flat or len(pair) != 2 or pair[0] == pair[1]:
+            if _flat(pair) or len(pair) != 2 or pair[0] == pair[1]:
                 raise ValueError(
                     "chirality_pairs must be a sequence of pairs of distinct "
                     "labels, e.g. (('clockwise_spiral', 'anticlockwise_spiral'),) "
@@ -393,3 +391,8 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
                 proba = proba[:, swap]  # the mirror image's classes, swapped back
             total = proba if total is None else total + proba
         return total / len(outputs)
+
+
+def _flat(pair) -> bool:
+    """Whether an entry of ``chirality_pairs`` is a label, not a pair of them."""
+    return isinstance(pair, (str, bytes)) or np.ndim(pair) != 1

@@ -303,14 +303,11 @@ default="mse"
 
     def _handles_missing(self):
         # The built-in networks read NaN as missing (an availability band),
-        # named or given as their class or an instance.
+        # named or given as their class.
         module = self.module
         if isinstance(module, str):
             return True
-        built_in = (CNNLSTM, PooledCNN)
-        if isinstance(module, type):
-            return issubclass(module, built_in)
-        return isinstance(module, built_in)
+        return isinstance(module, type) and issubclass(module, (CNNLSTM, PooledCNN))
 
     def _target_options(self):
         return TargetOptions(

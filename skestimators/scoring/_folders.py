@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,14 +60,29 @@ def _planet_ids(path: Path, n_rows: int):
         )
     # Parsed from the text, exactly (through float64, ids above 2**53 were
     # rounded, into one another or away from load_exoplanet's).
-    text = ids.astype(str).str.strip()
-    values = []
-    if text.str.fullmatch(r"[+-]?[0-9]{1,19}").all():
-        values = [int(t) for t in text]
-    in_range = all(-(2**63) <= v < 2**63 for v in values)
-    if len(values) != len(text) or not in_range or len(set(values)) < len(values):
+    values = [_integer(t) for t in ids.astype(str).str.strip()]
+    known = [v for v in values if v is not None]
+    in_range = all(-(2**63) <= v < 2**63 for v in known)
+    if len(known) != len(values) or not in_range or len(set(known)) < len(known):
         raise ScoringInputError(f"{path}: column 'id' must hold unique integers.")
     return np.array(values, dtype=np.int64)
+
+
+def _integer(text: str):
+    """``text`` as an int, exactly; None if it is not one.
+
+    Digits are read as they are; "1.0" or "1e3" (a column that went through
+    floats) only where a float64 holds the integer exactly.
+    """
+    if re.fullmatch(r"[+-]?[0-9]{1,19}", text):
+        return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return None
 
 
 class ExoplanetReader:

@@ -288,7 +288,10 @@ def _arrow_ids(column) -> np.ndarray:
     are Python objects (``None`` for a missing id), which Arrow writes back
     in the column's own type.
     """
-    if column.null_count == 0:
+    import pyarrow as pa
+
+    zoned = pa.types.is_timestamp(column.type) and column.type.tz is not None
+    if column.null_count == 0 and not zoned:  # NumPy would drop the time zone
         return column.to_numpy(zero_copy_only=False)
     return np.array(column.to_pylist(), dtype=object)
 
