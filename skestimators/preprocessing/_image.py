@@ -190,12 +190,15 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         be standardised with statistics of another scale.
         """
         fitted = getattr(self, "input_dtype_", X.dtype.name)
-        if fitted == "uint8" and X.dtype != np.uint8 and _pixel_max(X) > _UNIT_RANGE:
-            raise ValueError(
-                "ImagePreprocessor was fitted on uint8 images, whose pixels it "
-                f"scales from 0-255 to [0, 1], but these {X.dtype.name} images "
-                f"reach {_pixel_max(X):g}: pass uint8 images, or floats in [0, 1]."
-            )
+        if fitted == "uint8" and X.dtype != np.uint8:
+            peak = _pixel_max(X)
+            if peak > _UNIT_RANGE:
+                raise ValueError(
+                    "ImagePreprocessor was fitted on uint8 images, whose pixels "
+                    f"it scales from 0-255 to [0, 1], but these {X.dtype.name} "
+                    f"images reach {peak:g}: pass uint8 images, or floats in "
+                    "[0, 1]."
+                )
         if fitted != "uint8" and X.dtype == np.uint8 and self.input_max_ > _UNIT_RANGE:
             raise ValueError(
                 f"ImagePreprocessor was fitted on {fitted} images that reach "

@@ -392,9 +392,7 @@ class ChannelSelector(TransformerMixin, BaseEstimator):
             The input names for a 2-D input, ``c<channel>_<name>`` for a 3-D one.
         """
 
-        def names_for(names):
-            if not isinstance(self.channels, Integral):
-                return None
+        def names_for(names):  # one channel (see _one_channel_output)
             if len(self.input_shape_) == 1:
                 return names
             (channel,) = self._indices(self.input_shape_)
