@@ -238,3 +238,34 @@ def test_values_beyond_float32_are_refused_in_fit(regression):
     X[5, 2] = 1e39
     with pytest.raises(ValueError, match="too large for float32.*row 5"):
         NetRegressor(**FAST).fit(X, y)
+
+
+@pytest.mark.parametrize("Estimator", [NetRegressor, NetClassifier])
+def test_training_that_blows_up_but_stays_finite_warns(regression, blobs, Estimator):
+    # Adam with lr=1e3 throws the weights far away without overflowing: the
+    # fit ended silently with a loss 1e11 times the untrained network's.
+    X, y = regression if Estimator is NetRegressor else blobs
+    est = Estimator(**_params(lr=1e3))
+    with pytest.warns(ConvergenceWarning, match="diverged without overflowing") as w:
+        est.fit(X, y)
+    message = str(w[0].message)
+    assert "times the untrained network's" in message and "lr=1000" in message
+
+
+def test_training_that_converges_does_not_warn_of_a_blow_up(regression):
+    X, y = regression
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        reg = NetRegressor(**_params()).fit(X, y)
+    # What the check reads is bookkeeping, not a column of history_.
+    assert "train_first_batch_loss" in reg.net_.history[0]
+    assert "train_first_batch_loss" not in reg.history_
+
+
+def test_a_continued_fit_that_blows_up_warns(regression):
+    X, y = regression
+    reg = NetRegressor(**_params(max_epochs=2)).fit(X, y)
+    reg.set_params(lr=1e3)
+    with pytest.warns(ConvergenceWarning, match="diverged without overflowing"):
+        for _ in range(3):
+            reg.partial_fit(X, y)

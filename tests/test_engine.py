@@ -115,6 +115,29 @@ def test_groups_reach_internal_split_not_forward(blobs):
     assert len(valid) == 60 and not set(groups[train]) & set(groups[valid])
 
 
+@pytest.mark.parametrize("validation_fraction", [None, 0.2])
+def test_groups_of_another_length_are_refused(blobs, validation_fraction):
+    # Without an internal split the misaligned groups were silently ignored.
+    X, y = blobs
+    clf = NetClassifier(**{**FAST, "validation_fraction": validation_fraction})
+    with pytest.raises(ValueError, match="groups has 10 row.* X has 300 samples"):
+        clf.fit(X, y, groups=np.arange(10))
+    with pytest.raises(ValueError, match="groups has 1 row"):
+        clf.fit(X, y, groups=np.array(3))
+
+
+class _NoWeights(nn.Module):
+    def forward(self, x):
+        return x[:, :1] * 0
+
+
+def test_a_module_without_parameters_is_refused_by_name():
+    # torch's "optimizer got an empty parameter list" named no module.
+    X = np.random.RandomState(0).normal(size=(40, 4))
+    with pytest.raises(ValueError, match="_NoWeights has no parameters to train"):
+        NetRegressor(_NoWeights(), **FAST).fit(X, X[:, 0])
+
+
 def test_early_stopping_restores_best_weights(blobs):
     X, y = blobs
     fold = np.where(np.arange(300) < 60, 0, -1)

@@ -44,6 +44,7 @@ from ._divergence import (
     finite_state,
     restore_training_state,
     training_state,
+    warn_if_blown_up,
 )
 from ._fingerprint import config_fingerprint, data_fingerprint
 from ._heads import HeadsLoss, check_output_shapes
@@ -213,6 +214,14 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         check_float32(tensors, allow_nan=finite == "allow-nan")
         data = TensorData(tensors, y_t, weights)
         groups = None if groups is None else np.asarray(groups)
+        if groups is not None and (groups.ndim == 0 or len(groups) != n_samples):
+            # Checked even without an internal split: a validation_cv or a
+            # later partial_fit would otherwise read misaligned groups.
+            raise ValueError(
+                f"groups has {groups.size if groups.ndim == 0 else len(groups)} "
+                f"row(s) but X has {n_samples} samples: give one group label "
+                "(or one row of coordinates) per sample."
+            )
 
         device = resolve_device(config.device)
         seed = int(check_random_state(config.random_state).randint(0, 2**31 - 1))
@@ -381,6 +390,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             finally:
                 if parallel is not None:
                     parallel.detach(net, failed=failed)
+        warn_if_blown_up(net, config)
         return net
 
     def _make_net(
@@ -452,6 +462,12 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             ) from exc
         finally:
             module.train(was_training)
+        if next(iter(module.parameters()), None) is None:
+            raise ValueError(
+                f"The module {type(module).__name__} has no parameters to train "
+                "(after a forward pass, which builds lazy layers): give it at "
+                "least one layer with weights."
+            )
         groups_spec = self._check_outputs(out, groups_spec)
         n_outputs = (self.__dict__.get("_module_spec") or {}).get("n_outputs")
         check_output_shapes(out, groups_spec, targets, module, n_outputs)
@@ -525,7 +541,12 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             self.device_ = torch.device(net.device)
 
 
-_BOOKKEEPING = ("batches", "train_batch_count", "valid_batch_count")
+_BOOKKEEPING = (
+    "batches",
+    "train_batch_count",
+    "valid_batch_count",
+    "train_first_batch_loss",
+)
 
 
 def _best_epoch(net, history):

@@ -128,3 +128,40 @@ def _end_training(net, error):
             failed(net, error=error)
         elif name != "early_stopping" or net.history:
             callback.on_train_end(net)
+
+
+#: How many times the untrained network's loss the kept weights' training
+#: loss may reach before the fit warns that training blew up.
+_BLOW_UP = 10.0
+
+
+def warn_if_blown_up(net, config):
+    """Warn when training diverged without overflowing.
+
+    A learning rate far too high can throw the weights to values whose loss
+    stays finite but is many times the untrained network's: the fit ends
+    without error and predicts nonsense. Compares the mean training loss of
+    the epoch whose weights are kept (early stopping's best epoch, else the
+    last) with the loss of the first training batch, computed by the
+    untrained network; warns (:class:`~sklearn.exceptions.ConvergenceWarning`)
+    above :data:`_BLOW_UP` times. Losses that can be negative (a likelihood)
+    are not judged (nor, without the first batch's loss, a fit continued from a
+    safe model file).
+    """
+    history = net.history
+    start = history[0].get("train_first_batch_loss") if history else None
+    early = dict(net.callbacks_).get("early_stopping")
+    kept = len(history)
+    if getattr(early, "load_best", False) and getattr(early, "best_epoch_", None):
+        kept = min(int(early.best_epoch_), len(history))
+    end = history[kept - 1].get("train_loss")
+    if start is None or end is None or not start > 0 or not end > _BLOW_UP * start:
+        return
+    warnings.warn(
+        f"{config.name}: training diverged without overflowing: the training "
+        f"loss of epoch {kept}, whose weights are kept, is {end:.3g}, "
+        f"{end / start:.3g} times the untrained network's ({start:.3g} on the "
+        "first batch). The predictions are unreliable. " + advice(config),
+        ConvergenceWarning,
+        stacklevel=caller_stacklevel(),
+    )

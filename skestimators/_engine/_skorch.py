@@ -310,6 +310,8 @@ class EngineNet(NeuralNet):
         self.history.record(prefix + "_batch_count", len(losses))
         if not losses:
             return
+        if training and epoch == 1:  # the untrained network's loss (one sync)
+            self.history.record("train_first_batch_loss", losses[0].item())
         weights = torch.tensor(sizes, dtype=torch.float32)
         epoch_loss = (torch.stack(losses).float().cpu() * weights).sum() / weights.sum()
         scores = {prefix + "_loss": epoch_loss.item()}
