@@ -17,6 +17,7 @@ from skestimators import (
     NetRegressor,
     SpatioTemporalRegressor,
 )
+from skestimators._engine import check_memmap
 from skestimators.exceptions import NonFinitePredictionError
 
 from .conftest import FAST
@@ -242,6 +243,17 @@ def test_memmap_with_nan_names_the_rows(tmp_path):
     spectra = _memmap(tmp_path, "inf", X)
     with pytest.raises(ValueError, match="'spectra' contains infinity"):
         NetRegressor(**FAST).fit(MultiInput(spectra=spectra), np.zeros(50))
+
+
+def test_memmap_beyond_float32_is_named_not_a_divergence(tmp_path):
+    # Finite in float64, infinite in the float32 batches: the fit "diverged".
+    X = np.random.RandomState(0).normal(size=(50, 4))
+    X[37, 2] = -1e39
+    Xm = _memmap(tmp_path, "huge", X)
+    with pytest.raises(ValueError, match=r"too large for float32.*1e\+39.*rows 0-49"):
+        NetRegressor(**FAST).fit(Xm, np.zeros(50))
+    X[37, 2] = 1e30  # large but within float32
+    check_memmap("X", _memmap(tmp_path, "large", X))
 
 
 def test_complex_memmap_is_rejected(tmp_path):

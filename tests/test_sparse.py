@@ -346,3 +346,11 @@ def test_sparse_batches_made_dense_on_the_gpu(table):
     assert_allclose(
         sparse.predict(sp.csr_matrix(X)), dense.predict(X), rtol=1e-4, atol=1e-5
     )
+
+
+def test_sparse_beyond_float32_is_named_not_a_divergence():
+    # Finite in float64, infinite once stored as float32: the fit "diverged".
+    X = sp.random(60, 8, density=0.3, format="csr", random_state=0)
+    X.data[5] = 1e39
+    with pytest.raises(ValueError, match="too large for float32.*sparse"):
+        NetRegressor(**FAST).fit(X, np.zeros(60))

@@ -43,7 +43,8 @@ class SparseRows:
             raise ValueError(
                 f"Sparse inputs must be 2-D (samples, features); got {matrix.ndim}-D."
             )
-        self.matrix = sp.csr_array(matrix, dtype=np.float32)
+        with np.errstate(over="ignore"):  # too large for float32: refused in fit
+            self.matrix = sp.csr_array(matrix, dtype=np.float32)
         self.device = torch.device("cpu") if device is None else torch.device(device)
 
     @property

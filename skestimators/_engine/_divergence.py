@@ -144,7 +144,7 @@ def warn_if_blown_up(net, config):
     the epoch whose weights are kept (early stopping's best epoch, else the
     last) with the loss of the first training batch, computed by the
     untrained network; warns (:class:`~sklearn.exceptions.ConvergenceWarning`)
-    above :data:`_BLOW_UP` times. Losses that can be negative (a likelihood)
+    above :data:`_BLOW_UP` times, and above 1. Losses that can be negative (a likelihood)
     are not judged (nor, without the first batch's loss, a fit continued from a
     safe model file).
     """
@@ -155,7 +155,11 @@ def warn_if_blown_up(net, config):
     if getattr(early, "load_best", False) and getattr(early, "best_epoch_", None):
         kept = min(int(early.best_epoch_), len(history))
     end = history[kept - 1].get("train_loss")
-    if start is None or end is None or not start > 0 or not end > _BLOW_UP * start:
+    if start is None or end is None or not start > 0:
+        return
+    # Also above 1 (a standardised target's variance, a nat): an untrained
+    # network that happens to fit constant targets has a near-zero loss.
+    if not end > max(_BLOW_UP * start, 1.0):
         return
     warnings.warn(
         f"{config.name}: training diverged without overflowing: the training "

@@ -145,6 +145,8 @@ def check_memmap(name, array, *, reshape_1d=True, scan=True):
             # A sum is finite only if every term is: one cheap pass per chunk.
             with np.errstate(over="ignore", invalid="ignore"):
                 total = chunk.sum(dtype=np.float64)
+            if array.itemsize > 4:
+                _check_float32_range(name, chunk, start, min(n, start + step) - 1)
             if np.isfinite(total):
                 continue
             if scan == "allow-nan":  # missing values allowed; infinity is not
@@ -163,6 +165,19 @@ def check_memmap(name, array, *, reshape_1d=True, scan=True):
                     "finite values."
                 )
     return array
+
+
+def _check_float32_range(name, chunk, first, last):
+    """Refuse finite values that become infinite in float32 (the networks'
+    dtype): training would blame them on a diverged loss."""
+    with np.errstate(invalid="ignore"):
+        peak = np.fmax.reduce(np.abs(chunk), axis=None)  # NaN ignored
+    if peak > np.finfo(np.float32).max:
+        raise ValueError(
+            f"Input {name!r} holds values too large for float32, the networks' "
+            f"dtype (|x| up to {peak:.3g} in memory-mapped rows {first}-{last}); "
+            "rescale it (e.g. log or divide by a unit)."
+        )
 
 
 def scale_uint8(batch):

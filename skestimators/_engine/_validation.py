@@ -11,6 +11,7 @@ import torch
 from sklearn.utils.validation import check_array, validate_data
 
 from .._multiinput import as_mapping
+from ._batching import SparseRows
 from ._lazy import LazyRows, check_memmap
 
 _FLOATS = [np.float32, np.float64]
@@ -189,13 +190,23 @@ def check_float32(tensors, allow_nan=False):
 
     ``fit`` checks finiteness in the input's own dtype; a finite float64
     beyond float32's range (about 3.4e38) becomes infinity in the tensors the
-    network reads, and would surface as a diverged training. Memory-mapped
-    and sparse inputs (not tensors here) are left to that check.
+    network reads, and would surface as a diverged training. Sparse inputs
+    are checked on their stored (float32) values; memory-mapped ones when
+    they are scanned (:func:`check_memmap`).
     """
     items = tensors.items() if isinstance(tensors, dict) else [("X", tensors)]
     for name, tensor in items:
         if isinstance(tensor, torch.Tensor):
             check_finite_batch({name: tensor}, 0, allow_nan=allow_nan)
+        elif isinstance(tensor, SparseRows):
+            values = tensor.matrix.data
+            bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
+            if bad.any():
+                raise ValueError(
+                    f"Input {name!r} holds values too large for float32, the "
+                    "networks' dtype (sparse, stored values); rescale it (e.g. "
+                    "log or divide by a unit)."
+                )
 
 
 def n_samples_of(X) -> int:
