@@ -625,6 +625,31 @@ def test_regression_targets_are_standardised_and_predicted_in_their_units():
 
 
 # -- the scikit-learn contract, found by an independent review ------------------------
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ((-1, 1), r"must hold 0 \(absent\) and 1 .*\[-1.0, 1.0\]"),
+        ((1, 2), r"must hold 0 \(absent\) and 1 .*\[1.0, 2.0\]"),
+        (("no", "yes"), "multiclass-multioutput"),
+        (((0, 1), (0, 2)), "multiclass-multioutput"),
+    ],
+)
+def test_multilabel_y_must_be_zero_one(blobs, labels, message):
+    # type_of_target calls any two-valued integer matrix multilabel: -1/+1
+    # trained a 0/1 loss on -1 and predicted 0 everywhere; string or mixed
+    # columns got "y should be a 1d array".
+    X, _ = blobs
+    codes = np.random.RandomState(0).randint(0, 2, (len(X), 2))
+    if isinstance(labels[0], tuple):
+        y = np.column_stack(
+            [np.asarray(lab)[codes[:, j]] for j, lab in enumerate(labels)]
+        )
+    else:
+        y = np.asarray(labels)[codes]
+    with pytest.raises(ValueError, match=message):
+        NetClassifier(**FAST).fit(X, y)
+
+
 def test_cross_val_predict_gives_multilabel_probabilities(blobs):
     # classes_ was a list (the forests' convention) beside one probability
     # array (the MLP's): cross_val_predict(method="predict_proba") failed.

@@ -96,6 +96,21 @@ def test_single_label_aligns_member_classes():
     assert vote.score(X, labels) > 0.8
 
 
+def test_single_column_y_unwraps_multi_output_members():
+    # A MultiOutputClassifier fitted on y of shape (n, 1) returns a list of
+    # one (n, 2) array: NumPy's "shape mismatch ... (1,120,2)".
+    X, y = make_classification(120, 5, random_state=0)
+    members = [
+        ("multi", MultiOutputClassifier(DecisionTreeClassifier(random_state=0))),
+        ("lr", LogisticRegression()),
+    ]
+    vote = SoftVotingClassifier(members).fit(X, y.reshape(-1, 1))
+    proba = vote.predict_proba(X)
+    assert proba.shape == (120, 2)
+    assert_allclose(proba.sum(1), 1)
+    assert vote.score(X, y) > 0.8
+
+
 def test_named_inputs_reach_pipeline_members(multilabel):
     X, y = multilabel
     Xm = MultiInput(a=X[:, :3], b=X[:, 3:])

@@ -169,6 +169,23 @@ def test_blend_boosting_aligns_a_target_with_one_class_among_siblings():
     assert (boosting.predict(X)[:20, 1] == 1).all()
 
 
+@pytest.mark.parametrize("column", [False, True])
+def test_blend_recipe_fits_one_target(column):
+    # The boosting member always built a MultiOutputClassifier: a 1-D y gave
+    # "y must have at least two dimensions", an (n, 1) y a NumPy shape error.
+    X, y = make_exoplanet(60, random_state=0)
+    target = y[["water"]] if column else y["water"]
+    blend = exoplanet_pipeline("blend", random_state=0).set_params(
+        softvoting__spectraauxclassifier__max_epochs=1,
+        softvoting__spectraauxclassifier__width=4,
+        softvoting__spectraauxclassifier__device="cpu",
+    )
+    proba = blend.fit(X, target).predict_proba(X)
+    assert proba.shape == (60, 2)
+    assert_allclose(proba.sum(1), 1)
+    assert set(np.unique(blend.predict(X))) <= {0, 1}
+
+
 def test_recipe_errors_and_features():
     with pytest.raises(ValueError, match="variant must be one of"):
         exoplanet_pipeline("transformer")

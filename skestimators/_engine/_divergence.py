@@ -144,9 +144,9 @@ def warn_if_blown_up(net, config):
     the epoch whose weights are kept (early stopping's best epoch, else the
     last) with the loss of the first training batch, computed by the
     untrained network; warns (:class:`~sklearn.exceptions.ConvergenceWarning`)
-    above :data:`_BLOW_UP` times, and above 1. Losses that can be negative (a likelihood)
-    are not judged (nor, without the first batch's loss, a fit continued from a
-    safe model file).
+    above :data:`_BLOW_UP` times, and above 1. Losses that can be negative
+    (a likelihood) are not judged (nor, without the first batch's loss, a fit
+    continued from a safe model file).
     """
     history = net.history
     start = history[0].get("train_first_batch_loss") if history else None

@@ -81,8 +81,23 @@ def encode_classification(
         estimator.target_type_ = y_type
     else:
         y_type = estimator.target_type_
+    if y_type == "multiclass-multioutput":
+        raise ValueError(
+            f"y has {np.shape(y)[1]} columns whose labels are not all 0 and 1 "
+            "(multiclass-multioutput). Give one column of classes, or one "
+            "column per label holding 0 (absent) or 1 (present)."
+        )
     if y_type == "multilabel-indicator":
         Y = check_array(y, dtype=np.float32, input_name="y")
+        values = np.unique(Y)
+        if not np.isin(values, (0.0, 1.0)).all():
+            # type_of_target calls any two-valued integer matrix multilabel:
+            # -1/+1 trained a 0/1 loss on -1 and predicted 0 everywhere.
+            raise ValueError(
+                "Multilabel y must hold 0 (absent) and 1 (present) in every "
+                f"column; got the values {values.tolist()}. Recode each column "
+                "(e.g. y == positive_label)."
+            )
         if Y.shape[0] != n_samples:
             raise ValueError(f"X has {n_samples} samples but y has {Y.shape[0]}.")
         if fitting:

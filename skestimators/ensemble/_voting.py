@@ -212,10 +212,20 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
                     ]
                 )
             return np.asarray(proba, dtype=float)
+        classes = member.classes_
+        if isinstance(proba, list):
+            # A multi-output member (MultiOutputClassifier) fitted on one
+            # column of y: one array of probabilities in a list.
+            if len(proba) != 1:
+                raise ValueError(
+                    f"Member {type(member).__name__} returned probabilities for "
+                    f"{len(proba)} targets; y has one column of classes."
+                )
+            proba, classes = proba[0], classes[0]
         # Align the member's columns with the ensemble's classes.
         proba = np.asarray(proba, dtype=float)
         out = np.zeros((proba.shape[0], len(self.classes_)))
-        index = np.searchsorted(self.classes_, member.classes_)
+        index = np.searchsorted(self.classes_, classes)
         out[:, index] = proba
         return out
 

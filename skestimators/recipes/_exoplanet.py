@@ -334,6 +334,8 @@ class _SystemAwareBoosting(ClassifierMixin, BaseEstimator):
         arrays = as_mapping(X)
         base, residuals, known = self._split(arrays)
         y = np.asarray(y)
+        self.n_targets_ = None if y.ndim == 1 else y.shape[1]  # None: one 1-D target
+        y = y.reshape(len(y), -1)  # one model per column
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.base_ = _boosting().fit(base, y, **kwargs)
         self.full_ = None
@@ -343,6 +345,8 @@ class _SystemAwareBoosting(ClassifierMixin, BaseEstimator):
             full = np.hstack([base, residuals])[known]
             self.full_ = _boosting().fit(full, y[known], **kwargs)
         self.classes_ = self.base_.classes_
+        if self.n_targets_ is None:
+            self.classes_ = self.classes_[0]
         return self
 
     def predict_proba(self, X):
@@ -359,10 +363,12 @@ class _SystemAwareBoosting(ClassifierMixin, BaseEstimator):
                 aligned = np.zeros((len(rows), target.shape[1]))
                 aligned[:, index] = 1.0 if len(seen) == 1 else rows
                 target[known] = aligned
-        return proba
+        return proba[0] if self.n_targets_ is None else proba
 
     def predict(self, X):
         proba = self.predict_proba(X)
+        if self.n_targets_ is None:
+            return self.classes_[proba.argmax(axis=1)]
         return np.column_stack(
             [c[p.argmax(axis=1)] for c, p in zip(self.classes_, proba)]
         )
