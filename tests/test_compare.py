@@ -261,6 +261,11 @@ def test_invalid_arguments(indexed):
         compare_variants({}, X, y)
     with pytest.raises(ValueError, match="n_repeats"):
         compare_variants(VARIANTS, X, y, n_repeats=0)
+    # scikit-learn's tags' AttributeError before.
+    with pytest.raises(TypeError, match="Variant 'a' is not an estimator"):
+        compare_variants({"a": "ridge"}, X, y)
+    with pytest.raises(TypeError, match="Variant 'a' is not an estimator"):
+        compare_variants({"a": DecisionTreeClassifier}, X, y)
 
 
 class _FailsOnFold(DecisionTreeClassifier):
@@ -423,3 +428,28 @@ def test_metadata_routing_is_honoured(indexed):
             params={"groups": groups, "sample_weight": weights},
         )["test_acc"]  # fmt: skip
     np.testing.assert_allclose(df["value"], expected)
+
+
+class _CountsFits(LogisticRegression):
+    fits = 0
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).fits += 1
+        return super().fit(X, y, sample_weight)
+
+
+def test_unset_score_requests_are_refused_before_any_fit(indexed):
+    # The default scorer routes on to the estimator's score, whose request
+    # was checked only when called: every fold trained first.
+    from sklearn import config_context
+    from sklearn.exceptions import UnsetMetadataPassedError
+
+    X, y = indexed
+    _CountsFits.fits = 0
+    with config_context(enable_metadata_routing=True):
+        tree = _CountsFits().set_fit_request(sample_weight=True)
+        with pytest.raises(UnsetMetadataPassedError, match="score"):
+            compare_variants(
+                {"tree": tree}, X, y, cv=3, params={"sample_weight": np.ones(60)}
+            )
+    assert _CountsFits.fits == 0

@@ -22,8 +22,8 @@ from sklearn.preprocessing import StandardScaler
 
 from skestimators import MultiInput, NetClassifier, NetRegressor
 from skestimators.model_selection import OptunaSearchCV
-from skestimators.model_selection._compare import multimetric_scorer, scoring_spec
 from skestimators.model_selection._epochwise import Lockstep
+from skestimators.model_selection._routing import multimetric_scorer, scoring_spec
 
 from .conftest import FAST
 
@@ -374,6 +374,59 @@ def test_a_stored_study_of_another_search_is_refused(blobs, tmp_path):
     with pytest.raises(AttributeError, match="has no attribute 'predict'") as info:
         again.predict(X)
     assert "refit=False: predict is available" in str(info.value.__cause__)
+
+
+def test_a_stored_study_that_minimises_is_refused(blobs, tmp_path):
+    # Created elsewhere with direction="minimize", it was resumed as is: the
+    # search returned the worst-scoring parameters as the best.
+    X, y = blobs
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(storage=storage, study_name="s", direction="minimize")
+    search = OptunaSearchCV(
+        LogisticRegression(), {"C": [0.01, 1.0]}, n_trials=2, cv=2,
+        storage=storage, study_name="s", random_state=0,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"direction\(s\) \['minimize'\]"):
+        search.fit(X, y)
+
+
+def test_a_named_study_with_a_local_scorer_resumes(blobs, tmp_path):
+    # Its identity hashed the scorer with pickle: PicklingError.
+    X, y = blobs
+
+    def accuracy(estimator, X, y):
+        return float((estimator.predict(X) == y).mean())
+
+    def search():
+        return OptunaSearchCV(
+            LogisticRegression(), {"C": [0.01, 1.0]}, n_trials=2, cv=2,
+            storage=str(tmp_path / "study.db"), study_name="s",
+            scoring=accuracy, random_state=0, refit=False,
+        ).fit(X, y)  # fmt: skip
+
+    assert search().n_trials_ == 2
+    assert search().n_trials_ == 2  # the same search: resumed, nothing to add
+
+
+def test_a_scorer_returning_a_dict_is_named_and_leaves_no_trial_running(
+    blobs, tmp_path
+):
+    # float() of the dict raised a TypeError outside the guard: the trial
+    # stayed RUNNING in the storage.
+    X, y = blobs
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def two(estimator, X, y):
+        return {"accuracy": estimator.score(X, y), "zero": 0.0}
+
+    search = OptunaSearchCV(
+        LogisticRegression(), {"C": [0.01, 1.0]}, n_trials=2, cv=2,
+        storage=storage, study_name="s", scoring=two, refit=False,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="returns several metrics"):
+        search.fit(X, y)
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
 
 
 def test_failed_fits(blobs):

@@ -106,6 +106,14 @@ def test_block_kfold_n_blocks_per_axis():
         (SpatialBlockKFold(n_splits=5, n_blocks=2), "coords", "4 non-empty blocks"),
         (SpatialBlockKFold(n_splits=1, n_blocks=2), "coords", "n_splits"),
         (SpatialBlockKFold(block_size=-1.0), "coords", "positive"),
+        # NumPy's broadcast, ufunc-type and "invalid dims" errors before.
+        (SpatialBlockKFold(block_size=(10, 10, 10)), "coords", "pair of numbers"),
+        (SpatialBlockKFold(n_blocks="4"), "coords", "pair of numbers"),
+        (SpatialBlockKFold(block_size=np.inf), "coords", "positive"),
+        (SpatialBlockKFold(n_blocks=10**10), "coords", "more than 2147483648"),
+        (SpatialBlockKFold(block_size=1e-300), "coords", "more than 2147483648"),
+        (SpatialBlockKFold(n_blocks=2), np.empty((0, 2)), "No samples"),
+        (SpatialBlockKFold(n_blocks=2), [["a", "b"]] * 300, "must be numbers"),
         (
             SpatialBlockKFold(n_blocks=2, shuffle=False, random_state=0),
             "coords",
@@ -116,8 +124,21 @@ def test_block_kfold_n_blocks_per_axis():
 def test_block_kfold_errors(cv, groups, match):
     coords = _uniform_coords()
     groups = coords if isinstance(groups, str) else groups
+    X = coords[: len(groups)] if groups is not None else coords
     with pytest.raises(ValueError, match=match):
-        list(cv.split(coords, groups=groups))
+        list(cv.split(X, groups=groups))
+
+
+def test_block_labels_follow_row_major_block_order():
+    # Labelled from rows of block indices (np.unique), as the flattened index
+    # was, for fine grids too.
+    coords = _uniform_coords()
+    fine = SpatialBlockKFold(n_blocks=10**9).block_labels(coords)
+    assert len(np.unique(fine)) == len(np.unique(coords, axis=0))
+    coarse = SpatialBlockKFold(n_blocks=(3, 4)).block_labels(coords)
+    cells = np.minimum((coords - coords.min(0)) // (np.ptp(coords, 0) / (3, 4)), (2, 3))
+    expected = np.unique(cells[:, 0] * 4 + cells[:, 1], return_inverse=True)[1]
+    assert np.array_equal(coarse, expected)  # labels in row-major block order
 
 
 @settings(max_examples=30, deadline=None)
@@ -332,6 +353,25 @@ def test_plot_fold_map_axes_and_points():
     )
     with pytest.raises(ValueError, match="Axes"):
         plot_fold_map(SpatialBlockKFold(4, n_blocks=4), coords, ax=grid[0])
+    plt.close("all")
+
+
+def test_plot_fold_map_gives_groups_only_to_splitters_that_take_them():
+    # KFold was handed the coordinates as groups: scikit-learn's warning
+    # "The groups parameter is ignored by KFold".
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    coords = _uniform_coords(60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert len(plot_fold_map(KFold(3), coords)) == 3
+    with pytest.raises(ValueError, match="ncols must be a positive integer"):
+        plot_fold_map(KFold(3), coords, ncols=0)
+    with pytest.raises(TypeError, match="not 5"):
+        plot_fold_map(5, coords)
     plt.close("all")
 
 

@@ -13,29 +13,20 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
-from sklearn import get_config
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
-from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.utils import Bunch, _safe_indexing, check_random_state
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    process_routing,
-)
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
-    _is_arraylike,
-    _make_indexable,
     _num_samples,
     indexable,
 )
 
 from .._engine import caller_stacklevel
 from ._dask import check_active_backend
+from ._routing import multimetric_scorer, route_params, split_fit_params
 from ._summaries import COLUMNS
 
 __all__ = ["compare_variants"]
@@ -166,6 +157,12 @@ def compare_variants(
     """
     if not isinstance(variants, Mapping) or not variants:
         raise ValueError("variants must be a non-empty dict of name -> estimator.")
+    for name, estimator in variants.items():
+        if not hasattr(estimator, "fit") or isinstance(estimator, type):
+            raise TypeError(
+                f"Variant {name!r} is not an estimator instance (an object with "
+                f"a fit method): got {estimator!r}."
+            )
     if not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
     check_error_score(error_score)
@@ -444,94 +441,6 @@ def reseed(estimator, seed):
         if k == "random_state" or k.endswith("__random_state")
     ]
     return estimator.set_params(**dict.fromkeys(names, seed)) if names else estimator
-
-
-def scoring_spec(estimator, scoring) -> dict:
-    """``scoring`` as ``{metric_name: str or callable}``."""
-    if scoring is None:
-        return {"score": check_scoring(estimator)}
-    if isinstance(scoring, str):
-        return {scoring: scoring}
-    if callable(scoring):
-        return {"score": scoring}
-    if isinstance(scoring, Mapping):
-        return dict(scoring)
-    if isinstance(scoring, (list, tuple, set)):
-        return {s: s for s in scoring}
-    raise ValueError(
-        "scoring must be None, a string, a callable, a list/tuple of strings or "
-        f"a dict of name -> scorer, got {scoring!r}."
-    )
-
-
-def multimetric_scorer(estimator, scoring):
-    """A scorer returning ``{metric: value}`` (predictions computed once)."""
-    return check_scoring(estimator, scoring_spec(estimator, scoring))
-
-
-def split_fit_params(fit_params, n_samples, indices):
-    """Index the sample-aligned fit parameters (``sample_weight``...) by fold.
-
-    As scikit-learn's ``cross_validate``: an array-like (sparse matrices too)
-    with one entry per sample is indexed, anything else passes unchanged.
-    """
-    out = {}
-    for key, value in (fit_params or {}).items():
-        if _per_sample(value, n_samples):
-            value = _safe_indexing(_make_indexable(value), indices)
-        out[key] = value
-    return out
-
-
-def _per_sample(value, n_samples):
-    """Whether ``value`` holds one entry per sample."""
-    if isinstance(value, (str, bytes, Mapping)):
-        return False
-    if not (_is_arraylike(value) or sp.issparse(value)):
-        return False
-    try:
-        return _num_samples(value) == n_samples
-    except TypeError:  # a 0-d array, an unsized iterable
-        return False
-
-
-def route_params(estimator, splitter, scoring, params, groups):
-    """The fit parameters of ``estimator``, its scorer's and the splitter's.
-
-    With scikit-learn's metadata routing enabled, ``params`` are routed by
-    each one's requests, as in ``cross_validate`` (``groups`` must then be
-    passed in ``params``); otherwise ``groups`` go to the splitter and
-    ``params`` to ``fit``. Returns a Bunch with ``splitter.split``,
-    ``estimator.fit`` and ``scorer.score``.
-    """
-    params = {} if params is None else params
-    if not get_config()["enable_metadata_routing"]:
-        return Bunch(
-            splitter=Bunch(split={"groups": groups}),
-            estimator=Bunch(fit=params),
-            scorer=Bunch(score={}),
-        )
-    if groups is not None:
-        raise ValueError(
-            "groups can only be passed if metadata routing is not enabled; with "
-            "routing enabled, pass them in params, as in cross_validate."
-        )
-    router = (
-        MetadataRouter(owner="compare_variants")
-        .add(
-            splitter=splitter,
-            method_mapping=MethodMapping().add(caller="fit", callee="split"),
-        )
-        .add(
-            estimator=estimator,
-            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-        )
-        .add(
-            scorer=multimetric_scorer(estimator, scoring),
-            method_mapping=MethodMapping().add(caller="fit", callee="score"),
-        )
-    )
-    return process_routing(router, "fit", **params)
 
 
 def free_device_memory():

@@ -27,7 +27,8 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples
 
 from .._engine import BaseNet, Callback, torch_threads
-from ._compare import free_device_memory, split_fit_params
+from ._compare import free_device_memory
+from ._routing import split_fit_params
 
 
 class _Stop(Exception):

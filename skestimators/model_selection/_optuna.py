@@ -20,10 +20,10 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import indexable
 
 from ..tracking import MLflowLogger
-from ._compare import scoring_spec
 from ._dask import check_active_backend
 from ._delegation import BestEstimatorMixin
 from ._epochwise import network_step
+from ._routing import scoring_spec
 from ._study import (
     FINISHED,
     Objective,
@@ -66,18 +66,21 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         list is shorthand for a ``CategoricalDistribution``; keep categorical
         choices to None, bool, int, float and str, which every storage saves.
     n_trials : int or None, default=10
-        Number of finished trials (complete, pruned or failed) the study
-        should hold when ``fit`` returns: a study resumed after an
-        interruption, or shared by several processes, runs only the missing
-        trials (each process may overshoot by its last running trial). None
-        runs until ``timeout``.
+        Number of trials (complete, pruned or failed) the study should hold
+        when ``fit`` returns: a study resumed after an interruption, or
+        shared by several processes, runs only the missing trials. With
+        several processes, trials that the others are still evaluating count
+        (a process may return before they finish, and may overshoot by its
+        last running trial). None runs until ``timeout``.
     timeout : float or None, default=None
         Stop starting new trials after this many seconds.
     cv : int, cross-validation generator or iterable, default=5
         As in :class:`~sklearn.model_selection.GridSearchCV`; the folds are
         drawn once per ``fit`` and shared by every trial.
     scoring : str, callable, list, tuple or dict, default=None
-        As in ``GridSearchCV``; None uses the estimator's ``score``.
+        As in ``GridSearchCV``, except that several metrics are given as a
+        list or dict of scorers (a callable returning a dict is refused);
+        None uses the estimator's ``score``.
     refit : bool or str, default=True
         Refit the best parameters on the whole data. With several metrics, the
         name of the metric to optimise (required).

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
+
+from ._spatial import _requests_groups
 
 __all__ = ["plot_fold_map"]
 
@@ -35,9 +38,9 @@ def plot_fold_map(
     coords : array-like of shape (n_samples, 2)
         Point coordinates; also the ``X`` given to ``cv.split``.
     groups : array-like, default=None
-        What ``cv.split`` receives as ``groups``; ``None`` passes ``coords``,
-        which is what the spatial splitters need. Pass labels for a
-        ``GroupKFold``.
+        What ``cv.split`` receives as ``groups``; ``None`` passes ``coords``
+        to splitters that take groups (the spatial splitters need them) and
+        nothing to the others (``KFold``). Pass labels for a ``GroupKFold``.
     y : array-like of shape (n_samples,), default=None
         Passed on to ``cv.split`` (for stratified splitters).
     ax : array-like of matplotlib Axes, default=None
@@ -76,8 +79,18 @@ def plot_fold_map(
     coords = np.asarray(coords, dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise ValueError(f"coords must have shape (n_samples, 2), got {coords.shape}.")
+    if not hasattr(cv, "split"):
+        raise TypeError(
+            f"cv must be a splitter with a split method (KFold(5), not 5), got {cv!r}."
+        )
+    if ncols is not None and (
+        not isinstance(ncols, numbers.Integral) or isinstance(ncols, bool) or ncols < 1
+    ):
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}.")
     colors = {**_DEFAULT_COLORS, **(colors or {})}
-    splits = list(cv.split(coords, y, coords if groups is None else groups))
+    if groups is None and _requests_groups(cv):
+        groups = coords  # KFold & co. warn when given groups they ignore
+    splits = list(cv.split(coords, y, groups))
     n_folds = len(splits)
     if ax is None:
         ncols = min(n_folds, 5) if ncols is None else ncols

@@ -27,7 +27,10 @@ def _check_coords(groups, n_samples: int) -> np.ndarray:
             "Spatial splitters need the sample coordinates: pass an array of shape "
             "(n_samples, 2) as groups, e.g. cross_val_score(..., groups=coords)."
         )
-    coords = np.asarray(groups, dtype=float)
+    try:
+        coords = np.asarray(groups, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"groups (coordinates) must be numbers: {exc}.") from None
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise ValueError(
             "groups must hold the coordinates as an array of shape (n_samples, 2); "
@@ -39,7 +42,13 @@ def _check_coords(groups, n_samples: int) -> np.ndarray:
         )
     if not np.isfinite(coords).all():
         raise ValueError("groups (coordinates) contains NaN or infinite values.")
+    if len(coords) == 0:
+        raise ValueError("No samples to split: X and groups are empty.")
     return coords
+
+
+#: Most blocks along one axis (a grid finer than this is a mistake).
+_MAX_BLOCKS = 2**31
 
 
 def _requests_groups(cv) -> bool:
@@ -52,8 +61,15 @@ def _requests_groups(cv) -> bool:
 
 
 def _pair(value, name):
-    pair = np.broadcast_to(np.asarray(value), (2,))
-    if not (pair > 0).all():
+    """One positive number, or one per axis, as an array of 2."""
+    pair = np.asarray(value)
+    if pair.dtype.kind not in "iuf" or pair.ndim > 1 or pair.size not in (1, 2):
+        raise ValueError(
+            f"{name} must be a number or a pair of numbers (one per axis), "
+            f"got {value!r}."
+        )
+    pair = np.broadcast_to(pair, (2,))
+    if not (np.isfinite(pair) & (pair > 0)).all():
         raise ValueError(f"{name} must be positive, got {value!r}.")
     return pair
 
@@ -162,16 +178,24 @@ class SpatialBlockKFold(BaseCrossValidator):
         low, high = coords.min(axis=0), coords.max(axis=0)
         if self.block_size is not None:
             size = _pair(self.block_size, "block_size").astype(float)
-            shape = np.maximum(np.ceil((high - low) / size), 1).astype(int)
+            shape = np.maximum(np.ceil((high - low) / size), 1)
         else:
             shape = _pair(self.n_blocks, "n_blocks")
             if not all(float(s).is_integer() for s in shape):
                 raise ValueError(f"n_blocks must be integers, got {self.n_blocks!r}.")
-            shape = shape.astype(int)
+            shape = shape.astype(float)
             size = np.where(high > low, (high - low) / shape, 1.0)
-        index = np.minimum(((coords - low) // size).astype(int), shape - 1)
-        flat = np.ravel_multi_index(tuple(index.T), tuple(shape))
-        return np.unique(flat, return_inverse=True)[1]
+        if (shape > _MAX_BLOCKS).any():
+            raise ValueError(
+                f"block_size={self.block_size!r} or n_blocks={self.n_blocks!r} "
+                f"cuts the bounding box into more than {_MAX_BLOCKS} blocks along "
+                "an axis; choose blocks larger than the autocorrelation range."
+            )
+        shape = shape.astype(np.int64)
+        index = np.minimum(((coords - low) // size).astype(np.int64), shape - 1)
+        # Rows of block indices, labelled in lexicographic order (as a
+        # flattened index, without its overflow for huge grids).
+        return np.unique(index, axis=0, return_inverse=True)[1].ravel()
 
     def split(self, X, y=None, groups=None):
         """Generate train and test indices, one pair per fold.

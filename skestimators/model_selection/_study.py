@@ -18,6 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import TPESampler
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from scipy.stats import rankdata
 from sklearn.base import clone
@@ -70,13 +71,39 @@ def search_identity(estimator, distributions, X, y, groups, splits, scoring):
     from optuna.distributions import distribution_to_json
 
     space = sorted((n, distribution_to_json(d)) for n, d in distributions.items())
-    return {
-        "estimator": digest(clone(estimator)),
-        "search space": digest(space),
-        "data": digest((X, y, groups)),
-        "cross-validation folds": digest(splits),
-        "scoring": digest(scoring),
+    parts = {
+        "estimator": clone(estimator),
+        "search space": space,
+        "data": (X, y, groups),
+        "cross-validation folds": splits,
+        "scoring": scoring,
     }
+    return {name: _digest(name, part, digest) for name, part in parts.items()}
+
+
+def _digest(name, value, digest):
+    """joblib's hash of ``value``; for what pickle cannot store (a lambda or
+    a local function as scorer or parameter), the hash of its cloudpickle
+    (its code, stable from one run of a script to the next)."""
+    try:
+        return digest(value)
+    except Exception:
+        pass
+    import hashlib
+
+    try:  # joblib's dependency (vendored by joblib before 1.5)
+        import cloudpickle
+    except ImportError:
+        from joblib.externals import cloudpickle
+
+    try:
+        return hashlib.sha256(cloudpickle.dumps(value)).hexdigest()
+    except Exception as exc:
+        raise ValueError(
+            f"A named study records which search it belongs to from a hash of "
+            f"its {name}, which cannot be pickled ({type(exc).__name__}: {exc}). "
+            "Define it at module level, or pass study_name=None."
+        ) from None
 
 
 def open_study(storage, study_name, sampler, pruner, identity=None):
@@ -104,6 +131,15 @@ def open_study(storage, study_name, sampler, pruner, identity=None):
             if attempt == 4 or type(exc).__module__.split(".")[0] != "sqlalchemy":
                 raise
             time.sleep(0.2 * (attempt + 1))
+    if study.directions != [StudyDirection.MAXIMIZE]:
+        # A study created elsewhere to minimise: its "best" trial would be
+        # the worst-scoring one (scores are higher-is-better).
+        raise ValueError(
+            f"Study {study.study_name!r} in storage {storage!r} has direction(s) "
+            f"{[d.name.lower() for d in study.directions]}; the search maximises "
+            "its scores (higher is better, as scikit-learn's scorers). Pass "
+            "another study_name."
+        )
     if identity is None:
         return study
     recorded = study.user_attrs.get(IDENTITY)
@@ -382,11 +418,22 @@ class Objective:
                 for k in range(len(self.splits))
             ]
             runner = Lockstep(folds, *args)
+        told = []
+
+        def tell(*args, **kwargs):
+            told.append(True)
+            study.tell(*args, **kwargs)
+
         try:
             results, pruned = runner.run(self.X, self.y, self.splits, self.fit_params)
+            self._conclude(tell, trial, results, pruned)
         except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
+            if not told:  # never left running
+                study.tell(trial, state=TrialState.FAIL)
             raise
+
+    def _conclude(self, tell, trial, results, pruned):
+        """Record the folds' results in ``trial`` and tell the study."""
         epochs = [int(r.n_epochs) for r in results]
         trial.set_user_attr("epochs", epochs)
         failed = [k for k, r in enumerate(results) if r.error is not None]
@@ -395,11 +442,11 @@ class Objective:
         trial.set_user_attr("n_epochs", int(sum(epochs)))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if pruned:
-            study.tell(trial, state=TrialState.PRUNED)
+            tell(trial, state=TrialState.PRUNED)
             return
         errors = [r.error for r in results if r.error is not None]
         if errors and isinstance(self.error_score, str):  # "raise"
-            study.tell(trial, state=TrialState.FAIL)
+            tell(trial, state=TrialState.FAIL)
             raise errors[0]
         if errors:
             if self.first_error is None:
@@ -413,6 +460,13 @@ class Objective:
             )
             trial.set_user_attr("error", f"{type(errors[0]).__name__}: {errors[0]}")
         metrics = sorted({m for r in results for m in r.scores}) or [self.metric]
+        if any(isinstance(v, dict) for r in results for v in r.scores.values()):
+            raise ValueError(
+                "scoring is a callable that returns several metrics (a dict); "
+                "OptunaSearchCV takes several metrics as a list or dict of "
+                "scorers, e.g. scoring={'r2': 'r2', 'mae': "
+                "'neg_mean_absolute_error'} with refit='r2'."
+            )
         scores = {
             m: [
                 float(self.error_score) if r.error is not None else float(r.scores[m])
@@ -425,9 +479,9 @@ class Objective:
         trial.set_user_attr("score_times", [float(r.score_time) for r in results])
         value = float(np.mean(scores[self.metric]))
         if np.isnan(value):
-            study.tell(trial, state=TrialState.FAIL)
+            tell(trial, state=TrialState.FAIL)
         else:
-            study.tell(trial, value)
+            tell(trial, value)
 
 
 def cv_results(trials, metric_keys, n_splits):
