@@ -130,6 +130,15 @@ SCRIPT = textwrap.dedent(
             )
         except ValueError as exc:
             results["mismatch"] = str(exc)
+        # Too few samples to give each process two: every batch was dropped
+        # and the fit silently trained nothing.
+        try:
+            NetRegressor(
+                max_epochs=1, batch_size=4, random_state=0, device="cpu",
+                validation_fraction=None,
+            ).fit(X[:3], y[:3])  # fmt: skip
+        except ValueError as exc:
+            results["too_few"] = str(exc)
 
     # 6. A callback failing on process 0 only (as a checkpoint or a logger
     # can): every process stops at the end of the epoch, none waits for the
@@ -302,6 +311,12 @@ def test_different_data_in_the_processes_is_a_clear_error(runs):
     _, multi, _, _ = runs
     for result in multi:
         assert "needs the same data in all 2 processes" in result["mismatch"]
+
+
+def test_too_few_samples_for_the_processes_is_a_clear_error(runs):
+    _, multi, _, _ = runs
+    for result in multi:
+        assert "3 training sample(s) cannot give each of the 2" in result["too_few"]
 
 
 def test_a_callback_failing_on_process_zero_stops_every_process(runs):

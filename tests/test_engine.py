@@ -138,6 +138,26 @@ def test_a_module_without_parameters_is_refused_by_name():
         NetRegressor(_NoWeights(), **FAST).fit(X, X[:, 0])
 
 
+@pytest.mark.parametrize(
+    "params", [{"width": 0}, {"depth": -1}, {"dropout": 1.0}, {"dropout": -0.1}]
+)
+def test_mlp_refuses_degenerate_sizes(params):
+    # width=0 trained a constant, depth=-1 a linear model, without a word.
+    from skestimators.nn import MLP
+
+    with pytest.raises(ValueError, match="width must be at least 1|dropout must be"):
+        MLP((4,), 1, **params)
+
+
+def test_batch_norm_on_batches_of_one_names_batch_size():
+    # torch's "Expected more than 1 value per channel when training".
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    reg = NetRegressor(module_params={"batch_norm": True}, **{**FAST, "batch_size": 1})
+    with pytest.raises(ValueError, match=r"batch_size=1\): use batch_size >= 2"):
+        reg.fit(X, X[:, 0])
+    assert not hasattr(reg, "net_")
+
+
 def test_early_stopping_restores_best_weights(blobs):
     X, y = blobs
     fold = np.where(np.arange(300) < 60, 0, -1)
@@ -354,6 +374,19 @@ def test_device_resolution():
             resolve_device("cuda")
     with pytest.raises(ValueError, match="Unknown device"):
         resolve_device("warp-drive")
+    # Passed, then failed in fit: "Expected a cuda device, but got: meta".
+    for other in ("meta", "xla"):
+        with pytest.raises(ValueError, match=f"not on '{other}' devices"):
+            resolve_device(other)
+
+
+def test_data_stays_on_the_host_off_cuda():
+    # Every non-CPU device asked CUDA for its free memory (an MPS fit failed).
+    from skestimators._engine._batching import TensorData
+    from skestimators._engine._placement import _place
+
+    data = TensorData(torch.zeros(4, 2), torch.zeros(4))
+    assert _place(data, torch.device("mps")) is data
 
 
 def test_pickle_of_gpu_model_loads_quietly_on_cpu(blobs):

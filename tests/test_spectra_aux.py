@@ -186,6 +186,24 @@ def test_blend_recipe_fits_one_target(column):
     assert set(np.unique(blend.predict(X))) <= {0, 1}
 
 
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"branch": "attention", "depth": 0}, "depth must be an integer >= 1"),
+        ({"width": 0}, "width must be an integer >= 1"),
+        ({"branch": "attention", "positions": -1}, "positions must be an integer"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+    ],
+)
+def test_spectra_aux_net_checks_its_sizes(params, message):
+    # Built without complaint; torch's shape errors at the first forward.
+    from skestimators.nn import SpectraAuxNet
+
+    shapes = {"spectra": (52, 3), "aux": (5,)}
+    with pytest.raises(ValueError, match=message):
+        SpectraAuxNet(shapes, ["water", "cloud"], **params)
+
+
 def test_recipe_errors_and_features():
     with pytest.raises(ValueError, match="variant must be one of"):
         exoplanet_pipeline("transformer")

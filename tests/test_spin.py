@@ -42,6 +42,20 @@ def test_spin_is_rotation_invariant_and_mirror_antisymmetric():
         spin(torch.rand(2, 2, 21, 20))
 
 
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"sigmas": (0.0,)}, "sigmas must be positive"),  # NaN features before
+        ({"sigmas": (-1.0,)}, "sigmas must be positive"),
+        ({"rings": ((0.5, 0.2),)}, "0 <= inner < outer"),  # zeros before
+        ({"rings": ((-0.1, 0.2),)}, "0 <= inner < outer"),
+    ],
+)
+def test_spin_features_refuse_bad_sigmas_and_rings(params, message):
+    with pytest.raises(ValueError, match=message):
+        SpinFeatures((32, 32), **params)
+
+
 @pytest.mark.parametrize("cls", [GalaxyCNN, GalaxyResNet])
 def test_networks_read_spin_features_when_asked(cls):
     plain = cls((3, 16, 16), 6, depth=2, constraint=None)

@@ -291,6 +291,8 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             if split is None
             else (data.subset(split[0]), data.subset(split[1]))
         )
+        if parallel is not None:  # the same split, so the same answer, everywhere
+            parallel.check_train_size(len(train))
         config = epoch_budget(config, len(train))
         cuda_devices = [device] if device.type == "cuda" else []
         if continuing:
@@ -383,9 +385,16 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             except NonFiniteLoss as exc:
                 diverged(net, exc, config, snapshot, refit)
                 failed = False  # the best epoch was restored, on every process
-            except Exception:
+            except Exception as exc:
                 if snapshot is not None:  # a continuing fit: as before the call
                     restore_training_state(net, snapshot)
+                if "Expected more than 1 value per channel when training" in str(exc):
+                    raise ValueError(
+                        f"{config.name}: batch normalisation needs more than one "
+                        "value per channel in each training batch, but a batch "
+                        f"held one sample (batch_size={config.batch_size}): use "
+                        "batch_size >= 2."
+                    ) from exc
                 raise
             finally:
                 if parallel is not None:

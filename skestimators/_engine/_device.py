@@ -27,6 +27,12 @@ def resolve_device(device) -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"Unknown device {device!r}: {exc}") from None
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        # "meta", "xla"... passed here and failed in fit on CUDA-only calls.
+        raise ValueError(
+            f"device={device!r}: the estimators train on 'cpu', 'cuda' (or "
+            f"'cuda:N') and 'mps', not on {resolved.type!r} devices."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available on this "

@@ -278,6 +278,16 @@ class DataParallel:
         self.check_same_data(data)
         return self.broadcast_seed(seed)
 
+    def check_train_size(self, n_train):
+        """Refuse a training set that gives a process less than two samples:
+        every batch would be dropped, and the fit would train nothing."""
+        if n_train < 2 * self.size:
+            raise ValueError(
+                f"{n_train} training sample(s) cannot give each of the "
+                f"{self.size} processes two samples of a batch: train on at least "
+                f"{2 * self.size} samples, or on fewer processes."
+            )
+
     def on_main(self, fn):
         """Run ``fn`` on process 0; return its exception (or None) for :meth:`agree`."""
         if self.rank != 0:

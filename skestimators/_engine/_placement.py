@@ -52,7 +52,9 @@ def _predict_batch_size(batch_size, data):
 
 
 def _place(data, device):
-    if data is None or device.type == "cpu":
+    """``data`` on the GPU when it takes under a quarter of its free memory;
+    else (and off CUDA) on the host, each batch moved as it is read."""
+    if data is None or device.type != "cuda":
         return data
     free, _ = torch.cuda.mem_get_info(device)
     return data.to(device) if data_nbytes(data) < 0.25 * free else data

@@ -53,6 +53,14 @@ class MLP(nn.Module):
         batch_norm=False,
     ):
         super().__init__()
+        if int(width) < 1 or int(depth) < 0:
+            # width=0 trained a constant, depth=-1 a linear model, silently.
+            raise ValueError(
+                f"width must be at least 1 and depth at least 0, got {width} and "
+                f"{depth}."
+            )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         if activation not in self._activations:
             raise ValueError(
                 f"activation must be one of {sorted(self._activations)}, got "

@@ -9,6 +9,7 @@ vector; the merged features feed one logit per named target.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -258,6 +259,17 @@ class SpectraAuxNet(nn.Module):
             )
         if merge not in ("concat", "gated"):
             raise ValueError(f"merge must be 'concat' or 'gated', got {merge!r}.")
+        # Checked here, not only by the estimator: torch's shape errors at the
+        # first forward pass named none of them.
+        for name, value, low in [
+            ("width", width, 1), ("depth", depth, 1), ("head_width", head_width, 1),
+            ("aux_width", aux_width, 1), ("aux_depth", aux_depth, 0),
+            ("positions", positions, 0),
+        ]:  # fmt: skip
+            if not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         missing = [k for k in (spectra_key, aux_key) if k not in input_shape]
         if missing:
             raise ValueError(

@@ -96,6 +96,14 @@ class SpinFeatures(nn.Module):
         self.image_shape = (height, width)
         self.sigmas = tuple(float(s) for s in sigmas)
         self.rings = tuple((float(a), float(b)) for a, b in rings)
+        if not all(math.isfinite(s) and s > 0 for s in self.sigmas):
+            # sigma=0 gave NaN features, silently.
+            raise ValueError(f"sigmas must be positive, got {sigmas!r}.")
+        if not all(0 <= a < b < math.inf for a, b in self.rings):
+            raise ValueError(
+                "rings must be (inner, outer) radii with 0 <= inner < outer, as "
+                f"fractions of the half-size of the image; got {rings!r}."
+            )
         yy = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
         xx = torch.arange(width, dtype=torch.float32) - (width - 1) / 2
         yy, xx = torch.meshgrid(yy, xx, indexing="ij")
