@@ -159,6 +159,34 @@ def test_missing_values_train_and_predict(cloudy, module):
     assert reg.predict(blanked)[0] != pytest.approx(pred[i])
 
 
+def test_gaps_a_model_never_trained_on_are_warned_of(soc, cloudy):
+    # A model trained on complete patches mapped gappy ones without a word.
+    X, y, _ = soc
+    Xc, _ = cloudy
+    gappy = np.isnan(Xc).reshape(len(Xc), -1).any(axis=1)
+    reg = SpatioTemporalRegressor(**TINY).fit(X, y)
+    assert reg.missing_fraction_ == 0.0
+    with pytest.warns(UserWarning, match=f"{gappy[1:].sum()} of .*never learned"):
+        reg.predict(Xc[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.predict(X)  # complete patches: no warning
+        seen = ~np.isnan(Xc).reshape(len(Xc), -1).all(axis=1)  # no NodataWarning
+        trained = SpatioTemporalRegressor(**TINY).fit(Xc[seen], y[seen])
+        assert trained.missing_fraction_ == pytest.approx(np.isnan(Xc[seen]).mean())
+        trained.predict(Xc[seen])  # gaps it was trained on: no warning
+
+
+def test_memory_mapped_patches_without_data_are_named_in_fit(cloudy, tmp_path):
+    # The scan of a memory map read the file but never warned.
+    X, y = cloudy
+    np.save(tmp_path / "patches.npy", X)
+    mapped = np.load(tmp_path / "patches.npy", mmap_mode="r")
+    with pytest.warns(NodataWarning, match=r"patch.*indices \[0, "):
+        reg = SpatioTemporalRegressor(**TINY).fit(mapped, y)
+    assert reg.missing_fraction_ == pytest.approx(np.isnan(X).mean())
+
+
 @pytest.mark.filterwarnings(UNOBSERVED)
 @pytest.mark.parametrize("inputs", ["statistics", "patches"])
 def test_recipe_trains_on_incomplete_series(cloudy, inputs):

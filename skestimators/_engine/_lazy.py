@@ -94,13 +94,15 @@ class LazyRows:
         return torch.from_numpy(batch)
 
 
-def check_memmap(name, array, *, reshape_1d=True, scan=True):
+def check_memmap(name, array, *, reshape_1d=True, scan=True, inspect=None):
     """Validate a memory-mapped input without loading it; returns the memmap.
 
     Checks what ``check_array`` checks for in-memory data (real numeric
     dtype, at least one sample and, with ``scan``, no NaN or infinity,
     reading the file in chunks of about 64 MiB; ``scan="allow-nan"``: no
-    infinity). A 1-D array becomes one feature per sample.
+    infinity). A 1-D array becomes one feature per sample. ``inspect``, a
+    function of ``(start, chunk)``, also reads every chunk of a float scan
+    (statistics gathered in the same pass over the file).
     """
     kind = array.dtype.kind
     if kind == "c":
@@ -142,6 +144,8 @@ def check_memmap(name, array, *, reshape_1d=True, scan=True):
         step = max(1, _SCAN_BYTES // row_bytes)
         for start in range(0, n, step):
             chunk = np.asarray(array[start : start + step])
+            if inspect is not None:
+                inspect(start, chunk)
             # A sum is finite only if every term is: one cheap pass per chunk.
             with np.errstate(over="ignore", invalid="ignore"):
                 total = chunk.sum(dtype=np.float64)

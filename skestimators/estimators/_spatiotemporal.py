@@ -62,12 +62,14 @@ class SpatioTemporalRegressor(_RegressorNet):
     present, not the pixels behind them: a year seen through one pixel looks
     complete unless the statistics include ``"valid"``, the share of
     observed pixels. A patch with nothing observed still gets a (finite)
-    prediction, with a ``NodataWarning`` naming it (in memory; not for
-    memory-mapped input); :func:`~skestimators.mapping.predict_raster` maps
-    such pixels as nodata. A custom ``module`` gets finite inputs only (NaN
-    is refused), unless it is a :class:`~skestimators.nn.CNNLSTM` or
-    :class:`~skestimators.nn.PooledCNN`, or a subclass. Infinity is always
-    refused.
+    prediction, with a ``NodataWarning`` naming it (memory-mapped input: in
+    ``fit`` only, whose scan reads the file);
+    :func:`~skestimators.mapping.predict_raster` maps such pixels as nodata.
+    Patches with gaps given to a model trained on complete patches only get
+    a warning: its network never learned to read gaps. A custom ``module``
+    gets finite inputs only (NaN is refused), unless it is a
+    :class:`~skestimators.nn.CNNLSTM` or :class:`~skestimators.nn.PooledCNN`,
+    or a subclass. Infinity is always refused.
 
     Parameters
     ----------
@@ -116,6 +118,9 @@ default="mse"
         Number of targets.
     target_names_ : list of str
         Names of the targets (columns of a DataFrame ``y``).
+    missing_fraction_ : float
+        Share of the training patches' values that were missing (NaN); 0:
+        trained on complete patches. Set by the built-in networks only.
     {fitted_attrs}
 
     See Also
@@ -253,9 +258,11 @@ default="mse"
                 "(a MultiInput or dict)."
             )
         lazy = isinstance(X, np.memmap)
+        gaps = _Gaps() if self._handles_missing() else None
         # NaN/inf: checked here in fit, batch by batch when predicting.
         if lazy:  # out of core: checked in chunks, read batch by batch
-            X = check_memmap("X", X, reshape_1d=False, scan=finite)
+            inspect = None if gaps is None or X.ndim != 5 else gaps.add
+            X = check_memmap("X", X, reshape_1d=False, scan=finite, inspect=inspect)
         else:
             try:
                 X = check_array(
@@ -288,12 +295,30 @@ default="mse"
                 f"skestimators.datasets.extract_patches); got an array of shape "
                 f"{X.shape}.{hint}"
             )
-        if not lazy and self._handles_missing():
-            _warn_unobserved(X, name)
-        return LazyRows(X) if lazy else X
+        if gaps is not None and not lazy:
+            gaps.add(0, X)
+        if gaps is not None and gaps.n_rows:  # a memory map scanned (in fit)
+            gaps.warn_unobserved(name)
+        return (LazyRows(X) if lazy else X), gaps
 
     def _prepare_X(self, X, *, reset, finite=True):
-        return self._validate_patches(X, finite=finite)
+        X, gaps = self._validate_patches(X, finite=finite)
+        if gaps is None or not gaps.n_rows:  # a custom module, or not scanned
+            return X
+        if finite is not False:  # fitting (predict does not scan for NaN)
+            seen = 0.0 if reset else getattr(self, "missing_fraction_", 0.0) or 0.0
+            self.missing_fraction_ = max(seen, gaps.fraction)
+        elif getattr(self, "missing_fraction_", None) == 0 and gaps.gappy:
+            warnings.warn(
+                f"{gaps.gappy} of {gaps.n_rows} patch(es) passed to "
+                f"{type(self).__name__} have missing values (NaN), but it was "
+                "trained on complete patches only: its network never learned to "
+                "read gaps, and its predictions there are extrapolations. Train "
+                "it on data with gaps like these to map them.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -389,15 +414,38 @@ default="mse"
         return super().predict(X, return_std=return_std)
 
 
-def _warn_unobserved(X, name):
-    """Warn of patches with no observed value at all (every entry NaN)."""
-    from ..datasets import NodataWarning
+class _Gaps:
+    """Missing values of patches, gathered chunk by chunk (one pass)."""
 
-    empty = np.flatnonzero(np.isnan(X).reshape(len(X), -1).all(axis=1))
-    if len(empty):
+    def __init__(self):
+        self.n_rows = self.n_missing = self.n_values = self.gappy = 0
+        self.empty = []
+
+    def add(self, start, chunk):
+        missing = np.isnan(np.asarray(chunk)).reshape(len(chunk), -1)
+        per_row = missing.sum(axis=1)
+        self.n_rows += len(chunk)
+        self.n_missing += int(per_row.sum())
+        self.n_values += missing.size
+        self.gappy += int(np.count_nonzero(per_row))
+        full = per_row == missing.shape[1]
+        self.empty.extend((start + np.flatnonzero(full)).tolist())
+
+    @property
+    def fraction(self):
+        """Share of missing values."""
+        return self.n_missing / self.n_values if self.n_values else 0.0
+
+    def warn_unobserved(self, name):
+        """Warn of patches with no observed value at all (every entry NaN)."""
+        from ..datasets import NodataWarning
+
+        empty = self.empty
+        if not empty:
+            return
         shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
         warnings.warn(
-            f"{len(empty)} of {len(X)} patch(es) passed to {name} have no "
+            f"{len(empty)} of {self.n_rows} patch(es) passed to {name} have no "
             f"observed value in any band, pixel or year (indices [{shown}]): "
             "what the network returns for them comes from the training data "
             "alone, not from the patch. predict_raster writes nodata there.",
