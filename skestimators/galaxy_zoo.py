@@ -225,6 +225,10 @@ def project_galaxy_zoo(y_pred):
     True
     """
     y = np.clip(_as_targets(y_pred, "y_pred"), 0.0, None)
+    # Shares are scale-free: each row over its largest value, so that sums of
+    # huge finite outputs do not overflow (Q1 summed to 0 at 1e308).
+    peak = y.max(axis=1, keepdims=True)
+    y = np.divide(y, peak, out=np.zeros_like(y), where=peak > 0)
     out = np.empty_like(y)
     for question in GALAXY_ZOO_QUESTIONS:
         group = y[:, question.start : question.stop]

@@ -594,6 +594,13 @@ def test_projection_obeys_tree_and_is_idempotent(y):
     np.testing.assert_allclose(project_galaxy_zoo(projected), projected, atol=1e-12)
 
 
+def test_projection_of_huge_outputs_obeys_the_tree():
+    # The sums of outputs of 1e308 overflowed: every share became 0.
+    projected = project_galaxy_zoo(np.full((2, 37), 1e308))
+    assert tree_violation(projected) < 1e-12
+    np.testing.assert_allclose(projected[:, :3], 1 / 3)
+
+
 def test_projection_keeps_valid_votes_and_frames(simulated):
     y = simulated[1]
     np.testing.assert_allclose(

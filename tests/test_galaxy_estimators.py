@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.metrics import r2_score
 
 import skestimators
 from skestimators import GalaxyZooRegressor, ImageClassifier, MultiInput
@@ -109,6 +110,38 @@ def test_predictions_obey_the_tree(zoo, constraint, module):
     reg = GalaxyZooRegressor(module, constraint=constraint, tta=4, **TINY).fit(X, y)
     pred = reg.predict(X)
     assert (pred >= 0).all() and tree_violation(pred) < 1e-5
+
+
+@pytest.mark.parametrize("constraint", ["divisive", "softmax"])
+def test_a_whole_network_of_the_users_gets_the_constraint(zoo, constraint):
+    # The constraint was ignored for a module class taking n_outputs: answers
+    # summed to 0.94 off their parent, outputs went negative.
+    X, y = zoo
+    reg = GalaxyZooRegressor(_WholeNetwork, constraint=constraint, **TINY).fit(X, y)
+    pred = reg.predict(X)
+    assert (pred >= 0).all() and tree_violation(pred) < 1e-5
+    raw = GalaxyZooRegressor(_WholeNetwork, constraint="none", **TINY).fit(X, y)
+    assert isinstance(raw.net_.module_, _WholeNetwork)
+
+
+def test_score_matches_y_columns_by_name(fitted_zoo, zoo):
+    # The inherited R² compared columns by position: y with its columns in
+    # another order (accepted by fit) got another score.
+    X, y = zoo
+    shuffled = y[list(GALAXY_ZOO_COLUMNS)[::-1]]
+    expected = r2_score(y.to_numpy(), fitted_zoo.predict(X))
+    assert fitted_zoo.score(X, shuffled) == pytest.approx(expected)
+    assert fitted_zoo.score(X, y) == pytest.approx(expected)
+
+
+def test_multilabel_stratified_kfold_as_validation_cv(zoo):
+    # Regressors gave the splitter no y: "stratifies on y: pass y".
+    from skestimators.model_selection import MultilabelStratifiedKFold
+
+    X, y = zoo
+    cv = MultilabelStratifiedKFold(4, shuffle=True, random_state=0)
+    reg = GalaxyZooRegressor(**{**TINY, "validation_cv": cv}).fit(X, y)
+    assert reg.history_["valid_loss"].notna().all()
 
 
 def test_history_summarises_the_answers(fitted_zoo):

@@ -423,6 +423,15 @@ def test_rpiq_weighted_quartiles_match_numpy_for_equal_weights(n):
         ) == pytest.approx(expected)
 
 
+def test_rpiq_is_invariant_to_huge_weights():
+    # The squares of weights of 1e200 overflowed: NaN.
+    y, pred = [1.0, 2, 3, 4, 5], [1.0, 2, 3, 4, 7]
+    expected = rpiq_score(y, pred)
+    assert rpiq_score(y, pred, sample_weight=np.full(5, 1e200)) == pytest.approx(
+        expected
+    )
+
+
 def test_rpiq_weighted_quartiles_are_symmetric_and_drop_zero_weights():
     rng = np.random.default_rng(0)
     y_true = rng.lognormal(size=30)

@@ -243,6 +243,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                 config, data, groups, groups_spec, n_outputs, y_strat, Xv,
                 device=device, seed=seed, store=store, partial=partial,
                 continuing=continuing, parallel=parallel, refit=refit,
+                y_given=y if config.validation_cv is not None else None,
             )  # fmt: skip
         finally:
             if store is not None:
@@ -273,6 +274,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
     def _train(
         self, config, data, groups, groups_spec, n_outputs, y_strat, Xv, *,
         device, seed, store, partial, continuing, parallel=None, refit=False,
+        y_given=None,
     ):  # fmt: skip
         """Split, build (or resume) the network and run skorch's training loop."""
         resumed = fingerprint = None
@@ -284,7 +286,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         split = (
             None
             if partial
-            else validation_indices(config, len(data), y_strat, groups, seed)
+            else validation_indices(config, len(data), y_strat, groups, seed, y=y_given)
         )
         train, valid = (
             (data, None)

@@ -239,12 +239,15 @@ def scheduler_callback(config, n_batches, has_valid):
     )
 
 
-def validation_indices(config, n_samples, y_strat, groups, seed):
+def validation_indices(config, n_samples, y_strat, groups, seed, y=None):
     """Indices ``(train, valid)`` of the internal validation split, or None.
 
     A ``validation_cv`` splitter takes precedence (its first split is used);
     otherwise ``validation_fraction`` of the samples is held out, by groups
     when ``groups`` are given, stratified for single-label classifiers.
+    A ``validation_cv`` splitter reads ``y_strat``, or else the targets
+    ``y`` as given (a splitter stratifying regression targets, such as
+    ``MultilabelStratifiedKFold`` on vote fractions, needs them).
     """
     cv = config.validation_cv
     fraction = config.validation_fraction
@@ -258,7 +261,8 @@ def validation_indices(config, n_samples, y_strat, groups, seed):
             # A shuffling splitter left unseeded follows the estimator's seed.
             cv = copy.copy(cv)
             cv.random_state = seed
-        train, valid = next(iter(cv.split(placeholder, y_strat, groups)))
+        targets = y_strat if y_strat is not None else y
+        train, valid = next(iter(cv.split(placeholder, targets, groups)))
         return np.asarray(train), np.asarray(valid)
     if fraction is None:
         return None

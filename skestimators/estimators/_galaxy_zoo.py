@@ -319,6 +319,36 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         )
         return y_pred.numpy(), y_std.numpy()
 
+    def score(self, X, y, sample_weight=None):
+        """R² of the predictions, averaged over the 37 answers.
+
+        As scikit-learn regressors score, with the columns of a DataFrame
+        ``y`` matched by name, as in ``fit`` (in any order). The Galaxy Zoo
+        challenge ranked by the RMSE over the 37 answers: pass
+        ``scoring=skestimators.metrics.neg_galaxy_zoo_root_mean_squared_error_scorer``
+        to a search to select on it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C, H, W), (n_samples, H, W, C) or \
+(n_samples, H, W)
+            Images.
+        y : array-like of shape (n_samples, 37) or DataFrame
+            True vote fractions.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean R² over the 37 answers.
+        """
+        from sklearn.metrics import r2_score
+
+        return r2_score(
+            _as_targets(y, "y"), self.predict(X), sample_weight=sample_weight
+        )
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.single_output = False

@@ -28,6 +28,7 @@ from ..nn import (
     FEATURES_PATTERN,
     GalaxyCNN,
     GalaxyResNet,
+    GalaxyZooConstraint,
     ImageBatchAugment,
     PretrainedNet,
     dihedral_transform,
@@ -379,7 +380,14 @@ class ImageNetMixin:
 
     def _make_own_module(self, input_shape, n_outputs):
         if not isinstance(self.module, str):  # a whole network: depth is not used
-            return instantiate_module(self.module, None, input_shape, n_outputs, None)
+            module = instantiate_module(self.module, None, input_shape, n_outputs, None)
+            if self._head_constraint not in (None, "none"):
+                # Its raw outputs get the output layer that ``constraint``
+                # names, as the package's networks do (it was ignored).
+                module = torch.nn.Sequential(
+                    module, GalaxyZooConstraint(self._head_constraint)
+                )
+            return module
         _, height, width = input_shape
         if min(height, width) < 2**self.depth:
             raise ValueError(

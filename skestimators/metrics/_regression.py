@@ -32,6 +32,7 @@ def _weighted_quantile(values, q, weights=None):
         return np.quantile(values, q)
     keep = weights > 0
     values, weights = values[keep], weights[keep]
+    weights = weights / weights.max()  # squares of weights near 1e200 overflowed
     order = np.argsort(values, kind="stable")
     values, weights = values[order], weights[order]
     total = weights.sum()
