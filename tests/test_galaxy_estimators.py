@@ -307,7 +307,7 @@ def test_bad_input_errors(fitted_zoo, zoo):
         GalaxyZooRegressor(**{**TINY, "depth": 5}).fit(X, y)
     # depth sizes the package's networks, not a whole network of the user's
     whole = GalaxyZooRegressor(_WholeNetwork, **{**TINY, "depth": 5}).fit(X, y)
-    assert isinstance(whole.net_.module_, _WholeNetwork)
+    assert isinstance(whole.net_.module_[0], _WholeNetwork)  # then the constraint
     with pytest.raises(ValueError, match="zoom must be a range"):
         GalaxyZooRegressor(zoom=(1.2, 0.8), **TINY).fit(X, y)
     with pytest.raises(ValueError, match="constraint"):

@@ -24,7 +24,15 @@ from skorch.callbacks import Callback
 # Longest parameter value logged; longer values are cut and end with "...".
 MAX_VALUE_LENGTH = 250
 # History keys that are bookkeeping, not measurements.
-SKIPPED_KEYS = frozenset({"epoch", "batches", "train_batch_count", "valid_batch_count"})
+SKIPPED_KEYS = frozenset(
+    {
+        "epoch",
+        "batches",
+        "train_batch_count",
+        "valid_batch_count",
+        "train_first_batch_loss",  # the engine's blow-up check reads it
+    }
+)
 INSTALL_HINT = 'pip install "skestimators[tracking]"'
 
 
