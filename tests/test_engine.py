@@ -973,3 +973,98 @@ def test_targets_whose_spread_overflows_are_refused():
     reg = NetRegressor(max_epochs=2, device="cpu")
     with pytest.raises(ValueError, match="too large to standardise"):
         reg.fit(X, y * 1e160)
+
+
+class _DropoutSpy(nn.Module):
+    """Records, at every forward pass, whether the fitted estimator's own
+    network has its dropout on (``shared`` is set after fit)."""
+
+    shared = None
+    seen = []
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(input_shape[0], n_outputs)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        if _DropoutSpy.shared is not None:
+            _DropoutSpy.seen.append(_DropoutSpy.shared.drop.training)
+        return self.linear(self.drop(x))
+
+
+def test_mc_dropout_leaves_the_shared_network_in_evaluation_mode():
+    # Monte Carlo dropout switched the fitted network's dropout on: a plain
+    # predict in another thread meanwhile predicted with dropout (off by 3.35).
+    import threading
+
+    X = np.random.RandomState(0).normal(size=(200, 4))
+    y = X[:, 0] + X[:, 1]
+    reg = NetRegressor(_DropoutSpy, **FAST).fit(X, y)
+    _DropoutSpy.shared, _DropoutSpy.seen = reg.net_.module_, []
+    try:
+        reg.predict(X, return_std=True)
+        assert _DropoutSpy.seen and not any(_DropoutSpy.seen)
+    finally:
+        _DropoutSpy.shared = None
+    # Concurrent seeded runs repeat (they shared torch's global generator).
+    expected = reg.predict(X, return_std=True)[1]
+    results = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(reg.predict(X, return_std=True)[1])
+        )
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+@pytest.mark.parametrize("mc_samples", [1, 0, 2.5])
+def test_mc_samples_set_after_fit_is_checked(mc_samples):
+    # set_params skips the checks: 1 gave a NaN standard deviation, 0 a scalar.
+    X = np.random.RandomState(0).normal(size=(60, 4))
+    reg = NetRegressor(module_params={"dropout": 0.2}, **FAST).fit(X, X[:, 0])
+    reg.set_params(mc_samples=mc_samples)
+    with pytest.raises(ValueError, match="mc_samples must be an integer >= 2"):
+        reg.predict(X, return_std=True)
+
+
+@pytest.mark.parametrize("Estimator", [NetRegressor, NetClassifier])
+def test_y_columns_are_matched_by_name_in_score_and_partial_fit(Estimator):
+    # Compared by position: R² 0.999 became -563,799 for swapped columns, and
+    # a partial_fit on them trained each target on the other's values.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    if Estimator is NetRegressor:
+        y = pd.DataFrame({"a": X[:, 0] * 10, "b": X[:, 1] * 0.1 + 100})
+    else:
+        y = pd.DataFrame({"a": (X[:, 0] > 0), "b": (X[:, 1] > 1)}).astype(int)
+    est = Estimator(**{**FAST, "max_epochs": 20}).fit(X, y)
+    swapped = y[["b", "a"]]
+    assert est.score(X, swapped) == pytest.approx(est.score(X, y))
+    before = est.score(X, y)
+    est.partial_fit(X, swapped)
+    assert est.score(X, y) > before - 0.05
+
+
+def test_prediction_batches_of_large_samples_follow_batch_size():
+    # A floor of 256 samples per pass: lowering batch_size (score
+    # --batch-size) could not lower the memory of a pass on large images.
+    from skestimators._engine._batching import TensorData
+    from skestimators._engine._placement import _predict_batch_size
+
+    def size(shape, batch_size):
+        return _predict_batch_size(batch_size, TensorData(torch.zeros(2, *shape)))
+
+    assert size((52, 3), 64) == 1024  # small samples: large passes
+    assert size((3, 512, 512), 4) == 4  # large ones: as asked
+    assert size((3, 64, 64), 8) == 85  # up to 2**20 input values
+    for bad in (None, 0, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a positive"):
+            size((4,), bad)

@@ -1104,3 +1104,16 @@ def test_wide_header_checks_compare_each_column_once(tmp_path):
 
     open_input([tmp_path / "w.csv"], expected=expected)
     assert calls["n"] < 10 * n
+
+
+def test_text_labels_to_npy_are_refused_before_scoring(tmp_path, table_model):
+    # Every chunk was scored before assembly refused the text labels, and the
+    # parts left behind made every rerun fail the same way.
+    path, X, _ = table_model
+    X.to_csv(tmp_path / "x.csv", index=False)
+    out = tmp_path / "labels.npy"
+    with pytest.raises(ScoringInputError, match="text labels.*predict_proba"):
+        run(path, [tmp_path / "x.csv"], out, method="predict")
+    assert not out.exists() and not (tmp_path / "labels.npy.parts").exists()
+    result = run(path, [tmp_path / "x.csv"], out, method="predict_proba")
+    assert result.n_rows == len(X) and np.load(out).shape == (len(X), 2)

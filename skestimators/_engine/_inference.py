@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import threading
 
 import numpy as np
 import torch
@@ -71,6 +73,9 @@ class InferenceMixin:
         dtype = net.amp_dtype
         rng = contextlib.nullcontext()
         if mc_dropout:
+            # Dropout is switched on in a copy: a plain predict running in
+            # another thread on this estimator keeps the network in eval mode.
+            module = copy.deepcopy(module)
             layers = dropout_layers(module)
             if not layers:
                 raise ValueError(
@@ -84,7 +89,9 @@ class InferenceMixin:
             for layer in layers:
                 layer.train()
             cuda_devices = [device] if device.type == "cuda" else []
-            rng = torch.random.fork_rng(devices=cuda_devices)
+            # Dropout draws from torch's process-wide generator: one seeded
+            # Monte Carlo run at a time, so that concurrent ones repeat.
+            rng = _serialised(_MC_LOCK, torch.random.fork_rng(devices=cuda_devices))
         allow_nan = self._handles_missing()  # once, not per batch
         with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
             if mc_dropout:
@@ -128,6 +135,15 @@ class InferenceMixin:
                 rows=rows,
             )
         return [_concat(out) for out in outputs or ()]
+
+
+_MC_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _serialised(lock, context):
+    with lock, context:
+        yield
 
 
 def _check_rows(output, batch, module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -41,14 +42,20 @@ def dropout_layers(module):
 
 
 def _predict_batch_size(batch_size, data):
-    """Prediction batches of 256 to 1024 samples (at least ``batch_size``).
+    """Prediction batches of ``batch_size`` samples, or more (up to 1024) while
+    a batch holds under 2**20 input values.
 
     Inference needs no gradients, so large batches amortise the per-batch cost
-    on small samples (spectra, tables) without large activations on images.
+    on small samples (spectra, tables). Large samples (images) keep
+    ``batch_size``, so that a lower ``batch_size`` lowers the memory a forward
+    pass needs (a floor of 256 samples made that impossible).
     """
+    if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        # set after fit, it skipped the checks (None: a raw TypeError)
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     tensors = data.X.values() if isinstance(data.X, dict) else [data.X]
     per_sample = max(1, sum(math.prod(t.shape[1:]) for t in tensors))
-    return max(batch_size, min(1024, max(256, 2**20 // per_sample)))
+    return max(int(batch_size), min(1024, 2**20 // per_sample))
 
 
 def _place(data, device):

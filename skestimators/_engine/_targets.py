@@ -26,6 +26,24 @@ def target_names(y, n_columns, default="y"):
     return [f"{default}{j}" for j in range(n_columns)]
 
 
+def align_targets(y, names):
+    """``y`` with the columns of a DataFrame in the fitted order ``names``.
+
+    A DataFrame whose columns are those of ``fit`` in another order is
+    reordered (by position, a later ``partial_fit`` or ``score`` trained or
+    scored each target against another's values); anything else is returned
+    unchanged.
+    """
+    if not isinstance(y, pd.DataFrame) or names is None:
+        return y
+    columns = [str(c) for c in y.columns]
+    if columns == list(names) or sorted(columns) != sorted(names):
+        return y
+    if len(set(columns)) != len(columns):
+        return y
+    return y.iloc[:, [columns.index(name) for name in names]]
+
+
 def _column_weights(weights, names):
     if weights is None:
         return np.ones(len(names))
@@ -72,6 +90,8 @@ def encode_classification(
     classes (or label columns) that relabels mirrored training samples, or
     None: ``"balanced"`` weights then come from :func:`mirrored_counts`.
     """
+    if not fitting:
+        y = align_targets(y, getattr(estimator, "target_names_", None))
     y_in = y
     if not hasattr(y, "shape"):
         y = np.asarray(y)
@@ -252,6 +272,8 @@ def encode_regression(estimator, y, *, fitting, n_samples, targets, sample_weigh
     ``sample_weight``, so that a weight of 2 counts as a repeated row and a
     weight of 0 as no row; a constant column keeps scale 1).
     """
+    if not fitting:
+        y = align_targets(y, getattr(estimator, "target_names_", None))
     Y = check_array(
         y,
         ensure_2d=False,

@@ -42,7 +42,11 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     help="Output format (default: from the output's suffix).",
 )
 @click.option("--device", help="cpu, cuda, cuda:1, auto (default: as loaded).")
-@click.option("--batch-size", type=click.IntRange(1), help="Samples per forward pass.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    help="Samples per forward pass (more for small samples, up to 1024).",
+)
 @click.option(
     "--chunk-rows",
     type=click.IntRange(1),

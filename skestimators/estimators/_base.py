@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._engine import (
     BaseNet,
+    align_targets,
     encode_classification,
     encode_regression,
 )
@@ -32,6 +33,18 @@ LOSS_CONSTRAINTS = {
 MC_CONSTRAINTS = {"mc_samples": [Interval(numbers.Integral, 2, None, closed="left")]}
 
 
+def check_mc_samples(estimator):
+    """``mc_samples``, checked when it is used: set after fit, it skipped the
+    parameter checks (1 draw gave a NaN standard deviation, 0 a scalar)."""
+    value = estimator.mc_samples
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 2:
+        raise ValueError(
+            "mc_samples must be an integer >= 2 (a standard deviation needs two "
+            f"Monte Carlo dropout passes), got {value!r}."
+        )
+    return int(value)
+
+
 def _stack_named(raw, names):
     """A ``dict`` output (one entry per target) as one tensor, columns in ``names``."""
     if not isinstance(raw, dict):
@@ -41,6 +54,29 @@ def _stack_named(raw, names):
 
 class _ClassifierNet(ClassifierMixin, BaseNet):
     """Classification targets and probabilities (private base)."""
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict`` (all labels right, for multilabel y).
+
+        The columns of a DataFrame ``y`` are matched with those of ``fit`` by
+        name (scikit-learn's ``score`` compares them by position).
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or MultiInput
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Accuracy.
+        """
+        y = align_targets(y, getattr(self, "target_names_", None))
+        return super().score(X, y, sample_weight=sample_weight)
 
     # -- engine hooks ------------------------------------------------------------------
     def _prepare_targets(
@@ -165,6 +201,29 @@ class _ClassifierNet(ClassifierMixin, BaseNet):
 class _RegressorNet(RegressorMixin, BaseNet):
     """Regression targets and predictions (private base)."""
 
+    def score(self, X, y, sample_weight=None):
+        """R² of ``predict``, averaged over the targets.
+
+        The columns of a DataFrame ``y`` are matched with those of ``fit`` by
+        name (scikit-learn's ``score`` compares them by position).
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or MultiInput
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            True targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R².
+        """
+        y = align_targets(y, getattr(self, "target_names_", None))
+        return super().score(X, y, sample_weight=sample_weight)
+
     def _prepare_targets(
         self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
     ):
@@ -247,7 +306,9 @@ class _RegressorNet(RegressorMixin, BaseNet):
         y_pred = self._target_values(self._forward_views(Xv, [None])[0])
         if not return_std:
             return y_pred
-        draws = self._forward_views(Xv, [None] * self.mc_samples, mc_dropout=True)
+        draws = self._forward_views(
+            Xv, [None] * check_mc_samples(self), mc_dropout=True
+        )
         y_std = np.std([self._target_values(raw) for raw in draws], axis=0, ddof=1)
         return y_pred, y_std
 

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import StrOptions
 from .._engine import BaseNet, TargetOptions, encode_regression, fill_doc
 from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, _as_targets
 from ..nn import LOSS_NAMES
-from ._base import MC_CONSTRAINTS, _RegressorNet
+from ._base import MC_CONSTRAINTS, _RegressorNet, check_mc_samples
 from ._image_base import IMAGE_CONSTRAINTS, ImageNetMixin, _image_doc
 
 
@@ -309,7 +309,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         )
         if not return_std:
             return y_pred.numpy()
-        draws = self.mc_samples
+        draws = check_mc_samples(self)
         (y_std,) = self._view_outputs(
             X,
             views,

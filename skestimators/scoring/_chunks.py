@@ -43,7 +43,8 @@ def prepare_model(estimator, device=None, batch_size=None):
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``; None keeps the
         device the model was loaded on.
     batch_size : int or None, default=None
-        Samples per forward pass of the networks (at least 256 are used).
+        Samples per forward pass of the networks (more, up to 1024, while a
+        pass holds under 2**20 input values).
 
     Returns
     -------

@@ -65,6 +65,21 @@ def id_width(parts, schema) -> int:
     return width
 
 
+def npy_refusal(estimator, method):
+    """Why .npy cannot hold the predictions of ``method``, known before
+    scoring (the text labels of a classifier trained on strings), or None.
+    :func:`to_npy` found them only when assembling, after every chunk."""
+    classes = getattr(estimator, "classes_", None) if method == "predict" else None
+    if classes is None:
+        return None
+    if np.asarray(list(np.ravel(classes))).dtype.kind in "biuf":
+        return None
+    return (
+        "The classifier predicts text labels, which cannot be written to .npy; "
+        "write Parquet or CSV, or score with method predict_proba."
+    )
+
+
 def to_npy(tables, schema, n_rows, path, ids_tmp, id_width=0) -> bool:
     """Predictions as a float64 ``.npy`` at ``path``.
 

@@ -26,7 +26,7 @@ from ._chunks import (
     resolve_method,
     run_chunk,
 )
-from ._formats import ids_path
+from ._formats import ids_path, npy_refusal
 from ._inputs import check_output, input_kind, open_input, text_columns
 from ._lock import output_lock
 from ._readers import (
@@ -247,7 +247,9 @@ def score(
         Rows per chunk. Default: about 32 MB of input per chunk (at most
         65,536 rows). For rasters: output rows per chunk (default 16).
     batch_size : int, default=None
-        Samples per forward pass of the networks; default: the model's.
+        Samples per forward pass of the networks (more, up to 1024, while a
+        pass holds under 2**20 input values); default: the model's. Lower it
+        when a GPU runs out of memory on large images.
     device : str, default=None
         Device of the networks (``"cpu"``, ``"cuda"``, ...); default: the
         one the model loads on (the CPU when no GPU is available).
@@ -361,6 +363,9 @@ def score(
         if reader.n_rows == 0 and reader.rows_exact:
             raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
         method = resolve_method(estimator, method)
+        refusal = npy_refusal(estimator, method) if fmt == "npy" else None
+        if refusal is not None:
+            raise ScoringInputError(refusal)
         columns = model_columns(estimator, method)
         check_id_name(reader.id_name, columns)
         chunk_rows = chunk_rows or auto_chunk_rows(reader.row_bytes)
