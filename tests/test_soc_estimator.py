@@ -166,7 +166,8 @@ def test_gaps_a_model_never_trained_on_are_warned_of(soc, cloudy):
     gappy = np.isnan(Xc).reshape(len(Xc), -1).any(axis=1)
     reg = SpatioTemporalRegressor(**TINY).fit(X, y)
     assert reg.missing_fraction_ == 0.0
-    with pytest.warns(UserWarning, match=f"{gappy[1:].sum()} of .*never learned"):
+    assert gappy[1:].any()
+    with pytest.warns(UserWarning, match="missing values .*never learned"):
         reg.predict(Xc[1:])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

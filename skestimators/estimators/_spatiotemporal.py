@@ -309,12 +309,14 @@ default="mse"
             seen = 0.0 if reset else getattr(self, "missing_fraction_", 0.0) or 0.0
             self.missing_fraction_ = max(seen, gaps.fraction)
         elif getattr(self, "missing_fraction_", None) == 0 and gaps.gappy:
+            # No counts in the message: a map predicted chunk by chunk
+            # (predict_raster) warns once, not once per chunk.
             warnings.warn(
-                f"{gaps.gappy} of {gaps.n_rows} patch(es) passed to "
-                f"{type(self).__name__} have missing values (NaN), but it was "
-                "trained on complete patches only: its network never learned to "
-                "read gaps, and its predictions there are extrapolations. Train "
-                "it on data with gaps like these to map them.",
+                f"Patches passed to {type(self).__name__} have missing values "
+                "(NaN), but it was trained on complete patches only: its network "
+                "never learned to read gaps, and its predictions there are "
+                "extrapolations. Train it on data with gaps like these to map "
+                "them.",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )

@@ -57,7 +57,10 @@ def predict_raster(
     :func:`~skestimators.recipes.soc_pipeline`, also inside a search such as
     ``GridSearchCV`` or a ``TransformedTargetRegressor``): then a patch that is only
     partly missing (clouds, a missing year, the raster's edge) is predicted,
-    and only pixels never observed at the centre get ``nodata``. Memory
+    and only pixels never observed at the centre get ``nodata``; a
+    :class:`~skestimators.SpatioTemporalRegressor` trained on complete
+    patches only warns (once) that its network never learned to read such
+    gaps. Memory
     stays near ``bands * T * (chunk_rows * stride + window) * width`` values
     for the chunk plus ``batch_size`` patches, whatever the raster size.
 
