@@ -262,6 +262,24 @@ def test_training_that_converges_does_not_warn_of_a_blow_up(regression):
     assert "train_first_batch_loss" not in reg.history_
 
 
+def test_uneven_sample_weights_are_not_taken_for_a_blow_up():
+    # Two samples carrying 99 % of the weight: a first batch of light samples
+    # had a loss 100 times smaller than the epoch's, and the fit "diverged".
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    y = rng.integers(0, 10, 200)
+    w = np.full(200, 0.01)
+    w[rng.choice(200, 2, replace=False)] = 100.0
+    for seed in range(3):
+        clf = NetClassifier(
+            max_epochs=2, batch_size=32, lr=1e-3, device="cpu", random_state=seed,
+            early_stopping=False, validation_fraction=None,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            clf.fit(X, y, sample_weight=w)
+
+
 def test_a_continued_fit_that_blows_up_warns(regression):
     X, y = regression
     reg = NetRegressor(**_params(max_epochs=2)).fit(X, y)

@@ -1053,6 +1053,26 @@ def test_y_columns_are_matched_by_name_in_score_and_partial_fit(Estimator):
     assert est.score(X, y) > before - 0.05
 
 
+def test_validation_batches_follow_the_prediction_rule():
+    # Validation passes used at least 256 samples whatever batch_size.
+    sizes = []
+
+    class Record(nn.Module):
+        def __init__(self, input_shape, n_outputs):
+            super().__init__()
+            self.linear = nn.Linear(int(np.prod(input_shape)), n_outputs)
+
+        def forward(self, x):
+            if not self.training:
+                sizes.append(len(x))
+            return self.linear(x.flatten(1))
+
+    X = np.random.RandomState(0).normal(size=(300, 3, 64, 64)).astype(np.float32)
+    params = {**FAST, "batch_size": 8, "max_epochs": 1, "validation_fraction": 0.5}
+    NetRegressor(Record, **params).fit(X, X[:, 0, 0, 0])
+    assert max(sizes) == 85  # 2**20 // (3 * 64 * 64), not 256 (150 held out)
+
+
 def test_prediction_batches_of_large_samples_follow_batch_size():
     # A floor of 256 samples per pass: lowering batch_size (score
     # --batch-size) could not lower the memory of a pass on large images.

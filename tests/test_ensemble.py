@@ -111,6 +111,16 @@ def test_single_column_y_unwraps_multi_output_members():
     assert vote.score(X, y) > 0.8
 
 
+def test_score_matches_label_columns_by_name(multilabel):
+    import pandas as pd
+
+    X, y = multilabel
+    Y = pd.DataFrame(y, columns=[f"label{j}" for j in range(y.shape[1])])
+    vote = SoftVotingClassifier([("lr", MultiOutputClassifier(LogisticRegression()))])
+    vote.fit(X, Y)
+    assert vote.score(X, Y[Y.columns[::-1]]) == pytest.approx(vote.score(X, Y))
+
+
 def test_named_inputs_reach_pipeline_members(multilabel):
     X, y = multilabel
     Xm = MultiInput(a=X[:, :3], b=X[:, 3:])

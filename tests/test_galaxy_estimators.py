@@ -124,6 +124,16 @@ def test_a_whole_network_of_the_users_gets_the_constraint(zoo, constraint):
     assert isinstance(raw.net_.module_, _WholeNetwork)
 
 
+def test_a_network_class_with_its_own_constraint_is_not_wrapped_again(zoo):
+    # GalaxyCNN given as a class builds its own output layer: a second one
+    # (softmax of divisive fractions) capped every Q1 answer at 0.58.
+    from skestimators.nn import GalaxyCNN
+
+    X, y = zoo
+    reg = GalaxyZooRegressor(GalaxyCNN, constraint="softmax", **TINY).fit(X, y)
+    assert isinstance(reg.net_.module_, GalaxyCNN)
+
+
 def test_score_matches_y_columns_by_name(fitted_zoo, zoo):
     # The inherited R² compared columns by position: y with its columns in
     # another order (accepted by fit) got another score.

@@ -256,6 +256,13 @@ def test_memmap_beyond_float32_is_named_not_a_divergence(tmp_path):
     check_memmap("X", _memmap(tmp_path, "large", X))
 
 
+def test_infinity_in_a_float64_memmap_is_named_as_infinity(tmp_path):
+    X = np.ones((40, 3))
+    X[5, 1] = np.inf
+    with pytest.raises(ValueError, match="contains infinity"):
+        check_memmap("X", _memmap(tmp_path, "inf64", X))
+
+
 def test_complex_memmap_is_rejected(tmp_path):
     Xm = _memmap(tmp_path, "complex", np.ones((20, 3), dtype=np.complex64))
     with pytest.raises(ValueError, match="Complex data not supported"):

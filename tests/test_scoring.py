@@ -1106,6 +1106,21 @@ def test_wide_header_checks_compare_each_column_once(tmp_path):
     assert calls["n"] < 10 * n
 
 
+def test_multi_output_classes_of_different_lengths_go_to_npy(tmp_path):
+    # The early text-label check ravelled ragged classes_: NumPy's
+    # "inhomogeneous shape" for a multi-output forest.
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    y = np.column_stack([X["a"] > 0, np.digitize(X["b"], [-0.5, 0.5])])
+    forest = RandomForestClassifier(5, random_state=0).fit(X, y)
+    path = skestimators.save(forest, tmp_path / "forest.joblib")
+    X.to_csv(tmp_path / "x.csv", index=False)
+    run(path, [tmp_path / "x.csv"], tmp_path / "out.npy", method="predict")
+    assert np.load(tmp_path / "out.npy").shape == (60, 2)
+
+
 def test_text_labels_to_npy_are_refused_before_scoring(tmp_path, table_model):
     # Every chunk was scored before assembly refused the text labels, and the
     # parts left behind made every rerun fail the same way.

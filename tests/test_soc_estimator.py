@@ -188,6 +188,13 @@ def test_memory_mapped_patches_without_data_are_named_in_fit(cloudy, tmp_path):
     assert reg.missing_fraction_ == pytest.approx(np.isnan(X).mean())
 
 
+def test_integer_memory_maps_have_no_missing_values(soc, tmp_path):
+    X, y, _ = soc
+    np.save(tmp_path / "counts.npy", (X * 100).clip(0).astype(np.uint16))
+    mapped = np.load(tmp_path / "counts.npy", mmap_mode="r")
+    assert SpatioTemporalRegressor(**TINY).fit(mapped, y).missing_fraction_ == 0.0
+
+
 @pytest.mark.filterwarnings(UNOBSERVED)
 @pytest.mark.parametrize("inputs", ["statistics", "patches"])
 def test_recipe_trains_on_incomplete_series(cloudy, inputs):

@@ -356,6 +356,28 @@ def test_plot_fold_map_axes_and_points():
     plt.close("all")
 
 
+class _UsersBlocks(KFold):
+    """A user's splitter that reads the coordinates given as groups without
+    declaring them to scikit-learn's metadata routing."""
+
+    __module__ = "users_code"
+
+    def split(self, X, y=None, groups=None):
+        order = np.argsort(np.asarray(groups)[:, 0])
+        for test in np.array_split(order, self.n_splits):
+            yield np.setdiff1d(order, test), test
+
+
+def test_plot_fold_map_still_gives_coordinates_to_the_users_splitters():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert len(plot_fold_map(_UsersBlocks(3), _uniform_coords(60))) == 3
+    plt.close("all")
+
+
 def test_plot_fold_map_gives_groups_only_to_splitters_that_take_them():
     # KFold was handed the coordinates as groups: scikit-learn's warning
     # "The groups parameter is ignored by KFold".

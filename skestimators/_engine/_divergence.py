@@ -132,7 +132,7 @@ def _end_training(net, error):
 
 #: How many times the untrained network's loss the kept weights' training
 #: loss may reach before the fit warns that training blew up.
-_BLOW_UP = 10.0
+_BLOW_UP = 100.0
 
 
 def warn_if_blown_up(net, config):
@@ -143,9 +143,10 @@ def warn_if_blown_up(net, config):
     without error and predicts nonsense. Compares the mean training loss of
     the epoch whose weights are kept (early stopping's best epoch, else the
     last) with the loss of the first training batch, computed by the
-    untrained network; warns (:class:`~sklearn.exceptions.ConvergenceWarning`)
-    above :data:`_BLOW_UP` times, and above 1. Losses that can be negative
-    (a likelihood) are not judged (nor, without the first batch's loss, a fit
+    untrained network (its mean weighted by the batch's sample weights);
+    warns (:class:`~sklearn.exceptions.ConvergenceWarning`) above
+    :data:`_BLOW_UP` times, and above 1. Losses that can be negative (a
+    likelihood) are not judged (nor, without the first batch's loss, a fit
     continued from a safe model file).
     """
     history = net.history

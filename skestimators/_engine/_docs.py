@@ -11,8 +11,9 @@ max_epochs : int or "auto", default={max_epochs}
         per epoch, get the updates they need; from 100 batches per epoch on
         (3,200 training samples in batches of 32), it is 20 epochs.
     batch_size : int, default={batch_size}
-        Samples per training batch. Prediction uses larger batches (256 to
-        1024 samples, fewer for large samples; at least ``batch_size``).
+        Samples per training batch. Prediction and validation use larger
+        batches for small samples (up to 1024 samples, while a batch holds
+        under 2**20 input values); never fewer than ``batch_size``.
     lr : float, default={lr}
         Learning rate of the optimizer.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch.optim class, \

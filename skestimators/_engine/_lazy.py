@@ -176,7 +176,7 @@ def _check_float32_range(name, chunk, first, last):
     dtype): training would blame them on a diverged loss."""
     with np.errstate(invalid="ignore"):
         peak = np.fmax.reduce(np.abs(chunk), axis=None)  # NaN ignored
-    if peak > np.finfo(np.float32).max:
+    if np.isfinite(peak) and peak > np.finfo(np.float32).max:  # inf: named later
         raise ValueError(
             f"Input {name!r} holds values too large for float32, the networks' "
             f"dtype (|x| up to {peak:.3g} in memory-mapped rows {first}-{last}); "

@@ -25,6 +25,7 @@ from skorch.callbacks import Callback, EpochTimer
 from ._batching import BatchIterator
 from ._device import _cpu_has_bfloat16, autocast, follow_thread_budget
 from ._heads import head_metrics
+from ._placement import _predict_batch_size
 
 
 class SplitData:
@@ -141,7 +142,10 @@ class EngineNet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         return BatchIterator(
             dataset,
-            self.batch_size if training else max(self.batch_size, 256),
+            # Validation: the prediction batches (larger only for small samples).
+            self.batch_size
+            if training
+            else _predict_batch_size(self.batch_size, dataset),
             shuffle=training,
             generator=self.batch_generator,
             device=torch.device(self.device),
@@ -288,7 +292,10 @@ class EngineNet(NeuralNet):
         # checked every few batches (the first non-finite one is still named).
         every = 1 if torch.device(self.device).type == "cpu" else _CHECK_EVERY
         checked = 0
+        first_weight = None
         for i, batch in enumerate(iterator):
+            if training and epoch == 1 and i == 0:
+                first_weight = _mean_weight(batch)
             self.notify("on_batch_begin", batch=batch, training=training)
             size = _batch_len(batch[0])
             if training and parallel is not None:
@@ -310,8 +317,12 @@ class EngineNet(NeuralNet):
         self.history.record(prefix + "_batch_count", len(losses))
         if not losses:
             return
-        if training and epoch == 1:  # the untrained network's loss (one sync)
-            self.history.record("train_first_batch_loss", losses[0].item())
+        if training and epoch == 1 and first_weight:
+            # The untrained network's loss (one sync), as a weighted mean: the
+            # batch loss is mean(w * l), small for a batch of light samples.
+            self.history.record(
+                "train_first_batch_loss", losses[0].item() / first_weight
+            )
         weights = torch.tensor(sizes, dtype=torch.float32)
         epoch_loss = (torch.stack(losses).float().cpu() * weights).sum() / weights.sum()
         scores = {prefix + "_loss": epoch_loss.item()}
@@ -439,6 +450,13 @@ def _check_losses(losses, start, epoch):
         first = int(torch.nonzero(~finite)[0, 0])
         raise NonFiniteLoss(epoch, start + first + 1, float(recent[first]))
     return len(losses)
+
+
+def _mean_weight(batch):
+    """Mean sample weight of a training batch ``(X, (y, w))`` (1 without)."""
+    target = batch[1]
+    weight = target[1] if isinstance(target, (tuple, list)) else None
+    return 1.0 if weight is None else float(weight.float().mean())
 
 
 def _batch_len(X):

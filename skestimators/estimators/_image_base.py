@@ -381,9 +381,11 @@ class ImageNetMixin:
     def _make_own_module(self, input_shape, n_outputs):
         if not isinstance(self.module, str):  # a whole network: depth is not used
             module = instantiate_module(self.module, None, input_shape, n_outputs, None)
-            if self._head_constraint not in (None, "none"):
+            has_own = any(isinstance(m, GalaxyZooConstraint) for m in module.modules())
+            if self._head_constraint not in (None, "none") and not has_own:
                 # Its raw outputs get the output layer that ``constraint``
-                # names, as the package's networks do (it was ignored).
+                # names, as the package's networks do (it was ignored); a
+                # network with its own (GalaxyCNN as a class) keeps that one.
                 module = torch.nn.Sequential(
                     module, GalaxyZooConstraint(self._head_constraint)
                 )

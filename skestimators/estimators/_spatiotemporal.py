@@ -263,6 +263,8 @@ default="mse"
         if lazy:  # out of core: checked in chunks, read batch by batch
             inspect = None if gaps is None or X.ndim != 5 else gaps.add
             X = check_memmap("X", X, reshape_1d=False, scan=finite, inspect=inspect)
+            if inspect is not None and finite and X.dtype.kind != "f":
+                gaps.n_rows, gaps.n_values = len(X), X.size  # integers: no NaN
         else:
             try:
                 X = check_array(

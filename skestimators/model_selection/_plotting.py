@@ -88,8 +88,12 @@ def plot_fold_map(
     ):
         raise ValueError(f"ncols must be a positive integer, got {ncols!r}.")
     colors = {**_DEFAULT_COLORS, **(colors or {})}
-    if groups is None and _requests_groups(cv):
-        groups = coords  # KFold & co. warn when given groups they ignore
+    if groups is None and (
+        _requests_groups(cv) or not type(cv).__module__.startswith("sklearn.")
+    ):
+        # scikit-learn's KFold & co. warn when given groups they ignore; other
+        # splitters (the user's) may read the coordinates without saying so.
+        groups = coords
     splits = list(cv.split(coords, y, groups))
     n_folds = len(splits)
     if ax is None:

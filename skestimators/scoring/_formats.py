@@ -72,7 +72,9 @@ def npy_refusal(estimator, method):
     classes = getattr(estimator, "classes_", None) if method == "predict" else None
     if classes is None:
         return None
-    if np.asarray(list(np.ravel(classes))).dtype.kind in "biuf":
+    # One array, or one per target (of different lengths: a multi-output forest).
+    parts = classes if isinstance(classes, (list, tuple)) else [classes]
+    if all(np.asarray(part).dtype.kind in "biuf" for part in parts):
         return None
     return (
         "The classifier predicts text labels, which cannot be written to .npy; "
