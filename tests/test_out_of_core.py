@@ -148,7 +148,8 @@ def test_memmap_is_not_loaded_whole(tmp_path):
     finally:
         tracemalloc.stop()
     assert pred.shape == (12000,)
-    assert peak < 8 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
+    # Prediction and validation batches hold up to 2**20 values (4 MiB here).
+    assert peak < 12 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
     # The fitted estimator keeps no reference to the data.
     assert len(pickle.dumps(reg)) < 2**20
 
