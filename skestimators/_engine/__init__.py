@@ -10,6 +10,7 @@ from ._docs import fill_doc
 from ._lazy import LazyRows, check_memmap, scale_uint8
 from ._modules import instantiate_module
 from ._targets import (
+    NamedTargetsScoreMixin,
     align_targets,
     encode_classification,
     encode_regression,
@@ -24,6 +25,7 @@ __all__ = [
     "EngineConfig",
     "TargetOptions",
     "LazyRows",
+    "NamedTargetsScoreMixin",
     "align_targets",
     "caller_stacklevel",
     "check_memmap",

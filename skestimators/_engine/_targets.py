@@ -44,6 +44,38 @@ def align_targets(y, names):
     return y.iloc[:, [columns.index(name) for name in names]]
 
 
+class NamedTargetsScoreMixin:
+    """``score`` with the columns of a DataFrame ``y`` matched by name.
+
+    Mixed in before scikit-learn's ``ClassifierMixin`` or ``RegressorMixin``
+    of an estimator that records ``target_names_`` in ``fit`` (private).
+    """
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classifiers; all labels right for multilabel ``y``) or R²
+        averaged over the targets (regressors) of ``predict``.
+
+        As scikit-learn's ``score``, except that the columns of a DataFrame
+        ``y`` are matched with those of ``fit`` by name, not by position.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or MultiInput
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            True labels or values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Accuracy or R².
+        """
+        y = align_targets(y, getattr(self, "target_names_", None))
+        return super().score(X, y, sample_weight=sample_weight)
+
+
 def _column_weights(weights, names):
     if weights is None:
         return np.ones(len(names))

@@ -11,12 +11,12 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from .._engine import align_targets, openmp_threads, target_names
+from .._engine import NamedTargetsScoreMixin, openmp_threads, target_names
 
 __all__ = ["SoftVotingClassifier"]
 
 
-class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
+class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposition):
     """Average the predicted probabilities of several classifiers.
 
     Like :class:`sklearn.ensemble.VotingClassifier` with ``voting="soft"``,
@@ -246,29 +246,6 @@ class SoftVotingClassifier(ClassifierMixin, _BaseComposition):
         with openmp_threads():
             probas = [self._member_proba(m, X) for m in self.estimators_]
         return np.average(np.stack(probas), axis=0, weights=self._weights)
-
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy of ``predict`` (all labels right, for multilabel y).
-
-        The columns of a DataFrame ``y`` are matched with those of ``fit`` by
-        name (scikit-learn's ``score`` compares them by position).
-
-        Parameters
-        ----------
-        X : array-like, DataFrame or MultiInput
-            Inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            Accuracy.
-        """
-        y = align_targets(y, getattr(self, "target_names_", None))
-        return super().score(X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Most probable class, or each label with probability above one half.

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._engine import (
     BaseNet,
-    align_targets,
+    NamedTargetsScoreMixin,
     encode_classification,
     encode_regression,
 )
@@ -52,31 +52,8 @@ def _stack_named(raw, names):
     return torch.cat([raw[n].reshape(len(raw[n]), -1) for n in names], 1)
 
 
-class _ClassifierNet(ClassifierMixin, BaseNet):
+class _ClassifierNet(NamedTargetsScoreMixin, ClassifierMixin, BaseNet):
     """Classification targets and probabilities (private base)."""
-
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy of ``predict`` (all labels right, for multilabel y).
-
-        The columns of a DataFrame ``y`` are matched with those of ``fit`` by
-        name (scikit-learn's ``score`` compares them by position).
-
-        Parameters
-        ----------
-        X : array-like, DataFrame or MultiInput
-            Inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            Accuracy.
-        """
-        y = align_targets(y, getattr(self, "target_names_", None))
-        return super().score(X, y, sample_weight=sample_weight)
 
     # -- engine hooks ------------------------------------------------------------------
     def _prepare_targets(
@@ -198,31 +175,8 @@ class _ClassifierNet(ClassifierMixin, BaseNet):
         return tags
 
 
-class _RegressorNet(RegressorMixin, BaseNet):
+class _RegressorNet(NamedTargetsScoreMixin, RegressorMixin, BaseNet):
     """Regression targets and predictions (private base)."""
-
-    def score(self, X, y, sample_weight=None):
-        """R² of ``predict``, averaged over the targets.
-
-        The columns of a DataFrame ``y`` are matched with those of ``fit`` by
-        name (scikit-learn's ``score`` compares them by position).
-
-        Parameters
-        ----------
-        X : array-like, DataFrame or MultiInput
-            Inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            True targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            R².
-        """
-        y = align_targets(y, getattr(self, "target_names_", None))
-        return super().score(X, y, sample_weight=sample_weight)
 
     def _prepare_targets(
         self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
