@@ -1088,3 +1088,78 @@ def test_prediction_batches_of_large_samples_follow_batch_size():
     for bad in (None, 0, 2.5):
         with pytest.raises(ValueError, match="batch_size must be a positive"):
             size((4,), bad)
+
+
+class _FailOnce(Callback):
+    def __init__(self):
+        self.armed = False
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and self.armed:
+            self.armed = False
+            raise RuntimeError("boom")
+
+
+def test_a_retry_after_a_failed_continuing_fit_applies_the_new_lr(blobs):
+    # The failure rolled the optimizer back to the old rate but not net.lr:
+    # the retry saw "lr unchanged" and trained at the old rate silently.
+    X, y = blobs
+    fail = _FailOnce()
+    clf = NetClassifier(**{**FAST, "callbacks": [("fail", fail)]}).fit(X, y)
+    clf.set_params(lr=0.5)
+    fail.armed = True
+    with pytest.raises(RuntimeError, match="boom"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X, y)
+    rates = {group["lr"] for group in clf.net_.optimizer_.param_groups}
+    assert rates == {0.5} and clf.net_.lr == 0.5
+
+
+def test_a_new_lr_keeps_the_ratios_of_the_parameter_groups():
+    # Every group got the new lr: a backbone trained at a tenth of it (its
+    # feature_lr_factor) was trained at the full rate after a warm start.
+    from types import SimpleNamespace
+
+    from skestimators._engine._continuing import continue_with
+
+    a, b = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([{"params": [a], "lr": 0.01}, {"params": [b]}], lr=0.1)
+    net = SimpleNamespace(
+        optimizer_=optimizer, lr=0.1, batch_size=8, gradient_clip=None
+    )
+    config = SimpleNamespace(
+        lr=0.2, batch_size=8, gradient_clip=None, weight_decay=0.0, lr_scheduler=None
+    )
+    continue_with(net, config)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.02, 0.2])
+
+
+class _StopMidEpoch(Callback):
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == 3:
+            raise KeyboardInterrupt  # skorch's way for a callback to stop
+
+
+def test_a_callback_stopping_mid_epoch_leaves_only_complete_epochs(blobs, tmp_path):
+    # The epoch cut short stayed in history_ as a row of NaN and in n_iter_,
+    # and the checkpoint was not marked finished.
+    X, y = blobs
+    clf = NetClassifier(
+        **{**FAST, "callbacks": [("stop", _StopMidEpoch())], "checkpoint": tmp_path}
+    ).fit(X, y)
+    assert clf.n_iter_ == 2 and clf.history_["train_loss"].notna().all()
+    again = NetClassifier(
+        **{**FAST, "callbacks": [("stop", _StopMidEpoch())], "checkpoint": tmp_path}
+    ).fit(X, y)  # the finished checkpoint is loaded, not trained on
+    assert again.n_iter_ == 2
+
+
+def test_a_validation_split_added_to_a_continuing_fit_warns(blobs):
+    # The network built without a split has no early stopping: the continued
+    # fit computed valid_loss but never stopped, without a word.
+    X, y = blobs
+    clf = NetClassifier(**{**FAST, "validation_fraction": None, "warm_start": True})
+    clf.fit(X, y)
+    clf.set_params(validation_fraction=0.2)
+    with pytest.warns(UserWarning, match="built without a validation split"):
+        clf.fit(X, y)

@@ -36,7 +36,7 @@ from ._config import (
     training_callbacks,
     validation_indices,
 )
-from ._continuing import continue_with, warn_unapplied
+from ._continuing import continue_with, warn_unapplied, warn_validation_change
 from ._device import amp_dtype, resolve_device, torch_threads
 from ._distributed import data_parallel
 from ._divergence import (
@@ -262,7 +262,14 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         self._after_fit(net)
         if interrupted:
             # Ctrl-C: the epochs done are kept (and in the checkpoint).
-            resume = " Fit again to resume from its checkpoint." if store else ""
+            resume = ""
+            if store is not None:
+                # A warm start would continue from the weights reached instead.
+                resume = (
+                    " Fit again with warm_start=False to resume from its checkpoint."
+                    if self.warm_start
+                    else " Fit again to resume from its checkpoint."
+                )
             stop = KeyboardInterrupt(
                 f"{config.name} training was interrupted after {self.n_iter_} "
                 f"epoch(s); the estimator keeps the weights reached.{resume}"
@@ -301,7 +308,8 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             # Each continued call draws new batches, augmentations and dropout
             # (an int random_state gave every partial_fit call the same ones),
             # reproducibly: from random_state and the epochs trained so far.
-            # The validation split above keeps the first fit's rows.
+            # The validation split above keeps the first fit's rows (with an
+            # int random_state; None draws a new split, as MLPClassifier does).
             key = [seed, len(self.net_.history)]
             seed = int(np.random.SeedSequence(key).generate_state(1)[0] % 2**31)
         with torch_threads(), torch.random.fork_rng(devices=cuda_devices):
@@ -319,6 +327,9 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     self.net_.head_groups = groups_spec
                     self.net_.initialize_criterion()
                 snapshot = training_state(self.net_)
+                spec = self.__dict__.get("_module_spec") or {}
+                if not partial:  # partial_fit never splits
+                    warn_validation_change(config, spec.get("has_valid"), valid)
                 # scikit-learn skips the checks of partial_fit once fitted;
                 # the values applied below must still be valid.
                 self._validate_params()

@@ -70,7 +70,9 @@ def continue_with(net, config):
         )
         return
     for group in groups:
-        group["lr"] = config.lr
+        # Scaled: groups trained at a fraction of lr (a pretrained backbone's
+        # feature_lr_factor) keep their fraction.
+        group["lr"] = group["lr"] * (config.lr / net.lr)
     net.lr = config.lr
 
 
@@ -101,3 +103,20 @@ def warn_unapplied(name, built, current, warned):
         stacklevel=caller_stacklevel(),
     )
     return changed
+
+
+def warn_validation_change(config, built_with_valid, valid):
+    """Warn when a continuing fit has a validation split and the network was
+    built without one, or the reverse: its callbacks (early stopping, a
+    plateau schedule) were chosen then and are kept."""
+    if built_with_valid is None or built_with_valid == (valid is not None):
+        return
+    warnings.warn(
+        f"{config.name}: the network was built "
+        f"{'with' if built_with_valid else 'without'} a validation split, and a "
+        "continuing fit keeps its callbacks: early stopping and a plateau "
+        "schedule do not follow the change of validation_fraction or "
+        "validation_cv. Fit with warm_start=False to apply it.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )

@@ -24,6 +24,9 @@ def training_state(net):
         "module": copy.deepcopy(net.module_.state_dict()),
         "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
         "n_history": len(net.history),
+        # continue_with compares the estimator's lr with this one: a retry
+        # after a failure must apply it again.
+        "lr": net.lr,
         "schedules": {
             name: (
                 None
@@ -40,6 +43,7 @@ def restore_training_state(net, state):
     """Put ``net`` back in the :func:`training_state` ``state``."""
     net.module_.load_state_dict(state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
+    net.lr = state["lr"]
     del net.history[state["n_history"] :]
     callbacks = dict(net.callbacks_)
     for name, schedule in state["schedules"].items():

@@ -232,6 +232,9 @@ class EngineNet(NeuralNet):
                     self._interrupted = True
                 else:
                     self._stopped_by_callback = True
+                    if self.history and "train_loss" not in self.history[-1]:
+                        # Stopped mid-epoch: the epoch cut short is not one.
+                        self.history.pop()
                 raise
 
     def notify(self, method_name, **cb_kwargs):
