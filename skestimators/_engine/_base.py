@@ -218,7 +218,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             # Checked even without an internal split: a validation_cv or a
             # later partial_fit would otherwise read misaligned groups.
             raise ValueError(
-                f"groups has {groups.size if groups.ndim == 0 else len(groups)} "
+                f"groups has {1 if groups.ndim == 0 else len(groups)} "
                 f"row(s) but X has {n_samples} samples: give one group label "
                 "(or one row of coordinates) per sample."
             )
