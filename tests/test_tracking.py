@@ -272,6 +272,7 @@ def test_mlflow_two_targets(tmp_path, two_targets, client, request):
 
 
 def test_mlflow_failed_fit_then_new_run(data, client, request):
+    # A fit that raised left its run RUNNING until the next fit.
     logger = MLflowLogger(
         client.tracking_uri, experiment_name=_experiment(request), log_model=False
     )
@@ -279,14 +280,81 @@ def test_mlflow_failed_fit_then_new_run(data, client, request):
     with pytest.raises(RuntimeError, match="boom"):
         est.fit(*data)
     failed = logger.run_id_
-    assert client.get_run(failed).info.status == "RUNNING"
+    assert client.get_run(failed).info.status == "FAILED"
     assert len(client.get_metric_history(failed, "train_loss")) == 2
-    copy.deepcopy(logger)  # an open run does not stop copies
+    copy.deepcopy(logger)
     est.set_params(callbacks=[("mlflow", logger)]).fit(*data)
     assert logger.run_id_ != failed
     assert client.get_run(failed).info.status == "FAILED"
     assert client.get_run(logger.run_id_).info.status == "FINISHED"
     assert client.list_artifacts(logger.run_id_) == []
+
+
+def test_plain_skorch_net_failed_fit_closed_by_the_next(data, client, request):
+    # skorch's own NeuralNet does not tell its callbacks that a fit raised:
+    # the next fit ends that run.
+    X, y = data
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    net = NeuralNetRegressor(
+        torch.nn.Linear(4, 1),
+        max_epochs=2,
+        callbacks=[("mlflow", logger), ("fail", _FailAt(1))],
+        verbose=0,
+    )
+    target = y.reshape(-1, 1).astype(np.float32)
+    with pytest.raises(RuntimeError, match="boom"):
+        net.fit(X, target)
+    failed = logger.run_id_
+    assert client.get_run(failed).info.status == "RUNNING"
+    copy.deepcopy(logger)  # an open run does not stop copies
+    net.set_params(callbacks=[("mlflow", logger)]).fit(X, target)
+    assert client.get_run(failed).info.status == "FAILED"
+    assert client.get_run(logger.run_id_).info.status == "FINISHED"
+
+
+def _raising(method, error):
+    """A callback raising ``error`` in ``method`` (a fit that crashes there)."""
+
+    def fail(self, net, **kwargs):
+        raise error
+
+    return type("Raise", (Callback,), {method: fail})()
+
+
+@pytest.mark.parametrize("method", ["on_train_begin", "on_epoch_end", "on_train_end"])
+def test_mlflow_fit_that_raises_fails_its_run(data, client, request, method):
+    # Only divergence and Ctrl-C ended the run: any other error left it
+    # RUNNING (W&B: closed at exit as a success).
+    error = LookupError("user callback")
+    logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
+    callbacks = [("mlflow", logger), ("raise", _raising(method, error))]
+    if method == "on_train_end":  # before the logger ends its run
+        callbacks.reverse()
+    est = NetRegressor(callbacks=callbacks, **FAST)
+    with pytest.raises(LookupError) as raised:
+        est.fit(*data)
+    assert raised.value is error  # the error goes on unchanged
+    assert client.get_run(logger.run_id_).info.status == "FAILED"
+    assert client.list_artifacts(logger.run_id_) == []
+
+
+def test_logger_that_cannot_fail_its_run_keeps_the_error(
+    data, client, request, monkeypatch
+):
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+
+    def server_down(*args, **kwargs):
+        raise ConnectionError("tracking server down")
+
+    monkeypatch.setattr(type(client), "set_terminated", server_down)
+    est = NetRegressor(callbacks=[("mlflow", logger), ("fail", _FailAt(1))], **FAST)
+    with pytest.warns(UserWarning, match="'mlflow'.*server down"):
+        with pytest.raises(RuntimeError, match="boom"):
+            est.fit(*data)
 
 
 def test_mlflow_nests_under_the_active_run(data, client, request):
@@ -359,7 +427,8 @@ def test_compare_variants_failed_fit_fails_the_parent(data, client, request):
     parent = _parent(client, request, "compare_variants")
     assert parent.info.status == "FAILED"
     (child,) = _children(client, parent)
-    assert child.info.status == "KILLED"
+    # The fit that raised was marked KILLED, as if cut short.
+    assert child.info.status == "FAILED"
 
 
 def test_compare_variants_failed_fits_fail_their_runs_only(data, client, request):
@@ -457,6 +526,39 @@ def test_mlflow_diverged_and_interrupted_fits_do_not_finish(data, client, reques
     assert len(client.get_metric_history(logger.run_id_, "train_loss")) == 2
 
 
+@pytest.mark.parametrize("setting", ["environment", "default"])
+def test_mlflow_default_store_is_created_under_a_lock(
+    tmp_path, monkeypatch, no_telemetry, setting
+):
+    # With tracking_uri=None, parallel workers created MLflow's default store
+    # without the lock ("table experiments already exists", a broken store).
+    pytest.importorskip("mlflow", reason="needs the tracking extra")
+    import filelock
+    from mlflow.tracking._tracking_service import utils
+
+    from skestimators.tracking import make_client
+
+    monkeypatch.setattr(utils, "_tracking_uri", None)  # no mlflow.set_tracking_uri
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / ("env.db" if setting == "environment" else "mlflow.db")
+    if setting == "environment":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    else:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    locks = []
+
+    class Recorded(filelock.FileLock):
+        def __init__(self, lock_file, *args, **kwargs):
+            locks.append(Path(lock_file).resolve())
+            super().__init__(lock_file, *args, **kwargs)
+
+    monkeypatch.setattr(filelock, "FileLock", Recorded)
+    client = make_client(None)
+    assert locks == [Path(f"{database}.lock")]
+    assert client.search_experiments()  # the store is usable
+    assert database.exists()
+
+
 def test_mlflow_parallel_folds_create_a_new_store_together(data, tmp_path):
     # Two joblib workers creating a new SQLite store raced on its migrations
     # (alembic "Online migration expected to match one row"), failing folds.
@@ -492,6 +594,104 @@ def test_optuna_search_marks_failed_fits_failed(data, client, request):
     assert {"FAILED", "FINISHED"} <= {state for _, state in status.values()}
     for epochs, state in status.values():
         assert state == ("FAILED" if epochs == "3" else "FINISHED")
+
+
+def test_safe_key_gives_names_mlflow_accepts():
+    pytest.importorskip("mlflow", reason="needs the tracking extra")
+    from mlflow.utils.validation import _validate_metric_name, _validate_param_name
+
+    from skestimators.tracking._mlflow import safe_key
+
+    for key in ["valid_loss", "valid_water_roc_auc", "pH 1:5", "a/b", ".hidden"]:
+        assert safe_key(key) == key  # valid names are kept
+    keys = [
+        "valid_a//b_rmse", "soil%", "soil#", "t" * 260, "../up", "/root", "a/./b",
+        "...x", "a/", ".", "", "x" * 245 + "/" + "y" * 20,
+    ]  # fmt: skip
+    names = [safe_key(key) for key in keys]
+    for name in names:
+        _validate_metric_name(name)
+        _validate_param_name(name)
+        assert len(name) <= 250
+    assert len(set(names)) == len(keys)
+    assert safe_key("soil%") == safe_key("soil%")  # the same in every process
+    assert safe_key("valid_a//b_rmse").startswith("valid_a/b_rmse-")
+
+
+def _logged_curves(client, run_id, history):
+    """Check each column of ``history`` has its own MLflow curve."""
+    from skestimators.tracking._mlflow import safe_key
+
+    names = {column: safe_key(column) for column in history}
+    assert len(set(names.values())) == len(names)
+    for column, name in names.items():
+        logged = client.get_metric_history(run_id, name)
+        assert [m.step for m in logged] == history.index.tolist()
+        np.testing.assert_allclose([m.value for m in logged], history[column])
+
+
+def test_mlflow_target_names_it_refuses(data, client, request):
+    # A metric name MLflow refuses (too long, "//") aborted the fit with an
+    # MlflowException and left the run RUNNING.
+    X, y = data
+    targets = pd.DataFrame({"a//b": y, "t" * 260: -y})
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    est = NetRegressor(callbacks=[("mlflow", logger)], **FAST).fit(X, targets)
+    assert client.get_run(logger.run_id_).info.status == "FINISHED"
+    _logged_curves(client, logger.run_id_, est.history_)
+
+
+def test_mlflow_alike_target_names_keep_their_curves(data, client, request):
+    # "soil%" and "soil#" both became valid_soil__rmse: one curve mixing both.
+    X, y = data
+    targets = pd.DataFrame({"soil%": y, "soil#": 2 * y + 5})
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    est = NetRegressor(callbacks=[("mlflow", logger)], **FAST).fit(X, targets)
+    assert "valid_soil%_rmse" in est.history_ and "valid_soil#_rmse" in est.history_
+    _logged_curves(client, logger.run_id_, est.history_)
+
+
+# -- settings checked when a fit starts ---------------------------------------------
+@pytest.mark.parametrize(
+    "make_logger, message",
+    [
+        (lambda f: WandbLogger(mode="offlne"), "'mode' parameter of WandbLogger"),
+        (lambda f: WandbLogger(dir=f), r"WandbLogger: dir=.*that is a file"),
+        (
+            lambda f: TensorBoardLogger(f),
+            r"TensorBoardLogger: log_dir=.*that is a file",
+        ),
+        (
+            lambda f: TensorBoardLogger(Path(f) / "runs"),
+            r"TensorBoardLogger: log_dir=.*runs.*afile is a file",
+        ),
+        (
+            lambda f: MLflowLogger(f"sqlite:///{f}/m.db"),
+            r"MLflowLogger: tracking_uri=.*m\.db.*that is a file",
+        ),
+        (
+            lambda f: MLflowLogger("sqlite:///m.db", log_model="yes"),
+            "'log_model' parameter of MLflowLogger",
+        ),
+    ],
+    ids=["wandb-mode", "wandb-dir", "tb-file", "tb-under-file", "mlflow", "bool"],
+)
+def test_bad_logger_settings_name_the_parameter(
+    data, tmp_path, no_telemetry, make_logger, message
+):
+    # Raw third-party errors (pydantic, NotADirectoryError, FileExistsError).
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    logger = make_logger(str(afile))
+    est = NetRegressor(callbacks=[("logger", logger)], **FAST)
+    with pytest.raises(ValueError, match=message):
+        est.fit(*data)
+    assert not hasattr(est, "history_")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 # -- Weights & Biases --------------------------------------------------------------
@@ -541,16 +741,18 @@ def test_wandb_offline_run(wandb_env, two_targets):
 
 
 def test_wandb_failed_fit_then_new_run(wandb_env, data):
+    # The run of a fit that raised stayed open, and W&B closed it at exit as
+    # a success when the caller caught the error.
     logger = WandbLogger(dir=wandb_env, log_model=False)
     est = NetRegressor(callbacks=[("wandb", logger), ("fail", _FailAt(1))], **FAST)
     with pytest.raises(RuntimeError, match="boom"):
         est.fit(*data)
     failed, failed_dir = logger.run_id_, logger.run_dir_
-    pickle.loads(pickle.dumps(logger))  # an open run does not stop pickling
-    est.set_params(callbacks=[("wandb", logger)]).fit(*data)
-    assert logger.run_id_ != failed
     (exit_,) = [r["exit"] for r in _wandb_records(failed_dir) if r["type"] == "exit"]
     assert exit_["exit_code"] == 1
+    pickle.loads(pickle.dumps(logger))
+    est.set_params(callbacks=[("wandb", logger)]).fit(*data)
+    assert logger.run_id_ != failed
 
 
 def test_mlflow_run_that_cannot_finish_fails_and_keeps_the_model(

@@ -8,8 +8,10 @@ conventions: data arrive pre-split as tensors and are batched by slicing
 heads and sample weights (``get_loss``), mixed precision, gradient clipping
 and the check for a diverging loss live in the train step (``train_step``),
 batch-level history bookkeeping is replaced by one epoch-level record
-(``run_single_epoch``), and a model trained on a GPU unpickles on a CPU-only
-machine without a warning (``__setstate__``).
+(``run_single_epoch``), a fit that raises tells the callbacks that define
+``on_train_failed`` (the loggers) before the error goes on (``partial_fit``),
+and a model trained on a GPU unpickles on a CPU-only machine without a
+warning (``__setstate__``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import warnings
 
 import torch
 from skorch import NeuralNet
@@ -213,6 +216,20 @@ class EngineNet(NeuralNet):
             y_pred = self.infer(Xi)
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         return {"loss": loss, "y_pred": y_pred}
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        # skorch skips on_train_end when training raises: the loggers' runs
+        # would stay open (W&B would close its run at exit as a success).
+        # Callbacks that define on_train_failed are told, then the error
+        # goes on unchanged. A diverging loss is left to the estimator, which
+        # may restore the best epoch and end training normally.
+        try:
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+        except NonFiniteLoss:
+            raise
+        except BaseException as exc:
+            tell_failed(self, exc)
+            raise
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         # skorch's partial_fit swallows KeyboardInterrupt: it is how a
@@ -429,6 +446,28 @@ def _watch_sigint():
         yield watch
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def tell_failed(net, error):
+    """``on_train_failed(net, error=error)`` for the callbacks that define it
+    (the loggers end their runs failed, or killed after Ctrl-C).
+
+    A callback that fails in turn is reported with a warning: the caller
+    goes on raising ``error``, not that callback's error.
+    """
+    for name, callback in getattr(net, "callbacks_", None) or ():
+        failed = getattr(callback, "on_train_failed", None)
+        if failed is None:
+            continue
+        try:
+            failed(net, error=error)
+        except Exception as exc:
+            warnings.warn(
+                f"Callback {name!r} could not be told that training failed "
+                f"({type(exc).__name__}: {exc}).",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def _raised_by_callback(exc):

@@ -113,8 +113,9 @@ def compare_variants(
         ``log_model=True``) the network of that fit. The runs are written by
         copies of this logger added to the network step's ``callbacks``;
         variants without a network of this package log nothing. The run of a
-        fit that raised (scored ``error_score``) ends ``FAILED``, and the
-        parent run records their number as the metric ``failed_fits``. See
+        fit that raised ends ``FAILED`` (whether scored ``error_score`` or
+        raised again), and the parent run records the number of failed
+        fits as the metric ``failed_fits``. See
         :class:`~skestimators.tracking.MLflowLogger`.
     verbose : int, default=0
         When positive, print one line on standard error as each fit ends:

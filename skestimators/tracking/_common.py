@@ -17,8 +17,10 @@ import os
 import tempfile
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch.callbacks import Callback
 
 # Longest parameter value logged; longer values are cut and end with "...".
@@ -127,6 +129,38 @@ def best_epoch_metrics(net) -> dict:
     return {"best_epoch": float(best), **{f"best_{k}": v for k, v in metrics.items()}}
 
 
+def make_folder(folder, owner, parameter, value):
+    """Create ``folder`` and its parents when missing.
+
+    A file in the way gives a ``ValueError`` naming ``owner``'s
+    ``parameter`` (set to ``value``) rather than the operating system's
+    ``FileExistsError`` or ``NotADirectoryError``.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocking = _file_in_the_way(folder)
+        if blocking is None:
+            problem = f"it cannot be created ({exc})"
+        elif blocking == str(Path(folder).absolute()):
+            problem = "that is a file"
+        else:
+            problem = f"{blocking} is a file"
+        raise ValueError(
+            f"{owner}: {parameter}={os.fspath(value)!r} needs the folder "
+            f"{os.fspath(folder)!r}, but {problem}."
+        ) from exc
+
+
+def _file_in_the_way(folder):
+    """The existing file that ``folder`` is, or is under; None if none."""
+    path = Path(folder).absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else str(candidate)
+    return None
+
+
 @contextmanager
 def model_files(net):
     """A temporary folder holding the fitted network's files.
@@ -147,19 +181,29 @@ class TrackingCallback(Callback):
 
     Subclasses implement ``_start_run(name, params)``, ``_log_epoch(step,
     metrics)``, ``_end_run(net)`` and ``_abandon_run(killed=False)`` (close a
-    run as failed, or killed: a fit that diverged or was interrupted, or one
-    left open by a fit that raised), and list in ``_handles`` the runtime
-    attributes that hold open writers, clients or runs: they are dropped when
-    the callback is pickled or deep-copied, which keeps the constructor
-    parameters and the plain fitted attributes (``run_id_``, ``log_dir_``).
+    run as failed, or killed: a fit that raised, diverged or was interrupted,
+    or one left open by a plain skorch net whose fit raised), declare their
+    parameters' ``_parameter_constraints`` (checked as scikit-learn does,
+    when a fit starts), and list in ``_handles`` the runtime attributes that
+    hold open writers, clients or runs: they are dropped when the callback is
+    pickled or deep-copied, which keeps the constructor parameters and the
+    plain fitted attributes (``run_id_``, ``log_dir_``).
     """
 
     _handles: tuple = ()
+    _parameter_constraints: dict = {}
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if self._is_open():
-            self._abandon_run(killed=False)  # the previous fit raised before its end
+            # A plain skorch net does not call on_train_failed: its previous
+            # fit raised before its end.
+            self._abandon_run(killed=False)
             self._drop_handles()
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
         name, params = estimator_params(net)
         try:
             self._start_run(name, params)
@@ -211,8 +255,8 @@ class TrackingCallback(Callback):
 
     def on_train_failed(self, net, error=None, **kwargs):
         """The engine's call, instead of ``on_train_end``, when a fit fails:
-        its training diverged (the run ends failed, without the network) or
-        Ctrl-C stopped it (killed)."""
+        its training diverged or raised (the run ends failed, without the
+        network), or Ctrl-C stopped it (killed)."""
         if not self._is_open():
             return
         try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import time
 from pathlib import Path
 
-from ._common import TrackingCallback, import_tracking, model_files
+from ._common import TrackingCallback, import_tracking, make_folder, model_files
 
 __all__ = ["MLflowLogger"]
 
@@ -16,6 +18,8 @@ PARENT_TAG = "mlflow.parentRunId"
 _NOT_IN_NAME = re.compile(r"[^\w\-./: ]")
 # log_batch accepts at most 100 parameters and 1000 metrics per call.
 _BATCH = 100
+# Longest parameter or metric name MLflow accepts.
+MAX_KEY_LENGTH = 250
 
 
 class MLflowLogger(TrackingCallback):
@@ -35,14 +39,19 @@ class MLflowLogger(TrackingCallback):
     - after each epoch, every numeric value of the history row
       (``train_loss``, ``valid_loss``, ``dur``, per-target metrics such as
       ``valid_r2`` or ``valid_<target>_roc_auc``), with the epoch number as
-      step; NaN values are skipped;
+      step; NaN values are skipped. A name MLflow refuses (from a target
+      name with characters other than letters, digits, ``_ - . / :`` and
+      spaces, with ``//``, or longer than 250 characters) is made valid and
+      ends with ``-`` and 8 hexadecimal digits hashed from the original
+      name, so that two targets never share a curve (``valid_soil%_rmse``
+      becomes ``valid_soil__rmse-<hash>``);
     - at the end, with ``log_model=True``, the artifacts
       ``model/module_state_dict.pt`` (the module's ``state_dict``, saved with
       :func:`torch.save`) and ``model/history.json``; then the run is
       marked ``FINISHED``.
 
-    A fit that raises leaves its run open (``RUNNING``); the next fit starts a
-    new run and marks that one ``FAILED``.
+    A fit that raises ends its run ``FAILED`` (``KILLED`` after Ctrl-C),
+    without the network, and the error goes on.
 
     Requires MLflow (``pip install "skestimators[tracking]"`` installs
     ``mlflow-skinny``), imported when a fit starts.
@@ -50,9 +59,12 @@ class MLflowLogger(TrackingCallback):
     Parameters
     ----------
     tracking_uri : str or None, default=None
-        The tracking store: a database URL such as ``"sqlite:///mlflow.db"``,
-        a server (``"http://localhost:5000"``) or a ``file:`` folder. None
-        uses MLflow's default (``MLFLOW_TRACKING_URI`` when set).
+        The tracking store: a database URL such as ``"sqlite:///mlflow.db"``
+        (its folder is created when missing) or a server
+        (``"http://localhost:5000"``). None uses MLflow's default:
+        ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in the
+        working directory. MLflow 3 refuses ``file:`` folder stores unless
+        the environment variable ``MLFLOW_ALLOW_FILE_STORE`` is ``true``.
     experiment_name : str, default="skestimators"
         Experiment of the runs, created when it does not exist.
     run_name : str or None, default=None
@@ -113,6 +125,15 @@ class MLflowLogger(TrackingCallback):
     """
 
     _handles = ("client_",)
+    _parameter_constraints: dict = {
+        "tracking_uri": [str, None],
+        "experiment_name": [str],
+        "run_name": [str, None],
+        "parent_run_id": [str, None],
+        "tags": [dict, None],
+        "log_model": ["boolean"],
+        "artifact_location": [str, os.PathLike, None],
+    }
 
     def __init__(
         self,
@@ -163,20 +184,24 @@ def make_client(tracking_uri):
     workers of a cross-validation) would race to create and migrate its
     tables, and a migration cut short by another leaves the database
     unusable: the first opening of a SQLite store holds a lock on
-    ``<database>.lock``.
+    ``<database>.lock``. ``tracking_uri=None`` is MLflow's default store
+    (``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``), locked alike.
+    The database's folder is created when missing.
     """
     tracking = import_tracking("mlflow.tracking", PACKAGE)
-    path = _sqlite_path(tracking_uri)
+    uri = tracking.get_tracking_uri() if tracking_uri is None else tracking_uri
+    path = _sqlite_path(uri)
     if path is None:
-        return tracking.MlflowClient(tracking_uri)
+        return tracking.MlflowClient(uri)
+    make_folder(Path(path).parent, "MLflowLogger", "tracking_uri", uri)
     from filelock import FileLock, Timeout
 
     try:
         with FileLock(f"{path}.lock", timeout=_LOCK_TIMEOUT):
-            return tracking.MlflowClient(tracking_uri)  # creates, migrates tables
+            return tracking.MlflowClient(uri)  # creates, migrates tables
     except Timeout:
         raise RuntimeError(
-            f"Could not open the MLflow store {tracking_uri}: another process "
+            f"Could not open the MLflow store {uri}: another process "
             f"has been creating its tables for {_LOCK_TIMEOUT} s."
         ) from None
 
@@ -259,8 +284,30 @@ def log_metrics(client, run_id, metrics, step):
 
 
 def safe_key(key) -> str:
-    """``key`` with the characters MLflow refuses in names replaced by ``_``."""
-    return _NOT_IN_NAME.sub("_", str(key))
+    """``key`` as a parameter or metric name MLflow accepts.
+
+    A valid name is kept. Otherwise the characters MLflow refuses become
+    ``_``, the name is cleared of what MLflow would read as another path
+    (empty, ``.`` and ``..`` parts, a leading ``/`` or ``..``), cut to fit
+    :data:`MAX_KEY_LENGTH`, and ends with ``-`` and 8 hexadecimal digits of a
+    hash of ``key``: two keys whose valid forms are alike (``soil%`` and
+    ``soil#``) keep names of their own, the same in every process.
+    """
+    key = str(key)
+    name = _plain_path(_NOT_IN_NAME.sub("_", key))
+    if name and name == key and len(key) <= MAX_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    name = _plain_path(name[: MAX_KEY_LENGTH - len(digest) - 1])
+    return f"{name}-{digest}" if name else digest
+
+
+def _plain_path(name) -> str:
+    """``name`` without the parts that make MLflow read it as another path."""
+    name = "/".join(part for part in name.split("/") if part not in ("", ".", ".."))
+    while name.startswith(".."):  # "...x" would be read as a parent folder
+        name = name.lstrip(".").lstrip("/")
+    return name
 
 
 def end_children(client, experiment, parent_run_id, status="KILLED", failed=()):

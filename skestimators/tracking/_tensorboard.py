@@ -6,7 +6,7 @@ import itertools
 import os
 import time
 
-from ._common import TrackingCallback, import_tracking
+from ._common import TrackingCallback, import_tracking, make_folder
 
 __all__ = ["TensorBoardLogger"]
 
@@ -73,6 +73,10 @@ class TensorBoardLogger(TrackingCallback):
     """
 
     _handles = ("writer_",)
+    _parameter_constraints: dict = {
+        "log_dir": [str, os.PathLike],
+        "prefix": [str, None],
+    }
 
     def __init__(self, log_dir, *, prefix=None):
         self.log_dir = log_dir
@@ -80,6 +84,7 @@ class TensorBoardLogger(TrackingCallback):
 
     def _start_run(self, name, params):
         tensorboard = import_tracking("torch.utils.tensorboard", "tensorboard")
+        make_folder(self.log_dir, "TensorBoardLogger", "log_dir", self.log_dir)
         self.log_dir_ = make_run_dir(self.log_dir, self.prefix or name)
         self.writer_ = tensorboard.SummaryWriter(log_dir=self.log_dir_)
         self.params_ = params

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from ._common import TrackingCallback, import_tracking, model_files
+from sklearn.utils._param_validation import StrOptions
+
+from ._common import TrackingCallback, import_tracking, make_folder, model_files
 
 __all__ = ["WandbLogger"]
 
@@ -30,8 +32,8 @@ class WandbLogger(TrackingCallback):
     With ``mode="offline"`` nothing is sent: each run is a folder
     ``wandb/offline-run-<time>-<id>`` under ``dir``, which ``wandb sync``
     uploads later, and which ``wandb leet inspect`` reads locally. A fit that
-    raises leaves its run open; the next fit finishes it (exit code 1) and
-    starts a new one.
+    raises (or diverges, or is interrupted) finishes its run failed (exit
+    code 1), without the network, and the error goes on.
 
     Requires ``wandb`` (``pip install "skestimators[tracking]"``), imported
     when a fit starts. W&B's own environment variables (``WANDB_DIR``,
@@ -43,8 +45,8 @@ class WandbLogger(TrackingCallback):
     project : str, default="skestimators"
         W&B project of the runs.
     dir : str, path-like or None, default=None
-        Folder in which W&B writes its ``wandb/`` folder of runs; None uses
-        ``WANDB_DIR``, or else the working directory.
+        Folder in which W&B writes its ``wandb/`` folder of runs (created
+        when missing); None uses ``WANDB_DIR``, or else the working directory.
     mode : {"offline", "online", "disabled"}, default="offline"
         W&B's mode: ``"offline"`` writes locally only; ``"online"`` uploads
         (needs ``wandb login``); ``"disabled"`` logs nothing.
@@ -91,6 +93,15 @@ class WandbLogger(TrackingCallback):
     """
 
     _handles = ("run_",)
+    _parameter_constraints: dict = {
+        "project": [str],
+        "dir": [str, os.PathLike, None],
+        "mode": [StrOptions({"offline", "online", "disabled"})],
+        "name": [str, None],
+        "group": [str, None],
+        "tags": [list, tuple, None],
+        "log_model": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -115,7 +126,7 @@ class WandbLogger(TrackingCallback):
         wandb = import_tracking("wandb", "wandb")
         directory = None if self.dir is None else os.fspath(self.dir)
         if directory is not None:
-            os.makedirs(directory, exist_ok=True)
+            make_folder(directory, "WandbLogger", "dir", self.dir)
         self.run_ = wandb.init(
             project=self.project,
             dir=directory,
