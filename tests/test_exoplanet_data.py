@@ -129,6 +129,8 @@ def _with_nan(folder):
         (_save(np.array([{"a": 1}] * 6, dtype=object)), "not a valid .npy"),
         (_npz, r"\.npz archive"),
         (_truncate, "not a valid .npy"),
+        # Read as a zip (.npz) archive: zipfile.BadZipFile escaped.
+        (lambda f: (f / "spectra.npy").write_bytes(b"PK\x03\x04bad"), "not a valid"),
         (_save(np.zeros((6, 52))), r"shape \(n_planets, n_wavelengths, 3\)"),
         (_save(np.zeros((6, 52, 2))), r"got shape \(6, 52, 2\)"),
         (_save(np.zeros((6, 52, 3, 1))), r"got shape \(6, 52, 3, 1\)"),
@@ -158,6 +160,14 @@ def _set(row, column, value):
         return table
 
     return change
+
+
+def _latin1(name):
+    def corrupt(folder):
+        text = (folder / name).read_text()
+        (folder / name).write_bytes((text + "# caf\xe9\n").encode("latin-1"))
+
+    return corrupt
 
 
 @pytest.mark.parametrize(
@@ -192,11 +202,28 @@ def _set(row, column, value):
         (_edit("targets.csv", _set(1, "id", 1)), "unique integers"),
         (_edit("targets.csv", _set(1, "id", 1.5)), "unique integers"),
         (lambda f: (f / "auxiliary.csv").write_text(""), "not a readable CSV"),
+        # A header only: "has non-numeric columns", as its columns are empty.
+        (
+            _edit("auxiliary.csv", lambda t: t.iloc[:0]),
+            "auxiliary.csv has no rows",
+        ),
+        # Latin-1 text: a bare UnicodeDecodeError, naming no file.
+        (_latin1("auxiliary.csv"), r"auxiliary\.csv is not UTF-8 text"),
+        (_latin1("targets.csv"), r"targets\.csv is not UTF-8 text"),
     ],
 )
 def test_bad_tables(folder, corrupt, match):
     corrupt(folder)
     with pytest.raises(ValueError, match=match):
+        load_exoplanet(folder)
+
+
+@pytest.mark.parametrize("name", ["spectra.npy", "auxiliary.csv", "targets.csv"])
+def test_a_folder_in_place_of_a_file(folder, name):
+    # It was said not to exist.
+    (folder / name).unlink()
+    (folder / name).mkdir()
+    with pytest.raises(ValueError, match=rf"{name} is a folder, not a"):
         load_exoplanet(folder)
 
 

@@ -423,6 +423,20 @@ def test_load_refuses_two_images_of_one_id(tmp_path):
         load_galaxy_zoo(galaxies, crop=None, size=None, ids=[100008])
 
 
+def test_load_image_folder_names_an_unreadable_file(tmp_path, monkeypatch):
+    # A Latin-1 labels file raised pandas' bare UnicodeDecodeError, an image
+    # over Pillow's size limit a DecompressionBombError: neither named the file.
+    for i in (1, 2):
+        Image.new("RGB", (20, 20)).save(tmp_path / f"{i}.png")
+    (tmp_path / "c.csv").write_bytes("id,name\n1,caf\xe9\n2,x\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"c\.csv is not UTF-8 text"):
+        load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=8)
+    (tmp_path / "c.csv").write_text("id,name\n1,a\n2,b\n")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150)  # 20 x 20 > 2 * 150
+    with pytest.raises(ValueError, match=r"Cannot read image .*1\.png: .*MAX_IMAGE"):
+        load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=8)
+
+
 def test_submission_follows_a_shuffled_template(tmp_path):
     rng = np.random.default_rng(0)
     ids = np.array([100008, 100023, 100053, 100078])

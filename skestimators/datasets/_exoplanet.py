@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -34,12 +35,21 @@ _SIGMA_REF = 2e-6
 
 
 # -- loading -----------------------------------------------------------------------
-def _read_spectra(path: Path) -> np.ndarray:
+def _check_file(path: Path, what: str) -> None:
+    """Refuse a missing ``path`` (FileNotFoundError) or a folder in its place."""
+    if not path.exists():
+        raise FileNotFoundError(f"Missing {what}: {path} does not exist.")
     if not path.is_file():
-        raise FileNotFoundError(f"Missing spectra file: {path} does not exist.")
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise ValueError(f"{path} is {kind}, not a {what}.")
+
+
+def _read_spectra(path: Path) -> np.ndarray:
+    _check_file(path, "spectra file")
     try:
         spectra = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        # A file starting as a zip archive (PK) is read as an .npz archive.
         raise ValueError(f"{path} is not a valid .npy file: {err}") from err
     if not isinstance(spectra, np.ndarray):
         spectra.close()
@@ -68,8 +78,7 @@ def _read_spectra(path: Path) -> np.ndarray:
 
 
 def _read_table(path: Path, required, optional=()) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"Missing table: {path} does not exist.")
+    _check_file(path, "table")
     table = read_csv_table(path)
     columns = [str(c) for c in table.columns]
     missing = [c for c in required if c not in columns]
@@ -80,6 +89,8 @@ def _read_table(path: Path, required, optional=()) -> pd.DataFrame:
             + (f" (optionally {list(optional)})" if optional else "")
             + f"; missing {missing}, unexpected {extra}."
         )
+    if table.empty:
+        raise ValueError(f"{path.name} has no rows: it holds only a header.")
     non_numeric = [
         c
         for c in table.columns
@@ -144,8 +155,9 @@ def load_exoplanet(
     FileNotFoundError
         If the folder, ``spectra.npy`` or ``auxiliary.csv`` is missing.
     ValueError
-        If a file is unreadable, has the wrong shape or columns, non-numeric
-        or non-finite values, or if the files disagree on the number of rows.
+        If a file is unreadable (corrupt, not UTF-8 text, a folder), has the
+        wrong shape or columns, no rows, non-numeric or non-finite values, or
+        if the files disagree on the number of rows.
 
     See Also
     --------

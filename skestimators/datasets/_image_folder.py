@@ -72,9 +72,10 @@ def load_image_folder(
     FileNotFoundError
         If the folder or the CSV file does not exist.
     ValueError
-        If a column is missing, an id is duplicated, has no image or names
-        two (``1.jpg`` and ``1.png``), a class is missing, or an image cannot
-        be read or is smaller than ``crop``.
+        If the CSV file is not UTF-8 text, a column is missing, an id is
+        duplicated, has no image or names two (``1.jpg`` and ``1.png``), a
+        class is missing, or an image cannot be read (corrupt, or larger than
+        Pillow's ``MAX_IMAGE_PIXELS``) or is smaller than ``crop``.
 
     See Also
     --------

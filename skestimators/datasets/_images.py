@@ -75,6 +75,11 @@ def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
             if size is not None and image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(
+            f"Cannot read image {path}: {exc} If you trust the file, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS; otherwise remove it or shrink it."
+        ) from exc
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise ValueError(f"Cannot read image {path}: {exc}") from exc
     if pixels.ndim == 2:

@@ -121,8 +121,11 @@ class _RasterStack:
         """Pixels ``[row_off, row_off + height) x [col_off, col_off + width)``.
 
         Returns float32 of shape ``(bands, height, width, T)``; pixels outside
-        the raster or flagged as nodata (nodata value, mask band) are NaN.
+        the raster or flagged as nodata (nodata value, mask band) are NaN. A
+        file that cannot be read (truncated, corrupt) raises a ValueError
+        naming it.
         """
+        from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
         block = np.full(
@@ -136,8 +139,15 @@ class _RasterStack:
         window = Window(c0, r0, c1 - c0, r1 - r0)
         rows = slice(r0 - row_off, r1 - row_off)
         cols = slice(c0 - col_off, c1 - col_off)
-        for t, ds in enumerate(self.datasets):
-            data = ds.read(window=window, masked=True)
+        for t, (path, ds) in enumerate(zip(self.paths, self.datasets)):
+            try:
+                data = ds.read(window=window, masked=True)
+            except RasterioError as err:  # "Read failed", the cause in __cause__
+                cause = str(err.__cause__ or err).rstrip(".")
+                raise ValueError(
+                    f"Cannot read raster {path} (rows {r0} to {r1 - 1}): {cause}. "
+                    "Is the file truncated or corrupt?"
+                ) from err
             block[:, rows, cols, t] = data.astype(np.float32).filled(np.nan)
         return block
 
@@ -216,8 +226,9 @@ def extract_patches(
     FileNotFoundError
         If a raster file does not exist.
     ValueError
-        If the rasters do not share one grid, a point lies outside the raster,
-        ``window`` is even, or (``nodata="raise"``) a patch has nodata.
+        If the rasters do not share one grid, one cannot be read (truncated,
+        corrupt), a point lies outside the raster, ``window`` is even, or
+        (``nodata="raise"``) a patch has nodata.
 
     See Also
     --------

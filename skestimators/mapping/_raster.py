@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ from ..datasets import (
     _check_window,
     _cut_patches,
     _RasterStack,
+)
+from ._output import (
+    check_nodata,
+    check_output_path,
+    check_written,
+    empty_rows,
+    write_rows,
 )
 
 __all__ = ["predict_raster"]
@@ -75,9 +83,11 @@ def predict_raster(
         One GeoTIFF per time step, as for
         :func:`~skestimators.datasets.extract_patches`.
     output_path : str or path-like
-        GeoTIFF to write. It is written beside under a hidden name and
-        renamed into place once complete: if prediction fails, a map already
-        there is left as it was, and no partial map is left behind.
+        GeoTIFF to write, neither a folder nor one of ``rasters``. It is
+        written beside under a hidden name, read back and compared with what
+        was written (GDAL does not report every failed write, e.g. on a full
+        disk), then renamed into place: if prediction or writing fails, a map
+        already there is left as it was, and no partial map is left behind.
     window : int
         Patch side in pixels (odd), the one the estimator was trained with.
     chunk_rows : int, default=16
@@ -91,8 +101,11 @@ def predict_raster(
     batch_size : int, default=1024
         Patches passed to ``predict`` at once.
     nodata : float, default=-9999.0
-        Output value where no prediction was made. A warning says so when the
-        model predicts this very value for some pixels.
+        Output value where no prediction was made: a number within float32's
+        range, or NaN. A warning says so when the model predicts this very
+        value for some pixels. Predictions that are NaN or infinite (or
+        overflow float32) are written as ``nodata`` too, with a
+        ``RuntimeWarning`` giving their count.
     uncertainty : {None, "std", "interval"}, default=None
         Extra bands after those of the prediction. ``"std"``: the standard
         deviation of each prediction, from ``estimator.predict(X,
@@ -104,7 +117,9 @@ def predict_raster(
         ``"interval"``: the lower and upper bounds of the interval
         of ``estimator.predict_interval(X)``, a fitted MAPIE conformal
         regressor, one pair per confidence level. The bands are named in the
-        file (``prediction``, ``std``, ``lower``, ``upper``).
+        file (``prediction``, ``std``, ``lower``, ``upper``). The number of
+        bands does not depend on the data: when no pixel can be predicted,
+        it is that of the estimator's output for a patch of zeros.
 
     Returns
     -------
@@ -112,6 +127,30 @@ def predict_raster(
         The written file: float32, the source CRS, the source transform (scaled
         by ``stride``) and ``nodata`` as its nodata value; with
         ``uncertainty``, the prediction bands come first.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a raster or the folder of ``output_path`` does not exist.
+    IsADirectoryError
+        If ``output_path`` is a folder.
+    ValueError
+        If ``output_path`` is one of ``rasters``, the rasters do not share one
+        grid or one cannot be read, ``nodata`` is out of float32's range, or
+        the estimator returns predictions a map cannot hold.
+    TypeError
+        If ``nodata`` is not a number, or the estimator lacks what
+        ``uncertainty`` needs.
+    OSError
+        If the map cannot be written in full (a full disk, a file size
+        limit); nothing is left at ``output_path`` but an earlier map.
+
+    Warns
+    -----
+    RuntimeWarning
+        If the model predicts NaN or infinite values, written as ``nodata``.
+    UserWarning
+        If the model predicts the ``nodata`` value itself.
 
     See Also
     --------
@@ -142,33 +181,53 @@ def predict_raster(
     chunk_rows = _check_positive_int(chunk_rows, "chunk_rows")
     stride = _check_positive_int(stride, "stride")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    output_path = Path(os.fspath(output_path))
-    if not output_path.parent.is_dir():
-        raise FileNotFoundError(
-            f"Cannot write the map {output_path}: the folder {output_path.parent} "
-            "does not exist."
-        )
+    nodata = check_nodata(nodata)
+    if isinstance(rasters, (str, os.PathLike)):
+        rasters = [rasters]
+    rasters = list(rasters)
+    output_path = check_output_path(output_path, rasters)
     if uncertainty == "std":
         _check_std_units(estimator)
+    if uncertainty == "interval" and not hasattr(estimator, "predict_interval"):
+        raise TypeError(
+            f'uncertainty="interval" needs an estimator with predict_interval '
+            f"(a fitted MAPIE conformal regressor); {type(estimator).__name__} "
+            "has none."
+        )
     # Written next to the map and renamed into place once complete: a failure
     # (an estimator error, a full disk, a killed process) leaves any earlier
     # map as it was, never a partial one.
     partial = temporary_name(output_path, ".partial")
     try:
-        collisions = _write_map(
+        tally, digests = _write_map(
             estimator, rasters, partial, window, chunk_rows, stride, batch_size,
             nodata, uncertainty,
         )  # fmt: skip
         sync_file(partial)  # on disk before it takes the map's name
+        check_written(partial, digests, output_path)
         os.replace(partial, output_path)
         sync_folder(output_path.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     remove_stale_temporaries(output_path)  # left by runs killed on this machine
-    if collisions:
+    if tally["nan"] or tally["inf"]:
+        what = [f"NaN for {tally['nan']}"] if tally["nan"] else []
+        if tally["inf"]:
+            what.append(
+                "an infinite value, or one beyond float32's range (+-3.4e38), for "
+                f"{tally['inf']}"
+            )
         warnings.warn(
-            f"The model predicted the nodata value {nodata} for {collisions} "
+            f"The model predicted {' and '.join(what)} pixel value(s): the map "
+            "shows them as pixels without a prediction (nodata). Check the "
+            "model's input for these pixels (its range, its scaling).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if tally["nodata"]:
+        warnings.warn(
+            f"The model predicted the nodata value {nodata} for {tally['nodata']} "
             "pixel value(s): the map shows them as pixels without a prediction. "
             "Map again with another nodata, one the model cannot predict (e.g. "
             "nodata=float('nan')).",
@@ -182,11 +241,11 @@ def _write_map(
     estimator, rasters, output_path, window, chunk_rows, stride, batch_size,
     nodata, uncertainty,
 ):  # fmt: skip
-    """Write the map to ``output_path``; return how many predicted values
-    equal ``nodata``."""
+    """Write the map to ``output_path``; return the counts of predicted values
+    that are NaN, infinite or equal ``nodata``, and the checksum of each block
+    of rows written (for :func:`check_written`)."""
     import rasterio
     from rasterio.transform import Affine
-    from rasterio.windows import Window
 
     half = window // 2
     with _RasterStack(rasters) as stack:
@@ -203,7 +262,7 @@ def _write_map(
             "nodata": nodata,
             "compress": "deflate",
         }
-        dst, pending, collisions = None, [], 0
+        dst, pending, tally, digests = None, [], Counter(), {}
         try:
             for i0 in range(0, out_h, chunk_rows):
                 i1 = min(i0 + chunk_rows, out_h)
@@ -217,12 +276,13 @@ def _write_map(
                 rows = np.repeat(src_rows - half - r0, out_w)
                 cols = np.tile(src_cols - half - c0, i1 - i0)
                 values = _predict_chunk(
-                    estimator, block, rows, cols, window, batch_size, uncertainty
-                )
+                    estimator, block, rows, cols, window, batch_size, uncertainty,
+                    tally,
+                )  # fmt: skip
                 if values is None:
                     values = np.empty((0, i1 - i0, out_w), dtype=np.float32)
                 else:
-                    collisions += _nodata_hits(values, nodata)
+                    tally["nodata"] += _nodata_hits(values, nodata)
                     values = np.where(np.isnan(values), np.float32(nodata), values)
                     values = values.reshape(-1, i1 - i0, out_w)
                 if dst is None and values.shape[0]:
@@ -231,23 +291,25 @@ def _write_map(
                     )
                     dst.descriptions = _band_names(values.shape[0], uncertainty)
                     for j0, j1 in pending:
-                        _write_empty(dst, j0, j1, out_w, nodata)
+                        _write_empty(dst, j0, j1, out_w, nodata, digests)
                 if dst is None:
                     pending.append((i0, i1))
                 elif values.shape[0]:
                     _check_bands(values, dst.count)
-                    dst.write(values, window=Window(0, i0, out_w, i1 - i0))
+                    write_rows(dst, values, i0, digests)
                 else:
-                    _write_empty(dst, i0, i1, out_w, nodata)
+                    _write_empty(dst, i0, i1, out_w, nodata, digests)
                 logger.debug("predict_raster: rows %d-%d of %d done", i0, i1, out_h)
             if dst is None:  # no pixel could be predicted
-                dst = rasterio.open(output_path, "w", count=1, **profile)
+                count = _count_bands(estimator, stack, window, uncertainty)
+                dst = rasterio.open(output_path, "w", count=count, **profile)
+                dst.descriptions = _band_names(count, uncertainty)
                 for j0, j1 in pending:
-                    _write_empty(dst, j0, j1, out_w, nodata)
+                    _write_empty(dst, j0, j1, out_w, nodata, digests)
         finally:
             if dst is not None:
                 dst.close()
-    return collisions
+    return tally, digests
 
 
 def _nodata_hits(values, nodata) -> int:
@@ -335,8 +397,27 @@ def _predictable(patches, missing):
     return ~np.isnan(centre).all(axis=1)
 
 
-def _predict_chunk(estimator, block, rows, cols, window, batch_size, uncertainty):
-    """Predictions ``(k, n_pixels)`` (NaN where the patch has nodata), or None."""
+def _count_bands(estimator, stack, window, uncertainty) -> int:
+    """The bands of a map no pixel of which could be predicted: as many as the
+    estimator returns for a patch of zeros, or one per part (prediction, std,
+    lower and upper bounds) if it cannot predict one."""
+    patch = np.zeros((1, stack.count, window, window, len(stack.datasets)), "f4")
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return _predict_bands(estimator, patch, uncertainty).shape[1]
+    except Exception:  # e.g. trained on another window: the map is nodata anyway
+        return {None: 1, "std": 2, "interval": 3}[uncertainty]
+
+
+def _predict_chunk(
+    estimator, block, rows, cols, window, batch_size, uncertainty, tally
+):  # fmt: skip
+    """Predictions ``(k, n_pixels)`` (NaN where the patch has nodata), or None.
+
+    Non-finite predictions become NaN too, counted in ``tally`` (``"nan"``,
+    ``"inf"``).
+    """
     missing = _handles_missing(estimator)
     out = None
     for start in range(0, len(rows), batch_size):
@@ -346,6 +427,12 @@ def _predict_chunk(estimator, block, rows, cols, window, batch_size, uncertainty
         if not valid.any():
             continue
         pred = _predict_bands(estimator, patches[valid], uncertainty)
+        finite = np.isfinite(pred)
+        if not finite.all():
+            n_nan = int(np.count_nonzero(np.isnan(pred)))
+            tally["nan"] += n_nan
+            tally["inf"] += pred.size - int(np.count_nonzero(finite)) - n_nan
+            pred = np.where(finite, pred, np.float32(np.nan))
         if out is None:
             out = np.full((pred.shape[1], len(rows)), np.nan, dtype=np.float32)
         _check_bands(pred.T, out.shape[0])
@@ -361,12 +448,6 @@ def _predict_bands(estimator, patches, uncertainty):
     elif uncertainty == "std":
         parts = list(_pair(estimator.predict(patches, return_std=True), "predict"))
     else:
-        if not hasattr(estimator, "predict_interval"):
-            raise TypeError(
-                f'uncertainty="interval" needs an estimator with predict_interval '
-                f"(a fitted MAPIE conformal regressor); {type(estimator).__name__} "
-                "has none."
-            )
         y_pred, y_pis = _pair(estimator.predict_interval(patches), "predict_interval")
         y_pis = np.asarray(y_pis).reshape(n, 2, -1)  # (n, lower/upper, levels)
         parts = [y_pred, y_pis.transpose(0, 2, 1)]  # lower, upper per level
@@ -387,7 +468,8 @@ def _numeric_rows(values, n):
             f"The estimator returned {values.shape[0] if values.ndim else 0} "
             f"predictions for {n} patches."
         )
-    return values.astype(np.float32).reshape(n, -1)
+    with np.errstate(over="ignore"):  # counted as infinite and warned about
+        return values.astype(np.float32).reshape(n, -1)
 
 
 def _pair(result, method):
@@ -417,8 +499,5 @@ def _check_bands(values, expected):
         )
 
 
-def _write_empty(dst, i0, i1, width, nodata):
-    from rasterio.windows import Window
-
-    empty = np.full((dst.count, i1 - i0, width), nodata, dtype=np.float32)
-    dst.write(empty, window=Window(0, i0, width, i1 - i0))
+def _write_empty(dst, i0, i1, width, nodata, digests):
+    write_rows(dst, empty_rows(dst.count, i1 - i0, width, nodata), i0, digests)
