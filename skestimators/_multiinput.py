@@ -77,7 +77,12 @@ class MultiInput:
         checked = {}
         for name, value in arrays.items():
             if isinstance(value, (list, tuple)):
-                value = np.asarray(value)
+                try:
+                    value = np.asarray(value)
+                except ValueError as exc:  # ragged nested lists
+                    raise ValueError(
+                        f"MultiInput input {name!r} is not a regular array: {exc}"
+                    ) from None
             if _is_sparse(value) and value.format not in ("csr", "csc"):
                 value = value.tocsr()  # COO, DIA, ... cannot be indexed by rows
             if not _is_array_like(value):
@@ -175,6 +180,11 @@ class MultiInput:
             key = np.asarray(key)
             if key.size == 0:  # np.asarray([]) is float: an empty selection
                 key = key.astype(np.intp)
+            if key.ndim != 1:
+                raise IndexError(
+                    "MultiInput indices must be one-dimensional (one index per "
+                    f"selected sample), got an array of shape {key.shape}."
+                )
             if key.dtype == bool:
                 if key.shape != (self._n_samples,):
                     raise IndexError(

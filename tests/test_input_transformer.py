@@ -7,7 +7,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from skestimators import MultiInput, NetClassifier
-from skestimators.preprocessing import InputTransformer
+from skestimators.preprocessing import InputTransformer, NDStandardScaler
 
 
 @pytest.fixture
@@ -117,3 +117,42 @@ def test_a_single_array_keeps_its_column_names_and_width():
             it.transform(np.ones((2, 3)))
     it.fit(frame.to_numpy())  # refitted on an array: no names any more
     assert not hasattr(it, "feature_names_in_")
+
+
+@pytest.mark.parametrize("transformers", [{"X": NDStandardScaler()}, {}])
+def test_pandas_output_leaves_a_3d_single_array_as_it_is(transformers):
+    # The wrapper asked the inner scaler for feature names it has only for
+    # 2-D data (AttributeError), or pandas for a DataFrame of 3-D data.
+    X3 = np.random.default_rng(0).random((4, 5, 3))
+    out = InputTransformer(transformers).set_output(transform="pandas")
+    assert out.fit_transform(X3).shape == (4, 5, 3)
+    assert not hasattr(out, "get_feature_names_out")
+
+
+@pytest.mark.parametrize("name", ["remainder", "transformers", "a__b"])
+def test_entry_names_that_collide_with_parameters_are_refused(name):
+    # "remainder" hid the parameter of that name from set_params, and
+    # "a__b" listed parameters that set_params then refused.
+    X = MultiInput(a=np.ones((4, 2)))
+    with pytest.raises(ValueError, match=f"entry '{name}'.*may not contain '__'"):
+        InputTransformer({name: (StandardScaler(), "a")}).fit(X)
+
+
+def test_a_dict_of_inputs_of_different_lengths_is_refused():
+    # fit used to fit 'a' on 8 samples and 'b' on 3 without a word.
+    with pytest.raises(ValueError, match="same number of samples"):
+        InputTransformer({"a": StandardScaler()}).fit(
+            {"a": np.ones((8, 3)), "b": np.ones((3, 2))}
+        )
+
+
+def test_transform_checks_passthrough_shapes_and_names_the_failing_entry():
+    # A passthrough input fitted as (n, 2) went through as (n, 7, 4), and an
+    # entry's error never said which input it was about.
+    rng = np.random.default_rng(0)
+    X = MultiInput(a=rng.random((8, 3)), b=rng.random((8, 2)))
+    it = InputTransformer({"a": StandardScaler()}).fit(X)
+    with pytest.raises(ValueError, match=r"X\['b'\] has samples of shape \(7, 4\)"):
+        it.transform(MultiInput(a=X["a"], b=rng.random((8, 7, 4))))
+    with pytest.raises(ValueError, match="entry 'a': X has 5 features"):
+        it.transform(MultiInput(a=rng.random((8, 5)), b=X["b"]))

@@ -47,6 +47,7 @@ def test_basic_interface():
         ({"a": np.zeros(3), "b": np.zeros(4)}, ValueError, "same number of samples"),
         ({"a": "text"}, TypeError, "must be a NumPy array"),
         ({"a": 3.0}, TypeError, "must be a NumPy array"),
+        ({"a": [[1, 2], [3]]}, ValueError, "input 'a' is not a regular array"),
     ],
 )
 def test_constructor_errors(kwargs, error, match):
@@ -64,6 +65,9 @@ def test_indexing_errors():
         X[np.ones(3, bool)]
     with pytest.raises(IndexError, match="dtype"):
         X[np.array([0.5])]
+    # A 2-D index made 2 "samples" of shape (2, ...) out of 4.
+    with pytest.raises(IndexError, match=r"one-dimensional .* shape \(2, 2\)"):
+        X[np.array([[0, 1], [2, 3]])]
     with pytest.raises(TypeError, match="cannot be converted to one array"):
         np.asarray(X)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -40,6 +43,18 @@ def _spec(name, value):
     return transformer, sources
 
 
+def _ndim(X) -> int:
+    """Number of dimensions of array-like ``X`` (sparse matrices: 2)."""
+    shape = getattr(X, "shape", None)
+    return np.asarray(X).ndim if shape is None else len(shape)
+
+
+def _sample_shape(data):
+    """Shape of one sample (``None`` for data without a shape)."""
+    shape = getattr(data, "shape", None)
+    return None if shape is None else tuple(shape[1:])
+
+
 def _single_array_output(transformer) -> bool:
     """Whether the output is one array (or may be: before ``fit``).
 
@@ -48,12 +63,22 @@ def _single_array_output(transformer) -> bool:
     a ``MultiInput`` output must pass as it is.
     """
     fitted = getattr(transformer, "transformers_", None)
-    if fitted is None or (len(fitted) == 1 and transformer._single_input):
+    if fitted is None:
         return True
-    raise AttributeError(
-        "get_feature_names_out is only defined when the output is one array; "
-        f"the output is a MultiInput with inputs {transformer.output_names_}."
-    )
+    if not (len(fitted) == 1 and transformer._single_input):
+        raise AttributeError(
+            "get_feature_names_out is only defined when the output is one array; "
+            f"the output is a MultiInput with inputs {transformer.output_names_}."
+        )
+    inner = next(iter(fitted.values()))
+    if inner == "passthrough" and transformer._single_ndim != 2:
+        raise AttributeError(
+            "get_feature_names_out is only defined for a 2-D output; the input "
+            f"passed through has {transformer._single_ndim} dimensions."
+        )
+    # A transformer of 3-D data offers no feature names: its output is not
+    # wrapped in a DataFrame either.
+    return inner == "passthrough" or hasattr(inner, "get_feature_names_out")
 
 
 class InputTransformer(TransformerMixin, BaseEstimator):
@@ -63,7 +88,9 @@ class InputTransformer(TransformerMixin, BaseEstimator):
     inputs of any dimensionality: each entry fits its own transformer on one
     input (or on several inputs given together as a ``MultiInput``) and the
     result is stored under the entry's name. Inputs no entry mentions are
-    passed through (or dropped with ``remainder="drop"``). The output is a
+    passed through (or dropped with ``remainder="drop"``); inputs not seen
+    in ``fit`` are ignored by ``transform``, as ``ColumnTransformer`` ignores
+    new columns. The output is a
     ``MultiInput``, ready for a network estimator, so preprocessing lives in a
     :class:`~sklearn.pipeline.Pipeline` and is refitted inside every CV fold.
 
@@ -163,6 +190,9 @@ class InputTransformer(TransformerMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------
     def _inputs(self, X, reset):
+        # (A DOK sparse matrix is a dict too.)
+        if isinstance(X, dict) and not hasattr(X, "shape") and len(X):
+            X = MultiInput(**X)  # checks that the inputs have one length
         mapping = as_mapping(X)
         single = mapping is None
         if single:
@@ -181,6 +211,7 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         if reset:
             self.input_names_ = list(mapping)
             self._single_input = single
+            self._single_ndim = _ndim(X) if single else None
         else:
             missing = [k for k in self.input_names_ if k not in mapping]
             if missing:
@@ -192,6 +223,13 @@ class InputTransformer(TransformerMixin, BaseEstimator):
     def _plan(self, names):
         plan, used = {}, set()
         for out_name, value in self.transformers.items():
+            if "__" in out_name or out_name in self._get_param_names():
+                raise ValueError(
+                    f"InputTransformer entry {out_name!r}: an entry's name may not "
+                    "contain '__' nor be a parameter of InputTransformer "
+                    f"({self._get_param_names()}), since its nested parameters "
+                    "are set as <name>__<param>."
+                )
             transformer, sources = _spec(out_name, value)
             unknown = [s for s in sources if s not in names]
             if unknown:
@@ -266,19 +304,22 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         mapping, single = self._inputs(X, reset=True)
         plan = self._plan(mapping)
         self.transformers_, out = {}, {}
+        self._passthrough_shapes = {}
         for name, (transformer, sources) in plan.items():
             data = self._select(mapping, sources)
             if transformer == "drop":
                 continue
             if transformer == "passthrough":
                 self.transformers_[name] = "passthrough"
+                self._passthrough_shapes[name] = _sample_shape(data)
                 out[name] = data
                 continue
             fitted = clone(transformer)
-            if transform:
-                out[name] = fitted.fit_transform(data, y, **fit_params)
-            else:
-                fitted.fit(data, y, **fit_params)
+            with self._naming(name, single):
+                if transform:
+                    out[name] = fitted.fit_transform(data, y, **fit_params)
+                else:
+                    fitted.fit(data, y, **fit_params)
             self.transformers_[name] = fitted
         self._sources = {n: s for n, (_, s) in plan.items()}
         self.output_names_ = list(self.transformers_)
@@ -302,8 +343,29 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         out = {}
         for name, fitted in self.transformers_.items():
             data = self._select(mapping, self._sources[name])
-            out[name] = data if fitted == "passthrough" else fitted.transform(data)
+            if fitted == "passthrough":
+                expected = self._passthrough_shapes[name]
+                if _sample_shape(data) != expected:
+                    raise ValueError(
+                        f"X[{self._sources[name][0]!r}] has samples of shape "
+                        f"{_sample_shape(data)}, but {expected} in fit."
+                    )
+                out[name] = data
+                continue
+            with self._naming(name, single):
+                out[name] = fitted.transform(data)
         return self._pack(out, single)
+
+    @staticmethod
+    @contextmanager
+    def _naming(name, single):
+        """Prefix a transformer's ValueError with its entry's name."""
+        try:
+            yield
+        except ValueError as exc:
+            if single:
+                raise
+            raise ValueError(f"InputTransformer entry {name!r}: {exc}") from exc
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -286,6 +286,15 @@ class PhysicsFeatures(_PlanetTransformer):
         self : PhysicsFeatures
             The fitted transformer.
         """
+        bands = np.asarray(self.bands, dtype=object)
+        if not all(
+            isinstance(c, Real) and not isinstance(c, bool) and np.isfinite(c) and c > 0
+            for c in bands.ravel()
+        ):
+            raise ValueError(
+                "bands must hold the centres of absorption bands, positive "
+                f"wavelengths in micrometres; got {self.bands!r}."
+            )
         self._validate_inputs(X, reset=True)
         return self
 

@@ -159,8 +159,10 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _broadcast(self, X):
         shape = self._stat_shape(X.ndim)
-        mean = self.mean_.reshape(shape) if self.with_mean else 0
-        return mean, self.scale_.reshape(shape)
+        # In X's floating dtype: float32 data stays float32, as with StandardScaler.
+        dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64
+        mean = self.mean_.reshape(shape).astype(dtype) if self.with_mean else 0
+        return mean, self.scale_.reshape(shape).astype(dtype)
 
     def transform(self, X):
         """Standardise ``X``.
