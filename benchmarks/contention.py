@@ -6,7 +6,8 @@ while ``--busy`` processes (pure-Python busy loops, one per core by default)
 occupy the cores:
 
 * ``exoplanet``: ``skestimators train exoplanet builtin`` (the default
-  recipe: a network and gradient boosting on the 2,400 bundled planets);
+  recipe: a network, gradient boosting and a support vector machine on the
+  2,400 bundled planets);
 * ``net``: ``NetRegressor`` on a 4,000 x 20 table, 30 epochs;
 * ``image``: ``ImageClassifier`` on 600 simulated 32 x 32 galaxy images,
   4 epochs.

@@ -104,7 +104,7 @@ def variants(quick):
     out["recipe: exoplanet_pipeline('best') (network)"] = exoplanet_pipeline(
         "best", device="cpu"
     )
-    out["recipe: exoplanet_pipeline() = 'blend' (network + boosting)"] = (
+    out["recipe: exoplanet_pipeline() = 'blend' (network + boosting + kernel)"] = (
         exoplanet_pipeline("blend", device="cpu")
     )
     out["logistic regression (engineered)"] = make_pipeline(

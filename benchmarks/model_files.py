@@ -12,7 +12,8 @@ package builds. Models:
   StandardScaler), ``SpectraAuxClassifier``, ``ImageClassifier``,
   ``GalaxyZooRegressor``, ``SpatioTemporalRegressor``;
 * ``exoplanet blend``: the whole exoplanet recipe (``exoplanet_pipeline()``,
-  a soft vote of a network and gradient boosting) on the bundled planets;
+  a soft vote of a network, gradient boosting and a support vector machine)
+  on the bundled planets;
 * ``soc_pipeline``: the soil-carbon recipe (a CNN-LSTM in a
   TransformedTargetRegressor) on simulated patches;
 * ``galaxy pipeline``: ``ImagePreprocessor`` then ``GalaxyZooRegressor`` on

@@ -108,17 +108,59 @@ def test_recipe_variants_fit_raw_data(variant):
     assert pipe.fit(X, y).predict(X).shape == (80, 2)
 
 
-def test_blend_averages_network_and_boosting():
+def test_blend_averages_network_boosting_and_kernel():
     X, y = make_exoplanet(120, random_state=2)
+    # Twelve systems of ten planets, for the kernel's sibling references.
+    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
+    X = MultiInput(
+        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
+    )
     pipe = exoplanet_pipeline(random_state=0, device="cpu")
     pipe.set_params(softvoting__spectraauxclassifier__max_epochs=2).fit(X, y)
     vote = pipe.named_steps["softvoting"]
     Z = pipe.named_steps["preprocess"].transform(X)
     net = vote.named_estimators_["spectraauxclassifier"].predict_proba(Z)
-    boosting = vote.named_estimators_["boosting"].predict_proba(Z)
-    boosting = np.column_stack([p[:, 1] for p in boosting])
-    assert_allclose(pipe.predict_proba(X), (net + boosting) / 2)
+    members = [net]
+    for name in ("boosting", "kernel"):
+        proba = vote.named_estimators_[name].predict_proba(Z)
+        members.append(np.column_stack([p[:, 1] for p in proba]))
+    assert_allclose(
+        pipe.predict_proba(X), (members[0] + members[1] + 2 * members[2]) / 4
+    )
+    assert not np.allclose(members[2], 0.5)
     assert [list(c) for c in vote.classes_] == [[0, 1], [0, 1]]
+
+
+def test_blend_kernel_reads_siblings_and_abstains_without():
+    X, y = make_exoplanet(120, random_state=2)
+    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
+    X = MultiInput(
+        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
+    )
+    pipe = exoplanet_pipeline(random_state=0, device="cpu")
+    pipe.set_params(softvoting__spectraauxclassifier__max_epochs=1)
+    pipe.fit(X[:100], y[:100])
+    kernel = pipe.named_steps["softvoting"].named_estimators_["kernel"]
+    Z = pipe.named_steps["preprocess"].transform(X)
+    siblings = np.asarray(Z["siblings"])
+    # Four references (water x cloud) per seen system, 52 residuals each.
+    assert siblings.shape == (120, 4 * 52 + 1)
+    # A system needs two planets of each class in fit for its references.
+    known = siblings[:, -1] > 0
+    assert 0 < known[:100].sum() < 100 and not known[100:].any()
+    assert (siblings[known, -1] == 10).all() and (siblings[~known] == 0).all()
+    proba = kernel.predict_proba(Z)
+    for target, model in zip(proba, kernel.estimators_):
+        assert_allclose(target[~known], 0.5)  # no references: no opinion
+        assert_allclose(target[known], model.predict_proba(siblings[known, :-1]))
+    # One 1-D target: references per class of that target, one model.
+    one = exoplanet_pipeline(random_state=0, device="cpu").set_params(
+        softvoting__spectraauxclassifier__max_epochs=1
+    )
+    one.fit(X[:100], y["water"][:100])
+    assert one.predict_proba(X).shape == (120, 2)
+    kernel = one.named_steps["softvoting"].named_estimators_["kernel"]
+    assert kernel.classes_.tolist() == [0, 1] and len(kernel.estimators_) == 1
 
 
 def test_blend_boosting_reads_the_system_reference_only_where_there_is_one():
@@ -167,6 +209,22 @@ def test_blend_boosting_aligns_a_target_with_one_class_among_siblings():
     cloud = boosting.predict_proba(X)[1]
     assert_allclose(cloud[:20], [[0.0, 1.0]] * 20)
     assert (boosting.predict(X)[:20, 1] == 1).all()
+
+
+def test_blend_recipe_loads_from_a_safe_file_without_trusted_types(tmp_path):
+    # The kernel's calibration holders are not trusted by skops itself: the
+    # default recipe fell back to a pickle (or needed trusted=[...]).
+    from skestimators import load, save
+
+    X, y = make_exoplanet(120, random_state=2)
+    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
+    X = MultiInput(
+        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
+    )
+    blend = exoplanet_pipeline(random_state=0, device="cpu")
+    blend.set_params(softvoting__spectraauxclassifier__max_epochs=1).fit(X, y)
+    path = save(blend, tmp_path / "blend.skops", format="safe")
+    assert_allclose(load(path).predict_proba(X), blend.predict_proba(X))
 
 
 @pytest.mark.parametrize("column", [False, True])

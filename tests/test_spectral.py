@@ -278,6 +278,10 @@ def test_nd_scaler_round_trips(X, per, with_mean):
 def test_nd_scaler_keeps_float32(spectra):
     X = spectra.astype(np.float32)
     assert NDStandardScaler().fit_transform(X).dtype == np.float32
+    # Fitted on float64, float32 data came back as float64.
+    scaler = NDStandardScaler().fit(spectra)
+    assert scaler.transform(X).dtype == np.float32
+    assert scaler.inverse_transform(X).dtype == np.float32
 
 
 # -- PhysicsFeatures ------------------------------------------------------------------
@@ -341,6 +345,11 @@ def test_physics_features_inputs():
         PhysicsFeatures().fit(X).transform(_planet(n_wavelengths=40))
     with pytest.raises(ValueError, match="Band 9 um"):
         PhysicsFeatures(bands=(9.0,)).fit(X).transform(X)
+    # A negative centre gave an all-NaN contrast column, zero an error at
+    # transform only.
+    for bands in [(-1.4,), (0.0,), (1.4, float("nan"))]:
+        with pytest.raises(ValueError, match="bands must hold .* positive"):
+            PhysicsFeatures(bands=bands).fit(X)
 
 
 # -- SystemReference ------------------------------------------------------------------
@@ -396,6 +405,41 @@ def test_system_reference_residuals():
     names = reference.get_feature_names_out()
     assert names[0] == "residual0" and names[-1] == "n_reference_planets"
     assert len(names) == out.shape[1] == 53
+
+
+def test_system_reference_per_class_and_centred():
+    X = _systems((12, 4))
+    depth, sigma = X["spectra"][:, :, 1], X["spectra"][:, :, 2]
+    y = np.array([0, 1] * 8)
+    reference = SystemReference(per_class=True, min_planets=3).fit(X, y)
+    # The 4-planet system has only 2 planets of each class: no reference.
+    assert reference.classes_.tolist() == [0, 1]
+    assert reference.reference_.shape == (1, 2, 52)
+    out = reference.transform(X)
+    assert out.shape == (16, 2 * 52 + 1) and (out[12:] == 0).all()
+    for k in (0, 1):
+        rows = np.arange(12)[y[:12] == k]
+        expected = (depth[:12] - depth[rows].mean(0)) / sigma[rows].mean(0)
+        np.testing.assert_allclose(out[:12, k * 52 : (k + 1) * 52], expected)
+    assert (out[:12, -1] == 12).all()
+    names = reference.get_feature_names_out()
+    assert names[52] == "residual0_class1" and len(names) == out.shape[1]
+    # Several targets: one reference per combination of their classes.
+    Y = np.column_stack([y, np.arange(16) % 4 < 2])
+    combined = SystemReference(per_class=True, min_planets=3).fit(X, Y)
+    assert combined.classes_.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    # centre removes each residual block's mean over the wavelengths.
+    centred = SystemReference(per_class=True, centre=True, min_planets=3)
+    blocks = centred.fit(X, y).transform(X)[:12, :-1].reshape(12, 2, 52)
+    np.testing.assert_allclose(blocks.mean(axis=2), 0, atol=1e-9)
+    plain = out[:12, :-1].reshape(12, 2, 52)
+    np.testing.assert_allclose(blocks, plain - plain.mean(axis=2, keepdims=True))
+    # Planets of systems without a reference only: zeros, not an error.
+    np.testing.assert_array_equal(reference.transform(X[12:]), 0)
+    with pytest.raises(ValueError, match=r"per_class=True\) needs the targets"):
+        SystemReference(per_class=True).fit(X)
+    with pytest.raises(ValueError, match="one row per planet"):
+        SystemReference(per_class=True).fit(X, y[:5])
 
 
 def test_system_reference_unseen_system_and_order():

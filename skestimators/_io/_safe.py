@@ -66,11 +66,16 @@ def _is_package_estimator(name: str) -> bool:
 
 
 #: Types skops does not trust that the safe loader of skestimators does:
-#: scikit-learn's Bunch (a dict), the recipes' own functions, and the trees of
-#: HistGradientBoosting, whose indices are checked after loading (``_trees``).
+#: scikit-learn's Bunch (a dict), the two plain holders of a calibrated
+#: classifier (its fitted model and calibrators; a sigmoid's two floats; the
+#: exoplanet recipe's support vector machine is calibrated), the recipes'
+#: own functions, and the trees of HistGradientBoosting, whose indices are
+#: checked after loading (``_trees``).
 TRUSTED_BY_DEFAULT = frozenset(
     {
         "sklearn.utils._bunch.Bunch",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
         "skestimators.recipes._exoplanet._hstack_inputs",
         "skestimators.recipes._soc._log1p",
         TREE_PREDICTOR,

@@ -129,7 +129,8 @@ def _cv_summary(scores, folds, seconds):
     default="blend",
     show_default=True,
     help="Model: blend (recommended; the best network averaged with gradient "
-    "boosting), best (the best single network), conv1d, attention, lstm, dense "
+    "boosting and a support vector machine on each planet against its "
+    "siblings), best (the best single network), conv1d, attention, lstm, dense "
     "(one spectrum branch each), *_raw (the same on raw, standardised inputs).",
 )
 @click.option(

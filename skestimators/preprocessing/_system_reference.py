@@ -136,7 +136,19 @@ class SystemReference(_PlanetTransformer):
         deviation), strictly positive.
     min_planets : int, default=5
         Fewest planets of one system in :meth:`fit` for it to get a
-        reference.
+        reference (with ``per_class``, in every class).
+    per_class : bool, default=False
+        Whether each system gets one reference per class of ``y`` (per
+        combination of classes when ``y`` holds several targets), the mean
+        spectrum of the system's planets of that class in :meth:`fit`, instead
+        of one for all its planets. :meth:`transform` then returns the
+        residuals against each reference in turn: how far the planet is from
+        its cloudy and its clear siblings, say, in units of the noise.
+    centre : bool, default=False
+        Whether to subtract from each planet's residuals their mean over the
+        wavelengths. The depth level is set by the planet's radius, which
+        varies among the planets of a system; centred residuals keep only the
+        shape of the spectrum against its siblings.
 
     Attributes
     ----------
@@ -144,9 +156,14 @@ class SystemReference(_PlanetTransformer):
         Auxiliary values of the systems with a reference (those of their
         first planet).
     reference_ : ndarray of shape (n_systems, n_wavelengths)
-        Mean transit depth of each system.
+        Mean transit depth of each system; with ``per_class``, of shape
+        ``(n_systems, n_classes, n_wavelengths)``, one per class.
     scale_ : ndarray of shape (n_systems, n_wavelengths)
-        Mean uncertainty of each system, the unit of the residuals.
+        Mean uncertainty of each system (with ``per_class``, of each class
+        in each system), the unit of the residuals.
+    classes_ : ndarray
+        With ``per_class`` only: the classes of ``y`` (for several targets,
+        their combinations, one per row), in the order of the references.
     n_planets_ : ndarray of shape (n_systems,)
         Number of planets behind each reference.
     n_wavelengths_ : int
@@ -198,6 +215,8 @@ class SystemReference(_PlanetTransformer):
         "depth_channel": [Interval(Integral, 0, None, closed="left")],
         "uncertainty_channel": [Interval(Integral, 0, None, closed="left")],
         "min_planets": [Interval(Integral, 1, None, closed="left")],
+        "per_class": ["boolean"],
+        "centre": ["boolean"],
     }
 
     def __init__(
@@ -208,12 +227,16 @@ class SystemReference(_PlanetTransformer):
         depth_channel=1,
         uncertainty_channel=2,
         min_planets=5,
+        per_class=False,
+        centre=False,
     ):
         self.spectra_key = spectra_key
         self.aux_key = aux_key
         self.depth_channel = depth_channel
         self.uncertainty_channel = uncertainty_channel
         self.min_planets = min_planets
+        self.per_class = per_class
+        self.centre = centre
 
     def _validate_inputs(self, X, reset):
         spectra, aux = self._read_inputs(X, reset=reset)
@@ -234,8 +257,8 @@ class SystemReference(_PlanetTransformer):
         X : MultiInput or dict
             With the spectra under ``spectra_key`` and the auxiliary table
             under ``aux_key``.
-        y : None
-            Ignored.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
+            The classes, with ``per_class`` only (ignored otherwise).
 
         Returns
         -------
@@ -245,17 +268,47 @@ class SystemReference(_PlanetTransformer):
         depth, uncertainty, aux = self._validate_inputs(X, reset=True)
         first, inverse = group_systems(aux)
         counts = np.bincount(inverse, minlength=len(first))
-        systems = aux[first]
-        keep = counts >= self.min_planets
-        totals = np.zeros((len(systems), depth.shape[1]))
-        scales = np.zeros_like(totals)
-        np.add.at(totals, inverse, depth)
-        np.add.at(scales, inverse, uncertainty)
-        self.systems_ = systems[keep]
+        labels = self._classes(y, len(depth))
+        n_classes = len(self.classes_) if self.per_class else 1
+        shape = (len(first), n_classes, depth.shape[1])
+        totals, scales = np.zeros(shape), np.zeros(shape)
+        members = np.zeros((len(first), n_classes), dtype=np.int64)
+        np.add.at(totals, (inverse, labels), depth)
+        np.add.at(scales, (inverse, labels), uncertainty)
+        np.add.at(members, (inverse, labels), 1)
+        keep = members.min(axis=1) >= self.min_planets
+        self.systems_ = aux[first][keep]
         self.n_planets_ = counts[keep]
-        self.reference_ = totals[keep] / counts[keep, None]
-        self.scale_ = scales[keep] / counts[keep, None]
+        self.reference_ = totals[keep] / members[keep, :, None]
+        self.scale_ = scales[keep] / members[keep, :, None]
+        if not self.per_class:
+            self.reference_, self.scale_ = self.reference_[:, 0], self.scale_[:, 0]
         return self
+
+    def _classes(self, y, n_samples):
+        """Each planet's reference (0 without ``per_class``); sets ``classes_``."""
+        if not self.per_class:
+            self.__dict__.pop("classes_", None)  # of an earlier per-class fit
+            return np.zeros(n_samples, dtype=np.int64)
+        if y is None:
+            raise ValueError(
+                "SystemReference(per_class=True) needs the targets: fit(X, y)."
+            )
+        y = np.asarray(y)
+        if y.ndim not in (1, 2) or len(y) != n_samples:
+            raise ValueError(
+                f"y must be 1-D or 2-D with one row per planet ({n_samples}); got "
+                f"shape {y.shape}."
+            )
+        try:  # several targets: one reference per combination of classes
+            self.classes_, labels = np.unique(
+                y, axis=0 if y.ndim == 2 else None, return_inverse=True
+            )
+        except TypeError as exc:
+            raise ValueError(
+                f"SystemReference(per_class=True) cannot sort the classes of y: {exc}"
+            ) from None
+        return labels.ravel()
 
     def _system_index(self, aux):
         """Row of ``systems_`` for each planet, -1 where its system has none."""
@@ -272,18 +325,27 @@ class SystemReference(_PlanetTransformer):
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_wavelengths + 1)
+        X_new : ndarray of shape (n_samples, n_references * n_wavelengths + 1)
             The depth minus the system's mean depth over the system's mean
-            uncertainty, at each wavelength, then the number of planets of
-            the reference; all 0 for planets without a reference.
+            uncertainty, at each wavelength (with ``per_class``, against each
+            class's reference in the order of ``classes_``), then the number
+            of planets of the system in :meth:`fit`; all 0 for planets
+            without a reference.
         """
         check_is_fitted(self)
         depth, _, aux = self._validate_inputs(X, reset=False)
         index = self._system_index(aux)
         known = index >= 0
-        out = np.zeros((len(depth), depth.shape[1] + 1))
         rows = index[known]
-        out[known, :-1] = (depth[known] - self.reference_[rows]) / self.scale_[rows]
+        reference, scale = self.reference_[rows], self.scale_[rows]
+        if not self.per_class:
+            reference, scale = reference[:, None], scale[:, None]
+        residuals = (depth[known, None] - reference) / scale
+        if self.centre:
+            residuals -= residuals.mean(axis=2, keepdims=True)
+        width = residuals.shape[1] * depth.shape[1]
+        out = np.zeros((len(depth), width + 1))
+        out[known, :-1] = residuals.reshape(len(rows), width)
         out[known, -1] = self.n_planets_[rows]
         return out
 
@@ -298,8 +360,12 @@ class SystemReference(_PlanetTransformer):
         Returns
         -------
         feature_names_out : ndarray of str
-            ``residual0``, ``residual1``, ... and ``n_reference_planets``.
+            ``residual0``, ``residual1``, ... and ``n_reference_planets``;
+            with ``per_class``, ``residual0_class0``, ... for each class in
+            the order of ``classes_``.
         """
         check_is_fitted(self)
         names = [f"residual{i}" for i in range(self.n_wavelengths_)]
+        if self.per_class:
+            names = [f"{n}_class{k}" for k in range(len(self.classes_)) for n in names]
         return np.asarray(names + ["n_reference_planets"], dtype=object)
