@@ -17,12 +17,14 @@ and cloud error rates: whether more planets would lower them. For the
 models that read the system reference (``hgb_reference``, ``blend``), fewer
 training planets also means a reference averaged over fewer siblings.
 
-``--errors MODEL`` (``hgb``, ``hgb_reference``, ``best`` or ``blend``)
-instead tabulates where that model errs (``hgb_reference`` is boosting with
-the :class:`~skestimators.preprocessing.SystemReference` residuals, as in the
-blend): out-of-fold water and cloud error rates by equilibrium
-temperature (from :class:`~skestimators.preprocessing.PhysicsFeatures`) and
-cloud cover, with the same folds. It also asks whether each water error is
+``--errors MODEL`` (``hgb``, ``hgb_reference``, ``kernel``, ``best`` or
+``blend``) instead tabulates where that model errs (``hgb_reference`` is
+boosting with the :class:`~skestimators.preprocessing.SystemReference`
+residuals, ``kernel`` the support vector machine on the residuals against
+each class of siblings, both as in the blend): out-of-fold water and cloud
+error rates by equilibrium temperature (from
+:class:`~skestimators.preprocessing.PhysicsFeatures`) and cloud cover, with
+the same folds. It also asks whether each water error is
 decidable from the data: a planet has a *noise twin* when a planet of its
 system with the other water label has a spectrum consistent with its own
 within the depth uncertainties (chi-squared of the difference of the two
@@ -61,7 +63,7 @@ from skestimators.preprocessing import (
 from skestimators.preprocessing._physics import AUX_COLUMNS
 from skestimators.preprocessing._system_reference import group_systems
 from skestimators.recipes import exoplanet_features, exoplanet_pipeline
-from skestimators.recipes._exoplanet import _SystemAwareBoosting
+from skestimators.recipes._exoplanet import _SiblingKernel, _SystemAwareBoosting
 
 #: Equilibrium temperature bins (K) of the error table.
 TEMPERATURE_BINS = (0, 450, 525, 650, 800, 2000)
@@ -275,6 +277,18 @@ ERROR_MODELS = {
             remainder="drop",
         ),
         _SystemAwareBoosting(),
+    ),
+    "kernel": lambda: make_pipeline(
+        InputTransformer(
+            {
+                "siblings": (
+                    SystemReference(per_class=True, centre=True, min_planets=2),
+                    ["spectra", "aux"],
+                ),
+            },
+            remainder="drop",
+        ),
+        _SiblingKernel(),
     ),
     "best": lambda: exoplanet_pipeline("best", device="cpu", random_state=0),
     "blend": lambda: exoplanet_pipeline("blend", device="cpu", random_state=0),

@@ -156,3 +156,26 @@ def test_transform_checks_passthrough_shapes_and_names_the_failing_entry():
         it.transform(MultiInput(a=X["a"], b=rng.random((8, 7, 4))))
     with pytest.raises(ValueError, match="entry 'a': X has 5 features"):
         it.transform(MultiInput(a=rng.random((8, 5)), b=X["b"]))
+
+
+def test_a_list_passes_through_and_subclass_errors_keep_their_type():
+    # A list at transform was refused ("samples of shape None"), and a
+    # NonFinitePredictionError raised in an entry became a plain ValueError.
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    from skestimators.exceptions import NonFinitePredictionError
+
+    A = np.arange(12.0).reshape(4, 3)
+    assert InputTransformer({}).fit(A).transform(A.tolist()) == A.tolist()
+
+    class Refuses(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            raise NonFinitePredictionError("not finite", rows=[0])
+
+    X = {"a": np.ones((4, 2)), "b": np.ones((4, 1))}
+    it = InputTransformer({"a": Refuses()}).fit(X)
+    with pytest.raises(NonFinitePredictionError, match="not finite"):
+        it.transform(X)

@@ -211,6 +211,33 @@ def test_blend_boosting_aligns_a_target_with_one_class_among_siblings():
     assert (boosting.predict(X)[:20, 1] == 1).all()
 
 
+@pytest.mark.parametrize("per_combination", [2, 1])
+def test_blend_kernel_fits_with_few_planets_with_siblings(per_combination):
+    # Platt scaling's 5 internal folds needed 5 planets of each class among
+    # those with siblings: 2 of each (min_planets) raised "n_splits=5 cannot
+    # be greater than the number of members in each class".
+    from skestimators.recipes._exoplanet import _SiblingKernel
+
+    X, y = make_exoplanet(40, random_state=0)
+    aux = X["aux"].to_numpy().copy()
+    n = 4 * per_combination
+    aux[:n] = aux[0]  # one system; the other planets have no siblings
+    X = MultiInput(
+        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
+    )
+    y = y.to_numpy().copy()
+    y[:n] = [[0, 0], [0, 1], [1, 0], [1, 1]] * per_combination
+    pipe = exoplanet_pipeline(random_state=0, device="cpu")
+    pipe.set_params(softvoting__spectraauxclassifier__max_epochs=1).fit(X, y)
+    kernel = pipe.named_steps["softvoting"].named_estimators_["kernel"]
+    assert isinstance(kernel, _SiblingKernel)
+    # With one planet per combination there are no siblings at min_planets=2;
+    # with two, each target has 4 planets per class: 4 internal folds.
+    fitted = [m is not None for m in kernel.estimators_]
+    assert fitted == [per_combination == 2] * 2
+    assert pipe.predict_proba(X).shape == (40, 2)
+
+
 def test_blend_recipe_loads_from_a_safe_file_without_trusted_types(tmp_path):
     # The kernel's calibration holders are not trusted by skops itself: the
     # default recipe fell back to a pickle (or needed trusted=[...]).

@@ -428,6 +428,16 @@ def test_system_reference_per_class_and_centred():
     Y = np.column_stack([y, np.arange(16) % 4 < 2])
     combined = SystemReference(per_class=True, min_planets=3).fit(X, Y)
     assert combined.classes_.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    # Text labels in a DataFrame (object columns) too.
+    labels = pd.DataFrame({"water": np.where(y, "wet", "dry"), "cloud": Y[:, 1]})
+    named = SystemReference(per_class=True, min_planets=3).fit(X, labels)
+    assert named.classes_.tolist() == [
+        ["dry", 0],
+        ["dry", 1],
+        ["wet", 0],
+        ["wet", 1],
+    ]
+    np.testing.assert_allclose(named.transform(X), combined.transform(X))
     # centre removes each residual block's mean over the wavelengths.
     centred = SystemReference(per_class=True, centre=True, min_planets=3)
     blocks = centred.fit(X, y).transform(X)[:12, :-1].reshape(12, 2, 52)

@@ -50,9 +50,14 @@ def _ndim(X) -> int:
 
 
 def _sample_shape(data):
-    """Shape of one sample (``None`` for data without a shape)."""
+    """Shape of one sample (``None`` when it cannot be told)."""
     shape = getattr(data, "shape", None)
-    return None if shape is None else tuple(shape[1:])
+    if shape is None:
+        try:  # nested lists
+            shape = np.shape(data)
+        except (TypeError, ValueError):
+            return None
+    return tuple(shape[1:])
 
 
 def _single_array_output(transformer) -> bool:
@@ -344,11 +349,11 @@ class InputTransformer(TransformerMixin, BaseEstimator):
         for name, fitted in self.transformers_.items():
             data = self._select(mapping, self._sources[name])
             if fitted == "passthrough":
-                expected = self._passthrough_shapes[name]
-                if _sample_shape(data) != expected:
+                expected, found = self._passthrough_shapes[name], _sample_shape(data)
+                if None not in (expected, found) and found != expected:
                     raise ValueError(
                         f"X[{self._sources[name][0]!r}] has samples of shape "
-                        f"{_sample_shape(data)}, but {expected} in fit."
+                        f"{found}, but {expected} in fit."
                     )
                 out[name] = data
                 continue
@@ -359,11 +364,12 @@ class InputTransformer(TransformerMixin, BaseEstimator):
     @staticmethod
     @contextmanager
     def _naming(name, single):
-        """Prefix a transformer's ValueError with its entry's name."""
+        """Prefix a transformer's ValueError with its entry's name (not those
+        of subclasses, e.g. NonFinitePredictionError, which keep their type)."""
         try:
             yield
         except ValueError as exc:
-            if single:
+            if single or type(exc) is not ValueError:
                 raise
             raise ValueError(f"InputTransformer entry {name!r}: {exc}") from exc
 

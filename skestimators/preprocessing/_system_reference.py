@@ -300,14 +300,23 @@ class SystemReference(_PlanetTransformer):
                 f"y must be 1-D or 2-D with one row per planet ({n_samples}); got "
                 f"shape {y.shape}."
             )
-        try:  # several targets: one reference per combination of classes
-            self.classes_, labels = np.unique(
-                y, axis=0 if y.ndim == 2 else None, return_inverse=True
-            )
+        try:
+            if y.ndim == 1:
+                self.classes_, labels = np.unique(y, return_inverse=True)
+                return labels.ravel()
+            # Several targets: one reference per combination of classes,
+            # found on each column's codes (object columns cannot be sorted
+            # as rows).
+            columns = [np.unique(c, return_inverse=True) for c in y.T]
+            codes = np.column_stack([inverse.ravel() for _, inverse in columns])
         except TypeError as exc:
             raise ValueError(
                 f"SystemReference(per_class=True) cannot sort the classes of y: {exc}"
             ) from None
+        rows, labels = np.unique(codes, axis=0, return_inverse=True)
+        self.classes_ = np.column_stack(
+            [values[rows[:, j]] for j, (values, _) in enumerate(columns)]
+        )
         return labels.ravel()
 
     def _system_index(self, aux):
