@@ -15,26 +15,7 @@ from skestimators.datasets import extract_patches
 from skestimators.mapping import predict_raster
 
 rasterio = pytest.importorskip("rasterio", reason="needs the geo extra")
-from rasterio.transform import Affine  # noqa: E402
-
-TRANSFORM = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 5_300_000.0)
-
-
-def _write(path, data):
-    """Write ``data`` (bands, height, width) as an uncompressed float32 GeoTIFF."""
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=data.shape[1],
-        width=data.shape[2],
-        count=data.shape[0],
-        dtype="float32",
-        crs="EPSG:25832",
-        transform=TRANSFORM,
-    ) as dst:
-        dst.write(data.astype(np.float32))
-    return path
+from .test_soc_data import _write  # noqa: E402
 
 
 @pytest.fixture

@@ -97,6 +97,14 @@ def test_idempotent_clone_pickle(data):
     )
 
 
+def _twelve_systems():
+    """120 simulated planets in twelve systems of ten (shared auxiliary values)."""
+    X, y = make_exoplanet(120, random_state=2)
+    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
+    aux = pd.DataFrame(aux, columns=X["aux"].columns)
+    return MultiInput(spectra=X["spectra"], aux=aux), y
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_recipe_variants_fit_raw_data(variant):
     X, y = make_exoplanet(80, random_state=1)
@@ -109,12 +117,7 @@ def test_recipe_variants_fit_raw_data(variant):
 
 
 def test_blend_averages_network_boosting_and_kernel():
-    X, y = make_exoplanet(120, random_state=2)
-    # Twelve systems of ten planets, for the kernel's sibling references.
-    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
-    X = MultiInput(
-        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
-    )
+    X, y = _twelve_systems()
     pipe = exoplanet_pipeline(random_state=0, device="cpu")
     pipe.set_params(softvoting__spectraauxclassifier__max_epochs=2).fit(X, y)
     vote = pipe.named_steps["softvoting"]
@@ -132,11 +135,7 @@ def test_blend_averages_network_boosting_and_kernel():
 
 
 def test_blend_kernel_reads_siblings_and_abstains_without():
-    X, y = make_exoplanet(120, random_state=2)
-    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
-    X = MultiInput(
-        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
-    )
+    X, y = _twelve_systems()
     pipe = exoplanet_pipeline(random_state=0, device="cpu")
     pipe.set_params(softvoting__spectraauxclassifier__max_epochs=1)
     pipe.fit(X[:100], y[:100])
@@ -164,12 +163,7 @@ def test_blend_kernel_reads_siblings_and_abstains_without():
 
 
 def test_blend_boosting_reads_the_system_reference_only_where_there_is_one():
-    X, y = make_exoplanet(120, random_state=2)
-    # Twelve systems of ten planets; the last two are never seen in fit.
-    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
-    X = MultiInput(
-        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
-    )
+    X, y = _twelve_systems()  # the last two are never seen in fit below
     pipe = exoplanet_pipeline(random_state=0, device="cpu")
     pipe.set_params(softvoting__spectraauxclassifier__max_epochs=1).fit(
         X[:100], y[:100]
@@ -238,16 +232,28 @@ def test_blend_kernel_fits_with_few_planets_with_siblings(per_combination):
     assert pipe.predict_proba(X).shape == (40, 2)
 
 
+def test_blend_kernel_gives_zero_to_classes_its_siblings_lack():
+    # A class absent among the planets with siblings kept the abstaining
+    # 1/3 next to the fitted model's probabilities: rows summed to 4/3.
+    from skestimators.recipes._exoplanet import _SiblingKernel
+
+    rng = np.random.default_rng(0)
+    siblings = np.column_stack([rng.normal(size=(30, 4)), np.zeros(30)])
+    siblings[:24, -1] = 12  # the last six planets have no siblings
+    y = np.array([0, 1] * 12 + [2] * 6)
+    kernel = _SiblingKernel().fit(MultiInput(siblings=siblings), y)
+    proba = kernel.predict_proba(MultiInput(siblings=siblings))
+    assert_allclose(proba.sum(axis=1), 1)
+    assert (proba[:24, 2] == 0).all()
+    assert_allclose(proba[24:], 1 / 3)
+
+
 def test_blend_recipe_loads_from_a_safe_file_without_trusted_types(tmp_path):
     # The kernel's calibration holders are not trusted by skops itself: the
     # default recipe fell back to a pickle (or needed trusted=[...]).
     from skestimators import load, save
 
-    X, y = make_exoplanet(120, random_state=2)
-    aux = np.repeat(X["aux"].to_numpy()[:12], 10, axis=0)
-    X = MultiInput(
-        spectra=X["spectra"], aux=pd.DataFrame(aux, columns=X["aux"].columns)
-    )
+    X, y = _twelve_systems()
     blend = exoplanet_pipeline(random_state=0, device="cpu")
     blend.set_params(softvoting__spectraauxclassifier__max_epochs=1).fit(X, y)
     path = save(blend, tmp_path / "blend.skops", format="safe")

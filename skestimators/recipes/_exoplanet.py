@@ -343,7 +343,20 @@ def _boosting():
     )
 
 
-class _SystemAwareBoosting(ClassifierMixin, BaseEstimator):
+class _PerTargetClassifier(ClassifierMixin, BaseEstimator):
+    """``predict`` from a ``predict_proba`` that gives one array per target
+    (``n_targets_`` is None for one 1-D target, then a single array)."""
+
+    def predict(self, X):
+        proba = self.predict_proba(X)
+        if self.n_targets_ is None:
+            return self.classes_[proba.argmax(axis=1)]
+        return np.column_stack(
+            [c[p.argmax(axis=1)] for c, p in zip(self.classes_, proba)]
+        )
+
+
+class _SystemAwareBoosting(_PerTargetClassifier):
     """Gradient boosting on the network's inputs and the system reference.
 
     Two models per target: one on the flattened ``"spectra"`` and ``"aux"``
@@ -391,14 +404,6 @@ class _SystemAwareBoosting(ClassifierMixin, BaseEstimator):
                 target[known] = aligned
         return proba[0] if self.n_targets_ is None else proba
 
-    def predict(self, X):
-        proba = self.predict_proba(X)
-        if self.n_targets_ is None:
-            return self.classes_[proba.argmax(axis=1)]
-        return np.column_stack(
-            [c[p.argmax(axis=1)] for c, p in zip(self.classes_, proba)]
-        )
-
     @staticmethod
     def _split(arrays):
         reference = np.asarray(arrays[_REFERENCE])
@@ -406,15 +411,15 @@ class _SystemAwareBoosting(ClassifierMixin, BaseEstimator):
         return _hstack_inputs(others), reference[:, :-1], reference[:, -1] > 0
 
 
-class _SiblingKernel(ClassifierMixin, BaseEstimator):
+class _SiblingKernel(_PerTargetClassifier):
     """A kernel machine on each planet's spectrum against its siblings'.
 
     Reads the input ``"siblings"``: the centred residuals of
     :class:`~skestimators.preprocessing.SystemReference` with ``per_class``,
     how far a planet's spectrum lies from the mean spectrum of its system's
     planets of each class, in units of the noise. An RBF support vector
-    machine per target (probabilities by Platt scaling, fitted on 5 internal
-    folds) weighs all wavelengths at once, where the bands are barely above
+    machine per target (probabilities by Platt scaling, fitted on up to 5
+    internal folds) weighs all wavelengths at once, where the bands are barely above
     the noise. Planets without siblings in ``fit`` get uniform
     probabilities: the vote is then the other members'.
     """
@@ -454,18 +459,13 @@ class _SiblingKernel(ClassifierMixin, BaseEstimator):
         for model, labels in zip(self.estimators_, classes):
             target = np.full((len(residuals), len(labels)), 1.0 / len(labels))
             if model is not None and known.any():
+                # Classes absent among the planets with siblings get 0.
+                rows = np.zeros((int(known.sum()), len(labels)))
                 index = np.searchsorted(labels, model.classes_)
-                target[np.ix_(known, index)] = model.predict_proba(residuals[known])
+                rows[:, index] = model.predict_proba(residuals[known])
+                target[known] = rows
             proba.append(target)
         return proba[0] if self.n_targets_ is None else proba
-
-    def predict(self, X):
-        proba = self.predict_proba(X)
-        if self.n_targets_ is None:
-            return self.classes_[proba.argmax(axis=1)]
-        return np.column_stack(
-            [c[p.argmax(axis=1)] for c, p in zip(self.classes_, proba)]
-        )
 
     @staticmethod
     def _split(arrays):
