@@ -347,6 +347,13 @@ class _PerTargetClassifier(ClassifierMixin, BaseEstimator):
     """``predict`` from a ``predict_proba`` that gives one array per target
     (``n_targets_`` is None for one 1-D target, then a single array)."""
 
+    def _target_columns(self, y):
+        """``y`` as a 2-D array of one column per target; sets ``n_targets_``
+        (None for one 1-D target)."""
+        y = np.asarray(y)
+        self.n_targets_ = None if y.ndim == 1 else y.shape[1]
+        return y.reshape(len(y), -1)
+
     def predict(self, X):
         proba = self.predict_proba(X)
         if self.n_targets_ is None:
@@ -372,9 +379,7 @@ class _SystemAwareBoosting(_PerTargetClassifier):
     def fit(self, X, y, sample_weight=None):
         arrays = as_mapping(X)
         base, residuals, known = self._split(arrays)
-        y = np.asarray(y)
-        self.n_targets_ = None if y.ndim == 1 else y.shape[1]  # None: one 1-D target
-        y = y.reshape(len(y), -1)  # one model per column
+        y = self._target_columns(y)  # one model per column
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.base_ = _boosting().fit(base, y, **kwargs)
         self.full_ = None
@@ -426,9 +431,7 @@ class _SiblingKernel(_PerTargetClassifier):
 
     def fit(self, X, y, sample_weight=None):
         residuals, known = self._split(as_mapping(X))
-        y = np.asarray(y)
-        self.n_targets_ = None if y.ndim == 1 else y.shape[1]  # None: one 1-D target
-        y = y.reshape(len(y), -1)
+        y = self._target_columns(y)
         self.classes_ = [np.unique(column) for column in y.T]
         self.estimators_ = []
         for column in y.T:
