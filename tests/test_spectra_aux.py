@@ -149,9 +149,23 @@ def test_blend_kernel_reads_siblings_and_abstains_without():
     assert 0 < known[:100].sum() < 100 and not known[100:].any()
     assert (siblings[known, -1] == 10).all() and (siblings[~known] == 0).all()
     proba = kernel.predict_proba(Z)
-    for target, model in zip(proba, kernel.estimators_):
-        assert_allclose(target[~known], 0.5)  # no references: no opinion
-        assert_allclose(target[known], model.predict_proba(siblings[known, :-1]))
+    residuals = siblings[known, :-1].reshape(-1, 4, 52)
+    first = [m.predict_proba(siblings[known, :-1]) for m in kernel.estimators_]
+    # References in the order (dry, clear), (dry, cloudy), (wet, clear),
+    # (wet, cloudy): water is decided among siblings of the same cloud
+    # cover, cloud among siblings of the same water label, each weighed by
+    # the other target's probability.
+    for j, pairs in enumerate([([0, 2], [1, 3]), ([0, 1], [2, 3])]):
+        contexts = kernel.context_estimators_[j]
+        assert [c.tolist() for c, _, _ in contexts] == [[0], [1]]
+        assert [r.tolist() for _, r, _ in contexts] == list(pairs)
+        expected = sum(
+            first[1 - j][:, [c]]
+            * model.predict_proba(residuals[:, refs].reshape(len(residuals), -1))
+            for c, refs, model in ((c[0], r, m) for c, r, m in contexts)
+        )
+        assert_allclose(proba[j][known], expected)
+        assert_allclose(proba[j][~known], 0.5)  # no references: no opinion
     # One 1-D target: references per class of that target, one model.
     one = exoplanet_pipeline(random_state=0, device="cpu").set_params(
         softvoting__spectraauxclassifier__max_epochs=1
@@ -160,6 +174,7 @@ def test_blend_kernel_reads_siblings_and_abstains_without():
     assert one.predict_proba(X).shape == (120, 2)
     kernel = one.named_steps["softvoting"].named_estimators_["kernel"]
     assert kernel.classes_.tolist() == [0, 1] and len(kernel.estimators_) == 1
+    assert kernel.context_estimators_ == [[]]  # no other target to condition on
 
 
 def test_blend_boosting_reads_the_system_reference_only_where_there_is_one():
@@ -246,6 +261,30 @@ def test_blend_kernel_gives_zero_to_classes_its_siblings_lack():
     assert_allclose(proba.sum(axis=1), 1)
     assert (proba[:24, 2] == 0).all()
     assert_allclose(proba[24:], 1 / 3)
+
+
+def test_blend_kernel_trains_each_context_on_its_planets():
+    # Water among clear planets is learned from the clear planets only,
+    # against the clear references; cloudy planets are all dry here, so that
+    # context has no machine and the one on all references stands in.
+    from skestimators.recipes._exoplanet import _SiblingKernel
+
+    rng = np.random.default_rng(0)
+    y = np.array([[0, 0], [0, 1], [1, 0]] * 10)  # three references
+    siblings = np.column_stack([rng.normal(size=(30, 3 * 4)), np.full(30, 9)])
+    X = MultiInput(siblings=siblings)
+    kernel = _SiblingKernel().fit(X, y)
+    (clear, refs, model), (cloudy, _, none) = kernel.context_estimators_[0]
+    assert clear.tolist() == [0] and cloudy.tolist() == [1] and none is None
+    assert refs.tolist() == [0, 2]  # (dry, clear) and (wet, clear)
+    assert model.calibrated_classifiers_[0].estimator.shape_fit_ == (20, 2 * 4)
+    rows = siblings[:, :-1]
+    first = [m.predict_proba(rows) for m in kernel.estimators_]
+    within = model.predict_proba(rows.reshape(30, 3, 4)[:, refs].reshape(30, -1))
+    expected = first[1][:, [0]] * within + first[1][:, [1]] * first[0]
+    assert_allclose(kernel.predict_proba(X)[0], expected)
+    with pytest.raises(ValueError, match="not a multiple of the 3 combinations"):
+        _SiblingKernel().fit(MultiInput(siblings=siblings[:, 1:]), y)
 
 
 def test_blend_recipe_loads_from_a_safe_file_without_trusted_types(tmp_path):
