@@ -15,7 +15,7 @@ from sklearn.model_selection import GroupKFold, PredefinedSplit
 from skorch.callbacks import Callback
 from torch import nn
 
-from skestimators import MultiInput, NetClassifier, NetRegressor
+from skestimators import MultiInput, NetClassifier, NetRegressor, load, save
 from skestimators._engine._config import validation_indices
 from skestimators._engine._device import resolve_device
 
@@ -352,6 +352,36 @@ def test_one_cycle_resumes_at_its_batch_and_refuses_to_run_past_its_end():
     for before, after in zip(weights, clf.net_.module_.parameters()):
         assert torch.equal(before, after)
     assert clf.predict(X).shape == (64,)
+
+
+def test_cosine_schedule_restarts_after_its_cycle(tmp_path):
+    # A warm start after a full cosine trained its first epoch at rate 0,
+    # then rose back along the cosine (torch's schedule is periodic).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 3)).astype("float32")
+    y = X.sum(axis=1)
+    reg = NetRegressor(
+        lr=1e-2,
+        lr_scheduler="cosine",
+        max_epochs=3,
+        validation_fraction=None,
+        warm_start=True,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+    assert reg.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0)
+    reg.fit(X, y)  # three more epochs: a new cycle from lr
+    cycle = [1e-2, 7.5e-3, 2.5e-3]
+    np.testing.assert_allclose(reg.history_["event_lr"], cycle * 2)
+    reg.partial_fit(X, y)
+    assert reg.history_["event_lr"].iloc[-1] == pytest.approx(1e-2)
+    # Replayed from a safe file (the optimizer back at lr) to the same point
+    # of the current cycle.
+    loaded = load(save(reg, tmp_path / "m.skops", format="safe"))
+    for model in (reg, loaded):
+        model.partial_fit(X, y)
+        assert model.history_["event_lr"].iloc[-1] == pytest.approx(7.5e-3)
+    np.testing.assert_allclose(loaded.predict(X), reg.predict(X), rtol=1e-6)
 
 
 def test_reproducible_and_global_rng_untouched(blobs):

@@ -17,7 +17,7 @@ import warnings
 from skorch.callbacks import Callback
 from skorch.callbacks import EarlyStopping as _SkorchEarlyStopping
 from skorch.callbacks import LRScheduler as _SkorchLRScheduler
-from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
 
 
 class EarlyStopping(_SkorchEarlyStopping):
@@ -111,7 +111,10 @@ class LRScheduler(_SkorchLRScheduler):
     safe model file (its optimizer back at the initial learning rates)
     replays its schedule to the step reached. A one-cycle schedule
     holds its final rate once it has run its ``total_steps``, and training
-    that would start past its end is refused with a clear error. A
+    that would start past its end is refused with a clear error. A cosine
+    schedule that has run its ``T_max`` epochs starts a new cycle from the
+    initial rate at the next epoch (a warm restart, as in SGDR [1]_);
+    torch's cosine would rise back slowly from a first epoch at rate 0. A
     ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
     epoch trained by ``partial_fit`` (no validation split) does not have;
     after a safe model file it is replayed on the monitored values of the history,
@@ -119,6 +122,11 @@ class LRScheduler(_SkorchLRScheduler):
     had reached (a callable ``monitor``, whose values cannot be recomputed,
     restarts at the initial rate). After ``pickle`` or ``copy.deepcopy``
     every schedule continues where it stopped.
+
+    References
+    ----------
+    .. [1] I. Loshchilov and F. Hutter, "SGDR: Stochastic Gradient Descent
+       with Warm Restarts", ICLR 2017.
     """
 
     def on_train_begin(self, net, **kwargs):
@@ -143,6 +151,9 @@ class LRScheduler(_SkorchLRScheduler):
             steps = min(steps, total - 1)  # it holds its final rate after
         if _drives(self.lr_scheduler_, net.optimizer_):
             return  # continue the schedule where it stopped
+        cycle = self._cosine_cycle()
+        if cycle is not None and steps > cycle:
+            steps = (steps - 1) % cycle + 1  # the epochs of the current cycle
         schedule = self.policy_(net.optimizer_, **self.kwargs)
         with warnings.catch_warnings():
             # "lr_scheduler.step() before optimizer.step()": a replay, on purpose.
@@ -181,6 +192,22 @@ class LRScheduler(_SkorchLRScheduler):
             self.batch_idx_ += 1
             return
         super().on_batch_end(net, training, **kwargs)
+
+    def _cosine_cycle(self):
+        """A cosine schedule's ``T_max`` (its epochs per cycle), else None."""
+        if self.step_every == "epoch" and self.policy_ is CosineAnnealingLR:
+            return int(self.kwargs.get("T_max", 0)) or None
+        return None
+
+    def on_epoch_begin(self, net, **kwargs):
+        cycle = self._cosine_cycle()
+        if cycle is not None and self.lr_scheduler_.last_epoch >= cycle:
+            # A warm restart: the rates go back to their initial values
+            # (which the new schedule starts from) and decay again.
+            for group in net.optimizer_.param_groups:
+                group["lr"] = group["initial_lr"]
+            self.lr_scheduler_ = self.policy_(net.optimizer_, **self.kwargs)
+        super().on_epoch_begin(net, **kwargs)
 
     def on_epoch_end(self, net, **kwargs):
         if (

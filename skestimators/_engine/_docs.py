@@ -26,9 +26,11 @@ class or None, default={lr_scheduler}
         Learning-rate schedule: ``"cosine"`` decays the rate along a cosine
         from ``lr`` to zero at ``max_epochs``; ``"plateau"`` follows the
         validation loss; ``"onecycle"`` rises to ``10 * lr`` and falls again
-        over the batches of ``max_epochs`` epochs. ``partial_fit`` continues
-        a schedule where it stopped; a one-cycle schedule ends at its final
-        rate and cannot be continued past its end.
+        over the batches of ``max_epochs`` epochs. ``partial_fit`` and warm
+        starts continue a schedule where it stopped; a cosine that has run
+        its ``max_epochs`` starts a new cycle from ``lr`` (a warm restart); a
+        one-cycle schedule ends at its final rate and cannot be continued
+        past its end.
     lr_scheduler_params : dict or None, default=None
         Keyword arguments of the scheduler, overriding the defaults.
     early_stopping : bool, default={early_stopping}
