@@ -15,7 +15,7 @@ from skestimators.datasets import (
     make_soc,
     make_soc_rasters,
 )
-from skestimators.mapping import predict_raster
+from skestimators.mapping import _raster, predict_raster
 from skestimators.preprocessing import quantile_balanced_weights
 
 rasterio = pytest.importorskip("rasterio", reason="needs the geo extra")
@@ -474,11 +474,19 @@ def test_predict_raster_refuses_a_std_on_a_transformed_target(tmp_path, stack):
         assert src.count == 2 and src.descriptions == ("prediction", "std")
 
 
-def test_predict_raster_all_nodata_and_errors(tmp_path, stack):
+def _unexpected_call(*args, **kwargs):
+    raise AssertionError("called")
+
+
+def test_predict_raster_all_nodata_and_errors(tmp_path, stack, monkeypatch):
     paths, _ = stack
     model = _model(paths)
-    out = predict_raster(model, paths, tmp_path / "e.tif", window=31, nodata=-1.0)
-    with rasterio.open(out) as src:  # the window is wider than the raster
+    # The window is wider than the raster: no patch was worth cutting.
+    monkeypatch.setattr(_raster, "_cut_patches", _unexpected_call)
+    with pytest.warns(UserWarning, match=r"window=31 is wider than the rasters"):
+        out = predict_raster(model, paths, tmp_path / "e.tif", window=31, nodata=-1.0)
+    monkeypatch.undo()
+    with rasterio.open(out) as src:
         assert (src.read(1) == -1.0).all()
     with pytest.raises(ValueError, match="odd"):
         predict_raster(model, paths, tmp_path / "x.tif", window=2)

@@ -225,6 +225,15 @@ def predict_raster(
             RuntimeWarning,
             stacklevel=2,
         )
+    if tally["too_wide"]:
+        window, height, width = tally["too_wide"]
+        warnings.warn(
+            f"window={window} is wider than the rasters ({height} x {width} "
+            "pixels): every patch reaches past their edge, and the model does "
+            "not read missing values, so the map is all nodata.",
+            UserWarning,
+            stacklevel=2,
+        )
     if tally["nodata"]:
         warnings.warn(
             f"The model predicted the nodata value {nodata} for {tally['nodata']} "
@@ -249,6 +258,11 @@ def _write_map(
 
     half = window // 2
     with _RasterStack(rasters) as stack:
+        # From every pixel a window wider than the raster reaches past its
+        # edge (nodata): unless the model reads NaN nothing can be predicted,
+        # and cutting the patches took minutes to find it out.
+        hopeless = window > min(stack.height, stack.width)
+        hopeless = hopeless and not _handles_missing(estimator)
         out_h = math.ceil(stack.height / stride)
         out_w = math.ceil(stack.width / stride)
         src_cols = np.minimum(np.arange(out_w) * stride + stride // 2, stack.width - 1)
@@ -263,6 +277,8 @@ def _write_map(
             "compress": "deflate",
         }
         dst, pending, tally, digests = None, [], Counter(), {}
+        if hopeless:
+            tally["too_wide"] = (window, stack.height, stack.width)
         try:
             for i0 in range(0, out_h, chunk_rows):
                 i1 = min(i0 + chunk_rows, out_h)
@@ -275,7 +291,7 @@ def _write_map(
                 )
                 rows = np.repeat(src_rows - half - r0, out_w)
                 cols = np.tile(src_cols - half - c0, i1 - i0)
-                values = _predict_chunk(
+                values = None if hopeless else _predict_chunk(
                     estimator, block, rows, cols, window, batch_size, uncertainty,
                     tally,
                 )  # fmt: skip
