@@ -175,6 +175,22 @@ def test_deep_ensemble_needs_a_random_state():
         DeepEnsembleRegressor(LinearRegression()).fit(X, y)
 
 
+def test_deep_ensemble_refuses_classifiers():
+    # Their class labels were averaged into "predictions" (0.33, 0.67...)
+    # with a standard deviation of labels; text labels failed in predict.
+    from sklearn.tree import ExtraTreeClassifier
+
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    for estimator in (
+        ExtraTreeClassifier(),
+        make_pipeline(StandardScaler(), ExtraTreeClassifier()),
+    ):
+        ensemble = DeepEnsembleRegressor(estimator, random_state=0)
+        with pytest.raises(ValueError, match="ExtraTreeClassifier|Pipeline"):
+            ensemble.fit(X, np.arange(20) % 2)
+        assert not hasattr(ensemble, "estimators_")
+
+
 @pytest.mark.parametrize("estimator", [object(), None, "net"])
 def test_deep_ensemble_tags_of_an_invalid_estimator_before_fit(estimator):
     from sklearn.utils import get_tags

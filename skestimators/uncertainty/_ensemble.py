@@ -11,6 +11,7 @@ from sklearn.base import (
     RegressorMixin,
     _fit_context,
     clone,
+    is_classifier,
 )
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval
@@ -111,6 +112,13 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         self : DeepEnsembleRegressor
             The fitted ensemble.
         """
+        if is_classifier(self.estimator):
+            raise ValueError(
+                f"DeepEnsembleRegressor averages the predictions of regressors; "
+                f"{type(self.estimator).__name__} is a classifier, whose class "
+                "labels cannot be averaged. To average classifiers' "
+                "probabilities, use skestimators.ensemble.SoftVotingClassifier."
+            )
         seeds = _member_seeds(self.estimator)
         if not seeds:
             raise ValueError(
