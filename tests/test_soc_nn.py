@@ -144,50 +144,6 @@ def test_year_order_matters_to_lstm_not_to_mean_pooling():
         torch.testing.assert_close(pooled(x), pooled(reversed_years))
 
 
-def test_a_missing_year_adds_nothing_to_mean_pooling():
-    # The all-NaN year's CNN features (of a zero patch) were averaged in;
-    # the head reads the yearly mean and the share of the years with data.
-    torch.manual_seed(0)
-    x = torch.randn(4, 3, 5, 5, 5)
-    gap = x.clone()
-    gap[1:3, :, :, :, 2] = float("nan")  # two samples lose their third year
-    pooled = PooledCNN((3, 5, 5, 5), width=4, depth=2).eval()
-    seen = []
-    pooled.head.register_forward_hook(lambda module, args, out: seen.append(args[0]))
-    without = torch.cat([x[..., :2], x[..., 3:]], dim=-1)
-    with torch.no_grad():
-        out = pooled(gap), pooled(without), pooled(x)
-    torch.testing.assert_close(seen[0][1:3, :-1], seen[1][1:3, :-1])
-    torch.testing.assert_close(seen[0][1:3, -1], torch.full((2,), 0.8))
-    torch.testing.assert_close(out[0][[0, 3]], out[2][[0, 3]])
-    torch.testing.assert_close(
-        seen[2], torch.cat([seen[2][:, :-1], torch.ones(4, 1)], 1)
-    )
-
-
-def test_cnn_lstm_fuses_the_latest_year_with_data():
-    # The LSTM reads every year (a missing one with availability 0), but the
-    # fusion took the last year's features even when it had no data.
-    torch.manual_seed(0)
-    x = torch.randn(3, 3, 5, 5, 4)
-    x[1, ..., 3] = float("nan")  # the last acquisition is missing
-    x[2, ..., 2:] = float("nan")  # the last two are
-    net = CNNLSTM((3, 5, 5, 4), width=4, depth=2, head_width=6).eval()
-    seen = []
-    net.head.register_forward_hook(lambda module, args, out: seen.append(args[0]))
-    with torch.no_grad():
-        net(x)
-        features = net.encoder(x)
-    fused = seen[0][:, -net.encoder.n_features :]
-    torch.testing.assert_close(fused, features[[0, 1, 2], [3, 2, 1]])
-    with torch.no_grad():  # a sample without any data keeps its last year
-        net(torch.full((1, 3, 5, 5, 4), float("nan")))
-    torch.testing.assert_close(
-        seen[1][:, -net.encoder.n_features :],
-        net.encoder(torch.full((1, 3, 5, 5, 4), float("nan")))[:, -1],
-    )
-
-
 def test_module_input_validation():
     net = CNNLSTM((3, 5, 5, 4))
     with pytest.raises(ValueError, match="bands, height, width"):

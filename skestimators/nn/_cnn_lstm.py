@@ -75,33 +75,6 @@ class _YearEncoder(nn.Module):
         return torch.cat([features, per_year], dim=2)
 
 
-def _latest_available(features):
-    """The features of each sample's most recent year with any data.
-
-    ``features`` is ``(N, T, n)`` with the year's available fraction last; a
-    sample with no data in any year keeps its last year.
-    """
-    present = features[:, :, -1] > 0
-    years = features.shape[1]
-    order = torch.arange(years, device=features.device).expand_as(present)
-    index = torch.where(present, order, -1).amax(dim=1)
-    index = torch.where(present.any(dim=1), index, years - 1)
-    return features[torch.arange(features.shape[0], device=features.device), index]
-
-
-def _available_mean(features):
-    """The CNN features averaged over years weighted by their available
-    fraction, then the mean available fraction.
-
-    A fully missing year (its patch all NaN, seen by the CNN as zeros) adds
-    nothing to the average; with every year complete this is the plain mean.
-    """
-    weight = features[:, :, -1:]
-    total = weight.sum(dim=1)
-    pooled = (features[:, :, :-1] * weight).sum(dim=1) / total.clamp_min(1e-12)
-    return torch.cat([pooled, features[:, :, -1].mean(dim=1, keepdim=True)], dim=1)
-
-
 def _head(n_in, hidden, n_outputs, dropout):
     return nn.Sequential(
         nn.Dropout(dropout),
@@ -121,9 +94,7 @@ class CNNLSTM(nn.Module):
     vector of the spatial context, the LSTM reads the sequence of years (the
     temporal dynamics of the land surface), and its final state is fused
     (concatenated) with the CNN features of the last year before a
-    two-layer dense head. A year without any data (its patch all NaN: a
-    missing acquisition) is read by the LSTM with its availability of 0,
-    and the fusion takes the most recent year with data instead.
+    two-layer dense head.
 
     Parameters
     ----------
@@ -205,7 +176,7 @@ class CNNLSTM(nn.Module):
         _, (h_n, _) = self.lstm(features)
         # Final hidden state of the last layer, both directions if bidirectional.
         last = h_n[-self._directions :].transpose(0, 1).reshape(x.shape[0], -1)
-        return self.head(torch.cat([last, _latest_available(features)], dim=1))
+        return self.head(torch.cat([last, features[:, -1]], dim=1))
 
 
 class PooledCNN(nn.Module):
@@ -213,9 +184,8 @@ class PooledCNN(nn.Module):
 
     The comparison model for :class:`CNNLSTM`: the same shared per-year
     encoder, with the yearly features averaged (``pooling="mean"``, blind to
-    the order of years; each year weighed by the fraction of its patch with
-    data, so a missing acquisition adds nothing) or concatenated
-    (``pooling="concat"``, order-aware but without recurrence).
+    the order of years) or concatenated (``pooling="concat"``, order-aware but
+    without recurrence).
 
     Parameters
     ----------
@@ -278,7 +248,7 @@ class PooledCNN(nn.Module):
     def forward(self, x):
         features = self.encoder(x)
         if self.pooling == "mean":
-            return self.head(_available_mean(features))
+            return self.head(features.mean(dim=1))
         if features.shape[1] != self._years:
             raise ValueError(
                 f"pooling='concat' was built for {self._years} years, got "
