@@ -357,6 +357,45 @@ def test_load_image_folder_strips_the_header(tmp_path, header, id_column):
     assert ids.tolist() == [12, 11] and y.tolist() == [1, 0]
 
 
+def test_load_image_folder_strips_the_class_names(tmp_path):
+    # "objid, class" CSVs (a space after each comma): the header and the ids
+    # were stripped, the classes kept " clockwise_spiral", which then matched
+    # no chirality pair of ImageClassifier.
+    for i in (11, 12, 13):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "c.csv").write_text(
+        "objid, class\n11, clockwise_spiral\n12, anticlockwise_spiral \n13,elliptical\n"
+    )
+    _, y, ids = load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=None)
+    assert ids.tolist() == [11, 12, 13]
+    assert y.tolist() == ["clockwise_spiral", "anticlockwise_spiral", "elliptical"]
+    (tmp_path / "blank.csv").write_text("objid, class\n11, a\n12, \n")
+    with pytest.raises(ValueError, match="1 rows have no class"):
+        load_image_folder(tmp_path, tmp_path / "blank.csv", crop=None, size=None)
+
+
+def test_load_refuses_to_stretch_images_that_are_not_square(tmp_path):
+    # crop=None with a size resized an 80x40 image to a square: a round
+    # galaxy came back twice as wide as high.
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    rows, cols = np.mgrid[:40, :80]
+    pixels[(rows - 20) ** 2 + (cols - 40) ** 2 < 15**2] = 255
+    Image.fromarray(pixels).save(tmp_path / "100008.png")
+    (tmp_path / "c.csv").write_text("id,class\n100008,elliptical\n")
+    message = r"100008\.png is 80x40 pixels: .*stretch .*crop=min\(width, height\) \(40"
+    with pytest.raises(ValueError, match=message):
+        load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=20)
+    X, _, _ = load_image_folder(tmp_path, tmp_path / "c.csv", crop=40, size=20)
+    blob = np.nonzero(X[0, 0] > 0.5)
+    assert X.shape == (1, 3, 20, 20) and np.ptp(blob[0]) == np.ptp(blob[1])  # round
+    X, _, _ = load_image_folder(tmp_path, tmp_path / "c.csv", crop=None, size=None)
+    assert X.shape == (1, 3, 40, 80)
+    Image.fromarray(pixels).save(tmp_path / "100008.jpg")
+    (tmp_path / "100008.png").unlink()
+    with pytest.raises(ValueError, match=message.replace("png", "jpg")):
+        load_galaxy_zoo(tmp_path, crop=None, size=20)
+
+
 def test_load_image_folder_ids_as_written_and_16_bit_images(tmp_path):
     # "007" names 007.png: ids are matched as written and returned as
     # strings when reading them as numbers would change them.

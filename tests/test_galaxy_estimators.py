@@ -12,6 +12,7 @@ from sklearn.metrics import r2_score
 import skestimators
 from skestimators import GalaxyZooRegressor, ImageClassifier, MultiInput
 from skestimators.datasets import make_galaxy_classes, make_galaxy_zoo
+from skestimators.estimators import _image_base
 from skestimators.galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
 from skestimators.nn import dihedral_transform
 from skestimators.nn._image_augment import ImageBatchAugment
@@ -322,6 +323,81 @@ def test_bad_input_errors(fitted_zoo, zoo):
         GalaxyZooRegressor(zoom=(1.2, 0.8), **TINY).fit(X, y)
     with pytest.raises(ValueError, match="constraint"):
         GalaxyZooRegressor(constraint="tree", **TINY).fit(X, y)
+
+
+def test_regressor_refuses_vote_fractions_outside_0_1(fitted_zoo, zoo):
+    # Percentages trained without a word, towards targets the tree-constrained
+    # output layer can never reach (load_galaxy_zoo refuses them).
+    X, y = zoo
+    with pytest.raises(ValueError, match=r"between 0 and 1; 96 of 96 rows .* by 100"):
+        GalaxyZooRegressor(**TINY).fit(X, y * 100)
+    bad = y.to_numpy().copy()
+    bad[3, 5] = -0.01
+    with pytest.raises(ValueError, match=r"1 of 96 rows .*-0\.01 to .*rows \[3\]"):
+        GalaxyZooRegressor(**TINY).fit(X, bad)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        pickle.loads(pickle.dumps(fitted_zoo)).partial_fit(X, y * 100)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        fitted_zoo.score(X, y * 100)
+    # rounding beyond 0 and 1 by less than 1e-6 is accepted
+    assert np.isfinite(fitted_zoo.score(X, y + 5e-7))
+    assert np.isfinite(fitted_zoo.score(X, y - 5e-7))
+
+
+def _on_disk(tmp_path, name, array):
+    np.save(tmp_path / f"{name}.npy", array)
+    return np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+
+
+def test_prediction_refuses_images_on_another_pixel_scale(
+    fitted_zoo, zoo, tmp_path, monkeypatch
+):
+    # uint8 pixels are scaled to [0, 1], floats are not: the same pixels fitted
+    # as uint8 and predicted as 0-255 floats (or the reverse) were standardised
+    # with the statistics of the other scale, giving garbage without a word.
+    Xc, yc = make_galaxy_classes(40, size=16, random_state=0)
+    X8 = np.round(Xc * 255).astype(np.uint8)
+    params = {**TINY, "max_epochs": 1, "tta": 1, "chirality_pairs": None}
+    clf = ImageClassifier(**params).fit(X8, yc)
+    proba = clf.predict_proba(X8[:4])
+    # floats in [0, 1] are on the scale of the (scaled) training pixels
+    np.testing.assert_allclose(clf.predict_proba(X8[:4] / np.float32(255)), proba)
+    fitted_uint8 = r"fitted on uint8 images, scaled to \[0, 1\], but these float32"
+    with pytest.raises(
+        ValueError, match=rf"{fitted_uint8} images reach {X8[:4].max()}: pass"
+    ):
+        clf.predict(X8[:4].astype(np.float32))
+    # images on disk are sampled (here 4 of 40), not read whole
+    monkeypatch.setattr(_image_base, "_SCALE_SAMPLE_BYTES", 4 * X8[0].size * 4)
+    with pytest.raises(ValueError, match=fitted_uint8):
+        clf.predict_proba(_on_disk(tmp_path, "floats", X8.astype(np.float32)))
+    with pytest.raises(ValueError, match=fitted_uint8):
+        pickle.loads(pickle.dumps(clf)).partial_fit(X8.astype(np.float32), yc)
+    X, _ = zoo  # floats in [0, 1]: the scale of float images is the user's
+    assert fitted_zoo.predict(X[:2] * 255).shape[0] == 2
+    # fitted on 0-255 floats (here from disk): uint8 images are refused
+    wide = ImageClassifier(**params).fit(
+        _on_disk(tmp_path, "train", X8.astype(np.float32)), yc
+    )
+    assert wide.predict(X8[:4].astype(np.float64)).shape == (4,)
+    fitted_wide = f"float32 images whose pixels reach {X8.max()}, but these are uint8"
+    with pytest.raises(ValueError, match=fitted_wide):
+        wide.predict(X8[:4])
+    with pytest.raises(ValueError, match=fitted_wide):
+        wide.predict(_on_disk(tmp_path, "uint8", X8))
+    assert wide.input_dtype_ == "float32" and wide.input_max_ == X8.max()
+    assert clf.input_dtype_ == "uint8" and 0.5 < clf.input_max_ <= 1.0
+    # a model fitted before the scale was recorded predicts as it did
+    old = pickle.loads(pickle.dumps(clf))
+    del old.input_dtype_, old.input_max_
+    assert old.predict(X8[:4].astype(np.float32)).shape == (4,)
+    # the safe format keeps the scale (plain str and float attributes)
+    path = skestimators.save(clf, tmp_path / "clf.skops", format="safe")
+    loaded = skestimators.load(path)
+    assert (loaded.input_dtype_, loaded.input_max_) == ("uint8", clf.input_max_)
+    np.testing.assert_array_equal(loaded.predict_proba(X8[:4]), proba)
+    with pytest.raises(ValueError, match=fitted_uint8):
+        loaded.predict(X8[:4].astype(np.float32))
 
 
 # -- ImageClassifier -------------------------------------------------------------------

@@ -93,7 +93,10 @@ def load_galaxy_zoo(
         The solutions file. Without it, every image of the folder is loaded,
         sorted by GalaxyID, and ``y`` is None.
     size : int or None, default=69
-        Side of the returned images; None keeps the cropped size.
+        Side of the returned images; None keeps the cropped size. With
+        ``crop=None`` the images must then be square: resizing others to a
+        square would stretch them (a ValueError suggests
+        ``crop=min(width, height)``, their centre square).
     crop : int or None, default=207
         Side of the centre crop, before resizing; None keeps whole images.
     ids : array-like of int, default=None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from ._galaxy_sim import _check_int
 from ._images import _IMAGE_SUFFIXES, _check_clashes, _files_by_id, _read_images
 from ._tables import read_csv_table
@@ -43,14 +46,19 @@ def load_image_folder(
         Column of the ids (the image file names without suffix); None: the
         first column.
     label_column : str, default=None
-        Column of the classes; None: the second column. With class codes
-        (integers) a mirror-image pair of classes is named by its codes in
-        :class:`~skestimators.ImageClassifier`'s ``chirality_pairs``; with
+        Column of the classes (class names are stripped of surrounding
+        spaces, as the ids and the header are); None: the second column.
+        With class codes (integers) a mirror-image pair of classes is named
+        by its codes in :class:`~skestimators.ImageClassifier`'s
+        ``chirality_pairs``; with
         class names (e.g. ``label_column="class_name"`` of a Galaxy Zoo 1
         catalogue) the default pair ``("clockwise_spiral",
         "anticlockwise_spiral")`` matches them.
     size : int or None, default=69
-        Side of the returned images; None keeps the cropped size.
+        Side of the returned images; None keeps the cropped size. With
+        ``crop=None`` the images must then be square: resizing others to a
+        square would stretch them (a ValueError suggests
+        ``crop=min(width, height)``, their centre square).
     crop : int or None, default=207
         Side of the centre crop, before resizing; None keeps whole images.
     n_jobs : int, default=None
@@ -75,7 +83,8 @@ def load_image_folder(
         If the CSV file is not UTF-8 text, a column is missing, an id is
         duplicated, has no image or names two (``1.jpg`` and ``1.png``), a
         class is missing, or an image cannot be read (corrupt, or larger than
-        Pillow's ``MAX_IMAGE_PIXELS``) or is smaller than ``crop``.
+        Pillow's ``MAX_IMAGE_PIXELS``), is smaller than ``crop``, or is not
+        square while ``size`` is set and ``crop`` is None.
 
     See Also
     --------
@@ -126,6 +135,8 @@ def load_image_folder(
                 f"are {list(table.columns)}."
             )
     ids, y = table[id_column], table[label_column]
+    if pd.api.types.is_string_dtype(y.dtype):  # "a, b" CSVs: " b" is "b"
+        y = y.str.strip().replace("", np.nan)  # a blank class is missing
     # Ids name files: read as written ("007" is not 7), returned as pandas
     # reads them unless that changes them.
     written = read_csv_table(labels_csv, dtype=str).iloc[

@@ -44,7 +44,8 @@ def _check_clashes(clashes: dict, keys, images_dir: Path) -> None:
 
 def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
     """``(3, H, W)`` float32 pixels in [0, 1]: 8-bit images over 255, 16-bit
-    greyscale over 65535 (repeated in the three channels, as 8-bit grey)."""
+    greyscale over 65535 (repeated in the three channels, as 8-bit grey).
+    Resizing without ``crop`` needs a square image (others would stretch)."""
     scale = 255.0
     try:
         with Image.open(path) as image:
@@ -64,6 +65,14 @@ def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
             elif image.mode != "RGB":
                 image = image.convert("RGB")
             width, height = image.size
+            if crop is None and size is not None and width != height:
+                raise ValueError(
+                    f"Image {path} is {width}x{height} pixels: resizing it to "
+                    f"size={size} without a crop would stretch it into a square "
+                    "(changing the shapes in it). Pass "
+                    f"crop=min(width, height) ({min(width, height)} here) to take "
+                    "its centre square, or size=None."
+                )
             if crop is not None:
                 if crop > min(width, height):
                     raise ValueError(

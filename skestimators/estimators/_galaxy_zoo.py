@@ -216,7 +216,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
     def _prepare_targets(
         self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
     ):
-        Y = _as_targets(y, "y")  # (n, 37) in the canonical column order
+        Y = _vote_fractions(y)  # (n, 37) in the canonical column order
         return encode_regression(
             self,
             pd.DataFrame(Y, columns=list(GALAXY_ZOO_COLUMNS)),
@@ -265,8 +265,9 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
 (n_samples, H, W)
             Training images.
         y : DataFrame or array-like of shape (n_samples, 37)
-            Vote fractions: the columns ``Class1.1`` ... ``Class11.6`` (any
-            order), or an array in that order.
+            Vote fractions, between 0 and 1: the columns ``Class1.1`` ...
+            ``Class11.6`` (any order), or an array in that order. Values
+            outside [0, 1] (percentages) raise a ValueError.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample loss weights.
         groups : array-like of shape (n_samples,), default=None
@@ -334,7 +335,7 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
 (n_samples, H, W)
             Images.
         y : array-like of shape (n_samples, 37) or DataFrame
-            True vote fractions.
+            True vote fractions, between 0 and 1 (as in ``fit``).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
 
@@ -346,13 +347,33 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         from sklearn.metrics import r2_score
 
         return r2_score(
-            _as_targets(y, "y"), self.predict(X), sample_weight=sample_weight
+            _vote_fractions(y), self.predict(X), sample_weight=sample_weight
         )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.single_output = False
         return tags
+
+
+#: Rounding allowed beyond [0, 1] in vote fractions read as targets.
+_VOTE_TOLERANCE = 1e-6
+
+
+def _vote_fractions(y):
+    """``y`` as a float64 array (n, 37) of vote fractions, refusing values
+    outside [0, 1] (percentages, raw counts) as ``load_galaxy_zoo`` does: the
+    tree-constrained output layer could never reach them."""
+    Y = _as_targets(y, "y")
+    outside = ((Y < -_VOTE_TOLERANCE) | (Y > 1 + _VOTE_TOLERANCE)).any(axis=1)
+    if outside.any():
+        raise ValueError(
+            f"y holds Galaxy Zoo vote fractions, which lie between 0 and 1; "
+            f"{int(outside.sum())} of {len(Y)} rows have others (values from "
+            f"{Y.min():g} to {Y.max():g}; e.g. rows "
+            f"{np.flatnonzero(outside)[:3].tolist()}). Divide percentages by 100."
+        )
+    return Y
 
 
 def _draw_means(outputs, draws):

@@ -157,7 +157,14 @@ max_shift : float, default=MAX_SHIFT
 IMAGE_ATTRS_DOC = """\
 layout_ : {"channels_first", "channels_last"}
         Layout of the images seen in ``fit`` (3-D input, one channel, counts
-        as channels first). ``n_features_in_`` is the number of channels."""
+        as channels first). ``n_features_in_`` is the number of channels.
+    input_dtype_ : str
+        dtype of the pixels seen in ``fit`` (e.g. ``"uint8"``, ``"float32"``).
+    input_max_ : float
+        Largest training pixel after ``uint8`` pixels are scaled to [0, 1]
+        (of the first 4096 images of a memory-mapped ``X``). At most 1.5:
+        prediction refuses pixels beyond 1.5 (0-255 floats); more: it
+        refuses ``uint8`` images, which it would scale to [0, 1]."""
 
 
 def _image_doc(cls):
@@ -185,21 +192,39 @@ def _image_doc(cls):
 _STATS_IMAGES = 4096
 
 
-def _channel_stats(X):
-    """Per-channel mean and standard deviation of (a sample of) the images ``X``.
+#: Bytes of a memory-mapped input read to check its pixel scale at prediction.
+_SCALE_SAMPLE_BYTES = 32 * 2**20
+#: Largest pixel taken as on the [0, 1] scale (ImagePreprocessor's rule).
+_UNIT_RANGE = 1.5
 
-    In-memory images: every ``n // 4096``-th image; on disk (out of core):
-    the first 4096. A constant channel gets a standard deviation of 1.
-    """
+
+def _stats_sample(X):
+    """The training images that estimate the channel statistics: every
+    ``n // 4096``-th in memory, the first 4096 on disk (out of core)."""
     n = len(X)
     if isinstance(X, LazyRows):
-        sample = X[0 : min(n, _STATS_IMAGES)].numpy()
-    else:
-        sample = X[:: max(1, n // _STATS_IMAGES)]
+        return X[0 : min(n, _STATS_IMAGES)].numpy()
+    return X[:: max(1, n // _STATS_IMAGES)]
+
+
+def _channel_stats(sample):
+    """Per-channel mean and standard deviation of the images ``sample`` (1 for
+    a constant channel)."""
     mean = sample.mean(axis=(0, 2, 3), dtype=np.float64)
     std = sample.std(axis=(0, 2, 3), dtype=np.float64)
     std[~(std > 1e-6)] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _pixel_peak(X, on_disk):
+    """The largest pixel of ``X``: of every image in memory, of evenly spaced
+    images (about 32 MiB) of a memory-mapped ``X``, which is not read whole.
+    NaN or infinity (refused later, batch by batch) give a non-finite peak."""
+    if on_disk:
+        row_bytes = max(1, X.itemsize * int(np.prod(X.shape[1:])))
+        count = min(len(X), max(1, _SCALE_SAMPLE_BYTES // row_bytes))
+        X = np.asarray(X[np.linspace(0, len(X) - 1, count).round().astype(np.intp)])
+    return float(X.max())
 
 
 def _view(x, k):
@@ -293,7 +318,7 @@ class ImageNetMixin:
         X, layout = to_channels_first(
             X, self.layout, fitted_layout=None if reset else self.layout_
         )
-        scale = X.dtype == np.uint8
+        raw, scale = X, X.dtype == np.uint8
         if lazy:
             X = LazyRows(X, convert=scale_uint8 if scale else None)
         else:
@@ -301,11 +326,45 @@ class ImageNetMixin:
             if scale:
                 X /= 255.0  # a new array: the conversion from uint8 copied
         if reset:
+            sample = _stats_sample(X)
             self.layout_ = layout
-            self._input_stats = _channel_stats(X)
+            self._input_stats = _channel_stats(sample)
+            self.input_dtype_ = raw.dtype.name
+            self.input_max_ = float((sample if lazy else X).max())
         else:
             self._check_image_shape(X.shape[1:])
+            self._check_pixel_scale(raw if lazy else X, raw.dtype.name, lazy)
         return X
+
+    def _check_pixel_scale(self, X, dtype, on_disk):
+        """Refuse images on another pixel scale than the training images:
+        ``uint8`` pixels are scaled to [0, 1], others are not, so uint8 pixels
+        in ``fit`` and 0-255 floats here (or the reverse) would be standardised
+        with statistics of another scale. ``X``: the float32 copy of in-memory
+        images, or the memory-mapped images (sampled)."""
+        fitted_max = getattr(self, "input_max_", None)
+        if fitted_max is None:  # fitted before the pixel scale was recorded
+            return
+        name, fitted = type(self).__name__, self.input_dtype_
+        if dtype == "uint8":
+            if fitted_max > _UNIT_RANGE:
+                raise ValueError(
+                    f"{name} was fitted on {fitted} images whose pixels reach "
+                    f"{fitted_max:g}, but these are uint8 images, whose pixels "
+                    "it scales from 0-255 to [0, 1]: pass them as floats on the "
+                    "scale of the training images (0-255 pixels: "
+                    "X.astype(np.float32)), as in fit."
+                )
+            return
+        if fitted != "uint8":
+            return  # floats after floats: their scale is the user's to choose
+        peak = _pixel_peak(X, on_disk)
+        if np.isfinite(peak) and peak > _UNIT_RANGE:
+            raise ValueError(
+                f"{name} was fitted on uint8 images, scaled to [0, 1], but "
+                f"these {dtype} images reach {peak:g}: pass uint8 images, or "
+                "floats in [0, 1] (0-255 pixels divided by 255), as in fit."
+            )
 
     def _check_image_shape(self, shape):
         expected = getattr(self, "input_shape_", None)
