@@ -82,6 +82,26 @@ def test_invalid_rows_exit_code_and_listing(tmp_path, saved):
     assert out.exists() and (tmp_path / "pred.csv.invalid.csv").exists()
 
 
+def test_bad_cell_of_a_model_trained_on_mixed_dtypes_is_an_invalid_row(tmp_path):
+    # Trained on int and float columns (dtype "mixed" in the sidecar), one
+    # text cell failed the whole job (exit code 1) instead of one row.
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({"age": np.arange(20), "weight": np.linspace(50, 90, 20)})
+    y = np.arange(20) % 2
+    path = skestimators.save(
+        LogisticRegression().fit(X, y), tmp_path / "m.skops", training_data=(X, y)
+    )
+    bad = X.astype({"weight": object})
+    bad.loc[2, "weight"] = "n/a?"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    out = tmp_path / "pred.csv"
+    result = invoke("score", path, tmp_path / "bad.csv", "-o", out, "--no-progress")
+    assert result.exit_code == EXIT_INVALID_ROWS, result.output
+    assert "1 row(s) not scored" in result.output and "ids: 2." in result.output
+    assert pd.read_csv(out)["proba_1"].notna().sum() == 19
+
+
 def test_nonfinite_predictions_are_invalid_rows(tmp_path, saved):
     # Finite inputs so large that the network's output overflows: those rows
     # are reported as invalid (null predictions), the others are scored, and

@@ -78,6 +78,7 @@ def test_sidecar_contents(tmp_path, pipeline, table):
         "shape": [4],
         "dtype": "float64",
         "columns": ["a", "b", "c", "d"],
+        "dtypes": ["float64"] * 4,
     }
     assert meta["training_data"]["n_samples"] == 120
     assert len(meta["training_data"]["X_sha256"]) == 64
@@ -316,6 +317,54 @@ def test_long_file_names_save_and_load(tmp_path, small_model):
     assert len(_atomic.remove_stale_temporaries(path)) == 1
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [path.name, path.name + ".json"]
+
+
+@pytest.mark.parametrize("character", ["模", "é", "😀"])
+def test_long_non_ascii_file_names_save_and_load(tmp_path, small_model, character):
+    # Names were cut to 150 characters, not bytes: the temporary name of a
+    # legal sidecar name of 251 bytes took 270 and save failed.
+    size = len(character.encode())
+    stem = character * ((245 - len(".skops")) // size)
+    path = tmp_path / (stem + ".skops")  # its sidecar: up to 250 bytes
+    saved = skestimators.save(small_model, path)
+    X = np.ones((2, 3))
+    np.testing.assert_allclose(
+        skestimators.load(saved).predict(X), small_model.predict(X)
+    )
+    leftover = _atomic.temporary_name(sidecar_path(path))
+    dead = leftover.name.replace(f".{os.getpid()}.", ".999999999.")
+    leftover.with_name(dead).touch()
+    assert len(_atomic.remove_stale_temporaries(sidecar_path(path))) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        path.name,
+        path.name + ".json",
+    ]
+
+
+@pytest.mark.parametrize("character", ["m", "é", "模", "😀"])
+def test_temporary_names_of_legal_names_are_legal(tmp_path, character):
+    size = len(character.encode())
+    for n_bytes in range(200, 256):
+        path = tmp_path / (character * (n_bytes // size))
+        temporary = _atomic.temporary_name(path, ".npy")
+        assert len(os.fsencode(temporary.name)) <= 255
+        temporary.touch()  # the file system takes it
+        temporary.unlink()
+
+
+def test_layout_records_the_dtype_of_each_column(tmp_path):
+    # A DataFrame of int and float columns was recorded only as "mixed".
+    X = pd.DataFrame({"n": [1, 2, 3], "x": [0.5, 1.5, 2.5]})
+    model = LinearRegression().fit(X, [1, 2, 3])
+    meta = read_metadata(
+        skestimators.save(model, tmp_path / "m.skops", training_data=(X,))
+    )
+    assert meta["input"]["inputs"]["X"] == {
+        "shape": [2],
+        "dtype": "mixed",
+        "columns": ["n", "x"],
+        "dtypes": ["int64", "float64"],
+    }
 
 
 def test_unpicklable_model_is_a_model_file_error(tmp_path):

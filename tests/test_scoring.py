@@ -1132,3 +1132,213 @@ def test_text_labels_to_npy_are_refused_before_scoring(tmp_path, table_model):
     assert not out.exists() and not (tmp_path / "labels.npy.parts").exists()
     result = run(path, [tmp_path / "x.csv"], out, method="predict_proba")
     assert result.n_rows == len(X) and np.load(out).shape == (len(X), 2)
+
+
+# -- rows a model refuses, text columns, arguments, long names -----------------------
+@pytest.mark.parametrize(
+    "first, invalid",
+    [("imputer", {4: "infinite value"}), ("scaler", {1: "NaN", 4: "infinite value"})],
+)
+def test_nonfinite_rows_do_not_depend_on_the_chunk(tmp_path, first, invalid):
+    # A model taking NaN (an imputer first) refused a chunk holding an inf
+    # row, and then every NaN row of that chunk was left out too: a NaN row
+    # was scored with chunk_rows=3 and null with chunk_rows=6.
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 2))
+    step = SimpleImputer() if first == "imputer" else StandardScaler()
+    model = make_pipeline(step, LinearRegression()).fit(X, X[:, 0])
+    path = skestimators.save(model, tmp_path / "m.joblib", format="pickle")
+    T = rng.normal(size=(6, 2))
+    T[1, 1], T[4, 0] = np.nan, np.inf
+    np.save(tmp_path / "T.npy", T)
+    scored = [i for i in range(6) if i not in invalid]
+    for chunk_rows in (3, 6):
+        out = tmp_path / f"o{chunk_rows}.parquet"
+        result = run_invalid(path, [tmp_path / "T.npy"], out, chunk_rows=chunk_rows)
+        frame = pd.read_parquet(out)
+        assert np.flatnonzero(frame["prediction"].isna()).tolist() == sorted(invalid)
+        np.testing.assert_allclose(
+            frame["prediction"][scored], model.predict(T[scored]), rtol=1e-6
+        )
+        reasons = {r["id"]: r["reason"] for r in result.invalid_preview}
+        assert reasons.keys() == invalid.keys()
+        assert all(invalid[i] in reasons[i] for i in invalid)
+
+
+def test_encoder_first_in_a_pipeline_takes_its_columns_as_text(tmp_path):
+    # Saved without training data, a Pipeline starting with a OneHotEncoder
+    # had its text columns read as numbers: every row was invalid.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(
+        {"color": rng.choice(["red", "blue"], 40), "size": rng.randint(1, 4, 40)}
+    )
+    y = (X["color"] == "red").astype(int)
+    model = make_pipeline(OneHotEncoder(), LogisticRegression()).fit(X, y)
+    path = skestimators.save(model, tmp_path / "ohe.skops")
+    assert read_input(path)["dtype"] is None  # nothing says which column is text
+    frame = X.astype({"size": str})
+    frame.loc[3, "size"] = "oops"  # text in a column encoded as numbers
+    frame.to_csv(tmp_path / "cat.csv", index=False)
+    frame.to_parquet(tmp_path / "cat.parquet")
+    keep = X.index != 3
+    for source in ("cat.csv", "cat.parquet"):
+        result = run_invalid(path, [tmp_path / source], tmp_path / f"{source}.csv")
+        assert result.invalid_preview == [
+            {"id": 3, "reason": "text in numeric column 'size'"}
+        ]
+        out = pd.read_csv(result.output)
+        np.testing.assert_allclose(
+            out.loc[keep, ["proba_0", "proba_1"]],
+            model.predict_proba(X[keep]),
+            rtol=1e-6,
+        )
+
+
+def read_input(path):
+    return skestimators.read_metadata(path)["input"]["inputs"]["X"]
+
+
+def _color_codes(X):
+    """Numbers from a text column 'color' and a numeric column 'size'."""
+    return np.column_stack([X["color"].str.len(), X["size"].astype(float)])
+
+
+@pytest.mark.parametrize("kind", ["int and float", "text and float"])
+def test_training_data_of_mixed_dtypes_keeps_bad_rows_apart(tmp_path, kind):
+    # Training data of int and float columns was recorded as dtype "mixed",
+    # which turned the text check off: one bad cell failed the whole job.
+    from sklearn.linear_model import LinearRegression
+    from sklearn.preprocessing import FunctionTransformer
+
+    rng = np.random.RandomState(0)
+    if kind == "int and float":
+        X = pd.DataFrame({"age": np.arange(20), "size": rng.rand(20)})
+        model = LinearRegression()
+    else:  # text the model reads without an encoder: known from the dtypes only
+        X = pd.DataFrame(
+            {"color": rng.choice(["red", "blue"], 20), "size": rng.rand(20)}
+        )
+        model = make_pipeline(FunctionTransformer(_color_codes), LinearRegression())
+    model.fit(X, rng.rand(20))
+    path = skestimators.save(
+        model, tmp_path / "m.joblib", training_data=(X,), format="pickle"
+    )
+    assert read_input(path)["dtypes"] == [str(t) for t in X.dtypes]
+    frame = X.astype({"size": object})
+    frame.loc[2, "size"] = "n/a?"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    result = run_invalid(path, [tmp_path / "bad.csv"], tmp_path / "o.csv")
+    assert result.invalid_preview == [
+        {"id": 2, "reason": "text in numeric column 'size'"}
+    ]
+    out = pd.read_csv(result.output)
+    keep = X.index != 2
+    np.testing.assert_allclose(
+        out.loc[keep, "prediction"], model.predict(X[keep]), rtol=1e-6
+    )
+
+
+def test_sidecar_without_column_dtypes_passes_text_through(tmp_path):
+    # A sidecar written before the dtypes of each column were recorded says
+    # only "mixed", which may hide a text column the model reads without an
+    # encoder: its columns are not checked for text (the model reads them).
+    from sklearn.linear_model import LinearRegression
+    from sklearn.preprocessing import FunctionTransformer
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"color": rng.choice(["red", "blue"], 20), "size": rng.rand(20)})
+    model = make_pipeline(FunctionTransformer(_color_codes), LinearRegression())
+    model.fit(X, rng.rand(20))
+    path = skestimators.save(
+        model, tmp_path / "m.joblib", training_data=(X,), format="pickle"
+    )
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    del meta["input"]["inputs"]["X"]["dtypes"]
+    assert meta["input"]["inputs"]["X"]["dtype"] == "mixed"
+    side.write_text(json.dumps(meta))
+    X.to_csv(tmp_path / "in.csv", index=False)
+    result = run(path, [tmp_path / "in.csv"], tmp_path / "o.csv")
+    assert result.n_invalid == 0
+    out = pd.read_csv(result.output)
+    np.testing.assert_allclose(out["prediction"], model.predict(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("as_path", [False, True])
+def test_one_input_may_be_given_alone(tmp_path, sk_models, as_path):
+    # A single path was iterated character by character ("." became an input
+    # folder holding the output).
+    _, reg_path, X, _ = sk_models
+    np.save(tmp_path / "X.npy", X.to_numpy())
+    source = tmp_path / "X.npy"
+    result = run(reg_path, source if as_path else str(source), tmp_path / "o.csv")
+    assert result.n_rows == len(X) and result.n_invalid == 0
+
+
+@pytest.mark.parametrize(
+    "arguments, name",
+    [
+        ({"chunk_rows": -1}, "chunk_rows"),
+        ({"chunk_rows": 0}, "chunk_rows"),
+        ({"chunk_rows": 2.5}, "chunk_rows"),
+        ({"chunk_rows": "10"}, "chunk_rows"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"n_workers": 0}, "n_workers"),
+    ],
+)
+def test_bad_chunk_and_batch_sizes_are_refused_before_writing(
+    tmp_path, sk_models, arguments, name
+):
+    # chunk_rows=-1 said the input held no rows; 2.5 failed with a bare
+    # TypeError after writing a parts folder that then blocked the next run.
+    _, reg_path, X, _ = sk_models
+    np.save(tmp_path / "X.npy", X.to_numpy())
+    out = tmp_path / "o.parquet"
+    with pytest.raises(ValueError, match=f"'{name}' parameter of score"):
+        run(reg_path, [tmp_path / "X.npy"], out, **arguments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
+    assert run(reg_path, [tmp_path / "X.npy"], out).n_rows == len(X)
+
+
+def test_output_names_up_to_the_longest_legal_one(tmp_path, sk_models):
+    # The lock owner's temporary name added ~20 bytes to the output's name,
+    # and <output>.invalid.csv 12: a legal name of 235 bytes or more failed.
+    clf_path, _, X, clf = sk_models
+    frame = X.head(6).copy()
+    frame.loc[2, "a"] = np.nan
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    for name in ("é" * 121 + ".csv", "o" * 251 + ".csv"):  # 246 and 255 bytes
+        out = tmp_path / name
+        result = run_invalid(clf_path, [tmp_path / "in.csv"], out)
+        assert result.output == out and result.n_invalid == 1
+        assert len(os.fsencode(result.invalid_path.name)) <= 255
+        assert pd.read_csv(result.invalid_path)["id"].tolist() == [2]
+        assert pd.read_csv(out)["proba_yes"].notna().sum() == 5
+    names = [p.name for p in tmp_path.iterdir()]
+    assert not [n for n in names if n.endswith(".parts") or ".owner" in n]
+
+
+@pytest.mark.parametrize("character", ["m", "é", "模", "😀"])
+def test_companion_names_stay_legal_and_distinct(character):
+    from skestimators.scoring._formats import companion_path, ids_path
+
+    size = len(character.encode())
+    for n_bytes in range(200, 256):
+        output = f"out/{character * ((n_bytes - 4) // size)}.npy"
+        for suffix in (".lock", ".lock.owner", ".parts", ".invalid.csv"):
+            companion = companion_path(output, suffix)
+            assert len(os.fsencode(companion.name)) <= 255
+            assert companion.parent.name == "out" and companion.name.endswith(suffix)
+            if len(os.fsencode(output)) - 4 + len(suffix) <= 255:
+                assert companion.as_posix() == output + suffix  # short: as documented
+        assert len(os.fsencode(ids_path(output).name)) <= 255
+    # Two long names that differ only at their end keep distinct companions.
+    a, b = "x" * 250 + "a.csv", "x" * 250 + "b.csv"
+    assert companion_path(a, ".parts") != companion_path(b, ".parts")

@@ -46,22 +46,24 @@ __all__ = [
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 
 
-#: Longest part of a file's name kept in its temporary names: with the host
-#: (32 characters at most), the process id and a random part, a temporary
-#: name stays under the 255 bytes a file name may have wherever the file's
-#: own name is legal.
+#: Longest part of a file's name kept in its temporary names, in bytes: with
+#: the host (32 bytes at most), the process id and a random part, a temporary
+#: name stays under the 255 bytes a file name may have wherever the file's own
+#: name is legal.
 _NAME_BUDGET = 150
 
 
 def _short(name: str) -> str:
-    return name[:_NAME_BUDGET]
+    """``name`` cut to ``_NAME_BUDGET`` bytes as stored (never inside a
+    character)."""
+    return os.fsencode(name)[:_NAME_BUDGET].decode("utf-8", "ignore")
 
 
 def temporary_name(path: Path, suffix: str = "") -> Path:
     """A unique hidden name next to ``path`` (same file system: atomic rename).
 
     ``.<name>.<host>.<pid>.<random><suffix>``, ``<name>`` cut to
-    ``_NAME_BUDGET`` characters: the host and process id let
+    ``_NAME_BUDGET`` bytes (between characters): the host and process id let
     :func:`remove_stale_temporaries` tell a killed writer's leftovers from a
     live writer's file.
     """

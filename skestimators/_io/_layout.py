@@ -5,12 +5,15 @@ batch scorer::
 
     {"kind": "array" | "named",
      "inputs": {name: {"shape": [..] | None, "dtype": str | None,
-                       "columns": [..] | None}},
+                       "columns": [..] | None, "dtypes": [..] | None}},
      "source": "training_data" | "<step path>",
      "exact": bool}
 
 ``kind="array"`` models take one array (its entry is named ``"X"``);
-``kind="named"`` models take a :class:`~skestimators.MultiInput`. ``exact`` is
+``kind="named"`` models take a :class:`~skestimators.MultiInput`. ``dtype``
+is the input's dtype (``"mixed"`` for a DataFrame whose columns differ);
+``dtypes`` the dtype of each of a DataFrame's ``columns``, both known only
+from training data (sidecars written before ``dtypes`` lack it). ``exact`` is
 True when the layout describes the raw input (it comes from the training data
 or from the first step of the model); a layout read from a later step (after
 preprocessing that may reshape) only fixes the input names.
@@ -88,6 +91,7 @@ def _entry(shape=None, columns=None):
         "shape": None if shape is None else [int(v) for v in shape],
         "dtype": None,
         "columns": None if columns is None else [str(c) for c in columns],
+        "dtypes": None,
     }
 
 
@@ -141,11 +145,11 @@ def _layout_of_data(X) -> dict:
     mapping = {"X": X} if mapping is None else mapping
     inputs = {}
     for name, value in mapping.items():
-        columns = None
+        columns = dtypes = None
         if isinstance(value, pd.DataFrame):
             columns = [str(c) for c in value.columns]
-            dtypes = {str(t) for t in value.dtypes}
-            dtype = dtypes.pop() if len(dtypes) == 1 else "mixed"
+            dtypes = [str(t) for t in value.dtypes]
+            dtype = dtypes[0] if len(set(dtypes)) == 1 else "mixed"
         else:
             value = np.asarray(value) if not hasattr(value, "dtype") else value
             dtype = str(value.dtype)
@@ -153,6 +157,7 @@ def _layout_of_data(X) -> dict:
             "shape": [int(s) for s in value.shape[1:]],
             "dtype": dtype,
             "columns": columns,
+            "dtypes": dtypes,
         }
     return {"kind": kind, "inputs": inputs}
 
@@ -179,7 +184,7 @@ def input_layout(estimator, X=None) -> dict | None:
     >>> from skestimators._io._layout import input_layout
     >>> model = LinearRegression().fit(np.ones((3, 2)), [1, 2, 3])
     >>> input_layout(model)["inputs"]
-    {'X': {'shape': [2], 'dtype': None, 'columns': None}}
+    {'X': {'shape': [2], 'dtype': None, 'columns': None, 'dtypes': None}}
     """
     if X is not None:
         return {**_layout_of_data(X), "source": "training_data", "exact": True}

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _NONFINITE = "NaN or infinite value"
+_INFINITE = "infinite value"
 _NONFINITE_PREDICTION = "NaN or infinite prediction"
 
 
@@ -151,26 +152,32 @@ def check_id_name(id_name: str, names) -> None:
         )
 
 
-def _nonfinite(value) -> np.ndarray:
+def _nonfinite(value, infinite_only: bool) -> np.ndarray:
+    test = np.isinf if infinite_only else lambda v: ~np.isfinite(v)
     if isinstance(value, pd.DataFrame):
-        bad = value.isna().to_numpy().any(axis=1)
+        bad = np.zeros(len(value), dtype=bool)
+        if not infinite_only:
+            bad |= value.isna().to_numpy().any(axis=1)
         numeric = value.select_dtypes(include="number")
         if numeric.shape[1]:
-            bad |= ~np.isfinite(numeric.to_numpy(np.float64)).all(axis=1)
+            bad |= test(numeric.to_numpy(np.float64)).any(axis=1)
         return bad
     array = np.asarray(value)
     if array.dtype.kind not in "fc":
         return np.zeros(len(array), dtype=bool)
-    return ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    return test(array.reshape(len(array), -1)).any(axis=1)
 
 
-def invalid_rows(X) -> np.ndarray:
-    """Rows of ``X`` with a NaN or infinite value in any input."""
+def invalid_rows(X, *, infinite_only: bool = False) -> np.ndarray:
+    """Rows of ``X`` with a NaN or infinite value in any input.
+
+    With ``infinite_only``, the rows with an infinite value only.
+    """
     mapping = as_mapping(X)
     arrays = [X] if mapping is None else list(mapping.values())
     bad = np.zeros(len(X), dtype=bool)
     for value in arrays:
-        bad |= _nonfinite(value)
+        bad |= _nonfinite(value, infinite_only)
     return bad
 
 
@@ -196,7 +203,11 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     Rows with NaN or infinite values and rows the reader flagged are not
     passed to the model; their predictions are null and they are listed in
     the invalid-rows table with the reason. Models that take NaN (a Pipeline
-    starting with an imputer, HistGradientBoosting...) get every row.
+    starting with an imputer, HistGradientBoosting...) get every row; if
+    they refuse the chunk, its rows with infinite values are left out, and
+    then, if they still refuse it, its rows with NaN. Which rows are left
+    out thus depends on each row alone, never on the other rows of its
+    chunk.
     """
     n = len(chunk.ids)
     bad = np.zeros(n, dtype=bool)
@@ -208,6 +219,12 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     if not _allows_nan(estimator):
         bad |= nonfinite
     pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
+    if pred is _NAN_REFUSED:  # an imputer refuses inf: leave those rows out
+        infinite = invalid_rows(chunk.X, infinite_only=True) & ~bad
+        bad |= infinite
+        reasons[infinite] = _INFINITE
+        if infinite.any():
+            pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
     if pred is _NAN_REFUSED:  # claimed to accept NaN (e.g. a scaler first) but not
         bad |= nonfinite
         pred = _predict_finite(estimator, method, chunk.X, bad, reasons)

@@ -217,27 +217,58 @@ def _column_names(columns, names) -> list:
     return [str(c) for c in np.asarray(names)[columns]]
 
 
+def _text_categories(estimator) -> list | None:
+    """Per input column, whether an encoder's categories are text (None for
+    an estimator without ``categories_``)."""
+    categories = getattr(estimator, "categories_", None)
+    if not isinstance(categories, list):
+        return None
+    return [np.asarray(c).dtype.kind in "OUS" for c in categories]
+
+
 def _takes_text(transformer) -> bool:
     """Whether a fitted transformer was fitted on text: encoders with text
     categories (OneHotEncoder, OrdinalEncoder...), text vectorizers."""
     if isinstance(transformer, str):  # "drop", "passthrough"
         return False
     for _, est in walk_estimators(transformer):
-        if hasattr(est, "vocabulary_"):
-            return True
-        categories = getattr(est, "categories_", None)
-        if isinstance(categories, list) and any(
-            np.asarray(c).dtype.kind in "OUS" for c in categories
-        ):
+        if hasattr(est, "vocabulary_") or any(_text_categories(est) or ()):
             return True
     return False
+
+
+def _raw_input_estimators(estimator):
+    """Yield ``estimator`` and the estimators nested in it that see its raw
+    input: its first step (a Pipeline), fitted estimator (a meta-estimator)
+    or first member (an ensemble), then theirs, in that order."""
+    while estimator is not None:
+        yield estimator
+        nested = walk_estimators(estimator)
+        next(nested)  # the estimator itself
+        estimator = next(nested, (None, None))[1]
+
+
+def _encoded_text_columns(estimator) -> list:
+    """Columns of the raw input that ``estimator``, which sees it, encodes as
+    text: those of an encoder whose categories are text, every column of a
+    text vectorizer; by ``feature_names_in_``."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return []
+    names = [str(n) for n in names]
+    text = _text_categories(estimator)
+    if text is not None and len(text) == len(names):
+        return [name for name, is_text in zip(names, text) if is_text]
+    return names if hasattr(estimator, "vocabulary_") else []
 
 
 def text_columns(estimator) -> frozenset:
     """Columns of a table that ``estimator`` takes as text.
 
     Those a ColumnTransformer of the model passes to a transformer fitted on
-    text (a OneHotEncoder of words, a text vectorizer). The reader keeps
+    text (a OneHotEncoder of words, a text vectorizer), and those that the
+    estimator seeing the raw input (the model, the first step of a Pipeline)
+    encodes as text when it is such a transformer itself. The reader keeps
     them as read; text in the other columns (numbers, to the model) is read
     as NaN, and the row is listed as invalid.
 
@@ -252,8 +283,16 @@ def text_columns(estimator) -> frozenset:
     ...                              remainder="passthrough").fit(X)
     >>> sorted(text_columns(ct))
     ['color']
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> X = pd.DataFrame({"color": ["red", "blue"], "size": [1, 2]})
+    >>> pipe = make_pipeline(OneHotEncoder(), LogisticRegression()).fit(X, [0, 1])
+    >>> sorted(text_columns(pipe))
+    ['color']
     """
     found = set()
+    for est in _raw_input_estimators(estimator):
+        found.update(_encoded_text_columns(est))
     for _, est in walk_estimators(estimator):
         fitted = getattr(est, "transformers_", None)
         if not isinstance(fitted, list):

@@ -5,7 +5,9 @@ kernel drops it when the process ends, however it ends, so a killed run never
 leaves a stale lock. The holder writes its pid and start time to
 ``<OUT>.lock.owner`` so that a second run can say who holds the output. The
 empty ``<OUT>.lock`` file is left in place (removing it would let two runs
-lock two different files of the same name).
+lock two different files of the same name). For an output whose name is too
+long to take these suffixes, both names are shortened with a hash of the
+output's name (see :func:`~skestimators.scoring._formats.companion_path`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from .._io import remove_stale_temporaries, temporary_name
+from ._formats import companion_path
 
 __all__ = ["OutputLockedError", "output_lock"]
 
@@ -41,11 +46,11 @@ class OutputLockedError(RuntimeError):
 
 def lock_path(output: Path) -> Path:
     """``<OUT>.lock``, beside the output."""
-    return output.with_name(output.name + ".lock")
+    return companion_path(output, ".lock")
 
 
 def _owner_path(output: Path) -> Path:
-    return output.with_name(output.name + ".lock.owner")
+    return companion_path(output, ".lock.owner")
 
 
 def _read_owner(path: Path) -> dict | None:
@@ -87,9 +92,14 @@ def output_lock(output):
         ) from None
     try:
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        tmp = owner_path.with_name(owner_path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "started": started}))
-        os.replace(tmp, owner_path)
+        remove_stale_temporaries(owner_path)  # of runs killed while writing it
+        tmp = temporary_name(owner_path)
+        try:
+            tmp.write_text(json.dumps({"pid": os.getpid(), "started": started}))
+            os.replace(tmp, owner_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         yield
     finally:
         owner_path.unlink(missing_ok=True)

@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_object_dtype, is_string_dtype
+from pandas.api.types import (
+    is_numeric_dtype,
+    is_object_dtype,
+    is_string_dtype,
+    pandas_dtype,
+)
 
 __all__ = ["Chunk", "NpyReader", "ParquetReader", "ScoringInputError"]
 
@@ -225,8 +230,7 @@ class _TableReader:
                 )
             features = list(wanted)
         self.features = features
-        self.dtype_hint = _expected_dtype(expected)
-        self.text_columns = frozenset(text_columns)
+        self.numeric_columns = _numeric_columns(expected, features, text_columns)
         self.layout = {
             "kind": "array",
             "inputs": {"X": {"shape": [len(features)], "columns": features}},
@@ -242,9 +246,9 @@ class _TableReader:
         """Chunk ``index``: the rows of ``frame``, the first being row ``first``.
 
         ``ids``: the id column as read, when the reader has them apart from
-        ``frame``. Text in a column the model takes as numbers (every column
-        but those of ``text_columns``, e.g. one-hot encoded) becomes NaN and
-        its row is listed as invalid, instead of failing the job.
+        ``frame``. Text in a column the model takes as numbers (see
+        :func:`_numeric_columns`) becomes NaN and its row is listed as
+        invalid, instead of failing the job.
         """
         if self.id_column is None:
             ids = np.arange(first, first + len(frame))
@@ -254,18 +258,17 @@ class _TableReader:
                 ids = ids.astype(np.int64)
         X = frame[self.features].reset_index(drop=True)
         bad = {}
-        if self.dtype_hint in (None, "numeric"):
-            texts = [
-                c
-                for c in X.columns
-                if c not in self.text_columns
-                and (is_object_dtype(X[c].dtype) or is_string_dtype(X[c].dtype))
-            ]
-            for c in texts:
-                numbers = pd.to_numeric(X[c], errors="coerce")
-                for position in np.flatnonzero(numbers.isna() & X[c].notna()):
-                    bad.setdefault(int(position), f"text in numeric column {c!r}")
-                X[c] = numbers
+        texts = [
+            c
+            for c in X.columns
+            if c in self.numeric_columns
+            and (is_object_dtype(X[c].dtype) or is_string_dtype(X[c].dtype))
+        ]
+        for c in texts:
+            numbers = pd.to_numeric(X[c], errors="coerce")
+            for position in np.flatnonzero(numbers.isna() & X[c].notna()):
+                bad.setdefault(int(position), f"text in numeric column {c!r}")
+            X[c] = numbers
         return DataSpec(index, ids, X, bad)
 
 
@@ -368,12 +371,50 @@ def _expected_shape(expected):
     return None if entry is None else entry.get("shape")
 
 
-def _expected_dtype(expected):
-    entry = _expected_input(expected)
-    dtype = None if entry is None else entry.get("dtype")
-    if dtype is None:
+def _is_numeric(dtype) -> bool | None:
+    """Whether a recorded dtype (``"float64"``, ``"Int64"``, ``"category"``)
+    is numeric; None when it is not a dtype (``"mixed"``, damaged)."""
+    if not isinstance(dtype, str):
         return None
     try:
-        return "numeric" if np.dtype(dtype).kind in "iufb" else "other"
-    except TypeError:
-        return "other"
+        return bool(is_numeric_dtype(pandas_dtype(dtype)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _numeric_columns(expected, features, text_columns=()) -> frozenset:
+    """The columns of ``features`` that the model takes as numbers.
+
+    The columns the training data held as numbers, when the model's layout
+    records each column's dtype; every column when it records a numeric
+    dtype for all of them (or none: trained on no DataFrame); no column when
+    they had another dtype (text, categories) or several (``"mixed"``, in
+    sidecars written before the dtype of each column was recorded: a text
+    column read without an encoder would be taken for a numeric one). Never
+    those of ``text_columns``, which the model encodes as text.
+
+    Examples
+    --------
+    >>> from skestimators.scoring._readers import _numeric_columns
+    >>> entry = {"columns": ["age", "city"], "dtypes": ["int64", "object"]}
+    >>> layout = {"kind": "array", "inputs": {"X": entry}}
+    >>> sorted(_numeric_columns(layout, ["age", "city"]))
+    ['age']
+    >>> sorted(_numeric_columns(None, ["age", "city"], text_columns={"city"}))
+    ['age']
+    """
+    candidates = [c for c in features if c not in text_columns]
+    entry = _expected_input(expected) or {}
+    columns, dtypes = entry.get("columns"), entry.get("dtypes")
+    if (
+        isinstance(dtypes, list)
+        and isinstance(columns, list)
+        and len(dtypes) == len(columns)
+    ):
+        recorded = dict(zip(map(str, columns), dtypes))
+        return frozenset(
+            c for c in candidates if _is_numeric(recorded.get(c)) is not False
+        )
+    if entry.get("dtype") is not None and not _is_numeric(entry["dtype"]):
+        return frozenset()
+    return frozenset(candidates)

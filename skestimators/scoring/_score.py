@@ -7,7 +7,10 @@ import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
+
+from sklearn.utils._param_validation import Interval, validate_params
 
 from .._io import (
     ModelFileError,
@@ -26,7 +29,7 @@ from ._chunks import (
     resolve_method,
     run_chunk,
 )
-from ._formats import ids_path, npy_refusal
+from ._formats import ids_path, invalid_path, npy_refusal
 from ._inputs import check_output, input_kind, open_input, text_columns
 from ._lock import output_lock
 from ._readers import (
@@ -171,6 +174,14 @@ def _stat(path: Path):
     return [str(path.resolve()), path.stat().st_size]
 
 
+@validate_params(
+    {
+        "chunk_rows": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_workers": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def score(
     model,
     inputs,
@@ -204,10 +215,13 @@ def score(
     fails at once with :class:`OutputLockedError`. The output and its
     invalid-rows file are assembled in temporary files and renamed into
     place only when every chunk is scored and both are complete. Rows
-    holding NaN or infinite values (for models that do not accept NaN),
-    text in a column the model takes as numbers, and unreadable images are
-    not scored: their predictions are null and they are listed, with the
-    reason, in ``<output>.invalid.csv``.
+    holding NaN or infinite values that the model refuses (all of them for
+    a model that does not take NaN; for one that does, such as a Pipeline
+    starting with an imputer, the rows it still refuses), text in a column
+    the model takes as numbers, and unreadable images are not scored: their
+    predictions are null and they are listed, with the reason, in
+    ``<output>.invalid.csv``. An output name too long to take these
+    suffixes gets them after a shortened name and a hash of the full one.
 
     The output's first column holds the input's own ids, so that it can be
     joined to the input's targets: the ``id`` column of ``targets.csv`` for
@@ -223,10 +237,10 @@ def score(
     ----------
     model : str or path-like
         A model written by :func:`skestimators.save`.
-    inputs : sequence of str or path-like
-        ``.npy`` arrays (read through memory maps), ``.parquet`` or ``.csv``
-        tables (several files are one stream of rows), one exoplanet folder
-        (``spectra.npy`` + ``auxiliary.csv``, see
+    inputs : str, path-like or sequence of str or path-like
+        One input, or several read as one stream of rows: ``.npy`` arrays
+        (read through memory maps), ``.parquet`` or ``.csv`` tables, one
+        exoplanet folder (``spectra.npy`` + ``auxiliary.csv``, see
         :func:`~skestimators.datasets.load_exoplanet`), one folder of
         ``<GalaxyID>.jpg`` images (see
         :func:`~skestimators.datasets.load_galaxy_zoo`), or GeoTIFF rasters
@@ -294,6 +308,10 @@ def score(
 
     Raises
     ------
+    ValueError
+        If ``chunk_rows``, ``batch_size`` or ``n_workers`` is not an integer
+        of at least 1 (or None where allowed); raised before anything is
+        written.
     ScoringInputError
         If an input is missing, unreadable, or does not match the input the
         model expects (shape, named inputs, columns); if a CSV row has more
@@ -327,10 +345,13 @@ def score(
     """
     start = time.perf_counter()
     model, output = Path(os.fspath(model)), Path(os.fspath(output))
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     inputs = [Path(os.fspath(p)) for p in inputs]
-    invalid_path = output.with_name(output.name + ".invalid.csv")
     check_output(
-        [output, invalid_path, ids_path(output)], [model, sidecar_path(model)], inputs
+        [output, invalid_path(output), ids_path(output)],
+        [model, sidecar_path(model)],
+        inputs,
     )
     with output_lock(output):
         metadata = None

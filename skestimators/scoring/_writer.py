@@ -33,7 +33,16 @@ from .._io import (
     sync_folder,
     temporary_name,
 )
-from ._formats import conform, id_width, ids_path, to_csv, to_npy, to_parquet
+from ._formats import (
+    companion_path,
+    conform,
+    id_width,
+    ids_path,
+    invalid_path,
+    to_csv,
+    to_npy,
+    to_parquet,
+)
 from ._readers import ScoringInputError
 
 __all__ = ["FORMATS", "UNSCORED", "PartsWriter", "ResumeConflictError", "write_part"]
@@ -127,14 +136,14 @@ class PartsWriter:
             )
         self.format = output_format
         self.job = json.loads(json.dumps(job, sort_keys=True, default=str))
-        self.dir = self.output.with_name(self.output.name + ".parts")
+        self.dir = companion_path(self.output, ".parts")
         self.manifest = self.dir / MANIFEST
         self.done: dict[int, dict] = {}
         self._open(restart)
 
     @property
     def invalid_path(self) -> Path:
-        return self.output.with_name(self.output.name + ".invalid.csv")
+        return invalid_path(self.output)
 
     def _open(self, restart):
         if self.manifest.exists():
