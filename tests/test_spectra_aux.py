@@ -166,12 +166,18 @@ def test_blend_kernel_reads_siblings_and_abstains_without():
         )
         assert_allclose(proba[j][known], expected)
         assert_allclose(proba[j][~known], 0.5)  # no references: no opinion
+    # Only planets of systems unseen in fit (GroupKFold's test folds): the
+    # machines were asked for 0 rows and raised.
+    for target in kernel.predict_proba(Z[100:]):
+        assert_allclose(target, 0.5)
+    assert pipe.predict_proba(X[100:]).shape == (20, 2)
     # One 1-D target: references per class of that target, one model.
     one = exoplanet_pipeline(random_state=0, device="cpu").set_params(
         softvoting__spectraauxclassifier__max_epochs=1
     )
     one.fit(X[:100], y["water"][:100])
     assert one.predict_proba(X).shape == (120, 2)
+    assert one.predict_proba(X[100:]).shape == (20, 2)
     kernel = one.named_steps["softvoting"].named_estimators_["kernel"]
     assert kernel.classes_.tolist() == [0, 1] and len(kernel.estimators_) == 1
     assert kernel.context_estimators_ == [[]]  # no other target to condition on

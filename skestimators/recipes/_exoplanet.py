@@ -509,6 +509,9 @@ class _SiblingKernel(_PerTargetClassifier):
         check_is_fitted(self, "estimators_")
         residuals, known = self._split(as_mapping(X))
         classes = [self.classes_] if self.n_targets_ is None else self.classes_
+        if not known.any():  # no planet with siblings: no opinion on any
+            proba = [np.full((len(residuals), len(c)), 1.0 / len(c)) for c in classes]
+            return proba[0] if self.n_targets_ is None else proba
         rows = residuals[known]
         first = [
             self._proba(model, rows, labels)
@@ -517,8 +520,7 @@ class _SiblingKernel(_PerTargetClassifier):
         proba = []
         for j, labels in enumerate(classes):
             target = np.full((len(residuals), len(labels)), 1.0 / len(labels))
-            if known.any():
-                target[known] = self._in_contexts(j, rows, first)
+            target[known] = self._in_contexts(j, rows, first)
             proba.append(target)
         return proba[0] if self.n_targets_ is None else proba
 
