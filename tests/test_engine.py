@@ -382,6 +382,24 @@ def test_cosine_schedule_restarts_after_its_cycle(tmp_path):
         model.partial_fit(X, y)
         assert model.history_["event_lr"].iloc[-1] == pytest.approx(7.5e-3)
     np.testing.assert_allclose(loaded.predict(X), reg.predict(X), rtol=1e-6)
+    # A shorter T_max restarts within one fit; torch's own class given as
+    # lr_scheduler is left as in torch (periodic).
+    rates = {}
+    for schedule in ("cosine", torch.optim.lr_scheduler.CosineAnnealingLR):
+        model = NetRegressor(
+            lr=1e-2,
+            lr_scheduler=schedule,
+            lr_scheduler_params={"T_max": 2},
+            max_epochs=4,
+            validation_fraction=None,
+            device="cpu",
+            random_state=0,
+        ).fit(X, y)
+        rates[schedule] = model.history_["event_lr"].tolist()
+    np.testing.assert_allclose(rates["cosine"], [1e-2, 5e-3] * 2)
+    np.testing.assert_allclose(
+        rates[torch.optim.lr_scheduler.CosineAnnealingLR], [1e-2, 5e-3, 0, 5e-3]
+    )
 
 
 def test_reproducible_and_global_rng_untouched(blobs):

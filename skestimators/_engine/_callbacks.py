@@ -111,10 +111,11 @@ class LRScheduler(_SkorchLRScheduler):
     safe model file (its optimizer back at the initial learning rates)
     replays its schedule to the step reached. A one-cycle schedule
     holds its final rate once it has run its ``total_steps``, and training
-    that would start past its end is refused with a clear error. A cosine
-    schedule that has run its ``T_max`` epochs starts a new cycle from the
-    initial rate at the next epoch (a warm restart, as in SGDR [1]_);
-    torch's cosine would rise back slowly from a first epoch at rate 0. A
+    that would start past its end is refused with a clear error. The
+    engine's ``"cosine"`` (:class:`CosineWithRestarts`), once it has run its
+    ``T_max`` epochs, starts a new cycle from the initial rate at the next
+    epoch (a warm restart, as in SGDR [1]_); torch's cosine would rise back
+    slowly from a first epoch at rate 0. A
     ``ReduceLROnPlateau`` schedule steps on the monitored value, which an
     epoch trained by ``partial_fit`` (no validation split) does not have;
     after a safe model file it is replayed on the monitored values of the history,
@@ -193,9 +194,19 @@ class LRScheduler(_SkorchLRScheduler):
             return
         super().on_batch_end(net, training, **kwargs)
 
+    #: Whether a cosine schedule restarts after its ``T_max`` epochs (the
+    #: engine's ``"cosine"``); a torch class given as ``lr_scheduler`` keeps
+    #: torch's behaviour.
+    restarts = False
+
     def _cosine_cycle(self):
-        """A cosine schedule's ``T_max`` (its epochs per cycle), else None."""
-        if self.step_every == "epoch" and self.policy_ is CosineAnnealingLR:
+        """A restarting cosine schedule's ``T_max`` (its epochs per cycle),
+        else None."""
+        if (
+            self.restarts
+            and self.step_every == "epoch"
+            and self.policy_ is CosineAnnealingLR
+        ):
             return int(self.kwargs.get("T_max", 0)) or None
         return None
 
@@ -293,6 +304,16 @@ def trained_batches(history):
             count = sum(1 for batch in row.get("batches", ()) if "train_loss" in batch)
         total += int(count)
     return total
+
+
+class CosineWithRestarts(LRScheduler):
+    """The engine's ``"cosine"``: torch's ``CosineAnnealingLR``, restarted
+    from the initial rate every ``T_max`` epochs (SGDR without the growing
+    cycles). With the default ``T_max=max_epochs`` a fresh fit runs one
+    cycle; a continuing fit past it (``warm_start``, ``partial_fit``) trains
+    a new one, never at the final rate of 0."""
+
+    restarts = True
 
 
 def _total_steps(params):

@@ -27,7 +27,13 @@ from sklearn.model_selection import (
 )
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._callbacks import EarlyStopping, EpochProgress, LRScheduler, StopTraining
+from ._callbacks import (
+    CosineWithRestarts,
+    EarlyStopping,
+    EpochProgress,
+    LRScheduler,
+    StopTraining,
+)
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -215,7 +221,7 @@ def scheduler_callback(config, n_batches, has_valid):
     epochs = config.max_epochs
     if name == "cosine":
         params.setdefault("T_max", epochs)
-        return LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR, **params)
+        return CosineWithRestarts(torch.optim.lr_scheduler.CosineAnnealingLR, **params)
     if name == "step":
         params.setdefault("step_size", max(1, epochs // 3))
         return LRScheduler(torch.optim.lr_scheduler.StepLR, **params)

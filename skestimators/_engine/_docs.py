@@ -27,10 +27,12 @@ class or None, default={lr_scheduler}
         from ``lr`` to zero at ``max_epochs``; ``"plateau"`` follows the
         validation loss; ``"onecycle"`` rises to ``10 * lr`` and falls again
         over the batches of ``max_epochs`` epochs. ``partial_fit`` and warm
-        starts continue a schedule where it stopped; a cosine that has run
-        its ``max_epochs`` starts a new cycle from ``lr`` (a warm restart); a
-        one-cycle schedule ends at its final rate and cannot be continued
-        past its end.
+        starts continue a schedule where it stopped; ``"cosine"`` starts a
+        new cycle from ``lr`` after each ``T_max`` epochs (``max_epochs``
+        unless ``lr_scheduler_params`` sets it: a warm restart), so a
+        continuing fit past its end trains a new cycle; a one-cycle schedule
+        ends at its final rate and cannot be continued past its end; a torch
+        scheduler class behaves as in torch.
     lr_scheduler_params : dict or None, default=None
         Keyword arguments of the scheduler, overriding the defaults.
     early_stopping : bool, default={early_stopping}
