@@ -71,7 +71,7 @@ def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
                     f"size={size} without a crop would stretch it into a square "
                     "(changing the shapes in it). Pass "
                     f"crop=min(width, height) ({min(width, height)} here) to take "
-                    "its centre square, or size=None."
+                    "its centre square (when loading, size=None keeps it whole)."
                 )
             if crop is not None:
                 if crop > min(width, height):

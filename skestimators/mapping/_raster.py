@@ -150,7 +150,9 @@ def predict_raster(
     RuntimeWarning
         If the model predicts NaN or infinite values, written as ``nodata``.
     UserWarning
-        If the model predicts the ``nodata`` value itself.
+        If the model predicts the ``nodata`` value itself, or if ``window``
+        is wider than the rasters and the model does not read missing
+        values (the map is then all ``nodata``).
 
     See Also
     --------

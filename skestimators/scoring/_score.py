@@ -285,7 +285,8 @@ def score(
         Workers of the ``"local"`` cluster.
     crop : int or None, default=207
         Centre crop of images before resizing (image folders); the size is
-        the one the model was trained on.
+        the one the model was trained on. With None, images must be square:
+        others are listed as invalid rows rather than stretched.
     window : int, default=None
         Patch side for rasters; default: from the model's expected input.
     restart : bool, default=False
