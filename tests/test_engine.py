@@ -259,10 +259,14 @@ def test_warm_start_reads_the_current_training_parameters(blobs):
         scheduled.fit(X, y)
 
 
+def _summed():
+    """32 samples of 3 normal features and their sum."""
+    X = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    return X, X.sum(axis=1)
+
+
 def test_partial_fit_continues_an_epoch_schedule_without_repeating_a_step():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(32, 3)).astype("float32")
-    y = X.sum(axis=1)
+    X, y = _summed()
     reg = NetRegressor(
         lr=1e-2,
         lr_scheduler="step",
@@ -357,9 +361,7 @@ def test_one_cycle_resumes_at_its_batch_and_refuses_to_run_past_its_end():
 def test_cosine_schedule_restarts_after_its_cycle(tmp_path):
     # A warm start after a full cosine trained its first epoch at rate 0,
     # then rose back along the cosine (torch's schedule is periodic).
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(32, 3)).astype("float32")
-    y = X.sum(axis=1)
+    X, y = _summed()
     reg = NetRegressor(
         lr=1e-2,
         lr_scheduler="cosine",
