@@ -194,31 +194,9 @@ class LRScheduler(_SkorchLRScheduler):
             return
         super().on_batch_end(net, training, **kwargs)
 
-    #: Whether a cosine schedule restarts after its ``T_max`` epochs (the
-    #: engine's ``"cosine"``); a torch class given as ``lr_scheduler`` keeps
-    #: torch's behaviour.
-    restarts = False
-
     def _cosine_cycle(self):
-        """A restarting cosine schedule's ``T_max`` (its epochs per cycle),
-        else None."""
-        if (
-            self.restarts
-            and self.step_every == "epoch"
-            and self.policy_ is CosineAnnealingLR
-        ):
-            return int(self.kwargs.get("T_max", 0)) or None
+        """Epochs per cycle of a restarting cosine schedule, else None."""
         return None
-
-    def on_epoch_begin(self, net, **kwargs):
-        cycle = self._cosine_cycle()
-        if cycle is not None and self.lr_scheduler_.last_epoch >= cycle:
-            # A warm restart: the rates go back to their initial values
-            # (which the new schedule starts from) and decay again.
-            for group in net.optimizer_.param_groups:
-                group["lr"] = group["initial_lr"]
-            self.lr_scheduler_ = self.policy_(net.optimizer_, **self.kwargs)
-        super().on_epoch_begin(net, **kwargs)
 
     def on_epoch_end(self, net, **kwargs):
         if (
@@ -313,7 +291,20 @@ class CosineWithRestarts(LRScheduler):
     cycle; a continuing fit past it (``warm_start``, ``partial_fit``) trains
     a new one, never at the final rate of 0."""
 
-    restarts = True
+    def _cosine_cycle(self):
+        if self.step_every == "epoch" and self.policy_ is CosineAnnealingLR:
+            return int(self.kwargs.get("T_max", 0)) or None
+        return None
+
+    def on_epoch_begin(self, net, **kwargs):
+        cycle = self._cosine_cycle()
+        if cycle is not None and self.lr_scheduler_.last_epoch >= cycle:
+            # A warm restart: the rates go back to their initial values
+            # (which the new schedule starts from) and decay again.
+            for group in net.optimizer_.param_groups:
+                group["lr"] = group["initial_lr"]
+            self.lr_scheduler_ = self.policy_(net.optimizer_, **self.kwargs)
+        super().on_epoch_begin(net, **kwargs)
 
 
 def _total_steps(params):

@@ -509,19 +509,16 @@ class _SiblingKernel(_PerTargetClassifier):
         check_is_fitted(self, "estimators_")
         residuals, known = self._split(as_mapping(X))
         classes = [self.classes_] if self.n_targets_ is None else self.classes_
-        if not known.any():  # no planet with siblings: no opinion on any
-            proba = [np.full((len(residuals), len(c)), 1.0 / len(c)) for c in classes]
-            return proba[0] if self.n_targets_ is None else proba
-        rows = residuals[known]
-        first = [
-            self._proba(model, rows, labels)
-            for model, labels in zip(self.estimators_, classes)
-        ]
-        proba = []
-        for j, labels in enumerate(classes):
-            target = np.full((len(residuals), len(labels)), 1.0 / len(labels))
-            target[known] = self._in_contexts(j, rows, first)
-            proba.append(target)
+        # Planets without siblings: no opinion.
+        proba = [np.full((len(residuals), len(c)), 1.0 / len(c)) for c in classes]
+        if known.any():
+            rows = residuals[known]
+            first = [
+                self._proba(model, rows, labels)
+                for model, labels in zip(self.estimators_, classes)
+            ]
+            for j, target in enumerate(proba):
+                target[known] = self._in_contexts(j, rows, first)
         return proba[0] if self.n_targets_ is None else proba
 
     def _in_contexts(self, j, rows, first):
