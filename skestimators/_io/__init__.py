@@ -1,6 +1,7 @@
 """Saving and loading fitted models (skops or a pickle, plus a JSON sidecar)."""
 
 from ._atomic import (
+    cut_name,
     remove_stale_temporaries,
     sync_file,
     sync_folder,
@@ -27,6 +28,7 @@ __all__ = [
     "UntrustedTypeError",
     "check_integrity",
     "check_versions",
+    "cut_name",
     "file_sha256",
     "final_estimator",
     "load",

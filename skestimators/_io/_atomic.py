@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 __all__ = [
+    "cut_name",
     "folder_lock",
     "remove_stale_temporaries",
     "sync_file",
@@ -53,10 +54,14 @@ _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 _NAME_BUDGET = 150
 
 
+def cut_name(name: str, n_bytes: int) -> str:
+    """``name`` cut to ``n_bytes`` bytes as stored (never inside a character):
+    file names are limited in bytes, not characters."""
+    return os.fsencode(name)[:n_bytes].decode("utf-8", "ignore")
+
+
 def _short(name: str) -> str:
-    """``name`` cut to ``_NAME_BUDGET`` bytes as stored (never inside a
-    character)."""
-    return os.fsencode(name)[:_NAME_BUDGET].decode("utf-8", "ignore")
+    return cut_name(name, _NAME_BUDGET)
 
 
 def temporary_name(path: Path, suffix: str = "") -> Path:

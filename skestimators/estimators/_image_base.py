@@ -33,7 +33,7 @@ from ..nn import (
     PretrainedNet,
     dihedral_transform,
 )
-from ..preprocessing import to_channels_first
+from ..preprocessing import UNIT_RANGE, to_channels_first
 
 # Parameters of the image networks shared by the image estimators.
 IMAGE_CONSTRAINTS = {
@@ -162,9 +162,10 @@ layout_ : {"channels_first", "channels_last"}
         dtype of the pixels seen in ``fit`` (e.g. ``"uint8"``, ``"float32"``).
     input_max_ : float
         Largest training pixel after ``uint8`` pixels are scaled to [0, 1]
-        (of the first 4096 images of a memory-mapped ``X``). At most 1.5:
-        prediction refuses pixels beyond 1.5 (0-255 floats); more: it
-        refuses ``uint8`` images, which it would scale to [0, 1]."""
+        (of the first 4096 images of a memory-mapped ``X``). After a
+        ``uint8`` fit, prediction refuses float pixels beyond 1.5 (0-255
+        floats); after a fit on floats beyond 1.5, it refuses ``uint8``
+        images, which it would scale to [0, 1]."""
 
 
 def _image_doc(cls):
@@ -194,8 +195,6 @@ _STATS_IMAGES = 4096
 
 #: Bytes of a memory-mapped input read to check its pixel scale at prediction.
 _SCALE_SAMPLE_BYTES = 32 * 2**20
-#: Largest pixel taken as on the [0, 1] scale (ImagePreprocessor's rule).
-_UNIT_RANGE = 1.5
 
 
 def _stats_sample(X):
@@ -347,7 +346,7 @@ class ImageNetMixin:
             return
         name, fitted = type(self).__name__, self.input_dtype_
         if dtype == "uint8":
-            if fitted_max > _UNIT_RANGE:
+            if fitted_max > UNIT_RANGE:
                 raise ValueError(
                     f"{name} was fitted on {fitted} images whose pixels reach "
                     f"{fitted_max:g}, but these are uint8 images, whose pixels "
@@ -359,7 +358,7 @@ class ImageNetMixin:
         if fitted != "uint8":
             return  # floats after floats: their scale is the user's to choose
         peak = _pixel_peak(X, on_disk)
-        if np.isfinite(peak) and peak > _UNIT_RANGE:
+        if np.isfinite(peak) and peak > UNIT_RANGE:
             raise ValueError(
                 f"{name} was fitted on uint8 images, scaled to [0, 1], but "
                 f"these {dtype} images reach {peak:g}: pass uint8 images, or "

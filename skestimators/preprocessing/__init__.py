@@ -33,6 +33,7 @@ _EXPORTS = {
     # Not public (not in __all__): for the image estimators and the exoplanet
     # data and scoring readers.
     "to_channels_first": "._image",
+    "UNIT_RANGE": "._image",
     "AUX_COLUMNS": "._physics",
     "WATER_BANDS_UM": "._physics",
     "equilibrium_temperature": "._physics",

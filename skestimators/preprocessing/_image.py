@@ -41,7 +41,7 @@ def to_channels_first(X, layout, *, fitted_layout=None):
 
 #: Largest pixel value taken as on the [0, 1] scale of uint8 pixels over 255
 #: (a resampled image may overshoot 1 a little); 0-255 images reach far more.
-_UNIT_RANGE = 1.5
+UNIT_RANGE = 1.5
 
 
 def _pixel_max(X):
@@ -192,14 +192,14 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         fitted = getattr(self, "input_dtype_", X.dtype.name)
         if fitted == "uint8" and X.dtype != np.uint8:
             peak = _pixel_max(X)
-            if peak > _UNIT_RANGE:
+            if peak > UNIT_RANGE:
                 raise ValueError(
                     "ImagePreprocessor was fitted on uint8 images, whose pixels "
                     f"it scales from 0-255 to [0, 1], but these {X.dtype.name} "
                     f"images reach {peak:g}: pass uint8 images, or floats in "
                     "[0, 1]."
                 )
-        if fitted != "uint8" and X.dtype == np.uint8 and self.input_max_ > _UNIT_RANGE:
+        if fitted != "uint8" and X.dtype == np.uint8 and self.input_max_ > UNIT_RANGE:
             raise ValueError(
                 f"ImagePreprocessor was fitted on {fitted} images that reach "
                 f"{self.input_max_:g}, but these are uint8 images, whose pixels "

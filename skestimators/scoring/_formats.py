@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .._io import cut_name
+
 __all__ = [
     "companion_path",
     "conform",
@@ -35,10 +37,9 @@ def _companion_name(name: str, suffix: str) -> str:
     full = name + suffix
     if len(os.fsencode(full)) <= NAME_MAX:
         return full
-    encoded = os.fsencode(name)
-    budget = NAME_MAX - len(os.fsencode(suffix)) - 9
-    head = encoded[:budget].decode("utf-8", "ignore")
-    return f"{head}~{hashlib.sha256(encoded).hexdigest()[:8]}{suffix}"
+    head = cut_name(name, NAME_MAX - len(os.fsencode(suffix)) - 9)
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    return f"{head}~{digest}{suffix}"
 
 
 def companion_path(output, suffix: str) -> Path:
