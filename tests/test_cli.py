@@ -230,6 +230,19 @@ def test_train_exoplanet_recipe(tmp_path, exoplanet_folder):
     ]
 
 
+def test_train_names_the_sidecar_it_wrote(tmp_path, exoplanet_folder):
+    # The summary named <output>.json, not the shortened sidecar of a long name.
+    from skestimators._io import sidecar_path
+
+    out = tmp_path / ("m" * 246 + ".joblib")  # 253 bytes
+    args = ["-o", out, "--variant", "conv1d", "--max-epochs", 1, "--device", "cpu"]
+    result = invoke("train", "exoplanet", exoplanet_folder, *args)
+    assert result.exit_code == 0, result.output
+    side = sidecar_path(out)
+    assert side.is_file() and side.name != out.name + ".json"
+    assert result.output.rstrip().endswith(f"saved {out} and {side.name}.")
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_train_verbose_shows_every_epoch(tmp_path, exoplanet_folder, where):
     args = ["train", "exoplanet", exoplanet_folder, "-o", tmp_path / "m.joblib"]
@@ -418,6 +431,53 @@ def test_second_run_on_the_same_output_is_refused(tmp_path, saved):
     )
     assert not (tmp_path / "big.parquet.parts").exists()
     assert not owner.exists()
+
+
+def test_interrupt_names_the_parts_folder_of_a_long_output(
+    tmp_path, saved, monkeypatch
+):
+    # The message named <output>.parts, where a name of 251-255 bytes has its
+    # parts folder under a shortened name.
+    from skestimators._io import companion_path
+
+    path, data, _, _ = saved
+    out = tmp_path / ("o" * 245 + ".parquet")  # 253 bytes
+    parts = companion_path(out, ".parts")
+    assert parts.name != out.name + ".parts"
+    original = score_module.run_chunk
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(score_module, "run_chunk", interrupted)
+    result = invoke("score", path, data, "-o", out, "--chunk-rows", 40, "--no-progress")
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert f"kept in {parts};" in result.output, result.output
+    assert parts.is_dir()
+
+
+def test_interrupt_without_parts_says_nothing_was_written(
+    tmp_path, saved, monkeypatch
+):
+    # A map from rasters keeps no parts: the message promised a resume from
+    # a parts folder that did not exist.
+    import skestimators.scoring
+
+    path, data, _, _ = saved
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skestimators.scoring, "score", interrupted)
+    out = tmp_path / "map.tif"
+    result = invoke("score", path, data, "-o", out, "--no-progress")
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert f"{out} was not written" in result.output, result.output
+    assert "resume" not in result.output
 
 
 def test_interrupt_and_changed_input_are_reported(tmp_path, saved, monkeypatch):

@@ -83,6 +83,40 @@ def test_constraint_modes_and_gradients():
         GalaxyZooConstraint("sigmoid")
 
 
+@pytest.mark.parametrize("mode", ["divisive", "softmax"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_constraint_is_finite_in_half_precision(mode, dtype):
+    # In half precision a group's sum of large outputs overflowed to inf
+    # (the divisive group became all zeros, breaking the tree) and an inf
+    # output, what a float16 layer gives past 65504, became NaN.
+    gen = torch.Generator().manual_seed(0)
+    large = torch.randn(6, 37, generator=gen) * 3e4
+    large[0] = torch.finfo(dtype).max  # every group overflows its sum
+    large[1, ::3] = float("inf")
+    large[2, ::2] = -float("inf")
+    large[3, 1:3] = float("inf")  # two answers of Q1 tie at infinity
+    out = GalaxyZooConstraint(mode)(large.to(dtype))
+    assert out.dtype == dtype
+    assert bool(torch.isfinite(out).all()) and bool((out >= 0).all())
+    assert tree_violation(out.float()) < 2e-2
+    torch.testing.assert_close(out[3, 1:3].float(), torch.full((2,), 0.5))
+
+
+def test_constraint_is_finite_under_autocast():
+    gen = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(4, 37)
+    with torch.no_grad():  # outputs of -4e38 to 4e38: some overflow bfloat16
+        layer.weight.copy_(torch.randn(37, 4, generator=gen).sign())
+    x = torch.full((8, 4), 1e38)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        for mode in ("divisive", "softmax"):
+            raw = layer(x)
+            assert not bool(torch.isfinite(raw).all())  # overflowed to inf
+            out = GalaxyZooConstraint(mode)(raw)
+            assert bool(torch.isfinite(out).all())
+            assert tree_violation(out.float()) < 2e-2
+
+
 @pytest.mark.parametrize("network", [GalaxyCNN, GalaxyResNet])
 def test_networks(network):
     small = {"width": 4, "depth": 4 if network is GalaxyCNN else 2}

@@ -36,7 +36,12 @@ from ._config import (
     training_callbacks,
     validation_indices,
 )
-from ._continuing import continue_with, warn_unapplied, warn_validation_change
+from ._continuing import (
+    continue_with,
+    kept_split_seed,
+    warn_unapplied,
+    warn_validation_change,
+)
 from ._device import amp_dtype, resolve_device, torch_threads
 from ._distributed import data_parallel
 from ._divergence import (
@@ -290,10 +295,14 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             resumed = store.load(fingerprint)
             if resumed is not None:
                 seed = int(resumed["seed"])  # the split and streams of that run
+        built = self._network_spec() if continuing else None  # split kept
+        split_seed = kept_split_seed(config, built, seed)
         split = (
             None
             if partial
-            else validation_indices(config, len(data), y_strat, groups, seed, y=y_given)
+            else validation_indices(
+                config, len(data), y_strat, groups, split_seed, y=y_given
+            )
         )
         train, valid = (
             (data, None)
@@ -308,8 +317,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             # Each continued call draws new batches, augmentations and dropout
             # (an int random_state gave every partial_fit call the same ones),
             # reproducibly: from random_state and the epochs trained so far.
-            # The validation split above keeps the first fit's rows (with an
-            # int random_state; None draws a new split, as MLPClassifier does).
+            # The validation split above keeps the first fit's rows.
             key = [seed, len(self.net_.history)]
             seed = int(np.random.SeedSequence(key).generate_state(1)[0] % 2**31)
         with torch_threads(), torch.random.fork_rng(devices=cuda_devices):
@@ -362,6 +370,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     "n_outputs": n_outputs,
                     "n_train": len(train),  # sizes the learning-rate schedule
                     "has_valid": valid is not None,  # what a schedule monitors
+                    "split_seed": seed,  # the split that continuing fits keep
                     # What the network is built with: set_params after fit
                     # changes the next fit, not this network (_as_built).
                     "params": self.get_params(deep=False),

@@ -8,6 +8,7 @@ and callbacks are kept).
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -74,6 +75,23 @@ def continue_with(net, config):
         # feature_lr_factor) keep their fraction.
         group["lr"] = group["lr"] * (config.lr / net.lr)
     net.lr = config.lr
+
+
+def kept_split_seed(config, built, seed):
+    """The seed of a fit's validation split: ``seed``, drawn by this fit, or
+    for a continuing fit that of the fit which built its network (``built``,
+    the network's ``_module_spec``; None for a fresh fit).
+
+    Without an int ``random_state`` each fit draws a new ``seed``, and a
+    continuing fit splitting with it would train on the rows validated on
+    so far (early stopping would then monitor rows the network has learnt).
+    An int ``random_state`` gives the same seed anyway, or, changed, a new
+    split as asked; networks whose split seed was not recorded (files of
+    older versions) split with ``seed``.
+    """
+    if built is None or isinstance(config.random_state, numbers.Integral):
+        return seed
+    return int(built.get("split_seed", seed))
 
 
 def warn_unapplied(name, built, current, warned):

@@ -19,7 +19,7 @@ from ._model_file import (
     read_metadata,
     save,
 )
-from ._paths import file_sha256, sidecar_path
+from ._paths import companion_name, companion_path, file_sha256, sidecar_path
 
 __all__ = [
     "ModelFileError",
@@ -28,6 +28,8 @@ __all__ = [
     "UntrustedTypeError",
     "check_integrity",
     "check_versions",
+    "companion_name",
+    "companion_path",
     "cut_name",
     "file_sha256",
     "final_estimator",

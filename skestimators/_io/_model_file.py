@@ -121,7 +121,9 @@ def save(
     as safetensors entries: loading it rebuilds only trusted types and runs
     no code from the file. A pickle (joblib) can hold anything, but loading
     it runs whatever code its author chose. The model file and the sidecar
-    ``<path>.json`` are written to temporary names, flushed to the disk and
+    ``<path>.json`` (for a file name too long to take ``.json``, over 250
+    bytes, that name cut and followed by ``~`` and 8 hex digits of its hash)
+    are written to temporary names, flushed to the disk and
     renamed into place, the sidecar last, so that a failure (or a power
     cut) never leaves a partial model or a model without its sidecar; two
     saves to the same path at the same moment leave one model with its own

@@ -140,6 +140,7 @@ def score(
     """
     import warnings
 
+    from .._io import companion_path
     from ..scoring import InvalidRowsWarning, OutputLockedError
     from ..scoring import score as run
 
@@ -170,11 +171,15 @@ def score(
     except KeyboardInterrupt:
         if _debug():
             raise
-        click.echo(
-            f"Interrupted: the chunks scored so far are kept in {output}.parts; "
-            "run the same command again to resume.",
-            err=True,
-        )
+        parts = companion_path(output, ".parts")  # shortened for a long name
+        if parts.is_dir():
+            message = (
+                f"the chunks scored so far are kept in {parts}; run the same "
+                "command again to resume."
+            )
+        else:  # a map (rasters) keeps no parts: it is written whole or not
+            message = f"{output} was not written (any previous file is unchanged)."
+        click.echo(f"Interrupted: {message}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except OutputLockedError as exc:
         if _debug():

@@ -193,7 +193,7 @@ def train(
 
     from sklearn.model_selection import cross_validate
 
-    from .._io import save
+    from .._io import save, sidecar_path
     from ..metrics import multilabel_scorers
 
     verbose = _verbosity(verbose)
@@ -245,7 +245,7 @@ def train(
         click.echo(f"Note: {warning.message}", err=True)
     click.echo(
         f"Trained {recipe} {variant!r} on {len(X):,} planets in {seconds:.1f} s "
-        f"({_training_summary(model)}); saved {path} and {path.name}.json.",
+        f"({_training_summary(model)}); saved {path} and {sidecar_path(path).name}.",
         err=True,
     )
 

@@ -7,6 +7,7 @@ pixel's centre, so a map equals predicting the extracted patches directly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -153,6 +154,10 @@ def predict_raster(
         If the model predicts the ``nodata`` value itself, or if ``window``
         is wider than the rasters and the model does not read missing
         values (the map is then all ``nodata``).
+    Warning
+        What ``estimator`` warns of while predicting (e.g. gaps its network
+        never learned to read) is passed on once per call, each distinct
+        message once, not once per chunk.
 
     See Also
     --------
@@ -201,7 +206,7 @@ def predict_raster(
     # map as it was, never a partial one.
     partial = temporary_name(output_path, ".partial")
     try:
-        tally, digests = _write_map(
+        tally, digests, grid = _write_map(
             estimator, rasters, partial, window, chunk_rows, stride, batch_size,
             nodata, uncertainty,
         )  # fmt: skip
@@ -228,7 +233,7 @@ def predict_raster(
             stacklevel=2,
         )
     if tally["too_wide"]:
-        window, height, width = tally["too_wide"]
+        height, width = grid
         warnings.warn(
             f"window={window} is wider than the rasters ({height} x {width} "
             "pixels): every patch reaches past their edge, and the model does "
@@ -252,9 +257,14 @@ def _write_map(
     estimator, rasters, output_path, window, chunk_rows, stride, batch_size,
     nodata, uncertainty,
 ):  # fmt: skip
-    """Write the map to ``output_path``; return the counts of predicted values
-    that are NaN, infinite or equal ``nodata``, and the checksum of each block
-    of rows written (for :func:`check_written`)."""
+    """Write the map to ``output_path``.
+
+    Returns the counts of predicted values that are NaN, infinite or equal
+    ``nodata`` and of pixels left unpredicted because ``window`` is wider than
+    the rasters (``"too_wide"``), the checksum of each block of rows written
+    (for :func:`check_written`), and the rasters' ``(height, width)``. The
+    warnings of the estimator are passed on once per call, not once per chunk.
+    """
     import rasterio
     from rasterio.transform import Affine
 
@@ -278,9 +288,9 @@ def _write_map(
             "nodata": nodata,
             "compress": "deflate",
         }
-        dst, pending, tally, digests = None, [], Counter(), {}
+        dst, pending, tally, digests, seen = None, [], Counter(), {}, set()
         if hopeless:
-            tally["too_wide"] = (window, stack.height, stack.width)
+            tally["too_wide"] = out_h * out_w
         try:
             for i0 in range(0, out_h, chunk_rows):
                 i1 = min(i0 + chunk_rows, out_h)
@@ -293,10 +303,11 @@ def _write_map(
                 )
                 rows = np.repeat(src_rows - half - r0, out_w)
                 cols = np.tile(src_cols - half - c0, i1 - i0)
-                values = None if hopeless else _predict_chunk(
-                    estimator, block, rows, cols, window, batch_size, uncertainty,
-                    tally,
-                )  # fmt: skip
+                with _warn_once(seen):
+                    values = None if hopeless else _predict_chunk(
+                        estimator, block, rows, cols, window, batch_size,
+                        uncertainty, tally,
+                    )  # fmt: skip
                 if values is None:
                     values = np.empty((0, i1 - i0, out_w), dtype=np.float32)
                 else:
@@ -327,7 +338,29 @@ def _write_map(
         finally:
             if dst is not None:
                 dst.close()
-    return tally, digests
+    return tally, digests, (stack.height, stack.width)
+
+
+@contextlib.contextmanager
+def _warn_once(seen):
+    """Pass on the warnings raised in the block, each (category and message)
+    only the first time it is met in ``seen``: a map predicted in many chunks
+    warns as one prediction would, e.g. of gaps a network never learned to
+    read. The filters in force still apply where a warning is raised (one
+    ignored is not recorded, one made an error raises at once); those passed
+    on keep the file and line they were raised at."""
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:  # also those raised before an error
+        for w in caught:
+            key = (w.category, str(w.message))
+            if key not in seen:
+                seen.add(key)
+                warnings.warn_explicit(
+                    w.message, w.category, w.filename, w.lineno, source=w.source
+                )
 
 
 def _nodata_hits(values, nodata) -> int:

@@ -40,7 +40,8 @@ class GalaxyZooConstraint(nn.Module):
     The targets are vote fractions of volunteers who walk the Galaxy Zoo 2
     decision tree [2]_, each answer weighted by the fraction of votes that
     reached its question; obeying the tree keeps the predicted fractions
-    consistent with one another.
+    consistent with one another. Half-precision outputs (float16, bfloat16,
+    autocast) are constrained in float32 and returned in their own dtype.
 
     Parameters
     ----------
@@ -101,9 +102,17 @@ class GalaxyZooConstraint(nn.Module):
             )
         if self.mode == "none":
             return x
+        # In half precision (float16, bfloat16, autocast) a group's sum of
+        # large outputs overflows to inf (zeroing the group) and an inf
+        # output turns into NaN: the tree is computed in float32 (or the
+        # input's wider dtype) on outputs clamped to where every group's sum
+        # stays finite (an inf output is then the largest one).
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        bound = torch.finfo(dtype).max / _N_TARGETS
+        wide = x.to(dtype).clamp(-bound, bound)
         groups: list[torch.Tensor] = []
         for question, slot in zip(GALAXY_ZOO_QUESTIONS, _PARENT_SLOTS):
-            z = x[..., question.start : question.stop]
+            z = wide[..., question.start : question.stop]
             if self.mode == "divisive":
                 z = torch.relu(z) + self.eps
                 z = z / z.sum(dim=-1, keepdim=True)
@@ -113,7 +122,7 @@ class GalaxyZooConstraint(nn.Module):
                 i, j = slot
                 z = z * groups[i][..., j : j + 1]
             groups.append(z)
-        return torch.cat(groups, dim=-1)
+        return torch.cat(groups, dim=-1).to(x.dtype)
 
 
 def _head(n_outputs: int, constraint: str | None) -> nn.Module:

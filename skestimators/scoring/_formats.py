@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .._io import cut_name
+from .._io import companion_name, companion_path
 
 __all__ = [
     "companion_path",
@@ -25,44 +23,6 @@ __all__ = [
 ]
 
 
-#: Longest file name, in bytes, on the usual file systems (ext4, XFS, APFS).
-NAME_MAX = 255
-
-
-def _companion_name(name: str, suffix: str) -> str:
-    """``name + suffix``; when that passes ``NAME_MAX`` bytes, ``name`` cut
-    (between characters) and followed by ``~`` and 8 hex digits of its
-    SHA-256, so that two long names that start alike keep distinct
-    companions, and a name always gets the same ones."""
-    full = name + suffix
-    if len(os.fsencode(full)) <= NAME_MAX:
-        return full
-    head = cut_name(name, NAME_MAX - len(os.fsencode(suffix)) - 9)
-    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
-    return f"{head}~{digest}{suffix}"
-
-
-def companion_path(output, suffix: str) -> Path:
-    """``<output><suffix>``, beside ``output``: its lock, parts folder,
-    invalid-rows file.
-
-    Where ``<output><suffix>`` would be too long for a file name (over
-    ``NAME_MAX`` bytes), the output's name is shortened and followed by
-    ``~`` and 8 hex digits of its hash.
-
-    Examples
-    --------
-    >>> from skestimators.scoring._formats import companion_path
-    >>> companion_path("runs/scores.parquet", ".lock").as_posix()
-    'runs/scores.parquet.lock'
-    >>> name = companion_path("模" * 80 + ".parquet", ".invalid.csv").name
-    >>> len(name.encode()) <= 255, name.endswith(".invalid.csv")
-    (True, True)
-    """
-    output = Path(output)
-    return output.with_name(_companion_name(output.name, suffix))
-
-
 def invalid_path(output) -> Path:
     """The invalid-rows file of an output: ``<output>.invalid.csv``."""
     return companion_path(output, ".invalid.csv")
@@ -74,7 +34,7 @@ def ids_path(output) -> Path:
     output = Path(output)
     name = output.name
     stem = name[: -len(".npy")] if name.lower().endswith(".npy") else name
-    return output.with_name(_companion_name(stem, ".ids.npy"))
+    return output.with_name(companion_name(stem, ".ids.npy"))
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
