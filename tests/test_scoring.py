@@ -1115,7 +1115,7 @@ def test_multi_output_classes_of_different_lengths_go_to_npy(tmp_path):
     X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
     y = np.column_stack([X["a"] > 0, np.digitize(X["b"], [-0.5, 0.5])])
     forest = RandomForestClassifier(5, random_state=0).fit(X, y)
-    path = skestimators.save(forest, tmp_path / "forest.joblib")
+    path = skestimators.save(forest, tmp_path / "forest.joblib", format="pickle")
     X.to_csv(tmp_path / "x.csv", index=False)
     run(path, [tmp_path / "x.csv"], tmp_path / "out.npy", method="predict")
     assert np.load(tmp_path / "out.npy").shape == (60, 2)
