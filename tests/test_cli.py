@@ -78,7 +78,10 @@ def test_invalid_rows_exit_code_and_listing(tmp_path, saved):
     out = tmp_path / "pred.csv"
     result = invoke("score", path, tmp_path / "bad.npy", "-o", out, "--no-progress")
     assert result.exit_code == EXIT_INVALID_ROWS
-    assert "3 row(s) not scored" in result.output and "ids: 7, 8, 9." in result.output
+    assert (
+        "3 row(s) not scored" in result.output
+        and "invalid ids: 7, 8, 9." in result.output
+    )
     assert out.exists() and (tmp_path / "pred.csv.invalid.csv").exists()
 
 
@@ -98,7 +101,7 @@ def test_bad_cell_of_a_model_trained_on_mixed_dtypes_is_an_invalid_row(tmp_path)
     out = tmp_path / "pred.csv"
     result = invoke("score", path, tmp_path / "bad.csv", "-o", out, "--no-progress")
     assert result.exit_code == EXIT_INVALID_ROWS, result.output
-    assert "1 row(s) not scored" in result.output and "ids: 2." in result.output
+    assert "1 row(s) not scored" in result.output and "invalid ids: 2." in result.output
     assert pd.read_csv(out)["proba_1"].notna().sum() == 19
 
 
@@ -113,7 +116,10 @@ def test_nonfinite_predictions_are_invalid_rows(tmp_path, saved):
     out = tmp_path / "pred.csv"
     result = invoke("score", path, tmp_path / "extreme.npy", "-o", out, "--no-progress")
     assert result.exit_code == EXIT_INVALID_ROWS
-    assert "2 row(s) not scored" in result.output and "ids: 3, 50." in result.output
+    assert (
+        "2 row(s) not scored" in result.output
+        and "invalid ids: 3, 50." in result.output
+    )
     table = pd.read_csv(out)
     assert table.iloc[:, 1].isna().to_numpy().nonzero()[0].tolist() == [3, 50]
     keep = np.setdiff1d(np.arange(len(X)), [3, 50])
@@ -460,9 +466,7 @@ def test_interrupt_names_the_parts_folder_of_a_long_output(
     assert parts.is_dir()
 
 
-def test_interrupt_without_parts_says_nothing_was_written(
-    tmp_path, saved, monkeypatch
-):
+def test_interrupt_without_parts_says_nothing_was_written(tmp_path, saved, monkeypatch):
     # A map from rasters keeps no parts: the message promised a resume from
     # a parts folder that did not exist.
     import skestimators.scoring

@@ -23,12 +23,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import skestimators
-from skestimators import MultiInput, NetClassifier, NetRegressor
-from skestimators._io import (
+from skestimators import (
     ModelFileError,
     ModelFileNotFoundError,
     ModelVersionWarning,
+    MultiInput,
+    NetClassifier,
+    NetRegressor,
     UntrustedTypeError,
+)
+from skestimators._io import (
     _atomic,
     _model_file,
     read_metadata,
@@ -372,6 +376,15 @@ def test_unpicklable_model_is_a_model_file_error(tmp_path):
     with pytest.raises(ModelFileError, match="cannot be pickled"):
         skestimators.save(model, tmp_path / "m.joblib", format="pickle")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_model_file_errors_are_public():
+    # Code catching them imports them from the package, not from a private module.
+    names = {"ModelFileNotFoundError", "UntrustedTypeError"}
+    assert names <= set(skestimators.__all__)
+    assert issubclass(skestimators.UntrustedTypeError, skestimators.ModelFileError)
+    with pytest.raises(skestimators.ModelFileNotFoundError):
+        skestimators.load("no/such/model.joblib")
 
 
 def test_missing_folder_and_file_are_model_file_errors(tmp_path, small_model):

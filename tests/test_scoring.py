@@ -792,6 +792,53 @@ def test_dask_local_cluster_matches_local(tmp_path, spectra_model):
     )
 
 
+def test_dask_workers_in_another_directory_write_the_parts(tmp_path, monkeypatch):
+    # On a cluster the workers' working directory is not the client's: the
+    # relative paths of a job (output, inputs) must reach them made absolute.
+    distributed = pytest.importorskip("distributed", reason="needs the dask extra")
+    from sklearn.linear_model import LinearRegression
+
+    (tmp_path / "job").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "job")
+    X = np.arange(20.0).reshape(10, 2)
+    skestimators.save(LinearRegression().fit(X, X.sum(1)), "m.joblib")
+    np.save("X.npy", X)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.run(os.chdir, str(tmp_path / "elsewhere"))
+        result = run("m.joblib", ["X.npy"], "o.parquet", chunk_rows=4, scheduler=client)
+    assert result.n_chunks == 3
+    out = pd.read_parquet("o.parquet")
+    np.testing.assert_allclose(out["prediction"], X.sum(1))
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_chunks_are_read_from_another_directory(tmp_path, monkeypatch):
+    # What a Dask worker does with the chunk specs: read them in its own cwd.
+    from PIL import Image
+
+    from skestimators.scoring._inputs import open_input
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    np.save("X.npy", np.ones((3, 2)))
+    _exoplanet_folder(tmp_path / "planets", 2, "RR")
+    (tmp_path / "images").mkdir()
+    for stem in ("1", "2"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / f"{stem}.jpg")
+    for inputs in (["X.npy"], ["planets"], ["images"]):
+        specs = list(open_input(inputs, crop=None).specs(2))
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        for spec in specs:
+            assert not spec.load().bad, inputs
+        monkeypatch.chdir(tmp_path)
+
+
 def test_score_named_input_model_from_multiinput_table_is_refused(tmp_path, two_inputs):
     spectra, aux, y = two_inputs
     model = NetClassifier(**FAST).fit(MultiInput(spectra=spectra, aux=aux), y[:, 0])
@@ -835,6 +882,34 @@ def test_parquet_index_named_id_gives_the_ids(tmp_path, sk_models):
     X.head(6).set_axis(range(10, 16)).to_parquet(tmp_path / "unnamed.parquet")
     result = run(clf_path, [tmp_path / "unnamed.parquet"], tmp_path / "u.csv")
     assert pd.read_csv(result.output)["id"].tolist() == list(range(6))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_table_inputs_may_hold_their_columns_in_another_order(tmp_path, sk_models, fmt):
+    clf_path, _, X, clf = sk_models
+    frame = X.head(6).set_axis([f"g{i}" for i in range(6)]).rename_axis("id")
+    first, second = tmp_path / f"first.{fmt}", tmp_path / f"second.{fmt}"
+    if fmt == "parquet":
+        frame.head(3).reset_index().to_parquet(first, index=False)  # id, a, b, c
+        frame.tail(3).to_parquet(second)  # a, b, c, then the index "id"
+    else:
+        frame.head(3).to_csv(first)
+        frame.tail(3)[["c", "a", "b"]].to_csv(second)
+    result = run(clf_path, [first, second], tmp_path / "o.csv")
+    out = pd.read_csv(result.output)
+    assert out["id"].tolist() == [f"g{i}" for i in range(6)]
+    np.testing.assert_allclose(
+        out[["proba_no", "proba_yes"]], clf.predict_proba(X.head(6)), rtol=1e-6
+    )
+    other = tmp_path / f"other.{fmt}"
+    getattr(frame.rename(columns={"c": "d"}), f"to_{fmt}")(other)
+    label = fmt.capitalize() if fmt == "parquet" else "CSV"
+    message = (
+        rf"The {label} inputs have different columns: compared with \S*first\.{fmt}, "
+        rf"\S*other\.{fmt} lacks \['c'\] and has \['d'\] in addition\."
+    )
+    with pytest.raises(ScoringInputError, match=message):
+        run(clf_path, [first, other], tmp_path / "o2.csv")
 
 
 @pytest.mark.parametrize("bad_line", [2, 3])

@@ -28,11 +28,11 @@ FAST = dict(max_epochs=3, batch_size=32, device="cpu", random_state=0)
 
 
 @pytest.mark.parametrize(
-    "branch", ["conv1d", "attention", "lstm", "dense", ("attention", "dense")]
+    "module", ["conv1d", "attention", "lstm", "dense", ("attention", "dense")]
 )
-def test_branches_shapes_and_history(data, branch):
+def test_branches_shapes_and_history(data, module):
     _, y, Xt = data
-    clf = SpectraAuxClassifier(branch, width=8, positions=4, **FAST).fit(Xt, y)
+    clf = SpectraAuxClassifier(module, width=8, positions=4, **FAST).fit(Xt, y)
     assert clf.predict_proba(Xt).shape == (300, 2)
     assert set(np.unique(clf.predict(Xt))) <= {0, 1}
     assert [c.tolist() for c in clf.classes_] == [[0, 1], [0, 1]]
@@ -325,9 +325,9 @@ def test_blend_recipe_fits_one_target(column):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"branch": "attention", "depth": 0}, "depth must be an integer >= 1"),
+        ({"module": "attention", "depth": 0}, "depth must be an integer >= 1"),
         ({"width": 0}, "width must be an integer >= 1"),
-        ({"branch": "attention", "positions": -1}, "positions must be an integer"),
+        ({"module": "attention", "positions": -1}, "positions must be an integer"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ],
 )

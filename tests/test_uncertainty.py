@@ -85,6 +85,26 @@ def test_return_std_without_dropout_is_a_clear_error(tabular):
         reg.predict(X[:5], return_std=True)
 
 
+def test_no_dropout_error_names_the_estimators_own_parameter(tabular):
+    # The hint is one the estimator accepts: NetRegressor takes no dropout=.
+    X, y, _ = tabular
+    reg = NetRegressor(max_epochs=1, device="cpu", random_state=0).fit(X, y)
+    with pytest.raises(ValueError) as info:
+        reg.predict(X[:5], return_std=True)
+    assert "module_params={'dropout': 0.1}" in str(info.value)
+    assert "or dropout=0.1" not in str(info.value)
+    reg.set_params(module_params={"dropout": 0.1}).fit(X, y)
+    assert reg.predict(X[:5], return_std=True)[1].shape == (5,)
+
+    X, y, _ = make_soc(20, n_years=2, random_state=0)
+    patches = SpatioTemporalRegressor(
+        width=4, depth=1, head_width=8, dropout=0.0, max_epochs=1, device="cpu"
+    ).fit(X, np.log(y))
+    with pytest.raises(ValueError, match=r"\(e\.g\. dropout=0\.1\)") as info:
+        patches.predict(X[:3], return_std=True)
+    assert "module_params" not in str(info.value)
+
+
 class _BatchNormDropout(torch.nn.Module):
     def __init__(self, input_shape, n_outputs):
         super().__init__()

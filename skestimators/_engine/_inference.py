@@ -27,6 +27,19 @@ def _tensors(X):
     return to_tensor(X)
 
 
+def _dropout_hint(estimator) -> str:
+    """How ``estimator`` is given a network with dropout: the parameter it takes."""
+    params = estimator.get_params(deep=False)
+    if "dropout" in params:
+        return "e.g. dropout=0.1"
+    if "module_params" in params:
+        return (
+            "e.g. module_params={'dropout': 0.1} for the default MLP, or a "
+            "module with dropout layers"
+        )
+    return "a module with dropout layers"
+
+
 class InferenceMixin:
     """Forward passes of a fitted network estimator (``net_``), batch by batch.
 
@@ -82,8 +95,7 @@ class InferenceMixin:
                     f"{type(self).__name__} estimates the standard deviation "
                     "of its predictions by Monte Carlo dropout, but its network "
                     f"{type(module).__name__} has no dropout layer with p > 0. "
-                    "Train it with dropout (e.g. module_params={'dropout': 0.1} "
-                    "or dropout=0.1), or use "
+                    f"Train it with dropout ({_dropout_hint(self)}), or use "
                     "skestimators.uncertainty.DeepEnsembleRegressor."
                 )
             for layer in layers:

@@ -36,13 +36,12 @@ class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
 
     Examples
     --------
-    >>> from skestimators import load
-    >>> from skestimators._io import ModelFileNotFoundError
+    >>> from skestimators import ModelFileNotFoundError, load
     >>> try:
     ...     load("no/such/model.joblib")
-    ... except FileNotFoundError as exc:
-    ...     print(type(exc).__name__)
-    ModelFileNotFoundError
+    ... except ModelFileNotFoundError as exc:
+    ...     print(isinstance(exc, FileNotFoundError))
+    True
     """
 
 
@@ -54,7 +53,7 @@ class UntrustedTypeError(ModelFileError):
 
     Examples
     --------
-    >>> from skestimators._io import ModelFileError, UntrustedTypeError
+    >>> from skestimators import ModelFileError, UntrustedTypeError
     >>> issubclass(UntrustedTypeError, ModelFileError)
     True
     """

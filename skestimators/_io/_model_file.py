@@ -183,7 +183,8 @@ def save(
         If ``estimator`` is not an estimator, ``format``, ``cv_scores`` or
         ``training_data`` is invalid, the model cannot be serialized (or
         would be a pickle named ``*.skops``), or the files cannot be written
-        (:class:`ModelFileNotFoundError` when the folder does not exist).
+        (:class:`~skestimators.ModelFileNotFoundError` when the folder does
+        not exist).
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
 

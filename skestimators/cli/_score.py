@@ -209,7 +209,7 @@ def score(
         click.echo(
             f"Warning: {result.n_invalid} row(s) not scored (NaN, infinite or "
             "text inputs, non-finite predictions, or unreadable rows); "
-            f"ids: {shown}{more}. All are listed in {result.invalid_path}.",
+            f"invalid ids: {shown}{more}. All are listed in {result.invalid_path}.",
             err=True,
         )
         sys.exit(EXIT_INVALID_ROWS)

@@ -199,7 +199,7 @@ class SpectraAuxClassifier(_ClassifierNet):
         return SpectraAuxNet(
             input_shape,
             self.target_names_,
-            branch=self.module,
+            module=self.module,
             width=self.width,
             depth=self.depth,
             dropout=self.dropout,

@@ -199,7 +199,7 @@ class SpectraAuxNet(nn.Module):
         Sample shapes of the two inputs (injected by the estimator).
     target_names : list of str
         One output (a logit) per name; ``forward`` returns a dict.
-    branch : {"conv1d", "attention", "lstm", "dense"} or tuple, default="conv1d"
+    module : {"conv1d", "attention", "lstm", "dense"} or tuple, default="conv1d"
         Spectrum branch; a tuple runs several branches side by side and
         concatenates their features.
     width : int, default=64
@@ -239,7 +239,7 @@ class SpectraAuxNet(nn.Module):
         self,
         input_shape,
         target_names,
-        branch="conv1d",
+        module="conv1d",
         width=64,
         depth=2,
         dropout=0.2,
@@ -252,10 +252,10 @@ class SpectraAuxNet(nn.Module):
         positions=0,
     ):
         super().__init__()
-        names = (branch,) if isinstance(branch, str) else tuple(branch)
+        names = (module,) if isinstance(module, str) else tuple(module)
         if not names or any(b not in BRANCHES for b in names):
             raise ValueError(
-                f"branch must be one of {BRANCHES} or a tuple of them, got {branch!r}."
+                f"module must be one of {BRANCHES} or a tuple of them, got {module!r}."
             )
         if merge not in ("concat", "gated"):
             raise ValueError(f"merge must be 'concat' or 'gated', got {merge!r}.")

@@ -167,9 +167,8 @@ class CsvReader(_TableReader):
     def __init__(self, paths, *, id_column=None, expected=None, text_columns=()):
         self.paths = [Path(p) for p in paths]
         self.source = ", ".join(p.name for p in self.paths)
-        headers = [tuple(read_header(path)) for path in self.paths]
-        if len(set(headers)) > 1:
-            raise ScoringInputError("The CSV inputs have different columns.")
+        headers = [read_header(path) for path in self.paths]
+        self._check_same_columns("CSV", headers)
         for path in self.paths:
             check_first_row(path)
         self.n_rows = sum(estimate_rows(p) for p in self.paths)

@@ -57,7 +57,7 @@ def run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> in
                     run_remote,
                     model_key,
                     spec,
-                    str(resume.writer.dir),
+                    str(resume.writer.dir.absolute()),  # workers' cwd differs
                     options["method"],
                     options["id_name"],
                     pure=False,

@@ -152,9 +152,8 @@ class ExoplanetReader:
                 aux.index = pd.RangeIndex(start, stop, name=ID_COLUMN)
             else:
                 aux.index = pd.Index(self.ids[start:stop], name=ID_COLUMN)
-            rows = NpyRows(
-                str(self.paths[0]), offset, dtype, shape, fortran, start, stop
-            )
+            spectra = str(self.paths[0].absolute())  # read by Dask workers too
+            rows = NpyRows(spectra, offset, dtype, shape, fortran, start, stop)
             yield ExoplanetSpec(index, rows, aux.astype(np.float64))
             start = stop
 
@@ -196,7 +195,7 @@ def _image_files(folder: Path):
     """
     paths = [
         p
-        for p in folder.iterdir()
+        for p in folder.absolute().iterdir()  # absolute: read by Dask workers too
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     ]
     stems = [p.stem for p in paths]

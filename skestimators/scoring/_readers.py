@@ -164,7 +164,10 @@ class NpyReader:
         for path, (offset, dtype, shape, fortran) in zip(self.paths, self.headers):
             for start in range(0, shape[0], chunk_rows):
                 stop = min(start + chunk_rows, shape[0])
-                rows = NpyRows(str(path), offset, dtype, shape, fortran, start, stop)
+                # Absolute: a Dask worker reads it from its own directory.
+                rows = NpyRows(
+                    str(path.absolute()), offset, dtype, shape, fortran, start, stop
+                )
                 yield NpySpec(index, rows, first + start)
                 index += 1
             first += shape[0]
@@ -226,7 +229,7 @@ class _TableReader:
             if missing:
                 raise ScoringInputError(
                     f"{self.source} lacks {len(missing)} column(s) the model was "
-                    f"trained on: {missing[:10]}{' ...' if len(missing) > 10 else ''}."
+                    f"trained on: {_few(missing)}."
                 )
             features = list(wanted)
         self.features = features
@@ -235,6 +238,26 @@ class _TableReader:
             "kind": "array",
             "inputs": {"X": {"shape": [len(features)], "columns": features}},
         }
+
+    def _check_same_columns(self, kind: str, headers) -> None:
+        """Refuse files whose columns are not those of the first, in any order.
+
+        The columns are read by name, so their order may differ from file to
+        file (``df.set_index("id").to_parquet()`` stores the id last). The
+        error names the columns that differ.
+        """
+        first = headers[0]
+        for path, header in zip(self.paths[1:], headers[1:]):
+            if sorted(header) == sorted(first):
+                continue
+            lacks = [c for c in first if c not in header]
+            extra = [c for c in header if c not in first]
+            parts = [f"lacks {_few(lacks)}"] if lacks else []
+            parts += [f"has {_few(extra)} in addition"] if extra else []
+            raise ScoringInputError(
+                f"The {kind} inputs have different columns: compared with "
+                f"{self.paths[0]}, {path} {' and '.join(parts) or 'repeats a column'}."
+            )
 
     @property
     def columns(self):
@@ -270,6 +293,11 @@ class _TableReader:
                 bad.setdefault(int(position), f"text in numeric column {c!r}")
             X[c] = numbers
         return DataSpec(index, ids, X, bad)
+
+
+def _few(names, limit=10) -> str:
+    """``names`` as a list, cut after ``limit`` of them."""
+    return f"{names[:limit]}{' ...' if len(names) > limit else ''}"
 
 
 #: Columns pandas writes for an unnamed index of a DataFrame saved to Parquet.
@@ -315,12 +343,14 @@ class ParquetReader(_TableReader):
                 raise ScoringInputError(
                     f"{path} is not a readable Parquet file: {exc}"
                 ) from exc
-        names = [tuple(f.schema_arrow.names) for f in self.files]
-        if len(set(names)) > 1:
-            raise ScoringInputError("The Parquet inputs have different columns.")
+        # An unnamed pandas index is not a column of the data (not read).
+        headers = [
+            [n for n in f.schema_arrow.names if not _PANDAS_INDEX.fullmatch(n)]
+            for f in self.files
+        ]
+        self._check_same_columns("Parquet", headers)
         self.n_rows = sum(f.metadata.num_rows for f in self.files)
-        columns = [n for n in names[0] if not _PANDAS_INDEX.fullmatch(n)]
-        self._setup(columns, id_column, expected, text_columns)
+        self._setup(headers[0], id_column, expected, text_columns)
         self.row_bytes = 8 * (len(self.features) + 1)
 
     def specs(self, chunk_rows):
@@ -336,7 +366,7 @@ class ParquetReader(_TableReader):
 
         for file in self.files:
             for batch in file.iter_batches(batch_size=chunk_rows, columns=columns):
-                pending.append(batch)
+                pending.append(batch.select(columns))  # one order for every file
                 n_pending += batch.num_rows
                 while n_pending >= chunk_rows:
                     head, rest = flush(chunk_rows)
