@@ -9,8 +9,11 @@ can all import it without importing one another.
 
 Each question's answers are vote fractions weighted by the fraction of
 volunteers who reached the question: the answers of a question sum to the
-value of the answer that leads to it (its *parent*), or to 1 for the two
-questions asked of everybody (Q1 and Q6).
+value of the answer that leads to it (its *parent*), or to 1 for Q1 and
+Q6. Q1 is asked of everybody; in Galaxy Zoo 2 Q6 is not asked after "star
+or artifact", but the Challenge's vote fractions of Q6 sum to 1 all the
+same (a quirk of how its data were generated, which the winning solution
+followed), and so do this tree's.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class GalaxyZooQuestion(NamedTuple):
         The question's answers are the columns ``start:stop`` of the 37.
     parent : int or None
         Column index of the answer that leads to this question, or ``None``
-        for a question asked of everybody (whose answers sum to 1).
+        for Q1 and Q6 (whose answers sum to 1).
 
     See Also
     --------

@@ -304,7 +304,7 @@ def test_physics_features_formulas():
     assert out["equilibrium_temperature"] == pytest.approx(temperature)
     gravity = 6.674e-11 * 6e25 / radius**2
     assert out["surface_gravity"] == pytest.approx(gravity)
-    height = 1.380649e-23 * temperature / (2.3 * 1.6735575e-27 * gravity)
+    height = 1.380649e-23 * temperature / (2.3 * 1.66053906660e-27 * gravity)  # mu in u
     assert out["scale_height"] == pytest.approx(height)
     assert out["expected_amplitude"] == pytest.approx(2 * radius * height / 7e8**2)
     assert out["observed_amplitude"] == pytest.approx(0, abs=1e-15)

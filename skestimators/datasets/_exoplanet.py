@@ -163,6 +163,16 @@ def load_exoplanet(
     --------
     make_exoplanet : Simulated spectra with the same structure.
 
+    Notes
+    -----
+    The challenge's planets are not all physical: with the radius that the
+    mean depth gives (``Rp = Rs * sqrt(depth)``), 122 of the bundled planets
+    are denser than 20 g/cm3, among them a system of 62 planets of 9.9e27 kg
+    (about 450 g/cm3), so the surface gravities and scale heights of
+    :class:`~skestimators.preprocessing.PhysicsFeatures` span a wider range
+    than real planets do. Models learn from them all the same; a physical
+    reading of those features should leave these planets out.
+
     References
     ----------
     .. [1] R. Tavenard, "Home assignment (2026)", Deep Learning course,
@@ -244,11 +254,14 @@ def make_exoplanet(
 ) -> tuple[MultiInput, pd.DataFrame]:
     """Simulate exoplanet transmission spectra with water and cloud labels.
 
-    Stars, planets and orbits are drawn in the ranges of the CNES challenge
-    data (star mass 2.8e29-2.5e30 kg, radius 1.25e8-1e9 m, temperature
-    2960-6169 K, planet mass 5e24-1e28 kg, semi-major axis 3e9-4.4e10 m). The
+    Stars, planets and orbits are drawn within the bounds of the CNES
+    challenge data (star mass 2.8e29-2.5e30 kg, radius 1.25e8-1e9 m,
+    temperature 2960-6169 K, planet mass 5e24-1e28 kg, semi-major axis
+    3e9-4.4e10 m), not from its distribution: planet masses are log-normal
+    around 4e25 kg and stay below about 1e27 kg, where the challenge holds a
+    system of 62 planets at 9.9e27 kg. The
     planet radius follows the Chen & Kipping (2017) mass-radius relation with
-    scatter; the scale height ``H = k T_eq / (mu m_H g)`` follows from the
+    scatter; the scale height ``H = k T_eq / (mu m_u g)`` follows from the
     equilibrium temperature and the surface gravity. The apparent altitude of
     the atmosphere at each wavelength, in scale heights, is the log-sum-exp of
     its opacity sources: water bands at 1.4, 1.9, 2.7 and 6.3 um (2 to 6
@@ -257,7 +270,10 @@ def make_exoplanet(
     a grey cloud deck 2.5 to 6 scale heights high (when ``cloud=1``), which
     flattens the features below it and lifts the whole spectrum. The depth is
     ``((Rp + H * altitude) / Rs)**2``; its uncertainty follows the photon
-    noise of a black-body star of the drawn size and temperature.
+    noise of a black-body star of the drawn size and temperature. The
+    challenge's uncertainties follow another model (at each wavelength a
+    fixed multiple of the planet's mean depth) and are smaller: at 2 um,
+    around Sun-like stars, a median of 6.8e-8 against 1.5e-6 here.
 
     Parameters
     ----------

@@ -23,7 +23,8 @@ __all__ = ["make_soc", "make_soc_rasters"]
 
 #: Projected CRS of the simulated grid (ETRS89 / UTM zone 32N, used in Bavaria).
 SOC_CRS = "EPSG:25832"
-# Upper-left corner of the simulated grid, in metres (inside Bavaria).
+# Upper-left corner of the simulated grid, in metres (in Swabia, near the
+# western border of Bavaria; the grid itself lies in Bavaria).
 _ORIGIN = (600_000.0, 5_400_000.0)
 _MEDIAN_OC = 20.0  # g/kg
 _LOG_SD = 0.55  # spread of log-OC explained by the world (before noise)

@@ -36,7 +36,8 @@ class ImageClassifier(ImageNetMixin, _ClassifierNet):
     ``"off"`` never flips (rotations keep the chirality), and ``"on"`` flips
     without touching labels (for labels that do not depend on handedness).
     With ``"swap"``, when none of the declared pairs is among the classes
-    (integer class codes, as Galaxy Zoo 1 catalogues give them, do not match
+    (integer class codes, such as those of the Galaxy Zoo 1 development set
+    bundled with the package, do not match
     the default pair of names), mirrored samples could not be relabelled:
     the estimator warns and trains with rotations only, never teaching a
     mirrored clockwise spiral as clockwise. Name the pair by its codes

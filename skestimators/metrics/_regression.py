@@ -146,7 +146,13 @@ def regression_scorers() -> dict:
     The indicators of soil organic carbon mapping reported with the CNN-LSTM
     model of [1]_: R² for the share of variance explained, RMSE and MAE for
     the error in the target's units, and RPIQ [2]_ for the error relative to
-    the spread of a skewed target.
+    the spread of a skewed target. R² here is the coefficient of
+    determination (:func:`~sklearn.metrics.r2_score`, ``1 - SS_res /
+    SS_tot``), which counts bias and scale errors; [1]_ reports the squared
+    correlation of predictions and observations under that name, which
+    ignores them and is never smaller for a least-squares fit. The two can
+    differ widely (in one example, predictions 30 % too large: 0.78 against
+    -0.08), so compare like with like.
 
     Returns
     -------

@@ -22,13 +22,13 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
     at random, or the first such fold without ``shuffle``), until every
     sample has a fold; samples without any label go
     to the folds that lack most samples. Rare answers thus reach every fold
-    in proportion, which a plain :class:`~sklearn.model_selection.KFold`
-    over a few thousand galaxies does not ensure. For the 37 Galaxy Zoo
-    vote fractions [2]_ the labels are the answers whose fraction reaches
+    in proportion, which a plain :class:`~sklearn.model_selection.KFold` over
+    a few thousand galaxies does not ensure. For the 37 Galaxy Zoo vote
+    fractions [2]_ the labels are the answers whose fraction reaches
     ``threshold`` (a continuous ``y`` is thresholded; a 0/1 ``y`` is used as
-    it is), the split recommended for cross-validating Galaxy Zoo
-    regressors. It does what ``MultilabelStratifiedKFold`` of the
-    iterative-stratification package does, without that dependency.
+    it is), a split suited to cross-validating Galaxy Zoo regressors. It does
+    what ``MultilabelStratifiedKFold`` of the iterative-stratification package
+    does, without that dependency.
 
     Parameters
     ----------

@@ -47,11 +47,12 @@ class GalaxyZooConstraint(nn.Module):
     ----------
     mode : {"divisive", "softmax", "none"}, default="divisive"
         ``"divisive"`` rectifies the outputs (ReLU) and divides each group by
-        its sum, as in [1]_: ``(relu(z) + eps) / sum(relu(z)
-        + eps)``, so a group whose outputs are all negative becomes uniform
-        instead of undefined. ``"softmax"`` applies a softmax per group.
-        ``"none"`` returns the raw outputs unchanged (a plain linear head
-        trained with MSE).
+        its sum, as in [1]_, with ``eps`` added to each rectified output
+        (where [1]_ adds a tiny constant to the sum alone): ``(relu(z) + eps)
+        / sum(relu(z) + eps)``, so a group whose outputs are all negative
+        becomes uniform instead of all zero. ``"softmax"`` applies a softmax
+        per group. ``"none"`` returns the raw outputs unchanged (a plain
+        linear head trained with MSE).
     eps : float, default=1e-6
         Added to each rectified output in ``"divisive"`` mode.
 

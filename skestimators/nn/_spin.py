@@ -40,8 +40,9 @@ class SpinFeatures(nn.Module):
     pooled features. It has no weights.
 
     On the 383 spirals of 3,000 SDSS galaxies classified by Galaxy Zoo 1 (69
-    pixels), the sign of ``t`` (``sigma=0.7``, the inner ring) separates
-    clockwise from anticlockwise spirals with a ROC AUC of 0.94.
+    pixels), ``t`` (``sigma=0.7``, the inner ring) separates clockwise from
+    anticlockwise spirals with a ROC AUC of 0.91; its sign alone classifies
+    83 % of each class correctly (balanced).
 
     Parameters
     ----------
