@@ -439,6 +439,22 @@ def test_second_run_on_the_same_output_is_refused(tmp_path, saved):
     assert not owner.exists()
 
 
+def _interrupt_after(monkeypatch, n_chunks):
+    """Make the scoring job stop as by Ctrl-C after ``n_chunks`` chunks;
+    return the original chunk function."""
+    original = score_module.run_chunk
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == n_chunks:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(score_module, "run_chunk", interrupted)
+    return original
+
+
 def test_interrupt_names_the_parts_folder_of_a_long_output(
     tmp_path, saved, monkeypatch
 ):
@@ -450,16 +466,7 @@ def test_interrupt_names_the_parts_folder_of_a_long_output(
     out = tmp_path / ("o" * 245 + ".parquet")  # 253 bytes
     parts = companion_path(out, ".parts")
     assert parts.name != out.name + ".parts"
-    original = score_module.run_chunk
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(score_module, "run_chunk", interrupted)
+    _interrupt_after(monkeypatch, 1)
     result = invoke("score", path, data, "-o", out, "--chunk-rows", 40, "--no-progress")
     assert result.exit_code == EXIT_INTERRUPTED
     assert f"kept in {parts};" in result.output, result.output
@@ -489,16 +496,7 @@ def test_interrupt_and_changed_input_are_reported(tmp_path, saved, monkeypatch):
     data = tmp_path / "X.npy"
     np.save(data, X)
     out = tmp_path / "o.parquet"
-    original = score_module.run_chunk
-    calls = []
-
-    def interrupted(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(score_module, "run_chunk", interrupted)
+    original = _interrupt_after(monkeypatch, 2)
     args = ("score", path, data, "-o", out, "--chunk-rows", 40, "--no-progress")
     result = invoke(*args)
     assert result.exit_code == EXIT_INTERRUPTED
