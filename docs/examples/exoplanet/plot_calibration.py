@@ -12,7 +12,10 @@ The probabilities here are out of fold: each planet is predicted by the
 network of :func:`~skestimators.recipes.exoplanet_pipeline` (``"best"``, the
 aux-gated convolution) trained on the other folds. To run in seconds this
 example uses 900 planets and 10 epochs per fit; the recipe trains for up to
-80 on all 2,400.
+80 on all 2,400. The folds split planets at random, so every test planet's
+star/planet system (the bundled planets are 40 to 165 simulated
+atmospheres of each of 36 systems) is also in training: the calibration is
+measured on new atmospheres of known systems.
 """
 
 # %%
@@ -77,9 +80,40 @@ for j, (ax, label) in enumerate(zip(axes, labels)):
 plt.show()
 
 # %%
-# Compare the printed errors: calibrate a label only where the held-out
-# ECE clearly drops. Where the network is already calibrated, as a network
-# trained with a cross-entropy loss and early stopping often is, a
-# calibrator only adds the noise of its own fit. To calibrate the recipe,
+# How much of the difference is noise? The ECE of 900 planets varies with
+# the planets drawn, and most of the network's probabilities fall in the two
+# extreme bins, so the middle bins hold few planets:
+extreme = np.mean((proba < 0.1) | (proba >= 0.9), axis=0)
+for label, share in zip(labels, extreme):
+    print(f"{label:6s} share of planets in the extreme bins: {share:.2f}")
+
+# %%
+# A bootstrap over the planets (1,000 resamples, the network's and the
+# isotonic probabilities of the same planets resampled together) gives a
+# 95 % interval for the change of ECE:
+rng = np.random.default_rng(0)
+resamples = rng.integers(0, len(y), size=(1000, len(y)))
+for j, label in enumerate(labels):
+    truth = y[label].to_numpy()
+    change = [
+        expected_calibration_error(truth[r], calibrated[r, j])
+        - expected_calibration_error(truth[r], proba[r, j])
+        for r in resamples
+    ]
+    low, high = np.percentile(change, [2.5, 97.5])
+    print(f"{label:6s} isotonic − network ECE: 95 % interval {low:+.3f} to {high:+.3f}")
+
+# %%
+# Both intervals contain zero: on these 900 planets the isotonic
+# calibration neither clearly raises the ECE of water (0.013 to 0.018) nor
+# clearly lowers that of cloud (0.035 to 0.028). The bootstrap treats the
+# planets as independent and the calibrators as fixed, and neither holds
+# (planets of one system are alike; each calibrator was fitted on the
+# other folds), so the true uncertainty is likely larger. Calibrate a label
+# only where the held-out ECE drops by more than such an interval; where
+# the network is already close to calibrated, a calibrator only adds the
+# noise of its own fit. (Here the network trains for 10 epochs, so its
+# early stopping, with a patience of 30, never acts; the recipe's fully
+# trained network may be calibrated differently.) To calibrate the recipe,
 # fit one isotonic regression per label on out-of-fold probabilities of the
 # training planets and apply it to the recipe's ``predict_proba``.

@@ -27,7 +27,23 @@ from skestimators.datasets import load_exoplanet
 from skestimators.recipes import exoplanet_pipeline
 
 X, y = load_exoplanet()
-new = np.arange(len(X)) >= 2000  # the "new" planets we will score
+
+# %%
+# The bundled planets are 40 to 165 simulated atmospheres of each of 36
+# star/planet systems, which share their row of ``aux``. Planets drawn at
+# random would leave every new planet's system in the training set; the
+# "new" planets here are those of six whole systems the model does not see
+# in training, the harder test (see the Notes of
+# :func:`~skestimators.recipes.exoplanet_pipeline`).
+from sklearn.model_selection import GroupShuffleSplit
+
+systems = X["aux"].groupby(list(X["aux"].columns)).ngroup().to_numpy()
+_, held_out = next(
+    GroupShuffleSplit(1, test_size=6, random_state=0).split(X, groups=systems)
+)
+new = np.isin(np.arange(len(X)), held_out)  # the "new" planets we will score
+print(f"{new.sum()} new planets of {len(np.unique(systems[new]))} systems")
+
 model = exoplanet_pipeline("dense", device="cpu", random_state=0)
 model.set_params(spectraauxclassifier__max_epochs=10)
 model.fit(X[~new], y[~new])
@@ -39,12 +55,15 @@ path = skestimators.save(
 print(sorted(p.name for p in work.iterdir()))
 
 # %%
-# The input: a folder like the challenge's, with ``spectra.npy`` and
-# ``auxiliary.csv`` (no targets).
+# The input: a folder like the challenge's, with ``spectra.npy``,
+# ``auxiliary.csv`` and a ``targets.csv`` that holds only the planets' ids
+# (the labels are held back). The scored output carries these ids; without
+# them, it would number the planets by row position from 0.
 folder = work / "new_planets"
 folder.mkdir()
 np.save(folder / "spectra.npy", X["spectra"][new])
 X["aux"][new].to_csv(folder / "auxiliary.csv", index=False)
+y[new].index.to_frame().to_csv(folder / "targets.csv", index=False)
 
 # %%
 # Score from the command line
@@ -87,21 +106,23 @@ print("inputs:", {k: v["shape"] for k, v in sidecar["input"]["inputs"].items()})
 run("score", path, folder, "-o", work / "predictions.parquet", "--no-progress")
 
 # %%
-# One row per planet, one column per predicted probability:
+# One row per planet, its id first, then one column per predicted
+# probability:
 import pandas as pd
 
 predictions = pd.read_parquet(work / "predictions.parquet")
 predictions.head()
 
 # %%
-# The predictions against the labels we held back:
+# The predictions against the labels we held back, joined on the id (not on
+# the row order):
 import matplotlib.pyplot as plt
 from sklearn.metrics import RocCurveDisplay
 
-truth = y[new]
+scored = predictions.join(y, on="id", validate="one_to_one")
 fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
-for target in truth.columns:
+for target in y.columns:
     RocCurveDisplay.from_predictions(
-        truth[target], predictions[f"proba_{target}"], name=target, ax=ax
+        scored[target], scored[f"proba_{target}"], name=target, ax=ax
     )
-ax.set_title("new planets, scored from the command line")
+ax.set_title("new systems, scored from the command line")
