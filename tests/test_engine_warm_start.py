@@ -62,3 +62,28 @@ def test_unseeded_fresh_fits_still_draw_new_splits(recorded_splits):
     for _ in range(6):
         reg.fit(X, y)
     assert len({tuple(valid) for valid in recorded_splits}) > 1
+
+
+def test_a_network_without_a_recorded_split_keeps_its_next_one(recorded_splits):
+    # A network of an older model file has no recorded split seed: its first
+    # warm fit drew a split and every later one drew another.
+    X, y = make_regression(40, 3, random_state=0)
+    reg = NetRegressor(max_epochs=1, validation_fraction=0.25, device="cpu").fit(X, y)
+    del reg._module_spec["split_seed"]
+    reg.set_params(warm_start=True)
+    reg.fit(X, y)
+    reg.fit(X, y)
+    assert np.array_equal(recorded_splits[1], recorded_splits[2])
+
+
+def test_the_split_of_a_changed_int_seed_is_the_one_kept(recorded_splits):
+    # random_state 0, then 1 (a new split, as asked), then None: the last
+    # split is kept, not the first fit's.
+    X, y = make_regression(40, 3, random_state=0)
+    reg = NetRegressor(
+        max_epochs=1, validation_fraction=0.25, device="cpu", random_state=0
+    ).fit(X, y)
+    reg.set_params(warm_start=True, random_state=1).fit(X, y)
+    reg.set_params(random_state=None).fit(X, y)
+    assert not np.array_equal(recorded_splits[0], recorded_splits[1])
+    assert np.array_equal(recorded_splits[1], recorded_splits[2])

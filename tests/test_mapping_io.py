@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator
 
 from skestimators.datasets import extract_patches
 from skestimators.mapping import predict_raster
@@ -136,43 +135,6 @@ def test_warns_of_non_finite_predictions(tmp_path, paths):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         predict_raster(_Constant(2.0), paths, tmp_path / "n.tif", window=3)
-
-
-class _GapWarner(BaseEstimator):
-    """Reads NaN as missing (its tags say so) and warns, as a network trained
-    on complete patches does, when a batch of patches has gaps."""
-
-    def predict(self, X):
-        if np.isnan(X).any():
-            warnings.warn("Patches have gaps it never learned to read.", UserWarning)
-        return np.ones(len(X))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-
-def test_warnings_of_the_model_are_given_once_per_map(tmp_path, paths):
-    # The model's warning about gaps was repeated for every chunk of rows.
-    rng = np.random.default_rng(1)
-    gappy = rng.normal(size=(2, 12, 15))
-    gappy[:, :, 7] = np.nan  # a missing column: gaps in every chunk
-    stack = [paths[0], _write(tmp_path / "gappy.tif", gappy)]
-    for call in range(2):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            predict_raster(
-                _GapWarner(), stack, tmp_path / f"{call}.tif", window=3, chunk_rows=2
-            )
-        gaps = [w for w in caught if "never learned" in str(w.message)]
-        assert len(gaps) == 1, [str(w.message) for w in caught]
-        assert gaps[0].category is UserWarning and gaps[0].filename == __file__
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # still raised as an error
-        with pytest.raises(UserWarning, match="never learned"):
-            predict_raster(_GapWarner(), stack, tmp_path / "e.tif", window=3)
-    assert "e.tif" not in " ".join(_files(tmp_path))
 
 
 def test_the_tally_of_a_map_holds_counts_only(tmp_path, paths):

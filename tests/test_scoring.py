@@ -912,6 +912,17 @@ def test_table_inputs_may_hold_their_columns_in_another_order(tmp_path, sk_model
         run(clf_path, [first, other], tmp_path / "o2.csv")
 
 
+def test_parquet_input_with_a_repeated_column_name_is_refused(tmp_path, sk_models):
+    # A bare KeyError from pyarrow ('Field "a" exists 2 times'). (A CSV's
+    # repeated names are told apart as pandas does: a, a.1.)
+    clf_path = sk_models[0]
+    path = tmp_path / "dup.parquet"
+    columns = [pa.array([1.0, 2.0]) for _ in range(4)]
+    pq.write_table(pa.table(columns, names=["a", "b", "c", "a"]), path)
+    with pytest.raises(ScoringInputError, match=r"more than one column named \['a'\]"):
+        run(clf_path, [path, path], tmp_path / "o.csv")
+
+
 @pytest.mark.parametrize("bad_line", [2, 3])
 def test_csv_row_with_a_field_too_many_is_refused(tmp_path, sk_models, bad_line):
     # "-0,5" (a decimal comma) makes 5 fields: pandas would drop the last one

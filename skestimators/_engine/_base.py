@@ -295,8 +295,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             resumed = store.load(fingerprint)
             if resumed is not None:
                 seed = int(resumed["seed"])  # the split and streams of that run
-        built = self._network_spec() if continuing else None  # split kept
-        split_seed = kept_split_seed(config, built, seed)
+        split_seed = kept_split_seed(config, self, seed) if continuing else seed
         split = (
             None
             if partial

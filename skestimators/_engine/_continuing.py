@@ -77,21 +77,25 @@ def continue_with(net, config):
     net.lr = config.lr
 
 
-def kept_split_seed(config, built, seed):
-    """The seed of a fit's validation split: ``seed``, drawn by this fit, or
-    for a continuing fit that of the fit which built its network (``built``,
-    the network's ``_module_spec``; None for a fresh fit).
+def kept_split_seed(config, estimator, seed):
+    """The seed of a continuing fit's validation split, recorded with the
+    network (``estimator._module_spec``) for the next continuing fit.
 
     Without an int ``random_state`` each fit draws a new ``seed``, and a
     continuing fit splitting with it would train on the rows validated on
-    so far (early stopping would then monitor rows the network has learnt).
-    An int ``random_state`` gives the same seed anyway, or, changed, a new
-    split as asked; networks whose split seed was not recorded (files of
-    older versions) split with ``seed``.
+    so far (early stopping would then monitor rows the network has learnt):
+    it splits with the recorded seed instead, that of the last fit. An int
+    ``random_state`` gives the same seed anyway, or, changed, a new split as
+    asked, which the next fits keep; a network without a recorded seed (a
+    file of an older version) splits with ``seed`` and records it.
     """
-    if built is None or isinstance(config.random_state, numbers.Integral):
+    spec = estimator.__dict__.get("_module_spec")
+    if spec is None:
         return seed
-    return int(built.get("split_seed", seed))
+    if not isinstance(config.random_state, numbers.Integral):
+        seed = int(spec.get("split_seed", seed))
+    spec["split_seed"] = seed
+    return seed
 
 
 def warn_unapplied(name, built, current, warned):

@@ -122,7 +122,8 @@ def score(
     column named "id"; the "id" column of an exoplanet folder's targets.csv;
     image file stems. Only inputs without ids get row positions (from 0).
 
-    Interrupted runs resume when started again with the same arguments;
+    Interrupted runs (tables, arrays, folders; not maps from rasters, which
+    are written whole) resume when started again with the same arguments;
     chunks whose input changed since (by content) are scored again. The
     output appears only when complete. One run at a time writes an output.
 
@@ -136,7 +137,8 @@ def score(
            in numeric columns, unreadable images); they are listed, with
            the reason, in OUTPUT.invalid.csv
       4    another run is writing OUTPUT; nothing was done
-      130  interrupted; run the same command again to resume
+      130  interrupted; run the same command again to resume (a map
+           from rasters starts again)
     """
     import warnings
 
@@ -226,7 +228,8 @@ def score(
 def info(model, check):
     """Print the sidecar of MODEL (versions, hash, expected input, scores).
 
-    The sidecar is the JSON file next to MODEL (MODEL.json) written by
+    The sidecar is the JSON file next to MODEL (MODEL.json; for a name
+    too long to take .json, that name shortened with a hash) written by
     skestimators.save and `skestimators train`.
     """
     import warnings

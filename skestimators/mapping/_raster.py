@@ -7,7 +7,6 @@ pixel's centre, so a map equals predicting the extracted patches directly.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -154,10 +153,6 @@ def predict_raster(
         If the model predicts the ``nodata`` value itself, or if ``window``
         is wider than the rasters and the model does not read missing
         values (the map is then all ``nodata``).
-    Warning
-        What ``estimator`` warns of while predicting (e.g. gaps its network
-        never learned to read) is passed on once per call, each distinct
-        message once, not once per chunk.
 
     See Also
     --------
@@ -262,8 +257,7 @@ def _write_map(
     Returns the counts of predicted values that are NaN, infinite or equal
     ``nodata`` and of pixels left unpredicted because ``window`` is wider than
     the rasters (``"too_wide"``), the checksum of each block of rows written
-    (for :func:`check_written`), and the rasters' ``(height, width)``. The
-    warnings of the estimator are passed on once per call, not once per chunk.
+    (for :func:`check_written`), and the rasters' ``(height, width)``.
     """
     import rasterio
     from rasterio.transform import Affine
@@ -288,7 +282,7 @@ def _write_map(
             "nodata": nodata,
             "compress": "deflate",
         }
-        dst, pending, tally, digests, seen = None, [], Counter(), {}, set()
+        dst, pending, tally, digests = None, [], Counter(), {}
         if hopeless:
             tally["too_wide"] = out_h * out_w
         try:
@@ -303,11 +297,10 @@ def _write_map(
                 )
                 rows = np.repeat(src_rows - half - r0, out_w)
                 cols = np.tile(src_cols - half - c0, i1 - i0)
-                with _warn_once(seen):
-                    values = None if hopeless else _predict_chunk(
-                        estimator, block, rows, cols, window, batch_size,
-                        uncertainty, tally,
-                    )  # fmt: skip
+                values = None if hopeless else _predict_chunk(
+                    estimator, block, rows, cols, window, batch_size, uncertainty,
+                    tally,
+                )  # fmt: skip
                 if values is None:
                     values = np.empty((0, i1 - i0, out_w), dtype=np.float32)
                 else:
@@ -339,28 +332,6 @@ def _write_map(
             if dst is not None:
                 dst.close()
     return tally, digests, (stack.height, stack.width)
-
-
-@contextlib.contextmanager
-def _warn_once(seen):
-    """Pass on the warnings raised in the block, each (category and message)
-    only the first time it is met in ``seen``: a map predicted in many chunks
-    warns as one prediction would, e.g. of gaps a network never learned to
-    read. The filters in force still apply where a warning is raised (one
-    ignored is not recorded, one made an error raises at once); those passed
-    on keep the file and line they were raised at."""
-    caught = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            yield
-    finally:  # also those raised before an error
-        for w in caught:
-            key = (w.category, str(w.message))
-            if key not in seen:
-                seen.add(key)
-                warnings.warn_explicit(
-                    w.message, w.category, w.filename, w.lineno, source=w.source
-                )
 
 
 def _nodata_hits(values, nodata) -> int:

@@ -7,7 +7,7 @@ leaves a stale lock. The holder writes its pid and start time to
 empty ``<OUT>.lock`` file is left in place (removing it would let two runs
 lock two different files of the same name). For an output whose name is too
 long to take these suffixes, both names are shortened with a hash of the
-output's name (see :func:`~skestimators.scoring._formats.companion_path`).
+output's name (see ``skestimators._io.companion_path``).
 """
 
 from __future__ import annotations

@@ -246,6 +246,13 @@ class _TableReader:
         file (``df.set_index("id").to_parquet()`` stores the id last). The
         error names the columns that differ.
         """
+        for path, header in zip(self.paths, headers):
+            repeated = sorted({c for c in header if header.count(c) > 1})
+            if repeated:
+                raise ScoringInputError(
+                    f"{path} has more than one column named {_few(repeated)}: "
+                    "a column is read by its name."
+                )
         first = headers[0]
         for path, header in zip(self.paths[1:], headers[1:]):
             if sorted(header) == sorted(first):
@@ -256,7 +263,7 @@ class _TableReader:
             parts += [f"has {_few(extra)} in addition"] if extra else []
             raise ScoringInputError(
                 f"The {kind} inputs have different columns: compared with "
-                f"{self.paths[0]}, {path} {' and '.join(parts) or 'repeats a column'}."
+                f"{self.paths[0]}, {path} {' and '.join(parts)}."
             )
 
     @property
