@@ -316,7 +316,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             # Each continued call draws new batches, augmentations and dropout
             # (an int random_state gave every partial_fit call the same ones),
             # reproducibly: from random_state and the epochs trained so far.
-            # The validation split above keeps the first fit's rows.
+            # The validation split above keeps the previous fit's rows.
             key = [seed, len(self.net_.history)]
             seed = int(np.random.SeedSequence(key).generate_state(1)[0] % 2**31)
         with torch_threads(), torch.random.fork_rng(devices=cuda_devices):

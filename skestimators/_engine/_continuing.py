@@ -78,7 +78,7 @@ def continue_with(net, config):
 
 
 def kept_split_seed(config, estimator, seed):
-    """The seed of a continuing fit's validation split, recorded with the
+    """Seed of a continuing fit's validation split, recorded with the
     network (``estimator._module_spec``) for the next continuing fit.
 
     Without an int ``random_state`` each fit draws a new ``seed``, and a

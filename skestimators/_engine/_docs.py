@@ -64,7 +64,7 @@ class or None, default={lr_scheduler}
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit`` instead of
         starting again. The continuing fit keeps the validation split of the
-        fit that built the network, also when ``random_state`` is None.
+        previous fit, also when ``random_state`` is None.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, the validation split and the
         batch order. The global torch and NumPy generators are left untouched.
