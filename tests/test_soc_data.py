@@ -383,6 +383,48 @@ def test_predict_raster_maps_partly_missing_patches(tmp_path, stack):
         assert (src.read() != -9999.0).all()
 
 
+def test_a_gap_warning_is_given_once_per_map(tmp_path, stack):
+    """A network trained on complete patches warns of gaps once per map, not
+    once per chunk; maps in threads keep their own record, and predict
+    outside a map warns each time."""
+    import threading
+    import warnings
+
+    from skestimators import SpatioTemporalRegressor
+
+    paths, data = stack
+    rng = np.random.default_rng(1)
+    centres = _centres(rng.integers(2, 21, 40), rng.integers(2, 29, 40))
+    X, has_nodata = extract_patches(paths, centres, 3, return_mask=True)
+    X = X[~has_nodata]
+    model = SpatioTemporalRegressor(
+        width=4, depth=1, head_width=8, max_epochs=1, device="cpu", random_state=0
+    ).fit(X, X[:, 0].mean(axis=(1, 2, 3)))
+    year = data[1].copy()
+    year[:, :, 7] = np.nan  # a stripe in every chunk of rows
+    gappy = [paths[0], _write(tmp_path / "stripe.tif", year), paths[2]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict_raster(model, gappy, tmp_path / "m.tif", window=3, chunk_rows=4)
+        threads = [
+            threading.Thread(
+                target=predict_raster,
+                args=(model, gappy, tmp_path / f"t{i}.tif"),
+                kwargs=dict(window=3, chunk_rows=4),
+            )
+            for i in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        patches = extract_patches(gappy, centres, 3)
+        model.predict(patches)
+        model.predict(patches)
+    gaps = [w for w in caught if "never learned" in str(w.message)]
+    assert len(gaps) == 1 + 2 + 2, [str(w.message)[:40] for w in caught]
+
+
 def test_predict_raster_never_leaves_a_partial_map(tmp_path, stack):
     paths, _ = stack
     model = _model(paths)

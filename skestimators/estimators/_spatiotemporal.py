@@ -20,6 +20,7 @@ from .._engine import (
     instantiate_module,
 )
 from .._multiinput import as_mapping
+from .._once import first_time
 from ..nn import CNNLSTM, PooledCNN
 from ._base import LOSS_CONSTRAINTS, MC_CONSTRAINTS, _RegressorNet
 
@@ -311,17 +312,15 @@ default="mse"
             seen = 0.0 if reset else getattr(self, "missing_fraction_", 0.0) or 0.0
             self.missing_fraction_ = max(seen, gaps.fraction)
         elif getattr(self, "missing_fraction_", None) == 0 and gaps.gappy:
-            # No counts in the message: a map predicted chunk by chunk
-            # (predict_raster) warns once, not once per chunk.
-            warnings.warn(
+            message = (
                 f"Patches passed to {type(self).__name__} have missing values "
                 "(NaN), but it was trained on complete patches only: its network "
                 "never learned to read gaps, and its predictions there are "
                 "extrapolations. Train it on data with gaps like these to map "
-                "them.",
-                UserWarning,
-                stacklevel=caller_stacklevel(),
+                "them."
             )
+            if first_time(message):  # once per map, not per chunk
+                warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
         return X
 
     def __sklearn_tags__(self):

@@ -23,6 +23,7 @@ from .._io import (
     sync_folder,
     temporary_name,
 )
+from .._once import once_per_call
 from ..datasets import (
     _check_positive_int,
     _check_window,
@@ -201,10 +202,11 @@ def predict_raster(
     # map as it was, never a partial one.
     partial = temporary_name(output_path, ".partial")
     try:
-        tally, digests, grid = _write_map(
-            estimator, rasters, partial, window, chunk_rows, stride, batch_size,
-            nodata, uncertainty,
-        )  # fmt: skip
+        with once_per_call():  # a model's warnings once per map, not per chunk
+            tally, digests, grid = _write_map(
+                estimator, rasters, partial, window, chunk_rows, stride,
+                batch_size, nodata, uncertainty,
+            )  # fmt: skip
         sync_file(partial)  # on disk before it takes the map's name
         check_written(partial, digests, output_path)
         os.replace(partial, output_path)
