@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,7 +248,7 @@ class _TableReader:
         error names the columns that differ.
         """
         for path, header in zip(self.paths, headers):
-            repeated = sorted({c for c in header if header.count(c) > 1})
+            repeated = sorted(c for c, n in Counter(header).items() if n > 1)
             if repeated:
                 raise ScoringInputError(
                     f"{path} has more than one column named {_few(repeated)}: "
@@ -255,7 +256,7 @@ class _TableReader:
                 )
         first = headers[0]
         for path, header in zip(self.paths[1:], headers[1:]):
-            if sorted(header) == sorted(first):
+            if set(header) == set(first):  # no name repeats (above)
                 continue
             lacks = [c for c in first if c not in header]
             extra = [c for c in header if c not in first]
