@@ -552,6 +552,37 @@ def test_threads_adapt_when_the_load_changes_during_a_fit(blobs, monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_load_readings_are_reused_briefly(monkeypatch):
+    """A predict on a GPU must not spend milliseconds sampling the load."""
+    from skestimators._engine import _device
+
+    calls = []
+    monkeypatch.setattr(_device, "_running_elsewhere", lambda: calls.append(1) or 2)
+    monkeypatch.setitem(_device._BUSY, "at", -float("inf"))
+    assert _device.busy_cores() == 2 and len(calls) == 3
+    assert _device.busy_cores() == 2 and len(calls) == 3  # reused
+    monkeypatch.setattr(_device, "BUSY_CORES_TTL", 0.0)
+    assert _device.busy_cores() == 2 and len(calls) == 6  # stale: sampled again
+
+
+def test_openmp_limits_are_read_live(monkeypatch):
+    """The OpenMP runtimes are found once; their limits are read each call."""
+    from threadpoolctl import threadpool_limits
+
+    from skestimators._engine import _device
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    before = _device._openmp_thread_limits()
+    if not before:
+        pytest.skip("no OpenMP runtime loaded (torch built without OpenMP)")
+    with threadpool_limits(3, user_api="openmp"):
+        assert set(_device._openmp_thread_limits()) == {3}
+    with threadpool_limits(1, user_api="openmp"):
+        assert _device._explicit_budget() == 1
+    assert _device._openmp_thread_limits() == before
+
+
 def test_running_elsewhere_reads_the_machine():
     from skestimators._engine import _device
 

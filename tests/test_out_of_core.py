@@ -8,6 +8,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skestimators import (
@@ -278,7 +279,18 @@ def test_memmap_of_wrong_shape_at_predict(table, tmp_path):
         reg.predict(wrong)
 
 
-def test_nan_at_predict_names_the_first_row(table, tmp_path):
+@pytest.fixture(params=["host", "device"])
+def checked_on(request, monkeypatch):
+    """Where prediction batches are checked: on the host before the forward
+    pass (the CPU), or as on a GPU, on the device after it."""
+    if request.param == "device":
+        monkeypatch.setattr(
+            "skestimators._engine._inference._checks_on_device", lambda device: True
+        )
+    return request.param
+
+
+def test_nan_at_predict_names_the_first_row(table, tmp_path, checked_on):
     # Prediction checks NaN/inf batch by batch (in memory and on disk).
     X, _, y = table
     reg = NetRegressor(**dict(FAST, max_epochs=1)).fit(X, y)
@@ -297,6 +309,54 @@ def test_nan_at_predict_names_the_first_row(table, tmp_path):
     with pytest.raises(NonFinitePredictionError, match="predicted NaN or inf") as e:
         reg.predict(huge)
     assert e.value.rows.tolist() == [0, 1, 2, 3]
+
+
+def test_device_checks_read_every_few_batches(table, monkeypatch):
+    """On a GPU the flags are read in groups: the row named is still the first
+    bad one, the predictions are those of the host path, and large finite
+    values that overflow a batch's sum are not refused."""
+    X, _, y = table
+    reg = NetRegressor(**dict(FAST, max_epochs=1)).fit(X, y)
+    expected = reg.predict(X)
+    monkeypatch.setattr(
+        "skestimators._engine._inference._checks_on_device", lambda device: True
+    )
+    monkeypatch.setattr(
+        "skestimators._engine._inference._predict_batch_size", lambda *args: 16
+    )
+    monkeypatch.setattr("skestimators._engine._inference._READ_FLAGS_EVERY", 3)
+    assert_allclose(reg.predict(X), expected, rtol=1e-6)
+    bad = X.copy()
+    bad[[301, 370], 2] = np.nan  # batches 18 and 23, after two reads
+    with pytest.raises(ValueError, match=r"'X' contains NaN \(first at row 301\)"):
+        reg.predict(bad)
+    bad = X.copy()
+    bad[[0, 1], :] = 3e38  # an overflowing sum in the first batch only
+    bad[len(X) - 1, 0] = -np.inf
+    with pytest.raises(ValueError, match=rf"infinity .*first at row {len(X) - 1}\)"):
+        reg.predict(bad)
+
+
+class _RefusesNaN(torch.nn.Module):
+    """A module that raises on non-finite inputs, as a module may."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 1)
+
+    def forward(self, X):
+        if not torch.isfinite(X).all():
+            raise RuntimeError("a raw error from inside the module")
+        return self.linear(X)
+
+
+def test_bad_input_is_named_before_the_module_raises(table, checked_on):
+    X, _, y = table
+    reg = NetRegressor(_RefusesNaN, **dict(FAST, max_epochs=1)).fit(X, y)
+    bad = X.copy()
+    bad[300, 1] = np.nan
+    with pytest.raises(ValueError, match=r"'X' contains NaN \(first at row 300\)"):
+        reg.predict(bad)
 
 
 def test_batches_of_mixed_named_inputs_all_reach_the_device(tmp_path):

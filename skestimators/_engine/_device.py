@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import threading
 import time
 import warnings
 
@@ -114,17 +116,56 @@ def _running_elsewhere() -> int | None:
     return max(total - own, 0)
 
 
+#: Seconds for which a reading of the machine's load is reused: sampling it
+#: takes milliseconds (more with many threads), which a call of ``predict`` on
+#: a GPU, or a short epoch, would otherwise spend each time.
+BUSY_CORES_TTL = 0.5
+_BUSY = {"at": -math.inf, "value": None}
+_BUSY_LOCK = threading.Lock()
+
+
 def busy_cores(samples: int = 3) -> int | None:
-    """Cores kept busy by other processes: the median of a few samples, 1 ms apart."""
+    """Cores kept busy by other processes: the median of a few samples, 1 ms apart.
+
+    A reading younger than :data:`BUSY_CORES_TTL` seconds is reused.
+    """
+    with _BUSY_LOCK:
+        if time.monotonic() - _BUSY["at"] < BUSY_CORES_TTL:
+            return _BUSY["value"]
     values = []
     for i in range(samples):
         value = _running_elsewhere()
         if value is None:
-            return None
+            break
         values.append(value)
         if i < samples - 1:
             time.sleep(0.001)
-    return sorted(values)[len(values) // 2]
+    busy = sorted(values)[len(values) // 2] if len(values) == samples else None
+    with _BUSY_LOCK:
+        _BUSY.update(at=time.monotonic(), value=busy)
+    return busy
+
+
+_OPENMP = {}
+_OPENMP_LOCK = threading.Lock()
+
+
+def _openmp_thread_limits() -> list[int]:
+    """The thread limits of the OpenMP runtimes that this process has loaded.
+
+    threadpoolctl finds the runtimes by scanning the loaded libraries, which
+    takes milliseconds (tens with CUDA's libraries loaded); that is done once,
+    the first time, and the limits, which a parallel backend may change at
+    any time, are read live each call (microseconds). An OpenMP runtime
+    loaded later than that first call is not seen; torch's own is loaded
+    with torch.
+    """
+    with _OPENMP_LOCK:
+        if "controller" not in _OPENMP:
+            from threadpoolctl import ThreadpoolController
+
+            _OPENMP["controller"] = ThreadpoolController().select(user_api="openmp")
+    return [lib.num_threads for lib in _OPENMP["controller"].lib_controllers]
 
 
 def _explicit_budget() -> int | None:
@@ -137,14 +178,9 @@ def _explicit_budget() -> int | None:
             except ValueError:
                 continue
     try:
-        from threadpoolctl import threadpool_info
+        limits = _openmp_thread_limits()
     except ImportError:  # pragma: no cover - threadpoolctl ships with sklearn
         return None
-    limits = [
-        info["num_threads"]
-        for info in threadpool_info()
-        if info.get("user_api") == "openmp"
-    ]
     cores = os.cpu_count() or 1
     if limits and min(limits) < cores:
         return min(limits)
