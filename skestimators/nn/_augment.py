@@ -155,13 +155,20 @@ def random_dihedral(
         ks = torch.randint(n_kinds, (x.shape[0],), generator=generator)
     else:  # even k: rotations without a flip
         ks = 2 * torch.randint(n_kinds // 2, (x.shape[0],), generator=generator)
-    ks = ks.to(x.device)
+    # The images are grouped by transform with indices and group sizes known
+    # on the host: on a GPU, no step waits for it (a group size read from
+    # the device would wait, once per transform and batch).
+    order = torch.argsort(ks, stable=True)
+    sizes = torch.bincount(ks, minlength=n_kinds).tolist()
+    mirrored = ks % 2 == 1
+    if x.device.type != "cpu":
+        order = order.to(x.device, non_blocking=True)
+        mirrored = mirrored.to(x.device, non_blocking=True)
     out = torch.empty_like(x)
-    for k in range(n_kinds):
-        idx = (ks == k).nonzero(as_tuple=True)[0]
+    for k, idx in enumerate(torch.split(order, sizes)):
         if len(idx):
             out[idx] = dihedral_transform(x[idx], k)[0]
-    return out, (ks % 2 == 1)
+    return out, mirrored
 
 
 def random_affine(
@@ -234,7 +241,11 @@ def random_affine(
             torch.stack([sin * width / height, cos, shift[:, 1]], 1),
         ],
         1,
-    ).to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    ).to(
+        device=x.device,
+        dtype=x.dtype if x.is_floating_point() else torch.float32,
+        non_blocking=True,  # a GPU need not finish its work first
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(
         x.to(theta.dtype), grid, mode="bilinear", padding_mode=padding_mode,

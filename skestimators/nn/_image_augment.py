@@ -96,8 +96,8 @@ class ImageBatchAugment:
 
         Returns a new tensor; ``y`` is never modified in place.
         """
-        perm = torch.as_tensor(self.swap, device=y.device)
-        mirrored = mirrored.to(y.device)
+        perm = torch.as_tensor(self.swap).to(y.device, non_blocking=True)
+        mirrored = mirrored.to(y.device, non_blocking=True)
         if self.target == "columns":
             return torch.where(mirrored[:, None], y[:, perm], y)
         if y.is_floating_point():  # binary targets: (n, 1) floats 0/1
