@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from ._common import TrackingCallback, import_tracking, make_folder, model_files
@@ -65,6 +68,9 @@ class MLflowLogger(TrackingCallback):
         ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in the
         working directory. MLflow 3 refuses ``file:`` folder stores unless
         the environment variable ``MLFLOW_ALLOW_FILE_STORE`` is ``true``.
+        A server whose port does not answer within 10 s fails the fit at
+        its start with a ``ConnectionError``, not after MLflow's minutes of
+        retries (a server reached through a proxy is left to MLflow).
     experiment_name : str, default="skestimators"
         Experiment of the runs, created when it does not exist.
     run_name : str or None, default=None
@@ -192,6 +198,7 @@ def make_client(tracking_uri):
     uri = tracking.get_tracking_uri() if tracking_uri is None else tracking_uri
     path = _sqlite_path(uri)
     if path is None:
+        check_reachable(uri)
         return tracking.MlflowClient(uri)
     make_folder(Path(path).parent, "MLflowLogger", "tracking_uri", uri)
     from filelock import FileLock, Timeout
@@ -207,6 +214,37 @@ def make_client(tracking_uri):
 
 
 _LOCK_TIMEOUT = 300
+
+#: Seconds a tracking server's port has to answer before a fit starts.
+CONNECT_TIMEOUT = 10
+
+
+def check_reachable(uri):
+    """Raise ``ConnectionError`` if the port of an HTTP(S) tracking server
+    does not answer within :data:`CONNECT_TIMEOUT` seconds.
+
+    MLflow's client retries a failed request with growing pauses
+    (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, 7 by default) before it gives up:
+    minutes, during which the fit seems to hang. Other stores, and servers
+    reached through a proxy (``HTTP(S)_PROXY``), are left to MLflow.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    host = parts.hostname
+    if urllib.request.getproxies().get(parts.scheme) and not (
+        urllib.request.proxy_bypass(host)
+    ):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(
+            f"MLflowLogger cannot reach the MLflow tracking server {uri} "
+            f"({type(exc).__name__}: {exc}). Start the server, or correct "
+            "tracking_uri (or MLFLOW_TRACKING_URI)."
+        ) from None
 
 
 def _sqlite_path(tracking_uri):

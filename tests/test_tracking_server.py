@@ -1,0 +1,58 @@
+"""MLflow tracking servers that cannot be reached fail fast, with a clear error."""
+
+import socket
+
+import numpy as np
+import pytest
+
+from skestimators import NetRegressor
+
+from .conftest import FAST
+
+pytest.importorskip("mlflow")
+
+from skestimators.tracking import MLflowLogger  # noqa: E402
+from skestimators.tracking._mlflow import check_reachable  # noqa: E402
+
+
+def _closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_unreachable_server_refuses_the_fit_at_once(no_proxy):
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    X, y = np.random.RandomState(0).normal(size=(40, 3)), np.arange(40.0)
+    model = NetRegressor(**FAST, callbacks=[("mlflow", MLflowLogger(uri))])
+    with pytest.raises(ConnectionError, match=f"cannot reach .*{uri}"):
+        model.fit(X, y)
+    assert not hasattr(model, "net_")  # nothing half-fitted
+
+
+def test_listening_server_and_other_stores_pass(no_proxy, tmp_path):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_reachable(f"http://127.0.0.1:{server.getsockname()[1]}")
+    check_reachable(f"sqlite:///{tmp_path}/mlflow.db")
+    check_reachable("databricks")
+    check_reachable(f"file://{tmp_path}")
+
+
+def test_server_behind_a_proxy_is_left_to_mlflow(monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    check_reachable(f"http://10.255.255.1:{_closed_port()}")  # no probe
+
+
+def test_bad_port_is_named(no_proxy):
+    with pytest.raises(ConnectionError, match="cannot reach"):
+        check_reachable("http://localhost:99999")
