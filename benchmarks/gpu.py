@@ -334,7 +334,7 @@ def refusal(est, X, row):
     bad = _rows_of(X, slice(0, 100))
     bad = {k: v.copy() for k, v in bad.items()} if isinstance(bad, dict) else bad.copy()
     first = _first(bad)
-    first.reshape(len(first), -1)[row, 0] = np.inf
+    first[(row,) + (0,) * (first.ndim - 1)] = np.inf
     goal = f"ValueError naming row {row}"
     try:
         est.predict(bad)
@@ -549,7 +549,10 @@ _SCORE = """
 import sys, numpy as np, torch, skestimators
 X = np.load(sys.argv[1])
 for model, out in zip(sys.argv[2::2], sys.argv[3::2]):
-    np.save(out, skestimators.load(model).predict(X))
+    try:
+        np.save(out, skestimators.load(model).predict(X))
+    except Exception as exc:  # the next file is still tried
+        print(f"{model}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
 print(torch.cuda.is_available())
 """
 
@@ -584,15 +587,23 @@ def check_model_file(ctx):
             env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
+        errors = done.stderr.strip().splitlines() or ["no output"]
         if done.returncode:
-            lines = done.stderr.strip().splitlines() or ["no output"]
-            rows.add("soc_pipeline", "loads without a GPU", lines[-1][:80], "ok", False)
+            rows.add("soc_pipeline", "scoring process", errors[-1][:80], "ok", False)
             return rows
-        got = {format: np.load(tmp / f"{format}.npy") for format in formats}
+        got = {
+            format: np.load(tmp / f"{format}.npy")
+            for format in formats
+            if (tmp / f"{format}.npy").exists()
+        }
     sees = done.stdout.strip().splitlines()[-1]
-    for format in formats:
+    for format, name in formats.items():
         case = f"soc_pipeline ({format})"
         rows.add(case, "serialization", sidecars[format].get("serialization", "?"))
+        if format not in got:
+            error = next((e for e in errors if name in e), errors[-1])
+            rows.add(case, "loads without a GPU", error[-80:], "ok", False)
+            continue
         rows.add(case, "subprocess sees a GPU", sees, "False", sees == "False")
         # On the GPU, convolutions may run in TF32 (10-bit mantissa).
         diff = float(np.max(np.abs(got[format] - expected)) / (np.std(expected) or 1.0))
@@ -758,13 +769,14 @@ def check_search(ctx):
 
 # -- driver ---------------------------------------------------------------------------
 # Seconds allowed on one H200: about 1.3 times the slowest of three runs
-# there (2026-12; one machine ran everything, the bare loops too, about 1.35
-# times slower than the other two). They flag a check grown slow, not the GPU.
+# there (2026-12; one machine took about 1.35 times as long in all, its bare
+# loops up to twice as long). They flag a check grown slow, not the GPU; the
+# total (TOTAL_BUDGET) is judged on its own, below their sum.
 CHECKS = {  # name: (function, seconds allowed)
     "placement": (check_placement, 36),  # measured 17-28 s
     "amp": (check_amp, 42),  # 21-32 s
     "throughput": (check_throughput, 135),  # 67-104 s
-    "model_file": (check_model_file, 33),  # 16-25 s
+    "model_file": (check_model_file, 33),  # 16-25 s (27 s with two interpreters)
     "memory": (check_memory, 30),  # 17-21 s
     "search": (check_search, 40),  # 18-25 s
 }

@@ -1,5 +1,6 @@
 """Behaviour of the training engine behind NetClassifier / NetRegressor."""
 
+import os
 import pickle
 import warnings
 
@@ -558,7 +559,7 @@ def test_load_readings_are_reused_briefly(monkeypatch):
 
     calls = []
     monkeypatch.setattr(_device, "_running_elsewhere", lambda: calls.append(1) or 2)
-    monkeypatch.setitem(_device._BUSY, "at", -float("inf"))
+    monkeypatch.setattr(_device, "_BUSY", {"at": -float("inf"), "value": None})
     assert _device.busy_cores() == 2 and len(calls) == 3
     assert _device.busy_cores() == 2 and len(calls) == 3  # reused
     monkeypatch.setattr(_device, "BUSY_CORES_TTL", 0.0)
@@ -578,9 +579,36 @@ def test_openmp_limits_are_read_live(monkeypatch):
         pytest.skip("no OpenMP runtime loaded (torch built without OpenMP)")
     with threadpool_limits(3, user_api="openmp"):
         assert set(_device._openmp_thread_limits()) == {3}
+    assert _device._openmp_thread_limits() == before
+    if (os.cpu_count() or 1) < 2:
+        return  # one core: a limit of 1 is no limit
     with threadpool_limits(1, user_api="openmp"):
         assert _device._explicit_budget() == 1
-    assert _device._openmp_thread_limits() == before
+
+
+def test_threads_set_by_the_package_are_not_a_user_limit(monkeypatch):
+    """torch's OpenMP runtime reports the count the package set as its limit:
+    that must not read as the user's, or a fit slowed by a busy machine
+    would never take the cores back."""
+    from threadpoolctl import threadpool_limits
+
+    from skestimators._engine import _device
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    cores = os.cpu_count() or 1
+    if cores < 2 or not _device._openmp_thread_limits():
+        pytest.skip("needs 2 cores and torch's OpenMP runtime")
+    before = torch.get_num_threads()
+    with threadpool_limits(cores, user_api="openmp"):  # no user limit
+        torch.set_num_threads(cores)
+        try:
+            with _device.torch_threads(1):
+                assert torch.get_num_threads() == 1
+                assert _device._explicit_budget() is None
+            assert _device._DEFAULT["ours"] is None
+        finally:
+            torch.set_num_threads(before)
 
 
 def test_running_elsewhere_reads_the_machine():

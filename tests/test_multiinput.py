@@ -111,3 +111,20 @@ def test_cross_val_score_pipeline_and_clone(two_inputs):
     )
     scores = cross_val_score(clone(pipe), X, Y[:, 1], cv=3)
     assert scores.shape == (3,) and np.all(scores > 0.5)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_bad_value_in_a_later_input_is_named(two_inputs, monkeypatch, on_device):
+    """Every input of a batch is checked, on the host or (as on a GPU) on
+    the device: infinity in the second input names that input and its row."""
+    if on_device:
+        monkeypatch.setattr(
+            "skestimators._engine._inference._checks_on_device", lambda device: True
+        )
+    spectra, aux, Y = two_inputs
+    clf = NetClassifier(max_epochs=1, device="cpu", validation_fraction=None)
+    clf.fit(MultiInput(spectra=spectra, aux=aux), Y[:, 1])
+    aux = aux.copy()
+    aux[7, 0] = np.inf
+    with pytest.raises(ValueError, match=r"'aux' contains infinity .*row 7\)"):
+        clf.predict(MultiInput(spectra=spectra, aux=aux))

@@ -311,10 +311,10 @@ def test_nan_at_predict_names_the_first_row(table, tmp_path, checked_on):
     assert e.value.rows.tolist() == [0, 1, 2, 3]
 
 
-def test_device_checks_read_every_few_batches(table, monkeypatch):
-    """On a GPU the flags are read in groups: the row named is still the first
-    bad one, the predictions are those of the host path, and large finite
-    values that overflow a batch's sum are not refused."""
+def test_device_checks_name_the_first_bad_row(table, monkeypatch):
+    """Checked on the device, batch by batch: the row named is the first bad
+    one, the predictions are those of the host path, and large finite values
+    that overflow a batch's sum are not refused."""
     X, _, y = table
     reg = NetRegressor(**dict(FAST, max_epochs=1)).fit(X, y)
     expected = reg.predict(X)
@@ -324,10 +324,9 @@ def test_device_checks_read_every_few_batches(table, monkeypatch):
     monkeypatch.setattr(
         "skestimators._engine._inference._predict_batch_size", lambda *args: 16
     )
-    monkeypatch.setattr("skestimators._engine._inference._READ_FLAGS_EVERY", 3)
     assert_allclose(reg.predict(X), expected, rtol=1e-6)
     bad = X.copy()
-    bad[[301, 370], 2] = np.nan  # batches 18 and 23, after two reads
+    bad[[301, 370], 2] = np.nan  # batches 18 and 23
     with pytest.raises(ValueError, match=r"'X' contains NaN \(first at row 301\)"):
         reg.predict(bad)
     bad = X.copy()

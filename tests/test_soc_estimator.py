@@ -252,13 +252,20 @@ def test_valid_statistic_is_the_share_of_observed_pixels():
 
 
 @pytest.mark.filterwarnings(UNOBSERVED)
-def test_infinity_is_refused_even_where_nan_is_missing(cloudy):
+@pytest.mark.parametrize("on_device", [False, True])
+def test_infinity_is_refused_even_where_nan_is_missing(cloudy, monkeypatch, on_device):
     X, y = cloudy
     bad = X.copy()
     bad[5, 0, 0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         SpatioTemporalRegressor(**TINY).fit(bad, y)
     reg = SpatioTemporalRegressor(**TINY).fit(X, y)
+    expected = reg.predict(X)
+    if on_device:  # checked as on a GPU: NaN passes, infinity is refused
+        monkeypatch.setattr(
+            "skestimators._engine._inference._checks_on_device", lambda device: True
+        )
+    np.testing.assert_allclose(reg.predict(X), expected, rtol=1e-6)
     with pytest.raises(ValueError, match=r"infinity .*first at row 5"):
         reg.predict(bad)
 

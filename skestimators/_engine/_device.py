@@ -150,6 +150,18 @@ _OPENMP = {}
 _OPENMP_LOCK = threading.Lock()
 
 
+def _after_fork_in_child():
+    """A forked child takes fresh locks (another thread of the parent may have
+    held one) and its own reading of the load."""
+    global _BUSY_LOCK, _OPENMP_LOCK
+    _BUSY_LOCK, _OPENMP_LOCK = threading.Lock(), threading.Lock()
+    _BUSY["at"] = -math.inf
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _openmp_thread_limits() -> list[int]:
     """The thread limits of the OpenMP runtimes that this process has loaded.
 
@@ -181,6 +193,7 @@ def _explicit_budget() -> int | None:
         limits = _openmp_thread_limits()
     except ImportError:  # pragma: no cover - threadpoolctl ships with sklearn
         return None
+    limits = [n for n in limits if n != _DEFAULT["ours"]]
     cores = os.cpu_count() or 1
     if limits and min(limits) < cores:
         return min(limits)
@@ -214,7 +227,15 @@ def thread_budget() -> int | None:
     return max(_cores() - busy, 1)
 
 
-_DEFAULT = {"depth": 0, "threads": None}
+# depth: nested torch_threads blocks; threads: the count before the outermost;
+# ours: the count this package set, which torch's OpenMP runtime then reports
+# as its limit and _explicit_budget must not take for the user's.
+_DEFAULT = {"depth": 0, "threads": None, "ours": None}
+
+
+def _set_torch_threads(n: int, ours: bool = True) -> None:
+    torch.set_num_threads(n)
+    _DEFAULT["ours"] = n if ours else None
 
 
 @contextlib.contextmanager
@@ -232,12 +253,14 @@ def torch_threads(n_threads: int | None = None):
         _DEFAULT["threads"] = previous
     try:
         if wanted is not None and wanted != previous:
-            torch.set_num_threads(wanted)
+            _set_torch_threads(wanted)
         yield
     finally:
         _DEFAULT["depth"] -= 1
         if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
+            _set_torch_threads(previous, ours=_DEFAULT["depth"] > 0)
+        if _DEFAULT["depth"] == 0:
+            _DEFAULT["ours"] = None
 
 
 def follow_thread_budget() -> None:
@@ -251,7 +274,7 @@ def follow_thread_budget() -> None:
         return
     wanted = thread_budget() or _DEFAULT["threads"]
     if wanted and wanted != torch.get_num_threads():
-        torch.set_num_threads(wanted)
+        _set_torch_threads(wanted)
 
 
 @contextlib.contextmanager

@@ -105,39 +105,34 @@ class InferenceMixin:
             # Monte Carlo run at a time, so that concurrent ones repeat.
             rng = _serialised(_MC_LOCK, torch.random.fork_rng(devices=cuda_devices))
         allow_nan = self._handles_missing()  # once, not per batch
-        # On a GPU, each batch's NaN/inf flag is computed there and read every
-        # few batches: reading one waits for the GPU.
-        checks = (
-            _DeviceChecks(data, batch, allow_nan) if _checks_on_device(device) else None
-        )
+        on_device = _checks_on_device(device)
         with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
             if mc_dropout:
                 seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
                 torch.manual_seed(int(seed))
             for start in range(0, len(data), batch):
                 Xb, _ = data.slice(start, start + batch)
-                if checks is None:
-                    check_finite_batch(Xb, start, allow_nan=allow_nan)
-                else:
+                if on_device:
+                    # Checked where the batch is: a flag from two small
+                    # kernels, read before the network sees the batch (the
+                    # GPU is idle by then, the last outputs copied back).
                     Xb = _to(Xb, device)
-                    checks.add(start, Xb)
+                    if not bool(_finite_flag(Xb, allow_nan)):
+                        check_finite_batch(Xb, start, allow_nan=allow_nan)
+                else:
+                    check_finite_batch(Xb, start, allow_nan=allow_nan)
                 batch_outputs = []
-                try:
-                    for transform in transforms:
-                        Xt = Xb if transform is None else transform(Xb)
-                        y = _to(
-                            module(**Xt) if isinstance(Xt, dict) else module(Xt),
-                            "cpu",
-                            float_=True,
-                        )
-                        _check_rows(y, Xb, module)
-                        if reduce is not None:  # the raw outputs are not kept
-                            bad.append(_nonfinite_rows(y, start))
-                        batch_outputs.append(y)
-                except BaseException:
-                    if checks is not None:  # bad inputs are named first
-                        checks.read()
-                    raise
+                for transform in transforms:
+                    Xt = Xb if transform is None else transform(Xb)
+                    y = _to(
+                        module(**Xt) if isinstance(Xt, dict) else module(Xt),
+                        "cpu",
+                        float_=True,
+                    )
+                    _check_rows(y, Xb, module)
+                    if reduce is not None:  # the raw outputs are not kept
+                        bad.append(_nonfinite_rows(y, start))
+                    batch_outputs.append(y)
                 if reduce is not None:
                     batch_outputs = reduce(batch_outputs)
                     if outputs is None:
@@ -147,8 +142,6 @@ class InferenceMixin:
                 # Free this batch before the next is read: a batch read from a
                 # memory-mapped file is a copy, and two would be alive at once.
                 Xb = Xt = None
-            if checks is not None:
-                checks.read()
         module.eval()
         results = [_concat(out) for out in outputs or ()]
         if reduce is None:  # checked once, on the whole outputs
@@ -176,49 +169,22 @@ def _serialised(lock, context):
 
 
 def _checks_on_device(device) -> bool:
-    """Whether prediction batches are checked for NaN/inf on ``device``, after
-    the forward pass, rather than on the host before it (the CPU itself)."""
+    """Whether prediction batches are checked for NaN/inf on ``device``, once
+    copied there, rather than on the host (the CPU itself)."""
     return device.type != "cpu"
 
 
-#: Prediction batches between reads of their NaN/inf flags on a GPU.
-_READ_FLAGS_EVERY = 32
+def _finite_flag(batch, allow_nan):
+    """A device scalar, True when ``batch`` certainly holds no value refused.
 
-
-class _DeviceChecks:
-    """NaN/inf checks of prediction batches where they are computed (a GPU).
-
-    Each batch gets a device flag, computed without waiting for the GPU; the
-    flags are read together every :data:`_READ_FLAGS_EVERY` batches and at
-    the end. A batch whose flag is down is checked again on the host
-    (:func:`check_finite_batch`), which names the first bad row; a down flag
-    from a sum that overflowed on finite values raises nothing.
+    A finite sum of sums proves finite values; a non-finite one (NaN, inf, or
+    an overflow of large finite values) calls for :func:`check_finite_batch`,
+    which names the first bad row. ``allow_nan``: only infinity is refused.
     """
-
-    def __init__(self, data, batch, allow_nan):
-        self.data = data
-        self.batch = batch
-        self.allow_nan = allow_nan
-        self.pending = []
-
-    def add(self, start, Xb):
-        tensors = list(Xb.values()) if isinstance(Xb, dict) else [Xb]
-        if self.allow_nan:  # NaN marks a missing value: only infinity is refused
-            flag = ~torch.stack([torch.isinf(t).any() for t in tensors]).any()
-        else:  # a finite sum of sums proves finite values (few small kernels)
-            flag = torch.isfinite(sum(t.sum() for t in tensors[1:]) + tensors[0].sum())
-        self.pending.append((start, flag))
-        if len(self.pending) >= _READ_FLAGS_EVERY:
-            self.read()
-
-    def read(self):
-        pending, self.pending = self.pending, []
-        if not pending or bool(torch.stack([flag for _, flag in pending]).all()):
-            return
-        for start, flag in pending:
-            if not bool(flag):
-                Xb, _ = self.data.slice(start, start + self.batch)
-                check_finite_batch(Xb, start, allow_nan=self.allow_nan)
+    tensors = list(batch.values()) if isinstance(batch, dict) else [batch]
+    if allow_nan:
+        return ~torch.stack([torch.isinf(t).any() for t in tensors]).any()
+    return torch.isfinite(sum(t.sum() for t in tensors[1:]) + tensors[0].sum())
 
 
 def _check_rows(output, batch, module):
