@@ -187,6 +187,21 @@ def test_deep_ensemble_feature_names():
     assert not hasattr(ens.fit(X.to_numpy(), X["ndvi"]), "feature_names_in_")
 
 
+def test_deep_ensemble_failed_refit_keeps_the_fitted_members():
+    from sklearn.linear_model import SGDRegressor
+
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    ens = DeepEnsembleRegressor(SGDRegressor(), n_estimators=3, random_state=0)
+    expected = ens.fit(X, y).predict(X)
+    bad = y.copy()
+    bad[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ens.fit(X[:, :2], bad)
+    assert len(ens.estimators_) == 3 and ens.n_features_in_ == 3
+    np.testing.assert_allclose(ens.predict(X), expected)
+
+
 def test_deep_ensemble_needs_a_random_state():
     from sklearn.linear_model import LinearRegression
 
@@ -371,6 +386,29 @@ def test_calibration_block_size_matches_the_prediction_distances():
     )
     with pytest.raises(ValueError, match="at least one candidate"):
         calibration_block_size(coords, coords, block_sizes=np.array([]))
+    for wrong in ([np.inf], [0.0], [5_000.0, np.nan]):
+        with pytest.raises(ValueError, match="finite and positive"):
+            calibration_block_size(coords, coords, block_sizes=wrong)
+
+
+def test_calibration_block_size_matches_the_whole_distribution():
+    """A map of which a share lies far from every sample gets blocks that
+    hold samples out that far, and a warning for what lies beyond them."""
+    rng = np.random.default_rng(0)
+    coords = rng.uniform(0, 100, size=(300, 2))
+    near = coords[:60] + 0.5
+    far = rng.uniform(200, 300, size=(40, 2))
+    sizes = [5.0, 10.0, 25.0]
+    assert calibration_block_size(coords, near, block_sizes=sizes, random_state=0) == 5
+    with pytest.warns(UserWarning, match=r"40% of prediction_coords lie farther"):
+        mixed = calibration_block_size(
+            coords, np.vstack([near, far]), block_sizes=sizes, random_state=0
+        )
+    assert mixed == 25.0  # a median (of near points) chose 5.0
+    # A RandomState instance splits every candidate alike: same choice.
+    state = np.random.RandomState(0)
+    chosen = calibration_block_size(coords, near, block_sizes=sizes, random_state=state)
+    assert chosen == 5.0
 
 
 def test_calibration_block_size_skips_candidates_too_large_for_the_folds():

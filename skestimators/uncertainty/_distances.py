@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from scipy.spatial import cKDTree
+from scipy.stats import wasserstein_distance
+from sklearn.utils import check_random_state
 
 from ..model_selection import SpatialBlockKFold
 
@@ -24,10 +27,17 @@ def calibration_block_size(
     from their training samples as the places to predict are from the
     samples: the idea of nearest-neighbour distance matching [1]_. For each
     candidate block size, :class:`~skestimators.model_selection.SpatialBlockKFold`
-    splits ``coords``; the size whose held-out samples lie at the median
-    nearest-training-sample distance closest (on a log scale) to that of
-    ``prediction_coords`` is returned. Only coordinates are read, never
-    targets.
+    splits ``coords``; the size whose distances from held-out samples to
+    their nearest training sample are distributed most like those from
+    ``prediction_coords`` to their nearest sample (the smallest Wasserstein
+    distance between the two, as k-fold NNDM does [2]_) is returned. The
+    whole distribution counts: a map of which a share lies far from every
+    sample gets blocks that hold samples out that far, even when most of it
+    is near. Only coordinates are read, never targets.
+
+    A ``UserWarning`` says when more than 5 % of ``prediction_coords`` lie
+    farther from every sample than any held-out sample of the chosen folds:
+    intervals calibrated on these folds extrapolate there.
 
     Parameters
     ----------
@@ -43,7 +53,8 @@ def calibration_block_size(
     n_splits : int, default=5
         Number of folds of the calibration splitter.
     random_state : int, RandomState instance or None, default=None
-        Passed to the splitter (ties between blocks of equal size).
+        Seeds the splitter (ties between blocks of equal size); every
+        candidate is split with the same seed.
 
     Returns
     -------
@@ -56,6 +67,10 @@ def calibration_block_size(
     .. [1] C. Milà, J. Mateu, E. Pebesma and H. Meyer, "Nearest neighbour
        distance matching Leave-One-Out Cross-Validation for map validation",
        Methods in Ecology and Evolution 13, 1304-1316, 2022.
+    .. [2] J. Linnenbrink, C. Milà, M. Ludwig and H. Meyer, "kNNDM CV:
+       k-fold nearest-neighbour distance matching cross-validation for map
+       accuracy estimation", Geoscientific Model Development 17, 5897-5912,
+       2024.
 
     Examples
     --------
@@ -78,31 +93,45 @@ def calibration_block_size(
     sizes = np.asarray(block_sizes, dtype=float).ravel()
     if sizes.size == 0:
         raise ValueError("block_sizes must hold at least one candidate block size.")
-    target = np.median(cKDTree(coords).query(prediction_coords)[0])
-    best, best_gap, too_large = None, np.inf, []
+    if not (np.isfinite(sizes).all() and (sizes > 0).all()):
+        raise ValueError(f"block_sizes must be finite and positive, got {sizes}.")
+    seed = random_state
+    if not isinstance(random_state, numbers.Integral):  # one draw for all
+        seed = check_random_state(random_state).randint(2**31 - 1)
+    target = cKDTree(coords).query(prediction_coords)[0]
+    best, best_distance, best_reach, too_large = None, np.inf, None, []
     for size in sizes:
         cv = SpatialBlockKFold(
-            n_splits=n_splits,
-            block_size=float(size),
-            shuffle=True,
-            random_state=random_state,
+            n_splits=n_splits, block_size=float(size), shuffle=True, random_state=seed
         )
         if np.unique(cv.block_labels(coords)).size < n_splits:
             too_large.append(float(size))  # too few blocks for n_splits folds
             continue
-        distances = [
-            cKDTree(coords[train]).query(coords[test])[0]
-            for train, test in cv.split(coords, groups=coords)
-        ]
-        median = np.median(np.concatenate(distances))
-        gap = abs(np.log(max(median, 1e-12) / max(target, 1e-12)))
-        if gap < best_gap:
-            best, best_gap = float(size), gap
+        held_out = np.concatenate(
+            [
+                cKDTree(coords[train]).query(coords[test])[0]
+                for train, test in cv.split(coords, groups=coords)
+            ]
+        )
+        distance = wasserstein_distance(held_out, target)
+        if distance < best_distance:
+            best, best_distance, best_reach = float(size), distance, held_out.max()
     if best is None:
         raise ValueError(
             f"None of the block_sizes {too_large} splits coords into at least "
-            f"n_splits={n_splits} non-empty blocks; give smaller candidates or "
-            "fewer splits."
+            f"n_splits={n_splits} non-empty blocks (coords hold "
+            f"{len(np.unique(coords, axis=0))} distinct points); give smaller "
+            "candidates or fewer splits."
+        )
+    beyond = float(np.mean(target > best_reach))
+    if beyond > 0.05:
+        warnings.warn(
+            f"{beyond:.0%} of prediction_coords lie farther from every sample "
+            f"than any held-out sample of the calibration folds ({best_reach:.4g}, "
+            f"block_size={best:g}): intervals calibrated on these folds "
+            "extrapolate there.",
+            UserWarning,
+            stacklevel=2,
         )
     return best
 

@@ -48,9 +48,10 @@ def recipe():
 # Both regressors are scored on the same held-out region (the easternmost
 # 30 % of the samples), which neither has seen. The spatial blocks are sized
 # by :func:`~skestimators.uncertainty.calibration_block_size`: of the
-# candidate sizes, the one whose held-out calibration samples lie at the
-# median distance from their training samples closest to that of the
-# region from the samples (from the coordinates alone).
+# candidate sizes, the one whose held-out calibration samples lie at
+# distances from their training samples distributed most like those of the
+# region from the samples (from the coordinates alone). Their medians are
+# printed.
 # ``conformity_score="gamma"`` scales the residuals by the prediction: soil
 # carbon is log-normal and its errors grow with it. The coordinates reach
 # the spatial splitter as ``groups``.
@@ -106,7 +107,7 @@ print(
 
 # %%
 # The block size is matched only roughly: as the blocks grow, whole clusters
-# of samples change folds and the median distance moves in jumps. Of the
+# of samples change folds and the distances move in jumps. Of the
 # candidates (2.5 to 20 km), 17.5 km blocks hold the calibration samples out
 # 3.9 km from their training samples, against 4.6 km for the region.
 #
