@@ -115,6 +115,29 @@ def _truncate(folder):
     (folder / "spectra.npy").write_bytes(data[:500])
 
 
+def _spectra(change):
+    def corrupt(folder):
+        np.save(folder / "spectra.npy", change(np.load(folder / "spectra.npy")))
+
+    return corrupt
+
+
+def _reverse_grid_of(row):
+    def change(spectra):
+        spectra[row, :, 0] = spectra[row, ::-1, 0]
+        return spectra
+
+    return change
+
+
+def _put(row, column, channel, value):
+    def change(spectra):
+        spectra[row, column, channel] = value
+        return spectra
+
+    return change
+
+
 def _with_nan(folder):
     spectra = np.load(folder / "spectra.npy")
     spectra[2, 5, 1] = np.nan
@@ -137,7 +160,11 @@ def _with_nan(folder):
         (_save(np.zeros((6, 52, 3), dtype=complex)), "real numbers"),
         (_save(np.array([["a"] * 3] * 52 * 6).reshape(6, 52, 3)), "real numbers"),
         (_with_nan, r"1 NaN or infinite values \(first at index \(2, 5, 1\)\)"),
-        (_save(np.ones((5, 52, 3))), "disagree on the number of planets"),
+        (_spectra(lambda s: s[:5]), "disagree on the number of planets"),
+        (_spectra(lambda s: s[..., [1, 0, 2]]), r"planet 0 .*channels in the order"),
+        (_spectra(_reverse_grid_of(3)), r"planet 3 do not run one way"),
+        (_spectra(_put(0, 4, 0, 0.0)), r"channel 0 must hold wavelengths.*planet 0"),
+        (_spectra(_put(2, 5, 2, -1e-4)), r"channel 2 .*positive.*planet 2"),
     ],
 )
 def test_bad_spectra(folder, corrupt, match):
@@ -199,6 +226,10 @@ def _latin1(name):
             r"NaN or infinite values in columns \['water'\]",
         ),
         (_edit("targets.csv", _set(0, "water", 2)), "only 0 and 1"),
+        (
+            _edit("auxiliary.csv", _set(3, "planet_mass_kg", -5e24)),
+            r"\['planet_mass_kg'\] must be positive",
+        ),
         (_edit("targets.csv", _set(1, "id", 1)), "unique integers"),
         (_edit("targets.csv", _set(1, "id", 1.5)), "unique integers"),
         (lambda f: (f / "auxiliary.csv").write_text(""), "not a readable CSV"),
@@ -215,6 +246,13 @@ def _latin1(name):
 def test_bad_tables(folder, corrupt, match):
     corrupt(folder)
     with pytest.raises(ValueError, match=match):
+        load_exoplanet(folder)
+
+
+def test_ids_out_of_order_warn_that_rows_are_paired_by_position(folder):
+    targets = _table(folder, "targets.csv")
+    targets.iloc[::-1].to_csv(folder / "targets.csv", index=False)
+    with pytest.warns(UserWarning, match="not in increasing order.*same order"):
         load_exoplanet(folder)
 
 
