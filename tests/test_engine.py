@@ -1272,3 +1272,13 @@ def test_a_validation_split_added_to_a_continuing_fit_warns(blobs):
     clf.set_params(validation_fraction=0.2)
     with pytest.warns(UserWarning, match="built without a validation split"):
         clf.fit(X, y)
+
+
+def test_seeded_blocks_restore_every_cuda_device(monkeypatch):
+    """torch.manual_seed reseeds every GPU: a seeded fit or Monte Carlo run
+    forks them all, not only the one it runs on."""
+    from skestimators._engine._device import rng_devices
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert rng_devices(torch.device("cuda:1")) == [0, 1, 2]
+    assert rng_devices(torch.device("cpu")) == []

@@ -281,6 +281,8 @@ def test_load_errors(copy, folder, tmp_path_factory):
         load_galaxy_zoo(images, ids=[])
     with pytest.raises(ValueError, match="ids must be integer GalaxyIDs"):
         load_galaxy_zoo(images, csv, ids=[folder.ids[0] + 0.7])
+    with pytest.raises(ValueError, match=r"ids must be unique; 1 are repeated"):
+        load_galaxy_zoo(images, csv, ids=[folder.ids[0], folder.ids[1], folder.ids[0]])
     Image.new("RGB", (50, 40)).save(images / "1.jpg")
     with pytest.raises(ValueError, match="different sizes"):
         load_galaxy_zoo(images, crop=None, size=None)

@@ -42,7 +42,7 @@ from ._continuing import (
     warn_unapplied,
     warn_validation_change,
 )
-from ._device import amp_dtype, resolve_device, torch_threads
+from ._device import amp_dtype, resolve_device, rng_devices, torch_threads
 from ._distributed import data_parallel
 from ._divergence import (
     diverged,
@@ -311,7 +311,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         if parallel is not None:  # the same split, so the same answer, everywhere
             parallel.check_train_size(len(train))
         config = epoch_budget(config, len(train))
-        cuda_devices = [device] if device.type == "cuda" else []
+        cuda_devices = rng_devices(device)
         if continuing:
             # Each continued call draws new batches, augmentations and dropout
             # (an int random_state gave every partial_fit call the same ones),

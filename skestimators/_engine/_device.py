@@ -80,6 +80,18 @@ def _cpu_has_bfloat16() -> bool:
         return True
 
 
+def rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose random state a seeded block must restore.
+
+    ``torch.manual_seed`` reseeds every CUDA device, not only ``device``:
+    all of them are forked, so that a seeded fit or Monte Carlo run leaves
+    the streams of the other GPUs as they were. Off CUDA, none.
+    """
+    if device.type != "cuda":
+        return []
+    return list(range(torch.cuda.device_count()))
+
+
 def autocast(device: torch.device, dtype):
     """An autocast context for ``dtype`` on ``device`` (a no-op when dtype is None)."""
     if dtype is None:

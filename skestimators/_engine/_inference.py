@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import NonFinitePredictionError
 from ._batching import TensorData, to_tensor
-from ._device import autocast, torch_threads
+from ._device import autocast, rng_devices, torch_threads
 from ._placement import _nonfinite_rows, _predict_batch_size, _to, dropout_layers
 from ._skorch import _concat
 from ._validation import check_finite_batch, check_inputs
@@ -100,7 +100,7 @@ class InferenceMixin:
                 )
             for layer in layers:
                 layer.train()
-            cuda_devices = [device] if device.type == "cuda" else []
+            cuda_devices = rng_devices(device)
             # Dropout draws from torch's process-wide generator: one seeded
             # Monte Carlo run at a time, so that concurrent ones repeat.
             rng = _serialised(_MC_LOCK, torch.random.fork_rng(devices=cuda_devices))

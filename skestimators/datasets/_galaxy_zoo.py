@@ -166,6 +166,12 @@ def load_galaxy_zoo(
                 f"(dtype {requested.dtype})."
             )
         wanted = requested.astype(np.int64)
+        repeated = pd.Index(wanted)[pd.Index(wanted).duplicated()].unique()
+        if len(repeated):  # a galaxy twice would sit on both sides of a split
+            raise ValueError(
+                f"ids must be unique; {len(repeated)} are repeated, e.g. "
+                f"{repeated[:5].tolist()}."
+            )
         position = pd.Index(all_ids).get_indexer(wanted)
         if (position < 0).any():
             unknown = wanted[position < 0]
