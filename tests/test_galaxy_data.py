@@ -3,6 +3,7 @@
 import os
 import pickle
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -396,6 +397,31 @@ def test_load_refuses_to_stretch_images_that_are_not_square(tmp_path):
     (tmp_path / "100008.png").unlink()
     with pytest.raises(ValueError, match=message.replace("png", "jpg")):
         load_galaxy_zoo(tmp_path, crop=None, size=20)
+
+
+def test_images_read_in_part_are_named(tmp_path):
+    """Transparent pixels and extra frames are not silently dropped."""
+    Image.new("RGB", (20, 20), (200, 100, 50)).save(tmp_path / "a.png")
+    Image.new("RGBA", (20, 20), (255, 255, 255, 255)).save(tmp_path / "b.png")
+    see_through = Image.new("RGBA", (20, 20), (255, 0, 0, 255))
+    see_through.putpixel((3, 3), (255, 0, 0, 0))
+    see_through.save(tmp_path / "c.png")
+    frames = [Image.new("RGB", (20, 20), (i, i, i)) for i in (10, 200)]
+    frames[0].save(tmp_path / "d.tif", save_all=True, append_images=frames[1:])
+    (tmp_path / "ok.csv").write_text("id,class\na,0\nb,1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an opaque alpha channel says nothing
+        load_image_folder(tmp_path, tmp_path / "ok.csv", crop=None, size=None)
+    (tmp_path / "all.csv").write_text("id,class\na,0\nb,1\nc,0\nd,1\n")
+    with pytest.warns(UserWarning) as record:
+        X, _, _ = load_image_folder(
+            tmp_path, tmp_path / "all.csv", crop=None, size=None
+        )
+    transparent, frames = sorted(str(w.message) for w in record)
+    assert "1 image(s)" in frames and "several frames" in frames
+    assert frames.endswith(": d.tif.") and transparent.endswith(": c.png.")
+    assert "transparent pixels" in transparent
+    np.testing.assert_allclose(X[3], 10 / 255, atol=1e-6)  # the first frame
 
 
 def test_load_image_folder_ids_as_written_and_16_bit_images(tmp_path):

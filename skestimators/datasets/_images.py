@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +43,35 @@ def _check_clashes(clashes: dict, keys, images_dir: Path) -> None:
             )
 
 
-def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
+def _transparent(image) -> bool:
+    """Whether ``image`` has a pixel that is not fully opaque."""
+    has_alpha = getattr(  # Pillow >= 10.1; the same test before
+        image,
+        "has_transparency_data",
+        image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info,
+    )
+    if not has_alpha:
+        return False
+    return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+
+
+def _read_image(
+    path: Path, crop: int | None, size: int | None, notes: dict | None = None
+) -> np.ndarray:
     """``(3, H, W)`` float32 pixels in [0, 1]: 8-bit images over 255, 16-bit
     greyscale over 65535 (repeated in the three channels, as 8-bit grey).
-    Resizing without ``crop`` needs a square image (others would stretch)."""
+    Resizing without ``crop`` needs a square image (others would stretch).
+    ``notes`` collects the paths of images read in part: with transparent
+    pixels (their alpha is dropped) or several frames (the first is read)."""
     scale = 255.0
     try:
         with Image.open(path) as image:
             image.load()
+            if notes is not None:
+                if getattr(image, "n_frames", 1) > 1:
+                    notes["frames"].append(path)
+                if _transparent(image):
+                    notes["transparent"].append(path)
             if image.getexif().get(_ORIENTATION, 1) != 1:
                 # As viewers show it: a mirroring orientation would otherwise
                 # turn a clockwise spiral into an anticlockwise one.
@@ -98,12 +120,13 @@ def _read_image(path: Path, crop: int | None, size: int | None) -> np.ndarray:
 
 def _read_images(paths, images_dir, crop, size, n_jobs) -> np.ndarray:
     """The images ``paths`` as one float32 array ``(n, 3, side, side)``."""
-    first = _read_image(paths[0], crop, size)
+    notes = {"frames": [], "transparent": []}
+    first = _read_image(paths[0], crop, size, notes)
     X = np.empty((len(paths), *first.shape), dtype=np.float32)
     X[0] = first
 
     def read_into(i: int) -> None:
-        image = _read_image(paths[i], crop, size)
+        image = _read_image(paths[i], crop, size, notes)
         if image.shape != first.shape:
             raise ValueError(
                 f"Images of {images_dir} have different sizes ({image.shape[1:]} "
@@ -114,7 +137,28 @@ def _read_images(paths, images_dir, crop, size, n_jobs) -> np.ndarray:
     Parallel(n_jobs=n_jobs, prefer="threads")(
         delayed(read_into)(i) for i in range(1, len(paths))
     )
+    _warn_read_in_part(notes, images_dir)
     return X
+
+
+def _warn_read_in_part(notes, images_dir) -> None:
+    """One warning per kind of image read in part, naming a few of them."""
+    told = {
+        "transparent": "have transparent pixels, whose colour is read as it is "
+        "(the alpha channel is dropped)",
+        "frames": "hold several frames, of which only the first is read",
+    }
+    for kind, what in told.items():
+        paths = sorted(notes[kind])
+        if paths:
+            names = ", ".join(p.name for p in paths[:3])
+            warnings.warn(
+                f"{len(paths)} image(s) of {images_dir} {what}: {names}"
+                + (", ..." if len(paths) > 3 else "")
+                + ".",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
