@@ -460,3 +460,22 @@ def test_soc_recipe_gives_std_on_the_transformed_scale():
     model.fit(X, soc)
     y_pred, y_std = model.regressor_.predict(X[:6], return_std=True)
     assert y_pred.shape == y_std.shape == (6,) and (y_std > 0).all()
+
+
+def test_deep_ensemble_routes_metadata_to_its_members():
+    import sklearn
+    from sklearn.linear_model import SGDRegressor
+    from sklearn.model_selection import cross_validate
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=60)
+    weights = np.r_[np.zeros(30), np.ones(30)]
+    with sklearn.config_context(enable_metadata_routing=True):
+        member = SGDRegressor(max_iter=5, tol=None).set_fit_request(sample_weight=True)
+        ens = DeepEnsembleRegressor(member, n_estimators=2, random_state=0)
+        cross_validate(ens, X, y, params={"sample_weight": weights}, cv=3)
+        ens.fit(X, y, sample_weight=weights)
+        unweighted = clone(ens).fit(X, y)
+    # The weights reached the members: zero-weight rows changed the fit.
+    assert not np.allclose(ens.predict(X), unweighted.predict(X))

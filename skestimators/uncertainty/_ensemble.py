@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     MetaEstimatorMixin,
@@ -15,6 +16,11 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["DeepEnsembleRegressor"]
@@ -112,7 +118,11 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
         **fit_params : dict
-            Passed to each member's ``fit`` (``sample_weight``, ``groups``).
+            Passed to each member's ``fit`` (``sample_weight``, ``groups``;
+            to a pipeline member under its step's name, such as
+            ``netregressor__sample_weight``). With scikit-learn's metadata
+            routing enabled, the members receive what they request
+            (``set_fit_request``), as in any meta-estimator.
 
         Returns
         -------
@@ -133,6 +143,8 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
                 f"{type(self.estimator).__name__} (or in a step of it) to make "
                 "its members differ; it has none."
             )
+        if get_config()["enable_metadata_routing"]:
+            fit_params = process_routing(self, "fit", **fit_params).estimator.fit
         rng = check_random_state(self.random_state)
         members = []  # kept only once every member is fitted
         for _ in range(self.n_estimators):
@@ -173,6 +185,19 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         if not return_std:
             return y_pred
         return y_pred, preds.std(0, ddof=1)
+
+    def get_metadata_routing(self):
+        """How ``fit`` passes metadata on to the members (metadata routing).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The members' requests, from ``estimator``.
+        """
+        return MetadataRouter(owner=self).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
