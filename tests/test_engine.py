@@ -1282,3 +1282,18 @@ def test_seeded_blocks_restore_every_cuda_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     assert rng_devices(torch.device("cuda:1")) == [0, 1, 2]
     assert rng_devices(torch.device("cpu")) == []
+    # fit and Monte Carlo dropout fork what rng_devices names.
+    from skestimators._engine import _base, _inference
+
+    asked = []
+
+    def spy(device):
+        asked.append(device.type)
+        return []
+
+    monkeypatch.setattr(_base, "rng_devices", spy)
+    monkeypatch.setattr(_inference, "rng_devices", spy)
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    reg = NetRegressor(**FAST, module_params={"dropout": 0.2}).fit(X, X[:, 0])
+    reg.predict(X, return_std=True)
+    assert asked == ["cpu", "cpu"]

@@ -449,6 +449,17 @@ def test_exoplanet_folder(tmp_path, exoplanet_model):
         atol=1e-6,
     )
     assert result.invalid_preview == [{"id": 4, "reason": "NaN or infinite value"}]
+    # Values that cannot be right are skipped and named, as load_exoplanet
+    # refuses them in training.
+    implausible = X["spectra"].copy()
+    implausible[7, 3, 2] = -1e-5  # a negative uncertainty
+    implausible[9, [10, 11], 0] = implausible[9, [11, 10], 0]  # bins swapped
+    np.save(folder / "spectra.npy", implausible)
+    result = run_invalid(path, [folder], tmp_path / "o4.parquet", chunk_rows=32)
+    reasons = {r["id"]: r["reason"] for r in result.invalid_preview}
+    assert sorted(reasons) == [7, 9]
+    assert "uncertainties (channel 2) not positive" in reasons[7]
+    assert "not running one way" in reasons[9]
     np.save(folder / "spectra.npy", spectra[:, :40])
     with pytest.raises(
         ScoringInputError, match=r"input 'spectra' rows of shape \(40, 3\)"
@@ -941,7 +952,8 @@ def _exoplanet_folder(folder, n_spectra, aux_text):
     from skestimators.preprocessing import AUX_COLUMNS
 
     folder.mkdir()
-    np.save(folder / "spectra.npy", np.arange(n_spectra * 15.0).reshape(-1, 5, 3))
+    spectra = np.arange(1, n_spectra * 15 + 1.0).reshape(-1, 5, 3)  # plausible
+    np.save(folder / "spectra.npy", spectra)
     (folder / "auxiliary.csv").write_text(
         ",".join(AUX_COLUMNS)
         + "\n"

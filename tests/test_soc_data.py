@@ -620,9 +620,11 @@ def test_add_clouds_blanks_the_fraction_asked_in_correlated_blobs():
 def test_add_clouds_ties_far_points_and_edge_cases():
     from skestimators.datasets import add_clouds
 
-    # Patches at one place: ties at the threshold are shared out.
-    same = add_clouds(np.ones((200, 1, 1, 1, 2)), np.zeros((200, 2)), 0.3)
-    np.testing.assert_allclose(np.isnan(same).mean(), 0.3)
+    # Patches at one place share their clouds (the same ground, the same sky).
+    X2 = np.ones((200, 1, 3, 3, 2))
+    coords2 = np.repeat(np.random.default_rng(0).uniform(0, 1e5, (40, 2)), 5, axis=0)
+    cloudy = np.isnan(add_clouds(X2, coords2, 0.3, random_state=0))
+    assert (cloudy.reshape(40, 5, -1) == cloudy.reshape(40, 5, -1)[:, :1]).all()
     # One point far away (degrees mistaken for metres, or a remote site) no
     # longer multiplies the blobs evaluated at every pixel.
     X, _, coords = make_soc(100, n_years=2, random_state=0)

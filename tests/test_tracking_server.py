@@ -23,8 +23,9 @@ def _closed_port():
 
 @pytest.fixture
 def no_proxy(monkeypatch):
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    for scheme in ("http", "https", "all"):
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            monkeypatch.delenv(name, raising=False)
 
 
 def test_unreachable_server_refuses_the_fit_at_once(no_proxy):
@@ -46,11 +47,27 @@ def test_listening_server_and_other_stores_pass(no_proxy, tmp_path):
     check_reachable(f"file://{tmp_path}")
 
 
-def test_server_behind_a_proxy_is_left_to_mlflow(monkeypatch):
-    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+@pytest.mark.parametrize("variable", ["http_proxy", "all_proxy"])
+def test_server_behind_a_proxy_is_left_to_mlflow(monkeypatch, no_proxy, variable):
+    monkeypatch.setenv(variable, "http://proxy.invalid:3128")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    check_reachable(f"http://10.255.255.1:{_closed_port()}")  # no probe
+
+    def probe(*args, **kwargs):
+        raise OSError("probed")  # a direct connection: refused here
+
+    monkeypatch.setattr(socket, "create_connection", probe)
+    check_reachable("http://tracking.internal:5000")
+    monkeypatch.setenv("no_proxy", "tracking.internal")
+    with pytest.raises(ConnectionError, match="probed"):
+        check_reachable("http://tracking.internal:5000")  # bypassed: probed
+
+
+def test_credentials_stay_out_of_the_error(no_proxy):
+    uri = f"http://user:s3cret@127.0.0.1:{_closed_port()}"
+    with pytest.raises(ConnectionError, match="cannot reach") as error:
+        check_reachable(uri)
+    assert "s3cret" not in str(error.value) and "127.0.0.1" in str(error.value)
 
 
 def test_bad_port_is_named(no_proxy):

@@ -405,10 +405,35 @@ def test_calibration_block_size_matches_the_whole_distribution():
             coords, np.vstack([near, far]), block_sizes=sizes, random_state=0
         )
     assert mixed == 25.0  # a median (of near points) chose 5.0
-    # A RandomState instance splits every candidate alike: same choice.
+    # One isolated sample does not silence the warning.
+    lonely = np.vstack([coords, [[2000.0, 2000.0]]])
+    with pytest.warns(UserWarning, match=r"40% of prediction_coords"):
+        calibration_block_size(
+            lonely, np.vstack([near, far]), block_sizes=sizes, random_state=0
+        )
+
+
+def test_calibration_block_size_splits_every_candidate_alike(monkeypatch):
+    """A RandomState instance gives every candidate the same seed."""
+    from skestimators.uncertainty import _distances
+
+    seeds = []
+
+    class Spy(SpatialBlockKFold):
+        def __init__(self, *args, random_state=None, **kwargs):
+            seeds.append(random_state)
+            super().__init__(*args, random_state=random_state, **kwargs)
+
+    monkeypatch.setattr(_distances, "SpatialBlockKFold", Spy)
+    coords = np.random.default_rng(0).uniform(0, 100, size=(300, 2))
     state = np.random.RandomState(0)
-    chosen = calibration_block_size(coords, near, block_sizes=sizes, random_state=state)
-    assert chosen == 5.0
+    calibration_block_size(
+        coords, coords[:50] + 0.5, block_sizes=[5.0, 10.0, 25.0], random_state=state
+    )
+    # One integer for all: a shared RandomState instance would draw anew
+    # for each candidate.
+    assert len(seeds) == 3 and len(set(seeds)) == 1
+    assert isinstance(seeds[0], (int, np.integer))
 
 
 def test_calibration_block_size_skips_candidates_too_large_for_the_folds():
@@ -474,8 +499,17 @@ def test_deep_ensemble_routes_metadata_to_its_members():
     with sklearn.config_context(enable_metadata_routing=True):
         member = SGDRegressor(max_iter=5, tol=None).set_fit_request(sample_weight=True)
         ens = DeepEnsembleRegressor(member, n_estimators=2, random_state=0)
+        ens.set_score_request(sample_weight=True)  # its own score, weighted too
         cross_validate(ens, X, y, params={"sample_weight": weights}, cv=3)
         ens.fit(X, y, sample_weight=weights)
         unweighted = clone(ens).fit(X, y)
     # The weights reached the members: zero-weight rows changed the fit.
     assert not np.allclose(ens.predict(X), unweighted.predict(X))
+    # Its own requests are routed too: a pipeline asks it for the spread.
+    with sklearn.config_context(enable_metadata_routing=True):
+        last = DeepEnsembleRegressor(SGDRegressor(), n_estimators=2, random_state=0)
+        pipe = make_pipeline(
+            StandardScaler(), last.set_predict_request(return_std=True)
+        )
+        mean, std = pipe.fit(X, y).predict(X, return_std=True)
+    assert mean.shape == std.shape == (60,)

@@ -1,6 +1,7 @@
 """Loaders for the real file formats and simulators for tests and demos."""
 
 from ._clouds import add_clouds
+from ._exoplanet import _implausible_planets as _implausible_planets
 from ._exoplanet import load_exoplanet, make_exoplanet
 from ._galaxy_morphology import GALAXY_CLASSES
 from ._galaxy_sim import make_galaxy_classes, make_galaxy_zoo
@@ -19,7 +20,8 @@ from ._rasters import _RasterStack as _RasterStack
 from ._soc import make_soc, make_soc_rasters
 
 # Names imported "as" themselves are not public (not in __all__): the raster
-# reading of skestimators.mapping and the image reading of skestimators.scoring.
+# reading of skestimators.mapping and the image and spectra checks of
+# skestimators.scoring.
 __all__ = [
     "GALAXY_CLASSES",
     "NodataWarning",

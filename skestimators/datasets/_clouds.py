@@ -28,6 +28,8 @@ def add_clouds(
     gets its own cloud field, a sum of Gaussian blobs of ``cloud_size``
     metres at random places, evaluated at every pixel of every patch and
     thresholded so that about ``fraction`` of the pixels are covered.
+    Patches at one place share their clouds (whole years lost together), so
+    where many patches share coordinates the fraction is met only roughly.
 
     Parameters
     ----------
@@ -97,44 +99,22 @@ def add_clouds(
     low, high = coords.min(0) - 3 * cloud_size, coords.max(0) + 3 * cloud_size
     area = np.prod(high - low)
     n_blobs = max(4, int(np.ceil(4 * area / (np.pi * cloud_size**2) / 10)))
-    flat = pixels.reshape(-1, 2)
-    tree = cKDTree(flat)
-    # Ties (patches at one place) are broken in a fixed scattered order that
-    # leaves the seeded draws alone.
-    tiebreak = np.random.default_rng(0).permutation(len(flat))
+    patches = cKDTree(coords)
+    # Beyond 9 blob widths a blob adds less than 3e-18: only the patches
+    # within that (plus half a patch diagonal) of it are evaluated, so the
+    # cost does not grow with the area that the coordinates span.
+    reach = 9 * cloud_size + pixel_size * np.hypot(height, width) / 2
     for year in range(years):
         centres = rng.uniform(low, high, size=(n_blobs, 2))
-        field = _cloud_field(tree, centres, cloud_size, len(flat))
-        covered = _top_fraction(field, fraction, tiebreak).reshape(pixels.shape[:3])
+        field = np.zeros(pixels.shape[:3])
+        for centre, near in zip(centres, patches.query_ball_point(centres, reach)):
+            if len(near) == n:  # every patch: no copy
+                d2 = ((pixels - centre) ** 2).sum(-1)
+                field += np.exp(-d2 / (2 * cloud_size**2))
+            elif near:
+                d2 = ((pixels[near] - centre) ** 2).sum(-1)
+                field[near] += np.exp(-d2 / (2 * cloud_size**2))
+        # Pixels at one place (patches sharing coordinates) share their fate.
+        covered = field > np.quantile(field, 1 - fraction)
         out[:, :, :, :, year][np.broadcast_to(covered[:, None], out.shape[:4])] = np.nan
     return out
-
-
-def _cloud_field(tree, centres, cloud_size, n_pixels):
-    """The sum of the Gaussian blobs at ``centres`` at every pixel of ``tree``.
-
-    Only pixels within ``9 * cloud_size`` of a blob are summed (beyond, a
-    blob adds less than 3e-18): the cost follows the pixels under each
-    blob, not the number of blobs times the number of pixels, which grows
-    with the area that the coordinates span.
-    """
-    field = np.zeros(n_pixels)
-    near = cKDTree(centres).query_ball_tree(tree, 9 * cloud_size)
-    for centre, pixels in zip(centres, near):
-        if pixels:
-            d2 = ((tree.data[pixels] - centre) ** 2).sum(-1)
-            field[pixels] += np.exp(-d2 / (2 * cloud_size**2))
-    return field
-
-
-def _top_fraction(field, fraction, tiebreak):
-    """Pixels above the ``1 - fraction`` quantile of ``field``; where equal
-    values straddle it (patches at one place), as many of them as the
-    fraction asks, taken in the order of ``tiebreak``."""
-    threshold = np.quantile(field, 1 - fraction)
-    covered = field > threshold
-    tied = np.flatnonzero(field == threshold)
-    missing = int(round(fraction * field.size)) - int(covered.sum())
-    if len(tied) > 1 and missing > 0:
-        covered[tied[np.argsort(tiebreak[tied])][:missing]] = True
-    return covered

@@ -79,6 +79,28 @@ def _read_spectra(path: Path) -> np.ndarray:
     return spectra
 
 
+def _implausible_planets(spectra, aux) -> dict:
+    """``{row: reason}`` for the planets whose values cannot be right:
+    wavelengths not positive or not strictly monotonic, uncertainties or
+    auxiliary parameters not positive (for scoring, which skips and names
+    them; NaN is left to its own check)."""
+    with np.errstate(invalid="ignore"):
+        wavelength, uncertainty = spectra[:, :, 0], spectra[:, :, 2]
+        step = np.sign(np.diff(wavelength, axis=1))
+        one_way = (step == step[:, :1]).all(axis=1) & (step[:, 0] != 0)
+        checks = {
+            "wavelengths (channel 0) not positive": (wavelength <= 0).any(axis=1),
+            "wavelengths (channel 0) not running one way": ~one_way,
+            "uncertainties (channel 2) not positive": (uncertainty <= 0).any(axis=1),
+            "auxiliary parameters not positive": (np.asarray(aux) <= 0).any(axis=1),
+        }
+    bad = {}
+    for reason, rows in checks.items():
+        for row in np.flatnonzero(rows):
+            bad.setdefault(int(row), f"implausible spectrum: {reason}")
+    return bad
+
+
 def _check_channels(spectra, name):
     """Refuse spectra whose channels cannot be wavelength, depth, uncertainty:
     wavelengths not positive or not running one way (channels swapped, a
@@ -95,8 +117,15 @@ def _check_channels(spectra, name):
         step = np.sign(np.diff(wavelength, axis=1))
         way = step[0, 0]
         wrong = ~(step == way).all(axis=1)
-        if way == 0 or wrong.any():
-            row = int(np.flatnonzero(wrong)[0]) if wrong.any() else 0
+        first_ok = way != 0 and (step[0] == way).all()
+        if not first_ok:
+            raise ValueError(
+                f"{name}: the wavelengths (channel 0) of planet 0 are not "
+                "strictly increasing or decreasing; are the channels in the "
+                "order wavelength, depth, uncertainty?"
+            )
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
             raise ValueError(
                 f"{name}: the wavelengths (channel 0) of planet {row} do not run "
                 "one way as those of planet 0 do (strictly "

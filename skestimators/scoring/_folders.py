@@ -40,9 +40,12 @@ class ExoplanetSpec:
         return len(self.aux)
 
     def load(self) -> Chunk:
+        from ..datasets import _implausible_planets
+
         ids = self.aux.index.to_numpy()
-        X = MultiInput(spectra=self.spectra.read(), aux=self.aux)
-        return Chunk(ids, X)
+        spectra = self.spectra.read()
+        bad = _implausible_planets(spectra, self.aux.to_numpy())
+        return Chunk(ids, MultiInput(spectra=spectra, aux=self.aux), bad)
 
 
 def _planet_ids(path: Path, n_rows: int):

@@ -229,22 +229,40 @@ def check_reachable(uri):
     reached through a proxy (``HTTP(S)_PROXY``), are left to MLflow.
     """
     parts = urllib.parse.urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
         return
-    host = parts.hostname
-    if urllib.request.getproxies().get(parts.scheme) and not (
-        urllib.request.proxy_bypass(host)
-    ):
+    if _proxied(uri, scheme):
         return
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        port = parts.port
+        if port is None:
+            port = 443 if scheme == "https" else 80
+        socket.create_connection(
+            (parts.hostname, port), timeout=CONNECT_TIMEOUT
+        ).close()
     except (OSError, ValueError) as exc:
         raise ConnectionError(
-            f"MLflowLogger cannot reach the MLflow tracking server {uri} "
+            f"MLflowLogger cannot reach the MLflow tracking server {shown} "
             f"({type(exc).__name__}: {exc}). Start the server, or correct "
             "tracking_uri (or MLFLOW_TRACKING_URI)."
         ) from None
+
+
+def _proxied(uri, scheme) -> bool:
+    """Whether MLflow's HTTP client (requests) would reach ``uri`` through a
+    proxy (``HTTP(S)_PROXY``, ``ALL_PROXY``, less ``NO_PROXY``)."""
+    try:
+        from requests.utils import get_environ_proxies
+    except ImportError:  # pragma: no cover - MLflow installs requests
+        proxies = urllib.request.getproxies()
+        host = urllib.parse.urlsplit(uri).hostname
+        return bool(proxies.get(scheme) or proxies.get("all")) and not (
+            urllib.request.proxy_bypass(host)
+        )
+    proxies = get_environ_proxies(uri)
+    return bool(proxies.get(scheme) or proxies.get("all"))
 
 
 def _sqlite_path(tracking_uri):

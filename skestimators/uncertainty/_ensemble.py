@@ -122,7 +122,8 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
             to a pipeline member under its step's name, such as
             ``netregressor__sample_weight``). With scikit-learn's metadata
             routing enabled, the members receive what they request
-            (``set_fit_request``), as in any meta-estimator.
+            (``set_fit_request``), as in any meta-estimator. A refit holds
+            the previous members until the new ones are all fitted.
 
         Returns
         -------
@@ -194,9 +195,13 @@ class DeepEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         routing : MetadataRouter
             The members' requests, from ``estimator``.
         """
-        return MetadataRouter(owner=self).add(
-            estimator=self.estimator,
-            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self)
+            .add(
+                estimator=self.estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
         )
 
     def __sklearn_tags__(self):
