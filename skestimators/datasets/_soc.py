@@ -171,8 +171,8 @@ def make_soc(
     spatial field that no covariate shows, and on a disc-shaped region where
     carbon is higher and band 0 acts in reverse. SOC is positive and
     right-skewed, roughly log-normal: its logarithm is a sum of these terms,
-    not a Gaussian, and its skewness varies with the seed (-0.8 to 0.5 over
-    seeds 0 to 19, for 300 samples at the other defaults).
+    not a Gaussian, and its skewness varies with ``random_state`` (-0.8 to
+    0.5 over the integers 0 to 19, for 300 samples at the other defaults).
 
     Locations are clustered: ``n_clusters`` Gaussian clusters (the first lies
     in the distinct region) plus ``scattered_fraction`` of uniform points, so
