@@ -87,7 +87,7 @@ def _implausible_planets(spectra, aux) -> dict:
     with np.errstate(invalid="ignore"):
         wavelength, uncertainty = spectra[:, :, 0], spectra[:, :, 2]
         step = np.sign(np.diff(wavelength, axis=1))
-        one_way = (step == step[:, :1]).all(axis=1) & (step[:, 0] != 0)
+        one_way = (step == step[:, :1]).all(axis=1) & (step[:, :1] != 0).all(axis=1)
         checks = {
             "wavelengths (channel 0) not positive": (wavelength <= 0).any(axis=1),
             "wavelengths (channel 0) not running one way": ~one_way,
@@ -102,41 +102,24 @@ def _implausible_planets(spectra, aux) -> dict:
 
 
 def _check_channels(spectra, name):
-    """Refuse spectra whose channels cannot be wavelength, depth, uncertainty:
-    wavelengths not positive or not running one way (channels swapped, a
-    planet's grid reversed), uncertainties not positive."""
-    wavelength, uncertainty = spectra[:, :, 0], spectra[:, :, 2]
-    if (wavelength <= 0).any():
-        row = int(np.argwhere(wavelength <= 0)[0, 0])
+    """Refuse spectra whose channels cannot be wavelength, depth, uncertainty
+    (:func:`_implausible_planets`), or whose wavelengths run the other way in
+    some planets than in the first (a planet's grid reversed)."""
+    bad = _implausible_planets(spectra, np.ones((len(spectra), 1)))
+    if bad:
+        row, reason = min(bad.items())
         raise ValueError(
-            f"{name}: channel 0 must hold wavelengths (positive), but planet "
-            f"{row} has {wavelength[row].min():.3g}; are the channels in the "
-            "order wavelength, depth, uncertainty?"
+            f"{name}: planet {row} has {reason.removeprefix('implausible spectrum: ')}"
+            "; are the channels in the order wavelength, depth, uncertainty?"
         )
-    if wavelength.shape[1] > 1:
-        step = np.sign(np.diff(wavelength, axis=1))
-        way = step[0, 0]
-        wrong = ~(step == way).all(axis=1)
-        first_ok = way != 0 and (step[0] == way).all()
-        if not first_ok:
-            raise ValueError(
-                f"{name}: the wavelengths (channel 0) of planet 0 are not "
-                "strictly increasing or decreasing; are the channels in the "
-                "order wavelength, depth, uncertainty?"
-            )
-        if wrong.any():
-            row = int(np.flatnonzero(wrong)[0])
-            raise ValueError(
-                f"{name}: the wavelengths (channel 0) of planet {row} do not run "
-                "one way as those of planet 0 do (strictly "
-                f"{'decreasing' if way < 0 else 'increasing'}); are the channels "
-                "in the order wavelength, depth, uncertainty?"
-            )
-    if (uncertainty <= 0).any():
-        row = int(np.argwhere(uncertainty <= 0)[0, 0])
+    way = np.sign(spectra[:, -1, 0] - spectra[:, 0, 0])  # 0: one wavelength
+    if (way != way[0]).any():
+        row = int(np.flatnonzero(way != way[0])[0])
         raise ValueError(
-            f"{name}: channel 2 must hold the depths' uncertainties (positive), "
-            f"but planet {row} has {uncertainty[row].min():.3g}."
+            f"{name}: the wavelengths (channel 0) of planet {row} run the other "
+            "way than those of planet 0 "
+            f"({'decreasing' if way[0] < 0 else 'increasing'}); are the files "
+            "mixed?"
         )
 
 
