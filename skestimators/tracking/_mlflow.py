@@ -226,7 +226,8 @@ def check_reachable(uri):
     MLflow's client retries a failed request with growing pauses
     (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, 7 by default) before it gives up:
     minutes, during which the fit seems to hang. Other stores, and servers
-    reached through a proxy (``HTTP(S)_PROXY``), are left to MLflow.
+    reached through a proxy (``HTTP(S)_PROXY`` or ``ALL_PROXY``, less
+    ``NO_PROXY``), are left to MLflow.
     """
     parts = urllib.parse.urlsplit(uri)
     scheme = parts.scheme.lower()
