@@ -108,12 +108,11 @@ def add_clouds(
         centres = rng.uniform(low, high, size=(n_blobs, 2))
         field = np.zeros(pixels.shape[:3])
         for centre, near in zip(centres, patches.query_ball_point(centres, reach)):
-            if len(near) == n:  # every patch: no copy
-                d2 = ((pixels - centre) ** 2).sum(-1)
-                field += np.exp(-d2 / (2 * cloud_size**2))
-            elif near:
-                d2 = ((pixels[near] - centre) ** 2).sum(-1)
-                field[near] += np.exp(-d2 / (2 * cloud_size**2))
+            if not near:
+                continue
+            rows = slice(None) if len(near) == n else near  # every patch: a view
+            d2 = ((pixels[rows] - centre) ** 2).sum(-1)
+            field[rows] += np.exp(-d2 / (2 * cloud_size**2))
         # Pixels at one place (patches sharing coordinates) share their fate.
         covered = field > np.quantile(field, 1 - fraction)
         out[:, :, :, :, year][np.broadcast_to(covered[:, None], out.shape[:4])] = np.nan

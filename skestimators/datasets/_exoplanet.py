@@ -79,11 +79,11 @@ def _read_spectra(path: Path) -> np.ndarray:
     return spectra
 
 
-def _implausible_planets(spectra, aux) -> dict:
+def _implausible_planets(spectra, aux=None) -> dict:
     """``{row: reason}`` for the planets whose values cannot be right:
     wavelengths not positive or not strictly monotonic, uncertainties or
-    auxiliary parameters not positive (for scoring, which skips and names
-    them; NaN is left to its own check)."""
+    (given ``aux``) auxiliary parameters not positive. NaN is left to its
+    own check."""
     with np.errstate(invalid="ignore"):
         wavelength, uncertainty = spectra[:, :, 0], spectra[:, :, 2]
         step = np.sign(np.diff(wavelength, axis=1))
@@ -92,12 +92,15 @@ def _implausible_planets(spectra, aux) -> dict:
             "wavelengths (channel 0) not positive": (wavelength <= 0).any(axis=1),
             "wavelengths (channel 0) not running one way": ~one_way,
             "uncertainties (channel 2) not positive": (uncertainty <= 0).any(axis=1),
-            "auxiliary parameters not positive": (np.asarray(aux) <= 0).any(axis=1),
         }
+        if aux is not None:
+            checks["auxiliary parameters not positive"] = (np.asarray(aux) <= 0).any(
+                axis=1
+            )
     bad = {}
     for reason, rows in checks.items():
         for row in np.flatnonzero(rows):
-            bad.setdefault(int(row), f"implausible spectrum: {reason}")
+            bad.setdefault(int(row), reason)
     return bad
 
 
@@ -105,12 +108,12 @@ def _check_channels(spectra, name):
     """Refuse spectra whose channels cannot be wavelength, depth, uncertainty
     (:func:`_implausible_planets`), or whose wavelengths run the other way in
     some planets than in the first (a planet's grid reversed)."""
-    bad = _implausible_planets(spectra, np.ones((len(spectra), 1)))
+    bad = _implausible_planets(spectra)
     if bad:
         row, reason = min(bad.items())
         raise ValueError(
-            f"{name}: planet {row} has {reason.removeprefix('implausible spectrum: ')}"
-            "; are the channels in the order wavelength, depth, uncertainty?"
+            f"{name}: planet {row} has {reason}; are the channels in the order "
+            "wavelength, depth, uncertainty?"
         )
     way = np.sign(spectra[:, -1, 0] - spectra[:, 0, 0])  # 0: one wavelength
     if (way != way[0]).any():

@@ -44,7 +44,10 @@ class ExoplanetSpec:
 
         ids = self.aux.index.to_numpy()
         spectra = self.spectra.read()
-        bad = _implausible_planets(spectra, self.aux.to_numpy())
+        bad = {
+            row: f"implausible spectrum: {reason}"
+            for row, reason in _implausible_planets(spectra, self.aux).items()
+        }
         return Chunk(ids, MultiInput(spectra=spectra, aux=self.aux), bad)
 
 
