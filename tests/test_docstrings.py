@@ -17,12 +17,6 @@ import pytest
 
 import skestimators
 
-# Names whose docstring still lacks an Examples section, with the reason.
-# Keep this list short: remove a name when its docstring gets examples (the
-# test then passes unexpectedly and fails, as a reminder).
-_NO_EXAMPLE_YET = "no Examples section yet (fix routed to the module's owner)"
-MISSING_EXAMPLES: dict[str, str] = {}
-
 _EXAMPLES = re.compile(r"^[ \t]*Examples[ \t]*\n[ \t]*-{8,}[ \t]*$", re.MULTILINE)
 USER_GUIDE = Path(__file__).resolve().parents[1] / "docs" / "user_guide"
 
@@ -51,10 +45,7 @@ def public_objects():
 
 def _params():
     for name, obj in public_objects():
-        marks = []
-        if name in MISSING_EXAMPLES:
-            marks.append(pytest.mark.xfail(reason=MISSING_EXAMPLES[name], strict=True))
-        yield pytest.param(obj, id=name, marks=marks)
+        yield pytest.param(obj, id=name)
 
 
 @pytest.mark.parametrize("obj", list(_params()))
