@@ -543,6 +543,27 @@ def throughput_of(rows, ctx, name, est, X, y, loss_fn, method, epochs=3):
     value = f"{ratio:.3f} ({rate['estimator']:.0f} vs {rate['bare']:.0f} rows/s)"
     rows.add(name, "predict rows/s vs bare", value, ">= 0.95", judge(ratio >= 0.95))
 
+    # Batches are staged one ahead through two pinned buffers: predicting
+    # 3 batches and a partial one at once gives what predicting them one
+    # call (one batch) at a time gives, so no buffer is overwritten early.
+    n_rows = min(len(y), 3 * batch + 5)
+    whole = _flat(predict(_rows_of(X, slice(0, n_rows))))
+    pieces = np.concatenate([
+        _flat(predict(_rows_of(X, slice(i, min(i + batch, n_rows)))))
+        for i in range(0, n_rows, batch)
+    ])  # fmt: skip
+    diff = float(np.abs(whole - pieces).max() / (whole.std() or 1.0))
+    rows.add(name, "predict in one call == batch by batch", f"{diff:.2e} of std",
+             "<= 1e-5", diff <= 1e-5)  # fmt: skip
+
+
+def _flat(pred):
+    """Predictions (an array, or a list of them) as one 2-D float array."""
+    parts = pred if isinstance(pred, list) else [pred]
+    return np.concatenate(
+        [np.asarray(p, dtype=np.float64).reshape(len(p), -1) for p in parts], axis=1
+    )
+
 
 # -- model files ----------------------------------------------------------------------
 _SCORE = """

@@ -146,8 +146,9 @@ def test_missing_values_train_and_predict(cloudy, module):
         reg.fit(X, y)
     assert rec[0].filename == __file__  # points at the call, not the package
     assert reg.__sklearn_tags__().input_tags.allow_nan
-    with pytest.warns(NodataWarning, match="no observed value"):
+    with pytest.warns(NodataWarning, match="no observed value") as rec:
         pred = reg.predict(X)
+    assert rec[0].filename == __file__
     assert np.isfinite(pred).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error", NodataWarning)
@@ -186,6 +187,25 @@ def test_memory_mapped_patches_without_data_are_named_in_fit(cloudy, tmp_path):
     with pytest.warns(NodataWarning, match=r"patch.*indices \[0, "):
         reg = SpatioTemporalRegressor(**TINY).fit(mapped, y)
     assert reg.missing_fraction_ == pytest.approx(np.isnan(X).mean())
+
+
+def test_gaps_are_named_in_every_prediction_batch(soc, tmp_path):
+    # Prediction counts gaps batch by batch: patches past the first batch (of
+    # 1024 here) are named by their own index, in memory and memory-mapped.
+    X, y, _ = soc
+    reg = SpatioTemporalRegressor(**TINY).fit(X, y)
+    big = np.concatenate([X] * 12)  # 1152 patches: two batches
+    big[[5, 1100]] = np.nan
+    big[1030, 0, 0, 0, 0] = np.nan  # one gap, in the second batch
+    np.save(tmp_path / "big.npy", big)
+    mapped = np.load(tmp_path / "big.npy", mmap_mode="r")
+    for patches in (big, mapped):
+        with pytest.warns(NodataWarning, match=r"2 of 1152 .*\[5, 1100\]") as rec:
+            pred = reg.predict(patches)
+        never = [w for w in rec if "never learned" in str(w.message)]
+        assert len(never) <= 1  # once per map (none if already given)
+        assert np.isfinite(pred).all()
+        np.testing.assert_allclose(pred[1000], reg.predict(X[1000 % len(X)][None])[0])
 
 
 def test_integer_memory_maps_have_no_missing_values(soc, tmp_path):

@@ -259,8 +259,9 @@ default="mse"
                 "(a MultiInput or dict)."
             )
         lazy = isinstance(X, np.memmap)
-        gaps = _Gaps() if self._handles_missing() else None
-        # NaN/inf: checked here in fit, batch by batch when predicting.
+        # NaN/inf, and the gaps: here in fit, batch by batch when predicting
+        # (``_prediction_gaps``).
+        gaps = _Gaps() if self._handles_missing() and finite is not False else None
         if lazy:  # out of core: checked in chunks, read batch by batch
             inspect = None if gaps is None or X.ndim != 5 else gaps.add
             X = check_memmap("X", X, reshape_1d=False, scan=finite, inspect=inspect)
@@ -306,22 +307,31 @@ default="mse"
 
     def _prepare_X(self, X, *, reset, finite=True):
         X, gaps = self._validate_patches(X, finite=finite)
-        if gaps is None or not gaps.n_rows:  # a custom module, or not scanned
-            return X
-        if finite is not False:  # fitting (predict does not scan for NaN)
+        if gaps is not None and gaps.n_rows:  # fitting (a memory map: scanned)
             seen = 0.0 if reset else getattr(self, "missing_fraction_", 0.0) or 0.0
             self.missing_fraction_ = max(seen, gaps.fraction)
-        elif getattr(self, "missing_fraction_", None) == 0 and gaps.gappy:
+        return X
+
+    def _prediction_gaps(self):
+        if not self._handles_missing():
+            return None
+        return _Gaps(report=self._report_gaps)
+
+    def _report_gaps(self, gaps):
+        """Warn of the gaps met in prediction: patches with no observed value,
+        and any gap at all when the network was trained on complete patches."""
+        name = type(self).__name__
+        gaps.warn_unobserved(name)
+        if getattr(self, "missing_fraction_", None) == 0 and gaps.gappy:
             message = (
-                f"Patches passed to {type(self).__name__} have missing values "
-                "(NaN), but it was trained on complete patches only: its network "
-                "never learned to read gaps, and its predictions there are "
+                f"Patches passed to {name} have missing values (NaN), but it "
+                "was trained on complete patches only: its network never "
+                "learned to read gaps, and its predictions there are "
                 "extrapolations. Train it on data with gaps like these to map "
                 "them."
             )
             if first_time(message):  # once per map, not per chunk
                 warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
-        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -420,9 +430,15 @@ default="mse"
 class _Gaps:
     """Missing values of patches, gathered chunk by chunk (one pass)."""
 
-    def __init__(self):
+    def __init__(self, report=None):
         self.n_rows = self.n_missing = self.n_values = self.gappy = 0
         self.empty = []
+        self._report = report
+
+    def report(self):
+        """Hand the tally to ``report`` (given at creation), once complete."""
+        if self._report is not None:
+            self._report(self)
 
     def add(self, start, chunk):
         chunk = np.asarray(chunk)

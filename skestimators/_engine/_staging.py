@@ -1,0 +1,112 @@
+"""Prediction batches read from the host and staged for the network's device.
+
+On a CUDA device, :class:`BatchStager` copies each batch into one of two
+page-locked (pinned) host buffers and sends it on a side stream, so that the
+prediction loop can stage batch ``i + 1`` while the GPU still runs the
+network on batch ``i``: the host copy overlaps the forward pass, and the
+transfer from pinned memory is a direct DMA copy, not the driver's staging of
+pageable memory through its own bounce buffer (see the CUDA C++ Best
+Practices Guide, "Pinned Memory" and "Asynchronous and Overlapping Transfers
+with Computation"). Elsewhere a batch is read and moved as it is.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["BatchStager"]
+
+
+def _items(batch):
+    return batch.items() if isinstance(batch, dict) else [(None, batch)]
+
+
+def _rebuild(batch, values):
+    return dict(zip(batch, values)) if isinstance(batch, dict) else values[0]
+
+
+class BatchStager:
+    """Batches of ``data`` (a ``TensorData``) for the network on ``device``.
+
+    :meth:`get` returns ``(host, placed)``: the batch as read on the host (for
+    checks that need its values there) and the batch on ``device``. On CUDA
+    the placed batch may still be in transit when it is returned: call
+    :meth:`ready` before queuing work that reads it. Calling :meth:`get` for
+    the next batch after queuing the forward pass of the current one
+    overlaps the two.
+
+    If page-locked memory cannot be had (a locked-memory limit), batches are
+    copied as they are, without overlap.
+    """
+
+    def __init__(self, data, batch_size, device):
+        self.data = data
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.pinned = device.type == "cuda"
+        self._stream = self._buffers = self._events = None
+        self._turn = 0
+
+    def get(self, start):
+        """Batch ``[start:start + batch_size]`` as ``(host, placed)``."""
+        host, _ = self.data.slice(start, start + self.batch_size)
+        if self.device.type == "cpu":
+            return host, host
+        if self.pinned and any(t.device.type == "cpu" for _, t in _items(host)):
+            try:
+                return host, self._staged(host)
+            except RuntimeError:  # no page-locked memory: plain copies
+                self.pinned = False
+        values = [t.to(self.device) for _, t in _items(host)]
+        return host, _rebuild(host, values)
+
+    def _staged(self, host):
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(self.device)
+            self._buffers, self._events = [{}, {}], [None, None]
+        turn, self._turn = self._turn, 1 - self._turn
+        if self._events[turn] is not None:
+            # The copy that last read this buffer has finished (long since:
+            # the batch it sent was checked before the current one was read).
+            self._events[turn].synchronize()
+        compute = torch.cuda.current_stream(self.device)
+        buffers, values = self._buffers[turn], []
+        for key, tensor in _items(host):
+            if tensor.device.type != "cpu":
+                values.append(tensor.to(self.device))
+                continue
+            n = len(tensor)
+            buffer = buffers.get(key)
+            if (
+                buffer is None
+                or buffer.dtype != tensor.dtype
+                or buffer.shape[1:] != tensor.shape[1:]
+                or len(buffer) < n
+            ):
+                buffer = buffers[key] = torch.empty(
+                    (max(n, self.batch_size), *tensor.shape[1:]),
+                    dtype=tensor.dtype,
+                    pin_memory=True,
+                )
+            buffer[:n].copy_(tensor)
+            with torch.cuda.stream(self._stream):
+                placed = buffer[:n].to(self.device, non_blocking=True)
+            # Allocated on the side stream, read on the compute stream: the
+            # caching allocator must not hand its memory out before the
+            # compute stream is done with it.
+            placed.record_stream(compute)
+            values.append(placed)
+        event = torch.cuda.Event()
+        event.record(self._stream)
+        self._events[turn] = event
+        return _rebuild(host, values)
+
+    def ready(self):
+        """Make work queued from now on wait for the batches staged so far.
+
+        Called before the staged batch is read, not when it is staged: the
+        outputs of the batch before it are copied back meanwhile, on another
+        copy engine, without waiting for this transfer.
+        """
+        if self._stream is not None:
+            torch.cuda.current_stream(self.device).wait_stream(self._stream)
