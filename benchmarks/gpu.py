@@ -15,7 +15,8 @@ times, for the package's estimators:
   trains the same architecture with Adam, the same batch size and the data
   already on the GPU; goal <= 1.05) and prediction (rows per second from
   host arrays against a bare ``torch.inference_mode`` loop over batches of
-  the same size; goal >= 0.95), for the exoplanet network (the
+  the same size; goal >= 0.95; and a prediction in one call must equal the
+  same rows predicted one batch per call), for the exoplanet network (the
   ``SpectraAuxClassifier`` of ``exoplanet_pipeline("best")``), the Galaxy Zoo
   CNN (``GalaxyZooRegressor``) and the CNN-LSTM (``SpatioTemporalRegressor``);
 * model files: ``soc_pipeline()`` trained on the GPU, saved with
