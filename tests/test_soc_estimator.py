@@ -206,6 +206,17 @@ def test_gaps_are_named_in_every_prediction_batch(soc, tmp_path):
         assert len(never) <= 1  # once per map (none if already given)
         assert np.isfinite(pred).all()
         np.testing.assert_allclose(pred[1000], reg.predict(X[1000 % len(X)][None])[0])
+    # Only the second batch has a gap: the count is still of every patch. A
+    # prediction with its standard deviation (a second, Monte Carlo pass over
+    # the same patches) warns once.
+    late = np.concatenate([X] * 12)
+    late[1100] = np.nan
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        reg.predict(late, return_std=True)
+    nodata = [str(w.message) for w in rec if w.category is NodataWarning]
+    assert len(nodata) == 1 and "1 of 1152 patch(es)" in nodata[0], nodata
+    assert "[1100]" in nodata[0]
 
 
 def test_integer_memory_maps_have_no_missing_values(soc, tmp_path):

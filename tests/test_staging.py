@@ -12,10 +12,14 @@ import contextlib
 import pytest
 import torch
 
+from skestimators._engine import _staging
 from skestimators._engine._batching import TensorData
 from skestimators._engine._staging import _STAGE_BYTES, BatchStager
 
 CUDA = torch.device("cuda")
+
+
+LOG = []  # what the host did, in order: ("fill", buffer) and ("sync", event)
 
 
 class FakeEvent:
@@ -27,6 +31,7 @@ class FakeEvent:
 
     def synchronize(self):
         self.synchronized = True
+        LOG.append(("sync", self))
 
 
 class FakeStream:
@@ -42,7 +47,8 @@ def fake_cuda(monkeypatch):
     """torch.cuda stand-ins; ``.to("cuda")`` makes a copy on the host."""
     compute = FakeStream()
     pinned = []
-    real_empty, real_to = torch.empty, torch.Tensor.to
+    real_empty, real_to, real_copy = torch.empty, torch.Tensor.to, torch.Tensor.copy_
+    LOG.clear()
 
     def empty(*args, pin_memory=False, **kwargs):
         tensor = real_empty(*args, **kwargs)
@@ -55,7 +61,14 @@ def fake_cuda(monkeypatch):
             return self.clone()
         return real_to(self, *args, **kwargs)
 
+    def copy_(self, src, *args, **kwargs):
+        base = self._base if self._base is not None else self
+        if any(base.data_ptr() == p.data_ptr() for p in pinned):
+            LOG.append(("fill", base.data_ptr()))
+        return real_copy(self, src, *args, **kwargs)
+
     monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.Tensor, "copy_", copy_)
     monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: compute)
@@ -90,8 +103,27 @@ def test_every_batch_arrives_whole_and_buffers_wait_for_their_copies(fake_cuda):
             assert torch.equal(host[key], expected)
     assert len(pinned) == 4  # two buffers per input, reused
     assert compute.waited == [stager._stream] * 4
-    # A buffer is refilled only after the copy that last read it finished.
+    # A buffer is refilled only after the copy that last read it finished:
+    # batch 2 refills batch 0's buffers once its event is synchronised.
     assert [e.synchronized for e in events] == [True, True, False, False]
+    fills = [i for i, (what, _) in enumerate(LOG) if what == "fill"]
+    assert len(fills) == 8  # two inputs, four batches
+    for batch_no, event in ((2, events[0]), (3, events[1])):
+        first_fill = fills[2 * batch_no]
+        assert LOG.index(("sync", event)) < first_fill
+        assert LOG[first_fill][1] == LOG[fills[2 * (batch_no - 2)]][1]
+
+
+def test_very_large_batches_are_copied_as_they_are(fake_cuda, monkeypatch):
+    # Two pinned buffers per input stay in torch's host cache: not for
+    # batches over _STAGE_MAX_BYTES.
+    _, pinned = fake_cuda
+    monkeypatch.setattr(_staging, "_STAGE_MAX_BYTES", 2 * _STAGE_BYTES)
+    data = _data(200, 3 * _STAGE_BYTES // 400)
+    stager = BatchStager(data, 100, CUDA)
+    _, placed = stager.get(100)
+    assert torch.equal(placed["big"], data.X["big"][100:200])
+    assert stager.pinned is False and not pinned
 
 
 def test_small_batches_are_copied_as_they_are(fake_cuda):

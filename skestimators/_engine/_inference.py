@@ -68,11 +68,14 @@ class InferenceMixin:
 
         Estimators whose networks read NaN as missing return an object with
         ``add(start, batch)``, given each batch (a host array) that is not
-        all finite, and ``report()``, called once after the last batch.
+        all finite, and ``report(n_rows)``, called once after the last batch
+        with the number of rows predicted.
         """
         return None
 
-    def _forward_views(self, Xv, transforms, *, mc_dropout=False, reduce=None):
+    def _forward_views(
+        self, Xv, transforms, *, mc_dropout=False, reduce=None, inspect=True
+    ):
         """Raw outputs for each of ``transforms`` (None: the inputs as they are).
 
         Every batch is read (and checked for NaN/inf) once and passed through
@@ -83,7 +86,9 @@ class InferenceMixin:
         transform gives one Monte Carlo dropout draw. ``reduce``, a function
         of the list of one batch's outputs (one per transform, on the CPU),
         returns the list of tensors kept for that batch instead: the outputs
-        of many passes need not be held for the whole input.
+        of many passes need not be held for the whole input. ``inspect=False``
+        skips counting (and warning of) missing values, for a second pass over
+        inputs already inspected.
         """
         data = TensorData(_tensors(Xv))
         net = self.net_
@@ -116,7 +121,7 @@ class InferenceMixin:
             # Monte Carlo run at a time, so that concurrent ones repeat.
             rng = _serialised(_MC_LOCK, torch.random.fork_rng(devices=cuda_devices))
         allow_nan = self._handles_missing()  # once, not per batch
-        gaps = self._prediction_gaps()
+        gaps = self._prediction_gaps() if inspect else None
         on_device = _checks_on_device(device)
         stager = BatchStager(data, batch, device)
         with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
@@ -161,7 +166,7 @@ class InferenceMixin:
                 for out, y in zip(outputs, batch_outputs):
                     out.append(y)
         if gaps is not None:
-            gaps.report()
+            gaps.report(len(data))
         results = [_concat(out) for out in outputs or ()]
         if reduce is None:  # checked once, on the whole outputs
             bad = [_nonfinite_rows(y, 0) for y in results]

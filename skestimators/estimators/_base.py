@@ -261,7 +261,7 @@ class _RegressorNet(NamedTargetsScoreMixin, RegressorMixin, BaseNet):
         if not return_std:
             return y_pred
         draws = self._forward_views(
-            Xv, [None] * check_mc_samples(self), mc_dropout=True
+            Xv, [None] * check_mc_samples(self), mc_dropout=True, inspect=False
         )
         y_std = np.std([self._target_values(raw) for raw in draws], axis=0, ddof=1)
         return y_pred, y_std

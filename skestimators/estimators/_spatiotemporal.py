@@ -435,8 +435,11 @@ class _Gaps:
         self.empty = []
         self._report = report
 
-    def report(self):
-        """Hand the tally to ``report`` (given at creation), once complete."""
+    def report(self, n_rows):
+        """Hand the tally of ``n_rows`` rows, only some of which may have been
+        given to :meth:`add` (those with NaN), to ``report`` (given at
+        creation)."""
+        self.n_rows = n_rows
         if self._report is not None:
             self._report(self)
 
