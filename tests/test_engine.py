@@ -1132,6 +1132,34 @@ def test_mc_dropout_leaves_the_shared_network_in_evaluation_mode():
         np.testing.assert_array_equal(result, expected)
 
 
+class _WeightSpy(nn.Module):
+    """Records where the weights it predicts with are stored."""
+
+    seen = []
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(input_shape[0], n_outputs)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        _WeightSpy.seen.append((self.linear.weight.data_ptr(), self.drop.training))
+        return self.linear(self.drop(x))
+
+
+def test_mc_dropout_shares_the_weights_of_the_fitted_network():
+    # The network with dropout on was a deep copy: a second copy of every
+    # weight, twice the network's memory on a GPU.
+    X = np.random.RandomState(0).normal(size=(200, 4))
+    reg = NetRegressor(_WeightSpy, **FAST).fit(X, X[:, 0])
+    _WeightSpy.seen = []
+    reg.predict(X, return_std=True)
+    weights = reg.net_.module_.linear.weight.data_ptr()
+    assert {ptr for ptr, _ in _WeightSpy.seen} == {weights}
+    assert {on for _, on in _WeightSpy.seen} == {False, True}  # plain, then MC
+    assert not reg.net_.module_.drop.training
+
+
 @pytest.mark.parametrize("mc_samples", [1, 0, 2.5])
 def test_mc_samples_set_after_fit_is_checked(mc_samples):
     # set_params skips the checks: 1 gave a NaN standard deviation, 0 a scalar.

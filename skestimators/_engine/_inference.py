@@ -104,7 +104,7 @@ class InferenceMixin:
         if mc_dropout:
             # Dropout is switched on in a copy: a plain predict running in
             # another thread on this estimator keeps the network in eval mode.
-            module = copy.deepcopy(module)
+            module = _sharing_copy(module)
             layers = dropout_layers(module)
             if not layers:
                 raise ValueError(
@@ -184,6 +184,14 @@ class InferenceMixin:
 
 
 _MC_LOCK = threading.Lock()
+
+
+def _sharing_copy(module):
+    """A copy of ``module`` whose layers (and their train/eval flags) are its
+    own but whose parameters and buffers are those of ``module``: no second
+    copy of the weights in (GPU) memory."""
+    memo = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    return copy.deepcopy(module, memo)
 
 
 @contextlib.contextmanager
