@@ -302,11 +302,17 @@ def test_a_failing_fit_scores_error_score_and_the_comparison_goes_on(
             verbose=verbose,
         )  # fmt: skip
     (warning,) = record
-    assert str(warning.message) == (
-        "1 of 6 fits failed; their scores are set to error_score (pass "
-        "error_score='raise' to see the traceback). The errors:\n"
+    summary, details = str(warning.message).split("\n\n", 1)
+    assert summary == (
+        "1 of 6 fits failed; their scores are set to error_score. The errors:\n"
         "variant 'fragile', fold 0: ValueError: singular matrix"
     )
+    # Where it was raised, without running the comparison again.
+    assert details.startswith(
+        "Where each error was first raised:\n"
+        "variant 'fragile', fold 0:\nTraceback (most recent call last):\n"
+    )
+    assert "in fit\n" in details and details.endswith("ValueError: singular matrix")
     assert warning.filename == __file__
     failed = df[(df["variant"] == "fragile") & (df["fold"] == 0)]
     assert list(failed["metric"]) == ["accuracy", "f1_macro"]
@@ -343,8 +349,10 @@ def test_failures_in_repeats_name_the_repeat(indexed):
         compare_variants(variants, X, y, cv=KFold(3, shuffle=True), n_repeats=2)
     (warning,) = [w for w in record if w.category is FitFailedWarning]
     # Each repeat names its own failing fold, the first repeat too.
-    lines = str(warning.message).splitlines()[1:]
+    lines = str(warning.message).split("\n\n")[0].splitlines()[1:]
     assert len(lines) == 2
+    # One traceback: both fits failed with the same error.
+    assert str(warning.message).count("Traceback (most recent call last)") == 1
     for repeat, line in enumerate(lines):
         assert re.fullmatch(
             f"variant 'fragile', fold [0-2] of repeat {repeat}: ValueError: "

@@ -7,6 +7,7 @@ import gc
 import numbers
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -98,7 +99,8 @@ def compare_variants(
         Value of every metric of a fit that raises (in ``fit`` or while
         scoring), as in :func:`~sklearn.model_selection.cross_validate`: the
         comparison goes on, a :class:`~sklearn.exceptions.FitFailedWarning`
-        names each failed fit's variant, fold and error, and (with NaN) the
+        names each failed fit's variant, fold and error (with the traceback
+        of the first fit that failed with each error), and (with NaN) the
         summaries of a variant with a failed fit are NaN rather than means
         over the fits that worked. When every fit fails, a ``ValueError``
         says so. With
@@ -267,14 +269,12 @@ def _metrics_of(results):
     errors = [error for _, _, error in results if error is not None]
     if len(errors) == len(results):
         raise ValueError(
-            f"All {len(results)} fits failed; to see the full error, pass "
-            "error_score='raise'. The errors:\n" + "\n".join(_distinct(errors))
+            f"All {len(results)} fits failed. The errors:\n" + _report(errors)
         )
     if errors:
         warnings.warn(
             f"{len(errors)} of {len(results)} fits failed; their scores are set "
-            "to error_score (pass error_score='raise' to see the traceback). "
-            "The errors:\n" + "\n".join(_distinct(errors)),
+            "to error_score. The errors:\n" + _report(errors),
             FitFailedWarning,
             stacklevel=caller_stacklevel(),
         )
@@ -282,12 +282,31 @@ def _metrics_of(results):
     return list(scores)
 
 
-def _distinct(errors, limit=10):
-    """At most ``limit`` error lines, then how many more there were."""
-    lines = list(dict.fromkeys(errors))
+class _FitError(NamedTuple):
+    """A failed fit: ``line`` names its variant, fold and exception; ``kind``
+    is the exception alone; ``trace`` its formatted traceback."""
+
+    line: str
+    kind: str
+    trace: str
+
+
+def _report(errors, limit=10, traces=3):
+    """At most ``limit`` distinct error lines (then how many more there were),
+    and the traceback of the first fit that failed with each of the first
+    ``traces`` distinct exceptions: a comparison of hours need not be run
+    again with ``error_score="raise"`` to see where a fit failed."""
+    lines = list(dict.fromkeys(error.line for error in errors))
     if len(lines) > limit:
         lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
-    return lines
+    first = {}
+    for error in errors:
+        first.setdefault(error.kind, error)
+    shown = list(first.values())[:traces]
+    details = [f"\n{error.line.split(': ', 1)[0]}:\n{error.trace}" for error in shown]
+    return (
+        "\n".join(lines) + "\n\nWhere each error was first raised:" + "".join(details)
+    )
 
 
 def _run_fits(X, y, settings, tasks, n_jobs, verbose):
@@ -342,10 +361,11 @@ class _Settings(NamedTuple):
 
 def _named_fit_and_score(X, y, settings, name, repeat, fold, template, *task):
     """``(scores, fit_time, None)`` of one fit, or ``(None, seconds, error)``
-    when it raised and ``error_score`` is not ``"raise"``: ``error`` is one
-    line naming the variant, fold and exception (it crosses to the calling
-    process, where the failures are reported together). With ``"raise"``, the
-    exception gets a note naming the variant and fold."""
+    when it raised and ``error_score`` is not ``"raise"``: ``error``, a
+    :class:`_FitError`, names the variant, fold and exception and holds the
+    traceback as text (it crosses to the calling process, where the failures
+    are reported together). With ``"raise"``, the exception gets a note
+    naming the variant and fold."""
     start = time.perf_counter()
     try:
         return (*_fit_and_score(X, y, settings.scoring, template, *task), None)
@@ -354,7 +374,9 @@ def _named_fit_and_score(X, y, settings, name, repeat, fold, template, *task):
         if settings.error_score == "raise":
             exc.add_note(f"compare_variants: raised by variant {name!r}, {where}.")
             raise
-        error = f"variant {name!r}, {where}: {type(exc).__name__}: {exc}"
+        kind = f"{type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc)).rstrip()
+        error = _FitError(f"variant {name!r}, {where}: {kind}", kind, trace)
         return None, time.perf_counter() - start, error
 
 
