@@ -290,6 +290,44 @@ def test_mlflow_failed_fit_then_new_run(data, client, request):
     assert client.list_artifacts(logger.run_id_) == []
 
 
+def test_mlflow_resumed_checkpoint_run_holds_the_whole_curve(
+    data, client, request, tmp_path
+):
+    # A resumed fit's run began at the resumed epoch, and a finished
+    # checkpoint loaded again gave a run with no curve at all.
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
+    est = NetRegressor(callbacks=[("mlflow", logger), ("fail", _FailAt(2))], **params)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(*data)
+    crashed = logger.run_id_
+    est.set_params(callbacks=[("mlflow", logger)]).fit(*data)
+    resumed = logger.run_id_
+    losses = list(est.history_["train_loss"])
+    for run in (resumed, crashed):
+        curve = client.get_metric_history(run, "train_loss")
+        steps = sorted((m.step, m.value) for m in curve)
+        n = 4 if run == resumed else 2
+        assert [step for step, _ in steps] == list(range(1, n + 1))
+        np.testing.assert_allclose([v for _, v in steps], losses[:n], rtol=1e-6)
+    # Loaded again, finished: the new run still holds the curve.
+    est.fit(*data)
+    assert logger.run_id_ not in (crashed, resumed)
+    curve = client.get_metric_history(logger.run_id_, "train_loss")
+    assert sorted(m.step for m in curve) == [1, 2, 3, 4]
+    assert client.get_run(logger.run_id_).info.status == "FINISHED"
+    # Plain fits and warm starts log each epoch once.
+    plain = NetRegressor(callbacks=[("mlflow", logger)], **FAST).fit(*data)
+    curve = client.get_metric_history(logger.run_id_, "train_loss")
+    assert sorted(m.step for m in curve) == [1, 2, 3]
+    # The history it read is not kept, nor taken for a parameter.
+    kept = pickle.loads(pickle.dumps(dict(plain.net_.callbacks_)["mlflow"]))
+    assert "_history_" not in kept.__dict__
+    assert all(not name.startswith("_") for name in logger.get_params())
+
+
 def test_plain_skorch_net_failed_fit_closed_by_the_next(data, client, request):
     # skorch's own NeuralNet does not tell its callbacks that a fit raised:
     # the next fit ends that run.

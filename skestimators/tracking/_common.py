@@ -205,6 +205,10 @@ class TrackingCallback(Callback):
             caller_name=type(self).__name__,
         )
         name, params = estimator_params(net)
+        # Read by load_state_dict when a checkpoint is resumed (the engine
+        # restores the callbacks' state once this run is open).
+        self.__dict__["_history_"] = net.history
+        self.__dict__["_epochs_"] = 0  # the last epoch of this fit's run
         try:
             self._start_run(name, params)
         except BaseException:
@@ -215,9 +219,10 @@ class TrackingCallback(Callback):
             raise
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        step, metrics = epoch_metrics(net)
+        self.__dict__["_epochs_"] = step
         if not self._is_open():
             return
-        step, metrics = epoch_metrics(net)
         if metrics:
             self._log_epoch(step, metrics)
 
@@ -253,6 +258,30 @@ class TrackingCallback(Callback):
         finally:
             self._drop_handles()
 
+    def state_dict(self):
+        """What a checkpoint keeps of this logger: the epochs it had logged.
+
+        When a checkpoint is resumed, :meth:`load_state_dict` logs the
+        epochs trained before it into the new run, so that the run of the
+        resumed fit holds the whole training curve (and the run of a
+        finished checkpoint loaded again is not empty).
+        """
+        return {"epochs": int(self.__dict__.get("_epochs_", 0))}
+
+    def load_state_dict(self, state):
+        """Log the epochs of a resumed checkpoint (up to
+        ``state["epochs"]``) into the open run."""
+        history = self.__dict__.get("_history_")
+        if not self._is_open() or history is None:
+            return
+        last = int(state.get("epochs", 0))
+        for row in list(history):
+            if "train_loss" in row and int(row["epoch"]) <= last:
+                metrics = _numeric(row)
+                if metrics:
+                    self._log_epoch(int(row["epoch"]), metrics)
+        self.__dict__["_epochs_"] = last
+
     def on_train_failed(self, net, error=None, **kwargs):
         """The engine's call, instead of ``on_train_end``, when a fit fails:
         its training diverged or raised (the run ends failed, without the
@@ -281,7 +310,7 @@ class TrackingCallback(Callback):
         return any(name in self.__dict__ for name in self._handles)
 
     def _drop_handles(self):
-        for name in self._handles:
+        for name in (*self._handles, "_history_"):
             self.__dict__.pop(name, None)
 
     def __repr__(self):
@@ -296,6 +325,6 @@ class TrackingCallback(Callback):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in self._handles:
+        for name in (*self._handles, "_history_"):
             state.pop(name, None)
         return state
