@@ -669,6 +669,19 @@ def test_demo_reports_bad_arguments_and_failures_in_one_line(monkeypatch):
     assert re.search(r"Error: .*n_splits=40", result.output)
 
 
+def test_an_error_with_details_is_one_line():
+    # Every fit of a demo failing printed each fit's traceback in its line.
+    from skestimators.cli._common import _message
+
+    error = ValueError(
+        "All 2 fits failed. The errors:\nvariant 'a', fold 0: ValueError: bad"
+        "\n\nWhere each error was first raised:\nTraceback (most recent ...)"
+    )
+    assert _message(error) == (
+        "All 2 fits failed. The errors: variant 'a', fold 0: ValueError: bad"
+    )
+
+
 def test_train_cross_validation_failure_is_one_line(tmp_path, exoplanet_folder):
     # A failed fold used to print scikit-learn's whole failure report, with
     # its tracebacks, as the error line (or record NaN scores and exit 0).

@@ -342,6 +342,17 @@ def test_every_fit_failing_is_an_error(indexed):
         compare_variants({"tree": DecisionTreeClassifier()}, X, y, error_score="nan")
 
 
+def test_failure_details_name_variants_whose_name_has_a_colon(indexed):
+    X, y = indexed
+    with pytest.warns(FitFailedWarning) as record:
+        compare_variants(
+            {"tree": DecisionTreeClassifier(), "lr: 0.1": _FailsOnFold()},
+            X, y, cv=KFold(3),
+        )  # fmt: skip
+    (warning,) = record
+    assert "\nvariant 'lr: 0.1', fold 0:\nTraceback" in str(warning.message)
+
+
 def test_failures_in_repeats_name_the_repeat(indexed):
     X, y = indexed
     variants = {"fragile": _FailsOnFold()}

@@ -318,6 +318,20 @@ def test_mlflow_resumed_checkpoint_run_holds_the_whole_curve(
     curve = client.get_metric_history(logger.run_id_, "train_loss")
     assert sorted(m.step for m in curve) == [1, 2, 3, 4]
     assert client.get_run(logger.run_id_).info.status == "FINISHED"
+
+    # A tracker that fails while the earlier epochs are logged again: a
+    # warning, and the resumed fit goes on (it was a CheckpointError).
+    def refuse(step, metrics):
+        raise ValueError("tracking server gone")
+
+    failing = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    est.set_params(callbacks=[("mlflow", failing)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(failing, "_log_epoch", refuse)
+        with pytest.warns(UserWarning, match="could not log the 4 epoch.*gone"):
+            est.fit(*data)
     # Plain fits and warm starts log each epoch once.
     plain = NetRegressor(callbacks=[("mlflow", logger)], **FAST).fit(*data)
     curve = client.get_metric_history(logger.run_id_, "train_loss")

@@ -77,8 +77,13 @@ def _verbosity(local: int = 0) -> int:
 
 
 def _message(exc: BaseException) -> str:
-    """One line for an error: its message, or its type for unexpected ones."""
-    text = " ".join(str(exc).split())
+    """One line for an error: its message, or its type for unexpected ones.
+
+    Only the first paragraph is kept: what follows a blank line (the
+    tracebacks of failed fits in a comparison) is for the Python API, and for
+    ``-vv``, which shows the error with its traceback.
+    """
+    text = " ".join(str(exc).split("\n\n", 1)[0].split())
     if isinstance(exc, _ERRORS) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

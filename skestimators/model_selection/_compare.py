@@ -283,12 +283,16 @@ def _metrics_of(results):
 
 
 class _FitError(NamedTuple):
-    """A failed fit: ``line`` names its variant, fold and exception; ``kind``
-    is the exception alone; ``trace`` its formatted traceback."""
+    """A failed fit: ``where`` names its variant and fold, ``kind`` the
+    exception; ``trace`` is its formatted traceback."""
 
-    line: str
+    where: str
     kind: str
     trace: str
+
+    @property
+    def line(self):
+        return f"{self.where}: {self.kind}"
 
 
 def _report(errors, limit=10, traces=3):
@@ -303,7 +307,7 @@ def _report(errors, limit=10, traces=3):
     for error in errors:
         first.setdefault(error.kind, error)
     shown = list(first.values())[:traces]
-    details = [f"\n{error.line.split(': ', 1)[0]}:\n{error.trace}" for error in shown]
+    details = [f"\n{error.where}:\n{error.trace}" for error in shown]
     return (
         "\n".join(lines) + "\n\nWhere each error was first raised:" + "".join(details)
     )
@@ -376,7 +380,7 @@ def _named_fit_and_score(X, y, settings, name, repeat, fold, template, *task):
             raise
         kind = f"{type(exc).__name__}: {exc}"
         trace = "".join(traceback.format_exception(exc)).rstrip()
-        error = _FitError(f"variant {name!r}, {where}: {kind}", kind, trace)
+        error = _FitError(f"variant {name!r}, {where}", kind, trace)
         return None, time.perf_counter() - start, error
 
 

@@ -275,12 +275,23 @@ class TrackingCallback(Callback):
         if not self._is_open() or history is None:
             return
         last = int(state.get("epochs", 0))
-        for row in list(history):
-            if "train_loss" in row and int(row["epoch"]) <= last:
-                metrics = _numeric(row)
-                if metrics:
-                    self._log_epoch(int(row["epoch"]), metrics)
         self.__dict__["_epochs_"] = last
+        try:
+            for row in list(history):
+                if "train_loss" in row and int(row["epoch"]) <= last:
+                    metrics = _numeric(row)
+                    if metrics:
+                        self._log_epoch(int(row["epoch"]), metrics)
+        except Exception as exc:
+            # The run lacks the earlier epochs; the resumed fit goes on (a
+            # tracking server's hiccup is no reason to lose a training).
+            warnings.warn(
+                f"{type(self).__name__} could not log the {last} epoch(s) "
+                f"trained before the resume into its run ({type(exc).__name__}: "
+                f"{exc}); training goes on.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def on_train_failed(self, net, error=None, **kwargs):
         """The engine's call, instead of ``on_train_end``, when a fit fails:
