@@ -194,6 +194,22 @@ def test_tensorboard_plain_skorch_net(tmp_path, data):
     np.testing.assert_allclose(logged, expected, rtol=1e-6)
 
 
+def test_tensorboard_resumed_checkpoint_run_holds_the_whole_curve(tmp_path, data):
+    pytest.importorskip("tensorboard", reason="needs the tracking extra")
+    logger = TensorBoardLogger(tmp_path / "runs")
+    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
+    est = NetRegressor(callbacks=[("tb", logger), ("fail", _FailAt(2))], **params)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(*data)
+    crashed = logger.log_dir_
+    est.set_params(callbacks=[("tb", logger)]).fit(*data)
+    assert logger.log_dir_ != crashed
+    for folder, n in ((logger.log_dir_, 4), (crashed, 2)):
+        logged = [(e.step, e.value) for e in _scalars(folder).Scalars("train_loss")]
+        expected = list(est.history_["train_loss"].items())[:n]
+        np.testing.assert_allclose(logged, expected, rtol=1e-6)
+
+
 def test_tensorboard_net_regressor(tmp_path, data):
     pytest.importorskip("tensorboard", reason="needs the tracking extra")
     logger = TensorBoardLogger(tmp_path)
@@ -321,7 +337,7 @@ def test_mlflow_resumed_checkpoint_run_holds_the_whole_curve(
 
     # A tracker that fails while the earlier epochs are logged again: a
     # warning, and the resumed fit goes on (it was a CheckpointError).
-    def refuse(step, metrics):
+    def refuse(epochs):
         raise ValueError("tracking server gone")
 
     failing = MLflowLogger(
@@ -329,7 +345,7 @@ def test_mlflow_resumed_checkpoint_run_holds_the_whole_curve(
     )
     est.set_params(callbacks=[("mlflow", failing)])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(failing, "_log_epoch", refuse)
+        patch.setattr(failing, "_log_epochs", refuse)
         with pytest.warns(UserWarning, match="could not log the 4 epoch.*gone"):
             est.fit(*data)
     # Plain fits and warm starts log each epoch once.

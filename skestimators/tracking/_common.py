@@ -276,12 +276,13 @@ class TrackingCallback(Callback):
             return
         last = int(state.get("epochs", 0))
         self.__dict__["_epochs_"] = last
+        epochs = [
+            (int(row["epoch"]), _numeric(row))
+            for row in list(history)
+            if "train_loss" in row and int(row["epoch"]) <= last
+        ]
         try:
-            for row in list(history):
-                if "train_loss" in row and int(row["epoch"]) <= last:
-                    metrics = _numeric(row)
-                    if metrics:
-                        self._log_epoch(int(row["epoch"]), metrics)
+            self._log_epochs([(step, metrics) for step, metrics in epochs if metrics])
         except Exception as exc:
             # The run lacks the earlier epochs; the resumed fit goes on (a
             # tracking server's hiccup is no reason to lose a training).
@@ -292,6 +293,12 @@ class TrackingCallback(Callback):
                 UserWarning,
                 stacklevel=2,
             )
+
+    def _log_epochs(self, epochs):
+        """Log ``[(step, metrics), ...]``; tools that can send them together
+        override this."""
+        for step, metrics in epochs:
+            self._log_epoch(step, metrics)
 
     def on_train_failed(self, net, error=None, **kwargs):
         """The engine's call, instead of ``on_train_end``, when a fit fails:

@@ -173,6 +173,10 @@ class MLflowLogger(TrackingCallback):
     def _log_epoch(self, step, metrics):
         log_metrics(self.client_, self.run_id_, metrics, step)
 
+    def _log_epochs(self, epochs):
+        # The epochs before a resume: a few calls, not one per epoch.
+        log_metrics(self.client_, self.run_id_, epochs=epochs)
+
     def _end_run(self, net):
         if self.log_model:
             with model_files(net) as folder:
@@ -328,12 +332,15 @@ def log_params(client, run_id, params):
         client.log_batch(run_id, params=items[start : start + _BATCH])
 
 
-def log_metrics(client, run_id, metrics, step):
-    """Log ``{key: value}`` at ``step`` in one call (one transaction)."""
+def log_metrics(client, run_id, metrics=None, step=None, *, epochs=None):
+    """Log ``{key: value}`` at ``step`` in one call (one transaction), or the
+    ``[(step, metrics), ...]`` of several ``epochs`` in as few as can be."""
     entities = import_tracking("mlflow.entities", PACKAGE)
     now = int(time.time() * 1000)
+    epochs = [(step, metrics)] if epochs is None else epochs
     items = [
         entities.Metric(safe_key(k), float(v), now, int(step))
+        for step, metrics in epochs
         for k, v in metrics.items()
     ]
     for start in range(0, len(items), 10 * _BATCH):
