@@ -1132,15 +1132,10 @@ def test_mc_dropout_leaves_the_shared_network_in_evaluation_mode():
         np.testing.assert_array_equal(result, expected)
 
 
-class _WeightSpy(nn.Module):
+class _WeightSpy(_DropoutSpy):
     """Records where the weights it predicts with are stored."""
 
     seen = []
-
-    def __init__(self, input_shape, n_outputs):
-        super().__init__()
-        self.linear = nn.Linear(input_shape[0], n_outputs)
-        self.drop = nn.Dropout(0.5)
 
     def forward(self, x):
         _WeightSpy.seen.append((self.linear.weight.data_ptr(), self.drop.training))

@@ -276,11 +276,8 @@ class TrackingCallback(Callback):
             return
         last = int(state.get("epochs", 0))
         self.__dict__["_epochs_"] = last
-        epochs = [
-            (int(row["epoch"]), _numeric(row))
-            for row in list(history)
-            if "train_loss" in row and int(row["epoch"]) <= last
-        ]
+        rows = [r for r in history if "train_loss" in r and int(r["epoch"]) <= last]
+        epochs = [(int(row["epoch"]), _numeric(row)) for row in rows]
         try:
             self._log_epochs([(step, metrics) for step, metrics in epochs if metrics])
         except Exception as exc:
