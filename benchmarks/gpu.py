@@ -15,8 +15,10 @@ times, for the package's estimators:
   trains the same architecture with Adam, the same batch size and the data
   already on the GPU; goal <= 1.05) and prediction (rows per second from
   host arrays against a bare ``torch.inference_mode`` loop over batches of
-  the same size; goal >= 0.95; and a prediction in one call must equal the
-  same rows predicted one batch per call), for the exoplanet network (the
+  the same size; goal >= 0.95; a prediction in one call must equal the
+  same rows predicted one batch per call; and, for information, the seconds
+  of a prediction with every batch staged through pinned memory, with none,
+  and with the package's size limits), for the exoplanet network (the
   ``SpectraAuxClassifier`` of ``exoplanet_pipeline("best")``), the Galaxy Zoo
   CNN (``GalaxyZooRegressor``) and the CNN-LSTM (``SpatioTemporalRegressor``);
 * model files: ``soc_pipeline()`` trained on the GPU, saved with
@@ -544,6 +546,10 @@ def throughput_of(rows, ctx, name, est, X, y, loss_fn, method, epochs=3):
     value = f"{ratio:.3f} ({rate['estimator']:.0f} vs {rate['bare']:.0f} rows/s)"
     rows.add(name, "predict rows/s vs bare", value, ">= 0.95", judge(ratio >= 0.95))
 
+    if ctx.cuda:  # the staging threshold, judged on this machine
+        rows.add(name, "predict s: all staged / none staged / as shipped",
+                 staging_ab(predict, X), "-")  # fmt: skip
+
     # Batches are staged one ahead through two pinned buffers: predicting
     # 3 batches and a partial one at once gives what predicting them one
     # call (one batch) at a time gives, so no buffer is overwritten early.
@@ -556,6 +562,33 @@ def throughput_of(rows, ctx, name, est, X, y, loss_fn, method, epochs=3):
     diff = float(np.abs(whole - pieces).max() / (whole.std() or 1.0))
     rows.add(name, "predict in one call == batch by batch", f"{diff:.2e} of std",
              "<= 1e-5", diff <= 1e-5)  # fmt: skip
+
+
+def staging_ab(predict, X, repeats=3):
+    """Best seconds of ``predict(X)`` with every batch staged through pinned
+    memory, with none, and with the package's size limits: whether the
+    limits (``_STAGE_BYTES``, ``_STAGE_MAX_BYTES``) choose well here."""
+    from skestimators._engine import _staging
+
+    limits = {
+        "all": (0, float("inf")),
+        "none": (float("inf"), float("inf")),
+        "shipped": (_staging._STAGE_BYTES, _staging._STAGE_MAX_BYTES),
+    }
+    best = {}
+    try:
+        for label, (low, high) in limits.items():
+            _staging._STAGE_BYTES, _staging._STAGE_MAX_BYTES = low, high
+            predict(X)  # warm: pinned buffers allocated once
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                predict(X)
+                times.append(time.perf_counter() - start)
+            best[label] = min(times)
+    finally:
+        _staging._STAGE_BYTES, _staging._STAGE_MAX_BYTES = limits["shipped"]
+    return " / ".join(f"{best[k] * 1e3:.1f} ms" for k in limits)
 
 
 def _flat(pred):

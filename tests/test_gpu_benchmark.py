@@ -77,3 +77,28 @@ def test_a_check_that_raises_fails_the_run(gpu_script, monkeypatch, capsys):
     )
     assert "second line" not in printed
     assert "| passing | - | value | 1 | finite | pass |" in printed
+
+
+def test_staging_comparison_restores_the_shipped_limits(gpu_script):
+    # The A/B row of the throughput check patches the staging limits: they
+    # must be back whatever happens, or later checks measure another setting.
+    from skestimators._engine import _staging
+
+    shipped = (_staging._STAGE_BYTES, _staging._STAGE_MAX_BYTES)
+    seen = []
+
+    def predict(X):
+        seen.append((_staging._STAGE_BYTES, _staging._STAGE_MAX_BYTES))
+
+    value = gpu_script.staging_ab(predict, None, repeats=2)
+    assert value.count(" ms") == 3
+    inf = float("inf")
+    assert sorted(set(seen)) == sorted({(0, inf), (inf, inf), shipped})
+    assert len(seen) == 9  # each setting: a warm call, then the repeats
+
+    def broken(X):
+        raise RuntimeError("CUDA error")
+
+    with pytest.raises(RuntimeError):
+        gpu_script.staging_ab(broken, None)
+    assert (_staging._STAGE_BYTES, _staging._STAGE_MAX_BYTES) == shipped
