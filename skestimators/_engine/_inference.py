@@ -15,7 +15,7 @@ from ..exceptions import NonFinitePredictionError
 from ._batching import TensorData, to_tensor
 from ._device import autocast, rng_devices, torch_threads
 from ._placement import _nonfinite_rows, _predict_batch_size, _to, dropout_layers
-from ._skorch import _concat
+from ._skorch import _batch_len, _concat
 from ._staging import BatchStager
 from ._validation import check_finite_batch, check_inputs
 
@@ -67,9 +67,9 @@ class InferenceMixin:
         """A tally of missing values (NaN) in prediction inputs, or None.
 
         Estimators whose networks read NaN as missing return an object with
-        ``add(start, batch)``, given each batch (a host array) that is not
-        all finite, and ``report(n_rows)``, called once after the last batch
-        with the number of rows predicted.
+        ``add(start, batch)``, given each host batch that is not all finite,
+        and define ``_report_gaps(tally, n_rows)``, called once after the
+        last batch with the number of rows predicted.
         """
         return None
 
@@ -138,8 +138,8 @@ class InferenceMixin:
                 if not bool(_finite_flag(Xb if on_device else host)):
                     check_finite_batch(Xb, start, allow_nan=allow_nan)
                     if gaps is not None:  # NaN allowed: count the gaps
-                        gaps.add(start, _first(host).cpu().numpy())
-                n_rows = len(_first(Xb))
+                        gaps.add(start, host)
+                n_rows = _batch_len(Xb)
                 ys = [
                     module(**Xt) if isinstance(Xt, dict) else module(Xt)
                     for Xt in (Xb if t is None else t(Xb) for t in transforms)
@@ -166,7 +166,7 @@ class InferenceMixin:
                 for out, y in zip(outputs, batch_outputs):
                     out.append(y)
         if gaps is not None:
-            gaps.report(len(data))
+            self._report_gaps(gaps, len(data))
         results = [_concat(out) for out in outputs or ()]
         if reduce is None:  # checked once, on the whole outputs
             bad = [_nonfinite_rows(y, 0) for y in results]
@@ -216,10 +216,6 @@ def _finite_flag(batch):
     """
     tensors = list(batch.values()) if isinstance(batch, dict) else [batch]
     return torch.isfinite(sum(t.sum() for t in tensors[1:]) + tensors[0].sum())
-
-
-def _first(batch):
-    return next(iter(batch.values())) if isinstance(batch, dict) else batch
 
 
 def _check_rows(output, n, module):

@@ -315,11 +315,13 @@ default="mse"
     def _prediction_gaps(self):
         if not self._handles_missing():
             return None
-        return _Gaps(report=self._report_gaps)
+        return _Gaps()
 
-    def _report_gaps(self, gaps):
-        """Warn of the gaps met in prediction: patches with no observed value,
-        and any gap at all when the network was trained on complete patches."""
+    def _report_gaps(self, gaps, n_rows):
+        """Warn of the gaps met in a prediction of ``n_rows`` patches (only
+        those with NaN were tallied): patches with no observed value, and any
+        gap at all when the network was trained on complete patches."""
+        gaps.n_rows = n_rows
         name = type(self).__name__
         gaps.warn_unobserved(name)
         if getattr(self, "missing_fraction_", None) == 0 and gaps.gappy:
@@ -430,18 +432,9 @@ default="mse"
 class _Gaps:
     """Missing values of patches, gathered chunk by chunk (one pass)."""
 
-    def __init__(self, report=None):
+    def __init__(self):
         self.n_rows = self.n_missing = self.n_values = self.gappy = 0
         self.empty = []
-        self._report = report
-
-    def report(self, n_rows):
-        """Hand the tally of ``n_rows`` rows, only some of which may have been
-        given to :meth:`add` (those with NaN), to ``report`` (given at
-        creation)."""
-        self.n_rows = n_rows
-        if self._report is not None:
-            self._report(self)
 
     def add(self, start, chunk):
         chunk = np.asarray(chunk)
