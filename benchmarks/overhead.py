@@ -13,7 +13,9 @@ page cache, never the whole array), and predicts from it.
 The last table prices what a user may add to a fit on the MLP cases: a
 TensorBoard logger (``skestimators.tracking.TensorBoardLogger``) and a
 checkpoint written at every epoch end (``checkpoint=<dir>``), each against the
-same fit without it.
+same fit without it. A last table times the serialising of a checkpoint's
+history after 10 to 2,000 epochs, packed by column as the engine stores it
+and pickled row by row.
 
 Run: ``python benchmarks/overhead.py`` (``--quick`` for a smaller smoke run).
 Targets: training <= 1.05x the bare loop; prediction >= 0.95x its throughput;
@@ -372,6 +374,63 @@ def bench_out_of_core(X, y, *, batch_size, epochs, seed=0):
     return pd.DataFrame(rows)
 
 
+def bench_history_writes(epochs_done=(10, 100, 500, 2000), repeats=5):
+    """Milliseconds to serialise a checkpoint's history after many epochs.
+
+    Each write of a fit stores the whole history. The engine packs it by
+    column and converts each past epoch once (``HistoryPacker``); the peer
+    pickles the rows as they are, converted at every write, as checkpoints
+    did before. The history is synthetic: nine metrics per epoch (floats,
+    booleans, the epoch number) and 50 batch rows in the last epoch.
+    """
+    import io
+
+    from skestimators._engine._checkpoint import _plain
+    from skestimators._engine._packed_history import HistoryPacker
+
+    def row(i):
+        return {
+            "batches": [{"train_loss": 0.3, "train_batch_size": 32}] * 50,
+            "epoch": i + 1,
+            "train_loss": 1.0 / (i + 1),
+            "valid_loss": 0.4,
+            "valid_acc": 0.9,
+            "dur": 0.1,
+            "train_loss_best": True,
+            "valid_loss_best": False,
+            "valid_acc_best": False,
+            "event_lr": 1e-3,
+        }
+
+    def rows_as_they_are(history):
+        last = len(history) - 1
+        return [
+            _plain({**r, "batches": r["batches"] if i == last else []})
+            for i, r in enumerate(history)
+        ]
+
+    def timed(serialise):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            torch.save(serialise(), io.BytesIO())
+        return 1000 * (time.perf_counter() - t0) / repeats
+
+    table = []
+    for n in epochs_done:
+        history = [row(i) for i in range(n)]
+        packer = HistoryPacker(_plain)
+        for k in range(1, n):  # the writes of the earlier epochs
+            packer.pack(history[:k])
+        table.append(
+            {
+                "epochs done": n,
+                "packed ms/write": timed(lambda: packer.pack(history)),
+                "rows ms/write": timed(lambda: rows_as_they_are(history)),
+            }
+        )
+    return pd.DataFrame(table)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -470,6 +529,8 @@ def main(argv=None):
         "and their work once per fit:"
     )
     print(pd.DataFrame(extras).round(4).to_string(index=False))
+    print("\nA checkpoint's history, serialised after many epochs:")
+    print(bench_history_writes().round(2).to_string(index=False))
     ooc = bench_out_of_core(X_mlp, y_mlp, batch_size=256, epochs=epochs)
     print("\nOut of core: MLP 361->2, batch 256, X memory-mapped from .npy:")
     print(ooc.round(3).to_string(index=False))

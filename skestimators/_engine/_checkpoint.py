@@ -29,8 +29,11 @@ import torch
 from skorch.callbacks import Callback
 
 from ..exceptions import CheckpointError, CheckpointWarning
+from ._packed_history import HistoryPacker, unpack_history
 
-FORMAT = 1
+FORMAT = 2
+#: Formats ``fit`` resumes from: 1 stored the history as a list of rows.
+_READS = (1, FORMAT)
 _FILE = "checkpoint.pt"
 _LOCK = "checkpoint.lock"
 _OWNER = "checkpoint.owner.json"
@@ -129,7 +132,7 @@ class CheckpointStore:
                 f"The checkpoint {self.path} cannot be read ({type(exc).__name__}: "
                 f"{exc}); delete it to start again."
             ) from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in _READS:
             raise CheckpointError(
                 f"{self.path} is not a checkpoint of this version of skestimators; "
                 "delete it or use another directory."
@@ -292,9 +295,15 @@ class SaveCheckpoint(Callback):
             "optimizer": net.optimizer_.state_dict(),
             "grad_scaler": None if scaler is None else scaler.state_dict(),
             "callbacks": {name: _plain(cb.state_dict()) for name, cb in _stateful(net)},
-            "history": _plain_history(net.history),
+            "history": self._packer().pack(net.history),
             "rng": _rng_states(net),
         }
+
+    def _packer(self):
+        """The history's packer, which keeps past epochs converted."""
+        if getattr(self, "packer_", None) is None:
+            self.packer_ = HistoryPacker(_plain)
+        return self.packer_
 
     def _complete(self, net):
         early = dict(net.callbacks_).get("early_stopping")
@@ -314,6 +323,7 @@ class SaveCheckpoint(Callback):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["store"] = None  # the lock stays with the process that holds it
+        state["packer_"] = None  # copies of the history's rows
         return state
 
 
@@ -352,7 +362,7 @@ class ResumeCheckpoint(Callback):
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise _mismatch(exc) from None
         net.history.clear()
-        net.history.extend(state["history"])
+        net.history.extend(unpack_history(state["history"]))
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] is not None and torch.device(net.device).type == "cuda":
@@ -400,6 +410,9 @@ _SAFE_TYPES = frozenset(
 )  # fmt: skip
 
 
+_SCALARS = frozenset({type(None), bool, int, float, str})
+
+
 def _plainly_safe(value) -> bool:
     """Whether ``value`` holds only types that ``torch.load(weights_only=True)``
     always reads: numbers, strings, tensors, and lists, tuples and dicts of
@@ -435,6 +448,8 @@ def _to_device(value, device):
 def _plain(value):
     """``value`` with NumPy scalars and arrays as Python numbers and lists
     (loadable with ``weights_only``)."""
+    if type(value) in _SCALARS:  # most history values: nothing to convert
+        return value
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -444,16 +459,3 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     return value
-
-
-def _plain_history(history):
-    """The history as plain lists and dicts (loadable with ``weights_only``).
-
-    The per-batch rows are kept for the last epoch only (skorch's progress
-    bar reads their count); earlier epochs keep an empty list.
-    """
-    rows = []
-    for i, row in enumerate(history):
-        batches = row.get("batches", []) if i == len(history) - 1 else []
-        rows.append(_plain({**row, "batches": batches}))
-    return rows
