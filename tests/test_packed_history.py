@@ -163,7 +163,9 @@ def test_a_checkpoint_with_an_unpacked_history_resumes(tmp_path):
     path = tmp_path / "checkpoint.pt"
     state = torch.load(path, weights_only=True)
     assert state["format"] == 2 and state["epoch"] == 2
-    torch.save({**state, "format": 1, "history": unpack_history(state["history"])}, path)
+    torch.save(
+        {**state, "format": 1, "history": unpack_history(state["history"])}, path
+    )
     resumed = NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
     assert len(resumed.history_) == 5
     np.testing.assert_allclose(
