@@ -167,8 +167,10 @@ class _Stopwatch:
         (a checkpoint's first write is also read back, once per fit; the
         final write at the end of training is not an epoch's).
         """
-        steady = statistics.median(self.calls[1:epochs] or self.calls[:1] or [0.0])
-        return steady, self.seconds - steady * epochs
+        calls = self.calls[1:epochs] or self.calls[:1]
+        steady = statistics.median(calls or [0.0])
+        # The first write's steady part is counted as an epoch's, like the rest.
+        return steady, self.seconds - sum(calls) - steady * (epochs - len(calls))
 
 
 def extras_epochs(module, X, y, batch_size, epochs, seed, extra, folder):

@@ -114,13 +114,34 @@ def test_the_packer_converts_each_past_epoch_once():
     packer = HistoryPacker(plain)
     for n in range(1, 51):
         packer.pack(rows[:n])
-    # Each write converts the last row; each past row is converted once (the
-    # cost of a write no longer grows with the epochs done).
+    # Each write converts the last row; each past row is converted once.
     assert len(converted) == 50 + 49
-    # A history replaced by other rows (a resumed fit) is converted again.
-    other = [dict(row, train_loss=1.0) for row in rows[:10]]
-    unpacked = unpack_history(packer.pack(other))
-    assert [r["train_loss"] for r in unpacked] == [1.0] * 10
+
+
+@pytest.mark.parametrize("n", [10, 50, 51], ids=["shorter", "as long", "longer"])
+def test_a_replaced_history_is_converted_again(n):
+    rows = [{"batches": [], "epoch": i, "train_loss": 0.1 * i} for i in range(50)]
+    packer = HistoryPacker(_plain)
+    for k in range(1, 51):
+        packer.pack(rows[:k])
+    # Other row objects (a resumed fit's), as many as before or not.
+    other = [dict(row, train_loss=1.0) for row in rows] + [dict(rows[0])]
+    unpacked = unpack_history(packer.pack(other[:n]))
+    assert [r["train_loss"] for r in unpacked[: min(n, 50)]] == [1.0] * min(n, 50)
+
+
+def test_values_recorded_in_the_last_row_after_a_write_reach_the_next():
+    rows = [{"batches": [], "epoch": 1, "train_loss": 0.5}]
+    packer = HistoryPacker(_plain)
+    packer.pack(rows)
+    rows[0]["valid_loss"] = 0.25  # a callback after the checkpoint's
+    rows.append({"batches": [], "epoch": 2})
+    packer.pack(rows)
+    rows[1]["train_loss"] = 0.125
+    assert unpack_history(packer.pack(rows)) == [
+        {"batches": [], "epoch": 1, "train_loss": 0.5, "valid_loss": 0.25},
+        {"batches": [], "epoch": 2, "train_loss": 0.125},
+    ]
 
 
 def test_a_write_stores_as_many_objects_after_many_epochs_as_after_few():
@@ -137,8 +158,17 @@ def test_a_write_stores_as_many_objects_after_many_epochs_as_after_few():
             for i in range(1, n + 1)
         ]
 
+    def packed(n):  # as the checkpoints of a fit write it, epoch by epoch
+        rows, packer = history(n), HistoryPacker(_plain)
+        for k in range(1, n):
+            packer.pack(rows[:k])
+        return packer.pack(rows)
+
     # Four columns and the row orders: the same count for 10 or 2,000 epochs.
     assert leaves(pack_history(history(10))) == leaves(pack_history(history(2000)))
+    assert (
+        leaves(packed(10)) == leaves(packed(2000)) == leaves(pack_history(history(10)))
+    )
 
 
 class CrashAt(Callback):
@@ -172,6 +202,27 @@ def test_a_checkpoint_with_an_unpacked_history_resumes(tmp_path):
         resumed.history_["train_loss"], whole.history_["train_loss"], rtol=1e-6
     )
     np.testing.assert_allclose(resumed.predict(X), whole.predict(X), rtol=1e-5)
+
+
+class MarkBestAtTheEnd(Callback):
+    """Edits past rows when training ends, as a user's callback might."""
+
+    def on_train_end(self, net, **kwargs):
+        for i, row in enumerate(net.history):
+            row["chosen"] = i == 1
+
+
+def test_past_rows_edited_at_the_end_reach_the_final_checkpoint(tmp_path):
+    X, y = make_regression(160, 6, random_state=0)
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[MarkBestAtTheEnd()])
+    reg.fit(X, y / 100)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["done"]
+    chosen = [row["chosen"] for row in unpack_history(state["history"])]
+    assert chosen == [False, True, False, False, False]
+    # A later fit loads the finished checkpoint: its history is the same.
+    again = NetRegressor(**SMALL, checkpoint=tmp_path, callbacks=[MarkBestAtTheEnd()])
+    assert again.fit(X, y / 100).history_["chosen"].tolist() == chosen
 
 
 def test_an_unknown_format_is_still_refused(tmp_path):

@@ -300,7 +300,8 @@ class SaveCheckpoint(Callback):
         }
 
     def _packer(self):
-        """The history's packer, which keeps past epochs converted."""
+        """The history's packer, which keeps past epochs converted (rows are
+        not expected to change once a later epoch has begun)."""
         if getattr(self, "packer_", None) is None:
             self.packer_ = HistoryPacker(_plain)
         return self.packer_
@@ -317,7 +318,10 @@ class SaveCheckpoint(Callback):
         row = net.history[-1] if net.history else {}
         stopped = net.__dict__.get("_stopped_by_callback", False)  # a user's stop
         if "train_loss" in row and (stopped or self._complete(net)):
-            # Training is over (best weights restored): a later fit loads this.
+            # Training is over (best weights restored): a later fit loads this
+            # as its history_. Every row is converted afresh, once per fit, so
+            # that a past row a callback edited is stored as it now is.
+            self.packer_ = None
             self.store.write(self._state(net, done=True))
 
     def __getstate__(self):
