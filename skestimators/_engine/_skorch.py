@@ -17,6 +17,7 @@ warning (``__setstate__``).
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import warnings
@@ -486,6 +487,11 @@ def _check_losses(losses, start, epoch):
     """
     if len(losses) <= start:
         return start
+    if len(losses) == start + 1:  # one loss (each batch on a CPU): no stack
+        value = losses[start].item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(epoch, start + 1, value)
+        return len(losses)
     recent = torch.stack(losses[start:])
     finite = torch.isfinite(recent)
     if not bool(finite.all()):
