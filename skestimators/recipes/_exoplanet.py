@@ -262,11 +262,11 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
     siblings of the same cloud cover in units of the noise (1.9 % alone).
     Averaging five seeds of the network before the vote left the water
     errors where they were (47, against 44 to 51 for single seeds).
-    Nor did other machines on the support vector machine's inputs (two
-    draws of the 5 folds, its water errors alone: 80 at its settings): its
-    ``C`` and ``gamma`` from a third to ten times and three times their
-    defaults gave 76 to 90 (222 with both small); linear and quadratic
-    discriminant analysis 275 and 204, 15 nearest neighbours 195. Most of
+    Nor did other settings or machines on the support vector machine's
+    inputs (its water errors alone, summed over two draws of the 5 folds:
+    80 as it is): ``C`` from 0.3 to 10 with ``gamma`` from 0.3 to 3 times
+    its default gave 76 to 90 errors (222 with both at 0.3); linear and
+    quadratic discriminant analysis 275 and 204, 15 nearest neighbours 195. Most of
     the remaining errors sit where the spectra can barely tell: 30 of the 34
     planets have a *noise twin*, a planet of their system with the other
     water label whose spectrum differs from theirs by no more than the depth
