@@ -1134,3 +1134,42 @@ def test_save_flushes_files_and_renames_to_disk(tmp_path, monkeypatch):
     monkeypatch.undo()
     for written in (path, sidecar_path(path), path.parent):  # and the renames
         assert os.stat(written).st_ino in synced
+
+
+def _wrapped_layouts():
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import GridSearchCV
+
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(60, 3, 4)).astype("float32"), rng.uniform(1, 2, 60)
+    net = NetRegressor(**FAST)
+    ttr = TransformedTargetRegressor(net, func=np.log, inverse_func=np.exp)
+    search = GridSearchCV(ttr, {"regressor__lr": [1e-3]}, cv=2)
+    return X, y, {"TransformedTargetRegressor": ttr, "GridSearchCV": search}
+
+
+@pytest.mark.parametrize("wrapper", ["TransformedTargetRegressor", "GridSearchCV"])
+def test_layout_of_arrays_inside_a_wrapper(tmp_path, wrapper):
+    # The wrapper's n_features_in_ counts the first axis only: a wrapped
+    # soc_pipeline() was saved as taking (6,) for (6, 5, 5, 2) patches, and
+    # the scorer refused its own training patches.
+    from skestimators._io._layout import input_layout
+
+    X, y, models = _wrapped_layouts()
+    model = models[wrapper].fit(X, y)
+    layout = input_layout(model)
+    assert layout["inputs"]["X"]["shape"] == [3, 4] and layout["exact"]
+    meta = read_metadata(skestimators.save(model, tmp_path / "m.joblib"))
+    assert meta["input"]["inputs"]["X"]["shape"] == [3, 4]
+
+
+def test_layout_of_a_wrapper_whose_estimator_sees_fewer_columns():
+    # RFE's estimator_ is fitted on the selected columns: not the input.
+    from sklearn.feature_selection import RFE
+
+    from skestimators._io._layout import input_layout
+
+    rng = np.random.RandomState(0)
+    model = RFE(LinearRegression(), n_features_to_select=2)
+    model.fit(rng.normal(size=(30, 5)), rng.normal(size=30))
+    assert input_layout(model)["inputs"]["X"]["shape"] == [5]

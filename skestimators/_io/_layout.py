@@ -132,11 +132,28 @@ def _layout_of(estimator) -> dict | None:
         }
     names = getattr(estimator, "feature_names_in_", None)
     n_features = getattr(estimator, "n_features_in_", None)
+    if shape is None:
+        # A wrapper that hands X on (TransformedTargetRegressor, a search):
+        # its n_features_in_ counts only the first axis of image or patch
+        # inputs, where the estimator inside records their whole shape.
+        inner = _steps(estimator)
+        layout = _layout_of(inner[0][1]) if inner else None
+        if layout is not None and _agrees(layout, n_features):
+            return layout
     if shape is None and n_features is not None:
         shape = (int(n_features),)
     if shape is None:
         return None
     return {"kind": "array", "inputs": {"X": _entry(shape, names)}}
+
+
+def _agrees(layout, n_features) -> bool:
+    """Whether a layout read inside a wrapper fits the wrapper's input (an
+    inner estimator fitted on selected columns, as RFE's, does not)."""
+    if n_features is None or layout["kind"] != "array":
+        return True
+    shape = layout["inputs"]["X"]["shape"]
+    return bool(shape) and shape[0] == int(n_features)
 
 
 def _layout_of_data(X) -> dict:
