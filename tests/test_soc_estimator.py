@@ -652,3 +652,37 @@ def test_statistics_recipe_under_pandas_output(soc):
         model = tiny_recipe().fit(X[:40], y[:40])
         assert model.predict(X[:5]).shape == (5,)
     assert model.predict(X[:5]).shape == (5,)
+
+
+def test_recipe_predictions_are_checked_in_the_units_of_y(soc, tmp_path):
+    # Inputs in other units gave large but finite log predictions, which the
+    # back-transform turned into infinity or 1e198 g/kg without a word: the
+    # network's check only sees the transformed scale.
+    from skestimators import load, save
+    from skestimators.exceptions import NonFinitePredictionError
+
+    X, y, _ = soc
+    model = tiny_recipe().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(X[:20])  # in range: no warning
+    with pytest.warns(UserWarning, match="farther outside the training targets"):
+        model.predict(X[:20] * 1e4)  # predictions of about -1 g/kg
+    path = save(model, tmp_path / "soc.skops")
+    assert path.suffix == ".skops"  # the safe format trusts the inverse
+    for fitted in (model, load(path)):
+        # A network output of 1e4 standard deviations: exp overflows.
+        network = fitted.regressor_
+        raw = network.predict(X[:20])
+        raw[[4, 7]] = 1e4
+        network.predict = lambda X, **params: raw[: len(X)]
+        with pytest.raises(NonFinitePredictionError, match="back-transform") as info:
+            fitted.predict(X[:20])
+        np.testing.assert_array_equal(info.value.rows, [4, 7])
+
+
+def test_recipe_refuses_return_std_saying_what_to_use(soc):
+    X, y, _ = soc
+    model = tiny_recipe().fit(X[:60], y[:60])
+    with pytest.raises(ValueError, match=r"regressor_\.predict\(X, return_std=True\)"):
+        model.predict(X[:5], return_std=True)

@@ -78,6 +78,7 @@ TRUSTED_BY_DEFAULT = frozenset(
         "sklearn.calibration._SigmoidCalibration",
         "skestimators.recipes._exoplanet._hstack_inputs",
         "skestimators.recipes._soc._log1p",
+        "skestimators.recipes._soc._expm1",
         TREE_PREDICTOR,
     }
 )

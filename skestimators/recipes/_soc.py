@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn import get_config
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.metadata_routing import process_routing
+from sklearn.utils.validation import check_is_fitted
 
 from ..estimators import SpatioTemporalRegressor
+from ..exceptions import NonFinitePredictionError
 from ..preprocessing import NDStandardScaler, PatchStatistics
 
 __all__ = ["soc_baseline_pipeline", "soc_pipeline"]
@@ -51,6 +57,88 @@ def _log1p(y):
     return np.log1p(y)
 
 
+def _expm1(z):
+    """``exp(z) - 1``, the inverse of :func:`_log1p` (overflow is left to
+    :class:`_CheckedTargetRegressor` to name)."""
+    with np.errstate(over="ignore"):
+        return np.expm1(z)
+
+
+class _CheckedTargetRegressor(TransformedTargetRegressor):
+    """A TransformedTargetRegressor whose predictions are checked after the
+    back-transform.
+
+    The network's own check sees its outputs on the transformed scale: an
+    input in other units (reflectance stored as integers, say) gives large
+    but finite log values, which ``expm1`` turns into infinity, 1e198 or -1.
+    Predictions that are not finite after the back-transform raise
+    :class:`~skestimators.exceptions.NonFinitePredictionError`. Predictions
+    whose transformed value lies farther outside the transformed training
+    targets than their range is wide warn. ``return_std=True`` is refused
+    with what to use instead.
+    """
+
+    def fit(self, X, y, **fit_params):
+        super().fit(X, y, **fit_params)
+        y = np.asarray(y, dtype=float)
+        self.target_ndim_ = y.ndim
+        trained = self.transformer_.transform(y.reshape(len(y), -1))
+        self.transformed_range_ = (float(np.min(trained)), float(np.max(trained)))
+        return self
+
+    def predict(self, X, **predict_params):
+        check_is_fitted(self)
+        if predict_params.get("return_std"):
+            raise ValueError(
+                "return_std=True has no answer in the units of y here: a spread "
+                "of the network's predictions on the transformed (log) scale is "
+                "no single spread of the back-transformed ones. Ask the network "
+                "for it on the transformed scale, "
+                "model.regressor_.predict(X, return_std=True); or wrap the whole "
+                "model in a DeepEnsembleRegressor or a conformal regressor "
+                "(MAPIE), whose spread or intervals are in the units of y."
+            )
+        if get_config()["enable_metadata_routing"]:
+            routed = process_routing(self, "predict", **predict_params)
+            predict_params = routed.regressor.predict
+        # As TransformedTargetRegressor.predict, keeping the network's output.
+        raw = np.asarray(self.regressor_.predict(X, **predict_params))
+        pred = self.transformer_.inverse_transform(raw.reshape(len(raw), -1))
+        if self.target_ndim_ == 1 and pred.ndim == 2 and pred.shape[1] == 1:
+            pred = pred[:, 0]
+        finite = np.isfinite(pred).reshape(len(pred), -1).all(axis=1)
+        if not finite.all():
+            rows = np.flatnonzero(~finite)
+            raise NonFinitePredictionError(
+                f"{len(rows)} of {len(pred)} predictions are not finite after the "
+                f"target's back-transform (first row {rows[0]}): the network "
+                "predicts values on the transformed scale far beyond the training "
+                "targets. Are the inputs in the units and scale of the training "
+                "inputs?",
+                rows=rows,
+            )
+        self._warn_far_outside(raw.reshape(len(raw), -1), pred)
+        return pred
+
+    def _warn_far_outside(self, raw, pred):
+        low, high = self.transformed_range_
+        width = high - low
+        if not width > 0:  # a single training target value
+            return
+        far = ((raw < low - width) | (raw > high + width)).any(axis=1)
+        if far.any():
+            first = int(np.flatnonzero(far)[0])
+            warnings.warn(
+                f"{int(far.sum())} of {len(far)} predictions lie farther outside "
+                "the training targets than their range is wide, on the scale the "
+                f"network is trained on (first row {first}: "
+                f"{np.ravel(pred[first])[0]:.4g}). Are the inputs in the units "
+                "and scale of the training inputs?",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def _target_transformer(target_transform):
     if target_transform not in TARGET_TRANSFORMS:
         raise ValueError(
@@ -59,7 +147,7 @@ def _target_transformer(target_transform):
         )
     steps = []
     if target_transform in ("log", "log_zscore"):
-        steps.append(FunctionTransformer(_log1p, np.expm1))
+        steps.append(FunctionTransformer(_log1p, _expm1))
     if target_transform in ("zscore", "log_zscore"):
         steps.append(StandardScaler())
     if not steps:
@@ -177,7 +265,7 @@ default="log_zscore"
     pipe = make_pipeline(*steps)
     if transformer is None:
         return pipe
-    return TransformedTargetRegressor(pipe, transformer=transformer)
+    return _CheckedTargetRegressor(pipe, transformer=transformer)
 
 
 def soc_baseline_pipeline(
