@@ -217,7 +217,10 @@ default="log_zscore"
         width, years)`` either way. Tune the network through
         ``regressor__spatiotemporalregressor__<param>`` (``loss``,
         ``validation_cv``...), and pass fit parameters the same way
-        (``fit(X, y, spatiotemporalregressor__sample_weight=w)``).
+        (``fit(X, y, spatiotemporalregressor__sample_weight=w)``). Its
+        predictions are checked after the back-transform: non-finite ones
+        raise :class:`~skestimators.exceptions.NonFinitePredictionError`,
+        and ones far outside the training targets warn.
 
     See Also
     --------
