@@ -1,6 +1,7 @@
 """SOC simulator, patch extraction from GeoTIFFs, raster mapping, target weights."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -152,7 +153,7 @@ def test_add_clouds_invalid(kwargs, match):
 def test_make_soc_rasters_hold_the_same_world(tmp_path):
     X, y, coords = make_soc(150, n_years=3, random_state=7)
     paths, oc = make_soc_rasters(tmp_path, n_years=3, random_state=7, return_oc=True)
-    assert [p.name for p in paths] == [f"covariates_year{t}.tif" for t in range(3)]
+    assert [p.name for p in paths] == [f"covariates_year{t:02d}.tif" for t in range(3)]
     with rasterio.open(paths[0]) as src:
         assert src.crs.to_epsg() == 25832 and src.count == 6
         assert src.shape == oc.shape == (200, 200)
@@ -635,3 +636,51 @@ def test_add_clouds_ties_far_points_and_edge_cases():
     assert np.isnan(add_clouds(X, coords, np.array(0.2), random_state=0)).any()
     with pytest.raises(ValueError, match="at least one patch"):
         add_clouds(X[:0], coords[:0], 0.3)
+
+
+def test_rasters_named_out_of_time_order_warn(tmp_path):
+    # sorted(glob(...)) or a shell glob put year10 before year2: the model
+    # read the years shuffled, and the map was written without a word.
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y, coords = make_soc(40, n_years=12, random_state=0)
+    paths = make_soc_rasters(tmp_path, n_years=12, random_state=0)
+    assert [p.name for p in sorted(paths)] == [p.name for p in paths]  # padded
+    unpadded = []
+    for t, path in enumerate(paths):
+        unpadded.append(path.rename(tmp_path / f"year{t}.tif"))
+    globbed = sorted(unpadded)  # year0, year1, year10, year11, year2, ...
+    with pytest.warns(UserWarning, match=r"year11\.tif' comes before .*year2\.tif"):
+        extract_patches(globbed, coords, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        patches = extract_patches(unpadded, coords, 5)  # in time order
+    np.testing.assert_array_equal(patches, X)
+    model = DecisionTreeRegressor(max_depth=2).fit(X.reshape(len(X), -1), y)
+
+    class Flat:
+        def predict(self, patches):
+            return model.predict(patches.reshape(len(patches), -1))
+
+    with pytest.warns(UserWarning, match="in the order given"):
+        predict_raster(Flat(), globbed, tmp_path / "map.tif", window=5, stride=50)
+
+
+@pytest.mark.parametrize(
+    "names, warns",
+    [
+        (["year2.tif", "year10.tif"], False),
+        (["year10.tif", "year2.tif"], True),
+        (["2020/cov.tif", "2019/cov.tif"], True),
+        (["red.tif", "ndvi.tif"], False),  # no numbers: no time order to read
+        (["y0.tif", "nd.tif"], False),
+        (["s2_b4_2019.tif", "s2_b8_2019.tif"], False),
+    ],
+)
+def test_time_order_is_read_only_from_names_alike_but_for_numbers(names, warns):
+    from skestimators.datasets import _warn_time_order
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_time_order(names)
+    assert bool(caught) == warns

@@ -116,7 +116,8 @@ def score(
 
     INPUT: .npy arrays, .parquet or .csv tables, an exoplanet folder
     (spectra.npy + auxiliary.csv), a folder of <GalaxyID>.jpg images, or
-    GeoTIFF rasters (one per time step; mapped into a GeoTIFF).
+    GeoTIFF rasters (one per time step, given in time order; mapped into a
+    GeoTIFF; a warning says when their names number them in another order).
 
     OUTPUT's first column holds the input's ids: --id-column, else a table
     column named "id"; the "id" column of an exoplanet folder's targets.csv;

@@ -17,6 +17,7 @@ from ._rasters import _check_positive_int as _check_positive_int
 from ._rasters import _check_window as _check_window
 from ._rasters import _cut_patches as _cut_patches
 from ._rasters import _RasterStack as _RasterStack
+from ._rasters import _warn_time_order as _warn_time_order
 from ._soc import make_soc, make_soc_rasters
 
 # Names imported "as" themselves are not public (not in __all__): the raster

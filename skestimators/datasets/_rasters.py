@@ -12,6 +12,7 @@ them. Requires rasterio.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -48,6 +49,41 @@ def _as_paths(rasters) -> list:
         if is_local and not os.path.isfile(path):
             raise FileNotFoundError(f"Raster file not found: {path}")
     return paths
+
+
+def _natural_key(path):
+    """A path with its digit runs read as numbers (``year2`` < ``year10``)."""
+    parts = re.split(r"(\d+)", os.fspath(path))
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)]
+
+
+def _warn_time_order(rasters, stacklevel=3):
+    """Warn when the file names number the rasters in another order than given.
+
+    The rasters are read as time steps in the order given; a shell glob or
+    ``sorted()`` puts ``year10`` before ``year2``, and the model then reads
+    the years shuffled, silently.
+    """
+    if isinstance(rasters, (str, os.PathLike)):
+        return
+    paths = list(rasters)
+    keys = [_natural_key(p) for p in paths]
+    for (a, key_a), (b, key_b) in zip(
+        zip(paths, keys), zip(paths[1:], keys[1:]), strict=False
+    ):
+        # Names alike but for their numbers (year2, year10): only these
+        # number the files; other names (ndvi, red) have no time order.
+        if key_a[::2] == key_b[::2] and key_b < key_a:
+            warnings.warn(
+                "The rasters are read as time steps in the order given, but their "
+                f"names number them in another order: {os.fspath(a)!r} comes "
+                f"before {os.fspath(b)!r}. A shell glob or sorted() puts 10 "
+                "before 2; pass the files in time order (sorted with their "
+                "numbers read as numbers).",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+            return
 
 
 def _check_positive_int(value, name) -> int:
@@ -257,6 +293,7 @@ def extract_patches(
         raise ValueError("coords contains NaN or infinite values.")
     if not len(coords):
         raise ValueError("coords holds no points: pass at least one (x, y) pair.")
+    _warn_time_order(rasters)
     with _RasterStack(rasters) as stack:
         rows, cols = stack.index(coords)
         outside = (

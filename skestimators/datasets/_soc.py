@@ -301,7 +301,8 @@ def make_soc_rasters(
 ):
     """Write the simulated covariates of :func:`make_soc` as per-year GeoTIFFs.
 
-    One float32 GeoTIFF per year (``covariates_year{t}.tif``), one band per
+    One float32 GeoTIFF per year (``covariates_year00.tif``,
+    ``covariates_year01.tif``...: numbered from 0, zero-padded), one band per
     covariate, in EPSG:25832 with a north-up affine transform. With the same
     ``random_state`` and world parameters as :func:`make_soc`, patches cut
     from these files at the returned ``coords`` equal ``X``. Requires
@@ -345,7 +346,7 @@ def make_soc_rasters(
     >>> from skestimators.datasets import make_soc_rasters
     >>> paths = make_soc_rasters(tempfile.mkdtemp(), n_years=2, random_state=0)
     >>> [p.name for p in paths]
-    ['covariates_year0.tif', 'covariates_year1.tif']
+    ['covariates_year00.tif', 'covariates_year01.tif']
     """
     import rasterio
     from rasterio.transform import Affine
@@ -375,8 +376,10 @@ def make_soc_rasters(
         "transform": Affine(pixel_size, 0.0, _ORIGIN[0], 0.0, -pixel_size, _ORIGIN[1]),
     }
     paths = []
+    # Zero-padded, so that sorting the names keeps the years in order.
+    digits = max(2, len(str(n_years - 1)))
     for t in range(n_years):
-        file = directory / f"covariates_year{t}.tif"
+        file = directory / f"covariates_year{t:0{digits}d}.tif"
         with rasterio.open(file, "w", **profile) as dst:
             dst.write(covariates[..., t])
         paths.append(file)

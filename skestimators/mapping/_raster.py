@@ -29,6 +29,7 @@ from ..datasets import (
     _check_window,
     _cut_patches,
     _RasterStack,
+    _warn_time_order,
 )
 from ._output import (
     check_nodata,
@@ -188,6 +189,7 @@ def predict_raster(
     if isinstance(rasters, (str, os.PathLike)):
         rasters = [rasters]
     rasters = list(rasters)
+    _warn_time_order(rasters)
     output_path = check_output_path(output_path, rasters)
     if uncertainty == "std":
         _check_std_units(estimator)
