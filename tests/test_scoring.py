@@ -306,6 +306,29 @@ def test_models_taking_nan_score_every_row(tmp_path, table_model):
     np.testing.assert_allclose(out["prediction"], model.predict(frame), rtol=1e-6)
 
 
+def test_rows_with_nothing_observed_are_not_scored(tmp_path, table_model):
+    # A model taking NaN scored a row with every value NaN (a patch with no
+    # observed pixel, exit code 0) where a map writes nodata.
+    from sklearn.impute import SimpleImputer
+
+    _, X, _ = table_model
+    model = make_pipeline(SimpleImputer(), NetRegressor(**FAST)).fit(X, X["a"])
+    path = skestimators.save(model, tmp_path / "imputed.joblib", format="pickle")
+    frame = X.copy()
+    frame.loc[3, "c"] = np.nan  # partly missing: the model's to read
+    frame.loc[5, :] = np.nan  # nothing observed
+    frame.to_parquet(tmp_path / "in.parquet")
+    result = run_invalid(path, [tmp_path / "in.parquet"], tmp_path / "o.parquet")
+    assert result.n_invalid == 1
+    assert result.invalid_preview[0]["reason"].startswith("no value observed")
+    out = pd.read_parquet(result.output)
+    assert np.flatnonzero(out["prediction"].isna()).tolist() == [5]
+    keep = frame.index != 5
+    np.testing.assert_allclose(
+        out["prediction"][keep], model.predict(frame[keep]), rtol=1e-6
+    )
+
+
 def test_missing_columns_are_named(tmp_path, table_model):
     model_path, X, _ = table_model
     X.drop(columns="b").to_csv(tmp_path / "in.csv", index=False)

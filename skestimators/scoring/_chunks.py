@@ -30,6 +30,7 @@ __all__ = [
 
 _NONFINITE = "NaN or infinite value"
 _INFINITE = "infinite value"
+_NOTHING_OBSERVED = "no value observed (every value NaN)"
 _NONFINITE_PREDICTION = "NaN or infinite prediction"
 
 
@@ -181,6 +182,23 @@ def invalid_rows(X, *, infinite_only: bool = False) -> np.ndarray:
     return bad
 
 
+def unobserved_rows(X) -> np.ndarray:
+    """Rows of ``X`` in which no value is observed (every value NaN, in every
+    input): nothing for a model that reads NaN to predict from."""
+    mapping = as_mapping(X)
+    arrays = [X] if mapping is None else list(mapping.values())
+    empty = np.ones(len(X), dtype=bool)
+    for value in arrays:
+        if isinstance(value, pd.DataFrame):
+            empty &= value.isna().to_numpy().all(axis=1)
+            continue
+        array = np.asarray(value)
+        if array.dtype.kind not in "fc" or array.size == 0:
+            return np.zeros(len(X), dtype=bool)
+        empty &= np.isnan(array.reshape(len(array), -1)).all(axis=1)
+    return empty
+
+
 def _allows_nan(estimator) -> bool:
     """Whether the model says it takes NaN (a Pipeline: if its first step does).
 
@@ -203,7 +221,8 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     Rows with NaN or infinite values and rows the reader flagged are not
     passed to the model; their predictions are null and they are listed in
     the invalid-rows table with the reason. Models that take NaN (a Pipeline
-    starting with an imputer, HistGradientBoosting...) get every row; if
+    starting with an imputer, HistGradientBoosting, the soil-carbon
+    networks...) get every row in which some value is observed; if
     they refuse the chunk, its rows with infinite values are left out, and
     then, if they still refuse it, its rows with NaN. Which rows are left
     out thus depends on each row alone, never on the other rows of its
@@ -218,6 +237,10 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     nonfinite = invalid_rows(chunk.X)
     if not _allows_nan(estimator):
         bad |= nonfinite
+    else:  # partly missing rows are the model's to read; empty ones are not
+        empty = unobserved_rows(chunk.X) & ~bad
+        bad |= empty
+        reasons[empty] = _NOTHING_OBSERVED
     pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
     if pred is _NAN_REFUSED:  # an imputer refuses inf: leave those rows out
         infinite = invalid_rows(chunk.X, infinite_only=True) & ~bad

@@ -217,7 +217,8 @@ def score(
     place only when every chunk is scored and both are complete. Rows
     holding NaN or infinite values that the model refuses (all of them for
     a model that does not take NaN; for one that does, such as a Pipeline
-    starting with an imputer, the rows it still refuses), text in a column
+    starting with an imputer, the rows it still refuses and those in which
+    no value at all is observed), text in a column
     the model takes as numbers, and unreadable images are not scored: their
     predictions are null and they are listed, with the reason, in
     ``<output>.invalid.csv``. An output name too long to take these
