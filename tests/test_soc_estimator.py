@@ -686,3 +686,27 @@ def test_recipe_refuses_return_std_saying_what_to_use(soc):
     model = tiny_recipe().fit(X[:60], y[:60])
     with pytest.raises(ValueError, match=r"regressor_\.predict\(X, return_std=True\)"):
         model.predict(X[:5], return_std=True)
+
+
+def test_patches_of_another_shape_are_named_as_such(soc):
+    # scikit-learn's check spoke of "5 features" for 5 of 6 bands, and of
+    # nothing more for swapped axes.
+    X, y, _ = soc
+    reg = SpatioTemporalRegressor(**TINY).fit(X, np.log(y))
+    shapes = r"sample shape \(5, 5, 5, 3\).*\(6, 5, 5, 3\)"
+    with pytest.raises(ValueError, match=shapes):
+        reg.predict(X[:3, :5])
+    with pytest.raises(ValueError, match="axes swapped"):
+        reg.predict(np.moveaxis(X[:3], 1, 3))
+
+
+def test_spatial_validation_without_coordinates_says_where_they_go(soc):
+    # The splitter's advice (cross_val_score(..., groups=coords)) is for the
+    # outer folds; the network's validation split takes them in fit.
+    X, y, coords = soc
+    model = tiny_recipe().set_params(
+        **{NET + "validation_cv": SpatialBlockKFold(4, block_size=5_000)}
+    )
+    with pytest.raises(ValueError, match=r"fit\(X, y, <step>__groups=coords\)"):
+        model.fit(X, y)
+    model.fit(X, y, spatiotemporalregressor__groups=coords)

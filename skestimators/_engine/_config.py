@@ -268,7 +268,20 @@ def validation_indices(config, n_samples, y_strat, groups, seed, y=None):
             cv = copy.copy(cv)
             cv.random_state = seed
         targets = y_strat if y_strat is not None else y
-        train, valid = next(iter(cv.split(placeholder, targets, groups)))
+        try:
+            train, valid = next(iter(cv.split(placeholder, targets, groups)))
+        except ValueError as exc:
+            if groups is not None or "groups" not in str(exc):
+                raise
+            # The splitter's advice speaks of cross_val_score's groups.
+            raise ValueError(
+                f"validation_cv={type(cv).__name__}(...) needs groups, and the "
+                "fit got none. Pass "
+                "them to fit: fit(X, y, groups=coords), or in a Pipeline "
+                "fit(X, y, <step>__groups=coords) (in cross_validate or a "
+                "search, through params=...). The splitter says: "
+                + " ".join(str(exc).split())
+            ) from None
         return np.asarray(train), np.asarray(valid)
     if fraction is None:
         return None

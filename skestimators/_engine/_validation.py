@@ -45,6 +45,32 @@ def _check_named(name, value, finite=True):
     return array
 
 
+def _check_sample_shape(estimator, X):
+    """Refuse an array of 3 or more axes whose sample shape differs from the
+    fitted one, before scikit-learn's feature count ("X has 5 features")
+    speaks of the first axis only (image channels, patch bands)."""
+    shape = getattr(X, "shape", None)
+    expected = getattr(estimator, "input_shape_", None)
+    if shape is None or len(shape) < 3 or not isinstance(expected, tuple):
+        return
+    got = tuple(int(v) for v in shape[1:])
+    if got == expected:
+        return
+    name = type(estimator).__name__
+    hint = ""
+    if sorted(got) == sorted(expected):
+        hint = " The same sizes in another order: are the axes swapped?"
+    if got[0] != expected[0]:  # scikit-learn's words, which its tools look for
+        hint += (
+            f" (X has {got[0]} features, but {name} is expecting {expected[0]} "
+            "features as input, counting the first axis as scikit-learn does.)"
+        )
+    raise ValueError(
+        f"X has sample shape {got}, but {name} was fitted on sample shape "
+        f"{expected}.{hint}"
+    )
+
+
 def check_inputs(estimator, X, *, reset: bool, finite: bool | str = True):
     """Validate ``X`` and return a float array or a dict of float arrays.
 
@@ -60,6 +86,8 @@ def check_inputs(estimator, X, *, reset: bool, finite: bool | str = True):
     that the estimator's network handles).
     """
     mapping = as_mapping(X)
+    if mapping is None and not reset:
+        _check_sample_shape(estimator, X)
     if isinstance(X, (np.memmap, LazyRows)):
         # Out of core: validated in chunks, never loaded whole.
         if isinstance(X, np.memmap) and X.ndim == 1:
