@@ -330,6 +330,19 @@ def test_predict_raster_stride_multioutput_and_nodata(tmp_path, stack):
     assert maps[0, 3, 3] == pytest.approx(float(model.predict(patch)[0]), rel=1e-5)
 
 
+def test_predict_raster_stride_that_does_not_divide_the_grid(tmp_path, stack):
+    # The last output row (source rows 20 to 24 of 23) was predicted at the
+    # last source row, not at the centre of its part inside the grid.
+    paths, _ = stack
+    model = _model(paths)
+    out = predict_raster(model, paths, tmp_path / "m.tif", window=3, stride=5)
+    with rasterio.open(out) as src:
+        assert src.shape == (5, 7)  # ceil(23 / 5), ceil(31 / 5)
+        last_row = src.read(1)[4]
+    patch = extract_patches(paths, _centres([21], [17]), 3)
+    assert last_row[3] == pytest.approx(float(model.predict(patch)[0]), rel=1e-5)
+
+
 def test_predict_raster_maps_partly_missing_patches(tmp_path, stack):
     """A model that reads NaN as missing maps pixels next to clouds and edges."""
     from sklearn.ensemble import HistGradientBoostingRegressor

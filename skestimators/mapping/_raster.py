@@ -67,10 +67,13 @@ def predict_raster(
     :func:`~skestimators.recipes.soc_pipeline`, also inside a search such as
     ``GridSearchCV`` or a ``TransformedTargetRegressor``): then a patch that is only
     partly missing (clouds, a missing year, the raster's edge) is predicted,
-    and only pixels never observed at the centre get ``nodata``; a
-    :class:`~skestimators.SpatioTemporalRegressor` trained on complete
+    and only pixels never observed at the centre get ``nodata``. A
+    :class:`~skestimators.SpatioTemporalRegressor` that reads the raw
+    patches (``soc_pipeline(inputs="patches")``) and was trained on complete
     patches only warns (once) that its network never learned to read such
-    gaps. Memory
+    gaps; the default ``soc_pipeline()`` reads patch statistics, which
+    summarise a partly missing patch from its observed pixels, and does not
+    warn. Memory
     stays near ``bands * T * (chunk_rows * stride + window) * width`` values
     for the chunk plus ``batch_size`` patches, whatever the raster size.
 
@@ -98,8 +101,10 @@ def predict_raster(
         Predict every ``stride``-th pixel along each axis. The output then has
         ``ceil(height / stride)`` rows of pixels ``stride`` times larger (the
         transform is scaled accordingly), each predicted from the patch
-        centred on the source pixel at its centre. ``stride=1`` keeps the
-        source grid.
+        centred on the source pixel at its centre. Where ``stride`` does not
+        divide the grid, the last row or column of the map reaches past the
+        rasters, and is predicted from the centre of its part inside them.
+        ``stride=1`` keeps the source grid.
     batch_size : int, default=1024
         Patches passed to ``predict`` at once.
     nodata : float, default=-9999.0
@@ -275,7 +280,7 @@ def _write_map(
         hopeless = hopeless and not _handles_missing(estimator)
         out_h = math.ceil(stack.height / stride)
         out_w = math.ceil(stack.width / stride)
-        src_cols = np.minimum(np.arange(out_w) * stride + stride // 2, stack.width - 1)
+        src_cols = _centres(np.arange(out_w), stride, stack.width)
         profile = {
             "driver": "GTiff",
             "height": out_h,
@@ -292,9 +297,7 @@ def _write_map(
         try:
             for i0 in range(0, out_h, chunk_rows):
                 i1 = min(i0 + chunk_rows, out_h)
-                src_rows = np.minimum(
-                    np.arange(i0, i1) * stride + stride // 2, stack.height - 1
-                )
+                src_rows = _centres(np.arange(i0, i1), stride, stack.height)
                 r0, c0 = int(src_rows[0]) - half, -half
                 block = stack.read_block(
                     r0, c0, int(src_rows[-1]) + half + 1 - r0, stack.width + 2 * half
@@ -374,6 +377,13 @@ def _predicting_estimator(estimator):
         if hasattr(wrapped, "predict"):
             return wrapped
     return None
+
+
+def _centres(blocks, stride, size):
+    """Source pixel at the centre of each output pixel along one axis: of
+    its part inside the grid, for a last pixel reaching past the edge."""
+    start = blocks * stride
+    return start + (np.minimum(start + stride, size) - start) // 2
 
 
 def _handles_missing(estimator) -> bool:
