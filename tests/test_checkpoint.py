@@ -487,3 +487,16 @@ def test_an_unusable_lock_is_a_checkpoint_error(tmp_path):
     (tmp_path / "checkpoint.lock").mkdir()  # cannot be opened as the lock file
     with pytest.raises(CheckpointError, match="Cannot lock the checkpoint"):
         NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
+
+
+def test_a_checkpoint_in_cross_validation_says_why_the_folds_meet(tmp_path):
+    # Every clone writes the one directory: fold 2 was refused with "X, y
+    # differ", which did not say why.
+    from sklearn.model_selection import cross_val_score
+
+    X, y = _data("regressor")
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path)
+    with pytest.raises(
+        CheckpointError, match="clone the estimator with its checkpoint"
+    ):
+        cross_val_score(reg, X, y, cv=2, error_score="raise")

@@ -80,7 +80,8 @@ class CheckpointStore:
         except Timeout:
             raise CheckpointError(
                 f"Another fit ({self._owner()}) is training with the checkpoint "
-                f"directory {self.directory}; give each fit its own directory."
+                f"directory {self.directory}; give each fit its own directory. "
+                + _CLONES
             ) from None
         except OSError as exc:
             raise CheckpointError(
@@ -165,7 +166,7 @@ class CheckpointStore:
         if differs:
             raise CheckpointError(
                 f"{where} was written for other training data ({', '.join(differs)} "
-                "differ). " + advice
+                "differ). " + advice + " " + _CLONES
             )
 
     # -- writing ---------------------------------------------------------------------
@@ -238,6 +239,14 @@ class CheckpointStore:
                 CheckpointWarning,
                 stacklevel=3,
             )
+
+
+#: Why two fits meet in one directory, most often.
+_CLONES = (
+    "Cross-validation and searches clone the estimator with its checkpoint "
+    "directory, and each fold trains on other data: set checkpoint=None there, "
+    "or fit the folds yourself with a directory for each."
+)
 
 
 # -- the callbacks ---------------------------------------------------------------------
