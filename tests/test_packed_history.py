@@ -18,6 +18,8 @@ from skestimators._engine._packed_history import (
     unpack_history,
 )
 
+from .test_checkpoint import CrashAt
+
 pytestmark = pytest.mark.xdist_group("checkpoint")
 
 
@@ -169,15 +171,6 @@ def test_a_write_stores_as_many_objects_after_many_epochs_as_after_few():
     assert (
         leaves(packed(10)) == leaves(packed(2000)) == leaves(pack_history(history(10)))
     )
-
-
-class CrashAt(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_batch_end(self, net, training=False, **kwargs):
-        if training and len(net.history) == self.epoch:
-            raise RuntimeError("simulated crash")
 
 
 SMALL = dict(max_epochs=5, batch_size=16, device="cpu", random_state=0)
