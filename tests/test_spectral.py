@@ -529,3 +529,49 @@ def test_channel_selector_list_of_channels_under_pandas_output(spectra):
         selector.get_feature_names_out()
     one = ChannelSelector(0).set_output(transform="pandas").fit_transform(depth)
     assert one.shape == depth.shape and one.columns[0] == "x0"
+
+
+# -- spectra given as a researcher might get them wrong --------------------------------
+def _physics_fitted():
+    X, _ = make_exoplanet(40, random_state=0)
+    return PhysicsFeatures().fit(X), X
+
+
+def test_physics_refuses_bins_in_the_other_wavelength_order():
+    # Spectra sorted by increasing wavelength were scored silently wrong by a
+    # model fitted on the challenge's decreasing grid (probabilities moved by
+    # up to 0.99): the network reads the bins by position.
+    features, X = _physics_fitted()
+    assert features.wavelength_order_ in (-1, 1)
+    flipped = MultiInput(spectra=X["spectra"][:, ::-1], aux=X["aux"])
+    with pytest.raises(ValueError, match=r"Reverse the bins \(spectra\[:, ::-1\]\)"):
+        features.transform(flipped)
+    features.transform(X)  # the training order passes
+
+
+def test_physics_refuses_wavelengths_in_other_units():
+    features, X = _physics_fitted()
+    spectra = X["spectra"].copy()
+    spectra[:, :, 0] *= 1000  # nanometres
+    with pytest.raises(ValueError, match="nanometres for micrometres"):
+        features.transform(MultiInput(spectra=spectra, aux=X["aux"]))
+
+
+def test_float16_spectra_are_computed_in_full_precision():
+    X, _ = make_exoplanet(30, random_state=0)
+    spectra = X["spectra"][:, :, 1:]  # depth and uncertainty
+    half = spectra.astype(np.float16)
+    normalizer = SpectrumNormalizer(channel=0, uncertainty_channel=1).fit(spectra)
+    with pytest.warns(UserWarning, match="float16 spectra"):
+        out = normalizer.transform(half)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, normalizer.transform(half.astype(np.float64)))
+
+
+def test_nan_spectra_are_named_by_sample():
+    X, _ = make_exoplanet(10, random_state=0)
+    spectra = X["spectra"].copy()
+    spectra[3, 5, 1] = np.nan
+    normalizer = SpectrumNormalizer(channel=1, uncertainty_channel=2).fit(X["spectra"])
+    with pytest.raises(ValueError, match=r"first: sample 3"):
+        normalizer.transform(spectra)

@@ -207,6 +207,15 @@ class PhysicsFeatures(_PlanetTransformer):
         Number of wavelengths of the spectra seen in :meth:`fit`.
     n_channels_ : int
         Number of channels of the spectra seen in :meth:`fit`.
+    wavelength_order_ : int
+        +1 when the wavelengths seen in :meth:`fit` increase along the bins,
+        -1 when they decrease. :meth:`transform` refuses spectra whose bins
+        run the other way: a network reading the bins by position would see
+        another spectrum.
+    wavelength_range_ : tuple of float
+        Smallest and largest wavelength seen in :meth:`fit`.
+        :meth:`transform` refuses spectra lying wholly outside a range ten
+        times wider on each side (other units, such as nanometres).
 
     See Also
     --------
@@ -272,7 +281,42 @@ class PhysicsFeatures(_PlanetTransformer):
                 "PhysicsFeatures needs positive wavelengths and raw transit depths; "
                 "apply it before any normalisation of the spectra."
             )
+        order = np.sign(wavelength[:, -1] - wavelength[:, 0])
+        low, high = wavelength.min(axis=1), wavelength.max(axis=1)
+        if reset:
+            self.wavelength_order_ = int(np.sign(np.median(order)) or 1)
+            self.wavelength_range_ = (float(low.min()), float(high.max()))
+        else:
+            self._check_grid(order, low, high)
         return wavelength, depth, aux
+
+    def _check_grid(self, order, low, high):
+        """Refuse spectra whose bins run the other way, or in other units,
+        than in fit (models fitted before these were recorded: no check)."""
+        fitted = getattr(self, "wavelength_order_", None)
+        if fitted is None:
+            return
+        words = {1: "increase", -1: "decrease"}
+        reversed_ = np.flatnonzero(order == -fitted)
+        if len(reversed_):
+            i = int(reversed_[0])
+            raise ValueError(
+                f"The wavelengths of {len(reversed_)} spectra (first: sample {i}) "
+                f"{words[-fitted]} along the bins, and those seen in fit "
+                f"{words[fitted]}: a network reading the bins in order would see "
+                "another spectrum. Reverse the bins (spectra[:, ::-1]) to the "
+                "order of the training spectra."
+            )
+        lo, hi = self.wavelength_range_
+        outside = np.flatnonzero((high < lo / 10) | (low > hi * 10))
+        if len(outside):
+            i = int(outside[0])
+            raise ValueError(
+                f"The wavelengths of {len(outside)} spectra (first: sample {i}, "
+                f"{low[i]:g} to {high[i]:g}) lie far outside those seen in fit "
+                f"({lo:g} to {hi:g}): other units (nanometres for micrometres), "
+                "or the channels in another order?"
+            )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

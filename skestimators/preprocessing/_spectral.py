@@ -7,6 +7,7 @@ spectra; a 2-D array ``(n_samples, n_wavelengths)`` is a single channel.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -19,7 +20,6 @@ from sklearn.base import (
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
-    FLOAT_DTYPES,
     _check_feature_names_in,
     check_is_fitted,
     validate_data,
@@ -36,15 +36,37 @@ def validate_spectra(estimator, X, *, reset, max_ndim=3, allow_nan=False):
     that ``X`` matches them. ``allow_nan``: NaN (missing values) passes,
     infinity does not.
     """
-    X = validate_data(
-        estimator,
-        X,
-        reset=reset,
-        allow_nd=True,
-        dtype=FLOAT_DTYPES,
-        ensure_all_finite="allow-nan" if allow_nan else True,
-    )
     name = type(estimator).__name__
+    if getattr(X, "dtype", None) == np.float16:
+        warnings.warn(
+            f"{name} got float16 spectra: half precision keeps about three "
+            "significant digits, and spectral features as small as the noise of "
+            "a transit depth are lost in it (uncertainties may round to zero). "
+            "Store spectra as float32 or float64.",
+            UserWarning,
+            stacklevel=3,
+        )
+    try:
+        # Half precision is upcast: depths and uncertainties of 1e-3 to 1e-9
+        # lose their digits in it (or underflow to zero).
+        X = validate_data(
+            estimator,
+            X,
+            reset=reset,
+            allow_nd=True,
+            dtype=(np.float64, np.float32),
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
+    except ValueError as exc:
+        rows = _nonfinite_samples(X, allow_nan)
+        if rows is None or not len(rows):
+            raise
+        what = "infinite values" if allow_nan else "NaN or infinite values"
+        raise ValueError(
+            f"{name}: {len(rows)} spectra hold {what} (first: sample "
+            f"{int(rows[0])}; samples {rows[:10].tolist()}). "
+            + " ".join(str(exc).split())
+        ) from None
     if max_ndim is not None and X.ndim > max_ndim:
         raise ValueError(
             f"{name} expects 2-D (n_samples, n_wavelengths) or 3-D (n_samples, "
@@ -59,6 +81,19 @@ def validate_spectra(estimator, X, *, reset, max_ndim=3, allow_nan=False):
             f"on samples of shape {estimator.input_shape_}."
         )
     return X
+
+
+def _nonfinite_samples(X, allow_nan):
+    """Positions of the samples of ``X`` holding non-finite values (infinite
+    only with ``allow_nan``), or None when ``X`` is not numeric."""
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if array.ndim < 2:
+        return None
+    bad = np.isinf(array) if allow_nan else ~np.isfinite(array)
+    return np.flatnonzero(bad.reshape(len(array), -1).any(axis=1))
 
 
 def resolve_channels(channels, n_channels, param="channel"):
