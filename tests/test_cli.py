@@ -694,3 +694,23 @@ def test_train_cross_validation_failure_is_one_line(tmp_path, exoplanet_folder):
     assert "Traceback" not in result.output and "fits failed" not in result.output
     assert "bogus" in result.output
     assert not (tmp_path / "m.skops").exists()
+
+
+def test_score_crop_takes_none_or_pixels(tmp_path):
+    # A model trained on whole images (crop=None) could not be scored as
+    # trained: --crop took positive integers only.
+    import click
+
+    from skestimators.cli._score import _CROP
+
+    assert _CROP.convert("none", None, None) is None
+    assert _CROP.convert(" None ", None, None) is None
+    assert _CROP.convert("150", None, None) == 150
+    for bad in ("0", "-3", "big"):
+        with pytest.raises(click.BadParameter, match="neither a positive number"):
+            _CROP.convert(bad, None, None)
+    model, images = tmp_path / "m.joblib", tmp_path / "images"
+    result = CliRunner().invoke(
+        main, ["score", str(model), str(images), "-o", "o.csv", "--crop", "0"]
+    )
+    assert result.exit_code == 2 and "neither a positive number" in result.output

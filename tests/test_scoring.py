@@ -570,6 +570,57 @@ def test_exoplanet_ids_beyond_float_precision(tmp_path, exoplanet_model):
     assert pd.read_parquet(tmp_path / "f.parquet")["id"].tolist() == list(range(1, 51))
 
 
+def test_exoplanet_ids_from_an_id_column_of_the_auxiliary_table(
+    tmp_path, exoplanet_model
+):
+    # pandas' to_csv writes the index, an "id" column: it was ignored and row
+    # positions went out under the header "id", so a join paired the wrong
+    # planets.
+    path, _, model = exoplanet_model
+    folder = tmp_path / "planets"
+    _copy_exoplanet_folder(folder, np.arange(60)[::-1])
+    targets = pd.read_csv(folder / "targets.csv")
+    aux = pd.read_csv(folder / "auxiliary.csv")
+    aux.index = pd.Index(targets["id"], name="id")
+    aux.to_csv(folder / "auxiliary.csv")  # with the index
+    result = run(path, [folder], tmp_path / "o.parquet")
+    assert result.id_source == "column 'id' of targets.csv"  # they agree
+    (folder / "targets.csv").unlink()
+    result = run(path, [folder], tmp_path / "o2.parquet")
+    assert result.id_source == "column 'id' of auxiliary.csv"
+    out = pd.read_parquet(result.output)
+    assert out["id"].tolist() == targets["id"].tolist()
+    # Two id columns that disagree: refused.
+    shuffled = targets.sample(frac=1.0, random_state=0)
+    shuffled.to_csv(folder / "targets.csv", index=False)
+    with pytest.raises(ScoringInputError, match="'id' columns of auxiliary.csv"):
+        run(path, [folder], tmp_path / "o3.parquet")
+
+
+def test_image_folder_reads_what_load_image_folder_reads(tmp_path):
+    # PNG and TIFF images were skipped without a word (exit code 0).
+    from PIL import Image
+
+    from skestimators.datasets import load_image_folder
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.RandomState(0)
+    for i, suffix in enumerate([".jpg", ".png", ".tif", ".png"]):
+        pixels = rng.randint(0, 256, (20, 20, 3)).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}{suffix}")
+    pd.DataFrame({"id": range(4), "label": [0, 1, 0, 1]}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    X, y, ids = load_image_folder(folder, tmp_path / "labels.csv", crop=None, size=8)
+    model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y.astype(float))
+    path = skestimators.save(model, tmp_path / "m.joblib")
+    result = run(path, [folder], tmp_path / "o.parquet", crop=None)
+    out = pd.read_parquet(result.output)
+    assert out["GalaxyID"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(out.iloc[:, 1], model.predict(X), rtol=1e-5, atol=1e-6)
+
+
 def test_image_folder_with_an_unreadable_image(tmp_path):
     from skestimators.datasets import load_galaxy_zoo, write_galaxy_zoo_folder
 

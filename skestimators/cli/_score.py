@@ -18,6 +18,28 @@ from ._common import (
 )
 
 
+class _Crop(click.ParamType):
+    """A crop in pixels (a positive integer), or ``none`` for no crop."""
+
+    name = "PIXELS|none"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "none":
+            return None
+        try:
+            pixels = int(value)
+        except ValueError:
+            pixels = 0
+        if pixels < 1:
+            self.fail(f"{value!r} is neither a positive number of pixels nor 'none'.")
+        return pixels
+
+
+_CROP = _Crop()
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     """A warning as the command line shows it: ``Warning: <message>``."""
     click.echo(f"Warning: {message}", err=True)
@@ -76,10 +98,12 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 @click.option("--window", type=click.IntRange(1), help="Patch side for rasters.")
 @click.option(
     "--crop",
-    type=click.IntRange(1),
-    default=207,
+    type=_CROP,
+    default="207",
     show_default=True,
-    help="Centre crop of images before resizing.",
+    help="Centre crop of images before resizing, in pixels, or 'none' for the "
+    "whole image: the crop of the loader that read the training images "
+    "(load_galaxy_zoo's is 207).",
 )
 @click.option(
     "--restart", is_flag=True, help="Discard an unfinished run with other settings."

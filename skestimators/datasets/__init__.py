@@ -11,6 +11,7 @@ from ._galaxy_zoo import (
     write_galaxy_zoo_submission,
 )
 from ._image_folder import load_image_folder
+from ._images import _IMAGE_SUFFIXES as _IMAGE_SUFFIXES
 from ._images import _read_image as _read_image
 from ._rasters import NodataWarning, extract_patches
 from ._rasters import _check_positive_int as _check_positive_int

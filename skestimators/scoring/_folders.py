@@ -52,7 +52,8 @@ class ExoplanetSpec:
 
 
 def _planet_ids(path: Path, n_rows: int):
-    """The ``id`` column of ``targets.csv``, checked; None if it has none."""
+    """The ``id`` column of ``path`` (``targets.csv``, ``auxiliary.csv``),
+    checked; None if it has none."""
     if ID_COLUMN not in read_header(path):
         return None
     check_first_row(path)
@@ -62,7 +63,7 @@ def _planet_ids(path: Path, n_rows: int):
     if len(ids) != n_rows:
         raise ScoringInputError(
             f"The files disagree on the number of planets: spectra.npy has "
-            f"{n_rows}, targets.csv {len(ids)}."
+            f"{n_rows}, {path.name} {len(ids)}."
         )
     # Parsed from the text, exactly (through float64, ids above 2**53 were
     # rounded, into one another or away from load_exoplanet's).
@@ -132,11 +133,23 @@ class ExoplanetReader:
         self.n_rows = shape[0]
         targets = self.folder / "targets.csv"
         self.ids = _planet_ids(targets, self.n_rows) if targets.is_file() else None
+        self.id_source = "column 'id' of targets.csv"
+        if self.ids is not None:
+            self.paths.append(targets)
+        # pandas' to_csv writes the index: an "id" column of the planets' ids.
+        own = _planet_ids(self.paths[1], self.n_rows) if ID_COLUMN in columns else None
+        if own is not None and self.ids is not None:
+            if not np.array_equal(own, self.ids):
+                row = int(np.flatnonzero(own != self.ids)[0])
+                raise ScoringInputError(
+                    f"The 'id' columns of auxiliary.csv and targets.csv disagree "
+                    f"(row {row}: {own[row]} and {self.ids[row]}); they must name "
+                    "the same planet in each row."
+                )
+        elif own is not None:
+            self.ids, self.id_source = own, "column 'id' of auxiliary.csv"
         if self.ids is None:
             self.id_source = ROW_POSITION
-        else:
-            self.id_source = "column 'id' of targets.csv"
-            self.paths.append(targets)
         self.row_bytes = math.prod(shape[1:]) * np.dtype(self.header[1]).itemsize
         self.layout = {
             "kind": "named",

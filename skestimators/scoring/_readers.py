@@ -25,12 +25,16 @@ from pandas.api.types import (
     pandas_dtype,
 )
 
+from ..datasets import _IMAGE_SUFFIXES
+
 __all__ = ["Chunk", "NpyReader", "ParquetReader", "ScoringInputError"]
 
 #: Target size of one chunk when ``chunk_rows`` is not given.
 CHUNK_BYTES = 32 << 20
 RASTER_SUFFIXES = (".tif", ".tiff")
-IMAGE_SUFFIXES = (".jpg", ".jpeg")
+#: The images load_image_folder reads, so that a model is scored on the
+#: files it could be trained on.
+IMAGE_SUFFIXES = _IMAGE_SUFFIXES
 #: Id source of inputs that have no ids (their rows are numbered from 0).
 ROW_POSITION = "row position"
 #: Column taken as the row ids of a table when no id column is named.
