@@ -373,8 +373,12 @@ def test_prediction_refuses_images_on_another_pixel_scale(
         clf.predict_proba(_on_disk(tmp_path, "floats", X8.astype(np.float32)))
     with pytest.raises(ValueError, match=fitted_uint8):
         pickle.loads(pickle.dumps(clf)).partial_fit(X8.astype(np.float32), yc)
-    X, _ = zoo  # floats in [0, 1]: the scale of float images is the user's
-    assert fitted_zoo.predict(X[:2] * 255).shape[0] == 2
+    # Fitted on floats in [0, 1]: 0-255 floats are the other scale (every
+    # real galaxy was predicted a merger), brighter images in [0, 1] are not.
+    X, _ = zoo
+    with pytest.raises(ValueError, match=r"these reach .*: 0-255 pixels\? Divide"):
+        fitted_zoo.predict(X[:2] * 255)
+    assert fitted_zoo.predict(np.clip(X[:2] * 1.5, 0, 1.5)).shape[0] == 2
     # fitted on 0-255 floats (here from disk): uint8 images are refused
     wide = ImageClassifier(**params).fit(
         _on_disk(tmp_path, "train", X8.astype(np.float32)), yc

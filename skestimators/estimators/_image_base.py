@@ -35,6 +35,10 @@ from ..nn import (
 )
 from ..preprocessing import UNIT_RANGE, to_channels_first
 
+#: A peak beyond which images are not on the [0, 1] scale of training images
+#: (0-255 pixels reach far past it; bright pixels in [0, 1] do not).
+_FAR_BEYOND_UNIT = 4.0
+
 # Parameters of the image networks shared by the image estimators.
 IMAGE_CONSTRAINTS = {
     "module": [
@@ -164,7 +168,8 @@ layout_ : {"channels_first", "channels_last"}
         Largest training pixel after ``uint8`` pixels are scaled to [0, 1]
         (of the first 4096 images of a memory-mapped ``X``). After a
         ``uint8`` fit, prediction refuses float pixels beyond 1.5 (0-255
-        floats); after a fit on floats beyond 1.5, it refuses ``uint8``
+        floats), and so it does after a fit on floats up to 1.5 for pixels
+        beyond 4; after a fit on floats beyond 1.5, it refuses ``uint8``
         images, which it would scale to [0, 1]."""
 
 
@@ -356,7 +361,18 @@ class ImageNetMixin:
                 )
             return
         if fitted != "uint8":
-            return  # floats after floats: their scale is the user's to choose
+            # Floats after floats: their scale is the user's to choose, but
+            # 0-255 pixels after training images in [0, 1] are the other one.
+            if fitted_max <= UNIT_RANGE:
+                peak = _pixel_peak(X, on_disk)
+                if np.isfinite(peak) and peak > _FAR_BEYOND_UNIT:
+                    raise ValueError(
+                        f"{name} was fitted on {fitted} images with pixels in "
+                        f"[0, {fitted_max:g}], but these reach {peak:g}: 0-255 "
+                        "pixels? Divide them by 255 (or pass uint8 images), as "
+                        "the training images were scaled."
+                    )
+            return
         peak = _pixel_peak(X, on_disk)
         if np.isfinite(peak) and peak > UNIT_RANGE:
             raise ValueError(
