@@ -575,3 +575,19 @@ def test_nan_spectra_are_named_by_sample():
     normalizer = SpectrumNormalizer(channel=1, uncertainty_channel=2).fit(X["spectra"])
     with pytest.raises(ValueError, match=r"first: sample 3"):
         normalizer.transform(spectra)
+
+
+def test_physics_warns_of_auxiliary_values_in_other_units():
+    # Semi-major axes in astronomical units (for metres) brought the water
+    # accuracy to chance, without a word.
+    import warnings
+
+    features, X = _physics_fitted()
+    assert features.aux_range_.shape == (len(AUX_COLUMNS), 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features.transform(X)
+    aux = X["aux"].copy()
+    aux["semi_major_axis_m"] /= 1.496e11
+    with pytest.warns(UserWarning, match=r"semi_major_axis_m = .*other units\?"):
+        features.transform(MultiInput(spectra=X["spectra"], aux=aux))

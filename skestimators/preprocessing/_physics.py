@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -216,6 +217,11 @@ class PhysicsFeatures(_PlanetTransformer):
         Smallest and largest wavelength seen in :meth:`fit`.
         :meth:`transform` refuses spectra lying wholly outside a range ten
         times wider on each side (other units, such as nanometres).
+    aux_range_ : ndarray of shape (5, 2)
+        Smallest and largest value of each auxiliary column seen in
+        :meth:`fit`. :meth:`transform` warns of values more than ten times
+        outside it (other units: astronomical units for metres, Earth masses
+        for kilograms).
 
     See Also
     --------
@@ -286,9 +292,30 @@ class PhysicsFeatures(_PlanetTransformer):
         if reset:
             self.wavelength_order_ = int(np.sign(np.median(order)) or 1)
             self.wavelength_range_ = (float(low.min()), float(high.max()))
+            self.aux_range_ = np.column_stack([aux.min(axis=0), aux.max(axis=0)])
         else:
             self._check_grid(order, low, high)
+            self._check_aux(aux)
         return wavelength, depth, aux
+
+    def _check_aux(self, aux):
+        """Warn of auxiliary values far outside those seen in fit."""
+        fitted = getattr(self, "aux_range_", None)
+        if fitted is None:
+            return
+        low, high = fitted[:, 0] / 10, fitted[:, 1] * 10
+        far = (aux < low) | (aux > high)
+        if far.any():
+            rows, columns = np.nonzero(far)
+            j = int(columns[0])
+            warnings.warn(
+                f"{int(far.any(axis=1).sum())} planets have auxiliary values more "
+                f"than ten times outside those seen in fit (first: sample "
+                f"{int(rows[0])}, {AUX_COLUMNS[j]} = {aux[rows[0], j]:g}, fitted "
+                f"on {fitted[j, 0]:g} to {fitted[j, 1]:g}): other units?",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _check_grid(self, order, low, high):
         """Refuse spectra whose bins run the other way, or in other units,
