@@ -12,7 +12,7 @@ from sklearn.metrics import r2_score
 import skestimators
 from skestimators import GalaxyZooRegressor, ImageClassifier, MultiInput
 from skestimators.datasets import make_galaxy_classes, make_galaxy_zoo
-from skestimators.estimators import _image_base
+from skestimators.estimators import _pixel_scale
 from skestimators.galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS
 from skestimators.nn import dihedral_transform
 from skestimators.nn._image_augment import ImageBatchAugment
@@ -368,7 +368,7 @@ def test_prediction_refuses_images_on_another_pixel_scale(
     ):
         clf.predict(X8[:4].astype(np.float32))
     # images on disk are sampled (here 4 of 40), not read whole
-    monkeypatch.setattr(_image_base, "_SCALE_SAMPLE_BYTES", 4 * X8[0].size * 4)
+    monkeypatch.setattr(_pixel_scale, "_SCALE_SAMPLE_BYTES", 4 * X8[0].size * 4)
     with pytest.raises(ValueError, match=fitted_uint8):
         clf.predict_proba(_on_disk(tmp_path, "floats", X8.astype(np.float32)))
     with pytest.raises(ValueError, match=fitted_uint8):
