@@ -87,10 +87,10 @@ def _nonfinite_samples(X, allow_nan):
     """Positions of the samples of ``X`` holding non-finite values (infinite
     only with ``allow_nan``), or None when ``X`` is not numeric."""
     try:
-        array = np.asarray(X, dtype=np.float64)
+        array = np.asarray(X)
     except (TypeError, ValueError):
         return None
-    if array.ndim < 2:
+    if array.dtype.kind not in "fiu" or array.ndim < 2:  # complex, text...
         return None
     bad = np.isinf(array) if allow_nan else ~np.isfinite(array)
     return np.flatnonzero(bad.reshape(len(array), -1).any(axis=1))
