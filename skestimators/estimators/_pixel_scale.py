@@ -76,23 +76,20 @@ def check_pixel_scale(estimator, X, dtype, on_disk):
                 "X.astype(np.float32)), as in fit."
             )
         return
-    if fitted != "uint8":
-        # Floats after floats: their scale is the user's to choose, but
-        # 0-255 pixels after training images in [0, 1] are the other one.
-        if fitted_max <= UNIT_RANGE:
-            peak = pixel_peak(X, on_disk)
-            if np.isfinite(peak) and peak > _FAR_BEYOND_UNIT:
-                raise ValueError(
-                    f"{name} was fitted on {fitted} images with pixels in "
-                    f"[0, {fitted_max:g}], but these reach {peak:g}: 0-255 "
-                    "pixels? Divide them by 255 (or pass uint8 images), as "
-                    "the training images were scaled."
-                )
-        return
+    if fitted != "uint8" and fitted_max > UNIT_RANGE:
+        return  # floats after floats beyond [0, 1]: their scale is the user's
+    # uint8 pixels were scaled to [0, 1]; floats in [0, 1] are on that scale
+    # too, where 0-255 pixels reach far beyond (bright pixels do not).
+    limit = UNIT_RANGE if fitted == "uint8" else _FAR_BEYOND_UNIT
     peak = pixel_peak(X, on_disk)
-    if np.isfinite(peak) and peak > UNIT_RANGE:
+    if np.isfinite(peak) and peak > limit:
+        seen = (
+            "uint8 images, scaled to [0, 1]"
+            if fitted == "uint8"
+            else f"{fitted} images with pixels in [0, {fitted_max:g}]"
+        )
         raise ValueError(
-            f"{name} was fitted on uint8 images, scaled to [0, 1], but "
-            f"these {dtype} images reach {peak:g}: pass uint8 images, or "
-            "floats in [0, 1] (0-255 pixels divided by 255), as in fit."
+            f"{name} was fitted on {seen}, but these {dtype} images reach "
+            f"{peak:g}: pass uint8 images, or floats in [0, 1] (0-255 pixels "
+            "divided by 255), as in fit."
         )
