@@ -79,6 +79,22 @@ def test_targets_without_id(folder):
     assert list(y.index) == list(range(6))
 
 
+def test_targets_of_ids_only(folder, real):
+    # Planets to score (as skestimators score reads them) were refused:
+    # "missing ['water', 'cloud']", so Python could not load the planets the
+    # command line scored, with their ids.
+    _table(folder, "targets.csv")[["id"]].to_csv(folder / "targets.csv", index=False)
+    X, y = load_exoplanet(folder)
+    assert y is None
+    assert X["aux"].index.name == "id"
+    assert X["aux"].index.tolist() == real[1].index[:6].tolist()
+    ids = _table(folder, "targets.csv")
+    ids.loc[2, "id"] = ids.loc[1, "id"]
+    ids.to_csv(folder / "targets.csv", index=False)
+    with pytest.raises(ValueError, match="'id' must hold unique integers"):
+        load_exoplanet(folder)
+
+
 def test_aux_columns_are_put_in_order(folder):
     aux = _table(folder, "auxiliary.csv")
     aux[AUX[::-1]].to_csv(folder / "auxiliary.csv", index=False)

@@ -154,20 +154,29 @@ def _read_table(path: Path, required, optional=()) -> pd.DataFrame:
     return table
 
 
-def _read_targets(path: Path) -> pd.DataFrame:
+def _check_ids(ids, path: Path) -> pd.Index:
+    if not (ids == np.round(ids)).all() or ids.duplicated().any():
+        raise ValueError(f"{path.name}: column 'id' must hold unique integers.")
+    return pd.Index(ids.astype(np.int64), name="id")
+
+
+def _read_targets(path: Path):
+    """``(y, ids)``: the targets indexed by id, or, for a file of ids only
+    (planets to score), None and the ids."""
+    _check_file(path, "table")
+    columns = [str(c) for c in read_csv_table(path, nrows=0).columns]
+    if columns == ["id"]:
+        return None, _check_ids(_read_table(path, ("id",))["id"], path)
     table = _read_table(path, TARGET_COLUMNS, optional=("id",))
     for column in TARGET_COLUMNS:
         if not table[column].isin([0, 1]).all():
             raise ValueError(f"{path.name}: column {column!r} must hold only 0 and 1.")
     y = table[list(TARGET_COLUMNS)].astype(np.int64)
     if "id" in table:
-        ids = table["id"]
-        if not (ids == np.round(ids)).all() or ids.duplicated().any():
-            raise ValueError(f"{path.name}: column 'id' must hold unique integers.")
-        y.index = pd.Index(ids.astype(np.int64), name="id")
+        y.index = _check_ids(table["id"], path)
     else:
         y.index.name = "id"
-    return y
+    return y, y.index
 
 
 def load_exoplanet(
@@ -201,7 +210,9 @@ def load_exoplanet(
     y : DataFrame or None
         Integer columns ``water`` and ``cloud`` (0/1), indexed by ``id`` when
         ``targets.csv`` has that column; ``None`` when the folder has no
-        ``targets.csv``.
+        ``targets.csv``, or one of ids only (planets to score, as
+        ``skestimators score`` reads them: ``X["aux"]`` is then indexed by
+        those ids).
 
     Raises
     ------
@@ -256,18 +267,18 @@ def load_exoplanet(
             "(masses, radii, temperatures, distances); they hold values <= 0."
         )
     targets_path = folder / "targets.csv"
-    y = _read_targets(targets_path) if targets_path.exists() else None
+    y, ids = _read_targets(targets_path) if targets_path.exists() else (None, None)
     counts = {"spectra.npy": spectra.shape[0], "auxiliary.csv": len(aux)}
-    if y is not None:
-        counts["targets.csv"] = len(y)
+    if ids is not None:
+        counts["targets.csv"] = len(ids)
     if len(set(counts.values())) > 1:
         raise ValueError(f"The files disagree on the number of planets: {counts}.")
-    if y is not None:
-        aux.index = y.index
-        if not y.index.is_monotonic_increasing and "id" in y.index.names:
+    if ids is not None:
+        aux.index = ids
+        if not ids.is_monotonic_increasing and "id" in ids.names:
             warnings.warn(
                 f"targets.csv: the ids are not in increasing order (first out of "
-                f"order at row {int(np.flatnonzero(np.diff(y.index) <= 0)[0]) + 1}). "
+                f"order at row {int(np.flatnonzero(np.diff(ids) <= 0)[0]) + 1}). "
                 "Planets are paired by row, not by id: check that spectra.npy and "
                 "auxiliary.csv list them in the same order.",
                 UserWarning,
