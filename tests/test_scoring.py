@@ -621,6 +621,33 @@ def test_image_folder_reads_what_load_image_folder_reads(tmp_path):
     np.testing.assert_allclose(out.iloc[:, 1], model.predict(X), rtol=1e-5, atol=1e-6)
 
 
+def test_image_folder_in_the_layout_of_a_channels_last_model(tmp_path):
+    # The reader built (3, 69, 69) images whatever the model took, and blamed
+    # the folder: "rows of shape (3, 69, 69), but the model expects (8, 8, 3)".
+    from PIL import Image
+
+    from skestimators.datasets import load_image_folder
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(5):
+        pixels = rng.randint(0, 256, (20, 20, 3)).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    pd.DataFrame({"id": range(5), "label": [0, 1, 0, 1, 0]}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    X, y, _ = load_image_folder(folder, tmp_path / "labels.csv", crop=None, size=8)
+    last = np.moveaxis(X, 1, -1)  # (n, 8, 8, 3)
+    model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(last, y.astype(float))
+    path = skestimators.save(model, tmp_path / "m.joblib")
+    result = run(path, [folder], tmp_path / "o.parquet", crop=None)
+    out = pd.read_parquet(result.output)
+    np.testing.assert_allclose(
+        out.iloc[:, 1], model.predict(last), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_image_folder_with_an_unreadable_image(tmp_path):
     from skestimators.datasets import load_galaxy_zoo, write_galaxy_zoo_folder
 

@@ -185,6 +185,7 @@ class ImageSpec:
     ids: np.ndarray
     size: int | None
     crop: int | None
+    channels_last: bool = False
 
     @property
     def n_rows(self):
@@ -202,6 +203,8 @@ class ImageSpec:
                 images.append(None)
         shape = next((i.shape for i in images if i is not None), (3, 1, 1))
         X = np.stack([np.zeros(shape, np.float32) if i is None else i for i in images])
+        if self.channels_last:  # the layout the model was trained in
+            X = np.ascontiguousarray(np.moveaxis(X, 1, -1))
         return Chunk(self.ids, X, bad)
 
 
@@ -248,19 +251,35 @@ class ImageFolderReader:
         self.ids, self.files = _image_files(self.folder)
         self.paths = [self.folder]
         shape = _expected_shape(expected)
-        self.size = 69
+        self.size, self.channels_last = 69, False
         if shape is not None and len(shape) == 3 and shape[1] == shape[2]:
             self.size = int(shape[1])
+        elif shape is not None and len(shape) == 3 and shape[0] == shape[1]:
+            # A model trained on (height, width, channels) images.
+            self.size, self.channels_last = int(shape[0]), True
         self.crop = crop
         self.n_rows = len(self.ids)
         self.row_bytes = 3 * self.size * self.size * 4
+        side = [self.size, self.size]
         self.layout = {
             "kind": "array",
-            "inputs": {"X": {"shape": [3, self.size, self.size], "columns": None}},
+            "inputs": {
+                "X": {
+                    "shape": [*side, 3] if self.channels_last else [3, *side],
+                    "columns": None,
+                }
+            },
         }
 
     def specs(self, chunk_rows):
         for index, start in enumerate(range(0, self.n_rows, chunk_rows)):
             stop = start + chunk_rows
             files = tuple(self.files[start:stop])
-            yield ImageSpec(index, files, self.ids[start:stop], self.size, self.crop)
+            yield ImageSpec(
+                index,
+                files,
+                self.ids[start:stop],
+                self.size,
+                self.crop,
+                self.channels_last,
+            )
