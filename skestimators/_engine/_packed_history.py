@@ -49,15 +49,14 @@ def _pack_values(values, kinds=None):
     return list(values)
 
 
-def _pack_rows(rows, *, skip=()):
+def _pack_rows(rows):
     """``rows`` (dicts) as their key orders and one packed value per column."""
     orders, order_of_row, columns = {}, [], {}
     for row in rows:
         keys = tuple(row)
         order_of_row.append(orders.setdefault(keys, len(orders)))
         for key in keys:
-            if key not in skip:
-                columns.setdefault(key, []).append(row[key])
+            columns.setdefault(key, []).append(row[key])
     return {
         "orders": [list(keys) for keys in orders],
         "row_order": torch.tensor(order_of_row, dtype=torch.int64),
@@ -66,8 +65,9 @@ def _pack_rows(rows, *, skip=()):
 
 
 def _unpack_rows(packed, special=None):
-    """The rows of :func:`_pack_rows`; ``special(key, i)`` gives the values of
-    the keys it skipped."""
+    """The rows of a packing; ``special(key, i)`` gives row ``i``'s value of
+    a key without a column (the batches, which :class:`HistoryPacker` keeps
+    apart)."""
     columns = {
         k: iter(v.tolist() if isinstance(v, torch.Tensor) else v)
         for k, v in packed["columns"].items()
@@ -114,6 +114,8 @@ class HistoryPacker:
     def pack(self, history):
         """``history`` (a list of dicts) packed; see :func:`pack_history`."""
         rows = list(history)
+        if not rows:
+            return {"epochs": _pack_rows([]), "last_batches": _pack_rows([])}
         done = len(self._rows)
         if done >= len(rows) or not all(map(operator.is_, self._rows, rows)):
             self._reset()
@@ -121,8 +123,6 @@ class HistoryPacker:
         for row in rows[done:-1]:
             self._add(self.plain({**row, _BATCHES: []}), self._columns, self._kinds)
             self._rows.append(row)
-        if not rows:
-            return pack_history([])
         last = rows[-1]
         last = self.plain({**last, _BATCHES: last.get(_BATCHES, [])})
         columns = {k: list(v) for k, v in self._columns.items()}
@@ -155,11 +155,7 @@ class HistoryPacker:
 def pack_history(rows):
     """Pack a history whose values are plain (numbers, texts, lists, dicts,
     tensors): see the module's docstring."""
-    batches = rows[-1].get(_BATCHES, []) if rows else []
-    return {
-        "epochs": _pack_rows(rows, skip=(_BATCHES,)),
-        "last_batches": _pack_rows(batches),
-    }
+    return HistoryPacker(lambda row: row).pack(rows)
 
 
 def unpack_history(packed):

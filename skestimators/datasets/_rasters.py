@@ -68,9 +68,8 @@ def _warn_time_order(rasters, stacklevel=3):
         return
     paths = list(rasters)
     keys = [_natural_key(p) for p in paths]
-    for (a, key_a), (b, key_b) in zip(
-        zip(paths, keys), zip(paths[1:], keys[1:]), strict=False
-    ):
+    for i in range(1, len(paths)):
+        a, b, key_a, key_b = paths[i - 1], paths[i], keys[i - 1], keys[i]
         # Names alike but for their numbers (year2, year10): only these
         # number the files; other names (ndvi, red) have no time order.
         if key_a[::2] == key_b[::2] and key_b < key_a:

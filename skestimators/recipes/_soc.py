@@ -103,7 +103,8 @@ class _CheckedTargetRegressor(TransformedTargetRegressor):
             predict_params = routed.regressor.predict
         # As TransformedTargetRegressor.predict, keeping the network's output.
         raw = np.asarray(self.regressor_.predict(X, **predict_params))
-        pred = self.transformer_.inverse_transform(raw.reshape(len(raw), -1))
+        raw = raw.reshape(len(raw), -1)  # one column per target
+        pred = self.transformer_.inverse_transform(raw)
         if self.target_ndim_ == 1 and pred.ndim == 2 and pred.shape[1] == 1:
             pred = pred[:, 0]
         finite = np.isfinite(pred).reshape(len(pred), -1).all(axis=1)
@@ -117,7 +118,7 @@ class _CheckedTargetRegressor(TransformedTargetRegressor):
                 "inputs?",
                 rows=rows,
             )
-        self._warn_far_outside(raw.reshape(len(raw), -1), pred)
+        self._warn_far_outside(raw, pred)
         return pred
 
     def _warn_far_outside(self, raw, pred):
