@@ -2,6 +2,7 @@
 
 import enum
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -226,7 +227,7 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
 
 def test_second_fit_on_a_locked_directory_fails_at_once(tmp_path):
     X, y = _data("regressor")
-    holder = CheckpointStore(tmp_path, "NetRegressor", {}).acquire()
+    holder = CheckpointStore(tmp_path, "NetRegressor", {}, {}).acquire()
     try:
         with pytest.raises(CheckpointError, match=rf"pid {os.getpid()}, started"):
             NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
@@ -497,6 +498,108 @@ def test_a_checkpoint_in_cross_validation_says_why_the_folds_meet(tmp_path):
     X, y = _data("regressor")
     reg = NetRegressor(**SMALL, checkpoint=tmp_path)
     with pytest.raises(
-        CheckpointError, match="clone the estimator with its checkpoint"
+        CheckpointError, match=r"clone the estimator .* checkpoint='runs/\{data\}'"
     ):
         cross_val_score(reg, X, y, cv=2, error_score="raise")
+
+
+class CrashInFit(Callback):
+    """Raise mid-epoch in the ``fit``-th fit begun (counted across clones)."""
+
+    begun = []  # a class attribute: cross-validation clones the instances
+
+    def __init__(self, fit, epoch):
+        self.fit = fit
+        self.epoch = epoch
+
+    def on_train_begin(self, net, **kwargs):
+        CrashInFit.begun.append(None)
+        self.mine_ = len(CrashInFit.begun)
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and self.mine_ == self.fit and len(net.history) == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+class Trained(Callback):
+    """Record every epoch trained, across clones."""
+
+    epochs = []
+
+    def on_epoch_end(self, net, **kwargs):
+        Trained.epochs.append(len(net.history))
+
+
+def test_a_cross_validation_resumes_each_fold_where_it_stopped(tmp_path):
+    from sklearn.model_selection import cross_val_score
+
+    X, y = _data("regressor")
+    runs = tmp_path / "{data}"
+    expected = cross_val_score(NetRegressor(**SMALL), X, y, cv=3)
+    CrashInFit.begun.clear()
+    crashing = NetRegressor(**SMALL, checkpoint=runs, callbacks=[CrashInFit(2, 3)])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cross_val_score(crashing, X, y, cv=3, error_score="raise")
+    states = [
+        torch.load(d / "checkpoint.pt", weights_only=True)
+        for d in sorted(tmp_path.iterdir(), key=lambda d: d.stat().st_mtime)
+    ]
+    assert [(s["epoch"], s["done"]) for s in states] == [(4, True), (2, False)]
+
+    Trained.epochs.clear()
+    again = NetRegressor(**SMALL, checkpoint=runs, callbacks=[Trained()])
+    scores = cross_val_score(again, X, y, cv=3)
+    # Fold 1 is read back, fold 2 resumes after epoch 2, fold 3 trains.
+    assert Trained.epochs == [3, 4, 1, 2, 3, 4]
+    np.testing.assert_array_equal(scores, expected)  # as if nothing had crashed
+    described = sorted(
+        json.loads((d / "run.json").read_text())["data"]["n_samples"]
+        for d in tmp_path.iterdir()
+    )
+    assert described == [106, 107, 107]  # the training rows of each fold
+
+
+def test_a_search_keeps_a_run_per_candidate_and_fold(tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _data("regressor")
+    grid = {"lr": [1e-3, 1e-2]}
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path / "{params}-{data}")
+    first = GridSearchCV(reg, grid, cv=2).fit(X, y)
+    assert len(list(tmp_path.iterdir())) == 2 * 2 + 1  # and the refit
+    Trained.epochs.clear()
+    reg.set_params(callbacks=[Trained()])
+    again = GridSearchCV(reg, grid, cv=2).fit(X, y)
+    assert Trained.epochs == []  # every run is read back
+    np.testing.assert_array_equal(
+        again.cv_results_["mean_test_score"], first.cv_results_["mean_test_score"]
+    )
+    with pytest.raises(CheckpointError, match=r"runs/\{params\}-\{data\}"):
+        # Candidates meet in a directory that names only the data.
+        GridSearchCV(
+            reg.set_params(checkpoint=tmp_path / "only" / "{data}"),
+            grid,
+            cv=2,
+            error_score="raise",
+        ).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("runs/{fold}", r"names \{fold\}; a checkpoint directory may name only"),
+        ("runs/{data:>20}", r"names \{data:>20\}"),
+        ("runs/{data!r}", r"names \{data!r\}"),
+        ("runs/{", "not a valid directory template"),
+    ],
+)
+def test_a_directory_naming_anything_else_is_refused_before_training(
+    tmp_path, name, message
+):
+    X, y = _data("regressor")
+    with pytest.raises(ValueError, match=message):
+        NetRegressor(**SMALL, checkpoint=str(tmp_path / name)).fit(X, y)
+    assert not (tmp_path / "runs").exists()
+    # Literal braces are written doubled.
+    NetRegressor(**SMALL, checkpoint=str(tmp_path / "{{x}}")).fit(X, y)
+    assert (tmp_path / "{x}" / "checkpoint.pt").exists()

@@ -237,7 +237,10 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         store = None
         if config.checkpoint is not None and not (continuing or partial):
             store = CheckpointStore(
-                config.checkpoint, config.name, config_fingerprint(config.params)
+                config.checkpoint,
+                config.name,
+                config_fingerprint(config.params),
+                data_fingerprint(data, groups),
             )
             if parallel is None:
                 store.acquire()
@@ -289,10 +292,9 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         y_given=None,
     ):  # fmt: skip
         """Split, build (or resume) the network and run skorch's training loop."""
-        resumed = fingerprint = None
+        resumed = None
         if store is not None:
-            fingerprint = data_fingerprint(data, groups)
-            resumed = store.load(fingerprint)
+            resumed = store.load()
             if resumed is not None:
                 seed = int(resumed["seed"])  # the split and streams of that run
         split_seed = kept_split_seed(config, self, seed) if continuing else seed
@@ -354,7 +356,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     header = {
                         "estimator": config.name,
                         "config": store.config,
-                        "data": fingerprint,
+                        "data": store.data,
                         "seed": seed,
                     }
                     save = SaveCheckpoint(store, header, config.max_epochs)

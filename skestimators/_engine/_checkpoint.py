@@ -2,10 +2,16 @@
 
 A checkpoint directory holds ``checkpoint.pt`` (everything needed to continue:
 module, optimizer, schedule, grad scaler, early-stopping state, history, random
-generator states and epoch) and a lock, held for the whole fit so that two
+generator states and epoch), ``run.json`` (what the run is: estimator,
+parameters, training data) and a lock, held for the whole fit so that two
 fits never write the same directory. A checkpoint also records fingerprints of
 the estimator's configuration and of its training data; ``fit`` resumes only
 from a checkpoint with the same ones and names the difference otherwise.
+
+The directory may name its fit: ``{params}`` and ``{data}`` in it are replaced
+by digests of the configuration and of the training data, so that the clones
+of a cross-validation or a search (one per fold and candidate) each keep
+their own run, and running them again resumes each where it stopped.
 
 Files are written to a temporary name, flushed to disk and renamed over the
 previous checkpoint, so a process killed at any moment leaves either the old
@@ -15,9 +21,11 @@ in a background thread while the next epoch trains.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import string
 import threading
 import time
 import warnings
@@ -37,6 +45,61 @@ _READS = (1, FORMAT)
 _FILE = "checkpoint.pt"
 _LOCK = "checkpoint.lock"
 _OWNER = "checkpoint.owner.json"
+_RUN = "run.json"
+#: What a checkpoint directory may name, and how many hexadecimal digits.
+_FIELDS = ("params", "data")
+_DIGITS = 12
+
+
+def _digest_of(value):
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:_DIGITS]
+
+
+def _fields(template):
+    """The fields named in ``template``; a ValueError for any other."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(
+            f"checkpoint={template!r} is not a valid directory template ({exc}); "
+            "write a literal brace as '{{' or '}}'."
+        ) from None
+    named = set()
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in _FIELDS or spec or conversion:
+            shown = "{" + (field or "") + ("!" + conversion if conversion else "")
+            shown += (":" + spec if spec else "") + "}"
+            raise ValueError(
+                f"checkpoint={template!r} names {shown}; a checkpoint directory "
+                "may name only {params} (a digest of the estimator's parameters: "
+                "one directory per candidate of a search) and {data} (a digest "
+                "of the training data: one per fold of a cross-validation). "
+                "Write a literal brace as '{{' or '}}'."
+            )
+        named.add(field)
+    return named
+
+
+def check_directory(template):
+    """Check a ``checkpoint`` parameter's fields before any data is hashed."""
+    _fields(str(Path(template)))
+
+
+def run_directory(template, name, config, data):
+    """The directory of this fit: ``template`` with ``{params}`` and
+    ``{data}`` replaced by digests of the estimator's name and configuration
+    and of the training data's fingerprint."""
+    template = str(Path(template))
+    named = _fields(template)
+    digests = {}
+    if "params" in named:
+        digests["params"] = _digest_of({"estimator": name, "config": config})
+    if "data" in named:
+        digests["data"] = _digest_of(data)
+    return Path(template.format(**digests))
 
 
 # -- the directory ---------------------------------------------------------------------
@@ -46,17 +109,21 @@ class CheckpointStore:
     Parameters
     ----------
     directory : str or path
-        Created if missing.
+        Created if missing; ``{params}`` and ``{data}`` in it are replaced
+        (:func:`run_directory`).
     name : str
         The estimator's class name.
     config : dict
         :func:`config_fingerprint` of the estimator.
+    data : dict
+        :func:`data_fingerprint` of the training data.
     """
 
-    def __init__(self, directory, name, config):
-        self.directory = Path(directory)
+    def __init__(self, directory, name, config, data):
+        self.directory = run_directory(directory, name, config, data)
         self.name = name
         self.config = config
+        self.data = data
         self.path = self.directory / _FILE
         self.lock_ = None
         self.writer_ = None
@@ -96,7 +163,19 @@ class CheckpointStore:
             (self.directory / _OWNER).write_text(json.dumps(owner))
         except OSError:
             pass  # only used to name the owner in the message above
+        self._describe()
         return self
+
+    def _describe(self):
+        """Write ``run.json``: which estimator, parameters and training data
+        the directory's run is (to tell the folds and candidates apart)."""
+        run = {"estimator": self.name, "params": self.config, "data": self.data}
+        tmp = self.directory / f".{_RUN}.{os.getpid()}.tmp"
+        try:
+            tmp.write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, self.directory / _RUN)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a description only: the run goes on
 
     def release(self):
         """Finish the last write, then unlock the directory."""
@@ -118,8 +197,8 @@ class CheckpointStore:
             return "another process"
 
     # -- reading ---------------------------------------------------------------------
-    def load(self, data):
-        """The checkpoint for this configuration and ``data``, or None if none.
+    def load(self):
+        """The checkpoint for this configuration and data, or None if none.
 
         Raises :class:`CheckpointError` when the directory holds a checkpoint
         of another estimator, configuration or data set.
@@ -138,7 +217,7 @@ class CheckpointStore:
                 f"{self.path} is not a checkpoint of this version of skestimators; "
                 "delete it or use another directory."
             )
-        self._check(state, data)
+        self._check(state, self.data)
         return state
 
     def _check(self, state, data):
@@ -161,6 +240,8 @@ class CheckpointStore:
                 + "; ".join(changed)
                 + ". "
                 + advice
+                + " "
+                + _CANDIDATES
             )
         differs = [k for k in data if state["data"].get(k) != data[k]]
         if differs:
@@ -244,8 +325,13 @@ class CheckpointStore:
 #: Why two fits meet in one directory, most often.
 _CLONES = (
     "Cross-validation and searches clone the estimator with its checkpoint "
-    "directory, and each fold trains on other data: set checkpoint=None there, "
-    "or fit the folds yourself with a directory for each."
+    "directory, and each fold trains on other data: name the data in the "
+    "directory, checkpoint='runs/{data}' (a search: 'runs/{params}-{data}'), "
+    "to give each fold its own, or set checkpoint=None."
+)
+_CANDIDATES = (
+    "A search's candidates differ in their parameters: name them in the "
+    "directory, checkpoint='runs/{params}-{data}', to give each its own."
 )
 
 

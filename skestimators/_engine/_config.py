@@ -34,6 +34,7 @@ from ._callbacks import (
     LRScheduler,
     StopTraining,
 )
+from ._checkpoint import check_directory
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -165,6 +166,10 @@ patience, tol, gradient_clip, device, amp, random_state, verbose
     callbacks: list
     checkpoint: object
     targets: TargetOptions
+
+    def __post_init__(self):
+        if self.checkpoint is not None:  # its fields, before any data is hashed
+            check_directory(self.checkpoint)
 
 
 #: ``max_epochs="auto"``: epochs for at least this many optimizer steps ...

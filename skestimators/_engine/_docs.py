@@ -83,8 +83,12 @@ class or None, default={lr_scheduler}
         written atomically at the end of every epoch. ``fit`` resumes from a
         checkpoint of the same configuration and training data, and refuses
         one of another with an error naming the difference; two fits never
-        share a directory (a lock). ``partial_fit`` and warm starts do not
-        checkpoint."""
+        share a directory (a lock). ``{params}`` and ``{data}`` in the
+        directory are replaced by digests of the parameters and of the
+        training data, so that each fold of a cross-validation
+        (``"runs/{data}"``) and each candidate of a search
+        (``"runs/{params}-{data}"``) keeps its own run and resumes it when
+        run again. ``partial_fit`` and warm starts do not checkpoint."""
 
 FITTED_ATTRS = """\
 net_ : skorch.NeuralNet
