@@ -210,6 +210,13 @@ def test_checkpoint_of_other_configuration_or_data_is_refused(tmp_path):
     NetRegressor(**SMALL, checkpoint=tmp_path).fit(X, y)
     with pytest.raises(CheckpointError, match=r"lr=0.01 \(checkpoint: 0.001\)"):
         NetRegressor(**SMALL, lr=0.01, checkpoint=tmp_path).fit(X, y)
+    longer = NetRegressor(**SMALL | {"max_epochs": 8}, checkpoint=tmp_path)
+    with pytest.raises(CheckpointError, match="fit with max_epochs=4 .* warm_start"):
+        longer.fit(X, y)
+    # The advice works: the run read back, then four more epochs.
+    longer.set_params(max_epochs=4).fit(X, y)
+    longer.set_params(warm_start=True).fit(X, y)
+    assert longer.n_iter_ == 8
     with pytest.raises(CheckpointError, match=r"other training data \(X differ"):
         NetRegressor(**SMALL, checkpoint=tmp_path).fit(X + 1, y)
     with pytest.raises(CheckpointError, match="written by NetRegressor, not"):

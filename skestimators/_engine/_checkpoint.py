@@ -229,16 +229,23 @@ class CheckpointStore:
                 + advice
             )
         theirs, ours = state["config"], self.config
-        changed = [
-            f"{k}={ours.get(k, '<absent>')} (checkpoint: {theirs.get(k, '<absent>')})"
-            for k in sorted(set(theirs) | set(ours))
-            if theirs.get(k) != ours.get(k)
+        keys = [
+            k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)
         ]
-        if changed:
+        if keys:
+            absent = "<absent>"
+            changed = [
+                f"{k}={ours.get(k, absent)} (checkpoint: {theirs.get(k, absent)})"
+                for k in keys
+            ]
+            longer = (
+                _LONGER.format(theirs["max_epochs"]) if keys == ["max_epochs"] else ""
+            )
             raise CheckpointError(
                 f"{where} was written with another configuration: "
                 + "; ".join(changed)
                 + ". "
+                + longer
                 + advice
                 + " "
                 + _CANDIDATES
@@ -328,6 +335,12 @@ _CLONES = (
     "directory, and each fold trains on other data: name the data in the "
     "directory, checkpoint='runs/{data}' (a search: 'runs/{params}-{data}'), "
     "to give each fold its own, or set checkpoint=None."
+)
+#: How to train a run for more epochs than its checkpoint was written for.
+_LONGER = (
+    "To train that run longer, fit with max_epochs={} (the run is read back), "
+    "then set warm_start=True and max_epochs=<the epochs to add> and fit again "
+    "(a warm start continues from the weights reached, without a checkpoint). "
 )
 _CANDIDATES = (
     "A search's candidates differ in their parameters: name them in the "
