@@ -176,7 +176,7 @@ class _Stopwatch:
 def extras_epochs(module, X, y, batch_size, epochs, seed, extra, folder):
     """Seconds per epoch of the MLP fit with ``extra`` (None, "tensorboard"
     or "checkpoint"), and the seconds spent in the extra's own work."""
-    from skestimators._engine import _base, _checkpoint
+    from skestimators._engine import _checkpoint, _fingerprint
     from skestimators.tracking import TensorBoardLogger
 
     watch = _Stopwatch("write" if extra == "checkpoint" else "on_epoch_end")
@@ -195,7 +195,7 @@ def extras_epochs(module, X, y, batch_size, epochs, seed, extra, folder):
             (_checkpoint.CheckpointStore, "load"),
             (_checkpoint.CheckpointStore, "write"),
             (_checkpoint.CheckpointStore, "release"),
-            (_base, "data_fingerprint"),  # the name the fit calls
+            (_fingerprint, "data_fingerprint"),  # read when the fit calls it
         ):
             patched[(owner, name)] = getattr(owner, name)
             setattr(owner, name, watch.wrap(patched[(owner, name)], name))

@@ -568,14 +568,18 @@ def test_a_cross_validation_resumes_each_fold_where_it_stopped(tmp_path):
 
 def test_a_search_keeps_a_run_per_candidate_and_fold(tmp_path):
     from sklearn.model_selection import GridSearchCV
+    from skorch.callbacks import ProgressBar
 
     X, y = _data("regressor")
-    grid = {"lr": [1e-3, 1e-2]}
-    reg = NetRegressor(**SMALL, checkpoint=tmp_path / "{params}-{data}")
+    grid = {"lr": np.logspace(-3, -2, 2)}  # NumPy numbers, stored as numbers
+    reg = NetRegressor(
+        **SMALL, checkpoint=tmp_path / "{params}-{data}", callbacks=[Trained()]
+    )
     first = GridSearchCV(reg, grid, cv=2).fit(X, y)
     assert len(list(tmp_path.iterdir())) == 2 * 2 + 1  # and the refit
     Trained.epochs.clear()
-    reg.set_params(callbacks=[Trained()])
+    # A progress bar only watches: the runs are the same.
+    reg.set_params(callbacks=[Trained(), ProgressBar()])
     again = GridSearchCV(reg, grid, cv=2).fit(X, y)
     assert Trained.epochs == []  # every run is read back
     np.testing.assert_array_equal(
@@ -589,6 +593,76 @@ def test_a_search_keeps_a_run_per_candidate_and_fold(tmp_path):
             cv=2,
             error_score="raise",
         ).fit(X, y)
+
+
+class ScaleGradients(Callback):
+    """Scale the gradients before each step (freezes the network at 0)."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        for _, parameter in named_parameters:
+            parameter.grad.mul_(self.factor)
+
+
+def test_candidates_differing_in_a_callback_keep_their_own_runs(tmp_path):
+    # They shared a {params} directory: the frozen candidate read back the
+    # other's finished run and reported its score.
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _data("regressor")
+    grid = {"callbacks": [None, [ScaleGradients(0.0)], [ScaleGradients(0.5)]]}
+    plain = GridSearchCV(NetRegressor(**SMALL), grid, cv=2, refit=False).fit(X, y)
+    reg = NetRegressor(**SMALL, checkpoint=tmp_path / "{params}-{data}")
+    runs = GridSearchCV(reg, grid, cv=2, refit=False).fit(X, y)
+    assert len(list(tmp_path.iterdir())) == 3 * 2
+    scores = runs.cv_results_["mean_test_score"]
+    np.testing.assert_array_equal(scores, plain.cv_results_["mean_test_score"])
+    assert len(set(scores)) == 3
+    described = json.loads(next(tmp_path.glob("*/run.json")).read_text())
+    assert set(described) == {"estimator", "params", "callbacks", "data"}
+
+
+def test_two_fits_of_one_run_at_once_are_told_apart_from_clones(tmp_path):
+    X, y = _data("regressor")
+    for template, message in [
+        (tmp_path / "both" / "{params}-{data}", "the same fit runs twice"),
+        # Naming only the data: the candidates of a search meet.
+        (tmp_path / "data" / "{data}", r"name them in the directory, checkpoint="),
+    ]:
+        NetRegressor(**SMALL, checkpoint=template).fit(X, y)
+        (run,) = template.parent.iterdir()
+        holder = CheckpointStore(run, "NetRegressor", {}, {}).acquire()
+        try:
+            with pytest.raises(CheckpointError, match=message):
+                NetRegressor(**SMALL, checkpoint=template).fit(X, y)
+        finally:
+            holder.release()
+
+
+def test_an_empty_directory_is_refused_and_a_tilde_is_home(tmp_path, monkeypatch):
+    X, y = _data("regressor")
+    with pytest.raises(ValueError, match="checkpoint='' is empty"):
+        NetRegressor(**SMALL, checkpoint="").fit(X, y)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    NetRegressor(**SMALL, checkpoint="~/runs/{data}").fit(X, y)
+    assert len(list((tmp_path / "runs").glob("*/checkpoint.pt"))) == 1
+
+
+def test_numpy_hyperparameters_checkpoint_and_resume(tmp_path):
+    # The optimizer's groups held np.float64 learning rates, which a safe
+    # load refuses: every checkpointed fit failed at epoch 1.
+    X, y = _data("regressor")
+    options = dict(SMALL, lr=np.float64(3e-3), weight_decay=np.float32(1e-4))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        NetRegressor(**options, checkpoint=tmp_path, callbacks=[CrashAt(3)]).fit(X, y)
+    resumed = NetRegressor(**options, checkpoint=tmp_path).fit(X, y)
+    straight = NetRegressor(**options).fit(X, y)
+    np.testing.assert_array_equal(resumed.predict(X), straight.predict(X))
+    # A NumPy number is the same parameter as the Python number it holds.
+    same = {"lr": 3e-3, "weight_decay": float(np.float32(1e-4))}
+    NetRegressor(**SMALL | same, checkpoint=tmp_path).fit(X, y)
 
 
 @pytest.mark.parametrize(

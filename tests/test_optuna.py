@@ -472,3 +472,105 @@ def test_invalid_arguments(blobs):
         OptunaSearchCV(LogisticRegression(), {"C": [1.0]}, n_trials=None).fit(X, y)
     with pytest.raises(ValueError, match="storage"):
         OptunaSearchCV(LogisticRegression(), {"C": [1.0]}, storage="x.csv").fit(X, y)
+
+
+KILLED_SEARCH = """
+import json, os, signal, sys
+import numpy as np, optuna, torch
+from optuna.distributions import FloatDistribution
+from optuna.pruners import NopPruner
+from sklearn.datasets import make_regression
+from skestimators import NetRegressor
+from skestimators._engine import Callback
+from skestimators.model_selection import OptunaSearchCV
+
+torch.set_num_threads(1)
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+root, kill = sys.argv[1], sys.argv[2] == "kill"
+trained = []
+
+
+class KillAt(Callback):
+    # In every run (its parameters are part of the runs' {params}); it kills
+    # only when asked: the fourth fit (trial 1, fold 1) after its epoch 3.
+    def __init__(self, fit=4, epoch=3):
+        self.fit = fit
+        self.epoch = epoch
+
+    def on_train_begin(self, net, **kwargs):
+        trained.append([])
+
+    def on_epoch_end(self, net, **kwargs):
+        trained[-1].append(len(net.history))
+        if kill and len(trained) == self.fit and len(net.history) == self.epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+X, y = make_regression(200, 6, noise=1.0, random_state=0)
+net = NetRegressor(
+    max_epochs=5, batch_size=32, device="cpu", random_state=0,
+    checkpoint=os.path.join(root, "runs", "{params}-{data}"), callbacks=[KillAt()],
+)
+search = OptunaSearchCV(
+    net, {"lr": FloatDistribution(1e-3, 1e-2, log=True)}, n_trials=3, cv=2,
+    pruner=NopPruner(), storage=os.path.join(root, "study.db"), study_name="s",
+    random_state=0, refit=False,
+).fit(X, y / 100)
+trials = search.study_.get_trials()
+json.dump({
+    "states": [t.state.name for t in trials],
+    "values": [t.value for t in trials],
+    "params": [t.params for t in trials],
+    "trained": trained,
+}, open(os.path.join(root, "out.json"), "w"))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_its_running_trial_in_place(tmp_path):
+    # The trial a killed process was evaluating stayed RUNNING for good, and
+    # its folds' checkpoints were never read again.
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "search.py"
+    script.write_text(KILLED_SEARCH)
+
+    def run(root, mode):
+        root.mkdir(exist_ok=True)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [sys.executable, str(script), str(root), mode],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        return done
+
+    killed = run(tmp_path / "a", "kill")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = run(tmp_path / "a", "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run(tmp_path / "b", "resume")
+    assert straight.returncode == 0, straight.stderr
+    got = json.loads((tmp_path / "a" / "out.json").read_text())
+    expected = json.loads((tmp_path / "b" / "out.json").read_text())
+    assert got["states"] == ["COMPLETE"] * 3  # trial 1 finished, in place
+    # Trial 1's fold 0 is read back; its fold 1 continues after its last
+    # checkpoint (epoch 1 or 2: epoch 2's was being written in the
+    # background when the process died); then trial 2 trains both folds.
+    first, second, *others = got["trained"]
+    assert first == [] and second[0] in (2, 3) and second == list(range(second[0], 6))
+    assert others == [[1, 2, 3, 4, 5]] * 2
+    # Trials 0 and 1 as without the kill (trial 2 is a resumed study's own).
+    assert got["params"][:2] == expected["params"][:2]
+    assert got["values"][:2] == expected["values"][:2]
+
+
+def test_a_pair_of_numbers_is_neither_a_range_nor_two_choices(blobs):
+    # (1e-4, 1e-2) became two categorical choices: only the ends were tried.
+    X, y = blobs
+    search = OptunaSearchCV(net(), {"lr": (1e-4, 1e-2)}, n_trials=2, cv=2)
+    with pytest.raises(TypeError, match=r"FloatDistribution\(0.0001, 0.01\)"):
+        search.fit(X, y)

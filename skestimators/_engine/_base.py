@@ -51,7 +51,6 @@ from ._divergence import (
     training_state,
     warn_if_blown_up,
 )
-from ._fingerprint import config_fingerprint, data_fingerprint
 from ._heads import HeadsLoss, check_output_shapes
 from ._inference import InferenceMixin, _tensors
 from ._modules import _shapes
@@ -236,12 +235,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             seed = parallel.prepare(config, data, seed)
         store = None
         if config.checkpoint is not None and not (continuing or partial):
-            store = CheckpointStore(
-                config.checkpoint,
-                config.name,
-                config_fingerprint(config.params),
-                data_fingerprint(data, groups),
-            )
+            store = CheckpointStore.for_fit(config, data, groups)
             if parallel is None:
                 store.acquire()
             else:  # process 0 locks and writes; the others only read

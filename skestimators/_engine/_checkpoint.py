@@ -8,10 +8,9 @@ fits never write the same directory. A checkpoint also records fingerprints of
 the estimator's configuration and of its training data; ``fit`` resumes only
 from a checkpoint with the same ones and names the difference otherwise.
 
-The directory may name its fit: ``{params}`` and ``{data}`` in it are replaced
-by digests of the configuration and of the training data, so that the clones
-of a cross-validation or a search (one per fold and candidate) each keep
-their own run, and running them again resumes each where it stopped.
+The directory may name its fit (``{params}``, ``{data}``: see
+:mod:`._run_directory`), so that each fold and candidate of a
+cross-validation or a search keeps its own run.
 
 Files are written to a temporary name, flushed to disk and renamed over the
 previous checkpoint, so a process killed at any moment leaves either the old
@@ -21,16 +20,13 @@ in a background thread while the next epoch trains.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import string
 import threading
 import time
 import warnings
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +34,7 @@ from skorch.callbacks import Callback
 
 from ..exceptions import CheckpointError, CheckpointWarning
 from ._packed_history import HistoryPacker, unpack_history
+from ._run_directory import check_directory, run_directory
 
 FORMAT = 2
 #: Formats ``fit`` resumes from: 1 stored the history as a list of rows.
@@ -46,60 +43,6 @@ _FILE = "checkpoint.pt"
 _LOCK = "checkpoint.lock"
 _OWNER = "checkpoint.owner.json"
 _RUN = "run.json"
-#: What a checkpoint directory may name, and how many hexadecimal digits.
-_FIELDS = ("params", "data")
-_DIGITS = 12
-
-
-def _digest_of(value):
-    text = json.dumps(value, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:_DIGITS]
-
-
-def _fields(template):
-    """The fields named in ``template``; a ValueError for any other."""
-    try:
-        parts = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ValueError(
-            f"checkpoint={template!r} is not a valid directory template ({exc}); "
-            "write a literal brace as '{{' or '}}'."
-        ) from None
-    named = set()
-    for _, field, spec, conversion in parts:
-        if field is None:
-            continue
-        if field not in _FIELDS or spec or conversion:
-            shown = "{" + (field or "") + ("!" + conversion if conversion else "")
-            shown += (":" + spec if spec else "") + "}"
-            raise ValueError(
-                f"checkpoint={template!r} names {shown}; a checkpoint directory "
-                "may name only {params} (a digest of the estimator's parameters: "
-                "one directory per candidate of a search) and {data} (a digest "
-                "of the training data: one per fold of a cross-validation). "
-                "Write a literal brace as '{{' or '}}'."
-            )
-        named.add(field)
-    return named
-
-
-def check_directory(template):
-    """Check a ``checkpoint`` parameter's fields before any data is hashed."""
-    _fields(str(Path(template)))
-
-
-def run_directory(template, name, config, data):
-    """The directory of this fit: ``template`` with ``{params}`` and
-    ``{data}`` replaced by digests of the estimator's name and configuration
-    and of the training data's fingerprint."""
-    template = str(Path(template))
-    named = _fields(template)
-    digests = {}
-    if "params" in named:
-        digests["params"] = _digest_of({"estimator": name, "config": config})
-    if "data" in named:
-        digests["data"] = _digest_of(data)
-    return Path(template.format(**digests))
 
 
 # -- the directory ---------------------------------------------------------------------
@@ -117,18 +60,37 @@ class CheckpointStore:
         :func:`config_fingerprint` of the estimator.
     data : dict
         :func:`data_fingerprint` of the training data.
+    callbacks : list of str, default=()
+        :func:`callbacks_fingerprint` of the user's callbacks: part of the
+        ``{params}`` digest, not of the checks of a resume.
     """
 
-    def __init__(self, directory, name, config, data):
-        self.directory = run_directory(directory, name, config, data)
+    def __init__(self, directory, name, config, data, callbacks=()):
+        self.named = check_directory(directory)  # {params}, {data} or neither
+        self.directory = run_directory(directory, name, config, data, callbacks)
         self.name = name
         self.config = config
         self.data = data
+        self.callbacks = list(callbacks)
         self.path = self.directory / _FILE
         self.lock_ = None
         self.writer_ = None
         self.failure_ = None
+        self.warned_ = None  # the epoch whose failed write was warned of
         self.checked_ = False  # whether a written state was read back once
+
+    @classmethod
+    def for_fit(cls, config, data, groups):
+        """The store of a fit of ``config`` (an ``EngineConfig``) on ``data``."""
+        from . import _fingerprint  # imports _config, which imports this module
+
+        return cls(
+            config.checkpoint,
+            config.name,
+            _fingerprint.config_fingerprint(config.params),
+            _fingerprint.data_fingerprint(data, groups),
+            _fingerprint.callbacks_fingerprint(config.callbacks),
+        )
 
     # -- locking ---------------------------------------------------------------------
     def acquire(self):
@@ -145,10 +107,18 @@ class CheckpointStore:
         try:
             lock.acquire(timeout=0)
         except Timeout:
+            if self.named == {"params", "data"}:
+                why = (
+                    "with the same parameters and training data: the same fit "
+                    "runs twice (the same script started twice?)."
+                )
+            else:
+                why = "; give each fit its own directory. " + (
+                    _CANDIDATES if "data" in self.named else _CLONES
+                )
             raise CheckpointError(
                 f"Another fit ({self._owner()}) is training with the checkpoint "
-                f"directory {self.directory}; give each fit its own directory. "
-                + _CLONES
+                f"directory {self.directory}{why}"
             ) from None
         except OSError as exc:
             raise CheckpointError(
@@ -169,7 +139,12 @@ class CheckpointStore:
     def _describe(self):
         """Write ``run.json``: which estimator, parameters and training data
         the directory's run is (to tell the folds and candidates apart)."""
-        run = {"estimator": self.name, "params": self.config, "data": self.data}
+        run = {
+            "estimator": self.name,
+            "params": self.config,
+            "callbacks": self.callbacks,
+            "data": self.data,
+        }
         tmp = self.directory / f".{_RUN}.{os.getpid()}.tmp"
         try:
             tmp.write_text(json.dumps(run, indent=1, sort_keys=True) + "\n")
@@ -277,9 +252,11 @@ class CheckpointStore:
             try:
                 torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
             except Exception as exc:
+                where = _first_unsafe(state)
+                detail = f"it holds {where}" if where else " ".join(str(exc).split())
                 raise CheckpointError(
                     f"The checkpoint state of epoch {state['epoch']} cannot be "
-                    f"stored safely: {exc}. A callback's state_dict() and values "
+                    f"stored safely: {detail}. A callback's state_dict() and values "
                     "recorded in the history must be numbers, strings, tensors and "
                     "lists or dicts of them."
                 ) from None
@@ -314,8 +291,9 @@ class CheckpointStore:
         if writer is not None:
             writer.join()
         failure, self.failure_ = self.failure_, None
-        if failure is not None:
+        if failure is not None and failure[0] != self.warned_:
             epoch, exc = failure
+            self.warned_ = epoch  # the final write repeats the last epoch's
             kept = (
                 "the previous checkpoint is kept"
                 if self.path.exists()
@@ -343,8 +321,9 @@ _LONGER = (
     "(a warm start continues from the weights reached, without a checkpoint). "
 )
 _CANDIDATES = (
-    "A search's candidates differ in their parameters: name them in the "
-    "directory, checkpoint='runs/{params}-{data}', to give each its own."
+    "A search's candidates differ in their parameters (or callbacks): name "
+    "them in the directory, checkpoint='runs/{params}-{data}', to give each "
+    "its own."
 )
 
 
@@ -400,7 +379,7 @@ class SaveCheckpoint(Callback):
             "epoch": len(net.history),
             "done": done,
             "module": net.module_.state_dict(),
-            "optimizer": net.optimizer_.state_dict(),
+            "optimizer": _plain_optimizer(net.optimizer_.state_dict()),
             "grad_scaler": None if scaler is None else scaler.state_dict(),
             "callbacks": {name: _plain(cb.state_dict()) for name, cb in _stateful(net)},
             "history": self._packer().pack(net.history),
@@ -537,6 +516,37 @@ def _plainly_safe(value) -> bool:
     if kind in (list, tuple):
         return all(_plainly_safe(v) for v in value)
     return False
+
+
+def _first_unsafe(value, where="state"):
+    """Where ``value`` first holds a type that ``_plainly_safe`` does not
+    know, as ``state['callbacks']['logger']['since'] (datetime.date)``."""
+    kind = type(value)
+    if kind in _SAFE_TYPES:
+        return None
+    if kind in (dict, OrderedDict):
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                return f"a key {key!r} ({type(key).__qualname__}) in {where}"
+            found = _first_unsafe(item, f"{where}[{key!r}]")
+            if found:
+                return found
+        return None
+    if kind in (list, tuple):
+        for i, item in enumerate(value):
+            found = _first_unsafe(item, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    return f"{where} ({kind.__module__}.{kind.__qualname__})"
+
+
+def _plain_optimizer(state):
+    """The optimizer's state with NumPy numbers in its parameter groups as
+    Python numbers (a learning rate from ``np.logspace`` or a SciPy
+    distribution); its tensors are left as they are."""
+    groups = [_plain(group) for group in state["param_groups"]]
+    return {**state, "param_groups": groups}
 
 
 def _mismatch(exc) -> CheckpointError:

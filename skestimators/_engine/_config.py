@@ -34,7 +34,7 @@ from ._callbacks import (
     LRScheduler,
     StopTraining,
 )
-from ._checkpoint import check_directory
+from ._run_directory import check_directory
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,

@@ -19,7 +19,7 @@ from ._batching import SparseRows
 from ._config import NON_COMPUTING_PARAMS
 from ._lazy import LazyRows
 
-__all__ = ["config_fingerprint", "data_fingerprint"]
+__all__ = ["callbacks_fingerprint", "config_fingerprint", "data_fingerprint"]
 
 _HASH_CHUNK = 1 << 24  # bytes hashed at a time from files on disk
 
@@ -49,6 +49,8 @@ def _canonical(value, depth=0):
         return f"tensor {_digest(value)}"
     if isinstance(value, np.ndarray):
         return f"array {value.dtype} {value.shape} {_digest(value)}"
+    if isinstance(value, np.generic):  # lr=np.float64(1e-3) is lr=1e-3
+        return repr(value.item())
     if isinstance(value, dict):
         items = sorted(value, key=repr)
         return (
@@ -109,6 +111,68 @@ def config_fingerprint(params):
         for k, v in sorted(params.items())
         if k not in NON_COMPUTING_PARAMS
     }
+
+
+#: skorch's callbacks that only watch a fit (progress, logs, files).
+_SKORCH_WATCHERS = (
+    "EpochTimer", "PrintLog", "ProgressBar", "Checkpoint", "TrainEndCheckpoint",
+    "TensorBoard", "MlflowLogger", "WandbLogger", "NeptuneLogger", "SacredLogger",
+)  # fmt: skip
+
+
+def _watches_only(callback):
+    """Whether ``callback`` only watches a fit: skorch's loggers and progress
+    bars, and the package's own (which set ``_watches_only``)."""
+    import skorch.callbacks
+
+    if getattr(callback, "_watches_only", False):
+        return True
+    watchers = tuple(getattr(skorch.callbacks, n, ()) for n in _SKORCH_WATCHERS)
+    return isinstance(callback, tuple(w for w in watchers if isinstance(w, type)))
+
+
+def _plain_text(value, depth=0):
+    """A stable text of a callback parameter: plain values in full, other
+    objects by their type (a run id or a client would make every fit
+    another)."""
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        return repr(value.item() if isinstance(value, np.generic) else value)
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_plain_text(v, depth + 1) for v in value) + "]"
+    if depth < 4 and isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: repr(kv[0]))
+        return (
+            "{"
+            + ", ".join(f"{k!r}: {_plain_text(v, depth + 1)}" for k, v in items)
+            + "}"
+        )
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+        return _canonical(value)  # classes and functions by name (lambdas by code)
+    return type(value).__qualname__
+
+
+def callbacks_fingerprint(callbacks):
+    """Texts of the user's callbacks that may change what a fit computes:
+    each one's name, class and plain parameters (watchers left out).
+
+    Not part of :func:`config_fingerprint` (a resume with other callbacks is
+    the user's call), but of the ``{params}`` digest of a checkpoint
+    directory, where a search's candidates may differ only in a callback.
+    """
+    texts = []
+    for item in callbacks or ():
+        name, callback = item if isinstance(item, (tuple, list)) else (None, item)
+        if _watches_only(callback):
+            continue
+        kind = type(callback)
+        params = (
+            callback.get_params(deep=False) if hasattr(callback, "get_params") else {}
+        )
+        shown = ", ".join(f"{k}={_plain_text(v)}" for k, v in sorted(params.items()))
+        texts.append(
+            f"{name or kind.__name__}: {kind.__module__}.{kind.__qualname__}({shown})"
+        )
+    return texts
 
 
 def _hash_tensor(h, t):

@@ -237,6 +237,8 @@ def _is_hook(item):
 class _StopCheck(Callback):
     """Ends a fold's fit at the next batch once the runner is stopped (Ctrl-C)."""
 
+    _watches_only = True  # left out of a checkpoint directory's {params}
+
     def __init__(self, runner):
         self.runner = runner
 

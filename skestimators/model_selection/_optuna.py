@@ -24,6 +24,7 @@ from ._dask import check_active_backend
 from ._delegation import BestEstimatorMixin
 from ._epochwise import network_step
 from ._routing import scoring_spec
+from ._stale import resume_stale_trials
 from ._study import (
     FINISHED,
     Objective,
@@ -63,7 +64,8 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         parameter names as in ``estimator.set_params`` (``step__param`` for
         pipelines), plus ``param__key`` for one key of a dict-valued
         parameter (``module_params__dropout``: the other keys are kept). A
-        list is shorthand for a ``CategoricalDistribution``; keep categorical
+        list is shorthand for a ``CategoricalDistribution`` (a tuple of two
+        numbers is refused: a range or two choices?); keep categorical
         choices to None, bool, int, float and str, which every storage saves.
     n_trials : int or None, default=10
         Number of trials (complete, pruned or failed) the study should hold
@@ -189,8 +191,15 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     ``k`` fold models (and their optimizer states) in memory together: on a
     GPU that is ``k`` times the memory of one fit (the engine keeps training
     data on the CPU when the device is short of memory). Cached GPU memory
-    is released after each fold. The engine writes no checkpoint files, so
-    parallel trials never share files.
+    is released after each fold. With ``checkpoint`` set on the network,
+    ``"runs/{params}-{data}"`` gives each trial's folds their own
+    directories (parallel trials would otherwise share one).
+
+    A trial that a killed search process (on this machine) left running in
+    a persistent storage is evaluated again, in place, when the search is
+    run again: with the checkpoints above its folds continue where they
+    stopped. Trials of processes on other machines are left to them; an
+    ``RDBStorage`` with heartbeats marks those of dead processes failed.
 
     Examples
     --------
@@ -333,6 +342,7 @@ default=None
                 resumed = len(study.get_trials(deepcopy=False))
                 if resumed:  # new proposals, not those of the first run again
                     study.sampler = self._sampler(0, resumed)
+                resume_stale_trials(study, objective)
                 run_trials(study, objective, distributions, self.n_trials, self.timeout)
             else:
                 study = run_parallel(

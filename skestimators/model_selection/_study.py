@@ -28,6 +28,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from .._engine import caller_stacklevel
 from ._epochwise import Lockstep, network_step
+from ._stale import resume_stale_trials, worker_name
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
@@ -183,6 +184,20 @@ def check_distributions(param_distributions, estimator):
     """The search space as optuna distributions (lists become categorical)."""
     out = {}
     for name, dist in param_distributions.items():
+        if (
+            isinstance(dist, tuple)
+            and len(dist) == 2
+            and all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in dist
+            )
+        ):
+            low, high = dist
+            raise TypeError(
+                f"param_distributions[{name!r}] is the tuple {dist!r}: a range "
+                f"or two choices? Write FloatDistribution({low!r}, {high!r}) "
+                f"(log=True for a scale such as lr) or IntDistribution for a "
+                f"range, or the list {list(dist)!r} for the two values alone."
+            )
         if isinstance(dist, (list, tuple)):
             dist = CategoricalDistribution(dist)
         if not isinstance(dist, BaseDistribution):
@@ -324,6 +339,7 @@ def run_parallel(
     try:
         study = open_study(storage, study_name, make_sampler(0), pruner, identity)
         resumed = len(study.get_trials(deepcopy=False))
+        resume_stale_trials(study, objective)
         Parallel(n_jobs=n_jobs)(
             delayed(worker)(
                 storage,
@@ -391,6 +407,8 @@ class Objective:
 
     def __call__(self, study, trial):
         try:
+            # Who evaluates it: a later search resumes the trials of a killed one.
+            trial.set_user_attr("worker", worker_name())
             estimator = set_params(clone(self.estimator), trial.params)
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)  # never left running
@@ -440,7 +458,6 @@ class Objective:
         if failed:  # their tracking runs end FAILED (see failed_runs)
             trial.set_user_attr("failed_folds", failed)
         trial.set_user_attr("n_epochs", int(sum(epochs)))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if pruned:
             tell(trial, state=TrialState.PRUNED)
             return

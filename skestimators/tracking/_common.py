@@ -190,6 +190,8 @@ class TrackingCallback(Callback):
     plain fitted attributes (``run_id_``, ``log_dir_``).
     """
 
+    _watches_only = True  # left out of a checkpoint directory's {params}
+
     _handles: tuple = ()
     _parameter_constraints: dict = {}
 
