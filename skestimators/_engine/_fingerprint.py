@@ -146,8 +146,10 @@ def _plain_text(value, depth=0):
             + ", ".join(f"{k!r}: {_plain_text(v, depth + 1)}" for k, v in items)
             + "}"
         )
-    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
-        return _canonical(value)  # classes and functions by name (lambdas by code)
+    if isinstance(value, (type, functools.partial)) or (
+        callable(value) and hasattr(value, "__qualname__")
+    ):  # classes and functions by name, lambdas by code, partials with arguments
+        return _canonical(value)
     return type(value).__qualname__
 
 
@@ -165,9 +167,10 @@ def callbacks_fingerprint(callbacks):
         if _watches_only(callback):
             continue
         kind = type(callback)
-        params = (
-            callback.get_params(deep=False) if hasattr(callback, "get_params") else {}
-        )
+        try:
+            params = callback.get_params(deep=False)
+        except (AttributeError, TypeError):  # not a scikit-learn-style callback
+            params = {}
         shown = ", ".join(f"{k}={_plain_text(v)}" for k, v in sorted(params.items()))
         texts.append(
             f"{name or kind.__name__}: {kind.__module__}.{kind.__qualname__}({shown})"

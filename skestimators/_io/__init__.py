@@ -2,6 +2,7 @@
 
 from ._atomic import (
     cut_name,
+    process_alive,
     remove_stale_temporaries,
     sync_file,
     sync_folder,
@@ -34,6 +35,7 @@ __all__ = [
     "file_sha256",
     "final_estimator",
     "load",
+    "process_alive",
     "read_metadata",
     "remove_stale_temporaries",
     "save",

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "cut_name",
     "folder_lock",
+    "process_alive",
     "remove_stale_temporaries",
     "sync_file",
     "sync_folder",
@@ -78,7 +79,8 @@ def temporary_name(path: Path, suffix: str = "") -> Path:
     )
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (this one is)."""
     if pid == os.getpid():
         return True
     try:
@@ -115,7 +117,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         return removed
     for candidate in candidates:
         match = pattern.match(candidate.name)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             try:
                 candidate.unlink()
             except OSError:

@@ -18,6 +18,8 @@ import socket
 import optuna
 from optuna.trial import TrialState
 
+from .._io import process_alive
+
 __all__ = ["resume_stale_trials", "worker_name"]
 
 
@@ -47,14 +49,8 @@ def _ended(worker, since) -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     pid = int(pid)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_alive(pid):
         return True
-    except OSError:  # another user's process: alive
-        return False
     started = _started(pid)
     return started is not None and since is not None and started > since.timestamp() + 1
 
