@@ -335,6 +335,10 @@ def test_regressor_refuses_vote_fractions_outside_0_1(fitted_zoo, zoo):
     bad[3, 5] = -0.01
     with pytest.raises(ValueError, match=r"1 of 96 rows .*-0\.01 to .*rows \[3\]"):
         GalaxyZooRegressor(**TINY).fit(X, bad)
+    # Slightly negative fractions are clipped, not percentages.
+    with pytest.raises(ValueError, match=r"np\.clip\(y, 0, 1\)") as info:
+        GalaxyZooRegressor(**TINY).fit(X, bad)
+    assert "by 100" not in str(info.value)
     with pytest.raises(ValueError, match="between 0 and 1"):
         pickle.loads(pickle.dumps(fitted_zoo)).partial_fit(X, y * 100)
     with pytest.raises(ValueError, match="between 0 and 1"):
@@ -520,6 +524,9 @@ def test_chirality_pair_errors(classes):
     X, y = classes
     no_acw = y != "anticlockwise_spiral"
     with pytest.raises(ValueError, match="its mirror image 'anticlockwise_spiral'"):
+        ImageClassifier(**TINY).fit(X[no_acw], y[no_acw])
+    # A fold of a cross-validation is the likely cause, not partial_fit.
+    with pytest.raises(ValueError, match="cross-validation fold without it"):
         ImageClassifier(**TINY).fit(X[no_acw], y[no_acw])
     # without swapping, or without the pair, one-handed data is fine
     ImageClassifier(mirror="off", **TINY).fit(X[no_acw], y[no_acw])
@@ -747,3 +754,56 @@ def test_no_pair_warning_points_at_the_callers_line():
     with pytest.warns(UserWarning, match="mirror='swap' but none") as record:
         ImageClassifier(**TINY).fit(X, np.arange(24) % 3)
     assert record[0].filename == __file__
+
+
+def test_targets_off_the_tree_are_named_for_a_constrained_output(zoo):
+    # Per-question fractions (each question summing to 1, as the Galaxy Zoo 2
+    # catalogues give them) trained without a word towards targets that the
+    # constrained output can never reach.
+    X, y = zoo
+    per_question = y.to_numpy().copy()
+    for q in GALAXY_ZOO_QUESTIONS:
+        block = per_question[:, q.start : q.stop]
+        total = block.sum(axis=1, keepdims=True)
+        per_question[:, q.start : q.stop] = np.divide(
+            block, total, out=np.full_like(block, 1 / block.shape[1]), where=total > 0
+        )
+    with pytest.warns(
+        UserWarning, match=r"decision tree: in \d+ of 96 rows .* Q2"
+    ) as w:
+        GalaxyZooRegressor(**TINY).fit(X, per_question)
+    assert "per-question fractions" in str(w[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # As they are, without the constraint; and targets on the tree.
+        GalaxyZooRegressor(**TINY, constraint="none").fit(X, per_question)
+        GalaxyZooRegressor(**TINY).fit(X, y)
+
+
+def test_nan_pixels_are_named_at_fit(classes):
+    # scikit-learn's message at fit suggested HistGradientBoosting.
+    X, y = classes
+    X = X.copy()
+    X[5, 0, 3, 3] = np.nan
+    with pytest.raises(
+        ValueError, match=r"NaN in 1 image\(s\) \(first at row 5\)"
+    ) as info:
+        ImageClassifier(**TINY).fit(X, y)
+    assert "HistGradientBoosting" not in str(info.value)
+    X[5, 0, 3, 3] = np.inf
+    with pytest.raises(ValueError, match="infinite values in 1 image"):
+        GalaxyZooRegressor(**TINY).fit(X, np.full((len(X), 37), 0.0))
+
+
+def test_images_in_the_other_layout_or_alone_are_recognised(fitted_zoo, zoo):
+    # They were told of "16 channel(s)" or "1 channel(s)".
+    X = zoo[0]
+    with pytest.raises(ValueError, match=r"channels-last images: pass X.transpose"):
+        fitted_zoo.predict(np.moveaxis(X[:4], 1, -1))
+    with pytest.raises(ValueError, match=r"single image as X\[None\]"):
+        fitted_zoo.predict(X[0])
+    last = GalaxyZooRegressor(**TINY, layout="channels_last").fit(
+        np.moveaxis(X, 1, -1), zoo[1]
+    )
+    with pytest.raises(ValueError, match=r"channels-first images: pass X.transpose"):
+        last.predict(X[:4])

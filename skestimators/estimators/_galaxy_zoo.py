@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 
-from .._engine import BaseNet, TargetOptions, encode_regression, fill_doc
+from .._engine import (
+    BaseNet,
+    TargetOptions,
+    caller_stacklevel,
+    encode_regression,
+    fill_doc,
+)
 from ..galaxy_zoo import GALAXY_ZOO_COLUMNS, GALAXY_ZOO_QUESTIONS, _as_targets
 from ..nn import LOSS_NAMES
 from ._base import MC_CONSTRAINTS, _RegressorNet, check_mc_samples
@@ -217,6 +225,8 @@ class GalaxyZooRegressor(ImageNetMixin, _RegressorNet):
         self, y, *, fitting, n_samples, targets, classes=None, sample_weight=None
     ):
         Y = _vote_fractions(y)  # (n, 37) in the canonical column order
+        if fitting and self.constraint != "none":
+            _warn_off_tree(Y, self.constraint)
         return encode_regression(
             self,
             pd.DataFrame(Y, columns=list(GALAXY_ZOO_COLUMNS)),
@@ -367,13 +377,64 @@ def _vote_fractions(y):
     Y = _as_targets(y, "y")
     outside = ((Y < -_VOTE_TOLERANCE) | (Y > 1 + _VOTE_TOLERANCE)).any(axis=1)
     if outside.any():
+        advice = []
+        if Y.max() > 1 + _VOTE_TOLERANCE:
+            advice.append("Divide percentages by 100.")
+        if Y.min() < -_VOTE_TOLERANCE:
+            advice.append(
+                "Clip slightly negative fractions (debiased catalogues) with "
+                "np.clip(y, 0, 1)."
+            )
         raise ValueError(
             f"y holds Galaxy Zoo vote fractions, which lie between 0 and 1; "
             f"{int(outside.sum())} of {len(Y)} rows have others (values from "
             f"{Y.min():g} to {Y.max():g}; e.g. rows "
-            f"{np.flatnonzero(outside)[:3].tolist()}). Divide percentages by 100."
+            f"{np.flatnonzero(outside)[:3].tolist()}). " + " ".join(advice)
         )
     return Y
+
+
+#: How far a question's answers may sum from the answer leading to it (a few
+#: votes of the ~40 a galaxy gets) before targets are said to be off the tree.
+_TREE_TOLERANCE = 0.05
+
+
+def _warn_off_tree(Y, constraint):
+    """Warn when the targets break the decision tree: a constrained output,
+    whose answers always sum to their parent's, could never reach them."""
+    questions = GALAXY_ZOO_QUESTIONS
+    sums = np.stack([Y[:, q.start : q.stop].sum(axis=1) for q in questions], 1)
+    parents = np.stack(
+        [np.ones(len(Y)) if q.parent is None else Y[:, q.parent] for q in questions],
+        axis=1,
+    )
+    off = np.abs(sums - parents) > _TREE_TOLERANCE
+    if not off.any():
+        return
+    row, worst = np.unravel_index(np.argmax(np.abs(sums - parents)), sums.shape)
+    question = questions[worst]
+    leads = "1" if question.parent is None else GALAXY_ZOO_COLUMNS[question.parent]
+    broken = np.flatnonzero(off.any(axis=0))
+    hint = ""
+    if np.allclose(sums[:, broken], 1.0, atol=_TREE_TOLERANCE):
+        hint = (
+            " Each of these questions' answers sums to 1: per-question "
+            "fractions, as the Galaxy Zoo 2 catalogues give them. Multiply each "
+            "by the fraction of the answer leading to its question (the Galaxy "
+            "Challenge's targets)."
+        )
+    warnings.warn(
+        f"y does not follow the Galaxy Zoo decision tree: in "
+        f"{int(off.any(axis=1).sum())} of {len(Y)} rows the answers of "
+        f"{', '.join(questions[i].name for i in broken)} do not sum to the "
+        f"fraction of the answer leading to them (worst: {question.name} sums "
+        f"to {sums[row, worst]:.3g} in row {row}, where {leads} is "
+        f"{parents[row, worst]:.3g}). constraint={constraint!r} makes every "
+        f"prediction obey the tree, so it cannot reach these targets.{hint} "
+        "Use constraint='none' to fit them as they are.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def _draw_means(outputs, draws):

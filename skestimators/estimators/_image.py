@@ -306,8 +306,10 @@ default=(("clockwise_spiral", "anticlockwise_spiral"),)
                 raise ValueError(
                     f"{have!r} is among the {what} but its mirror image {lack!r} "
                     f"(chirality_pairs) is not, so mirrored samples of {have!r} "
-                    "cannot be relabelled. Pass every class to partial_fit's "
-                    "classes, use mirror='off' (rotations only), or drop the pair."
+                    "cannot be relabelled. A cross-validation fold without it? "
+                    "Stratify the folds (StratifiedKFold, StratifiedGroupKFold). "
+                    "With partial_fit, pass every class to classes. Or use "
+                    "mirror='off' (rotations only), or drop the pair."
                 )
             if paired & set(pair):
                 raise ValueError(f"A label appears in two chirality pairs: {pair!r}.")

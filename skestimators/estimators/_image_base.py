@@ -260,10 +260,12 @@ class ImageNetMixin:
                 accept_sparse=False,
                 allow_nd=True,
                 ensure_2d=False,
-                ensure_all_finite=finite,
+                ensure_all_finite=False if finite is True else finite,
                 input_name="X",
                 estimator=self,
             )
+            if finite is True:
+                _check_finite_pixels(name, X)
         if X.ndim not in (3, 4):
             raise ValueError(
                 f"{name} expects images: an array of shape (n_samples, channels, "
@@ -306,10 +308,27 @@ class ImageNetMixin:
             return
         name, layout = type(self).__name__, self.layout_
         if shape[0] != expected[0]:
+            c, h, w = expected
+            hint = ""
+            if tuple(shape) == (h, w, c):  # given channels last, fitted first
+                hint = (
+                    " These look like channels-last images: pass "
+                    "X.transpose(0, 3, 1, 2)."
+                )
+            elif tuple(shape) == (h, c, w):  # given channels first, fitted last
+                hint = (
+                    " These look like channels-first images: pass "
+                    "X.transpose(0, 2, 3, 1)."
+                )
+            elif shape[0] == 1 and c > 1:
+                hint = (
+                    " A 3-D array is read as one-channel images: pass a single "
+                    "image as X[None]."
+                )
             raise ValueError(
                 f"X has images with {shape[0]} channel(s), but {name} was fitted on "
-                f"images with {expected[0]} channel(s) (in {layout} layout: "
-                f"(channels, height, width) = {expected})."
+                f"images with {c} channel(s) (in {layout} layout: "
+                f"(channels, height, width) = {expected}).{hint}"
             )
         raise ValueError(
             f"X has images of {shape[1]}x{shape[2]} pixels, but {name} was fitted "
@@ -527,3 +546,21 @@ class ImageNetMixin:
         tags.input_tags.two_d_array = False
         tags.input_tags.three_d_array = True
         return tags
+
+
+def _check_finite_pixels(name, X):
+    """Refuse NaN or infinite pixels, naming the images (scikit-learn's own
+    message suggests estimators that take missing values, which images
+    never reach here)."""
+    if X.dtype.kind != "f" or np.isfinite(X.sum(dtype=np.float64)):
+        return
+    flat = X.reshape(len(X), -1)
+    bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    if not len(bad):
+        return  # finite values whose sum overflowed
+    kind = "NaN" if np.isnan(flat[bad]).any() else "infinite values"
+    raise ValueError(
+        f"X contains {kind} in {len(bad)} image(s) (first at row {bad[0]}); "
+        f"{name} needs finite pixels. Fill masked pixels (with 0, or the sky "
+        "level) before fitting."
+    )

@@ -91,6 +91,10 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     image_shape_ : tuple of int
         ``(channels, height, width)`` of the images seen in :meth:`fit`;
         :meth:`transform` requires the same.
+    input_shape_ : tuple of int
+        The shape of one image as :meth:`fit` was given it, in its layout
+        (``(height, width, channels)`` for channels-last images): what a model
+        file records as the input of a pipeline that starts here.
     output_shape_ : tuple of int
         ``(channels, size, size)`` of the returned images.
     mean_ : ndarray of shape (n_channels,) or None
@@ -150,7 +154,8 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         self.normalize = normalize
         self.batch_size = batch_size
 
-    def _validate(self, X, reset: bool) -> tuple[np.ndarray, str]:
+    def _validate(self, X, reset: bool) -> tuple[np.ndarray, str, tuple]:
+        """Channels-first images, their layout and one image's shape as given."""
         X = validate_data(
             self,
             X,
@@ -164,9 +169,10 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 f"width), (n, height, width, channels) or (n, height, width); got "
                 f"an array of shape {X.shape}."
             )
-        return to_channels_first(
+        images, layout = to_channels_first(
             X, self.layout, fitted_layout=None if reset else self.layout_
         )
+        return images, layout, X.shape[1:]
 
     def _check_geometry(self, height: int, width: int) -> None:
         """Refuse a crop larger than the images, or resizing non-square
@@ -244,8 +250,10 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         self : ImagePreprocessor
             The fitted transformer.
         """
-        X, layout = self._validate(X, reset=True)
+        X, layout, given = self._validate(X, reset=True)
         channels, height, width = X.shape[1:]
+        # One image as given (the shape a model file records for the pipeline).
+        self.input_shape_ = tuple(int(d) for d in given)
         self._check_geometry(height, width)
         out_h, out_w = (self.crop, self.crop) if self.crop else (height, width)
         if self.size is not None:
@@ -292,7 +300,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
             Channels-first images.
         """
         check_is_fitted(self)
-        X, _ = self._validate(X, reset=False)
+        X, _, _ = self._validate(X, reset=False)
         if tuple(X.shape[1:]) != self.image_shape_:
             raise ValueError(
                 f"ImagePreprocessor was fitted on images of shape (channels, "
