@@ -706,6 +706,7 @@ def test_score_crop_takes_none_or_pixels(tmp_path):
     assert _CROP.convert("none", None, None) is None
     assert _CROP.convert(" None ", None, None) is None
     assert _CROP.convert("150", None, None) == 150
+    assert _CROP.convert("auto", None, None) == "auto"
     for bad in ("0", "-3", "big"):
         with pytest.raises(click.BadParameter, match="neither a positive number"):
             _CROP.convert(bad, None, None)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -677,6 +678,66 @@ def test_image_folder_through_an_image_preprocessor_pipeline(tmp_path, channels_
     shape = skestimators.read_metadata(path)["input"]["inputs"]["X"]["shape"]
     assert shape == ([8, 8, 3] if channels_last else [3, 8, 8])
     result = run(path, [folder], tmp_path / "o.parquet", crop=None)
+    out = pd.read_parquet(result.output)
+    np.testing.assert_allclose(out.iloc[:, 1], model.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def _image_folder(tmp_path, side, n=6):
+    from PIL import Image
+
+    folder = tmp_path / f"images{side}"
+    folder.mkdir()
+    rng = np.random.RandomState(side)
+    for i in range(n):
+        pixels = rng.randint(0, 256, (side, side, 3)).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    pd.DataFrame({"id": range(n), "label": rng.rand(n)}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    return folder
+
+
+def test_image_folder_read_with_the_crop_the_model_file_records(tmp_path):
+    # score cropped every folder to 207 px unless told: a model trained on
+    # images read with another crop scored other pixels without a word.
+    from skestimators.datasets import load_image_folder
+
+    folder = _image_folder(tmp_path, 20)
+    X, y, _ = load_image_folder(folder, tmp_path / "labels.csv", crop=12, size=8)
+    model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y)
+    path = skestimators.save(model, tmp_path / "m.joblib", crop=12)
+    assert skestimators.read_metadata(path)["crop"] == 12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run(path, [folder], tmp_path / "o.parquet")
+    out = pd.read_parquet(result.output)
+    np.testing.assert_allclose(out.iloc[:, 1], model.predict(X), rtol=1e-5, atol=1e-6)
+    # Whole images, recorded as None.
+    X, y, _ = load_image_folder(folder, tmp_path / "labels.csv", crop=None, size=8)
+    model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y)
+    path = skestimators.save(model, tmp_path / "w.joblib", crop=None)
+    out = pd.read_parquet(run(path, [folder], tmp_path / "w.parquet").output)
+    np.testing.assert_allclose(out.iloc[:, 1], model.predict(X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(skestimators.ModelFileError, match="crop must be"):
+        skestimators.save(model, tmp_path / "x.joblib", crop=0)
+
+
+def test_image_folder_of_the_models_size_is_read_whole(tmp_path):
+    # Images already of the model's size were cropped to 207 px (refused as
+    # too small) or, through a pipeline of 20 px images, cropped and blown up.
+    from sklearn.pipeline import make_pipeline
+
+    from skestimators.datasets import load_image_folder
+    from skestimators.preprocessing import ImagePreprocessor
+
+    folder = _image_folder(tmp_path, 20)
+    X, y, _ = load_image_folder(folder, tmp_path / "labels.csv", crop=None, size=None)
+    model = make_pipeline(
+        ImagePreprocessor(crop=12, size=8), NetRegressor(**{**FAST, "max_epochs": 1})
+    ).fit(X, y)
+    path = skestimators.save(model, tmp_path / "m.joblib")  # no crop recorded
+    with pytest.warns(UserWarning, match="does not record the crop"):
+        result = run(path, [folder], tmp_path / "o.parquet")
     out = pd.read_parquet(result.output)
     np.testing.assert_allclose(out.iloc[:, 1], model.predict(X), rtol=1e-5, atol=1e-6)
 

@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -114,6 +115,7 @@ def save(
     format: str = "auto",
     cv_scores=None,
     training_data=None,
+    crop="unknown",
 ) -> Path:
     """Save a fitted model, in the safe format or as a pickle, with a JSON sidecar.
 
@@ -171,6 +173,12 @@ def save(
     training_data : tuple (X, y) or (X,), default=None
         The training data. Its SHA-256 fingerprint and number of samples are
         stored (not the data), and ``X`` defines the expected input exactly.
+    crop : int, None or "unknown", default="unknown"
+        The centre crop, in pixels, that the training images were read with
+        (the ``crop`` of :func:`~skestimators.datasets.load_galaxy_zoo` or
+        :func:`~skestimators.datasets.load_image_folder`; None: whole
+        images). Stored in the sidecar: ``skestimators score`` reads image
+        folders with it. ``"unknown"`` stores nothing.
 
     Returns
     -------
@@ -249,6 +257,13 @@ def save(
         return path  # data-parallel job: process 0 writes the (identical) model
     X, fingerprint = _training_fingerprint(training_data)
     cv_summary = _cv_scores_summary(cv_scores)
+    if crop != "unknown" and not (
+        crop is None or (isinstance(crop, numbers.Integral) and crop > 0)
+    ):
+        raise ModelFileError(
+            f"crop must be a positive number of pixels, None (whole images) or "
+            f"'unknown', got {crop!r}."
+        )
     serialization, safe_bytes = choose_format(
         estimator,
         format,
@@ -291,6 +306,8 @@ def save(
             "training_data": fingerprint,
             "cv_scores": cv_summary,
         }
+        if crop != "unknown":
+            metadata["crop"] = None if crop is None else int(crop)
         tmp_side.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         sync_file(tmp_model)
         sync_file(tmp_side)

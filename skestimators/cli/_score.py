@@ -19,21 +19,24 @@ from ._common import (
 
 
 class _Crop(click.ParamType):
-    """A crop in pixels (a positive integer), or ``none`` for no crop."""
+    """A crop in pixels (a positive integer), ``none`` for no crop, or
+    ``auto`` for the model's."""
 
-    name = "PIXELS|none"
+    name = "PIXELS|none|auto"
 
     def convert(self, value, param, ctx):
         if value is None or isinstance(value, int):
             return value
-        if str(value).strip().lower() == "none":
-            return None
+        if str(value).strip().lower() in ("none", "auto"):
+            return None if str(value).strip().lower() == "none" else "auto"
         try:
             pixels = int(value)
         except ValueError:
             pixels = 0
         if pixels < 1:
-            self.fail(f"{value!r} is neither a positive number of pixels nor 'none'.")
+            self.fail(
+                f"{value!r} is neither a positive number of pixels, 'none' nor 'auto'."
+            )
         return pixels
 
 
@@ -99,11 +102,13 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 @click.option(
     "--crop",
     type=_CROP,
-    default="207",
+    default="auto",
     show_default=True,
     help="Centre crop of images before resizing, in pixels, or 'none' for the "
-    "whole image: the crop of the loader that read the training images "
-    "(load_galaxy_zoo's is 207).",
+    "whole image: the crop of the loader that read the training images. "
+    "'auto': the crop the model file records (save(..., crop=)), else 207 "
+    "(load_galaxy_zoo's), with a warning; images already of the model's size "
+    "are read whole.",
 )
 @click.option(
     "--restart", is_flag=True, help="Discard an unfinished run with other settings."

@@ -56,11 +56,16 @@ def _transparent(image) -> bool:
 
 
 def _read_image(
-    path: Path, crop: int | None, size: int | None, notes: dict | None = None
+    path: Path,
+    crop: int | None,
+    size: int | None,
+    notes: dict | None = None,
+    keep: int | None = None,
 ) -> np.ndarray:
     """``(3, H, W)`` float32 pixels in [0, 1]: 8-bit images over 255, 16-bit
     greyscale over 65535 (repeated in the three channels, as 8-bit grey).
     Resizing without ``crop`` needs a square image (others would stretch).
+    An image already ``keep`` x ``keep`` pixels is read whole.
     ``notes`` collects the paths of images read in part: with transparent
     pixels (their alpha is dropped) or several frames (the first is read)."""
     scale = 255.0
@@ -87,6 +92,8 @@ def _read_image(
             elif image.mode != "RGB":
                 image = image.convert("RGB")
             width, height = image.size
+            if keep is not None and (width, height) == (keep, keep):
+                crop = None  # already the size wanted: nothing to cut
             if crop is None and size is not None and width != height:
                 raise ValueError(
                     f"Image {path} is {width}x{height} pixels: resizing it to "

@@ -186,6 +186,7 @@ class ImageSpec:
     size: int | None
     crop: int | None
     channels_last: bool = False
+    whole_at_size: bool = False
 
     @property
     def n_rows(self):
@@ -197,7 +198,8 @@ class ImageSpec:
         images, bad = [], {}
         for position, path in enumerate(self.files):
             try:
-                images.append(_read_image(Path(path), self.crop, self.size))
+                keep = self.size if self.whole_at_size else None
+                images.append(_read_image(Path(path), self.crop, self.size, keep=keep))
             except ValueError as exc:
                 bad[position] = f"unreadable image: {exc}"
                 images.append(None)
@@ -246,7 +248,7 @@ class ImageFolderReader:
     id_source = "image file stem"
     rows_exact = True
 
-    def __init__(self, folder, *, expected=None, crop=207):
+    def __init__(self, folder, *, expected=None, crop=207, whole_at_size=False):
         self.folder = Path(folder)
         self.ids, self.files = _image_files(self.folder)
         self.paths = [self.folder]
@@ -258,6 +260,7 @@ class ImageFolderReader:
             # A model trained on (height, width, channels) images.
             self.size, self.channels_last = int(shape[0]), True
         self.crop = crop
+        self.whole_at_size = whole_at_size
         self.n_rows = len(self.ids)
         self.row_bytes = 3 * self.size * self.size * 4
         side = [self.size, self.size]
@@ -282,4 +285,5 @@ class ImageFolderReader:
                 self.size,
                 self.crop,
                 self.channels_last,
+                self.whole_at_size,
             )

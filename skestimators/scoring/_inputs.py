@@ -63,7 +63,15 @@ def input_kind(paths) -> str:
     return kind
 
 
-def open_input(paths, *, expected=None, id_column=None, crop=207, text_columns=()):
+def open_input(
+    paths,
+    *,
+    expected=None,
+    id_column=None,
+    crop=207,
+    whole_at_size=False,
+    text_columns=(),
+):
     """A reader for ``paths`` (all of one format), checked against ``expected``.
 
     Parameters
@@ -79,6 +87,8 @@ def open_input(paths, *, expected=None, id_column=None, crop=207, text_columns=(
         positions.
     crop : int or None, default=207
         Centre crop of images before resizing (image folders).
+    whole_at_size : bool, default=False
+        Read images already of the model's size whole (image folders).
     text_columns : collection of str, default=()
         Columns of a table that the model takes as text (see
         :func:`text_columns`); text in the other columns is read as NaN.
@@ -121,7 +131,9 @@ def open_input(paths, *, expected=None, id_column=None, crop=207, text_columns=(
     elif kind == "exoplanet":
         reader = ExoplanetReader(paths[0])
     elif kind == "images":
-        reader = ImageFolderReader(paths[0], expected=expected, crop=crop)
+        reader = ImageFolderReader(
+            paths[0], expected=expected, crop=crop, whole_at_size=whole_at_size
+        )
     else:
         raise ScoringInputError(
             "Raster inputs are scored by predict_raster, not read in rows."

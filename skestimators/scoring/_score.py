@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sklearn.utils._param_validation import Interval, validate_params
 
+from .._engine import caller_stacklevel
 from .._io import (
     ModelFileError,
     file_sha256,
@@ -155,6 +156,31 @@ def _input_layout(metadata, model):
     return layout
 
 
+#: The crop of image folders whose model records none: ``load_galaxy_zoo``'s.
+_DEFAULT_CROP = 207
+
+
+def _image_crop(crop, metadata, model, kind):
+    """The crop to read image folders with, and whether images already of
+    the model's size are read whole (``crop="auto"``)."""
+    if crop != "auto":
+        return crop, False
+    recorded = (metadata or {}).get("crop", "unknown")
+    if recorded != "unknown":
+        return recorded, True
+    if kind == "images":
+        warnings.warn(
+            f"{model.name} does not record the crop its training images were "
+            f"read with: images not already of its size are cropped to "
+            f"{_DEFAULT_CROP} px (load_galaxy_zoo's) before resizing. Give the "
+            "crop (--crop, or crop= here), or save the model with "
+            "skestimators.save(..., crop=<the loader's crop>).",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+    return _DEFAULT_CROP, True
+
+
 def _load_model(path: Path, trust: bool):
     """``load``, naming the file when it unpickles into an error, not a model."""
     try:
@@ -195,7 +221,7 @@ def score(
     method: str = "auto",
     scheduler=None,
     n_workers: int = 2,
-    crop: int | None = 207,
+    crop: int | str | None = "auto",
     window: int | None = None,
     restart: bool = False,
     trust: bool = False,
@@ -284,10 +310,13 @@ def score(
         which they must see (a shared file system).
     n_workers : int, default=2
         Workers of the ``"local"`` cluster.
-    crop : int or None, default=207
+    crop : int, None or "auto", default="auto"
         Centre crop of images before resizing (image folders); the size is
         the one the model was trained on. With None, images must be square:
-        others are listed as invalid rows rather than stretched.
+        others are listed as invalid rows rather than stretched. ``"auto"``:
+        the crop the model file records (``save(..., crop=)``), else 207
+        (``load_galaxy_zoo``'s) with a warning; images already of the
+        model's size are then read whole.
     window : int, default=None
         Patch side for rasters; default: from the model's expected input.
     restart : bool, default=False
@@ -362,6 +391,7 @@ def score(
         estimator = prepare_model(_load_model(model, trust), device, batch_size)
         expected = None if metadata is None else _input_layout(metadata, model)
         fmt = _output_format(output, output_format)
+        crop, whole = _image_crop(crop, metadata, model, input_kind(inputs))
         if input_kind(inputs) == "raster":
             return _score_raster(
                 estimator,
@@ -381,6 +411,7 @@ def score(
             expected=expected,
             id_column=id_column,
             crop=crop,
+            whole_at_size=whole,
             text_columns=text_columns(estimator),
         )
         if reader.n_rows == 0 and reader.rows_exact:
@@ -401,6 +432,7 @@ def score(
             "id_source": reader.id_source,
             "method": method,
             "crop": crop,
+            "whole_at_size": whole,
         }
         writer = PartsWriter(output, fmt, job, restart=restart)
         resume = _Resume(writer)
