@@ -848,6 +848,38 @@ def test_multilabel_stratified_kfold_without_shuffle_and_bad_labels():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         next(MultilabelStratifiedKFold(5, random_state=0).split(X, labels))
+    # Named by its column when y is a DataFrame.
+    with pytest.warns(UserWarning, match=r"label \('Class\d+\.\d+'\) has only"):
+        next(MultilabelStratifiedKFold(5, random_state=0).split(X, y))
+
+
+def test_multilabel_stratified_kfold_keeps_groups_together():
+    # groups were ignored: duplicates of one galaxy sat in training and test.
+    from sklearn.model_selection import GroupKFold, cross_val_score
+
+    from skestimators.model_selection import MultilabelStratifiedKFold
+
+    X, y = make_galaxy_zoo(600, size=8, random_state=0)
+    groups = np.random.RandomState(0).randint(0, 200, 600)  # ~3 cut-outs each
+    answers = y.to_numpy() >= 0.5
+    cv = MultilabelStratifiedKFold(5, random_state=0)
+    folds = [test for _, test in cv.split(X, y, groups)]
+    assert sorted(np.concatenate(folds).tolist()) == list(range(600))
+    for train, test in cv.split(X, y, groups):
+        assert not set(groups[train]) & set(groups[test])
+
+    def worst_gap(splits):
+        shares = np.array([answers[test].mean(0) for _, test in splits])
+        return np.abs(shares - answers.mean(0)).max()
+
+    plain = GroupKFold(5).split(X, y, groups)
+    assert worst_gap(cv.split(X, y, groups)) < worst_gap(plain)
+    scores = cross_val_score(
+        DummyRegressor(), X.reshape(600, -1), y, cv=cv, groups=groups
+    )
+    assert scores.shape == (5,)
+    with pytest.raises(ValueError, match="greater than the number of groups"):
+        next(cv.split(X, y, np.arange(600) % 3))
 
 
 @pytest.mark.parametrize("crop, size", [(None, None), (7, None), (7, 5), (None, 6)])

@@ -30,6 +30,11 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
     what ``MultilabelStratifiedKFold`` of the iterative-stratification package
     does, without that dependency.
 
+    With ``groups``, a group's samples (several cut-outs or duplicate
+    entries of one galaxy, the galaxies of one field) are dealt out
+    together, as one sample carrying all their labels, and never straddle
+    the training and test sets of a fold.
+
     Parameters
     ----------
     n_splits : int, default=5
@@ -90,6 +95,7 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
         return self.n_splits
 
     def _labels(self, y, n_samples):
+        names = list(y.columns) if hasattr(y, "columns") else None
         if y is None:
             raise ValueError(
                 "MultilabelStratifiedKFold stratifies on y: pass y, an array of "
@@ -118,8 +124,9 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
         rare = np.flatnonzero((counts > 0) & (counts < self.n_splits))
         if len(rare):
             least = rare[np.argmin(counts[rare])]
+            label = f"column {least}" if names is None else repr(names[least])
             warnings.warn(
-                f"The least populated label (column {least}) has only "
+                f"The least populated label ({label}) has only "
                 f"{counts[least]} members, which is less than "
                 f"n_splits={self.n_splits}: some folds have none of it "
                 f"({len(rare)} such label(s)).",
@@ -144,35 +151,55 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 "You should leave random_state to its default (None), or set "
                 "shuffle=True."
             )
-        labels = self._labels(y, n_samples)
+        labels = self._labels(y, n_samples).astype(np.int64)
+        # The units dealt out: samples, or whole groups with all their labels.
+        if groups is None:
+            unit = np.arange(n_samples)
+        else:
+            groups = np.asarray(groups)
+            if len(groups) != n_samples:
+                raise ValueError(
+                    f"groups has {len(groups)} rows but X has {n_samples} samples."
+                )
+            _, unit = np.unique(groups, return_inverse=True)
+            unit = unit.reshape(-1)
+        n_units = int(unit.max()) + 1
+        if n_units < k:
+            raise ValueError(
+                f"Cannot have n_splits={k} greater than the number of groups "
+                f"({n_units})."
+            )
+        sizes = np.bincount(unit, minlength=n_units)
+        members = np.zeros((n_units, labels.shape[1]), dtype=np.int64)
+        np.add.at(members, unit, labels)
         # Without shuffling, no randomness: ties go to the first fold.
         rng = check_random_state(self.random_state) if self.shuffle else None
         wanted = np.full(k, n_samples / k)
         wanted_label = np.outer(np.full(k, 1 / k), labels.sum(axis=0))
-        fold = np.full(n_samples, -1)
-        left = labels.copy()  # labels of the samples not yet assigned
+        fold = np.full(n_units, -1)
+        left = members.copy()  # labels of the units not yet assigned
         while left.any():
             counts = left.sum(axis=0).astype(float)
             counts[counts == 0] = np.inf
             label = int(np.argmin(counts))
-            samples = np.flatnonzero(left[:, label])
+            units = np.flatnonzero(left[:, label])
             if self.shuffle:
-                samples = rng.permutation(samples)
-            for i in samples:
+                units = rng.permutation(units)
+            for i in units:
                 lack = wanted_label[:, label]
                 best = np.flatnonzero(lack == lack.max())
                 if len(best) > 1:
                     best = best[wanted[best] == wanted[best].max()]
                 fold[i] = f = _pick(best, rng)
-                wanted[f] -= 1
-                wanted_label[f] -= labels[i]
-                left[i] = False
-        for i in np.flatnonzero(fold < 0):  # samples without any label
+                wanted[f] -= sizes[i]
+                wanted_label[f] -= members[i]
+                left[i] = 0
+        for i in np.flatnonzero(fold < 0):  # units without any label
             best = np.flatnonzero(wanted == wanted.max())
             fold[i] = f = _pick(best, rng)
-            wanted[f] -= 1
+            wanted[f] -= sizes[i]
         for f in range(k):
-            yield np.flatnonzero(fold == f)
+            yield np.flatnonzero(fold[unit] == f)
 
     def split(self, X, y, groups=None):
         """Generate indices to split data into training and test set.
@@ -183,8 +210,8 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
             Training data (only its length is used).
         y : array-like of shape (n_samples, n_labels)
             0/1 labels, or fractions thresholded at ``threshold``.
-        groups : object
-            Ignored, for API compatibility.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels: the samples of a group go to the same fold.
 
         Yields
         ------
