@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -11,6 +9,7 @@ import torch
 from sklearn.utils.validation import check_array, validate_data
 
 from .._multiinput import as_mapping
+from .._stack import caller_stacklevel
 from ._batching import SparseRows
 from ._lazy import LazyRows, check_memmap
 
@@ -263,25 +262,6 @@ def check_sample_weight_array(sample_weight, n_samples):
     if total <= 0:
         raise ValueError("sample_weight sums to zero; at least one must be positive.")
     return (weights * (n_samples / total)).astype(np.float32)
-
-
-#: Packages whose frames a warning skips to reach the user's call: this one
-#: and the libraries that call back into it (scikit-learn's meta-estimators,
-#: optuna's objective of a search, joblib's sequential backend).
-_LIBRARY_FRAMES = ("skestimators.", "sklearn.", "optuna.", "joblib.")
-
-
-def caller_stacklevel():
-    """The ``stacklevel`` at which a warning issued by the calling function
-    points at the first frame outside skestimators and the libraries that
-    call it (:data:`_LIBRARY_FRAMES`): the user's call (``fit``, ``predict``,
-    a Pipeline's or a search's, however deep the frames between)."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(
-        _LIBRARY_FRAMES
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 __all__ = [

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from sklearn.utils._param_validation import Interval, validate_params
 
-from .._engine import caller_stacklevel
 from .._io import (
     ModelFileError,
     file_sha256,
@@ -22,6 +21,7 @@ from .._io import (
     sidecar_path,
     temporary_name,
 )
+from .._stack import caller_stacklevel
 from ._chunks import (
     check_id_name,
     chunk_fingerprint,
