@@ -196,9 +196,9 @@ class ImageSpec:
         from ..datasets import _read_image
 
         images, bad = [], {}
+        keep = self.size if self.whole_at_size else None  # read those whole
         for position, path in enumerate(self.files):
             try:
-                keep = self.size if self.whole_at_size else None
                 images.append(_read_image(Path(path), self.crop, self.size, keep=keep))
             except ValueError as exc:
                 bad[position] = f"unreadable image: {exc}"
