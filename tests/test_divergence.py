@@ -161,6 +161,11 @@ def test_divergence_in_the_first_epoch_with_the_defaults(regression):
         reg.fit(X, y)
     with pytest.raises(NotFittedError):
         reg.predict(X)
+    # Early stopping already on: the advice to turn it on did not fit.
+    reg = NetRegressor(**_params(callbacks=[PoisonAt(1)], early_stopping=True))
+    with pytest.raises(TrainingDivergedError, match="in the first epoch, before") as e:
+        reg.fit(X, y)
+    assert "early_stopping=True to fall back" not in str(e.value)
 
 
 class _Spiky(torch.nn.Module):

@@ -114,6 +114,16 @@ class _FailAt(Callback):
             raise RuntimeError("boom")
 
 
+def _mlflow_logger_for(client, request, tmp_path):
+    return MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+
+
+def _tensorboard_logger_for(client, request, tmp_path):
+    return TensorBoardLogger(tmp_path / "tb")
+
+
 # -- what is logged ----------------------------------------------------------------
 def test_loggable_values():
     assert loggable(3) == 3 and loggable(0.5) == 0.5 and loggable(None) is None
@@ -334,6 +344,15 @@ def test_mlflow_resumed_checkpoint_run_holds_the_whole_curve(
     curve = client.get_metric_history(logger.run_id_, "train_loss")
     assert sorted(m.step for m in curve) == [1, 2, 3, 4]
     assert client.get_run(logger.run_id_).info.status == "FINISHED"
+    # Told apart: each run names its checkpoint and the run it continues, and
+    # the run of a checkpoint only read back says so (a rerun cross-validation
+    # gave copies of its finished folds that nothing marked).
+    tags = {r: client.get_run(r).data.tags for r in (resumed, logger.run_id_)}
+    assert tags[resumed]["skestimators.resumed_from"] == crashed
+    assert "skestimators.reloaded" not in tags[resumed]
+    assert tags[logger.run_id_]["skestimators.resumed_from"] == resumed
+    assert tags[logger.run_id_]["skestimators.reloaded"] == "true"
+    assert tags[resumed]["skestimators.checkpoint"] == str(tmp_path / "ckpt")
 
     # A tracker that fails while the earlier epochs are logged again: a
     # warning, and the resumed fit goes on (it was a CheckpointError).
@@ -456,22 +475,30 @@ def _parent(client, request, name):
 
 
 def test_compare_variants_nested_runs_in_parallel(data, client, request):
+    from sklearn.compose import TransformedTargetRegressor
+
     variants = {
         "a": NetRegressor(**FAST),
         "b": make_pipeline(StandardScaler(), NetRegressor(**FAST)),
+        # As soc_pipeline() wraps its network: its folds were not tracked.
+        "c": TransformedTargetRegressor(
+            make_pipeline(StandardScaler(), NetRegressor(**FAST)),
+            transformer=StandardScaler(),
+        ),
         "ridge": Ridge(),
     }
     logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
     results = compare_variants(variants, *data, cv=2, n_jobs=2, tracking=logger)
-    assert len(results) == 6
+    assert len(results) == 8
     assert not hasattr(logger, "run_id_")  # the user's logger is only a template
     parent = _parent(client, request, "compare_variants")
     assert parent.info.status == "FINISHED"
-    assert parent.data.params["variants"] == "a, b, ridge"
+    assert parent.data.params["variants"] == "a, b, c, ridge"
     children = _children(client, parent)
     names = sorted(run.info.run_name for run in children)
     assert names == [
-        "a/repeat0/fold0", "a/repeat0/fold1", "b/repeat0/fold0", "b/repeat0/fold1"
+        "a/repeat0/fold0", "a/repeat0/fold1", "b/repeat0/fold0", "b/repeat0/fold1",
+        "c/repeat0/fold0", "c/repeat0/fold1",
     ]  # fmt: skip
     for run in children:
         variant, _, fold = run.info.run_name.split("/")
@@ -888,3 +915,41 @@ def test_runs_log_the_epoch_early_stopping_restored(data, client, request):
     assert metrics["best_epoch"] == best
     assert metrics["best_valid_loss"] == pytest.approx(est.history_["valid_loss"][best])
     assert metrics["valid_loss"] == pytest.approx(est.history_["valid_loss"].iloc[-1])
+
+
+def test_mlflow_resume_ends_the_run_a_killed_process_left_running(
+    data, client, request, tmp_path
+):
+    # A SIGKILLed fit's run stayed RUNNING for ever.
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
+    est = NetRegressor(callbacks=[("mlflow", logger), ("fail", _FailAt(2))], **params)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(*data)
+    killed = logger.run_id_
+    client.update_run(killed, status="RUNNING")  # as a killed process leaves it
+    est.set_params(callbacks=[("mlflow", logger)]).fit(*data)
+    assert client.get_run(killed).info.status == "KILLED"
+    assert client.get_run(logger.run_id_).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("make", [_mlflow_logger_for, _tensorboard_logger_for])
+def test_a_logger_that_fails_mid_training_keeps_the_fit(
+    data, client, request, tmp_path, make
+):
+    # A full disk under the logger aborted the fit and discarded the model.
+    logger = make(client, request, tmp_path)
+    calls = []
+
+    def full_disk(step, metrics):
+        calls.append(step)
+        if step >= 2:
+            raise OSError(28, "No space left on device")
+
+    logger._log_epoch = full_disk
+    est = NetRegressor(callbacks=[("log", logger)], **FAST)
+    with pytest.warns(UserWarning, match="could not log epoch 2 .*No space left"):
+        est.fit(*data)
+    assert est.n_iter_ == 3 and calls == [1, 2, 3]  # tried again, warned once

@@ -73,3 +73,19 @@ def test_credentials_stay_out_of_the_error(no_proxy):
 def test_bad_port_is_named(no_proxy):
     with pytest.raises(ConnectionError, match="cannot reach"):
         check_reachable("http://localhost:99999")
+
+
+def test_a_database_server_down_refuses_the_fit_at_once(no_proxy):
+    # Only HTTP(S) servers were tried: a PostgreSQL URL blocked the fit for
+    # about 100 s of retries before a raw SQLAlchemy error.
+    uri = f"postgresql://user:secret@127.0.0.1:{_closed_port()}/runs"
+    with pytest.raises(ConnectionError, match="cannot reach the database") as error:
+        check_reachable(uri)
+    assert "secret" not in str(error.value)
+    check_reachable("postgresql:///runs")  # a local socket: left to MLflow
+
+
+def test_an_unknown_scheme_is_named(no_proxy, tmp_path):
+    # "sqllite://" gave MLflow's message about the model registry.
+    with pytest.raises(ValueError, match="scheme 'sqllite', which MLflow does not"):
+        check_reachable(f"sqllite:///{tmp_path}/mlflow.db")

@@ -259,7 +259,8 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     if name not in ("resume", "checkpoint")
                 ]
         interrupted = net.__dict__.pop("_interrupted", False)
-        if interrupted and net.history and "train_loss" not in net.history[-1]:
+        cut = interrupted and net.history and "train_loss" not in net.history[-1]
+        if cut:
             net.history.pop()  # the epoch cut short
         self._after_fit(net)
         if interrupted:
@@ -272,9 +273,10 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
                     if self.warm_start
                     else " Fit again to resume from its checkpoint."
                 )
+            where = " (part-way into the next epoch)" if cut else ""
             stop = KeyboardInterrupt(
                 f"{config.name} training was interrupted after {self.n_iter_} "
-                f"epoch(s); the estimator keeps the weights reached.{resume}"
+                f"epoch(s); the estimator keeps the weights reached{where}.{resume}"
             )
             stop._keeps_weights = True
             raise stop

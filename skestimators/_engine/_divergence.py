@@ -107,12 +107,17 @@ def diverged(net, exc, config, snapshot, refit=False):
         state = "The estimator keeps the model of its previous fit."
     else:
         state = "The estimator is left unfitted."
-    fallback = (
-        " No weights of an earlier epoch were kept: train with a validation "
-        "split and early_stopping=True to fall back on the best epoch."
-        if best is None or not net.history
-        else ""
-    )
+    fallback = ""
+    if early is not None and not net.history:
+        fallback = (
+            " It diverged in the first epoch, before early stopping had an "
+            "epoch to fall back on."
+        )
+    elif best is None or not net.history:
+        fallback = (
+            " No weights of an earlier epoch were kept: train with a validation "
+            "split and early_stopping=True to fall back on the best epoch."
+        )
     raise TrainingDivergedError(
         f"{config.name} training diverged: {exc.describe()}.{fallback} "
         f"{advice(config)} {state}",

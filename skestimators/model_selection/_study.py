@@ -27,8 +27,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
 from .._engine import caller_stacklevel
-from ._epochwise import Lockstep, network_step
+from ._epochwise import Lockstep
 from ._stale import resume_stale_trials, worker_name
+from ._tracking import tracked_network
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
@@ -424,7 +425,7 @@ class Objective:
             self.epoch_scoring,
             on_round if self.epoch_scoring is not None else None,
         )
-        if self.runs is None or network_step(estimator) is None:
+        if self.runs is None or tracked_network(estimator) is None:
             runner = Lockstep(estimator, *args)
         else:
             folds = [

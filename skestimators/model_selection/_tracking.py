@@ -8,10 +8,13 @@ to joblib workers, which open their own MLflow client.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 
 from sklearn.base import clone
+from sklearn.compose import TransformedTargetRegressor
 
+from .._engine import BaseNet, caller_stacklevel
 from ..tracking import (
     MLflowLogger,
     end_children,
@@ -24,6 +27,26 @@ from ..tracking import (
 from ._epochwise import network_step
 
 CALLBACK_NAME = "tracking"
+
+
+def tracked_network(estimator):
+    """The package network a logger can be given inside ``estimator``, or
+    None: :func:`network_step`'s, or the one a ``TransformedTargetRegressor``
+    wraps (its ``regressor``, which each fit clones with the logger)."""
+    while True:
+        net = network_step(estimator)
+        if net is not None:
+            return net
+        while hasattr(estimator, "steps"):  # a Pipeline ending in a wrapper
+            estimator = estimator.steps[-1][1]
+        if not isinstance(estimator, TransformedTargetRegressor):
+            return None
+        estimator = estimator.regressor
+
+
+def _holds_network(estimator) -> bool:
+    params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
+    return any(isinstance(v, BaseNet) for v in params.values())
 
 
 class NestedRuns:
@@ -49,8 +72,15 @@ class NestedRuns:
         one; the logger is appended to the step's ``callbacks`` as
         ``("tracking", logger)``. Other estimators are returned unchanged.
         """
-        net = network_step(estimator)
+        net = tracked_network(estimator)
         if net is None:
+            if _holds_network(estimator):
+                warnings.warn(
+                    f"{run_name}: the network inside {type(estimator).__name__} "
+                    "cannot be given a logger here, so this fit is not tracked.",
+                    UserWarning,
+                    stacklevel=caller_stacklevel(),
+                )
             return estimator
         child = clone(self.logger)
         child.set_params(

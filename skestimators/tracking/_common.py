@@ -9,6 +9,7 @@ package imports without it.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
 import math
@@ -132,16 +133,18 @@ def best_epoch_metrics(net) -> dict:
 def make_folder(folder, owner, parameter, value):
     """Create ``folder`` and its parents when missing.
 
-    A file in the way gives a ``ValueError`` naming ``owner``'s
-    ``parameter`` (set to ``value``) rather than the operating system's
-    ``FileExistsError`` or ``NotADirectoryError``.
+    A file in the way, or a folder that cannot be written (a read-only disk,
+    no permission), gives a ``ValueError`` naming ``owner``'s ``parameter``
+    (set to ``value``) rather than the operating system's error.
     """
     try:
         os.makedirs(folder, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(errno.EACCES, "not writable", os.fspath(folder))
+    except OSError as exc:  # a file in the way, a read-only disk, no permission
         blocking = _file_in_the_way(folder)
         if blocking is None:
-            problem = f"it cannot be created ({exc})"
+            problem = f"it cannot be written ({exc.strerror or exc})"
         elif blocking == str(Path(folder).absolute()):
             problem = "that is a file"
         else:
@@ -150,6 +153,19 @@ def make_folder(folder, owner, parameter, value):
             f"{owner}: {parameter}={os.fspath(value)!r} needs the folder "
             f"{os.fspath(folder)!r}, but {problem}."
         ) from exc
+
+
+def _first_line(exc) -> str:
+    """An error's first line (a database error appends its SQL)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _checkpoint_folder(net):
+    """The directory of the fit's checkpoint, or None without one."""
+    save = dict(getattr(net, "callbacks_", None) or []).get("checkpoint")
+    directory = getattr(getattr(save, "store", None), "directory", None)
+    return None if directory is None else str(directory)
 
 
 def _file_in_the_way(folder):
@@ -211,8 +227,13 @@ class TrackingCallback(Callback):
         # restores the callbacks' state once this run is open).
         self.__dict__["_history_"] = net.history
         self.__dict__["_epochs_"] = 0  # the last epoch of this fit's run
+        self.__dict__["_trained_"] = 0  # epochs this fit trained (not read back)
+        self.__dict__["_lost_"] = 0  # epochs that could not be logged
         try:
             self._start_run(name, params)
+            folder = _checkpoint_folder(net)
+            if folder is not None:  # the run of each fold and candidate, told apart
+                self._tag({"skestimators.checkpoint": folder})
         except BaseException:
             # A run opened before the failure (its parameters not logged) ends
             # failed now: left open, the next fit would close it, or a handle
@@ -223,10 +244,25 @@ class TrackingCallback(Callback):
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         step, metrics = epoch_metrics(net)
         self.__dict__["_epochs_"] = step
-        if not self._is_open():
+        self.__dict__["_trained_"] = self.__dict__.get("_trained_", 0) + 1
+        if not self._is_open() or not metrics:
             return
-        if metrics:
+        try:
             self._log_epoch(step, metrics)
+        except Exception as exc:
+            # A logger only watches: a full disk or a tracking server gone
+            # costs the run some epochs, not the training (as a checkpoint
+            # that cannot be written). Later epochs are tried again.
+            self.__dict__["_lost_"] = lost = self.__dict__.get("_lost_", 0) + 1
+            if lost == 1:
+                warnings.warn(
+                    f"{type(self).__name__} could not log epoch {step} "
+                    f"({type(exc).__name__}: {_first_line(exc)}); training goes "
+                    "on, the run lacks this epoch, and later epochs are tried "
+                    "again (without another warning).",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         if not self._is_open():
@@ -235,6 +271,9 @@ class TrackingCallback(Callback):
             best = best_epoch_metrics(net)
             if best:
                 self._log_epoch(int(net.history[-1]["epoch"]), best)
+            if not self.__dict__.get("_trained_", 0) and net.history:
+                # A finished checkpoint read back: this run trained nothing.
+                self._tag({"skestimators.reloaded": "true"})
             self._end_run(net)
         except Exception as exc:
             # Training is over and the network fitted: a logging failure (a
@@ -268,7 +307,7 @@ class TrackingCallback(Callback):
         resumed fit holds the whole training curve (and the run of a
         finished checkpoint loaded again is not empty).
         """
-        return {"epochs": int(self.__dict__.get("_epochs_", 0))}
+        return {"epochs": int(self.__dict__.get("_epochs_", 0)), "run": self._run_ref()}
 
     def load_state_dict(self, state):
         """Log the epochs of a resumed checkpoint (up to
@@ -278,6 +317,18 @@ class TrackingCallback(Callback):
             return
         last = int(state.get("epochs", 0))
         self.__dict__["_epochs_"] = last
+        previous = state.get("run")
+        if previous is not None and previous != self._run_ref():
+            try:  # the run the checkpoint was written with: this one goes on
+                self._supersede(previous)
+            except Exception as exc:
+                warnings.warn(
+                    f"{type(self).__name__} could not link its run to the run "
+                    f"{previous} of the resumed checkpoint ({type(exc).__name__}: "
+                    f"{_first_line(exc)}).",
+                    UserWarning,
+                    stacklevel=2,
+                )
         rows = [r for r in history if "train_loss" in r and int(r["epoch"]) <= last]
         epochs = [(int(row["epoch"]), _numeric(row)) for row in rows]
         try:
@@ -292,6 +343,18 @@ class TrackingCallback(Callback):
                 UserWarning,
                 stacklevel=2,
             )
+
+    def _run_ref(self):
+        """What identifies this fit's run in its tool (None: nothing)."""
+        return None
+
+    def _tag(self, tags):
+        """Tag the open run; tools without tags ignore them."""
+
+    def _supersede(self, previous):
+        """This run continues ``previous`` (a resumed checkpoint's run): tools
+        that can, link them and end ``previous`` if a killed process left it
+        running."""
 
     def _log_epochs(self, epochs):
         """Log ``[(step, metrics), ...]``; tools that can send them together

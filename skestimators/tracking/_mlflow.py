@@ -186,6 +186,22 @@ class MLflowLogger(TrackingCallback):
     def _abandon_run(self, killed=False):
         self.client_.set_terminated(self.run_id_, "KILLED" if killed else "FAILED")
 
+    def _run_ref(self):
+        return getattr(self, "run_id_", None)
+
+    def _tag(self, tags):
+        for key, value in tags.items():
+            self.client_.set_tag(self.run_id_, key, str(value))
+
+    def _supersede(self, previous):
+        self._tag({"skestimators.resumed_from": previous})
+        try:
+            run = self.client_.get_run(previous)
+        except Exception:  # deleted, or in another store: nothing to end
+            return
+        if run.info.status == "RUNNING":  # its process was killed
+            self.client_.set_terminated(previous, "KILLED")
+
 
 def make_client(tracking_uri):
     """``MlflowClient(tracking_uri)``, or an ImportError naming the extra.
@@ -209,11 +225,23 @@ def make_client(tracking_uri):
 
     try:
         with FileLock(f"{path}.lock", timeout=_LOCK_TIMEOUT):
-            return tracking.MlflowClient(uri)  # creates, migrates tables
+            client = tracking.MlflowClient(uri)
+            client.search_experiments(max_results=1)  # creates, migrates tables
+            return client
     except Timeout:
         raise RuntimeError(
             f"Could not open the MLflow store {uri}: another process "
             f"has been creating its tables for {_LOCK_TIMEOUT} s."
+        ) from None
+    except Exception as exc:
+        if "already exists" not in str(exc):
+            raise
+        # The tables' creation was cut short (a full disk, a killed process):
+        # MLflow cannot finish it, and says only "table ... already exists".
+        raise RuntimeError(
+            f"The MLflow store {path} was left half-created (its tables' "
+            "creation was cut short: a full disk, or a process killed while "
+            "opening it first). Move it aside or delete it, and fit again."
         ) from None
 
 
@@ -223,9 +251,19 @@ _LOCK_TIMEOUT = 300
 CONNECT_TIMEOUT = 10
 
 
+#: The URI schemes of MLflow's stores, and the default ports of those on a
+#: server (whose port is tried before a fit starts).
+_SCHEMES = (
+    "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https",
+    "databricks", "databricks-uc", "uc",
+)  # fmt: skip
+_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
 def check_reachable(uri):
-    """Raise ``ConnectionError`` if the port of an HTTP(S) tracking server
-    does not answer within :data:`CONNECT_TIMEOUT` seconds.
+    """Raise ``ConnectionError`` if the port of an HTTP(S) tracking server or
+    of a database server does not answer within :data:`CONNECT_TIMEOUT`
+    seconds, and ``ValueError`` for a scheme MLflow does not know.
 
     MLflow's client retries a failed request with growing pauses
     (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, 7 by default) before it gives up:
@@ -235,21 +273,29 @@ def check_reachable(uri):
     """
     parts = urllib.parse.urlsplit(uri)
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        return
-    if _proxied(uri, scheme):
+    base = scheme.partition("+")[0]  # postgresql+psycopg: the database
+    if len(scheme) > 1 and base not in _SCHEMES:  # one letter: a Windows drive
+        raise ValueError(
+            f"MLflowLogger: tracking_uri={uri!r} has the scheme {scheme!r}, "
+            f"which MLflow does not know; use one of {', '.join(_SCHEMES)} "
+            "(e.g. 'sqlite:///mlflow.db', 'http://host:5000')."
+        )
+    if base not in _PORTS or not parts.hostname:
+        return  # files, and databases reached through a socket
+    if base in ("http", "https") and _proxied(uri, scheme):
         return
     shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    what = "MLflow tracking server" if base in ("http", "https") else "database"
     try:
         port = parts.port
         if port is None:
-            port = 443 if scheme == "https" else 80
+            port = _PORTS[base]
         socket.create_connection(
             (parts.hostname, port), timeout=CONNECT_TIMEOUT
         ).close()
     except (OSError, ValueError) as exc:
         raise ConnectionError(
-            f"MLflowLogger cannot reach the MLflow tracking server {shown} "
+            f"MLflowLogger cannot reach the {what} {shown} "
             f"({type(exc).__name__}: {exc}). Start the server, or correct "
             "tracking_uri (or MLFLOW_TRACKING_URI)."
         ) from None
