@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -234,6 +235,12 @@ def make_client(tracking_uri):
             f"has been creating its tables for {_LOCK_TIMEOUT} s."
         ) from None
     except Exception as exc:
+        if "disk is full" in str(exc):
+            raise OSError(
+                errno.ENOSPC,
+                f"The MLflow store {path} cannot be created: the disk is full "
+                "(a store whose tables were cut short must then be deleted)",
+            ) from None
         if "already exists" not in str(exc):
             raise
         # The tables' creation was cut short (a full disk, a killed process):
