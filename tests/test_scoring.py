@@ -653,27 +653,16 @@ def test_image_folder_in_the_layout_of_a_channels_last_model(tmp_path):
 def test_image_folder_through_an_image_preprocessor_pipeline(tmp_path, channels_last):
     # The model file recorded the pipeline's input as (3,), ImagePreprocessor's
     # n_features_in_, and the folder was refused: "the model expects (3,)".
-    from PIL import Image
-    from sklearn.pipeline import make_pipeline
-
     from skestimators.datasets import load_image_folder
     from skestimators.preprocessing import ImagePreprocessor
 
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.RandomState(0)
-    for i in range(5):
-        pixels = rng.randint(0, 256, (20, 20, 3)).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i}.png")
-    pd.DataFrame({"id": range(5), "label": [0, 1, 0, 1, 0]}).to_csv(
-        tmp_path / "labels.csv", index=False
-    )
+    folder = _image_folder(tmp_path, 20, n=5)
     X, y, _ = load_image_folder(folder, tmp_path / "labels.csv", crop=None, size=8)
     if channels_last:
         X = np.moveaxis(X, 1, -1)
     model = make_pipeline(
         ImagePreprocessor(), NetRegressor(**{**FAST, "max_epochs": 1})
-    ).fit(X, y.astype(float))
+    ).fit(X, y)
     path = skestimators.save(model, tmp_path / "m.joblib")
     shape = skestimators.read_metadata(path)["input"]["inputs"]["X"]["shape"]
     assert shape == ([8, 8, 3] if channels_last else [3, 8, 8])

@@ -329,8 +329,10 @@ def test_mlflow_resumed_checkpoint_run_holds_the_whole_curve(
     with pytest.raises(RuntimeError, match="boom"):
         est.fit(*data)
     crashed = logger.run_id_
+    client.update_run(crashed, status="RUNNING")  # as a SIGKILLed process leaves it
     est.set_params(callbacks=[("mlflow", logger)]).fit(*data)
     resumed = logger.run_id_
+    assert client.get_run(crashed).info.status == "KILLED"  # it stayed RUNNING
     losses = list(est.history_["train_loss"])
     for run in (resumed, crashed):
         curve = client.get_metric_history(run, "train_loss")
@@ -915,24 +917,6 @@ def test_runs_log_the_epoch_early_stopping_restored(data, client, request):
     assert metrics["best_epoch"] == best
     assert metrics["best_valid_loss"] == pytest.approx(est.history_["valid_loss"][best])
     assert metrics["valid_loss"] == pytest.approx(est.history_["valid_loss"].iloc[-1])
-
-
-def test_mlflow_resume_ends_the_run_a_killed_process_left_running(
-    data, client, request, tmp_path
-):
-    # A SIGKILLed fit's run stayed RUNNING for ever.
-    logger = MLflowLogger(
-        client.tracking_uri, experiment_name=_experiment(request), log_model=False
-    )
-    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
-    est = NetRegressor(callbacks=[("mlflow", logger), ("fail", _FailAt(2))], **params)
-    with pytest.raises(RuntimeError, match="boom"):
-        est.fit(*data)
-    killed = logger.run_id_
-    client.update_run(killed, status="RUNNING")  # as a killed process leaves it
-    est.set_params(callbacks=[("mlflow", logger)]).fit(*data)
-    assert client.get_run(killed).info.status == "KILLED"
-    assert client.get_run(logger.run_id_).info.status == "FINISHED"
 
 
 @pytest.mark.parametrize("make", [_mlflow_logger_for, _tensorboard_logger_for])
