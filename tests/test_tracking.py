@@ -218,6 +218,12 @@ def test_tensorboard_resumed_checkpoint_run_holds_the_whole_curve(tmp_path, data
         logged = [(e.step, e.value) for e in _scalars(folder).Scalars("train_loss")]
         expected = list(est.history_["train_loss"].items())[:n]
         np.testing.assert_allclose(logged, expected, rtol=1e-6)
+    # The run says which run it continues, and its checkpoint (TEXT tab).
+    texts = _scalars(logger.log_dir_).Tags()["tensors"]
+    assert {"skestimators.resumed_from/text_summary", "params/text_summary"} <= set(
+        texts
+    )
+    assert "skestimators.checkpoint/text_summary" in texts
 
 
 def test_tensorboard_net_regressor(tmp_path, data):

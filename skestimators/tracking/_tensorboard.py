@@ -116,6 +116,18 @@ class TensorBoardLogger(TrackingCallback):
     def _abandon_run(self, killed=False):
         self.writer_.close()
 
+    def _run_ref(self):
+        return getattr(self, "log_dir_", None)
+
+    def _tag(self, tags):
+        # Text entries (the TEXT tab): the checkpoint, the run continued, a
+        # finished checkpoint only read back.
+        for key, value in tags.items():
+            self.writer_.add_text(key, str(value), global_step=0)
+
+    def _supersede(self, previous):
+        self._tag({"skestimators.resumed_from": previous})
+
 
 def make_run_dir(log_dir, name) -> str:
     """Create ``log_dir/<name>-<time>`` (``-1``, ``-2``... when taken); return it."""
