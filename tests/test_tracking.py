@@ -843,6 +843,22 @@ def test_wandb_offline_run(wandb_env, two_targets):
     assert dict(restored.net_.callbacks_)["wandb"].run_id_ == logger.run_id_
 
 
+def test_wandb_resumed_run_says_what_it_continues(wandb_env, data, tmp_path):
+    logger = WandbLogger(dir=wandb_env / "runs")
+    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
+    est = NetRegressor(callbacks=[("wandb", logger), ("fail", _FailAt(2))], **params)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(*data)
+    crashed = logger.run_id_
+    est.set_params(callbacks=[("wandb", logger)]).fit(*data)
+    updates = {}
+    for record in _wandb_records(logger.run_dir_):
+        if record["type"] == "config":
+            updates.update(record["config"].get("update", {}))
+    assert updates["skestimators.resumed_from"] == crashed
+    assert updates["skestimators.checkpoint"] == str(tmp_path / "ckpt")
+
+
 def test_wandb_failed_fit_then_new_run(wandb_env, data):
     # The run of a fit that raised stayed open, and W&B closed it at exit as
     # a success when the caller caught the error.
