@@ -103,6 +103,16 @@ def _experiment(request):
     return request.node.name.replace("[", "-").replace("]", "")
 
 
+def _crashed(logger, name, data, tmp_path):
+    """A checkpointed fit logged by ``logger`` that crashes in epoch 2: the
+    estimator, set to resume without the crash, and the crashed run."""
+    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
+    est = NetRegressor(callbacks=[(name, logger), ("fail", _FailAt(2))], **params)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(*data)
+    return est.set_params(callbacks=[(name, logger)]), logger._run_ref()
+
+
 class _FailAt(Callback):
     """Raise at the end of epoch ``epoch`` (a fit that crashes)."""
 
@@ -207,12 +217,8 @@ def test_tensorboard_plain_skorch_net(tmp_path, data):
 def test_tensorboard_resumed_checkpoint_run_holds_the_whole_curve(tmp_path, data):
     pytest.importorskip("tensorboard", reason="needs the tracking extra")
     logger = TensorBoardLogger(tmp_path / "runs")
-    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
-    est = NetRegressor(callbacks=[("tb", logger), ("fail", _FailAt(2))], **params)
-    with pytest.raises(RuntimeError, match="boom"):
-        est.fit(*data)
-    crashed = logger.log_dir_
-    est.set_params(callbacks=[("tb", logger)]).fit(*data)
+    est, crashed = _crashed(logger, "tb", data, tmp_path)
+    est.fit(*data)
     assert logger.log_dir_ != crashed
     for folder, n in ((logger.log_dir_, 4), (crashed, 2)):
         logged = [(e.step, e.value) for e in _scalars(folder).Scalars("train_loss")]
@@ -330,13 +336,9 @@ def test_mlflow_resumed_checkpoint_run_holds_the_whole_curve(
     logger = MLflowLogger(
         client.tracking_uri, experiment_name=_experiment(request), log_model=False
     )
-    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
-    est = NetRegressor(callbacks=[("mlflow", logger), ("fail", _FailAt(2))], **params)
-    with pytest.raises(RuntimeError, match="boom"):
-        est.fit(*data)
-    crashed = logger.run_id_
+    est, crashed = _crashed(logger, "mlflow", data, tmp_path)
     client.update_run(crashed, status="RUNNING")  # as a SIGKILLed process leaves it
-    est.set_params(callbacks=[("mlflow", logger)]).fit(*data)
+    est.fit(*data)
     resumed = logger.run_id_
     assert client.get_run(crashed).info.status == "KILLED"  # it stayed RUNNING
     losses = list(est.history_["train_loss"])
@@ -845,12 +847,8 @@ def test_wandb_offline_run(wandb_env, two_targets):
 
 def test_wandb_resumed_run_says_what_it_continues(wandb_env, data, tmp_path):
     logger = WandbLogger(dir=wandb_env / "runs")
-    params = dict(FAST, max_epochs=4, checkpoint=tmp_path / "ckpt")
-    est = NetRegressor(callbacks=[("wandb", logger), ("fail", _FailAt(2))], **params)
-    with pytest.raises(RuntimeError, match="boom"):
-        est.fit(*data)
-    crashed = logger.run_id_
-    est.set_params(callbacks=[("wandb", logger)]).fit(*data)
+    est, crashed = _crashed(logger, "wandb", data, tmp_path)
+    est.fit(*data)
     updates = {}
     for record in _wandb_records(logger.run_dir_):
         if record["type"] == "config":

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.pipeline import Pipeline
 
 from .._engine import BaseNet, caller_stacklevel
 from ..tracking import (
@@ -24,24 +25,22 @@ from ..tracking import (
     make_client,
     start_run,
 )
-from ._epochwise import network_step
 
 CALLBACK_NAME = "tracking"
 
 
 def tracked_network(estimator):
     """The package network a logger can be given inside ``estimator``, or
-    None: :func:`network_step`'s, or the one a ``TransformedTargetRegressor``
-    wraps (its ``regressor``, which each fit clones with the logger)."""
+    None: ``estimator`` itself, the final step of a (nested) Pipeline, or the
+    ``regressor`` a ``TransformedTargetRegressor`` wraps (which each fit
+    clones with the logger)."""
     while True:
-        net = network_step(estimator)
-        if net is not None:
-            return net
-        while hasattr(estimator, "steps"):  # a Pipeline ending in a wrapper
+        if isinstance(estimator, Pipeline):
             estimator = estimator.steps[-1][1]
-        if not isinstance(estimator, TransformedTargetRegressor):
-            return None
-        estimator = estimator.regressor
+        elif isinstance(estimator, TransformedTargetRegressor):
+            estimator = estimator.regressor
+        else:
+            return estimator if isinstance(estimator, BaseNet) else None
 
 
 def _holds_network(estimator) -> bool:

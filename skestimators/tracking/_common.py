@@ -346,15 +346,16 @@ class TrackingCallback(Callback):
 
     def _run_ref(self):
         """What identifies this fit's run in its tool (None: nothing)."""
-        return None
+        return getattr(self, "run_id_", None)
 
     def _tag(self, tags):
         """Tag the open run; tools without tags ignore them."""
 
     def _supersede(self, previous):
-        """This run continues ``previous`` (a resumed checkpoint's run): tools
-        that can, link them and end ``previous`` if a killed process left it
+        """This run continues ``previous`` (a resumed checkpoint's run): say
+        so; tools that can also end ``previous`` if a killed process left it
         running."""
+        self._tag({"skestimators.resumed_from": previous})
 
     def _log_epochs(self, epochs):
         """Log ``[(step, metrics), ...]``; tools that can send them together

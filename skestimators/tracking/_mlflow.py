@@ -187,15 +187,12 @@ class MLflowLogger(TrackingCallback):
     def _abandon_run(self, killed=False):
         self.client_.set_terminated(self.run_id_, "KILLED" if killed else "FAILED")
 
-    def _run_ref(self):
-        return getattr(self, "run_id_", None)
-
     def _tag(self, tags):
         for key, value in tags.items():
             self.client_.set_tag(self.run_id_, key, str(value))
 
     def _supersede(self, previous):
-        self._tag({"skestimators.resumed_from": previous})
+        super()._supersede(previous)
         try:
             run = self.client_.get_run(previous)
         except Exception:  # deleted, or in another store: nothing to end

@@ -125,9 +125,6 @@ class TensorBoardLogger(TrackingCallback):
         for key, value in tags.items():
             self.writer_.add_text(key, str(value), global_step=0)
 
-    def _supersede(self, previous):
-        self._tag({"skestimators.resumed_from": previous})
-
 
 def make_run_dir(log_dir, name) -> str:
     """Create ``log_dir/<name>-<time>`` (``-1``, ``-2``... when taken); return it."""

@@ -157,12 +157,6 @@ class WandbLogger(TrackingCallback):
     def _abandon_run(self, killed=False):
         self.run_.finish(exit_code=1)  # W&B marks any non-zero exit "failed"
 
-    def _run_ref(self):
-        return getattr(self, "run_id_", None)
-
     def _tag(self, tags):
         # In the run's config, where W&B filters runs by value.
         self.run_.config.update(dict(tags), allow_val_change=True)
-
-    def _supersede(self, previous):
-        self._tag({"skestimators.resumed_from": previous})
