@@ -624,6 +624,41 @@ def test_candidates_differing_in_a_callback_keep_their_own_runs(tmp_path):
     assert set(described) == {"estimator", "params", "callbacks", "data"}
 
 
+class Frozen(Callback):
+    """A callback holding objects as parameters, as skorch's Freezer does."""
+
+    def __init__(self, patterns, lock=None, schedule=None):
+        self.patterns = patterns
+        self.lock = lock
+        self.schedule = schedule
+
+
+def test_callbacks_differing_in_an_object_parameter_are_told_apart():
+    # Before: any object parameter was described by its type alone, so two
+    # candidates freezing other layers (compiled patterns) shared a run.
+    import re
+    import threading
+
+    from sklearn.preprocessing import StandardScaler
+
+    from skestimators._engine._fingerprint import callbacks_fingerprint
+
+    def text(callback):
+        return callbacks_fingerprint([callback])
+
+    assert text(Frozen(re.compile("conv"))) != text(Frozen(re.compile("head")))
+    assert text(Frozen(re.compile("conv"))) == text(Frozen(re.compile("conv")))
+    # scikit-learn-style objects by their parameters
+    assert text(Frozen("x", schedule=StandardScaler())) != text(
+        Frozen("x", schedule=StandardScaler(with_mean=False))
+    )
+    # objects whose text holds a memory address: by their type, the same
+    # across fits (a rerun finds its run again)
+    (shown,) = text(Frozen("x", lock=threading.Lock()))
+    assert shown == text(Frozen("x", lock=threading.Lock()))[0]
+    assert "0x" not in shown and "lock" in shown
+
+
 def test_two_fits_of_one_run_at_once_are_told_apart_from_clones(tmp_path):
     X, y = _data("regressor")
     for template, message in [

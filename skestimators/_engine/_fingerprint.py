@@ -22,6 +22,7 @@ from ._lazy import LazyRows
 __all__ = ["callbacks_fingerprint", "config_fingerprint", "data_fingerprint"]
 
 _HASH_CHUNK = 1 << 24  # bytes hashed at a time from files on disk
+_MAX_TEXT = 200  # longer texts of callback parameters: described by their type
 
 
 def _canonical(value, depth=0):
@@ -132,9 +133,10 @@ def _watches_only(callback):
 
 
 def _plain_text(value, depth=0):
-    """A stable text of a callback parameter: plain values in full, other
-    objects by their type (a run id or a client would make every fit
-    another)."""
+    """A stable text of a callback parameter: plain values in full,
+    scikit-learn-style objects by their parameters, objects with a short text
+    of their own (a compiled pattern, a path) by it, others by their type (a
+    client or an open file would make every fit another)."""
     if value is None or isinstance(value, (bool, int, float, str, np.generic)):
         return repr(value.item() if isinstance(value, np.generic) else value)
     if depth < 4 and isinstance(value, (list, tuple)):
@@ -150,12 +152,26 @@ def _plain_text(value, depth=0):
         callable(value) and hasattr(value, "__qualname__")
     ):  # classes and functions by name, lambdas by code, partials with arguments
         return _canonical(value)
-    return type(value).__qualname__
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if depth < 4 and callable(getattr(value, "get_params", None)):
+        try:  # a scikit-learn-style object: its class and parameters
+            params = value.get_params(deep=False)
+        except Exception:  # noqa: BLE001 - any failure: described by its type
+            params = None
+        if isinstance(params, dict):
+            shown = ", ".join(
+                f"{k}={_plain_text(v, depth + 1)}" for k, v in sorted(params.items())
+            )
+            return f"{kind}({shown})"
+    text = repr(value)  # a value with a text of its own (a pattern, a path)
+    if len(text) <= _MAX_TEXT and " at 0x" not in text:
+        return text
+    return kind
 
 
 def callbacks_fingerprint(callbacks):
     """Texts of the user's callbacks that may change what a fit computes:
-    each one's name, class and plain parameters (watchers left out).
+    each one's name, class and parameters (watchers left out).
 
     Not part of :func:`config_fingerprint` (a resume with other callbacks is
     the user's call), but of the ``{params}`` digest of a checkpoint
