@@ -281,3 +281,37 @@ def test_a_failing_callback_leaves_the_estimator_as_before(blobs, where):
     with pytest.raises(RuntimeError, match="logger"):
         fitted.set_params(callbacks=[FailsAt(where)]).fit(X, y)
     np.testing.assert_array_equal(fitted.predict_proba(X), expected)
+
+
+def test_skorchs_own_checkpoint_print_log_and_batch_records(blobs, tmp_path, capsys):
+    # skorch's Checkpoint failed at epoch 1 (no valid_loss_best in the
+    # history), PrintLog shifted its columns after the first row (a key of
+    # that row only) and printed nothing at verbose=1, and the batch rows
+    # held no losses.
+    from skorch.callbacks import Checkpoint, PrintLog
+
+    X, y = blobs
+    clf = NetClassifier(
+        **dict(FAST, max_epochs=4),
+        verbose=1,
+        callbacks=[Checkpoint(dirname=str(tmp_path)), PrintLog()],
+    ).fit(X, y)
+    history = clf.net_.history
+    losses = history[:, "valid_loss"]
+    assert history[:, "valid_loss_best"] == [
+        v < min(losses[:i], default=np.inf) for i, v in enumerate(losses)
+    ]
+    assert (tmp_path / "params.pt").exists()  # saved at the best epochs
+    assert not {"valid_loss_best", "train_loss_best"} & set(clf.history_)
+    table = [line for line in capsys.readouterr().out.splitlines() if "|" not in line]
+    header = next(line for line in table if "train_loss" in line)
+    rows = [line.split() for line in table if line.split()[:1] in (["2"], ["4"])]
+    assert len(rows) == 2 and all(len(r) == len(header.split()) for r in rows)
+    # Each batch's loss and size, as skorch records them.
+    batches = history[-1, "batches"]
+    n_train = history[-1, "train_batch_count"]
+    assert [b["train_batch_size"] for b in batches[:n_train]][0] == FAST["batch_size"]
+    sizes = np.array([b["train_batch_size"] for b in batches[:n_train]])
+    train = np.array(history[-1, "batches", :n_train, "train_loss"])
+    assert np.average(train, weights=sizes) == pytest.approx(history[-1, "train_loss"])
+    assert "valid_loss" in batches[-1]

@@ -33,6 +33,7 @@ from ._config import (
     TargetOptions,
     epoch_budget,
     resolve_optimizer,
+    skorch_verbose,
     training_callbacks,
     validation_indices,
 )
@@ -461,7 +462,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             callbacks=callbacks,
             **self._optimizer_options(config),
             device=str(device),
-            verbose=0,
+            verbose=skorch_verbose(config),
             amp_dtype=amp_dtype(config.amp, device),
             gradient_clip=config.gradient_clip,
             head_groups=groups_spec,
@@ -573,7 +574,8 @@ _BOOKKEEPING = (
     "batches",
     "train_batch_count",
     "valid_batch_count",
-    "train_first_batch_loss",
+    "train_loss_best",  # skorch's flags, for its Checkpoint and PrintLog
+    "valid_loss_best",
 )
 
 

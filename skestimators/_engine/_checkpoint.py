@@ -383,6 +383,8 @@ class SaveCheckpoint(Callback):
             "grad_scaler": None if scaler is None else scaler.state_dict(),
             "callbacks": {name: _plain(cb.state_dict()) for name, cb in _stateful(net)},
             "history": self._packer().pack(net.history),
+            # the untrained network's loss, for the blow-up check at the end
+            "first_batch_loss": net.__dict__.get("first_batch_loss_"),
             "rng": _rng_states(net),
         }
 
@@ -454,6 +456,7 @@ class ResumeCheckpoint(Callback):
             raise _mismatch(exc) from None
         net.history.clear()
         net.history.extend(unpack_history(state["history"]))
+        net.first_batch_loss_ = state.get("first_batch_loss")
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] is not None and torch.device(net.device).type == "cuda":

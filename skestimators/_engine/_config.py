@@ -321,6 +321,17 @@ def _can_stratify(y, n_valid):
     return counts.min() >= 2 and n_valid >= counts.size
 
 
+def skorch_verbose(config):
+    """The skorch net's ``verbose``: the estimator's when the user added
+    skorch's ``PrintLog`` (its table prints only then), else 0 (the engine
+    shows its own progress)."""
+    from skorch.callbacks import PrintLog
+
+    callbacks = user_callbacks(config.callbacks)
+    printing = any(isinstance(cb, PrintLog) for _, cb in callbacks)
+    return config.verbose if printing else 0
+
+
 def user_callbacks(callbacks):
     """The user's callbacks as ``(name, callback)`` pairs, checked.
 

@@ -159,7 +159,7 @@ def warn_if_blown_up(net, config):
     continued from a safe model file).
     """
     history = net.history
-    start = history[0].get("train_first_batch_loss") if history else None
+    start = net.__dict__.get("first_batch_loss_") if history else None
     early = dict(net.callbacks_).get("early_stopping")
     kept = len(history)
     if getattr(early, "load_best", False) and getattr(early, "best_epoch_", None):

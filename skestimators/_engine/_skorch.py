@@ -314,6 +314,8 @@ class EngineNet(NeuralNet):
         every = 1 if torch.device(self.device).type == "cpu" else _CHECK_EVERY
         checked = 0
         first_weight = None
+        if training and epoch == 1:
+            self.first_batch_loss_ = None
         for i, batch in enumerate(iterator):
             if training and epoch == 1 and i == 0:
                 first_weight = _mean_weight(batch)
@@ -341,11 +343,13 @@ class EngineNet(NeuralNet):
         if training and epoch == 1 and first_weight:
             # The untrained network's loss (one sync), as a weighted mean: the
             # batch loss is mean(w * l), small for a batch of light samples.
-            self.history.record(
-                "train_first_batch_loss", losses[0].item() / first_weight
-            )
+            # Not a history key: present in one row only, it would shift the
+            # columns of skorch's PrintLog table.
+            self.first_batch_loss_ = losses[0].item() / first_weight
         weights = torch.tensor(sizes, dtype=torch.float32)
-        epoch_loss = (torch.stack(losses).float().cpu() * weights).sum() / weights.sum()
+        batch_losses = torch.stack(losses).float().cpu()
+        epoch_loss = (batch_losses * weights).sum() / weights.sum()
+        _record_batches(self.history, prefix, batch_losses.tolist(), sizes, training)
         scores = {prefix + "_loss": epoch_loss.item()}
         if outputs:
             y_pred = _concat(outputs)
@@ -360,6 +364,7 @@ class EngineNet(NeuralNet):
             scores = parallel.broadcast_scores(scores)
         for key, value in scores.items():
             self.history.record(key, value)
+        _record_best(self.history, prefix + "_loss")
 
     # -- pickling --------------------------------------------------------------------
     def __getstate__(self):
@@ -395,6 +400,7 @@ class EngineNet(NeuralNet):
         state.setdefault("data_parallel", None)
         state.setdefault("shuffle_generator", None)
         state.setdefault("batch_share_", 1.0)
+        state.setdefault("first_batch_loss_", None)
         super().__setstate__(state)
         # Nets pickled before these attributes existed.
         self.__dict__.setdefault("grad_scaler_", None)
@@ -415,6 +421,33 @@ _DEVICE_DEPENDENT_ATTRIBUTES = (
 )
 
 _CHECK_EVERY = 32
+
+
+def _record_batches(history, prefix, losses, sizes, training):
+    """Each batch's loss and size in the epoch's batch rows, as skorch
+    records them (``history[-1, "batches", i, "train_loss"]``); written once
+    the epoch's losses are on the host, not one device sync per batch.
+    Training batches come first in the epoch's rows, validation ones last."""
+    rows = history[-1]["batches"]
+    rows = rows[: len(losses)] if training else rows[len(rows) - len(losses) :]
+    if len(rows) != len(losses):  # a callback replaced the batch rows
+        return
+    for row, loss, size in zip(rows, losses, sizes):
+        row[prefix + "_loss"] = loss
+        row[prefix + "_batch_size"] = size
+
+
+def _record_best(history, key):
+    """skorch's ``<key>_best`` flag: whether this epoch's loss is the lowest
+    so far (skorch's ``Checkpoint`` and ``PrintLog`` read it)."""
+    value, flag, best = history[-1][key], key + "_best", None
+    rows = reversed(history)
+    next(rows)
+    for row in rows:  # back to the last best epoch: a few rows, not all
+        if row.get(flag):
+            best = row[key]
+            break
+    history.record(flag, bool(math.isfinite(value) and (best is None or value < best)))
 
 
 class _SigintWatch:

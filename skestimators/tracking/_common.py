@@ -33,7 +33,6 @@ SKIPPED_KEYS = frozenset(
         "batches",
         "train_batch_count",
         "valid_batch_count",
-        "train_first_batch_loss",  # the engine's blow-up check reads it
     }
 )
 INSTALL_HINT = 'pip install "skestimators[tracking]"'
