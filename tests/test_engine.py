@@ -13,6 +13,7 @@ from joblib import Parallel, delayed
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import make_regression
 from sklearn.model_selection import GroupKFold, PredefinedSplit
+from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 from torch import nn
 
@@ -1318,3 +1319,97 @@ def test_seeded_blocks_restore_every_cuda_device(monkeypatch):
     reg = NetRegressor(**FAST, module_params={"dropout": 0.2}).fit(X, X[:, 0])
     reg.predict(X, return_std=True)
     assert asked == ["cpu", "cpu"]
+
+
+class _Log(nn.Module):
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(input_shape[0], n_outputs)
+
+    def forward(self, x):
+        return torch.log(self.linear(x))  # NaN wherever the linear output < 0
+
+
+class _Detached(_Log):
+    def forward(self, x):
+        return self.linear(x).detach()
+
+
+def test_networks_with_nothing_to_train_are_refused_by_name():
+    # torch's "element 0 of tensors does not require grad" named nothing.
+    from skestimators.nn import MLP
+
+    X = np.random.RandomState(0).normal(size=(40, 4))
+    frozen = MLP((4,), 1, width=8, depth=1)
+    for parameter in frozen.parameters():
+        parameter.requires_grad_(False)  # a frozen backbone, the head forgotten
+    with pytest.raises(ValueError, match="Every parameter of the module MLP is frozen"):
+        NetRegressor(frozen, **FAST).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="output carries no gradient"):
+        NetRegressor(_Detached, **FAST).fit(X, X[:, 0])
+
+
+def test_a_loss_not_finite_before_any_update_is_not_called_a_divergence():
+    # The advice was a lower learning rate or clipping, which cannot help.
+    from skestimators.exceptions import TrainingDivergedError
+
+    X = np.random.RandomState(0).normal(size=(40, 4))
+    reg = NetRegressor(_Log, **{**FAST, "lr": 1e-6})
+    with pytest.raises(TrainingDivergedError, match="first training batch, before any"):
+        reg.fit(X, X[:, 0])
+    assert not hasattr(reg, "net_")
+
+
+def test_optimizer_settings_go_in_a_partial_and_weight_decay_only_when_set(blobs):
+    # weight_decay=0.0 was always passed: Rprop failed with a raw TypeError,
+    # and momentum could not be set at all.
+    from functools import partial
+
+    X, y = blobs
+    clf = NetClassifier(**FAST, optimizer=torch.optim.Rprop).fit(X, y)
+    assert "weight_decay" not in clf.net_.optimizer_.defaults
+    sgd = partial(torch.optim.SGD, momentum=0.9, nesterov=True)
+    clf = NetClassifier(**FAST, optimizer=sgd, weight_decay=1e-4).fit(X, y)
+    group = clf.net_.optimizer_.param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (
+        0.9,
+        True,
+        1e-4,
+    )
+    assert group["lr"] == FAST["lr"]
+    for optimizer, weight_decay, match in [
+        (torch.optim.Rprop, 0.1, "Rprop has none. Set weight_decay=0"),
+        (torch.optim.LBFGS, 0.0, "LBFGS re-evaluates the loss"),
+        (partial(torch.optim.SGD, lr=0.1), 0.0, r"sets \['lr'\]"),
+        (partial(torch.optim.SGD, momentun=0.9), 0.0, r"no argument \['momentun'\]"),
+        (partial(torch.optim.SGD, weight_decay=0.1), 0.1, "weight_decay is set twice"),
+        (partial(len, 3), 0.0, "a functools.partial of one"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            NetClassifier(**FAST, optimizer=optimizer, weight_decay=weight_decay).fit(
+                X, y
+            )
+
+
+@pytest.mark.parametrize(
+    "key, match",
+    [
+        ("module__hidden", r"module_params=\{'hidden': \.\.\.\}"),
+        ("optimizer__momentum", r"partial\(torch.optim.SGD, momentum=\.\.\.\)"),
+        ("lr_scheduler__T_max", r"lr_scheduler_params=\{'T_max': \.\.\.\}"),
+    ],
+)
+def test_skorch_style_nested_parameters_say_where_the_setting_goes(key, match):
+    # scikit-learn's error was "'NoneType' object has no attribute 'set_params'".
+    from sklearn.model_selection import GridSearchCV
+
+    with pytest.raises(ValueError, match=match):
+        NetClassifier(lr_scheduler="cosine").set_params(**{key: 4})
+    X, y = make_regression(40, 4, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        GridSearchCV(
+            NetRegressor(**FAST, lr_scheduler="cosine"), {key: [4, 8]}, cv=2
+        ).fit(X, y)
+    # Plain parameters and a Pipeline's nested ones are set as before.
+    pipe = make_pipeline(NetRegressor()).set_params(netregressor__lr=0.5)
+    assert pipe[-1].lr == 0.5

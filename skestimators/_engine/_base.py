@@ -19,7 +19,6 @@ Public estimators subclass :class:`BaseNet`, declare their own explicit
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
@@ -32,7 +31,7 @@ from ._config import (
     EngineConfig,
     TargetOptions,
     epoch_budget,
-    resolve_optimizer,
+    optimizer_arguments,
     skorch_verbose,
     training_callbacks,
     validation_indices,
@@ -53,8 +52,9 @@ from ._divergence import (
     warn_if_blown_up,
 )
 from ._heads import HeadsLoss, check_output_shapes
+from ._history import best_epoch, history_frame
 from ._inference import InferenceMixin, _tensors
-from ._modules import _shapes
+from ._modules import _shapes, check_trainable
 from ._network_file import NetworkFileMixin
 from ._placement import _place, _to
 from ._skorch import EngineNet, NonFiniteLoss, SplitData
@@ -62,6 +62,7 @@ from ._targets import to_dict_groups
 from ._validation import (
     check_float32,
     check_inputs,
+    check_nested_params,
     check_sample_weight_array,
     input_shape_for_module,
     n_samples_of,
@@ -453,8 +454,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         return EngineNet(
             module=module,
             criterion=HeadsLoss(groups_spec),
-            optimizer=resolve_optimizer(config.optimizer),
-            optimizer__weight_decay=config.weight_decay,
+            **optimizer_arguments(config),
             lr=config.lr,
             max_epochs=epochs,
             batch_size=config.batch_size,
@@ -491,12 +491,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             ) from exc
         finally:
             module.train(was_training)
-        if next(iter(module.parameters()), None) is None:
-            raise ValueError(
-                f"The module {type(module).__name__} has no parameters to train "
-                "(after a forward pass, which builds lazy layers): give it at "
-                "least one layer with weights."
-            )
+        check_trainable(module)
         groups_spec = self._check_outputs(out, groups_spec)
         n_outputs = (self.__dict__.get("_module_spec") or {}).get("n_outputs")
         check_output_shapes(out, groups_spec, targets, module, n_outputs)
@@ -545,17 +540,32 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             # A safe model file keeps history_ without skorch's bookkeeping;
             # a schedule stepped every batch resumes from these counts.
             spec["train_batches"] = [trained_batches([row]) for row in net.history]
-        rows = [
-            {k: v for k, v in row.items() if k not in _BOOKKEEPING}
-            for row in net.history
-        ]
-        self.history_ = (
-            pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
-        )
-        self.n_iter_ = len(rows)
+        self.history_ = history_frame(net.history)
+        self.n_iter_ = len(self.history_)
         self.device_ = torch.device(net.device)
         if "valid_loss" in self.history_:
-            self.best_epoch_ = _best_epoch(net, self.history_)
+            self.best_epoch_ = best_epoch(net, self.history_)
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        As scikit-learn's, but a skorch-style ``module__hidden`` (the network,
+        the optimizer and the schedule are not estimators) is refused with
+        where that setting goes: ``module_params``, a ``functools.partial``
+        optimizer, ``lr_scheduler_params``.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            Estimator instance.
+        """
+        check_nested_params(self, params)
+        return super().set_params(**params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -568,31 +578,3 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         net = self.__dict__.get("net_")
         if net is not None:
             self.device_ = torch.device(net.device)
-
-
-_BOOKKEEPING = (
-    "batches",
-    "train_batch_count",
-    "valid_batch_count",
-    "train_loss_best",  # skorch's flags, for its Checkpoint and PrintLog
-    "valid_loss_best",
-)
-
-
-def _best_epoch(net, history):
-    """The epoch whose weights early stopping kept, else the lowest validation
-    loss's (they differ when an improvement was smaller than ``tol``)."""
-    losses = pd.to_numeric(history["valid_loss"], errors="coerce")
-    if not np.isfinite(losses).any():
-        raise ValueError(
-            f"The validation loss was not finite in any of the {len(losses)} "
-            "epochs: the network's predictions on the validation split (in "
-            "evaluation mode) are NaN or infinite although it trains. Check the "
-            "module's evaluation path (dropout, batch normalisation) and the "
-            "validation inputs."
-        )
-    early = dict(net.callbacks_ or ()).get("early_stopping")
-    kept = getattr(early, "best_epoch_", None)
-    if getattr(early, "load_best", False) and kept in history.index:
-        return int(kept)
-    return int(losses.idxmin())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import inspect
 import math
 import numbers
 import os
@@ -53,7 +55,11 @@ COMMON_CONSTRAINTS = {
     "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
     "lr": [Interval(numbers.Real, 0, None, closed="neither")],
     "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-    "optimizer": [StrOptions({"adam", "adamw", "sgd", "rmsprop"}), type],
+    "optimizer": [
+        StrOptions({"adam", "adamw", "sgd", "rmsprop"}),
+        type,
+        functools.partial,
+    ],
     "lr_scheduler": [
         None,
         StrOptions({"cosine", "step", "plateau", "onecycle"}),
@@ -202,6 +208,8 @@ def epoch_budget(config, n_train):
 
 
 def resolve_optimizer(optimizer):
+    """The optimizer class (or ``functools.partial`` of one) that ``optimizer``
+    names, checked."""
     if isinstance(optimizer, str):
         try:
             return OPTIMIZERS[optimizer]
@@ -210,11 +218,68 @@ def resolve_optimizer(optimizer):
                 f"optimizer must be one of {sorted(OPTIMIZERS)} or a torch.optim "
                 f"class, got {optimizer!r}."
             ) from None
-    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        return optimizer
-    raise TypeError(
-        f"optimizer must be a name or a torch.optim class, got {optimizer!r}."
-    )
+    kind = optimizer.func if isinstance(optimizer, functools.partial) else optimizer
+    if not (isinstance(kind, type) and issubclass(kind, torch.optim.Optimizer)):
+        raise TypeError(
+            "optimizer must be a name, a torch.optim class or a functools.partial "
+            f"of one (e.g. partial(torch.optim.SGD, momentum=0.9)), got {optimizer!r}."
+        )
+    if issubclass(kind, torch.optim.LBFGS):
+        raise ValueError(
+            "optimizer=LBFGS re-evaluates the loss several times per step (a "
+            "closure), which the engine's mini-batch steps do not do. Use a "
+            'first-order optimizer ("adam", "sgd", ...).'
+        )
+    if isinstance(optimizer, functools.partial):
+        _check_optimizer_arguments(kind, optimizer)
+    return optimizer
+
+
+def _check_optimizer_arguments(kind, optimizer):
+    if optimizer.args:
+        raise ValueError(
+            f"optimizer={optimizer!r} gives positional arguments; give the "
+            f"optimizer's settings by name (partial({kind.__name__}, momentum=0.9))."
+        )
+    own = {"params", "lr"} & set(optimizer.keywords)
+    if own:
+        raise ValueError(
+            f"optimizer={optimizer!r} sets {sorted(own)}: the parameters come from "
+            "the network and the learning rate from the estimator's lr."
+        )
+    accepted = inspect.signature(kind).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(optimizer.keywords) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"optimizer={optimizer!r}: {kind.__name__} takes no argument "
+                f"{unknown}; it takes {sorted(set(accepted) - {'params'})}."
+            )
+
+
+def optimizer_arguments(config):
+    """skorch's ``optimizer`` and ``optimizer__weight_decay`` for ``config``.
+
+    ``weight_decay`` is passed only when it is not 0, so that optimizers
+    without weight decay (``Rprop``) train at the default.
+    """
+    optimizer = resolve_optimizer(config.optimizer)
+    arguments = {"optimizer": optimizer}
+    if not config.weight_decay:
+        return arguments
+    kind = getattr(optimizer, "func", optimizer)
+    if "weight_decay" not in inspect.signature(kind).parameters:
+        raise ValueError(
+            f"weight_decay={config.weight_decay!r} needs an optimizer with weight "
+            f"decay; {kind.__name__} has none. Set weight_decay=0."
+        )
+    if "weight_decay" in getattr(optimizer, "keywords", {}):
+        raise ValueError(
+            f"weight_decay is set twice: weight_decay={config.weight_decay!r} and "
+            f"in optimizer={optimizer!r}. Set it once, with weight_decay."
+        )
+    arguments["optimizer__weight_decay"] = config.weight_decay
+    return arguments
 
 
 def scheduler_callback(config, n_batches, has_valid):

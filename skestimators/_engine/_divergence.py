@@ -108,6 +108,18 @@ def diverged(net, exc, config, snapshot, refit=False):
     else:
         state = "The estimator is left unfitted."
     fallback = ""
+    if exc.epoch == 1 and exc.batch == 1 and exc.value is not None:
+        # No step was taken: neither the learning rate nor clipping is at fault.
+        amp = " or full precision (amp=None)" if config.amp is not None else ""
+        raise TrainingDivergedError(
+            f"{config.name}: the loss is {exc.value} on the first training batch, "
+            "before any update: the untrained network's outputs or the loss are "
+            "not finite on these (finite) inputs. Check the module's forward "
+            f"(a log or square root of negatives, a division by zero){amp}, and "
+            f"that the targets suit the loss. {state}",
+            epoch=exc.epoch,
+            batch=exc.batch,
+        ) from None
     if early is not None and not net.history:
         fallback = (
             " It diverged in the first epoch, before early stopping had an "

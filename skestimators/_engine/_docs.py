@@ -16,11 +16,16 @@ max_epochs : int or "auto", default={max_epochs}
         under 2**20 input values); never fewer than ``batch_size``.
     lr : float, default={lr}
         Learning rate of the optimizer.
-    optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch.optim class, \
-default="adam"
-        The optimizer.
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, torch.optim class or \
+functools.partial, default="adam"
+        The optimizer. Its settings other than the learning rate and the
+        weight decay go in a ``functools.partial``:
+        ``partial(torch.optim.SGD, momentum=0.9, nesterov=True)``.
+        ``torch.optim.LBFGS``, which steps with a closure, is refused.
     weight_decay : float, default=0.0
-        L2 penalty (decoupled for ``"adamw"``).
+        L2 penalty (decoupled for ``"adamw"``). Passed to the optimizer only
+        when not 0, so optimizers without weight decay (``torch.optim.Rprop``)
+        train at the default.
     lr_scheduler : {"cosine", "step", "plateau", "onecycle"}, torch scheduler \
 class or None, default={lr_scheduler}
         Learning-rate schedule: ``"cosine"`` decays the rate along a cosine

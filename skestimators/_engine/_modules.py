@@ -37,6 +37,23 @@ def instantiate_module(module, module_params, input_shape, n_outputs, default):
         ) from None
 
 
+def check_trainable(module):
+    """Refuse a network with nothing to train, naming what is wrong."""
+    parameters = list(module.parameters())
+    if not parameters:
+        raise ValueError(
+            f"The module {type(module).__name__} has no parameters to train "
+            "(after a forward pass, which builds lazy layers): give it at "
+            "least one layer with weights."
+        )
+    if not any(p.requires_grad for p in parameters):
+        raise ValueError(
+            f"Every parameter of the module {type(module).__name__} is frozen "
+            f"(requires_grad=False, {len(parameters)} tensors): nothing would "
+            "train. Unfreeze at least its head (p.requires_grad_(True))."
+        )
+
+
 def _shapes(batch):
     if isinstance(batch, dict):
         return {k: tuple(v.shape) for k, v in batch.items()}

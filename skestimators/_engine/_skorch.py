@@ -29,6 +29,7 @@ from skorch.callbacks import Callback, EpochTimer
 from ._batching import BatchIterator
 from ._device import _cpu_has_bfloat16, autocast, follow_thread_budget
 from ._heads import head_metrics
+from ._history import record_batches, record_best
 from ._placement import _predict_batch_size
 
 
@@ -173,6 +174,13 @@ class EngineNet(NeuralNet):
         with autocast(torch.device(self.device), self.amp_dtype):
             y_pred = self.infer(Xi)
             loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if not loss.requires_grad:
+            raise ValueError(
+                f"The training loss does not depend on any trainable parameter of "
+                f"{type(self.module_).__name__}: its output carries no gradient "
+                "(a forward that detaches its output, runs under torch.no_grad "
+                "or goes through NumPy)."
+            )
         scaler = self.grad_scaler_
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -349,7 +357,7 @@ class EngineNet(NeuralNet):
         weights = torch.tensor(sizes, dtype=torch.float32)
         batch_losses = torch.stack(losses).float().cpu()
         epoch_loss = (batch_losses * weights).sum() / weights.sum()
-        _record_batches(self.history, prefix, batch_losses.tolist(), sizes, training)
+        record_batches(self.history, prefix, batch_losses.tolist(), sizes, training)
         scores = {prefix + "_loss": epoch_loss.item()}
         if outputs:
             y_pred = _concat(outputs)
@@ -364,7 +372,7 @@ class EngineNet(NeuralNet):
             scores = parallel.broadcast_scores(scores)
         for key, value in scores.items():
             self.history.record(key, value)
-        _record_best(self.history, prefix + "_loss")
+        record_best(self.history, prefix + "_loss")
 
     # -- pickling --------------------------------------------------------------------
     def __getstate__(self):
@@ -421,33 +429,6 @@ _DEVICE_DEPENDENT_ATTRIBUTES = (
 )
 
 _CHECK_EVERY = 32
-
-
-def _record_batches(history, prefix, losses, sizes, training):
-    """Each batch's loss and size in the epoch's batch rows, as skorch
-    records them (``history[-1, "batches", i, "train_loss"]``); written once
-    the epoch's losses are on the host, not one device sync per batch.
-    Training batches come first in the epoch's rows, validation ones last."""
-    rows = history[-1]["batches"]
-    rows = rows[: len(losses)] if training else rows[len(rows) - len(losses) :]
-    if len(rows) != len(losses):  # a callback replaced the batch rows
-        return
-    for row, loss, size in zip(rows, losses, sizes):
-        row[prefix + "_loss"] = loss
-        row[prefix + "_batch_size"] = size
-
-
-def _record_best(history, key):
-    """skorch's ``<key>_best`` flag: whether this epoch's loss is the lowest
-    so far (skorch's ``Checkpoint`` and ``PrintLog`` read it)."""
-    value, flag, best = history[-1][key], key + "_best", None
-    rows = reversed(history)
-    next(rows)
-    for row in rows:  # back to the last best epoch: a few rows, not all
-        if row.get(flag):
-            best = row[key]
-            break
-    history.record(flag, bool(math.isfinite(value) and (best is None or value < best)))
 
 
 class _SigintWatch:

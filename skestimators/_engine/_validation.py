@@ -272,3 +272,44 @@ __all__ = [
     "check_sample_weight_array",
     "input_shape_for_module",
 ]
+
+
+#: Where the settings of a part without parameters of its own go.
+_NESTED_HINTS = {
+    "optimizer": "set them with optimizer=functools.partial(torch.optim.SGD, "
+    "{inner}=...)",
+    "lr_scheduler": "set them with lr_scheduler_params={{'{inner}': ...}}",
+    "callbacks": "set them on the callback object itself",
+}
+
+
+def check_nested_params(estimator, params):
+    """Refuse skorch-style ``part__setting`` keys for parts that are not
+    estimators (scikit-learn's error was a bare ``AttributeError``), saying
+    where the setting goes instead."""
+    own = estimator.get_params(deep=False)
+    for key in params:
+        outer, nested, inner = key.partition("__")
+        if not nested or outer not in own:
+            continue  # scikit-learn names keys it does not know
+        value = params.get(outer, own[outer])
+        if callable(getattr(value, "set_params", None)) and not isinstance(value, type):
+            continue
+        if outer == "module" and "module_params" in own:
+            hint = f"set the network's arguments with module_params={{'{inner}': ...}}"
+        elif outer == "module":
+            hint = (
+                "the default network is built from this estimator's own "
+                "parameters (width, depth, ...); for another network pass "
+                "module=YourModule(...) configured"
+            )
+        else:
+            hint = _NESTED_HINTS.get(outer, "set them where it is made").format(
+                inner=inner
+            )
+        name = type(estimator).__name__
+        raise ValueError(
+            f"{name} has no parameter {key!r}: {outer}={value!r} has no "
+            f"parameters of its own to set (skorch's {outer}__* keywords are not "
+            f"used here); {hint}."
+        )
