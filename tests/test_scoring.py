@@ -199,6 +199,11 @@ def test_unreadable_and_unknown_inputs(tmp_path, spectra_model):
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(ScoringInputError, match="not a readable .npy"):
         run(model_path, [tmp_path / "junk.npy"], tmp_path / "o.parquet")
+    # Dates were read as their integer counts and scored without a word.
+    dates = np.full((5, 6, 3), np.datetime64("2020-01-01"), "datetime64[s]")
+    np.save(tmp_path / "dates.npy", dates)
+    with pytest.raises(ScoringInputError, match=r"numeric array .* datetime64\[s\]"):
+        run(model_path, [tmp_path / "dates.npy"], tmp_path / "o.parquet")
     (tmp_path / "x.txt").write_text("1")
     with pytest.raises(ScoringInputError, match="Cannot tell the format"):
         run(model_path, [tmp_path / "x.txt"], tmp_path / "o.parquet")
@@ -328,6 +333,27 @@ def test_rows_with_nothing_observed_are_not_scored(tmp_path, table_model):
     np.testing.assert_allclose(
         out["prediction"][keep], model.predict(frame[keep]), rtol=1e-6
     )
+
+
+def test_a_target_transform_keeps_its_models_missing_values(tmp_path, table_model):
+    # The soil-carbon recipe wraps its network in a TransformedTargetRegressor:
+    # rows with one missing value were left unscored (exit 3), though the
+    # model reads them.
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    _, X, _ = table_model
+    model = TransformedTargetRegressor(
+        HistGradientBoostingRegressor(max_iter=5), func=np.log1p, inverse_func=np.expm1
+    ).fit(X, np.abs(X["a"]))
+    path = skestimators.save(model, tmp_path / "ttr.skops")
+    frame = X.copy()
+    frame.loc[3, "c"] = np.nan
+    frame.to_parquet(tmp_path / "in.parquet")
+    result = run(path, [tmp_path / "in.parquet"], tmp_path / "o.parquet")
+    assert result.n_invalid == 0
+    out = pd.read_parquet(result.output)
+    np.testing.assert_allclose(out["prediction"], model.predict(frame), rtol=1e-6)
 
 
 def test_missing_columns_are_named(tmp_path, table_model):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import xxhash
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.utils import get_tags
 
 from .._io import final_estimator, walk_estimators
@@ -200,7 +201,8 @@ def unobserved_rows(X) -> np.ndarray:
 
 
 def _allows_nan(estimator) -> bool:
-    """Whether the model says it takes NaN (a Pipeline: if its first step does).
+    """Whether the model says it takes NaN (a Pipeline: if its first step
+    does; a TransformedTargetRegressor: if its regressor does).
 
     A Pipeline whose first step passes NaN on (a scaler) to a model that
     refuses it is caught when predicting: see ``score_chunk``.
@@ -209,6 +211,9 @@ def _allows_nan(estimator) -> bool:
     if isinstance(steps, list):
         steps = [s for _, s in steps if s not in (None, "passthrough")]
         return bool(steps) and _allows_nan(steps[0])
+    if isinstance(estimator, TransformedTargetRegressor):  # the soil-carbon recipe
+        inner = getattr(estimator, "regressor_", None)
+        return inner is not None and _allows_nan(inner)
     try:
         return bool(get_tags(estimator).input_tags.allow_nan)
     except Exception:  # third-party estimators without tags

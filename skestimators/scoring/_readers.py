@@ -74,10 +74,11 @@ def _npy_header(path: Path):
         raise ScoringInputError(f"{path} is not a readable .npy file: {exc}") from exc
     if not isinstance(array, np.memmap):
         raise ScoringInputError(f"{path} is not a .npy array (an .npz archive?).")
-    if array.ndim < 1 or array.dtype.hasobject:
+    numeric = array.dtype.kind in "biuf"  # not dates, texts, records, complex
+    if array.ndim < 1 or not numeric:
         raise ScoringInputError(
-            f"{path} must hold a numeric array with a row axis; got shape "
-            f"{array.shape} and dtype {array.dtype}."
+            f"{path} must hold a numeric array (booleans, integers or floats) "
+            f"with a row axis; got shape {array.shape} and dtype {array.dtype}."
         )
     info = (array.offset, array.dtype.str, array.shape, bool(array.flags.f_contiguous))
     del array
