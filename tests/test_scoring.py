@@ -356,6 +356,29 @@ def test_a_target_transform_keeps_its_models_missing_values(tmp_path, table_mode
     np.testing.assert_allclose(out["prediction"], model.predict(frame), rtol=1e-6)
 
 
+def test_parquet_files_whose_column_types_differ(tmp_path, table_model):
+    # A column stored as integers in one file and as floats in the next gave
+    # pyarrow's "Schema at index 1 was different" when a chunk spanned both
+    # files, and scored when the chunks happened to end between them.
+    model_path, X, model = table_model
+    day1 = X.iloc[:100].assign(a=X["a"].iloc[:100].round().astype("int64"))
+    day1.to_parquet(tmp_path / "day1.parquet", index=False)
+    X.iloc[100:].to_parquet(tmp_path / "day2.parquet", index=False)
+    inputs = [tmp_path / "day1.parquet", tmp_path / "day2.parquet"]
+    result = run(model_path, inputs, tmp_path / "o.parquet", chunk_rows=40)
+    out = pd.read_parquet(result.output)
+    expected = model.predict_proba(pd.concat([day1.astype({"a": float}), X.iloc[100:]]))
+    np.testing.assert_allclose(out[["proba_no", "proba_yes"]], expected, rtol=1e-6)
+    # Ids that are numbers in one file and texts in the other: named.
+    day1.assign(id=range(100)).to_parquet(tmp_path / "day1.parquet", index=False)
+    X.iloc[100:].assign(id=[f"r{i}" for i in range(50)]).to_parquet(
+        tmp_path / "day2.parquet", index=False
+    )
+    with pytest.raises(ScoringInputError, match=r"Column 'id' .* int64 in \['day1"):
+        run(model_path, inputs, tmp_path / "o2.parquet", chunk_rows=40)
+    assert not (tmp_path / "o2.parquet").exists()
+
+
 def test_missing_columns_are_named(tmp_path, table_model):
     model_path, X, _ = table_model
     X.drop(columns="b").to_csv(tmp_path / "in.csv", index=False)

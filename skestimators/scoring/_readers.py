@@ -365,6 +365,33 @@ class ParquetReader(_TableReader):
         self.n_rows = sum(f.metadata.num_rows for f in self.files)
         self._setup(headers[0], id_column, expected, text_columns)
         self.row_bytes = 8 * (len(self.features) + 1)
+        self.schema = self._common_schema()
+
+    def _common_schema(self):
+        """One schema of the columns read, for every file: a column stored
+        as integers in one file and as floats in another is read as floats
+        (else chunks spanning both files failed, and others did not)."""
+        import pyarrow as pa
+
+        fields = []
+        for column in self.columns:
+            own = [f.schema_arrow.field(column) for f in self.files]
+            try:
+                unified = pa.unify_schemas(
+                    [pa.schema([f]) for f in own], promote_options="permissive"
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                types = {}
+                for path, f in zip(self.paths, own):
+                    types.setdefault(str(f.type), []).append(path.name)
+                shown = "; ".join(f"{t} in {_few(n)}" for t, n in types.items())
+                raise ScoringInputError(
+                    f"Column {column!r} has types that cannot be read as one "
+                    f"across the Parquet inputs: {shown}. Write it with one type "
+                    "in every file."
+                ) from None
+            fields.append(unified.field(column))
+        return pa.schema(fields)
 
     def specs(self, chunk_rows):
         import pyarrow as pa
@@ -379,7 +406,8 @@ class ParquetReader(_TableReader):
 
         for file in self.files:
             for batch in file.iter_batches(batch_size=chunk_rows, columns=columns):
-                pending.append(batch.select(columns))  # one order for every file
+                # One column order and one type per column for every file.
+                pending.append(batch.select(columns).cast(self.schema))
                 n_pending += batch.num_rows
                 while n_pending >= chunk_rows:
                     head, rest = flush(chunk_rows)
