@@ -491,6 +491,23 @@ def test_interrupt_without_parts_says_nothing_was_written(tmp_path, saved, monke
     assert "resume" not in result.output
 
 
+def test_interrupt_while_importing_is_an_interruption(tmp_path, saved, monkeypatch):
+    # Ctrl-C in the first half second (the imports) printed click's
+    # "Aborted!" and exited 1, the code of an error.
+    import types
+
+    class Importing(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    path, data, _, _ = saved
+    monkeypatch.setitem(sys.modules, "skestimators.scoring", Importing("scoring"))
+    out = tmp_path / "o.parquet"
+    result = invoke("score", path, data, "-o", out, "--no-progress")
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert f"Interrupted before scoring began: {out} was not written" in result.output
+
+
 def test_interrupt_and_changed_input_are_reported(tmp_path, saved, monkeypatch):
     path, _, X, model = saved
     data = tmp_path / "X.npy"

@@ -172,10 +172,17 @@ def score(
     """
     import warnings
 
-    from .._io import companion_path
-    from ..scoring import InvalidRowsWarning, OutputLockedError
-    from ..scoring import score as run
-
+    try:  # half a second of imports: a Ctrl-C here is an interruption too
+        from .._io import companion_path
+        from ..scoring import InvalidRowsWarning, OutputLockedError
+        from ..scoring import score as run
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        click.echo(
+            f"Interrupted before scoring began: {output} was not written.", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if use_dask and scheduler:
         raise click.UsageError("Give either --dask or --scheduler, not both.")
     try:
