@@ -202,9 +202,20 @@ def test_fresh_process_scores_identically(tmp_path, pipeline, table):
     )
 
 
-def test_bad_training_data_argument(tmp_path, pipeline):
+def test_bad_training_data_argument(tmp_path, pipeline, table):
     with pytest.raises(ValueError, match="training_data"):
         skestimators.save(pipeline, tmp_path / "m.joblib", training_data="nope")
+    # Data the model was not fitted on: the sidecar recorded its columns, and
+    # scoring then asked for a column the model never read.
+    X, y = table
+    wider = X.assign(extra=0.0)
+    with pytest.raises(ModelFileError, match=r"columns .*'extra'\].* fitted on"):
+        skestimators.save(pipeline, tmp_path / "m.joblib", training_data=(wider, y))
+    with pytest.raises(ModelFileError, match=r"shape \(2,\).* fitted on \(4,\)"):
+        skestimators.save(
+            pipeline, tmp_path / "m.joblib", training_data=(X.to_numpy()[:, :2],)
+        )
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 # -- the file is read once: what is checked is what is loaded -----------------------

@@ -204,7 +204,9 @@ def input_layout(estimator, X=None) -> dict | None:
     {'X': {'shape': [2], 'dtype': None, 'columns': None, 'dtypes': None}}
     """
     if X is not None:
-        return {**_layout_of_data(X), "source": "training_data", "exact": True}
+        given = _layout_of_data(X)
+        _check_training_data(input_layout(estimator), given)
+        return {**given, "source": "training_data", "exact": True}
     for position, (path, est) in enumerate(walk_estimators(estimator)):
         layout = _layout_of(est)
         if layout is not None:
@@ -213,6 +215,35 @@ def input_layout(estimator, X=None) -> dict | None:
             first = position == 0 or _is_first(estimator, est)
             return {**layout, "source": path, "exact": first}
     return None
+
+
+def _check_training_data(model, given) -> None:
+    """Refuse ``training_data`` that the model was not fitted on: the model
+    file would record its columns, and scoring would ask for them."""
+    if model is None or not model["exact"]:
+        return
+    if model["kind"] != given["kind"]:
+        kinds = {"named": "named inputs", "array": "one array"}
+        raise ValueError(
+            f"training_data is {kinds[given['kind']]}, but the model was fitted "
+            f"on {kinds[model['kind']]}."
+        )
+    for name, entry in model["inputs"].items():
+        data = given["inputs"].get(name)
+        where = "" if name == "X" else f" input {name!r}:"
+        if data is None:
+            raise ValueError(f"training_data lacks the model's input {name!r}.")
+        if entry["columns"] and data["columns"] and entry["columns"] != data["columns"]:
+            raise ValueError(
+                f"training_data{where} has columns {data['columns']}, but the model "
+                f"was fitted on {entry['columns']}: pass the data it was fitted on."
+            )
+        if entry["shape"] and data["shape"] != entry["shape"]:
+            raise ValueError(
+                f"training_data{where} has rows of shape {tuple(data['shape'])}, but "
+                f"the model was fitted on {tuple(entry['shape'])}: pass the data it "
+                "was fitted on."
+            )
 
 
 def _is_first(estimator, target) -> bool:

@@ -256,6 +256,11 @@ def save(
     if not _main_process():
         return path  # data-parallel job: process 0 writes the (identical) model
     X, fingerprint = _training_fingerprint(training_data)
+    if X is not None:
+        try:  # before anything is written
+            input_layout(estimator, X)
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from None
     cv_summary = _cv_scores_summary(cv_scores)
     if crop != "unknown" and not (
         crop is None or (isinstance(crop, numbers.Integral) and crop > 0)
