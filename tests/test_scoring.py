@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -845,6 +847,28 @@ def test_rasters_are_mapped_to_geotiff(tmp_path):
         np.testing.assert_allclose(got.read(), ref.read(), rtol=1e-6, atol=1e-7)
     with pytest.raises(ScoringInputError, match="1 raster"):
         run(path, rasters[:1], tmp_path / "map2.tif")
+
+    # A run killed while writing the map: its partial map was a temporary of
+    # a temporary, which later runs did not recognise, and it stayed.
+    killed = tmp_path / "killed.tif"
+    script = (
+        "import os, signal, sys\n"
+        "import skestimators.mapping._raster as raster\n"
+        "from skestimators.scoring import score\n"
+        "def write(estimator, rasters, partial, *args):\n"
+        "    partial.write_bytes(b'half a map')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "raster._write_map = write\n"
+        "score(sys.argv[1], sys.argv[2:-1], sys.argv[-1], progress=False)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(path), *map(str, rasters), str(killed)],
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert any(p.name.startswith(".") for p in tmp_path.iterdir())
+    run(path, rasters, killed)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def _failing_after(n_ok, original):

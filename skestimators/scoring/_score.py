@@ -17,9 +17,7 @@ from .._io import (
     file_sha256,
     load,
     read_metadata,
-    remove_stale_temporaries,
     sidecar_path,
-    temporary_name,
 )
 from .._stack import caller_stacklevel
 from ._chunks import (
@@ -34,7 +32,6 @@ from ._formats import ids_path, invalid_path, npy_refusal
 from ._inputs import check_output, input_kind, open_input, text_columns
 from ._lock import output_lock
 from ._readers import (
-    RASTER_SUFFIXES,
     ROW_POSITION,
     ScoringInputError,
     _expected_shape,
@@ -557,21 +554,17 @@ def _score_raster(
         raise ScoringInputError(
             "The patch window of this model is unknown; give it (--window)."
         )
-    tmp = temporary_name(output, RASTER_SUFFIXES[0])
-    try:
-        predict_raster(
-            estimator,
-            rasters,
-            tmp,
-            window=window,
-            chunk_rows=chunk_rows or 16,
-            batch_size=batch_size or 1024,
-        )
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    remove_stale_temporaries(output)
+    # Written whole or not at all, by predict_raster itself: a temporary of
+    # our own around it made the partial map of a killed run a temporary of
+    # a temporary, which no later run recognised to remove.
+    predict_raster(
+        estimator,
+        rasters,
+        output,
+        window=window,
+        chunk_rows=chunk_rows or 16,
+        batch_size=batch_size or 1024,
+    )
     with rasterio.open(output) as dst:
         n_pixels = dst.width * dst.height
     return ScoreResult(
