@@ -911,6 +911,40 @@ def test_interrupted_run_resumes_and_output_is_atomic(
     assert not (tmp_path / "o.parquet.parts").exists()
 
 
+@pytest.mark.parametrize("failing", ["parts", "assembly"])
+def test_a_full_disk_names_where_and_the_run_resumes(
+    tmp_path, spectra_model, monkeypatch, failing
+):
+    # pyarrow's "[Errno 28] Error writing bytes to file" named no file.
+    import errno
+
+    from skestimators.scoring import _writer
+
+    model_path, npy, X, model = spectra_model
+    out = tmp_path / "o.parquet"
+    name = "_write_table" if failing == "parts" else "to_parquet"
+    original = getattr(_writer, name)
+    written = []
+
+    def full(*args):
+        if len(written) == 2 or failing == "assembly":
+            raise OSError(errno.ENOSPC, "Error writing bytes to file")
+        written.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(_writer, name, full)
+    parts = tmp_path / "o.parquet.parts"
+    with pytest.raises(OSError, match=f"No space left .* kept in {parts}; free some"):
+        run(model_path, [npy], out, chunk_rows=40)
+    assert not out.exists()
+    monkeypatch.setattr(_writer, name, original)
+    result = run(model_path, [npy], out, chunk_rows=40)
+    assert result.resumed_chunks == (2 if failing == "parts" else 6)
+    expected = model.predict(X)
+    got = pd.read_parquet(out)[["level", "spread"]]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def _rewrite_keeping_size_and_mtime(path, rows, values):
     """Overwrite ``rows`` of a ``.npy`` in place, as ``cp -p`` would leave it."""
     stat = path.stat()

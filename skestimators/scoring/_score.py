@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import pickle
 import time
@@ -437,16 +439,19 @@ def score(
         options = {"method": method, "id_name": reader.id_name}
         from tqdm.auto import tqdm
 
-        with tqdm(
-            total=reader.n_rows,
-            initial=writer.rows_done,
-            unit="rows",
-            unit_scale=True,
-            desc=f"scoring {output.name}",
-            disable=None if progress else True,
-            smoothing=0.1,
-            dynamic_ncols=True,
-        ) as bar:
+        with (
+            _disk_full_named(writer),
+            tqdm(
+                total=reader.n_rows,
+                initial=writer.rows_done,
+                unit="rows",
+                unit_scale=True,
+                desc=f"scoring {output.name}",
+                disable=None if progress else True,
+                smoothing=0.1,
+                dynamic_ncols=True,
+            ) as bar,
+        ):
             if scheduler is None:
                 n_chunks = _run_local(estimator, specs, resume, bar, options)
             else:
@@ -462,7 +467,8 @@ def score(
         if writer.rows_done == 0:  # lines, but no rows (a header, blank lines)
             writer.discard()
             raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
-        summary = writer.assemble(n_chunks, columns)
+        with _disk_full_named(writer):
+            summary = writer.assemble(n_chunks, columns)
         n_invalid = summary["invalid"]
         if n_invalid:
             ids = [next(iter(r.values())) for r in summary["invalid_preview"]]
@@ -484,6 +490,24 @@ def score(
             seconds=time.perf_counter() - start,
             id_source=reader.id_source,
         )
+
+
+@contextlib.contextmanager
+def _disk_full_named(writer):
+    """A full disk (or quota) while writing the scores: say where, what is
+    kept, and how to go on (pyarrow's message named no file)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OSError(
+            exc.errno,
+            f"No space left on the disk (or over quota) while writing the scores "
+            f"of {writer.output}: the chunks scored so far are kept in "
+            f"{writer.dir}; free some space and run the same command again to "
+            f"resume ({writer.output} itself is unchanged)",
+        ) from exc
 
 
 class _Resume:
