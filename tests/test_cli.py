@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from sklearn.base import BaseEstimator, TransformerMixin
 
 import skestimators
 from skestimators import NetRegressor
@@ -732,3 +733,34 @@ def test_score_crop_takes_none_or_pixels(tmp_path):
         main, ["score", str(model), str(images), "-o", "o.csv", "--crop", "0"]
     )
     assert result.exit_code == 2 and "neither a positive number" in result.output
+
+
+class Clip(TransformerMixin, BaseEstimator):
+    """A type of the user's own, not trusted by default."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return np.clip(X, -1, 1)
+
+
+def test_safe_model_with_a_users_type_is_scored_with_trusted(tmp_path):
+    # The command line had no way to trust a type: its error said to call
+    # load(..., trusted=[...]), which a command-line user cannot.
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
+    X = pd.DataFrame(np.random.RandomState(0).normal(size=(30, 2)), columns=["a", "b"])
+    model = make_pipeline(Clip(), LinearRegression()).fit(X, X["a"])
+    path = skestimators.save(model, tmp_path / "m.skops", format="safe")
+    X.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "o.csv"
+    refused = invoke("score", path, tmp_path / "in.csv", "-o", out, "--no-progress")
+    name = f"{__name__}.Clip"
+    assert refused.exit_code == 1
+    assert name in refused.output and "--trusted TYPE" in refused.output
+    args = ("score", path, tmp_path / "in.csv", "-o", out, "--no-progress")
+    result = invoke(*args, "--trusted", name)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(pd.read_csv(out)["prediction"], model.predict(X))

@@ -194,7 +194,8 @@ def load_safe(data: bytes, path, trusted, error, untrusted_error):
     if refused:
         raise untrusted_error(
             f"{path} contains types that are not trusted: {refused}. If you trust "
-            "its source, pass them to load(..., trusted=[...])."
+            "its source, pass them to load(..., trusted=[...]) (command line: "
+            "--trusted TYPE for each)."
         )
     try:
         model = loads(data, trusted=found or None)

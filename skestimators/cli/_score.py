@@ -117,6 +117,15 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     "--trust", is_flag=True, help="Load a model without sidecar (no integrity check)."
 )
 @click.option(
+    "--trusted",
+    "trusted",
+    multiple=True,
+    metavar="TYPE",
+    help="A type a safe-format model file may hold besides the default-trusted "
+    "ones, as module.Class (repeat for several): the types the error of an "
+    "untrusted file names.",
+)
+@click.option(
     "--progress/--no-progress",
     default=True,
     show_default=True,
@@ -139,6 +148,7 @@ def score(
     crop,
     restart,
     trust,
+    trusted,
     progress,
 ):
     """Score INPUT files with MODEL into OUTPUT, in chunks.
@@ -205,6 +215,7 @@ def score(
                 window=window,
                 restart=restart,
                 trust=trust,
+                trusted=list(trusted) or None,
                 progress=progress,
             )
     except KeyboardInterrupt:

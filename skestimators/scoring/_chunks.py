@@ -405,7 +405,7 @@ def run_chunk(estimator, spec, parts_dir, *, method, id_name, chunk=None):
 _WORKER_MODELS: dict = {}
 
 
-def worker_model(path, sha256, trust, device, batch_size):
+def worker_model(path, sha256, trust, trusted, device, batch_size):
     """The model, loaded once per worker process (checked against ``sha256``)."""
     key = (path, sha256, device, batch_size)
     if key not in _WORKER_MODELS:
@@ -417,7 +417,8 @@ def worker_model(path, sha256, trust, device, batch_size):
                 "the job was started with."
             )
         _WORKER_MODELS.clear()
-        _WORKER_MODELS[key] = prepare_model(load(path, trust=trust), device, batch_size)
+        model = load(path, trust=trust, trusted=trusted)
+        _WORKER_MODELS[key] = prepare_model(model, device, batch_size)
     return _WORKER_MODELS[key]
 
 

@@ -180,10 +180,10 @@ def _image_crop(crop, metadata, model, kind):
     return _DEFAULT_CROP, True
 
 
-def _load_model(path: Path, trust: bool):
+def _load_model(path: Path, trust: bool, trusted):
     """``load``, naming the file when it unpickles into an error, not a model."""
     try:
-        return load(path, trust=trust)
+        return load(path, trust=trust, trusted=trusted)
     except (KeyError, IndexError, AttributeError, TypeError, EOFError) as exc:
         raise ScoringInputError(
             f"{path} is not a readable model file ({type(exc).__name__}: {exc})."
@@ -224,6 +224,7 @@ def score(
     window: int | None = None,
     restart: bool = False,
     trust: bool = False,
+    trusted: list | None = None,
     progress: bool = True,
 ) -> ScoreResult:
     """Score input files with a saved model, in chunks, into one output file.
@@ -323,6 +324,9 @@ def score(
         folder instead of refusing to start.
     trust : bool, default=False
         Load a model without sidecar, see :func:`skestimators.load`.
+    trusted : list of str, default=None
+        Types a safe-format model file may hold besides the default-trusted
+        ones (``["mypackage.MyNet"]``), see :func:`skestimators.load`.
     progress : bool, default=True
         Show a progress bar (rows and rows/s) on a terminal.
 
@@ -387,7 +391,9 @@ def score(
         metadata = None
         if not trust or sidecar_path(model).exists():
             metadata = read_metadata(model)
-        estimator = prepare_model(_load_model(model, trust), device, batch_size)
+        estimator = prepare_model(
+            _load_model(model, trust, trusted), device, batch_size
+        )
         expected = None if metadata is None else _input_layout(metadata, model)
         fmt = _output_format(output, output_format)
         crop, whole = _image_crop(crop, metadata, model, input_kind(inputs))
@@ -457,7 +463,14 @@ def score(
             else:
                 from ._dask import run_dask
 
-                model_key = (str(model.resolve()), sha, trust, device, batch_size)
+                model_key = (
+                    str(model.resolve()),
+                    sha,
+                    trust,
+                    trusted,
+                    device,
+                    batch_size,
+                )
                 n_chunks = run_dask(
                     scheduler, n_workers, model_key, specs, resume, bar, options
                 )
