@@ -535,6 +535,19 @@ def test_exoplanet_folder(tmp_path, exoplanet_model):
     assert sorted(reasons) == [7, 9]
     assert "uncertainties (channel 2) not positive" in reasons[7]
     assert "not running one way" in reasons[9]
+    # Text in the auxiliary table: named as in tables, not as NaN.
+    np.save(folder / "spectra.npy", X["spectra"])
+    aux = X["aux"].astype(object)
+    aux.iloc[5, 1] = "unknown"
+    aux.to_csv(folder / "auxiliary.csv", index=False)
+    result = run_invalid(path, [folder], tmp_path / "o5.parquet", chunk_rows=32)
+    assert result.invalid_preview == [
+        {
+            "id": 5,
+            "reason": f"text in numeric column {aux.columns[1]!r} of auxiliary.csv",
+        }
+    ]
+    X["aux"].to_csv(folder / "auxiliary.csv", index=False)
     np.save(folder / "spectra.npy", spectra[:, :40])
     with pytest.raises(
         ScoringInputError, match=r"input 'spectra' rows of shape \(40, 3\)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class ExoplanetSpec:
     index: int
     spectra: NpyRows
     aux: pd.DataFrame
+    bad: dict = field(default_factory=dict)  # position -> reason (text values)
 
     @property
     def n_rows(self):
@@ -48,6 +49,7 @@ class ExoplanetSpec:
             row: f"implausible spectrum: {reason}"
             for row, reason in _implausible_planets(spectra, self.aux).items()
         }
+        bad.update(self.bad)
         return Chunk(ids, MultiInput(spectra=spectra, aux=self.aux), bad)
 
 
@@ -166,14 +168,21 @@ class ExoplanetReader:
         aux_chunks = read_frames(self.paths[1], chunk_rows)
         for index, aux in enumerate(aux_chunks):
             stop = start + len(aux)
-            aux = aux[list(AUX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+            raw = aux[list(AUX_COLUMNS)]
+            aux = raw.apply(pd.to_numeric, errors="coerce")
+            text = {}
+            for column in AUX_COLUMNS:
+                for row in np.flatnonzero(aux[column].isna() & raw[column].notna()):
+                    text.setdefault(
+                        int(row), f"text in numeric column {column!r} of auxiliary.csv"
+                    )
             if self.ids is None:
                 aux.index = pd.RangeIndex(start, stop, name=ID_COLUMN)
             else:
                 aux.index = pd.Index(self.ids[start:stop], name=ID_COLUMN)
             spectra = str(self.paths[0].absolute())  # read by Dask workers too
             rows = NpyRows(spectra, offset, dtype, shape, fortran, start, stop)
-            yield ExoplanetSpec(index, rows, aux.astype(np.float64))
+            yield ExoplanetSpec(index, rows, aux.astype(np.float64), text)
             start = stop
 
 
