@@ -1316,7 +1316,9 @@ def test_text_in_a_numeric_column_is_an_invalid_row(tmp_path, sk_models):
     frame.loc[2, "b"] = "oops"
     frame.to_csv(tmp_path / "t.csv", index=False)
     frame.to_parquet(tmp_path / "t.parquet")  # b is a string column
-    for source in ("t.csv", "t.parquet"):
+    # a categorical (a Parquet dictionary): the whole job failed
+    frame.astype({"b": "category"}).to_parquet(tmp_path / "c.parquet")
+    for source in ("t.csv", "t.parquet", "c.parquet"):
         result = run_invalid(clf_path, [tmp_path / source], tmp_path / f"{source}.csv")
         out = pd.read_csv(result.output)
         assert result.invalid_preview == [

@@ -298,10 +298,15 @@ class _TableReader:
             c
             for c in X.columns
             if c in self.numeric_columns
-            and (is_object_dtype(X[c].dtype) or is_string_dtype(X[c].dtype))
+            and (
+                is_object_dtype(X[c].dtype)
+                or is_string_dtype(X[c].dtype)
+                or isinstance(X[c].dtype, pd.CategoricalDtype)  # Parquet dictionaries
+            )
         ]
         for c in texts:
-            numbers = pd.to_numeric(X[c], errors="coerce")
+            values = X[c].astype(object)  # a categorical's values, not its codes
+            numbers = pd.to_numeric(values, errors="coerce")
             for position in np.flatnonzero(numbers.isna() & X[c].notna()):
                 bad.setdefault(int(position), f"text in numeric column {c!r}")
             X[c] = numbers
