@@ -1085,8 +1085,13 @@ def test_missing_sidecar_needs_trust(tmp_path, spectra_model):
     assert run(copy, [npy], tmp_path / "o.parquet", trust=True).n_rows == len(X)
 
 
-def test_dask_local_cluster_matches_local(tmp_path, spectra_model):
+def test_dask_local_cluster_matches_local(tmp_path, spectra_model, caplog):
+    # The job's own cluster logged some 25 INFO lines (and each failed
+    # chunk's traceback on its worker) around the one-line error.
+    import logging
+
     pytest.importorskip("distributed", reason="needs the dask extra")
+    level = logging.getLogger("distributed").level
     model_path, npy, X, model = spectra_model
     bad = X.copy()
     bad[10, 0, 0] = np.nan
@@ -1101,6 +1106,9 @@ def test_dask_local_cluster_matches_local(tmp_path, spectra_model):
     )
     frame = pd.read_parquet(result.output)
     assert result.n_chunks == 6 and result.n_invalid == 1
+    chatter = [r for r in caplog.records if r.name.startswith("distributed")]
+    assert chatter == []
+    assert logging.getLogger("distributed").level == level  # restored
     keep = np.arange(len(X)) != 10
     np.testing.assert_allclose(
         frame.loc[keep, ["level", "spread"]], model.predict(X[keep]), rtol=1e-5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ._chunks import run_remote
 
 __all__ = ["run_dask"]
@@ -18,17 +20,30 @@ def _client(scheduler, n_workers):
     if isinstance(scheduler, Client):
         return scheduler, lambda: None
     if scheduler == "local":
+        # The scheduler runs in this process: its INFO logs (a line per
+        # worker, connection and closing) reach the console unless the root
+        # logger asks for them; restored when the job ends.
+        logger = logging.getLogger("distributed")
+        level = logger.level
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.ERROR)
+        # A cluster of this job's own: its logs (start-up, a failed chunk's
+        # traceback on each worker) stay quiet; the job reports errors itself.
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            silence_logs=logging.CRITICAL,
         )
         client = Client(cluster)
 
         def cleanup():
-            client.close()
-            cluster.close()
+            try:
+                client.close()
+                cluster.close()
+            finally:
+                logger.setLevel(level)
 
         return client, cleanup
     client = Client(scheduler)
