@@ -764,3 +764,18 @@ def test_safe_model_with_a_users_type_is_scored_with_trusted(tmp_path):
     result = invoke(*args, "--trusted", name)
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(pd.read_csv(out)["prediction"], model.predict(X))
+
+
+def test_a_models_warning_is_shown_once_not_per_chunk(tmp_path):
+    # scikit-learn's "X does not have valid feature names" came once per chunk.
+    from sklearn.linear_model import LinearRegression
+
+    X = pd.DataFrame(np.random.RandomState(0).normal(size=(60, 2)), columns=["a", "b"])
+    path = skestimators.save(
+        LinearRegression().fit(X, X["a"]), tmp_path / "m.skops", training_data=(X,)
+    )
+    np.save(tmp_path / "in.npy", X.to_numpy())
+    args = ("-o", tmp_path / "o.csv", "--chunk-rows", 10, "--no-progress")
+    result = invoke("score", path, tmp_path / "in.npy", *args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("valid feature names") == 1, result.output

@@ -389,6 +389,9 @@ def test_missing_columns_are_named(tmp_path, table_model):
     X.to_csv(tmp_path / "ok.csv", index=False)
     with pytest.raises(ScoringInputError, match="--id-column 'nope'"):
         run(model_path, [tmp_path / "ok.csv"], tmp_path / "o.csv", id_column="nope")
+    # A feature named as the id column: said so ("lacks ['a']" did not say why).
+    with pytest.raises(ScoringInputError, match="'a' is named as the id column"):
+        run(model_path, [tmp_path / "ok.csv"], tmp_path / "o.csv", id_column="a")
     # A header and blank lines hold no rows: refused, nothing left behind.
     (tmp_path / "blank.csv").write_text("a,b,c\n\n\n\n")
     with pytest.raises(ScoringInputError, match="holds no rows"):

@@ -43,9 +43,19 @@ class _Crop(click.ParamType):
 _CROP = _Crop()
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    """A warning as the command line shows it: ``Warning: <message>``."""
-    click.echo(f"Warning: {message}", err=True)
+def _one_line_warnings():
+    """A ``showwarning`` that shows each warning as ``Warning: <message>``,
+    once per command: a model warning of its input at every chunk (a million
+    rows, hundreds of chunks) is one line."""
+    shown = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"Warning: {message}"
+        if text not in shown:
+            shown.add(text)
+            click.echo(text, err=True)
+
+    return show
 
 
 @main.command()
@@ -198,7 +208,7 @@ def score(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InvalidRowsWarning)  # reported below
-            warnings.showwarning = _one_line_warning  # versions differ, etc.
+            warnings.showwarning = _one_line_warnings()  # versions differ, etc.
             result = run(
                 model,
                 inputs,

@@ -232,6 +232,13 @@ class _TableReader:
         if wanted is not None:
             present = set(features)
             missing = [c for c in wanted if c not in present]
+            if missing and id_column in missing and id_column in columns:
+                raise ScoringInputError(
+                    f"Column {id_column!r} is named as the id column "
+                    "(--id-column, id_column=), which is not passed to the model, "
+                    "but the model was trained on it: name another id column, or "
+                    "none (the rows are then numbered)."
+                )
             if missing:
                 raise ScoringInputError(
                     f"{self.source} lacks {len(missing)} column(s) the model was "
