@@ -590,7 +590,7 @@ def test_score_errors_are_one_line(tmp_path, saved, monkeypatch):
 
     monkeypatch.setattr(writer_module, "_write_table", disk_full)
     line = _one_line_error(invoke("score", path, data, "-o", tmp_path / "o.parquet"))
-    assert "No space left on device" in line
+    assert "No space left on the disk" in line and "free some space" in line
     monkeypatch.setattr(score_module, "run_chunk", lambda *a, **k: {}["unexpected"])
     line = _one_line_error(invoke("score", path, data, "-o", tmp_path / "o.parquet"))
     assert line == "Error: KeyError: 'unexpected'"

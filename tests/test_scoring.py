@@ -381,6 +381,24 @@ def test_parquet_files_whose_column_types_differ(tmp_path, table_model):
     assert not (tmp_path / "o2.parquet").exists()
 
 
+def test_repeated_ids_of_a_table_warn(tmp_path, table_model):
+    # They passed silently: a join of the predictions on the ids (the docs'
+    # validate="one_to_one") then failed or paired rows wrongly.
+    model_path, X, model = table_model
+    ids = [f"r{i}" for i in range(len(X))]
+    ids[7], ids[90], ids[140] = "r3", "r50", "r50"
+    ids[10] = ids[11] = None  # missing ids are not repeats
+    path = tmp_path / "in.parquet"
+    X.assign(id=ids, key=range(len(X))).to_parquet(path)
+    match = r"2 id\(s\) of the column 'id' .*'r3', 'r50'"
+    with pytest.warns(UserWarning, match=match):
+        result = run(model_path, [path], tmp_path / "o.csv", chunk_rows=40)
+    assert len(pd.read_csv(result.output)) == len(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # unique ids: no warning
+        run(model_path, [path], tmp_path / "o2.csv", id_column="key")
+
+
 def test_missing_columns_are_named(tmp_path, table_model):
     model_path, X, _ = table_model
     X.drop(columns="b").to_csv(tmp_path / "in.csv", index=False)

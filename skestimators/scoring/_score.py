@@ -480,6 +480,8 @@ def score(
         if writer.rows_done == 0:  # lines, but no rows (a header, blank lines)
             writer.discard()
             raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
+        if reader.id_source != ROW_POSITION:
+            _warn_repeated_ids(writer, n_chunks, reader)
         with _disk_full_named(writer):
             summary = writer.assemble(n_chunks, columns)
         n_invalid = summary["invalid"]
@@ -502,6 +504,22 @@ def score(
             rescored_chunks=resume.rescored,
             seconds=time.perf_counter() - start,
             id_source=reader.id_source,
+        )
+
+
+def _warn_repeated_ids(writer, n_chunks, reader):
+    """Warn when ids name more than one row: joining the predictions back by
+    id would pair rows wrongly (image and exoplanet folders refuse them)."""
+    n_repeated, examples = writer.repeated_ids(n_chunks, reader.id_name)
+    if n_repeated:
+        warnings.warn(
+            f"{n_repeated} id(s) of the {reader.id_source} name more than one row "
+            f"(e.g. {', '.join(map(repr, examples))}): the predictions keep every "
+            "row, in input order, but a join on the ids would pair rows wrongly. "
+            "Give a column of unique ids (--id-column, id_column=), or none (the "
+            "rows are then numbered).",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
         )
 
 

@@ -24,6 +24,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -260,6 +262,30 @@ class PartsWriter:
             remove_stale_temporaries(target)
         shutil.rmtree(self.dir)
         return {"rows": n_rows, "invalid": n_invalid, "invalid_preview": preview}
+
+    def repeated_ids(self, n_chunks: int, id_name: str, limit: int = 3):
+        """How many ids (not null) name more than one row, and up to
+        ``limit`` of them, from the parts' id columns (8 bytes a row)."""
+        parts = [self.dir / _part_name("part", i) for i in range(n_chunks)]
+
+        def ids_of(part):
+            ids = pq.read_table(part, columns=[id_name]).column(0).to_pandas()
+            return ids[ids.notna()]
+
+        hashes = [pd.util.hash_pandas_object(ids_of(p), index=False) for p in parts]
+        every = np.concatenate([h.to_numpy() for h in hashes] or [np.empty(0)])
+        values, counts = np.unique(every, return_counts=True)
+        repeated = values[counts > 1]
+        if not len(repeated):
+            return 0, []
+        wanted, examples = set(repeated[:limit].tolist()), {}
+        for part, found in zip(parts, hashes):
+            hit = found.isin(wanted).to_numpy()
+            if hit.any():
+                ids = ids_of(part)[hit]
+                for h, value in zip(found[hit], ids):
+                    examples.setdefault(int(h), value)
+        return len(repeated), list(examples.values())
 
     @staticmethod
     def _stage(staged, write, target: Path, suffix=""):
