@@ -1413,3 +1413,14 @@ def test_skorch_style_nested_parameters_say_where_the_setting_goes(key, match):
     # Plain parameters and a Pipeline's nested ones are set as before.
     pipe = make_pipeline(NetRegressor()).set_params(netregressor__lr=0.5)
     assert pipe[-1].lr == 0.5
+
+
+def test_a_double_precision_module_is_told_to_use_float32():
+    # torch's "mat1 and mat2 must have the same dtype" did not say that the
+    # engine feeds float32 batches.
+    from skestimators.nn import MLP
+
+    X = np.random.RandomState(0).normal(size=(40, 4))
+    module = MLP((4,), 1, width=8, depth=1).double()
+    with pytest.raises(ValueError, match=r"are torch.float64.*module.float\(\)"):
+        NetRegressor(module, **FAST).fit(X, X[:, 0])

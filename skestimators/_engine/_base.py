@@ -54,7 +54,7 @@ from ._divergence import (
 from ._heads import HeadsLoss, check_output_shapes
 from ._history import best_epoch, history_frame
 from ._inference import InferenceMixin, _tensors
-from ._modules import _shapes, check_trainable
+from ._modules import _shapes, check_trainable, dtype_hint
 from ._network_file import NetworkFileMixin
 from ._placement import _place, _to
 from ._skorch import EngineNet, NonFiniteLoss, SplitData
@@ -488,6 +488,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             raise ValueError(
                 f"The module {type(module).__name__} failed on a batch of the "
                 f"training data (input shape(s) {_shapes(probe)}): {exc}"
+                f"{dtype_hint(module)}"
             ) from exc
         finally:
             module.train(was_training)

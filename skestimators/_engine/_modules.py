@@ -54,6 +54,20 @@ def check_trainable(module):
         )
 
 
+def dtype_hint(module):
+    """A hint for a module whose weights are not float32 (``.double()``):
+    the engine feeds it float32 batches. Empty otherwise."""
+    kinds = sorted(
+        {str(p.dtype) for p in module.parameters() if p.dtype != torch.float32}
+    )
+    if not kinds:
+        return ""
+    return (
+        f". Its weights are {', '.join(kinds)}, while the batches are float32: "
+        "build it in float32 (module.float()); mixed precision is amp="
+    )
+
+
 def _shapes(batch):
     if isinstance(batch, dict):
         return {k: tuple(v.shape) for k, v in batch.items()}
