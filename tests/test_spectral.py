@@ -251,6 +251,21 @@ def test_nd_scaler_per_feature_matches_standard_scaler(spectra):
     )
 
 
+def test_nd_scaler_takes_a_grid_constant_up_to_rounding_for_a_constant():
+    # The real exoplanet spectra share one wavelength grid up to rounding
+    # (relative spread 8e-15): each bin was divided by that spread, and the
+    # wavelengths came out as +-1 noise; StandardScaler gives ~1e-14.
+    rng = np.random.RandomState(0)
+    grid = np.linspace(0.5, 7.5, 52)
+    X = np.stack([np.tile(grid, (300, 1)), rng.normal(size=(300, 52))], axis=-1)
+    X[:, :, 0] *= 1 + rng.choice([-1, 0, 1], size=(300, 1)) * np.finfo(float).eps
+    assert X[:, :, 0].std(axis=0).max() > 0
+    out = NDStandardScaler(per="feature").fit_transform(X)
+    reference = StandardScaler().fit_transform(X.reshape(300, -1)).reshape(X.shape)
+    assert np.abs(out[:, :, 0]).max() < 1e-12
+    np.testing.assert_allclose(out, reference, atol=1e-12)
+
+
 def test_nd_scaler_2d_is_one_channel():
     X = np.array([[0.0, 2.0], [4.0, 6.0]])
     scaler = NDStandardScaler().fit(X)

@@ -151,6 +151,12 @@ class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.var_ = var.astype(X.dtype)
         if self.with_std:
             scale = _zero_safe(np.sqrt(var), magnitude)
+            # A variance within the rounding error of its mean is a constant
+            # (scikit-learn's StandardScaler bound): a wavelength grid shared
+            # by every spectrum, up to rounding, was blown up to +-1.
+            n = np.sum(~np.isnan(values), axis=0)
+            eps = np.finfo(np.float64).eps
+            scale[var <= n * eps * var + (n * mean * eps) ** 2] = 1.0
         else:
             scale = np.ones_like(var)
         self.scale_ = scale.astype(X.dtype)
