@@ -592,6 +592,20 @@ def test_nan_spectra_are_named_by_sample():
         normalizer.transform(spectra)
 
 
+@pytest.mark.parametrize(
+    "transformer",
+    [SpectrumNormalizer(), ChannelSelector(1), SpectralFeatures(), NDStandardScaler()],
+)
+def test_no_spectra_get_scikit_learns_message(transformer):
+    # The check for non-finite values failed first, with NumPy's "cannot
+    # reshape array of size 0".
+    S = np.random.RandomState(0).random_sample((10, 52, 3)) + 0.1
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
+        transformer.fit(S[:0])
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
+        transformer.fit(S).transform(S[:0])
+
+
 def test_physics_warns_of_auxiliary_values_in_other_units():
     # Semi-major axes in astronomical units (for metres) brought the water
     # accuracy to chance, without a word.

@@ -90,8 +90,8 @@ def _nonfinite_samples(X, allow_nan):
         array = np.asarray(X)
     except (TypeError, ValueError):
         return None
-    if array.dtype.kind not in "fiu" or array.ndim < 2:  # complex, text...
-        return None
+    if array.dtype.kind not in "fiu" or array.ndim < 2 or not len(array):
+        return None  # complex, text, no samples: scikit-learn's message stands
     bad = np.isinf(array) if allow_nan else ~np.isfinite(array)
     return np.flatnonzero(bad.reshape(len(array), -1).any(axis=1))
 
