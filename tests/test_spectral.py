@@ -509,6 +509,17 @@ def test_system_reference_inputs():
         )
     with pytest.raises(ValueError, match="has 5 samples but"):
         SystemReference().fit({"spectra": X["spectra"], "aux": X["aux"][:4]})
+    # Each of these gave all-zero features without a word.
+    with pytest.raises(ValueError, match="needs class labels; y is continuous"):
+        SystemReference(per_class=True).fit(X, np.linspace(0, 1, 5))
+    with pytest.warns(UserWarning, match="No system has 9 planets .* largest has 5"):
+        SystemReference(min_planets=9).fit(X)
+    # Depths in ppm: a planet larger than its star, for both transformers.
+    ppm = X["spectra"].copy()
+    ppm[:, :, 1:] *= 1e6
+    for transformer in (SystemReference(), PhysicsFeatures()):
+        with pytest.raises(ValueError, match="transit depths above 1 .*ppm / 1e6"):
+            transformer.fit(MultiInput(spectra=ppm, aux=X["aux"]))
 
 
 def test_system_reference_finds_clouds_on_real_planets():

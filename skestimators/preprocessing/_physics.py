@@ -111,6 +111,17 @@ class _PlanetTransformer(TransformerMixin, BaseEstimator):
                 f"X[{spectra_key!r}] has {spectra.shape[2]} channels; "
                 f"{channel_names} need at least {needed}."
             )
+        depth = channels.get("depth_channel")
+        if depth is not None and np.nanmax(spectra[:, :, depth], initial=0) > 1:
+            worst = int(np.argmax(spectra[:, :, depth].max(axis=1)))
+            raise ValueError(
+                f"X[{spectra_key!r}] channel {depth} (depth_channel) holds transit "
+                f"depths above 1 (sample {worst}: "
+                f"{spectra[worst, :, depth].max():.4g}); a depth (Rp/Rs)^2 is "
+                "the fraction of the star's light the planet blocks. Give depths "
+                "as fractions (ppm / 1e6, percent / 100), and their uncertainties "
+                "in the same units."
+            )
         if reset:
             self.n_wavelengths_, self.n_channels_ = spectra.shape[1:]
         elif spectra.shape[1:] != (self.n_wavelengths_, self.n_channels_):

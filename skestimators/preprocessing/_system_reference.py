@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
+from .._stack import caller_stacklevel
 from ._physics import _PlanetTransformer
 
 __all__ = ["SystemReference"]
@@ -278,6 +281,15 @@ class SystemReference(_PlanetTransformer):
         np.add.at(scales, (inverse, labels), uncertainty)
         np.add.at(members, (inverse, labels), 1)
         keep = members.min(axis=1) >= self.min_planets
+        if not keep.any():
+            warnings.warn(
+                f"No system has {self.min_planets} planets"
+                f"{' of each class' if self.per_class else ''} (min_planets="
+                f"{self.min_planets}; the largest has {int(members.min(axis=1).max())}"
+                "): every planet will be transformed to zeros.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
         self.systems_ = aux[first][keep]
         self.n_planets_ = counts[keep]
         self.reference_ = totals[keep] / members[keep, :, None]
@@ -300,6 +312,12 @@ class SystemReference(_PlanetTransformer):
             raise ValueError(
                 f"y must be 1-D or 2-D with one row per planet ({n_samples}); got "
                 f"shape {y.shape}."
+            )
+        kind = type_of_target(y, input_name="y")
+        if kind not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(
+                f"SystemReference(per_class=True) needs class labels; y is {kind} "
+                "(every value its own class: no system would have a reference)."
             )
         try:
             if y.ndim == 1:
