@@ -313,8 +313,11 @@ class SystemReference(_PlanetTransformer):
                 f"y must be 1-D or 2-D with one row per planet ({n_samples}); got "
                 f"shape {y.shape}."
             )
-        kind = type_of_target(y, input_name="y")
-        if kind not in ("binary", "multiclass", "multilabel-indicator"):
+        try:
+            kind = type_of_target(y, input_name="y")
+        except (TypeError, ValueError):  # mixed labels: named when sorted below
+            kind = "multiclass"
+        if kind.startswith(("continuous", "unknown")):
             raise ValueError(
                 f"SystemReference(per_class=True) needs class labels; y is {kind} "
                 "(every value its own class: no system would have a reference)."
