@@ -617,6 +617,27 @@ def test_no_spectra_get_scikit_learns_message(transformer):
         transformer.fit(S).transform(S[:0])
 
 
+def test_set_output_is_offered_whatever_the_output_shape():
+    # Once fitted on 3-D spectra (or holding an ImagePreprocessor), a
+    # Pipeline's set_output failed: "set_output is not available".
+    from sklearn.pipeline import make_pipeline
+
+    from skestimators.preprocessing import ImagePreprocessor
+
+    X, _ = make_exoplanet(20, random_state=0)
+    pipe = make_pipeline(SpectrumNormalizer(), NDStandardScaler()).fit(X["spectra"])
+    before = pipe.transform(X["spectra"])
+    assert pipe.set_output(transform="pandas") is pipe
+    np.testing.assert_array_equal(pipe.transform(X["spectra"]), before)  # 3-D: array
+    flat = X["spectra"][:, :, 1]
+    frame = NDStandardScaler().fit(flat).set_output(transform="pandas").transform(flat)
+    assert isinstance(frame, pd.DataFrame) and frame.shape == flat.shape
+    images = make_pipeline(ImagePreprocessor(), NDStandardScaler())
+    assert images.set_output(transform="pandas") is images
+    with pytest.raises(ValueError, match="transform must be None"):
+        SpectrumNormalizer().fit(X["spectra"]).set_output(transform="arrow")
+
+
 def test_physics_warns_of_auxiliary_values_in_other_units():
     # Semi-major axes in astronomical units (for metres) brought the water
     # accuracy to chance, without a word.

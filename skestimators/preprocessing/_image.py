@@ -11,6 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._output import ArrayOutputMixin
+
 __all__ = ["ImagePreprocessor"]
 
 
@@ -52,7 +54,7 @@ def _pixel_max(X):
     return peak / 255 if X.dtype == np.uint8 else peak
 
 
-class ImagePreprocessor(TransformerMixin, BaseEstimator):
+class ImagePreprocessor(ArrayOutputMixin, TransformerMixin, BaseEstimator):
     """Centre-crop, resize and standardise images, returning channels first.
 
     Accepts a batch of images as ``(n, channels, height, width)``,

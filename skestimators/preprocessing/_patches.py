@@ -10,6 +10,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._output import ArrayOutputMixin
+
 __all__ = ["PatchStatistics"]
 
 _QUANTILE = re.compile(r"p(\d{1,2})$")
@@ -43,7 +45,7 @@ def _flat_output(statistics) -> bool:
     )
 
 
-class PatchStatistics(TransformerMixin, BaseEstimator):
+class PatchStatistics(ArrayOutputMixin, TransformerMixin, BaseEstimator):
     """Summary statistics of each band and year of 5-D patches.
 
     Turns patches ``(n, bands, height, width, years)`` into statistics over

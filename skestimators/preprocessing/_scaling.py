@@ -16,12 +16,15 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ._output import ArrayOutputMixin
 from ._spectral import _zero_safe, tabular_input, tabular_names, validate_spectra
 
 __all__ = ["NDStandardScaler"]
 
 
-class NDStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class NDStandardScaler(
+    ArrayOutputMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
+):
     """Standardise n-D arrays per channel or per element, over samples.
 
     With ``per="channel"`` every channel gets one mean and one standard

@@ -25,6 +25,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._output import ArrayOutputMixin
+
 __all__ = ["ChannelSelector", "SpectrumNormalizer"]
 
 
@@ -160,7 +162,9 @@ _LOCATION_SCALE = {
 }
 
 
-class SpectrumNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class SpectrumNormalizer(
+    ArrayOutputMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
+):
     """Centre and scale every spectrum on its own, along the wavelength axis.
 
     Where the level of a spectrum varies from sample to sample far more than
@@ -329,7 +333,7 @@ def _one_channel_output(selector) -> bool:
     raise no_feature_names(selector)
 
 
-class ChannelSelector(TransformerMixin, BaseEstimator):
+class ChannelSelector(ArrayOutputMixin, TransformerMixin, BaseEstimator):
     """Select channels of a set of spectra.
 
     Parameters

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ._output import ArrayOutputMixin
 from ._spectral import (
     no_feature_names,
     resolve_channels,
@@ -35,7 +36,7 @@ def _flat_output(features) -> bool:
     raise no_feature_names(features)
 
 
-class SpectralFeatures(TransformerMixin, BaseEstimator):
+class SpectralFeatures(ArrayOutputMixin, TransformerMixin, BaseEstimator):
     """Features of the depth channel along the wavelength axis.
 
     Computes, for every wavelength, the depth itself, its gradient (central
