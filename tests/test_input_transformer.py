@@ -70,8 +70,13 @@ def test_errors(X):
     t = InputTransformer({"aux": StandardScaler()}).fit(X)
     with pytest.raises(ValueError, match="missing the named input"):
         t.transform(MultiInput(aux=X["aux"]))
-    with pytest.raises(ValueError, match="dropped every input"):
+    with pytest.raises(ValueError, match="drops every input"):
         InputTransformer({"aux": "drop"}, remainder="drop").fit_transform(X)
+    with pytest.raises(ValueError, match="drops every input"):  # at fit, not later
+        InputTransformer({"aux": "drop"}, remainder="drop").fit(X)
+    # "Expected 2D array, got Unable to find the number of features ..."
+    with pytest.raises(ValueError, match=r"of shape \(5,\)\. Reshape a single"):
+        InputTransformer({"X": StandardScaler()}).fit(np.arange(5.0))
 
 
 def test_pandas_output_reaches_the_entries_and_keeps_named_inputs(X):

@@ -204,9 +204,14 @@ class InputTransformer(TransformerMixin, BaseEstimator):
             mapping = {"X": X}
             try:
                 _num_features(X)
-            except TypeError as exc:
+            except TypeError:
+                shape = getattr(X, "shape", None)
                 raise ValueError(
-                    f"Expected 2D array, got {exc}. Reshape your data."
+                    "InputTransformer expects a MultiInput, a dict of arrays or "
+                    f"one array of shape (n_samples, ...); got {type(X).__name__}"
+                    f"{'' if shape is None else f' of shape {shape}'}. Reshape "
+                    "a single feature with X.reshape(-1, 1), a single sample "
+                    "with X.reshape(1, -1)."
                 ) from None
             # n_features_in_ and feature_names_in_, set (fit) or checked.
             validate_data(self, X, reset=reset, skip_check_array=True)
@@ -328,6 +333,8 @@ class InputTransformer(TransformerMixin, BaseEstimator):
             self.transformers_[name] = fitted
         self._sources = {n: s for n, (_, s) in plan.items()}
         self.output_names_ = list(self.transformers_)
+        if not self.output_names_:  # refused at fit, not first at transform
+            self._pack(out, single)
         return self._pack(out, single) if transform else None
 
     def transform(self, X):
@@ -390,7 +397,10 @@ class InputTransformer(TransformerMixin, BaseEstimator):
 
     def _pack(self, out, single):
         if not out:
-            raise ValueError("InputTransformer dropped every input; nothing is left.")
+            raise ValueError(
+                "InputTransformer drops every input (each is 'drop', and "
+                "remainder drops the rest): nothing would be left to transform."
+            )
         if single and len(out) == 1:
             return next(iter(out.values()))
         return MultiInput(**out)
