@@ -648,6 +648,19 @@ def test_physics_warns_of_auxiliary_values_in_other_units():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         features.transform(X)
+    # Planets of unseen systems, in the same units: no warning (one of five
+    # folds by system warned of "other units", a planet 62 times heavier
+    # than any in fit).
+    from sklearn.model_selection import GroupKFold
+
+    from skestimators.datasets import load_exoplanet
+
+    real, _ = load_exoplanet()
+    systems = pd.factorize(real["aux"].round(3).apply(tuple, axis=1))[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for train, test in GroupKFold(5).split(real["aux"], groups=systems):
+            PhysicsFeatures().fit(real[train]).transform(real[test])
     aux = X["aux"].copy()
     aux["semi_major_axis_m"] /= 1.496e11
     with pytest.warns(UserWarning, match=r"semi_major_axis_m = .*other units\?"):
