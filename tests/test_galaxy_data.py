@@ -775,7 +775,8 @@ def test_preprocessor_validation():
     pre = ImagePreprocessor().fit(X)
     with pytest.raises(ValueError, match="fitted on images of shape"):
         pre.transform(np.zeros((2, 3, 8, 9)))
-    with pytest.raises(ValueError, match="features"):
+    # scikit-learn's check came first: "X has 8 features, but ... 3 features".
+    with pytest.raises(ValueError, match=r"\(8, 8, 3\): the same images in another"):
         pre.transform(np.zeros((2, 8, 8, 3)))
     with pytest.raises(ValueError, match="NaN"):
         pre.transform(np.full((2, 3, 8, 8), np.nan))

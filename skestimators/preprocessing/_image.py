@@ -158,6 +158,20 @@ class ImagePreprocessor(ArrayOutputMixin, TransformerMixin, BaseEstimator):
 
     def _validate(self, X, reset: bool) -> tuple[np.ndarray, str, tuple]:
         """Channels-first images, their layout and one image's shape as given."""
+        given = getattr(X, "shape", None)
+        fitted = getattr(self, "input_shape_", None)
+        if not reset and None not in (given, fitted) and given[1:] != fitted:
+            # Before scikit-learn's check, which counts "features" (rows).
+            other = sorted(given[1:]) == sorted(fitted)
+            raise ValueError(
+                f"ImagePreprocessor was fitted on images of shape {fitted} "
+                f"({self.layout_}); got images of shape {tuple(given[1:])}"
+                + (
+                    ": the same images in another layout? Give them as in fit."
+                    if other
+                    else "."
+                )
+            )
         X = validate_data(
             self,
             X,
