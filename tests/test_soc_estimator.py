@@ -589,6 +589,8 @@ def test_patch_statistics():
     assert table.columns.tolist() == ["band0_year0_mean", "band0_year1_mean"]
     with pytest.raises(ValueError, match="statistics"):
         PatchStatistics(("mode",)).fit(X)
+    with pytest.raises(ValueError, match=r"names \['mean'\] more than once"):
+        PatchStatistics(("mean", "std", "mean")).fit(X)
     with pytest.raises(ValueError, match="patches of shape"):
         PatchStatistics().fit(X[..., 0])
     with pytest.raises(ValueError, match="fitted on"):

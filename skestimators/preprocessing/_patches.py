@@ -119,6 +119,12 @@ class PatchStatistics(ArrayOutputMixin, TransformerMixin, BaseEstimator):
                 "'max', 'centre', 'valid' or 'p<q>' (0 <= q <= 99); got "
                 f"{self.statistics!r}."
             )
+        repeated = sorted({s for s in stats if stats.count(s) > 1})
+        if repeated:
+            raise ValueError(
+                f"statistics names {repeated} more than once: each would be a "
+                "copy of the same feature, under the same names."
+            )
         return stats
 
     def _validate(self, X, reset):
