@@ -2,8 +2,9 @@
 Batch scoring with the command line
 ===================================
 
-A model saved with :func:`skestimators.save` (a joblib pickle and a JSON
-sidecar holding versions, a checksum and the input it expects) can score
+A model saved with :func:`skestimators.save` (a file in the safe format,
+which loading runs no code from, and a JSON sidecar holding versions, a
+checksum and the input it expects) can score
 files without any Python code: ``skestimators score MODEL INPUT... -o
 OUTPUT`` reads the input in chunks, predicts each, and writes one Parquet,
 CSV or ``.npy`` file. Interrupted runs resume; rows that cannot be scored
@@ -50,7 +51,7 @@ model.fit(X[~new], y[~new])
 
 work = Path(tempfile.mkdtemp())
 path = skestimators.save(
-    model, work / "exoplanet.joblib", training_data=(X[~new], y[~new])
+    model, work / "exoplanet.skops", training_data=(X[~new], y[~new])
 )
 print(sorted(p.name for p in work.iterdir()))
 
@@ -70,8 +71,8 @@ y[new].index.to_frame().to_csv(folder / "targets.csv", index=False)
 # ---------------------------
 # The ``skestimators`` command is installed with the package; in a shell::
 #
-#     skestimators info exoplanet.joblib
-#     skestimators score exoplanet.joblib new_planets -o predictions.parquet
+#     skestimators info exoplanet.skops
+#     skestimators score exoplanet.skops new_planets -o predictions.parquet
 import shutil
 import subprocess
 import sys
