@@ -75,7 +75,7 @@ def test_errors(X):
     with pytest.raises(ValueError, match="drops every input"):  # at fit, not later
         InputTransformer({"aux": "drop"}, remainder="drop").fit(X)
     # "Expected 2D array, got Unable to find the number of features ..."
-    with pytest.raises(ValueError, match=r"of shape \(5,\)\. Reshape a single"):
+    with pytest.raises(ValueError, match=r"of shape \(5,\)\. Reshape your data: "):
         InputTransformer({"X": StandardScaler()}).fit(np.arange(5.0))
 
 

@@ -210,8 +210,8 @@ class InputTransformer(TransformerMixin, BaseEstimator):
                     "InputTransformer expects a MultiInput, a dict of arrays or "
                     f"one array of shape (n_samples, ...); got {type(X).__name__}"
                     f"{'' if shape is None else f' of shape {shape}'}. Reshape "
-                    "a single feature with X.reshape(-1, 1), a single sample "
-                    "with X.reshape(1, -1)."
+                    "your data: X.reshape(-1, 1) for a single feature, "
+                    "X.reshape(1, -1) for a single sample."
                 ) from None
             # n_features_in_ and feature_names_in_, set (fit) or checked.
             validate_data(self, X, reset=reset, skip_check_array=True)
