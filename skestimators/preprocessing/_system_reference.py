@@ -283,10 +283,11 @@ class SystemReference(_PlanetTransformer):
         keep = members.min(axis=1) >= self.min_planets
         if not keep.any():
             warnings.warn(
-                f"No system has {self.min_planets} planets"
-                f"{' of each class' if self.per_class else ''} (min_planets="
+                f"SystemReference: no star/planet system has {self.min_planets} "
+                f"planets{' of each class' if self.per_class else ''} (min_planets="
                 f"{self.min_planets}; the largest has {int(members.min(axis=1).max())}"
-                "): every planet will be transformed to zeros.",
+                "): every planet is transformed to zeros, and these features "
+                "tell the model nothing.",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
