@@ -392,7 +392,7 @@ class ParquetReader(_TableReader):
                 unified = pa.unify_schemas(
                     [pa.schema([f]) for f in own], promote_options="permissive"
                 )
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            except pa.ArrowException:
                 types = {}
                 for path, f in zip(self.paths, own):
                     types.setdefault(str(f.type), []).append(path.name)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import pickle
 import time
@@ -446,7 +444,7 @@ def score(
         from tqdm.auto import tqdm
 
         with (
-            _disk_full_named(writer),
+            writer.naming_a_full_disk(),
             tqdm(
                 total=reader.n_rows,
                 initial=writer.rows_done,
@@ -481,8 +479,8 @@ def score(
             writer.discard()
             raise ScoringInputError(f"{', '.join(map(str, inputs))} holds no rows.")
         if reader.id_source != ROW_POSITION:
-            _warn_repeated_ids(writer, n_chunks, reader)
-        with _disk_full_named(writer):
+            writer.warn_repeated_ids(n_chunks, reader.id_name, reader.id_source)
+        with writer.naming_a_full_disk():
             summary = writer.assemble(n_chunks, columns)
         n_invalid = summary["invalid"]
         if n_invalid:
@@ -505,40 +503,6 @@ def score(
             seconds=time.perf_counter() - start,
             id_source=reader.id_source,
         )
-
-
-def _warn_repeated_ids(writer, n_chunks, reader):
-    """Warn when ids name more than one row: joining the predictions back by
-    id would pair rows wrongly (image and exoplanet folders refuse them)."""
-    n_repeated, examples = writer.repeated_ids(n_chunks, reader.id_name)
-    if n_repeated:
-        warnings.warn(
-            f"{n_repeated} id(s) of the {reader.id_source} name more than one row "
-            f"(e.g. {', '.join(map(repr, examples))}): the predictions keep every "
-            "row, in input order, but a join on the ids would pair rows wrongly. "
-            "Give a column of unique ids (--id-column, id_column=), or none (the "
-            "rows are then numbered).",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
-
-
-@contextlib.contextmanager
-def _disk_full_named(writer):
-    """A full disk (or quota) while writing the scores: say where, what is
-    kept, and how to go on (pyarrow's message named no file)."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise OSError(
-            exc.errno,
-            f"No space left on the disk (or over quota) while writing the scores "
-            f"of {writer.output}: the chunks scored so far are kept in "
-            f"{writer.dir}; free some space and run the same command again to "
-            f"resume ({writer.output} itself is unchanged)",
-        ) from exc
 
 
 class _Resume:

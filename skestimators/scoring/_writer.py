@@ -18,10 +18,13 @@ new complete output; never a partial file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,7 @@ from .._io import (
     sync_folder,
     temporary_name,
 )
+from .._stack import caller_stacklevel
 from ._formats import (
     companion_path,
     conform,
@@ -262,6 +266,39 @@ class PartsWriter:
             remove_stale_temporaries(target)
         shutil.rmtree(self.dir)
         return {"rows": n_rows, "invalid": n_invalid, "invalid_preview": preview}
+
+    @contextlib.contextmanager
+    def naming_a_full_disk(self):
+        """A full disk (or quota) while writing the scores: say where, what
+        is kept, and how to go on (pyarrow's message named no file)."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise OSError(
+                exc.errno,
+                "No space left on the disk (or over quota) while writing the "
+                f"scores of {self.output}: the chunks scored so far are kept in "
+                f"{self.dir}; free some space and run the same command again to "
+                f"resume ({self.output} itself is unchanged)",
+            ) from exc
+
+    def warn_repeated_ids(self, n_chunks: int, id_name: str, id_source: str):
+        """Warn when ids name more than one row: joining the predictions back
+        by id would pair rows wrongly (image and exoplanet folders refuse
+        them)."""
+        n_repeated, examples = self.repeated_ids(n_chunks, id_name)
+        if n_repeated:
+            warnings.warn(
+                f"{n_repeated} id(s) of the {id_source} name more than one row "
+                f"(e.g. {', '.join(map(repr, examples))}): the predictions keep "
+                "every row, in input order, but a join on the ids would pair rows "
+                "wrongly. Give a column of unique ids (--id-column, id_column=), "
+                "or none (the rows are then numbered).",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
 
     def repeated_ids(self, n_chunks: int, id_name: str, limit: int = 3):
         """How many ids (not null) name more than one row, and up to
