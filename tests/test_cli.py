@@ -705,13 +705,18 @@ def test_train_cross_validation_failure_is_one_line(tmp_path, exoplanet_folder):
     # its tracebacks, as the error line (or record NaN scores and exit 0).
     result = invoke(
         "train", "exoplanet", exoplanet_folder, "--variant", "dense",
-        "--max-epochs", 1, "--cv", 2, "--device", "bogus",
+        "--max-epochs", 1, "--cv", 2, "--device", "cuda:7",
         "-o", tmp_path / "m.skops",
     )  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "fits failed" not in result.output
-    assert "bogus" in result.output
+    assert "cuda:7" in result.output
     assert not (tmp_path / "m.skops").exists()
+    # Values that name no device or seed are wrong usage, before the data.
+    for option, value in [("--device", "bogus"), ("--random-state", -1)]:
+        args = ("train", "exoplanet", exoplanet_folder, option, value)
+        result = invoke(*args, "-o", tmp_path / "m.skops")
+        assert result.exit_code == 2 and option in result.output
 
 
 def test_score_crop_takes_none_or_pixels(tmp_path):
@@ -779,3 +784,57 @@ def test_a_models_warning_is_shown_once_not_per_chunk(tmp_path):
     result = invoke("score", path, tmp_path / "in.npy", *args)
     assert result.exit_code == 0, result.output
     assert result.output.count("valid feature names") == 1, result.output
+
+
+def test_train_refuses_outputs_that_would_destroy_files(
+    tmp_path, exoplanet_folder, monkeypatch
+):
+    import shutil
+
+    from skestimators.cli import _train
+
+    folder = tmp_path / "planets"
+    shutil.copytree(exoplanet_folder, folder)
+    before = (folder / "auxiliary.csv").read_bytes()
+    # The model replaced a training file (the next train read "not UTF-8").
+    result = invoke("train", "exoplanet", folder, "-o", folder / "auxiliary.csv")
+    assert result.exit_code == 2 and "is the training file" in result.output
+    assert (folder / "auxiliary.csv").read_bytes() == before
+    # A name too long for the folder failed after the whole fit.
+    result = invoke("train", "exoplanet", folder, "-o", tmp_path / ("m" * 256))
+    assert result.exit_code == 2 and "256 bytes long" in result.output
+
+    # Ctrl-C printed click's "Aborted!" and exited 1, an error's code.
+    def interrupted(*args):
+        raise KeyboardInterrupt("interrupted after 3 epochs")
+
+    monkeypatch.setattr(_train, "_train", interrupted)
+    out = tmp_path / "m.skops"
+    result = invoke("train", "exoplanet", folder, "-o", out)
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert "Interrupted (interrupted after 3 epochs)" in result.output
+    assert f"{out} was not written" in result.output
+
+
+def test_save_refuses_the_sidecar_of_another_model(tmp_path, saved):
+    # save(model, "a.skops.json") replaced a.skops's sidecar: a.skops could
+    # no longer be checked or loaded.
+    path, _, _, model = saved
+    with pytest.raises(skestimators.ModelFileError, match="is the sidecar of"):
+        skestimators.save(model, path.with_name(path.name + ".json"))
+    skestimators.load(path)
+
+
+def test_info_check_says_when_no_versions_were_recorded(tmp_path, saved):
+    # It said "the installed versions match" of a sidecar without versions.
+    import shutil
+
+    path = tmp_path / "m.joblib"
+    shutil.copy(saved[0], path)
+    side = path.with_name(path.name + ".json")
+    meta = json.loads(saved[0].with_name(saved[0].name + ".json").read_text())
+    del meta["versions"]
+    side.write_text(json.dumps(meta))
+    result = invoke("info", path, "--check")
+    assert result.exit_code == 0, result.output
+    assert "records no versions to compare" in result.stderr

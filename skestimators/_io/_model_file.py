@@ -253,6 +253,12 @@ def save(
         )
     if not path.parent.is_dir():
         raise ModelFileNotFoundError(f"Folder {path.parent} does not exist.")
+    owner = path.with_name(path.name.removesuffix(".json"))
+    if owner != path and owner.is_file() and sidecar_path(owner) == path:
+        raise ModelFileError(
+            f"{path.name} is the sidecar of {owner.name}: saving a model there "
+            f"would leave {owner.name} without one. Choose another name."
+        )
     if not _main_process():
         return path  # data-parallel job: process 0 writes the (identical) model
     X, fingerprint = _training_fingerprint(training_data)
@@ -377,7 +383,8 @@ def read_metadata(path) -> dict:
         raise ModelFileError(
             f"The model {path} has no sidecar {side.name}: it was not written by "
             "skestimators.save, or the sidecar was not copied along with it. If "
-            "you trust its source, load it with trust=True (command line: --trust)."
+            "you trust its source, load it with trust=True (skestimators score: "
+            "--trust)."
         )
     try:
         metadata = json.loads(side.read_text())

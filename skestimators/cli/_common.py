@@ -87,3 +87,18 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, _ERRORS) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _one_line_warnings():
+    """A ``showwarning`` that shows each warning as ``Warning: <message>``,
+    once per command: a model warning of its input at every chunk (a million
+    rows, hundreds of chunks) is one line."""
+    shown = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"Warning: {message}"
+        if text not in shown:
+            shown.add(text)
+            click.echo(text, err=True)
+
+    return show

@@ -14,6 +14,7 @@ from ._common import (
     EXIT_OUTPUT_LOCKED,
     _debug,
     _message,
+    _one_line_warnings,
     main,
 )
 
@@ -41,21 +42,6 @@ class _Crop(click.ParamType):
 
 
 _CROP = _Crop()
-
-
-def _one_line_warnings():
-    """A ``showwarning`` that shows each warning as ``Warning: <message>``,
-    once per command: a model warning of its input at every chunk (a million
-    rows, hundreds of chunks) is one line."""
-    shown = set()
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        text = f"Warning: {message}"
-        if text not in shown:
-            shown.add(text)
-            click.echo(text, err=True)
-
-    return show
 
 
 @main.command()
@@ -311,11 +297,15 @@ def info(model, check):
         return
     for warning in caught:
         click.echo(f"Warning: {warning.message}", err=True)
-    verdict = (
-        "the versions differ (warning above): it may not load or predict identically"
-        if caught
-        else "the installed versions match those it was saved with"
-    )
+    if caught:
+        verdict = (
+            "the versions differ (warning above): it may not load or predict "
+            "identically"
+        )
+    elif not metadata.get("versions"):
+        verdict = "its sidecar records no versions to compare with those installed"
+    else:
+        verdict = "the installed versions match those it was saved with"
     click.echo(
         f"Check {'passed with a warning' if caught else 'passed'}: {model} matches "
         f"the SHA-256 of its sidecar; {verdict}.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import click
 
 from ._common import (
     _ERRORS,
+    EXIT_INTERRUPTED,
     EXOPLANET_VARIANTS,
     _debug,
     _message,
+    _one_line_warnings,
     _verbosity,
     main,
 )
@@ -38,7 +41,55 @@ def _writable_output(ctx, param, value):
         raise click.BadParameter(f"folder {str(folder)!r} does not exist.", ctx, param)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise click.BadParameter(f"folder {str(folder)!r} is not writable.", ctx, param)
+    limit = os.pathconf(folder, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    if len(os.fsencode(path.name)) > limit:
+        raise click.BadParameter(
+            f"the file name is {len(os.fsencode(path.name))} bytes long; this "
+            f"folder takes names of at most {limit}.",
+            ctx,
+            param,
+        )
     return value
+
+
+def _device(ctx, param, value):
+    """``--device``: ``auto`` or a device torch can name (checked before the
+    data is read; whether it is present is checked when training starts)."""
+    if value == "auto":
+        return value
+    import torch
+
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(
+            f"{value!r} is not a device: give cpu, cuda, cuda:1, mps ... or auto.",
+            ctx,
+            param,
+        ) from None
+    return value
+
+
+def _check_not_an_input(output, data):
+    """Refuse an output (or its sidecar) that is one of the training files:
+    the model replaced them, and the data was lost."""
+    from .._io import sidecar_path
+
+    if data == "builtin":
+        return
+    folder = Path(data)
+    inputs = [folder / n for n in ("spectra.npy", "auxiliary.csv", "targets.csv")]
+    for target in (Path(output), sidecar_path(output)):
+        for source in inputs:
+            if source.exists() and (
+                target.resolve() == source.resolve()
+                or (target.exists() and target.samefile(source))
+            ):
+                raise click.BadParameter(
+                    f"{target} is the training file {source}: the model would "
+                    "replace it. Write the model elsewhere.",
+                    param_hint="'-o' / '--output'",
+                )
 
 
 def _folds(ctx, param, value):
@@ -135,10 +186,11 @@ def _cv_summary(scores, folds, seconds):
 )
 @click.option(
     "--random-state",
-    type=int,
+    type=click.IntRange(0, 2**32 - 1),
     default=0,
     show_default=True,
-    help="Seed of the networks (weights, dropout, batch order, validation split).",
+    help="Seed of the networks (weights, dropout, batch order, validation "
+    "split) and of the cross-validation folds.",
 )
 @click.option(
     "--cv",
@@ -147,8 +199,9 @@ def _cv_summary(scores, folds, seconds):
     callback=_folds,
     default=0,
     show_default=True,
-    help="Cross-validate first with this many folds, at least 2 (scores go to "
-    "the sidecar); 0 does not cross-validate.",
+    help="Cross-validate first with this many shuffled folds (seeded by "
+    "--random-state), at least 2; the scores go to the sidecar. 0 does not "
+    "cross-validate.",
 )
 @click.option(
     "--max-epochs",
@@ -159,6 +212,7 @@ def _cv_summary(scores, folds, seconds):
     "--device",
     default="auto",
     show_default=True,
+    callback=_device,
     help="cpu, cuda, cuda:1 ... or auto (CUDA when available).",
 )
 @click.option(
@@ -191,13 +245,35 @@ def train(
     """
     import warnings
 
-    from sklearn.model_selection import cross_validate
+    verbose = _verbosity(verbose)
+    make = _recipe(recipe)
+    _check_not_an_input(output, data)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings()
+            return _train(recipe, data, output, variant, random_state, folds,
+                          max_epochs, device, verbose, make)  # fmt: skip
+    except KeyboardInterrupt as exc:
+        if _debug():
+            raise
+        detail = " ".join(str(exc).split())  # the engine says where it stopped
+        click.echo(
+            f"Interrupted{f' ({detail})' if detail else ''}: {output} was not "
+            "written (any previous file is unchanged).",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _train(recipe, data, output, variant, random_state, folds, max_epochs, device,
+           verbose, make):  # fmt: skip
+    import warnings
+
+    from sklearn.model_selection import KFold, cross_validate
 
     from .._io import save, sidecar_path
     from ..metrics import multilabel_scorers
 
-    verbose = _verbosity(verbose)
-    make = _recipe(recipe)
     try:
         X, y = _exoplanet_data(data)
         model = make(
@@ -210,7 +286,7 @@ def train(
             _set_max_epochs(model, max_epochs)
         limit = max(model.get_params()[k] for k in _network_params(model, "max_epochs"))
         what = (
-            f"{recipe} {variant!r} on {len(X):,} planets (at most {limit} epochs per "
+            f"{recipe} {variant!r} on {len(X):,} planets (at most {_epochs(limit)} per "
             f"network{'' if verbose else '; -v shows every epoch'})"
         )
         scores = None
@@ -223,7 +299,7 @@ def train(
                 model,
                 X,
                 y,
-                cv=folds,
+                cv=KFold(folds, shuffle=True, random_state=random_state),
                 scoring=multilabel_scorers(y),
                 error_score="raise",
             )
