@@ -838,3 +838,14 @@ def test_info_check_says_when_no_versions_were_recorded(tmp_path, saved):
     result = invoke("info", path, "--check")
     assert result.exit_code == 0, result.output
     assert "records no versions to compare" in result.stderr
+
+
+def test_two_trains_of_one_output_do_not_both_run(tmp_path, exoplanet_folder):
+    # Both exited 0 and both said "saved": the second model silently won.
+    from skestimators._io import output_lock
+
+    out = tmp_path / "m.skops"
+    with output_lock(out):  # another run holds it
+        result = invoke("train", "exoplanet", exoplanet_folder, "-o", out)
+    assert result.exit_code == EXIT_OUTPUT_LOCKED
+    assert "is writing" in result.output and not out.exists()

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 import skestimators
 from skestimators import MultiInput, NetClassifier, NetRegressor
-from skestimators._io import ModelFileError, sidecar_path
+from skestimators._io import ModelFileError, output_lock, sidecar_path
 from skestimators.scoring import (
     InvalidRowsWarning,
     OutputLockedError,
@@ -25,7 +25,6 @@ from skestimators.scoring import (
     score,
 )
 from skestimators.scoring import _score as score_module
-from skestimators.scoring._lock import output_lock
 
 from .conftest import FAST
 

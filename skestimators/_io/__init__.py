@@ -9,6 +9,7 @@ from ._atomic import (
     temporary_name,
 )
 from ._layout import final_estimator, walk_estimators
+from ._lock import OutputLockedError, output_lock
 from ._model_file import (
     ModelFileError,
     ModelFileNotFoundError,
@@ -24,6 +25,7 @@ from ._paths import companion_name, companion_path, file_sha256, sidecar_path
 
 __all__ = [
     "ModelFileError",
+    "OutputLockedError",
     "ModelFileNotFoundError",
     "ModelVersionWarning",
     "UntrustedTypeError",
@@ -35,6 +37,7 @@ __all__ = [
     "file_sha256",
     "final_estimator",
     "load",
+    "output_lock",
     "process_alive",
     "read_metadata",
     "remove_stale_temporaries",

@@ -12,6 +12,7 @@ import click
 from ._common import (
     _ERRORS,
     EXIT_INTERRUPTED,
+    EXIT_OUTPUT_LOCKED,
     EXOPLANET_VARIANTS,
     _debug,
     _message,
@@ -241,18 +242,27 @@ def train(
       targets.csv    columns water and cloud (0 or 1), optionally id
 
     A line on stderr says when training starts and one sums it up at the
-    end (time, epochs, best validation loss); -v shows every epoch.
+    end (time, epochs, best validation loss); -v shows every epoch. An
+    existing OUTPUT is replaced once training is done; while it runs, a
+    second train or score writing OUTPUT exits 4 at once.
     """
     import warnings
+
+    from .._io import OutputLockedError, output_lock
 
     verbose = _verbosity(verbose)
     make = _recipe(recipe)
     _check_not_an_input(output, data)
     try:
-        with warnings.catch_warnings():
+        with output_lock(output), warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings()
             return _train(recipe, data, output, variant, random_state, folds,
                           max_epochs, device, verbose, make)  # fmt: skip
+    except OutputLockedError as exc:  # before any training
+        if _debug():
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_OUTPUT_LOCKED)
     except KeyboardInterrupt as exc:
         if _debug():
             raise

@@ -8,7 +8,7 @@ output at a time. The ``skestimators score`` command line is a thin layer
 over it.
 """
 
-from ._lock import OutputLockedError
+from .._io import OutputLockedError
 from ._readers import ScoringInputError
 from ._score import InvalidRowsWarning, ScoreResult, score
 from ._writer import ResumeConflictError

@@ -16,6 +16,7 @@ from .._io import (
     ModelFileError,
     file_sha256,
     load,
+    output_lock,
     read_metadata,
     sidecar_path,
 )
@@ -30,7 +31,6 @@ from ._chunks import (
 )
 from ._formats import ids_path, invalid_path, npy_refusal
 from ._inputs import check_output, input_kind, open_input, text_columns
-from ._lock import output_lock
 from ._readers import (
     ROW_POSITION,
     ScoringInputError,

@@ -7,7 +7,8 @@ leaves a stale lock. The holder writes its pid and start time to
 empty ``<OUT>.lock`` file is left in place (removing it would let two runs
 lock two different files of the same name). For an output whose name is too
 long to take these suffixes, both names are shortened with a hash of the
-output's name (see ``skestimators._io.companion_path``).
+output's name (see :func:`companion_path`). Scoring runs and the training
+command take it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .._io import remove_stale_temporaries, temporary_name
-from ._formats import companion_path
+from ._atomic import remove_stale_temporaries, temporary_name
+from ._paths import companion_path
 
 __all__ = ["OutputLockedError", "output_lock"]
 
