@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import sys
 
 import click
 
@@ -102,3 +103,13 @@ def _one_line_warnings():
             click.echo(text, err=True)
 
     return show
+
+
+def _stop(code: int, message: str):
+    """End the command from an ``except`` block: with ``-vv``, re-raise the
+    exception being handled (its traceback, for a bug report); else print
+    ``message`` on stderr and exit with ``code`` (4 locked, 130 interrupted)."""
+    if _debug():
+        raise  # the exception the calling except block handles
+    click.echo(message, err=True)
+    sys.exit(code)

@@ -15,6 +15,7 @@ from ._common import (
     _debug,
     _message,
     _one_line_warnings,
+    _stop,
     main,
 )
 
@@ -183,12 +184,10 @@ def score(
         from ..scoring import InvalidRowsWarning, OutputLockedError
         from ..scoring import score as run
     except KeyboardInterrupt:
-        if _debug():
-            raise
-        click.echo(
-            f"Interrupted before scoring began: {output} was not written.", err=True
+        _stop(
+            EXIT_INTERRUPTED,
+            f"Interrupted before scoring began: {output} was not written.",
         )
-        sys.exit(EXIT_INTERRUPTED)
     if use_dask and scheduler:
         raise click.UsageError("Give either --dask or --scheduler, not both.")
     try:
@@ -225,13 +224,9 @@ def score(
             )
         else:  # a map (rasters) keeps no parts: it is written whole or not
             message = f"{output} was not written (any previous file is unchanged)."
-        click.echo(f"Interrupted: {message}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        _stop(EXIT_INTERRUPTED, f"Interrupted: {message}")
     except OutputLockedError as exc:
-        if _debug():
-            raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_OUTPUT_LOCKED)
+        _stop(EXIT_OUTPUT_LOCKED, f"Error: {exc}")
     except Exception as exc:
         if _debug():
             raise

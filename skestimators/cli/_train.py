@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ._common import (
     _debug,
     _message,
     _one_line_warnings,
+    _stop,
     _verbosity,
     main,
 )
@@ -259,20 +259,14 @@ def train(
             return _train(recipe, data, output, variant, random_state, folds,
                           max_epochs, device, verbose, make)  # fmt: skip
     except OutputLockedError as exc:  # before any training
-        if _debug():
-            raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_OUTPUT_LOCKED)
+        _stop(EXIT_OUTPUT_LOCKED, f"Error: {exc}")
     except KeyboardInterrupt as exc:
-        if _debug():
-            raise
         detail = " ".join(str(exc).split())  # the engine says where it stopped
-        click.echo(
+        _stop(
+            EXIT_INTERRUPTED,
             f"Interrupted{f' ({detail})' if detail else ''}: {output} was not "
             "written (any previous file is unchanged).",
-            err=True,
         )
-        sys.exit(EXIT_INTERRUPTED)
 
 
 def _train(recipe, data, output, variant, random_state, folds, max_epochs, device,
