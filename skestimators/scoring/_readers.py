@@ -312,7 +312,9 @@ class _TableReader:
             )
         ]
         for c in texts:
-            values = X[c].astype(object)  # a categorical's values, not its codes
+            values = X[c]
+            if isinstance(values.dtype, pd.CategoricalDtype):  # values, not codes
+                values = values.astype(object)
             numbers = pd.to_numeric(values, errors="coerce")
             for position in np.flatnonzero(numbers.isna() & X[c].notna()):
                 bad.setdefault(int(position), f"text in numeric column {c!r}")
