@@ -849,3 +849,51 @@ def test_two_trains_of_one_output_do_not_both_run(tmp_path, exoplanet_folder):
         result = invoke("train", "exoplanet", exoplanet_folder, "-o", out)
     assert result.exit_code == EXIT_OUTPUT_LOCKED
     assert "is writing" in result.output and not out.exists()
+
+
+def test_train_interrupted_resumes_from_its_checkpoints(
+    tmp_path, exoplanet_folder, monkeypatch
+):
+    # A killed or interrupted train started again from zero (hours lost).
+    from skestimators._engine import _checkpoint
+
+    args = ["train", "exoplanet", exoplanet_folder, "--variant", "conv1d"]
+    args += ["--max-epochs", 4, "--device", "cpu", "--cv", 2]
+    whole = invoke(*args, "-o", tmp_path / "whole.skops")
+    assert whole.exit_code == 0, whole.output
+
+    write = _checkpoint.SaveCheckpoint.on_epoch_end
+    epochs = []
+
+    def ctrl_c_in_the_second_fold(self, net, **kwargs):
+        write(self, net, **kwargs)
+        epochs.append(len(net.history))
+        if len(epochs) == 6:  # 4 epochs of fold 1, then 2 of fold 2
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(
+        _checkpoint.SaveCheckpoint, "on_epoch_end", ctrl_c_in_the_second_fold
+    )
+    out, folder = tmp_path / "m.skops", tmp_path / "checkpoints"
+    stopped = invoke(*args, "-o", out, "--checkpoint", folder)
+    assert stopped.exit_code == EXIT_INTERRUPTED and not out.exists()
+    assert f"resume from the checkpoints in {folder}" in stopped.output
+    assert len(list(folder.iterdir())) == 2  # one run per fold so far
+
+    monkeypatch.setattr(_checkpoint.SaveCheckpoint, "on_epoch_end", write)
+    epochs.clear()
+    resumed = invoke(*args, "-o", out, "--checkpoint", folder)
+    assert resumed.exit_code == 0, resumed.output
+    assert len(list(folder.iterdir())) == 3  # and the final fit's
+
+    # The first fold was read back, the second trained its last 2 epochs.
+    def scores(result):
+        (line,) = [x for x in result.output.splitlines() if "-fold CV" in x]
+        return line.split("better): ")[1]
+
+    assert scores(resumed) == scores(whole)
+    a, b = skestimators.load(tmp_path / "whole.skops"), skestimators.load(out)
+    X = skestimators.datasets.load_exoplanet(exoplanet_folder)[0]
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    # The model file names no folder of this machine.
+    assert not any(v for k, v in b.get_params().items() if k.endswith("__checkpoint"))

@@ -130,6 +130,18 @@ def _set_max_epochs(model, epochs):
     return model.set_params(**dict.fromkeys(keys, epochs))
 
 
+def _set_checkpoint(model, folder):
+    """Checkpoint every network of ``model`` in ``folder``: one run per
+    network, settings and training set (``{params}-{data}``), so that each
+    fold and the final fit resume their own, and other settings (another
+    variant, seed or ``--max-epochs``) start runs of their own."""
+    escaped = str(folder).replace("{", "{{").replace("}", "}}")
+    template = os.path.join(escaped, "{params}-{data}")
+    return model.set_params(
+        **dict.fromkeys(_network_params(model, "checkpoint"), template)
+    )
+
+
 def _fitted_networks(model):
     """The fitted networks (estimators with a ``history_``) inside ``model``."""
     if hasattr(model, "history_"):
@@ -217,6 +229,14 @@ def _cv_summary(scores, folds, seconds):
     help="cpu, cuda, cuda:1 ... or auto (CUDA when available).",
 )
 @click.option(
+    "--checkpoint",
+    type=click.Path(file_okay=False),
+    help="Folder of training checkpoints (created if missing): every network "
+    "fit, of each fold and of the final model, writes its state there at each "
+    "epoch, and the same command run again after a crash or Ctrl-C resumes "
+    "each fit where it stopped (finished fits are read back, not redone).",
+)
+@click.option(
     "-v",
     "--verbose",
     count=True,
@@ -224,8 +244,9 @@ def _cv_summary(scores, folds, seconds):
     "losses, on stderr).",
 )
 def train(
-    recipe, data, output, variant, random_state, folds, max_epochs, device, verbose
-):
+    recipe, data, output, variant, random_state, folds, max_epochs, device,
+    checkpoint, verbose,
+):  # fmt: skip
     """Train a recipe on DATA and save it to OUTPUT, with its sidecar.
 
     Recipes: exoplanet, which detects water and clouds from a planet's
@@ -244,7 +265,8 @@ def train(
     A line on stderr says when training starts and one sums it up at the
     end (time, epochs, best validation loss); -v shows every epoch. An
     existing OUTPUT is replaced once training is done; while it runs, a
-    second train or score writing OUTPUT exits 4 at once.
+    second train or score writing OUTPUT exits 4 at once. With --checkpoint,
+    a killed or interrupted train run again resumes where it stopped.
     """
     import warnings
 
@@ -257,20 +279,26 @@ def train(
         with output_lock(output), warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings()
             return _train(recipe, data, output, variant, random_state, folds,
-                          max_epochs, device, verbose, make)  # fmt: skip
+                          max_epochs, device, checkpoint, verbose, make)  # fmt: skip
     except OutputLockedError as exc:  # before any training
         _stop(EXIT_OUTPUT_LOCKED, f"Error: {exc}")
     except KeyboardInterrupt as exc:
         detail = " ".join(str(exc).split())  # the engine says where it stopped
+        resume = (
+            f" Run the same command again to resume from the checkpoints in "
+            f"{checkpoint}."
+            if checkpoint
+            else ""
+        )
         _stop(
             EXIT_INTERRUPTED,
             f"Interrupted{f' ({detail})' if detail else ''}: {output} was not "
-            "written (any previous file is unchanged).",
+            f"written (any previous file is unchanged).{resume}",
         )
 
 
 def _train(recipe, data, output, variant, random_state, folds, max_epochs, device,
-           verbose, make):  # fmt: skip
+           checkpoint, verbose, make):  # fmt: skip
     import warnings
 
     from sklearn.model_selection import KFold, cross_validate
@@ -288,6 +316,8 @@ def _train(recipe, data, output, variant, random_state, folds, max_epochs, devic
         )
         if max_epochs is not None:
             _set_max_epochs(model, max_epochs)
+        if checkpoint is not None:
+            _set_checkpoint(model, checkpoint)
         limit = max(model.get_params()[k] for k in _network_params(model, "max_epochs"))
         what = (
             f"{recipe} {variant!r} on {len(X):,} planets (at most {_epochs(limit)} per "
@@ -314,6 +344,8 @@ def _train(recipe, data, output, variant, random_state, folds, max_epochs, devic
         start = time.perf_counter()
         model.fit(X, y)
         seconds = time.perf_counter() - start
+        if checkpoint is not None:  # the model file names no folder of this machine
+            model.set_params(**dict.fromkeys(_network_params(model, "checkpoint")))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             path = save(model, output, cv_scores=scores, training_data=(X, y))
