@@ -111,8 +111,22 @@ SCRIPT = textwrap.dedent(
     results["checkpoint_files"] = sorted(os.listdir(folder))
 
     # 4. Only process 0 writes the model file and the experiment logs.
+    # Every process returns once the file exists (the others returned at once,
+    # and a load that followed failed on them).
     path = skestimators.save(net, out + ".skops")
     results["saved"] = os.path.exists(path)
+    results["loaded"] = type(skestimators.load(path)).__name__
+    from skestimators._io import _model_file
+
+    if rank == 0:  # process 0 fails to write: every process says so
+        def full_disk(*args):
+            raise _model_file.ModelFileError("disk full (simulated)")
+
+        _model_file._write = full_disk
+    try:
+        skestimators.save(net, out + "_failed.skops")
+    except _model_file.ModelFileError as exc:
+        results["failed_save"] = str(exc)
     logs = out + "_tensorboard"
     NetRegressor(
         max_epochs=2, random_state=0, device="cpu",
@@ -139,6 +153,14 @@ SCRIPT = textwrap.dedent(
             ).fit(X[:3], y[:3])  # fmt: skip
         except ValueError as exc:
             results["too_few"] = str(exc)
+        # Data failing fit's checks in one process only (a NaN target): the
+        # others waited for it in their next collective call.
+        bad = y[:300].copy()
+        bad[0] = float("nan") if rank == 1 else bad[0]
+        try:
+            NetRegressor(max_epochs=1, random_state=0, device="cpu").fit(X[:300], bad)
+        except (ValueError, RuntimeError) as exc:
+            results["bad_data"] = str(exc)
 
     # 6. A callback failing on process 0 only (as a checkpoint or a logger
     # can): every process stops at the end of the epoch, none waits for the
@@ -301,6 +323,14 @@ def test_only_process_zero_writes_and_the_model_loads_alone(runs):
         np.testing.assert_array_equal(state[key].double().numpy().ravel(), value)
 
 
+def test_every_process_returns_from_save_once_the_model_file_exists(runs):
+    single, multi, _, _ = runs
+    for result in [single, *multi]:
+        assert result["saved"] and result["loaded"] == "NetRegressor"
+    assert single["failed_save"] == multi[0]["failed_save"] == "disk full (simulated)"
+    assert "Process 0 of this data-parallel job failed" in multi[1]["failed_save"]
+
+
 def test_only_process_zero_logs(runs):
     single, multi, _, _ = runs
     for result in [single, *multi]:
@@ -317,6 +347,15 @@ def test_too_few_samples_for_the_processes_is_a_clear_error(runs):
     _, multi, _, _ = runs
     for result in multi:
         assert "3 training sample(s) cannot give each of the 2" in result["too_few"]
+
+
+def test_data_failing_its_checks_in_one_process_stops_every_process(runs):
+    _, multi, _, _ = runs
+    assert "NaN" in multi[1]["bad_data"]
+    assert (
+        "1 other process(es) of the 2 failed checking their data"
+        in (multi[0]["bad_data"])
+    )
 
 
 def test_a_callback_failing_on_process_zero_stops_every_process(runs):

@@ -5,7 +5,7 @@ from skorch.callbacks import Callback
 from ._base import COMMON_CONSTRAINTS, BaseNet
 from ._config import EngineConfig, TargetOptions
 from ._device import openmp_threads, resolve_device, torch_threads
-from ._distributed import is_main_process, world_size
+from ._distributed import is_main_process, on_main_process, world_size
 from ._docs import fill_doc
 from ._lazy import LazyRows, check_memmap, scale_uint8
 from ._modules import instantiate_module
@@ -34,6 +34,7 @@ __all__ = [
     "fill_doc",
     "instantiate_module",
     "is_main_process",
+    "on_main_process",
     "openmp_threads",
     "resolve_device",
     "scale_uint8",

@@ -43,7 +43,7 @@ from ._continuing import (
     warn_validation_change,
 )
 from ._device import amp_dtype, resolve_device, rng_devices, torch_threads
-from ._distributed import data_parallel
+from ._distributed import data_parallel, stop_the_others
 from ._divergence import (
     diverged,
     finite_state,
@@ -199,40 +199,18 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
     def _fit_checked(
         self, X, y, sample_weight, groups, config, partial, classes, continuing, refit
     ):
-        finite = "allow-nan" if self._handles_missing() else True
-        X = self._prepare_X(X, reset=not continuing, finite=finite)
-        Xv = check_inputs(self, X, reset=not continuing, finite=finite)
-        n_samples = n_samples_of(Xv)
-        weights = None
-        if sample_weight is not None:
-            weights = torch.from_numpy(
-                check_sample_weight_array(sample_weight, n_samples)
+        try:
+            Xv, data, groups, groups_spec, n_outputs, y_strat = self._fit_data(
+                X, y, sample_weight, groups, config, classes, continuing
             )
-        y_t, groups_spec, n_outputs, y_strat = self._prepare_targets(
-            y,
-            fitting=not continuing,
-            n_samples=n_samples,
-            classes=classes,
-            targets=config.targets,
-            sample_weight=None if weights is None else weights.numpy(),
-        )
-        tensors = _tensors(Xv)
-        check_float32(tensors, allow_nan=finite == "allow-nan")
-        data = TensorData(tensors, y_t, weights)
-        groups = None if groups is None else np.asarray(groups)
-        if groups is not None and (groups.ndim == 0 or len(groups) != n_samples):
-            # Checked even without an internal split: a validation_cv or a
-            # later partial_fit would otherwise read misaligned groups.
-            raise ValueError(
-                f"groups has {1 if groups.ndim == 0 else len(groups)} "
-                f"row(s) but X has {n_samples} samples: give one group label "
-                "(or one row of coordinates) per sample."
-            )
-
+        except Exception as exc:  # the other processes of a job would wait for it
+            stop_the_others(exc, lambda: resolve_device(config.device))
+            raise
         device = resolve_device(config.device)
         seed = int(check_random_state(config.random_state).randint(0, 2**31 - 1))
         parallel = data_parallel(device)
         if parallel is not None:
+            parallel.agree(during="checking their data")  # see stop_the_others
             device = parallel.device
             seed = parallel.prepare(config, data, seed)
         store = None
@@ -283,6 +261,39 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             stop._keeps_weights = True
             raise stop
         return self
+
+    def _fit_data(self, X, y, sample_weight, groups, config, classes, continuing):
+        """Check ``fit``'s arguments: the inputs, the training data and targets."""
+        finite = "allow-nan" if self._handles_missing() else True
+        X = self._prepare_X(X, reset=not continuing, finite=finite)
+        Xv = check_inputs(self, X, reset=not continuing, finite=finite)
+        n_samples = n_samples_of(Xv)
+        weights = None
+        if sample_weight is not None:
+            weights = torch.from_numpy(
+                check_sample_weight_array(sample_weight, n_samples)
+            )
+        y_t, groups_spec, n_outputs, y_strat = self._prepare_targets(
+            y,
+            fitting=not continuing,
+            n_samples=n_samples,
+            classes=classes,
+            targets=config.targets,
+            sample_weight=None if weights is None else weights.numpy(),
+        )
+        tensors = _tensors(Xv)
+        check_float32(tensors, allow_nan=finite == "allow-nan")
+        data = TensorData(tensors, y_t, weights)
+        groups = None if groups is None else np.asarray(groups)
+        if groups is not None and (groups.ndim == 0 or len(groups) != n_samples):
+            # Checked even without an internal split: a validation_cv or a
+            # later partial_fit would otherwise read misaligned groups.
+            raise ValueError(
+                f"groups has {1 if groups.ndim == 0 else len(groups)} "
+                f"row(s) but X has {n_samples} samples: give one group label "
+                "(or one row of coordinates) per sample."
+            )
+        return Xv, data, groups, groups_spec, n_outputs, y_strat
 
     def _train(
         self, config, data, groups, groups_spec, n_outputs, y_strat, Xv, *,

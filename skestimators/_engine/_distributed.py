@@ -40,7 +40,14 @@ import threading
 import numpy as np
 import torch
 
-__all__ = ["DataParallel", "data_parallel", "is_main_process", "world_size"]
+__all__ = [
+    "DataParallel",
+    "data_parallel",
+    "is_main_process",
+    "on_main_process",
+    "stop_the_others",
+    "world_size",
+]
 
 _WRITERS = ("skorch.callbacks.logging", "skestimators.tracking")
 
@@ -124,6 +131,61 @@ def is_main_process() -> bool:
     if _launched():
         return int(os.environ["RANK"]) == 0
     return True
+
+
+def stop_the_others(error, device):
+    """Tell the other processes of a data-parallel job that this one failed
+    ``fit``'s checks of its data (the caller then raises ``error``).
+
+    They meet every process in their first collective call, and would wait
+    there for this one until ``SKESTIMATORS_DISTRIBUTED_TIMEOUT`` under a
+    launcher that does not end a job whose process failed (``srun``, or
+    processes started by hand). Each ``fit`` of a data-parallel job agrees
+    once on these checks (:meth:`DataParallel.agree`), so every process
+    stops with an error. ``device`` is a callable giving this fit's device.
+    """
+    try:
+        parallel = data_parallel(device())
+    except Exception:  # no process group to join: this process's error alone
+        return
+    if parallel is not None:
+        parallel.agree(error, during="checking their data")
+
+
+def on_main_process(write, elsewhere, failure=RuntimeError):
+    """Run ``write`` on process 0 only; the other processes wait for it.
+
+    Used by the writes of a data-parallel job (a model file): every process
+    returns once the file exists, ``write()``'s result on process 0 and
+    ``elsewhere`` on the others, or every process raises when process 0
+    failed (its own error there, ``failure`` naming it elsewhere). Without a
+    process group (a single process, or a job whose processes never met in
+    a ``fit``), process 0 writes and the others return at once.
+    """
+    grouped = (
+        _initialized()
+        and torch.distributed.get_world_size() > 1
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not grouped:
+        return write() if is_main_process() else elsewhere
+    error = result = None
+    if torch.distributed.get_rank() == 0:
+        try:
+            result = write()
+        except Exception as exc:  # raised below, once the others know
+            error = exc
+    failed = torch.tensor([0.0 if error is None else 1.0])  # Gloo and NCCL take it
+    if torch.distributed.get_backend() == "nccl":
+        failed = failed.cuda()
+    torch.distributed.all_reduce(failed)
+    if error is not None:
+        raise error
+    if failed.item() > 0:
+        raise failure(
+            "Process 0 of this data-parallel job failed to write; its error says why."
+        )
+    return result if torch.distributed.get_rank() == 0 else elsewhere
 
 
 def _init_process_group():

@@ -19,11 +19,13 @@ import hashlib
 import json
 import numbers
 import os
+import sys
 import warnings
 from pathlib import Path
 
 from sklearn.utils.validation import check_is_fitted
 
+from .._stack import caller_stacklevel
 from ._atomic import (
     folder_lock,
     remove_stale_temporaries,
@@ -259,8 +261,22 @@ def save(
             f"{path.name} is the sidecar of {owner.name}: saving a model there "
             f"would leave {owner.name} without one. Choose another name."
         )
-    if not _main_process():
-        return path  # data-parallel job: process 0 writes the (identical) model
+
+    def write():
+        return _write(estimator, path, format, training_data, cv_scores, crop)
+
+    if "torch" in sys.modules:  # a model file of scikit-learn alone needs no torch
+        from .._engine import on_main_process
+
+        # A data-parallel job: process 0 writes the (identical) model, and
+        # every process returns once it exists.
+        return on_main_process(write, path, failure=ModelFileError)
+    return write()
+
+
+def _write(estimator, path, format, training_data, cv_scores, crop):
+    """Check ``training_data`` and ``crop``, then write the model and its
+    sidecar atomically (:func:`save`'s work in the process that writes)."""
     X, fingerprint = _training_fingerprint(training_data)
     if X is not None:
         try:  # before anything is written
@@ -289,7 +305,7 @@ def save(
                 "or notebook); it will only load in a process that defines them "
                 "too. Move them to an importable module.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=caller_stacklevel(),
             )
     side = sidecar_path(path)
     tmp_model, tmp_side = temporary_name(path), temporary_name(side)
@@ -565,18 +581,3 @@ def check_versions(metadata, path="the model") -> None:
             ModelVersionWarning,
             stacklevel=3,
         )
-
-
-def _main_process() -> bool:
-    """False in the processes other than 0 of a data-parallel job.
-
-    Reads the environment rather than importing torch (a model file of a
-    scikit-learn model alone needs no torch).
-    """
-    import sys
-
-    if "torch" in sys.modules:
-        from .._engine import is_main_process
-
-        return is_main_process()
-    return True
