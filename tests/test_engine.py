@@ -1139,8 +1139,10 @@ class _WeightSpy(_DropoutSpy):
     seen = []
 
     def forward(self, x):
-        _WeightSpy.seen.append((self.linear.weight.data_ptr(), self.drop.training))
-        return self.linear(self.drop(x))
+        dropped = self.drop(x)  # kept units are scaled: a dropping pass changes x
+        on = not torch.equal(dropped, x)
+        _WeightSpy.seen.append((self.linear.weight.data_ptr(), on))
+        return self.linear(dropped)
 
 
 def test_mc_dropout_shares_the_weights_of_the_fitted_network():
@@ -1154,6 +1156,42 @@ def test_mc_dropout_shares_the_weights_of_the_fitted_network():
     assert {ptr for ptr, _ in _WeightSpy.seen} == {weights}
     assert {on for _, on in _WeightSpy.seen} == {False, True}  # plain, then MC
     assert not reg.net_.module_.drop.training
+
+
+class _ChannelDropoutCNN(nn.Module):
+    """A small CNN that drops whole channels (``Dropout2d``)."""
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.conv = nn.Conv2d(input_shape[0], 4, 3, padding=1)
+        self.drop = nn.Dropout2d(0.3)
+        self.head = nn.Linear(4 * input_shape[1] * input_shape[2], n_outputs)
+
+    def forward(self, x):
+        return self.head(self.drop(torch.relu(self.conv(x))).flatten(1))
+
+
+@pytest.mark.parametrize("layout", ["units", "channels"])
+def test_mc_dropout_draws_do_not_depend_on_the_batches(layout):
+    # Masks came from the global stream, row by row: a row's standard
+    # deviation changed with its position in its batch, with batch_size and
+    # with the chunks of a map (its uncertainty band repeated with the chunk
+    # period on a constant raster).
+    rng = np.random.RandomState(0)
+    if layout == "units":
+        X = rng.normal(size=(1500, 4)).astype(np.float32)
+        reg = NetRegressor(module_params={"dropout": 0.3}, **FAST)
+    else:
+        X = rng.normal(size=(1500, 2, 4, 4)).astype(np.float32)
+        reg = NetRegressor(_ChannelDropoutCNN, **FAST)
+    X[1] = X[0]
+    reg.fit(X, X.reshape(len(X), -1)[:, 0])
+    _, std = reg.predict(X, return_std=True)  # batches of 1024 rows and the rest
+    _, part = reg.predict(X[1000:1030], return_std=True)  # across both
+    np.testing.assert_allclose(part, std[1000:1030], rtol=1e-5)
+    assert std[0] == std[1] and np.unique(std).size > 1000
+    _, again = reg.predict(X, return_std=True)
+    np.testing.assert_array_equal(again, std)
 
 
 @pytest.mark.parametrize("mc_samples", [1, 0, 2.5])

@@ -530,6 +530,32 @@ def test_predict_raster_refuses_a_std_on_a_transformed_target(tmp_path, stack):
         assert src.count == 2 and src.descriptions == ("prediction", "std")
 
 
+@pytest.mark.filterwarnings("ignore:Patches passed to SpatioTemporalRegressor")
+def test_predict_raster_std_map_does_not_depend_on_the_chunks(tmp_path, stack):
+    # Monte Carlo dropout drew each row's masks by its place in its batch:
+    # the std band repeated with the chunk period, and changed with
+    # chunk_rows and batch_size.
+    from skestimators import SpatioTemporalRegressor
+
+    paths, _ = stack
+    rng = np.random.default_rng(1)
+    coords = _centres(rng.integers(2, 21, 60), rng.integers(2, 29, 60))
+    X = extract_patches(paths, coords, 3)
+    model = SpatioTemporalRegressor(
+        dropout=0.3, max_epochs=2, device="cpu", random_state=0
+    ).fit(X, X[:, 0].mean(axis=(1, 2, 3)))
+    bands = []
+    for name, chunks, batch in [("a", 4, 1024), ("b", 100, 50)]:
+        out = predict_raster(
+            model, paths, tmp_path / f"{name}.tif", window=3, uncertainty="std",
+            chunk_rows=chunks, batch_size=batch,
+        )  # fmt: skip
+        with rasterio.open(out) as src:
+            bands.append(src.read(2))
+    np.testing.assert_allclose(bands[0], bands[1], rtol=1e-4)
+    assert np.unique(bands[0][1:-1, 1:-1]).size > 100
+
+
 def _unexpected_call(*args, **kwargs):
     raise AssertionError("called")
 

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..exceptions import NonFinitePredictionError
 from ._batching import TensorData, to_tensor
 from ._device import autocast, rng_devices, torch_threads
+from ._mc_dropout import shared_mask_dropout
 from ._placement import _nonfinite_rows, _predict_batch_size, _to, dropout_layers
 from ._skorch import _batch_len, _concat
 from ._staging import BatchStager
@@ -83,7 +84,9 @@ class InferenceMixin:
         on-disk input once, not once per view. With ``mc_dropout=True`` the
         dropout layers (only them: batch norm stays in eval mode) drop units
         in every pass, from a generator seeded by ``random_state``, so each
-        transform gives one Monte Carlo dropout draw. ``reduce``, a function
+        transform gives one Monte Carlo dropout draw (masks shared by the
+        rows, so that a row's draws do not depend on its batch: see
+        :mod:`._mc_dropout`). ``reduce``, a function
         of the list of one batch's outputs (one per transform, on the CPU),
         returns the list of tensors kept for that batch instead: the outputs
         of many passes need not be held for the whole input. ``inspect=False``
@@ -114,8 +117,6 @@ class InferenceMixin:
                     f"Train it with dropout ({_dropout_hint(self)}), or use "
                     "skestimators.uncertainty.DeepEnsembleRegressor."
                 )
-            for layer in layers:
-                layer.train()
             cuda_devices = rng_devices(device)
             # Dropout draws from torch's process-wide generator: one seeded
             # Monte Carlo run at a time, so that concurrent ones repeat.
@@ -125,9 +126,11 @@ class InferenceMixin:
         on_device = _checks_on_device(device)
         stager = BatchStager(data, batch, device)
         with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
+            draw = [0]
             if mc_dropout:
                 seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
-                torch.manual_seed(int(seed))
+                torch.manual_seed(int(seed))  # for the layers drawing row by row
+                draw = shared_mask_dropout(layers, int(seed))
             host, Xb = stager.get(0) if len(data) else (None, None)
             for start in range(0, len(data), batch):
                 stager.ready()
@@ -140,10 +143,10 @@ class InferenceMixin:
                     if gaps is not None:  # NaN allowed: count the gaps
                         gaps.add(start, host)
                 n_rows = _batch_len(Xb)
-                ys = [
-                    module(**Xt) if isinstance(Xt, dict) else module(Xt)
-                    for Xt in (Xb if t is None else t(Xb) for t in transforms)
-                ]
+                ys = []
+                for draw[0], t in enumerate(transforms):  # a pass's dropout masks
+                    Xt = Xb if t is None else t(Xb)
+                    ys.append(module(**Xt) if isinstance(Xt, dict) else module(Xt))
                 # Freed before the next batch is read: a batch read from a
                 # memory-mapped file is a copy, and two would be alive at
                 # once. The next batch is staged while the device runs the
