@@ -242,8 +242,16 @@ def test_extract_patches_errors(tmp_path, stack):
     shifted = _write(
         tmp_path / "shift.tif", data[0], transform=TRANSFORM @ Affine.translation(1, 0)
     )
-    with pytest.raises(ValueError, match="transform"):
+    with pytest.raises(ValueError, match=r"transforms .* up to 1 pixel apart"):
         extract_patches([paths[0], shifted], coords, 3)
+    # Rounding in a transform (1e-9 m on a 30 m grid) was refused, with two
+    # transforms that printed alike.
+    rounded = _write(
+        tmp_path / "round.tif",
+        data[0],
+        transform=TRANSFORM @ Affine.translation(1e-9, 0),
+    )
+    extract_patches([paths[0], rounded], coords, 3)
     with pytest.raises(ValueError, match="outside the raster"):
         extract_patches(paths, _centres([5, -1], [5, 5]), 3)
     with pytest.raises(ValueError, match="odd"):
@@ -528,6 +536,21 @@ def test_predict_raster_refuses_a_std_on_a_transformed_target(tmp_path, stack):
     out = predict_raster(bayes, paths, tmp_path / "s.tif", window=3, uncertainty="std")
     with rasterio.open(out) as src:
         assert src.count == 2 and src.descriptions == ("prediction", "std")
+
+
+def test_predict_raster_replaces_the_old_maps_gdal_sidecars(tmp_path, stack):
+    # The statistics, nodata and scale that QGIS or gdalinfo -stats wrote
+    # next to the old map were read with the new one (every pixel as nodata).
+    paths, _ = stack
+    model = _model(paths)
+    out = tmp_path / "m.tif"
+    stale = [tmp_path / "m.tif.aux.xml", tmp_path / "m.tif.ovr"]
+    for path in stale:
+        path.write_text("<PAMDataset/>")
+    predict_raster(model, paths, out, window=3)
+    assert out.exists() and not any(path.exists() for path in stale)
+    with pytest.raises(TypeError, match=r"give float\('nan'\)"):
+        predict_raster(model, paths, out, window=3, nodata=None)
 
 
 @pytest.mark.filterwarnings("ignore:Patches passed to SpatioTemporalRegressor")

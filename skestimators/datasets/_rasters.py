@@ -100,6 +100,28 @@ def _check_window(window) -> int:
     return int(window)
 
 
+#: Largest offset (in pixels) between two rasters' pixels taken as one grid:
+#: rounding in the transforms a GIS writes (1e-9 m on a 30 m grid).
+_SAME_GRID = 1e-6
+
+
+def _grid_offset(a, b):
+    """How far apart (in pixels of ``a``) the two grids put the corners of
+    the raster's first pixel and of pixels 10^5 pixels away."""
+
+    def place(t, col, row):
+        return t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
+
+    size = max(abs(a.a), abs(a.b), abs(a.d), abs(a.e))
+    corners = [(0, 0), (1e5, 0), (0, 1e5), (1e5, 1e5)]
+    apart = [
+        abs(pa - pb)
+        for corner in corners
+        for pa, pb in zip(place(a, *corner), place(b, *corner), strict=True)
+    ]
+    return max(apart) / size
+
+
 class _RasterStack:
     """Open, consistency-checked per-year rasters with NaN-padded block reads."""
 
@@ -126,13 +148,20 @@ class _RasterStack:
                 ("CRS", first.crs, ds.crs),
                 ("band count", first.count, ds.count),
                 ("shape (height, width)", first.shape, ds.shape),
-                ("transform", first.transform, ds.transform),
             ):
                 if a != b:
                     raise ValueError(
                         f"All rasters must share one grid, but {path} has {what} {b} "
                         f"and {name} has {a}."
                     )
+            offset = _grid_offset(first.transform, ds.transform)
+            if offset > _SAME_GRID:
+                raise ValueError(
+                    f"All rasters must share one grid, but {path} and {name} have "
+                    f"different transforms ({tuple(ds.transform)[:6]} and "
+                    f"{tuple(first.transform)[:6]}): their pixels lie up to "
+                    f"{offset:.3g} pixel apart. Resample them onto one grid."
+                )
 
     def close(self):
         for ds in self.datasets:

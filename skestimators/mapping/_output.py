@@ -22,9 +22,13 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_nodata(nodata):
-    """``nodata`` as a float (or None), refusing a value float32 cannot hold."""
-    if nodata is None:
-        return None
+    """``nodata`` as a float, refusing a value float32 cannot hold."""
+    if nodata is None:  # a map of NaN gaps that declared none
+        raise TypeError(
+            "nodata must be a number: give float('nan') for NaN where no "
+            "prediction was made (declared as the map's nodata value), or a "
+            "number such as -9999."
+        )
     if isinstance(nodata, bool) or not isinstance(nodata, Real):
         raise TypeError(
             f"nodata must be a number (or float('nan')), got {nodata!r} of type "

@@ -44,6 +44,13 @@ __all__ = ["predict_raster"]
 logger = logging.getLogger(__name__)
 
 
+def _gdal_sidecars(path):
+    """Files GDAL keeps next to a map (``.aux.xml``: statistics, nodata,
+    scale written by QGIS or ``gdalinfo -stats``; ``.ovr``: overviews), which
+    would describe an old map to the new one's readers."""
+    return [path.with_name(path.name + suffix) for suffix in (".aux.xml", ".ovr")]
+
+
 def predict_raster(
     estimator,
     rasters,
@@ -216,6 +223,8 @@ def predict_raster(
             )  # fmt: skip
         sync_file(partial)  # on disk before it takes the map's name
         check_written(partial, digests, output_path)
+        for stale in _gdal_sidecars(output_path):  # they describe the old map
+            stale.unlink(missing_ok=True)
         os.replace(partial, output_path)
         sync_folder(output_path.parent)
     except BaseException:
