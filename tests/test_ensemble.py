@@ -214,3 +214,34 @@ def test_blend_recipe_saves_and_scores_like_a_single_model(tmp_path):
     assert meta["targets"]["target_names"] == ["water", "cloud"]
     assert meta["device"] == "cpu"  # found inside the ensemble
     assert_allclose(load(path).predict_proba(X), model.predict_proba(X))
+
+
+def test_weights_set_after_fit_reweigh_the_fitted_members():
+    # weights were frozen at fit: set_params(weights=[0, 1]) then
+    # predict_proba gave the old blend, as scikit-learn's voting does not.
+    from sklearn.naive_bayes import GaussianNB
+
+    X, y = make_classification(200, random_state=0)
+    vote = SoftVotingClassifier(
+        [("lr", LogisticRegression()), ("nb", GaussianNB())], weights=[1, 1]
+    ).fit(X, y)
+    vote.set_params(weights=[0, 1])
+    assert_allclose(
+        vote.predict_proba(X), vote.named_estimators_["nb"].predict_proba(X)
+    )
+    vote.set_params(weights=[1, 2, 3])
+    with pytest.raises(ValueError, match="weights has shape"):
+        vote.predict_proba(X)
+
+
+def test_sparse_multilabel_y_is_read_as_labels():
+    # "Unknown label type: unknown": np.asarray of a sparse matrix is a 0-d
+    # object array.
+    import scipy.sparse as sp
+
+    X, Y = make_multilabel_classification(100, n_classes=3, random_state=0)
+    members = [("tree", DecisionTreeClassifier(random_state=0))]
+    dense = SoftVotingClassifier(members).fit(X, Y)
+    sparse = SoftVotingClassifier(members).fit(X, sp.csr_matrix(Y))
+    assert sparse.target_type_ == "multilabel-indicator"
+    assert_array_equal(sparse.predict_proba(X), dense.predict_proba(X))

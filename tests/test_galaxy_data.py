@@ -881,6 +881,50 @@ def test_multilabel_stratified_kfold_keeps_groups_together():
     assert scores.shape == (5,)
     with pytest.raises(ValueError, match="greater than the number of groups"):
         next(cv.split(X, y, np.arange(600) % 3))
+    # Rows of coordinates as groups (a raw NumPy broadcasting error).
+    rows = np.column_stack([groups, groups * 2.0])
+    assert [t.tolist() for _, t in cv.split(X, y, rows)] == [
+        t.tolist() for _, t in cv.split(X, y, groups)
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:The least populated label")
+def test_multilabel_stratified_kfold_takes_routed_groups():
+    # Under metadata routing the splitter never asked for groups: they went
+    # to the estimator alone, and cut-outs of one galaxy sat in training and
+    # test of every fold without a word.
+    import sklearn
+    from sklearn.model_selection import cross_validate
+
+    from skestimators.model_selection import MultilabelStratifiedKFold
+
+    X, y = make_galaxy_zoo(300, size=8, random_state=0)
+    groups = np.random.RandomState(0).randint(0, 100, 300)
+    cv = MultilabelStratifiedKFold(3, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        result = cross_validate(
+            DummyRegressor(), X.reshape(300, -1), y, cv=cv,
+            params={"groups": groups}, return_indices=True,
+        )  # fmt: skip
+    indices = result["indices"]
+    for train, test in zip(indices["train"], indices["test"], strict=True):
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_multilabel_stratified_kfold_counts_groups_and_checks_threshold():
+    from skestimators.model_selection import MultilabelStratifiedKFold
+
+    X = np.zeros((200, 1))
+    labels = np.zeros((200, 2), dtype=int)
+    labels[:100, 0] = 1
+    labels[:10, 1] = 1  # ten cut-outs of one galaxy: one group
+    groups = np.r_[np.zeros(10), np.arange(1, 191)]
+    cv = MultilabelStratifiedKFold(5, random_state=0)
+    with pytest.warns(UserWarning, match=r"column 1\) has only 1 groups"):
+        next(cv.split(X, labels, groups))
+    for threshold in (50, -1, 0):
+        with pytest.raises(ValueError, match="threshold must be a fraction"):
+            next(MultilabelStratifiedKFold(5, threshold=threshold).split(X, labels))
 
 
 @pytest.mark.parametrize("crop, size", [(None, None), (7, None), (7, 5), (None, 6)])

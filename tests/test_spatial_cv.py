@@ -199,6 +199,18 @@ def test_buffered_kfold_keeps_base_test_sets_and_drops_near_points():
         assert (cdist(coords[dropped], coords[test]).min(axis=1) < 50.0).all()
 
 
+def test_buffered_kfold_reads_an_iterator_of_folds_once():
+    # get_n_splits used up a generator of folds, and split then gave none
+    # (GridSearchCV: "Expected 2 splits, got 0").
+    coords = _uniform_coords()
+    folds = list(KFold(3, shuffle=True, random_state=0).split(coords))
+    cv = BufferedKFold(20.0, cv=iter(folds))
+    assert cv.get_n_splits() == 3
+    tests = [test for _, test in cv.split(coords, groups=coords)]
+    assert [t.tolist() for t in tests] == [t.tolist() for _, t in folds]
+    assert len(list(cv.split(coords, groups=coords))) == 3  # and again
+
+
 def test_buffered_kfold_errors():
     coords = _uniform_coords(50)
     with pytest.raises(ValueError, match="every training point"):

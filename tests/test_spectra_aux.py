@@ -347,6 +347,19 @@ def test_recipe_errors_and_features():
     assert exoplanet_features().fit_transform(X).shape == (30, 167)
 
 
+def test_multilabel_scorers_refuse_targets_of_several_classes():
+    # A multiclass target gave all-NaN scores in cross_validate (roc_auc_score
+    # complained of multi_class).
+    from skestimators.metrics import multilabel_scorers
+
+    with pytest.raises(ValueError, match=r"target 'kind' is multiclass.*roc_auc_ovr"):
+        multilabel_scorers(pd.Series([0, 1, 2, 1], name="kind"))
+    assert list(multilabel_scorers(pd.Series([0, 1, 1], name="w"))) == [
+        "w_auc",
+        "accuracy",
+    ]
+
+
 def test_multilabel_scorers_take_per_target_probability_lists():
     # Random forests return one (n, 2) array per target; the scorers used to
     # index the list as an array and fail.

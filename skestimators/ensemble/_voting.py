@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
@@ -117,22 +118,29 @@ class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposi
                     f"Estimator {name!r} ({type(member).__name__}) has no "
                     "predict_proba; soft voting needs probabilities."
                 )
+        return active, self._voting_weights([_dropped(m) for m in members])
+
+    def _voting_weights(self, dropped):
+        """``weights`` of the members that vote (``dropped``: one flag per
+        member), checked; None for equal weights. Read at every prediction,
+        as scikit-learn's voting reads them: ``set_params(weights=...)``
+        after ``fit`` reweighs the fitted members."""
         if self.weights is None:
-            return active, None
+            return None
         weights = np.asarray(self.weights, dtype=float)
-        if weights.shape != (len(members),):
+        if weights.shape != (len(dropped),):
             raise ValueError(
                 f"weights has shape {weights.shape}, but there are "
-                f"{len(members)} estimators."
+                f"{len(dropped)} estimators."
             )
         valid = np.all(np.isfinite(weights)) and (weights >= 0).all()
-        weights = weights[[not _dropped(m) for m in members]]
+        weights = weights[~np.asarray(dropped, dtype=bool)]
         if not valid or weights.sum() <= 0:
             raise ValueError(
                 "weights must be finite, non-negative and not all zero (over "
                 f"the estimators that are not 'drop'), got {self.weights!r}."
             )
-        return active, weights
+        return weights
 
     def fit(self, X, y, sample_weight=None):
         """Fit a clone of every member on ``X, y``.
@@ -152,13 +160,16 @@ class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposi
             Fitted ensemble.
         """
         self._validate_params()
-        active, weights = self._check_members()
+        active, _ = self._check_members()
         if y is None:
             raise ValueError(
                 "SoftVotingClassifier requires y to be passed, but the target y is "
                 "None."
             )
-        y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        if issparse(y):  # a sparse label matrix, as scikit-learn's binarizers give
+            y = y_arr = y.toarray()  # members too: not every one takes it sparse
+        else:
+            y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         check_classification_targets(y_arr)
         target = type_of_target(y_arr, input_name="y")
         if target not in ("binary", "multiclass", "multilabel-indicator"):
@@ -186,7 +197,6 @@ class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposi
         self.named_estimators_ = Bunch(
             **{n: "drop" if _dropped(m) else next(fitted) for n, m in self.estimators}
         )
-        self._weights = weights
         self.target_type_ = target
         self.target_names_ = target_names(y, y_arr.shape[1] if y_arr.ndim == 2 else 1)
         if self._multilabel:
@@ -245,7 +255,9 @@ class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposi
         check_is_fitted(self, "estimators_")
         with openmp_threads():
             probas = [self._member_proba(m, X) for m in self.estimators_]
-        return np.average(np.stack(probas), axis=0, weights=self._weights)
+        dropped = [_dropped(m) for m in self.named_estimators_.values()]
+        weights = self._voting_weights(dropped)
+        return np.average(np.stack(probas), axis=0, weights=weights)
 
     def predict(self, X):
         """Most probable class, or each label with probability above one half.

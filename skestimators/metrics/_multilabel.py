@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.multiclass import type_of_target
 
 __all__ = ["multilabel_scorers"]
 
@@ -74,6 +75,15 @@ def multilabel_scorers(y) -> dict:
         names = [y.name if getattr(y, "name", None) is not None else 0]
     else:
         names = range(np.shape(y)[1])
+    columns = np.asarray(y).reshape(len(y), -1)
+    for j, name in enumerate(names):
+        kind = type_of_target(columns[:, j])
+        if kind not in ("binary", "unknown") or np.unique(columns[:, j]).size > 2:
+            raise ValueError(
+                f"multilabel_scorers scores binary targets (two classes each); "
+                f"target {name!r} is {kind}. For one target of several classes, "
+                "use scoring='roc_auc_ovr' (and 'accuracy')."
+            )
     scoring = {
         f"{name}_auc": partial(_column_auc, column=j) for j, name in enumerate(names)
     }

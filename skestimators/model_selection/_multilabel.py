@@ -10,6 +10,8 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_array
 
+from .._stack import caller_stacklevel
+
 __all__ = ["MultilabelStratifiedKFold"]
 
 
@@ -73,6 +75,11 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
     [[2, 2], [2, 2]]
     """
 
+    # Under metadata routing, cross_validate(..., params={"groups": g}) gives
+    # the splitter its groups (the estimators' set_fit_request alone took
+    # them, and the folds split groups silently).
+    __metadata_request__split = {"groups": True}
+
     def __init__(self, n_splits=5, *, shuffle=True, random_state=None, threshold=0.5):
         self.n_splits = n_splits
         self.shuffle = shuffle
@@ -116,24 +123,33 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 "class labels, use StratifiedKFold or one-hot encode them "
                 "(sklearn.preprocessing.LabelBinarizer)."
             )
+        threshold = self.threshold
+        if not (isinstance(threshold, numbers.Real) and 0 < threshold <= 1):
+            raise ValueError(
+                f"threshold must be a fraction in (0, 1], got {threshold!r}: beyond, "
+                "every answer or none would count as a label, and nothing would "
+                "be stratified."
+            )
         if np.isin(y, (0.0, 1.0)).all():
-            labels = y.astype(bool)
-        else:
-            labels = y >= self.threshold
-        counts = labels.sum(axis=0)
+            return y.astype(bool), names
+        return y >= threshold, names
+
+    def _warn_of_rare_labels(self, members, names, grouped):
+        """Warn when a label is held by fewer units than folds."""
+        counts = (members > 0).sum(axis=0)
         rare = np.flatnonzero((counts > 0) & (counts < self.n_splits))
         if len(rare):
             least = rare[np.argmin(counts[rare])]
             label = f"column {least}" if names is None else repr(names[least])
+            what = "groups" if grouped else "members"
             warnings.warn(
                 f"The least populated label ({label}) has only "
-                f"{counts[least]} members, which is less than "
+                f"{counts[least]} {what}, which is less than "
                 f"n_splits={self.n_splits}: some folds have none of it "
                 f"({len(rare)} such label(s)).",
                 UserWarning,
-                stacklevel=5,  # the caller iterating over split()
+                stacklevel=caller_stacklevel(),
             )
-        return labels
 
     def _iter_test_indices(self, X=None, y=None, groups=None):
         n_samples = _num_samples(X)
@@ -151,17 +167,23 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 "You should leave random_state to its default (None), or set "
                 "shuffle=True."
             )
-        labels = self._labels(y, n_samples).astype(np.int64)
+        labels, names = self._labels(y, n_samples)
+        labels = labels.astype(np.int64)
         # The units dealt out: samples, or whole groups with all their labels.
         if groups is None:
             unit = np.arange(n_samples)
         else:
             groups = np.asarray(groups)
-            if len(groups) != n_samples:
+            if groups.ndim == 0 or len(groups) != n_samples:
                 raise ValueError(
-                    f"groups has {len(groups)} rows but X has {n_samples} samples."
+                    f"groups has {1 if groups.ndim == 0 else len(groups)} rows but X "
+                    f"has {n_samples} samples."
                 )
-            _, unit = np.unique(groups, return_inverse=True)
+            # A row per sample (coordinates): samples of one row are a group.
+            flat = groups.reshape(n_samples, -1) if groups.ndim > 1 else groups
+            _, unit = np.unique(
+                flat, return_inverse=True, axis=0 if flat.ndim > 1 else None
+            )
             unit = unit.reshape(-1)
         n_units = int(unit.max()) + 1
         if n_units < k:
@@ -172,6 +194,7 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
         sizes = np.bincount(unit, minlength=n_units)
         members = np.zeros((n_units, labels.shape[1]), dtype=np.int64)
         np.add.at(members, unit, labels)
+        self._warn_of_rare_labels(members, names, grouped=groups is not None)
         # Without shuffling, no randomness: ties go to the first fold.
         rng = check_random_state(self.random_state) if self.shuffle else None
         wanted = np.full(k, n_samples / k)
@@ -210,8 +233,9 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
             Training data (only its length is used).
         y : array-like of shape (n_samples, n_labels)
             0/1 labels, or fractions thresholded at ``threshold``.
-        groups : array-like of shape (n_samples,), default=None
-            Group labels: the samples of a group go to the same fold.
+        groups : array-like of shape (n_samples,) or (n_samples, d), default=None
+            Group labels: the samples of a group go to the same fold. With
+            rows (coordinates), the samples of one row are a group.
 
         Yields
         ------

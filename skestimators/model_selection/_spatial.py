@@ -10,6 +10,7 @@ request ``groups`` by default.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -75,10 +76,11 @@ def _pair(value, name):
 
 
 class SpatialBlockKFold(BaseCrossValidator):
-    """K-fold over square blocks of space, with balanced fold sizes.
+    """K-fold over blocks of space, with balanced fold sizes.
 
-    The bounding box of the coordinates is cut into blocks (of side
-    ``block_size``, or ``n_blocks`` per axis); every point belongs to the block
+    The bounding box of the coordinates is cut into blocks (squares of side
+    ``block_size``, or rectangles of the box's proportions with ``n_blocks``
+    per axis: on a long transect, give ``block_size``); every point belongs to the block
     it falls in, and whole blocks go to the test folds. Blocks are assigned
     largest first to the fold with the fewest points so far, which balances
     fold sizes; ``shuffle`` with ``random_state`` breaks ties between blocks of
@@ -278,10 +280,11 @@ class BufferedKFold(BaseCrossValidator):
     n_splits : int, default=5
         Number of folds of the default base splitter; ignored when ``cv`` is
         given.
-    cv : int, cross-validation generator or None, default=None
+    cv : int, cross-validation generator, iterable or None, default=None
         Base splitter: ``None`` for ``KFold(n_splits, shuffle=True,
-        random_state=random_state)``, an int for ``KFold(cv)``, or any
-        splitter (e.g. :class:`SpatialBlockKFold`). The spatial splitters
+        random_state=random_state)``, an int for ``KFold(cv)``, any
+        splitter (e.g. :class:`SpatialBlockKFold`), or an iterable of
+        ``(train, test)`` index pairs (read once). The spatial splitters
         receive the coordinates as ``groups``; other splitters that request
         group labels (``GroupKFold``) are refused, since the coordinates are
         not labels. When folds are repeated with other seeds
@@ -329,7 +332,9 @@ class BufferedKFold(BaseCrossValidator):
     ):
         self.buffer = buffer
         self.n_splits = n_splits
-        self.cv = cv
+        # An iterable of (train, test) pairs is read once: a generator would
+        # be used up by get_n_splits, and split would then give no fold.
+        self.cv = list(cv) if isinstance(cv, Iterator) else cv
         self.random_state = random_state
         self.metric = metric
 
