@@ -840,6 +840,25 @@ def test_info_check_says_when_no_versions_were_recorded(tmp_path, saved):
     assert "records no versions to compare" in result.stderr
 
 
+def test_train_says_builtin_is_the_bundled_data_beside_a_builtin_folder(
+    tmp_path, exoplanet_folder, monkeypatch
+):
+    # A folder named builtin was silently passed over for the bundled planets.
+    import shutil
+
+    from skestimators.cli import _train
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(exoplanet_folder, tmp_path / "builtin")
+    args = ["-o", tmp_path / "m.skops", "--variant", "conv1d", "--max-epochs", 1]
+    result = invoke("train", "exoplanet", "./builtin", *args, "--device", "cpu")
+    assert result.exit_code == 0 and "Note: 'builtin'" not in result.output
+    assert "on 120 planets" in result.output
+    monkeypatch.setattr(_train, "_train", lambda *a: None)  # the note, no fit
+    result = invoke("train", "exoplanet", "builtin", *args)
+    assert "for the folder named builtin here, give ./builtin" in result.output
+
+
 def test_two_trains_of_one_output_do_not_both_run(tmp_path, exoplanet_folder):
     # Both exited 0 and both said "saved": the second model silently won.
     from skestimators._io import output_lock

@@ -275,6 +275,12 @@ def train(
     verbose = _verbosity(verbose)
     make = _recipe(recipe)
     _check_not_an_input(output, data)
+    if data == "builtin" and Path(data).is_dir():
+        click.echo(
+            "Note: 'builtin' names the planets bundled with the package; for the "
+            "folder named builtin here, give ./builtin.",
+            err=True,
+        )
     try:
         with output_lock(output), warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings()
