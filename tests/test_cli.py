@@ -875,6 +875,7 @@ def test_train_interrupted_resumes_from_its_checkpoints(
 ):
     # A killed or interrupted train started again from zero (hours lost).
     from skestimators._engine import _checkpoint
+    from skestimators.cli import _train
 
     args = ["train", "exoplanet", exoplanet_folder, "--variant", "conv1d"]
     args += ["--max-epochs", 4, "--device", "cpu", "--cv", 2]
@@ -914,5 +915,11 @@ def test_train_interrupted_resumes_from_its_checkpoints(
     a, b = skestimators.load(tmp_path / "whole.skops"), skestimators.load(out)
     X = skestimators.datasets.load_exoplanet(exoplanet_folder)[0]
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
-    # The model file names no folder of this machine.
+    # The model file names no folder of this machine, nor does the blend's
+    # (its fitted members kept it).
     assert not any(v for k, v in b.get_params().items() if k.endswith("__checkpoint"))
+    args[args.index("conv1d")] = "blend"
+    blend = tmp_path / "blend.skops"
+    assert invoke(*args[:-2], "-o", blend, "--checkpoint", folder).exit_code == 0
+    networks = _train._fitted_networks(skestimators.load(blend))
+    assert networks and all(net.checkpoint is None for net in networks)

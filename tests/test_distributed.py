@@ -37,7 +37,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 SCRIPT = textwrap.dedent(
     """
-    import json, os, sys
+    import json, os, sys, time
     import numpy as np, torch
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -116,6 +116,10 @@ SCRIPT = textwrap.dedent(
     path = skestimators.save(net, out + ".skops")
     results["saved"] = os.path.exists(path)
     results["loaded"] = type(skestimators.load(path)).__name__
+    if is_main_process():  # a save guarded as the docs advise: no waiting
+        start = time.perf_counter()
+        skestimators.save(net, out + "_guarded.skops")
+        results["guarded_seconds"] = time.perf_counter() - start
     from skestimators._io import _model_file
 
     if rank == 0:  # process 0 fails to write: every process says so
@@ -328,7 +332,9 @@ def test_every_process_returns_from_save_once_the_model_file_exists(runs):
     for result in [single, *multi]:
         assert result["saved"] and result["loaded"] == "NetRegressor"
     assert single["failed_save"] == multi[0]["failed_save"] == "disk full (simulated)"
-    assert "Process 0 of this data-parallel job failed" in multi[1]["failed_save"]
+    assert "failed to write: ModelFileError: disk full" in multi[1]["failed_save"]
+    # Process 0 alone saving waited for the others in a collective call.
+    assert multi[0]["guarded_seconds"] < 20
 
 
 def test_only_process_zero_logs(runs):

@@ -1194,6 +1194,41 @@ def test_mc_dropout_draws_do_not_depend_on_the_batches(layout):
     np.testing.assert_array_equal(again, std)
 
 
+class _SpatialDropout1d(nn.Dropout2d):
+    """Drops whole features of (N, T, F) sequences, with a forward of its own."""
+
+    def forward(self, x):
+        return (
+            super()
+            .forward(x.permute(0, 2, 1).unsqueeze(-1))
+            .squeeze(-1)
+            .permute(0, 2, 1)
+        )
+
+
+def test_mc_dropout_draws_a_mask_per_call_and_keeps_a_layers_own_forward():
+    # A layer called twice in one forward reused its mask (units kept with
+    # probability 1 - p instead of (1 - p)^2: the mean of the draws doubled);
+    # a subclass's own forward was replaced (time steps dropped, not features).
+    from skestimators._engine._mc_dropout import shared_mask_dropout
+
+    drop, spatial = nn.Dropout(0.5), _SpatialDropout1d(0.5)
+    torch.manual_seed(0)
+    passes = shared_mask_dropout([drop, spatial], seed=0)
+    x = torch.ones(3, 4000)
+    passes.start(0)
+    twice = drop(drop(x))
+    assert (twice == twice[0]).all()  # shared by the rows
+    assert 0.23 < (twice[0] > 0).float().mean() < 0.27
+    passes.start(0)  # the same pass, on another batch: the same masks
+    assert torch.equal(drop(drop(x)), twice)
+    passes.start(1)
+    assert not torch.equal(drop(drop(x)), twice)
+    out = spatial(torch.ones(2, 50, 8))
+    assert spatial.training  # left to torch, in training mode
+    assert ((out == 0).all(dim=1) | (out != 0).all(dim=1)).all()  # whole features
+
+
 @pytest.mark.parametrize("mc_samples", [1, 0, 2.5])
 def test_mc_samples_set_after_fit_is_checked(mc_samples):
     # set_params skips the checks: 1 gave a NaN standard deviation, 0 a scalar.

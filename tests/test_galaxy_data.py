@@ -922,9 +922,15 @@ def test_multilabel_stratified_kfold_counts_groups_and_checks_threshold():
     cv = MultilabelStratifiedKFold(5, random_state=0)
     with pytest.warns(UserWarning, match=r"column 1\) has only 1 groups"):
         next(cv.split(X, labels, groups))
+    fractions = labels * 0.8 + 0.1  # vote fractions: thresholded
     for threshold in (50, -1, 0):
         with pytest.raises(ValueError, match="threshold must be a fraction"):
-            next(MultilabelStratifiedKFold(5, threshold=threshold).split(X, labels))
+            next(MultilabelStratifiedKFold(5, threshold=threshold).split(X, fractions))
+    # 0/1 labels need no threshold: any is accepted, as before.
+    next(MultilabelStratifiedKFold(5, threshold=50).split(X, labels))
+    # One column of text ids (a DataFrame column) as groups.
+    names = np.array([f"g{g:.0f}" for g in groups], dtype=object)[:, None]
+    assert [t.tolist() for _, t in cv.split(X, labels, names)]
 
 
 @pytest.mark.parametrize("crop, size", [(None, None), (7, None), (7, 5), (None, 6)])

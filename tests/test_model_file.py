@@ -718,8 +718,9 @@ def test_network_without_a_recorded_shape_falls_back_to_pickle(tmp_path, table):
     X, y = table
     model = NetClassifier(**FAST).fit(X, y)
     del model._module_spec  # as fitted by an older version
-    with pytest.warns(UserWarning, match="saved as a pickle: .*fit it again"):
+    with pytest.warns(UserWarning, match="saved as a pickle: .*fit it again") as seen:
         path = skestimators.save(model, tmp_path / "old.joblib")
+    assert seen[0].filename == __file__  # the caller's line, not the library's
     assert read_metadata(path)["serialization"] == "pickle"
     with pytest.raises(ModelFileError, match="cannot be saved in the safe format"):
         skestimators.save(model, tmp_path / "old.skops", format="safe")

@@ -544,7 +544,7 @@ def test_predict_raster_replaces_the_old_maps_gdal_sidecars(tmp_path, stack):
     paths, _ = stack
     model = _model(paths)
     out = tmp_path / "m.tif"
-    stale = [tmp_path / "m.tif.aux.xml", tmp_path / "m.tif.ovr"]
+    stale = [tmp_path / f"m.tif{suffix}" for suffix in (".aux.xml", ".ovr", ".msk")]
     for path in stale:
         path.write_text("<PAMDataset/>")
     predict_raster(model, paths, out, window=3)

@@ -32,6 +32,7 @@ single process. Only process 0 writes checkpoints, logs and model files.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import multiprocessing
 import os
@@ -152,40 +153,63 @@ def stop_the_others(error, device):
         parallel.agree(error, during="checking their data")
 
 
-def on_main_process(write, elsewhere, failure=RuntimeError):
-    """Run ``write`` on process 0 only; the other processes wait for it.
+#: Calls of :func:`on_main_process` so far in this process, by key.
+_CALLS = collections.Counter()
 
-    Used by the writes of a data-parallel job (a model file): every process
-    returns once the file exists, ``write()``'s result on process 0 and
-    ``elsewhere`` on the others, or every process raises when process 0
-    failed (its own error there, ``failure`` naming it elsewhere). Without a
-    process group (a single process, or a job whose processes never met in
-    a ``fit``), process 0 writes and the others return at once.
-    """
-    grouped = (
+
+def _job_store():
+    """The key-value store of this job's process group, or None."""
+    if not (
         _initialized()
         and torch.distributed.get_world_size() > 1
         and threading.current_thread() is threading.main_thread()
-    )
-    if not grouped:
+    ):
+        return None
+    try:
+        from torch.distributed import distributed_c10d
+
+        return distributed_c10d._get_default_store()
+    except Exception:  # another torch: process 0 writes, the others go on
+        return None
+
+
+def on_main_process(write, elsewhere, *, key, failure=RuntimeError):
+    """Run ``write`` on process 0 only; the other processes wait for it.
+
+    Used by the writes of a data-parallel job (a model file): every process
+    that calls it returns once the file exists, ``write()``'s result on
+    process 0 and ``elsewhere`` on the others, or raises when process 0
+    failed (its own error there, ``failure`` quoting it elsewhere). Process 0
+    posts the outcome of its ``n``-th call with ``key`` in the job's store
+    rather than meeting the others in a collective call, so that a write
+    guarded by :func:`is_main_process` (process 0 alone) does not wait.
+    Without a process group (a single process, or a job whose processes
+    never met in a ``fit``), process 0 writes and the others return at once.
+    """
+    store = _job_store()
+    if store is None:
         return write() if is_main_process() else elsewhere
-    error = result = None
+    _CALLS[key] += 1
+    name = f"skestimators/{key}/{_CALLS[key]}"
     if torch.distributed.get_rank() == 0:
         try:
             result = write()
-        except Exception as exc:  # raised below, once the others know
-            error = exc
-    failed = torch.tensor([0.0 if error is None else 1.0])  # Gloo and NCCL take it
-    if torch.distributed.get_backend() == "nccl":
-        failed = failed.cuda()
-    torch.distributed.all_reduce(failed)
-    if error is not None:
-        raise error
-    if failed.item() > 0:
+        except BaseException as exc:
+            store.set(name, f"{type(exc).__name__}: {exc}")
+            raise
+        store.set(name, "")
+        return result
+    try:
+        store.wait([name])  # up to the group's timeout
+    except Exception as exc:
         raise failure(
-            "Process 0 of this data-parallel job failed to write; its error says why."
-        )
-    return result if torch.distributed.get_rank() == 0 else elsewhere
+            f"Process 0 of this data-parallel job did not write within the "
+            f"timeout ({exc}); call this in every process, or in process 0 only."
+        ) from None
+    outcome = store.get(name).decode(errors="replace")
+    if outcome:
+        raise failure(f"Process 0 of this data-parallel job failed to write: {outcome}")
+    return elsewhere
 
 
 def _init_process_group():

@@ -126,11 +126,11 @@ class InferenceMixin:
         on_device = _checks_on_device(device)
         stager = BatchStager(data, batch, device)
         with rng, torch_threads(), torch.inference_mode(), autocast(device, dtype):
-            draw = [0]
+            passes = None
             if mc_dropout:
                 seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
                 torch.manual_seed(int(seed))  # for the layers drawing row by row
-                draw = shared_mask_dropout(layers, int(seed))
+                passes = shared_mask_dropout(layers, int(seed))
             host, Xb = stager.get(0) if len(data) else (None, None)
             for start in range(0, len(data), batch):
                 stager.ready()
@@ -144,7 +144,9 @@ class InferenceMixin:
                         gaps.add(start, host)
                 n_rows = _batch_len(Xb)
                 ys = []
-                for draw[0], t in enumerate(transforms):  # a pass's dropout masks
+                for draw, t in enumerate(transforms):
+                    if passes is not None:  # the dropout masks of this pass
+                        passes.start(draw)
                     Xt = Xb if t is None else t(Xb)
                     ys.append(module(**Xt) if isinstance(Xt, dict) else module(Xt))
                 # Freed before the next batch is read: a batch read from a

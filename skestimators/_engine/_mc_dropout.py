@@ -17,8 +17,11 @@ row alone. (Rows of one pass share the mask, so their Monte Carlo errors are
 correlated; each row's estimate is unchanged in law.) Layers that see the
 time steps of a sequence as rows of the batch (a CNN applied to each year)
 drop the same units at every step, as variational dropout does in recurrent
-networks [2]_. Masks are drawn on the CPU, so that every device gives the
-same draws.
+networks [2]_. A layer called several times in one forward pass draws a
+mask for each call. Masks are drawn on the CPU, so that every device gives
+the same draws. Networks whose first dimension is not the batch (time
+first) still draw by the row's place, as do alpha dropout and dropout
+layers with a forward of their own (left to torch).
 
 References
 ----------
@@ -44,29 +47,50 @@ _CHANNELWISE = (torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d)
 _CACHED_VALUES = 2**22
 
 
+class Passes:
+    """The pass being computed, and a count of the network's forward calls
+    (so that a layer called several times in one forward draws a mask per
+    call)."""
+
+    def __init__(self):
+        self.draw = 0
+        self.forward = 0
+
+    def start(self, draw):
+        """Before each forward call of the network: its pass ``draw``."""
+        self.draw = draw
+        self.forward += 1
+
+
 class _SharedMaskDropout:
     """The forward pass of one dropout layer during a Monte Carlo run."""
 
-    def __init__(self, layer, index, seed, draw):
+    def __init__(self, layer, index, seed, passes):
         self.p = float(layer.p)
         self.channelwise = isinstance(layer, _CHANNELWISE)
         self.index = index
         self.seed = seed
-        self.draw = draw  # a one-item list: the pass being computed
-        self.masks = {}  # (pass, shape, device, dtype) -> mask, for every batch
+        self.passes = passes
+        self.seen = None  # the forward call of the calls counted
+        self.calls = 0  # calls of this layer within that forward call
+        self.masks = {}  # (pass, call, shape, device, dtype) -> mask
         self.cached = 0  # values held by ``masks``
 
     def __call__(self, x):
         if x.dim() < 2:  # no batch dimension to share the mask along
             return torch.nn.functional.dropout(x, self.p, training=True)
+        if self.seen != self.passes.forward:
+            self.seen, self.calls = self.passes.forward, 0
+        call, self.calls = self.calls, self.calls + 1
         if self.channelwise:
             shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
         else:
             shape = (1, *x.shape[1:])
-        key = (self.draw[0], shape, x.device, x.dtype)
+        draw = self.passes.draw
+        key = (draw, call, shape, x.device, x.dtype)
         mask = self.masks.get(key)
         if mask is None:
-            state = np.random.SeedSequence([self.seed, self.draw[0], self.index])
+            state = np.random.SeedSequence([self.seed, draw, self.index, call])
             generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
             keep = torch.empty(shape).bernoulli_(1.0 - self.p, generator=generator)
             scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
@@ -77,18 +101,24 @@ class _SharedMaskDropout:
         return x * mask
 
 
+#: The forward methods replaced: those of torch's own dropout layers (a
+#: subclass with a forward of its own, which may reshape its input, keeps it).
+_REPLACED = {cls.forward for cls in _ELEMENTWISE + _CHANNELWISE}
+
+
 def shared_mask_dropout(layers, seed):
     """Make ``layers`` (dropout layers of a copy of the network) drop units in
     every pass, with masks shared by the rows (see the module's docstring).
 
-    Returns a one-item list: set its item to the pass ``t`` before each pass.
-    Layers of other kinds (alpha dropout) are switched to training mode and
-    draw from torch's generator, row by row.
+    Returns the :class:`Passes`: call its ``start(t)`` before each forward
+    call of pass ``t``. Layers of other kinds (alpha dropout, subclasses with
+    a forward of their own) are switched to training mode and draw from
+    torch's generator, row by row.
     """
-    draw = [0]
+    passes = Passes()
     for index, layer in enumerate(layers):
-        if isinstance(layer, _ELEMENTWISE + _CHANNELWISE):
-            layer.forward = _SharedMaskDropout(layer, index, seed, draw)
+        if type(layer).forward in _REPLACED:
+            layer.forward = _SharedMaskDropout(layer, index, seed, passes)
         else:
             layer.train()
-    return draw
+    return passes

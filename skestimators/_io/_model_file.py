@@ -242,6 +242,23 @@ def save(
     [0.0, 1.0]
     """
     path = Path(os.fspath(path))
+
+    def write():
+        _check_destination(estimator, path, format)
+        return _write(estimator, path, format, training_data, cv_scores, crop)
+
+    if "torch" in sys.modules:  # a model file of scikit-learn alone needs no torch
+        from .._engine import on_main_process
+
+        # A data-parallel job: process 0 checks and writes the (identical)
+        # model; the others return once it exists, or raise its error.
+        key = f"save:{os.path.abspath(path)}"
+        return on_main_process(write, path, key=key, failure=ModelFileError)
+    return write()
+
+
+def _check_destination(estimator, path, format):
+    """Refuse what cannot be saved, or saved there, before any work."""
     _check_saveable(estimator)
     if format not in ("auto", "safe", "pickle"):
         raise ModelFileError(
@@ -261,17 +278,6 @@ def save(
             f"{path.name} is the sidecar of {owner.name}: saving a model there "
             f"would leave {owner.name} without one. Choose another name."
         )
-
-    def write():
-        return _write(estimator, path, format, training_data, cv_scores, crop)
-
-    if "torch" in sys.modules:  # a model file of scikit-learn alone needs no torch
-        from .._engine import on_main_process
-
-        # A data-parallel job: process 0 writes the (identical) model, and
-        # every process returns once it exists.
-        return on_main_process(write, path, failure=ModelFileError)
-    return write()
 
 
 def _write(estimator, path, format, training_data, cv_scores, crop):

@@ -29,6 +29,7 @@ import zipfile
 
 import pandas as pd
 
+from .._stack import caller_stacklevel
 from ._layout import walk_estimators
 
 __all__ = ["has_networks", "restore_networks", "split_networks"]
@@ -92,7 +93,7 @@ def split_networks(estimator):
                 "optimizer (its weights and predictions are kept). Save with "
                 "format='pickle' to keep it.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=caller_stacklevel(),
             )
         if optimizer is not None:
             record_tensors, optimizer = optimizer

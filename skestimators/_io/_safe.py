@@ -17,6 +17,7 @@ from importlib.util import find_spec
 
 from sklearn.base import BaseEstimator
 
+from .._stack import caller_stacklevel
 from ._networks import add_entries, has_networks, restore_networks, split_networks
 from ._trees import TREE_PREDICTOR, check_tree_predictors
 
@@ -155,7 +156,7 @@ def choose_format(estimator, format: str, error, *, pickle_name=None):
         f"The model is saved as a pickle: {reason}. Pass format='pickle' to "
         "silence this warning.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=caller_stacklevel(),
     )
     return PICKLE, None
 

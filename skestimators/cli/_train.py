@@ -352,6 +352,8 @@ def _train(recipe, data, output, variant, random_state, folds, max_epochs, devic
         seconds = time.perf_counter() - start
         if checkpoint is not None:  # the model file names no folder of this machine
             model.set_params(**dict.fromkeys(_network_params(model, "checkpoint")))
+            for net in _fitted_networks(model):  # an ensemble's fitted clones
+                net.set_params(checkpoint=None)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             path = save(model, output, cv_scores=scores, training_data=(X, y))

@@ -46,9 +46,11 @@ logger = logging.getLogger(__name__)
 
 def _gdal_sidecars(path):
     """Files GDAL keeps next to a map (``.aux.xml``: statistics, nodata,
-    scale written by QGIS or ``gdalinfo -stats``; ``.ovr``: overviews), which
-    would describe an old map to the new one's readers."""
-    return [path.with_name(path.name + suffix) for suffix in (".aux.xml", ".ovr")]
+    scale written by QGIS or ``gdalinfo -stats``; ``.ovr``: overviews;
+    ``.msk``: a validity mask), which would describe an old map to the new
+    one's readers."""
+    suffixes = (".aux.xml", ".ovr", ".msk")
+    return [path.with_name(path.name + suffix) for suffix in suffixes]
 
 
 def predict_raster(

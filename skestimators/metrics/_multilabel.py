@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.multiclass import type_of_target
 
@@ -75,10 +76,14 @@ def multilabel_scorers(y) -> dict:
         names = [y.name if getattr(y, "name", None) is not None else 0]
     else:
         names = range(np.shape(y)[1])
-    columns = np.asarray(y).reshape(len(y), -1)
+    columns = y.toarray() if issparse(y) else np.asarray(y)
+    columns = columns.reshape(columns.shape[0], -1)
     for j, name in enumerate(names):
-        kind = type_of_target(columns[:, j])
-        if kind not in ("binary", "unknown") or np.unique(columns[:, j]).size > 2:
+        try:
+            kind = type_of_target(columns[:, j])
+        except ValueError:  # NaN: scoring says so, naming the metric
+            continue
+        if kind in ("multiclass", "continuous"):
             raise ValueError(
                 f"multilabel_scorers scores binary targets (two classes each); "
                 f"target {name!r} is {kind}. For one target of several classes, "

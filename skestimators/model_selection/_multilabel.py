@@ -6,6 +6,7 @@ import numbers
 import warnings
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_array
@@ -123,6 +124,8 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 "class labels, use StratifiedKFold or one-hot encode them "
                 "(sklearn.preprocessing.LabelBinarizer)."
             )
+        if np.isin(y, (0.0, 1.0)).all():  # labels: no threshold
+            return y.astype(bool), names
         threshold = self.threshold
         if not (isinstance(threshold, numbers.Real) and 0 < threshold <= 1):
             raise ValueError(
@@ -130,8 +133,6 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                 "every answer or none would count as a label, and nothing would "
                 "be stratified."
             )
-        if np.isin(y, (0.0, 1.0)).all():
-            return y.astype(bool), names
         return y >= threshold, names
 
     def _warn_of_rare_labels(self, members, names, grouped):
@@ -180,11 +181,7 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
                     f"has {n_samples} samples."
                 )
             # A row per sample (coordinates): samples of one row are a group.
-            flat = groups.reshape(n_samples, -1) if groups.ndim > 1 else groups
-            _, unit = np.unique(
-                flat, return_inverse=True, axis=0 if flat.ndim > 1 else None
-            )
-            unit = unit.reshape(-1)
+            unit = _group_codes(groups.reshape(n_samples, -1))
         n_units = int(unit.max()) + 1
         if n_units < k:
             raise ValueError(
@@ -245,6 +242,13 @@ class MultilabelStratifiedKFold(BaseCrossValidator):
             The testing set indices for that split.
         """
         return super().split(X, y, groups)
+
+
+def _group_codes(rows):
+    """One code per distinct row of ``rows`` (n_samples, d), in sorted order
+    of the rows; missing values (NaN, None) are one value, whatever ``d``."""
+    frame = pd.DataFrame(rows)
+    return frame.groupby(list(frame.columns), dropna=False).ngroup().to_numpy()
 
 
 def _pick(folds, rng):
