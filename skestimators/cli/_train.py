@@ -134,12 +134,18 @@ def _set_checkpoint(model, folder):
     """Checkpoint every network of ``model`` in ``folder``: one run per
     network, settings and training set (``{params}-{data}``), so that each
     fold and the final fit resume their own, and other settings (another
-    variant, seed or ``--max-epochs``) start runs of their own."""
-    escaped = str(folder).replace("{", "{{").replace("}", "}}")
-    template = os.path.join(escaped, "{params}-{data}")
-    return model.set_params(
-        **dict.fromkeys(_network_params(model, "checkpoint"), template)
-    )
+    variant, seed or ``--max-epochs``) start runs of their own. ``None``
+    clears it, from the fitted networks too (an ensemble's fitted clones):
+    a model file then names no folder of this machine."""
+    template = None
+    if folder is not None:
+        escaped = str(folder).replace("{", "{{").replace("}", "}}")
+        template = os.path.join(escaped, "{params}-{data}")
+    model.set_params(**dict.fromkeys(_network_params(model, "checkpoint"), template))
+    if folder is None:
+        for net in _fitted_networks(model):
+            net.set_params(checkpoint=None)
+    return model
 
 
 def _fitted_networks(model):
@@ -351,9 +357,7 @@ def _train(recipe, data, output, variant, random_state, folds, max_epochs, devic
         model.fit(X, y)
         seconds = time.perf_counter() - start
         if checkpoint is not None:  # the model file names no folder of this machine
-            model.set_params(**dict.fromkeys(_network_params(model, "checkpoint")))
-            for net in _fitted_networks(model):  # an ensemble's fitted clones
-                net.set_params(checkpoint=None)
+            _set_checkpoint(model, None)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             path = save(model, output, cv_scores=scores, training_data=(X, y))

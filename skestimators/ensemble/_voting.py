@@ -97,7 +97,8 @@ class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposi
 
     # -- fitting -----------------------------------------------------------------------
     def _check_members(self):
-        """``(active (name, estimator) pairs, their weights or None)``."""
+        """The active ``(name, estimator)`` pairs, once they and ``weights``
+        are checked."""
         if not isinstance(self.estimators, list) or not self.estimators:
             raise ValueError(
                 "estimators must be a non-empty list of (name, estimator) pairs."
@@ -118,7 +119,8 @@ class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposi
                     f"Estimator {name!r} ({type(member).__name__}) has no "
                     "predict_proba; soft voting needs probabilities."
                 )
-        return active, self._voting_weights([_dropped(m) for m in members])
+        self._voting_weights([_dropped(m) for m in members])  # read at prediction
+        return active
 
     def _voting_weights(self, dropped):
         """``weights`` of the members that vote (``dropped``: one flag per
@@ -160,7 +162,7 @@ class SoftVotingClassifier(NamedTargetsScoreMixin, ClassifierMixin, _BaseComposi
             Fitted ensemble.
         """
         self._validate_params()
-        active, _ = self._check_members()
+        active = self._check_members()
         if y is None:
             raise ValueError(
                 "SoftVotingClassifier requires y to be passed, but the target y is "
