@@ -1185,3 +1185,33 @@ def test_layout_of_a_wrapper_whose_estimator_sees_fewer_columns():
     model = RFE(LinearRegression(), n_features_to_select=2)
     model.fit(rng.normal(size=(30, 5)), rng.normal(size=30))
     assert input_layout(model)["inputs"]["X"]["shape"] == [5]
+
+
+@pytest.mark.parametrize("previous", [True, False])
+def test_failed_sidecar_rename_leaves_the_previous_model(
+    tmp_path, monkeypatch, previous
+):
+    # The model is renamed first: when the sidecar's rename then fails, the
+    # previous model (and its sidecar) are put back, or no model is left.
+    path = tmp_path / "model.skops"
+    fit = [[0.0], [1.0]]
+    if previous:
+        skestimators.save(LinearRegression().fit(fit, [0.0, 1.0]), path)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst) == str(sidecar_path(path)):
+            raise PermissionError(13, "Permission denied", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(ModelFileError, match="Permission denied"):
+        skestimators.save(LinearRegression().fit(fit, [0.0, 2.0]), path)
+    monkeypatch.undo()
+    if previous:
+        assert round(skestimators.load(path).coef_[0], 6) == 1.0
+    else:
+        assert not path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (
+        ["model.skops", "model.skops.json"] if previous else []
+    )

@@ -1,7 +1,7 @@
 """Durable, atomic replacement of files that belong together.
 
 A model file and its sidecar are written to temporary names, flushed to
-disk and renamed into place. Three things make that safe beyond a single
+disk and renamed into place. Four things make that safe beyond a single
 ``os.replace``:
 
 - :func:`sync_file` and :func:`sync_folder` push the data and the renames
@@ -12,6 +12,9 @@ disk and renamed into place. Three things make that safe beyond a single
   reads of readers) in one folder, so that two saves to the same path at
   the same moment leave one model with its own sidecar, never model B with
   sidecar A;
+- :func:`replace_together` renames the files of a pair in turn and, should
+  a later rename fail, puts back what the earlier ones replaced, so that a
+  failed save leaves the previous model and its sidecar as they were;
 - :func:`temporary_name` embeds the host and process id, so that
   :func:`remove_stale_temporaries` removes the temporary files of writers on
   this machine that were killed mid-write, and nothing else.
@@ -40,6 +43,7 @@ __all__ = [
     "folder_lock",
     "process_alive",
     "remove_stale_temporaries",
+    "replace_together",
     "sync_file",
     "sync_folder",
     "temporary_name",
@@ -174,3 +178,46 @@ def folder_lock(folder: Path, *, shared: bool = False):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def replace_together(pairs) -> None:
+    """Rename each ``(temporary, final)`` pair in turn: all of them, or none.
+
+    Before a final name is replaced, its current file gets a second name (a
+    hard link, so the final name never disappears). Should a later rename
+    fail, the finals already replaced get their previous files back (or are
+    removed where there was none) and the error is raised. Where hard links
+    cannot be made (some file systems), a failure cannot be undone and the
+    previous file is lost, as with a plain ``os.replace``. Call it under
+    :func:`folder_lock`.
+    """
+    done = []  # (final, second name of its previous file, None or False)
+    try:
+        for temporary, final in pairs:
+            backup = None  # no previous file
+            if os.path.lexists(final):
+                backup = temporary_name(Path(final))
+                try:
+                    os.link(final, backup)
+                except OSError:
+                    backup = False  # no hard links here: cannot be undone
+            try:
+                os.replace(temporary, final)
+            except BaseException:
+                if backup:  # final unchanged: its second name goes
+                    with contextlib.suppress(OSError):
+                        os.unlink(backup)
+                raise
+            done.append((final, backup))
+    except BaseException:
+        for final, backup in reversed(done):
+            with contextlib.suppress(OSError):  # never hides the error
+                if backup:
+                    os.replace(backup, final)
+                elif backup is None:
+                    os.unlink(final)
+        raise
+    for _, backup in done:
+        if backup:
+            with contextlib.suppress(OSError):
+                os.unlink(backup)

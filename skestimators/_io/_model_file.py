@@ -29,6 +29,7 @@ from .._stack import caller_stacklevel
 from ._atomic import (
     folder_lock,
     remove_stale_temporaries,
+    replace_together,
     sync_file,
     sync_folder,
     temporary_name,
@@ -129,7 +130,8 @@ def save(
     bytes, that name cut and followed by ``~`` and 8 hex digits of its hash)
     are written to temporary names, flushed to the disk and
     renamed into place, the sidecar last, so that a failure (or a power
-    cut) never leaves a partial model or a model without its sidecar; two
+    cut) never leaves a partial model or a model without its sidecar, and
+    a save that fails leaves the previous model and sidecar in place; two
     saves to the same path at the same moment leave one model with its own
     sidecar, and temporary files of saves killed on this machine are removed
     by the next save. Nothing is written unless ``estimator`` is a fitted
@@ -347,9 +349,9 @@ def _write(estimator, path, format, training_data, cv_scores, crop):
         with folder_lock(path.parent):
             # The model first, the sidecar last: a crash in between leaves a
             # model whose hash does not match (or has no) sidecar, which load
-            # refuses; the lock keeps a concurrent save from interleaving.
-            os.replace(tmp_model, path)
-            os.replace(tmp_side, side)
+            # refuses, and a failed sidecar rename puts the previous model
+            # back; the lock keeps a concurrent save from interleaving.
+            replace_together([(tmp_model, path), (tmp_side, side)])
             sync_folder(path.parent)
             remove_stale_temporaries(path)
             remove_stale_temporaries(side)
