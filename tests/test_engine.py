@@ -960,6 +960,15 @@ def test_a_loss_must_return_one_value_per_sample(loss):
         reg.fit(X, y)
 
 
+def test_a_loss_class_is_refused_naming_the_instance_to_pass():
+    # Called with (pred, target), the class built a module: a raw torch error
+    # ("Boolean value of Tensor ... ambiguous") or a prediction tensor printed.
+    X, y = make_regression(60, 3, random_state=0)
+    reg = NetRegressor(max_epochs=2, device="cpu", loss=torch.nn.MSELoss)
+    with pytest.raises(ValueError, match=r"MSELoss\(reduction='none'\)"):
+        reg.fit(X, y)
+
+
 class _Logits(torch.nn.Module):
     """A classifier of a fixed width, returning ``dtype`` outputs."""
 

@@ -475,6 +475,15 @@ def test_batch_augment_binary_and_multilabel_targets():
     out = columns.swap_labels(Y, mirrored)
     torch.testing.assert_close(out[mirrored], Y[mirrored][:, [0, 2, 1]])
     torch.testing.assert_close(out[~mirrored], Y[~mirrored])
+    # A permutation that is not its own inverse: column c moves to swap[c],
+    # as class c becomes swap[c] (the columns got the inverse permutation).
+    cycle = (1, 2, 0)
+    one_hot = torch.eye(3)
+    every = torch.ones(3, dtype=torch.bool)
+    by_class = ImageBatchAugment(swap=cycle).swap_labels(torch.arange(3), every)
+    by_columns = ImageBatchAugment(swap=cycle, target="columns")
+    out = by_columns.swap_labels(one_hot, every)
+    assert out.argmax(1).tolist() == by_class.tolist() == list(cycle)
     X_aug, (y_aug, _) = augment(X, (y, None), g)
     assert X_aug.shape == X.shape and y_aug.shape == y.shape
     assert pickle.loads(pickle.dumps(augment)).swap == (1, 0)

@@ -270,6 +270,42 @@ def test_built_in_network_classes_read_missing_values(cloudy, module):
     assert np.isfinite(reg.predict(X)).all()
 
 
+@pytest.mark.parametrize(
+    ("module", "name", "extra"),
+    [
+        (CNNLSTM, "cnn_lstm", {"bidirectional": True, "lstm_layers": 2}),
+        (PooledCNN, "pooled", {"pooling": "concat"}),
+    ],
+)
+def test_built_in_network_classes_take_the_network_parameters(soc, module, name, extra):
+    # A class was built with input_shape and n_outputs only: width, depth,
+    # dropout ... were ignored without a word (the default network trained).
+    X, y, _ = soc
+    settings = {**TINY, "max_epochs": 1, "dropout": 0.0, **extra}
+    by_class = SpatioTemporalRegressor(module, **settings).fit(X[:40], y[:40])
+    by_name = SpatioTemporalRegressor(name, **settings).fit(X[:40], y[:40])
+    assert repr(by_class.net_.module_) == repr(by_name.net_.module_)
+    np.testing.assert_allclose(by_class.predict(X[:5]), by_name.predict(X[:5]))
+
+
+def test_custom_module_leaves_no_missing_fraction_of_an_earlier_fit(cloudy):
+    class Flat(torch.nn.Module):
+        def __init__(self, input_shape, n_outputs):
+            super().__init__()
+            self.out = torch.nn.Linear(int(np.prod(input_shape)), n_outputs)
+
+        def forward(self, X):
+            return self.out(X.flatten(1))
+
+    X, y = cloudy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = SpatioTemporalRegressor(**TINY).fit(X, y)
+    assert reg.missing_fraction_ > 0
+    reg.set_params(module=Flat).fit(np.nan_to_num(X), y)
+    assert not hasattr(reg, "missing_fraction_")
+
+
 def test_valid_statistic_is_the_share_of_observed_pixels():
     X = np.ones((2, 1, 3, 3, 2))
     X[0, 0, 0, :, 0] = np.nan  # 3 of 9 pixels missing in year 0

@@ -195,6 +195,11 @@ class HeadsLoss(nn.Module):
 def resolve_loss(name, **params):
     """Element-wise loss for a regression loss name (with its parameters) or
     callable."""
+    if isinstance(name, type):  # called with (pred, target), it built a module
+        raise ValueError(
+            f"loss is the class {name.__name__}; pass an element-wise loss "
+            f"callable, such as an instance: {name.__name__}(reduction='none')."
+        )
     if callable(name):
         return name
     from ..nn import elementwise_loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import warnings
 
@@ -25,6 +26,17 @@ from ..nn import CNNLSTM, PooledCNN
 from ._base import LOSS_CONSTRAINTS, MC_CONSTRAINTS, _RegressorNet
 
 _SHAPE = "(n_samples, bands, height, width, years)"
+
+#: The estimator's parameters that configure the built-in networks.
+_NETWORK = (
+    "width",
+    "depth",
+    "head_width",
+    "lstm_layers",
+    "bidirectional",
+    "pooling",
+    "dropout",
+)
 
 
 @fill_doc
@@ -78,7 +90,11 @@ class SpatioTemporalRegressor(_RegressorNet):
         The network. ``"cnn_lstm"``: LSTM over the years; ``"pooled"``: the
         yearly codes are averaged (``pooling="mean"``) or concatenated
         (``pooling="concat"``). A ``torch.nn.Module`` class is built with
-        ``input_shape`` and ``n_outputs`` when its constructor takes them.
+        ``input_shape`` and ``n_outputs`` when its constructor takes them;
+        :class:`~skestimators.nn.CNNLSTM`, :class:`~skestimators.nn.PooledCNN`
+        and their subclasses also get the network parameters below (``width``
+        to ``dropout``) that their constructor takes, other classes none of
+        them.
     width : int, default=32
         Output channels of the first conv block (3x3 convolution, ReLU, 2x2
         max-pooling while the patch is at least 2 pixels wide); each further
@@ -310,6 +326,8 @@ default="mse"
         if gaps is not None and gaps.n_rows:  # fitting (a memory map: scanned)
             seen = 0.0 if reset else getattr(self, "missing_fraction_", 0.0) or 0.0
             self.missing_fraction_ = max(seen, gaps.fraction)
+        elif reset and gaps is None:  # a custom module: not set, not left over
+            self.__dict__.pop("missing_fraction_", None)
         return X
 
     def _prediction_gaps(self):
@@ -359,7 +377,13 @@ default="mse"
     # -- network -----------------------------------------------------------------------
     def _make_module(self, input_shape, n_outputs):
         if not isinstance(self.module, str):
-            return instantiate_module(self.module, None, input_shape, n_outputs, None)
+            # The built-in classes (and their subclasses) get the network
+            # parameters their constructor takes; other classes, none.
+            params = None
+            if self._handles_missing():
+                accepted = inspect.signature(self.module.__init__).parameters
+                params = {k: getattr(self, k) for k in _NETWORK if k in accepted}
+            return instantiate_module(self.module, params, input_shape, n_outputs, None)
         if self.module == "cnn_lstm":
             return CNNLSTM(
                 input_shape,

@@ -99,7 +99,8 @@ class ImageBatchAugment:
         perm = torch.as_tensor(self.swap).to(y.device, non_blocking=True)
         mirrored = mirrored.to(y.device, non_blocking=True)
         if self.target == "columns":
-            return torch.where(mirrored[:, None], y[:, perm], y)
+            # Column c's values move to column swap[c].
+            return torch.where(mirrored[:, None], y[:, torch.argsort(perm)], y)
         if y.is_floating_point():  # binary targets: (n, 1) floats 0/1
             swapped = perm[y.long()].to(y.dtype)
         else:
