@@ -61,8 +61,17 @@ def run(model, inputs, output, **kwargs):
 
 def run_invalid(model, inputs, output, **kwargs):
     """``run`` on an input with rows that cannot be scored."""
-    with pytest.warns(InvalidRowsWarning, match="could not be scored"):
-        return run(model, inputs, output, **kwargs)
+    with pytest.warns(InvalidRowsWarning, match="could not be scored") as record:
+        result = run(model, inputs, output, **kwargs)
+    # Attributed to the caller's line, not to scikit-learn's parameter checks.
+    assert {w.filename for w in record} == {__file__}
+    return result
+
+
+def test_no_input_is_named(tmp_path, spectra_model):
+    # "The inputs mix formats: []."
+    with pytest.raises(ScoringInputError, match="No input given"):
+        run(spectra_model[0], [], tmp_path / "o.parquet")
 
 
 def test_npy_to_parquet_matches_predict(tmp_path, spectra_model):
@@ -316,7 +325,19 @@ def _target_transformed(X):
     ).fit(X, np.abs(X["a"]))
 
 
-@pytest.mark.parametrize("make_model", [_imputed, _target_transformed])
+def _column_imputed(X):
+    # scikit-learn tags a ColumnTransformer allow_nan=False whatever it holds:
+    # every row with a missing value was left unscored, though the model
+    # imputes it.
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+
+    columns = make_column_transformer((SimpleImputer(), list(X.columns)))
+    return make_pipeline(columns, LinearRegression()).fit(X, X["a"])
+
+
+@pytest.mark.parametrize("make_model", [_imputed, _target_transformed, _column_imputed])
 def test_models_taking_nan_score_every_row(tmp_path, table_model, make_model):
     _, X, _ = table_model
     model = make_model(X)
@@ -328,6 +349,26 @@ def test_models_taking_nan_score_every_row(tmp_path, table_model, make_model):
     assert result.n_invalid == 0
     out = pd.read_parquet(result.output)
     np.testing.assert_allclose(out["prediction"], model.predict(frame), rtol=1e-6)
+
+
+def test_column_transformer_refusing_nan_leaves_those_rows_out(tmp_path, table_model):
+    # Its tags cannot tell: the chunk is tried whole, then without NaN rows.
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LinearRegression
+
+    _, X, _ = table_model
+    columns = make_column_transformer((StandardScaler(), list(X.columns)))
+    model = make_pipeline(columns, LinearRegression()).fit(X, X["a"])
+    path = skestimators.save(model, tmp_path / "ct.joblib", format="pickle")
+    frame = X.copy()
+    frame.loc[3, "c"] = np.nan
+    frame.to_parquet(tmp_path / "in.parquet")
+    result = run_invalid(path, [tmp_path / "in.parquet"], tmp_path / "o.parquet")
+    assert result.n_invalid == 1
+    out = pd.read_parquet(result.output)
+    assert np.flatnonzero(out["prediction"].isna()).tolist() == [3]
+    keep = frame.index != 3
+    np.testing.assert_allclose(out["prediction"][keep], model.predict(frame[keep]))
 
 
 def test_rows_with_nothing_observed_are_not_scored(tmp_path, table_model):
@@ -678,8 +719,10 @@ def test_exoplanet_ids_from_an_id_column_of_the_auxiliary_table(
         run(path, [folder], tmp_path / "o3.parquet")
 
 
-def test_image_folder_reads_what_load_image_folder_reads(tmp_path):
-    # PNG and TIFF images were skipped without a word (exit code 0).
+@pytest.mark.parametrize("sidecar", [True, False])
+def test_image_folder_reads_what_load_image_folder_reads(tmp_path, sidecar):
+    # PNG and TIFF images were skipped without a word (exit code 0). Without
+    # a sidecar (trust=True), images were read at 69 pixels, not the model's.
     from PIL import Image
 
     from skestimators.datasets import load_image_folder
@@ -696,7 +739,9 @@ def test_image_folder_reads_what_load_image_folder_reads(tmp_path):
     X, y, ids = load_image_folder(folder, tmp_path / "labels.csv", crop=None, size=8)
     model = NetRegressor(**{**FAST, "max_epochs": 1}).fit(X, y.astype(float))
     path = skestimators.save(model, tmp_path / "m.joblib")
-    result = run(path, [folder], tmp_path / "o.parquet", crop=None)
+    if not sidecar:
+        sidecar_path(path).unlink()
+    result = run(path, [folder], tmp_path / "o.parquet", crop=None, trust=not sidecar)
     out = pd.read_parquet(result.output)
     assert out["GalaxyID"].tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(out.iloc[:, 1], model.predict(X), rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ from ._atomic import (
     sync_folder,
     temporary_name,
 )
-from ._layout import final_estimator, walk_estimators
+from ._layout import final_estimator, input_layout, walk_estimators
 from ._lock import OutputLockedError, output_lock
 from ._model_file import (
     ModelFileError,
@@ -36,6 +36,7 @@ __all__ = [
     "cut_name",
     "file_sha256",
     "final_estimator",
+    "input_layout",
     "load",
     "output_lock",
     "process_alive",

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import xxhash
-from sklearn.compose import TransformedTargetRegressor
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.pipeline import FeatureUnion
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import get_tags
 
 from .._io import final_estimator, walk_estimators
@@ -200,9 +202,17 @@ def unobserved_rows(X) -> np.ndarray:
     return empty
 
 
-def _allows_nan(estimator) -> bool:
+#: Transformers whose ``allow_nan`` tag says nothing of what they pass on:
+#: scikit-learn tags them False, whatever transformers they hold (an
+#: imputer or an encoder of missing values inside a ColumnTransformer).
+_COMPOSITE = (ColumnTransformer, FeatureUnion, FunctionTransformer)
+
+
+def _allows_nan(estimator) -> bool | None:
     """Whether the model says it takes NaN (a Pipeline: if its first step
-    does; a TransformedTargetRegressor: if its regressor does).
+    does; a TransformedTargetRegressor: if its regressor does); None where
+    its tags cannot tell (a ColumnTransformer, FeatureUnion or
+    FunctionTransformer first).
 
     A Pipeline whose first step passes NaN on (a scaler) to a model that
     refuses it is caught when predicting: see ``score_chunk``.
@@ -214,6 +224,8 @@ def _allows_nan(estimator) -> bool:
     if isinstance(estimator, TransformedTargetRegressor):  # the soil-carbon recipe
         inner = getattr(estimator, "regressor_", None)
         return inner is not None and _allows_nan(inner)
+    if isinstance(estimator, _COMPOSITE):
+        return None
     try:
         return bool(get_tags(estimator).input_tags.allow_nan)
     except Exception:  # third-party estimators without tags
@@ -227,7 +239,8 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     passed to the model; their predictions are null and they are listed in
     the invalid-rows table with the reason. Models that take NaN (a Pipeline
     starting with an imputer, HistGradientBoosting, the soil-carbon
-    networks...) get every row in which some value is observed; if
+    networks...), or may (a Pipeline starting with a ColumnTransformer,
+    whose tags cannot tell), get every row in which some value is observed; if
     they refuse the chunk, its rows with infinite values are left out, and
     then, if they still refuse it, its rows with NaN. Which rows are left
     out thus depends on each row alone, never on the other rows of its
@@ -240,7 +253,7 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
         bad[position] = True
         reasons[position] = reason
     nonfinite = invalid_rows(chunk.X)
-    if not _allows_nan(estimator):
+    if _allows_nan(estimator) is False:
         bad |= nonfinite
     else:  # partly missing rows are the model's to read; empty ones are not
         empty = unobserved_rows(chunk.X) & ~bad

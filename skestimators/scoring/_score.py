@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import Interval, validate_params
 from .._io import (
     ModelFileError,
     file_sha256,
+    input_layout,
     load,
     output_lock,
     read_metadata,
@@ -240,9 +241,9 @@ def score(
     invalid-rows file are assembled in temporary files and renamed into
     place only when every chunk is scored and both are complete. Rows
     holding NaN or infinite values that the model refuses (all of them for
-    a model that does not take NaN; for one that does, such as a Pipeline
-    starting with an imputer, the rows it still refuses and those in which
-    no value at all is observed), text in a column
+    a model that does not take NaN; for one that does or may, such as a
+    Pipeline starting with an imputer or a ColumnTransformer, the rows it
+    still refuses and those in which no value at all is observed), text in a column
     the model takes as numbers, and unreadable images are not scored: their
     predictions are null and they are listed, with the reason, in
     ``<output>.invalid.csv``. An output name too long to take these
@@ -380,6 +381,8 @@ def score(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [Path(os.fspath(p)) for p in inputs]
+    if not inputs:
+        raise ScoringInputError("No input given.")
     check_output(
         [output, invalid_path(output), ids_path(output)],
         [model, sidecar_path(model)],
@@ -392,7 +395,12 @@ def score(
         estimator = prepare_model(
             _load_model(model, trust, trusted), device, batch_size
         )
-        expected = None if metadata is None else _input_layout(metadata, model)
+        # Without a sidecar (trusted), the layout the fitted model records.
+        expected = (
+            input_layout(estimator)
+            if metadata is None
+            else _input_layout(metadata, model)
+        )
         fmt = _output_format(output, output_format)
         crop, whole = _image_crop(crop, metadata, model, input_kind(inputs))
         if input_kind(inputs) == "raster":
@@ -489,7 +497,7 @@ def score(
                 f"{n_invalid} row(s) could not be scored (null predictions), e.g. ids "
                 f"{ids[:5]}; all are listed in {writer.invalid_path}.",
                 InvalidRowsWarning,
-                stacklevel=2,
+                stacklevel=caller_stacklevel(),
             )
         return ScoreResult(
             output=output,
