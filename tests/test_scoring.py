@@ -292,6 +292,13 @@ def test_csv_ids_keep_their_text_and_one_type(tmp_path, table_model):
     frame.assign(id=[10, -3, 0, 7, 12]).to_csv(tmp_path / "int.csv", index=False)
     result = run(model_path, [tmp_path / "int.csv"], tmp_path / "i.parquet")
     assert pd.read_parquet(result.output)["id"].tolist() == [10, -3, 0, 7, 12]
+    # A missing integer id in a later chunk of an .npy output was cast to -2**63.
+    ids = pd.array([10, 11, 12, None, 14], dtype="Int64")
+    frame.assign(id=ids).to_parquet(tmp_path / "null.parquet")
+    run(model_path, [tmp_path / "null.parquet"], tmp_path / "n.npy", chunk_rows=2)
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "n.ids.npy"), [10, 11, 12, np.nan, 14]
+    )
 
 
 def test_detected_id_column_the_model_was_trained_on(tmp_path):
@@ -1428,6 +1435,47 @@ def test_one_hot_encoded_text_column_is_kept_as_text(tmp_path):
             model.predict_proba(X[keep]),
             rtol=1e-6,
         )
+
+
+def test_damaged_parquet_page_names_the_file(tmp_path, table_model):
+    # The footer was checked, the pages were not: a raw OSError ("Couldn't
+    # deserialize thrift") named no file.
+    model_path, X, _ = table_model
+    X.to_parquet(tmp_path / "x.parquet", row_group_size=20, compression=None)
+    raw = bytearray((tmp_path / "x.parquet").read_bytes())
+    raw[4:44] = b"\x13" * 40  # the first page header
+    (tmp_path / "x.parquet").write_bytes(bytes(raw))
+    with pytest.raises(ScoringInputError, match=r"x\.parquet cannot be read"):
+        run(model_path, [tmp_path / "x.parquet"], tmp_path / "o.parquet")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_text_codes_made_of_digits_stay_text_in_every_csv_chunk(tmp_path):
+    # pandas guessed each chunk's types: a chunk holding only "07" and "12"
+    # read them as the integers 7 and 12, which the encoder refused (the job
+    # failed with chunk_rows=10 and scored with one chunk).
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"code": rng.choice(["A1", "B2", "07", "12"], 80)})
+    X["x"] = rng.rand(80)
+    encode = make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["code"]), remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression())
+    model.fit(X, X["code"].isin(["07", "12"]).astype(int))
+    path = skestimators.save(model, tmp_path / "codes.joblib")
+    frame = pd.DataFrame({"code": ["07", "12"] * 5 + ["A1", "07", None, "12"] * 5})
+    frame["x"] = rng.rand(30)
+    frame.to_csv(tmp_path / "codes.csv", index=False)
+    result = run(path, [tmp_path / "codes.csv"], tmp_path / "o.csv", chunk_rows=10)
+    assert result.n_invalid == 0
+    out = pd.read_csv(result.output)
+    np.testing.assert_allclose(
+        out[["proba_0", "proba_1"]], model.predict_proba(frame), rtol=1e-6
+    )
 
 
 def test_output_that_is_an_input_or_the_model_is_refused(tmp_path, sk_models):

@@ -80,7 +80,7 @@ def check_first_row(path: Path) -> None:
         raise csv_error(path, exc) from exc
 
 
-def read_frames(path: Path, chunk_rows: int, *, text=None, header=None):
+def read_frames(path: Path, chunk_rows: int, *, text=None, header=None, strings=()):
     """Frames of ``chunk_rows`` rows of ``path``, every column parsed.
 
     Parameters
@@ -93,6 +93,10 @@ def read_frames(path: Path, chunk_rows: int, *, text=None, header=None):
         A column read as written: as text, with no value taken as missing.
     header : list of str, default=None
         The columns of ``path`` if known (see :func:`read_header`).
+    strings : collection of str, default=()
+        Columns read as text, their missing values as NaN: a model's
+        categories, which pandas would otherwise parse as numbers in a chunk
+        holding digits only (``"07"`` read as 7).
 
     Yields
     ------
@@ -101,14 +105,16 @@ def read_frames(path: Path, chunk_rows: int, *, text=None, header=None):
         ScoringInputError naming its line.
     """
     options = {"chunksize": chunk_rows, "index_col": False}
+    dtype = dict.fromkeys(strings, str)
     if text is not None:
         header = read_header(path) if header is None else header
         others = [c for c in header if c != text]
+        dtype[text] = str
         options.update(
-            dtype={text: str},
-            keep_default_na=False,
-            na_values={c: list(NA_VALUES) for c in others},
+            keep_default_na=False, na_values={c: list(NA_VALUES) for c in others}
         )
+    if dtype:
+        options["dtype"] = dtype
     row = 0
     try:
         with pd.read_csv(path, **options) as frames:  # closed if stopped early
@@ -174,6 +180,7 @@ class CsvReader(_TableReader):
         self.n_rows = sum(estimate_rows(p) for p in self.paths)
         self.header = list(headers[0])
         self._setup(self.header, id_column, expected, text_columns)
+        self.text_features = [c for c in self.features if c in text_columns]
         # Every column is parsed (to check each row's fields), not only the model's.
         self.row_bytes = 8 * (len(headers[0]) + 1)
         # One id type for the whole job, decided on every row: integers when
@@ -186,7 +193,11 @@ class CsvReader(_TableReader):
         index, first = 0, 0
         for path in self.paths:
             frames = read_frames(
-                path, chunk_rows, text=self.id_column, header=self.header
+                path,
+                chunk_rows,
+                text=self.id_column,
+                header=self.header,
+                strings=self.text_features,
             )
             for frame in frames:
                 yield self._spec(index, frame, first)

@@ -163,6 +163,7 @@ class _IdsFile:
             dtype = np.float64
         else:
             dtype = np.dtype(f"U{max(width, 1)}")
+        self.path = path
         self.array = np.lib.format.open_memmap(
             path, mode="w+", dtype=dtype, shape=(n_rows,)
         )
@@ -170,7 +171,21 @@ class _IdsFile:
             self.array[:start] = np.arange(start)
 
     def write(self, start, stop, ids):
+        ids = np.asarray(ids)
+        if self.array.dtype.kind == "i" and ids.dtype.kind == "f":
+            # Integer ids with a null (read as NaN): the cast wrote -2**63.
+            self._as_floats()
         self.array[start:stop] = ids
+
+    def _as_floats(self):
+        """The ids written so far, as float64 (NaN for a missing id)."""
+        values = np.array(self.array, dtype=np.float64)
+        self.array.flush()
+        del self.array
+        self.array = np.lib.format.open_memmap(
+            self.path, mode="w+", dtype=np.float64, shape=values.shape
+        )
+        self.array[:] = values
 
     def finish(self):
         self.array.flush()

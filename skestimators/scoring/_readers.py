@@ -354,6 +354,22 @@ def _arrow_ids(column) -> np.ndarray:
     return np.array(column.to_pylist(), dtype=object)
 
 
+def _batches(path, file, chunk_rows, columns):
+    """The record batches of a Parquet file; a damaged page is named with
+    its file (pyarrow's error names none)."""
+    batches = file.iter_batches(batch_size=chunk_rows, columns=columns)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow raises OSError, ArrowException...
+            raise ScoringInputError(
+                f"{path} cannot be read (a damaged Parquet page?): {exc}"
+            ) from exc
+        yield batch
+
+
 class ParquetReader(_TableReader):
     """Parquet files, read in record batches regrouped into chunks."""
 
@@ -418,8 +434,8 @@ class ParquetReader(_TableReader):
             head, rest = table.slice(0, n), table.slice(n)
             return head, rest
 
-        for file in self.files:
-            for batch in file.iter_batches(batch_size=chunk_rows, columns=columns):
+        for path, file in zip(self.paths, self.files):
+            for batch in _batches(path, file, chunk_rows, columns):
                 # One column order and one type per column for every file.
                 pending.append(batch.select(columns).cast(self.schema))
                 n_pending += batch.num_rows

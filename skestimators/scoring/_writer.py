@@ -4,7 +4,7 @@ While a job runs, every scored chunk is written to ``<OUT>.parts/`` as
 ``part-000123.parquet`` (and ``invalid-000123.parquet`` for its rows that
 could not be scored), each to a temporary name renamed into place, and then
 recorded in ``<OUT>.parts/manifest.jsonl``: a first line describing the job
-(model hash, inputs with sizes and modification times, chunking), one line
+(model hash, inputs with their paths and sizes, chunking), one line
 per finished chunk with an xxh3-128 fingerprint of the chunk's input as read.
 A job started again with the same arguments finds the manifest and skips the
 recorded chunks whose input still has the recorded fingerprint; the others
