@@ -568,6 +568,92 @@ def test_a_killed_search_resumes_its_running_trial_in_place(tmp_path):
     assert got["values"][:2] == expected["values"][:2]
 
 
+def _running_trial(tmp_path, worker):
+    """A study in a journal file with trial 0 left running by ``worker``."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    trial.set_user_attr("worker", worker)
+    return study, trial
+
+
+def _not_called(study, trial):
+    raise AssertionError(f"trial {trial.number} was resumed")
+
+
+def _told(resumed):
+    def objective(study, trial):
+        resumed.append(trial.number)
+        study.tell(trial, 1.0)
+
+    return objective
+
+
+def test_a_process_that_took_over_a_trial_is_not_taken_for_dead(tmp_path):
+    # A search resuming a killed one's trial started after that trial did, so
+    # other searches took it for a process id used again (ended) and trained
+    # the same trial a second time, at the same moment.
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from skestimators.model_selection._stale import resume_stale_trials
+
+    study, trial = _running_trial(tmp_path, "elsewhere:1")
+    time.sleep(3)  # the resuming process starts after the trial did
+    resumer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{resumer.pid}")
+        trial.set_user_attr("worker_since", time.time())  # as claim_trial does
+        assert resume_stale_trials(study, _not_called) == 0
+    finally:
+        resumer.kill()
+        resumer.wait()
+    resumed = []  # once it has ended, its trial is resumed
+    assert resume_stale_trials(study, _told(resumed)) == 1 and resumed == [0]
+
+
+def test_one_process_of_a_machine_at_a_time_resumes_a_study(tmp_path):
+    # Two searches started together both found the killed search's trial and
+    # both trained it (the later one then crashed: "Cannot tell a COMPLETE
+    # trial").
+    import socket
+    import subprocess
+    import sys
+
+    from skestimators.model_selection._stale import lock_path, resume_stale_trials
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    study, _ = _running_trial(tmp_path, f"{socket.gethostname()}:{ended.pid}")
+    holder = subprocess.Popen(  # another search, resuming the study's trials
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock; "
+            "lock = FileLock(sys.argv[1]); lock.acquire(); print('held', flush=True); "
+            "time.sleep(60)",
+            lock_path(study),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert resume_stale_trials(study, _not_called) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    resumed = []  # the other process is gone: its lock with it
+    assert resume_stale_trials(study, _told(resumed)) == 1 and resumed == [0]
+    assert study.trials[0].state == TrialState.COMPLETE
+
+
 def test_a_pair_of_numbers_is_neither_a_range_nor_two_choices(blobs):
     # (1e-4, 1e-2) became two categorical choices: only the ends were tried.
     X, y = blobs

@@ -105,6 +105,32 @@ def test_optuna_trials_in_parallel_processes(blobs):
     assert len({t.number for t in search.study_.trials}) == search.n_trials_
 
 
+class SlowLogisticRegression(LogisticRegression):
+    """Fits slowly: parallel trials overlap."""
+
+    def fit(self, X, y, **kwargs):
+        import time
+
+        time.sleep(0.5)
+        return super().fit(X, y, **kwargs)
+
+
+def test_optuna_parallel_workers_start_no_more_than_n_trials(blobs):
+    # Each worker counted the running trials from its own start, missing
+    # those the others had begun: n_trials=2 with n_jobs=3 ran 3 trials.
+    X, y = blobs
+    search = OptunaSearchCV(
+        SlowLogisticRegression(),
+        {"C": FloatDistribution(1e-2, 10, log=True)},
+        n_trials=2,
+        cv=2,
+        n_jobs=3,
+        random_state=0,
+        refit=False,
+    ).fit(X, y)
+    assert search.n_trials_ == 2
+
+
 # -- Dask ---------------------------------------------------------------------------
 distributed = pytest.importorskip("distributed", reason="needs the dask extra")
 

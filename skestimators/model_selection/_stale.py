@@ -1,31 +1,55 @@
 """Trials left running by a search process that was killed.
 
 A trial records the process evaluating it (``worker``: host and process id)
-when it starts. A search that finds, in a persistent storage, a trial still
-running whose process on this machine has ended resumes that trial in place:
-the same trial number and parameters, evaluated again, so that its folds'
-checkpoints (``checkpoint="runs/{params}-{data}"``) continue where they
-stopped and the study holds the trials an uninterrupted search would. Trials
-of processes on other machines are left to them (or to an ``RDBStorage``
-with heartbeats, which marks those of dead processes failed).
+and when that process took it (``worker_since``). A search that finds, in a
+persistent storage, a trial still running whose process on this machine has
+ended resumes that trial in place: the same trial number and parameters,
+evaluated again, so that its folds' checkpoints
+(``checkpoint="runs/{params}-{data}"``) continue where they stopped and the
+study holds the trials an uninterrupted search would. Trials of processes on
+other machines are left to them (or to an ``RDBStorage`` with heartbeats,
+which marks those of dead processes failed). One search process of a machine
+at a time resumes a study's trials (a lock file in the temporary folder): two
+searches started together would otherwise both train the same trial.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import socket
+import tempfile
+import time
 
 import optuna
+from filelock import FileLock, Timeout
 from optuna.trial import TrialState
 
 from .._io import process_alive
 
-__all__ = ["resume_stale_trials", "worker_name"]
+__all__ = ["claim_trial", "resume_stale_trials", "worker_name"]
 
 
 def worker_name() -> str:
     """``host:pid`` of this process, as trials record it."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_trial(trial) -> None:
+    """Record this process as the one evaluating ``trial``, from now."""
+    trial.set_user_attr("worker", worker_name())
+    trial.set_user_attr("worker_since", time.time())
+
+
+def _since(trial) -> float | None:
+    """When the trial's process took it (seconds since the epoch): a process
+    that resumed a trial started after the trial did."""
+    since = trial.user_attrs.get("worker_since")
+    if isinstance(since, (int, float)):
+        return float(since)
+    start = trial.datetime_start
+    return None if start is None else start.timestamp()
 
 
 def _started(pid):
@@ -42,9 +66,10 @@ def _started(pid):
 
 
 def _ended(worker, since) -> bool:
-    """Whether the process ``worker`` (``host:pid``), which started a trial
-    at ``since``, has ended: only a process of this machine can be known to
-    have; a process id used again by a later process counts as ended."""
+    """Whether the process ``worker`` (``host:pid``), which took a trial at
+    ``since`` (seconds since the epoch), has ended: only a process of this
+    machine can be known to have; a process id used again by a later process
+    counts as ended."""
     host, _, pid = str(worker).rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
@@ -52,19 +77,52 @@ def _ended(worker, since) -> bool:
     if not process_alive(pid):
         return True
     started = _started(pid)
-    return started is not None and since is not None and started > since.timestamp() + 1
+    return started is not None and since is not None and started > since + 1
+
+
+def _stale(study):
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if _ended(t.user_attrs.get("worker"), _since(t))
+    ]
+
+
+def lock_path(study) -> str:
+    """The machine's lock file for resuming the trials of ``study``."""
+    storage = getattr(study._storage, "url", type(study._storage).__name__)
+    key = hashlib.sha256(f"{storage}\0{study.study_name}".encode()).hexdigest()
+    return os.path.join(tempfile.gettempdir(), f"skestimators-study-{key[:24]}.lock")
+
+
+@contextlib.contextmanager
+def _resuming(study):
+    """Whether this process may resume the study's trials: False while
+    another process of this machine is resuming them."""
+    try:
+        lock = FileLock(lock_path(study), timeout=0)
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    except OSError:  # no lock here (a read-only temporary folder)
+        yield True
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def resume_stale_trials(study, objective) -> int:
     """Evaluate again, in place, the trials left running by ended processes
-    of this machine; return how many."""
-    stale = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if _ended(t.user_attrs.get("worker"), t.datetime_start)
-    ]
-    for frozen in stale:
-        # The trial's own id: Optuna has no public way to take over a running
-        # trial (``Study.ask`` only starts new ones).
-        objective(study, optuna.trial.Trial(study, frozen._trial_id))
-    return len(stale)
+    of this machine; return how many (none while another process of this
+    machine resumes them)."""
+    resumed = 0
+    with _resuming(study) as allowed:
+        while allowed and (stale := _stale(study)):  # read again after each
+            # The trial's own id: Optuna has no public way to take over a
+            # running trial (``Study.ask`` only starts new ones).
+            objective(study, optuna.trial.Trial(study, stale[0]._trial_id))
+            resumed += 1
+    return resumed

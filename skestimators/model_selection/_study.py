@@ -28,7 +28,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from .._engine import caller_stacklevel
 from ._epochwise import Lockstep
-from ._stale import resume_stale_trials, worker_name
+from ._stale import claim_trial, resume_stale_trials
 from ._tracking import tracked_network
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -267,16 +267,18 @@ def n_started(study, since) -> int:
     )
 
 
-def run_trials(study, objective, distributions, n_trials, timeout):
+def run_trials(study, objective, distributions, n_trials, timeout, since=None):
     """Ask and evaluate trials until the study holds ``n_trials`` finished ones.
 
-    Trials that other workers of this search are evaluating count too, so
-    that parallel workers do not start more than ``n_trials`` between them;
-    trials left running by an interrupted earlier search (in a persistent
-    storage) do not.
+    Trials that other workers of this search are evaluating count too (those
+    numbered ``since`` or later: the search's own, ``since`` counted when it
+    started), so that parallel workers do not start more than ``n_trials``
+    between them; trials left running by an interrupted earlier search (in a
+    persistent storage) do not.
     """
     start = time.monotonic()
-    since = len(study.get_trials(deepcopy=False))
+    if since is None:
+        since = len(study.get_trials(deepcopy=False))
     while n_trials is None or n_started(study, since) < n_trials:
         if timeout is not None and time.monotonic() - start >= timeout:
             break
@@ -294,6 +296,7 @@ def worker(
     n_trials,
     timeout,
     journal_dir=None,
+    since=None,
 ):
     """One process of a parallel search: load the shared study, run trials."""
     if journal_dir is not None and not os.path.isdir(journal_dir):
@@ -308,7 +311,7 @@ def worker(
         sampler=sampler,
         pruner=pruner,
     )
-    run_trials(study, objective, distributions, n_trials, timeout)
+    run_trials(study, objective, distributions, n_trials, timeout, since)
 
 
 def run_parallel(
@@ -341,6 +344,11 @@ def run_parallel(
         study = open_study(storage, study_name, make_sampler(0), pruner, identity)
         resumed = len(study.get_trials(deepcopy=False))
         resume_stale_trials(study, objective)
+        # Counted once for every worker: a worker that starts late must count
+        # the trials the others are already evaluating.
+        since = len(study.get_trials(deepcopy=False))
+        if n_trials is not None:
+            n_jobs = max(1, min(n_jobs, n_trials))
         Parallel(n_jobs=n_jobs)(
             delayed(worker)(
                 storage,
@@ -352,6 +360,7 @@ def run_parallel(
                 n_trials,
                 timeout,
                 journal_dir,
+                since,
             )
             for i in range(n_jobs)
         )
@@ -409,7 +418,7 @@ class Objective:
     def __call__(self, study, trial):
         try:
             # Who evaluates it: a later search resumes the trials of a killed one.
-            trial.set_user_attr("worker", worker_name())
+            claim_trial(trial)
             estimator = set_params(clone(self.estimator), trial.params)
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)  # never left running
