@@ -660,3 +660,35 @@ def test_a_pair_of_numbers_is_neither_a_range_nor_two_choices(blobs):
     search = OptunaSearchCV(net(), {"lr": (1e-4, 1e-2)}, n_trials=2, cv=2)
     with pytest.raises(TypeError, match=r"FloatDistribution\(0.0001, 0.01\)"):
         search.fit(X, y)
+
+
+def test_metadata_routing_reaches_the_estimator_the_splitter_and_the_scorer():
+    # Routing was ignored: the estimator got weights it declined, the scorer
+    # none of those it requested, and the splitter no groups.
+    from sklearn import config_context
+    from sklearn.datasets import make_classification
+    from sklearn.metrics import accuracy_score, make_scorer
+    from sklearn.model_selection import GroupKFold
+
+    X, y = make_classification(120, 5, random_state=0)
+    weights = np.where(y == 1, 10.0, 0.01)
+    groups = np.arange(len(y)) % 4
+    with config_context(enable_metadata_routing=True):
+        scorer = make_scorer(accuracy_score).set_score_request(sample_weight=True)
+        model = LogisticRegression().set_fit_request(sample_weight=False)
+        cv = GroupKFold(2)
+        params = {"sample_weight": weights, "groups": groups}
+        grid = GridSearchCV(model, {"C": [1.0]}, scoring=scorer, cv=cv)
+        grid.fit(X, y, **params)
+        search = OptunaSearchCV(
+            model,
+            {"C": CategoricalDistribution([1.0])},
+            n_trials=1,
+            cv=cv,
+            scoring=scorer,
+        ).fit(X, y, **params)
+    for k in range(2):
+        key = f"split{k}_test_score"
+        assert search.cv_results_[key][0] == pytest.approx(grid.cv_results_[key][0])
+    unweighted = LogisticRegression().fit(X, y)
+    np.testing.assert_allclose(search.best_estimator_.coef_, unweighted.coef_)

@@ -83,8 +83,13 @@ class Lockstep:
         self.epoch_scoring = epoch_scoring
         self.on_round = on_round
 
-    def run(self, X, y, splits, fit_params=None):
-        """Fit and score every fold; return ``(results, stopped)``."""
+    def run(self, X, y, splits, fit_params=None, score_params=None):
+        """Fit and score every fold; return ``(results, stopped)``.
+
+        ``fit_params`` and ``score_params`` (those of the scorer once a fold
+        has finished, not of the per-epoch scores) are indexed per fold where
+        they hold one entry per sample.
+        """
         n = len(splits)
         self._cond = threading.Condition()
         self._turn = 0
@@ -107,6 +112,7 @@ class Lockstep:
                     train,
                     test,
                     split_fit_params(fit_params, n_samples, train),
+                    split_fit_params(score_params, n_samples, test),
                     config,
                 ),
                 daemon=True,
@@ -136,7 +142,7 @@ class Lockstep:
         return self.results, self._stopped
 
     # -- one fold, in its thread ------------------------------------------------------
-    def _fold(self, i, X, y, train, test, fit_params, config):
+    def _fold(self, i, X, y, train, test, fit_params, score_params, config):
         result = self.results[i]
         with self._cond:
             self._cond.wait_for(lambda: self._turn == i or self._stopped)
@@ -165,7 +171,7 @@ class Lockstep:
                 if net is not None:
                     result.n_epochs = len(net.history_)
                 start = time.perf_counter()
-                result.scores = self.scorer(estimator, X_test, y_test)
+                result.scores = self.scorer(estimator, X_test, y_test, **score_params)
                 result.score_time = time.perf_counter() - start
                 self._latest[i] = result.scores.get(self.metric, np.nan)
         except _Stop:

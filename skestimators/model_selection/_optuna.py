@@ -12,6 +12,7 @@ from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
+from sklearn import get_config
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.base import is_classifier as _is_classifier
 from sklearn.metrics import check_scoring
@@ -23,7 +24,7 @@ from ..tracking import MLflowLogger
 from ._dask import check_active_backend
 from ._delegation import BestEstimatorMixin
 from ._epochwise import network_step
-from ._routing import scoring_spec
+from ._routing import route_params, scoring_spec
 from ._stale import resume_stale_trials
 from ._study import (
     FINISHED,
@@ -284,10 +285,15 @@ class OptunaSearchCV(BestEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
 default=None
             Targets.
         groups : array-like of shape (n_samples,), default=None
-            Group labels for group splitters.
+            Group labels for group splitters (with metadata routing enabled,
+            routed as the other parameters).
         **fit_params : dict
             Passed to ``estimator.fit``; sample-aligned arrays
-            (``sample_weight``) are indexed per fold.
+            (``sample_weight``) are indexed per fold. With metadata routing
+            enabled (``sklearn.set_config(enable_metadata_routing=True)``),
+            each goes where it is requested, as in ``cross_validate``: to
+            ``estimator.fit``, the splitter, and the scorer of each fold (not
+            to the per-epoch scores that the pruner reads), also in the refit.
 
         Returns
         -------
@@ -300,11 +306,16 @@ default=None
         distributions = check_distributions(self.param_distributions, self.estimator)
         estimator = self.estimator
         X, y, groups = indexable(X, y, groups)
-        splits = list(
-            check_cv(self.cv, y, classifier=_is_classifier(estimator)).split(
-                X, y, groups
-            )
+        cv = check_cv(self.cv, y, classifier=_is_classifier(estimator))
+        # With metadata routing, each parameter (groups too, as in
+        # GridSearchCV) goes where it is requested.
+        if groups is not None and get_config()["enable_metadata_routing"]:
+            fit_params, groups = {**fit_params, "groups": groups}, None
+        routed = route_params(
+            estimator, cv, self.scoring, fit_params, groups, owner=type(self).__name__
         )
+        splits = list(cv.split(X, y, **routed.splitter.split))
+        fit_params, score_params = routed.estimator.fit, routed.scorer.score
         spec = scoring_spec(estimator, self.scoring)
         scoring = self.scoring
         multimetric = isinstance(scoring, (list, tuple, set, dict))
@@ -327,6 +338,7 @@ default=None
                 fit_params,
                 self.error_score,
                 runs,
+                score_params,
             )
             n_jobs = effective_n_jobs(self.n_jobs)
             identity = None

@@ -71,7 +71,9 @@ def _per_sample(value, n_samples):
         return False
 
 
-def route_params(estimator, splitter, scoring, params, groups):
+def route_params(
+    estimator, splitter, scoring, params, groups, owner="compare_variants"
+):
     """The fit parameters of ``estimator``, its scorer's and the splitter's.
 
     With scikit-learn's metadata routing enabled, ``params`` are routed by
@@ -94,7 +96,7 @@ def route_params(estimator, splitter, scoring, params, groups):
         )
     scorer = multimetric_scorer(estimator, scoring)
     router = (
-        MetadataRouter(owner="compare_variants")
+        MetadataRouter(owner=owner)
         .add(
             splitter=splitter,
             method_mapping=MethodMapping().add(caller="fit", callee="split"),

@@ -402,6 +402,7 @@ class Objective:
         fit_params,
         error_score,
         runs=None,
+        score_params=None,
     ):
         self.estimator = estimator
         self.X = X
@@ -413,6 +414,7 @@ class Objective:
         self.fit_params = fit_params
         self.error_score = error_score
         self.runs = runs
+        self.score_params = score_params
         self.first_error = None  # of this process, to re-raise if all trials fail
 
     def __call__(self, study, trial):
@@ -453,7 +455,9 @@ class Objective:
             study.tell(*args, **kwargs)
 
         try:
-            results, pruned = runner.run(self.X, self.y, self.splits, self.fit_params)
+            results, pruned = runner.run(
+                self.X, self.y, self.splits, self.fit_params, self.score_params
+            )
             self._conclude(tell, trial, results, pruned)
         except BaseException:
             if not told:  # never left running
