@@ -131,6 +131,23 @@ def test_optuna_parallel_workers_start_no_more_than_n_trials(blobs):
     assert search.n_trials_ == 2
 
 
+def test_dask_worker_check_reads_a_submodules_version_as_here():
+    # The workers' probe imported the top-level package (its version) and
+    # this process the submodule (none): a version mismatch was reported.
+    import warnings
+
+    from skestimators.model_selection import check_dask_workers
+
+    class Client:  # runs the probe here, as a worker would
+        def run(self, function, *args, on_error="raise"):
+            return {"tcp://worker": function(*args)}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        versions = check_dask_workers(Client(), ("sklearn.linear_model",))
+    assert versions == {"tcp://worker": {"sklearn.linear_model": ""}}
+
+
 # -- Dask ---------------------------------------------------------------------------
 distributed = pytest.importorskip("distributed", reason="needs the dask extra")
 

@@ -11,7 +11,7 @@ __all__ = ["check_dask_workers"]
 # What each worker evaluates: builtins only, so that the probe itself never
 # needs the package on the worker (a function of this module would be pickled
 # by reference and fail to unpickle exactly where the check matters).
-_PROBE = "getattr(__import__({name!r}), '__version__', '')"
+_PROBE = "getattr(__import__('importlib').import_module({name!r}), '__version__', '')"
 
 
 def check_dask_workers(client, modules=("skestimators",)) -> dict:

@@ -15,9 +15,10 @@ def _delegates(attr):
             raise AttributeError(
                 f"This {type(self).__name__} instance was initialized with "
                 f"refit=False: {attr} is available only after refitting on the "
-                "best parameters. Refit an estimator with best_params_, e.g. "
-                "clone(search.estimator).set_params(**search.best_params_)"
-                ".fit(X, y)."
+                "best parameters: fit with refit=True, or fit a clone of the "
+                "estimator with best_params_ (a name such as "
+                "module_params__dropout sets that key of the dict-valued "
+                "parameter module_params)."
             )
         getattr(getattr(self, "best_estimator_", self.estimator), attr)
         return True
