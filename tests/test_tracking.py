@@ -267,6 +267,41 @@ def test_tensorboard_prefix_names_the_run(tmp_path, data):
 
 
 # -- MLflow ------------------------------------------------------------------------
+def test_model_files_hold_numpy_numbers_a_callback_recorded(data):
+    # skorch's History.to_file is a plain json.dump: an np.int64 in the
+    # history failed every run that logged the model (status FAILED).
+    from skestimators.tracking._common import model_files
+
+    class Record(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            net.history.record("steps", np.int64(len(net.history) * 3))
+            net.history.record("norm", np.float32(1.5))
+
+    est = NetRegressor(callbacks=[("record", Record())], **FAST).fit(*data)
+    with model_files(est.net_) as folder:
+        rows = json.loads(Path(folder, "history.json").read_text())
+    assert [(row["steps"], row["norm"]) for row in rows] == [
+        (3, 1.5),
+        (6, 1.5),
+        (9, 1.5),
+    ]
+
+
+def test_a_continuing_fit_logs_its_own_parameters(data, client, request):
+    # The parameters recorded when the network was built were logged again
+    # for every warm-started fit: lr=0.001 for a fit at 0.01.
+    logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
+    est = NetRegressor(callbacks=[("mlflow", logger)], **{**FAST, "lr": 1e-3})
+    est.fit(*data)
+    est.set_params(warm_start=True, lr=1e-2, batch_size=16, max_epochs=1).fit(*data)
+    params = client.get_run(logger.run_id_).data.params
+    assert (params["lr"], params["batch_size"], params["warm_start"]) == (
+        "0.01",
+        "16",
+        "True",
+    )
+
+
 def test_mlflow_two_targets(tmp_path, two_targets, client, request):
     logger = MLflowLogger(
         client.tracking_uri, experiment_name=_experiment(request), tags={"team": "x"}

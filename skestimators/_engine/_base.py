@@ -39,6 +39,7 @@ from ._config import (
 from ._continuing import (
     continue_with,
     kept_split_seed,
+    logged_params,
     warn_unapplied,
     warn_validation_change,
 )
@@ -479,9 +480,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             head_groups=groups_spec,
             batch_transform=self._batch_transform(),
             estimator_name=config.name,
-            estimator_params={
-                k: v for k, v in config.params.items() if k != "callbacks"
-            },
+            estimator_params=logged_params(config),
         )
 
     def _bind_outputs(self, module, train, groups_spec):

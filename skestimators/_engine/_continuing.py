@@ -46,12 +46,19 @@ def _same(a, b):
         return False
 
 
+def logged_params(config) -> dict:
+    """The estimator's parameters as the experiment loggers record them."""
+    return {k: v for k, v in config.params.items() if k != "callbacks"}
+
+
 def continue_with(net, config):
     """Apply the training parameters of a continuing fit (``warm_start``,
     ``partial_fit``) to the network it continues, as scikit-learn's
     warm-started estimators read their current parameters: the batch size,
     gradient clipping, weight decay and, unless a schedule drives it, the
-    learning rate. The network and optimizer themselves are kept."""
+    learning rate. The network and optimizer themselves are kept; the
+    parameters that the experiment loggers record are this fit's."""
+    net.estimator_params = logged_params(config)
     net.batch_size = config.batch_size
     net.gradient_clip = config.gradient_clip
     groups = net.optimizer_.param_groups

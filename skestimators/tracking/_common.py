@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import importlib
 import inspect
+import json
 import math
 import numbers
 import os
@@ -20,6 +21,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch.callbacks import Callback
@@ -187,8 +189,20 @@ def model_files(net):
     state = {k: v.detach().cpu() for k, v in net.module_.state_dict().items()}
     with tempfile.TemporaryDirectory(prefix="skestimators-model-") as folder:
         torch.save(state, os.path.join(folder, "module_state_dict.pt"))
-        net.history.to_file(os.path.join(folder, "history.json"))
+        # skorch's History.to_file is a plain json.dump: NumPy numbers that a
+        # callback recorded (np.float32, np.int64) failed the run.
+        with open(os.path.join(folder, "history.json"), "w") as f:
+            json.dump(net.history.to_list(), f, default=_json_value)
         yield folder
+
+
+def _json_value(value):
+    """A history value that JSON cannot hold, as one it can."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    return str(value)
 
 
 class TrackingCallback(Callback):
