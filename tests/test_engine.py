@@ -1343,6 +1343,7 @@ def test_a_new_lr_keeps_the_ratios_of_the_parameter_groups():
     config = SimpleNamespace(
         lr=0.2, batch_size=8, gradient_clip=None, weight_decay=0.0, lr_scheduler=None
     )
+    config.params = {"lr": 0.2}
     continue_with(net, config)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.02, 0.2])
 

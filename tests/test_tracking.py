@@ -302,6 +302,57 @@ def test_a_continuing_fit_logs_its_own_parameters(data, client, request):
     )
 
 
+class _PoisonLastUpdate(Callback):
+    """The last training step makes the weights NaN (its loss was finite):
+    one batch per epoch, poisoned in the last epoch."""
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == net.max_epochs:
+            with torch.no_grad():
+                for parameter in net.module_.parameters():
+                    parameter.fill_(float("nan"))
+
+
+class _NaNWhenEvaluating(torch.nn.Module):
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.lin = torch.nn.Linear(input_shape[0], n_outputs)
+
+    def forward(self, x):
+        out = self.lin(x)
+        return out if self.training else out * float("nan")
+
+
+@pytest.mark.parametrize("failure", ["last update", "validation"])
+def test_failures_seen_after_the_last_epoch_end_the_run_failed(
+    tmp_path, data, client, request, failure
+):
+    # Both were found once training had ended: the run was FINISHED with the
+    # model uploaded, and the checkpoint marked complete with NaN weights.
+    from skestimators.exceptions import TrainingDivergedError
+
+    logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
+    settings = {**FAST, "callbacks": [("mlflow", logger)], "max_epochs": 2}
+    settings["checkpoint"] = str(tmp_path / "ck")
+    if failure == "last update":  # an update gone wrong, after a finite loss
+        settings.update(early_stopping=False, validation_fraction=None, batch_size=128)
+        settings["callbacks"] = [
+            ("poison", _PoisonLastUpdate()),
+            *settings["callbacks"],
+        ]
+        error = TrainingDivergedError
+    else:
+        settings.update(module=_NaNWhenEvaluating, validation_fraction=0.2)
+        error = ValueError
+    with pytest.raises(error, match="last update|not finite in any"):
+        NetRegressor(**settings).fit(*data)
+    assert client.get_run(logger.run_id_).info.status == "FAILED"
+    assert not client.list_artifacts(logger.run_id_, "model")
+    kept = tmp_path / "ck" / "checkpoint.pt"
+    if kept.exists():  # never marked complete: a rerun trains again
+        assert not torch.load(kept, weights_only=True)["done"]
+
+
 def test_mlflow_two_targets(tmp_path, two_targets, client, request):
     logger = MLflowLogger(
         client.tracking_uri, experiment_name=_experiment(request), tags={"team": "x"}

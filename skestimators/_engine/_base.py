@@ -47,7 +47,6 @@ from ._device import amp_dtype, resolve_device, rng_devices, torch_threads
 from ._distributed import data_parallel, stop_the_others
 from ._divergence import (
     diverged,
-    finite_state,
     restore_training_state,
     training_state,
     warn_if_blown_up,
@@ -58,7 +57,7 @@ from ._inference import InferenceMixin, _tensors
 from ._modules import _shapes, check_trainable, dtype_hint
 from ._network_file import NetworkFileMixin
 from ._placement import _place, _to
-from ._skorch import EngineNet, NonFiniteLoss, SplitData
+from ._skorch import EngineNet, NonFiniteLoss, SplitData, check_finite_weights
 from ._targets import to_dict_groups
 from ._validation import (
     check_float32,
@@ -408,12 +407,7 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
             failed = True
             try:
                 net.partial_fit(SplitData(train, valid), epochs=max(0, epochs))
-                if not finite_state(net.module_.state_dict()):
-                    # The last step's loss was finite, its update was not.
-                    last = net.history[-1] if net.history else {}
-                    raise NonFiniteLoss(
-                        len(net.history), last.get("train_batch_count", 0), None
-                    )
+                check_finite_weights(net)  # a callback may have ended training
                 failed = False
             except NonFiniteLoss as exc:
                 diverged(net, exc, config, snapshot, refit)

@@ -33,6 +33,7 @@ import torch
 from skorch.callbacks import Callback
 
 from ..exceptions import CheckpointError, CheckpointWarning
+from ._divergence import finite_state
 from ._packed_history import HistoryPacker, unpack_history
 from ._run_directory import check_directory, run_directory
 
@@ -398,15 +399,24 @@ class SaveCheckpoint(Callback):
     def _complete(self, net):
         early = dict(net.callbacks_).get("early_stopping")
         stopped = early is not None and early.stopped_
+        # A validation loss never finite fails the fit: not a finished one
+        # for a rerun to reload.
+        losses = [row["valid_loss"] for row in net.history if "valid_loss" in row]
+        if losses and not np.isfinite(np.asarray(losses, dtype=float)).any():
+            return False
         return stopped or len(net.history) >= self.max_epochs
 
     def on_epoch_end(self, net, **kwargs):
-        self.store.write(self._state(net, done=self._complete(net)))
+        # Weights the epoch's last update made non-finite are not kept: the
+        # fit raises, and a rerun resumes from the last finite epoch.
+        if finite_state(net.module_.state_dict()):
+            self.store.write(self._state(net, done=self._complete(net)))
 
     def on_train_end(self, net, **kwargs):
         row = net.history[-1] if net.history else {}
         stopped = net.__dict__.get("_stopped_by_callback", False)  # a user's stop
-        if "train_loss" in row and (stopped or self._complete(net)):
+        finite = finite_state(net.module_.state_dict())
+        if "train_loss" in row and finite and (stopped or self._complete(net)):
             # Training is over (best weights restored): a later fit loads this
             # as its history_. Every row is converted afresh, once per fit, so
             # that a past row a callback edited is stored as it now is.

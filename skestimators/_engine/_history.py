@@ -19,11 +19,10 @@ _BOOKKEEPING = (
 )
 
 
-def best_epoch(net, history):
-    """The epoch whose weights early stopping kept, else the lowest validation
-    loss's (they differ when an improvement was smaller than ``tol``)."""
-    losses = pd.to_numeric(history["valid_loss"], errors="coerce")
-    if not np.isfinite(losses).any():
+def check_validation_losses(losses) -> None:
+    """Refuse a training whose validation loss was never finite."""
+    losses = pd.to_numeric(pd.Series(losses, dtype=object), errors="coerce")
+    if len(losses) and not np.isfinite(losses.to_numpy(dtype=float)).any():
         raise ValueError(
             f"The validation loss was not finite in any of the {len(losses)} "
             "epochs: the network's predictions on the validation split (in "
@@ -31,6 +30,13 @@ def best_epoch(net, history):
             "module's evaluation path (dropout, batch normalisation) and the "
             "validation inputs."
         )
+
+
+def best_epoch(net, history):
+    """The epoch whose weights early stopping kept, else the lowest validation
+    loss's (they differ when an improvement was smaller than ``tol``)."""
+    check_validation_losses(history["valid_loss"])
+    losses = pd.to_numeric(history["valid_loss"], errors="coerce")
     early = dict(net.callbacks_ or ()).get("early_stopping")
     kept = getattr(early, "best_epoch_", None)
     if getattr(early, "load_best", False) and kept in history.index:

@@ -28,8 +28,9 @@ from skorch.callbacks import Callback, EpochTimer
 
 from ._batching import BatchIterator
 from ._device import _cpu_has_bfloat16, autocast, follow_thread_budget
+from ._divergence import finite_state
 from ._heads import head_metrics
-from ._history import record_batches, record_best
+from ._history import check_validation_losses, record_batches, record_best
 from ._placement import _predict_batch_size
 
 
@@ -249,7 +250,15 @@ class EngineNet(NeuralNet):
         self._stopped_by_callback = False
         with _watch_sigint() as sigint:
             try:
-                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+                super().fit_loop(X, y, epochs=epochs, **fit_params)
+                # Failures seen only once the epochs are done, raised before
+                # on_train_end: the loggers then end their runs failed, and no
+                # checkpoint is marked complete.
+                check_finite_weights(self)
+                check_validation_losses(
+                    [row["valid_loss"] for row in self.history if "valid_loss" in row]
+                )
+                return self
             except KeyboardInterrupt as exc:
                 ctrl_c = sigint.received if sigint.watching else None
                 if ctrl_c is None:  # no handler of ours: infer from the frame
@@ -461,6 +470,14 @@ def _watch_sigint():
         yield watch
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def check_finite_weights(net):
+    """Raise :class:`NonFiniteLoss` when training left non-finite weights (the
+    last step's loss was finite, its update was not)."""
+    if not finite_state(net.module_.state_dict()):
+        last = net.history[-1] if net.history else {}
+        raise NonFiniteLoss(len(net.history), last.get("train_batch_count", 0), None)
 
 
 def tell_failed(net, error):
