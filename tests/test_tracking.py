@@ -689,6 +689,41 @@ def test_optuna_search_nested_runs(data, client, request):
     assert search.best_estimator_[-1].callbacks is None
 
 
+def test_runs_of_pruned_trials_end_killed(data, client, request):
+    # The folds of a pruned trial were stopped by an error, and their runs
+    # ended FAILED, like fits that crashed; the docs promise KILLED.
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    class PruneLater(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return trial.number >= 1
+
+    logger = MLflowLogger(
+        client.tracking_uri, experiment_name=_experiment(request), log_model=False
+    )
+    search = OptunaSearchCV(
+        NetRegressor(**{**FAST, "max_epochs": 3}),
+        {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
+        n_trials=2,
+        cv=2,
+        random_state=0,
+        pruner=PruneLater(),
+        tracking=logger,
+    ).fit(*data)
+    assert [t.state.name for t in search.study_.trials] == ["COMPLETE", "PRUNED"]
+    status = {
+        run.info.run_name: run.info.status
+        for run in _children(client, _parent(client, request, "OptunaSearchCV"))
+    }
+    assert status == {
+        "trial0/fold0": "FINISHED",
+        "trial0/fold1": "FINISHED",
+        "trial1/fold0": "KILLED",
+        "trial1/fold1": "KILLED",
+    }
+
+
 def test_mlflow_diverged_and_interrupted_fits_do_not_finish(data, client, request):
     # A diverged fit ended its run FINISHED, with the diverged network as its
     # model; Ctrl-C too. They end FAILED and KILLED, without the network.

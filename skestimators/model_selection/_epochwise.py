@@ -32,7 +32,10 @@ from ._routing import split_fit_params
 
 
 class _Stop(Exception):
-    """Raised inside a fold's training to end it (the trial is pruned)."""
+    """Raised inside a fold's training to end it (the trial is pruned, or
+    Ctrl-C stopped the search): its experiment runs end killed, not failed."""
+
+    killed = True
 
 
 def network_step(estimator):

@@ -379,11 +379,14 @@ class TrackingCallback(Callback):
     def on_train_failed(self, net, error=None, **kwargs):
         """The engine's call, instead of ``on_train_end``, when a fit fails:
         its training diverged or raised (the run ends failed, without the
-        network), or Ctrl-C stopped it (killed)."""
+        network), or Ctrl-C or a search stopped it (killed: a
+        ``KeyboardInterrupt``, or an error whose ``killed`` attribute is
+        true, as that of a pruned trial)."""
         if not self._is_open():
             return
+        killed = isinstance(error, KeyboardInterrupt) or getattr(error, "killed", False)
         try:
-            self._abandon_run(killed=isinstance(error, KeyboardInterrupt))
+            self._abandon_run(killed=bool(killed))
         finally:
             self._drop_handles()
 
