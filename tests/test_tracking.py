@@ -966,6 +966,18 @@ def test_wandb_offline_run(wandb_env, two_targets):
     assert dict(restored.net_.callbacks_)["wandb"].run_id_ == logger.run_id_
 
 
+def test_wandb_mode_follows_wandb_mode_unless_set(wandb_env, data, monkeypatch):
+    # mode="offline" was always passed: WANDB_MODE=disabled (W&B switched off
+    # in CI) still wrote offline runs, though the docs said it applied.
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    logger = WandbLogger(dir=wandb_env / "off", log_model=False)
+    NetRegressor(callbacks=[("wandb", logger)], **FAST).fit(*data)
+    assert not list((wandb_env / "off").glob("wandb/offline-run-*"))
+    logger.set_params(mode="offline")
+    NetRegressor(callbacks=[("wandb", logger)], **FAST).fit(*data)
+    assert Path(logger.run_dir_).parent == wandb_env / "off" / "wandb"
+
+
 def test_wandb_resumed_run_says_what_it_continues(wandb_env, data, tmp_path):
     logger = WandbLogger(dir=wandb_env / "runs")
     est, crashed = _crashed(logger, "wandb", data, tmp_path)

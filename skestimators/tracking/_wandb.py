@@ -29,7 +29,7 @@ class WandbLogger(TrackingCallback):
       named ``model-<run id>`` holding ``module_state_dict.pt`` (the module's
       ``state_dict``, saved with :func:`torch.save`) and ``history.json``.
 
-    With ``mode="offline"`` nothing is sent: each run is a folder
+    Offline (the default) nothing is sent: each run is a folder
     ``wandb/offline-run-<time>-<id>`` under ``dir``, which ``wandb sync``
     uploads later, and which ``wandb leet inspect`` reads locally. A fit that
     raises (or diverges, or is interrupted) finishes its run failed (exit
@@ -47,9 +47,11 @@ class WandbLogger(TrackingCallback):
     dir : str, path-like or None, default=None
         Folder in which W&B writes its ``wandb/`` folder of runs (created
         when missing); None uses ``WANDB_DIR``, or else the working directory.
-    mode : {"offline", "online", "disabled"}, default="offline"
+    mode : {"offline", "online", "disabled"} or None, default=None
         W&B's mode: ``"offline"`` writes locally only; ``"online"`` uploads
-        (needs ``wandb login``); ``"disabled"`` logs nothing.
+        (needs ``wandb login``); ``"disabled"`` logs nothing. None uses
+        ``WANDB_MODE`` (``WANDB_MODE=disabled`` turns every run off, in a
+        CI job say), or else ``"offline"``.
     name : str or None, default=None
         Display name of the runs; None uses the estimator's class name.
     group : str or None, default=None
@@ -77,8 +79,8 @@ class WandbLogger(TrackingCallback):
     --------
     >>> from skestimators.tracking import WandbLogger
     >>> logger = WandbLogger(project="soil-carbon", dir="wandb-runs", group="cnn")
-    >>> logger.get_params()["mode"]
-    'offline'
+    >>> logger.get_params()["mode"] is None  # WANDB_MODE, else offline
+    True
 
     Every ``fit`` of a network holding the logger writes one offline run,
     which ``wandb sync`` uploads later:
@@ -96,7 +98,7 @@ class WandbLogger(TrackingCallback):
     _parameter_constraints: dict = {
         "project": [str],
         "dir": [str, os.PathLike, None],
-        "mode": [StrOptions({"offline", "online", "disabled"})],
+        "mode": [StrOptions({"offline", "online", "disabled"}), None],
         "name": [str, None],
         "group": [str, None],
         "tags": [list, tuple, None],
@@ -108,7 +110,7 @@ class WandbLogger(TrackingCallback):
         project="skestimators",
         *,
         dir=None,
-        mode="offline",
+        mode=None,
         name=None,
         group=None,
         tags=None,
@@ -130,7 +132,7 @@ class WandbLogger(TrackingCallback):
         self.run_ = wandb.init(
             project=self.project,
             dir=directory,
-            mode=self.mode,
+            mode=self.mode or os.environ.get("WANDB_MODE") or "offline",
             name=self.name or name,
             group=self.group,
             tags=None if self.tags is None else list(self.tags),
