@@ -540,21 +540,36 @@ def test_logger_that_cannot_fail_its_run_keeps_the_error(
             est.fit(*data)
 
 
-def test_mlflow_nests_under_the_active_run(data, client, request):
+@pytest.mark.parametrize("where", ["fit", "search"])
+def test_mlflow_nests_under_the_active_run(data, client, request, where):
+    # A search fits its folds in threads of their own, where MLflow's active
+    # run (per thread) was none: the folds' runs had no parent.
     import mlflow
+    from optuna.distributions import FloatDistribution
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(client.tracking_uri)
+    logger = MLflowLogger(client.tracking_uri, experiment_name=_experiment(request))
+    net = NetRegressor(callbacks=[logger], **dict(FAST, max_epochs=1))
     try:
         with mlflow.start_run() as active:
-            logger = MLflowLogger(
-                client.tracking_uri, experiment_name=_experiment(request)
-            )
-            NetRegressor(callbacks=[logger], **dict(FAST, max_epochs=1)).fit(*data)
+            if where == "fit":
+                net.fit(*data)
+            else:
+                OptunaSearchCV(
+                    net,
+                    {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
+                    n_trials=1,
+                    cv=2,
+                    refit=False,
+                ).fit(*data)
     finally:
         mlflow.set_tracking_uri(previous)
-    tags = client.get_run(logger.run_id_).data.tags
-    assert tags["mlflow.parentRunId"] == active.info.run_id
+    experiment = client.get_experiment_by_name(_experiment(request))
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == (1 if where == "fit" else 2)
+    for run in runs:
+        assert run.data.tags["mlflow.parentRunId"] == active.info.run_id
 
 
 def _children(client, parent):

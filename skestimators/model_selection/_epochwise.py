@@ -27,6 +27,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples
 
 from .._engine import BaseNet, Callback, torch_threads
+from ..tracking import active_run_id, nested_under
 from ._compare import free_device_memory
 from ._routing import split_fit_params
 
@@ -104,6 +105,7 @@ class Lockstep:
         self._round_error = None
         self.results = [FoldResult() for _ in range(n)]
         config = get_config()
+        self._caller_run = active_run_id()  # the folds' runs nest under it
         n_samples = _num_samples(X)
         threads = [
             threading.Thread(
@@ -157,7 +159,7 @@ class Lockstep:
         estimator = clone(template[i] if isinstance(template, list) else template)
         net = network_step(estimator)
         try:
-            with config_context(**config):
+            with config_context(**config), nested_under(self._caller_run):
                 X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
                 y_train = None if y is None else _safe_indexing(y, train)
                 y_test = None if y is None else _safe_indexing(y, test)

@@ -11,10 +11,12 @@ network. The tracking libraries are optional (``pip install
 # which skestimators.model_selection nests a search's runs under one MLflow run.
 from ._common import loggable as loggable
 from ._mlflow import MLflowLogger
+from ._mlflow import active_run_id as active_run_id
 from ._mlflow import end_children as end_children
 from ._mlflow import log_metrics as log_metrics
 from ._mlflow import log_params as log_params
 from ._mlflow import make_client as make_client
+from ._mlflow import nested_under as nested_under
 from ._mlflow import start_run as start_run
 from ._tensorboard import TensorBoardLogger
 from ._wandb import WandbLogger

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import hashlib
 import os
 import re
 import socket
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -79,7 +82,8 @@ class MLflowLogger(TrackingCallback):
     parent_run_id : str or None, default=None
         Nest the runs under this run (tag ``mlflow.parentRunId``, which the
         MLflow UI and ``search_runs`` read). None nests them under the run
-        active in this thread (``mlflow.active_run()``), if any.
+        active in this thread (``mlflow.active_run()``), if any, or, for the
+        folds a search trains in threads, in the thread that started it.
     tags : dict of str to str or None, default=None
         Tags of every run.
     log_model : bool, default=True
@@ -352,16 +356,41 @@ def experiment_id(client, name, artifact_location=None) -> str:
         return experiment.experiment_id
 
 
+#: The MLflow run active where a search started, for the runs of the fits
+#: it runs in threads of its own (MLflow's active run is per thread).
+_CALLER_RUN = contextvars.ContextVar("skestimators_caller_run", default=None)
+
+
+def active_run_id():
+    """The id of the MLflow run active in this thread (or inherited by it
+    through :func:`nested_under`), None if none or MLflow is not loaded."""
+    mlflow = sys.modules.get("mlflow")
+    active = None if mlflow is None else mlflow.active_run()
+    return _CALLER_RUN.get() if active is None else active.info.run_id
+
+
+@contextlib.contextmanager
+def nested_under(run_id):
+    """Nest the runs started in this thread under ``run_id`` (when no run is
+    active in it): a search's fold threads inherit the caller's run."""
+    token = _CALLER_RUN.set(run_id)
+    try:
+        yield
+    finally:
+        _CALLER_RUN.reset(token)
+
+
 def start_run(client, logger, run_name, tags) -> tuple[str, str]:
     """Create a run with ``logger``'s settings; return ``(experiment_id, run_id)``.
 
     The run is nested under ``logger.parent_run_id`` or, when that is None,
-    under the run active in this thread (``mlflow.active_run()``).
+    under the run active in this thread (``mlflow.active_run()``), or that
+    active where the search running this fit in a thread started.
     """
     parent = logger.parent_run_id
     if parent is None:
-        active = import_tracking("mlflow", PACKAGE).active_run()
-        parent = None if active is None else active.info.run_id
+        import_tracking("mlflow", PACKAGE)
+        parent = active_run_id()
     all_tags = {**(logger.tags or {}), **tags}
     if parent is not None:
         all_tags[PARENT_TAG] = parent
