@@ -627,6 +627,12 @@ def test_patch_statistics():
         PatchStatistics(("mode",)).fit(X)
     with pytest.raises(ValueError, match=r"names \['mean'\] more than once"):
         PatchStatistics(("mean", "std", "mean")).fit(X)
+    # One percentile written twice; a centre pixel of an even patch.
+    with pytest.raises(ValueError, match=r"\['p05', 'p5'\] more than once"):
+        PatchStatistics(("p5", "p05")).fit(X)
+    with pytest.raises(ValueError, match="odd height and width"):
+        PatchStatistics(("centre",)).fit(X[:, :, :2, :2])
+    assert PatchStatistics(("mean",)).fit_transform(X[:, :, :2, :2]).shape == (2, 2)
     with pytest.raises(ValueError, match="patches of shape"):
         PatchStatistics().fit(X[..., 0])
     with pytest.raises(ValueError, match="fitted on"):

@@ -53,6 +53,7 @@ def test_composite_l2_is_a_rescaled_mse():
 def test_get_loss_names():
     assert set(LOSS_NAMES) >= {"mse", "l1", "composite_l1", "composite_l2"}
     mse = get_loss("mse", loss_alpha=0.3, sigma=0.1)  # alpha/sigma are ignored
+    get_loss("mse", loss_alpha=1.5, sigma=-1.0)  # so not checked ("must be positive")
     assert float(mse(Y_PRED, Y_TRUE)) == pytest.approx(
         float(F.mse_loss(Y_PRED, Y_TRUE))
     )

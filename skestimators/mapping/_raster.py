@@ -82,7 +82,10 @@ def predict_raster(
     patches only warns (once) that its network never learned to read such
     gaps; the default ``soc_pipeline()`` reads patch statistics, which
     summarise a partly missing patch from its observed pixels, and does not
-    warn. Memory
+    warn while every band and year keeps some pixel (clouds over part of the
+    patch, the raster's edge); a year missing altogether (or a missing centre
+    pixel, for ``"centre"``) leaves NaN statistics, and a model trained on
+    complete patches warns then too. Memory
     stays near ``bands * T * (chunk_rows * stride + window) * width`` values
     for the chunk plus ``batch_size`` patches, whatever the raster size.
 

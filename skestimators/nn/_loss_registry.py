@@ -111,8 +111,11 @@ def get_loss(
     tensor([2.5000])
     """
     spec = _spec(name)
-    alpha = loss_alpha if spec.composite else 1.0
-    return CompositeLoss(base=spec.base, alpha=alpha, sigma=sigma, reduction=reduction)
+    if not spec.composite:  # both ignored, so not checked either
+        loss_alpha, sigma = 1.0, 3.0
+    return CompositeLoss(
+        base=spec.base, alpha=loss_alpha, sigma=sigma, reduction=reduction
+    )
 
 
 def elementwise_loss(name, **params):

@@ -66,7 +66,8 @@ class PatchStatistics(ArrayOutputMixin, TransformerMixin, BaseEstimator):
     ----------
     statistics : tuple of str, default=("mean", "std", "p10", "p90")
         Statistics over the pixels: ``"mean"``, ``"std"``, ``"min"``,
-        ``"max"``, ``"centre"`` (the centre pixel), ``"valid"`` (the share of
+        ``"max"``, ``"centre"`` (the centre pixel, of patches of odd
+        height and width), ``"valid"`` (the share of
         pixels that are not missing, from 0 to 1) and percentiles ``"p<q>"``
         with ``q`` from 0 to 99 (``"p10"``: the 10th percentile).
     flatten : bool, default=True
@@ -119,7 +120,9 @@ class PatchStatistics(ArrayOutputMixin, TransformerMixin, BaseEstimator):
                 "'max', 'centre', 'valid' or 'p<q>' (0 <= q <= 99); got "
                 f"{self.statistics!r}."
             )
-        repeated = sorted({s for s in stats if stats.count(s) > 1})
+        # "p5" and "p05" are one percentile.
+        same = [f"p{int(s[1:])}" if _QUANTILE.match(str(s)) else s for s in stats]
+        repeated = sorted({s for s, k in zip(stats, same) if same.count(k) > 1})
         if repeated:
             raise ValueError(
                 f"statistics names {repeated} more than once: each would be a "
@@ -142,6 +145,12 @@ class PatchStatistics(ArrayOutputMixin, TransformerMixin, BaseEstimator):
                 f"width, years); got an array of shape {X.shape}."
             )
         if reset:
+            height, width = X.shape[2:4]
+            if "centre" in self.statistics and (height % 2 == 0 or width % 2 == 0):
+                raise ValueError(
+                    f"'centre' needs patches of odd height and width (a centre "
+                    f"pixel); these are {height} x {width} (see extract_patches)."
+                )
             self.input_shape_ = tuple(X.shape[1:])
         elif tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(
