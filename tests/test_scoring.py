@@ -1209,6 +1209,40 @@ def test_dask_workers_in_another_directory_write_the_parts(tmp_path, monkeypatch
     assert not any((tmp_path / "elsewhere").iterdir())
 
 
+def _slow_or_failing(X):
+    import time
+
+    if (np.asarray(X) > 50).any():
+        raise RuntimeError("bad chunk")
+    time.sleep(2)
+    return X
+
+
+def test_a_failed_dask_job_cancels_its_chunks_on_the_users_cluster(tmp_path):
+    # The chunks in flight went on after the error (and the output's lock was
+    # released), writing parts on the user's cluster.
+    distributed = pytest.importorskip("distributed", reason="needs the dask extra")
+    from sklearn.linear_model import LinearRegression
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = np.random.RandomState(0).rand(200, 2)
+    X[5, 0] = 99.0  # the first chunk fails
+    model = make_pipeline(FunctionTransformer(_slow_or_failing), LinearRegression())
+    model.fit(np.zeros((4, 2)), np.arange(4.0))
+    path = skestimators.save(model, tmp_path / "m.joblib", format="pickle")
+    np.save(tmp_path / "X.npy", X)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with pytest.raises(RuntimeError, match="bad chunk"):
+            run(path, [tmp_path / "X.npy"], tmp_path / "o.parquet", chunk_rows=20,
+                scheduler=client, trust=True)  # fmt: skip
+        assert not any(client.processing().values())
+
+
 def test_chunks_are_read_from_another_directory(tmp_path, monkeypatch):
     # What a Dask worker does with the chunk specs: read them in its own cwd.
     from PIL import Image

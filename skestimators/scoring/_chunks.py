@@ -6,6 +6,8 @@ loaded once per worker and cached).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -416,23 +418,26 @@ def run_chunk(estimator, spec, parts_dir, *, method, id_name, chunk=None):
 
 # -- Dask workers ---------------------------------------------------------------------
 _WORKER_MODELS: dict = {}
+#: A worker of several threads loads the model once, in one of them.
+_WORKER_LOCK = threading.Lock()
 
 
 def worker_model(path, sha256, trust, trusted, device, batch_size):
     """The model, loaded once per worker process (checked against ``sha256``)."""
     key = (path, sha256, device, batch_size)
-    if key not in _WORKER_MODELS:
-        from .._io import file_sha256, load
+    with _WORKER_LOCK:
+        if key not in _WORKER_MODELS:
+            from .._io import file_sha256, load
 
-        if sha256 is not None and file_sha256(path) != sha256:
-            raise RuntimeError(
-                f"The model file {path} seen by this worker differs from the one "
-                "the job was started with."
-            )
-        _WORKER_MODELS.clear()
-        model = load(path, trust=trust, trusted=trusted)
-        _WORKER_MODELS[key] = prepare_model(model, device, batch_size)
-    return _WORKER_MODELS[key]
+            if sha256 is not None and file_sha256(path) != sha256:
+                raise RuntimeError(
+                    f"The model file {path} seen by this worker differs from the "
+                    "one the job was started with."
+                )
+            _WORKER_MODELS.clear()
+            model = load(path, trust=trust, trusted=trusted)
+            _WORKER_MODELS[key] = prepare_model(model, device, batch_size)
+        return _WORKER_MODELS[key]
 
 
 def run_remote(model, spec, parts_dir, method, id_name):

@@ -58,17 +58,18 @@ def run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> in
         workers = max(len(client.nthreads()), 1)
         limit = 2 * workers  # chunks in flight: bounds the driver's memory
         running = as_completed()
+        submitted = []
         n_chunks = 0
 
         def collect(future):
             resume.commit(bar, *future.result())
 
-        for spec in specs:
-            n_chunks = spec.index + 1
-            if resume.check(spec)[0]:
-                continue
-            running.add(
-                client.submit(
+        try:
+            for spec in specs:
+                n_chunks = spec.index + 1
+                if resume.check(spec)[0]:
+                    continue
+                future = client.submit(
                     run_remote,
                     model_key,
                     spec,
@@ -77,11 +78,17 @@ def run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> in
                     options["id_name"],
                     pure=False,
                 )
-            )
-            while running.count() >= limit:
-                collect(next(running))
-        for future in running:
-            collect(future)
+                submitted.append(future)
+                running.add(future)
+                while running.count() >= limit:
+                    collect(next(running))
+            for future in running:
+                collect(future)
+        except BaseException:
+            # A cluster of the user's goes on: chunks still queued would
+            # write parts after this job released its output.
+            client.cancel(submitted)
+            raise
         return n_chunks
     finally:
         cleanup()
