@@ -189,6 +189,9 @@ def test_best_epoch_is_the_epoch_whose_weights_are_kept():
     kept = dict(reg.net_.callbacks_)["early_stopping"].best_epoch_
     assert kept != reg.history_["valid_loss"].idxmin()
     assert reg.best_epoch_ == kept
+    # Refitted without a validation split, it had that fit's best epoch.
+    reg.set_params(validation_fraction=None, early_stopping=False, max_epochs=2)
+    assert not hasattr(reg.fit(X, y / 100), "best_epoch_")
 
 
 def test_scheduler_clipping_and_weights(blobs):
@@ -1507,3 +1510,24 @@ def test_a_double_precision_module_is_told_to_use_float32():
     module = MLP((4,), 1, width=8, depth=1).double()
     with pytest.raises(ValueError, match=r"are torch.float64.*module.float\(\)"):
         NetRegressor(module, **FAST).fit(X, X[:, 0])
+
+
+class _Keywords(nn.Module):
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.lin = nn.Linear(sum(s[0] for s in input_shape.values()), n_outputs)
+
+    def forward(self, **inputs):
+        return self.lin(torch.cat([inputs[k] for k in sorted(inputs)], 1))
+
+
+def test_named_inputs_keyed_by_numbers_predict_as_they_fit():
+    # Fit named them "0" and "1" (forward's keywords); predict looked the
+    # numbers up among those names: "X is missing the named input(s)".
+    rng = np.random.RandomState(0)
+    X = {0: rng.normal(size=(60, 3)), 1: rng.normal(size=(60, 2))}
+    reg = NetRegressor(module=_Keywords, max_epochs=1, device="cpu", random_state=0)
+    reg.fit(X, X[0][:, 0])
+    assert reg.predict(X).shape == (60,)
+    with pytest.raises(ValueError, match="equal as text"):
+        reg.predict({0: X[0], "0": X[0], 1: X[1]})

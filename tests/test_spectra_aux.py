@@ -427,3 +427,23 @@ def test_lstm_branch_applies_its_dropout_at_depth_one():
     branch.eval()
     torch.testing.assert_close(branch(x), branch(x))
     assert (branch(x) == 0).float().mean() < 0.05
+
+
+def test_class_weight_reaches_a_single_binary_target():
+    # The network returns a dict: re-keying its head dropped the class
+    # weights of a 1-D binary target, and "balanced" trained as None.
+    rng = np.random.RandomState(0)
+    n = 200
+    X = MultiInput(
+        spectra=rng.rand(n, 20, 2).astype(np.float32),
+        aux=rng.rand(n, 3).astype(np.float32),
+    )
+    rare = (rng.rand(n) < 0.1).astype(int)
+    settings = dict(width=8, depth=1, head_width=8, aux_width=4, max_epochs=2)
+    settings.update(random_state=0, device="cpu")
+    plain = SpectraAuxClassifier("dense", **settings).fit(X, rare)
+    balanced = SpectraAuxClassifier("dense", class_weight="balanced", **settings)
+    balanced.fit(X, rare)
+    (group,) = balanced.net_.head_groups
+    assert group.logit_offset is not None and group.class_weight is not None
+    assert balanced.predict_proba(X)[:, 1].mean() > plain.predict_proba(X)[:, 1].mean()

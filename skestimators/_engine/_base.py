@@ -550,6 +550,8 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         self.device_ = torch.device(net.device)
         if "valid_loss" in self.history_:
             self.best_epoch_ = best_epoch(net, self.history_)
+        else:  # not that of an earlier fit with a validation split
+            self.__dict__.pop("best_epoch_", None)
 
     def set_params(self, **params):
         """Set the parameters of this estimator.

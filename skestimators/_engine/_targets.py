@@ -393,6 +393,9 @@ def to_dict_groups(groups):
                     pos_weight=None
                     if g.pos_weight is None
                     else g.pos_weight[j : j + 1],
+                    # A single binary target's class weights (one name).
+                    class_weight=g.class_weight,
+                    logit_offset=g.logit_offset,
                 )
             )
     return out

@@ -130,6 +130,12 @@ def check_inputs(estimator, X, *, reset: bool, finite: bool | str = True):
 
     if not mapping:
         raise ValueError("X holds no named inputs.")
+    named = {str(k): v for k, v in mapping.items()}  # the names forward gets
+    if len(named) != len(mapping):
+        raise ValueError(
+            f"X has named inputs whose names are equal as text: {list(mapping)}."
+        )
+    mapping = named
     if not reset:
         expected = estimator.input_shape_  # fitted (check_is_fitted ran)
         if not isinstance(expected, dict):
@@ -144,7 +150,7 @@ def check_inputs(estimator, X, *, reset: bool, finite: bool | str = True):
                 f"fitted on {list(expected)}."
             )
         mapping = {k: _align_columns(k, mapping[k], estimator) for k in expected}
-    arrays = {str(k): _check_named(k, v, finite) for k, v in mapping.items()}
+    arrays = {k: _check_named(k, v, finite) for k, v in mapping.items()}
     lengths = {k: v.shape[0] for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"Named inputs have different numbers of samples: {lengths}.")
