@@ -1531,3 +1531,27 @@ def test_named_inputs_keyed_by_numbers_predict_as_they_fit():
     assert reg.predict(X).shape == (60,)
     with pytest.raises(ValueError, match="equal as text"):
         reg.predict({0: X[0], "0": X[0], 1: X[1]})
+
+
+class _CausalMask(nn.Module):
+    """A constant ``-inf`` mask buffer, as a causal attention mask has."""
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.lin = nn.Linear(input_shape[0], n_outputs)
+        self.register_buffer("mask", torch.triu(torch.full((2, 2), float("-inf")), 1))
+
+    def forward(self, x):
+        return self.lin(x) * torch.softmax(self.mask, -1)[1, 1] * 2
+
+
+def test_a_constant_infinite_buffer_is_no_divergence(tmp_path):
+    # Every fit of such a module raised "the weights became non-finite in the
+    # last update", and no checkpoint was written: the buffers were read too.
+    X, y = make_regression(100, 4, random_state=0)
+    reg = NetRegressor(
+        module=_CausalMask, max_epochs=2, device="cpu", random_state=0,
+        checkpoint=str(tmp_path / "ck"),
+    ).fit(X, y / 100)  # fmt: skip
+    assert reg.n_iter_ == 2
+    assert torch.load(tmp_path / "ck" / "checkpoint.pt", weights_only=True)["done"]

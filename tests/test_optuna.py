@@ -652,6 +652,10 @@ def test_one_process_of_a_machine_at_a_time_resumes_a_study(tmp_path):
     resumed = []  # the other process is gone: its lock with it
     assert resume_stale_trials(study, _told(resumed)) == 1 and resumed == [0]
     assert study.trials[0].state == TrialState.COMPLETE
+    # A study of the same name in another storage has a lock of its own.
+    (tmp_path / "other").mkdir()
+    other, _ = _running_trial(tmp_path / "other", "elsewhere:1")
+    assert lock_path(other) != lock_path(study)
 
 
 def test_a_pair_of_numbers_is_neither_a_range_nor_two_choices(blobs):

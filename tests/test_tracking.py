@@ -323,7 +323,7 @@ class _NaNWhenEvaluating(torch.nn.Module):
         return out if self.training else out * float("nan")
 
 
-@pytest.mark.parametrize("failure", ["last update", "validation"])
+@pytest.mark.parametrize("failure", ["last update", "validation", "early stopped"])
 def test_failures_seen_after_the_last_epoch_end_the_run_failed(
     tmp_path, data, client, request, failure
 ):
@@ -341,8 +341,10 @@ def test_failures_seen_after_the_last_epoch_end_the_run_failed(
             *settings["callbacks"],
         ]
         error = TrainingDivergedError
-    else:
+    else:  # early stopping ends training by raising, before those checks
         settings.update(module=_NaNWhenEvaluating, validation_fraction=0.2)
+        if failure == "early stopped":
+            settings.update(max_epochs=5, patience=1)
         error = ValueError
     with pytest.raises(error, match="last update|not finite in any"):
         NetRegressor(**settings).fit(*data)

@@ -33,7 +33,7 @@ import torch
 from skorch.callbacks import Callback
 
 from ..exceptions import CheckpointError, CheckpointWarning
-from ._divergence import finite_state
+from ._divergence import finite_weights
 from ._packed_history import HistoryPacker, unpack_history
 from ._run_directory import check_directory, run_directory
 
@@ -397,26 +397,23 @@ class SaveCheckpoint(Callback):
         return self.packer_
 
     def _complete(self, net):
+        if _never_validated(net):
+            return False
         early = dict(net.callbacks_).get("early_stopping")
         stopped = early is not None and early.stopped_
-        # A validation loss never finite fails the fit: not a finished one
-        # for a rerun to reload.
-        losses = [row["valid_loss"] for row in net.history if "valid_loss" in row]
-        if losses and not np.isfinite(np.asarray(losses, dtype=float)).any():
-            return False
         return stopped or len(net.history) >= self.max_epochs
 
     def on_epoch_end(self, net, **kwargs):
         # Weights the epoch's last update made non-finite are not kept: the
         # fit raises, and a rerun resumes from the last finite epoch.
-        if finite_state(net.module_.state_dict()):
+        if finite_weights(net.module_):
             self.store.write(self._state(net, done=self._complete(net)))
 
     def on_train_end(self, net, **kwargs):
         row = net.history[-1] if net.history else {}
         stopped = net.__dict__.get("_stopped_by_callback", False)  # a user's stop
-        finite = finite_state(net.module_.state_dict())
-        if "train_loss" in row and finite and (stopped or self._complete(net)):
+        sound = finite_weights(net.module_) and not _never_validated(net)
+        if "train_loss" in row and sound and (stopped or self._complete(net)):
             # Training is over (best weights restored): a later fit loads this
             # as its history_. Every row is converted afresh, once per fit, so
             # that a past row a callback edited is stored as it now is.
@@ -515,6 +512,13 @@ _SAFE_TYPES = frozenset(
 
 
 _SCALARS = frozenset({type(None), bool, int, float, str})
+
+
+def _never_validated(net) -> bool:
+    """Whether the validation loss was never finite: the fit fails, and is
+    not a finished one for a rerun to reload."""
+    losses = [row["valid_loss"] for row in net.history if "valid_loss" in row]
+    return bool(losses) and not np.isfinite(np.asarray(losses, dtype=float)).any()
 
 
 def _plainly_safe(value) -> bool:

@@ -53,12 +53,20 @@ def restore_training_state(net, state):
             callbacks[name].load_state_dict(schedule)
 
 
-def finite_state(state_dict):
+def finite_state(state_dict, keys=None):
+    """Whether the floating tensors of ``state_dict`` (those named in
+    ``keys``, if given) are finite."""
     return all(
         bool(torch.isfinite(t).all())
-        for t in state_dict.values()
-        if torch.is_tensor(t) and t.is_floating_point()
+        for k, t in state_dict.items()
+        if (keys is None or k in keys) and torch.is_tensor(t) and t.is_floating_point()
     )
+
+
+def finite_weights(module):
+    """Whether the parameters of ``module`` are finite. Its buffers are not
+    read: a constant mask of ``-inf`` (causal attention) is no divergence."""
+    return finite_state(dict(module.named_parameters()))
 
 
 def advice(config):
@@ -84,7 +92,8 @@ def diverged(net, exc, config, snapshot, refit=False):
         net.history.pop()  # the epoch that diverged is not complete
     early = dict(net.callbacks_).get("early_stopping")
     best = None if early is None else early.best_model_weights_
-    if best is not None and finite_state(best) and net.history:
+    weights = {name for name, _ in net.module_.named_parameters()}
+    if best is not None and finite_state(best, weights) and net.history:
         net.module_.load_state_dict(best)
         # The optimizer's moments followed the diverged steps: start them
         # afresh from the restored weights (the schedule keeps its place).

@@ -28,7 +28,7 @@ from skorch.callbacks import Callback, EpochTimer
 
 from ._batching import BatchIterator
 from ._device import _cpu_has_bfloat16, autocast, follow_thread_budget
-from ._divergence import finite_state
+from ._divergence import finite_weights
 from ._heads import head_metrics
 from ._history import check_validation_losses, record_batches, record_best
 from ._placement import _predict_batch_size
@@ -255,9 +255,7 @@ class EngineNet(NeuralNet):
                 # on_train_end: the loggers then end their runs failed, and no
                 # checkpoint is marked complete.
                 check_finite_weights(self)
-                check_validation_losses(
-                    [row["valid_loss"] for row in self.history if "valid_loss" in row]
-                )
+                check_validation_losses(self._valid_losses())
                 return self
             except KeyboardInterrupt as exc:
                 ctrl_c = sigint.received if sigint.watching else None
@@ -270,7 +268,13 @@ class EngineNet(NeuralNet):
                     if self.history and "train_loss" not in self.history[-1]:
                         # Stopped mid-epoch: the epoch cut short is not one.
                         self.history.pop()
+                    # Early stopping ends this way: a validation loss never
+                    # finite fails the fit before on_train_end, as above.
+                    check_validation_losses(self._valid_losses())
                 raise
+
+    def _valid_losses(self):
+        return [row["valid_loss"] for row in self.history if "valid_loss" in row]
 
     def notify(self, method_name, **cb_kwargs):
         # After Ctrl-C, callbacks that define on_train_failed (the loggers)
@@ -475,7 +479,7 @@ def _watch_sigint():
 def check_finite_weights(net):
     """Raise :class:`NonFiniteLoss` when training left non-finite weights (the
     last step's loss was finite, its update was not)."""
-    if not finite_state(net.module_.state_dict()):
+    if not finite_weights(net.module_):
         last = net.history[-1] if net.history else {}
         raise NonFiniteLoss(len(net.history), last.get("train_batch_count", 0), None)
 

@@ -131,7 +131,8 @@ def save(
     are written to temporary names, flushed to the disk and
     renamed into place, the sidecar last, so that a failure (or a power
     cut) never leaves a partial model or a model without its sidecar, and
-    a save that fails leaves the previous model and sidecar in place; two
+    a save that fails leaves the previous model and sidecar in place (where
+    the file system has hard links); two
     saves to the same path at the same moment leave one model with its own
     sidecar, and temporary files of saves killed on this machine are removed
     by the next save. Nothing is written unless ``estimator`` is a fitted

@@ -27,6 +27,13 @@ from ._base import LOSS_CONSTRAINTS, MC_CONSTRAINTS, _RegressorNet
 
 _SHAPE = "(n_samples, bands, height, width, years)"
 
+
+def _arguments(cls):
+    """The names ``cls(...)`` takes, ``"**"`` for any keyword."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return [("**" if p.kind is p.VAR_KEYWORD else p.name) for p in parameters]
+
+
 #: The estimator's parameters that configure the built-in networks.
 _NETWORK = (
     "width",
@@ -381,7 +388,12 @@ default="mse"
             # parameters their constructor takes; other classes, none.
             params = None
             if self._handles_missing():
-                accepted = inspect.signature(self.module.__init__).parameters
+                accepted = set(_arguments(self.module))
+                if "**" in accepted:  # passed on to the built-in network's
+                    builtin = next(
+                        c for c in self.module.__mro__ if c in (CNNLSTM, PooledCNN)
+                    )
+                    accepted |= set(_arguments(builtin))
                 params = {k: getattr(self, k) for k in _NETWORK if k in accepted}
             return instantiate_module(self.module, params, input_shape, n_outputs, None)
         if self.module == "cnn_lstm":

@@ -89,9 +89,12 @@ def _stale(study):
 
 
 def lock_path(study) -> str:
-    """The machine's lock file for resuming the trials of ``study``."""
-    storage = getattr(study._storage, "url", type(study._storage).__name__)
-    key = hashlib.sha256(f"{storage}\0{study.study_name}".encode()).hexdigest()
+    """The machine's lock file for resuming the trials of ``study``: named by
+    the study's name and the start of its first trial, which tell apart
+    studies of one name in different storages."""
+    trials = study.get_trials(deepcopy=False)
+    first = min((t.number, str(t.datetime_start)) for t in trials)[1] if trials else ""
+    key = hashlib.sha256(f"{study.study_name}\0{first}".encode()).hexdigest()
     return os.path.join(tempfile.gettempdir(), f"skestimators-study-{key[:24]}.lock")
 
 

@@ -6,6 +6,7 @@ loaded once per worker and cached).
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -255,22 +256,26 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
         bad[position] = True
         reasons[position] = reason
     nonfinite = invalid_rows(chunk.X)
-    if _allows_nan(estimator) is False:
+    allows = _allows_nan(estimator)
+    # Its tags cannot tell: any error while rows with NaN are passed may be
+    # its refusal of them ("Found unknown categories [nan]").
+    predict = functools.partial(_predict_finite, refusal=allows is None)
+    if allows is False:
         bad |= nonfinite
     else:  # partly missing rows are the model's to read; empty ones are not
         empty = unobserved_rows(chunk.X) & ~bad
         bad |= empty
         reasons[empty] = _NOTHING_OBSERVED
-    pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
+    pred = predict(estimator, method, chunk.X, bad, reasons)
     if pred is _NAN_REFUSED:  # an imputer refuses inf: leave those rows out
         infinite = invalid_rows(chunk.X, infinite_only=True) & ~bad
         bad |= infinite
         reasons[infinite] = _INFINITE
         if infinite.any():
-            pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
+            pred = predict(estimator, method, chunk.X, bad, reasons)
     if pred is _NAN_REFUSED:  # claimed to accept NaN (e.g. a scaler first) but not
         bad |= nonfinite
-        pred = _predict_finite(estimator, method, chunk.X, bad, reasons)
+        pred = predict(estimator, method, chunk.X, bad, reasons)
     good = ~bad
     columns = {id_name: pa.array(chunk.ids)}
     if pred is not None:
@@ -294,7 +299,7 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
 _NAN_REFUSED = object()
 
 
-def _predict_finite(estimator, method, X, bad, reasons):
+def _predict_finite(estimator, method, X, bad, reasons, refusal=False):
     """Predictions for the rows not ``bad``; rows predicted NaN/inf become bad.
 
     ``bad`` and ``reasons`` are updated in place. The package's networks
@@ -304,7 +309,7 @@ def _predict_finite(estimator, method, X, bad, reasons):
     """
     while True:
         try:
-            pred = _predict(estimator, method, X, ~bad)
+            pred = _predict(estimator, method, X, ~bad, refusal)
         except NonFinitePredictionError as exc:
             positions = np.flatnonzero(~bad)[exc.rows]
             bad[positions] = True
@@ -324,15 +329,19 @@ def _predict_finite(estimator, method, X, bad, reasons):
         return pred[finite]
 
 
-def _predict(estimator, method, X, good):
-    """Predictions for the rows ``good`` of ``X`` (None if there are none)."""
+def _predict(estimator, method, X, good, refusal=False):
+    """Predictions for the rows ``good`` of ``X`` (None if there are none).
+
+    ``refusal``: any ValueError, not only one naming NaN or infinity, is the
+    model's refusal of the rows holding them, when there are some.
+    """
     if not good.any():
         return None
     X = X if good.all() else _take(X, good)
     try:
         pred = getattr(estimator, method)(X)
     except ValueError as exc:
-        refused = "NaN" in str(exc) or "infinity" in str(exc)
+        refused = refusal or "NaN" in str(exc) or "infinity" in str(exc)
         if refused and invalid_rows(X).any():
             return _NAN_REFUSED
         raise

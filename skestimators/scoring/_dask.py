@@ -58,10 +58,11 @@ def run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> in
         workers = max(len(client.nthreads()), 1)
         limit = 2 * workers  # chunks in flight: bounds the driver's memory
         running = as_completed()
-        submitted = []
+        pending = set()  # unfinished only: a future holds its chunk's rows
         n_chunks = 0
 
         def collect(future):
+            pending.discard(future)
             resume.commit(bar, *future.result())
 
         try:
@@ -78,7 +79,7 @@ def run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> in
                     options["id_name"],
                     pure=False,
                 )
-                submitted.append(future)
+                pending.add(future)
                 running.add(future)
                 while running.count() >= limit:
                     collect(next(running))
@@ -87,7 +88,7 @@ def run_dask(scheduler, n_workers, model_key, specs, resume, bar, options) -> in
         except BaseException:
             # A cluster of the user's goes on: chunks still queued would
             # write parts after this job released its output.
-            client.cancel(submitted)
+            client.cancel(list(pending))
             raise
         return n_chunks
     finally:

@@ -174,11 +174,19 @@ class _IdsFile:
         ids = np.asarray(ids)
         if self.array.dtype.kind == "i" and ids.dtype.kind == "f":
             # Integer ids with a null (read as NaN): the cast wrote -2**63.
-            self._as_floats()
+            self._as_floats(ids)
         self.array[start:stop] = ids
 
-    def _as_floats(self):
-        """The ids written so far, as float64 (NaN for a missing id)."""
+    def _as_floats(self, ids):
+        """The ids written so far, as float64 (NaN for a missing id); refused
+        for ids that float64 cannot hold exactly (beyond 2**53)."""
+        largest = max(np.abs(self.array).max(initial=0), np.nanmax(np.abs(ids)))
+        if largest >= 2**53:
+            raise ValueError(
+                "The ids include missing values, which an .npy file of integers "
+                "cannot hold, and ids beyond 2**53, which floats would round "
+                "into one another: write Parquet or CSV instead."
+            )
         values = np.array(self.array, dtype=np.float64)
         self.array.flush()
         del self.array
