@@ -12,10 +12,11 @@ occupy the cores:
 * ``image``: ``ImageClassifier`` on 600 simulated 32 x 32 galaxy images,
   4 epochs.
 
-Beside each contended time it prints the *fair share*: the quiet time scaled
-by ``(busy + 1) / cores``, what the fit would take if the cores were shared
-evenly between its process and the busy ones. Goal: contended time at most
-1.5 x the fair share.
+Beside each contended time it prints the *fair share*: what the fit would
+take if the cores were shared evenly between its process and the busy ones,
+its quiet CPU time scaled by ``(busy + 1) / cores`` (a fit using several
+cores when the machine is quiet gets fewer of them), and never less than its
+quiet time. Goal: contended time at most 1.5 x the fair share.
 
 ``--threads N`` runs the fits with ``OMP_NUM_THREADS=N`` (what a user could
 set by hand); by default nothing is set and the package chooses. ``--timeout``
@@ -125,7 +126,9 @@ def main(argv=None):
                 for proc in busy_procs:
                     proc.kill()
                     proc.wait()
-            fair = None if quiet is None else quiet * (args.busy + 1) / cores
+            fair = None
+            if quiet is not None:
+                fair = max(quiet, quiet_cpu * (args.busy + 1) / cores)
             ratio = "n/a" if busy is None or fair is None else f"{busy / fair:.2f}"
 
             def fmt(v):

@@ -276,8 +276,9 @@ def main(argv=None):
             ("  whole processes", dask[wall], base[wall]),
         ]
     print()
+    width = max(len(label) for label, a, _ in lines if a is not None) + 2
     for label, a, b in lines:
-        print(label if a is None else f"{label:<46}{a / b:.2f}")
+        print(label if a is None else f"{label:<{width}}{a / b:.2f}")
     print(
         "\nCLI peak RSS, 4x vs 1x input (goal: within +-10 %): "
         f"{cli_small['peak_rss_mib']:.0f} -> {cli_big['peak_rss_mib']:.0f} MiB "

@@ -182,8 +182,12 @@ def exoplanet_pipeline(variant="blend", *, random_state=None, device="auto", ver
         across planets (``"dense_raw"`` adds their gradients along
         wavelength). This is the textbook preprocessing of tabular inputs; it
         keeps the differences of transit depth between planets and hides the
-        shape of each spectrum, where the absorption bands are, so these
-        variants show what the per-spectrum preprocessing adds.
+        shape of each spectrum, where the absorption bands are. These
+        variants differ from the others in their training too (no
+        regularisation, no early stopping, other batch size and learning
+        rate), so the gap between them is what the package's preprocessing
+        and training add together; the gallery example on preprocessing
+        spectra separates the two.
     random_state : int, RandomState instance or None, default=None
         Seeds the network.
     device : str, default="auto"
