@@ -350,15 +350,20 @@ def _column_imputed(X):
     return make_pipeline(columns, LinearRegression()).fit(X, X["a"])
 
 
-@pytest.mark.parametrize("make_model", [_imputed, _target_transformed, _column_imputed])
-def test_models_taking_nan_score_every_row(tmp_path, table_model, make_model):
-    _, X, _ = table_model
-    model = make_model(X)
+def _score_one_missing_value(tmp_path, model, X, runner=run):
+    """Score ``X`` with one value missing (row 3) through a saved ``model``."""
     path = skestimators.save(model, tmp_path / "nan.joblib", format="pickle")
     frame = X.copy()
     frame.loc[3, "c"] = np.nan
     frame.to_parquet(tmp_path / "in.parquet")
-    result = run(path, [tmp_path / "in.parquet"], tmp_path / "o.parquet")
+    return runner(path, [tmp_path / "in.parquet"], tmp_path / "o.parquet"), frame
+
+
+@pytest.mark.parametrize("make_model", [_imputed, _target_transformed, _column_imputed])
+def test_models_taking_nan_score_every_row(tmp_path, table_model, make_model):
+    _, X, _ = table_model
+    model = make_model(X)
+    result, frame = _score_one_missing_value(tmp_path, model, X)
     assert result.n_invalid == 0
     out = pd.read_parquet(result.output)
     np.testing.assert_allclose(out["prediction"], model.predict(frame), rtol=1e-6)
@@ -372,11 +377,7 @@ def test_column_transformer_refusing_nan_leaves_those_rows_out(tmp_path, table_m
     _, X, _ = table_model
     columns = make_column_transformer((StandardScaler(), list(X.columns)))
     model = make_pipeline(columns, LinearRegression()).fit(X, X["a"])
-    path = skestimators.save(model, tmp_path / "ct.joblib", format="pickle")
-    frame = X.copy()
-    frame.loc[3, "c"] = np.nan
-    frame.to_parquet(tmp_path / "in.parquet")
-    result = run_invalid(path, [tmp_path / "in.parquet"], tmp_path / "o.parquet")
+    result, frame = _score_one_missing_value(tmp_path, model, X, run_invalid)
     assert result.n_invalid == 1
     out = pd.read_parquet(result.output)
     assert np.flatnonzero(out["prediction"].isna()).tolist() == [3]
