@@ -16,7 +16,9 @@ Beside each contended time it prints the *fair share*: what the fit would
 take if the cores were shared evenly between its process and the busy ones,
 its quiet CPU time scaled by ``(busy + 1) / cores`` (a fit using several
 cores when the machine is quiet gets fewer of them), and never less than its
-quiet time. Goal: contended time at most 1.5 x the fair share.
+quiet time. The CPU time counts the threads' waits at each synchronisation,
+so for a fit that gains little from its threads this share is generous.
+Goal: contended time at most 1.5 x the fair share.
 
 ``--threads N`` runs the fits with ``OMP_NUM_THREADS=N`` (what a user could
 set by hand); by default nothing is set and the package chooses. ``--timeout``

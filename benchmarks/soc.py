@@ -303,7 +303,7 @@ def main(argv=None):
     )
     from _warm import warm_up  # beside this script
 
-    warm_up()  # outside the clock
+    warm_up(args.device)  # outside the clock
     if args.missing:
         missing_data(args, X, y, coords)
         return

@@ -189,9 +189,14 @@ def test_best_epoch_is_the_epoch_whose_weights_are_kept():
     kept = dict(reg.net_.callbacks_)["early_stopping"].best_epoch_
     assert kept != reg.history_["valid_loss"].idxmin()
     assert reg.best_epoch_ == kept
-    # Refitted without a validation split, it had that fit's best epoch.
-    reg.set_params(validation_fraction=None, early_stopping=False, max_epochs=2)
-    assert not hasattr(reg.fit(X, y / 100), "best_epoch_")
+    # Refitted, or continued, without a validation split, it kept the best
+    # epoch of the fit before, though the weights are the last epoch's.
+    for warm_start in (True, False):
+        reg.set_params(validation_fraction=0.1, early_stopping=True).fit(X, y / 100)
+        reg.set_params(
+            validation_fraction=None, early_stopping=False, warm_start=warm_start
+        )
+        assert not hasattr(reg.fit(X, y / 100), "best_epoch_")
 
 
 def test_scheduler_clipping_and_weights(blobs):
@@ -1543,6 +1548,23 @@ class _CausalMask(nn.Module):
 
     def forward(self, x):
         return self.lin(x) * torch.softmax(self.mask, -1)[1, 1] * 2
+
+
+def test_batch_statistics_overflowing_is_a_divergence():
+    # Only the parameters were checked: a running variance of infinity (a
+    # column in cgs units, 1e33) left finite losses and constant predictions.
+    from skestimators.exceptions import TrainingDivergedError
+    from skestimators.nn import MLP
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(200, 3).astype(np.float32)
+    X[:, 0] *= 1e33
+    reg = NetRegressor(
+        MLP, module_params=dict(width=8, depth=1, batch_norm=True),
+        max_epochs=2, device="cpu", random_state=0,
+    )  # fmt: skip
+    with pytest.raises(TrainingDivergedError, match="non-finite"):
+        reg.fit(X, X[:, 1] * 2 + X[:, 2])
 
 
 def test_a_constant_infinite_buffer_is_no_divergence(tmp_path):

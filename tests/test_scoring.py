@@ -299,12 +299,16 @@ def test_csv_ids_keep_their_text_and_one_type(tmp_path, table_model):
     np.testing.assert_array_equal(
         np.load(tmp_path / "n.ids.npy"), [10, 11, 12, np.nan, 14]
     )
-    # Beyond 2**53, floats would round ids into one another: refused.
-    big = pd.array([2**53 + 1, 2**53 + 3, 2**53 + 5, None, 7], dtype="Int64")
-    frame.assign(id=big).to_parquet(tmp_path / "big.parquet")
-    with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
-        run(model_path, [tmp_path / "big.parquet"], tmp_path / "b.npy", chunk_rows=2)
-    assert not (tmp_path / "b.npy").exists()
+    # Beyond 2**53, floats would round ids into one another: refused, the
+    # missing id coming after the large ones or before.
+    large = [2**53 + 1, 2**53 + 3, 2**53 + 5]
+    for k, ids in enumerate([[*large, None, 7], [7, None, *large]]):
+        big = pd.array(ids, dtype="Int64")
+        frame.assign(id=big).to_parquet(tmp_path / f"big{k}.parquet")
+        output = tmp_path / f"b{k}.npy"
+        with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
+            run(model_path, [tmp_path / f"big{k}.parquet"], output, chunk_rows=2)
+        assert not output.exists()
 
 
 def test_detected_id_column_the_model_was_trained_on(tmp_path):
@@ -385,23 +389,35 @@ def test_column_transformer_refusing_nan_leaves_those_rows_out(tmp_path, table_m
     np.testing.assert_allclose(out["prediction"][keep], model.predict(frame[keep]))
 
 
-def test_missing_category_refused_by_a_column_transformer_is_an_invalid_row(tmp_path):
+@pytest.mark.parametrize("chunk_rows", [4, 2])
+def test_missing_category_refused_by_a_column_transformer_is_an_invalid_row(
+    tmp_path, chunk_rows
+):
     # Tried on every row, the encoder refused the chunk with "Found unknown
-    # categories [nan]", which names no NaN: the whole job failed.
+    # categories [nan]", which names no NaN: the whole job failed. Then every
+    # row with a missing value in that chunk was left out, those the model
+    # imputes too: a row's fate depended on the rows of its chunk.
     from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression
     from sklearn.preprocessing import OneHotEncoder
 
     X = pd.DataFrame({"color": ["red", "blue", "green"] * 10, "size": np.arange(30.0)})
+    X.loc[3, "size"] = np.nan
     encode = make_column_transformer(
-        (OneHotEncoder(), ["color"]), remainder="passthrough"
+        (OneHotEncoder(), ["color"]), (SimpleImputer(), ["size"])
     )
-    model = make_pipeline(encode, LinearRegression()).fit(X, X["size"])
-    path = skestimators.save(model, tmp_path / "m.joblib")
+    model = make_pipeline(encode, LinearRegression()).fit(X, X["size"].fillna(3))
+    path = skestimators.save(model, tmp_path / "m.joblib", format="pickle")
     frame = X.head(4).copy()
-    frame.loc[1, "color"] = None
+    frame.loc[1, "color"] = None  # refused by the encoder
+    frame.loc[2, "size"] = np.nan  # imputed: the model scores it
     frame.to_csv(tmp_path / "in.csv", index=False)
-    result = run_invalid(path, [tmp_path / "in.csv"], tmp_path / "o.csv")
+    result = run_invalid(
+        path, [tmp_path / "in.csv"], tmp_path / "o.csv", chunk_rows=chunk_rows
+    )
+    (refused,) = result.invalid_preview
+    assert refused["id"] == 1 and "unknown categories [nan]" in refused["reason"]
     out = pd.read_csv(result.output)
     assert np.flatnonzero(out["prediction"].isna()).tolist() == [1]
     keep = frame.index != 1

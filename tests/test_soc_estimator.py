@@ -278,6 +278,26 @@ class _Forwarding(CNNLSTM):
         self.extra = extra
 
 
+class _Narrow(CNNLSTM):
+    """Takes the width only; its other settings are its own."""
+
+    def __init__(self, input_shape, n_outputs, width=8):
+        super().__init__(input_shape, n_outputs, width=width, depth=1)
+
+
+class _Chained(_Narrow):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+def test_network_parameters_follow_a_chain_of_keyword_subclasses(soc):
+    # The parameters of CNNLSTM itself were passed through _Chained's
+    # **kwargs to _Narrow, which does not take them (TypeError: depth).
+    X, y, _ = soc
+    reg = SpatioTemporalRegressor(_Chained, **{**TINY, "max_epochs": 1})
+    assert isinstance(reg.fit(X[:20], y[:20]).net_.module_, _Chained)
+
+
 @pytest.mark.parametrize(
     ("module", "name", "extra"),
     [

@@ -548,9 +548,9 @@ class BaseNet(NetworkFileMixin, InferenceMixin, BaseEstimator):
         self.history_ = history_frame(net.history)
         self.n_iter_ = len(self.history_)
         self.device_ = torch.device(net.device)
-        if "valid_loss" in self.history_:
+        if net.history and "valid_loss" in net.history[-1]:
             self.best_epoch_ = best_epoch(net, self.history_)
-        else:  # not that of an earlier fit with a validation split
+        else:  # this fit kept its last weights: no earlier fit's best epoch
             self.__dict__.pop("best_epoch_", None)
 
     def set_params(self, **params):

@@ -406,13 +406,13 @@ class SaveCheckpoint(Callback):
     def on_epoch_end(self, net, **kwargs):
         # Weights the epoch's last update made non-finite are not kept: the
         # fit raises, and a rerun resumes from the last finite epoch.
-        if finite_weights(net.module_):
+        if finite_weights(net):
             self.store.write(self._state(net, done=self._complete(net)))
 
     def on_train_end(self, net, **kwargs):
         row = net.history[-1] if net.history else {}
         stopped = net.__dict__.get("_stopped_by_callback", False)  # a user's stop
-        sound = finite_weights(net.module_) and not _never_validated(net)
+        sound = finite_weights(net) and not _never_validated(net)
         if "train_loss" in row and sound and (stopped or self._complete(net)):
             # Training is over (best weights restored): a later fit loads this
             # as its history_. Every row is converted afresh, once per fit, so

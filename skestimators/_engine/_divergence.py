@@ -63,10 +63,29 @@ def finite_state(state_dict, keys=None):
     )
 
 
-def finite_weights(module):
-    """Whether the parameters of ``module`` are finite. Its buffers are not
-    read: a constant mask of ``-inf`` (causal attention) is no divergence."""
-    return finite_state(dict(module.named_parameters()))
+def nonfinite_buffers(module) -> tuple:
+    """Names of the floating buffers of ``module`` that are not finite (when
+    the network is built: constants, such as a causal mask of ``-inf``)."""
+    return tuple(
+        name
+        for name, buffer in module.named_buffers()
+        if buffer.is_floating_point() and not bool(torch.isfinite(buffer).all())
+    )
+
+
+def weight_names(net) -> set:
+    """The parameters and buffers of ``net.module_`` whose values must stay
+    finite: all but the buffers that were not finite when it was built."""
+    constant = set(getattr(net, "constant_nonfinite_", ()))
+    names = {name for name, _ in net.module_.named_parameters()}
+    return names | {n for n, _ in net.module_.named_buffers() if n not in constant}
+
+
+def finite_weights(net):
+    """Whether the parameters and buffers of ``net.module_`` are finite
+    (those read by :func:`weight_names`): a batch normalisation's running
+    variance overflowing to infinity makes every prediction the same."""
+    return finite_state(net.module_.state_dict(keep_vars=True), weight_names(net))
 
 
 def advice(config):
@@ -92,8 +111,7 @@ def diverged(net, exc, config, snapshot, refit=False):
         net.history.pop()  # the epoch that diverged is not complete
     early = dict(net.callbacks_).get("early_stopping")
     best = None if early is None else early.best_model_weights_
-    weights = {name for name, _ in net.module_.named_parameters()}
-    if best is not None and finite_state(best, weights) and net.history:
+    if best is not None and finite_state(best, weight_names(net)) and net.history:
         net.module_.load_state_dict(best)
         # The optimizer's moments followed the diverged steps: start them
         # afresh from the restored weights (the schedule keeps its place).

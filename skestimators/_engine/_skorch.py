@@ -28,7 +28,7 @@ from skorch.callbacks import Callback, EpochTimer
 
 from ._batching import BatchIterator
 from ._device import _cpu_has_bfloat16, autocast, follow_thread_budget
-from ._divergence import finite_weights
+from ._divergence import finite_weights, nonfinite_buffers
 from ._heads import head_metrics
 from ._history import check_validation_losses, record_batches, record_best
 from ._placement import _predict_batch_size
@@ -113,6 +113,9 @@ class EngineNet(NeuralNet):
 
     def initialize(self):
         super().initialize()
+        # Buffers not finite from the start (a causal mask of -inf) are no
+        # divergence; the others (batch normalisation's statistics) are read.
+        self.constant_nonfinite_ = nonfinite_buffers(self.module_)
         # skorch unpickles only these attributes onto the machine's device;
         # the module and criterion given (moved to the GPU in place), the
         # head groups' class weights and the gradient scaler hold GPU
@@ -479,7 +482,7 @@ def _watch_sigint():
 def check_finite_weights(net):
     """Raise :class:`NonFiniteLoss` when training left non-finite weights (the
     last step's loss was finite, its update was not)."""
-    if not finite_weights(net.module_):
+    if not finite_weights(net):
         last = net.history[-1] if net.history else {}
         raise NonFiniteLoss(len(net.history), last.get("train_batch_count", 0), None)
 

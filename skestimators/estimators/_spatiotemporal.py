@@ -388,12 +388,13 @@ default="mse"
             # parameters their constructor takes; other classes, none.
             params = None
             if self._handles_missing():
-                accepted = set(_arguments(self.module))
-                if "**" in accepted:  # passed on to the built-in network's
-                    builtin = next(
-                        c for c in self.module.__mro__ if c in (CNNLSTM, PooledCNN)
-                    )
-                    accepted |= set(_arguments(builtin))
+                accepted = set()
+                for cls in self.module.__mro__:  # **kwargs passed up the chain
+                    if "__init__" in vars(cls):
+                        names = _arguments(cls)
+                        accepted.update(names)
+                        if "**" not in names:
+                            break
                 params = {k: getattr(self, k) for k in _NETWORK if k in accepted}
             return instantiate_module(self.module, params, input_shape, n_outputs, None)
         if self.module == "cnn_lstm":

@@ -245,9 +245,10 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     networks...), or may (a Pipeline starting with a ColumnTransformer,
     whose tags cannot tell), get every row in which some value is observed; if
     they refuse the chunk, its rows with infinite values are left out, and
-    then, if they still refuse it, its rows with NaN. Which rows are left
-    out thus depends on each row alone, never on the other rows of its
-    chunk.
+    then, if they still refuse it, its rows with NaN: those the model
+    refuses, found by halves with its message as the reason, where its tags
+    cannot tell, else all of them. Which rows are left out thus depends on
+    each row alone, never on the other rows of its chunk.
     """
     n = len(chunk.ids)
     bad = np.zeros(n, dtype=bool)
@@ -258,7 +259,7 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
     nonfinite = invalid_rows(chunk.X)
     allows = _allows_nan(estimator)
     # Its tags cannot tell: any error while rows with NaN are passed may be
-    # its refusal of them ("Found unknown categories [nan]").
+    # its refusal of some of them ("Found unknown categories [nan]").
     predict = functools.partial(_predict_finite, refusal=allows is None)
     if allows is False:
         bad |= nonfinite
@@ -273,6 +274,15 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
         reasons[infinite] = _INFINITE
         if infinite.any():
             pred = predict(estimator, method, chunk.X, bad, reasons)
+    if pred is _NAN_REFUSED and allows is None:
+        # Which rows it refuses depends on where their values are missing:
+        # found by halves, each with the model's own message.
+        for position, message in _refused(
+            estimator, method, chunk.X, np.flatnonzero(nonfinite & ~bad)
+        ):
+            bad[position] = True
+            reasons[position] = f"refused by the model: {message}"
+        pred = predict(estimator, method, chunk.X, bad, reasons)
     if pred is _NAN_REFUSED:  # claimed to accept NaN (e.g. a scaler first) but not
         bad |= nonfinite
         pred = predict(estimator, method, chunk.X, bad, reasons)
@@ -297,6 +307,27 @@ def score_chunk(estimator, chunk, *, method: str, id_name: str):
 
 
 _NAN_REFUSED = object()
+
+
+def _refused(estimator, method, X, rows) -> list:
+    """``(row, message)`` for the rows among ``rows`` that the model refuses
+    (a ValueError), found by halves: a row's fate depends on the row alone,
+    never on the rows of its chunk."""
+    if not len(rows):
+        return []
+    mask = np.zeros(len(X), dtype=bool)
+    mask[rows] = True
+    try:
+        getattr(estimator, method)(_take(X, mask))
+        return []
+    except ValueError as exc:
+        if len(rows) == 1:
+            message = " ".join(str(exc).split())
+            return [(rows[0], message[:200] or type(exc).__name__)]
+    half = len(rows) // 2
+    return _refused(estimator, method, X, rows[:half]) + _refused(
+        estimator, method, X, rows[half:]
+    )
 
 
 def _predict_finite(estimator, method, X, bad, reasons, refusal=False):

@@ -142,13 +142,25 @@ def to_npy(tables, schema, n_rows, path, ids_tmp, id_width=0) -> bool:
         if not plain_ids:
             if ids is None:
                 ids = _IdsFile(ids_tmp, n_rows, chunk_ids.dtype, start, id_width)
-            ids.write(start, stop, chunk_ids)
+            ids.write(start, stop, chunk_ids, pa.types.is_integer(table.schema[0].type))
         start = stop
     out.flush()
     del out
     if ids is not None:
         ids.finish()
     return ids is not None
+
+
+def _check_exact(ids):
+    """Refuse integer ids that an .npy of floats (holding a missing id as
+    NaN) would round into one another: those beyond 2**53."""
+    ids = np.asarray(ids, dtype=np.float64)
+    if np.max(np.abs(ids), where=~np.isnan(ids), initial=0) >= 2**53:
+        raise ValueError(
+            "The ids include missing values, which an .npy file of integers "
+            "cannot hold, and ids beyond 2**53, which floats would round into "
+            "one another: write Parquet or CSV instead."
+        )
 
 
 class _IdsFile:
@@ -170,23 +182,20 @@ class _IdsFile:
         if start:
             self.array[:start] = np.arange(start)
 
-    def write(self, start, stop, ids):
+    def write(self, start, stop, ids, integer=False):
+        """Write the ids of rows ``start:stop``; ``integer``: the input's ids
+        are integers (read as floats where one is missing)."""
         ids = np.asarray(ids)
         if self.array.dtype.kind == "i" and ids.dtype.kind == "f":
             # Integer ids with a null (read as NaN): the cast wrote -2**63.
-            self._as_floats(ids)
+            _check_exact(self.array)
+            self._as_floats()
+        if integer and self.array.dtype.kind == "f":
+            _check_exact(ids)
         self.array[start:stop] = ids
 
-    def _as_floats(self, ids):
-        """The ids written so far, as float64 (NaN for a missing id); refused
-        for ids that float64 cannot hold exactly (beyond 2**53)."""
-        largest = max(np.abs(self.array).max(initial=0), np.nanmax(np.abs(ids)))
-        if largest >= 2**53:
-            raise ValueError(
-                "The ids include missing values, which an .npy file of integers "
-                "cannot hold, and ids beyond 2**53, which floats would round "
-                "into one another: write Parquet or CSV instead."
-            )
+    def _as_floats(self):
+        """The ids written so far, as float64 (NaN for a missing id)."""
         values = np.array(self.array, dtype=np.float64)
         self.array.flush()
         del self.array
