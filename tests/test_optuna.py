@@ -696,3 +696,28 @@ def test_metadata_routing_reaches_the_estimator_the_splitter_and_the_scorer():
         assert search.cv_results_[key][0] == pytest.approx(grid.cv_results_[key][0])
     unweighted = LogisticRegression().fit(X, y)
     np.testing.assert_allclose(search.best_estimator_.coef_, unweighted.coef_)
+
+
+def test_a_network_inside_a_target_transformer_is_counted_not_pruned():
+    # The soil-carbon recipe wraps its network in a TransformedTargetRegressor:
+    # the pruner given was ignored without a word, and n_epochs read 0.
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(60, 4, random_state=0)
+    model = TransformedTargetRegressor(
+        NetRegressor(**{**FAST, "max_epochs": 2, "early_stopping": False}),
+        func=np.cbrt,
+        inverse_func=lambda v: v**3,
+    )
+    search = OptunaSearchCV(
+        model,
+        {"regressor__lr": FloatDistribution(1e-3, 1e-2, log=True)},
+        n_trials=1,
+        cv=2,
+        pruner=optuna.pruners.MedianPruner(),
+        refit=False,
+    )
+    with pytest.warns(UserWarning, match="MedianPruner cannot prune"):
+        search.fit(X, y)
+    assert search.cv_results_["n_epochs"].tolist() == [4]

@@ -27,6 +27,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples
 
 from .._engine import BaseNet, Callback, torch_threads
+from .._io import walk_estimators
 from ..tracking import active_run_id, nested_under
 from ._compare import free_device_memory
 from ._routing import split_fit_params
@@ -47,6 +48,17 @@ def network_step(estimator):
     while isinstance(estimator, Pipeline):
         estimator = estimator.steps[-1][1]
     return estimator if isinstance(estimator, BaseNet) else None
+
+
+def epochs_trained(estimator) -> int:
+    """Epochs trained by the package networks of a fitted ``estimator``,
+    wherever they sit (a Pipeline, a TransformedTargetRegressor's fitted
+    regressor, an ensemble's members)."""
+    return sum(
+        len(getattr(sub, "history_", ()))
+        for _, sub in walk_estimators(estimator)
+        if isinstance(sub, BaseNet)
+    )
 
 
 @dataclass
@@ -173,8 +185,7 @@ class Lockstep:
                 start = time.perf_counter()
                 estimator.fit(X_train, y_train, **fit_params)
                 result.fit_time = time.perf_counter() - start
-                if net is not None:
-                    result.n_epochs = len(net.history_)
+                result.n_epochs = epochs_trained(estimator)
                 start = time.perf_counter()
                 result.scores = self.scorer(estimator, X_test, y_test, **score_params)
                 result.score_time = time.perf_counter() - start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import os
 import time
+import warnings
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -20,6 +21,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import indexable
 
+from .._engine import caller_stacklevel
 from ..tracking import MLflowLogger
 from ._dask import check_active_backend
 from ._delegation import BestEstimatorMixin
@@ -39,7 +41,7 @@ from ._study import (
     search_identity,
     set_params,
 )
-from ._tracking import parent_run
+from ._tracking import _holds_network, parent_run
 
 __all__ = ["OptunaSearchCV"]
 
@@ -324,6 +326,18 @@ default=None
         epochwise = network_step(estimator) is not None and not isinstance(
             pruner, NopPruner
         )
+        if not epochwise and not isinstance(pruner, NopPruner):
+            if self.pruner is not None and _holds_network(estimator):
+                warnings.warn(
+                    f"{type(self.pruner).__name__} cannot prune these trials: "
+                    "epoch scores are reported by a network that is the "
+                    "estimator or the final step of a Pipeline, and this "
+                    "network is inside another estimator (a "
+                    "TransformedTargetRegressor, an ensemble). Every trial "
+                    "trains to its end.",
+                    UserWarning,
+                    stacklevel=caller_stacklevel(),
+                )
         settings = self.get_params(deep=False)
         del settings["tracking"]
         with parent_run(self.tracking, "OptunaSearchCV", settings) as runs:
