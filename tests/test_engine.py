@@ -1577,3 +1577,18 @@ def test_a_constant_infinite_buffer_is_no_divergence(tmp_path):
     ).fit(X, y / 100)  # fmt: skip
     assert reg.n_iter_ == 2
     assert torch.load(tmp_path / "ck" / "checkpoint.pt", weights_only=True)["done"]
+
+
+def test_a_classifier_that_learned_nothing_warns():
+    # Inputs in physical units (1e28) gave a loss of 1e27 nats from the first
+    # batch on, so the blow-up check (against the first batch) saw nothing:
+    # the classifier predicted worse than chance without a word.
+    from sklearn.datasets import make_classification
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = make_classification(200, 5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="learned nothing"):
+        NetClassifier(max_epochs=2, device="cpu", random_state=0).fit(X * 1e28, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        NetClassifier(max_epochs=2, device="cpu", random_state=0).fit(X, y)

@@ -183,6 +183,33 @@ def _end_training(net, error):
 _BLOW_UP = 100.0
 
 
+#: Cross-entropy (nats per sample) above which a classifier learned nothing:
+#: a constant prediction of the class frequencies scores under log(K) (13.8
+#: for a million classes).
+_NEVER_LEARNED = 100.0
+
+
+def _warn_if_never_learned(net, config, kept, end):
+    """Warn when a classifier's kept epoch has a cross-entropy far above a
+    constant prediction's: from its first batch on, as when the inputs are far
+    from unit scale (masses in kg, 1e30), which the blow-up check, comparing
+    with the first batch, cannot see."""
+    groups = getattr(net, "head_groups", None) or []
+    classifies = groups and all(g.kind in ("binary", "multiclass") for g in groups)
+    if not classifies or end is None or not end > _NEVER_LEARNED:
+        return
+    warnings.warn(
+        f"{config.name}: the training loss of epoch {kept}, whose weights are "
+        f"kept, is {end:.3g} nats per sample, where predicting the class "
+        "frequencies would score under log(number of classes): the network "
+        "learned nothing, and its predictions are unreliable. Inputs far from "
+        "unit scale (values near 1e30, say) do this: standardise them "
+        "(StandardScaler; the recipes' preprocessing does it).",
+        ConvergenceWarning,
+        stacklevel=caller_stacklevel(),
+    )
+
+
 def warn_if_blown_up(net, config):
     """Warn when training diverged without overflowing.
 
@@ -204,6 +231,7 @@ def warn_if_blown_up(net, config):
     if getattr(early, "load_best", False) and getattr(early, "best_epoch_", None):
         kept = min(int(early.best_epoch_), len(history))
     end = history[kept - 1].get("train_loss")
+    _warn_if_never_learned(net, config, kept, end)
     if start is None or end is None or not start > 0:
         return
     # Also above 1 (a standardised target's variance, a nat): an untrained

@@ -24,7 +24,11 @@ class SpectraAuxClassifier(_ClassifierNet):
     ``(n, n_aux)``; ``y`` holds any number of binary targets as columns
     (``water``, ``cloud``). Each input has its own branch; the branches are
     merged and every target gets its own logit, loss weight and validation
-    metrics (``history_["valid_water_accuracy"]``, ...).
+    metrics (``history_["valid_water_accuracy"]``, ...). The inputs must be
+    near unit scale: the raw ones of
+    :func:`~skestimators.datasets.load_exoplanet` (masses in kg, about 1e30)
+    teach it nothing, which it warns of;
+    :func:`~skestimators.recipes.exoplanet_pipeline` prepares them.
 
     Parameters
     ----------
