@@ -95,6 +95,24 @@ def test_targets_of_ids_only(folder, real):
         load_exoplanet(folder)
 
 
+def test_auxiliary_ids_as_pandas_writes_them(folder, real):
+    # X["aux"].to_csv() writes the "id" index as a column, which skestimators
+    # score reads and load_exoplanet refused ("unexpected ['id']").
+    real[0]["aux"][:6].to_csv(folder / "auxiliary.csv")
+    X, y = load_exoplanet(folder)
+    assert X["aux"].index.equals(y.index) and list(X["aux"].columns) == AUX
+    (folder / "targets.csv").unlink()  # the planets' ids, without targets
+    X, _ = load_exoplanet(folder)
+    assert X["aux"].index.tolist() == real[1].index[:6].tolist()
+    aux = _table(folder, "auxiliary.csv")
+    real[1][:6].reset_index().to_csv(folder / "targets.csv", index=False)
+    aux.assign(id=aux["id"][::-1].to_numpy()).to_csv(
+        folder / "auxiliary.csv", index=False
+    )
+    with pytest.raises(ValueError, match="'id' columns of auxiliary.csv and"):
+        load_exoplanet(folder)
+
+
 def test_aux_columns_are_put_in_order(folder):
     aux = _table(folder, "auxiliary.csv")
     aux[AUX[::-1]].to_csv(folder / "auxiliary.csv", index=False)
@@ -221,7 +239,7 @@ def _latin1(name):
             _edit("auxiliary.csv", lambda t: t.assign(extra=1.0)),
             r"unexpected \['extra'",
         ),
-        (_edit("auxiliary.csv", lambda t: t.assign(id=1)), r"unexpected \['id'"),
+        (_edit("auxiliary.csv", lambda t: t.assign(id=1)), "'id' must hold unique"),
         (_edit("auxiliary.csv", lambda t: t.iloc[:-1]), "auxiliary.csv': 5"),
         (
             _edit("auxiliary.csv", _set(2, "star_temperature", "hot")),

@@ -186,7 +186,8 @@ def load_exoplanet(
 
     A folder holds ``spectra.npy`` (``n_planets x n_wavelengths x 3``: the
     wavelength in micrometres, the transit depth ``(Rp/Rs)**2`` and its
-    uncertainty), ``auxiliary.csv`` (stellar and orbital parameters) and,
+    uncertainty), ``auxiliary.csv`` (stellar and orbital parameters, and
+    optionally the planets' ``id``, as pandas' ``to_csv`` writes it) and,
     optionally, ``targets.csv`` (``id``, ``water``, ``cloud``). The rows of the
     three files describe the same planets. Every file is checked (readable,
     shaped, finite, numeric; wavelengths positive and running one way,
@@ -258,8 +259,12 @@ def load_exoplanet(
     if not folder.is_dir():
         raise FileNotFoundError(f"Exoplanet data path {folder} is not a folder.")
     spectra = _read_spectra(folder / "spectra.npy")
-    aux = _read_table(folder / "auxiliary.csv", AUX_COLUMNS)
-    aux = aux[list(AUX_COLUMNS)].astype(np.float64)
+    # pandas' to_csv writes the index: an "id" column of the planets' ids.
+    table = _read_table(folder / "auxiliary.csv", AUX_COLUMNS, optional=("id",))
+    own_ids = (
+        _check_ids(table["id"], folder / "auxiliary.csv") if "id" in table else None
+    )
+    aux = table[list(AUX_COLUMNS)].astype(np.float64)
     not_positive = [c for c in AUX_COLUMNS if (aux[c] <= 0).any()]
     if not_positive:  # masses, radii, temperatures and distances
         raise ValueError(
@@ -273,6 +278,14 @@ def load_exoplanet(
         counts["targets.csv"] = len(ids)
     if len(set(counts.values())) > 1:
         raise ValueError(f"The files disagree on the number of planets: {counts}.")
+    if own_ids is not None and ids is not None and not own_ids.equals(ids):
+        row = int(np.flatnonzero(own_ids != ids)[0])
+        raise ValueError(
+            f"The 'id' columns of auxiliary.csv and targets.csv disagree (row "
+            f"{row}: {own_ids[row]} and {ids[row]}); they must name the same "
+            "planet in each row."
+        )
+    ids = own_ids if ids is None else ids
     if ids is not None:
         aux.index = ids
         if not ids.is_monotonic_increasing and "id" in ids.names:
