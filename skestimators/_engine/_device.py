@@ -27,8 +27,12 @@ def resolve_device(device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"Unknown device {device!r}: {exc}") from None
+    except (RuntimeError, TypeError):
+        # torch's message lists some twenty backends (ipu, xpu, opengl...).
+        raise ValueError(
+            f"device={device!r} is not a device: give 'cpu', 'cuda', 'cuda:1', "
+            "'mps' or 'auto' (lower case)."
+        ) from None
     if resolved.type not in ("cpu", "cuda", "mps"):
         # "meta", "xla"... passed here and failed in fit on CUDA-only calls.
         raise ValueError(
