@@ -816,3 +816,14 @@ def test_images_in_the_other_layout_or_alone_are_recognised(fitted_zoo, zoo):
     )
     with pytest.raises(ValueError, match=r"channels-first images: pass X.transpose"):
         last.predict(X[:4])
+
+
+def test_file_names_in_place_of_images_name_the_loader():
+    # sklearn's "dtype='numeric' is not compatible with arrays of
+    # bytes/strings" gave no hint of how to read the images.
+    from skestimators import ImageClassifier
+
+    paths = [f"images/{i}.jpg" for i in range(4)]
+    for X in (paths, np.array(paths)):
+        with pytest.raises(ValueError, match="load_image_folder"):
+            ImageClassifier(max_epochs=1, device="cpu").fit(X, [0, 1, 0, 1])

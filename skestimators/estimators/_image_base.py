@@ -249,6 +249,12 @@ class ImageNetMixin:
                 f"{name} takes one array of images, not named inputs (a "
                 "MultiInput or dict)."
             )
+        if _file_names(X):
+            raise ValueError(
+                f"{name} takes images as pixel arrays (n_samples, channels, "
+                "height, width), not file names: read a folder of images with "
+                "skestimators.datasets.load_image_folder (or load_galaxy_zoo)."
+            )
         lazy = isinstance(X, np.memmap)
         # NaN/inf: checked here in fit, batch by batch when predicting.
         if lazy:  # out of core: checked in chunks, read batch by batch
@@ -564,3 +570,10 @@ def _check_finite_pixels(name, X):
         f"{name} needs finite pixels. Fill masked pixels (with 0, or the sky "
         "level) before fitting."
     )
+
+
+def _file_names(X) -> bool:
+    """Whether ``X`` is a sequence of paths (what a folder listing gives)."""
+    if isinstance(X, (list, tuple)) and X:
+        return all(isinstance(v, (str, os.PathLike)) for v in X)
+    return isinstance(X, np.ndarray) and X.dtype.kind in "US" and X.ndim == 1
