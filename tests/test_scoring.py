@@ -974,6 +974,10 @@ def test_rasters_are_mapped_to_geotiff(tmp_path):
         np.testing.assert_allclose(got.read(), ref.read(), rtol=1e-6, atol=1e-7)
     with pytest.raises(ScoringInputError, match="1 raster"):
         run(path, rasters[:1], tmp_path / "map2.tif")
+    # Their folder was read as galaxy images of 69 pixels, and refused for
+    # its shape: the message now says to pass the files in time order.
+    with pytest.raises(ScoringInputError, match=r"pass the files themselves"):
+        run(path, [tmp_path / "r"], tmp_path / "map3.tif")
 
     # A run killed while writing the map: its partial map was a temporary of
     # a temporary, which later runs did not recognise, and it stayed.

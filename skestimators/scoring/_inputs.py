@@ -27,6 +27,30 @@ __all__ = [
 ]
 
 
+def _refuse_raster_folder(folder: Path) -> None:
+    """A folder of georeferenced GeoTIFFs is a stack of rasters, not images:
+    say how to map it (the files, in time order) instead of reading it as
+    images at the model's size."""
+    tifs = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+    if not tifs:
+        return
+    try:
+        import rasterio
+    except ImportError:  # not installed: no rasters to map anyway
+        return
+    try:
+        with rasterio.open(tifs[0]) as src:
+            georeferenced = src.crs is not None
+    except Exception:  # not a GeoTIFF rasterio reads: the image reader says why
+        return
+    if georeferenced:
+        raise ScoringInputError(
+            f"{folder} holds georeferenced GeoTIFFs ({tifs[0].name}...), rasters "
+            "rather than images: to map them, pass the files themselves, one per "
+            f"time step in time order (e.g. {folder}/*.tif)."
+        )
+
+
 def input_kind(paths) -> str:
     """The format of ``paths``: npy, parquet, csv, raster, exoplanet or images."""
     kinds = set()
@@ -37,6 +61,7 @@ def input_kind(paths) -> str:
             if (path / "spectra.npy").exists():
                 kinds.add("exoplanet")
             elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+                _refuse_raster_folder(path)
                 kinds.add("images")
             else:
                 raise ScoringInputError(
