@@ -231,12 +231,16 @@ def warn_if_blown_up(net, config):
     if getattr(early, "load_best", False) and getattr(early, "best_epoch_", None):
         kept = min(int(early.best_epoch_), len(history))
     end = history[kept - 1].get("train_loss")
-    _warn_if_never_learned(net, config, kept, end)
-    if start is None or end is None or not start > 0:
-        return
     # Also above 1 (a standardised target's variance, a nat): an untrained
     # network that happens to fit constant targets has a near-zero loss.
-    if not end > max(_BLOW_UP * start, 1.0):
+    blown = (
+        start is not None
+        and end is not None
+        and start > 0
+        and end > max(_BLOW_UP * start, 1.0)
+    )
+    if not blown:  # high from the first batch on, if at all
+        _warn_if_never_learned(net, config, kept, end)
         return
     warnings.warn(
         f"{config.name}: training diverged without overflowing: the training "
