@@ -53,6 +53,8 @@ def _refuse_raster_folder(folder: Path) -> None:
 
 def input_kind(paths) -> str:
     """The format of ``paths``: npy, parquet, csv, raster, exoplanet or images."""
+    if not paths:
+        raise ScoringInputError("No input given.")
     kinds = set()
     for path in map(Path, paths):
         if not path.exists():

@@ -135,8 +135,11 @@ def _output_format(output: Path, output_format):
     )
 
 
-def _input_layout(metadata, model):
-    """The sidecar's ``input`` entry, checked: what the model was trained on."""
+def _input_layout(metadata, model, estimator):
+    """The sidecar's ``input`` entry, checked: what the model was trained on;
+    without a sidecar (trusted), the layout the fitted model records."""
+    if metadata is None:
+        return input_layout(estimator)
     layout = metadata.get("input")
     if layout is None:
         return None
@@ -381,8 +384,7 @@ def score(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [Path(os.fspath(p)) for p in inputs]
-    if not inputs:
-        raise ScoringInputError("No input given.")
+    kind = input_kind(inputs)  # reads folders, may open a GeoTIFF: once
     check_output(
         [output, invalid_path(output), ids_path(output)],
         [model, sidecar_path(model)],
@@ -395,15 +397,10 @@ def score(
         estimator = prepare_model(
             _load_model(model, trust, trusted), device, batch_size
         )
-        # Without a sidecar (trusted), the layout the fitted model records.
-        expected = (
-            input_layout(estimator)
-            if metadata is None
-            else _input_layout(metadata, model)
-        )
+        expected = _input_layout(metadata, model, estimator)
         fmt = _output_format(output, output_format)
-        crop, whole = _image_crop(crop, metadata, model, input_kind(inputs))
-        if input_kind(inputs) == "raster":
+        crop, whole = _image_crop(crop, metadata, model, kind)
+        if kind == "raster":
             return _score_raster(
                 estimator,
                 inputs,
