@@ -34,6 +34,7 @@ from skorch.callbacks import Callback
 
 from ..exceptions import CheckpointError, CheckpointWarning
 from ._divergence import finite_weights
+from ._history import never_finite, validation_losses
 from ._packed_history import HistoryPacker, unpack_history
 from ._run_directory import check_directory, run_directory
 
@@ -397,7 +398,9 @@ class SaveCheckpoint(Callback):
         return self.packer_
 
     def _complete(self, net):
-        if _never_validated(net):
+        # A validation loss never finite fails the fit: not a finished one
+        # for a rerun to reload.
+        if never_finite(validation_losses(net.history)):
             return False
         early = dict(net.callbacks_).get("early_stopping")
         stopped = early is not None and early.stopped_
@@ -412,7 +415,7 @@ class SaveCheckpoint(Callback):
     def on_train_end(self, net, **kwargs):
         row = net.history[-1] if net.history else {}
         stopped = net.__dict__.get("_stopped_by_callback", False)  # a user's stop
-        sound = finite_weights(net) and not _never_validated(net)
+        sound = finite_weights(net) and not never_finite(validation_losses(net.history))
         if "train_loss" in row and sound and (stopped or self._complete(net)):
             # Training is over (best weights restored): a later fit loads this
             # as its history_. Every row is converted afresh, once per fit, so
@@ -512,13 +515,6 @@ _SAFE_TYPES = frozenset(
 
 
 _SCALARS = frozenset({type(None), bool, int, float, str})
-
-
-def _never_validated(net) -> bool:
-    """Whether the validation loss was never finite: the fit fails, and is
-    not a finished one for a rerun to reload."""
-    losses = [row["valid_loss"] for row in net.history if "valid_loss" in row]
-    return bool(losses) and not np.isfinite(np.asarray(losses, dtype=float)).any()
 
 
 def _plainly_safe(value) -> bool:

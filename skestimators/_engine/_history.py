@@ -19,10 +19,20 @@ _BOOKKEEPING = (
 )
 
 
+def validation_losses(history) -> list:
+    """The validation loss of each epoch of a skorch history that has one."""
+    return [row["valid_loss"] for row in history if "valid_loss" in row]
+
+
+def never_finite(losses) -> bool:
+    """Whether there are losses and none of them is finite."""
+    losses = pd.to_numeric(pd.Series(losses, dtype=object), errors="coerce")
+    return bool(len(losses)) and not np.isfinite(losses.to_numpy(dtype=float)).any()
+
+
 def check_validation_losses(losses) -> None:
     """Refuse a training whose validation loss was never finite."""
-    losses = pd.to_numeric(pd.Series(losses, dtype=object), errors="coerce")
-    if len(losses) and not np.isfinite(losses.to_numpy(dtype=float)).any():
+    if never_finite(losses):
         raise ValueError(
             f"The validation loss was not finite in any of the {len(losses)} "
             "epochs: the network's predictions on the validation split (in "

@@ -30,7 +30,12 @@ from ._batching import BatchIterator
 from ._device import _cpu_has_bfloat16, autocast, follow_thread_budget
 from ._divergence import finite_weights, nonfinite_buffers
 from ._heads import head_metrics
-from ._history import check_validation_losses, record_batches, record_best
+from ._history import (
+    check_validation_losses,
+    record_batches,
+    record_best,
+    validation_losses,
+)
 from ._placement import _predict_batch_size
 
 
@@ -258,7 +263,7 @@ class EngineNet(NeuralNet):
                 # on_train_end: the loggers then end their runs failed, and no
                 # checkpoint is marked complete.
                 check_finite_weights(self)
-                check_validation_losses(self._valid_losses())
+                check_validation_losses(validation_losses(self.history))
                 return self
             except KeyboardInterrupt as exc:
                 ctrl_c = sigint.received if sigint.watching else None
@@ -273,11 +278,8 @@ class EngineNet(NeuralNet):
                         self.history.pop()
                     # Early stopping ends this way: a validation loss never
                     # finite fails the fit before on_train_end, as above.
-                    check_validation_losses(self._valid_losses())
+                    check_validation_losses(validation_losses(self.history))
                 raise
-
-    def _valid_losses(self):
-        return [row["valid_loss"] for row in self.history if "valid_loss" in row]
 
     def notify(self, method_name, **cb_kwargs):
         # After Ctrl-C, callbacks that define on_train_failed (the loggers)
