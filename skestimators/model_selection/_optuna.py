@@ -41,7 +41,7 @@ from ._study import (
     search_identity,
     set_params,
 )
-from ._tracking import _holds_network, parent_run
+from ._tracking import holds_network, parent_run
 
 __all__ = ["OptunaSearchCV"]
 
@@ -327,7 +327,7 @@ default=None
             pruner, NopPruner
         )
         if not epochwise and not isinstance(pruner, NopPruner):
-            if self.pruner is not None and _holds_network(estimator):
+            if self.pruner is not None and holds_network(estimator):
                 warnings.warn(
                     f"{type(self.pruner).__name__} cannot prune these trials: "
                     "epoch scores are reported by a network that is the "

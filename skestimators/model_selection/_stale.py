@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from .._io import process_alive
 
-__all__ = ["claim_trial", "resume_stale_trials", "worker_name"]
+__all__ = ["claim_trial", "resume_stale_trials"]
 
 
 def worker_name() -> str:

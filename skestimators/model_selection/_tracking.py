@@ -43,7 +43,7 @@ def tracked_network(estimator):
             return estimator if isinstance(estimator, BaseNet) else None
 
 
-def _holds_network(estimator) -> bool:
+def holds_network(estimator) -> bool:
     params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
     return any(isinstance(v, BaseNet) for v in params.values())
 
@@ -73,7 +73,7 @@ class NestedRuns:
         """
         net = tracked_network(estimator)
         if net is None:
-            if _holds_network(estimator):
+            if holds_network(estimator):
                 warnings.warn(
                     f"{run_name}: the network inside {type(estimator).__name__} "
                     "cannot be given a logger here, so this fit is not tracked.",
